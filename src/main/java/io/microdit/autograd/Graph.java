@@ -1,0 +1,116 @@
+package io.microdit.autograd;
+
+import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Where ops run: a backend, the scope their outputs (and saved activations and gradients) belong to, and — only
+ * inside {@link #recordGradients()} — the define-by-run tape. Outside a grad scope nothing is recorded and no
+ * activation is kept for a backward. A graph is used by one thread.
+ */
+public final class Graph {
+    private record Node(Variable output, BackwardFunction backward) {
+    }
+
+    private final Backend backend;
+    private final MemoryScope scope;
+    private List<Node> tape;
+
+    public Graph(Backend backend, MemoryScope scope) {
+        this.backend = backend;
+        this.scope = scope;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public MemoryScope scope() {
+        return scope;
+    }
+
+    public boolean isRecording() {
+        return tape != null;
+    }
+
+    /** Starts recording; closing the returned scope stops recording and drops the tape. */
+    public GradScope recordGradients() {
+        if (tape != null) {
+            throw new IllegalStateException("this graph is already recording gradients");
+        }
+        tape = new ArrayList<>();
+        return new GradScope(this);
+    }
+
+    void stopRecording() {
+        tape = null;
+    }
+
+    /** A new F32 tensor of zeros in this graph's scope. */
+    public Tensor allocate(int... shape) {
+        return Tensor.zeros(scope, DType.F32, shape);
+    }
+
+    public Tensor allocate(DType dtype, int... shape) {
+        return Tensor.zeros(scope, dtype, shape);
+    }
+
+    /** Wraps a tensor that no gradient flows to (data, masks, fixed embeddings). */
+    public Variable constant(Tensor value) {
+        return new Variable(value, false, this);
+    }
+
+    /** Wraps a tensor as a leaf that receives a gradient (in tests and gradient checks). */
+    public Variable leaf(Tensor value) {
+        return new Variable(value, true, this);
+    }
+
+    /**
+     * The output of an op. When recording and some input wants a gradient, the op and its backward are put on
+     * the tape; otherwise the result is a constant.
+     */
+    public Variable result(Tensor value, BackwardFunction backward, Variable... inputs) {
+        boolean needsGrad = false;
+        if (tape != null) {
+            for (Variable input : inputs) {
+                needsGrad |= input != null && input.requiresGrad();
+            }
+        }
+        Variable out = new Variable(value, needsGrad, this);
+        if (needsGrad) {
+            tape.add(new Node(out, backward));
+        }
+        return out;
+    }
+
+    /** Back-propagates from a one-element loss, seeding its gradient with 1. */
+    public void backward(Variable loss) {
+        if (loss.value().numel() != 1) {
+            throw new IllegalArgumentException("backward() needs a scalar loss, got " + loss.value().describe());
+        }
+        backward(loss, allocate(loss.shape()).fill(1f));
+    }
+
+    /** Back-propagates from {@code output} with the given seed gradient (of the output's shape). */
+    public void backward(Variable output, Tensor seed) {
+        if (tape == null) {
+            throw new IllegalStateException("backward() outside a grad scope: wrap the forward in recordGradients()");
+        }
+        if (!output.requiresGrad()) {
+            throw new IllegalStateException("backward() from a variable that depends on no parameter");
+        }
+        output.addGradShared(seed, backend);
+        for (int i = tape.size() - 1; i >= 0; i--) {
+            Node node = tape.get(i);
+            Tensor gradOutput = node.output().grad();
+            if (gradOutput != null) {
+                node.backward().backward(gradOutput);
+            }
+        }
+        tape.clear();
+    }
+}

@@ -1,0 +1,81 @@
+package io.microdit.autograd;
+
+import io.microdit.backend.Backend;
+import io.microdit.tensor.Tensor;
+
+/** Differentiable matrix products. Weights use PyTorch's Linear layout [out, in]. */
+public final class MatmulFunctions {
+    private MatmulFunctions() {
+    }
+
+    /**
+     * {@code y = x · weightᵀ + bias}: x [..., in], weight [out, in], bias [out] or null, y [..., out].
+     * Backward: dx = dy · W, dW += dyᵀ · x (over all rows), db += sum of dy's rows.
+     */
+    public static Variable linear(Graph g, Variable x, Variable weight, Variable bias) {
+        Backend be = g.backend();
+        int in = weight.dim(1), outFeatures = weight.dim(0);
+        if (x.dim(-1) != in) {
+            throw new IllegalArgumentException("linear: x " + x.value().describe() + " does not end in the weight's "
+                    + "input size " + in + " (weight " + weight.value().describe() + ")");
+        }
+        int[] outShape = x.shape();
+        outShape[outShape.length - 1] = outFeatures;
+        Tensor x2 = x.value().reshape(-1, in);
+        Tensor y = g.allocate(outShape);
+        be.matmul(x2, false, weight.value(), true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures),
+                false);
+        return g.result(y, dy -> {
+            Tensor dy2 = dy.reshape(-1, outFeatures);
+            if (x.requiresGrad()) {
+                Tensor dx = g.allocate(x.shape());
+                be.matmul(dy2, false, weight.value(), false, null, dx.reshape(-1, in), false);
+                x.addGrad(dx, be);
+            }
+            if (weight.requiresGrad()) {
+                be.matmul(dy2, true, x2, false, null, weight.gradBuffer(), true);
+            }
+            if (bias != null && bias.requiresGrad()) {
+                be.sumRows(dy2, bias.gradBuffer(), true);
+            }
+        }, x, weight, bias);
+    }
+
+    /**
+     * Batched {@code out = op(a) · op(b)}: a and b have the same batch dimensions (or are both rank 2).
+     */
+    public static Variable matmul(Graph g, Variable a, boolean transposeA, Variable b, boolean transposeB) {
+        Backend be = g.backend();
+        Tensor av = a.value(), bv = b.value();
+        if (av.rank() != bv.rank()) {
+            throw new IllegalArgumentException("matmul: a " + av.describe() + " and b " + bv.describe()
+                    + " must have the same rank (use linear for a shared weight)");
+        }
+        int m = transposeA ? av.dim(-1) : av.dim(-2);
+        int n = transposeB ? bv.dim(-2) : bv.dim(-1);
+        int[] outShape = (av.rank() >= bv.rank() ? av : bv).shape();
+        outShape[outShape.length - 2] = m;
+        outShape[outShape.length - 1] = n;
+        Tensor out = g.allocate(outShape);
+        be.matmul(av, transposeA, bv, transposeB, null, out, false);
+        return g.result(out, dOut -> {
+            if (a.requiresGrad()) {
+                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed.
+                Tensor da = a.gradBuffer();
+                if (transposeA) {
+                    be.matmul(bv, transposeB, dOut, true, null, da, true);
+                } else {
+                    be.matmul(dOut, false, bv, !transposeB, null, da, true);
+                }
+            }
+            if (b.requiresGrad()) {
+                Tensor db = b.gradBuffer();
+                if (transposeB) {
+                    be.matmul(dOut, true, av, transposeA, null, db, true);
+                } else {
+                    be.matmul(av, !transposeA, dOut, false, null, db, true);
+                }
+            }
+        }, a, b);
+    }
+}

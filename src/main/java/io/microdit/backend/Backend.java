@@ -1,0 +1,234 @@
+package io.microdit.backend;
+
+import io.microdit.tensor.Device;
+import io.microdit.tensor.Tensor;
+
+/**
+ * The op set: every op MicroDiT needs, forward and backward, on one device. Callers allocate every output
+ * (in the step's scope); the backend only computes. All float tensors are F32 unless a method says otherwise;
+ * index tensors are I32. Shapes are checked and a bad one throws {@link IllegalArgumentException} naming the
+ * argument. Methods ending in {@code Backward} take the gradient of the forward's output first.
+ *
+ * <p>Where a backward "accumulates" into a gradient tensor it adds to what is there, so gradients of a value
+ * used twice sum up without extra buffers.
+ */
+public interface Backend {
+
+    String name();
+
+    Device device();
+
+    /** FLOPs performed by this backend's ops so far. */
+    FlopCounter flops();
+
+    // ---------------------------------------------------------------- matmul
+
+    /**
+     * {@code out = op(a) · op(b) + bias (+ out when accumulate)}, batched. {@code a} is [..., M, K] ([..., K, M]
+     * when {@code transposeA}), {@code b} is [..., K, N] ([..., N, K] when {@code transposeB}), out [..., M, N].
+     * Batch dimensions (all but the last two) of a and b are equal, or one operand is rank 2 and is shared by
+     * every batch entry. {@code bias} [N] may be null.
+     */
+    void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
+                boolean accumulate);
+
+    /** {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. */
+    void sumRows(Tensor x, Tensor out, boolean accumulate);
+
+    // ---------------------------------------------------------------- elementwise
+
+    /** {@code out = a + b}; b has a's shape or a suffix of it (broadcast over the leading dims). */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** {@code out = a * b}; b has a's shape or a suffix of it. */
+    void mul(Tensor a, Tensor b, Tensor out);
+
+    /** {@code out = alpha * x}. */
+    void scale(Tensor x, float alpha, Tensor out);
+
+    /** {@code y += alpha * x}, same shapes. */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    /** adaLN: {@code out[n,t,:] = x[n,t,:] * (1 + scale[n,:]) + shift[n,:]}; x [N,T,D], shift and scale [N,D]. */
+    void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out);
+
+    /** Backward of {@link #modulate}: writes dx, dShift, dScale (none accumulate). */
+    void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale);
+
+    /** Gated residual: {@code out[n,t,:] = x[n,t,:] + gate[n,:] * f[n,t,:]}; x and f [N,T,D], gate [N,D]. */
+    void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out);
+
+    /** Backward of {@link #gatedResidual} for gate and f (dx is dOut itself); writes dGate and dF. */
+    void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF);
+
+    /** {@code out[r, :] = x[r, start : start + width]}; x [R, C], out [R, width]. */
+    void sliceColumns(Tensor x, int start, Tensor out);
+
+    /** Backward of {@link #sliceColumns}: {@code dx[r, start : start + width] += dOut[r, :]}. */
+    void sliceColumnsBackward(Tensor dOut, int start, Tensor dx);
+
+    // ---------------------------------------------------------------- normalisation
+
+    /**
+     * LayerNorm over the last dimension, without bias: {@code out = (x - mean) * rstd * weight}. {@code weight}
+     * [D] may be null (non-affine, as QK-norm). Saves mean and rstd [rows] for the backward.
+     */
+    void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd);
+
+    /** Backward of {@link #layerNorm}: writes dx; accumulates dWeight when weight is not null. */
+    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                           Tensor dWeight);
+
+    // ---------------------------------------------------------------- activations
+
+    /** GELU, the tanh approximation when {@code tanhApproximation}, else the exact erf form. */
+    void gelu(Tensor x, Tensor out, boolean tanhApproximation);
+
+    void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation);
+
+    void silu(Tensor x, Tensor out);
+
+    void siluBackward(Tensor dOut, Tensor x, Tensor dx);
+
+    /** The SwiGLU gate: {@code out = silu(a) * b}. */
+    void swigluGate(Tensor a, Tensor b, Tensor out);
+
+    void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db);
+
+    /** Softmax over the last dimension. */
+    void softmax(Tensor x, Tensor out);
+
+    /** Backward of {@link #softmax} given its output y: {@code dx = y * (dOut - sum(dOut * y))}. */
+    void softmaxBackward(Tensor dOut, Tensor y, Tensor dx);
+
+    // ---------------------------------------------------------------- attention
+
+    /**
+     * Non-causal scaled dot-product attention, scale 1/sqrt(headDim), fused: no Tq×Tk matrix is materialised.
+     * q [N, Tq, H·Dh], k and v [N, Tk, H·Dh] (heads contiguous within a token), out [N, Tq, H·Dh].
+     * Saves the log-sum-exp of the scaled scores, lse [N, H, Tq], for the backward.
+     */
+    void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse);
+
+    /** Backward of {@link #attention}, recomputing probabilities from lse; writes dq, dk, dv. */
+    void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                           Tensor dq, Tensor dk, Tensor dv);
+
+    // ---------------------------------------------------------------- expert-choice MoE
+
+    /**
+     * Expert-choice routing: for each sample n and expert e, the top-k tokens t by probs[n, t, e] (ties to the
+     * lower token index), in descending order. Writes gates [N, E, k] (the raw probabilities) and indices
+     * I32 [N, E, k]. probs [N, T, E] is the per-token softmax over experts.
+     */
+    void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices);
+
+    /** Backward of the routing's gate selection: {@code dProbs[n, indices[n,e,j], e] += dGates[n,e,j]}. */
+    void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs);
+
+    /** Gathers routed rows, expert-major: {@code out[e, n·k + j, :] = x[n, indices[n,e,j], :]}; out [E, N·k, D]. */
+    void moeDispatch(Tensor x, Tensor indices, Tensor out);
+
+    /** Backward of {@link #moeDispatch}: {@code dx[n, indices[n,e,j], :] += dOut[e, n·k + j, :]}. */
+    void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx);
+
+    /**
+     * Weighted combine: {@code out[n, t, :] = sum over (e, j) with indices[n,e,j] == t of gates[n,e,j] · h[e, n·k+j, :]},
+     * zero for tokens no expert chose. The sum runs in a fixed order (e, then j), so results are deterministic.
+     */
+    void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out);
+
+    /** Backward of {@link #moeCombine}: writes dH and dGates. */
+    void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates);
+
+    // ---------------------------------------------------------------- tokens
+
+    /** {@code out[n, j, :] = x[n, ids[n, j], :]}; x [N, T, D], ids I32 [N, K], out [N, K, D]. */
+    void gatherRows(Tensor x, Tensor ids, Tensor out);
+
+    /**
+     * {@code out[n, ids[n, j], :] = x[n, j, :]} and every row no id names is zero (the zero mask token);
+     * x [N, K, D], out [N, T, D]. Ids of one sample are distinct.
+     */
+    void scatterRows(Tensor x, Tensor ids, Tensor out);
+
+    /** Mean over tokens: x [N, T, D] to out [N, D]. */
+    void meanTokens(Tensor x, Tensor out);
+
+    /** Backward of {@link #meanTokens}: {@code dx[n, t, :] = dOut[n, :] / T}. */
+    void meanTokensBackward(Tensor dOut, Tensor dx);
+
+    /**
+     * Patchify as the official Conv2d patch embedding reads it: img [N, C, H, W] to out [N, (H/p)·(W/p), C·p·p],
+     * tokens row-major over the patch grid, each token's features ordered (c, i, j).
+     */
+    void patchify(Tensor image, int patch, Tensor out);
+
+    /** Backward of {@link #patchify} (the inverse permutation): dImage from dOut. */
+    void patchifyBackward(Tensor dOut, int patch, Tensor dImage);
+
+    /**
+     * Unpatchify as the official code: tokens [N, (H/p)·(W/p), p·p·C], features ordered (i, j, c) with channel
+     * fastest, to out [N, C, H, W].
+     */
+    void unpatchify(Tensor tokens, int patch, Tensor out);
+
+    /** Backward of {@link #unpatchify}: dTokens from dOut. */
+    void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens);
+
+    // ---------------------------------------------------------------- embeddings (no gradient)
+
+    /**
+     * The fixed 2-D sin-cos position embedding, out [gridH·gridW, D]: the first D/2 channels encode the x (w)
+     * coordinate, the last D/2 the y (h) coordinate, each as [sin(pos·ω), cos(pos·ω)] with
+     * ω_k = 10000^(-k/(D/4)) and pos = index / interpolationScale.
+     */
+    void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out);
+
+    /**
+     * Timestep sinusoid: t [N] to out [N, F] with F/2 frequencies {@code exp(-ln(10000)·k/(F/2))},
+     * {@code [cos(t·f), sin(t·f)]}, cos first.
+     */
+    void timestepEmbedding(Tensor t, Tensor out);
+
+    // ---------------------------------------------------------------- loss
+
+    /**
+     * The EDM loss over kept patches: per sample n, {@code weight[n] · (denoised - target)²} averaged over
+     * channels and the p×p pixels of each patch, then over the patches with mask[n, patch] == 0 (mask F32
+     * [N, T], 1 = removed; null keeps every patch). Writes perSample [N]; returns the mean over samples.
+     */
+    float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample);
+
+    /** Backward of {@link #edmLoss} scaled by {@code dLoss}: writes dDenoised. */
+    void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
+                         Tensor dDenoised);
+
+    // ---------------------------------------------------------------- optimizer
+
+    /** Sum of squares of all elements, accumulated in double: for the global gradient norm. */
+    double sumOfSquares(Tensor x);
+
+    /**
+     * One AdamW step with decoupled weight decay, in place on param, m and v. The gradient is multiplied by
+     * {@code gradScale} first (global-norm clipping). {@code step} counts from 1 (bias correction).
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+               float epsilon, float weightDecay, long step, float gradScale);
+
+    /** {@code ema = decay · ema + (1 - decay) · param}. */
+    void emaUpdate(Tensor ema, Tensor param, float decay);
+
+    // ---------------------------------------------------------------- random numbers
+
+    /** Uniform floats in [0, 1) from Philox4x32-10 keyed by (seed, stream), element i at counter offset + i. */
+    void uniform(long seed, long stream, long offset, Tensor out);
+
+    /** Standard normals from Philox4x32-10, element i at counter offset + i (Box-Muller, see Philox). */
+    void normal(long seed, long stream, long offset, Tensor out);
+
+    // ---------------------------------------------------------------- conversion
+
+    /** Copies with conversion between F32 and BF16 (round to nearest even). Same shapes. */
+    void convert(Tensor source, Tensor target);
+}

@@ -1,0 +1,42 @@
+package io.microdit.backend;
+
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * FLOPs performed per op, counted by the backend as it runs them (2 FLOPs per multiply-add; elementwise ops
+ * count their arithmetic). The trainer divides the total by time and by the device's peak for MFU.
+ */
+public final class FlopCounter {
+    private final Map<String, LongAdder> byOp = new ConcurrentHashMap<>();
+
+    public void add(String op, long flops) {
+        byOp.computeIfAbsent(op, k -> new LongAdder()).add(flops);
+    }
+
+    public long total() {
+        long sum = 0;
+        for (LongAdder a : byOp.values()) {
+            sum += a.sum();
+        }
+        return sum;
+    }
+
+    public long of(String op) {
+        LongAdder a = byOp.get(op);
+        return a == null ? 0 : a.sum();
+    }
+
+    /** A sorted copy of the counts. */
+    public Map<String, Long> snapshot() {
+        Map<String, Long> out = new TreeMap<>();
+        byOp.forEach((k, v) -> out.put(k, v.sum()));
+        return out;
+    }
+
+    public void reset() {
+        byOp.clear();
+    }
+}

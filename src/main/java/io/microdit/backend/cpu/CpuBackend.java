@@ -1,0 +1,315 @@
+package io.microdit.backend.cpu;
+
+import io.microdit.backend.Backend;
+import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.Device;
+import io.microdit.tensor.Tensor;
+
+/**
+ * The pure-Java backend: every op of {@link Backend}, multithreaded over a fixed pool, vectorised with the
+ * Vector API where it pays. Each op family lives in its own class; this class only routes.
+ */
+public final class CpuBackend implements Backend, AutoCloseable {
+    private final FlopCounter flops = new FlopCounter();
+    private final Parallel parallel;
+    private final CpuGemm gemm;
+    private final CpuElementwise elementwise;
+    private final CpuNorm norm;
+    private final CpuActivations activations;
+    private final CpuAttention attention;
+    private final CpuMoe moe;
+    private final CpuTokens tokens;
+    private final CpuEmbeddings embeddings;
+    private final CpuLoss loss;
+    private final CpuOptimizer optimizer;
+    private final CpuRandom random;
+
+    /** A backend on all available processors. */
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        this.parallel = new Parallel(threads);
+        this.gemm = new CpuGemm(parallel, flops);
+        this.elementwise = new CpuElementwise(parallel, flops);
+        this.norm = new CpuNorm(parallel, flops);
+        this.activations = new CpuActivations(parallel, flops);
+        this.attention = new CpuAttention(parallel, flops);
+        this.moe = new CpuMoe(parallel, flops);
+        this.tokens = new CpuTokens(parallel, flops);
+        this.embeddings = new CpuEmbeddings(parallel, flops);
+        this.loss = new CpuLoss(parallel, flops);
+        this.optimizer = new CpuOptimizer(parallel, flops);
+        this.random = new CpuRandom(parallel, flops);
+    }
+
+    public int threads() {
+        return parallel.threads();
+    }
+
+    @Override
+    public String name() {
+        return "cpu (" + parallel.threads() + " threads, " + CpuGemm.vectorDescription() + ")";
+    }
+
+    @Override
+    public Device device() {
+        return Device.CPU;
+    }
+
+    @Override
+    public FlopCounter flops() {
+        return flops;
+    }
+
+    @Override
+    public void close() {
+        parallel.close();
+    }
+
+    @Override
+    public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
+                       boolean accumulate) {
+        gemm.matmul(a, transposeA, b, transposeB, bias, out, accumulate);
+    }
+
+    @Override
+    public void sumRows(Tensor x, Tensor out, boolean accumulate) {
+        gemm.sumRows(x, out, accumulate);
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        elementwise.add(a, b, out);
+    }
+
+    @Override
+    public void mul(Tensor a, Tensor b, Tensor out) {
+        elementwise.mul(a, b, out);
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha, Tensor out) {
+        elementwise.scale(x, alpha, out);
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        elementwise.axpy(alpha, x, y);
+    }
+
+    @Override
+    public void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
+        elementwise.modulate(x, shift, scale, out);
+    }
+
+    @Override
+    public void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
+        elementwise.modulateBackward(dOut, x, scale, dx, dShift, dScale);
+    }
+
+    @Override
+    public void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
+        elementwise.gatedResidual(x, gate, f, out);
+    }
+
+    @Override
+    public void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
+        elementwise.gatedResidualBackward(dOut, gate, f, dGate, dF);
+    }
+
+    @Override
+    public void sliceColumns(Tensor x, int start, Tensor out) {
+        elementwise.sliceColumns(x, start, out);
+    }
+
+    @Override
+    public void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
+        elementwise.sliceColumnsBackward(dOut, start, dx);
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        norm.layerNorm(x, weight, eps, out, mean, rstd);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                  Tensor dWeight) {
+        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
+        activations.gelu(x, out, tanhApproximation);
+    }
+
+    @Override
+    public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
+        activations.geluBackward(dOut, x, dx, tanhApproximation);
+    }
+
+    @Override
+    public void silu(Tensor x, Tensor out) {
+        activations.silu(x, out);
+    }
+
+    @Override
+    public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
+        activations.siluBackward(dOut, x, dx);
+    }
+
+    @Override
+    public void swigluGate(Tensor a, Tensor b, Tensor out) {
+        activations.swigluGate(a, b, out);
+    }
+
+    @Override
+    public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
+        activations.swigluGateBackward(dOut, a, b, da, db);
+    }
+
+    @Override
+    public void softmax(Tensor x, Tensor out) {
+        attention.softmax(x, out);
+    }
+
+    @Override
+    public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
+        attention.softmaxBackward(dOut, y, dx);
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        attention.forward(q, k, v, heads, out, lse);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                                  Tensor dq, Tensor dk, Tensor dv) {
+        attention.backward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+    }
+
+    @Override
+    public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
+        moe.topK(probs, k, gates, indices);
+    }
+
+    @Override
+    public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
+        moe.topKBackward(dGates, indices, dProbs);
+    }
+
+    @Override
+    public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
+        moe.dispatch(x, indices, out);
+    }
+
+    @Override
+    public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
+        moe.dispatchBackward(dOut, indices, dx);
+    }
+
+    @Override
+    public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
+        moe.combine(h, gates, indices, out);
+    }
+
+    @Override
+    public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
+        moe.combineBackward(dOut, h, gates, indices, dH, dGates);
+    }
+
+    @Override
+    public void gatherRows(Tensor x, Tensor ids, Tensor out) {
+        tokens.gatherRows(x, ids, out);
+    }
+
+    @Override
+    public void scatterRows(Tensor x, Tensor ids, Tensor out) {
+        tokens.scatterRows(x, ids, out);
+    }
+
+    @Override
+    public void meanTokens(Tensor x, Tensor out) {
+        tokens.meanTokens(x, out);
+    }
+
+    @Override
+    public void meanTokensBackward(Tensor dOut, Tensor dx) {
+        tokens.meanTokensBackward(dOut, dx);
+    }
+
+    @Override
+    public void patchify(Tensor image, int patch, Tensor out) {
+        tokens.patchify(image, patch, out);
+    }
+
+    @Override
+    public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
+        tokens.patchifyBackward(dOut, patch, dImage);
+    }
+
+    @Override
+    public void unpatchify(Tensor tokensIn, int patch, Tensor out) {
+        tokens.unpatchify(tokensIn, patch, out);
+    }
+
+    @Override
+    public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
+        tokens.unpatchifyBackward(dOut, patch, dTokens);
+    }
+
+    @Override
+    public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
+        embeddings.positionEmbedding2d(gridH, gridW, interpolationScale, out);
+    }
+
+    @Override
+    public void timestepEmbedding(Tensor t, Tensor out) {
+        embeddings.timestepEmbedding(t, out);
+    }
+
+    @Override
+    public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
+        return loss.edmLoss(denoised, target, weight, mask, patch, perSample);
+    }
+
+    @Override
+    public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
+                                Tensor dDenoised) {
+        loss.edmLossBackward(dLoss, denoised, target, weight, mask, patch, dDenoised);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        return optimizer.sumOfSquares(x);
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+                      float epsilon, float weightDecay, long step, float gradScale) {
+        optimizer.adamw(param, grad, m, v, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale);
+    }
+
+    @Override
+    public void emaUpdate(Tensor ema, Tensor param, float decay) {
+        optimizer.emaUpdate(ema, param, decay);
+    }
+
+    @Override
+    public void uniform(long seed, long stream, long offset, Tensor out) {
+        random.uniform(seed, stream, offset, out);
+    }
+
+    @Override
+    public void normal(long seed, long stream, long offset, Tensor out) {
+        random.normal(seed, stream, offset, out);
+    }
+
+    @Override
+    public void convert(Tensor source, Tensor target) {
+        elementwise.convert(source, target);
+    }
+}

@@ -1,0 +1,268 @@
+package io.microdit.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * A dense, contiguous, row-major tensor whose bytes belong to a {@link MemoryScope}. Views made by
+ * {@link #reshape} and {@link #rows} share the bytes and the scope. Every access checks the scope, so a tensor
+ * used after its scope closed throws {@link IllegalStateException} naming the tensor and the scope.
+ */
+public final class Tensor {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT;
+
+    private final MemoryScope scope;
+    private final DType dtype;
+    private final int[] shape;
+    private final long numel;
+    private final MemorySegment segment;
+
+    private Tensor(MemoryScope scope, DType dtype, int[] shape, MemorySegment segment) {
+        this.scope = scope;
+        this.dtype = dtype;
+        this.shape = shape;
+        this.numel = numel(shape);
+        this.segment = segment;
+    }
+
+    public static Tensor zeros(MemoryScope scope, DType dtype, int... shape) {
+        int[] copy = checkShape(shape);
+        long bytes = numel(copy) * dtype.byteSize();
+        return new Tensor(scope, dtype, copy, scope.allocate(bytes).asSlice(0, bytes));
+    }
+
+    public static Tensor of(MemoryScope scope, float[] values, int... shape) {
+        Tensor t = zeros(scope, DType.F32, shape);
+        if (values.length != t.numel) {
+            throw new IllegalArgumentException("values: " + values.length + " floats for shape "
+                    + Arrays.toString(shape) + " which holds " + t.numel);
+        }
+        MemorySegment.copy(values, 0, t.segment, FLOAT, 0, values.length);
+        return t;
+    }
+
+    public static Tensor ofInts(MemoryScope scope, int[] values, int... shape) {
+        Tensor t = zeros(scope, DType.I32, shape);
+        if (values.length != t.numel) {
+            throw new IllegalArgumentException("values: " + values.length + " ints for shape "
+                    + Arrays.toString(shape) + " which holds " + t.numel);
+        }
+        MemorySegment.copy(values, 0, t.segment, INT, 0, values.length);
+        return t;
+    }
+
+    private static int[] checkShape(int[] shape) {
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has a negative dimension");
+            }
+        }
+        return shape.clone();
+    }
+
+    private static long numel(int[] shape) {
+        long n = 1;
+        for (int d : shape) {
+            n = Math.multiplyExact(n, d);
+        }
+        return n;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    public Device device() {
+        return scope.device();
+    }
+
+    public MemoryScope scope() {
+        return scope;
+    }
+
+    public int[] shape() {
+        return shape.clone();
+    }
+
+    public int rank() {
+        return shape.length;
+    }
+
+    /** Size of dimension {@code i}; negative {@code i} counts from the end. */
+    public int dim(int i) {
+        return shape[i < 0 ? shape.length + i : i];
+    }
+
+    public long numel() {
+        return numel;
+    }
+
+    public long byteSize() {
+        return numel * dtype.byteSize();
+    }
+
+    /** Product of all dimensions but the last: the number of rows when the tensor is read as a matrix. */
+    public long rowCount() {
+        return shape.length == 0 ? 1 : numel / Math.max(1, shape[shape.length - 1]);
+    }
+
+    /** The bytes, for kernels. Throws if the owning scope has closed. */
+    public MemorySegment segment() {
+        if (!scope.isOpen()) {
+            throw new IllegalStateException("tensor " + describe() + " used after its memory scope '"
+                    + scope.name() + "' was closed");
+        }
+        return segment;
+    }
+
+    /** A view with another shape over the same elements. */
+    public Tensor reshape(int... newShape) {
+        int[] resolved = newShape.clone();
+        int inferred = -1;
+        long known = 1;
+        for (int i = 0; i < resolved.length; i++) {
+            if (resolved[i] == -1) {
+                if (inferred >= 0) {
+                    throw new IllegalArgumentException("reshape " + Arrays.toString(newShape) + ": more than one -1");
+                }
+                inferred = i;
+            } else {
+                known *= resolved[i];
+            }
+        }
+        if (inferred >= 0 && known > 0) {
+            resolved[inferred] = (int) (numel / known);
+        }
+        if (numel(checkShape(resolved)) != numel) {
+            throw new IllegalArgumentException("cannot reshape " + describe() + " to " + Arrays.toString(newShape));
+        }
+        return new Tensor(scope, dtype, resolved, segment);
+    }
+
+    /** A view of {@code count} slices along the first dimension, starting at {@code start}. */
+    public Tensor rows(int start, int count) {
+        if (shape.length == 0 || start < 0 || count < 0 || start + count > shape[0]) {
+            throw new IllegalArgumentException("rows(" + start + ", " + count + ") out of range for " + describe());
+        }
+        long slice = numel / Math.max(1, shape[0]) * dtype.byteSize();
+        int[] s = shape.clone();
+        s[0] = count;
+        return new Tensor(scope, dtype, s, segment().asSlice(start * slice, count * slice));
+    }
+
+    public float getFloat(long index) {
+        return switch (dtype) {
+            case F32 -> segment().getAtIndex(FLOAT, index);
+            case BF16 -> DType.bf16ToFloat(segment().getAtIndex(SHORT, index));
+            case I32 -> segment().getAtIndex(INT, index);
+        };
+    }
+
+    public void setFloat(long index, float value) {
+        switch (dtype) {
+            case F32 -> segment().setAtIndex(FLOAT, index, value);
+            case BF16 -> segment().setAtIndex(SHORT, index, DType.floatToBf16(value));
+            case I32 -> segment().setAtIndex(INT, index, (int) value);
+        }
+    }
+
+    public int getInt(long index) {
+        requireDType(DType.I32, "getInt");
+        return segment().getAtIndex(INT, index);
+    }
+
+    public void setInt(long index, int value) {
+        requireDType(DType.I32, "setInt");
+        segment().setAtIndex(INT, index, value);
+    }
+
+    /** The elements as floats (converted from BF16 or I32 when needed). */
+    public float[] toFloatArray() {
+        float[] out = new float[Math.toIntExact(numel)];
+        if (dtype == DType.F32) {
+            MemorySegment.copy(segment(), FLOAT, 0, out, 0, out.length);
+        } else {
+            for (int i = 0; i < out.length; i++) {
+                out[i] = getFloat(i);
+            }
+        }
+        return out;
+    }
+
+    public int[] toIntArray() {
+        requireDType(DType.I32, "toIntArray");
+        int[] out = new int[Math.toIntExact(numel)];
+        MemorySegment.copy(segment(), INT, 0, out, 0, out.length);
+        return out;
+    }
+
+    /** Overwrites the elements from {@code values} (converted to this tensor's dtype). */
+    public Tensor copyFrom(float[] values) {
+        if (values.length != numel) {
+            throw new IllegalArgumentException("copyFrom: " + values.length + " values for " + describe());
+        }
+        if (dtype == DType.F32) {
+            MemorySegment.copy(values, 0, segment(), FLOAT, 0, values.length);
+        } else {
+            for (int i = 0; i < values.length; i++) {
+                setFloat(i, values[i]);
+            }
+        }
+        return this;
+    }
+
+    /** Copies all bytes from a tensor of the same dtype and element count. */
+    public Tensor copyFrom(Tensor source) {
+        if (source.dtype != dtype || source.numel != numel) {
+            throw new IllegalArgumentException("copyFrom: " + source.describe() + " into " + describe());
+        }
+        MemorySegment.copy(source.segment(), 0, segment(), 0, byteSize());
+        return this;
+    }
+
+    public Tensor fill(float value) {
+        if (value == 0f) {
+            segment().fill((byte) 0);
+        } else {
+            for (long i = 0; i < numel; i++) {
+                setFloat(i, value);
+            }
+        }
+        return this;
+    }
+
+    /** The same values converted to {@code target}, in {@code scope}. */
+    public Tensor to(DType target, MemoryScope scope) {
+        Tensor out = zeros(scope, target, shape);
+        if (target == dtype) {
+            return out.copyFrom(this);
+        }
+        for (long i = 0; i < numel; i++) {
+            out.setFloat(i, getFloat(i));
+        }
+        return out;
+    }
+
+    public boolean sameShape(Tensor other) {
+        return Arrays.equals(shape, other.shape);
+    }
+
+    private void requireDType(DType expected, String operation) {
+        if (dtype != expected) {
+            throw new IllegalArgumentException(operation + " needs a " + expected + " tensor, got " + describe());
+        }
+    }
+
+    /** For messages: dtype and shape, e.g. {@code F32[2, 3]}. */
+    public String describe() {
+        return dtype + Arrays.toString(shape);
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor" + describe();
+    }
+}

@@ -1,0 +1,90 @@
+package io.microdit.autograd;
+
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.testing.GradientCheck;
+import io.microdit.testing.TestData;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class MatmulFunctionsTest {
+    private static final CpuBackend BACKEND = new CpuBackend();
+
+    @AfterAll
+    static void close() {
+        BACKEND.close();
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,1,1", "3,5,7", "17,19,23", "2,33,9"})
+    void linearMatchesReferenceAndFiniteDifferences(int rows, int in, int out) {
+        Random random = new Random(rows * 31L + in);
+        GradientCheck.of(BACKEND, 7)
+                .input("x", TestData.uniform(random, rows * in), rows, in)
+                .input("weight", TestData.uniform(random, out * in), out, in)
+                .input("bias", TestData.uniform(random, out), out)
+                .check((g, v) -> MatmulFunctions.linear(g, v[0], v[1], v[2]), r -> {
+                    double[] y = new double[rows * out];
+                    for (int i = 0; i < rows; i++) {
+                        for (int o = 0; o < out; o++) {
+                            double s = r[2][o];
+                            for (int p = 0; p < in; p++) {
+                                s += r[0][i * in + p] * r[1][o * in + p];
+                            }
+                            y[i * out + o] = s;
+                        }
+                    }
+                    return y;
+                });
+    }
+
+    @ParameterizedTest
+    @CsvSource({"false,false", "true,false", "false,true", "true,true"})
+    void batchedMatmulEveryTransposeCombination(boolean ta, boolean tb) {
+        int batch = 3, m = 5, k = 7, n = 6;
+        Random random = new Random(11);
+        int[] aShape = ta ? new int[] {batch, k, m} : new int[] {batch, m, k};
+        int[] bShape = tb ? new int[] {batch, n, k} : new int[] {batch, k, n};
+        GradientCheck.of(BACKEND, 3)
+                .input("a", TestData.uniform(random, batch * m * k), aShape)
+                .input("b", TestData.uniform(random, batch * k * n), bShape)
+                .check((g, v) -> MatmulFunctions.matmul(g, v[0], ta, v[1], tb), r -> {
+                    double[] out = new double[batch * m * n];
+                    for (int bi = 0; bi < batch; bi++) {
+                        for (int i = 0; i < m; i++) {
+                            for (int j = 0; j < n; j++) {
+                                double s = 0;
+                                for (int p = 0; p < k; p++) {
+                                    double av = ta ? r[0][bi * k * m + p * m + i] : r[0][bi * m * k + i * k + p];
+                                    double bv = tb ? r[1][bi * n * k + j * k + p] : r[1][bi * k * n + p * n + j];
+                                    s += av * bv;
+                                }
+                                out[(bi * m + i) * n + j] = s;
+                            }
+                        }
+                    }
+                    return out;
+                });
+    }
+
+    @Test
+    void linearWithoutBias() {
+        Random random = new Random(5);
+        GradientCheck.of(BACKEND, 9)
+                .input("x", TestData.uniform(random, 2 * 3 * 4), 2, 3, 4)
+                .input("weight", TestData.uniform(random, 5 * 4), 5, 4)
+                .check((g, v) -> MatmulFunctions.linear(g, v[0], v[1], null), r -> {
+                    double[] y = new double[6 * 5];
+                    for (int i = 0; i < 6; i++) {
+                        for (int o = 0; o < 5; o++) {
+                            for (int p = 0; p < 4; p++) {
+                                y[i * 5 + o] += r[0][i * 4 + p] * r[1][o * 4 + p];
+                            }
+                        }
+                    }
+                    return y;
+                });
+    }
+}
