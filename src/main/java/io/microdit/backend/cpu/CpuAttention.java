@@ -12,14 +12,6 @@ final class CpuAttention {
         this.flops = flops;
     }
 
-    void softmax(Tensor x, Tensor out) {
-        throw new UnsupportedOperationException("CpuAttention.softmax");
-    }
-
-    void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
-        throw new UnsupportedOperationException("CpuAttention.softmaxBackward");
-    }
-
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         throw new UnsupportedOperationException("CpuAttention.forward");
     }

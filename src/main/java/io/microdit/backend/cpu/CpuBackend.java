@@ -17,6 +17,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final CpuNorm norm;
     private final CpuActivations activations;
     private final CpuAttention attention;
+    private final CpuSoftmax softmax;
     private final CpuMoe moe;
     private final CpuTokens tokens;
     private final CpuEmbeddings embeddings;
@@ -36,6 +37,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         this.norm = new CpuNorm(parallel, flops);
         this.activations = new CpuActivations(parallel, flops);
         this.attention = new CpuAttention(parallel, flops);
+        this.softmax = new CpuSoftmax(parallel, flops);
         this.moe = new CpuMoe(parallel, flops);
         this.tokens = new CpuTokens(parallel, flops);
         this.embeddings = new CpuEmbeddings(parallel, flops);
@@ -172,12 +174,12 @@ public final class CpuBackend implements Backend, AutoCloseable {
 
     @Override
     public void softmax(Tensor x, Tensor out) {
-        attention.softmax(x, out);
+        softmax.softmax(x, out);
     }
 
     @Override
     public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
-        attention.softmaxBackward(dOut, y, dx);
+        softmax.softmaxBackward(dOut, y, dx);
     }
 
     @Override
