@@ -89,6 +89,7 @@ public final class Graph {
 
     /** Back-propagates from a one-element loss, seeding its gradient with 1. */
     public void backward(Variable loss) {
+        requireRecording();
         if (loss.value().numel() != 1) {
             throw new IllegalArgumentException("backward() needs a scalar loss, got " + loss.value().describe());
         }
@@ -97,9 +98,7 @@ public final class Graph {
 
     /** Back-propagates from {@code output} with the given seed gradient (of the output's shape). */
     public void backward(Variable output, Tensor seed) {
-        if (tape == null) {
-            throw new IllegalStateException("backward() outside a grad scope: wrap the forward in recordGradients()");
-        }
+        requireRecording();
         if (!output.requiresGrad()) {
             throw new IllegalStateException("backward() from a variable that depends on no parameter");
         }
@@ -112,5 +111,11 @@ public final class Graph {
             }
         }
         tape.clear();
+    }
+
+    private void requireRecording() {
+        if (tape == null) {
+            throw new IllegalStateException("backward() outside a grad scope: wrap the forward in recordGradients()");
+        }
     }
 }

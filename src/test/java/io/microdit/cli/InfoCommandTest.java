@@ -1,0 +1,47 @@
+package io.microdit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+class InfoCommandTest {
+
+    @Test
+    void infoPrintsVersionJavaBackendMeasuredGemmAndCuda() {
+        PrintStream original = System.out;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        int exit;
+        try {
+            System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            exit = Main.run("info", "--gemm-size", "64", "--seconds", "0.05");
+        } finally {
+            System.setOut(original);
+        }
+        String out = captured.toString(StandardCharsets.UTF_8);
+        assertEquals(0, exit, out);
+        assertTrue(out.startsWith("microdit "), out);
+        assertTrue(out.contains("java     " + Runtime.version()), out);
+        assertTrue(out.contains("backend  cpu ("), out);
+        assertTrue(out.contains("cuda     "), out);
+        Matcher gflops = Pattern.compile("gemm +([0-9.]+) GFLOP/s").matcher(out);
+        assertTrue(gflops.find(), out);
+        assertTrue(Double.parseDouble(gflops.group(1)) > 0, out);
+    }
+
+    @Test
+    void unknownSubcommandFailsWithUsage() {
+        PrintStream originalErr = System.err;
+        try {
+            System.setErr(new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+            assertEquals(2, Main.run("no-such-command"));
+        } finally {
+            System.setErr(originalErr);
+        }
+    }
+}

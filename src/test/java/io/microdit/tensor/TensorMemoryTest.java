@@ -1,0 +1,119 @@
+package io.microdit.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class TensorMemoryTest {
+
+    @Test
+    void scopeCountsLiveBytesAndGivesThemBackOnClose() {
+        long before = Device.CPU.liveBytes();
+        try (MemoryScope scope = new MemoryScope("test")) {
+            scope.zeros(DType.F32, 3, 5);
+            scope.zeros(DType.BF16, 7);
+            scope.zeros(DType.I32, 2, 2);
+            assertEquals(3 * 5 * 4 + 7 * 2 + 2 * 2 * 4, scope.ownedBytes());
+            assertEquals(before + scope.ownedBytes(), Device.CPU.liveBytes());
+        }
+        assertEquals(before, Device.CPU.liveBytes());
+    }
+
+    @Test
+    void nestedScopesFreeIndependently() {
+        long before = Device.CPU.liveBytes();
+        try (MemoryScope parameters = new MemoryScope("parameters")) {
+            Tensor weight = parameters.zeros(4, 4).fill(2f);
+            for (int step = 0; step < 3; step++) {
+                try (MemoryScope activations = new MemoryScope("step")) {
+                    activations.zeros(128, 128);
+                }
+                assertEquals(before + 64, Device.CPU.liveBytes());
+            }
+            assertEquals(2f, weight.getFloat(15));
+        }
+        assertEquals(before, Device.CPU.liveBytes());
+    }
+
+    @Test
+    void useAfterCloseThrowsAClearException() {
+        Tensor t;
+        try (MemoryScope scope = new MemoryScope("step-42")) {
+            t = scope.zeros(2, 3);
+            t.setFloat(0, 1f);
+        }
+        Tensor closed = t;
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> closed.getFloat(0));
+        assertTrue(e.getMessage().contains("step-42"), e.getMessage());
+        assertTrue(e.getMessage().contains("F32[2, 3]"), e.getMessage());
+        assertThrows(IllegalStateException.class, closed::toFloatArray);
+        assertThrows(IllegalStateException.class, closed::segment);
+    }
+
+    @Test
+    void allocatingInAClosedScopeThrows() {
+        MemoryScope scope = new MemoryScope("done");
+        scope.close();
+        assertFalse(scope.isOpen());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> scope.zeros(1));
+        assertTrue(e.getMessage().contains("done"));
+        scope.close(); // closing twice is harmless
+    }
+
+    @Test
+    void reshapeAndRowsAreViewsOfTheSameBytes() {
+        try (MemoryScope scope = new MemoryScope("views")) {
+            float[] values = new float[24];
+            Random random = new Random(3);
+            for (int i = 0; i < values.length; i++) {
+                values[i] = random.nextFloat() - 0.5f;
+            }
+            Tensor t = Tensor.of(scope, values, 2, 3, 4);
+            Tensor flat = t.reshape(6, -1);
+            assertArrayEquals(new int[] {6, 4}, flat.shape());
+            Tensor second = t.rows(1, 1);
+            assertArrayEquals(new int[] {1, 3, 4}, second.shape());
+            assertEquals(values[12], second.getFloat(0));
+            second.setFloat(0, 9f);
+            assertEquals(9f, t.getFloat(12));
+            assertEquals(9f, flat.getFloat(12));
+            assertThrows(IllegalArgumentException.class, () -> t.reshape(5, 5));
+            assertThrows(IllegalArgumentException.class, () -> t.rows(1, 2));
+            assertEquals(6, t.rowCount());
+        }
+    }
+
+    @Test
+    void bf16RoundsToNearestEven() {
+        // 1 + 2^-8 lies exactly halfway between bf16 neighbours 1 and 1 + 2^-7: ties go to the even one (1).
+        assertEquals(1f, DType.bf16ToFloat(DType.floatToBf16(1f + 0x1p-8f)));
+        // 1 + 3·2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+        assertEquals(1f + 0x1p-6f, DType.bf16ToFloat(DType.floatToBf16(1f + 3 * 0x1p-8f)));
+        assertEquals(1f + 0x1p-7f, DType.bf16ToFloat(DType.floatToBf16(1f + 0x1p-7f + 0x1p-10f)));
+        assertTrue(Float.isNaN(DType.bf16ToFloat(DType.floatToBf16(Float.NaN))));
+        assertEquals(Float.POSITIVE_INFINITY, DType.bf16ToFloat(DType.floatToBf16(Float.POSITIVE_INFINITY)));
+        try (MemoryScope scope = new MemoryScope("bf16")) {
+            Tensor t = scope.zeros(DType.BF16, 3);
+            t.copyFrom(new float[] {0.1f, -2.5f, 3e20f});
+            Tensor f = t.to(DType.F32, scope);
+            assertEquals(DType.bf16ToFloat(DType.floatToBf16(0.1f)), f.getFloat(0));
+            assertEquals(-2.5f, f.getFloat(1));
+        }
+    }
+
+    @Test
+    void badShapesAndValueCountsAreRejected() {
+        try (MemoryScope scope = new MemoryScope("bad")) {
+            assertThrows(IllegalArgumentException.class, () -> scope.zeros(2, -1));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Tensor.of(scope, new float[5], 2, 3));
+            assertTrue(e.getMessage().contains("5"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> scope.zeros(DType.F32, 2).getInt(0));
+        }
+    }
+}
