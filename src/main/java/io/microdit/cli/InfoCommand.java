@@ -24,7 +24,7 @@ final class InfoCommand implements Callable<Integer> {
                 + System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cpus)");
         try (CpuBackend backend = new CpuBackend(); MemoryScope scope = new MemoryScope("info")) {
             System.out.println("backend  " + backend.name());
-            System.out.printf("gemm     %.1f GFLOP/s (F32, %d×%d×%d, all threads, measured now)%n",
+            System.out.printf("gemm     %.3g GFLOP/s (F32, %d×%d×%d, all threads, measured now)%n",
                     measureGemm(backend, scope, gemmSize, seconds), gemmSize, gemmSize, gemmSize);
         }
         System.out.println("cuda     " + CudaProbe.describe());

@@ -19,7 +19,7 @@ class InfoCommandTest {
         int exit;
         try {
             System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-            exit = Main.run("info", "--gemm-size", "64", "--seconds", "0.05");
+            exit = Main.run("info", "--gemm-size", "64", "--seconds", "0.2");
         } finally {
             System.setOut(original);
         }
