@@ -40,8 +40,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * data buffer; tensor bytes are little-endian and row-major.
  *
  * <h2>Writing</h2>
- * F32, BF16 and I32 tensors. Tensors are laid out by element size, largest first, then by name (as the reference
- * implementation does), so every tensor starts at a multiple of its element size; the header lists
+ * F32, BF16 and I32 tensors. Tensors are laid out by element size, largest first, then by name, so every tensor
+ * starts at a multiple of its element size (the reference implementation sorts by dtype for the same reason),
+ * whatever order the caller's map has; the header lists
  * {@code __metadata__} first (sorted keys, omitted when empty), then the tensors in data order, as compact JSON
  * padded with spaces to a multiple of 8 bytes. The same tensors and metadata always give the same bytes. The file
  * is written to a temporary file in the target directory, forced to disk, and renamed over the target with an
