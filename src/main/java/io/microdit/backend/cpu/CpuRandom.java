@@ -11,8 +11,9 @@ import java.lang.foreign.ValueLayout;
 /**
  * Uniform and normal fills from Philox4x32-10, following the recipe documented in {@link Philox}. Element i of
  * the output is a function of (seed, stream, offset + i) alone, so the work splits into fixed chunks of
- * {@value #CHUNK} elements (a multiple of 4, so no Philox block is computed twice) that threads fill into a
- * float[] scratch and copy out; any thread count gives the same bits. Cost: one Philox block (20 32-bit
+ * {@value #CHUNK} elements (a multiple of 4: with an offset that is one too, no Philox block is computed twice)
+ * that threads fill into a float[] scratch and copy out; any thread count gives the same bits. Not vectorised:
+ * the generator is a small share of a training step. Cost: one Philox block (20 32-bit
  * multiplies) per 4 elements; normals add one log, one sqrt and a sine or cosine per element pair.
  */
 final class CpuRandom {
