@@ -20,7 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  * own patches' squared-error sums (double), and the per-sample and batch sums then run serially in index order,
  * so the result does not depend on the thread count. 3 FLOPs per pixel. Backward: per row of patches a row of
  * per-pixel coefficients {@code dLoss/N · weight[n] · keep / (sum(keep) · C·p·p) · 2} is built once and applied
- * as {@code coefficient · (D − x)} with vectors (3 FLOPs per pixel); removed patches get an exact 0.
+ * as {@code coefficient · (D − x)} with vectors (3 FLOPs per pixel). Removed patches contribute nothing in
+ * either direction, even when they hold non-finite values: the forward skips them and their gradient is an
+ * exact 0.
  */
 final class CpuLoss {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
