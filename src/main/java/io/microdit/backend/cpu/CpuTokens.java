@@ -1,9 +1,36 @@
 package io.microdit.backend.cpu;
 
+import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
+/**
+ * Token movement: the deferred-mask gather and scatter, the mean over tokens, and the patch embedding
+ * permutations.
+ *
+ * <p>Gather, scatter, patchify and unpatchify are pure permutations (0 FLOPs, memory bound). Gather and
+ * scatter move whole D-float rows with one bulk copy each; scatter first inverts the ids into a per-sample
+ * "which kept row lands here" table, which both detects duplicate ids and lets every output row be written
+ * exactly once (copied or zeroed). The patch permutations work per (sample, row of patches): that block is
+ * C slabs of p·W contiguous floats on the image side and one contiguous run of (W/p) tokens on the token side,
+ * so it is copied into per-thread scratch, permuted there and copied out, keeping both memory sides
+ * sequential. The mean over tokens is N·T·D adds (vectorised over D, float accumulation, one divide per output)
+ * and its backward N·D divides.
+ */
 final class CpuTokens {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT;
+    /** Floats per parallel chunk below which splitting costs more than it saves. */
+    private static final int GRAIN_FLOATS = 1 << 14;
+
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -13,34 +40,231 @@ final class CpuTokens {
     }
 
     void gatherRows(Tensor x, Tensor ids, Tensor out) {
-        throw new UnsupportedOperationException("CpuTokens.gatherRows");
+        String op = "gatherRows";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.dtype(op, "ids", ids, DType.I32);
+        Checks.shape(op, "ids", ids, samples, -1);
+        int kept = ids.dim(1);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, kept, width);
+        int[] index = ids.toIntArray();
+        for (int r = 0; r < index.length; r++) {
+            checkId(op, index[r], r / kept, r % kept, tokens);
+        }
+        MemorySegment source = x.segment(), target = out.segment();
+        long rowBytes = (long) width * Float.BYTES;
+        parallel.forRange(samples * kept, rowsPerChunk(width), (start, end) -> {
+            for (int r = start; r < end; r++) {
+                long sourceRow = (long) (r / kept) * tokens + index[r];
+                MemorySegment.copy(source, sourceRow * rowBytes, target, r * rowBytes, rowBytes);
+            }
+        });
     }
 
     void scatterRows(Tensor x, Tensor ids, Tensor out) {
-        throw new UnsupportedOperationException("CpuTokens.scatterRows");
+        String op = "scatterRows";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), kept = x.dim(1), width = x.dim(2);
+        Checks.dtype(op, "ids", ids, DType.I32);
+        Checks.shape(op, "ids", ids, samples, kept);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1, width);
+        int tokens = out.dim(1);
+        int[] index = ids.toIntArray();
+        // keptRowOf[n·T + t] = j when ids[n, j] == t, else -1: the inverse map, which also catches duplicates.
+        int[] keptRowOf = new int[samples * tokens];
+        Arrays.fill(keptRowOf, -1);
+        for (int r = 0; r < index.length; r++) {
+            int sample = r / kept, j = r % kept;
+            checkId(op, index[r], sample, j, tokens);
+            int slot = sample * tokens + index[r];
+            if (keptRowOf[slot] >= 0) {
+                throw new IllegalArgumentException(op + ": ids of sample " + sample + " are not distinct: "
+                        + index[r] + " appears at positions " + keptRowOf[slot] + " and " + j);
+            }
+            keptRowOf[slot] = j;
+        }
+        MemorySegment source = x.segment(), target = out.segment();
+        long rowBytes = (long) width * Float.BYTES;
+        parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
+            for (int r = start; r < end; r++) {
+                int j = keptRowOf[r];
+                if (j < 0) {
+                    target.asSlice(r * rowBytes, rowBytes).fill((byte) 0);
+                } else {
+                    long sourceRow = (long) (r / tokens) * kept + j;
+                    MemorySegment.copy(source, sourceRow * rowBytes, target, r * rowBytes, rowBytes);
+                }
+            }
+        });
     }
 
     void meanTokens(Tensor x, Tensor out) {
-        throw new UnsupportedOperationException("CpuTokens.meanTokens");
+        String op = "meanTokens";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.argument(tokens > 0, op, "x " + x.describe() + " has no tokens to average");
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, width);
+        MemorySegment source = x.segment(), target = out.segment();
+        float count = tokens;
+        int bound = SPECIES.loopBound(width), lanes = SPECIES.length();
+        parallel.forRange(samples, Math.max(1, GRAIN_FLOATS / Math.max(1, tokens * width)), (start, end) -> {
+            for (int n = start; n < end; n++) {
+                long sampleBase = (long) n * tokens * width;
+                int d = 0;
+                for (; d < bound; d += lanes) {
+                    FloatVector sum = FloatVector.zero(SPECIES);
+                    for (int t = 0; t < tokens; t++) {
+                        long offset = (sampleBase + (long) t * width + d) * Float.BYTES;
+                        sum = sum.add(FloatVector.fromMemorySegment(SPECIES, source, offset, ORDER));
+                    }
+                    sum.div(count).intoMemorySegment(target, ((long) n * width + d) * Float.BYTES, ORDER);
+                }
+                for (; d < width; d++) {
+                    float sum = 0f;
+                    for (int t = 0; t < tokens; t++) {
+                        sum += source.getAtIndex(FLOAT, sampleBase + (long) t * width + d);
+                    }
+                    target.setAtIndex(FLOAT, (long) n * width + d, sum / count);
+                }
+            }
+        });
+        flops.add(op, (long) samples * tokens * width);
     }
 
     void meanTokensBackward(Tensor dOut, Tensor dx) {
-        throw new UnsupportedOperationException("CpuTokens.meanTokensBackward");
+        String op = "meanTokensBackward";
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.rank(op, "dx", dx, 3);
+        int samples = dx.dim(0), tokens = dx.dim(1), width = dx.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, samples, width);
+        MemorySegment source = dOut.segment(), target = dx.segment();
+        float count = tokens;
+        parallel.forRange(samples, Math.max(1, GRAIN_FLOATS / Math.max(1, tokens * width)), (start, end) -> {
+            float[] row = new float[width];
+            for (int n = start; n < end; n++) {
+                for (int d = 0; d < width; d++) {
+                    row[d] = source.getAtIndex(FLOAT, (long) n * width + d) / count;
+                }
+                for (int t = 0; t < tokens; t++) {
+                    MemorySegment.copy(row, 0, target, FLOAT, ((long) n * tokens + t) * width * Float.BYTES, width);
+                }
+            }
+        });
+        flops.add(op, (long) samples * width);
     }
 
     void patchify(Tensor image, int patch, Tensor out) {
-        throw new UnsupportedOperationException("CpuTokens.patchify");
+        int[] dims = imageDims("patchify", "image", image, patch);
+        checkTokens("patchify", "out", out, dims, patch);
+        permute(image, out, dims, patch, true, true);
     }
 
     void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
-        throw new UnsupportedOperationException("CpuTokens.patchifyBackward");
+        int[] dims = imageDims("patchifyBackward", "dImage", dImage, patch);
+        checkTokens("patchifyBackward", "dOut", dOut, dims, patch);
+        permute(dImage, dOut, dims, patch, true, false);
     }
 
     void unpatchify(Tensor tokens, int patch, Tensor out) {
-        throw new UnsupportedOperationException("CpuTokens.unpatchify");
+        int[] dims = imageDims("unpatchify", "out", out, patch);
+        checkTokens("unpatchify", "tokens", tokens, dims, patch);
+        permute(out, tokens, dims, patch, false, false);
     }
 
     void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
-        throw new UnsupportedOperationException("CpuTokens.unpatchifyBackward");
+        int[] dims = imageDims("unpatchifyBackward", "dOut", dOut, patch);
+        checkTokens("unpatchifyBackward", "dTokens", dTokens, dims, patch);
+        permute(dOut, dTokens, dims, patch, false, true);
+    }
+
+    /**
+     * Moves elements between image [N, C, H, W] and tokens [N, (H/p)·(W/p), C·p·p]: element (n, c, y, x) with
+     * y = gy·p + i, x = gx·p + j is token gy·(W/p) + gx, feature (c·p + i)·p + j when {@code channelSlowest}
+     * (patchify, the Conv2d weight order) or (i·p + j)·C + c otherwise (unpatchify, channel fastest).
+     */
+    private void permute(Tensor image, Tensor tokens, int[] dims, int patch, boolean channelSlowest,
+                         boolean imageToTokens) {
+        int samples = dims[0], channels = dims[1], height = dims[2], width = dims[3];
+        int gridH = height / patch, gridW = width / patch;
+        int slab = patch * width;
+        int block = channels * slab;
+        int features = channels * patch * patch;
+        MemorySegment imageMemory = image.segment(), tokenMemory = tokens.segment();
+        parallel.forRange(samples * gridH, Math.max(1, GRAIN_FLOATS / Math.max(1, block)), (start, end) -> {
+            float[] imageBlock = new float[block];
+            float[] tokenBlock = new float[block];
+            for (int item = start; item < end; item++) {
+                int n = item / gridH, gy = item % gridH;
+                long tokenOffset = (long) item * block;
+                if (imageToTokens) {
+                    for (int c = 0; c < channels; c++) {
+                        long offset = (((long) n * channels + c) * height + (long) gy * patch) * width;
+                        MemorySegment.copy(imageMemory, FLOAT, offset * Float.BYTES, imageBlock, c * slab, slab);
+                    }
+                } else {
+                    MemorySegment.copy(tokenMemory, FLOAT, tokenOffset * Float.BYTES, tokenBlock, 0, block);
+                }
+                for (int c = 0; c < channels; c++) {
+                    for (int i = 0; i < patch; i++) {
+                        int imageRow = c * slab + i * width;
+                        for (int gx = 0; gx < gridW; gx++) {
+                            int tokenBase = gx * features;
+                            for (int j = 0; j < patch; j++) {
+                                int feature = channelSlowest ? (c * patch + i) * patch + j
+                                        : (i * patch + j) * channels + c;
+                                int imageIndex = imageRow + gx * patch + j;
+                                if (imageToTokens) {
+                                    tokenBlock[tokenBase + feature] = imageBlock[imageIndex];
+                                } else {
+                                    imageBlock[imageIndex] = tokenBlock[tokenBase + feature];
+                                }
+                            }
+                        }
+                    }
+                }
+                if (imageToTokens) {
+                    MemorySegment.copy(tokenBlock, 0, tokenMemory, FLOAT, tokenOffset * Float.BYTES, block);
+                } else {
+                    for (int c = 0; c < channels; c++) {
+                        long offset = (((long) n * channels + c) * height + (long) gy * patch) * width;
+                        MemorySegment.copy(imageBlock, c * slab, imageMemory, FLOAT, offset * Float.BYTES, slab);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Checks an F32 [N, C, H, W] image whose H and W the patch divides; returns {N, C, H, W}. */
+    private static int[] imageDims(String op, String argument, Tensor image, int patch) {
+        Checks.dtype(op, argument, image, DType.F32);
+        Checks.rank(op, argument, image, 4);
+        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        int height = image.dim(2), width = image.dim(3);
+        Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        return new int[] {image.dim(0), image.dim(1), height, width};
+    }
+
+    private static void checkTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
+        Checks.dtype(op, argument, tokens, DType.F32);
+        Checks.shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
+    }
+
+    private static void checkId(String op, int id, int sample, int position, int tokens) {
+        if (id < 0 || id >= tokens) {
+            throw new IllegalArgumentException(op + ": ids[" + sample + ", " + position + "] = " + id
+                    + " is out of range [0, " + tokens + ")");
+        }
+    }
+
+    private static int rowsPerChunk(int width) {
+        return Math.max(1, GRAIN_FLOATS / Math.max(1, width));
     }
 }
