@@ -2,7 +2,7 @@ package io.microdit.cli;
 
 import io.microdit.model.BlockShape;
 import io.microdit.model.MicroDiTConfig;
-import io.microdit.model.MicroDiTConfigs;
+import io.microdit.model.ConfigFile;
 import io.microdit.model.ParameterLayout;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -13,15 +13,15 @@ import picocli.CommandLine.Option;
 @Command(name = "params", description = "Print a config's parameter count with a per-module breakdown.")
 final class ParamsCommand implements Callable<Integer> {
     @Option(names = "--config", required = true,
-            description = "A built-in config (microdit-xl-2, microdit-tiny-2, fashion-small).")
+            description = "A built-in config (microdit-xl-2, microdit-tiny-2, fashion-small) or a JSON file.")
     String config;
 
     @Option(names = "--blocks", description = "Also list every block's widths.")
     boolean blocks;
 
     @Override
-    public Integer call() {
-        MicroDiTConfig c = MicroDiTConfigs.builtin(config);
+    public Integer call() throws java.io.IOException {
+        MicroDiTConfig c = ConfigFile.resolve(config);
         ParameterLayout layout = ParameterLayout.of(c);
         System.out.printf("%s: %d parameters (%.3fB)%n", c.name(), layout.total(), layout.total() / 1e9);
         for (Map.Entry<String, Long> e : layout.byModule().entrySet()) {
