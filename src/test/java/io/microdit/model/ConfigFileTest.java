@@ -54,7 +54,7 @@ class ConfigFileTest {
         assertError("{\"dim\": 100, \"head_dim\": 64}", "'dim'");
         assertError("{\"qkv_multipliers\": {\"linspace\": [1]}}", "'qkv_multipliers'");
         assertError("[1, 2]", "JSON object");
-        assertError("{\"dim\": 512,}", "position");
+        assertError("{\"dim\": 512,}", "at character 12");
         assertError("{\"base\": \"nope\"}", "unknown built-in config 'nope'");
         IOException e = assertThrows(IOException.class, () -> ConfigFile.resolve("no-such-config"));
         assertTrue(e.getMessage().contains("microdit-xl-2"), e.getMessage());
