@@ -9,12 +9,14 @@ public final class MatmulFunctions {
     }
 
     /**
-     * {@code y = x · weightᵀ + bias}: x [..., in], weight [out, in], bias [out] or null, y [..., out].
+     * {@code y = x · weightᵀ + bias}: x [..., in], weight [out, in] (or [out, ...] read as [out, in], e.g. the
+     * patch embedding's conv weight [D, C, p, p]), bias [out] or null, y [..., out].
      * Backward: dx = dy · W, dW += dyᵀ · x (over all rows), db += sum of dy's rows.
      */
     public static Variable linear(Graph g, Variable x, Variable weight, Variable bias) {
         Backend be = g.backend();
-        int in = weight.dim(1), outFeatures = weight.dim(0);
+        int outFeatures = weight.dim(0);
+        int in = (int) (weight.value().numel() / outFeatures);
         if (x.dim(-1) != in) {
             throw new IllegalArgumentException("linear: x " + x.value().describe() + " does not end in the weight's "
                     + "input size " + in + " (weight " + weight.value().describe() + ")");
@@ -22,18 +24,18 @@ public final class MatmulFunctions {
         int[] outShape = x.shape();
         outShape[outShape.length - 1] = outFeatures;
         Tensor x2 = x.value().reshape(-1, in);
+        Tensor w2 = weight.value().reshape(outFeatures, in);
         Tensor y = g.allocate(outShape);
-        be.matmul(x2, false, weight.value(), true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures),
-                false);
+        be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
             Tensor dy2 = dy.reshape(-1, outFeatures);
             if (x.requiresGrad()) {
                 Tensor dx = g.allocate(x.shape());
-                be.matmul(dy2, false, weight.value(), false, null, dx.reshape(-1, in), false);
+                be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
                 x.addGrad(dx, be);
             }
             if (weight.requiresGrad()) {
-                be.matmul(dy2, true, x2, false, null, weight.gradBuffer(), true);
+                be.matmul(dy2, true, x2, false, null, weight.gradBuffer().reshape(outFeatures, in), true);
             }
             if (bias != null && bias.requiresGrad()) {
                 be.sumRows(dy2, bias.gradBuffer(), true);
