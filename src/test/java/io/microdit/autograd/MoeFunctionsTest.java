@@ -56,7 +56,7 @@ class MoeFunctionsTest {
         assertThrows(IllegalArgumentException.class, () -> MoeFunctions.tokensPerExpert(2.0, 64, 0));
     }
 
-    // ---------------------------------------------------------------- the whole routed layer vs the official dense form
+    // ---------------------------------------------------------------- the routed layer vs the official dense form
 
     private static final int SAMPLES = 2, TOKENS = 12, EXPERTS = 4, DIM = 5, OUT_DIM = 3;
     private static final int K = MoeFunctions.tokensPerExpert(2.0, TOKENS, EXPERTS);

@@ -23,7 +23,8 @@ import jdk.incubator.vector.VectorSpecies;
  * than by {@code reduceLanes}: the intrinsic and interpreted forms of the Vector API's EXP and ADD reduction may
  * round differently, and a step must give the same bits whether or not its kernel is JIT-compiled yet. The
  * scalar tail computes the same function, and every row is computed by one thread in a fixed order, so results
- * depend neither on the thread count nor on an element's position in the row. Both kernels may run in place (out = x, dx = dOut): each element is read before it is written.
+ * depend neither on the thread count nor on an element's position in the row. Both kernels may run in place
+ * (out = x, dx = dOut): each element is read before it is written.
  * Cost: about 5 FLOPs per element forward (max, subtract, exp, add, scale) and 4 backward.
  */
 final class CpuSoftmax {

@@ -73,9 +73,9 @@ class CpuMoeTest {
         for (int n = 0; n < samples; n++) {
             for (int e = 0; e < experts; e++) {
                 for (int j = 0; j < k; j++) {
-                    int slot = (n * experts + e) * k + j, t = indices[slot];
+                    int slot = (n * experts + e) * k + j, t = indices[slot], row = (e * samples + n) * k + j;
                     for (int d = 0; d < dim; d++) {
-                        out[(n * tokens + t) * dim + d] += (double) gates[slot] * h[((e * samples + n) * k + j) * dim + d];
+                        out[(n * tokens + t) * dim + d] += (double) gates[slot] * h[row * dim + d];
                     }
                 }
             }
