@@ -255,7 +255,7 @@ class MoeFunctionsTest {
         float[] probs = {0.6f, 0.4f, 0.2f, 0.8f, 0.5f, 0.5f, 0.9f, 0.1f, 0.3f, 0.7f};
         try (MemoryScope scope = new MemoryScope("moe-route")) {
             Graph graph = new Graph(BACKEND, scope);
-            try (GradScope ignored = graph.recordGradients()) {
+            try (GradScope _ = graph.recordGradients()) {
                 Variable p = graph.leaf(Tensor.of(scope, probs, samples, tokens, experts));
                 MoeFunctions.Routing routing = MoeFunctions.route(graph, p, k);
                 assertEquals(DType.I32, routing.indices().dtype());
@@ -275,7 +275,7 @@ class MoeFunctionsTest {
     void constantProbabilitiesRecordNothing() {
         try (MemoryScope scope = new MemoryScope("moe-constant")) {
             Graph graph = new Graph(BACKEND, scope);
-            try (GradScope ignored = graph.recordGradients()) {
+            try (GradScope _ = graph.recordGradients()) {
                 Variable p = graph.constant(Tensor.of(scope, new float[] {0.2f, 0.8f, 0.6f, 0.4f}, 1, 2, 2));
                 MoeFunctions.Routing routing = MoeFunctions.route(graph, p, 1);
                 assertFalse(routing.gates().requiresGrad());
