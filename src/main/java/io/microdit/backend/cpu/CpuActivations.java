@@ -18,7 +18,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Every sigmoid-shaped factor is written with one exponential: the tanh GELU is
  * 0.5·x·(1 + tanh z) = x·σ(2z), SiLU is x·σ(x), σ(u) = 1/(1 + e^(−u)); for a very negative u the exponential
- * overflows to +∞ and σ becomes 0 exactly, the correct limit.
+ * overflows to +∞ and σ becomes 0 exactly, the correct limit. The derivatives need 1 − σ, which is formed as
+ * e^(−u)·σ rather than by a subtraction that would cancel where σ is near 1.
  *
  * <p>Java has no erf, so {@link #erf(float)} is our own approximation, accurate to 1e-7 absolute over the
  * whole float range (checked in the tests against a float64 series): for |x| &lt; 1, erf(x) = x + x·Q(x²)
@@ -37,6 +38,8 @@ final class CpuActivations {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final int MIN_CHUNK = 1 << 14;
     private static final FloatVector ONE = FloatVector.broadcast(SPECIES, 1f);
+    /** e^80 ≈ 5.5e34: large enough that σ(−80) is 0 to float precision, small enough that e·σ stays finite. */
+    private static final float EXPONENT_CAP = 80f;
 
     private static final float SQRT_HALF = 0.70710678118654752f;
     /** 1/√(2π), the standard normal density at 0. */
@@ -136,11 +139,12 @@ final class CpuActivations {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
                 FloatVector v = FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER);
-                siluSlope(v).mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                siluSlope(v, cappedExp(v.neg())).mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
                         .intoMemorySegment(dxs, i * 4L, ORDER);
             }
             for (; i < end; i++) {
-                dxs.setAtIndex(F, i, siluSlope(xs.getAtIndex(F, i)) * gs.getAtIndex(F, i));
+                float v = xs.getAtIndex(F, i);
+                dxs.setAtIndex(F, i, siluSlope(v, cappedExp(-v)) * gs.getAtIndex(F, i));
             }
         });
         flops.add(op, 8 * x.numel());
@@ -180,15 +184,15 @@ final class CpuActivations {
                 FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER);
                 FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, i * 4L, ORDER);
                 FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, i * 4L, ORDER);
-                FloatVector s = sigmoid(va);
-                g.mul(va.mul(s)).intoMemorySegment(dbs, i * 4L, ORDER);
-                g.mul(vb).mul(siluSlope(va, s)).intoMemorySegment(das, i * 4L, ORDER);
+                FloatVector e = cappedExp(va.neg());
+                g.mul(va).div(e.add(1f)).intoMemorySegment(dbs, i * 4L, ORDER);
+                g.mul(vb).mul(siluSlope(va, e)).intoMemorySegment(das, i * 4L, ORDER);
             }
             for (; i < end; i++) {
                 float g = gs.getAtIndex(F, i), va = as.getAtIndex(F, i), vb = bs.getAtIndex(F, i);
-                float s = sigmoid(va);
-                dbs.setAtIndex(F, i, g * (va * s));
-                das.setAtIndex(F, i, g * vb * siluSlope(va, s));
+                float e = cappedExp(-va);
+                dbs.setAtIndex(F, i, g * va / (1f + e));
+                das.setAtIndex(F, i, g * vb * siluSlope(va, e));
             }
         });
         flops.add(op, 10 * a.numel());
@@ -204,21 +208,27 @@ final class CpuActivations {
         return 1f / (1f + (float) Math.exp(-u));
     }
 
-    /** d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))). */
-    private static FloatVector siluSlope(FloatVector x) {
-        return siluSlope(x, sigmoid(x));
+    /**
+     * e^u for the slope formulas, with u capped at 80 so that e·σ stays finite: σ = 1/(1 + e) and 1 − σ = e·σ.
+     * Forming 1 − σ as e·σ instead of by subtraction keeps it accurate where σ is close to 1.
+     */
+    private static FloatVector cappedExp(FloatVector u) {
+        return u.min(EXPONENT_CAP).lanewise(VectorOperators.EXP);
     }
 
-    private static FloatVector siluSlope(FloatVector x, FloatVector s) {
-        return x.mul(s.neg().add(1f)).add(1f).mul(s);
+    private static float cappedExp(float u) {
+        return (float) Math.exp(Math.min(u, EXPONENT_CAP));
     }
 
-    private static float siluSlope(float x) {
-        return siluSlope(x, sigmoid(x));
+    /** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
+    private static FloatVector siluSlope(FloatVector x, FloatVector e) {
+        FloatVector s = ONE.div(e.add(1f));
+        return x.mul(e).mul(s).add(1f).mul(s);
     }
 
-    private static float siluSlope(float x, float s) {
-        return s * (1f + x * (1f - s));
+    private static float siluSlope(float x, float e) {
+        float s = 1f / (1f + e);
+        return s * (1f + x * e * s);
     }
 
     /** 0.5·x·(1 + tanh z) with z = √(2/π)(x + 0.044715x³), as x·σ(2z). */
@@ -232,20 +242,21 @@ final class CpuActivations {
         return x / (1f + (float) Math.exp(exponent));
     }
 
-    /** With s = σ(2z): d/dx = s + x·s(1 − s)·2√(2/π)(1 + 3·0.044715x²). */
+    /** With s = σ(2z) and 1 − s = e·s, e = e^(−2z): d/dx = s + x·s(1 − s)·2√(2/π)(1 + 3·0.044715x²). */
     private static FloatVector geluTanhSlope(FloatVector x) {
         FloatVector x2 = x.mul(x);
-        FloatVector s = ONE.div(x2.fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x)
-                .lanewise(VectorOperators.EXP).add(1f));
+        FloatVector e = cappedExp(x2.fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x));
+        FloatVector s = ONE.div(e.add(1f));
         FloatVector dz = x2.fma(TANH_SLOPE_CUBIC, TANH_SLOPE_LINEAR);
-        return x.mul(s).mul(s.neg().add(1f)).fma(dz, s);
+        return x.mul(s).mul(e.mul(s)).fma(dz, s);
     }
 
     private static float geluTanhSlope(float x) {
         float x2 = x * x;
-        float s = 1f / (1f + (float) Math.exp(Math.fma(x2, TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR) * x));
+        float e = cappedExp(Math.fma(x2, TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR) * x);
+        float s = 1f / (1f + e);
         float dz = Math.fma(x2, TANH_SLOPE_CUBIC, TANH_SLOPE_LINEAR);
-        return Math.fma(x * s * (1f - s), dz, s);
+        return Math.fma(x * s * (e * s), dz, s);
     }
 
     /** 0.5·x·(1 + erf(x/√2)). */

@@ -17,7 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Forward, three vector passes per row: a rough float mean m0, then the shifted sums s1 = Σ(x−m0) and
  * s2 = Σ(x−m0)² (the corrected two-pass algorithm: mean = m0 + s1/D, var = s2/D − (s1/D)², accurate even when
- * |mean| ≫ std), then the output. rstd is formed in double. About 8 FLOPs per element.
+ * |mean| ≫ std), then the output from (x − m0) − s1/D. rstd is formed in double. About 8 FLOPs per element.
  *
  * <p>Backward, two passes per row: the row means of dŷ and dŷ·x̂ (dŷ = dOut·weight), then
  * dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)), x̂ recomputed from the saved mean and rstd. The weight gradient
@@ -73,11 +73,10 @@ final class CpuNorm {
                 }
                 double correction = shiftedSum / width;
                 double variance = Math.max(0, squares / width - correction * correction);
-                float rowMean = (float) (m0 + correction);
                 float rowRstd = (float) (1 / Math.sqrt(variance + eps));
-                ms.setAtIndex(F, r, rowMean);
+                ms.setAtIndex(F, r, (float) (m0 + correction));
                 rs.setAtIndex(F, r, rowRstd);
-                normalizeRow(xs, os, base, width, rowMean, rowRstd, w);
+                normalizeRow(xs, os, base, width, m0, (float) correction, rowRstd, w);
             }
         });
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
@@ -96,18 +95,23 @@ final class CpuNorm {
         return total;
     }
 
-    private static void normalizeRow(MemorySegment xs, MemorySegment os, long base, int width, float rowMean,
-                                     float rowRstd, float[] w) {
+    /**
+     * Centres with the rough mean and its small correction separately: x − m0 is exact for x near m0, so the
+     * centred values keep full float precision even when the mean itself cannot be represented that finely.
+     */
+    private static void normalizeRow(MemorySegment xs, MemorySegment os, long base, int width, float m0,
+                                     float correction, float rowRstd, float[] w) {
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
-            FloatVector y = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(rowMean).mul(rowRstd);
+            FloatVector y = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(m0).sub(correction)
+                    .mul(rowRstd);
             if (w != null) {
                 y = y.mul(FloatVector.fromArray(SPECIES, w, c));
             }
             y.intoMemorySegment(os, base + c * 4L, ORDER);
         }
         for (; c < width; c++) {
-            float y = (xs.get(F, base + c * 4L) - rowMean) * rowRstd;
+            float y = (xs.get(F, base + c * 4L) - m0 - correction) * rowRstd;
             os.set(F, base + c * 4L, w == null ? y : y * w[c]);
         }
     }
