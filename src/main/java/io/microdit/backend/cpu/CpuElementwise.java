@@ -1,9 +1,45 @@
 package io.microdit.backend.cpu;
 
+import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
+/**
+ * Elementwise ops, the adaLN modulation and gated residual, column slices and dtype conversion. Every kernel is
+ * one memory-bound pass: Vector API lanes (SPECIES_PREFERRED) with a scalar tail, split over threads in
+ * contiguous element or row ranges (small tensors run inline). Broadcasting ({@code b} a suffix of {@code a})
+ * walks each range in pieces that stay inside one copy of {@code b}, so the inner loop is always contiguous.
+ * The backward reductions over tokens (dShift, dScale, dGate) are split by (sample, column block) instead of
+ * rows, so every output element is summed by one thread in token order: deterministic, no atomics.
+ * FLOPs count the arithmetic per element (a multiply-add is 2); pure data movement counts none.
+ */
 final class CpuElementwise {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int LANES = SPECIES.length();
+    private static final VectorSpecies<Integer> INT_SPECIES =
+            VectorSpecies.of(int.class, VectorShape.forBitSize(SPECIES.vectorBitSize()));
+    /** Same lane count as {@link #INT_SPECIES}: one bf16 per float. */
+    private static final VectorSpecies<Short> SHORT_SPECIES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(SPECIES.vectorBitSize() / 2));
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfShort S = ValueLayout.JAVA_SHORT;
+    /** Elements per thread below which splitting costs more than it saves. */
+    private static final int MIN_CHUNK = 1 << 14;
+    /** Columns per task of the token reductions: a multiple of every vector width, small enough to stay in L1. */
+    private static final int COLUMN_BLOCK = 256;
+
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -13,54 +49,342 @@ final class CpuElementwise {
     }
 
     void add(Tensor a, Tensor b, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.add");
+        broadcast("add", a, b, out, false);
     }
 
     void mul(Tensor a, Tensor b, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.mul");
+        broadcast("mul", a, b, out, true);
+    }
+
+    private void broadcast(String op, Tensor a, Tensor b, Tensor out, boolean multiply) {
+        Checks.sameShapeF32(op, "a", a, "out", out);
+        Checks.dtype(op, "b", b, DType.F32);
+        boolean suffix = b.rank() <= a.rank();
+        for (int i = 1; suffix && i <= b.rank(); i++) {
+            suffix = b.dim(-i) == a.dim(-i);
+        }
+        Checks.argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe()
+                + " or a suffix of it");
+        int n = Math.toIntExact(a.numel());
+        int inner = Math.toIntExact(b.numel());
+        if (n == 0) {
+            return;
+        }
+        MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
+        parallel.forRange(n, MIN_CHUNK, (start, end) -> {
+            int i = start;
+            while (i < end) {
+                int offsetInB = i % inner;
+                int length = Math.min(end - i, inner - offsetInB);
+                long aBase = (long) i * 4, bBase = (long) offsetInB * 4;
+                int j = 0;
+                for (; j <= length - LANES; j += LANES) {
+                    FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, aBase + j * 4L, ORDER);
+                    FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, bBase + j * 4L, ORDER);
+                    (multiply ? va.mul(vb) : va.add(vb)).intoMemorySegment(os, aBase + j * 4L, ORDER);
+                }
+                for (; j < length; j++) {
+                    float x = as.getAtIndex(F, i + j), y = bs.getAtIndex(F, offsetInB + j);
+                    os.setAtIndex(F, i + j, multiply ? x * y : x + y);
+                }
+                i += length;
+            }
+        });
+        flops.add(op, n);
     }
 
     void scale(Tensor x, float alpha, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.scale");
+        Checks.sameShapeF32("scale", "x", x, "out", out);
+        MemorySegment xs = x.segment(), os = out.segment();
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER).mul(alpha)
+                        .intoMemorySegment(os, i * 4L, ORDER);
+            }
+            for (; i < end; i++) {
+                os.setAtIndex(F, i, alpha * xs.getAtIndex(F, i));
+            }
+        });
+        flops.add("scale", x.numel());
     }
 
     void axpy(float alpha, Tensor x, Tensor y) {
-        io.microdit.backend.Checks.sameShapeF32("axpy", "x", x, "y", y);
-        java.lang.foreign.MemorySegment xs = x.segment(), ys = y.segment();
-        java.lang.foreign.ValueLayout.OfFloat f = java.lang.foreign.ValueLayout.JAVA_FLOAT;
-        parallel.forRange((int) x.numel(), 1 << 14, (start, end) -> {
-            for (int i = start; i < end; i++) {
-                ys.setAtIndex(f, i, ys.getAtIndex(f, i) + alpha * xs.getAtIndex(f, i));
+        Checks.sameShapeF32("axpy", "x", x, "y", y);
+        MemorySegment xs = x.segment(), ys = y.segment();
+        FloatVector vAlpha = FloatVector.broadcast(SPECIES, alpha);
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                FloatVector vy = FloatVector.fromMemorySegment(SPECIES, ys, i * 4L, ORDER);
+                FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER).fma(vAlpha, vy)
+                        .intoMemorySegment(ys, i * 4L, ORDER);
+            }
+            for (; i < end; i++) {
+                ys.setAtIndex(F, i, Math.fma(alpha, xs.getAtIndex(F, i), ys.getAtIndex(F, i)));
             }
         });
         flops.add("axpy", 2 * x.numel());
     }
 
     void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.modulate");
+        String op = "modulate";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        checkPerSample(op, "shift", shift, samples, width);
+        checkPerSample(op, "scale", scale, samples, width);
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        MemorySegment xs = x.segment(), shs = shift.segment(), scs = scale.segment(), os = out.segment();
+        parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long rowBase = (long) row * width * 4, sampleBase = (long) (row / tokens) * width * 4;
+                int c = 0;
+                for (; c <= width - LANES; c += LANES) {
+                    FloatVector vx = FloatVector.fromMemorySegment(SPECIES, xs, rowBase + c * 4L, ORDER);
+                    FloatVector vScale = FloatVector.fromMemorySegment(SPECIES, scs, sampleBase + c * 4L, ORDER);
+                    FloatVector vShift = FloatVector.fromMemorySegment(SPECIES, shs, sampleBase + c * 4L, ORDER);
+                    vx.fma(vScale.add(1f), vShift).intoMemorySegment(os, rowBase + c * 4L, ORDER);
+                }
+                for (; c < width; c++) {
+                    float xv = xs.get(F, rowBase + c * 4L);
+                    float sc = scs.get(F, sampleBase + c * 4L), sh = shs.get(F, sampleBase + c * 4L);
+                    os.set(F, rowBase + c * 4L, Math.fma(xv, 1f + sc, sh));
+                }
+            }
+        });
+        flops.add(op, 3 * x.numel());
     }
 
     void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
-        throw new UnsupportedOperationException("CpuElementwise.modulateBackward");
+        String op = "modulateBackward";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        checkPerSample(op, "scale", scale, samples, width);
+        checkPerSample(op, "dShift", dShift, samples, width);
+        checkPerSample(op, "dScale", dScale, samples, width);
+        MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), dxs = dx.segment(),
+                dShs = dShift.segment(), dScs = dScale.segment();
+        int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+        parallel.forRange(samples * blocks, blocksPerChunk(tokens), (start, end) -> {
+            for (int task = start; task < end; task++) {
+                int sample = task / blocks, c0 = task % blocks * COLUMN_BLOCK;
+                int c1 = Math.min(width, c0 + COLUMN_BLOCK);
+                long sampleBase = (long) sample * width * 4;
+                dShs.asSlice(sampleBase + c0 * 4L, (c1 - c0) * 4L).fill((byte) 0);
+                dScs.asSlice(sampleBase + c0 * 4L, (c1 - c0) * 4L).fill((byte) 0);
+                for (int t = 0; t < tokens; t++) {
+                    long rowBase = ((long) sample * tokens + t) * width * 4;
+                    int c = c0;
+                    for (; c <= c1 - LANES; c += LANES) {
+                        long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
+                        FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, rowOffset, ORDER);
+                        FloatVector vx = FloatVector.fromMemorySegment(SPECIES, xs, rowOffset, ORDER);
+                        FloatVector vScale = FloatVector.fromMemorySegment(SPECIES, scs, sampleOffset, ORDER);
+                        g.fma(vScale, g).intoMemorySegment(dxs, rowOffset, ORDER);
+                        FloatVector.fromMemorySegment(SPECIES, dShs, sampleOffset, ORDER).add(g)
+                                .intoMemorySegment(dShs, sampleOffset, ORDER);
+                        g.fma(vx, FloatVector.fromMemorySegment(SPECIES, dScs, sampleOffset, ORDER))
+                                .intoMemorySegment(dScs, sampleOffset, ORDER);
+                    }
+                    for (; c < c1; c++) {
+                        long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
+                        float g = gs.get(F, rowOffset);
+                        dxs.set(F, rowOffset, Math.fma(g, scs.get(F, sampleOffset), g));
+                        dShs.set(F, sampleOffset, dShs.get(F, sampleOffset) + g);
+                        dScs.set(F, sampleOffset, Math.fma(g, xs.get(F, rowOffset), dScs.get(F, sampleOffset)));
+                    }
+                }
+            }
+        });
+        flops.add(op, 5 * x.numel());
     }
 
     void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.gatedResidual");
+        String op = "gatedResidual";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        checkPerSample(op, "gate", gate, samples, width);
+        Checks.sameShapeF32(op, "x", x, "f", f);
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        MemorySegment xs = x.segment(), gates = gate.segment(), fs = f.segment(), os = out.segment();
+        parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
+            for (int row = start; row < end; row++) {
+                long rowBase = (long) row * width * 4, sampleBase = (long) (row / tokens) * width * 4;
+                int c = 0;
+                for (; c <= width - LANES; c += LANES) {
+                    FloatVector vf = FloatVector.fromMemorySegment(SPECIES, fs, rowBase + c * 4L, ORDER);
+                    FloatVector vGate = FloatVector.fromMemorySegment(SPECIES, gates, sampleBase + c * 4L, ORDER);
+                    FloatVector vx = FloatVector.fromMemorySegment(SPECIES, xs, rowBase + c * 4L, ORDER);
+                    vf.fma(vGate, vx).intoMemorySegment(os, rowBase + c * 4L, ORDER);
+                }
+                for (; c < width; c++) {
+                    os.set(F, rowBase + c * 4L, Math.fma(fs.get(F, rowBase + c * 4L),
+                            gates.get(F, sampleBase + c * 4L), xs.get(F, rowBase + c * 4L)));
+                }
+            }
+        });
+        flops.add(op, 2 * x.numel());
     }
 
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
-        throw new UnsupportedOperationException("CpuElementwise.gatedResidualBackward");
+        String op = "gatedResidualBackward";
+        checkTokens(op, "f", f);
+        int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
+        Checks.sameShapeF32(op, "f", f, "dOut", dOut);
+        Checks.sameShapeF32(op, "f", f, "dF", dF);
+        checkPerSample(op, "gate", gate, samples, width);
+        checkPerSample(op, "dGate", dGate, samples, width);
+        MemorySegment gs = dOut.segment(), gates = gate.segment(), fs = f.segment(), dGates = dGate.segment(),
+                dFs = dF.segment();
+        int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+        parallel.forRange(samples * blocks, blocksPerChunk(tokens), (start, end) -> {
+            for (int task = start; task < end; task++) {
+                int sample = task / blocks, c0 = task % blocks * COLUMN_BLOCK;
+                int c1 = Math.min(width, c0 + COLUMN_BLOCK);
+                long sampleBase = (long) sample * width * 4;
+                dGates.asSlice(sampleBase + c0 * 4L, (c1 - c0) * 4L).fill((byte) 0);
+                for (int t = 0; t < tokens; t++) {
+                    long rowBase = ((long) sample * tokens + t) * width * 4;
+                    int c = c0;
+                    for (; c <= c1 - LANES; c += LANES) {
+                        long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
+                        FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, rowOffset, ORDER);
+                        FloatVector vf = FloatVector.fromMemorySegment(SPECIES, fs, rowOffset, ORDER);
+                        FloatVector vGate = FloatVector.fromMemorySegment(SPECIES, gates, sampleOffset, ORDER);
+                        g.mul(vGate).intoMemorySegment(dFs, rowOffset, ORDER);
+                        g.fma(vf, FloatVector.fromMemorySegment(SPECIES, dGates, sampleOffset, ORDER))
+                                .intoMemorySegment(dGates, sampleOffset, ORDER);
+                    }
+                    for (; c < c1; c++) {
+                        long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
+                        float g = gs.get(F, rowOffset);
+                        dFs.set(F, rowOffset, g * gates.get(F, sampleOffset));
+                        dGates.set(F, sampleOffset, Math.fma(g, fs.get(F, rowOffset), dGates.get(F, sampleOffset)));
+                    }
+                }
+            }
+        });
+        flops.add(op, 3 * f.numel());
     }
 
     void sliceColumns(Tensor x, int start, Tensor out) {
-        throw new UnsupportedOperationException("CpuElementwise.sliceColumns");
+        String op = "sliceColumns";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 2);
+        int rows = x.dim(0), columns = x.dim(1);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, rows, -1);
+        int width = out.dim(1);
+        checkColumnRange(op, start, width, columns);
+        MemorySegment xs = x.segment(), os = out.segment();
+        parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
+            for (int r = first; r < end; r++) {
+                MemorySegment.copy(xs, ((long) r * columns + start) * 4, os, (long) r * width * 4, width * 4L);
+            }
+        });
     }
 
     void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
-        throw new UnsupportedOperationException("CpuElementwise.sliceColumnsBackward");
+        String op = "sliceColumnsBackward";
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.rank(op, "dx", dx, 2);
+        int rows = dx.dim(0), columns = dx.dim(1);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, rows, -1);
+        int width = dOut.dim(1);
+        checkColumnRange(op, start, width, columns);
+        MemorySegment gs = dOut.segment(), dxs = dx.segment();
+        parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
+            for (int r = first; r < end; r++) {
+                long dxBase = ((long) r * columns + start) * 4, gBase = (long) r * width * 4;
+                int c = 0;
+                for (; c <= width - LANES; c += LANES) {
+                    FloatVector.fromMemorySegment(SPECIES, dxs, dxBase + c * 4L, ORDER)
+                            .add(FloatVector.fromMemorySegment(SPECIES, gs, gBase + c * 4L, ORDER))
+                            .intoMemorySegment(dxs, dxBase + c * 4L, ORDER);
+                }
+                for (; c < width; c++) {
+                    dxs.set(F, dxBase + c * 4L, dxs.get(F, dxBase + c * 4L) + gs.get(F, gBase + c * 4L));
+                }
+            }
+        });
+        flops.add(op, dOut.numel());
     }
 
+    /** F32 to BF16 rounds to nearest even exactly as {@link DType#floatToBf16}; BF16 to F32 is exact. */
     void convert(Tensor source, Tensor target) {
-        throw new UnsupportedOperationException("CpuElementwise.convert");
+        String op = "convert";
+        Checks.notNull(op, "source", source);
+        Checks.notNull(op, "target", target);
+        Checks.argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
+                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
+        Checks.argument(source.sameShape(target), op, "target " + target.describe()
+                + " must have the shape of source " + source.describe());
+        MemorySegment src = source.segment(), dst = target.segment();
+        if (source.dtype() == target.dtype()) {
+            MemorySegment.copy(src, 0, dst, 0, source.byteSize());
+            return;
+        }
+        boolean toBf16 = target.dtype() == DType.BF16;
+        parallel.forRange(Math.toIntExact(source.numel()), MIN_CHUNK, (start, end) -> {
+            if (toBf16) {
+                floatsToBf16(src, dst, start, end);
+            } else {
+                bf16ToFloats(src, dst, start, end);
+            }
+        });
+    }
+
+    private static void floatsToBf16(MemorySegment src, MemorySegment dst, int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            IntVector bits = IntVector.fromMemorySegment(INT_SPECIES, src, i * 4L, ORDER);
+            IntVector high = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(high.and(1).add(0x7fff)).lanewise(VectorOperators.LSHR, 16);
+            VectorMask<Integer> nan = bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000);
+            IntVector result = rounded.blend(high.or(0x40), nan);
+            result.convertShape(VectorOperators.I2S, SHORT_SPECIES, 0).intoMemorySegment(dst, i * 2L, ORDER);
+        }
+        for (; i < end; i++) {
+            dst.setAtIndex(S, i, DType.floatToBf16(src.getAtIndex(F, i)));
+        }
+    }
+
+    private static void bf16ToFloats(MemorySegment src, MemorySegment dst, int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            ShortVector bf16 = ShortVector.fromMemorySegment(SHORT_SPECIES, src, i * 2L, ORDER);
+            IntVector widened = (IntVector) bf16.convertShape(VectorOperators.S2I, INT_SPECIES, 0);
+            widened.lanewise(VectorOperators.LSHL, 16).intoMemorySegment(dst, i * 4L, ORDER);
+        }
+        for (; i < end; i++) {
+            dst.setAtIndex(F, i, DType.bf16ToFloat(src.getAtIndex(S, i)));
+        }
+    }
+
+    private static void checkTokens(String op, String argument, Tensor t) {
+        Checks.dtype(op, argument, t, DType.F32);
+        Checks.rank(op, argument, t, 3);
+    }
+
+    private static void checkPerSample(String op, String argument, Tensor t, int samples, int width) {
+        Checks.dtype(op, argument, t, DType.F32);
+        Checks.shape(op, argument, t, samples, width);
+    }
+
+    private static void checkColumnRange(String op, int start, int width, int columns) {
+        Checks.argument(start >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
+                + ((long) start + width) + ") do not fit in " + columns + " columns");
+    }
+
+    private static int rowsPerChunk(int width) {
+        return Math.max(1, MIN_CHUNK / Math.max(1, width));
+    }
+
+    /** Tasks of COLUMN_BLOCK columns × tokens rows per thread, at least MIN_CHUNK elements of work. */
+    private static int blocksPerChunk(int tokens) {
+        return Math.max(1, MIN_CHUNK / (COLUMN_BLOCK * Math.max(1, tokens)));
     }
 }

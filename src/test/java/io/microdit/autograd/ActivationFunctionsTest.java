@@ -1,0 +1,100 @@
+package io.microdit.autograd;
+
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.testing.GradientCheck;
+import io.microdit.testing.TestData;
+import java.util.Random;
+import java.util.function.DoubleUnaryOperator;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class ActivationFunctionsTest {
+    private static final CpuBackend BACKEND = new CpuBackend(3);
+
+    @AfterAll
+    static void close() {
+        BACKEND.close();
+    }
+
+    /** erf in float64 from its series of positive terms (see CpuActivationsTest, which checks it). */
+    private static double erf(double x) {
+        double ax = Math.abs(x);
+        if (ax > 6) {
+            return Math.signum(x);
+        }
+        double term = ax, sum = ax;
+        for (int n = 0; term > 1e-18 * sum; n++) {
+            term *= 2 * ax * ax / (2 * n + 3);
+            sum += term;
+        }
+        return Math.copySign(2 / Math.sqrt(Math.PI) * Math.exp(-ax * ax) * sum, x);
+    }
+
+    private static double sigmoid(double x) {
+        return 1 / (1 + Math.exp(-x));
+    }
+
+    /** Inputs over [-4, 4]: both branches of erf and the curved part of every activation. */
+    private static float[] inputs(Random random, int n) {
+        float[] x = TestData.uniform(random, n);
+        for (int i = 0; i < n; i++) {
+            x[i] *= 4f;
+        }
+        return x;
+    }
+
+    private static GradientCheck.Reference map(DoubleUnaryOperator f) {
+        return r -> {
+            double[] out = new double[r[0].length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = f.applyAsDouble(r[0][i]);
+            }
+            return out;
+        };
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 3, 17, 33, 77})
+    void geluBothFormsAndSilu(int width) {
+        Random random = new Random(width);
+        GradientCheck.of(BACKEND, 1)
+                .input("x", inputs(random, 3 * width), 3, width)
+                .check((g, v) -> ActivationFunctions.gelu(g, v[0], false),
+                        map(x -> 0.5 * x * (1 + erf(x / Math.sqrt(2)))));
+        GradientCheck.of(BACKEND, 2)
+                .input("x", inputs(random, 3 * width), 3, width)
+                .check((g, v) -> ActivationFunctions.gelu(g, v[0], true),
+                        map(x -> 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))));
+        GradientCheck.of(BACKEND, 3)
+                .input("x", inputs(random, 3 * width), 3, width)
+                .check((g, v) -> ActivationFunctions.silu(g, v[0]), map(x -> x * sigmoid(x)));
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 3, 17, 33, 77})
+    void swigluGate(int width) {
+        Random random = new Random(100 + width);
+        int size = 2 * width;
+        GradientCheck.of(BACKEND, 4)
+                .input("a", inputs(random, size), 2, width)
+                .input("b", inputs(random, size), 2, width)
+                .check((g, v) -> ActivationFunctions.swigluGate(g, v[0], v[1]), r -> {
+                    double[] out = new double[size];
+                    for (int i = 0; i < size; i++) {
+                        out[i] = r[0][i] * sigmoid(r[0][i]) * r[1][i];
+                    }
+                    return out;
+                });
+    }
+
+    /** The same variable as both SwiGLU inputs: silu(a)·a, gradients from both paths add. */
+    @Test
+    void swigluGateWithOneVariableTwice() {
+        Random random = new Random(7);
+        GradientCheck.of(BACKEND, 5)
+                .input("a", inputs(random, 21), 3, 7)
+                .check((g, v) -> ActivationFunctions.swigluGate(g, v[0], v[0]), map(x -> x * sigmoid(x) * x));
+    }
+}
