@@ -1,9 +1,41 @@
 package io.microdit.backend.cpu;
 
-import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.Tensor;
+import static io.microdit.backend.cpu.AttentionKernels.LANES;
+import static io.microdit.backend.cpu.AttentionKernels.SPECIES;
 
+import io.microdit.backend.Checks;
+import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+
+/**
+ * Fused non-causal scaled dot-product attention, FlashAttention-2 style; the Tq×Tk score matrix never exists.
+ *
+ * <p>Forward: one task per (sample, head, block of {@link #QUERY_BLOCK} queries). The block's queries, scaled
+ * by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along vector lanes; then
+ * for each block of {@link #KEY_BLOCK} keys: scores [keys, queries] = K·Qᵀ, online softmax per query (running
+ * max and sum, rescaling the output accumulator when the max grows), output [Dh, queries] += Vᵀ·P. The
+ * softmax statistics stay in lanes, so no horizontal reduction is needed anywhere. Saves lse = max + log(sum).
+ *
+ * <p>Backward: one task per (sample, head), so dK and dV are accumulated by one thread without races and the
+ * result does not depend on the thread count. D = rowsum(dO ∘ O); per (key block, query block) the
+ * probabilities are recomputed from Q, K and lse, then dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ∘ (dP − D),
+ * dQ += dS·K, dK += dSᵀ·Q (both scaled at the end).
+ *
+ * <p>Every product is {@link AttentionKernels#multiply} on thread-local tiles padded to whole vectors (padded
+ * queries have zero inputs and lse = +∞, so they contribute nothing). FLOPs: forward 4·N·H·Tq·Tk·Dh, backward
+ * 2.5× that (the FlashAttention convention; the actual count is 10·N·H·Tq·Tk·Dh too: five products).
+ */
 final class CpuAttention {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    /** Queries per tile: four vectors, the width of the 4×4 product block. */
+    static final int QUERY_BLOCK = 4 * LANES;
+    static final int KEY_BLOCK = 64;
+
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -12,11 +44,260 @@ final class CpuAttention {
         this.flops = flops;
     }
 
-    void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        throw new UnsupportedOperationException("CpuAttention.forward");
+    /** Sizes of one attention call, checked against every tensor. */
+    private record Shape(int batch, int queries, int keys, int heads, int headDim, int width) {
+        long flops() {
+            return 4L * batch * heads * queries * keys * headDim;
+        }
     }
 
-    void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq, Tensor dk, Tensor dv) {
-        throw new UnsupportedOperationException("CpuAttention.backward");
+    private static Shape check(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        floatRank3(op, "q", q);
+        floatRank3(op, "k", k);
+        floatRank3(op, "v", v);
+        floatRank3(op, "out", out);
+        floatRank3(op, "lse", lse);
+        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
+        Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "
+                + "the width " + width + " of q " + q.describe());
+        Checks.argument(width > 0, op, "q " + q.describe() + " must have a positive width");
+        Checks.shape(op, "k", k, batch, -1, width);
+        Checks.argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
+        Checks.shape(op, "v", v, batch, keys, width);
+        Checks.shape(op, "out", out, batch, queries, width);
+        Checks.shape(op, "lse", lse, batch, heads, queries);
+        return new Shape(batch, queries, keys, heads, width / heads, width);
+    }
+
+    private static void floatRank3(String op, String name, Tensor t) {
+        Checks.dtype(op, name, t, DType.F32);
+        Checks.rank(op, name, t, 3);
+    }
+
+    void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        Shape s = check("attention", q, k, v, heads, out, lse);
+        MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), ls = lse.segment();
+        int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
+        int tasks = s.batch() * s.heads() * queryBlocks;
+        parallel.forRange(tasks, 1, (start, end) -> {
+            ForwardTiles tiles = new ForwardTiles(s.headDim());
+            for (int task = start; task < end; task++) {
+                int block = task % queryBlocks, head = task / queryBlocks % s.heads();
+                int sample = task / queryBlocks / s.heads();
+                forwardBlock(s, sample, head, block * QUERY_BLOCK, qs, ks, vs, os, ls, tiles);
+            }
+        });
+        flops.add("attention", s.flops());
+    }
+
+    /** Thread-local tiles of the forward; queries along the lanes (row stride {@link #QUERY_BLOCK}). */
+    private static final class ForwardTiles {
+        final float[] queryT, outputT, keys, values, scores;
+        final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK];
+
+        ForwardTiles(int headDim) {
+            queryT = new float[headDim * QUERY_BLOCK];
+            outputT = new float[headDim * QUERY_BLOCK];
+            keys = new float[KEY_BLOCK * headDim];
+            values = new float[KEY_BLOCK * headDim];
+            scores = new float[KEY_BLOCK * QUERY_BLOCK];
+        }
+    }
+
+    private static void forwardBlock(Shape s, int sample, int head, int firstQuery, MemorySegment qs,
+                                     MemorySegment ks, MemorySegment vs, MemorySegment os, MemorySegment ls,
+                                     ForwardTiles t) {
+        int dh = s.headDim(), width = s.width();
+        int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
+        int vectors = Math.ceilDiv(count, LANES), padded = vectors * LANES;
+        float scale = (float) (1 / Math.sqrt(dh));
+        long columnBase = (long) head * dh;
+        for (int i = 0; i < padded; i++) {
+            long row = ((long) sample * s.queries() + firstQuery + i) * width + columnBase;
+            for (int d = 0; d < dh; d++) {
+                t.queryT[d * QUERY_BLOCK + i] = i < count ? qs.getAtIndex(F, row + d) * scale : 0f;
+            }
+        }
+        Arrays.fill(t.outputT, 0f);
+        Arrays.fill(t.max, Float.NEGATIVE_INFINITY);
+        Arrays.fill(t.sum, 0f);
+        for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
+            int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
+            for (int j = 0; j < keyCount; j++) {
+                long row = ((long) sample * s.keys() + firstKey + j) * width + columnBase;
+                MemorySegment.copy(ks, F, row * Float.BYTES, t.keys, j * dh, dh);
+                MemorySegment.copy(vs, F, row * Float.BYTES, t.values, j * dh, dh);
+            }
+            AttentionKernels.multiply(t.keys, 0, dh, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0, QUERY_BLOCK,
+                    keyCount, vectors, dh, false);
+            for (int lane = 0; lane < padded; lane += LANES) {
+                onlineSoftmax(t, lane, keyCount, dh);
+            }
+            AttentionKernels.multiply(t.values, 0, 1, dh, t.scores, 0, QUERY_BLOCK, t.outputT, 0, QUERY_BLOCK,
+                    dh, vectors, keyCount, true);
+        }
+        for (int i = 0; i < count; i++) {
+            long row = ((long) sample * s.queries() + firstQuery + i) * width + columnBase;
+            float inverse = 1f / t.sum[i];
+            for (int d = 0; d < dh; d++) {
+                os.setAtIndex(F, row + d, t.outputT[d * QUERY_BLOCK + i] * inverse);
+            }
+            long lseIndex = ((long) sample * s.heads() + head) * s.queries() + firstQuery + i;
+            ls.setAtIndex(F, lseIndex, t.max[i] + (float) Math.log(t.sum[i]));
+        }
+    }
+
+    /**
+     * Folds one key block's scores for the queries in lanes [lane, lane + LANES) into the running max and sum,
+     * turns the scores into unnormalised probabilities and rescales the output accumulator to the new max.
+     */
+    private static void onlineSoftmax(ForwardTiles t, int lane, int keyCount, int headDim) {
+        float[] scores = t.scores;
+        FloatVector oldMax = FloatVector.fromArray(SPECIES, t.max, lane);
+        FloatVector newMax = oldMax;
+        for (int j = 0; j < keyCount; j++) {
+            newMax = newMax.max(FloatVector.fromArray(SPECIES, scores, j * QUERY_BLOCK + lane));
+        }
+        FloatVector blockSum = FloatVector.zero(SPECIES);
+        for (int j = 0; j < keyCount; j++) {
+            int index = j * QUERY_BLOCK + lane;
+            FloatVector p = AttentionKernels.exp(FloatVector.fromArray(SPECIES, scores, index).sub(newMax));
+            p.intoArray(scores, index);
+            blockSum = blockSum.add(p);
+        }
+        FloatVector rescale = AttentionKernels.exp(oldMax.sub(newMax));
+        FloatVector.fromArray(SPECIES, t.sum, lane).fma(rescale, blockSum).intoArray(t.sum, lane);
+        newMax.intoArray(t.max, lane);
+        for (int d = 0; d < headDim; d++) {
+            int index = d * QUERY_BLOCK + lane;
+            FloatVector.fromArray(SPECIES, t.outputT, index).mul(rescale).intoArray(t.outputT, index);
+        }
+    }
+
+    void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq,
+                  Tensor dk, Tensor dv) {
+        String op = "attentionBackward";
+        Shape s = check(op, q, k, v, heads, out, lse);
+        Checks.sameShapeF32(op, "q", q, "dOut", dOut);
+        Checks.sameShapeF32(op, "q", q, "dq", dq);
+        Checks.sameShapeF32(op, "k", k, "dk", dk);
+        Checks.sameShapeF32(op, "v", v, "dv", dv);
+        Segments m = new Segments(dOut.segment(), q.segment(), k.segment(), v.segment(), out.segment(),
+                lse.segment(), dq.segment(), dk.segment(), dv.segment());
+        parallel.forRange(s.batch() * s.heads(), 1, (start, end) -> {
+            BackwardTiles tiles = new BackwardTiles(s);
+            for (int task = start; task < end; task++) {
+                backwardHead(s, task / s.heads(), task % s.heads(), m, tiles);
+            }
+        });
+        flops.add("attentionBackward", s.flops() * 5 / 2);
+    }
+
+    private record Segments(MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                            MemorySegment out, MemorySegment lse, MemorySegment dq, MemorySegment dk,
+                            MemorySegment dv) {
+    }
+
+    /**
+     * Thread-local tiles for one head: queries along lanes in the transposed tiles ([Dh, paddedQueries]),
+     * head_dim along lanes (padded to whole vectors) in the natural ones ([rows, paddedHeadDim]). Padding is
+     * zero from allocation and never written, so it stays zero from head to head.
+     */
+    private static final class BackwardTiles {
+        final int paddedQueries, paddedHeadDim;
+        final float[] queryT, query, gradOutT, gradOut, gradQueryT, keys, values, gradKeys, gradValues;
+        final float[] lse, delta, probabilities, gradScores;
+
+        BackwardTiles(Shape s) {
+            paddedQueries = Math.ceilDiv(s.queries(), LANES) * LANES;
+            paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
+            int dh = s.headDim();
+            queryT = new float[dh * paddedQueries];
+            gradOutT = new float[dh * paddedQueries];
+            gradQueryT = new float[dh * paddedQueries];
+            query = new float[paddedQueries * paddedHeadDim];
+            gradOut = new float[paddedQueries * paddedHeadDim];
+            keys = new float[s.keys() * dh];
+            values = new float[s.keys() * dh];
+            gradKeys = new float[s.keys() * paddedHeadDim];
+            gradValues = new float[s.keys() * paddedHeadDim];
+            lse = new float[paddedQueries];
+            delta = new float[paddedQueries];
+            Arrays.fill(lse, s.queries(), paddedQueries, Float.POSITIVE_INFINITY);
+            probabilities = new float[KEY_BLOCK * QUERY_BLOCK];
+            gradScores = new float[KEY_BLOCK * QUERY_BLOCK];
+        }
+    }
+
+    private static void backwardHead(Shape s, int sample, int head, Segments m, BackwardTiles t) {
+        int dh = s.headDim(), width = s.width(), pq = t.paddedQueries, pd = t.paddedHeadDim;
+        float scale = (float) (1 / Math.sqrt(dh));
+        long columnBase = (long) head * dh;
+        long lseBase = ((long) sample * s.heads() + head) * s.queries();
+        for (int i = 0; i < s.queries(); i++) {
+            long row = ((long) sample * s.queries() + i) * width + columnBase;
+            MemorySegment.copy(m.q(), F, row * Float.BYTES, t.query, i * pd, dh);
+            MemorySegment.copy(m.dOut(), F, row * Float.BYTES, t.gradOut, i * pd, dh);
+            float delta = 0f;
+            for (int d = 0; d < dh; d++) {
+                float g = t.gradOut[i * pd + d];
+                delta += g * m.out().getAtIndex(F, row + d);
+                t.queryT[d * pq + i] = t.query[i * pd + d] * scale;
+                t.gradOutT[d * pq + i] = g;
+            }
+            t.delta[i] = delta;
+            t.lse[i] = m.lse().getAtIndex(F, lseBase + i);
+        }
+        for (int j = 0; j < s.keys(); j++) {
+            long row = ((long) sample * s.keys() + j) * width + columnBase;
+            MemorySegment.copy(m.k(), F, row * Float.BYTES, t.keys, j * dh, dh);
+            MemorySegment.copy(m.v(), F, row * Float.BYTES, t.values, j * dh, dh);
+        }
+        Arrays.fill(t.gradQueryT, 0f);
+        Arrays.fill(t.gradKeys, 0f);
+        Arrays.fill(t.gradValues, 0f);
+        int headDimVectors = pd / LANES;
+        for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
+            int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
+            for (int firstQuery = 0; firstQuery < s.queries(); firstQuery += QUERY_BLOCK) {
+                int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
+                int vectors = Math.ceilDiv(count, LANES);
+                AttentionKernels.multiply(t.keys, firstKey * dh, dh, 1, t.queryT, firstQuery, pq,
+                        t.probabilities, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
+                AttentionKernels.multiply(t.values, firstKey * dh, dh, 1, t.gradOutT, firstQuery, pq,
+                        t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
+                for (int lane = 0; lane < vectors * LANES; lane += LANES) {
+                    FloatVector lse = FloatVector.fromArray(SPECIES, t.lse, firstQuery + lane);
+                    FloatVector delta = FloatVector.fromArray(SPECIES, t.delta, firstQuery + lane);
+                    for (int j = 0; j < keyCount; j++) {
+                        int index = j * QUERY_BLOCK + lane;
+                        FloatVector p = AttentionKernels.exp(
+                                FloatVector.fromArray(SPECIES, t.probabilities, index).sub(lse));
+                        p.intoArray(t.probabilities, index);
+                        p.mul(FloatVector.fromArray(SPECIES, t.gradScores, index).sub(delta))
+                                .intoArray(t.gradScores, index);
+                    }
+                }
+                AttentionKernels.multiply(t.probabilities, 0, QUERY_BLOCK, 1, t.gradOut, firstQuery * pd, pd,
+                        t.gradValues, firstKey * pd, pd, keyCount, headDimVectors, count, true);
+                AttentionKernels.multiply(t.gradScores, 0, QUERY_BLOCK, 1, t.query, firstQuery * pd, pd,
+                        t.gradKeys, firstKey * pd, pd, keyCount, headDimVectors, count, true);
+                AttentionKernels.multiply(t.keys, firstKey * dh, 1, dh, t.gradScores, 0, QUERY_BLOCK,
+                        t.gradQueryT, firstQuery, pq, dh, vectors, keyCount, true);
+            }
+        }
+        for (int i = 0; i < s.queries(); i++) {
+            long row = ((long) sample * s.queries() + i) * width + columnBase;
+            for (int d = 0; d < dh; d++) {
+                m.dq().setAtIndex(F, row + d, t.gradQueryT[d * pq + i] * scale);
+            }
+        }
+        for (int j = 0; j < s.keys(); j++) {
+            long row = ((long) sample * s.keys() + j) * width + columnBase;
+            for (int d = 0; d < dh; d++) {
+                m.dk().setAtIndex(F, row + d, t.gradKeys[j * pd + d] * scale);
+                m.dv().setAtIndex(F, row + d, t.gradValues[j * pd + d]);
+            }
+        }
     }
 }

@@ -1,0 +1,37 @@
+package io.microdit.autograd;
+
+import io.microdit.backend.Backend;
+import io.microdit.tensor.Tensor;
+
+/** Differentiable fused attention. */
+public final class AttentionFunctions {
+    private AttentionFunctions() {
+    }
+
+    /**
+     * Non-causal scaled dot-product attention (scale 1/sqrt(head_dim)) of q [N, Tq, H·Dh] over k and v
+     * [N, Tk, H·Dh], heads contiguous within a token; returns [N, Tq, H·Dh]. The forward saves the per-query
+     * log-sum-exp [N, H, Tq]; the backward recomputes the probabilities from it and writes fresh dq, dk, dv, so
+     * q, k and v may be the same variable.
+     */
+    public static Variable attention(Graph g, Variable q, Variable k, Variable v, int heads) {
+        Backend be = g.backend();
+        Tensor qv = q.value(), kv = k.value(), vv = v.value();
+        if (qv.rank() != 3 || heads <= 0 || qv.dim(2) % heads != 0) {
+            throw new IllegalArgumentException("attention: q " + qv.describe() + " must be [N, Tq, H·Dh] with "
+                    + heads + " heads dividing its width");
+        }
+        Tensor out = g.allocate(qv.shape());
+        Tensor lse = g.allocate(qv.dim(0), heads, qv.dim(1));
+        be.attention(qv, kv, vv, heads, out, lse);
+        return g.result(out, dOut -> {
+            Tensor dq = g.allocate(qv.shape());
+            Tensor dk = g.allocate(kv.shape());
+            Tensor dv = g.allocate(vv.shape());
+            be.attentionBackward(dOut, qv, kv, vv, out, lse, heads, dq, dk, dv);
+            q.addGrad(dq, be);
+            k.addGrad(dk, be);
+            v.addGrad(dv, be);
+        }, q, k, v);
+    }
+}
