@@ -1,0 +1,117 @@
+package io.microdit.diffusion;
+
+import io.microdit.autograd.ElementwiseFunctions;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.LossFunctions;
+import io.microdit.autograd.Variable;
+import io.microdit.model.MaskingMode;
+import io.microdit.model.MicroDiT;
+import io.microdit.model.TokenMask;
+import io.microdit.random.Philox;
+import io.microdit.tensor.Tensor;
+
+/**
+ * The training loss of one batch, as the official {@code LatentDiffusion.edm_loss}: per sample σ = exp(P_mean +
+ * P_std·z), noise n = σ·ε, the network sees c_in·(x0 + n) and c_noise; D = c_skip·(x0 + n) + c_out·F; the loss is
+ * λ(σ)·(D − x0)², averaged per patch over channels and pixels, then over the kept patches of each sample, then over
+ * the batch. Captions are dropped to an all-zero embedding with probability {@code captionDropout} (for CFG).
+ *
+ * <p>Every random draw comes from Philox keyed by the run's seed, on a stream per purpose, at a counter offset
+ * given by the sample's global index (the number of samples drawn before it in the run), so a resumed run and a
+ * run on another backend draw the same σ, noise, mask and caption drops.
+ */
+public final class EdmObjective {
+    public static final long STREAM_SIGMA = 1;
+    public static final long STREAM_NOISE = 2;
+    public static final long STREAM_MASK = 3;
+    public static final long STREAM_CAPTION_DROP = 4;
+
+    private final Edm edm;
+    private final MaskingMode mode;
+    private final double maskRatio;
+    private final double captionDropout;
+
+    public EdmObjective(Edm edm, MaskingMode mode, double maskRatio, double captionDropout) {
+        if (!(captionDropout >= 0 && captionDropout <= 1)) {
+            throw new IllegalArgumentException("caption dropout must be in [0, 1], got " + captionDropout);
+        }
+        if (mode != MaskingMode.NONE) {
+            TokenMask.keptTokens(1_000_000, maskRatio); // validates the ratio
+        }
+        this.edm = edm;
+        this.mode = mode;
+        this.maskRatio = maskRatio;
+        this.captionDropout = captionDropout;
+    }
+
+    public MaskingMode mode() {
+        return mode;
+    }
+
+    public double maskRatio() {
+        return mode == MaskingMode.NONE ? 0 : maskRatio;
+    }
+
+    /**
+     * The scalar loss of a batch.
+     *
+     * @param latents     x0 [N, C, H, W]
+     * @param captions    caption embeddings [N, L, Cc] (not modified; dropped captions are zeroed in a copy)
+     * @param firstSample the global index of the batch's first sample (for the random streams)
+     */
+    public Variable loss(Graph g, MicroDiT model, Tensor latents, Tensor captions, long seed, long firstSample) {
+        int n = latents.dim(0);
+        int perSample = Math.toIntExact(latents.numel() / n);
+        double[] sigma = new double[n];
+        for (int i = 0; i < n; i++) {
+            sigma[i] = edm.sigmaFromNormal(Philox.normal(seed, STREAM_SIGMA, firstSample + i));
+        }
+        Tensor noisy = g.allocate(latents.shape());
+        g.backend().normal(seed, STREAM_NOISE, firstSample * perSample, noisy);
+        Tensor input = g.allocate(latents.shape());
+        Tensor cNoise = g.allocate(n);
+        Tensor cOut = g.allocate(latents.shape());
+        Tensor skip = g.allocate(latents.shape());
+        Tensor weight = g.allocate(n);
+        float[] x0 = latents.toFloatArray();
+        float[] eps = noisy.toFloatArray();
+        float[] in = new float[x0.length], out = new float[x0.length], sk = new float[x0.length];
+        for (int i = 0; i < n; i++) {
+            double s = sigma[i], cIn = edm.cIn(s), cSkip = edm.cSkip(s), co = edm.cOut(s);
+            for (int j = i * perSample; j < (i + 1) * perSample; j++) {
+                double xNoisy = x0[j] + s * eps[j];
+                in[j] = (float) (cIn * xNoisy);
+                sk[j] = (float) (cSkip * xNoisy);
+                out[j] = (float) co;
+            }
+            cNoise.setFloat(i, (float) edm.cNoise(s));
+            weight.setFloat(i, (float) edm.lossWeight(s));
+        }
+        input.copyFrom(in);
+        skip.copyFrom(sk);
+        cOut.copyFrom(out);
+        Tensor conditioning = dropCaptions(g, captions, seed, firstSample);
+        TokenMask mask = mode == MaskingMode.NONE ? null : TokenMask.sample(g.scope(), n, model.config().tokens(),
+                maskRatio, seed, STREAM_MASK, firstSample * model.config().tokens());
+        Variable f = model.forward(g, g.constant(input), cNoise, g.constant(conditioning), mask, mode);
+        Variable denoised = ElementwiseFunctions.add(g, ElementwiseFunctions.mul(g, f, g.constant(cOut)),
+                g.constant(skip));
+        return LossFunctions.edmLoss(g, denoised, latents, weight, mask == null ? null : mask.removed(),
+                model.config().patchSize());
+    }
+
+    private Tensor dropCaptions(Graph g, Tensor captions, long seed, long firstSample) {
+        if (captionDropout == 0) {
+            return captions;
+        }
+        Tensor copy = g.allocate(captions.shape()).copyFrom(captions);
+        int n = captions.dim(0);
+        long perSample = captions.numel() / n;
+        for (int i = 0; i < n; i++) {
+            if (Philox.uniform(seed, STREAM_CAPTION_DROP, firstSample + i) < captionDropout) {
+                copy.rows(i, 1).fill(0f);
+            }
+        }
+        return copy;
+    }
+}

@@ -1,0 +1,29 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.ElementwiseFunctions;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Variable;
+
+/**
+ * The official {@code AttentionBlockPromptEmbedding} ({@code y_emb_preprocess}): one pre-LN transformer block on
+ * the caption tokens, without adaLN or gates: {@code y = y + SelfAttn(LN₁ y); y = y + SwiGLU(LN₂ y)}.
+ */
+public final class CaptionRefiner {
+    final LayerNorm norm1;
+    final Attention attn;
+    final LayerNorm norm2;
+    final SwiGlu mlp;
+
+    public CaptionRefiner(ParameterStore store, String prefix, int dim, int headDim, int swigluHidden, boolean bias,
+                          double eps) {
+        this.norm1 = new LayerNorm(store, prefix + ".norm1", dim, eps);
+        this.attn = Attention.self(store, prefix + ".attn", dim, dim, dim / headDim, bias, eps);
+        this.norm2 = new LayerNorm(store, prefix + ".norm2", dim, eps);
+        this.mlp = new SwiGlu(store, prefix + ".mlp", dim, swigluHidden, bias);
+    }
+
+    public Variable forward(Graph g, Variable y) {
+        y = ElementwiseFunctions.add(g, y, attn.forward(g, norm1.forward(g, y)));
+        return ElementwiseFunctions.add(g, y, mlp.forward(g, norm2.forward(g, y)));
+    }
+}

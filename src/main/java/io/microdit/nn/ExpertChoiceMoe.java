@@ -1,0 +1,44 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.ActivationFunctions;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.MatmulFunctions;
+import io.microdit.autograd.MoeFunctions;
+import io.microdit.autograd.Parameter;
+import io.microdit.autograd.SoftmaxFunctions;
+import io.microdit.autograd.Variable;
+
+/**
+ * The official {@code FeedForwardECMoe}: expert-choice routing per sample. The router's softmax runs over experts
+ * per token; each expert then takes its top k = int(capacity·T/E) tokens, runs GELU(x·w1[e])·w2[e] (exact GELU,
+ * no bias) on them, and the outputs are added back weighted by the raw gate probabilities. Dispatch and combine
+ * gather and scatter rows by index, the same maths as the official one-hot einsums without their dense cost.
+ */
+public final class ExpertChoiceMoe implements FeedForward {
+    final Linear gate;
+    final Parameter w1;
+    final Parameter w2;
+    private final int experts;
+    private final double capacity;
+
+    public ExpertChoiceMoe(ParameterStore store, String prefix, int dim, int hidden, int experts, double capacity) {
+        this.w1 = store.create(prefix + ".w1", experts, dim, hidden);
+        this.w2 = store.create(prefix + ".w2", experts, hidden, dim);
+        this.gate = new Linear(store, prefix + ".gate", dim, experts, false);
+        this.experts = experts;
+        this.capacity = capacity;
+    }
+
+    /** x [N, T, D] to [N, T, D]; tokens no expert chose get 0. */
+    @Override
+    public Variable forward(Graph g, Variable x) {
+        int tokens = x.dim(1);
+        int k = MoeFunctions.tokensPerExpert(capacity, tokens, experts);
+        Variable probs = SoftmaxFunctions.softmax(g, gate.forward(g, x));
+        MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
+        Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts);       // [E, N·k, D]
+        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false);
+        Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false);               // [E, N·k, D]
+        return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
+    }
+}

@@ -1,0 +1,21 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.NormFunctions;
+import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Variable;
+
+/** {@code nn.LayerNorm(dim, eps, bias=False)}: a weight, no bias (the official {@code create_norm('layernorm')}). */
+public final class LayerNorm {
+    final Parameter weight;
+    private final float eps;
+
+    public LayerNorm(ParameterStore store, String name, int dim, double eps) {
+        this.weight = store.create(name + ".weight", dim);
+        this.eps = (float) eps;
+    }
+
+    public Variable forward(Graph g, Variable x) {
+        return NormFunctions.layerNorm(g, x, weight, eps);
+    }
+}

@@ -1,0 +1,30 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.MatmulFunctions;
+import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Variable;
+
+/** {@code nn.Linear}: weight [out, in], optional bias [out]. */
+public final class Linear {
+    final Parameter weight;
+    final Parameter bias;
+
+    public Linear(ParameterStore store, String prefix, int in, int out, boolean bias) {
+        this(store.create(prefix + ".weight", out, in), bias ? store.create(prefix + ".bias", out) : null);
+    }
+
+    private Linear(Parameter weight, Parameter bias) {
+        this.weight = weight;
+        this.bias = bias;
+    }
+
+    /** A Linear over existing parameters; a weight of rank above 2 is read as [out, in] (a conv as patch Linear). */
+    public static Linear of(Parameter weight, Parameter bias) {
+        return new Linear(weight, bias);
+    }
+
+    public Variable forward(Graph g, Variable x) {
+        return MatmulFunctions.linear(g, x, weight, bias);
+    }
+}

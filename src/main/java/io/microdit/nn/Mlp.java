@@ -1,0 +1,22 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.ActivationFunctions;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Variable;
+
+/** timm's {@code Mlp} as the official code uses it: fc1 → GELU(tanh) → LayerNorm → fc2, with biases. */
+public final class Mlp {
+    final Linear fc1;
+    final LayerNorm norm;
+    final Linear fc2;
+
+    public Mlp(ParameterStore store, String prefix, int in, int hidden, int out, double eps) {
+        this.fc1 = new Linear(store, prefix + ".fc1", in, hidden, true);
+        this.norm = new LayerNorm(store, prefix + ".norm", hidden, eps);
+        this.fc2 = new Linear(store, prefix + ".fc2", hidden, out, true);
+    }
+
+    public Variable forward(Graph g, Variable x) {
+        return fc2.forward(g, norm.forward(g, ActivationFunctions.gelu(g, fc1.forward(g, x), true)));
+    }
+}

@@ -1,0 +1,74 @@
+package io.microdit.nn;
+
+import io.microdit.autograd.Parameter;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A model's parameters by official dotted name, all in one memory scope that lives as long as the model.
+ * Layers create their parameters here under their prefix, so names always follow the module tree.
+ */
+public final class ParameterStore implements AutoCloseable {
+    private final MemoryScope scope;
+    private final Map<String, Parameter> parameters = new LinkedHashMap<>();
+
+    public ParameterStore(String name) {
+        this.scope = new MemoryScope(name);
+    }
+
+    /** A new zero-filled F32 parameter; names are unique. */
+    public Parameter create(String name, int... shape) {
+        if (parameters.containsKey(name)) {
+            throw new IllegalArgumentException("parameter '" + name + "' is defined twice");
+        }
+        Parameter p = new Parameter(name, Tensor.zeros(scope, DType.F32, shape));
+        parameters.put(name, p);
+        return p;
+    }
+
+    public Parameter get(String name) {
+        Parameter p = parameters.get(name);
+        if (p == null) {
+            throw new IllegalArgumentException("no parameter named '" + name + "'");
+        }
+        return p;
+    }
+
+    public Collection<Parameter> all() {
+        return Collections.unmodifiableCollection(parameters.values());
+    }
+
+    public Map<String, Parameter> byName() {
+        return Collections.unmodifiableMap(parameters);
+    }
+
+    /** Total number of parameter elements. */
+    public long count() {
+        long n = 0;
+        for (Parameter p : parameters.values()) {
+            n += p.value().numel();
+        }
+        return n;
+    }
+
+    /** The scope parameter values and gradients live in (for optimizer state of the same lifetime). */
+    public MemoryScope scope() {
+        return scope;
+    }
+
+    public void zeroGrad() {
+        for (Parameter p : parameters.values()) {
+            p.zeroGrad();
+        }
+    }
+
+    @Override
+    public void close() {
+        scope.close();
+    }
+}

@@ -1,0 +1,122 @@
+package io.microdit.train;
+
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.Backend;
+import io.microdit.nn.ParameterStore;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * AdamW with decoupled weight decay on every parameter (the official trainer has no exclusions), after global
+ * gradient-norm clipping as {@code torch.nn.utils.clip_grad_norm_}: the gradients are scaled by
+ * {@code min(1, maxNorm / (‖g‖ + 1e-6))}, fused into the update. The moments live in their own scope, as long as
+ * the optimizer.
+ */
+public final class AdamW implements AutoCloseable {
+    /** The optimizer's hyperparameters; the official values are {@link #MICRODIT}. */
+    public record Settings(double beta1, double beta2, double epsilon, double weightDecay) {
+        public Settings {
+            if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && epsilon > 0 && weightDecay >= 0)) {
+                throw new IllegalArgumentException("AdamW needs 0 ≤ β < 1, eps > 0, weight decay ≥ 0; got " + this);
+            }
+        }
+    }
+
+    public static final Settings MICRODIT = new Settings(0.9, 0.999, 1e-8, 0.1);
+
+    private final Backend backend;
+    private final ParameterStore parameters;
+    private final Settings settings;
+    private final MemoryScope scope = new MemoryScope("adamw-moments");
+    private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
+    private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
+    private long step;
+
+    public AdamW(Backend backend, ParameterStore parameters, Settings settings) {
+        this.backend = backend;
+        this.parameters = parameters;
+        this.settings = settings;
+        for (Parameter p : parameters.all()) {
+            firstMoments.put(p.name(), scope.zeros(p.value().shape()));
+            secondMoments.put(p.name(), scope.zeros(p.value().shape()));
+        }
+    }
+
+    /** Steps taken so far. */
+    public long step() {
+        return step;
+    }
+
+    /** The global L2 norm of all gradients (parameters without a gradient count as zero). */
+    public double gradientNorm() {
+        double sum = 0;
+        for (Parameter p : parameters.all()) {
+            if (p.grad() != null) {
+                sum += backend.sumOfSquares(p.grad());
+            }
+        }
+        return Math.sqrt(sum);
+    }
+
+    /**
+     * Clips and applies one update at {@code learningRate}; returns the gradient norm before clipping.
+     * {@code maxNorm} ≤ 0 disables clipping. A non-finite norm skips the update and throws, so one bad batch
+     * never writes NaN into the weights.
+     */
+    public double update(double learningRate, double maxNorm) {
+        double norm = gradientNorm();
+        if (!Double.isFinite(norm)) {
+            throw new ArithmeticException("gradient norm is " + norm + " at step " + (step + 1)
+                    + "; the update was skipped");
+        }
+        float scale = maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
+        step++;
+        for (Parameter p : parameters.all()) {
+            if (p.grad() == null) {
+                continue;
+            }
+            backend.adamw(p.value(), p.grad(), firstMoments.get(p.name()), secondMoments.get(p.name()),
+                    (float) learningRate, (float) settings.beta1(), (float) settings.beta2(),
+                    (float) settings.epsilon(), (float) settings.weightDecay(), step, scale);
+        }
+        return norm;
+    }
+
+    /** Moments by parameter name, for checkpoints ({@code name} + ".exp_avg" / ".exp_avg_sq"). */
+    public Map<String, Tensor> state() {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (String name : firstMoments.keySet()) {
+            out.put(name + ".exp_avg", firstMoments.get(name));
+            out.put(name + ".exp_avg_sq", secondMoments.get(name));
+        }
+        return out;
+    }
+
+    /** Restores moments and the step count from a checkpoint. */
+    public void restore(Map<String, Tensor> state, long steps) {
+        for (String name : firstMoments.keySet()) {
+            copy(state, name + ".exp_avg", firstMoments.get(name));
+            copy(state, name + ".exp_avg_sq", secondMoments.get(name));
+        }
+        this.step = steps;
+    }
+
+    private static void copy(Map<String, Tensor> state, String key, Tensor target) {
+        Tensor source = state.get(key);
+        if (source == null) {
+            throw new IllegalArgumentException("optimizer state has no '" + key + "'");
+        }
+        if (!source.sameShape(target)) {
+            throw new IllegalArgumentException("optimizer state '" + key + "' is " + source.describe()
+                    + ", the parameter needs " + target.describe());
+        }
+        target.copyFrom(source);
+    }
+
+    @Override
+    public void close() {
+        scope.close();
+    }
+}
