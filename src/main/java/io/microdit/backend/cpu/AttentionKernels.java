@@ -1,6 +1,10 @@
 package io.microdit.backend.cpu;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Objects;
+import java.util.stream.IntStream;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -23,6 +27,9 @@ import jdk.incubator.vector.VectorSpecies;
 final class AttentionKernels {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     static final int LANES = SPECIES.length();
+    /** Queries per tile: four vectors, the width of the 4×4 product block. */
+    static final int QUERY_BLOCK = 4 * LANES;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
 
     private AttentionKernels() {
@@ -119,6 +126,40 @@ final class AttentionKernels {
                 block1x1(b, bOffset + r * bRowStride, bReductionStride, m, mOffset + v * LANES, mRowStride, c,
                         cOffset + r * cRowStride + v * LANES, reduction, accumulate);
             }
+        }
+    }
+
+    /** Lane k at k·QUERY_BLOCK: walks a column of a query-major tile. */
+    private static final int[] COLUMN = IntStream.range(0, LANES).map(k -> k * QUERY_BLOCK).toArray();
+
+    /**
+     * Transposes one token row of a [N, tokens, H·Dh] tensor, scaled, into column {@code column} of a
+     * [count, QUERY_BLOCK] tile: {@code tile[d·QUERY_BLOCK + column] = scale · source[byteOffset + d]}.
+     */
+    static void rowToColumn(MemorySegment source, long byteOffset, int count, float scale, float[] tile,
+                            int column) {
+        int d = 0;
+        for (; d + LANES <= count; d += LANES) {
+            FloatVector.fromMemorySegment(SPECIES, source, byteOffset + (long) d * Float.BYTES, ORDER).mul(scale)
+                    .intoArray(tile, d * QUERY_BLOCK + column, COLUMN, 0);
+        }
+        for (; d < count; d++) {
+            tile[d * QUERY_BLOCK + column] =
+                    scale * source.get(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES);
+        }
+    }
+
+    /** The inverse of {@link #rowToColumn}: {@code target[byteOffset + d] = scale · tile[d·QUERY_BLOCK + column]}. */
+    static void columnToRow(float[] tile, int column, int count, float scale, MemorySegment target,
+                            long byteOffset) {
+        int d = 0;
+        for (; d + LANES <= count; d += LANES) {
+            FloatVector.fromArray(SPECIES, tile, d * QUERY_BLOCK + column, COLUMN, 0).mul(scale)
+                    .intoMemorySegment(target, byteOffset + (long) d * Float.BYTES, ORDER);
+        }
+        for (; d < count; d++) {
+            target.set(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES,
+                    scale * tile[d * QUERY_BLOCK + column]);
         }
     }
 

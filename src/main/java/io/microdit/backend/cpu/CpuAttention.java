@@ -1,6 +1,7 @@
 package io.microdit.backend.cpu;
 
 import static io.microdit.backend.cpu.AttentionKernels.LANES;
+import static io.microdit.backend.cpu.AttentionKernels.QUERY_BLOCK;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
@@ -30,8 +31,6 @@ import java.util.Arrays;
  */
 final class CpuAttention {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
-    /** Queries per tile: four vectors, the width of the 4×4 product block. */
-    static final int QUERY_BLOCK = 4 * LANES;
     static final int KEY_BLOCK = 64;
 
     private final Parallel parallel;
@@ -98,7 +97,7 @@ final class CpuAttention {
      * tasks are contiguous, so it gathers the keys and values of one (sample, head) once for all its query blocks.
      */
     private static final class ForwardTiles {
-        final float[] queryT, outputT, keys, values, scores, row;
+        final float[] queryT, outputT, keys, values, scores;
         final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
         int gatheredHead = -1;
 
@@ -108,7 +107,6 @@ final class CpuAttention {
             keys = new float[s.keys() * s.headDim()];
             values = new float[s.keys() * s.headDim()];
             scores = new float[KEY_BLOCK * QUERY_BLOCK];
-            row = new float[s.headDim()];
         }
     }
 
@@ -124,12 +122,13 @@ final class CpuAttention {
             gatherHead(s, sample, head, vs, s.keys(), t.values, dh);
             t.gatheredHead = sample * s.heads() + head;
         }
-        for (int i = 0; i < padded; i++) {
-            if (i < count) {
-                MemorySegment.copy(qs, F, s.offset(sample, firstQuery + i, s.queries(), head), t.row, 0, dh);
-            }
+        for (int i = 0; i < count; i++) {
+            AttentionKernels.rowToColumn(qs, s.offset(sample, firstQuery + i, s.queries(), head), dh, scale,
+                    t.queryT, i);
+        }
+        for (int i = count; i < padded; i++) {
             for (int d = 0; d < dh; d++) {
-                t.queryT[d * QUERY_BLOCK + i] = i < count ? t.row[d] * scale : 0f;
+                t.queryT[d * QUERY_BLOCK + i] = 0f;
             }
         }
         Arrays.fill(t.outputT, 0f);
@@ -147,11 +146,8 @@ final class CpuAttention {
                     QUERY_BLOCK, dh, vectors, keyCount, true);
         }
         for (int i = 0; i < count; i++) {
-            float inverse = 1f / t.sum[i];
-            for (int d = 0; d < dh; d++) {
-                t.row[d] = t.outputT[d * QUERY_BLOCK + i] * inverse;
-            }
-            MemorySegment.copy(t.row, 0, os, F, s.offset(sample, firstQuery + i, s.queries(), head), dh);
+            AttentionKernels.columnToRow(t.outputT, i, dh, 1f / t.sum[i], os,
+                    s.offset(sample, firstQuery + i, s.queries(), head));
             long lseIndex = ((long) sample * s.heads() + head) * s.queries() + firstQuery + i;
             ls.setAtIndex(F, lseIndex, t.max[i] + (float) Math.log(t.sum[i]));
         }
