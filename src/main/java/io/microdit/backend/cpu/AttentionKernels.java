@@ -10,7 +10,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The two building blocks of the CPU attention kernels, on thread-local float[] tiles.
+ * The building blocks of the CPU attention kernels, on thread-local float[] tiles: one product, the softmax
+ * steps, and the transposes between a tensor's token rows and a tile's query columns.
  *
  * <p>{@link #multiply} is one broadcast-FMA product {@code C[r, lanes] (+)= sum_s B[r, s] · M[s, lanes]}: a
  * scalar of B is broadcast and multiplied with a contiguous row of M, so the columns of C live in vector lanes
@@ -19,10 +20,10 @@ import jdk.incubator.vector.VectorSpecies;
  * (output: reduction over keys) and a probability tile as [key, query]. Every product of the forward and the
  * backward is one call of it; columns are always whole vectors because the callers pad their tiles.
  *
- * <p>The softmax steps use the Vector API's exp (an SVML intrinsic on x86: one node for C2 and about 1 ns per
- * 16 lanes, twice as fast as a hand-written polynomial, whose dozens of vector operations also blew C2's
- * inlining node budget in the large per-head loops and boxed vectors). All methods here take arrays, never
- * vectors, so nothing is boxed when C2 does not inline a call.
+ * <p>The softmax steps use the Vector API's exp (a single SVML intrinsic on x86, about 3 ns per 16 lanes here:
+ * twice as fast as a hand-written polynomial, whose dozens of vector operations also exceeded C2's inlining node
+ * budget in the large per-head loops, leaving vectors boxed). All methods here take arrays, never vectors, so
+ * nothing is boxed when C2 does not inline a call.
  */
 final class AttentionKernels {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -30,7 +31,8 @@ final class AttentionKernels {
     /** Queries per tile: four vectors, the width of the 4×4 product block. */
     static final int QUERY_BLOCK = 4 * LANES;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-
+    /** Lane k at k·QUERY_BLOCK: walks a column of a query-major tile. */
+    private static final int[] COLUMN = IntStream.range(0, LANES).map(k -> k * QUERY_BLOCK).toArray();
 
     private AttentionKernels() {
     }
@@ -128,9 +130,6 @@ final class AttentionKernels {
             }
         }
     }
-
-    /** Lane k at k·QUERY_BLOCK: walks a column of a query-major tile. */
-    private static final int[] COLUMN = IntStream.range(0, LANES).map(k -> k * QUERY_BLOCK).toArray();
 
     /**
      * Transposes one token row of a [N, tokens, H·Dh] tensor, scaled, into column {@code column} of a

@@ -14,8 +14,9 @@ import java.util.Arrays;
 /**
  * Fused non-causal scaled dot-product attention, FlashAttention-2 style; the Tq×Tk score matrix never exists.
  *
- * <p>Forward: one task per (sample, head, block of {@link #QUERY_BLOCK} queries). The block's queries, scaled
- * by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along vector lanes; then
+ * <p>Forward: one task per (sample, head, block of {@link AttentionKernels#QUERY_BLOCK} queries). The block's
+ * queries, scaled by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along
+ * vector lanes; then
  * for each block of {@link #KEY_BLOCK} keys: scores [keys, queries] = K·Qᵀ, online softmax per query (running
  * max and sum, rescaling the output accumulator when the max grows), output [Dh, queries] += Vᵀ·P. The
  * softmax statistics stay in lanes, so no horizontal reduction is needed anywhere. Saves lse = max + log(sum).
@@ -93,8 +94,9 @@ final class CpuAttention {
     }
 
     /**
-     * Thread-local tiles of the forward; queries along the lanes (row stride {@link #QUERY_BLOCK}). A thread's
-     * tasks are contiguous, so it gathers the keys and values of one (sample, head) once for all its query blocks.
+     * Thread-local tiles of the forward; queries along the lanes (row stride {@link AttentionKernels#QUERY_BLOCK}).
+     * A thread's tasks are contiguous, so it gathers the keys and values of one (sample, head) once for all its
+     * query blocks.
      */
     private static final class ForwardTiles {
         final float[] queryT, outputT, keys, values, scores;
