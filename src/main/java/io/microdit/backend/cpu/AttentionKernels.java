@@ -20,10 +20,11 @@ import jdk.incubator.vector.VectorSpecies;
  * (output: reduction over keys) and a probability tile as [key, query]. Every product of the forward and the
  * backward is one call of it; columns are always whole vectors because the callers pad their tiles.
  *
- * <p>The softmax steps use the Vector API's exp (a single SVML intrinsic on x86, about 3 ns per 16 lanes here:
- * twice as fast as a hand-written polynomial, whose dozens of vector operations also exceeded C2's inlining node
- * budget in the large per-head loops, leaving vectors boxed). All methods here take arrays, never vectors, so
- * nothing is boxed when C2 does not inline a call.
+ * <p>The softmax steps use {@link VectorMath#exp}, not the Vector API's EXP: the SVML intrinsic is about twice as
+ * fast, but it rounds differently from the interpreted fallback, so a step would give other bits before and after
+ * the JIT warmed up (and bit-exact resume would break). All methods here take arrays, never vectors, so nothing
+ * is boxed when C2 does not inline a call (the polynomial's many operations can exceed C2's inlining budget in the
+ * large per-head loops).
  */
 final class AttentionKernels {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -62,11 +63,11 @@ final class AttentionKernels {
         FloatVector blockSum = FloatVector.zero(SPECIES);
         for (j = 0; j < rows; j++) {
             int index = j * stride + lane;
-            FloatVector p = FloatVector.fromArray(SPECIES, scores, index).sub(newMax).lanewise(VectorOperators.EXP);
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(SPECIES, scores, index).sub(newMax));
             p.intoArray(scores, index);
             blockSum = blockSum.add(p);
         }
-        FloatVector factor = oldMax.sub(newMax).lanewise(VectorOperators.EXP);
+        FloatVector factor = VectorMath.exp(oldMax.sub(newMax));
         factor.intoArray(rescale, lane);
         newMax.intoArray(max, lane);
         FloatVector.fromArray(SPECIES, sum, lane).fma(factor, blockSum).intoArray(sum, lane);
@@ -92,7 +93,7 @@ final class AttentionKernels {
         FloatVector d = FloatVector.fromArray(SPECIES, delta, statsOffset + lane);
         for (int j = 0; j < rows; j++) {
             int index = j * stride + lane;
-            FloatVector p = FloatVector.fromArray(SPECIES, scores, index).sub(l).lanewise(VectorOperators.EXP);
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(SPECIES, scores, index).sub(l));
             p.intoArray(scores, index);
             p.mul(FloatVector.fromArray(SPECIES, gradScores, index).sub(d)).intoArray(gradScores, index);
         }
