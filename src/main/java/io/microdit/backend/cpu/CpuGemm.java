@@ -42,8 +42,8 @@ final class CpuGemm {
 
     /** One thread's packing buffers and result tile, reused across calls. */
     private static final class Scratch {
-        final float[] panelA = new float[BLOCK_DEPTH * ROWS];
-        final float[] blockB = new float[BLOCK_DEPTH * BLOCK_COLUMNS];
+        final float[] panelA = new float[BLOCK_DEPTH * ROWS + LANES];
+        final float[] blockB = new float[BLOCK_DEPTH * BLOCK_COLUMNS + LANES];
         final float[] tile = new float[ROWS * COLUMNS];
         final float[] staging = new float[BLOCK_DEPTH * Math.max(ROWS, COLUMNS)];
         float[] bias = new float[0];

@@ -10,6 +10,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 
 /**
  * Copies blocks of the GEMM operands out of their tensors into the layout the micro-kernel reads: A as panels
@@ -22,6 +23,10 @@ import jdk.incubator.vector.FloatVector;
 final class GemmPacking {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+    /** Per thread, the start of each staged row: the gather's index map. */
+    private static final ThreadLocal<int[]> ROW_STARTS = ThreadLocal.withInitial(
+            () -> new int[(Math.max(ROWS, COLUMNS) + LANES - 1) / LANES * LANES]);
 
     private GemmPacking() {
     }
@@ -59,14 +64,19 @@ final class GemmPacking {
 
     /**
      * {@code target[offset + p·count + i] = source[i·length + p]}: count rows of {@code length} floats become
-     * length rows of count floats. Reading the rows from a float[] (copied there in bulk) keeps this loop free
-     * of memory-segment checks.
+     * length rows of count floats, one masked gather and store per vector of count. Reading from a float[]
+     * (the rows copied there in bulk) is what allows the gather; target needs LANES floats of slack at its end.
      */
     private static void transpose(float[] source, int count, int length, float[] target, int offset) {
-        for (int p = 0; p < length; p++) {
-            int out = offset + p * count;
-            for (int i = 0; i < count; i++) {
-                target[out + i] = source[i * length + p];
+        int[] rowStarts = ROW_STARTS.get();
+        for (int i = 0; i < count; i++) {
+            rowStarts[i] = i * length;
+        }
+        for (int v = 0; v < count; v += LANES) {
+            VectorMask<Float> inside = SPECIES.indexInRange(v, count);
+            for (int p = 0; p < length; p++) {
+                FloatVector.fromArray(SPECIES, source, p, rowStarts, v, inside).intoArray(target, offset + p * count + v,
+                        inside);
             }
         }
     }
