@@ -4,7 +4,9 @@
 # Needs gcc and OpenBLAS (Debian: apt-get install libopenblas0-pthread libopenblas-dev). The two engines run in
 # alternation, ROUNDS times per size and thread count (default 3), and the table shows the median of the rounds
 # (each round is itself the median of 5 timed repeats after a warm-up), so that load from other processes
-# falls on both alike. FMA peak is one core's measured AVX-512 FMA rate times the thread count.
+# falls on both alike. "wall" columns are GFLOP/s by wall clock; "cpu" columns divide by the process's CPU time
+# times the thread count (the rate had each thread a core to itself), which stays readable on shared cores.
+# FMA peak is one core's measured AVX-512 FMA rate (best of 5) times the thread count.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -25,13 +27,14 @@ microdit_find_jdk25
 export OPENBLAS_CORETYPE=SkylakeX
 classpath="target/test-classes:target/classes:$(cat target/test-classpath.txt)"
 
-microdit() { # threads M N K -> GFLOP/s
+microdit() { # threads M N K -> "wall-GFLOP/s cpu-GFLOP/s"
     java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -cp "$classpath" \
-        io.microdit.bench.GemmThroughput "$1" "$repeats" "$2" "$3" "$4" 2>/dev/null | awk '{print $4}'
+        io.microdit.bench.GemmThroughput "$1" "$repeats" "$2" "$3" "$4" 2>/dev/null | awk '{print $4, $5}'
 }
-openblas() { # threads M N K -> GFLOP/s
-    "$out/sgemm_bench" "$1" "$repeats" "$2" "$3" "$4" 2>/dev/null | awk '{print $4}'
+openblas() { # threads M N K -> "wall-GFLOP/s cpu-GFLOP/s"
+    "$out/sgemm_bench" "$1" "$repeats" "$2" "$3" "$4" 2>/dev/null | awk '{print $4, $5}'
 }
+percent() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100 * a / b}'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -40,18 +43,23 @@ echo "java: $(java -version 2>&1 | head -1); load average at start: $(cut -d' ' 
 peak=$("$out/peak_fma" 20000000 5 2>/dev/null)
 echo "FMA peak: $peak GFLOP/s per core"
 echo
-printf '%-7s %-16s %10s %10s %7s %10s\n' threads "size (MxNxK)" microdit OpenBLAS ratio "FMA peak"
+printf '%-7s %-16s | %9s %9s %6s | %9s %9s %6s | %8s\n' "" "" "microdit" "OpenBLAS" "" "microdit" "OpenBLAS" "" ""
+printf '%-7s %-16s | %9s %9s %6s | %9s %9s %6s | %8s\n' threads "size (MxNxK)" wall wall ratio cpu cpu ratio \
+    "FMA peak"
 for threads in 1 2; do
     for size in "${sizes[@]}"; do
         IFS=x read -r m n k <<< "$size"
-        ours="" theirs=""
+        ours_wall="" ours_cpu="" theirs_wall="" theirs_cpu=""
         for ((round = 0; round < rounds; round++)); do
-            ours+=" $(microdit "$threads" "$m" "$n" "$k")"
-            theirs+=" $(openblas "$threads" "$m" "$n" "$k")"
+            read -r wall cpu <<< "$(microdit "$threads" "$m" "$n" "$k")"
+            ours_wall+=" $wall" ours_cpu+=" $cpu"
+            read -r wall cpu <<< "$(openblas "$threads" "$m" "$n" "$k")"
+            theirs_wall+=" $wall" theirs_cpu+=" $cpu"
         done
-        a=$(echo "$ours" | median) b=$(echo "$theirs" | median)
-        printf '%-7s %-16s %10.1f %10.1f %6.0f%% %10.1f\n' "$threads" "$size" "$a" "$b" \
-            "$(awk -v a="$a" -v b="$b" 'BEGIN {print 100 * a / b}')" "$(awk -v p="$peak" -v t="$threads" 'BEGIN {print p * t}')"
+        a=$(echo "$ours_wall" | median) b=$(echo "$theirs_wall" | median)
+        c=$(echo "$ours_cpu" | median) d=$(echo "$theirs_cpu" | median)
+        printf '%-7s %-16s | %9.1f %9.1f %6s | %9.1f %9.1f %6s | %8.1f\n' "$threads" "$size" "$a" "$b" \
+            "$(percent "$a" "$b")" "$c" "$d" "$(percent "$c" "$d")" "$(awk -v p="$peak" -v t="$threads" 'BEGIN {print p * t}')"
     done
 done
 echo

@@ -1,6 +1,8 @@
 /*
  * Times OpenBLAS cblas_sgemm (row-major, C = A·B, no transposes) for the sizes given on the command line and
- * prints one line per size: "M N K GFLOP/s", the median of the repeats (2·M·N·K FLOPs per call).
+ * prints one line per size: "M N K GFLOP/s CPU-GFLOP/s", medians over the repeats (2·M·N·K FLOPs per call).
+ * GFLOP/s is by wall clock; CPU-GFLOP/s divides by the process's CPU time and multiplies by the thread count,
+ * the rate had each thread a core to itself, which stays meaningful when other processes share the cores.
  * Usage: sgemm_bench THREADS REPEATS M N K [M N K ...]
  * Build: gcc -O2 sgemm_bench.c -o sgemm_bench -lopenblas
  */
@@ -12,10 +14,14 @@
 extern void openblas_set_num_threads(int threads);
 extern char *openblas_get_config(void);
 
-static double now_seconds(void) {
+static double clock_seconds(clockid_t clock) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double now_seconds(void) {
+    return clock_seconds(CLOCK_MONOTONIC);
 }
 
 static int compare_doubles(const void *a, const void *b) {
@@ -42,6 +48,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sgemm_bench: %s, %d threads\n", openblas_get_config(), threads);
     unsigned state = 12345;
     double *rates = malloc(sizeof(double) * (repeats > 0 ? repeats : 1));
+    double *cpu_rates = malloc(sizeof(double) * (repeats > 0 ? repeats : 1));
     for (int arg = 3; arg + 2 < argc; arg += 3) {
         int m = atoi(argv[arg]), n = atoi(argv[arg + 1]), k = atoi(argv[arg + 2]);
         float *a = random_matrix((long) m * k, &state), *b = random_matrix((long) k * n, &state);
@@ -55,19 +62,22 @@ int main(int argc, char **argv) {
         /* Each repeat runs enough calls to last about 50 ms, so that one timing is not clock noise. */
         int calls = (int) (0.05 / (flops / 50e9)) + 1;
         for (int r = 0; r < repeats; r++) {
-            double start = now_seconds();
+            double start = now_seconds(), cpu_start = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
             for (int i = 0; i < calls; i++) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
             }
             rates[r] = flops * calls / (now_seconds() - start) * 1e-9;
+            cpu_rates[r] = flops * calls * threads / (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start) * 1e-9;
         }
         qsort(rates, repeats, sizeof(double), compare_doubles);
-        printf("%d %d %d %.1f\n", m, n, k, rates[repeats / 2]);
+        qsort(cpu_rates, repeats, sizeof(double), compare_doubles);
+        printf("%d %d %d %.1f %.1f\n", m, n, k, rates[repeats / 2], cpu_rates[repeats / 2]);
         fflush(stdout);
         free(a);
         free(b);
         free(c);
     }
     free(rates);
+    free(cpu_rates);
     return 0;
 }

@@ -118,9 +118,9 @@ final class CpuGemm {
         return size;
     }
 
-    /** The textbook triple loop, for products too small to amortise packing; also handles K = 0. */
+    /** The textbook triple loop, for products too small to amortise packing; K = 0 (bias or zeros) comes here. */
     private void direct(Problem p) {
-        parallel.forRange(p.batch() * p.m(), Math.max(1, (int) (MIN_WORK_PER_THREAD / Math.max(1L,
+        parallel.forRange(Math.toIntExact((long) p.batch() * p.m()), Math.max(1, (int) (MIN_WORK_PER_THREAD / Math.max(1L,
                 (long) p.n() * p.k()))), (start, end) -> {
             for (int row = start; row < end; row++) {
                 int batchIndex = row / p.m(), i = row % p.m();
@@ -172,7 +172,7 @@ final class CpuGemm {
         }
     }
 
-    /** C[rowStart:rowEnd, columnStart:columnEnd] of one batch entry, on the calling thread. */
+    /** C[rowStart:rowEnd, columnStart:columnEnd] of one batch entry (K > 0), on the calling thread. */
     private static void block(Problem p, int batchIndex, int rowStart, int rowEnd, int columnStart,
                               int columnEnd) {
         Scratch scratch = SCRATCH.get();
@@ -180,10 +180,6 @@ final class CpuGemm {
         int m = p.m(), n = p.n(), k = p.k();
         long aBase = batchIndex * p.strideA(), bBase = batchIndex * p.strideB(), cBase = (long) batchIndex * m * n;
         long rowBytes = (long) n * Float.BYTES;
-        if (k == 0) {
-            initialiseWithoutProduct(p, bias, cBase, rowStart, rowEnd, columnStart, columnEnd);
-            return;
-        }
         for (int column = columnStart; column < columnEnd; column += BLOCK_COLUMNS) {
             int width = Math.min(BLOCK_COLUMNS, columnEnd - column);
             for (int depthStart = 0; depthStart < k; depthStart += BLOCK_DEPTH) {
@@ -235,18 +231,6 @@ final class CpuGemm {
                     }
                     value.intoMemorySegment(out, offset, ORDER, inside);
                 }
-            }
-        }
-    }
-
-    /** K = 0: the product is empty, so C becomes bias (or zero), plus C when accumulating. */
-    private static void initialiseWithoutProduct(Problem p, float[] bias, long cBase, int rowStart, int rowEnd,
-                                                 int columnStart, int columnEnd) {
-        for (int row = rowStart; row < rowEnd; row++) {
-            long rowBase = cBase + (long) row * p.n();
-            for (int j = columnStart; j < columnEnd; j++) {
-                float value = (bias == null ? 0f : bias[j]) + (p.accumulate() ? p.out().getAtIndex(F, rowBase + j) : 0f);
-                p.out().setAtIndex(F, rowBase + j, value);
             }
         }
     }
