@@ -1,15 +1,60 @@
 package io.microdit.backend.cpu;
 
+import static io.microdit.backend.cpu.GemmKernel.COLUMNS;
+import static io.microdit.backend.cpu.GemmKernel.LANES;
+import static io.microdit.backend.cpu.GemmKernel.ROWS;
+import static io.microdit.backend.cpu.GemmKernel.SPECIES;
+
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 
-/** Batched matrix multiply (placeholder scalar kernel: correct on every shape, replaced by the blocked kernel). */
+/**
+ * Batched F32 matrix multiply, blocked as in GotoBLAS/BLIS. For each block of {@link #BLOCK_COLUMNS} columns
+ * and {@link #BLOCK_DEPTH} steps of k, B's block is packed once (it stays in L2) and, row panel by row panel,
+ * A's panel is packed (it stays in L1) and multiplied by every column panel of the block in
+ * {@link GemmKernel}'s register tile. Each tile's result is added to C with vector stores (masked at the right
+ * edge): the first k block writes bias (plus C when accumulating), later ones add to C, so C is read and
+ * written once per k block. Threads share out row panels across the batch (or column panels when there are too
+ * few rows), each packing its own operands, so no thread waits on another. A rank-2 B shared by a batched,
+ * untransposed A folds the batch into M. Products too small for packing to pay run a direct loop.
+ * Cost: 2·batch·M·N·K FLOPs.
+ */
 final class CpuGemm {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    /** Steps of k per packed block: an A panel (ROWS × depth, 24 KiB) stays in L1 while B streams past. */
+    static final int BLOCK_DEPTH = 512;
+    /** Columns per packed B block: depth × columns floats (1 MiB) stay in L2. */
+    static final int BLOCK_COLUMNS = 16 * COLUMNS;
+    /** Below this many multiply-adds a direct loop beats packing. */
+    private static final long DIRECT_LIMIT = 4096;
+    /** Multiply-adds a thread must get before the work is split. */
+    private static final long MIN_WORK_PER_THREAD = 1L << 20;
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /** One thread's packing buffers and result tile, reused across calls. */
+    private static final class Scratch {
+        final float[] panelA = new float[BLOCK_DEPTH * ROWS + LANES];
+        final float[] blockB = new float[BLOCK_DEPTH * BLOCK_COLUMNS + LANES];
+        final float[] tile = new float[ROWS * COLUMNS];
+        final float[] staging = new float[BLOCK_DEPTH * Math.max(ROWS, COLUMNS)];
+        float[] bias = new float[0];
+    }
+
+    /** The shapes of one matmul call, after the batch fold. */
+    private record Problem(MemorySegment a, boolean transposeA, MemorySegment b, boolean transposeB,
+                           MemorySegment bias, MemorySegment out, boolean accumulate, int batch, int m, int n,
+                           int k, long strideA, long strideB) {
+    }
+
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -24,52 +69,180 @@ final class CpuGemm {
         Checks.dtype(op, "a", a, DType.F32);
         Checks.dtype(op, "b", b, DType.F32);
         Checks.dtype(op, "out", out, DType.F32);
-        Checks.argument(a.rank() >= 2 && b.rank() >= 2, op, "a " + a.describe() + " and b " + b.describe()
-                + " must have rank 2 or more");
+        Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
+        Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");
         int m = transposeA ? a.dim(-1) : a.dim(-2);
         int k = transposeA ? a.dim(-2) : a.dim(-1);
         int kb = transposeB ? b.dim(-1) : b.dim(-2);
         int n = transposeB ? b.dim(-2) : b.dim(-1);
         Checks.argument(k == kb, op, "inner dimensions differ: a " + a.describe() + (transposeA ? "ᵀ" : "")
                 + " · b " + b.describe() + (transposeB ? "ᵀ" : ""));
-        long batchA = a.numel() / ((long) m * k);
-        long batchB = b.numel() / ((long) k * n);
-        long batch = Math.max(batchA, batchB);
-        Checks.argument(batchA == batch || a.rank() == 2, op, "batch of a " + a.describe() + " and b "
+        long batchA = batchSize(a), batchB = batchSize(b);
+        long batchCount = Math.max(batchA, batchB);
+        Checks.argument(batchA == batchCount || a.rank() == 2, op, "batch of a " + a.describe() + " and b "
                 + b.describe() + " differ");
-        Checks.argument(batchB == batch || b.rank() == 2, op, "batch of a " + a.describe() + " and b "
+        Checks.argument(batchB == batchCount || b.rank() == 2, op, "batch of a " + a.describe() + " and b "
                 + b.describe() + " differ");
-        Checks.argument(out.numel() == batch * m * n && out.dim(-1) == n, op, "out " + out.describe()
-                + " must hold [" + batch + " × " + m + " × " + n + "]");
+        Checks.argument(out.numel() == batchCount * m * n && out.dim(-1) == n, op, "out " + out.describe()
+                + " must hold [" + batchCount + " × " + m + " × " + n + "]");
         if (bias != null) {
+            Checks.dtype(op, "bias", bias, DType.F32);
             Checks.shape(op, "bias", bias, n);
         }
-        MemorySegment as = a.segment(), bs = b.segment(), cs = out.segment();
-        MemorySegment biasSeg = bias == null ? null : bias.segment();
+        flops.add(op, 2L * batchCount * m * n * k);
+        if (out.numel() == 0) {
+            return;
+        }
+        int batch = Math.toIntExact(batchCount);
         long strideA = batchA == 1 ? 0 : (long) m * k, strideB = batchB == 1 ? 0 : (long) k * n;
-        parallel.forRange((int) (batch * m), 1, (start, end) -> {
+        if (batch > 1 && batchB == 1 && batchA == batch && !transposeA) {
+            m = Math.multiplyExact(m, batch); // [batch·M, K] · [K, N]: one tall product instead of many short ones
+            batch = 1;
+            strideA = 0;
+        }
+        Problem problem = new Problem(a.segment(), transposeA, b.segment(), transposeB,
+                bias == null ? null : bias.segment(), out.segment(), accumulate, batch, m, n, k, strideA, strideB);
+        if ((long) m * n * k <= DIRECT_LIMIT) {
+            direct(problem);
+        } else {
+            blocked(problem);
+        }
+    }
+
+    /** Product of the dimensions before the last two. */
+    private static long batchSize(Tensor t) {
+        long size = 1;
+        for (int i = 0; i < t.rank() - 2; i++) {
+            size *= t.dim(i);
+        }
+        return size;
+    }
+
+    /** The textbook triple loop, for products too small to amortise packing; K = 0 (bias or zeros) comes here. */
+    private void direct(Problem p) {
+        parallel.forRange(Math.toIntExact((long) p.batch() * p.m()), Math.max(1, (int) (MIN_WORK_PER_THREAD / Math.max(1L,
+                (long) p.n() * p.k()))), (start, end) -> {
             for (int row = start; row < end; row++) {
-                long bi = row / m;
-                int i = row % m;
-                long aBase = bi * strideA, bBase = bi * strideB, cBase = (bi * m + i) * n;
-                for (int j = 0; j < n; j++) {
+                int batchIndex = row / p.m(), i = row % p.m();
+                long aBase = batchIndex * p.strideA(), bBase = batchIndex * p.strideB();
+                long cBase = (long) row * p.n();
+                for (int j = 0; j < p.n(); j++) {
                     float sum = 0f;
-                    for (int p = 0; p < k; p++) {
-                        float av = as.getAtIndex(F, aBase + (transposeA ? (long) p * m + i : (long) i * k + p));
-                        float bv = bs.getAtIndex(F, bBase + (transposeB ? (long) j * k + p : (long) p * n + j));
+                    for (int depth = 0; depth < p.k(); depth++) {
+                        float av = p.a().getAtIndex(F, aBase + (p.transposeA()
+                                ? (long) depth * p.m() + i : (long) i * p.k() + depth));
+                        float bv = p.b().getAtIndex(F, bBase + (p.transposeB()
+                                ? (long) j * p.k() + depth : (long) depth * p.n() + j));
                         sum += av * bv;
                     }
-                    if (biasSeg != null) {
-                        sum += biasSeg.getAtIndex(F, j);
+                    if (p.bias() != null) {
+                        sum += p.bias().getAtIndex(F, j);
                     }
-                    if (accumulate) {
-                        sum += cs.getAtIndex(F, cBase + j);
+                    if (p.accumulate()) {
+                        sum += p.out().getAtIndex(F, cBase + j);
                     }
-                    cs.setAtIndex(F, cBase + j, sum);
+                    p.out().setAtIndex(F, cBase + j, sum);
                 }
             }
         });
-        flops.add(op, 2L * batch * m * n * k);
+    }
+
+    private void blocked(Problem p) {
+        int rowPanels = (p.m() + ROWS - 1) / ROWS;
+        long rowUnits = (long) p.batch() * rowPanels;
+        int threads = parallel.threads();
+        if (rowUnits >= 2L * threads || p.n() <= COLUMNS) {
+            int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) ROWS * p.n() * p.k()));
+            parallel.forRange(Math.toIntExact(rowUnits), minChunk, (start, end) -> {
+                for (int unit = start; unit < end; ) {
+                    int batchIndex = unit / rowPanels, firstPanel = unit % rowPanels;
+                    int lastPanel = Math.min(rowPanels, firstPanel + end - unit);
+                    block(p, batchIndex, firstPanel * ROWS, Math.min(p.m(), lastPanel * ROWS), 0, p.n());
+                    unit += lastPanel - firstPanel;
+                }
+            });
+        } else {
+            int columnPanels = (p.n() + COLUMNS - 1) / COLUMNS;
+            int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) COLUMNS * p.m() * p.k() * p.batch()));
+            parallel.forRange(columnPanels, minChunk, (start, end) -> {
+                for (int batchIndex = 0; batchIndex < p.batch(); batchIndex++) {
+                    block(p, batchIndex, 0, p.m(), start * COLUMNS, Math.min(p.n(), end * COLUMNS));
+                }
+            });
+        }
+    }
+
+    /** C[rowStart:rowEnd, columnStart:columnEnd] of one batch entry (K > 0), on the calling thread. */
+    private static void block(Problem p, int batchIndex, int rowStart, int rowEnd, int columnStart,
+                              int columnEnd) {
+        Scratch scratch = SCRATCH.get();
+        float[] bias = p.bias() == null ? null : packedBias(p, scratch);
+        int m = p.m(), n = p.n(), k = p.k();
+        long aBase = batchIndex * p.strideA(), bBase = batchIndex * p.strideB(), cBase = (long) batchIndex * m * n;
+        long rowBytes = (long) n * Float.BYTES;
+        for (int column = columnStart; column < columnEnd; column += BLOCK_COLUMNS) {
+            int width = Math.min(BLOCK_COLUMNS, columnEnd - column);
+            for (int depthStart = 0; depthStart < k; depthStart += BLOCK_DEPTH) {
+                int depth = Math.min(BLOCK_DEPTH, k - depthStart);
+                GemmPacking.packB(p.b(), bBase, p.transposeB(), n, k, depthStart, depth, column, width,
+                        scratch.blockB, scratch.staging);
+                boolean firstBlock = depthStart == 0;
+                boolean load = !firstBlock || p.accumulate();
+                float[] blockBias = firstBlock ? bias : null;
+                for (int row = rowStart; row < rowEnd; row += ROWS) {
+                    int rows = Math.min(ROWS, rowEnd - row);
+                    GemmPacking.packA(p.a(), aBase, p.transposeA(), m, k, row, rows, depthStart, depth,
+                            scratch.panelA, scratch.staging);
+                    for (int panel = 0; panel < width; panel += COLUMNS) {
+                        int columns = Math.min(COLUMNS, width - panel);
+                        int j = column + panel;
+                        GemmKernel.multiply(scratch.panelA, 0, scratch.blockB, panel * depth, depth, scratch.tile);
+                        store(scratch.tile, p.out(), (cBase + (long) row * n + j) * Float.BYTES, rowBytes, rows,
+                                columns, load, blockBias, j);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * C[0:rows, 0:columns] = tile (+ C when {@code load}) (+ bias[biasOffset:] when not null), C at byte offset
+     * {@code cOffset} with rows {@code rowBytes} apart; a masked store finishes a row cut by the edge of C.
+     */
+    private static void store(float[] tile, MemorySegment out, long cOffset, long rowBytes, int rows, int columns,
+                              boolean load, float[] bias, int biasOffset) {
+        for (int r = 0; r < rows; r++) {
+            long rowOffset = cOffset + r * rowBytes;
+            for (int c = 0; c < columns; c += LANES) {
+                long offset = rowOffset + (long) c * Float.BYTES;
+                FloatVector value = FloatVector.fromArray(SPECIES, tile, r * COLUMNS + c);
+                if (bias != null) {
+                    value = value.add(FloatVector.fromArray(SPECIES, bias, biasOffset + c));
+                }
+                if (c + LANES <= columns) {
+                    if (load) {
+                        value = value.add(FloatVector.fromMemorySegment(SPECIES, out, offset, ORDER));
+                    }
+                    value.intoMemorySegment(out, offset, ORDER);
+                } else {
+                    VectorMask<Float> inside = SPECIES.indexInRange(c, columns);
+                    if (load) {
+                        value = value.add(FloatVector.fromMemorySegment(SPECIES, out, offset, ORDER, inside));
+                    }
+                    value.intoMemorySegment(out, offset, ORDER, inside);
+                }
+            }
+        }
+    }
+
+    /** The bias copied to a float[] padded by a panel, so the kernel reads whole vectors past the last column. */
+    private static float[] packedBias(Problem p, Scratch scratch) {
+        int length = p.n() + COLUMNS;
+        if (scratch.bias.length < length) {
+            scratch.bias = new float[length];
+        }
+        MemorySegment.copy(p.bias(), F, 0, scratch.bias, 0, p.n());
+        return scratch.bias;
     }
 
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
@@ -80,8 +253,22 @@ final class CpuGemm {
                 + " is not a whole number of rows of out " + out.describe());
         long rows = x.numel() / cols;
         MemorySegment xs = x.segment(), os = out.segment();
-        parallel.forRange(cols, 64, (start, end) -> {
-            for (int c = start; c < end; c++) {
+        long rowBytes = (long) cols * Float.BYTES;
+        int chunks = (cols + LANES - 1) / LANES;
+        int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / Math.max(1, rows * LANES));
+        parallel.forRange(chunks, minChunk, (start, end) -> {
+            int columnEnd = Math.min(cols, end * LANES);
+            int c = start * LANES;
+            for (; c + LANES <= columnEnd; c += LANES) {
+                long offset = (long) c * Float.BYTES;
+                FloatVector sum = accumulate ? FloatVector.fromMemorySegment(SPECIES, os, offset, ORDER)
+                        : FloatVector.zero(SPECIES);
+                for (long r = 0; r < rows; r++) {
+                    sum = sum.add(FloatVector.fromMemorySegment(SPECIES, xs, r * rowBytes + offset, ORDER));
+                }
+                sum.intoMemorySegment(os, offset, ORDER);
+            }
+            for (; c < columnEnd; c++) {
                 float sum = accumulate ? os.getAtIndex(F, c) : 0f;
                 for (long r = 0; r < rows; r++) {
                     sum += xs.getAtIndex(F, r * cols + c);
@@ -93,6 +280,7 @@ final class CpuGemm {
     }
 
     static String vectorDescription() {
-        return "scalar";
+        return "Vector API F32 GEMM, " + SPECIES.vectorBitSize() + "-bit (" + LANES + " lanes), "
+                + ROWS + "×" + COLUMNS + " register tile";
     }
 }

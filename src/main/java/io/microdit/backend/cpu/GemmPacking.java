@@ -1,0 +1,125 @@
+package io.microdit.backend.cpu;
+
+import static io.microdit.backend.cpu.GemmKernel.COLUMNS;
+import static io.microdit.backend.cpu.GemmKernel.LANES;
+import static io.microdit.backend.cpu.GemmKernel.ROWS;
+import static io.microdit.backend.cpu.GemmKernel.SPECIES;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * Copies blocks of the GEMM operands out of their tensors into the layout the micro-kernel reads: A as panels
+ * of {@link GemmKernel#ROWS} rows stored k-major (the ROWS values of one step of k side by side), B as panels
+ * of {@link GemmKernel#COLUMNS} columns stored k-major. Packing absorbs the transposes, so one kernel serves
+ * all four combinations, and it zero-pads the last panel, so the kernel never needs a tail. Each element of A
+ * is packed once per column block and each of B once per row range, which is small next to the
+ * 2·M·N·K FLOPs the packed data feeds.
+ */
+final class GemmPacking {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+    /** Per thread, the start of each staged row: the gather's index map. */
+    private static final ThreadLocal<int[]> ROW_STARTS = ThreadLocal.withInitial(
+            () -> new int[(Math.max(ROWS, COLUMNS) + LANES - 1) / LANES * LANES]);
+
+    private GemmPacking() {
+    }
+
+    /**
+     * Packs rows [row, row + rows) and k in [depthStart, depthStart + depth) of op(A) into {@code panel} as
+     * [depth][ROWS], rows past {@code rows} zero. A is [M, K] at element {@code base} of {@code a}, or [K, M]
+     * when {@code transposed}: then each step of k is one contiguous run; otherwise the rows are copied in bulk to
+     * {@code staging} and transposed from there.
+     */
+    static void packA(MemorySegment a, long base, boolean transposed, int m, int k, int row, int rows,
+                      int depthStart, int depth, float[] panel, float[] staging) {
+        if (transposed) {
+            if (rows < ROWS) {
+                Arrays.fill(panel, 0, depth * ROWS, 0f);
+            }
+            for (int p = 0; p < depth; p++) {
+                long source = base + (long) (depthStart + p) * m + row;
+                int target = p * ROWS;
+                for (int r = 0; r < rows; r++) {
+                    panel[target + r] = a.getAtIndex(F, source + r);
+                }
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(a, F, ((long) (row + r) * k + depthStart + base) * Float.BYTES, staging, r * depth,
+                        depth);
+            }
+            for (int r = rows; r < ROWS; r++) {
+                Arrays.fill(staging, r * depth, (r + 1) * depth, 0f);
+            }
+            transpose(staging, ROWS, depth, panel, 0);
+        }
+    }
+
+    /**
+     * {@code target[offset + p·count + i] = source[i·length + p]}: count rows of {@code length} floats become
+     * length rows of count floats, one masked gather and store per vector of count. Reading from a float[]
+     * (the rows copied there in bulk) is what allows the gather; target needs LANES floats of slack at its end.
+     */
+    private static void transpose(float[] source, int count, int length, float[] target, int offset) {
+        int[] rowStarts = ROW_STARTS.get();
+        for (int i = 0; i < count; i++) {
+            rowStarts[i] = i * length;
+        }
+        for (int v = 0; v < count; v += LANES) {
+            VectorMask<Float> inside = SPECIES.indexInRange(v, count);
+            for (int p = 0; p < length; p++) {
+                FloatVector.fromArray(SPECIES, source, p, rowStarts, v, inside).intoArray(target, offset + p * count + v,
+                        inside);
+            }
+        }
+    }
+
+    /**
+     * Packs k in [depthStart, depthStart + depth) and columns [column, column + width) of op(B) into
+     * {@code block} as panels of COLUMNS columns, panel q at q·depth·COLUMNS laid out [depth][COLUMNS], columns
+     * past {@code width} zero. B is [K, N] at element {@code base} of {@code b}, or [N, K] when
+     * {@code transposed}: then its columns are copied in bulk to {@code staging} and transposed from there.
+     */
+    static void packB(MemorySegment b, long base, boolean transposed, int n, int k, int depthStart, int depth,
+                      int column, int width, float[] block, float[] staging) {
+        for (int panelStart = 0; panelStart < width; panelStart += COLUMNS) {
+            int columns = Math.min(COLUMNS, width - panelStart);
+            int panel = panelStart / COLUMNS * depth * COLUMNS;
+            if (columns < COLUMNS) {
+                Arrays.fill(block, panel, panel + depth * COLUMNS, 0f);
+            }
+            if (transposed) {
+                for (int c = 0; c < columns; c++) {
+                    MemorySegment.copy(b, F, ((long) (column + panelStart + c) * k + depthStart + base) * Float.BYTES,
+                            staging, c * depth, depth);
+                }
+                Arrays.fill(staging, columns * depth, COLUMNS * depth, 0f);
+                transpose(staging, COLUMNS, depth, block, panel);
+            } else if (columns == COLUMNS) {
+                for (int p = 0; p < depth; p++) {
+                    long sourceBytes = (base + (long) (depthStart + p) * n + column + panelStart) * Float.BYTES;
+                    int target = panel + p * COLUMNS;
+                    for (int v = 0; v < COLUMNS; v += LANES) {
+                        FloatVector.fromMemorySegment(SPECIES, b, sourceBytes + (long) v * Float.BYTES, ORDER)
+                                .intoArray(block, target + v);
+                    }
+                }
+            } else {
+                for (int p = 0; p < depth; p++) {
+                    long source = base + (long) (depthStart + p) * n + column + panelStart;
+                    int target = panel + p * COLUMNS;
+                    for (int c = 0; c < columns; c++) {
+                        block[target + c] = b.getAtIndex(F, source + c);
+                    }
+                }
+            }
+        }
+    }
+}
