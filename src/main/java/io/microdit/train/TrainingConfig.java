@@ -110,6 +110,51 @@ public record TrainingConfig(
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
 
+    /** Parses a config from JSON text (as stored in checkpoints). */
+    public static TrainingConfig fromJson(String json) throws IOException {
+        try {
+            Object root = Json.parse(json);
+            if (!(root instanceof Map<?, ?> map)) {
+                throw new IllegalArgumentException("a training config must be a JSON object");
+            }
+            return fromMap(map);
+        } catch (JsonException | IllegalArgumentException e) {
+            throw new IOException("training config: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * This config with command-line overrides: {@code totalSteps} rescales every stage (and its schedule) to keep
+     * their proportions; null leaves a value as it is.
+     */
+    public TrainingConfig withOverrides(Long totalSteps, Integer threadCount, String dataDir) {
+        List<Stage> scaled = stages;
+        if (totalSteps != null) {
+            require(totalSteps >= stages.size(), "steps", "at least one per stage (" + stages.size() + "), got "
+                    + totalSteps);
+            scaled = new ArrayList<>();
+            double factor = (double) totalSteps / totalSteps();
+            long assigned = 0;
+            for (int i = 0; i < stages.size(); i++) {
+                Stage s = stages.get(i);
+                long n = i == stages.size() - 1 ? totalSteps - assigned
+                        : Math.max(1, Math.round(s.steps() * factor));
+                assigned += n;
+                LearningRateSchedule schedule = switch (s.schedule()) {
+                    case LearningRateSchedule.CosineWithWarmup c -> new LearningRateSchedule.CosineWithWarmup(c.peak(),
+                            Math.min(n - 1, Math.round(c.warmupSteps() * factor)), n, c.alphaF());
+                    case LearningRateSchedule.ConstantWithWarmup c -> new LearningRateSchedule.ConstantWithWarmup(
+                            c.value(), Math.round(c.warmupSteps() * factor));
+                };
+                scaled.add(new Stage(s.name(), n, s.masking(), s.maskRatio(), schedule, s.gradientClip()));
+            }
+        }
+        return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
+                microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
+                threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
+                sampleGuidance);
+    }
+
     public static TrainingConfig read(Path file) throws IOException {
         try {
             Object root = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
