@@ -24,13 +24,20 @@ public final class Weights {
     private Weights() {
     }
 
-    /** Writes the weights atomically (temp file, fsync, rename). */
+    /** Writes the model's weights atomically (temp file, fsync, rename). */
     public static void save(MicroDiT model, Path file, Map<String, String> extraMetadata) throws IOException {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Parameter p : model.parameters().all()) {
+            tensors.put(p.name(), p.value());
+        }
+        save(model, tensors, file, extraMetadata);
+    }
+
+    /** Writes other weights of the same model (e.g. its moving average), by official name, atomically. */
+    public static void save(MicroDiT model, Map<String, Tensor> weights, Path file, Map<String, String> extraMetadata)
+            throws IOException {
         try (MemoryScope scope = new MemoryScope("weights-buffers")) {
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            for (Parameter p : model.parameters().all()) {
-                tensors.put(p.name(), p.value());
-            }
+            Map<String, Tensor> tensors = new LinkedHashMap<>(weights);
             MicroDiTConfig c = model.config();
             tensors.put("pos_embed", model.positionEmbedding().reshape(1, c.tokens(), c.dim()));
             tensors.put("mask_token", scope.zeros(1, 1, c.patchFeatures()));

@@ -201,11 +201,11 @@ final class CpuActivations {
     // ---------------------------------------------------------------- lane formulas (vector and scalar)
 
     private static FloatVector sigmoid(FloatVector u) {
-        return ONE.div(u.neg().lanewise(VectorOperators.EXP).add(1f));
+        return ONE.div(VectorMath.exp(u.neg()).add(1f));
     }
 
     private static float sigmoid(float u) {
-        return 1f / (1f + (float) Math.exp(-u));
+        return 1f / (1f + VectorMath.exp(-u));
     }
 
     /**
@@ -213,11 +213,11 @@ final class CpuActivations {
      * Forming 1 − σ as e·σ instead of by subtraction keeps it accurate where σ is close to 1.
      */
     private static FloatVector cappedExp(FloatVector u) {
-        return u.min(EXPONENT_CAP).lanewise(VectorOperators.EXP);
+        return VectorMath.exp(u.min(EXPONENT_CAP));
     }
 
     private static float cappedExp(float u) {
-        return (float) Math.exp(Math.min(u, EXPONENT_CAP));
+        return VectorMath.exp(Math.min(u, EXPONENT_CAP));
     }
 
     /** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
@@ -234,12 +234,12 @@ final class CpuActivations {
     /** 0.5·x·(1 + tanh z) with z = √(2/π)(x + 0.044715x³), as x·σ(2z). */
     private static FloatVector geluTanh(FloatVector x) {
         FloatVector exponent = x.mul(x).fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x);
-        return x.div(exponent.lanewise(VectorOperators.EXP).add(1f));
+        return x.div(VectorMath.exp(exponent).add(1f));
     }
 
     private static float geluTanh(float x) {
         float exponent = Math.fma(x * x, TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR) * x;
-        return x / (1f + (float) Math.exp(exponent));
+        return x / (1f + VectorMath.exp(exponent));
     }
 
     /** With s = σ(2z) and 1 − s = e·s, e = e^(−2z): d/dx = s + x·s(1 − s)·2√(2/π)(1 + 3·0.044715x²). */
@@ -270,12 +270,12 @@ final class CpuActivations {
 
     /** Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π). */
     private static FloatVector geluExactSlope(FloatVector x) {
-        FloatVector density = x.mul(x).mul(-0.5f).lanewise(VectorOperators.EXP).mul(INV_SQRT_2PI);
+        FloatVector density = VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI);
         return erf(x.mul(SQRT_HALF)).add(1f).mul(0.5f).add(x.mul(density));
     }
 
     private static float geluExactSlope(float x) {
-        float density = (float) Math.exp(-0.5f * x * x) * INV_SQRT_2PI;
+        float density = VectorMath.exp(-0.5f * x * x) * INV_SQRT_2PI;
         return Math.fma(x, density, 0.5f * (1f + erf(x * SQRT_HALF)));
     }
 
@@ -293,7 +293,7 @@ final class CpuActivations {
         }
         FloatVector clamped = ax.min(ERF_CLAMP);
         FloatVector t = ONE.div(clamped.fma(0.5f, 1f));
-        FloatVector tail = clamped.mul(clamped).neg().lanewise(VectorOperators.EXP).mul(polynomial(ERFC_LARGE, t));
+        FloatVector tail = VectorMath.exp(clamped.mul(clamped).neg()).mul(polynomial(ERFC_LARGE, t));
         FloatVector large = tail.neg().add(1f);
         large = large.blend(large.neg(), x.compare(VectorOperators.LT, 0f));
         return smallResult == null ? large : large.blend(smallResult, small);
@@ -306,7 +306,7 @@ final class CpuActivations {
         }
         float clamped = Math.min(ax, ERF_CLAMP);
         float t = 1f / Math.fma(clamped, 0.5f, 1f);
-        float large = 1f - (float) Math.exp(-(clamped * clamped)) * polynomial(ERFC_LARGE, t);
+        float large = 1f - VectorMath.exp(-(clamped * clamped)) * polynomial(ERFC_LARGE, t);
         return x < 0 ? -large : large;
     }
 

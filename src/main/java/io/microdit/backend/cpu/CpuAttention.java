@@ -1,7 +1,7 @@
 package io.microdit.backend.cpu;
 
 import static io.microdit.backend.cpu.AttentionKernels.LANES;
-import static io.microdit.backend.cpu.AttentionKernels.SPECIES;
+import static io.microdit.backend.cpu.AttentionKernels.QUERY_BLOCK;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
@@ -10,13 +10,13 @@ import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
 
 /**
  * Fused non-causal scaled dot-product attention, FlashAttention-2 style; the Tq×Tk score matrix never exists.
  *
- * <p>Forward: one task per (sample, head, block of {@link #QUERY_BLOCK} queries). The block's queries, scaled
- * by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along vector lanes; then
+ * <p>Forward: one task per (sample, head, block of {@link AttentionKernels#QUERY_BLOCK} queries). The block's
+ * queries, scaled by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along
+ * vector lanes; then
  * for each block of {@link #KEY_BLOCK} keys: scores [keys, queries] = K·Qᵀ, online softmax per query (running
  * max and sum, rescaling the output accumulator when the max grows), output [Dh, queries] += Vᵀ·P. The
  * softmax statistics stay in lanes, so no horizontal reduction is needed anywhere. Saves lse = max + log(sum).
@@ -32,8 +32,6 @@ import jdk.incubator.vector.FloatVector;
  */
 final class CpuAttention {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
-    /** Queries per tile: four vectors, the width of the 4×4 product block. */
-    static final int QUERY_BLOCK = 4 * LANES;
     static final int KEY_BLOCK = 64;
 
     private final Parallel parallel;
@@ -48,6 +46,11 @@ final class CpuAttention {
     private record Shape(int batch, int queries, int keys, int heads, int headDim, int width) {
         long flops() {
             return 4L * batch * heads * queries * keys * headDim;
+        }
+
+        /** Byte offset of (sample, token, head) in a [N, tokens, H·Dh] tensor. */
+        long offset(int sample, int token, int tokens, int head) {
+            return (((long) sample * tokens + token) * width + (long) head * headDim) * Float.BYTES;
         }
     }
 
@@ -80,7 +83,7 @@ final class CpuAttention {
         int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
         int tasks = s.batch() * s.heads() * queryBlocks;
         parallel.forRange(tasks, 1, (start, end) -> {
-            ForwardTiles tiles = new ForwardTiles(s.headDim());
+            ForwardTiles tiles = new ForwardTiles(s);
             for (int task = start; task < end; task++) {
                 int block = task % queryBlocks, head = task / queryBlocks % s.heads();
                 int sample = task / queryBlocks / s.heads();
@@ -90,16 +93,21 @@ final class CpuAttention {
         flops.add("attention", s.flops());
     }
 
-    /** Thread-local tiles of the forward; queries along the lanes (row stride {@link #QUERY_BLOCK}). */
+    /**
+     * Thread-local tiles of the forward; queries along the lanes (row stride {@link AttentionKernels#QUERY_BLOCK}).
+     * A thread's tasks are contiguous, so it gathers the keys and values of one (sample, head) once for all its
+     * query blocks.
+     */
     private static final class ForwardTiles {
         final float[] queryT, outputT, keys, values, scores;
-        final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK];
+        final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
+        int gatheredHead = -1;
 
-        ForwardTiles(int headDim) {
-            queryT = new float[headDim * QUERY_BLOCK];
-            outputT = new float[headDim * QUERY_BLOCK];
-            keys = new float[KEY_BLOCK * headDim];
-            values = new float[KEY_BLOCK * headDim];
+        ForwardTiles(Shape s) {
+            queryT = new float[s.headDim() * QUERY_BLOCK];
+            outputT = new float[s.headDim() * QUERY_BLOCK];
+            keys = new float[s.keys() * s.headDim()];
+            values = new float[s.keys() * s.headDim()];
             scores = new float[KEY_BLOCK * QUERY_BLOCK];
         }
     }
@@ -107,15 +115,22 @@ final class CpuAttention {
     private static void forwardBlock(Shape s, int sample, int head, int firstQuery, MemorySegment qs,
                                      MemorySegment ks, MemorySegment vs, MemorySegment os, MemorySegment ls,
                                      ForwardTiles t) {
-        int dh = s.headDim(), width = s.width();
+        int dh = s.headDim();
         int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
         int vectors = Math.ceilDiv(count, LANES), padded = vectors * LANES;
         float scale = (float) (1 / Math.sqrt(dh));
-        long columnBase = (long) head * dh;
-        for (int i = 0; i < padded; i++) {
-            long row = ((long) sample * s.queries() + firstQuery + i) * width + columnBase;
+        if (t.gatheredHead != sample * s.heads() + head) {
+            gatherHead(s, sample, head, ks, s.keys(), t.keys, dh);
+            gatherHead(s, sample, head, vs, s.keys(), t.values, dh);
+            t.gatheredHead = sample * s.heads() + head;
+        }
+        for (int i = 0; i < count; i++) {
+            AttentionKernels.rowToColumn(qs, s.offset(sample, firstQuery + i, s.queries(), head), dh, scale,
+                    t.queryT, i);
+        }
+        for (int i = count; i < padded; i++) {
             for (int d = 0; d < dh; d++) {
-                t.queryT[d * QUERY_BLOCK + i] = i < count ? qs.getAtIndex(F, row + d) * scale : 0f;
+                t.queryT[d * QUERY_BLOCK + i] = 0f;
             }
         }
         Arrays.fill(t.outputT, 0f);
@@ -123,54 +138,28 @@ final class CpuAttention {
         Arrays.fill(t.sum, 0f);
         for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
             int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
-            for (int j = 0; j < keyCount; j++) {
-                long row = ((long) sample * s.keys() + firstKey + j) * width + columnBase;
-                MemorySegment.copy(ks, F, row * Float.BYTES, t.keys, j * dh, dh);
-                MemorySegment.copy(vs, F, row * Float.BYTES, t.values, j * dh, dh);
-            }
-            AttentionKernels.multiply(t.keys, 0, dh, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0, QUERY_BLOCK,
-                    keyCount, vectors, dh, false);
+            AttentionKernels.multiply(t.keys, firstKey * dh, dh, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0,
+                    QUERY_BLOCK, keyCount, vectors, dh, false);
             for (int lane = 0; lane < padded; lane += LANES) {
-                onlineSoftmax(t, lane, keyCount, dh);
+                AttentionKernels.onlineSoftmax(t.scores, QUERY_BLOCK, keyCount, lane, t.max, t.sum, t.rescale);
+                AttentionKernels.scaleColumns(t.outputT, QUERY_BLOCK, dh, lane, t.rescale);
             }
-            AttentionKernels.multiply(t.values, 0, 1, dh, t.scores, 0, QUERY_BLOCK, t.outputT, 0, QUERY_BLOCK,
-                    dh, vectors, keyCount, true);
+            AttentionKernels.multiply(t.values, firstKey * dh, 1, dh, t.scores, 0, QUERY_BLOCK, t.outputT, 0,
+                    QUERY_BLOCK, dh, vectors, keyCount, true);
         }
         for (int i = 0; i < count; i++) {
-            long row = ((long) sample * s.queries() + firstQuery + i) * width + columnBase;
-            float inverse = 1f / t.sum[i];
-            for (int d = 0; d < dh; d++) {
-                os.setAtIndex(F, row + d, t.outputT[d * QUERY_BLOCK + i] * inverse);
-            }
+            AttentionKernels.columnToRow(t.outputT, i, dh, 1f / t.sum[i], os,
+                    s.offset(sample, firstQuery + i, s.queries(), head));
             long lseIndex = ((long) sample * s.heads() + head) * s.queries() + firstQuery + i;
             ls.setAtIndex(F, lseIndex, t.max[i] + (float) Math.log(t.sum[i]));
         }
     }
 
-    /**
-     * Folds one key block's scores for the queries in lanes [lane, lane + LANES) into the running max and sum,
-     * turns the scores into unnormalised probabilities and rescales the output accumulator to the new max.
-     */
-    private static void onlineSoftmax(ForwardTiles t, int lane, int keyCount, int headDim) {
-        float[] scores = t.scores;
-        FloatVector oldMax = FloatVector.fromArray(SPECIES, t.max, lane);
-        FloatVector newMax = oldMax;
-        for (int j = 0; j < keyCount; j++) {
-            newMax = newMax.max(FloatVector.fromArray(SPECIES, scores, j * QUERY_BLOCK + lane));
-        }
-        FloatVector blockSum = FloatVector.zero(SPECIES);
-        for (int j = 0; j < keyCount; j++) {
-            int index = j * QUERY_BLOCK + lane;
-            FloatVector p = AttentionKernels.exp(FloatVector.fromArray(SPECIES, scores, index).sub(newMax));
-            p.intoArray(scores, index);
-            blockSum = blockSum.add(p);
-        }
-        FloatVector rescale = AttentionKernels.exp(oldMax.sub(newMax));
-        FloatVector.fromArray(SPECIES, t.sum, lane).fma(rescale, blockSum).intoArray(t.sum, lane);
-        newMax.intoArray(t.max, lane);
-        for (int d = 0; d < headDim; d++) {
-            int index = d * QUERY_BLOCK + lane;
-            FloatVector.fromArray(SPECIES, t.outputT, index).mul(rescale).intoArray(t.outputT, index);
+    /** Copies the rows of one head of a [N, tokens, H·Dh] tensor into {@code tile} [tokens, Dh]. */
+    private static void gatherHead(Shape s, int sample, int head, MemorySegment source, int tokens, float[] tile,
+                                   int headDim) {
+        for (int j = 0; j < tokens; j++) {
+            MemorySegment.copy(source, F, s.offset(sample, j, tokens, head), tile, j * headDim, headDim);
         }
     }
 
@@ -267,16 +256,8 @@ final class CpuAttention {
                 AttentionKernels.multiply(t.values, firstKey * dh, dh, 1, t.gradOutT, firstQuery, pq,
                         t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
                 for (int lane = 0; lane < vectors * LANES; lane += LANES) {
-                    FloatVector lse = FloatVector.fromArray(SPECIES, t.lse, firstQuery + lane);
-                    FloatVector delta = FloatVector.fromArray(SPECIES, t.delta, firstQuery + lane);
-                    for (int j = 0; j < keyCount; j++) {
-                        int index = j * QUERY_BLOCK + lane;
-                        FloatVector p = AttentionKernels.exp(
-                                FloatVector.fromArray(SPECIES, t.probabilities, index).sub(lse));
-                        p.intoArray(t.probabilities, index);
-                        p.mul(FloatVector.fromArray(SPECIES, t.gradScores, index).sub(delta))
-                                .intoArray(t.gradScores, index);
-                    }
+                    AttentionKernels.softmaxGradient(t.probabilities, t.gradScores, QUERY_BLOCK, keyCount, lane,
+                            t.lse, t.delta, firstQuery);
                 }
                 AttentionKernels.multiply(t.probabilities, 0, QUERY_BLOCK, 1, t.gradOut, firstQuery * pd, pd,
                         t.gradValues, firstKey * pd, pd, keyCount, headDimVectors, count, true);

@@ -433,7 +433,7 @@ final class CpuMoe {
                 store(gv.mul(scale), dH, routedAt + i);
                 dotVector = gv.fma(load(h, routedAt + i), dotVector);
             }
-            dot = CpuSoftmax.sumLanes(dotVector);
+            dot = VectorMath.sumLanes(dotVector);
         }
         for (; i < dim; i++) {
             float gv = g.getAtIndex(FLOAT, gAt + i);

@@ -65,7 +65,7 @@ final class CpuNorm {
                     s1 = s1.add(d);
                     s2 = d.fma(d, s2);
                 }
-                double shiftedSum = s1.reduceLanes(VectorOperators.ADD), squares = s2.reduceLanes(VectorOperators.ADD);
+                double shiftedSum = VectorMath.sumLanes(s1), squares = VectorMath.sumLanes(s2);
                 for (; c < width; c++) {
                     double d = xs.get(F, base + c * 4L) - m0;
                     shiftedSum += d;
@@ -88,7 +88,7 @@ final class CpuNorm {
         for (; c <= width - LANES; c += LANES) {
             acc = acc.add(FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER));
         }
-        float total = acc.reduceLanes(VectorOperators.ADD);
+        float total = VectorMath.sumLanes(acc);
         for (; c < width; c++) {
             total += xs.get(F, base + c * 4L);
         }
@@ -176,8 +176,8 @@ final class CpuNorm {
             sumDy = sumDy.add(dy);
             sumDyXHat = dy.fma(h, sumDyXHat);
         }
-        float totalDy = sumDy.reduceLanes(VectorOperators.ADD);
-        float totalDyXHat = sumDyXHat.reduceLanes(VectorOperators.ADD);
+        float totalDy = VectorMath.sumLanes(sumDy);
+        float totalDyXHat = VectorMath.sumLanes(sumDyXHat);
         for (int tail = c; tail < width; tail++) {
             float g = gs.get(F, base + tail * 4L);
             float h = (xs.get(F, base + tail * 4L) - rowMean) * rowRstd;

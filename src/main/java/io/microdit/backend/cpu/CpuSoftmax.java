@@ -35,22 +35,6 @@ final class CpuSoftmax {
     /** Elements per task at least: a row of a few experts is too little work to hand to another thread alone. */
     private static final int MIN_ELEMENTS_PER_TASK = 1 << 13;
 
-    private static final float LOG2E = 1.44269504088896341f;
-    /** ln 2 split so that n·LN2_HIGH is exact for every n the reduction produces. */
-    private static final float LN2_HIGH = 0.693359375f;
-    private static final float LN2_LOW = -2.12194440e-4f;
-    /** ln(Float.MIN_NORMAL): below it exp underflows and is taken as 0. */
-    private static final float UNDERFLOW = -87.33654475f;
-    /** 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits. */
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = 0x4B400000;
-    private static final float P0 = 1.9875691500e-4f;
-    private static final float P1 = 1.3981999507e-3f;
-    private static final float P2 = 8.3334519073e-3f;
-    private static final float P3 = 4.1665795894e-2f;
-    private static final float P4 = 1.6666665459e-1f;
-    private static final float P5 = 5.0000001201e-1f;
-
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -121,14 +105,14 @@ final class CpuSoftmax {
             FloatVector maxVector = FloatVector.broadcast(SPECIES, max);
             FloatVector sumVector = FloatVector.zero(SPECIES);
             for (; i < vectorEnd; i += LANES) {
-                FloatVector e = expNonPositive(load(xs, base + i).sub(maxVector));
+                FloatVector e = VectorMath.exp(load(xs, base + i).sub(maxVector));
                 e.intoMemorySegment(os, (base + i) * Float.BYTES, ORDER);
                 sumVector = sumVector.add(e);
             }
-            sum = sumLanes(sumVector);
+            sum = VectorMath.sumLanes(sumVector);
         }
         for (; i < width; i++) {
-            float e = expNonPositive(xs.getAtIndex(FLOAT, base + i) - max);
+            float e = VectorMath.exp(xs.getAtIndex(FLOAT, base + i) - max);
             os.setAtIndex(FLOAT, base + i, e);
             sum += e;
         }
@@ -153,7 +137,7 @@ final class CpuSoftmax {
             for (; i < vectorEnd; i += LANES) {
                 dotVector = load(gs, base + i).fma(load(ys, base + i), dotVector);
             }
-            dot = sumLanes(dotVector);
+            dot = VectorMath.sumLanes(dotVector);
         }
         for (; i < width; i++) {
             dot = Math.fma(gs.getAtIndex(FLOAT, base + i), ys.getAtIndex(FLOAT, base + i), dot);
@@ -167,56 +151,6 @@ final class CpuSoftmax {
         for (; i < width; i++) {
             ds.setAtIndex(FLOAT, base + i, (gs.getAtIndex(FLOAT, base + i) - dot) * ys.getAtIndex(FLOAT, base + i));
         }
-    }
-
-    /** The lanes' sum, added in lane order (reproducible, unlike {@code reduceLanes(ADD)}). */
-    static float sumLanes(FloatVector v) {
-        float sum = 0f;
-        for (int lane = 0; lane < LANES; lane++) {
-            sum += v.lane(lane);
-        }
-        return sum;
-    }
-
-    /**
-     * exp(x) for x ≤ 0 (the domain after subtracting the row maximum); 0 below ln(Float.MIN_NORMAL), NaN for NaN.
-     * x = n·ln2 + r with |r| ≤ ln2/2, n rounded to nearest by the 1.5·2²³ trick; exp(r) by Cephes' polynomial;
-     * 2ⁿ assembled in the exponent bits.
-     */
-    static FloatVector expNonPositive(FloatVector x) {
-        FloatVector clamped = x.max(UNDERFLOW);
-        FloatVector shifted = clamped.fma(LOG2E, ROUNDER);
-        FloatVector n = shifted.sub(ROUNDER);
-        FloatVector r = n.fma(FloatVector.broadcast(SPECIES, -LN2_HIGH), clamped);
-        r = n.fma(FloatVector.broadcast(SPECIES, -LN2_LOW), r);
-        FloatVector p = r.fma(P0, P1);
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P2));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P3));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P4));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P5));
-        FloatVector expR = p.fma(r.mul(r), r.add(1f));
-        FloatVector twoToN = ((IntVector) shifted.reinterpretAsInts()).sub(ROUNDER_BITS - 127)
-                .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return expR.mul(twoToN).blend(0f, x.lt(UNDERFLOW));
-    }
-
-    /** The scalar twin of {@link #expNonPositive(FloatVector)}: bit-identical per element. */
-    static float expNonPositive(float x) {
-        if (x < UNDERFLOW) {
-            return 0f;
-        }
-        float shifted = Math.fma(x, LOG2E, ROUNDER);
-        float n = shifted - ROUNDER;
-        float r = Math.fma(n, -LN2_HIGH, x);
-        r = Math.fma(n, -LN2_LOW, r);
-        float p = Math.fma(r, P0, P1);
-        p = Math.fma(p, r, P2);
-        p = Math.fma(p, r, P3);
-        p = Math.fma(p, r, P4);
-        p = Math.fma(p, r, P5);
-        float expR = Math.fma(p, r * r, r + 1f);
-        float twoToN = Float.intBitsToFloat((Float.floatToRawIntBits(shifted) - (ROUNDER_BITS - 127)) << 23);
-        return expR * twoToN;
     }
 
     private static FloatVector load(MemorySegment segment, long index) {

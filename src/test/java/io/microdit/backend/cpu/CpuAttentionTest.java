@@ -67,8 +67,8 @@ public class CpuAttentionTest {
     }
 
     /**
-     * Float64 gradients of sum(out · dOut) through the explicit softmax Jacobian (dS = P ∘ (dP − rowsum(P ∘ dP))):
-     * returns {dq, dk, dv}.
+     * Float64 gradients of sum(out · dOut) through the explicit softmax Jacobian,
+     * dS = P ∘ (dP − rowsum(P ∘ dP)): returns {dq, dk, dv}.
      */
     static double[][] referenceBackward(double[] q, double[] k, double[] v, double[] dOut, int batch, int queries,
                                         int keys, int heads, int headDim) {

@@ -1,0 +1,108 @@
+package io.microdit.bench;
+
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * The CPU backend's fused attention at MicroDiT shapes, on all processors. FLOPs per call (the FlashAttention
+ * convention): forward F = 4·N·H·Tq·Tk·Dh, forward + backward 3.5·F; GFLOP/s = FLOPs × ops/s / 1e9.
+ *
+ * <pre>
+ * shape                    N   Tq    Tk   H   Dh   F (MFLOP)
+ * self-n8-t256-h8-d32      8   256   256  8   32    537
+ * self-n8-t256-h16-d32     8   256   256  16  32   1074
+ * self-n1-t1024-h16-d64    1   1024  1024 16  64   4295
+ * cross-n8-t256-k77-h16-d32 8  256   77   16  32    323
+ * </pre>
+ *
+ * Run: {@code java -cp ... org.openjdk.jmh.Main AttentionBenchmark -f 1 -wi 2 -i 3 -w 1s -r 1s}.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+public class AttentionBenchmark {
+    @Param({"self-n8-t256-h8-d32", "self-n8-t256-h16-d32", "self-n1-t1024-h16-d64", "cross-n8-t256-k77-h16-d32"})
+    public String shape;
+
+    private CpuBackend backend;
+    private MemoryScope scope;
+    private int heads;
+    private Tensor q, k, v, out, lse, dOut, dq, dk, dv;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        int batch = parse("n"), queries = parse("t"), heads = parse("h"), headDim = parse("d");
+        int keys = shape.startsWith("cross") ? parse("k") : queries;
+        int width = heads * headDim;
+        this.heads = heads;
+        backend = new CpuBackend();
+        scope = new MemoryScope("attention-benchmark");
+        Random random = new Random(1);
+        q = random(random, batch, queries, width);
+        k = random(random, batch, keys, width);
+        v = random(random, batch, keys, width);
+        dOut = random(random, batch, queries, width);
+        out = scope.zeros(batch, queries, width);
+        lse = scope.zeros(batch, heads, queries);
+        dq = scope.zeros(batch, queries, width);
+        dk = scope.zeros(batch, keys, width);
+        dv = scope.zeros(batch, keys, width);
+    }
+
+    /** The number after "-prefix" in the shape name. */
+    private int parse(String prefix) {
+        for (String part : shape.split("-")) {
+            if (part.startsWith(prefix) && part.length() > prefix.length()
+                    && Character.isDigit(part.charAt(prefix.length()))) {
+                return Integer.parseInt(part.substring(prefix.length()));
+            }
+        }
+        throw new IllegalArgumentException("shape " + shape + " has no " + prefix + " part");
+    }
+
+    private Tensor random(Random random, int... shape) {
+        int count = 1;
+        for (int d : shape) {
+            count *= d;
+        }
+        float[] values = new float[count];
+        for (int i = 0; i < count; i++) {
+            values[i] = random.nextFloat() * 2f - 1f;
+        }
+        return Tensor.of(scope, values, shape);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        scope.close();
+        backend.close();
+    }
+
+    @Benchmark
+    public Tensor forward() {
+        backend.attention(q, k, v, heads, out, lse);
+        return out;
+    }
+
+    @Benchmark
+    public Tensor forwardBackward() {
+        backend.attention(q, k, v, heads, out, lse);
+        backend.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        return dq;
+    }
+}

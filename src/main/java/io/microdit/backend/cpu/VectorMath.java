@@ -1,0 +1,94 @@
+package io.microdit.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Reproducible vector maths for the CPU kernels. The Vector API's own transcendental lanewise operators (EXP,
+ * TANH, …) and {@code reduceLanes(ADD)} compute differently when a kernel is interpreted and when C2 has compiled
+ * it to SVML calls or a reassociated reduction, so a training step could give other bits before and after the JIT
+ * warmed up, which breaks bit-exact resume. These functions use only IEEE adds, multiplies, fused multiply-adds
+ * and bit manipulation, which round identically in every execution mode; each vector function has a scalar twin
+ * that is bit-identical lane by lane, for the tails.
+ */
+final class VectorMath {
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int LANES = SPECIES.length();
+
+    private static final float LOG2E = 1.44269504088896341f;
+    /** ln 2 split so that n·LN2_HIGH is exact for every n the reduction produces. */
+    private static final float LN2_HIGH = 0.693359375f;
+    private static final float LN2_LOW = -2.12194440e-4f;
+    /** ln(Float.MIN_NORMAL): below it exp underflows and is taken as 0. */
+    static final float UNDERFLOW = -87.33654475f;
+    /** exp is evaluated at most at 88 (e^88 ≈ 1.65e38, below Float.MAX_VALUE); larger arguments are clamped. */
+    static final float OVERFLOW_CLAMP = 88f;
+    /** 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits. */
+    private static final float ROUNDER = 12582912f;
+    private static final int ROUNDER_BITS = 0x4B400000;
+    private static final float P0 = 1.9875691500e-4f;
+    private static final float P1 = 1.3981999507e-3f;
+    private static final float P2 = 8.3334519073e-3f;
+    private static final float P3 = 4.1665795894e-2f;
+    private static final float P4 = 1.6666665459e-1f;
+    private static final float P5 = 5.0000001201e-1f;
+
+    private VectorMath() {
+    }
+
+    /**
+     * exp(x) to about 1 ulp (Cephes' expf): x = n·ln2 + r with |r| ≤ ln2/2, n rounded to nearest by the 1.5·2²³
+     * trick; exp(r) by a degree-6 polynomial; 2ⁿ assembled in the exponent bits. 0 below ln(Float.MIN_NORMAL);
+     * arguments above 88 are clamped to 88; NaN stays NaN.
+     */
+    static FloatVector exp(FloatVector x) {
+        FloatVector clamped = x.max(UNDERFLOW).min(OVERFLOW_CLAMP);
+        FloatVector shifted = clamped.fma(LOG2E, ROUNDER);
+        FloatVector n = shifted.sub(ROUNDER);
+        FloatVector r = n.fma(FloatVector.broadcast(SPECIES, -LN2_HIGH), clamped);
+        r = n.fma(FloatVector.broadcast(SPECIES, -LN2_LOW), r);
+        FloatVector p = r.fma(P0, P1);
+        p = p.fma(r, FloatVector.broadcast(SPECIES, P2));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, P3));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, P4));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, P5));
+        FloatVector expR = p.fma(r.mul(r), r.add(1f));
+        FloatVector twoToN = ((IntVector) shifted.reinterpretAsInts()).sub(ROUNDER_BITS - 127)
+                .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return expR.mul(twoToN).blend(0f, x.lt(UNDERFLOW));
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: bit-identical per element. */
+    static float exp(float x) {
+        if (x < UNDERFLOW) {
+            return 0f;
+        }
+        if (Float.isNaN(x)) {
+            return x;
+        }
+        x = Math.min(x, OVERFLOW_CLAMP);
+        float shifted = Math.fma(x, LOG2E, ROUNDER);
+        float n = shifted - ROUNDER;
+        float r = Math.fma(n, -LN2_HIGH, x);
+        r = Math.fma(n, -LN2_LOW, r);
+        float p = Math.fma(r, P0, P1);
+        p = Math.fma(p, r, P2);
+        p = Math.fma(p, r, P3);
+        p = Math.fma(p, r, P4);
+        p = Math.fma(p, r, P5);
+        float expR = Math.fma(p, r * r, r + 1f);
+        float twoToN = Float.intBitsToFloat((Float.floatToRawIntBits(shifted) - (ROUNDER_BITS - 127)) << 23);
+        return expR * twoToN;
+    }
+
+    /** The lanes' sum, added in lane order (reproducible, unlike {@code reduceLanes(ADD)}). */
+    static float sumLanes(FloatVector v) {
+        float sum = 0f;
+        for (int lane = 0; lane < LANES; lane++) {
+            sum += v.lane(lane);
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,46 @@
+package io.microdit.train;
+
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.Backend;
+import io.microdit.nn.ParameterStore;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * An exponential moving average of the weights, {@code ema = decay·ema + (1 − decay)·w} after every optimizer
+ * step, kept under the parameters' official names (so the averaged weights load as a model).
+ */
+public final class ExponentialMovingAverage implements AutoCloseable {
+    private final Backend backend;
+    private final ParameterStore parameters;
+    private final double decay;
+    private final MemoryScope scope = new MemoryScope("ema");
+    private final Map<String, Tensor> averages = new LinkedHashMap<>();
+
+    public ExponentialMovingAverage(Backend backend, ParameterStore parameters, double decay) {
+        this.backend = backend;
+        this.parameters = parameters;
+        this.decay = decay;
+        for (Parameter p : parameters.all()) {
+            averages.put(p.name(), scope.zeros(p.value().shape()).copyFrom(p.value()));
+        }
+    }
+
+    public void update() {
+        for (Parameter p : parameters.all()) {
+            backend.emaUpdate(averages.get(p.name()), p.value(), (float) decay);
+        }
+    }
+
+    /** The averaged weights by official name. */
+    public Map<String, Tensor> weights() {
+        return averages;
+    }
+
+    @Override
+    public void close() {
+        scope.close();
+    }
+}

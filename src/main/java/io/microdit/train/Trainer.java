@@ -1,0 +1,143 @@
+package io.microdit.train;
+
+import io.microdit.autograd.GradScope;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Variable;
+import io.microdit.backend.Backend;
+import io.microdit.data.TrainingData;
+import io.microdit.diffusion.Edm;
+import io.microdit.diffusion.EdmObjective;
+import io.microdit.model.MicroDiT;
+import io.microdit.tensor.Device;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * The training loop, one optimizer step at a time: for each micro-batch (gradient accumulation) read the samples
+ * the {@link DataOrder} names, compute the EDM loss of the current stage (masked or not) and back-propagate it
+ * scaled by 1/accumulation; then clip the global gradient norm, take an AdamW step at the stage's learning rate
+ * and update the EMA. All randomness is keyed by (seed, global sample index), so a run resumed from a
+ * checkpoint continues bit for bit on the CPU backend.
+ */
+public final class Trainer implements AutoCloseable {
+    /** What one optimizer step did. */
+    public record StepResult(long step, int stage, double loss, double learningRate, double gradientNorm,
+                             double seconds, long flops) {
+    }
+
+    private final TrainingConfig config;
+    private final MicroDiT model;
+    private final TrainingData data;
+    private final Backend backend;
+    private final AdamW optimizer;
+    private final ExponentialMovingAverage ema;
+    private final DataOrder order;
+    private final Edm edm;
+    private long step;
+    private long samplesSeen;
+
+    public Trainer(TrainingConfig config, MicroDiT model, TrainingData data, Backend backend) {
+        this.config = config;
+        this.model = model;
+        this.data = data;
+        this.backend = backend;
+        this.optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT);
+        this.ema = config.emaDecay() > 0 ? new ExponentialMovingAverage(backend, model.parameters(),
+                config.emaDecay()) : null;
+        this.order = new DataOrder(data.size(), config.seed());
+        this.edm = new Edm(0.9, config.pMean(), config.pStd());
+    }
+
+    public long step() {
+        return step;
+    }
+
+    public long samplesSeen() {
+        return samplesSeen;
+    }
+
+    public boolean finished() {
+        return step >= config.totalSteps();
+    }
+
+    public MicroDiT model() {
+        return model;
+    }
+
+    /** The moving average, or null when EMA is off. */
+    public ExponentialMovingAverage ema() {
+        return ema;
+    }
+
+    public Edm edm() {
+        return edm;
+    }
+
+    /** One optimizer step over {@code batch_size} samples. */
+    public StepResult trainStep() {
+        int stageIndex = config.stageIndex(step);
+        Stage stage = config.stages().get(stageIndex);
+        double learningRate = stage.schedule().at(step - config.stageStart(stageIndex));
+        EdmObjective objective = new EdmObjective(edm, stage.masking(), stage.maskRatio(), config.captionDropout());
+        int micro = config.microBatchSize();
+        int accumulation = config.accumulationSteps();
+        long flopsBefore = backend.flops().total();
+        long start = System.nanoTime();
+        model.parameters().zeroGrad();
+        double lossSum = 0;
+        int[] latentShape = data.latentShape();
+        int[] captionShape = data.captionShape();
+        for (int m = 0; m < accumulation; m++) {
+            long first = samplesSeen + (long) m * micro;
+            try (MemoryScope scope = new MemoryScope("train-step")) {
+                Tensor latents = scope.zeros(micro, latentShape[0], latentShape[1], latentShape[2]);
+                Tensor captions = scope.zeros(micro, captionShape[0], captionShape[1]);
+                data.read(order.indices(first, micro), latents, captions);
+                Graph graph = new Graph(backend, scope);
+                try (GradScope ignored = graph.recordGradients()) {
+                    Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
+                    lossSum += loss.value().getFloat(0);
+                    graph.backward(loss, scope.zeros(1).fill(1f / accumulation));
+                }
+            }
+        }
+        double norm = optimizer.update(learningRate, stage.gradientClip());
+        if (ema != null) {
+            ema.update();
+        }
+        step++;
+        samplesSeen += config.batchSize();
+        double seconds = (System.nanoTime() - start) / 1e9;
+        return new StepResult(step, stageIndex, lossSum / accumulation, learningRate, norm, seconds,
+                backend.flops().total() - flopsBefore);
+    }
+
+    /** Writes a checkpoint of the current state; returns its folder. */
+    public Path checkpoint(Path runDirectory) throws IOException {
+        return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
+                optimizer, ema, 2);
+    }
+
+    /** Continues from a checkpoint written by {@link #checkpoint}. */
+    public void restore(Path checkpoint) throws IOException {
+        Checkpoint.State state = Checkpoint.readState(checkpoint);
+        Checkpoint.restore(checkpoint, model, optimizer, ema);
+        this.step = state.step();
+        this.samplesSeen = state.samplesSeen();
+    }
+
+    /** Bytes of native memory live on the CPU now (parameters, moments, EMA, and any open step). */
+    public static long liveBytes() {
+        return Device.CPU.liveBytes();
+    }
+
+    @Override
+    public void close() {
+        optimizer.close();
+        if (ema != null) {
+            ema.close();
+        }
+    }
+}

@@ -1,0 +1,279 @@
+package io.microdit.train;
+
+import io.microdit.io.Json;
+import io.microdit.io.JsonException;
+import io.microdit.model.MaskingMode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Everything a training run needs besides the data files, read from JSON (snake_case keys; unknown keys are
+ * errors). The defaults are the main job: fashion-small on Fashion-MNIST, a deferred-masked stage then a short
+ * unmasked fine-tune, sized to finish within 15 minutes on a 2-core CPU.
+ */
+public record TrainingConfig(
+        String model,
+        String data,
+        String dataDirectory,
+        int captionLength,
+        int batchSize,
+        int microBatchSize,
+        List<Stage> stages,
+        double emaDecay,
+        double captionDropout,
+        double pMean,
+        double pStd,
+        long seed,
+        int threads,
+        long logEvery,
+        long sampleEvery,
+        long checkpointEvery,
+        int sampleSteps,
+        double sampleGuidance) {
+
+    public TrainingConfig {
+        require(batchSize > 0, "batch_size", "positive, got " + batchSize);
+        require(microBatchSize > 0 && batchSize % microBatchSize == 0, "micro_batch_size",
+                "a positive divisor of batch_size " + batchSize + ", got " + microBatchSize);
+        require(!stages.isEmpty(), "stages", "at least one stage");
+        require(emaDecay >= 0 && emaDecay < 1, "ema_decay", "in [0, 1) (0 = no EMA), got " + emaDecay);
+        require(captionDropout >= 0 && captionDropout <= 1, "caption_dropout", "in [0, 1], got " + captionDropout);
+        require(pStd > 0, "p_std", "positive, got " + pStd);
+        require(threads >= 0, "threads", "≥ 0 (0 = all processors), got " + threads);
+        require(captionLength > 0, "caption_length", "positive, got " + captionLength);
+        require(sampleSteps > 0, "sample_steps", "positive, got " + sampleSteps);
+        stages = List.copyOf(stages);
+    }
+
+    private static void require(boolean ok, String key, String expected) {
+        if (!ok) {
+            throw new IllegalArgumentException("training config key '" + key + "' must be " + expected);
+        }
+    }
+
+    /** The main job: about 12 minutes of training on 2 cores. */
+    public static TrainingConfig defaults() {
+        return new TrainingConfig("fashion-small", "fashion-mnist", null, 8, 64, 64,
+                List.of(new Stage("masked", 1800, MaskingMode.DEFERRED, 0.75,
+                                new LearningRateSchedule.CosineWithWarmup(1e-3, 100, 1800, 0.33), 1.0),
+                        new Stage("unmasked-finetune", 200, MaskingMode.NONE, 0,
+                                new LearningRateSchedule.ConstantWithWarmup(3.3e-4, 0), 1.0)),
+                0.999, 0.1, -0.6, 1.2, 0, 0, 20, 500, 500, 18, 4.0);
+    }
+
+    public long totalSteps() {
+        long sum = 0;
+        for (Stage s : stages) {
+            sum += s.steps();
+        }
+        return sum;
+    }
+
+    public int accumulationSteps() {
+        return batchSize / microBatchSize;
+    }
+
+    /** The stage that global step {@code step} (0-based) belongs to. */
+    public int stageIndex(long step) {
+        long start = 0;
+        for (int i = 0; i < stages.size(); i++) {
+            start += stages.get(i).steps();
+            if (step < start) {
+                return i;
+            }
+        }
+        return stages.size() - 1;
+    }
+
+    /** The first global step of stage {@code index}. */
+    public long stageStart(int index) {
+        long start = 0;
+        for (int i = 0; i < index; i++) {
+            start += stages.get(i).steps();
+        }
+        return start;
+    }
+
+    private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
+            "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
+            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance");
+    private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
+            "grad_clip");
+    private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
+
+    public static TrainingConfig read(Path file) throws IOException {
+        try {
+            Object root = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
+            if (!(root instanceof Map<?, ?> map)) {
+                throw new IllegalArgumentException("a training config must be a JSON object");
+            }
+            return fromMap(map);
+        } catch (JsonException | IllegalArgumentException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Fields given in {@code map} override the {@link #defaults()}. */
+    public static TrainingConfig fromMap(Map<?, ?> map) {
+        checkKeys(map, KEYS, "training config");
+        TrainingConfig d = defaults();
+        List<Stage> stages = d.stages();
+        if (map.containsKey("stages")) {
+            if (!(map.get("stages") instanceof List<?> list) || list.isEmpty()) {
+                throw new IllegalArgumentException("training config key 'stages' must be a non-empty list");
+            }
+            stages = new ArrayList<>();
+            for (int i = 0; i < list.size(); i++) {
+                if (!(list.get(i) instanceof Map<?, ?> stage)) {
+                    throw new IllegalArgumentException("stages[" + i + "] must be an object");
+                }
+                stages.add(stage(stage, i));
+            }
+        }
+        return new TrainingConfig(
+                string(map, "model", d.model()), string(map, "data", d.data()),
+                string(map, "data_dir", d.dataDirectory()),
+                (int) number(map, "caption_length", d.captionLength()),
+                (int) number(map, "batch_size", d.batchSize()),
+                (int) number(map, "micro_batch_size",
+                        map.containsKey("batch_size") ? number(map, "batch_size", 0) : d.microBatchSize()),
+                stages, number(map, "ema_decay", d.emaDecay()), number(map, "caption_dropout", d.captionDropout()),
+                number(map, "p_mean", d.pMean()), number(map, "p_std", d.pStd()),
+                (long) number(map, "seed", d.seed()), (int) number(map, "threads", d.threads()),
+                (long) number(map, "log_every", d.logEvery()), (long) number(map, "sample_every", d.sampleEvery()),
+                (long) number(map, "checkpoint_every", d.checkpointEvery()),
+                (int) number(map, "sample_steps", d.sampleSteps()),
+                number(map, "sample_guidance", d.sampleGuidance()));
+    }
+
+    private static Stage stage(Map<?, ?> map, int index) {
+        String where = "stages[" + index + "]";
+        checkKeys(map, STAGE_KEYS, where);
+        String name = string(map, "name", "stage-" + index);
+        long steps = (long) required(map, "steps", where);
+        String masking = string(map, "masking", "none");
+        MaskingMode mode;
+        try {
+            mode = MaskingMode.valueOf(masking.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(where + ".masking must be deferred, naive or none, got '" + masking
+                    + "'");
+        }
+        double ratio = number(map, "mask_ratio", mode == MaskingMode.NONE ? 0 : 0.75);
+        if (!(map.get("lr") instanceof Map<?, ?> lr)) {
+            throw new IllegalArgumentException(where + ".lr must be an object like {\"schedule\": \"cosine\", "
+                    + "\"peak\": 1e-3, \"warmup\": 100, \"alpha_f\": 0.33}");
+        }
+        checkKeys(lr, LR_KEYS, where + ".lr");
+        String type = string(lr, "schedule", "constant");
+        double peak = required(lr, "peak", where + ".lr");
+        long warmup = (long) number(lr, "warmup", 0);
+        LearningRateSchedule schedule = switch (type) {
+            case "cosine" -> new LearningRateSchedule.CosineWithWarmup(peak, warmup,
+                    (long) number(lr, "total", steps), number(lr, "alpha_f", 0.33));
+            case "constant" -> new LearningRateSchedule.ConstantWithWarmup(peak, warmup);
+            default -> throw new IllegalArgumentException(where + ".lr.schedule must be cosine or constant, got '"
+                    + type + "'");
+        };
+        return new Stage(name, steps, mode, ratio, schedule, number(map, "grad_clip", 1.0));
+    }
+
+    private static void checkKeys(Map<?, ?> map, Set<String> allowed, String where) {
+        for (Object key : map.keySet()) {
+            if (!allowed.contains(key)) {
+                throw new IllegalArgumentException("unknown key '" + key + "' in " + where + " (known: "
+                        + String.join(", ", new TreeSet<>(allowed)) + ")");
+            }
+        }
+    }
+
+    private static String string(Map<?, ?> map, String key, String fallback) {
+        Object v = map.get(key);
+        if (v == null) {
+            return fallback;
+        }
+        if (!(v instanceof String s)) {
+            throw new IllegalArgumentException("key '" + key + "' must be a string, got " + v);
+        }
+        return s;
+    }
+
+    private static double number(Map<?, ?> map, String key, double fallback) {
+        Object v = map.get(key);
+        if (v == null) {
+            return fallback;
+        }
+        if (!(v instanceof Number n)) {
+            throw new IllegalArgumentException("key '" + key + "' must be a number, got " + v);
+        }
+        return n.doubleValue();
+    }
+
+    private static double required(Map<?, ?> map, String key, String where) {
+        if (!map.containsKey(key)) {
+            throw new IllegalArgumentException(where + " needs '" + key + "'");
+        }
+        return number(map, key, 0);
+    }
+
+    /** The config as JSON (for run folders and checkpoints). */
+    public String toJson() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model", model);
+        m.put("data", data);
+        if (dataDirectory != null) {
+            m.put("data_dir", dataDirectory);
+        }
+        m.put("caption_length", (long) captionLength);
+        m.put("batch_size", (long) batchSize);
+        m.put("micro_batch_size", (long) microBatchSize);
+        List<Object> stageList = new ArrayList<>();
+        for (Stage s : stages) {
+            Map<String, Object> sm = new LinkedHashMap<>();
+            sm.put("name", s.name());
+            sm.put("steps", s.steps());
+            sm.put("masking", s.masking().name().toLowerCase(Locale.ROOT));
+            sm.put("mask_ratio", s.maskRatio());
+            Map<String, Object> lr = new LinkedHashMap<>();
+            switch (s.schedule()) {
+                case LearningRateSchedule.CosineWithWarmup c -> {
+                    lr.put("schedule", "cosine");
+                    lr.put("peak", c.peak());
+                    lr.put("warmup", c.warmupSteps());
+                    lr.put("alpha_f", c.alphaF());
+                    lr.put("total", c.totalSteps());
+                }
+                case LearningRateSchedule.ConstantWithWarmup c -> {
+                    lr.put("schedule", "constant");
+                    lr.put("peak", c.value());
+                    lr.put("warmup", c.warmupSteps());
+                }
+            }
+            sm.put("lr", lr);
+            sm.put("grad_clip", s.gradientClip());
+            stageList.add(sm);
+        }
+        m.put("stages", stageList);
+        m.put("ema_decay", emaDecay);
+        m.put("caption_dropout", captionDropout);
+        m.put("p_mean", pMean);
+        m.put("p_std", pStd);
+        m.put("seed", seed);
+        m.put("threads", (long) threads);
+        m.put("log_every", logEvery);
+        m.put("sample_every", sampleEvery);
+        m.put("checkpoint_every", checkpointEvery);
+        m.put("sample_steps", (long) sampleSteps);
+        m.put("sample_guidance", sampleGuidance);
+        return Json.write(m);
+    }
+}

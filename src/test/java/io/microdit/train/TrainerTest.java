@@ -1,0 +1,227 @@
+package io.microdit.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.data.TrainingData;
+import io.microdit.diffusion.EdmObjective;
+import io.microdit.model.MaskingMode;
+import io.microdit.model.MicroDiT;
+import io.microdit.model.MicroDiTConfig;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainerTest {
+    private static final CpuBackend BACKEND = new CpuBackend();
+
+    @TempDir
+    Path temp;
+
+    @AfterAll
+    static void close() {
+        BACKEND.close();
+    }
+
+    /** A few random images, each with its own random caption embedding. */
+    record ArrayData(float[] latents, float[] captions, int count, int[] latentShape, int[] captionShape)
+            implements TrainingData {
+        static ArrayData random(int count, int channels, int size, int length, int captionChannels, long seed) {
+            Random r = new Random(seed);
+            float[] latents = new float[count * channels * size * size];
+            float[] captions = new float[count * length * captionChannels];
+            for (int i = 0; i < latents.length; i++) {
+                latents[i] = (float) (0.8 * r.nextGaussian());
+            }
+            for (int i = 0; i < captions.length; i++) {
+                captions[i] = (float) r.nextGaussian();
+            }
+            return new ArrayData(latents, captions, count, new int[] {channels, size, size},
+                    new int[] {length, captionChannels});
+        }
+
+        @Override
+        public int size() {
+            return count;
+        }
+
+        @Override
+        public void read(int[] indices, Tensor latentsOut, Tensor captionsOut) {
+            int l = latentShape[0] * latentShape[1] * latentShape[2], c = captionShape[0] * captionShape[1];
+            float[] lo = new float[indices.length * l], co = new float[indices.length * c];
+            for (int b = 0; b < indices.length; b++) {
+                System.arraycopy(latents, indices[b] * l, lo, b * l, l);
+                System.arraycopy(captions, indices[b] * c, co, b * c, c);
+            }
+            latentsOut.copyFrom(lo);
+            captionsOut.copyFrom(co);
+        }
+    }
+
+    static MicroDiTConfig tiny() {
+        return new MicroDiTConfig("tiny-test", 8, 2, 1, 32, 2, 16, 16, 16, 1.0, 1e-6, true,
+                MicroDiTConfig.linspace(0.5, 1.0, 2), MicroDiTConfig.linspace(0.5, 4.0, 2), true, 2, 32, 1.0, 4.0,
+                false, 4, 2.0, 2);
+    }
+
+    private static TrainingConfig config(int batch, int micro, List<Stage> stages, double ema) {
+        return new TrainingConfig("tiny-test", "arrays", null, 4, batch, micro, stages, ema, 0.0, -0.6, 1.2, 17, 1,
+                1, 0, 0, 4, 1.0);
+    }
+
+    private static double fixedLoss(MicroDiT model, ArrayData data) {
+        try (MemoryScope scope = new MemoryScope("eval")) {
+            Tensor latents = scope.zeros(data.count(), 1, 8, 8);
+            Tensor captions = scope.zeros(data.count(), 4, 16);
+            int[] all = new int[data.count()];
+            for (int i = 0; i < all.length; i++) {
+                all[i] = i;
+            }
+            data.read(all, latents, captions);
+            double sum = 0;
+            // Four fixed draws of σ and noise per image, the same before and after training.
+            for (int draw = 0; draw < 4; draw++) {
+                EdmObjective objective = new EdmObjective(new io.microdit.diffusion.Edm(0.9, -0.6, 1.2),
+                        MaskingMode.NONE, 0, 0);
+                sum += objective.loss(new Graph(BACKEND, scope), model, latents, captions, 99, draw * 1000L)
+                        .value().getFloat(0);
+            }
+            return sum / 4;
+        }
+    }
+
+    @Test
+    void aTinyModelMemorisesEightImages() {
+        ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 5);
+        TrainingConfig config = config(8, 8, List.of(new Stage("overfit", 800, MaskingMode.NONE, 0,
+                new LearningRateSchedule.CosineWithWarmup(6e-3, 20, 800, 0.05), 1.0)), 0);
+        MicroDiT model = MicroDiT.create(tiny(), 1, BACKEND);
+        try (Trainer trainer = new Trainer(config, model, data, BACKEND)) {
+            double before = fixedLoss(model, data);
+            while (!trainer.finished()) {
+                trainer.trainStep();
+            }
+            double after = fixedLoss(model, data);
+            System.out.printf("overfit: fixed-draw loss %.4f -> %.4f (%.1fx)%n", before, after, before / after);
+            assertTrue(after * 10 <= before, "loss on fixed draws fell from " + before + " to " + after
+                    + " (needs 10×)");
+        } finally {
+            model.parameters().close();
+        }
+    }
+
+    @Test
+    void resumedRunEqualsUninterruptedRunBitForBit() throws IOException {
+        ArrayData data = ArrayData.random(12, 1, 8, 4, 16, 6);
+        List<Stage> stages = List.of(
+                new Stage("masked", 3, MaskingMode.DEFERRED, 0.5,
+                        new LearningRateSchedule.CosineWithWarmup(1e-3, 1, 3, 0.33), 0.5),
+                new Stage("finetune", 3, MaskingMode.NONE, 0, new LearningRateSchedule.ConstantWithWarmup(5e-4, 0),
+                        0.5));
+        TrainingConfig config = config(6, 3, stages, 0.9);
+        float[][] uninterrupted;
+        float[][] uninterruptedEma;
+        MicroDiT a = MicroDiT.create(tiny(), 2, BACKEND);
+        try (Trainer trainer = new Trainer(config, a, data, BACKEND)) {
+            while (!trainer.finished()) {
+                trainer.trainStep();
+            }
+            uninterrupted = values(a);
+            uninterruptedEma = trainer.ema().weights().values().stream().map(Tensor::toFloatArray)
+                    .toArray(float[][]::new);
+        } finally {
+            a.parameters().close();
+        }
+        Path run = temp.resolve("run");
+        MicroDiT b = MicroDiT.create(tiny(), 2, BACKEND);
+        try (Trainer trainer = new Trainer(config, b, data, BACKEND)) {
+            for (int i = 0; i < 4; i++) {
+                trainer.trainStep(); // crosses into the second stage after 3
+            }
+            trainer.checkpoint(run);
+        } finally {
+            b.parameters().close();
+        }
+        Path latest = Checkpoint.latest(run);
+        assertNotNull(latest);
+        assertEquals(4, Checkpoint.readState(latest).step());
+        MicroDiT c = MicroDiT.create(tiny(), 999, BACKEND); // different init: everything must come from the file
+        try (Trainer trainer = new Trainer(config, c, data, BACKEND)) {
+            trainer.restore(latest);
+            assertEquals(4, trainer.step());
+            while (!trainer.finished()) {
+                trainer.trainStep();
+            }
+            float[][] resumed = values(c);
+            for (int i = 0; i < resumed.length; i++) {
+                assertArrayEquals(uninterrupted[i], resumed[i], "parameter " + i + " differs after resume");
+            }
+            int i = 0;
+            for (Tensor t : trainer.ema().weights().values()) {
+                assertArrayEquals(uninterruptedEma[i++], t.toFloatArray(), "EMA differs after resume");
+            }
+        } finally {
+            c.parameters().close();
+        }
+    }
+
+    @Test
+    void checkpointRoundTripGivesIdenticalOutputsAndLeavesNoTemporaries() throws IOException {
+        ArrayData data = ArrayData.random(4, 1, 8, 4, 16, 7);
+        TrainingConfig config = config(4, 4, List.of(new Stage("s", 2, MaskingMode.NONE, 0,
+                new LearningRateSchedule.ConstantWithWarmup(1e-3, 0), 1.0)), 0);
+        Path run = temp.resolve("run2");
+        MicroDiT a = MicroDiT.create(tiny(), 3, BACKEND);
+        MicroDiT b = MicroDiT.create(tiny(), 4, BACKEND);
+        try (Trainer trainer = new Trainer(config, a, data, BACKEND);
+             Trainer other = new Trainer(config, b, data, BACKEND)) {
+            trainer.trainStep();
+            trainer.trainStep();
+            Path saved = trainer.checkpoint(run);
+            trainer.checkpoint(run); // rewriting the same step replaces it
+            other.restore(saved);
+            assertArrayEquals(flatten(values(a)), flatten(values(b)));
+            assertEquals(fixedLoss(a, data), fixedLoss(b, data));
+            try (var files = Files.list(run.resolve("checkpoints"))) {
+                assertTrue(files.noneMatch(p -> p.getFileName().toString().contains(".tmp")));
+            }
+            Files.delete(saved.resolve(Checkpoint.OPTIMIZER));
+            assertThrows(IOException.class, () -> other.restore(saved));
+        } finally {
+            a.parameters().close();
+            b.parameters().close();
+        }
+    }
+
+    private static float[][] values(MicroDiT model) {
+        return model.parameters().all().stream().map(Parameter::value).map(Tensor::toFloatArray)
+                .toArray(float[][]::new);
+    }
+
+    private static float[] flatten(float[][] arrays) {
+        int n = 0;
+        for (float[] a : arrays) {
+            n += a.length;
+        }
+        float[] out = new float[n];
+        int at = 0;
+        for (float[] a : arrays) {
+            System.arraycopy(a, 0, out, at, a.length);
+            at += a.length;
+        }
+        return out;
+    }
+}
