@@ -6,7 +6,7 @@
 # (each round is itself the median of 5 timed repeats after a warm-up), so that load from other processes
 # falls on both alike. "wall" columns are GFLOP/s by wall clock; "cpu" columns divide by the process's CPU time
 # times the thread count (the rate had each thread a core to itself), which stays readable on shared cores.
-# FMA peak is one core's measured AVX-512 FMA rate (best of 5) times the thread count.
+# FMA peak is one core's measured AVX-512 FMA rate (best of 15 runs) times the thread count.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -40,7 +40,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print v[i
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "openblas: $("$out/sgemm_bench" 1 1 8 8 8 2>&1 >/dev/null | sed 's/^sgemm_bench: //; s/, 1 threads$//')"
 echo "java: $(java -version 2>&1 | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-peak=$("$out/peak_fma" 20000000 5 2>/dev/null)
+peak=$("$out/peak_fma" 20000000 15 2>/dev/null)
 echo "FMA peak: $peak GFLOP/s per core"
 echo
 printf '%-7s %-16s | %9s %9s %6s | %9s %9s %6s | %8s\n' "" "" "microdit" "OpenBLAS" "" "microdit" "OpenBLAS" "" ""

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code microdit} command; each job is a subcommand. */
 @Command(name = "microdit", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Trains and samples MicroDiT diffusion transformers.",
-        subcommands = {InfoCommand.class, ParamsCommand.class, ExportInitCommand.class, ForwardCommand.class,
+        subcommands = {InfoCommand.class, TrainCommand.class, SampleCommand.class, ParamsCommand.class,
+            ExportInitCommand.class, ForwardCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -60,12 +60,16 @@ public record TrainingConfig(
         }
     }
 
-    /** The main job: about 12 minutes of training on 2 cores. */
+    /**
+     * The main job: fashion-small, batch 64, 1500 steps with 75% deferred masking (cosine from 1e-3, 100 warmup
+     * steps, to 0.33×) then 100 unmasked fine-tuning steps at the final rate, EMA 0.999, 10% caption dropout;
+     * about 12 minutes on two cores.
+     */
     public static TrainingConfig defaults() {
         return new TrainingConfig("fashion-small", "fashion-mnist", null, 8, 64, 64,
-                List.of(new Stage("masked", 1800, MaskingMode.DEFERRED, 0.75,
-                                new LearningRateSchedule.CosineWithWarmup(1e-3, 100, 1800, 0.33), 1.0),
-                        new Stage("unmasked-finetune", 200, MaskingMode.NONE, 0,
+                List.of(new Stage("masked", 1500, MaskingMode.DEFERRED, 0.75,
+                                new LearningRateSchedule.CosineWithWarmup(1e-3, 100, 1500, 0.33), 1.0),
+                        new Stage("unmasked-finetune", 100, MaskingMode.NONE, 0,
                                 new LearningRateSchedule.ConstantWithWarmup(3.3e-4, 0), 1.0)),
                 0.999, 0.1, -0.6, 1.2, 0, 0, 20, 500, 500, 18, 4.0);
     }

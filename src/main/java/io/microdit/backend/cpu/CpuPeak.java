@@ -12,19 +12,33 @@ import jdk.incubator.vector.VectorSpecies;
 public final class CpuPeak {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int CHAINS = 12;
-    private static final int INNER = 1 << 12;
+    private static final int INNER = 1 << 10;
 
     private CpuPeak() {
     }
 
-    /** GFLOP/s over {@code threads} threads, measured for about {@code seconds}. */
+    /** GFLOP/s over {@code threads} threads, measured for about {@code seconds} after a warm-up of as long. */
     public static double measure(int threads, double seconds) {
-        DoubleAdder flops = new DoubleAdder();
-        long nanos = (long) (seconds * 1e9);
-        Thread[] workers = new Thread[threads];
+        runOnThreads(threads, (long) (seconds * 1e9)); // lets C2 compile the burst before it is timed
         long start = System.nanoTime();
+        double flops = runOnThreads(threads, (long) (seconds * 1e9));
+        return flops / (System.nanoTime() - start);
+    }
+
+    private static double runOnThreads(int threads, long nanos) {
+        DoubleAdder flops = new DoubleAdder();
+        Thread[] workers = new Thread[threads];
         for (int t = 0; t < threads; t++) {
-            workers[t] = new Thread(() -> flops.add(run(nanos)), "microdit-peak-" + t);
+            workers[t] = new Thread(() -> {
+                long deadline = System.nanoTime() + nanos;
+                long bursts = 0;
+                float sink = 0;
+                while (System.nanoTime() < deadline) {
+                    sink += burst(sink);
+                    bursts++;
+                }
+                flops.add(bursts * 2.0 * SPECIES.length() * CHAINS * INNER + (sink == Float.MIN_VALUE ? 1 : 0));
+            }, "microdit-peak-" + t);
             workers[t].start();
         }
         for (Thread worker : workers) {
@@ -35,38 +49,33 @@ public final class CpuPeak {
                 throw new IllegalStateException("interrupted while measuring the CPU peak", e);
             }
         }
-        return flops.sum() / (System.nanoTime() - start);
+        return flops.sum();
     }
 
-    private static double run(long nanos) {
+    /**
+     * {@code INNER} rounds of twelve independent FMA chains, in locals so that the JIT keeps them in registers;
+     * a small method called often, so that it is compiled normally rather than through on-stack replacement.
+     */
+    private static float burst(float seed) {
         FloatVector a = FloatVector.broadcast(SPECIES, 0.999f);
         FloatVector b = FloatVector.broadcast(SPECIES, 1e-7f);
-        // Locals, not an array: the JIT keeps them in registers.
-        FloatVector c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a, c6 = a, c7 = a, c8 = a, c9 = a, c10 = a, c11 = a;
-        long iterations = 0;
-        long deadline = System.nanoTime() + nanos;
-        while (System.nanoTime() < deadline) {
-            for (int k = 0; k < INNER; k++) {
-                c0 = c0.fma(a, b);
-                c1 = c1.fma(a, b);
-                c2 = c2.fma(a, b);
-                c3 = c3.fma(a, b);
-                c4 = c4.fma(a, b);
-                c5 = c5.fma(a, b);
-                c6 = c6.fma(a, b);
-                c7 = c7.fma(a, b);
-                c8 = c8.fma(a, b);
-                c9 = c9.fma(a, b);
-                c10 = c10.fma(a, b);
-                c11 = c11.fma(a, b);
-            }
-            iterations += INNER;
+        FloatVector c0 = FloatVector.broadcast(SPECIES, seed), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+                c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+        for (int k = 0; k < INNER; k++) {
+            c0 = c0.fma(a, b);
+            c1 = c1.fma(a, b);
+            c2 = c2.fma(a, b);
+            c3 = c3.fma(a, b);
+            c4 = c4.fma(a, b);
+            c5 = c5.fma(a, b);
+            c6 = c6.fma(a, b);
+            c7 = c7.fma(a, b);
+            c8 = c8.fma(a, b);
+            c9 = c9.fma(a, b);
+            c10 = c10.fma(a, b);
+            c11 = c11.fma(a, b);
         }
-        float sink = c0.add(c1).add(c2).add(c3).add(c4).add(c5).add(c6).add(c7).add(c8).add(c9).add(c10).add(c11)
-                .lane(0);
-        if (sink == Float.MIN_VALUE) {
-            System.out.print(""); // keeps the chains alive for the JIT
-        }
-        return 2.0 * SPECIES.length() * CHAINS * iterations;
+        return c0.add(c1).add(c2).add(c3).add(c4).add(c5).add(c6).add(c7).add(c8).add(c9).add(c10).add(c11).lane(0)
+                * 1e-30f;
     }
 }

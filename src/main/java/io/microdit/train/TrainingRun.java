@@ -1,0 +1,219 @@
+package io.microdit.train;
+
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.cpu.CpuPeak;
+import io.microdit.data.CaptionEncoder;
+import io.microdit.data.FashionMnist;
+import io.microdit.data.FashionMnistData;
+import io.microdit.data.TrainingData;
+import io.microdit.diffusion.HeunSampler;
+import io.microdit.io.Json;
+import io.microdit.model.ConfigFile;
+import io.microdit.model.MicroDiT;
+import io.microdit.model.MicroDiTConfig;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A training run with its folder: {@code config.json} (the training config) and {@code model.json}, checkpoints,
+ * {@code metrics.jsonl} (one line per step: loss, learning rate, gradient norm, img/s, MFU against the CPU's
+ * measured peak, live memory), {@code samples/step-N.png} grids during training, and at the end
+ * {@code loss.png} and {@code samples/final.png} (every class, from the EMA weights when EMA is on).
+ */
+public final class TrainingRun {
+    /** The caption table's seed: fixed, so that prompts at sampling time embed as they did in training. */
+    public static final long CAPTION_TABLE_SEED = 0x6d6963726f646974L;
+    private static final int SAMPLES_PER_CLASS_FINAL = 4;
+    private static final long SAMPLE_SEED = 2024;
+
+    private final TrainingConfig config;
+    private final Path directory;
+    private final PrintStream out;
+
+    public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
+        this.config = config;
+        this.directory = directory;
+        this.out = out;
+    }
+
+    /** The caption encoder a run with this model config uses. */
+    public static CaptionEncoder captionEncoder(int captionLength, MicroDiTConfig model) {
+        return new CaptionEncoder(captionLength, model.captionChannels(), CAPTION_TABLE_SEED);
+    }
+
+    /** Trains from the run folder's latest checkpoint when {@code resume}, else from scratch. */
+    public void run(boolean resume) throws IOException {
+        MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
+        TrainingData data = loadData(modelConfig);
+        int threads = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
+        Files.createDirectories(directory.resolve("samples"));
+        Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
+        Files.writeString(directory.resolve("model.json"), ConfigFile.toJson(modelConfig) + "\n");
+        try (CpuBackend backend = new CpuBackend(threads)) {
+            MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
+            try (Trainer trainer = new Trainer(config, model, data, backend)) {
+                if (resume) {
+                    Path latest = Checkpoint.latest(directory);
+                    if (latest == null) {
+                        throw new IOException(directory + " has no checkpoint to resume from");
+                    }
+                    trainer.restore(latest);
+                    out.println("resumed from " + latest + " at step " + trainer.step());
+                }
+                double peak = CpuPeak.measure(threads, 0.3);
+                out.printf("microdit train: %s (%,d parameters) on %s, %d images, batch %d, %d steps; "
+                                + "CPU peak %.0f GFLOP/s (measured)%n", modelConfig.name(), model.parameters().count(),
+                        backend.name(), data.size(), config.batchSize(), config.totalSteps(), peak);
+                loop(trainer, backend, peak);
+                finish(trainer, backend);
+            } finally {
+                model.parameters().close();
+            }
+        }
+    }
+
+    private TrainingData loadData(MicroDiTConfig model) throws IOException {
+        if (!config.data().equals("fashion-mnist")) {
+            throw new IOException("training config key 'data': only \"fashion-mnist\" is supported, got '"
+                    + config.data() + "'");
+        }
+        if (model.inChannels() != 1 || model.inputSize() != FashionMnist.SIZE) {
+            throw new IOException("model " + model.name() + " takes " + model.inChannels() + "×" + model.inputSize()
+                    + "² latents; Fashion-MNIST gives 1×32²");
+        }
+        Path dir = FashionMnist.locate(config.dataDirectory() == null ? null : Path.of(config.dataDirectory()));
+        return new FashionMnistData(FashionMnist.train(dir), captionEncoder(config.captionLength(), model));
+    }
+
+    private void loop(Trainer trainer, CpuBackend backend, double peakGflops) throws IOException {
+        ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
+                Duration.ofSeconds(10));
+        Path metricsFile = directory.resolve("metrics.jsonl");
+        long started = System.nanoTime();
+        try (BufferedWriter metrics = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8,
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+            while (!trainer.finished()) {
+                Trainer.StepResult r = trainer.trainStep();
+                double imagesPerSecond = config.batchSize() / r.seconds();
+                double gflops = r.flops() / r.seconds() / 1e9;
+                Map<String, Object> line = new LinkedHashMap<>();
+                line.put("step", r.step());
+                line.put("stage", config.stages().get(r.stage()).name());
+                line.put("loss", r.loss());
+                line.put("lr", r.learningRate());
+                line.put("grad_norm", r.gradientNorm());
+                line.put("img_per_s", imagesPerSecond);
+                line.put("gflops", gflops);
+                line.put("mfu", gflops / peakGflops);
+                line.put("live_bytes", Trainer.liveBytes());
+                line.put("elapsed_s", (System.nanoTime() - started) / 1e9);
+                metrics.write(Json.write(line));
+                metrics.newLine();
+                if (r.step() % Math.max(1, config.logEvery()) == 0) {
+                    metrics.flush();
+                }
+                progress.update(r.step(), r.loss(), String.format("%.1f img/s  MFU %.1f%%", imagesPerSecond,
+                        100 * gflops / peakGflops));
+                if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()) {
+                    Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
+                    sampleClasses(trainer, backend, 1, Math.max(8, config.sampleSteps() / 2), grid);
+                    progress.log("samples: " + grid);
+                }
+                if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0 && !trainer.finished()) {
+                    metrics.flush();
+                    progress.log("checkpoint: " + trainer.checkpoint(directory));
+                }
+            }
+        }
+        progress.finish();
+    }
+
+    private void finish(Trainer trainer, CpuBackend backend) throws IOException {
+        Path checkpoint = trainer.checkpoint(directory);
+        out.println("checkpoint: " + checkpoint);
+        writeLossCurve();
+        Path grid = directory.resolve("samples").resolve("final.png");
+        sampleClasses(trainer, backend, SAMPLES_PER_CLASS_FINAL, config.sampleSteps(), grid);
+        out.println("samples: " + grid + " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")");
+    }
+
+    /** One row per class: {@code perClass} samples of "a photo of a {class}", with the EMA weights if any. */
+    private void sampleClasses(Trainer trainer, CpuBackend backend, int perClass, int steps, Path file)
+            throws IOException {
+        MicroDiT model = trainer.model();
+        MicroDiTConfig c = model.config();
+        CaptionEncoder encoder = captionEncoder(config.captionLength(), c);
+        int classes = FashionMnist.CLASS_NAMES.size();
+        try (MemoryScope scope = new MemoryScope("sampling")) {
+            Tensor captions = scope.zeros(classes * perClass, encoder.length(), encoder.channels());
+            for (int k = 0; k < classes; k++) {
+                float[] embedding = encoder.encode(FashionMnistData.caption(k));
+                for (int j = 0; j < perClass; j++) {
+                    captions.rows(k * perClass + j, 1).copyFrom(embedding);
+                }
+            }
+            float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(), scope,
+                    () -> new HeunSampler(model, backend, trainer.edm()).sample(captions, steps,
+                            config.sampleGuidance(), SAMPLE_SEED, 0));
+            new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perClass, 2).write(file, images);
+        }
+    }
+
+    /** Runs {@code body} with the model's weights temporarily replaced by {@code weights} (when not null). */
+    static float[] withWeights(MicroDiT model, Map<String, Tensor> weights, MemoryScope scope,
+                               java.util.function.Supplier<float[]> body) {
+        if (weights == null) {
+            return body.get();
+        }
+        List<Tensor> saved = new ArrayList<>();
+        for (Parameter p : model.parameters().all()) {
+            saved.add(scope.zeros(p.value().shape()).copyFrom(p.value()));
+            p.value().copyFrom(weights.get(p.name()));
+        }
+        try {
+            return body.get();
+        } finally {
+            int i = 0;
+            for (Parameter p : model.parameters().all()) {
+                p.value().copyFrom(saved.get(i++));
+            }
+        }
+    }
+
+    private void writeLossCurve() throws IOException {
+        List<String> lines = Files.readAllLines(directory.resolve("metrics.jsonl"), StandardCharsets.UTF_8);
+        double[] steps = new double[lines.size()];
+        double[] losses = new double[lines.size()];
+        int n = 0;
+        for (String line : lines) {
+            if (line.isBlank()) {
+                continue;
+            }
+            Map<?, ?> m = (Map<?, ?>) Json.parse(line);
+            steps[n] = ((Number) m.get("step")).doubleValue();
+            losses[n] = ((Number) m.get("loss")).doubleValue();
+            n++;
+        }
+        if (n == 0) {
+            return;
+        }
+        Path file = directory.resolve("loss.png");
+        new LossCurvePlot(800, 500, "training loss (" + config.model() + ")", "step", "loss", true).write(file,
+                LossCurvePlot.rawAndSmoothed("loss", java.util.Arrays.copyOf(steps, n),
+                        java.util.Arrays.copyOf(losses, n), 0.98));
+        out.println("loss curve: " + file);
+    }
+}
