@@ -125,7 +125,7 @@ public final class TrainingRun {
                 if (r.step() % Math.max(1, config.logEvery()) == 0) {
                     metrics.flush();
                 }
-                progress.update(r.step(), r.loss(), String.format("%.1f img/s  MFU %.1f%%", imagesPerSecond,
+                progress.update(r.step(), r.loss(), String.format("lr %.2e  MFU %.1f%%", r.learningRate(),
                         100 * gflops / peakGflops));
                 if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()) {
                     Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
@@ -150,7 +150,7 @@ public final class TrainingRun {
         out.println("samples: " + grid + " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")");
     }
 
-    /** One row per class: {@code perClass} samples of "a photo of a {class}", with the EMA weights if any. */
+    /** One row per class (one row of all classes when {@code perClass} is 1): {@code perClass} samples of "a photo of a {class}", with the EMA weights if any. */
     private void sampleClasses(Trainer trainer, CpuBackend backend, int perClass, int steps, Path file)
             throws IOException {
         MicroDiT model = trainer.model();
@@ -168,7 +168,8 @@ public final class TrainingRun {
             float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(), scope,
                     () -> new HeunSampler(model, backend, trainer.edm()).sample(captions, steps,
                             config.sampleGuidance(), SAMPLE_SEED, 0));
-            new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perClass, 2).write(file, images);
+            new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perClass == 1 ? classes : perClass, 2)
+                    .write(file, images);
         }
     }
 
