@@ -150,7 +150,10 @@ public final class TrainingRun {
         out.println("samples: " + grid + " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")");
     }
 
-    /** One row per class (one row of all classes when {@code perClass} is 1): {@code perClass} samples of "a photo of a {class}", with the EMA weights if any. */
+    /**
+     * One row per class (all classes in one row when {@code perClass} is 1): {@code perClass} samples of
+     * "a photo of a {class}", with the EMA weights if any.
+     */
     private void sampleClasses(Trainer trainer, CpuBackend backend, int perClass, int steps, Path file)
             throws IOException {
         MicroDiT model = trainer.model();
