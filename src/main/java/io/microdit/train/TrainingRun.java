@@ -6,6 +6,7 @@ import io.microdit.backend.cpu.CpuPeak;
 import io.microdit.data.CaptionEncoder;
 import io.microdit.data.FashionMnist;
 import io.microdit.data.FashionMnistData;
+import io.microdit.data.LatentShards;
 import io.microdit.data.TrainingData;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.io.Json;
@@ -23,6 +24,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -58,6 +60,20 @@ public final class TrainingRun {
     public void run(boolean resume) throws IOException {
         MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
         TrainingData data = loadData(modelConfig);
+        try {
+            run(resume, modelConfig, data);
+        } finally {
+            if (data instanceof AutoCloseable closeable) {
+                try {
+                    closeable.close();
+                } catch (Exception e) {
+                    throw new IOException("closing the training data: " + e.getMessage(), e);
+                }
+            }
+        }
+    }
+
+    private void run(boolean resume, MicroDiTConfig modelConfig, TrainingData data) throws IOException {
         int threads = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
         Files.createDirectories(directory.resolve("samples"));
         Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
@@ -77,8 +93,8 @@ public final class TrainingRun {
                 out.printf("microdit train: %s (%,d parameters) on %s, %d images, batch %d, %d steps; "
                                 + "CPU peak %.0f GFLOP/s (measured)%n", modelConfig.name(), model.parameters().count(),
                         backend.name(), data.size(), config.batchSize(), config.totalSteps(), peak);
-                loop(trainer, backend, peak);
-                finish(trainer, backend);
+                loop(trainer, backend, peak, data);
+                finish(trainer, backend, data);
             } finally {
                 model.parameters().close();
             }
@@ -86,19 +102,39 @@ public final class TrainingRun {
     }
 
     private TrainingData loadData(MicroDiTConfig model) throws IOException {
-        if (!config.data().equals("fashion-mnist")) {
-            throw new IOException("training config key 'data': only \"fashion-mnist\" is supported, got '"
-                    + config.data() + "'");
+        switch (config.data()) {
+            case "fashion-mnist" -> {
+                if (model.inChannels() != 1 || model.inputSize() != FashionMnist.SIZE) {
+                    throw new IOException("model " + model.name() + " takes " + model.inChannels() + "×"
+                            + model.inputSize() + "² latents; Fashion-MNIST gives 1×32²");
+                }
+                Path dir = FashionMnist.locate(config.dataDirectory() == null ? null
+                        : Path.of(config.dataDirectory()));
+                return new FashionMnistData(FashionMnist.train(dir), captionEncoder(config.captionLength(), model));
+            }
+            case "latents" -> {
+                if (config.dataDirectory() == null) {
+                    throw new IOException("training config: data \"latents\" needs 'data_dir' (a folder of shards)");
+                }
+                LatentShards shards = new LatentShards(Path.of(config.dataDirectory()));
+                int[] l = shards.latentShape();
+                if (l[0] != model.inChannels() || l[1] != model.inputSize() || l[2] != model.inputSize()
+                        || shards.captionShape()[1] != model.captionChannels()) {
+                    shards.close();
+                    throw new IOException(config.dataDirectory() + ": shards hold latents " + Arrays.toString(l)
+                            + " and captions " + Arrays.toString(shards.captionShape()) + "; model " + model.name()
+                            + " needs [" + model.inChannels() + ", " + model.inputSize() + ", " + model.inputSize()
+                            + "] and [L, " + model.captionChannels() + "]");
+                }
+                return shards;
+            }
+            default -> throw new IOException("training config key 'data' must be \"fashion-mnist\" or \"latents\","
+                    + " got '" + config.data() + "'");
         }
-        if (model.inChannels() != 1 || model.inputSize() != FashionMnist.SIZE) {
-            throw new IOException("model " + model.name() + " takes " + model.inChannels() + "×" + model.inputSize()
-                    + "² latents; Fashion-MNIST gives 1×32²");
-        }
-        Path dir = FashionMnist.locate(config.dataDirectory() == null ? null : Path.of(config.dataDirectory()));
-        return new FashionMnistData(FashionMnist.train(dir), captionEncoder(config.captionLength(), model));
     }
 
-    private void loop(Trainer trainer, CpuBackend backend, double peakGflops) throws IOException {
+    private void loop(Trainer trainer, CpuBackend backend, double peakGflops, TrainingData data)
+            throws IOException {
         ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
                 Duration.ofSeconds(10));
         Path metricsFile = directory.resolve("metrics.jsonl");
@@ -129,7 +165,7 @@ public final class TrainingRun {
                         100 * gflops / peakGflops));
                 if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()) {
                     Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
-                    sampleClasses(trainer, backend, 1, Math.max(8, config.sampleSteps() / 2), grid);
+                    sampleGrid(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid);
                     progress.log("samples: " + grid);
                 }
                 if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0 && !trainer.finished()) {
@@ -141,37 +177,53 @@ public final class TrainingRun {
         progress.finish();
     }
 
-    private void finish(Trainer trainer, CpuBackend backend) throws IOException {
+    private void finish(Trainer trainer, CpuBackend backend, TrainingData data) throws IOException {
         Path checkpoint = trainer.checkpoint(directory);
         out.println("checkpoint: " + checkpoint);
         writeLossCurve();
         Path grid = directory.resolve("samples").resolve("final.png");
-        sampleClasses(trainer, backend, SAMPLES_PER_CLASS_FINAL, config.sampleSteps(), grid);
-        out.println("samples: " + grid + " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")");
+        sampleGrid(trainer, backend, data, SAMPLES_PER_CLASS_FINAL, config.sampleSteps(), grid);
+        out.println("samples: " + grid + (data instanceof FashionMnistData
+                ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
     }
 
     /**
-     * One row per class (all classes in one row when {@code perClass} is 1): {@code perClass} samples of
-     * "a photo of a {class}", with the EMA weights if any.
+     * One row per prompt (all prompts in one row when {@code perPrompt} is 1), {@code perPrompt} samples each,
+     * with the EMA weights if any. The prompts are "a photo of a {class}" for Fashion-MNIST, else the captions of
+     * the first ten training samples.
      */
-    private void sampleClasses(Trainer trainer, CpuBackend backend, int perClass, int steps, Path file)
-            throws IOException {
+    private void sampleGrid(Trainer trainer, CpuBackend backend, TrainingData data, int perPrompt, int steps,
+                            Path file) throws IOException {
         MicroDiT model = trainer.model();
         MicroDiTConfig c = model.config();
-        CaptionEncoder encoder = captionEncoder(config.captionLength(), c);
-        int classes = FashionMnist.CLASS_NAMES.size();
+        int[] captionShape = data.captionShape();
         try (MemoryScope scope = new MemoryScope("sampling")) {
-            Tensor captions = scope.zeros(classes * perClass, encoder.length(), encoder.channels());
-            for (int k = 0; k < classes; k++) {
-                float[] embedding = encoder.encode(FashionMnistData.caption(k));
-                for (int j = 0; j < perClass; j++) {
-                    captions.rows(k * perClass + j, 1).copyFrom(embedding);
+            Tensor prompts;
+            if (data instanceof FashionMnistData) {
+                CaptionEncoder encoder = captionEncoder(config.captionLength(), c);
+                int classes = FashionMnist.CLASS_NAMES.size();
+                prompts = scope.zeros(classes, captionShape[0], captionShape[1]);
+                for (int k = 0; k < classes; k++) {
+                    prompts.rows(k, 1).copyFrom(encoder.encode(FashionMnistData.caption(k)));
+                }
+            } else {
+                int count = Math.min(10, data.size());
+                int[] first = new int[count];
+                Arrays.setAll(first, i -> i);
+                prompts = scope.zeros(count, captionShape[0], captionShape[1]);
+                data.read(first, scope.zeros(count, c.inChannels(), c.inputSize(), c.inputSize()), prompts);
+            }
+            int promptCount = prompts.dim(0);
+            Tensor captions = scope.zeros(promptCount * perPrompt, captionShape[0], captionShape[1]);
+            for (int k = 0; k < promptCount; k++) {
+                for (int j = 0; j < perPrompt; j++) {
+                    captions.rows(k * perPrompt + j, 1).copyFrom(prompts.rows(k, 1));
                 }
             }
             float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(), scope,
                     () -> new HeunSampler(model, backend, trainer.edm()).sample(captions, steps,
                             config.sampleGuidance(), SAMPLE_SEED, 0));
-            new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perClass == 1 ? classes : perClass, 2)
+            new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perPrompt == 1 ? promptCount : perPrompt, 2)
                     .write(file, images);
         }
     }

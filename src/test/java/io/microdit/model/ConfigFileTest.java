@@ -54,6 +54,10 @@ class ConfigFileTest {
         assertError("{\"dim\": 100, \"head_dim\": 64}", "'dim'");
         assertError("{\"qkv_multipliers\": {\"linspace\": [1]}}", "'qkv_multipliers'");
         assertError("[1, 2]", "JSON object");
+        assertError("{\"depth\": 4, \"qkv_multipliers\": [0.5, 0.7, 1.0], \"ffn_multipliers\": [1, 2, 4]}",
+                "'qkv_multipliers'");
+        assertError("{\"dim\": 512, \"head_dim\": 96}", "'dim' must be a positive multiple of head_dim 96");
+        assertError("{\"patch_mixer_dim\": 100, \"head_dim\": 64, \"dim\": 512}", "'patch_mixer_dim'");
         assertError("{\"dim\": 512,}", "at character 12");
         assertError("{\"base\": \"nope\"}", "unknown built-in config 'nope'");
         IOException e = assertThrows(IOException.class, () -> ConfigFile.resolve("no-such-config"));

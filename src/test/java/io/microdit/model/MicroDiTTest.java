@@ -117,6 +117,66 @@ class MicroDiTTest {
     }
 
     @Test
+    void everyMaskingModeGivesFullShapeAndRatioZeroEqualsNoMasking() {
+        MicroDiTConfig c = micro(true);
+        MicroDiT model = MicroDiT.create(c, 7, BACKEND);
+        try (MemoryScope step = new MemoryScope("step")) {
+            perturb(model, 12);
+            Graph g = new Graph(BACKEND, step);
+            Random random = new Random(6);
+            Tensor x = TestData.uniform(step, random, 3, 2, 8, 8);
+            Tensor t = TestData.uniform(step, random, 3);
+            Tensor y = TestData.uniform(step, random, 3, 5, 12);
+            float[] plain = model.forward(g, g.constant(x), t, g.constant(y), null, MaskingMode.NONE).value()
+                    .toFloatArray();
+            TokenMask everything = TokenMask.sample(step, 3, c.tokens(), 0.0, 4, 3, 0);
+            assertEquals(c.tokens(), everything.kept());
+            TokenMask half = TokenMask.sample(step, 3, c.tokens(), 0.5, 4, 3, 0);
+            for (MaskingMode mode : MaskingMode.values()) {
+                Variable full = model.forward(g, g.constant(x), t, g.constant(y), everything, mode);
+                assertArrayEquals(new int[] {3, 2, 8, 8}, full.shape());
+                float[] values = full.value().toFloatArray();
+                for (int i = 0; i < plain.length; i++) {
+                    // Kept tokens in shuffled order: attention and MoE are permutation-equivariant.
+                    assertEquals(plain[i], values[i], 1e-5 * (1 + Math.abs(plain[i])), mode + " ratio 0, element " + i);
+                }
+                assertArrayEquals(new int[] {3, 2, 8, 8},
+                        model.forward(g, g.constant(x), t, g.constant(y), half, mode).shape());
+            }
+        } finally {
+            model.parameters().close();
+        }
+    }
+
+    @Test
+    void gradientsReachEveryParameter() {
+        MicroDiTConfig c = micro(true);
+        MicroDiT model = MicroDiT.create(c, 8, BACKEND);
+        try (MemoryScope data = new MemoryScope("data")) {
+            perturb(model, 31); // past the zero initialisation, which blocks paths on purpose
+            Random random = new Random(9);
+            Tensor latents = TestData.uniform(data, random, 2, 2, 8, 8);
+            Tensor captions = TestData.uniform(data, random, 2, 5, 12);
+            for (MaskingMode mode : MaskingMode.values()) {
+                model.parameters().zeroGrad();
+                try (MemoryScope step = new MemoryScope("step")) {
+                    Graph g = new Graph(BACKEND, step);
+                    try (GradScope ignored = g.recordGradients()) {
+                        new EdmObjective(Edm.MICRODIT_256, mode, 0.5, 0.0).loss(g, model, latents, captions, 3, 0)
+                                .backward();
+                    }
+                }
+                for (Parameter p : model.parameters().all()) {
+                    assertTrue(p.grad() != null && BACKEND.sumOfSquares(p.grad()) > 0,
+                            mode + ": no gradient reaches " + p.name());
+                }
+            }
+        } finally {
+            model.parameters().close();
+        }
+    }
+
+    @Test
     void lossGradientMatchesADirectionalFiniteDifference() {
         for (boolean moe : new boolean[] {false, true}) {
             MicroDiTConfig c = micro(moe);

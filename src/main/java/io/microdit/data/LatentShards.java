@@ -1,0 +1,129 @@
+package io.microdit.data;
+
+import io.microdit.io.Safetensors;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * Precomputed training data for real use: safetensors shards, each holding {@code latents} [N, C, H, W] (the
+ * VAE latents, F16/BF16/F32, already multiplied by the VAE's scaling factor) and {@code caption_embeddings}
+ * [N, L, Cc] (the text encoder's token embeddings), as users produce them with their own VAE and text encoder.
+ * Every shard of a folder is loaded (in name order) into memory owned by this object, converted to F32.
+ */
+public final class LatentShards implements TrainingData, AutoCloseable {
+    public static final String LATENTS = "latents";
+    public static final String CAPTIONS = "caption_embeddings";
+
+    private final MemoryScope scope = new MemoryScope("latent-shards");
+    private final List<Tensor> latentShards = new ArrayList<>();
+    private final List<Tensor> captionShards = new ArrayList<>();
+    private final int[] shardStart;
+    private final int size;
+    private final int[] latentShape;
+    private final int[] captionShape;
+
+    /** Loads {@code *.safetensors} from a folder, or one file. */
+    public LatentShards(Path location) throws IOException {
+        List<Path> files = new ArrayList<>();
+        if (Files.isDirectory(location)) {
+            try (Stream<Path> entries = Files.list(location)) {
+                entries.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().forEach(files::add);
+            }
+        } else if (Files.isRegularFile(location)) {
+            files.add(location);
+        }
+        if (files.isEmpty()) {
+            throw new IOException("no latent shards (*.safetensors with '" + LATENTS + "' and '" + CAPTIONS
+                    + "') found at " + location);
+        }
+        try {
+            int[] latent = null;
+            int[] caption = null;
+            shardStart = new int[files.size() + 1];
+            for (int i = 0; i < files.size(); i++) {
+                Path file = files.get(i);
+                Tensor latents = load(file, LATENTS);
+                Tensor captions = load(file, CAPTIONS);
+                if (latents.rank() != 4 || captions.rank() != 3 || latents.dim(0) != captions.dim(0)) {
+                    throw new IOException(file + ": expected " + LATENTS + " [N, C, H, W] and " + CAPTIONS
+                            + " [N, L, Cc] with the same N, got " + Arrays.toString(latents.shape()) + " and "
+                            + Arrays.toString(captions.shape()));
+                }
+                int[] l = Arrays.copyOfRange(latents.shape(), 1, 4);
+                int[] c = Arrays.copyOfRange(captions.shape(), 1, 3);
+                if (latent == null) {
+                    latent = l;
+                    caption = c;
+                } else if (!Arrays.equals(latent, l) || !Arrays.equals(caption, c)) {
+                    throw new IOException(file + ": sample shapes " + Arrays.toString(l) + " / " + Arrays.toString(c)
+                            + " differ from the first shard's " + Arrays.toString(latent) + " / "
+                            + Arrays.toString(caption));
+                }
+                latentShards.add(latents);
+                captionShards.add(captions);
+                shardStart[i + 1] = Math.addExact(shardStart[i], latents.dim(0));
+            }
+            this.size = shardStart[files.size()];
+            this.latentShape = latent;
+            this.captionShape = caption;
+            if (size == 0) {
+                throw new IOException("the latent shards at " + location + " hold no samples");
+            }
+        } catch (IOException | RuntimeException e) {
+            scope.close();
+            throw e;
+        }
+    }
+
+    private Tensor load(Path file, String name) throws IOException {
+        if (!Safetensors.readHeader(file).entries().containsKey(name)) {
+            throw new IOException(file + ": no tensor '" + name + "' (a latent shard holds '" + LATENTS + "' and '"
+                    + CAPTIONS + "')");
+        }
+        Tensor t = Safetensors.readTensor(file, name, scope);
+        return t.dtype() == DType.F32 ? t : t.to(DType.F32, scope);
+    }
+
+    @Override
+    public int size() {
+        return size;
+    }
+
+    @Override
+    public int[] latentShape() {
+        return latentShape.clone();
+    }
+
+    @Override
+    public int[] captionShape() {
+        return captionShape.clone();
+    }
+
+    @Override
+    public void read(int[] indices, Tensor latents, Tensor captions) {
+        for (int b = 0; b < indices.length; b++) {
+            int index = indices[b];
+            int shard = Arrays.binarySearch(shardStart, index);
+            shard = shard >= 0 ? shard : -shard - 2;
+            while (shardStart[shard + 1] <= index) {
+                shard++; // skips empty shards
+            }
+            int local = index - shardStart[shard];
+            latents.rows(b, 1).copyFrom(latentShards.get(shard).rows(local, 1));
+            captions.rows(b, 1).copyFrom(captionShards.get(shard).rows(local, 1));
+        }
+    }
+
+    @Override
+    public void close() {
+        scope.close();
+    }
+}
