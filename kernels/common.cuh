@@ -25,7 +25,7 @@ constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
     ((shared_bytes) > ::mdt::kMaxDefaultSharedBytes                                                           \
          ? ::mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the 48 KiB limit", \
                        #kernel, static_cast<size_t>(shared_bytes))                                            \
-         : (kernel<<<(grid), (block), (shared_bytes), reinterpret_cast<cudaStream_t>(stream)>>>(__VA_ARGS__),   \
+         : (kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__),   \
             ::mdt::launch_status(#kernel)))
 
 #define MDT_DYNAMIC_SHARED(type, name)                  \
