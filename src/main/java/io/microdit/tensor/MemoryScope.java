@@ -2,6 +2,8 @@ package io.microdit.tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * An owner of native memory: everything allocated in a scope is freed together when the scope closes.
@@ -16,6 +18,8 @@ public final class MemoryScope implements AutoCloseable {
     private final String name;
     private final Device device;
     private final Arena arena = Arena.ofShared();
+    private final Allocator allocator;
+    private final List<MemorySegment> allocations = new ArrayList<>();
     private long ownedBytes;
     private boolean open = true;
 
@@ -24,8 +28,27 @@ public final class MemoryScope implements AutoCloseable {
     }
 
     public MemoryScope(String name, Device device) {
+        this(name, device, null);
+    }
+
+    /**
+     * A scope whose memory comes from {@code allocator} (device memory, e.g. the CUDA backend's caching
+     * allocator) instead of a host arena; each allocation goes back to the allocator when the scope closes.
+     */
+    public MemoryScope(String name, Device device, Allocator allocator) {
         this.name = name;
         this.device = device;
+        this.allocator = allocator;
+    }
+
+    /**
+     * Where a non-host scope gets its bytes. Segments it returns are zero-filled and {@code bytes} long; for
+     * device memory their address is a device pointer, not readable from Java unless the device is emulated.
+     */
+    public interface Allocator {
+        MemorySegment allocate(long bytes);
+
+        void free(MemorySegment segment);
     }
 
     public String name() {
@@ -48,7 +71,13 @@ public final class MemoryScope implements AutoCloseable {
     /** Zero-filled host memory owned by this scope. */
     public synchronized MemorySegment allocate(long bytes) {
         ensureOpen();
-        MemorySegment segment = arena.allocate(Math.max(bytes, 1), ALIGNMENT);
+        MemorySegment segment;
+        if (allocator == null) {
+            segment = arena.allocate(Math.max(bytes, 1), ALIGNMENT);
+        } else {
+            segment = allocator.allocate(bytes);
+            allocations.add(segment);
+        }
         ownedBytes += bytes;
         device.allocated(bytes);
         return segment;
@@ -76,6 +105,10 @@ public final class MemoryScope implements AutoCloseable {
         }
         open = false;
         arena.close();
+        for (MemorySegment segment : allocations) {
+            allocator.free(segment);
+        }
+        allocations.clear();
         device.freed(ownedBytes);
         ownedBytes = 0;
     }

@@ -1,0 +1,232 @@
+// Elementwise ops, adaLN modulate, gated residual, column slices and F32<->BF16 conversion.
+// Algorithm: grid-stride loops, one element per thread per step; the per-sample (N, D) reductions of the
+// backwards (dShift, dScale, dGate) give each (sample, column) to one thread that walks the tokens in order,
+// so they are deterministic and need no atomics. Fusions: modulate is one FMA pass (x·(1+scale)+shift); its
+// backward writes dx, dShift and dScale from one read of dOut and x. Cost per call with E elements: add/mul
+// E FLOPs, 12E bytes; scale E FLOPs, 8E bytes; axpy 2E FLOPs, 12E bytes; modulate 3E FLOPs, 8E bytes (+ the
+// small per-sample rows); modulate backward 5E FLOPs, 12E bytes; gated residual 2E FLOPs, 12E bytes and
+// backward 3E FLOPs, 12E bytes; conversions 6E bytes.
+#include "common.cuh"
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void broadcast_kernel(const float *a, const float *b, float *out, int64_t n, int64_t b_n, int multiply) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float y = b[i % b_n];
+        out[i] = multiply ? a[i] * y : a[i] + y;
+    }
+}
+
+__global__ void scale_kernel(const float *x, float alpha, float *out, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        out[i] = alpha * x[i];
+    }
+}
+
+__global__ void axpy_kernel(float alpha, const float *x, float *y, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        y[i] = fmaf(alpha, x[i], y[i]);
+    }
+}
+
+__global__ void modulate_kernel(const float *x, const float *shift, const float *scale, float *out, int64_t tokens,
+                                int64_t width, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t column = i % width, sample = i / (tokens * width);
+        int64_t p = sample * width + column;
+        out[i] = fmaf(x[i], 1.0f + scale[p], shift[p]);
+    }
+}
+
+__global__ void modulate_backward_kernel(const float *d_out, const float *x, const float *scale, float *dx,
+                                         float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
+                                         int64_t width) {
+    int64_t count = samples * width;
+    for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
+        int64_t sample = p / width, column = p % width;
+        float s = scale[p], shift_sum = 0.0f, scale_sum = 0.0f;
+        for (int64_t t = 0; t < tokens; t++) {
+            int64_t i = (sample * tokens + t) * width + column;
+            float g = d_out[i];
+            dx[i] = fmaf(g, s, g);
+            shift_sum += g;
+            scale_sum = fmaf(g, x[i], scale_sum);
+        }
+        d_shift[p] = shift_sum;
+        d_scale[p] = scale_sum;
+    }
+}
+
+__global__ void gated_residual_kernel(const float *x, const float *gate, const float *f, float *out, int64_t tokens,
+                                      int64_t width, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t column = i % width, sample = i / (tokens * width);
+        out[i] = fmaf(f[i], gate[sample * width + column], x[i]);
+    }
+}
+
+__global__ void gated_residual_backward_kernel(const float *d_out, const float *gate, const float *f, float *d_gate,
+                                               float *d_f, int64_t samples, int64_t tokens, int64_t width) {
+    int64_t count = samples * width;
+    for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
+        int64_t sample = p / width, column = p % width;
+        float g_value = gate[p], sum = 0.0f;
+        for (int64_t t = 0; t < tokens; t++) {
+            int64_t i = (sample * tokens + t) * width + column;
+            float g = d_out[i];
+            d_f[i] = g * g_value;
+            sum = fmaf(g, f[i], sum);
+        }
+        d_gate[p] = sum;
+    }
+}
+
+__global__ void slice_columns_kernel(const float *x, int64_t start, float *out, int64_t rows, int64_t columns,
+                                     int64_t width, int backward) {
+    int64_t n = rows * width;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / width, c = i % width;
+        if (backward) {
+            // x is dOut [rows, width], out is dx [rows, columns]
+            out[r * columns + start + c] += x[i];
+        } else {
+            out[i] = x[r * columns + start + c];
+        }
+    }
+}
+
+__global__ void to_bf16_kernel(const float *source, uint16_t *target, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        __nv_bfloat16 b = __float2bfloat16_rn(source[i]);
+        target[i] = *reinterpret_cast<uint16_t *>(&b);
+    }
+}
+
+__global__ void from_bf16_kernel(const uint16_t *source, float *target, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        __nv_bfloat16 b;
+        *reinterpret_cast<uint16_t *>(&b) = source[i];
+        target[i] = __bfloat162float(b);
+    }
+}
+
+int broadcast(const char *op, mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n,
+              int multiply) {
+    MDT_REQUIRE(n >= 0 && b_n >= 0, "%s: sizes must be non-negative, got n %lld and b_n %lld", op, (long long)n,
+                (long long)b_n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(b_n > 0 && n % b_n == 0, "%s: b_n %lld must divide n %lld", op, (long long)b_n, (long long)n);
+    MDT_REQUIRE(a && b && out, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(broadcast_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n, b_n, multiply);
+}
+
+int check_tokens(const char *op, int64_t samples, int64_t tokens, int64_t width) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width >= 0, "%s: negative size (samples %lld, tokens %lld, width %lld)",
+                op, (long long)samples, (long long)tokens, (long long)width);
+    return MDT_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n) {
+    return broadcast("mdt_elementwise_add", stream, a, b, out, n, b_n, 0);
+}
+
+int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n) {
+    return broadcast("mdt_elementwise_mul", stream, a, b, out, n, b_n, 1);
+}
+
+int mdt_elementwise_scale(mdt_stream_t stream, const float *x, float alpha, float *out, int64_t n) {
+    MDT_REQUIRE(n >= 0, "mdt_elementwise_scale: n must be non-negative, got %lld", (long long)n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && out, "mdt_elementwise_scale: NULL tensor pointer");
+    return MDT_LAUNCH(scale_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, x, alpha, out, n);
+}
+
+int mdt_elementwise_axpy(mdt_stream_t stream, float alpha, const float *x, float *y, int64_t n) {
+    MDT_REQUIRE(n >= 0, "mdt_elementwise_axpy: n must be non-negative, got %lld", (long long)n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && y, "mdt_elementwise_axpy: NULL tensor pointer");
+    return MDT_LAUNCH(axpy_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, alpha, x, y, n);
+}
+
+int mdt_elementwise_modulate_fwd(mdt_stream_t stream, const float *x, const float *shift, const float *scale,
+                                 float *out, int64_t samples, int64_t tokens, int64_t width) {
+    if (int s = check_tokens("mdt_elementwise_modulate_fwd", samples, tokens, width)) return s;
+    int64_t n = samples * tokens * width;
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && shift && scale && out, "mdt_elementwise_modulate_fwd: NULL tensor pointer");
+    return MDT_LAUNCH(modulate_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, x, shift, scale, out, tokens,
+                      width, n);
+}
+
+int mdt_elementwise_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *scale,
+                                 float *dx, float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
+                                 int64_t width) {
+    if (int s = check_tokens("mdt_elementwise_modulate_bwd", samples, tokens, width)) return s;
+    if (samples * width == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && x && scale && dx && d_shift && d_scale, "mdt_elementwise_modulate_bwd: NULL tensor pointer");
+    return MDT_LAUNCH(modulate_backward_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, d_out,
+                      x, scale, dx, d_shift, d_scale, samples, tokens, width);
+}
+
+int mdt_elementwise_gated_residual_fwd(mdt_stream_t stream, const float *x, const float *gate, const float *f,
+                                       float *out, int64_t samples, int64_t tokens, int64_t width) {
+    if (int s = check_tokens("mdt_elementwise_gated_residual_fwd", samples, tokens, width)) return s;
+    int64_t n = samples * tokens * width;
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && gate && f && out, "mdt_elementwise_gated_residual_fwd: NULL tensor pointer");
+    return MDT_LAUNCH(gated_residual_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, x, gate, f, out, tokens,
+                      width, n);
+}
+
+int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float *d_out, const float *gate, const float *f,
+                                       float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width) {
+    if (int s = check_tokens("mdt_elementwise_gated_residual_bwd", samples, tokens, width)) return s;
+    if (samples * width == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && gate && f && d_gate && d_f, "mdt_elementwise_gated_residual_bwd: NULL tensor pointer");
+    return MDT_LAUNCH(gated_residual_backward_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream,
+                      d_out, gate, f, d_gate, d_f, samples, tokens, width);
+}
+
+int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows,
+                                      int64_t columns, int64_t width) {
+    MDT_REQUIRE(rows >= 0 && columns >= 0 && width >= 0 && start >= 0 && start + width <= columns,
+                "mdt_elementwise_slice_columns_fwd: columns [%lld, %lld) outside [0, %lld) or negative rows %lld",
+                (long long)start, (long long)(start + width), (long long)columns, (long long)rows);
+    if (rows * width == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && out, "mdt_elementwise_slice_columns_fwd: NULL tensor pointer");
+    return MDT_LAUNCH(slice_columns_kernel, mdt::blocks_for(rows * width, kThreads), kThreads, 0, stream, x, start, out,
+                      rows, columns, width, 0);
+}
+
+int mdt_elementwise_slice_columns_bwd(mdt_stream_t stream, const float *d_out, int64_t start, float *dx, int64_t rows,
+                                      int64_t columns, int64_t width) {
+    MDT_REQUIRE(rows >= 0 && columns >= 0 && width >= 0 && start >= 0 && start + width <= columns,
+                "mdt_elementwise_slice_columns_bwd: columns [%lld, %lld) outside [0, %lld) or negative rows %lld",
+                (long long)start, (long long)(start + width), (long long)columns, (long long)rows);
+    if (rows * width == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && dx, "mdt_elementwise_slice_columns_bwd: NULL tensor pointer");
+    return MDT_LAUNCH(slice_columns_kernel, mdt::blocks_for(rows * width, kThreads), kThreads, 0, stream, d_out, start,
+                      dx, rows, columns, width, 1);
+}
+
+int mdt_elementwise_f32_to_bf16(mdt_stream_t stream, const float *source, uint16_t *target, int64_t n) {
+    MDT_REQUIRE(n >= 0, "mdt_elementwise_f32_to_bf16: n must be non-negative, got %lld", (long long)n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(source && target, "mdt_elementwise_f32_to_bf16: NULL tensor pointer");
+    return MDT_LAUNCH(to_bf16_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, source, target, n);
+}
+
+int mdt_elementwise_bf16_to_f32(mdt_stream_t stream, const uint16_t *source, float *target, int64_t n) {
+    MDT_REQUIRE(n >= 0, "mdt_elementwise_bf16_to_f32: n must be non-negative, got %lld", (long long)n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(source && target, "mdt_elementwise_bf16_to_f32: NULL tensor pointer");
+    return MDT_LAUNCH(from_bf16_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, source, target, n);
+}
+
+}  // extern "C"

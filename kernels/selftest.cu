@@ -1,0 +1,147 @@
+// Self-test kernels for the execution model the other kernels rely on: block barriers over shared memory,
+// warp shuffles and votes, atomics and bf16 rounding. Each writes results that a test compares with values
+// worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
+// run on a GPU (tag gpu), which checks the emulator and the hardware agree. Cost: negligible.
+#include <string.h>
+
+#include "common.cuh"
+
+namespace {
+
+/** out[t] = value written by thread (t+1) % B into dynamic shared memory before the barrier, then a second
+ *  round: out[B + t] = sum of the first-round reads of t and its left neighbour. */
+__global__ void barrier_kernel(float *out) {
+    MDT_DYNAMIC_SHARED(float, shared);
+    int t = threadIdx.x, size = blockDim.x;
+    shared[t] = static_cast<float>(t + 1);
+    __syncthreads();
+    float first = shared[(t + 1) % size];
+    __syncthreads();
+    shared[t] = first;
+    __syncthreads();
+    out[t] = first;
+    out[size + t] = first + shared[(t + size - 1) % size];
+}
+
+/** Per thread t (lane l): 6 values: shfl(l*10 from lane 3), xor 1, down 4, up 2, shfl width 8 from lane 5, and a
+ *  warp sum of l. */
+__global__ void shuffle_kernel(float *out) {
+    int t = threadIdx.x, lane = t % 32;
+    float v = static_cast<float>(lane * 10);
+    float *o = out + t * 6;
+    o[0] = __shfl_sync(mdt::kFullMask, v, 3);
+    o[1] = __shfl_xor_sync(mdt::kFullMask, static_cast<float>(lane), 1);
+    o[2] = __shfl_down_sync(mdt::kFullMask, static_cast<float>(lane), 4);
+    o[3] = __shfl_up_sync(mdt::kFullMask, static_cast<float>(lane), 2);
+    o[4] = __shfl_sync(mdt::kFullMask, static_cast<float>(lane), 5, 8);
+    o[5] = mdt::warp_sum(static_cast<float>(lane));
+}
+
+/** Per warp w: ballot(lane % 3 == 0), all(lane < 40), all(lane < 31), any(lane == 5), any(lane > 40), as bits. */
+__global__ void vote_kernel(float *out) {
+    int t = threadIdx.x, lane = t % 32, warp = t / 32;
+    unsigned ballot = __ballot_sync(mdt::kFullMask, lane % 3 == 0);
+    int all_true = __all_sync(mdt::kFullMask, lane < 40);
+    int all_false = __all_sync(mdt::kFullMask, lane < 31);
+    int any_true = __any_sync(mdt::kFullMask, lane == 5);
+    int any_false = __any_sync(mdt::kFullMask, lane > 40);
+    __syncwarp();
+    if (lane == 0) {
+        float *o = out + warp * 5;
+        o[0] = __int_as_float(static_cast<int>(ballot));
+        o[1] = static_cast<float>(all_true);
+        o[2] = static_cast<float>(all_false);
+        o[3] = static_cast<float>(any_true);
+        o[4] = static_cast<float>(any_false);
+    }
+}
+
+/** out[0] += 0.5 per thread (float), out[1] counts threads (int), out[2] = max over threads of (t·7 + block) % 101
+ *  (int), out[3] = number of threads whose CAS from 0 to 1 on a flag succeeded (int, must be 1), out[4] the flag. */
+__global__ void atomics_kernel(float *out) {
+    int t = threadIdx.x + blockIdx.x * blockDim.x;
+    atomicAdd(&out[0], 0.5f);
+    atomicAdd(reinterpret_cast<int *>(&out[1]), 1);
+    atomicMax(reinterpret_cast<int *>(&out[2]), (t * 7 + static_cast<int>(blockIdx.x)) % 101);
+    if (atomicCAS(reinterpret_cast<int *>(&out[4]), 0, 1) == 0) atomicAdd(reinterpret_cast<int *>(&out[3]), 1);
+}
+
+/** bf16 round-to-nearest-even of hand-picked bit patterns; out[i] holds the 16 result bits. */
+__global__ void bf16_kernel(float *out) {
+    const unsigned inputs[] = {
+        0x3f800000u,  // 1.0: exact
+        0x3f808000u,  // 1 + 2^-8: a tie, rounds to the even 0x3f80
+        0x3f818000u,  // 1 + 3·2^-8: a tie, rounds to the even 0x3f82
+        0x3f808001u,  // just above the tie: up to 0x3f81
+        0x3f807fffu,  // just below the tie: down to 0x3f80
+        0xbf818000u,  // negative tie: 0xbf82
+        0x7f7fffffu,  // largest float: rounds up to infinity 0x7f80
+        0x00012345u,  // a subnormal: 0x0001
+        0x7fc00001u,  // NaN: the canonical 0x7fff
+        0xff800000u,  // -infinity: 0xff80
+    };
+    int t = threadIdx.x;
+    if (t < 10) {
+        __nv_bfloat16 b = __float2bfloat16_rn(__uint_as_float(inputs[t]));
+        out[t] = static_cast<float>(*reinterpret_cast<unsigned short *>(&b));
+        out[10 + t] = __bfloat162float(b);
+    }
+}
+
+/** Block sum of t through common.cuh's block_sum, written by every thread. */
+__global__ void block_sum_kernel(float *out) {
+    __shared__ float scratch[32];
+    float total = mdt::block_sum(static_cast<float>(threadIdx.x), scratch);
+    out[threadIdx.x] = total;
+}
+
+#ifndef __CUDACC__
+/** Lanes 0..15 wait at __syncthreads while lanes 16..31 wait at a full-warp __syncwarp: neither can finish. */
+__global__ void deadlock_kernel(float *out) {
+    if (threadIdx.x < 16) {
+        __syncthreads();
+    } else {
+        __syncwarp();
+    }
+    out[threadIdx.x] = 1.0f;
+}
+#endif
+
+}  // namespace
+
+extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int shared_bytes, float *host_out,
+                                int64_t capacity) {
+    MDT_REQUIRE(name && host_out && capacity > 0, "mdt_selftest_run: NULL name or output");
+    MDT_REQUIRE(grid_x >= 0 && block_x >= 0 && shared_bytes >= 0, "mdt_selftest_run: negative launch shape");
+    size_t bytes = static_cast<size_t>(capacity) * sizeof(float);
+    void *device = nullptr;
+    if (int s = mdt_malloc(&device, bytes)) return s;
+    float *out = static_cast<float *>(device);
+    int status = mdt_memset(out, 0, bytes, nullptr);
+    dim3 grid(static_cast<unsigned>(grid_x)), block(static_cast<unsigned>(block_x));
+    size_t shared = static_cast<size_t>(shared_bytes);
+    if (status != MDT_SUCCESS) {
+    } else if (strcmp(name, "barrier") == 0) {
+        status = MDT_LAUNCH(barrier_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shuffle") == 0) {
+        status = MDT_LAUNCH(shuffle_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "vote") == 0) {
+        status = MDT_LAUNCH(vote_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "atomics") == 0) {
+        status = MDT_LAUNCH(atomics_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "bf16") == 0) {
+        status = MDT_LAUNCH(bf16_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "block_sum") == 0) {
+        status = MDT_LAUNCH(block_sum_kernel, grid, block, shared, nullptr, out);
+#ifndef __CUDACC__
+    } else if (strcmp(name, "deadlock") == 0) {
+        status = MDT_LAUNCH(deadlock_kernel, grid, block, shared, nullptr, out);
+#endif
+    } else {
+        status = mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: no self-test named '%s'", name);
+    }
+    if (status == MDT_SUCCESS) status = mdt_memcpy_dtoh(host_out, out, bytes, nullptr);
+    if (status == MDT_SUCCESS) status = mdt_device_synchronize();
+    mdt_free(device);
+    return status;
+}

@@ -1,0 +1,135 @@
+// The C ABI's runtime half on a real GPU: thin wrappers over the CUDA runtime (linked statically), each CUDA
+// error turned into a status with the runtime's own message. Without a driver or a device,
+// cudaGetDeviceCount fails and every call reports MDT_ERROR_NO_DEVICE instead of aborting.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+#include "microdit.h"
+#include "status.h"
+
+namespace {
+int check(cudaError_t error, const char *call) {
+    if (error == cudaSuccess) return MDT_SUCCESS;
+    cudaGetLastError();  // clears a sticky-free error so the next call starts clean
+    int status = MDT_ERROR_RUNTIME;
+    if (error == cudaErrorNoDevice || error == cudaErrorInsufficientDriver || error == cudaErrorInvalidDevice ||
+        error == cudaErrorInitializationError) {
+        status = MDT_ERROR_NO_DEVICE;
+    } else if (error == cudaErrorMemoryAllocation) {
+        status = MDT_ERROR_OUT_OF_MEMORY;
+    } else if (error == cudaErrorInvalidConfiguration) {
+        status = MDT_ERROR_LAUNCH_SHAPE;
+    } else if (error == cudaErrorInvalidValue) {
+        status = MDT_ERROR_INVALID_ARGUMENT;
+    }
+    return mdt::fail(status, "%s: %s (%s)", call, cudaGetErrorString(error), cudaGetErrorName(error));
+}
+cudaStream_t raw(mdt_stream_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+cudaEvent_t raw(mdt_event_t event) { return reinterpret_cast<cudaEvent_t>(event); }
+}  // namespace
+
+extern "C" {
+
+int mdt_library_kind(void) { return MDT_KIND_CUDA; }
+
+int mdt_device_count(int *count) {
+    if (!count) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_device_count: count is NULL");
+    *count = 0;
+    cudaError_t error = cudaGetDeviceCount(count);
+    if (error != cudaSuccess) {
+        *count = 0;
+        return check(error, "cudaGetDeviceCount");
+    }
+    return *count > 0 ? MDT_SUCCESS : mdt::fail(MDT_ERROR_NO_DEVICE, "cudaGetDeviceCount: no CUDA device");
+}
+
+int mdt_device_name(int device, char *buffer, size_t capacity) {
+    if (!buffer || capacity == 0) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_device_name: no buffer");
+    cudaDeviceProp properties;
+    if (int s = check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties")) return s;
+    std::snprintf(buffer, capacity, "%s", properties.name);
+    return MDT_SUCCESS;
+}
+
+int mdt_device_sm_count(int device, int *count) {
+    if (!count) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_device_sm_count: count is NULL");
+    return check(cudaDeviceGetAttribute(count, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+}
+
+int mdt_device_memory(int device, size_t *free_bytes, size_t *total_bytes) {
+    if (!free_bytes || !total_bytes) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_device_memory: NULL output");
+    if (int s = check(cudaSetDevice(device), "cudaSetDevice")) return s;
+    return check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
+int mdt_set_device(int device) { return check(cudaSetDevice(device), "cudaSetDevice"); }
+int mdt_device_synchronize(void) { return check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+int mdt_stream_create(mdt_stream_t *stream) {
+    if (!stream) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_stream_create: stream is NULL");
+    cudaStream_t created;
+    if (int s = check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "cudaStreamCreate")) return s;
+    *stream = reinterpret_cast<mdt_stream_t>(created);
+    return MDT_SUCCESS;
+}
+int mdt_stream_destroy(mdt_stream_t stream) { return check(cudaStreamDestroy(raw(stream)), "cudaStreamDestroy"); }
+int mdt_stream_synchronize(mdt_stream_t stream) {
+    return check(cudaStreamSynchronize(raw(stream)), "cudaStreamSynchronize");
+}
+int mdt_stream_wait_event(mdt_stream_t stream, mdt_event_t event) {
+    if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_stream_wait_event: event is NULL");
+    return check(cudaStreamWaitEvent(raw(stream), raw(event), 0), "cudaStreamWaitEvent");
+}
+
+int mdt_event_create(mdt_event_t *event) {
+    if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_create: event is NULL");
+    cudaEvent_t created;
+    if (int s = check(cudaEventCreate(&created), "cudaEventCreate")) return s;
+    *event = reinterpret_cast<mdt_event_t>(created);
+    return MDT_SUCCESS;
+}
+int mdt_event_destroy(mdt_event_t event) { return check(cudaEventDestroy(raw(event)), "cudaEventDestroy"); }
+int mdt_event_record(mdt_event_t event, mdt_stream_t stream) {
+    if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_record: event is NULL");
+    return check(cudaEventRecord(raw(event), raw(stream)), "cudaEventRecord");
+}
+int mdt_event_synchronize(mdt_event_t event) {
+    if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_synchronize: event is NULL");
+    return check(cudaEventSynchronize(raw(event)), "cudaEventSynchronize");
+}
+int mdt_event_elapsed_ms(mdt_event_t start, mdt_event_t end, float *milliseconds) {
+    if (!start || !end || !milliseconds) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_elapsed_ms: NULL argument");
+    }
+    return check(cudaEventElapsedTime(milliseconds, raw(start), raw(end)), "cudaEventElapsedTime");
+}
+
+int mdt_malloc(void **pointer, size_t bytes) {
+    if (!pointer) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_malloc: pointer is NULL");
+    return check(cudaMalloc(pointer, bytes == 0 ? 1 : bytes), "cudaMalloc");
+}
+int mdt_free(void *pointer) { return check(cudaFree(pointer), "cudaFree"); }
+
+int mdt_memcpy_htod(void *t, const void *s, size_t bytes, mdt_stream_t stream) {
+    if (bytes == 0) return MDT_SUCCESS;
+    return check(cudaMemcpyAsync(t, s, bytes, cudaMemcpyHostToDevice, raw(stream)), "mdt_memcpy_htod");
+}
+int mdt_memcpy_dtoh(void *t, const void *s, size_t bytes, mdt_stream_t stream) {
+    if (bytes == 0) return MDT_SUCCESS;
+    return check(cudaMemcpyAsync(t, s, bytes, cudaMemcpyDeviceToHost, raw(stream)), "mdt_memcpy_dtoh");
+}
+int mdt_memcpy_dtod(void *t, const void *s, size_t bytes, mdt_stream_t stream) {
+    if (bytes == 0) return MDT_SUCCESS;
+    return check(cudaMemcpyAsync(t, s, bytes, cudaMemcpyDeviceToDevice, raw(stream)), "mdt_memcpy_dtod");
+}
+int mdt_memset(void *target, int value, size_t bytes, mdt_stream_t stream) {
+    if (bytes == 0) return MDT_SUCCESS;
+    return check(cudaMemsetAsync(target, value, bytes, raw(stream)), "mdt_memset");
+}
+
+}  // extern "C"
+
+namespace mdt {
+int launch_status(const char *kernel) { return check(cudaGetLastError(), kernel); }
+}  // namespace mdt

@@ -1,0 +1,248 @@
+// The host emulator: CUDA C++ kernels compiled by g++ run on the host. Each block's threads are fibers
+// (ucontext) scheduled round-robin on the calling thread, so they run concurrently in the sense that matters
+// for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
+// memory is one instance per block. Blocks of a grid run one after another. Memory is host memory; streams
+// are synchronous. Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
+// error statuses instead of hangs or aborts.
+#ifndef MDT_EMU_H
+#define MDT_EMU_H
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+struct uint3 {
+    unsigned x, y, z;
+};
+
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) int2 { int x, y; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline int2 make_int2(int x, int y) { return {x, y}; }
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+
+namespace mdt_emu {
+
+constexpr int kWarpSize = 32;
+constexpr int kMaxThreadsPerBlock = 1024;
+constexpr size_t kMaxSharedBytes = 48 * 1024;
+
+struct Fiber;
+struct Block;
+
+extern thread_local Fiber *current_fiber;
+extern thread_local Block *current_block;
+
+const uint3 &thread_index();
+const uint3 &block_index();
+const dim3 &block_dim();
+const dim3 &grid_dim();
+unsigned char *dynamic_shared();
+
+void sync_threads();
+int sync_threads_count(int predicate);
+void sync_warp(unsigned mask);
+unsigned active_mask();
+int lane_id();
+
+/** Deposits {@code bytes} of this lane's value, waits for the lanes of {@code mask}, reads lane
+ *  {@code source}'s value (own value when source < 0), then waits again so the slot can be reused. */
+void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source);
+unsigned ballot(unsigned mask, int predicate);
+
+/** Runs {@code body} once per thread of every block. Returns an MDT status. */
+int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
+
+}  // namespace mdt_emu
+
+#define threadIdx (::mdt_emu::thread_index())
+#define blockIdx (::mdt_emu::block_index())
+#define blockDim (::mdt_emu::block_dim())
+#define gridDim (::mdt_emu::grid_dim())
+#define warpSize 32
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+#define __launch_bounds__(...)
+// One instance per host thread; a block's fibers share the host thread, and blocks run one at a time.
+#define __shared__ static thread_local
+#define __align__(n) alignas(n)
+
+inline void __syncthreads() { ::mdt_emu::sync_threads(); }
+inline int __syncthreads_count(int p) { return ::mdt_emu::sync_threads_count(p); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ::mdt_emu::sync_warp(mask); }
+inline unsigned __activemask() { return ::mdt_emu::active_mask(); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+template <class T>
+inline T __shfl_sync(unsigned mask, T value, int source_lane, int width = warpSize) {
+    int lane = ::mdt_emu::lane_id();
+    int source = (lane & ~(width - 1)) + (source_lane & (width - 1));
+    T result;
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), source);
+    return result;
+}
+
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = warpSize) {
+    int lane = ::mdt_emu::lane_id();
+    int source = lane ^ lane_mask;
+    bool inside = (source & ~(width - 1)) == (lane & ~(width - 1));
+    T result;
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? source : -1);
+    return result;
+}
+
+template <class T>
+inline T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = warpSize) {
+    int lane = ::mdt_emu::lane_id();
+    bool inside = (lane & (width - 1)) + static_cast<int>(delta) < width;
+    T result;
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane + static_cast<int>(delta) : -1);
+    return result;
+}
+
+template <class T>
+inline T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = warpSize) {
+    int lane = ::mdt_emu::lane_id();
+    bool inside = (lane & (width - 1)) >= static_cast<int>(delta);
+    T result;
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane - static_cast<int>(delta) : -1);
+    return result;
+}
+
+inline unsigned __ballot_sync(unsigned mask, int predicate) { return ::mdt_emu::ballot(mask, predicate) & mask; }
+inline int __all_sync(unsigned mask, int predicate) {
+    return (::mdt_emu::ballot(mask, predicate) & mask) == (mask & ::mdt_emu::active_mask());
+}
+inline int __any_sync(unsigned mask, int predicate) { return (::mdt_emu::ballot(mask, predicate) & mask) != 0; }
+
+// Atomics: real atomics, so kernels stay correct if blocks ever run on several host threads.
+inline float atomicAdd(float *address, float value) {
+    uint32_t *word = reinterpret_cast<uint32_t *>(address);
+    uint32_t expected = __atomic_load_n(word, __ATOMIC_RELAXED);
+    for (;;) {
+        float old;
+        std::memcpy(&old, &expected, 4);
+        float sum = old + value;
+        uint32_t desired;
+        std::memcpy(&desired, &sum, 4);
+        if (__atomic_compare_exchange_n(word, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+            return old;
+        }
+    }
+}
+inline double atomicAdd(double *address, double value) {
+    uint64_t *word = reinterpret_cast<uint64_t *>(address);
+    uint64_t expected = __atomic_load_n(word, __ATOMIC_RELAXED);
+    for (;;) {
+        double old;
+        std::memcpy(&old, &expected, 8);
+        double sum = old + value;
+        uint64_t desired;
+        std::memcpy(&desired, &sum, 8);
+        if (__atomic_compare_exchange_n(word, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+            return old;
+        }
+    }
+}
+inline int atomicAdd(int *address, int value) { return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned *address, unsigned value) {
+    return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
+}
+inline unsigned long long atomicAdd(unsigned long long *address, unsigned long long value) {
+    return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
+}
+inline int atomicSub(int *address, int value) { return __atomic_fetch_sub(address, value, __ATOMIC_SEQ_CST); }
+inline int atomicExch(int *address, int value) { return __atomic_exchange_n(address, value, __ATOMIC_SEQ_CST); }
+template <class T>
+inline T atomic_cas_value(T *address, T compare, T value) {
+    __atomic_compare_exchange_n(address, &compare, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return compare;  // the old value: unchanged compare on success, the current value on failure
+}
+inline int atomicCAS(int *a, int c, int v) { return atomic_cas_value(a, c, v); }
+inline unsigned atomicCAS(unsigned *a, unsigned c, unsigned v) { return atomic_cas_value(a, c, v); }
+inline unsigned long long atomicCAS(unsigned long long *a, unsigned long long c, unsigned long long v) {
+    return atomic_cas_value(a, c, v);
+}
+template <class T>
+inline T atomic_max_value(T *address, T value) {
+    T old = __atomic_load_n(address, __ATOMIC_RELAXED);
+    while (old < value &&
+           !__atomic_compare_exchange_n(address, &old, value, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    }
+    return old;
+}
+template <class T>
+inline T atomic_min_value(T *address, T value) {
+    T old = __atomic_load_n(address, __ATOMIC_RELAXED);
+    while (old > value &&
+           !__atomic_compare_exchange_n(address, &old, value, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    }
+    return old;
+}
+inline int atomicMax(int *a, int v) { return atomic_max_value(a, v); }
+inline unsigned atomicMax(unsigned *a, unsigned v) { return atomic_max_value(a, v); }
+inline int atomicMin(int *a, int v) { return atomic_min_value(a, v); }
+inline unsigned atomicMin(unsigned *a, unsigned v) { return atomic_min_value(a, v); }
+
+// Intrinsics with the GPU's results (IEEE round-to-nearest where CUDA's _rn forms promise it).
+inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline int __float_as_int(float f) { int v; std::memcpy(&v, &f, 4); return v; }
+inline unsigned __float_as_uint(float f) { unsigned v; std::memcpy(&v, &f, 4); return v; }
+inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline float __uint2float_rn(unsigned v) { return static_cast<float>(v); }
+inline double __uint2double_rn(unsigned v) { return static_cast<double>(v); }
+inline unsigned __umulhi(unsigned a, unsigned b) {
+    return static_cast<unsigned>((static_cast<uint64_t>(a) * b) >> 32);
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __ffs(int v) { return __builtin_ffs(v); }
+inline int __clz(int v) { return v == 0 ? 32 : __builtin_clz(static_cast<unsigned>(v)); }
+
+// bf16 as CUDA's cuda_bf16.h: round-to-nearest-even from float, NaN to the canonical 0x7FFF.
+struct __nv_bfloat16 {
+    unsigned short __x;
+};
+inline __nv_bfloat16 __float2bfloat16_rn(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    __nv_bfloat16 result;
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+        result.__x = 0x7fff;
+        return result;
+    }
+    uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+    result.__x = static_cast<unsigned short>((bits + rounding) >> 16);
+    return result;
+}
+inline __nv_bfloat16 __float2bfloat16(float value) { return __float2bfloat16_rn(value); }
+inline float __bfloat162float(__nv_bfloat16 value) {
+    uint32_t bits = static_cast<uint32_t>(value.__x) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+#endif

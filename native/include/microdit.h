@@ -1,0 +1,120 @@
+/*
+ * microdit's C ABI: the only door between Java and native code. The same header is implemented twice, by
+ * libmicrodit_cuda.so (nvcc, a real GPU) and libmicrodit_emu.so (g++, the host emulator in native/emu).
+ *
+ * Every function returns an int status (MDT_SUCCESS or an MDT_ERROR_*); mdt_error_string names a status and
+ * mdt_last_error_message gives the calling thread's last detailed message. Bad arguments return
+ * MDT_ERROR_INVALID_ARGUMENT; nothing aborts the process. Pointers to tensors are device pointers; sizes are
+ * element counts (int64_t). Kernel ops are named mdt_<family>_<op>[_fwd|_bwd] and run asynchronously on the
+ * given stream (NULL is the default stream).
+ *
+ * Keep one declaration per line: a Java test parses this file and checks the FFM bindings against it.
+ */
+#ifndef MICRODIT_H
+#define MICRODIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MDT_API __attribute__((visibility("default")))
+
+enum {
+    MDT_SUCCESS = 0,
+    MDT_ERROR_INVALID_ARGUMENT = 1,
+    MDT_ERROR_NO_DEVICE = 2,
+    MDT_ERROR_OUT_OF_MEMORY = 3,
+    MDT_ERROR_LAUNCH_SHAPE = 4,
+    MDT_ERROR_SHARED_MEMORY = 5,
+    MDT_ERROR_DEADLOCK = 6,
+    MDT_ERROR_RUNTIME = 7
+};
+
+enum {
+    MDT_KIND_CUDA = 0,
+    MDT_KIND_EMULATOR = 1
+};
+
+typedef struct mdt_stream_s *mdt_stream_t;
+typedef struct mdt_event_s *mdt_event_t;
+
+/* ------------------------------------------------------------------ errors and context */
+MDT_API const char *mdt_error_string(int status);
+MDT_API const char *mdt_last_error_message(void);
+MDT_API int mdt_library_kind(void);
+MDT_API int mdt_device_count(int *count);
+MDT_API int mdt_device_name(int device, char *buffer, size_t capacity);
+MDT_API int mdt_device_sm_count(int device, int *count);
+MDT_API int mdt_device_memory(int device, size_t *free_bytes, size_t *total_bytes);
+MDT_API int mdt_set_device(int device);
+MDT_API int mdt_device_synchronize(void);
+
+/* ------------------------------------------------------------------ streams and events */
+MDT_API int mdt_stream_create(mdt_stream_t *stream);
+MDT_API int mdt_stream_destroy(mdt_stream_t stream);
+MDT_API int mdt_stream_synchronize(mdt_stream_t stream);
+MDT_API int mdt_stream_wait_event(mdt_stream_t stream, mdt_event_t event);
+MDT_API int mdt_event_create(mdt_event_t *event);
+MDT_API int mdt_event_destroy(mdt_event_t event);
+MDT_API int mdt_event_record(mdt_event_t event, mdt_stream_t stream);
+MDT_API int mdt_event_synchronize(mdt_event_t event);
+MDT_API int mdt_event_elapsed_ms(mdt_event_t start, mdt_event_t end, float *milliseconds);
+
+/* ------------------------------------------------------------------ memory */
+MDT_API int mdt_malloc(void **pointer, size_t bytes);
+MDT_API int mdt_free(void *pointer);
+MDT_API int mdt_memcpy_htod(void *device_target, const void *host_source, size_t bytes, mdt_stream_t stream);
+MDT_API int mdt_memcpy_dtoh(void *host_target, const void *device_source, size_t bytes, mdt_stream_t stream);
+MDT_API int mdt_memcpy_dtod(void *device_target, const void *device_source, size_t bytes, mdt_stream_t stream);
+MDT_API int mdt_memset(void *device_target, int value, size_t bytes, mdt_stream_t stream);
+
+/* ------------------------------------------------------------------ emulator self-tests (emu primitives) */
+/* Runs one named primitive check kernel (barrier, shuffle, ballot, atomics, bf16, launch-shape, ...) with the
+ * given launch shape; writes the kernel's outputs to host_out (capacity floats). Both libraries implement it. */
+MDT_API int mdt_selftest_run(const char *name, int grid_x, int block_x, int shared_bytes, float *host_out, int64_t capacity);
+
+/* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
+MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
+MDT_API int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
+MDT_API int mdt_elementwise_scale(mdt_stream_t stream, const float *x, float alpha, float *out, int64_t n);
+MDT_API int mdt_elementwise_axpy(mdt_stream_t stream, float alpha, const float *x, float *y, int64_t n);
+MDT_API int mdt_elementwise_modulate_fwd(mdt_stream_t stream, const float *x, const float *shift, const float *scale, float *out, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_elementwise_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *scale, float *dx, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_elementwise_gated_residual_fwd(mdt_stream_t stream, const float *x, const float *gate, const float *f, float *out, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float *d_out, const float *gate, const float *f, float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows, int64_t columns, int64_t width);
+MDT_API int mdt_elementwise_slice_columns_bwd(mdt_stream_t stream, const float *d_out, int64_t start, float *dx, int64_t rows, int64_t columns, int64_t width);
+MDT_API int mdt_elementwise_f32_to_bf16(mdt_stream_t stream, const float *source, uint16_t *target, int64_t n);
+MDT_API int mdt_elementwise_bf16_to_f32(mdt_stream_t stream, const uint16_t *source, float *target, int64_t n);
+
+/* ------------------------------------------------------------------ normalisation (kernels/norm.cu) */
+MDT_API int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
+MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width);
+
+/* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
+MDT_API int mdt_tokens_gather_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width);
+MDT_API int mdt_tokens_scatter_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width);
+MDT_API int mdt_tokens_mean_fwd(mdt_stream_t stream, const float *x, float *out, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_tokens_mean_bwd(mdt_stream_t stream, const float *d_out, float *dx, int64_t samples, int64_t tokens, int64_t width);
+
+/* ------------------------------------------------------------------ optimizer (kernels/optim.cu) */
+MDT_API int mdt_optim_adamw(mdt_stream_t stream, float *param, const float *grad, float *m, float *v, int64_t n, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay, int64_t step, float grad_scale);
+MDT_API int mdt_optim_ema(mdt_stream_t stream, float *ema, const float *param, int64_t n, float decay);
+MDT_API int mdt_optim_sum_of_squares(mdt_stream_t stream, const float *x, int64_t n, double *partials, int64_t partial_capacity, double *result);
+
+/* ------------------------------------------------------------------ random numbers (kernels/rng.cu) */
+MDT_API int mdt_rng_uniform(mdt_stream_t stream, uint64_t seed, uint64_t philox_stream, int64_t offset, float *out, int64_t n);
+MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_stream, int64_t offset, float *out, int64_t n);
+
+/* ------------------------------------------------------------------ GEMM (kernels/gemm.cu) */
+MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
+MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

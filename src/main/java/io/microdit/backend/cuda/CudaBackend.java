@@ -1,0 +1,706 @@
+package io.microdit.backend.cuda;
+
+import io.microdit.backend.Backend;
+import io.microdit.backend.Checks;
+import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.Device;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * The {@link Backend} on a CUDA device, or on the host emulator when there is none: every op is one call of
+ * the C ABI (microdit.h) on the backend's stream, after the same argument checks as the CPU backend. Tensors
+ * must live in device scopes made by {@link #scope}; {@link #upload} and {@link #download} move data between
+ * host and device. Ops without a kernel yet throw {@link UnsupportedOperationException} naming the op.
+ */
+public final class CudaBackend implements Backend, AutoCloseable {
+    /** Doubles of the sum-of-squares scratch: the kernel's partials, then the result. */
+    private static final int SUM_OF_SQUARES_PARTIALS = 256;
+
+    private final FlopCounter flops = new FlopCounter();
+    private final MemorySegment stream;
+    private final DeviceMemory memory;
+    private final MemoryScope scratchScope;
+    private final Tensor sumOfSquaresScratch;
+    private final String deviceName;
+    private boolean closed;
+
+    public CudaBackend() {
+        try (Arena arena = Arena.ofConfined()) {
+            CudaRuntime.check(MicroditNative.mdt_set_device(0), "mdt_set_device(0)");
+            MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
+            CudaRuntime.check(MicroditNative.mdt_stream_create(created), "mdt_stream_create");
+            this.stream = created.get(ValueLayout.ADDRESS, 0);
+        }
+        this.deviceName = CudaRuntime.deviceName(0);
+        this.memory = new DeviceMemory(stream);
+        this.scratchScope = scope("cuda-backend-scratch");
+        this.sumOfSquaresScratch = scratchScope.zeros(DType.I32, 2 * (SUM_OF_SQUARES_PARTIALS + 1));
+    }
+
+    @Override
+    public String name() {
+        return (CudaRuntime.isEmulator() ? "cuda-emulator" : "cuda") + " (" + deviceName + ")";
+    }
+
+    @Override
+    public Device device() {
+        return Device.CUDA;
+    }
+
+    @Override
+    public FlopCounter flops() {
+        return flops;
+    }
+
+    /** The caching allocator behind this backend's scopes. */
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    /** A scope of device memory from this backend's caching allocator. */
+    public MemoryScope scope(String name) {
+        return new MemoryScope(name, Device.CUDA, memory);
+    }
+
+    /** A device copy of a host tensor, in {@code deviceScope}. */
+    public Tensor upload(Tensor host, MemoryScope deviceScope) {
+        Checks.notNull("upload", "host", host);
+        Checks.argument(host.device() == Device.CPU, "upload", "host tensor " + host.describe() + " is on "
+                + host.device());
+        Tensor device = Tensor.zeros(deviceScope, host.dtype(), host.shape());
+        CudaRuntime.check(MicroditNative.mdt_memcpy_htod(device.segment(), host.segment(), host.byteSize(), stream),
+                "mdt_memcpy_htod");
+        synchronize();
+        return device;
+    }
+
+    /** A host copy of a device tensor, in {@code hostScope}. */
+    public Tensor download(Tensor device, MemoryScope hostScope) {
+        Tensor host = Tensor.zeros(hostScope, device.dtype(), device.shape());
+        copyToHost(device, host);
+        return host;
+    }
+
+    /** Copies a device tensor into a host tensor of the same dtype and shape, waiting for the stream. */
+    public void copyToHost(Tensor device, Tensor host) {
+        String op = "copyToHost";
+        pointer(op, "device", device);
+        Checks.argument(host.device() == Device.CPU && host.dtype() == device.dtype() && host.sameShape(device), op,
+                "host " + host.describe() + " must be a host tensor like " + device.describe());
+        CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host.segment(), device.segment(), device.byteSize(), stream),
+                "mdt_memcpy_dtoh");
+        synchronize();
+    }
+
+    /** Waits until every op issued so far has finished. */
+    public void synchronize() {
+        CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        synchronize();
+        scratchScope.close();
+        memory.close();
+        CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
+    }
+
+    // ---------------------------------------------------------------- matmul
+
+    @Override
+    public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
+                       boolean accumulate) {
+        String op = "matmul";
+        Checks.dtype(op, "a", a, DType.F32);
+        Checks.dtype(op, "b", b, DType.F32);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
+        Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");
+        int m = transposeA ? a.dim(-1) : a.dim(-2);
+        int k = transposeA ? a.dim(-2) : a.dim(-1);
+        int kb = transposeB ? b.dim(-1) : b.dim(-2);
+        int n = transposeB ? b.dim(-2) : b.dim(-1);
+        Checks.argument(k == kb, op, "inner dimensions differ: a " + a.describe() + (transposeA ? "ᵀ" : "")
+                + " · b " + b.describe() + (transposeB ? "ᵀ" : ""));
+        long batchA = batchSize(a), batchB = batchSize(b);
+        long batch = Math.max(batchA, batchB);
+        Checks.argument(batchA == batch || a.rank() == 2, op, "batch of a " + a.describe() + " and b "
+                + b.describe() + " differ");
+        Checks.argument(batchB == batch || b.rank() == 2, op, "batch of a " + a.describe() + " and b "
+                + b.describe() + " differ");
+        Checks.argument(out.numel() == batch * m * n && out.dim(-1) == n, op, "out " + out.describe()
+                + " must hold [" + batch + " × " + m + " × " + n + "]");
+        if (bias != null) {
+            Checks.dtype(op, "bias", bias, DType.F32);
+            Checks.shape(op, "bias", bias, n);
+        }
+        long strideA = batchA == 1 ? 0 : (long) m * k, strideB = batchB == 1 ? 0 : (long) k * n;
+        check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
+                transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), batch, m, n, k,
+                strideA, strideB, accumulate ? 1 : 0), op);
+        flops.add(op, 2L * batch * m * n * k);
+    }
+
+    private static long batchSize(Tensor t) {
+        long size = 1;
+        for (int i = 0; i < t.rank() - 2; i++) {
+            size *= t.dim(i);
+        }
+        return size;
+    }
+
+    @Override
+    public void sumRows(Tensor x, Tensor out, boolean accumulate) {
+        String op = "sumRows";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.dtype(op, "out", out, DType.F32);
+        long columns = out.numel();
+        Checks.argument(columns > 0 && x.numel() % columns == 0, op, "x " + x.describe()
+                + " is not a whole number of rows of out " + out.describe());
+        check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out),
+                x.numel() / columns, columns, accumulate ? 1 : 0), op);
+        flops.add(op, x.numel());
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        broadcast("add", a, b, out);
+    }
+
+    @Override
+    public void mul(Tensor a, Tensor b, Tensor out) {
+        broadcast("mul", a, b, out);
+    }
+
+    private void broadcast(String op, Tensor a, Tensor b, Tensor out) {
+        Checks.sameShapeF32(op, "a", a, "out", out);
+        Checks.dtype(op, "b", b, DType.F32);
+        boolean suffix = b.rank() <= a.rank();
+        for (int i = 1; suffix && i <= b.rank(); i++) {
+            suffix = b.dim(-i) == a.dim(-i);
+        }
+        Checks.argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe()
+                + " or a suffix of it");
+        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
+        int status = op.equals("add")
+                ? MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel())
+                : MicroditNative.mdt_elementwise_mul(stream, as, bs, os, a.numel(), b.numel());
+        check(status, op);
+        flops.add(op, a.numel());
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha, Tensor out) {
+        String op = "scale";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_elementwise_scale(stream, pointer(op, "x", x), alpha, pointer(op, "out", out),
+                x.numel()), op);
+        flops.add(op, x.numel());
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        String op = "axpy";
+        Checks.sameShapeF32(op, "x", x, "y", y);
+        check(MicroditNative.mdt_elementwise_axpy(stream, alpha, pointer(op, "x", x), pointer(op, "y", y),
+                x.numel()), op);
+        flops.add(op, 2 * x.numel());
+    }
+
+    @Override
+    public void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
+        String op = "modulate";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        checkPerSample(op, "shift", shift, samples, width);
+        checkPerSample(op, "scale", scale, samples, width);
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
+                pointer(op, "scale", scale), pointer(op, "out", out), samples, tokens, width), op);
+        flops.add(op, 3 * x.numel());
+    }
+
+    @Override
+    public void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
+        String op = "modulateBackward";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        checkPerSample(op, "scale", scale, samples, width);
+        checkPerSample(op, "dShift", dShift, samples, width);
+        checkPerSample(op, "dScale", dScale, samples, width);
+        check(MicroditNative.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                pointer(op, "scale", scale), pointer(op, "dx", dx), pointer(op, "dShift", dShift),
+                pointer(op, "dScale", dScale), samples, tokens, width), op);
+        flops.add(op, 5 * x.numel());
+    }
+
+    @Override
+    public void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
+        String op = "gatedResidual";
+        checkTokens(op, "x", x);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        checkPerSample(op, "gate", gate, samples, width);
+        Checks.sameShapeF32(op, "x", x, "f", f);
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_elementwise_gated_residual_fwd(stream, pointer(op, "x", x), pointer(op, "gate", gate),
+                pointer(op, "f", f), pointer(op, "out", out), samples, tokens, width), op);
+        flops.add(op, 2 * x.numel());
+    }
+
+    @Override
+    public void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
+        String op = "gatedResidualBackward";
+        checkTokens(op, "f", f);
+        int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
+        Checks.sameShapeF32(op, "f", f, "dOut", dOut);
+        Checks.sameShapeF32(op, "f", f, "dF", dF);
+        checkPerSample(op, "gate", gate, samples, width);
+        checkPerSample(op, "dGate", dGate, samples, width);
+        check(MicroditNative.mdt_elementwise_gated_residual_bwd(stream, pointer(op, "dOut", dOut),
+                pointer(op, "gate", gate), pointer(op, "f", f), pointer(op, "dGate", dGate), pointer(op, "dF", dF),
+                samples, tokens, width), op);
+        flops.add(op, 3 * f.numel());
+    }
+
+    @Override
+    public void sliceColumns(Tensor x, int start, Tensor out) {
+        String op = "sliceColumns";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 2);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, x.dim(0), -1);
+        checkColumnRange(op, start, out.dim(1), x.dim(1));
+        check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x), start,
+                pointer(op, "out", out), x.dim(0), x.dim(1), out.dim(1)), op);
+    }
+
+    @Override
+    public void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
+        String op = "sliceColumnsBackward";
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.rank(op, "dx", dx, 2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, dx.dim(0), -1);
+        checkColumnRange(op, start, dOut.dim(1), dx.dim(1));
+        check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
+                pointer(op, "dx", dx), dx.dim(0), dx.dim(1), dOut.dim(1)), op);
+        flops.add(op, dOut.numel());
+    }
+
+    private static void checkColumnRange(String op, int start, int width, int columns) {
+        Checks.argument(start >= 0 && width >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
+                + ((long) start + width) + ") lie outside [0, " + columns + ")");
+    }
+
+    private static void checkTokens(String op, String argument, Tensor x) {
+        Checks.dtype(op, argument, x, DType.F32);
+        Checks.rank(op, argument, x, 3);
+    }
+
+    private static void checkPerSample(String op, String argument, Tensor t, int samples, int width) {
+        Checks.dtype(op, argument, t, DType.F32);
+        Checks.shape(op, argument, t, samples, width);
+    }
+
+    // ---------------------------------------------------------------- normalisation
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "layerNorm";
+        int width = checkNormInput(op, x);
+        long rows = x.rowCount();
+        checkWeight(op, "weight", weight, width);
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        checkStatistic(op, "mean", mean, rows);
+        checkStatistic(op, "rstd", rstd, rows);
+        Checks.argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        check(MicroditNative.mdt_norm_layer_norm_fwd(stream, pointer(op, "x", x), optionalPointer(op, "weight", weight),
+                eps, pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), rows, width), op);
+        flops.add(op, (weight == null ? 7L : 8L) * x.numel());
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                  Tensor dWeight) {
+        String op = "layerNormBackward";
+        int width = checkNormInput(op, x);
+        long rows = x.rowCount();
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        checkWeight(op, "weight", weight, width);
+        Checks.argument(weight != null || dWeight == null, op, "dWeight " + dWeight
+                + " given for a LayerNorm without weight");
+        checkWeight(op, "dWeight", dWeight, width);
+        checkStatistic(op, "mean", mean, rows);
+        checkStatistic(op, "rstd", rstd, rows);
+        check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
+                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width), op);
+        flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
+    }
+
+    private static int checkNormInput(String op, Tensor x) {
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
+                + " needs a non-empty last dimension to normalise over");
+        return x.dim(-1);
+    }
+
+    private static void checkWeight(String op, String argument, Tensor weight, int width) {
+        if (weight != null) {
+            Checks.dtype(op, argument, weight, DType.F32);
+            Checks.shape(op, argument, weight, width);
+        }
+    }
+
+    private static void checkStatistic(String op, String argument, Tensor t, long rows) {
+        Checks.dtype(op, argument, t, DType.F32);
+        Checks.argument(t.numel() == rows, op, argument + " " + t.describe() + " must hold one value per row ("
+                + rows + " rows)");
+    }
+
+    // ---------------------------------------------------------------- tokens
+
+    @Override
+    public void gatherRows(Tensor x, Tensor ids, Tensor out) {
+        String op = "gatherRows";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.dtype(op, "ids", ids, DType.I32);
+        Checks.shape(op, "ids", ids, samples, -1);
+        int kept = ids.dim(1);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, kept, width);
+        checkIds(op, ids, samples, kept, tokens, false);
+        check(MicroditNative.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
+                pointer(op, "out", out), samples, tokens, kept, width), op);
+    }
+
+    @Override
+    public void scatterRows(Tensor x, Tensor ids, Tensor out) {
+        String op = "scatterRows";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), kept = x.dim(1), width = x.dim(2);
+        Checks.dtype(op, "ids", ids, DType.I32);
+        Checks.shape(op, "ids", ids, samples, kept);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1, width);
+        int tokens = out.dim(1);
+        Checks.argument(kept <= tokens, op, kept + " kept rows do not fit in " + tokens + " tokens");
+        checkIds(op, ids, samples, kept, tokens, true);
+        check(MicroditNative.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
+                pointer(op, "out", out), samples, tokens, kept, width), op);
+    }
+
+    /**
+     * Ids live on the device; they are copied back and checked as the CPU backend checks them (range, and
+     * distinct per sample for the scatter), so a bad id fails the same way on both backends.
+     */
+    private void checkIds(String op, Tensor ids, int samples, int kept, int tokens, boolean distinct) {
+        pointer(op, "ids", ids);
+        int[] index;
+        try (MemoryScope host = new MemoryScope(op + "-ids")) {
+            index = download(ids, host).toIntArray();
+        }
+        int[] seen = distinct ? new int[tokens] : null;
+        for (int sample = 0; sample < samples; sample++) {
+            if (distinct) {
+                Arrays.fill(seen, -1);
+            }
+            for (int j = 0; j < kept; j++) {
+                int id = index[sample * kept + j];
+                Checks.argument(id >= 0 && id < tokens, op, "ids[" + sample + ", " + j + "] = " + id
+                        + " is outside [0, " + tokens + ")");
+                if (distinct) {
+                    Checks.argument(seen[id] < 0, op, "ids of sample " + sample + " are not distinct: " + id
+                            + " appears at positions " + seen[id] + " and " + j);
+                    seen[id] = j;
+                }
+            }
+        }
+    }
+
+    @Override
+    public void meanTokens(Tensor x, Tensor out) {
+        String op = "meanTokens";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
+        Checks.argument(tokens > 0, op, "x " + x.describe() + " has no tokens to average");
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, width);
+        check(MicroditNative.mdt_tokens_mean_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), samples, tokens,
+                width), op);
+        flops.add(op, x.numel());
+    }
+
+    @Override
+    public void meanTokensBackward(Tensor dOut, Tensor dx) {
+        String op = "meanTokensBackward";
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.rank(op, "dx", dx, 3);
+        int samples = dx.dim(0), tokens = dx.dim(1), width = dx.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, samples, width);
+        check(MicroditNative.mdt_tokens_mean_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dx", dx), samples,
+                tokens, width), op);
+        flops.add(op, (long) samples * width);
+    }
+
+    // ---------------------------------------------------------------- optimizer
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        String op = "sumOfSquares";
+        Checks.dtype(op, "x", x, DType.F32);
+        MemorySegment scratch = sumOfSquaresScratch.segment();
+        MemorySegment result = scratch.asSlice(SUM_OF_SQUARES_PARTIALS * 8L, 8);
+        check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(), scratch,
+                SUM_OF_SQUARES_PARTIALS, result), op);
+        flops.add(op, 2 * x.numel());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_DOUBLE);
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, result, 8, stream), "mdt_memcpy_dtoh");
+            synchronize();
+            return host.get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+                      float epsilon, float weightDecay, long step, float gradScale) {
+        String op = "adamw";
+        Checks.sameShapeF32(op, "param", param, "grad", grad);
+        Checks.sameShapeF32(op, "param", param, "m", m);
+        Checks.sameShapeF32(op, "param", param, "v", v);
+        Checks.argument(step >= 1, op, "step counts from 1, got " + step);
+        Checks.argument(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
+                "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
+        Checks.argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
+        check(MicroditNative.mdt_optim_adamw(stream, pointer(op, "param", param), pointer(op, "grad", grad),
+                pointer(op, "m", m), pointer(op, "v", v), param.numel(), learningRate, beta1, beta2, epsilon,
+                weightDecay, step, gradScale), op);
+        flops.add(op, 13 * param.numel());
+    }
+
+    @Override
+    public void emaUpdate(Tensor ema, Tensor param, float decay) {
+        String op = "emaUpdate";
+        Checks.sameShapeF32(op, "ema", ema, "param", param);
+        Checks.argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+        check(MicroditNative.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
+                decay), op);
+        flops.add(op, 3 * ema.numel());
+    }
+
+    // ---------------------------------------------------------------- random numbers
+
+    @Override
+    public void uniform(long seed, long stream, long offset, Tensor out) {
+        String op = "uniform";
+        checkRandom(op, offset, out);
+        check(MicroditNative.mdt_rng_uniform(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
+                op);
+        flops.add(op, out.numel());
+    }
+
+    @Override
+    public void normal(long seed, long stream, long offset, Tensor out) {
+        String op = "normal";
+        checkRandom(op, offset, out);
+        check(MicroditNative.mdt_rng_normal(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
+                op);
+        flops.add(op, 5 * out.numel());
+    }
+
+    private static void checkRandom(String op, long offset, Tensor out) {
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.argument(offset >= 0, op, "offset must be non-negative, got " + offset);
+        Checks.argument(offset <= Long.MAX_VALUE - out.numel(), op, out.numel() + " elements from offset " + offset
+                + " run past the last counter index 2^63 - 1");
+    }
+
+    // ---------------------------------------------------------------- conversion
+
+    @Override
+    public void convert(Tensor source, Tensor target) {
+        String op = "convert";
+        Checks.notNull(op, "source", source);
+        Checks.notNull(op, "target", target);
+        Checks.argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
+                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
+        Checks.argument(source.sameShape(target), op, "target " + target.describe()
+                + " must have the shape of source " + source.describe());
+        MemorySegment from = pointer(op, "source", source), to = pointer(op, "target", target);
+        int status;
+        if (source.dtype() == target.dtype()) {
+            status = MicroditNative.mdt_memcpy_dtod(to, from, source.byteSize(), stream);
+        } else if (target.dtype() == DType.BF16) {
+            status = MicroditNative.mdt_elementwise_f32_to_bf16(stream, from, to, source.numel());
+        } else {
+            status = MicroditNative.mdt_elementwise_bf16_to_f32(stream, from, to, source.numel());
+        }
+        check(status, op);
+    }
+
+    // ---------------------------------------------------------------- ops without a CUDA kernel yet
+
+    @Override
+    public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
+        throw missing("gelu");
+    }
+
+    @Override
+    public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
+        throw missing("geluBackward");
+    }
+
+    @Override
+    public void silu(Tensor x, Tensor out) {
+        throw missing("silu");
+    }
+
+    @Override
+    public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
+        throw missing("siluBackward");
+    }
+
+    @Override
+    public void swigluGate(Tensor a, Tensor b, Tensor out) {
+        throw missing("swigluGate");
+    }
+
+    @Override
+    public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
+        throw missing("swigluGateBackward");
+    }
+
+    @Override
+    public void softmax(Tensor x, Tensor out) {
+        throw missing("softmax");
+    }
+
+    @Override
+    public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
+        throw missing("softmaxBackward");
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        throw missing("attention");
+    }
+
+    @Override
+    public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                                  Tensor dq, Tensor dk, Tensor dv) {
+        throw missing("attentionBackward");
+    }
+
+    @Override
+    public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
+        throw missing("expertChoiceTopK");
+    }
+
+    @Override
+    public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
+        throw missing("expertChoiceTopKBackward");
+    }
+
+    @Override
+    public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
+        throw missing("moeDispatch");
+    }
+
+    @Override
+    public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
+        throw missing("moeDispatchBackward");
+    }
+
+    @Override
+    public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
+        throw missing("moeCombine");
+    }
+
+    @Override
+    public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
+        throw missing("moeCombineBackward");
+    }
+
+    @Override
+    public void patchify(Tensor image, int patch, Tensor out) {
+        throw missing("patchify");
+    }
+
+    @Override
+    public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
+        throw missing("patchifyBackward");
+    }
+
+    @Override
+    public void unpatchify(Tensor tokens, int patch, Tensor out) {
+        throw missing("unpatchify");
+    }
+
+    @Override
+    public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
+        throw missing("unpatchifyBackward");
+    }
+
+    @Override
+    public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
+        throw missing("positionEmbedding2d");
+    }
+
+    @Override
+    public void timestepEmbedding(Tensor t, Tensor out) {
+        throw missing("timestepEmbedding");
+    }
+
+    @Override
+    public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
+        throw missing("edmLoss");
+    }
+
+    @Override
+    public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
+                                Tensor dDenoised) {
+        throw missing("edmLossBackward");
+    }
+
+    private static UnsupportedOperationException missing(String op) {
+        return new UnsupportedOperationException("op " + op + " has no CUDA kernel yet");
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    private static MemorySegment pointer(String op, String argument, Tensor t) {
+        Checks.notNull(op, argument, t);
+        Checks.argument(t.device() == Device.CUDA, op, argument + " " + t.describe() + " is on " + t.device()
+                + "; the CUDA backend needs device tensors (CudaBackend.scope, upload)");
+        return t.segment();
+    }
+
+    private static MemorySegment optionalPointer(String op, String argument, Tensor t) {
+        return t == null ? MemorySegment.NULL : pointer(op, argument, t);
+    }
+
+    private static void check(int status, String op) {
+        CudaRuntime.check(status, op);
+    }
+}

@@ -1,0 +1,85 @@
+package io.microdit.backend.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/** Status handling and device queries over {@link MicroditNative}. */
+public final class CudaRuntime {
+    public static final int SUCCESS = 0;
+    public static final int ERROR_INVALID_ARGUMENT = 1;
+    public static final int ERROR_NO_DEVICE = 2;
+    public static final int ERROR_OUT_OF_MEMORY = 3;
+    public static final int ERROR_LAUNCH_SHAPE = 4;
+    public static final int ERROR_SHARED_MEMORY = 5;
+    public static final int ERROR_DEADLOCK = 6;
+    public static final int ERROR_RUNTIME = 7;
+    public static final int KIND_CUDA = 0;
+    public static final int KIND_EMULATOR = 1;
+
+    private CudaRuntime() {
+    }
+
+    /** Throws for a failing status: IllegalArgumentException for bad arguments, else {@link CudaException}. */
+    public static void check(int status, String call) {
+        if (status == SUCCESS) {
+            return;
+        }
+        String message = call + " failed: " + describe(status);
+        if (status == ERROR_INVALID_ARGUMENT) {
+            throw new IllegalArgumentException(message);
+        }
+        throw new CudaException(status, message);
+    }
+
+    /** The status's name and the calling thread's last detailed native message. */
+    public static String describe(int status) {
+        String name = MicroditNative.mdt_error_string(status).reinterpret(256).getString(0);
+        String detail = MicroditNative.mdt_last_error_message().reinterpret(1024).getString(0);
+        return name + " (status " + status + ")" + (detail.isEmpty() ? "" : ": " + detail);
+    }
+
+    /** Whether the loaded library is the host emulator rather than the CUDA build. */
+    public static boolean isEmulator() {
+        return MicroditNative.mdt_library_kind() == KIND_EMULATOR;
+    }
+
+    /** The loaded library's file. */
+    public static String libraryPath() {
+        return NativeLibrary.path().toString();
+    }
+
+    /** Devices visible to the loaded library (the emulator has one); 0 without a driver or device. */
+    public static int deviceCount() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
+            int status = MicroditNative.mdt_device_count(count);
+            return status == SUCCESS ? count.get(ValueLayout.JAVA_INT, 0) : 0;
+        }
+    }
+
+    public static String deviceName(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(256);
+            check(MicroditNative.mdt_device_name(device, buffer, buffer.byteSize()), "mdt_device_name");
+            return buffer.getString(0);
+        }
+    }
+
+    public static int smCount(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
+            check(MicroditNative.mdt_device_sm_count(device, count), "mdt_device_sm_count");
+            return count.get(ValueLayout.JAVA_INT, 0);
+        }
+    }
+
+    /** {free, total} bytes of device memory. */
+    public static long[] memory(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(ValueLayout.JAVA_LONG), total = arena.allocate(ValueLayout.JAVA_LONG);
+            check(MicroditNative.mdt_device_memory(device, free, total), "mdt_device_memory");
+            return new long[] {free.get(ValueLayout.JAVA_LONG, 0), total.get(ValueLayout.JAVA_LONG, 0)};
+        }
+    }
+}

@@ -1,0 +1,85 @@
+package io.microdit.backend.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The C ABI of {@code native/include/microdit.h} as FFM function descriptors, in the header's order: the one
+ * place the Java side states the native signatures. {@link MicroditNative} resolves its handles from here and a
+ * test parses the header and checks both agree. {@code int64_t}, {@code uint64_t} and {@code size_t} are
+ * {@code JAVA_LONG} (LP64); every pointer and handle type is {@code ADDRESS}.
+ */
+final class MicroditAbi {
+    /** Function name to descriptor, in header order. */
+    static final Map<String, FunctionDescriptor> FUNCTIONS = functions();
+
+    private MicroditAbi() {
+    }
+
+    private static Map<String, FunctionDescriptor> functions() {
+        Map<String, FunctionDescriptor> map = new LinkedHashMap<>();
+        entry(map, "mdt_error_string", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        entry(map, "mdt_last_error_message", FunctionDescriptor.of(ADDRESS));
+        entry(map, "mdt_library_kind", FunctionDescriptor.of(JAVA_INT));
+        entry(map, "mdt_device_count", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_device_name", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_device_sm_count", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        entry(map, "mdt_device_memory", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+        entry(map, "mdt_set_device", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        entry(map, "mdt_device_synchronize", FunctionDescriptor.of(JAVA_INT));
+        entry(map, "mdt_stream_create", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_stream_destroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_stream_synchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_stream_wait_event", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        entry(map, "mdt_event_create", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_event_destroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_event_record", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        entry(map, "mdt_event_synchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_event_elapsed_ms", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+        entry(map, "mdt_malloc", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_free", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_memcpy_htod", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
+        entry(map, "mdt_memcpy_dtoh", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
+        entry(map, "mdt_memcpy_dtod", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
+        entry(map, "mdt_memset", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS));
+        entry(map, "mdt_selftest_run", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_elementwise_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_mul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_scale", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_elementwise_axpy", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_elementwise_modulate_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_modulate_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_gated_residual_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_gated_residual_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_slice_columns_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_slice_columns_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_elementwise_f32_to_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_elementwise_bf16_to_f32", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_norm_layer_norm_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_norm_layer_norm_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_tokens_gather_rows", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_tokens_scatter_rows", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_tokens_mean_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_tokens_mean_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_optim_adamw", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_LONG, JAVA_FLOAT));
+        entry(map, "mdt_optim_ema", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT));
+        entry(map, "mdt_optim_sum_of_squares", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
+        entry(map, "mdt_rng_uniform", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_rng_normal", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG));
+        entry(map, "mdt_gemm_matmul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        entry(map, "mdt_gemm_sum_rows", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT));
+        return Collections.unmodifiableMap(map);
+    }
+
+    private static void entry(Map<String, FunctionDescriptor> map, String name, FunctionDescriptor descriptor) {
+        map.put(name, descriptor);
+    }
+}

@@ -1,0 +1,474 @@
+package io.microdit.backend.cuda;
+
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * FFM bindings of {@code native/include/microdit.h}, in jextract's shape: one static method per C function over
+ * a {@link MethodHandle} resolved once, when this class initialises, from the library {@link NativeLibrary}
+ * chose (the CUDA build or the host emulator). Methods return the C status as it is; {@link CudaRuntime#check}
+ * turns a failing one into an exception.
+ */
+public final class MicroditNative {
+    private static final MethodHandle MDT_ERROR_STRING = handle("mdt_error_string");
+    private static final MethodHandle MDT_LAST_ERROR_MESSAGE = handle("mdt_last_error_message");
+    private static final MethodHandle MDT_LIBRARY_KIND = handle("mdt_library_kind");
+    private static final MethodHandle MDT_DEVICE_COUNT = handle("mdt_device_count");
+    private static final MethodHandle MDT_DEVICE_NAME = handle("mdt_device_name");
+    private static final MethodHandle MDT_DEVICE_SM_COUNT = handle("mdt_device_sm_count");
+    private static final MethodHandle MDT_DEVICE_MEMORY = handle("mdt_device_memory");
+    private static final MethodHandle MDT_SET_DEVICE = handle("mdt_set_device");
+    private static final MethodHandle MDT_DEVICE_SYNCHRONIZE = handle("mdt_device_synchronize");
+    private static final MethodHandle MDT_STREAM_CREATE = handle("mdt_stream_create");
+    private static final MethodHandle MDT_STREAM_DESTROY = handle("mdt_stream_destroy");
+    private static final MethodHandle MDT_STREAM_SYNCHRONIZE = handle("mdt_stream_synchronize");
+    private static final MethodHandle MDT_STREAM_WAIT_EVENT = handle("mdt_stream_wait_event");
+    private static final MethodHandle MDT_EVENT_CREATE = handle("mdt_event_create");
+    private static final MethodHandle MDT_EVENT_DESTROY = handle("mdt_event_destroy");
+    private static final MethodHandle MDT_EVENT_RECORD = handle("mdt_event_record");
+    private static final MethodHandle MDT_EVENT_SYNCHRONIZE = handle("mdt_event_synchronize");
+    private static final MethodHandle MDT_EVENT_ELAPSED_MS = handle("mdt_event_elapsed_ms");
+    private static final MethodHandle MDT_MALLOC = handle("mdt_malloc");
+    private static final MethodHandle MDT_FREE = handle("mdt_free");
+    private static final MethodHandle MDT_MEMCPY_HTOD = handle("mdt_memcpy_htod");
+    private static final MethodHandle MDT_MEMCPY_DTOH = handle("mdt_memcpy_dtoh");
+    private static final MethodHandle MDT_MEMCPY_DTOD = handle("mdt_memcpy_dtod");
+    private static final MethodHandle MDT_MEMSET = handle("mdt_memset");
+    private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
+    private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
+    private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
+    private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
+    private static final MethodHandle MDT_ELEMENTWISE_AXPY = handle("mdt_elementwise_axpy");
+    private static final MethodHandle MDT_ELEMENTWISE_MODULATE_FWD = handle("mdt_elementwise_modulate_fwd");
+    private static final MethodHandle MDT_ELEMENTWISE_MODULATE_BWD = handle("mdt_elementwise_modulate_bwd");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_FWD = handle("mdt_elementwise_gated_residual_fwd");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD = handle("mdt_elementwise_gated_residual_bwd");
+    private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_FWD = handle("mdt_elementwise_slice_columns_fwd");
+    private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_BWD = handle("mdt_elementwise_slice_columns_bwd");
+    private static final MethodHandle MDT_ELEMENTWISE_F32_TO_BF16 = handle("mdt_elementwise_f32_to_bf16");
+    private static final MethodHandle MDT_ELEMENTWISE_BF16_TO_F32 = handle("mdt_elementwise_bf16_to_f32");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_FWD = handle("mdt_norm_layer_norm_fwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD = handle("mdt_norm_layer_norm_bwd");
+    private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
+    private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
+    private static final MethodHandle MDT_TOKENS_MEAN_FWD = handle("mdt_tokens_mean_fwd");
+    private static final MethodHandle MDT_TOKENS_MEAN_BWD = handle("mdt_tokens_mean_bwd");
+    private static final MethodHandle MDT_OPTIM_ADAMW = handle("mdt_optim_adamw");
+    private static final MethodHandle MDT_OPTIM_EMA = handle("mdt_optim_ema");
+    private static final MethodHandle MDT_OPTIM_SUM_OF_SQUARES = handle("mdt_optim_sum_of_squares");
+    private static final MethodHandle MDT_RNG_UNIFORM = handle("mdt_rng_uniform");
+    private static final MethodHandle MDT_RNG_NORMAL = handle("mdt_rng_normal");
+    private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
+    private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
+
+    private MicroditNative() {
+    }
+
+    private static MethodHandle handle(String name) {
+        MemorySegment symbol = NativeLibrary.lookup().find(name).orElseThrow(() -> new UnsatisfiedLinkError(
+                "microdit native library " + NativeLibrary.path() + " has no symbol " + name
+                        + ": it was built from another microdit.h; rebuild it (make -C native)"));
+        return Linker.nativeLinker().downcallHandle(symbol, MicroditAbi.FUNCTIONS.get(name));
+    }
+
+    public static MemorySegment mdt_error_string(int status) {
+        try {
+            return (MemorySegment) MDT_ERROR_STRING.invokeExact(status);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_error_string threw", error);
+        }
+    }
+
+    public static MemorySegment mdt_last_error_message() {
+        try {
+            return (MemorySegment) MDT_LAST_ERROR_MESSAGE.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_last_error_message threw", error);
+        }
+    }
+
+    public static int mdt_library_kind() {
+        try {
+            return (int) MDT_LIBRARY_KIND.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_library_kind threw", error);
+        }
+    }
+
+    public static int mdt_device_count(MemorySegment count) {
+        try {
+            return (int) MDT_DEVICE_COUNT.invokeExact(count);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_device_count threw", error);
+        }
+    }
+
+    public static int mdt_device_name(int device, MemorySegment buffer, long capacity) {
+        try {
+            return (int) MDT_DEVICE_NAME.invokeExact(device, buffer, capacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_device_name threw", error);
+        }
+    }
+
+    public static int mdt_device_sm_count(int device, MemorySegment count) {
+        try {
+            return (int) MDT_DEVICE_SM_COUNT.invokeExact(device, count);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_device_sm_count threw", error);
+        }
+    }
+
+    public static int mdt_device_memory(int device, MemorySegment freeBytes, MemorySegment totalBytes) {
+        try {
+            return (int) MDT_DEVICE_MEMORY.invokeExact(device, freeBytes, totalBytes);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_device_memory threw", error);
+        }
+    }
+
+    public static int mdt_set_device(int device) {
+        try {
+            return (int) MDT_SET_DEVICE.invokeExact(device);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_set_device threw", error);
+        }
+    }
+
+    public static int mdt_device_synchronize() {
+        try {
+            return (int) MDT_DEVICE_SYNCHRONIZE.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_device_synchronize threw", error);
+        }
+    }
+
+    public static int mdt_stream_create(MemorySegment stream) {
+        try {
+            return (int) MDT_STREAM_CREATE.invokeExact(stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_stream_create threw", error);
+        }
+    }
+
+    public static int mdt_stream_destroy(MemorySegment stream) {
+        try {
+            return (int) MDT_STREAM_DESTROY.invokeExact(stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_stream_destroy threw", error);
+        }
+    }
+
+    public static int mdt_stream_synchronize(MemorySegment stream) {
+        try {
+            return (int) MDT_STREAM_SYNCHRONIZE.invokeExact(stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_stream_synchronize threw", error);
+        }
+    }
+
+    public static int mdt_stream_wait_event(MemorySegment stream, MemorySegment event) {
+        try {
+            return (int) MDT_STREAM_WAIT_EVENT.invokeExact(stream, event);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_stream_wait_event threw", error);
+        }
+    }
+
+    public static int mdt_event_create(MemorySegment event) {
+        try {
+            return (int) MDT_EVENT_CREATE.invokeExact(event);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_create threw", error);
+        }
+    }
+
+    public static int mdt_event_destroy(MemorySegment event) {
+        try {
+            return (int) MDT_EVENT_DESTROY.invokeExact(event);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_destroy threw", error);
+        }
+    }
+
+    public static int mdt_event_record(MemorySegment event, MemorySegment stream) {
+        try {
+            return (int) MDT_EVENT_RECORD.invokeExact(event, stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_record threw", error);
+        }
+    }
+
+    public static int mdt_event_synchronize(MemorySegment event) {
+        try {
+            return (int) MDT_EVENT_SYNCHRONIZE.invokeExact(event);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_synchronize threw", error);
+        }
+    }
+
+    public static int mdt_event_elapsed_ms(MemorySegment start, MemorySegment end, MemorySegment milliseconds) {
+        try {
+            return (int) MDT_EVENT_ELAPSED_MS.invokeExact(start, end, milliseconds);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_elapsed_ms threw", error);
+        }
+    }
+
+    public static int mdt_malloc(MemorySegment pointer, long bytes) {
+        try {
+            return (int) MDT_MALLOC.invokeExact(pointer, bytes);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_malloc threw", error);
+        }
+    }
+
+    public static int mdt_free(MemorySegment pointer) {
+        try {
+            return (int) MDT_FREE.invokeExact(pointer);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_free threw", error);
+        }
+    }
+
+    public static int mdt_memcpy_htod(MemorySegment deviceTarget, MemorySegment hostSource, long bytes, MemorySegment stream) {
+        try {
+            return (int) MDT_MEMCPY_HTOD.invokeExact(deviceTarget, hostSource, bytes, stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_memcpy_htod threw", error);
+        }
+    }
+
+    public static int mdt_memcpy_dtoh(MemorySegment hostTarget, MemorySegment deviceSource, long bytes, MemorySegment stream) {
+        try {
+            return (int) MDT_MEMCPY_DTOH.invokeExact(hostTarget, deviceSource, bytes, stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_memcpy_dtoh threw", error);
+        }
+    }
+
+    public static int mdt_memcpy_dtod(MemorySegment deviceTarget, MemorySegment deviceSource, long bytes, MemorySegment stream) {
+        try {
+            return (int) MDT_MEMCPY_DTOD.invokeExact(deviceTarget, deviceSource, bytes, stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_memcpy_dtod threw", error);
+        }
+    }
+
+    public static int mdt_memset(MemorySegment deviceTarget, int value, long bytes, MemorySegment stream) {
+        try {
+            return (int) MDT_MEMSET.invokeExact(deviceTarget, value, bytes, stream);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_memset threw", error);
+        }
+    }
+
+    public static int mdt_selftest_run(MemorySegment name, int gridX, int blockX, int sharedBytes, MemorySegment hostOut, long capacity) {
+        try {
+            return (int) MDT_SELFTEST_RUN.invokeExact(name, gridX, blockX, sharedBytes, hostOut, capacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_selftest_run threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_add(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n, long bN) {
+        try {
+            return (int) MDT_ELEMENTWISE_ADD.invokeExact(stream, a, b, out, n, bN);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_add threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_mul(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n, long bN) {
+        try {
+            return (int) MDT_ELEMENTWISE_MUL.invokeExact(stream, a, b, out, n, bN);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_mul threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_scale(MemorySegment stream, MemorySegment x, float alpha, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ELEMENTWISE_SCALE.invokeExact(stream, x, alpha, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_scale threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_axpy(MemorySegment stream, float alpha, MemorySegment x, MemorySegment y, long n) {
+        try {
+            return (int) MDT_ELEMENTWISE_AXPY.invokeExact(stream, alpha, x, y, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_axpy threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_modulate_fwd(MemorySegment stream, MemorySegment x, MemorySegment shift, MemorySegment scale, MemorySegment out, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_MODULATE_FWD.invokeExact(stream, x, shift, scale, out, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_modulate_fwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_modulate_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment scale, MemorySegment dx, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_MODULATE_BWD.invokeExact(stream, dOut, x, scale, dx, dShift, dScale, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_modulate_bwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_gated_residual_fwd(MemorySegment stream, MemorySegment x, MemorySegment gate, MemorySegment f, MemorySegment out, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_FWD.invokeExact(stream, x, gate, f, out, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_fwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_gated_residual_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment gate, MemorySegment f, MemorySegment dGate, MemorySegment dF, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_BWD.invokeExact(stream, dOut, gate, f, dGate, dF, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_bwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_slice_columns_fwd(MemorySegment stream, MemorySegment x, long start, MemorySegment out, long rows, long columns, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_SLICE_COLUMNS_FWD.invokeExact(stream, x, start, out, rows, columns, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_slice_columns_fwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_slice_columns_bwd(MemorySegment stream, MemorySegment dOut, long start, MemorySegment dx, long rows, long columns, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_SLICE_COLUMNS_BWD.invokeExact(stream, dOut, start, dx, rows, columns, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_slice_columns_bwd threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_f32_to_bf16(MemorySegment stream, MemorySegment source, MemorySegment target, long n) {
+        try {
+            return (int) MDT_ELEMENTWISE_F32_TO_BF16.invokeExact(stream, source, target, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_f32_to_bf16 threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_bf16_to_f32(MemorySegment stream, MemorySegment source, MemorySegment target, long n) {
+        try {
+            return (int) MDT_ELEMENTWISE_BF16_TO_F32.invokeExact(stream, source, target, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_bf16_to_f32 threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_fwd(MemorySegment stream, MemorySegment x, MemorySegment weight, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long rows, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_FWD.invokeExact(stream, x, weight, eps, out, mean, rstd, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_fwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_tokens_gather_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width) {
+        try {
+            return (int) MDT_TOKENS_GATHER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_tokens_gather_rows threw", error);
+        }
+    }
+
+    public static int mdt_tokens_scatter_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width) {
+        try {
+            return (int) MDT_TOKENS_SCATTER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_tokens_scatter_rows threw", error);
+        }
+    }
+
+    public static int mdt_tokens_mean_fwd(MemorySegment stream, MemorySegment x, MemorySegment out, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_TOKENS_MEAN_FWD.invokeExact(stream, x, out, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_tokens_mean_fwd threw", error);
+        }
+    }
+
+    public static int mdt_tokens_mean_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment dx, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_TOKENS_MEAN_BWD.invokeExact(stream, dOut, dx, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_tokens_mean_bwd threw", error);
+        }
+    }
+
+    public static int mdt_optim_adamw(MemorySegment stream, MemorySegment param, MemorySegment grad, MemorySegment m, MemorySegment v, long n, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale) {
+        try {
+            return (int) MDT_OPTIM_ADAMW.invokeExact(stream, param, grad, m, v, n, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_adamw threw", error);
+        }
+    }
+
+    public static int mdt_optim_ema(MemorySegment stream, MemorySegment ema, MemorySegment param, long n, float decay) {
+        try {
+            return (int) MDT_OPTIM_EMA.invokeExact(stream, ema, param, n, decay);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_ema threw", error);
+        }
+    }
+
+    public static int mdt_optim_sum_of_squares(MemorySegment stream, MemorySegment x, long n, MemorySegment partials, long partialCapacity, MemorySegment result) {
+        try {
+            return (int) MDT_OPTIM_SUM_OF_SQUARES.invokeExact(stream, x, n, partials, partialCapacity, result);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_sum_of_squares threw", error);
+        }
+    }
+
+    public static int mdt_rng_uniform(MemorySegment stream, long seed, long philoxStream, long offset, MemorySegment out, long n) {
+        try {
+            return (int) MDT_RNG_UNIFORM.invokeExact(stream, seed, philoxStream, offset, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_rng_uniform threw", error);
+        }
+    }
+
+    public static int mdt_rng_normal(MemorySegment stream, long seed, long philoxStream, long offset, MemorySegment out, long n) {
+        try {
+            return (int) MDT_RNG_NORMAL.invokeExact(stream, seed, philoxStream, offset, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_rng_normal threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int accumulate) {
+        try {
+            return (int) MDT_GEMM_MATMUL.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, accumulate);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul threw", error);
+        }
+    }
+
+    public static int mdt_gemm_sum_rows(MemorySegment stream, MemorySegment x, MemorySegment out, long rows, long columns, int accumulate) {
+        try {
+            return (int) MDT_GEMM_SUM_ROWS.invokeExact(stream, x, out, rows, columns, accumulate);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_sum_rows threw", error);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+package io.microdit.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The execution model the kernels rely on, each primitive against a case worked out by hand: block barriers
+ * over shared memory, warp shuffles and votes, atomics, bf16 rounding, the block reduction of common.cuh,
+ * launch-shape and shared-memory violations, and (emulator only) deadlock detection.
+ */
+@Tag("emu")
+class EmulatorPrimitivesTest {
+
+    private static float[] run(String name, int grid, int block, int shared, int capacity, int expectedStatus) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, capacity);
+            int status = MicroditNative.mdt_selftest_run(arena.allocateFrom(name), grid, block, shared, out, capacity);
+            assertEquals(expectedStatus, status, () -> name + ": " + CudaRuntime.describe(status));
+            return out.toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    private static float[] run(String name, int grid, int block, int shared, int capacity) {
+        return run(name, grid, block, shared, capacity, CudaRuntime.SUCCESS);
+    }
+
+    @Test
+    void barrierOrdersSharedMemoryWritesBeforeReads() {
+        int size = 100; // not a multiple of the warp size: a partial last warp
+        float[] out = run("barrier", 1, size, size * 4, 2 * size);
+        for (int t = 0; t < size; t++) {
+            float first = (t + 1) % size + 1;
+            int left = (t + size - 1) % size;
+            float leftValue = (left + 1) % size + 1;
+            assertEquals(first, out[t], "first round, thread " + t);
+            assertEquals(first + leftValue, out[size + t], "second round, thread " + t);
+        }
+    }
+
+    @Test
+    void shufflesReadTheRightLanes() {
+        float[] out = run("shuffle", 1, 64, 0, 64 * 6);
+        for (int t = 0; t < 64; t++) {
+            int lane = t % 32;
+            float[] expected = {
+                30, // lane 3's l·10
+                lane ^ 1,
+                lane + 4 < 32 ? lane + 4 : lane, // out of range: own value
+                lane >= 2 ? lane - 2 : lane,
+                (lane & ~7) + 5, // width 8: lane 5 of each group of 8
+                496, // 0 + 1 + ... + 31
+            };
+            float[] actual = new float[6];
+            System.arraycopy(out, t * 6, actual, 0, 6);
+            assertArrayEquals(expected, actual, "thread " + t);
+        }
+    }
+
+    @Test
+    void votesCombineTheWarp() {
+        float[] out = run("vote", 1, 64, 0, 10);
+        for (int warp = 0; warp < 2; warp++) {
+            // lanes 0, 3, 6, ..., 30 set: 0b01001001...
+            int ballot = 0;
+            for (int lane = 0; lane < 32; lane += 3) {
+                ballot |= 1 << lane;
+            }
+            assertEquals(ballot, Float.floatToRawIntBits(out[warp * 5]), "ballot");
+            assertEquals(1f, out[warp * 5 + 1], "all true");
+            assertEquals(0f, out[warp * 5 + 2], "all false (lane 31)");
+            assertEquals(1f, out[warp * 5 + 3], "any true (lane 5)");
+            assertEquals(0f, out[warp * 5 + 4], "any false");
+        }
+    }
+
+    @Test
+    void atomicsCountEveryThreadOnce() {
+        int blocks = 3, threads = 100;
+        float[] out = run("atomics", blocks, threads, 0, 8);
+        assertEquals(0.5f * blocks * threads, out[0], "float atomicAdd");
+        assertEquals(blocks * threads, Float.floatToRawIntBits(out[1]), "int atomicAdd");
+        int max = 0;
+        for (int b = 0; b < blocks; b++) {
+            for (int t = 0; t < threads; t++) {
+                max = Math.max(max, ((b * threads + t) * 7 + b) % 101);
+            }
+        }
+        assertEquals(max, Float.floatToRawIntBits(out[2]), "atomicMax");
+        assertEquals(1, Float.floatToRawIntBits(out[3]), "exactly one CAS from 0 to 1 succeeds");
+        assertEquals(1, Float.floatToRawIntBits(out[4]), "the flag");
+    }
+
+    @Test
+    void bf16RoundsToNearestEven() {
+        float[] out = run("bf16", 1, 32, 0, 20);
+        int[] expected = {0x3f80, 0x3f80, 0x3f82, 0x3f81, 0x3f80, 0xbf82, 0x7f80, 0x0001, 0x7fff, 0xff80};
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], (int) out[i], "bits of case " + i);
+        }
+        assertEquals(1.0f, out[10]);
+        assertEquals(1.015625f, out[12]); // 0x3f82 = 1 + 2^-6
+        assertEquals(Float.POSITIVE_INFINITY, out[16]);
+        assertTrue(Float.isNaN(out[18]));
+    }
+
+    @Test
+    void blockSumIsTheSameOnEveryThread() {
+        int threads = 1024;
+        float[] out = run("block_sum", 1, threads, 0, threads);
+        for (int t = 0; t < threads; t++) {
+            assertEquals(threads * (threads - 1) / 2f, out[t], "thread " + t);
+        }
+    }
+
+    @Test
+    void invalidLaunchShapesAndSharedMemoryAreErrors() {
+        run("barrier", 1, 2048, 0, 4096, CudaRuntime.ERROR_LAUNCH_SHAPE);
+        run("barrier", 0, 32, 128, 64, CudaRuntime.ERROR_LAUNCH_SHAPE);
+        run("barrier", 1, 32, 64 * 1024, 64, CudaRuntime.ERROR_SHARED_MEMORY);
+        run("no-such-test", 1, 32, 0, 64, CudaRuntime.ERROR_INVALID_ARGUMENT);
+        String message = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
+        assertTrue(message.contains("no-such-test"), message);
+    }
+
+    @Test
+    void emulatorReportsDeadlocks() {
+        assumeTrue(CudaRuntime.isEmulator(), "a deadlocking kernel only runs on the emulator");
+        run("deadlock", 1, 32, 0, 32, CudaRuntime.ERROR_DEADLOCK);
+        assertTrue(CudaRuntime.describe(CudaRuntime.ERROR_DEADLOCK).contains("deadlock"));
+        run("barrier", 1, 64, 256, 128); // the emulator is usable again afterwards
+    }
+}
