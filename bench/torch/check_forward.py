@@ -214,7 +214,7 @@ def check_reference(seed=5):
                          g.double().unsqueeze(-1) * torch.einsum("nekf,efd->nekd", hidden, moe.w2.double()))
     close("MoE vs one-hot einsum", moe(h), dense)
 
-    config = dict(ref.resolve_config("fashion-small"), depth=2, patch_mixer_depth=2, input_size=8,
+    config = dict(ref.resolve_config("fashion-small"), patch_size=2, depth=2, patch_mixer_depth=2, input_size=8,
                   qkv_multipliers=[0.5, 1.0], ffn_multipliers=[1.0, 4.0])
     model = ref.DiT(**config)
     with torch.no_grad():
