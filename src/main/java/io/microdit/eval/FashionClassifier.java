@@ -1,0 +1,360 @@
+package io.microdit.eval;
+
+import io.microdit.autograd.ActivationFunctions;
+import io.microdit.autograd.ClassificationFunctions;
+import io.microdit.autograd.ElementwiseFunctions;
+import io.microdit.autograd.GradScope;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Parameter;
+import io.microdit.autograd.TokenFunctions;
+import io.microdit.autograd.Variable;
+import io.microdit.backend.Backend;
+import io.microdit.data.FashionMnist;
+import io.microdit.io.Json;
+import io.microdit.io.Safetensors;
+import io.microdit.nn.Attention;
+import io.microdit.nn.LayerNorm;
+import io.microdit.nn.Linear;
+import io.microdit.nn.Mlp;
+import io.microdit.nn.ParameterStore;
+import io.microdit.random.Philox;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import io.microdit.train.AdamW;
+import io.microdit.train.LearningRateSchedule;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * The evaluation's feature space: a small vision transformer trained by microdit on the Fashion-MNIST training
+ * images (32×32, [-1, 1]). A two-stage patch stem (2×2 patches to {@code stemChannels} with GELU, then 2×2 patches
+ * of that map, i.e. two stride-2 convolutions) gives one token per 4×4 pixels with a non-linear view of its
+ * pixels, which is cheaper and trains better than a single linear 4×4 embedding; a learned position embedding is
+ * added, then
+ * pre-LN blocks of self-attention (the engine's, with QK-norm) and an MLP, a final LayerNorm and the mean over
+ * tokens: that pooled vector is the feature of the Fréchet distance, and a linear head maps it to the 10 logits.
+ * Trained with softmax cross-entropy and AdamW (cosine schedule), with random horizontal flips and shifts of up
+ * to 2 pixels (the padding), which a dataset this small needs to generalise.
+ */
+public final class FashionClassifier implements AutoCloseable {
+    /** The architecture and its training recipe. */
+    public record Settings(int stemChannels, int dim, int depth, int heads, int mlpRatio, int epochs, int batchSize,
+                           double learningRate, int trainingImages, long seed) {
+        public Settings {
+            if (stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
+                throw new IllegalArgumentException("classifier settings: heads must divide dim; stem channels, "
+                        + "depth, epochs and batch be positive; got " + this);
+            }
+        }
+
+        /** The full evaluation classifier (≥ 90% test accuracy). */
+        public static Settings full() {
+            return new Settings(32, 64, 2, 2, 2, 10, 128, 2e-3, 0, 0);
+        }
+
+        /** A quickly trained one for {@code --quick} and tests: fewer images, two epochs. */
+        public static Settings quick(int images) {
+            return new Settings(16, 32, 1, 1, 2, 2, 64, 3e-3, images, 0);
+        }
+
+        String toJson() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("stem_channels", (long) stemChannels);
+            m.put("dim", (long) dim);
+            m.put("depth", (long) depth);
+            m.put("heads", (long) heads);
+            m.put("mlp_ratio", (long) mlpRatio);
+            m.put("epochs", (long) epochs);
+            m.put("batch_size", (long) batchSize);
+            m.put("learning_rate", learningRate);
+            m.put("training_images", (long) trainingImages);
+            m.put("seed", seed);
+            return Json.write(m);
+        }
+    }
+
+    /** Pooled features [count, dim] (row-major) and the predicted class of each image. */
+    public record Output(float[] features, int[] predictions, int dimension) {
+    }
+
+    private record Block(LayerNorm norm1, Attention attention, LayerNorm norm2, Mlp mlp) {
+    }
+
+    public static final int CLASSES = 10;
+    private static final double EPS = 1e-6;
+    private static final int EVAL_BATCH = 500;
+
+    private final Settings settings;
+    private final Backend backend;
+    private final ParameterStore store = new ParameterStore("fashion-classifier");
+    private final Linear stem;
+    private final Linear embed;
+    private final Parameter positions;
+    private final List<Block> blocks = new ArrayList<>();
+    private final LayerNorm finalNorm;
+    private final Linear head;
+
+    private FashionClassifier(Settings settings, Backend backend) {
+        this.settings = settings;
+        this.backend = backend;
+        int d = settings.dim();
+        int tokens = (FashionMnist.SIZE / 4) * (FashionMnist.SIZE / 4);
+        this.stem = new Linear(store, "stem", 4, settings.stemChannels(), true);
+        this.embed = new Linear(store, "embed", 4 * settings.stemChannels(), d, true);
+        this.positions = store.create("pos_embed", tokens, d);
+        for (int i = 0; i < settings.depth(); i++) {
+            String p = "blocks." + i;
+            blocks.add(new Block(new LayerNorm(store, p + ".norm1", d, EPS),
+                    Attention.self(store, p + ".attn", d, d, settings.heads(), true, EPS),
+                    new LayerNorm(store, p + ".norm2", d, EPS),
+                    new Mlp(store, p + ".mlp", d, settings.mlpRatio() * d, d, EPS)));
+        }
+        this.finalNorm = new LayerNorm(store, "norm", d, EPS);
+        this.head = new Linear(store, "head", d, CLASSES, true);
+    }
+
+    public Settings settings() {
+        return settings;
+    }
+
+    public ParameterStore parameters() {
+        return store;
+    }
+
+    /** Freshly initialised: linear weights N(0, 1/fan_in) (residual outputs scaled by 1/√(2·depth)). */
+    public static FashionClassifier create(Settings settings, Backend backend) {
+        FashionClassifier c = new FashionClassifier(settings, backend);
+        long stream = 0;
+        for (Parameter p : c.store.all()) {
+            Tensor v = p.value();
+            String name = p.name();
+            if (name.endsWith(".bias")) {
+                continue;
+            }
+            if (v.rank() == 1) {
+                v.fill(1f);
+                continue;
+            }
+            float[] values = new float[(int) v.numel()];
+            Philox.fillNormal(settings.seed(), 1000 + stream++, 0, values);
+            double std = name.equals("pos_embed") ? 0.02 : 1 / Math.sqrt(v.dim(1));
+            if (name.endsWith("proj.weight") || name.endsWith("fc2.weight")) {
+                std /= Math.sqrt(2.0 * settings.depth());
+            }
+            for (int i = 0; i < values.length; i++) {
+                values[i] *= (float) std;
+            }
+            v.copyFrom(values);
+        }
+        return c;
+    }
+
+    /** Pooled features [N, dim] of images [N, 1, 32, 32]. */
+    Variable features(Graph g, Variable images) {
+        int half = FashionMnist.SIZE / 2;
+        Variable map = ActivationFunctions.gelu(g, stem.forward(g, TokenFunctions.patchify(g, images, 2)), true);
+        map = TokenFunctions.unpatchify(g, map, 1, settings.stemChannels(), half, half);
+        Variable x = embed.forward(g, TokenFunctions.patchify(g, map, 2));
+        x = ElementwiseFunctions.add(g, x, positions);
+        for (Block b : blocks) {
+            x = ElementwiseFunctions.add(g, x, b.attention().forward(g, b.norm1().forward(g, x)));
+            x = ElementwiseFunctions.add(g, x, b.mlp().forward(g, b.norm2().forward(g, x)));
+        }
+        return TokenFunctions.meanTokens(g, finalNorm.forward(g, x));
+    }
+
+    /**
+     * Trains on {@code train} (its first {@code trainingImages} images when that is positive); prints the loss and
+     * the accuracy on {@code test} after each epoch.
+     */
+    public void train(FashionMnist.Split train, FashionMnist.Split test, PrintStream log) {
+        int count = settings.trainingImages() > 0 ? Math.min(settings.trainingImages(), train.count())
+                : train.count();
+        int batch = settings.batchSize();
+        int stepsPerEpoch = count / batch;
+        long totalSteps = (long) stepsPerEpoch * settings.epochs();
+        LearningRateSchedule schedule = new LearningRateSchedule.CosineWithWarmup(settings.learningRate(),
+                Math.min(totalSteps - 1, Math.max(1, totalSteps / 20)), totalSteps, 0.0);
+        Random random = new Random(settings.seed());
+        int pixels = FashionMnist.SIZE * FashionMnist.SIZE;
+        float[] images = new float[batch * pixels];
+        int[] labels = new int[batch];
+        long step = 0;
+        try (AdamW optimizer = new AdamW(backend, store, new AdamW.Settings(0.9, 0.999, 1e-8, 0.05))) {
+            for (int epoch = 0; epoch < settings.epochs(); epoch++) {
+                int[] order = permutation(count, random);
+                double lossSum = 0;
+                long started = System.nanoTime();
+                for (int s = 0; s < stepsPerEpoch; s++) {
+                    for (int b = 0; b < batch; b++) {
+                        int index = order[s * batch + b];
+                        augment(train.images(), index, images, b, random);
+                        labels[b] = train.labels()[index];
+                    }
+                    store.zeroGrad();
+                    try (MemoryScope scope = new MemoryScope("classifier-step")) {
+                        Graph g = new Graph(backend, scope);
+                        try (GradScope ignored = g.recordGradients()) {
+                            Tensor input = Tensor.of(scope, images, batch, 1, FashionMnist.SIZE, FashionMnist.SIZE);
+                            Variable loss = ClassificationFunctions.crossEntropy(g,
+                                    head.forward(g, features(g, g.constant(input))), labels);
+                            lossSum += loss.value().getFloat(0);
+                            loss.backward();
+                        }
+                    }
+                    optimizer.update(schedule.at(step++), 1.0);
+                }
+                double seconds = (System.nanoTime() - started) / 1e9;
+                log.printf("classifier epoch %d/%d: loss %.4f, test accuracy %.2f%% (%.0f s, %.0f img/s)%n",
+                        epoch + 1, settings.epochs(), lossSum / stepsPerEpoch, 100 * accuracy(test), seconds,
+                        stepsPerEpoch * batch / seconds);
+            }
+        }
+    }
+
+    /** A horizontal flip with probability ½ and a shift of −2..2 pixels each way, filling with background. */
+    private static void augment(float[] source, int index, float[] target, int slot, Random random) {
+        int size = FashionMnist.SIZE;
+        boolean flip = random.nextBoolean();
+        int dx = random.nextInt(5) - 2, dy = random.nextInt(5) - 2;
+        int from = index * size * size, to = slot * size * size;
+        for (int y = 0; y < size; y++) {
+            int sy = y - dy;
+            for (int x = 0; x < size; x++) {
+                int sx = (flip ? size - 1 - x : x) - dx;
+                target[to + y * size + x] = sy >= 0 && sy < size && sx >= 0 && sx < size
+                        ? source[from + sy * size + sx] : -1f;
+            }
+        }
+    }
+
+    private static int[] permutation(int n, Random random) {
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        for (int i = n - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        return order;
+    }
+
+    /** Features and predictions of {@code count} images [count, 1, 32, 32] (row-major), in batches, no tape. */
+    public Output evaluate(float[] images, int count) {
+        int pixels = FashionMnist.SIZE * FashionMnist.SIZE;
+        if ((long) count * pixels != images.length) {
+            throw new IllegalArgumentException("classifier: " + images.length + " values are not " + count
+                    + " images of 1×32×32");
+        }
+        int d = settings.dim();
+        float[] features = new float[count * d];
+        int[] predictions = new int[count];
+        for (int start = 0; start < count; start += EVAL_BATCH) {
+            int n = Math.min(EVAL_BATCH, count - start);
+            try (MemoryScope scope = new MemoryScope("classifier-eval")) {
+                Graph g = new Graph(backend, scope);
+                Tensor input = Tensor.zeros(scope, io.microdit.tensor.DType.F32, n, 1, FashionMnist.SIZE,
+                        FashionMnist.SIZE);
+                float[] slice = new float[n * pixels];
+                System.arraycopy(images, start * pixels, slice, 0, slice.length);
+                input.copyFrom(slice);
+                Variable pooled = features(g, g.constant(input));
+                System.arraycopy(pooled.value().toFloatArray(), 0, features, start * d, n * d);
+                float[] logits = head.forward(g, pooled).value().toFloatArray();
+                for (int i = 0; i < n; i++) {
+                    int best = 0;
+                    for (int k = 1; k < CLASSES; k++) {
+                        if (logits[i * CLASSES + k] > logits[i * CLASSES + best]) {
+                            best = k;
+                        }
+                    }
+                    predictions[start + i] = best;
+                }
+            }
+        }
+        return new Output(features, predictions, d);
+    }
+
+    /** The fraction of {@code split} classified correctly. */
+    public double accuracy(FashionMnist.Split split) {
+        return accuracy(evaluate(split.images(), split.count()).predictions(), split.labels());
+    }
+
+    public static double accuracy(int[] predictions, int[] labels) {
+        int correct = 0;
+        for (int i = 0; i < labels.length; i++) {
+            correct += predictions[i] == labels[i] ? 1 : 0;
+        }
+        return (double) correct / labels.length;
+    }
+
+    /** Writes the weights with the settings and the measured test accuracy as metadata. */
+    public void save(Path file, double testAccuracy) throws IOException {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Parameter p : store.all()) {
+            tensors.put(p.name(), p.value());
+        }
+        Files.createDirectories(file.toAbsolutePath().getParent());
+        Safetensors.write(file, tensors, Map.of("microdit.classifier", settings.toJson(),
+                "microdit.test_accuracy", Double.toString(testAccuracy)));
+    }
+
+    /** A saved classifier and its recorded test accuracy. */
+    public record Loaded(FashionClassifier classifier, double testAccuracy) {
+    }
+
+    /** Loads a classifier saved by {@link #save} with these settings; fails when the file's settings differ. */
+    public static Loaded load(Path file, Settings settings, Backend backend) throws IOException {
+        FashionClassifier c = new FashionClassifier(settings, backend);
+        try (MemoryScope scope = new MemoryScope("classifier-load")) {
+            Safetensors.Contents contents = Safetensors.read(file, scope);
+            String saved = contents.metadata().get("microdit.classifier");
+            if (!settings.toJson().equals(saved)) {
+                c.close();
+                throw new IOException(file + " holds a classifier with settings " + saved + ", expected "
+                        + settings.toJson() + " (delete it to retrain)");
+            }
+            for (Parameter p : c.store.all()) {
+                Tensor source = contents.tensors().get(p.name());
+                if (source == null || !source.sameShape(p.value())) {
+                    c.close();
+                    throw new IOException(file + ": missing or misshapen '" + p.name() + "'");
+                }
+                p.value().copyFrom(source);
+            }
+            return new Loaded(c, Double.parseDouble(contents.metadata().get("microdit.test_accuracy")));
+        }
+    }
+
+    /** The cached classifier in {@code file}, or a new one trained, evaluated on {@code test} and saved there. */
+    public static Loaded trainOrLoad(Path file, Settings settings, FashionMnist.Split train, FashionMnist.Split test,
+                                     Backend backend, PrintStream log) throws IOException {
+        if (Files.isRegularFile(file)) {
+            Loaded loaded = load(file, settings, backend);
+            log.printf("classifier: %s (test accuracy %.2f%%)%n", file, 100 * loaded.testAccuracy());
+            return loaded;
+        }
+        FashionClassifier c = create(settings, backend);
+        log.printf("classifier: training %,d parameters for %d epochs%n", c.store.count(), settings.epochs());
+        c.train(train, test, log);
+        double accuracy = c.accuracy(test);
+        c.save(file, accuracy);
+        log.printf("classifier: %s (test accuracy %.2f%%)%n", file, 100 * accuracy);
+        return new Loaded(c, accuracy);
+    }
+
+    @Override
+    public void close() {
+        store.close();
+    }
+}
