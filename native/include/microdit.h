@@ -113,6 +113,30 @@ MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_s
 MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
 MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate);
 
+/* ------------------------------------------------------------------ activations (kernels/activations.cu) */
+MDT_API int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n);
+MDT_API int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n);
+MDT_API int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n);
+MDT_API int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da, float *db, int64_t n);
+MDT_API int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width);
+MDT_API int mdt_activations_softmax_bwd(mdt_stream_t stream, const float *d_out, const float *y, float *dx, int64_t rows, int64_t width);
+
+/* ------------------------------------------------------------------ patches and sinusoids (kernels/embed.cu) */
+MDT_API int mdt_embed_patchify_fwd(mdt_stream_t stream, const float *image, float *out, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_patchify_bwd(mdt_stream_t stream, const float *d_out, float *d_image, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_unpatchify_fwd(mdt_stream_t stream, const float *tokens, float *out, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_unpatchify_bwd(mdt_stream_t stream, const float *d_out, float *d_tokens, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_position_2d(mdt_stream_t stream, float *out, int64_t grid_h, int64_t grid_w, int64_t dim, float interpolation_scale);
+MDT_API int mdt_embed_timestep(mdt_stream_t stream, const float *t, float *out, int64_t samples, int64_t size);
+
+/* ------------------------------------------------------------------ loss (kernels/loss.cu) */
+/* mask may be NULL (every patch kept). workspace: device doubles, samples + 1 of them; the forward leaves the
+ * per-sample losses in [0, samples) and their mean in [samples]. */
+MDT_API int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight, const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target, const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+
 #ifdef __cplusplus
 }
 #endif

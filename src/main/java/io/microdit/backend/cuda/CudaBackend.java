@@ -559,47 +559,90 @@ public final class CudaBackend implements Backend, AutoCloseable {
         check(status, op);
     }
 
-    // ---------------------------------------------------------------- ops without a CUDA kernel yet
+    // ---------------------------------------------------------------- activations
 
     @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
-        throw missing("gelu");
+        String op = "gelu";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_activations_gelu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel(),
+                tanhApproximation ? 1 : 0), op);
+        flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
     }
 
     @Override
     public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
-        throw missing("geluBackward");
+        String op = "geluBackward";
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        check(MicroditNative.mdt_activations_gelu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                pointer(op, "dx", dx), x.numel(), tanhApproximation ? 1 : 0), op);
+        flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
     }
 
     @Override
     public void silu(Tensor x, Tensor out) {
-        throw missing("silu");
+        String op = "silu";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_activations_silu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel()),
+                op);
+        flops.add(op, 4 * x.numel());
     }
 
     @Override
     public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
-        throw missing("siluBackward");
+        String op = "siluBackward";
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        check(MicroditNative.mdt_activations_silu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                pointer(op, "dx", dx), x.numel()), op);
+        flops.add(op, 8 * x.numel());
     }
 
     @Override
     public void swigluGate(Tensor a, Tensor b, Tensor out) {
-        throw missing("swigluGate");
+        String op = "swigluGate";
+        Checks.sameShapeF32(op, "a", a, "b", b);
+        Checks.sameShapeF32(op, "a", a, "out", out);
+        check(MicroditNative.mdt_activations_swiglu_fwd(stream, pointer(op, "a", a), pointer(op, "b", b),
+                pointer(op, "out", out), a.numel()), op);
+        flops.add(op, 5 * a.numel());
     }
 
     @Override
     public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
-        throw missing("swigluGateBackward");
+        String op = "swigluGateBackward";
+        Checks.sameShapeF32(op, "a", a, "b", b);
+        Checks.sameShapeF32(op, "a", a, "dOut", dOut);
+        Checks.sameShapeF32(op, "a", a, "da", da);
+        Checks.sameShapeF32(op, "a", a, "db", db);
+        check(MicroditNative.mdt_activations_swiglu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "a", a),
+                pointer(op, "b", b), pointer(op, "da", da), pointer(op, "db", db), a.numel()), op);
+        flops.add(op, 10 * a.numel());
     }
 
     @Override
     public void softmax(Tensor x, Tensor out) {
-        throw missing("softmax");
+        String op = "softmax";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        Checks.argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+        check(MicroditNative.mdt_activations_softmax_fwd(stream, pointer(op, "x", x), pointer(op, "out", out),
+                x.rowCount(), x.dim(-1)), op);
+        flops.add(op, 5L * x.numel());
     }
 
     @Override
     public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
-        throw missing("softmaxBackward");
+        String op = "softmaxBackward";
+        Checks.sameShapeF32(op, "y", y, "dOut", dOut);
+        Checks.sameShapeF32(op, "y", y, "dx", dx);
+        Checks.argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+        check(MicroditNative.mdt_activations_softmax_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "y", y),
+                pointer(op, "dx", dx), y.rowCount(), y.dim(-1)), op);
+        flops.add(op, 4L * y.numel());
     }
+
+    // ---------------------------------------------------------------- ops without a CUDA kernel yet
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
@@ -642,46 +685,166 @@ public final class CudaBackend implements Backend, AutoCloseable {
         throw missing("moeCombineBackward");
     }
 
+    // ---------------------------------------------------------------- patches and embeddings
+
     @Override
     public void patchify(Tensor image, int patch, Tensor out) {
-        throw missing("patchify");
+        String op = "patchify";
+        int[] dims = imageDims(op, "image", image, patch);
+        checkPatchTokens(op, "out", out, dims, patch);
+        check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
-        throw missing("patchifyBackward");
+        String op = "patchifyBackward";
+        int[] dims = imageDims(op, "dImage", dImage, patch);
+        checkPatchTokens(op, "dOut", dOut, dims, patch);
+        check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void unpatchify(Tensor tokens, int patch, Tensor out) {
-        throw missing("unpatchify");
+        String op = "unpatchify";
+        int[] dims = imageDims(op, "out", out, patch);
+        checkPatchTokens(op, "tokens", tokens, dims, patch);
+        check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
-        throw missing("unpatchifyBackward");
+        String op = "unpatchifyBackward";
+        int[] dims = imageDims(op, "dOut", dOut, patch);
+        checkPatchTokens(op, "dTokens", dTokens, dims, patch);
+        check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
+                pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
+    }
+
+    /** Checks an F32 [N, C, H, W] image whose H and W the patch divides; returns {N, C, H, W}. */
+    private static int[] imageDims(String op, String argument, Tensor image, int patch) {
+        Checks.dtype(op, argument, image, DType.F32);
+        Checks.rank(op, argument, image, 4);
+        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        int height = image.dim(2), width = image.dim(3);
+        Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        return new int[] {image.dim(0), image.dim(1), height, width};
+    }
+
+    private static void checkPatchTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
+        Checks.dtype(op, argument, tokens, DType.F32);
+        Checks.shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
     }
 
     @Override
     public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
-        throw missing("positionEmbedding2d");
+        String op = "positionEmbedding2d";
+        Checks.argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
+        Checks.argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
+                "interpolationScale must be positive and finite, got " + interpolationScale);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, gridH * gridW, -1);
+        int dim = out.dim(1);
+        Checks.argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        check(MicroditNative.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
+                interpolationScale), op);
+        flops.add(op, (long) (gridH + gridW) * dim / 2);
     }
 
     @Override
     public void timestepEmbedding(Tensor t, Tensor out) {
-        throw missing("timestepEmbedding");
+        String op = "timestepEmbedding";
+        Checks.dtype(op, "t", t, DType.F32);
+        Checks.rank(op, "t", t, 1);
+        int samples = t.dim(0);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1);
+        int size = out.dim(1);
+        Checks.argument(size >= 1, op, "embedding size must be at least 1, got " + size);
+        check(MicroditNative.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
+                op);
+        flops.add(op, 3L * samples * (size / 2));
     }
+
+    // ---------------------------------------------------------------- loss
 
     @Override
     public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
-        throw missing("edmLoss");
+        String op = "edmLoss";
+        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
+        Checks.dtype(op, "perSample", perSample, DType.F32);
+        Checks.shape(op, "perSample", perSample, dims[0]);
+        try (MemoryScope workspace = scope(op + "-workspace"); Arena arena = Arena.ofConfined()) {
+            Tensor losses = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
+            check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised),
+                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
+                    pointer(op, "perSample", perSample), losses.segment(), dims[0], dims[1], dims[2], dims[3], patch),
+                    op);
+            flops.add(op, 3L * denoised.numel());
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_DOUBLE);
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, losses.segment().asSlice(dims[0] * 8L, 8), 8,
+                    stream), "mdt_memcpy_dtoh");
+            synchronize();
+            return (float) host.get(ValueLayout.JAVA_DOUBLE, 0);
+        }
     }
 
     @Override
     public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
                                 Tensor dDenoised) {
-        throw missing("edmLossBackward");
+        String op = "edmLossBackward";
+        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
+        Checks.dtype(op, "dDenoised", dDenoised, DType.F32);
+        Checks.shape(op, "dDenoised", dDenoised, dims[0], dims[1], dims[2], dims[3]);
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
+            check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
+                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
+                    pointer(op, "dDenoised", dDenoised), keepSums.segment(), dims[0], dims[1], dims[2], dims[3],
+                    patch), op);
+        }
+        flops.add(op, 3L * denoised.numel());
     }
+
+    /**
+     * The CPU backend's checks; the mask is copied back to the host to refuse, as the CPU does, a sample that
+     * keeps no patch (its loss would be 0/0).
+     */
+    private int[] checkLoss(String op, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch) {
+        Checks.dtype(op, "denoised", denoised, DType.F32);
+        Checks.rank(op, "denoised", denoised, 4);
+        Checks.sameShapeF32(op, "denoised", denoised, "target", target);
+        int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
+        Checks.argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
+        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        Checks.argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        Checks.dtype(op, "weight", weight, DType.F32);
+        Checks.shape(op, "weight", weight, samples);
+        if (mask != null) {
+            int patches = (height / patch) * (width / patch);
+            Checks.dtype(op, "mask", mask, DType.F32);
+            Checks.shape(op, "mask", mask, samples, patches);
+            float[] removed;
+            try (MemoryScope host = new MemoryScope(op + "-mask")) {
+                removed = download(mask, host).toFloatArray();
+            }
+            for (int n = 0; n < samples; n++) {
+                double sum = 0;
+                for (int p = 0; p < patches; p++) {
+                    sum += 1 - (double) removed[n * patches + p];
+                }
+                Checks.argument(sum > 0, op, "sample " + n + " keeps no patch (mask removes all " + patches
+                        + "), so its loss is undefined");
+            }
+        }
+        return new int[] {samples, denoised.dim(1), height, width};
+    }
+
+    // ---------------------------------------------------------------- ops without a CUDA kernel yet
 
     private static UnsupportedOperationException missing(String op) {
         return new UnsupportedOperationException("op " + op + " has no CUDA kernel yet");

@@ -286,8 +286,8 @@ class CudaBackendTest {
                     () -> cuda.scale(hostTensor, 2f, a));
             assertTrue(place.getMessage().contains("device tensors"), place.getMessage());
             UnsupportedOperationException missing = assertThrows(UnsupportedOperationException.class,
-                    () -> cuda.softmax(a, a));
-            assertEquals("op softmax has no CUDA kernel yet", missing.getMessage());
+                    () -> cuda.attention(a, a, a, 1, a, a));
+            assertEquals("op attention has no CUDA kernel yet", missing.getMessage());
         }
     }
 
