@@ -137,6 +137,16 @@ MDT_API int mdt_embed_timestep(mdt_stream_t stream, const float *t, float *out, 
 MDT_API int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight, const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
 MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target, const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
 
+/* ------------------------------------------------------------------ expert-choice MoE (kernels/moe.cu) */
+/* probs [N, T, E]; gates and indices [N, E, k]; routed rows expert-major [E, N·k, D]. Indices must lie in [0, T)
+ * (the Java side checks them). Top-k needs T <= 4096. */
+MDT_API int mdt_moe_topk_fwd(mdt_stream_t stream, const float *probs, float *gates, int32_t *indices, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
+MDT_API int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
+MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,10 @@ import java.util.Arrays;
 public final class CudaBackend implements Backend, AutoCloseable {
     /** Doubles of the sum-of-squares scratch: the kernel's partials, then the result. */
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
+    /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
+    private static final int MAX_ROUTED_TOKENS = 4096;
+    /** Routing slots E·k of a sample that one combine block lists in 48 KiB of shared memory. */
+    private static final int MAX_SLOTS_PER_SAMPLE = 12 * 1024;
 
     private final FlopCounter flops = new FlopCounter();
     private final MemorySegment stream;
@@ -655,34 +659,152 @@ public final class CudaBackend implements Backend, AutoCloseable {
         throw missing("attentionBackward");
     }
 
+    // ---------------------------------------------------------------- expert-choice MoE
+
     @Override
     public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
-        throw missing("expertChoiceTopK");
+        String op = "expertChoiceTopK";
+        Checks.dtype(op, "probs", probs, DType.F32);
+        Checks.rank(op, "probs", probs, 3);
+        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
+        Checks.argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens
+                + "] for probs " + probs.describe() + ", got " + k);
+        Checks.argument(tokens <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
+                + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "indices", indices, DType.I32);
+        Checks.shape(op, "indices", indices, samples, experts, k);
+        check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs), pointer(op, "gates", gates),
+                pointer(op, "indices", indices), samples, tokens, experts, k), op);
+        flops.add(op, 0);
     }
 
     @Override
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
-        throw missing("expertChoiceTopKBackward");
+        String op = "expertChoiceTopKBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "dGates", dGates, DType.F32);
+        Checks.shape(op, "dGates", dGates, samples, experts, k);
+        Checks.dtype(op, "dProbs", dProbs, DType.F32);
+        Checks.shape(op, "dProbs", dProbs, samples, -1, experts);
+        int tokens = dProbs.dim(1);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
+                pointer(op, "dProbs", dProbs), samples, tokens, experts, k), op);
+        flops.add(op, (long) samples * experts * k);
     }
 
     @Override
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
-        throw missing("moeDispatch");
+        String op = "moeDispatch";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        checkIndexShape(op, indices);
+        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
+        int experts = indices.dim(1), k = indices.dim(2);
+        Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
+                + " differ in the number of samples");
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, experts, samples * k, dim);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
+                pointer(op, "out", out), samples, tokens, experts, k, dim), op);
+        flops.add(op, 0);
     }
 
     @Override
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
-        throw missing("moeDispatchBackward");
+        String op = "moeDispatchBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.shape(op, "dx", dx, samples, -1, -1);
+        int tokens = dx.dim(1), dim = dx.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, experts, samples * k, dim);
+        checkIndexRange(op, indices, tokens);
+        checkSlotList(op, experts, k);
+        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
+                pointer(op, "dx", dx), samples, tokens, experts, k, dim), op);
+        flops.add(op, (long) experts * samples * k * dim);
     }
 
     @Override
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
-        throw missing("moeCombine");
+        String op = "moeCombine";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "h", h, DType.F32);
+        Checks.shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1, dim);
+        int tokens = out.dim(1);
+        checkIndexRange(op, indices, tokens);
+        checkSlotList(op, experts, k);
+        check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
+                pointer(op, "indices", indices), pointer(op, "out", out), samples, tokens, experts, k, dim), op);
+        flops.add(op, 2L * experts * samples * k * dim);
     }
 
     @Override
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
-        throw missing("moeCombineBackward");
+        String op = "moeCombineBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "h", h, DType.F32);
+        Checks.shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, samples, -1, dim);
+        int tokens = dOut.dim(1);
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "dH", dH, DType.F32);
+        Checks.shape(op, "dH", dH, experts, samples * k, dim);
+        Checks.dtype(op, "dGates", dGates, DType.F32);
+        Checks.shape(op, "dGates", dGates, samples, experts, k);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
+                pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
+                pointer(op, "dGates", dGates), samples, tokens, experts, k, dim), op);
+        flops.add(op, 3L * experts * samples * k * dim);
+    }
+
+    private static void checkIndexShape(String op, Tensor indices) {
+        Checks.dtype(op, "indices", indices, DType.I32);
+        Checks.rank(op, "indices", indices, 3);
+    }
+
+    /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
+    private static void checkSlotList(String op, int experts, int k) {
+        Checks.argument((long) experts * k <= MAX_SLOTS_PER_SAMPLE, op, experts + " experts × " + k
+                + " tokens exceed the " + MAX_SLOTS_PER_SAMPLE + " routing slots per sample the CUDA kernel holds");
+    }
+
+    /**
+     * Indices live on the device; they are copied back and range-checked as the CPU backend checks them, before
+     * any output is written, so a bad index fails the same way on both backends.
+     */
+    private void checkIndexRange(String op, Tensor indices, int tokens) {
+        pointer(op, "indices", indices);
+        int experts = indices.dim(1), k = indices.dim(2);
+        int[] index;
+        try (MemoryScope host = new MemoryScope(op + "-indices")) {
+            index = download(indices, host).toIntArray();
+        }
+        for (int i = 0; i < index.length; i++) {
+            int t = index[i];
+            if (t < 0 || t >= tokens) {
+                long n = i / ((long) experts * k), e = i / k % experts, j = i % k;
+                throw new IllegalArgumentException(op + ": indices[" + n + ", " + e + ", " + j + "] = " + t
+                        + " is not a token index in [0, " + tokens + ")");
+            }
+        }
     }
 
     // ---------------------------------------------------------------- patches and embeddings
@@ -843,8 +965,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         return new int[] {samples, denoised.dim(1), height, width};
     }
-
-    // ---------------------------------------------------------------- ops without a CUDA kernel yet
 
     private static UnsupportedOperationException missing(String op) {
         return new UnsupportedOperationException("op " + op + " has no CUDA kernel yet");

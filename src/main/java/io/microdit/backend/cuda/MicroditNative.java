@@ -78,6 +78,12 @@ public final class MicroditNative {
     private static final MethodHandle MDT_EMBED_TIMESTEP = handle("mdt_embed_timestep");
     private static final MethodHandle MDT_LOSS_EDM_FWD = handle("mdt_loss_edm_fwd");
     private static final MethodHandle MDT_LOSS_EDM_BWD = handle("mdt_loss_edm_bwd");
+    private static final MethodHandle MDT_MOE_TOPK_FWD = handle("mdt_moe_topk_fwd");
+    private static final MethodHandle MDT_MOE_TOPK_BWD = handle("mdt_moe_topk_bwd");
+    private static final MethodHandle MDT_MOE_DISPATCH_FWD = handle("mdt_moe_dispatch_fwd");
+    private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
+    private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
+    private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
     private MicroditNative() {
     }
 
@@ -613,6 +619,54 @@ public final class MicroditNative {
             return (int) MDT_LOSS_EDM_BWD.invokeExact(stream, dLoss, denoised, target, weight, mask, dDenoised, workspace, samples, channels, height, width, patch);
         } catch (Throwable error) {
             throw new AssertionError("mdt_loss_edm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_topk_fwd(MemorySegment stream, MemorySegment probs, MemorySegment gates, MemorySegment indices, long samples, long tokens, long experts, long k) {
+        try {
+            return (int) MDT_MOE_TOPK_FWD.invokeExact(stream, probs, gates, indices, samples, tokens, experts, k);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_topk_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_topk_bwd(MemorySegment stream, MemorySegment dGates, MemorySegment indices, MemorySegment dProbs, long samples, long tokens, long experts, long k) {
+        try {
+            return (int) MDT_MOE_TOPK_BWD.invokeExact(stream, dGates, indices, dProbs, samples, tokens, experts, k);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_topk_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_dispatch_fwd(MemorySegment stream, MemorySegment x, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_DISPATCH_FWD.invokeExact(stream, x, indices, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment indices, MemorySegment dx, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, indices, dx, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, indices, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_bwd threw", error);
         }
     }
 }
