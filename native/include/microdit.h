@@ -147,6 +147,12 @@ MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const 
 MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 
+/* ------------------------------------------------------------------ attention (kernels/attention.cu) */
+/* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's
+ * delta is device scratch of N·H·Tq floats (rowsum(dO∘O)). */
+MDT_API int mdt_attention_fwd(mdt_stream_t stream, const float *q, const float *k, const float *v, float *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+MDT_API int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, const float *k, const float *v, const float *out, const float *lse, float *delta, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+
 #ifdef __cplusplus
 }
 #endif

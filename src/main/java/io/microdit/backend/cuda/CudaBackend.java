@@ -16,11 +16,15 @@ import java.util.Arrays;
  * The {@link Backend} on a CUDA device, or on the host emulator when there is none: every op is one call of
  * the C ABI (microdit.h) on the backend's stream, after the same argument checks as the CPU backend. Tensors
  * must live in device scopes made by {@link #scope}; {@link #upload} and {@link #download} move data between
- * host and device. Ops without a kernel yet throw {@link UnsupportedOperationException} naming the op.
+ * host and device.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
     /** Doubles of the sum-of-squares scratch: the kernel's partials, then the result. */
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
+    /** Largest head dimension of the attention kernels (kernels/attention.cu). */
+    private static final int MAX_HEAD_DIM = 128;
+    /** CUDA's grid y limit: attention runs one block row per (sample, head). */
+    private static final int MAX_GRID_Y = 65535;
     /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
     private static final int MAX_ROUTED_TOKENS = 4096;
     /** Routing slots E·k of a sample that one combine block lists in 48 KiB of shared memory. */
@@ -646,17 +650,58 @@ public final class CudaBackend implements Backend, AutoCloseable {
         flops.add(op, 4L * y.numel());
     }
 
-    // ---------------------------------------------------------------- ops without a CUDA kernel yet
+    // ---------------------------------------------------------------- attention
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        throw missing("attention");
+        String op = "attention";
+        int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
+                pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
+        flops.add(op, 4L * s[0] * heads * s[1] * s[2] * s[3]);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                                   Tensor dq, Tensor dk, Tensor dv) {
-        throw missing("attentionBackward");
+        String op = "attentionBackward";
+        int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        Checks.sameShapeF32(op, "out", out, "dOut", dOut);
+        Checks.sameShapeF32(op, "q", q, "dq", dq);
+        Checks.sameShapeF32(op, "k", k, "dk", dk);
+        Checks.sameShapeF32(op, "v", v, "dv", dv);
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+            check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                    pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                    delta.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1],
+                    s[2], heads, s[3]), op);
+        }
+        flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+    }
+
+    /** The CPU backend's checks plus the kernel's limits; returns {N, Tq, Tk, Dh}. */
+    private static int[] checkAttention(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        for (Object[] named : new Object[][] {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}}) {
+            Tensor t = (Tensor) named[1];
+            Checks.dtype(op, (String) named[0], t, DType.F32);
+            Checks.rank(op, (String) named[0], t, 3);
+        }
+        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
+        Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "
+                + "the width " + width + " of q " + q.describe());
+        Checks.argument(width > 0, op, "q " + q.describe() + " must have a positive width");
+        Checks.shape(op, "k", k, batch, -1, width);
+        Checks.argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
+        Checks.shape(op, "v", v, batch, keys, width);
+        Checks.shape(op, "out", out, batch, queries, width);
+        Checks.shape(op, "lse", lse, batch, heads, queries);
+        int headDim = width / heads;
+        Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
+                + MAX_HEAD_DIM);
+        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
+                + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
+        return new int[] {batch, queries, keys, headDim};
     }
 
     // ---------------------------------------------------------------- expert-choice MoE
@@ -966,9 +1011,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return new int[] {samples, denoised.dim(1), height, width};
     }
 
-    private static UnsupportedOperationException missing(String op) {
-        return new UnsupportedOperationException("op " + op + " has no CUDA kernel yet");
-    }
 
     // ---------------------------------------------------------------- plumbing
 

@@ -84,6 +84,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
+    private static final MethodHandle MDT_ATTENTION_FWD = handle("mdt_attention_fwd");
+    private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
     private MicroditNative() {
     }
 
@@ -667,6 +669,22 @@ public final class MicroditNative {
             return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_bwd threw", error);
+        }
+    }
+
+    public static int mdt_attention_fwd(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_FWD.invokeExact(stream, q, k, v, out, lse, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_fwd threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_BWD.invokeExact(stream, dOut, q, k, v, out, lse, delta, dq, dk, dv, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd threw", error);
         }
     }
 }

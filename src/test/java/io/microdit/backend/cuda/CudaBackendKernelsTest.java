@@ -287,6 +287,36 @@ class CudaBackendKernelsTest {
     }
 
     @Test
+    void fusedAttentionSelfAndCrossForwardAndBackward() {
+        Random random = new Random(17);
+        try (MemoryScope scope = new MemoryScope("inputs")) {
+            // {samples, queries, keys, heads, head dim}: tails of both tiles, 77 caption keys, head dims 7/32/64/128.
+            for (int[] size : new int[][] {{2, 19, 19, 3, 7}, {1, 33, 77, 2, 32}, {2, 17, 40, 1, 64}, {1, 5, 3, 1, 128}}) {
+                int n = size[0], queries = size[1], keys = size[2], heads = size[3], width = heads * size[4];
+                Tensor q = random(scope, random, 2, n, queries, width), k = random(scope, random, 2, n, keys, width);
+                Tensor v = random(scope, random, 1, n, keys, width), dOut = random(scope, random, 1, n, queries, width);
+                String what = "attention " + java.util.Arrays.toString(size);
+                compare(what, new Tensor[] {q, k, v, output(scope, n, queries, width), output(scope, n, heads, queries)},
+                        t -> cpu.attention(t[0], t[1], t[2], heads, t[3], t[4]),
+                        t -> cuda.attention(t[0], t[1], t[2], heads, t[3], t[4]));
+                Tensor out = scope.zeros(n, queries, width), lse = scope.zeros(n, heads, queries);
+                cpu.attention(q, k, v, heads, out, lse);
+                compare(what + " backward", new Tensor[] {dOut, q, k, v, out, lse, output(scope, n, queries, width),
+                        output(scope, n, keys, width), output(scope, n, keys, width)},
+                        t -> cpu.attentionBackward(t[0], t[1], t[2], t[3], t[4], t[5], heads, t[6], t[7], t[8]),
+                        t -> cuda.attentionBackward(t[0], t[1], t[2], t[3], t[4], t[5], heads, t[6], t[7], t[8]));
+            }
+            try (MemoryScope device = cuda.scope("device")) {
+                Tensor wide = device.zeros(1, 2, 258);
+                IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
+                        () -> cuda.attention(wide, wide, wide, 2, device.zeros(1, 2, 258), device.zeros(1, 2, 2)));
+                assertTrue(error.getMessage().startsWith("attention:") && error.getMessage().contains("129"),
+                        error.getMessage());
+            }
+        }
+    }
+
+    @Test
     void badArgumentsNameTheOp() {
         try (MemoryScope device = cuda.scope("device")) {
             Tensor image = device.zeros(1, 2, 6, 6);
