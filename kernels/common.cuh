@@ -3,6 +3,7 @@
 //   - MDT_LAUNCH is the only way to launch a kernel; it returns an MDT status.
 //   - MDT_REQUIRE checks an argument of a C ABI function and returns MDT_ERROR_INVALID_ARGUMENT with a message.
 //   - MDT_DYNAMIC_SHARED declares the block's dynamic shared memory.
+//   - MDT_UNROLL asks nvcc to unroll the next loop (register-resident accumulators); g++ ignores it.
 //   - warp_sum / block_sum: reductions in a fixed order (the same bits on every run).
 #ifndef MDT_COMMON_CUH
 #define MDT_COMMON_CUH
@@ -39,6 +40,12 @@ constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
     (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes), [&]() { kernel(__VA_ARGS__); }))
 
 #define MDT_DYNAMIC_SHARED(type, name) type *name = reinterpret_cast<type *>(::mdt_emu::dynamic_shared())
+#endif
+
+#ifdef __CUDACC__
+#define MDT_UNROLL _Pragma("unroll")
+#else
+#define MDT_UNROLL
 #endif
 
 #define MDT_REQUIRE(condition, ...)                                                \

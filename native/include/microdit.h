@@ -113,6 +113,46 @@ MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_s
 MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
 MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate);
 
+/* ------------------------------------------------------------------ activations (kernels/activations.cu) */
+MDT_API int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n);
+MDT_API int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n);
+MDT_API int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n);
+MDT_API int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da, float *db, int64_t n);
+MDT_API int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width);
+MDT_API int mdt_activations_softmax_bwd(mdt_stream_t stream, const float *d_out, const float *y, float *dx, int64_t rows, int64_t width);
+
+/* ------------------------------------------------------------------ patches and sinusoids (kernels/embed.cu) */
+MDT_API int mdt_embed_patchify_fwd(mdt_stream_t stream, const float *image, float *out, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_patchify_bwd(mdt_stream_t stream, const float *d_out, float *d_image, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_unpatchify_fwd(mdt_stream_t stream, const float *tokens, float *out, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_unpatchify_bwd(mdt_stream_t stream, const float *d_out, float *d_tokens, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_embed_position_2d(mdt_stream_t stream, float *out, int64_t grid_h, int64_t grid_w, int64_t dim, float interpolation_scale);
+MDT_API int mdt_embed_timestep(mdt_stream_t stream, const float *t, float *out, int64_t samples, int64_t size);
+
+/* ------------------------------------------------------------------ loss (kernels/loss.cu) */
+/* mask may be NULL (every patch kept). workspace: device doubles, samples + 1 of them; the forward leaves the
+ * per-sample losses in [0, samples) and their mean in [samples]. */
+MDT_API int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight, const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target, const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+
+/* ------------------------------------------------------------------ expert-choice MoE (kernels/moe.cu) */
+/* probs [N, T, E]; gates and indices [N, E, k]; routed rows expert-major [E, N·k, D]. Indices must lie in [0, T)
+ * (the Java side checks them). Top-k needs T <= 4096. */
+MDT_API int mdt_moe_topk_fwd(mdt_stream_t stream, const float *probs, float *gates, int32_t *indices, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
+MDT_API int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
+MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+
+/* ------------------------------------------------------------------ attention (kernels/attention.cu) */
+/* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's
+ * delta is device scratch of N·H·Tq floats (rowsum(dO∘O)). */
+MDT_API int mdt_attention_fwd(mdt_stream_t stream, const float *q, const float *k, const float *v, float *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+MDT_API int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, const float *k, const float *v, const float *out, const float *lse, float *delta, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+
 #ifdef __cplusplus
 }
 #endif

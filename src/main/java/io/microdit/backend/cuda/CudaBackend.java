@@ -16,11 +16,19 @@ import java.util.Arrays;
  * The {@link Backend} on a CUDA device, or on the host emulator when there is none: every op is one call of
  * the C ABI (microdit.h) on the backend's stream, after the same argument checks as the CPU backend. Tensors
  * must live in device scopes made by {@link #scope}; {@link #upload} and {@link #download} move data between
- * host and device. Ops without a kernel yet throw {@link UnsupportedOperationException} naming the op.
+ * host and device.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
     /** Doubles of the sum-of-squares scratch: the kernel's partials, then the result. */
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
+    /** Largest head dimension of the attention kernels (kernels/attention.cu). */
+    private static final int MAX_HEAD_DIM = 128;
+    /** CUDA's grid y limit: attention runs one block row per (sample, head). */
+    private static final int MAX_GRID_Y = 65535;
+    /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
+    private static final int MAX_ROUTED_TOKENS = 4096;
+    /** Routing slots E·k of a sample that one combine block lists in 48 KiB of shared memory. */
+    private static final int MAX_SLOTS_PER_SAMPLE = 12 * 1024;
 
     private final FlopCounter flops = new FlopCounter();
     private final MemorySegment stream;
@@ -559,133 +567,450 @@ public final class CudaBackend implements Backend, AutoCloseable {
         check(status, op);
     }
 
-    // ---------------------------------------------------------------- ops without a CUDA kernel yet
+    // ---------------------------------------------------------------- activations
 
     @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
-        throw missing("gelu");
+        String op = "gelu";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_activations_gelu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel(),
+                tanhApproximation ? 1 : 0), op);
+        flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
     }
 
     @Override
     public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
-        throw missing("geluBackward");
+        String op = "geluBackward";
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        check(MicroditNative.mdt_activations_gelu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                pointer(op, "dx", dx), x.numel(), tanhApproximation ? 1 : 0), op);
+        flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
     }
 
     @Override
     public void silu(Tensor x, Tensor out) {
-        throw missing("silu");
+        String op = "silu";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        check(MicroditNative.mdt_activations_silu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel()),
+                op);
+        flops.add(op, 4 * x.numel());
     }
 
     @Override
     public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
-        throw missing("siluBackward");
+        String op = "siluBackward";
+        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
+        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        check(MicroditNative.mdt_activations_silu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                pointer(op, "dx", dx), x.numel()), op);
+        flops.add(op, 8 * x.numel());
     }
 
     @Override
     public void swigluGate(Tensor a, Tensor b, Tensor out) {
-        throw missing("swigluGate");
+        String op = "swigluGate";
+        Checks.sameShapeF32(op, "a", a, "b", b);
+        Checks.sameShapeF32(op, "a", a, "out", out);
+        check(MicroditNative.mdt_activations_swiglu_fwd(stream, pointer(op, "a", a), pointer(op, "b", b),
+                pointer(op, "out", out), a.numel()), op);
+        flops.add(op, 5 * a.numel());
     }
 
     @Override
     public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
-        throw missing("swigluGateBackward");
+        String op = "swigluGateBackward";
+        Checks.sameShapeF32(op, "a", a, "b", b);
+        Checks.sameShapeF32(op, "a", a, "dOut", dOut);
+        Checks.sameShapeF32(op, "a", a, "da", da);
+        Checks.sameShapeF32(op, "a", a, "db", db);
+        check(MicroditNative.mdt_activations_swiglu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "a", a),
+                pointer(op, "b", b), pointer(op, "da", da), pointer(op, "db", db), a.numel()), op);
+        flops.add(op, 10 * a.numel());
     }
 
     @Override
     public void softmax(Tensor x, Tensor out) {
-        throw missing("softmax");
+        String op = "softmax";
+        Checks.sameShapeF32(op, "x", x, "out", out);
+        Checks.argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+        check(MicroditNative.mdt_activations_softmax_fwd(stream, pointer(op, "x", x), pointer(op, "out", out),
+                x.rowCount(), x.dim(-1)), op);
+        flops.add(op, 5L * x.numel());
     }
 
     @Override
     public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
-        throw missing("softmaxBackward");
+        String op = "softmaxBackward";
+        Checks.sameShapeF32(op, "y", y, "dOut", dOut);
+        Checks.sameShapeF32(op, "y", y, "dx", dx);
+        Checks.argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+        check(MicroditNative.mdt_activations_softmax_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "y", y),
+                pointer(op, "dx", dx), y.rowCount(), y.dim(-1)), op);
+        flops.add(op, 4L * y.numel());
     }
+
+    // ---------------------------------------------------------------- attention
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        throw missing("attention");
+        String op = "attention";
+        int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
+                pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
+        flops.add(op, 4L * s[0] * heads * s[1] * s[2] * s[3]);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                                   Tensor dq, Tensor dk, Tensor dv) {
-        throw missing("attentionBackward");
+        String op = "attentionBackward";
+        int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        Checks.sameShapeF32(op, "out", out, "dOut", dOut);
+        Checks.sameShapeF32(op, "q", q, "dq", dq);
+        Checks.sameShapeF32(op, "k", k, "dk", dk);
+        Checks.sameShapeF32(op, "v", v, "dv", dv);
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+            check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                    pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                    delta.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1],
+                    s[2], heads, s[3]), op);
+        }
+        flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
     }
+
+    /** The CPU backend's checks plus the kernel's limits; returns {N, Tq, Tk, Dh}. */
+    private static int[] checkAttention(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        for (Object[] named : new Object[][] {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}}) {
+            Tensor t = (Tensor) named[1];
+            Checks.dtype(op, (String) named[0], t, DType.F32);
+            Checks.rank(op, (String) named[0], t, 3);
+        }
+        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
+        Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "
+                + "the width " + width + " of q " + q.describe());
+        Checks.argument(width > 0, op, "q " + q.describe() + " must have a positive width");
+        Checks.shape(op, "k", k, batch, -1, width);
+        Checks.argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
+        Checks.shape(op, "v", v, batch, keys, width);
+        Checks.shape(op, "out", out, batch, queries, width);
+        Checks.shape(op, "lse", lse, batch, heads, queries);
+        int headDim = width / heads;
+        Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
+                + MAX_HEAD_DIM);
+        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
+                + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
+        return new int[] {batch, queries, keys, headDim};
+    }
+
+    // ---------------------------------------------------------------- expert-choice MoE
 
     @Override
     public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
-        throw missing("expertChoiceTopK");
+        String op = "expertChoiceTopK";
+        Checks.dtype(op, "probs", probs, DType.F32);
+        Checks.rank(op, "probs", probs, 3);
+        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
+        Checks.argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens
+                + "] for probs " + probs.describe() + ", got " + k);
+        Checks.argument(tokens <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
+                + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "indices", indices, DType.I32);
+        Checks.shape(op, "indices", indices, samples, experts, k);
+        check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs), pointer(op, "gates", gates),
+                pointer(op, "indices", indices), samples, tokens, experts, k), op);
+        flops.add(op, 0);
     }
 
     @Override
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
-        throw missing("expertChoiceTopKBackward");
+        String op = "expertChoiceTopKBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "dGates", dGates, DType.F32);
+        Checks.shape(op, "dGates", dGates, samples, experts, k);
+        Checks.dtype(op, "dProbs", dProbs, DType.F32);
+        Checks.shape(op, "dProbs", dProbs, samples, -1, experts);
+        int tokens = dProbs.dim(1);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
+                pointer(op, "dProbs", dProbs), samples, tokens, experts, k), op);
+        flops.add(op, (long) samples * experts * k);
     }
 
     @Override
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
-        throw missing("moeDispatch");
+        String op = "moeDispatch";
+        Checks.dtype(op, "x", x, DType.F32);
+        Checks.rank(op, "x", x, 3);
+        checkIndexShape(op, indices);
+        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
+        int experts = indices.dim(1), k = indices.dim(2);
+        Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
+                + " differ in the number of samples");
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, experts, samples * k, dim);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
+                pointer(op, "out", out), samples, tokens, experts, k, dim), op);
+        flops.add(op, 0);
     }
 
     @Override
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
-        throw missing("moeDispatchBackward");
+        String op = "moeDispatchBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "dx", dx, DType.F32);
+        Checks.shape(op, "dx", dx, samples, -1, -1);
+        int tokens = dx.dim(1), dim = dx.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, experts, samples * k, dim);
+        checkIndexRange(op, indices, tokens);
+        checkSlotList(op, experts, k);
+        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
+                pointer(op, "dx", dx), samples, tokens, experts, k, dim), op);
+        flops.add(op, (long) experts * samples * k * dim);
     }
 
     @Override
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
-        throw missing("moeCombine");
+        String op = "moeCombine";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "h", h, DType.F32);
+        Checks.shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1, dim);
+        int tokens = out.dim(1);
+        checkIndexRange(op, indices, tokens);
+        checkSlotList(op, experts, k);
+        check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
+                pointer(op, "indices", indices), pointer(op, "out", out), samples, tokens, experts, k, dim), op);
+        flops.add(op, 2L * experts * samples * k * dim);
     }
 
     @Override
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
-        throw missing("moeCombineBackward");
+        String op = "moeCombineBackward";
+        checkIndexShape(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        Checks.dtype(op, "h", h, DType.F32);
+        Checks.shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        Checks.dtype(op, "dOut", dOut, DType.F32);
+        Checks.shape(op, "dOut", dOut, samples, -1, dim);
+        int tokens = dOut.dim(1);
+        Checks.dtype(op, "gates", gates, DType.F32);
+        Checks.shape(op, "gates", gates, samples, experts, k);
+        Checks.dtype(op, "dH", dH, DType.F32);
+        Checks.shape(op, "dH", dH, experts, samples * k, dim);
+        Checks.dtype(op, "dGates", dGates, DType.F32);
+        Checks.shape(op, "dGates", dGates, samples, experts, k);
+        checkIndexRange(op, indices, tokens);
+        check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
+                pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
+                pointer(op, "dGates", dGates), samples, tokens, experts, k, dim), op);
+        flops.add(op, 3L * experts * samples * k * dim);
     }
+
+    private static void checkIndexShape(String op, Tensor indices) {
+        Checks.dtype(op, "indices", indices, DType.I32);
+        Checks.rank(op, "indices", indices, 3);
+    }
+
+    /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
+    private static void checkSlotList(String op, int experts, int k) {
+        Checks.argument((long) experts * k <= MAX_SLOTS_PER_SAMPLE, op, experts + " experts × " + k
+                + " tokens exceed the " + MAX_SLOTS_PER_SAMPLE + " routing slots per sample the CUDA kernel holds");
+    }
+
+    /**
+     * Indices live on the device; they are copied back and range-checked as the CPU backend checks them, before
+     * any output is written, so a bad index fails the same way on both backends.
+     */
+    private void checkIndexRange(String op, Tensor indices, int tokens) {
+        pointer(op, "indices", indices);
+        int experts = indices.dim(1), k = indices.dim(2);
+        int[] index;
+        try (MemoryScope host = new MemoryScope(op + "-indices")) {
+            index = download(indices, host).toIntArray();
+        }
+        for (int i = 0; i < index.length; i++) {
+            int t = index[i];
+            if (t < 0 || t >= tokens) {
+                long n = i / ((long) experts * k), e = i / k % experts, j = i % k;
+                throw new IllegalArgumentException(op + ": indices[" + n + ", " + e + ", " + j + "] = " + t
+                        + " is not a token index in [0, " + tokens + ")");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- patches and embeddings
 
     @Override
     public void patchify(Tensor image, int patch, Tensor out) {
-        throw missing("patchify");
+        String op = "patchify";
+        int[] dims = imageDims(op, "image", image, patch);
+        checkPatchTokens(op, "out", out, dims, patch);
+        check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
-        throw missing("patchifyBackward");
+        String op = "patchifyBackward";
+        int[] dims = imageDims(op, "dImage", dImage, patch);
+        checkPatchTokens(op, "dOut", dOut, dims, patch);
+        check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void unpatchify(Tensor tokens, int patch, Tensor out) {
-        throw missing("unpatchify");
+        String op = "unpatchify";
+        int[] dims = imageDims(op, "out", out, patch);
+        checkPatchTokens(op, "tokens", tokens, dims, patch);
+        check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
+                dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     @Override
     public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
-        throw missing("unpatchifyBackward");
+        String op = "unpatchifyBackward";
+        int[] dims = imageDims(op, "dOut", dOut, patch);
+        checkPatchTokens(op, "dTokens", dTokens, dims, patch);
+        check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
+                pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
+    }
+
+    /** Checks an F32 [N, C, H, W] image whose H and W the patch divides; returns {N, C, H, W}. */
+    private static int[] imageDims(String op, String argument, Tensor image, int patch) {
+        Checks.dtype(op, argument, image, DType.F32);
+        Checks.rank(op, argument, image, 4);
+        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        int height = image.dim(2), width = image.dim(3);
+        Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        return new int[] {image.dim(0), image.dim(1), height, width};
+    }
+
+    private static void checkPatchTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
+        Checks.dtype(op, argument, tokens, DType.F32);
+        Checks.shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
     }
 
     @Override
     public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
-        throw missing("positionEmbedding2d");
+        String op = "positionEmbedding2d";
+        Checks.argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
+        Checks.argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
+                "interpolationScale must be positive and finite, got " + interpolationScale);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, gridH * gridW, -1);
+        int dim = out.dim(1);
+        Checks.argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        check(MicroditNative.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
+                interpolationScale), op);
+        flops.add(op, (long) (gridH + gridW) * dim / 2);
     }
 
     @Override
     public void timestepEmbedding(Tensor t, Tensor out) {
-        throw missing("timestepEmbedding");
+        String op = "timestepEmbedding";
+        Checks.dtype(op, "t", t, DType.F32);
+        Checks.rank(op, "t", t, 1);
+        int samples = t.dim(0);
+        Checks.dtype(op, "out", out, DType.F32);
+        Checks.shape(op, "out", out, samples, -1);
+        int size = out.dim(1);
+        Checks.argument(size >= 1, op, "embedding size must be at least 1, got " + size);
+        check(MicroditNative.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
+                op);
+        flops.add(op, 3L * samples * (size / 2));
     }
+
+    // ---------------------------------------------------------------- loss
 
     @Override
     public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
-        throw missing("edmLoss");
+        String op = "edmLoss";
+        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
+        Checks.dtype(op, "perSample", perSample, DType.F32);
+        Checks.shape(op, "perSample", perSample, dims[0]);
+        try (MemoryScope workspace = scope(op + "-workspace"); Arena arena = Arena.ofConfined()) {
+            Tensor losses = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
+            check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised),
+                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
+                    pointer(op, "perSample", perSample), losses.segment(), dims[0], dims[1], dims[2], dims[3], patch),
+                    op);
+            flops.add(op, 3L * denoised.numel());
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_DOUBLE);
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, losses.segment().asSlice(dims[0] * 8L, 8), 8,
+                    stream), "mdt_memcpy_dtoh");
+            synchronize();
+            return (float) host.get(ValueLayout.JAVA_DOUBLE, 0);
+        }
     }
 
     @Override
     public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
                                 Tensor dDenoised) {
-        throw missing("edmLossBackward");
+        String op = "edmLossBackward";
+        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
+        Checks.dtype(op, "dDenoised", dDenoised, DType.F32);
+        Checks.shape(op, "dDenoised", dDenoised, dims[0], dims[1], dims[2], dims[3]);
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
+            check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
+                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
+                    pointer(op, "dDenoised", dDenoised), keepSums.segment(), dims[0], dims[1], dims[2], dims[3],
+                    patch), op);
+        }
+        flops.add(op, 3L * denoised.numel());
     }
 
-    private static UnsupportedOperationException missing(String op) {
-        return new UnsupportedOperationException("op " + op + " has no CUDA kernel yet");
+    /**
+     * The CPU backend's checks; the mask is copied back to the host to refuse, as the CPU does, a sample that
+     * keeps no patch (its loss would be 0/0).
+     */
+    private int[] checkLoss(String op, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch) {
+        Checks.dtype(op, "denoised", denoised, DType.F32);
+        Checks.rank(op, "denoised", denoised, 4);
+        Checks.sameShapeF32(op, "denoised", denoised, "target", target);
+        int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
+        Checks.argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
+        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        Checks.argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        Checks.dtype(op, "weight", weight, DType.F32);
+        Checks.shape(op, "weight", weight, samples);
+        if (mask != null) {
+            int patches = (height / patch) * (width / patch);
+            Checks.dtype(op, "mask", mask, DType.F32);
+            Checks.shape(op, "mask", mask, samples, patches);
+            float[] removed;
+            try (MemoryScope host = new MemoryScope(op + "-mask")) {
+                removed = download(mask, host).toFloatArray();
+            }
+            for (int n = 0; n < samples; n++) {
+                double sum = 0;
+                for (int p = 0; p < patches; p++) {
+                    sum += 1 - (double) removed[n * patches + p];
+                }
+                Checks.argument(sum > 0, op, "sample " + n + " keeps no patch (mask removes all " + patches
+                        + "), so its loss is undefined");
+            }
+        }
+        return new int[] {samples, denoised.dim(1), height, width};
     }
+
 
     // ---------------------------------------------------------------- plumbing
 

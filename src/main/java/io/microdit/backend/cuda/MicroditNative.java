@@ -62,6 +62,30 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
     private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
 
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD = handle("mdt_activations_gelu_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD = handle("mdt_activations_gelu_bwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SILU_FWD = handle("mdt_activations_silu_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SILU_BWD = handle("mdt_activations_silu_bwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD = handle("mdt_activations_swiglu_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD = handle("mdt_activations_swiglu_bwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_FWD = handle("mdt_activations_softmax_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_BWD = handle("mdt_activations_softmax_bwd");
+    private static final MethodHandle MDT_EMBED_PATCHIFY_FWD = handle("mdt_embed_patchify_fwd");
+    private static final MethodHandle MDT_EMBED_PATCHIFY_BWD = handle("mdt_embed_patchify_bwd");
+    private static final MethodHandle MDT_EMBED_UNPATCHIFY_FWD = handle("mdt_embed_unpatchify_fwd");
+    private static final MethodHandle MDT_EMBED_UNPATCHIFY_BWD = handle("mdt_embed_unpatchify_bwd");
+    private static final MethodHandle MDT_EMBED_POSITION_2D = handle("mdt_embed_position_2d");
+    private static final MethodHandle MDT_EMBED_TIMESTEP = handle("mdt_embed_timestep");
+    private static final MethodHandle MDT_LOSS_EDM_FWD = handle("mdt_loss_edm_fwd");
+    private static final MethodHandle MDT_LOSS_EDM_BWD = handle("mdt_loss_edm_bwd");
+    private static final MethodHandle MDT_MOE_TOPK_FWD = handle("mdt_moe_topk_fwd");
+    private static final MethodHandle MDT_MOE_TOPK_BWD = handle("mdt_moe_topk_bwd");
+    private static final MethodHandle MDT_MOE_DISPATCH_FWD = handle("mdt_moe_dispatch_fwd");
+    private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
+    private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
+    private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
+    private static final MethodHandle MDT_ATTENTION_FWD = handle("mdt_attention_fwd");
+    private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
     private MicroditNative() {
     }
 
@@ -469,6 +493,198 @@ public final class MicroditNative {
             return (int) MDT_GEMM_SUM_ROWS.invokeExact(stream, x, out, rows, columns, accumulate);
         } catch (Throwable error) {
             throw new AssertionError("mdt_gemm_sum_rows threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_fwd(MemorySegment stream, MemorySegment x, MemorySegment out, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_FWD.invokeExact(stream, x, out, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_fwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_BWD.invokeExact(stream, dOut, x, dx, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_bwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_silu_fwd(MemorySegment stream, MemorySegment x, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SILU_FWD.invokeExact(stream, x, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_silu_fwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_silu_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SILU_BWD.invokeExact(stream, dOut, x, dx, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_silu_bwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_fwd(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_FWD.invokeExact(stream, a, b, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_fwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment a, MemorySegment b, MemorySegment da, MemorySegment db, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_BWD.invokeExact(stream, dOut, a, b, da, db, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_bwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_softmax_fwd(MemorySegment stream, MemorySegment x, MemorySegment out, long rows, long width) {
+        try {
+            return (int) MDT_ACTIVATIONS_SOFTMAX_FWD.invokeExact(stream, x, out, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_softmax_fwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_softmax_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment y, MemorySegment dx, long rows, long width) {
+        try {
+            return (int) MDT_ACTIVATIONS_SOFTMAX_BWD.invokeExact(stream, dOut, y, dx, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_softmax_bwd threw", error);
+        }
+    }
+
+    public static int mdt_embed_patchify_fwd(MemorySegment stream, MemorySegment image, MemorySegment out, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_EMBED_PATCHIFY_FWD.invokeExact(stream, image, out, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_patchify_fwd threw", error);
+        }
+    }
+
+    public static int mdt_embed_patchify_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment dImage, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_EMBED_PATCHIFY_BWD.invokeExact(stream, dOut, dImage, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_patchify_bwd threw", error);
+        }
+    }
+
+    public static int mdt_embed_unpatchify_fwd(MemorySegment stream, MemorySegment tokens, MemorySegment out, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_EMBED_UNPATCHIFY_FWD.invokeExact(stream, tokens, out, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_unpatchify_fwd threw", error);
+        }
+    }
+
+    public static int mdt_embed_unpatchify_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment dTokens, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_EMBED_UNPATCHIFY_BWD.invokeExact(stream, dOut, dTokens, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_unpatchify_bwd threw", error);
+        }
+    }
+
+    public static int mdt_embed_position_2d(MemorySegment stream, MemorySegment out, long gridH, long gridW, long dim, float interpolationScale) {
+        try {
+            return (int) MDT_EMBED_POSITION_2D.invokeExact(stream, out, gridH, gridW, dim, interpolationScale);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_position_2d threw", error);
+        }
+    }
+
+    public static int mdt_embed_timestep(MemorySegment stream, MemorySegment t, MemorySegment out, long samples, long size) {
+        try {
+            return (int) MDT_EMBED_TIMESTEP.invokeExact(stream, t, out, samples, size);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_embed_timestep threw", error);
+        }
+    }
+
+    public static int mdt_loss_edm_fwd(MemorySegment stream, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment perSample, MemorySegment workspace, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_LOSS_EDM_FWD.invokeExact(stream, denoised, target, weight, mask, perSample, workspace, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_loss_edm_fwd threw", error);
+        }
+    }
+
+    public static int mdt_loss_edm_bwd(MemorySegment stream, float dLoss, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment dDenoised, MemorySegment workspace, long samples, long channels, long height, long width, long patch) {
+        try {
+            return (int) MDT_LOSS_EDM_BWD.invokeExact(stream, dLoss, denoised, target, weight, mask, dDenoised, workspace, samples, channels, height, width, patch);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_loss_edm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_topk_fwd(MemorySegment stream, MemorySegment probs, MemorySegment gates, MemorySegment indices, long samples, long tokens, long experts, long k) {
+        try {
+            return (int) MDT_MOE_TOPK_FWD.invokeExact(stream, probs, gates, indices, samples, tokens, experts, k);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_topk_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_topk_bwd(MemorySegment stream, MemorySegment dGates, MemorySegment indices, MemorySegment dProbs, long samples, long tokens, long experts, long k) {
+        try {
+            return (int) MDT_MOE_TOPK_BWD.invokeExact(stream, dGates, indices, dProbs, samples, tokens, experts, k);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_topk_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_dispatch_fwd(MemorySegment stream, MemorySegment x, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_DISPATCH_FWD.invokeExact(stream, x, indices, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment indices, MemorySegment dx, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, indices, dx, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, indices, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_fwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_bwd threw", error);
+        }
+    }
+
+    public static int mdt_attention_fwd(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_FWD.invokeExact(stream, q, k, v, out, lse, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_fwd threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_BWD.invokeExact(stream, dOut, q, k, v, out, lse, delta, dq, dk, dv, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd threw", error);
         }
     }
 }
