@@ -17,8 +17,14 @@ public final class ParameterStore implements AutoCloseable {
     private final MemoryScope scope;
     private final Map<String, Parameter> parameters = new LinkedHashMap<>();
 
+    /** A store in its own host scope. */
     public ParameterStore(String name) {
-        this.scope = new MemoryScope(name);
+        this(new MemoryScope(name));
+    }
+
+    /** A store in the given scope (e.g. a device scope of the CUDA backend); the store closes it. */
+    public ParameterStore(MemoryScope scope) {
+        this.scope = scope;
     }
 
     /** A new zero-filled F32 parameter; names are unique. */
