@@ -47,7 +47,7 @@ for case in "${cases[@]}"; do
           "${export_args[@]}" 2>/dev/null | tail -1)
         echo "$java_line" >>"$results"
         flops=$(echo "$java_line" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["flops_per_step"])')
-        "$python" "$root/bench/torch/microdit_ref.py" --dir "$dir" --threads "$threads" --steps "$steps" \
+        OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$python" "$root/bench/torch/microdit_ref.py" --dir "$dir" --threads "$threads" --steps "$steps" \
           --warmup "$warmup" --flops-per-step "$flops" "${check_args[@]}" >>"$results"
         echo "  $(basename "$config" .json) mask $mask threads $threads round $round done" >&2
       done
@@ -59,12 +59,13 @@ exec "$python" - "$results" "$tolerance" <<'EOF'
 import collections, json, sys
 import numpy as np
 path, tolerance = sys.argv[1], float(sys.argv[2])
-runs = collections.defaultdict(lambda: {"steps": [], "flops": None, "batch": None})
+runs = collections.defaultdict(lambda: {"steps": [], "cpu": [], "flops": None, "batch": None})
 checks = {}
 for line in open(path):
     r = json.loads(line)
     key = (r["engine"], r["config"], r["mask"], r["threads"])
     runs[key]["steps"] += r["step_ms"]
+    runs[key]["cpu"] += r["step_cpu_ms"]
     runs[key]["batch"] = r["batch"]
     if r["engine"] == "microdit":
         runs[key]["flops"] = r["flops_per_step"]
@@ -83,21 +84,25 @@ for (config, mask, threads), c in sorted(checks.items()):
           f"{'' if ok else 'FAILED'} |")
 print()
 print("Training step (forward + backward + clip + AdamW), median over all timed steps of all rounds:")
-print("| engine | config | batch | mask | threads | ms/step | img/s | GFLOP/s | microdit/PyTorch time |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| engine | config | batch | mask | threads | ms/step | img/s | GFLOP/s | microdit/PyTorch | "
+      "CPU ms/step | microdit/PyTorch (CPU) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for key in sorted(runs, key=lambda k: (k[1], k[2], k[3], k[0] != "microdit")):
     engine, config, mask, threads = key
     r = runs[key]
     flops = runs[("microdit", config, mask, threads)]["flops"]
-    median = float(np.median(r["steps"]))
-    ratio = ""
-    if engine == "microdit" and ("pytorch", config, mask, threads) in runs:
-        ratio = f"{median / float(np.median(runs[('pytorch', config, mask, threads)]['steps'])):.2f}"
+    median, cpu = float(np.median(r["steps"])), float(np.median(r["cpu"]))
+    ratio = cpu_ratio = ""
+    peer = runs.get(("pytorch", config, mask, threads))
+    if engine == "microdit" and peer:
+        ratio = f"{median / float(np.median(peer['steps'])):.2f}"
+        cpu_ratio = f"{cpu / float(np.median(peer['cpu'])):.2f}"
     print(f"| {engine} | {config} | {r['batch']} | {mask} | {threads} | {median:.0f} | "
-          f"{r['batch'] / median * 1e3:.2f} | {flops / median / 1e6:.1f} | {ratio} |")
+          f"{r['batch'] / median * 1e3:.2f} | {flops / median / 1e6:.1f} | {ratio} | {cpu:.0f} | {cpu_ratio} |")
 print()
 print("GFLOP/s: microdit's counted FLOPs of the step (matmul, attention, elementwise, optimizer) over each engine's"
-      " time; ratio < 1: microdit is faster. Steps per engine and row: "
+      " wall time; ratios < 1: microdit is faster; CPU: process CPU time per step (all threads). Steps per engine and"
+      " row: "
       + ", ".join(sorted({str(len(r['steps'])) for r in runs.values()})))
 sys.exit(1 if failed else 0)
 EOF

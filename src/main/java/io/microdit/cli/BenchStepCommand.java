@@ -37,7 +37,8 @@ import picocli.CommandLine.Option;
  * <p>{@code --export DIR} writes the weights (official names), the batch and {@code reference.json} (loss, global
  * and per-parameter gradient norms, the sum of F, the counted FLOPs of a step). Then {@code --warmup} +
  * {@code --steps} training steps (forward, backward, global-norm clip at 1, AdamW with the official settings) are
- * timed and one JSON line reports the median ms/step, img/s and GFLOP/s (the backend's counted FLOPs).
+ * timed and one JSON line reports the median ms/step, img/s and GFLOP/s (the backend's counted FLOPs), and each
+ * step's wall and process CPU milliseconds (CPU time tells more than wall time on cores shared with other jobs).
  */
 @Command(name = "bench-step", description = "Time full training steps on one fixed batch; optionally export the "
         + "weights, the batch and reference values for another engine.")
@@ -115,18 +116,22 @@ final class BenchStepCommand implements Callable<Integer> {
                     export(c, backend, model, objective, latents, captions, sigma, draw);
                 }
                 double[] milliseconds = new double[steps];
+                double[] cpuMilliseconds = new double[steps];
                 long flopsPerStep = 0;
                 for (int i = 0; i < warmup + steps; i++) {
                     long flopsBefore = backend.flops().total();
+                    long cpuStart = processCpuNanos();
                     long start = System.nanoTime();
                     step(backend, model, optimizer, objective, latents, captions, sigma, draw);
                     long elapsed = System.nanoTime() - start;
+                    long cpu = processCpuNanos() - cpuStart;
                     flopsPerStep = backend.flops().total() - flopsBefore;
                     if (i >= warmup) {
                         milliseconds[i - warmup] = elapsed / 1e6;
+                        cpuMilliseconds[i - warmup] = cpu / 1e6;
                     }
                 }
-                report(c, mode, backend.threads(), milliseconds, flopsPerStep);
+                report(c, mode, backend.threads(), milliseconds, cpuMilliseconds, flopsPerStep);
             } finally {
                 model.parameters().close();
             }
@@ -228,8 +233,14 @@ final class BenchStepCommand implements Callable<Integer> {
         return out;
     }
 
+    /** CPU time of the whole process (all threads, the JIT's and GC's included), in nanoseconds. */
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+
     private void report(MicroDiTConfig c, MaskingMode mode, int threadCount, double[] milliseconds,
-                        long flopsPerStep) {
+                        double[] cpuMilliseconds, long flopsPerStep) {
         double median = median(milliseconds);
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("engine", "microdit");
@@ -244,6 +255,7 @@ final class BenchStepCommand implements Callable<Integer> {
         line.put("gflop_per_s", steps == 0 ? null : flopsPerStep / (median / 1e3) / 1e9);
         line.put("flops_per_step", flopsPerStep);
         line.put("step_ms", Arrays.stream(milliseconds).boxed().toList());
+        line.put("step_cpu_ms", Arrays.stream(cpuMilliseconds).boxed().toList());
         System.out.println(Json.write(line));
     }
 
