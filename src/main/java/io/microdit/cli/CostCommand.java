@@ -119,7 +119,7 @@ final class CostCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "total  %.3e FLOPs%n", total);
         if (device != null) {
             double gpuHours = total / (device.peak * mfu) / 3600;
-            System.out.printf(Locale.ROOT, "%s at %.0f%% MFU (%.1f TFLOP/s each): %.1f GPU-hours, %.2f days on %d "
+            System.out.printf(Locale.ROOT, "%s at %.1f%% MFU (%.1f TFLOP/s each): %.1f GPU-hours, %.2f days on %d "
                     + "GPUs, $%,.0f at $%.2f/GPU-hour%n", device, 100 * mfu, device.peak * mfu / 1e12, gpuHours,
                     gpuHours / gpus / 24, gpus, gpuHours * price, price);
         }
