@@ -55,7 +55,7 @@ BUILTIN = {
                             patch_mixer_dim=512, patch_mixer_qkv_ratio=1.0, patch_mixer_mlp_ratio=4.0,
                             use_bias=False, num_experts=8, expert_capacity=2.0, experts_every_n=2),
     # The engine's CPU-sized config for Fashion-MNIST (MicroDiTConfigs.fashionSmall).
-    "fashion-small": dict(input_size=32, patch_size=4, in_channels=1, dim=128, depth=6, head_dim=32,
+    "fashion-small": dict(input_size=32, patch_size=2, in_channels=1, dim=128, depth=6, head_dim=32,
                           multiple_of=64, caption_channels=64, pos_interp_scale=1.0, norm_eps=1e-6,
                           depth_init=True, qkv_multipliers=_linspace(0.5, 1.0),
                           ffn_multipliers=_linspace(0.5, 4.0), use_patch_mixer=True, patch_mixer_depth=2,
