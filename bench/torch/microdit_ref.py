@@ -599,6 +599,12 @@ def edm_loss(model, x0, y, sigma, noise, ids_keep=None, masking="deferred", sigm
     Per pixel λ(σ)·(D(x0+n; σ) − x0)²; unmasked: the mean over everything; masked: per-patch mean over C and p×p,
     mean over kept patches per sample, mean over the batch. Returns (loss, D).
     """
+    loss, denoised, _ = edm_loss_terms(model, x0, y, sigma, noise, ids_keep, masking, sigma_data)
+    return loss, denoised
+
+
+def edm_loss_terms(model, x0, y, sigma, noise, ids_keep=None, masking="deferred", sigma_data=SIGMA_DATA):
+    """edm_loss, also returning the network output F: (loss, D, F)."""
     c_skip, c_out, c_in, c_noise, weight = edm_coefficients(sigma, sigma_data)
     view = (-1, 1, 1, 1)
     noisy = x0 + sigma.view(view) * noise
@@ -607,7 +613,135 @@ def edm_loss(model, x0, y, sigma, noise, ids_keep=None, masking="deferred", sigm
     per_pixel = weight.view(view) * (denoised - x0) ** 2
     mask = result["mask"]
     if mask is None:
-        return per_pixel.mean(), denoised
+        return per_pixel.mean(), denoised, result["sample"]
     per_patch = F.avg_pool2d(per_pixel.mean(dim=1), model.patch_size).flatten(1)  # [N, h·w]
     keep = 1 - mask
-    return ((per_patch * keep).sum(dim=1) / keep.sum(dim=1)).mean(), denoised
+    return ((per_patch * keep).sum(dim=1) / keep.sum(dim=1)).mean(), denoised, result["sample"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training-step harness: one batch exported by `microdit bench-step --export DIR`
+# ---------------------------------------------------------------------------------------------------------------
+
+def load_bench(directory):
+    """(model, batch, reference) from DIR/weights.safetensors (config in its metadata), batch.safetensors and
+    reference.json, as `microdit bench-step --export DIR` writes them."""
+    import json
+    import os
+    import safetensors_io
+    weights, metadata = safetensors_io.read(os.path.join(directory, "weights.safetensors"))
+    model = DiT(**resolve_config(json.loads(metadata["microdit.config"])))
+    model.load_state_dict(weights, strict=True)
+    batch, batch_metadata = safetensors_io.read(os.path.join(directory, "batch.safetensors"))
+    batch["masking"] = batch_metadata.get("masking", "none")
+    with open(os.path.join(directory, "reference.json")) as f:
+        reference = json.load(f)
+    return model, batch, reference
+
+
+def bench_loss(model, batch):
+    """(loss, F) of the exported batch: its σ, noise and kept ids, in its masking mode."""
+    ids_keep = batch.get("ids_keep")
+    loss, _, output = edm_loss_terms(model, batch["x0"], batch["y"], batch["sigma"], batch["noise"],
+                                     ids_keep=None if ids_keep is None else ids_keep.long(),
+                                     masking=batch["masking"])
+    return loss, output
+
+
+def relative(a, b):
+    return abs(a - b) / max(abs(b), 1e-30)
+
+
+def check_bench(model, batch, reference):
+    """Forward, loss and backward once; relative differences from the engine's reference values.
+
+    F is compared by its sum over the batch, relative to the sum of |F| (the plain sum can be near zero); every
+    parameter's gradient norm is compared (a zero reference norm must be zero here too)."""
+    model.zero_grad(set_to_none=True)
+    loss, output = bench_loss(model, batch)
+    loss.backward()
+    norms = {name: float(p.grad.double().norm()) if p.grad is not None else 0.0
+             for name, p in model.named_parameters()}
+    total = math.sqrt(sum(n * n for n in norms.values()))
+    if "mask" in batch:
+        mask, _ = mask_from_keep_ids(batch["ids_keep"].long(), batch["mask"].shape[1])
+        mask_ok = bool(torch.equal(mask, batch["mask"]))
+    else:
+        mask_ok = True
+    reference_norms = reference["grad_norms"]
+    per_parameter = {name: relative(norms[name], value) if value > 0 else (0.0 if norms[name] == 0 else math.inf)
+                     for name, value in reference_norms.items()}
+    worst = max(per_parameter, key=per_parameter.get)
+    model.zero_grad(set_to_none=True)
+    return {
+        "loss": float(loss), "loss_rel": relative(float(loss), reference["loss"]),
+        "output_sum_rel": abs(float(output.double().sum()) - reference["output_sum"]) / reference["output_abs_sum"],
+        "grad_norm_rel": relative(total, reference["grad_norm"]),
+        "param_grad_norm_max_rel": per_parameter[worst], "param_grad_norm_worst": worst,
+        "params_compared": len(per_parameter), "mask_ok": mask_ok,
+    }
+
+
+def time_bench(model, batch, steps, warmup, learning_rate, gradient_clip):
+    """(wall, process CPU) milliseconds of each of `steps` training steps (zero grads, forward, loss, backward,
+    global-norm clip, AdamW β (0.9, 0.999), eps 1e-8, weight decay 0.1) on the fixed batch, after `warmup`
+    untimed ones."""
+    import time
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                                  weight_decay=0.1)
+    times, cpu_times = [], []
+    for i in range(warmup + steps):
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = bench_loss(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), gradient_clip)
+        optimizer.step()
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
+        if i >= warmup:
+            times.append(elapsed * 1e3)
+            cpu_times.append(cpu * 1e3)
+    return times, cpu_times
+
+
+def bench_main(argv=None):
+    """python3 microdit_ref.py --dir DIR [--check] [--threads T] [--steps S] [--warmup W] [--flops-per-step F]
+
+    Prints one JSON line: the agreement with reference.json (with --check) and the median ms/step, img/s and,
+    given the engine's counted FLOPs per step, GFLOP/s."""
+    import argparse
+    import json
+    parser = argparse.ArgumentParser(description=bench_main.__doc__)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--flops-per-step", type=float)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model, batch, reference = load_bench(args.dir)
+    line = {"engine": "pytorch", "torch": torch.__version__, "config": reference["config"],
+            "batch": reference["batch"], "masking": reference["masking"], "mask": reference["mask_ratio"],
+            "threads": torch.get_num_threads()}
+    if args.check:
+        line["check"] = check_bench(model, batch, reference)
+    times, cpu_times = time_bench(model, batch, args.steps, args.warmup, reference["learning_rate"], reference["gradient_clip"])
+    if times:
+        median = float(np.median(times))
+        line.update(ms_per_step=median, img_per_s=reference["batch"] / (median / 1e3))
+        if args.flops_per_step:
+            line["gflop_per_s"] = args.flops_per_step / (median / 1e3) / 1e9
+    line["step_ms"] = times
+    line["step_cpu_ms"] = cpu_times
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    bench_main()

@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 @Command(name = "microdit", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Trains and samples MicroDiT diffusion transformers.",
         subcommands = {InfoCommand.class, TrainCommand.class, SampleCommand.class, ParamsCommand.class,
-            ExportInitCommand.class, ForwardCommand.class, ExperimentCommand.class,
+            ExportInitCommand.class, ForwardCommand.class, ExperimentCommand.class, BenchStepCommand.class,
+            CostCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -60,21 +60,56 @@ public final class EdmObjective {
      * @param firstSample the global index of the batch's first sample (for the random streams)
      */
     public Variable loss(Graph g, MicroDiT model, Tensor latents, Tensor captions, long seed, long firstSample) {
-        int n = latents.dim(0);
-        int perSample = Math.toIntExact(latents.numel() / n);
+        Draw draw = draw(g, model, latents.shape(), seed, firstSample);
+        Tensor conditioning = dropCaptions(g, captions, seed, firstSample);
+        return terms(g, model, latents, conditioning, draw.sigma(), draw.noise(), draw.mask()).loss();
+    }
+
+    /**
+     * The random inputs of a batch's loss as {@link #loss} draws them: σ per sample, unit noise ε [N, C, H, W]
+     * (the noise added is σ·ε) and the token mask (null when unmasked).
+     */
+    public record Draw(double[] sigma, Tensor noise, TokenMask mask) {
+    }
+
+    /** The loss and the network output F it was computed from. */
+    public record Terms(Variable loss, Variable output) {
+    }
+
+    /** Draws σ, ε and the mask for the batch starting at global sample {@code firstSample} (see {@link #loss}). */
+    public Draw draw(Graph g, MicroDiT model, int[] latentShape, long seed, long firstSample) {
+        int n = latentShape[0];
+        Tensor noise = g.allocate(latentShape);
+        long perSample = noise.numel() / n;
         double[] sigma = new double[n];
         for (int i = 0; i < n; i++) {
             sigma[i] = edm.sigmaFromNormal(Philox.normal(seed, STREAM_SIGMA, firstSample + i));
         }
-        Tensor noisy = g.allocate(latents.shape());
-        g.backend().normal(seed, STREAM_NOISE, firstSample * perSample, noisy);
+        g.backend().normal(seed, STREAM_NOISE, firstSample * perSample, noise);
+        TokenMask mask = mode == MaskingMode.NONE ? null : TokenMask.sample(g.scope(), n, model.config().tokens(),
+                maskRatio, seed, STREAM_MASK, firstSample * model.config().tokens());
+        return new Draw(sigma, noise, mask);
+    }
+
+    /**
+     * The loss with explicit random inputs, for comparing engines on one batch: σ [N], unit noise ε (n = σ·ε), the
+     * mask (null for none; ignored when this objective does not mask) and the captions as given (no dropout).
+     */
+    public Terms terms(Graph g, MicroDiT model, Tensor latents, Tensor captions, double[] sigma, Tensor noise,
+                       TokenMask mask) {
+        int n = latents.dim(0);
+        if (sigma.length != n || !noise.sameShape(latents)) {
+            throw new IllegalArgumentException("EDM loss: need " + n + " sigmas and noise shaped like the latents "
+                    + latents.describe() + ", got " + sigma.length + " sigmas and noise " + noise.describe());
+        }
+        int perSample = Math.toIntExact(latents.numel() / n);
         Tensor input = g.allocate(latents.shape());
         Tensor cNoise = g.allocate(n);
         Tensor cOut = g.allocate(latents.shape());
         Tensor skip = g.allocate(latents.shape());
         Tensor weight = g.allocate(n);
         float[] x0 = latents.toFloatArray();
-        float[] eps = noisy.toFloatArray();
+        float[] eps = noise.toFloatArray();
         float[] in = new float[x0.length], out = new float[x0.length], sk = new float[x0.length];
         for (int i = 0; i < n; i++) {
             double s = sigma[i], cIn = edm.cIn(s), cSkip = edm.cSkip(s), co = edm.cOut(s);
@@ -90,14 +125,13 @@ public final class EdmObjective {
         input.copyFrom(in);
         skip.copyFrom(sk);
         cOut.copyFrom(out);
-        Tensor conditioning = dropCaptions(g, captions, seed, firstSample);
-        TokenMask mask = mode == MaskingMode.NONE ? null : TokenMask.sample(g.scope(), n, model.config().tokens(),
-                maskRatio, seed, STREAM_MASK, firstSample * model.config().tokens());
-        Variable f = model.forward(g, g.constant(input), cNoise, g.constant(conditioning), mask, mode);
+        TokenMask used = mode == MaskingMode.NONE ? null : mask;
+        Variable f = model.forward(g, g.constant(input), cNoise, g.constant(captions), used, mode);
         Variable denoised = ElementwiseFunctions.add(g, ElementwiseFunctions.mul(g, f, g.constant(cOut)),
                 g.constant(skip));
-        return LossFunctions.edmLoss(g, denoised, latents, weight, mask == null ? null : mask.removed(),
+        Variable loss = LossFunctions.edmLoss(g, denoised, latents, weight, used == null ? null : used.removed(),
                 model.config().patchSize());
+        return new Terms(loss, f);
     }
 
     private Tensor dropCaptions(Graph g, Tensor captions, long seed, long firstSample) {

@@ -1,0 +1,271 @@
+package io.microdit.cli;
+
+import io.microdit.autograd.GradScope;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.diffusion.Edm;
+import io.microdit.diffusion.EdmObjective;
+import io.microdit.io.Json;
+import io.microdit.io.Safetensors;
+import io.microdit.model.ConfigFile;
+import io.microdit.model.MaskingMode;
+import io.microdit.model.MicroDiT;
+import io.microdit.model.MicroDiTConfig;
+import io.microdit.model.TokenMask;
+import io.microdit.model.Weights;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import io.microdit.train.AdamW;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * One fixed batch and full training steps on it, for comparing engines. The model gets the official
+ * initialisation and then N(0, {@code --perturb}) from Philox added to every parameter, so the zero-initialised
+ * output layers and gates are live and the check exercises every path. The batch: x0 and captions standard normal
+ * from Philox, σ, ε and the mask drawn as {@link EdmObjective#draw} does for the run's first batch (caption
+ * dropout 0); σ is rounded to float32 so another engine reading the exported F32 values sees the same numbers.
+ *
+ * <p>{@code --export DIR} writes the weights (official names), the batch and {@code reference.json} (loss, global
+ * and per-parameter gradient norms, the sum of F, the counted FLOPs of a step). Then {@code --warmup} +
+ * {@code --steps} training steps (forward, backward, global-norm clip at 1, AdamW with the official settings) are
+ * timed and one JSON line reports the median ms/step, img/s and GFLOP/s (the backend's counted FLOPs), and each
+ * step's wall and process CPU milliseconds (CPU time tells more than wall time on cores shared with other jobs).
+ */
+@Command(name = "bench-step", description = "Time full training steps on one fixed batch; optionally export the "
+        + "weights, the batch and reference values for another engine.")
+final class BenchStepCommand implements Callable<Integer> {
+    private static final long STREAM_PERTURB = 101;
+    private static final long STREAM_LATENTS = 102;
+    private static final long STREAM_CAPTIONS = 103;
+    static final double LEARNING_RATE = 1e-4;
+    static final double GRADIENT_CLIP = 1.0;
+
+    @Option(names = "--config", required = true, description = "Built-in config name or JSON file.")
+    String config;
+
+    @Option(names = "--batch", defaultValue = "16", description = "Images per step (default ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--mask", defaultValue = "0.75", description = "Mask ratio (default ${DEFAULT-VALUE}).")
+    double mask;
+
+    @Option(names = "--masking", defaultValue = "deferred", description = "deferred, naive or none.")
+    String masking;
+
+    @Option(names = "--caption-length", defaultValue = "77", description = "Caption tokens (default "
+            + "${DEFAULT-VALUE}).")
+    int captionLength;
+
+    @Option(names = "--threads", description = "CPU threads (default: all).")
+    Integer threads;
+
+    @Option(names = "--steps", defaultValue = "10", description = "Timed steps (default ${DEFAULT-VALUE}).")
+    int steps;
+
+    @Option(names = "--warmup", defaultValue = "3", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the weights and the batch.")
+    long seed;
+
+    @Option(names = "--perturb", defaultValue = "0.02", description = "Std of the noise added to every weight.")
+    double perturb;
+
+    @Option(names = "--export", description = "Write weights.safetensors, batch.safetensors and reference.json.")
+    Path export;
+
+    @Override
+    public Integer call() throws Exception {
+        MicroDiTConfig c = ConfigFile.resolve(config);
+        MaskingMode mode = switch (masking) {
+            case "deferred" -> MaskingMode.DEFERRED;
+            case "naive" -> MaskingMode.NAIVE;
+            case "none" -> MaskingMode.NONE;
+            default -> throw new IllegalArgumentException("--masking must be deferred, naive or none, got " + masking);
+        };
+        if (mask == 0) {
+            mode = MaskingMode.NONE;
+        }
+        if (batch < 1 || steps < 0 || warmup < 0 || captionLength < 1 || !(perturb >= 0)) {
+            throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1 and "
+                    + "--perturb ≥ 0");
+        }
+        EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
+        try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
+             MemoryScope data = new MemoryScope("bench-batch")) {
+            MicroDiT model = MicroDiT.create(c, seed, backend);
+            try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {
+                perturb(backend, model);
+                Tensor latents = data.zeros(batch, c.inChannels(), c.inputSize(), c.inputSize());
+                backend.normal(seed, STREAM_LATENTS, 0, latents);
+                Tensor captions = data.zeros(batch, captionLength, c.captionChannels());
+                backend.normal(seed, STREAM_CAPTIONS, 0, captions);
+                Graph drawing = new Graph(backend, data);
+                EdmObjective.Draw draw = objective.draw(drawing, model, latents.shape(), seed, 0);
+                double[] sigma = Arrays.stream(draw.sigma()).map(s -> (float) s).toArray();
+                if (export != null) {
+                    export(c, backend, model, objective, latents, captions, sigma, draw);
+                }
+                double[] milliseconds = new double[steps];
+                double[] cpuMilliseconds = new double[steps];
+                long flopsPerStep = 0;
+                for (int i = 0; i < warmup + steps; i++) {
+                    long flopsBefore = backend.flops().total();
+                    long cpuStart = processCpuNanos();
+                    long start = System.nanoTime();
+                    step(backend, model, optimizer, objective, latents, captions, sigma, draw);
+                    long elapsed = System.nanoTime() - start;
+                    long cpu = processCpuNanos() - cpuStart;
+                    flopsPerStep = backend.flops().total() - flopsBefore;
+                    if (i >= warmup) {
+                        milliseconds[i - warmup] = elapsed / 1e6;
+                        cpuMilliseconds[i - warmup] = cpu / 1e6;
+                    }
+                }
+                report(c, mode, backend.threads(), milliseconds, cpuMilliseconds, flopsPerStep);
+            } finally {
+                model.parameters().close();
+            }
+        }
+        return 0;
+    }
+
+    private void perturb(CpuBackend backend, MicroDiT model) {
+        try (MemoryScope scratch = new MemoryScope("perturb")) {
+            long offset = 0;
+            for (Parameter p : model.parameters().all()) {
+                Tensor noise = scratch.zeros(p.value().shape());
+                backend.normal(seed, STREAM_PERTURB, offset, noise);
+                backend.axpy((float) perturb, noise, p.value());
+                offset += noise.numel();
+            }
+        }
+    }
+
+    private static double step(CpuBackend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
+                               Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw) {
+        model.parameters().zeroGrad();
+        double loss;
+        try (MemoryScope scope = new MemoryScope("bench-step")) {
+            Graph graph = new Graph(backend, scope);
+            try (GradScope ignored = graph.recordGradients()) {
+                EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
+                        draw.mask());
+                loss = terms.loss().value().getFloat(0);
+                terms.loss().backward();
+            }
+        }
+        optimizer.update(LEARNING_RATE, GRADIENT_CLIP);
+        return loss;
+    }
+
+    private void export(MicroDiTConfig c, CpuBackend backend, MicroDiT model, EdmObjective objective, Tensor latents,
+                        Tensor captions, double[] sigma, EdmObjective.Draw draw) throws java.io.IOException {
+        Files.createDirectories(export);
+        Weights.save(model, export.resolve("weights.safetensors"), Map.of("microdit.seed", Long.toString(seed),
+                "microdit.perturb", Double.toString(perturb)));
+        Map<String, Object> reference = new LinkedHashMap<>();
+        try (MemoryScope scope = new MemoryScope("bench-export")) {
+            Map<String, Tensor> batchTensors = new LinkedHashMap<>();
+            batchTensors.put("x0", latents);
+            batchTensors.put("y", captions.reshape(batch, 1, captionLength, c.captionChannels()));
+            batchTensors.put("sigma", Tensor.of(scope, toFloats(sigma), batch));
+            batchTensors.put("noise", draw.noise());
+            TokenMask tokenMask = objective.mode() == MaskingMode.NONE ? null : draw.mask();
+            if (tokenMask != null) {
+                batchTensors.put("ids_keep", tokenMask.keepIds());
+                batchTensors.put("mask", tokenMask.removed());
+            }
+            Safetensors.write(export.resolve("batch.safetensors"), batchTensors,
+                    Map.of("masking", objective.mode().name().toLowerCase(Locale.ROOT)));
+
+            model.parameters().zeroGrad();
+            long flopsBefore = backend.flops().total();
+            Graph graph = new Graph(backend, scope);
+            try (GradScope ignored = graph.recordGradients()) {
+                EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
+                        draw.mask());
+                reference.put("loss", (double) terms.loss().value().getFloat(0));
+                double sum = 0, sumAbs = 0;
+                for (float v : terms.output().value().toFloatArray()) {
+                    sum += v;
+                    sumAbs += Math.abs(v);
+                }
+                reference.put("output_sum", sum);
+                reference.put("output_abs_sum", sumAbs);
+                terms.loss().backward();
+            }
+            reference.put("forward_backward_flops", backend.flops().total() - flopsBefore);
+        }
+        double total = 0;
+        Map<String, Object> norms = new LinkedHashMap<>();
+        for (Parameter p : model.parameters().all()) {
+            double squares = p.grad() == null ? 0 : backend.sumOfSquares(p.grad());
+            total += squares;
+            norms.put(p.name(), Math.sqrt(squares));
+        }
+        reference.put("grad_norm", Math.sqrt(total));
+        reference.put("grad_norms", norms);
+        reference.put("masking", objective.mode().name().toLowerCase(Locale.ROOT));
+        reference.put("mask_ratio", objective.maskRatio());
+        reference.put("batch", batch);
+        reference.put("learning_rate", LEARNING_RATE);
+        reference.put("gradient_clip", GRADIENT_CLIP);
+        reference.put("config", c.name());
+        Files.writeString(export.resolve("reference.json"), Json.write(reference) + "\n");
+        model.parameters().zeroGrad();
+    }
+
+    private static float[] toFloats(double[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = (float) values[i];
+        }
+        return out;
+    }
+
+    /** CPU time of the whole process (all threads, the JIT's and GC's included), in nanoseconds. */
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+
+    private void report(MicroDiTConfig c, MaskingMode mode, int threadCount, double[] milliseconds,
+                        double[] cpuMilliseconds, long flopsPerStep) {
+        double median = median(milliseconds);
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("engine", "microdit");
+        line.put("config", c.name());
+        line.put("batch", batch);
+        line.put("masking", mode.name().toLowerCase(Locale.ROOT));
+        line.put("mask", mode == MaskingMode.NONE ? 0.0 : mask);
+        line.put("threads", threadCount);
+        line.put("steps", steps);
+        line.put("ms_per_step", steps == 0 ? null : median);
+        line.put("img_per_s", steps == 0 ? null : batch / (median / 1e3));
+        line.put("gflop_per_s", steps == 0 ? null : flopsPerStep / (median / 1e3) / 1e9);
+        line.put("flops_per_step", flopsPerStep);
+        line.put("step_ms", Arrays.stream(milliseconds).boxed().toList());
+        line.put("step_cpu_ms", Arrays.stream(cpuMilliseconds).boxed().toList());
+        System.out.println(Json.write(line));
+    }
+
+    static double median(double[] values) {
+        if (values.length == 0) {
+            return Double.NaN;
+        }
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+}

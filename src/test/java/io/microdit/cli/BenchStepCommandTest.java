@@ -1,0 +1,184 @@
+package io.microdit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.microdit.autograd.GradScope;
+import io.microdit.autograd.Graph;
+import io.microdit.autograd.Parameter;
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.diffusion.Edm;
+import io.microdit.diffusion.EdmObjective;
+import io.microdit.io.Json;
+import io.microdit.io.Safetensors;
+import io.microdit.model.ConfigFile;
+import io.microdit.model.MaskingMode;
+import io.microdit.model.MicroDiT;
+import io.microdit.model.MicroDiTConfig;
+import io.microdit.model.TokenMask;
+import io.microdit.model.Weights;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code bench-step --export} on a tiny config: the files read back into a fresh model and batch reproduce the
+ * reference loss, output sum and gradient norms, and the exported mask is the one the ids describe.
+ */
+class BenchStepCommandTest {
+    @TempDir
+    Path temp;
+
+    private static final String TINY_MODEL = """
+            {"name": "tiny-bench", "input_size": 8, "patch_size": 2, "in_channels": 3, "dim": 32, "depth": 3,
+             "head_dim": 8, "multiple_of": 16, "caption_channels": 12, "qkv_multipliers": {"linspace": [0.5, 1.0]},
+             "ffn_multipliers": {"linspace": [0.5, 4.0]}, "use_patch_mixer": true, "patch_mixer_depth": 2,
+             "patch_mixer_dim": 24, "patch_mixer_mlp_ratio": 4.0, "use_bias": false, "num_experts": 4,
+             "expert_capacity": 2.0}
+            """;
+
+    private record Result(int exit, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        PrintStream out = System.out, err = System.err;
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+            int exit = Main.run(args);
+            return new Result(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+        }
+    }
+
+    @Test
+    void exportedFilesReproduceTheReferenceValues() throws Exception {
+        Path config = Files.writeString(temp.resolve("tiny.json"), TINY_MODEL);
+        for (String masking : new String[] {"deferred", "naive", "none"}) {
+            Path dir = temp.resolve(masking);
+            Result result = run("bench-step", "--config", config.toString(), "--batch", "3", "--mask", "0.5",
+                    "--masking", masking, "--caption-length", "5", "--threads", "2", "--steps", "2", "--warmup", "1",
+                    "--seed", "4", "--export", dir.toString());
+            assertEquals(0, result.exit(), result.out() + result.err());
+            @SuppressWarnings("unchecked")
+            Map<String, Object> line = (Map<String, Object>) Json.parse(result.out().strip());
+            assertEquals("microdit", line.get("engine"));
+            assertTrue(((Number) line.get("ms_per_step")).doubleValue() > 0, result.out());
+            assertTrue(((Number) line.get("flops_per_step")).longValue() > 0, result.out());
+            @SuppressWarnings("unchecked")
+            Map<String, Object> reference = (Map<String, Object>) Json.parse(Files.readString(
+                    dir.resolve("reference.json")));
+            checkAgainstFiles(ConfigFile.resolve(config.toString()), dir, reference,
+                    masking.equals("none") ? MaskingMode.NONE : MaskingMode.valueOf(masking.toUpperCase()));
+        }
+    }
+
+    /** Recomputes the loss, F and gradients from the exported files alone, in a model built from zeros. */
+    private static void checkAgainstFiles(MicroDiTConfig c, Path dir, Map<String, Object> reference, MaskingMode mode)
+            throws Exception {
+        try (CpuBackend backend = new CpuBackend(2); MemoryScope scope = new MemoryScope("check")) {
+            MicroDiT model = new MicroDiT(c, new io.microdit.nn.ParameterStore("check"), backend);
+            try {
+                Weights.load(model, dir.resolve("weights.safetensors"));
+                Map<String, Tensor> batch = Safetensors.read(dir.resolve("batch.safetensors"), scope).tensors();
+                Tensor x0 = batch.get("x0");
+                assertArrayEquals(new int[] {3, 3, 8, 8}, x0.shape());
+                assertArrayEquals(new int[] {3, 1, 5, 12}, batch.get("y").shape());
+                assertArrayEquals(new int[] {3}, batch.get("sigma").shape());
+                assertArrayEquals(x0.shape(), batch.get("noise").shape());
+                TokenMask mask = null;
+                if (mode == MaskingMode.NONE) {
+                    assertTrue(!batch.containsKey("ids_keep") && !batch.containsKey("mask"), batch.keySet().toString());
+                } else {
+                    Tensor ids = batch.get("ids_keep");
+                    Tensor removed = batch.get("mask");
+                    assertEquals(DType.I32, ids.dtype());
+                    assertArrayEquals(new int[] {3, 8}, ids.shape(), "keep int(16·0.5) of 16 tokens");
+                    for (int n = 0; n < 3; n++) {
+                        Set<Integer> kept = new HashSet<>();
+                        for (int j = 0; j < 8; j++) {
+                            kept.add(ids.getInt(n * 8L + j));
+                        }
+                        assertEquals(8, kept.size(), "distinct kept ids");
+                        for (int t = 0; t < 16; t++) {
+                            assertEquals(kept.contains(t) ? 0f : 1f, removed.getFloat(n * 16L + t));
+                        }
+                    }
+                    mask = new TokenMask(ids, removed, 16, 8);
+                }
+                float[] sigmaFloats = batch.get("sigma").toFloatArray();
+                double[] sigma = new double[3];
+                for (int i = 0; i < 3; i++) {
+                    sigma[i] = sigmaFloats[i];
+                    assertTrue(sigma[i] > 0);
+                }
+                assertNotEquals(sigma[0], sigma[1]);
+                EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, 0.5, 0);
+                Graph g = new Graph(backend, scope);
+                double loss, outputSum = 0;
+                try (GradScope ignored = g.recordGradients()) {
+                    EdmObjective.Terms terms = objective.terms(g, model, x0, batch.get("y").reshape(3, 5, 12), sigma,
+                            batch.get("noise"), mask);
+                    loss = terms.loss().value().getFloat(0);
+                    for (float v : terms.output().value().toFloatArray()) {
+                        outputSum += v;
+                    }
+                    terms.loss().backward();
+                }
+                assertEquals(((Number) reference.get("loss")).doubleValue(), loss, 0.0, mode.name());
+                assertEquals(((Number) reference.get("output_sum")).doubleValue(), outputSum, 0.0);
+                assertNotEquals(0.0, outputSum, "perturbed weights make F non-zero");
+                @SuppressWarnings("unchecked")
+                Map<String, Object> norms = (Map<String, Object>) reference.get("grad_norms");
+                double total = 0;
+                for (Parameter p : model.parameters().all()) {
+                    double norm = p.grad() == null ? 0 : Math.sqrt(backend.sumOfSquares(p.grad()));
+                    total += norm * norm;
+                    assertEquals(((Number) norms.get(p.name())).doubleValue(), norm, 0.0, p.name());
+                }
+                assertEquals(((Number) reference.get("grad_norm")).doubleValue(), Math.sqrt(total), 1e-12);
+                assertTrue(((Number) norms.get("final_layer.linear.weight")).doubleValue() > 0);
+            } finally {
+                model.parameters().close();
+            }
+        }
+    }
+
+    @Test
+    void badOptionsFailWithAMessage() {
+        Result masking = run("bench-step", "--config", "fashion-small", "--masking", "random", "--steps", "0");
+        assertEquals(1, masking.exit());
+        assertTrue(masking.err().contains("--masking must be deferred, naive or none"), masking.err());
+        Result batch = run("bench-step", "--config", "fashion-small", "--batch", "0");
+        assertEquals(1, batch.exit());
+        assertTrue(batch.err().contains("--batch"), batch.err());
+        Result cost = run("cost", "--config", "microdit-xl-2", "--batch", "2048", "--stages", "1000");
+        assertEquals(1, cost.exit());
+        assertTrue(cost.err().contains("STEPS:MASK"), cost.err());
+    }
+
+    @Test
+    void costPrintsThePaperRecipe() {
+        Result cost = run("cost", "--config", "microdit-xl-2", "--batch", "2048", "--stages",
+                "250000:0.75,30000:0,50000:0.75:512,5000:0:512", "--device", "h100", "--price", "3.75", "--mfu", "0.4",
+                "--gpus", "8");
+        assertEquals(0, cost.exit(), cost.err());
+        assertTrue(cost.out().contains("total  3.28"), cost.out());
+        assertTrue(cost.out().contains("GPU-hours"), cost.out());
+    }
+}
