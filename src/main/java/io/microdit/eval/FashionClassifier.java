@@ -54,7 +54,10 @@ public final class FashionClassifier implements AutoCloseable {
             }
         }
 
-        /** The full evaluation classifier (≥ 90% test accuracy). */
+        /**
+         * The full evaluation classifier. Measured: 86.9% test accuracy after its 10 epochs (2026-11-29), below the
+         * 90% the masking experiment asks for; the experiment warns when the cached classifier is below 90%.
+         */
         public static Settings full() {
             return new Settings(32, 64, 2, 2, 2, 10, 128, 2e-3, 0, 0);
         }
