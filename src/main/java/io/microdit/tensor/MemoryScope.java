@@ -49,6 +49,11 @@ public final class MemoryScope implements AutoCloseable {
         MemorySegment allocate(long bytes);
 
         void free(MemorySegment segment);
+
+        /** Whether Java may read and write the memory directly (true for an emulated device's host memory). */
+        default boolean hostAccessible() {
+            return false;
+        }
     }
 
     public String name() {
@@ -61,6 +66,11 @@ public final class MemoryScope implements AutoCloseable {
 
     public boolean isOpen() {
         return open;
+    }
+
+    /** Whether Java may read and write this scope's memory directly: host memory, or an emulated device's. */
+    public boolean hostAccessible() {
+        return allocator == null || allocator.hostAccessible();
     }
 
     /** Bytes this scope holds now. */

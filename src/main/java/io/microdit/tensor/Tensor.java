@@ -40,7 +40,7 @@ public final class Tensor {
             throw new IllegalArgumentException("values: " + values.length + " floats for shape "
                     + Arrays.toString(shape) + " which holds " + t.numel);
         }
-        MemorySegment.copy(values, 0, t.segment, FLOAT, 0, values.length);
+        MemorySegment.copy(values, 0, t.hostSegment(), FLOAT, 0, values.length);
         return t;
     }
 
@@ -50,7 +50,7 @@ public final class Tensor {
             throw new IllegalArgumentException("values: " + values.length + " ints for shape "
                     + Arrays.toString(shape) + " which holds " + t.numel);
         }
-        MemorySegment.copy(values, 0, t.segment, INT, 0, values.length);
+        MemorySegment.copy(values, 0, t.hostSegment(), INT, 0, values.length);
         return t;
     }
 
@@ -118,6 +118,20 @@ public final class Tensor {
         return segment;
     }
 
+    /**
+     * The bytes for reading or writing from Java. Throws for device memory Java cannot touch (a real GPU's): reading
+     * a device pointer from the host would crash the JVM, so it is refused with a message instead.
+     */
+    private MemorySegment hostSegment() {
+        MemorySegment segment = segment();
+        if (!scope.hostAccessible()) {
+            throw new IllegalStateException("tensor " + describe() + " lives in " + scope.device()
+                    + " memory (scope '" + scope.name() + "'), which Java cannot read or write directly; copy it to"
+                    + " or from a host tensor through the backend first");
+        }
+        return segment;
+    }
+
     /** A view with another shape over the same elements. */
     public Tensor reshape(int... newShape) {
         int[] resolved = newShape.clone();
@@ -155,35 +169,35 @@ public final class Tensor {
 
     public float getFloat(long index) {
         return switch (dtype) {
-            case F32 -> segment().getAtIndex(FLOAT, index);
-            case BF16 -> DType.bf16ToFloat(segment().getAtIndex(SHORT, index));
-            case I32 -> segment().getAtIndex(INT, index);
+            case F32 -> hostSegment().getAtIndex(FLOAT, index);
+            case BF16 -> DType.bf16ToFloat(hostSegment().getAtIndex(SHORT, index));
+            case I32 -> hostSegment().getAtIndex(INT, index);
         };
     }
 
     public void setFloat(long index, float value) {
         switch (dtype) {
-            case F32 -> segment().setAtIndex(FLOAT, index, value);
-            case BF16 -> segment().setAtIndex(SHORT, index, DType.floatToBf16(value));
-            case I32 -> segment().setAtIndex(INT, index, (int) value);
+            case F32 -> hostSegment().setAtIndex(FLOAT, index, value);
+            case BF16 -> hostSegment().setAtIndex(SHORT, index, DType.floatToBf16(value));
+            case I32 -> hostSegment().setAtIndex(INT, index, (int) value);
         }
     }
 
     public int getInt(long index) {
         requireDType(DType.I32, "getInt");
-        return segment().getAtIndex(INT, index);
+        return hostSegment().getAtIndex(INT, index);
     }
 
     public void setInt(long index, int value) {
         requireDType(DType.I32, "setInt");
-        segment().setAtIndex(INT, index, value);
+        hostSegment().setAtIndex(INT, index, value);
     }
 
     /** The elements as floats (converted from BF16 or I32 when needed). */
     public float[] toFloatArray() {
         float[] out = new float[Math.toIntExact(numel)];
         if (dtype == DType.F32) {
-            MemorySegment.copy(segment(), FLOAT, 0, out, 0, out.length);
+            MemorySegment.copy(hostSegment(), FLOAT, 0, out, 0, out.length);
         } else {
             for (int i = 0; i < out.length; i++) {
                 out[i] = getFloat(i);
@@ -195,7 +209,7 @@ public final class Tensor {
     public int[] toIntArray() {
         requireDType(DType.I32, "toIntArray");
         int[] out = new int[Math.toIntExact(numel)];
-        MemorySegment.copy(segment(), INT, 0, out, 0, out.length);
+        MemorySegment.copy(hostSegment(), INT, 0, out, 0, out.length);
         return out;
     }
 
@@ -205,7 +219,7 @@ public final class Tensor {
             throw new IllegalArgumentException("copyFrom: " + values.length + " values for " + describe());
         }
         if (dtype == DType.F32) {
-            MemorySegment.copy(values, 0, segment(), FLOAT, 0, values.length);
+            MemorySegment.copy(values, 0, hostSegment(), FLOAT, 0, values.length);
         } else {
             for (int i = 0; i < values.length; i++) {
                 setFloat(i, values[i]);
@@ -219,13 +233,13 @@ public final class Tensor {
         if (source.dtype != dtype || source.numel != numel) {
             throw new IllegalArgumentException("copyFrom: " + source.describe() + " into " + describe());
         }
-        MemorySegment.copy(source.segment(), 0, segment(), 0, byteSize());
+        MemorySegment.copy(source.hostSegment(), 0, hostSegment(), 0, byteSize());
         return this;
     }
 
     public Tensor fill(float value) {
         if (value == 0f) {
-            segment().fill((byte) 0);
+            hostSegment().fill((byte) 0);
         } else {
             for (long i = 0; i < numel; i++) {
                 setFloat(i, value);

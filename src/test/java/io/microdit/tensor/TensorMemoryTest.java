@@ -107,6 +107,36 @@ class TensorMemoryTest {
     }
 
     @Test
+    void memoryJavaCannotTouchIsRefusedNotDereferenced() {
+        // An allocator like a real GPU's: its memory must not be read or written from Java.
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemoryScope.Allocator device = new MemoryScope.Allocator() {
+                @Override
+                public java.lang.foreign.MemorySegment allocate(long bytes) {
+                    return arena.allocate(Math.max(bytes, 1));
+                }
+
+                @Override
+                public void free(java.lang.foreign.MemorySegment segment) {
+                }
+            };
+            try (MemoryScope scope = new MemoryScope("gpu-like", Device.CUDA, device)) {
+                Tensor t = scope.zeros(2, 3);
+                assertFalse(scope.hostAccessible());
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> t.getFloat(0));
+                assertTrue(e.getMessage().contains("CUDA memory") && e.getMessage().contains("gpu-like"),
+                        e.getMessage());
+                assertThrows(IllegalStateException.class, () -> t.setFloat(0, 1f));
+                assertThrows(IllegalStateException.class, t::toFloatArray);
+                assertThrows(IllegalStateException.class, () -> t.copyFrom(new float[6]));
+                assertThrows(IllegalStateException.class, () -> t.fill(1f));
+                assertThrows(IllegalStateException.class, () -> Tensor.of(scope, new float[] {1}, 1));
+                t.segment(); // the pointer itself stays available to the backend
+            }
+        }
+    }
+
+    @Test
     void badShapesAndValueCountsAreRejected() {
         try (MemoryScope scope = new MemoryScope("bad")) {
             assertThrows(IllegalArgumentException.class, () -> scope.zeros(2, -1));

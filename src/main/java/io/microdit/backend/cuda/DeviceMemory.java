@@ -49,6 +49,12 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         return segment;
     }
 
+    /** On the emulator device memory is host memory; on a GPU Java must go through copies. */
+    @Override
+    public boolean hostAccessible() {
+        return NativeLibrary.isEmulator();
+    }
+
     @Override
     public synchronized void free(MemorySegment segment) {
         Long size = liveBlocks.remove(segment.address());

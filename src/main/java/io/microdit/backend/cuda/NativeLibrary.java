@@ -39,6 +39,11 @@ final class NativeLibrary {
         return LOADED.path();
     }
 
+    /** Whether the kernels run on the host emulator, whose "device" memory is host memory. */
+    static boolean isEmulator() {
+        return LOADED.path().getFileName().toString().equals(EMULATOR_LIBRARY);
+    }
+
     private static Loaded load() {
         String wanted = System.getProperty("microdit.device", "auto");
         if (!wanted.equals("auto") && !wanted.equals("cuda") && !wanted.equals("emu")) {
