@@ -129,10 +129,10 @@ final class CpuElementwise {
 
     void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
         String op = "modulate";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        checkPerSample(op, "shift", shift, samples, width);
-        checkPerSample(op, "scale", scale, samples, width);
+        Checks.perSample(op, "shift", shift, samples, width);
+        Checks.perSample(op, "scale", scale, samples, width);
         Checks.sameShapeF32(op, "x", x, "out", out);
         MemorySegment xs = x.segment(), shs = shift.segment(), scs = scale.segment(), os = out.segment();
         parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
@@ -157,13 +157,13 @@ final class CpuElementwise {
 
     void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
         String op = "modulateBackward";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
         Checks.sameShapeF32(op, "x", x, "dOut", dOut);
         Checks.sameShapeF32(op, "x", x, "dx", dx);
-        checkPerSample(op, "scale", scale, samples, width);
-        checkPerSample(op, "dShift", dShift, samples, width);
-        checkPerSample(op, "dScale", dScale, samples, width);
+        Checks.perSample(op, "scale", scale, samples, width);
+        Checks.perSample(op, "dShift", dShift, samples, width);
+        Checks.perSample(op, "dScale", dScale, samples, width);
         MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), dxs = dx.segment(),
                 dShs = dShift.segment(), dScs = dScale.segment();
         int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
@@ -203,9 +203,9 @@ final class CpuElementwise {
 
     void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
         String op = "gatedResidual";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        checkPerSample(op, "gate", gate, samples, width);
+        Checks.perSample(op, "gate", gate, samples, width);
         Checks.sameShapeF32(op, "x", x, "f", f);
         Checks.sameShapeF32(op, "x", x, "out", out);
         MemorySegment xs = x.segment(), gates = gate.segment(), fs = f.segment(), os = out.segment();
@@ -230,12 +230,12 @@ final class CpuElementwise {
 
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
-        checkTokens(op, "f", f);
+        Checks.tokens(op, "f", f);
         int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
         Checks.sameShapeF32(op, "f", f, "dOut", dOut);
         Checks.sameShapeF32(op, "f", f, "dF", dF);
-        checkPerSample(op, "gate", gate, samples, width);
-        checkPerSample(op, "dGate", dGate, samples, width);
+        Checks.perSample(op, "gate", gate, samples, width);
+        Checks.perSample(op, "dGate", dGate, samples, width);
         MemorySegment gs = dOut.segment(), gates = gate.segment(), fs = f.segment(), dGates = dGate.segment(),
                 dFs = dF.segment();
         int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
@@ -277,7 +277,7 @@ final class CpuElementwise {
         Checks.dtype(op, "out", out, DType.F32);
         Checks.shape(op, "out", out, rows, -1);
         int width = out.dim(1);
-        checkColumnRange(op, start, width, columns);
+        Checks.columnRange(op, start, width, columns);
         MemorySegment xs = x.segment(), os = out.segment();
         parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
             for (int r = first; r < end; r++) {
@@ -294,7 +294,7 @@ final class CpuElementwise {
         Checks.dtype(op, "dOut", dOut, DType.F32);
         Checks.shape(op, "dOut", dOut, rows, -1);
         int width = dOut.dim(1);
-        checkColumnRange(op, start, width, columns);
+        Checks.columnRange(op, start, width, columns);
         MemorySegment gs = dOut.segment(), dxs = dx.segment();
         parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
             for (int r = first; r < end; r++) {
@@ -362,21 +362,6 @@ final class CpuElementwise {
         for (; i < end; i++) {
             dst.setAtIndex(F, i, DType.bf16ToFloat(src.getAtIndex(S, i)));
         }
-    }
-
-    private static void checkTokens(String op, String argument, Tensor t) {
-        Checks.dtype(op, argument, t, DType.F32);
-        Checks.rank(op, argument, t, 3);
-    }
-
-    private static void checkPerSample(String op, String argument, Tensor t, int samples, int width) {
-        Checks.dtype(op, argument, t, DType.F32);
-        Checks.shape(op, argument, t, samples, width);
-    }
-
-    private static void checkColumnRange(String op, int start, int width, int columns) {
-        Checks.argument(start >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
-                + ((long) start + width) + ") do not fit in " + columns + " columns");
     }
 
     private static int rowsPerChunk(int width) {

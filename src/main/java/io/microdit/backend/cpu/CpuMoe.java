@@ -97,7 +97,7 @@ final class CpuMoe {
 
     void topKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "dGates", dGates, DType.F32);
         Checks.shape(op, "dGates", dGates, samples, experts, k);
@@ -125,7 +125,7 @@ final class CpuMoe {
         String op = "moeDispatch";
         Checks.dtype(op, "x", x, DType.F32);
         Checks.rank(op, "x", x, 3);
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
         int experts = indices.dim(1), k = indices.dim(2);
         Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
@@ -149,7 +149,7 @@ final class CpuMoe {
 
     void dispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "dx", dx, DType.F32);
         Checks.shape(op, "dx", dx, samples, -1, -1);
@@ -173,7 +173,7 @@ final class CpuMoe {
 
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "h", h, DType.F32);
         Checks.shape(op, "h", h, experts, samples * k, -1);
@@ -212,7 +212,7 @@ final class CpuMoe {
 
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "h", h, DType.F32);
         Checks.shape(op, "h", h, experts, samples * k, -1);
@@ -309,11 +309,6 @@ final class CpuMoe {
     }
 
     // ---------------------------------------------------------------- index handling
-
-    private static void checkIndexShape(String op, Tensor indices) {
-        Checks.dtype(op, "indices", indices, DType.I32);
-        Checks.rank(op, "indices", indices, 3);
-    }
 
     /** Throws, before anything is written, when an index is not a token of its sample. */
     private static void checkIndexRange(String op, Tensor indices, int tokens) {

@@ -45,12 +45,12 @@ final class CpuNorm {
 
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = checkInput(op, x);
+        int width = Checks.normInput(op, x);
         int rows = Math.toIntExact(x.rowCount());
-        checkWeight(op, "weight", weight, width);
+        Checks.normWeight(op, "weight", weight, width);
         Checks.sameShapeF32(op, "x", x, "out", out);
-        checkStatistic(op, "mean", mean, rows);
-        checkStatistic(op, "rstd", rstd, rows);
+        Checks.rowStatistic(op, "mean", mean, rows);
+        Checks.rowStatistic(op, "rstd", rstd, rows);
         Checks.argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
         MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
@@ -119,16 +119,16 @@ final class CpuNorm {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
         String op = "layerNormBackward";
-        int width = checkInput(op, x);
+        int width = Checks.normInput(op, x);
         int rows = Math.toIntExact(x.rowCount());
         Checks.sameShapeF32(op, "x", x, "dOut", dOut);
         Checks.sameShapeF32(op, "x", x, "dx", dx);
-        checkWeight(op, "weight", weight, width);
+        Checks.normWeight(op, "weight", weight, width);
         Checks.argument(weight != null || dWeight == null, op, "dWeight " + dWeight
                 + " given for a LayerNorm without weight");
-        checkWeight(op, "dWeight", dWeight, width);
-        checkStatistic(op, "mean", mean, rows);
-        checkStatistic(op, "rstd", rstd, rows);
+        Checks.normWeight(op, "dWeight", dWeight, width);
+        Checks.rowStatistic(op, "mean", mean, rows);
+        Checks.rowStatistic(op, "rstd", rstd, rows);
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
                 dxs = dx.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
@@ -225,26 +225,6 @@ final class CpuNorm {
                 dWeight.setAtIndex(F, c, acc);
             }
         });
-    }
-
-    private static int checkInput(String op, Tensor x) {
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
-                + " needs a non-empty last dimension to normalise over");
-        return x.dim(-1);
-    }
-
-    private static void checkWeight(String op, String argument, Tensor weight, int width) {
-        if (weight != null) {
-            Checks.dtype(op, argument, weight, DType.F32);
-            Checks.shape(op, argument, weight, width);
-        }
-    }
-
-    private static void checkStatistic(String op, String argument, Tensor t, int rows) {
-        Checks.dtype(op, argument, t, DType.F32);
-        Checks.argument(t.numel() == rows, op, argument + " " + t.describe() + " must hold one value per row ("
-                + rows + " rows)");
     }
 
     private static int rowsPerChunk(int width) {

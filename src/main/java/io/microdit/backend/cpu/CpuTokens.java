@@ -162,25 +162,25 @@ final class CpuTokens {
 
     void patchify(Tensor image, int patch, Tensor out) {
         int[] dims = imageDims("patchify", "image", image, patch);
-        checkTokens("patchify", "out", out, dims, patch);
+        Checks.patchTokens("patchify", "out", out, dims, patch);
         permute(image, out, dims, patch, true, true);
     }
 
     void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
         int[] dims = imageDims("patchifyBackward", "dImage", dImage, patch);
-        checkTokens("patchifyBackward", "dOut", dOut, dims, patch);
+        Checks.patchTokens("patchifyBackward", "dOut", dOut, dims, patch);
         permute(dImage, dOut, dims, patch, true, false);
     }
 
     void unpatchify(Tensor tokens, int patch, Tensor out) {
         int[] dims = imageDims("unpatchify", "out", out, patch);
-        checkTokens("unpatchify", "tokens", tokens, dims, patch);
+        Checks.patchTokens("unpatchify", "tokens", tokens, dims, patch);
         permute(out, tokens, dims, patch, false, false);
     }
 
     void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
         int[] dims = imageDims("unpatchifyBackward", "dOut", dOut, patch);
-        checkTokens("unpatchifyBackward", "dTokens", dTokens, dims, patch);
+        Checks.patchTokens("unpatchifyBackward", "dTokens", dTokens, dims, patch);
         permute(dOut, dTokens, dims, patch, false, true);
     }
 
@@ -250,11 +250,6 @@ final class CpuTokens {
         Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
                 + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
         return new int[] {image.dim(0), image.dim(1), height, width};
-    }
-
-    private static void checkTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
-        Checks.dtype(op, argument, tokens, DType.F32);
-        Checks.shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
     }
 
     private static void checkId(String op, int id, int sample, int position, int tokens) {

@@ -230,10 +230,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
         String op = "modulate";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        checkPerSample(op, "shift", shift, samples, width);
-        checkPerSample(op, "scale", scale, samples, width);
+        Checks.perSample(op, "shift", shift, samples, width);
+        Checks.perSample(op, "scale", scale, samples, width);
         Checks.sameShapeF32(op, "x", x, "out", out);
         check(MicroditNative.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
                 pointer(op, "scale", scale), pointer(op, "out", out), samples, tokens, width), op);
@@ -243,13 +243,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
         String op = "modulateBackward";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
         Checks.sameShapeF32(op, "x", x, "dOut", dOut);
         Checks.sameShapeF32(op, "x", x, "dx", dx);
-        checkPerSample(op, "scale", scale, samples, width);
-        checkPerSample(op, "dShift", dShift, samples, width);
-        checkPerSample(op, "dScale", dScale, samples, width);
+        Checks.perSample(op, "scale", scale, samples, width);
+        Checks.perSample(op, "dShift", dShift, samples, width);
+        Checks.perSample(op, "dScale", dScale, samples, width);
         check(MicroditNative.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 pointer(op, "scale", scale), pointer(op, "dx", dx), pointer(op, "dShift", dShift),
                 pointer(op, "dScale", dScale), samples, tokens, width), op);
@@ -259,9 +259,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
         String op = "gatedResidual";
-        checkTokens(op, "x", x);
+        Checks.tokens(op, "x", x);
         int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        checkPerSample(op, "gate", gate, samples, width);
+        Checks.perSample(op, "gate", gate, samples, width);
         Checks.sameShapeF32(op, "x", x, "f", f);
         Checks.sameShapeF32(op, "x", x, "out", out);
         check(MicroditNative.mdt_elementwise_gated_residual_fwd(stream, pointer(op, "x", x), pointer(op, "gate", gate),
@@ -272,12 +272,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
-        checkTokens(op, "f", f);
+        Checks.tokens(op, "f", f);
         int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
         Checks.sameShapeF32(op, "f", f, "dOut", dOut);
         Checks.sameShapeF32(op, "f", f, "dF", dF);
-        checkPerSample(op, "gate", gate, samples, width);
-        checkPerSample(op, "dGate", dGate, samples, width);
+        Checks.perSample(op, "gate", gate, samples, width);
+        Checks.perSample(op, "dGate", dGate, samples, width);
         check(MicroditNative.mdt_elementwise_gated_residual_bwd(stream, pointer(op, "dOut", dOut),
                 pointer(op, "gate", gate), pointer(op, "f", f), pointer(op, "dGate", dGate), pointer(op, "dF", dF),
                 samples, tokens, width), op);
@@ -291,7 +291,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.rank(op, "x", x, 2);
         Checks.dtype(op, "out", out, DType.F32);
         Checks.shape(op, "out", out, x.dim(0), -1);
-        checkColumnRange(op, start, out.dim(1), x.dim(1));
+        Checks.columnRange(op, start, out.dim(1), x.dim(1));
         check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x), start,
                 pointer(op, "out", out), x.dim(0), x.dim(1), out.dim(1)), op);
     }
@@ -303,25 +303,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.rank(op, "dx", dx, 2);
         Checks.dtype(op, "dOut", dOut, DType.F32);
         Checks.shape(op, "dOut", dOut, dx.dim(0), -1);
-        checkColumnRange(op, start, dOut.dim(1), dx.dim(1));
+        Checks.columnRange(op, start, dOut.dim(1), dx.dim(1));
         check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
                 pointer(op, "dx", dx), dx.dim(0), dx.dim(1), dOut.dim(1)), op);
         flops.add(op, dOut.numel());
-    }
-
-    private static void checkColumnRange(String op, int start, int width, int columns) {
-        Checks.argument(start >= 0 && width >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
-                + ((long) start + width) + ") lie outside [0, " + columns + ")");
-    }
-
-    private static void checkTokens(String op, String argument, Tensor x) {
-        Checks.dtype(op, argument, x, DType.F32);
-        Checks.rank(op, argument, x, 3);
-    }
-
-    private static void checkPerSample(String op, String argument, Tensor t, int samples, int width) {
-        Checks.dtype(op, argument, t, DType.F32);
-        Checks.shape(op, argument, t, samples, width);
     }
 
     // ---------------------------------------------------------------- normalisation
@@ -329,12 +314,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = checkNormInput(op, x);
+        int width = Checks.normInput(op, x);
         long rows = x.rowCount();
-        checkWeight(op, "weight", weight, width);
+        Checks.normWeight(op, "weight", weight, width);
         Checks.sameShapeF32(op, "x", x, "out", out);
-        checkStatistic(op, "mean", mean, rows);
-        checkStatistic(op, "rstd", rstd, rows);
+        Checks.rowStatistic(op, "mean", mean, rows);
+        Checks.rowStatistic(op, "rstd", rstd, rows);
         Checks.argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
         check(MicroditNative.mdt_norm_layer_norm_fwd(stream, pointer(op, "x", x), optionalPointer(op, "weight", weight),
                 eps, pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), rows, width), op);
@@ -345,40 +330,20 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                                   Tensor dWeight) {
         String op = "layerNormBackward";
-        int width = checkNormInput(op, x);
+        int width = Checks.normInput(op, x);
         long rows = x.rowCount();
         Checks.sameShapeF32(op, "x", x, "dOut", dOut);
         Checks.sameShapeF32(op, "x", x, "dx", dx);
-        checkWeight(op, "weight", weight, width);
+        Checks.normWeight(op, "weight", weight, width);
         Checks.argument(weight != null || dWeight == null, op, "dWeight " + dWeight
                 + " given for a LayerNorm without weight");
-        checkWeight(op, "dWeight", dWeight, width);
-        checkStatistic(op, "mean", mean, rows);
-        checkStatistic(op, "rstd", rstd, rows);
+        Checks.normWeight(op, "dWeight", dWeight, width);
+        Checks.rowStatistic(op, "mean", mean, rows);
+        Checks.rowStatistic(op, "rstd", rstd, rows);
         check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
                 pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width), op);
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
-    }
-
-    private static int checkNormInput(String op, Tensor x) {
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
-                + " needs a non-empty last dimension to normalise over");
-        return x.dim(-1);
-    }
-
-    private static void checkWeight(String op, String argument, Tensor weight, int width) {
-        if (weight != null) {
-            Checks.dtype(op, argument, weight, DType.F32);
-            Checks.shape(op, argument, weight, width);
-        }
-    }
-
-    private static void checkStatistic(String op, String argument, Tensor t, long rows) {
-        Checks.dtype(op, argument, t, DType.F32);
-        Checks.argument(t.numel() == rows, op, argument + " " + t.describe() + " must hold one value per row ("
-                + rows + " rows)");
     }
 
     // ---------------------------------------------------------------- tokens
@@ -728,7 +693,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "dGates", dGates, DType.F32);
         Checks.shape(op, "dGates", dGates, samples, experts, k);
@@ -746,7 +711,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "moeDispatch";
         Checks.dtype(op, "x", x, DType.F32);
         Checks.rank(op, "x", x, 3);
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
         int experts = indices.dim(1), k = indices.dim(2);
         Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
@@ -762,7 +727,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "dx", dx, DType.F32);
         Checks.shape(op, "dx", dx, samples, -1, -1);
@@ -779,7 +744,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "h", h, DType.F32);
         Checks.shape(op, "h", h, experts, samples * k, -1);
@@ -799,7 +764,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        checkIndexShape(op, indices);
+        Checks.routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
         Checks.dtype(op, "h", h, DType.F32);
         Checks.shape(op, "h", h, experts, samples * k, -1);
@@ -818,11 +783,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
                 pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
                 pointer(op, "dGates", dGates), samples, tokens, experts, k, dim), op);
         flops.add(op, 3L * experts * samples * k * dim);
-    }
-
-    private static void checkIndexShape(String op, Tensor indices) {
-        Checks.dtype(op, "indices", indices, DType.I32);
-        Checks.rank(op, "indices", indices, 3);
     }
 
     /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
@@ -858,7 +818,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void patchify(Tensor image, int patch, Tensor out) {
         String op = "patchify";
         int[] dims = imageDims(op, "image", image, patch);
-        checkPatchTokens(op, "out", out, dims, patch);
+        Checks.patchTokens(op, "out", out, dims, patch);
         check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -867,7 +827,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
         String op = "patchifyBackward";
         int[] dims = imageDims(op, "dImage", dImage, patch);
-        checkPatchTokens(op, "dOut", dOut, dims, patch);
+        Checks.patchTokens(op, "dOut", dOut, dims, patch);
         check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -876,7 +836,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void unpatchify(Tensor tokens, int patch, Tensor out) {
         String op = "unpatchify";
         int[] dims = imageDims(op, "out", out, patch);
-        checkPatchTokens(op, "tokens", tokens, dims, patch);
+        Checks.patchTokens(op, "tokens", tokens, dims, patch);
         check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -885,7 +845,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
         String op = "unpatchifyBackward";
         int[] dims = imageDims(op, "dOut", dOut, patch);
-        checkPatchTokens(op, "dTokens", dTokens, dims, patch);
+        Checks.patchTokens(op, "dTokens", dTokens, dims, patch);
         check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
                 pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -899,11 +859,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
                 + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
         return new int[] {image.dim(0), image.dim(1), height, width};
-    }
-
-    private static void checkPatchTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
-        Checks.dtype(op, argument, tokens, DType.F32);
-        Checks.shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
     }
 
     @Override
@@ -1010,7 +965,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         return new int[] {samples, denoised.dim(1), height, width};
     }
-
 
     // ---------------------------------------------------------------- plumbing
 
