@@ -7,6 +7,7 @@ import static io.microdit.backend.cpu.GemmKernel.SPECIES;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.backend.MatmulShape;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -65,36 +66,15 @@ final class CpuGemm {
 
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
-        String op = "matmul";
-        Checks.dtype(op, "a", a, DType.F32);
-        Checks.dtype(op, "b", b, DType.F32);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
-        Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");
-        int m = transposeA ? a.dim(-1) : a.dim(-2);
-        int k = transposeA ? a.dim(-2) : a.dim(-1);
-        int kb = transposeB ? b.dim(-1) : b.dim(-2);
-        int n = transposeB ? b.dim(-2) : b.dim(-1);
-        Checks.argument(k == kb, op, "inner dimensions differ: a " + a.describe() + (transposeA ? "ᵀ" : "")
-                + " · b " + b.describe() + (transposeB ? "ᵀ" : ""));
-        long batchA = batchSize(a), batchB = batchSize(b);
-        long batchCount = Math.max(batchA, batchB);
-        Checks.argument(batchA == batchCount || a.rank() == 2, op, "batch of a " + a.describe() + " and b "
-                + b.describe() + " differ");
-        Checks.argument(batchB == batchCount || b.rank() == 2, op, "batch of a " + a.describe() + " and b "
-                + b.describe() + " differ");
-        Checks.argument(out.numel() == batchCount * m * n && out.dim(-1) == n, op, "out " + out.describe()
-                + " must hold [" + batchCount + " × " + m + " × " + n + "]");
-        if (bias != null) {
-            Checks.dtype(op, "bias", bias, DType.F32);
-            Checks.shape(op, "bias", bias, n);
-        }
-        flops.add(op, 2L * batchCount * m * n * k);
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
+        int m = shape.m(), n = shape.n(), k = shape.k();
+        long batchA = shape.batchA(), batchB = shape.batchB();
+        flops.add("matmul", shape.flops());
         if (out.numel() == 0) {
             return;
         }
-        int batch = Math.toIntExact(batchCount);
-        long strideA = batchA == 1 ? 0 : (long) m * k, strideB = batchB == 1 ? 0 : (long) k * n;
+        int batch = Math.toIntExact(shape.batch());
+        long strideA = shape.strideA(), strideB = shape.strideB();
         if (batch > 1 && batchB == 1 && batchA == batch && !transposeA) {
             m = Math.multiplyExact(m, batch); // [batch·M, K] · [K, N]: one tall product instead of many short ones
             batch = 1;
@@ -107,15 +87,6 @@ final class CpuGemm {
         } else {
             blocked(problem);
         }
-    }
-
-    /** Product of the dimensions before the last two. */
-    private static long batchSize(Tensor t) {
-        long size = 1;
-        for (int i = 0; i < t.rank() - 2; i++) {
-            size *= t.dim(i);
-        }
-        return size;
     }
 
     /** The textbook triple loop, for products too small to amortise packing; K = 0 (bias or zeros) comes here. */

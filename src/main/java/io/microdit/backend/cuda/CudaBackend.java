@@ -3,6 +3,7 @@ package io.microdit.backend.cuda;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.backend.MatmulShape;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
@@ -129,42 +130,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                        boolean accumulate) {
         String op = "matmul";
-        Checks.dtype(op, "a", a, DType.F32);
-        Checks.dtype(op, "b", b, DType.F32);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
-        Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");
-        int m = transposeA ? a.dim(-1) : a.dim(-2);
-        int k = transposeA ? a.dim(-2) : a.dim(-1);
-        int kb = transposeB ? b.dim(-1) : b.dim(-2);
-        int n = transposeB ? b.dim(-2) : b.dim(-1);
-        Checks.argument(k == kb, op, "inner dimensions differ: a " + a.describe() + (transposeA ? "ᵀ" : "")
-                + " · b " + b.describe() + (transposeB ? "ᵀ" : ""));
-        long batchA = batchSize(a), batchB = batchSize(b);
-        long batch = Math.max(batchA, batchB);
-        Checks.argument(batchA == batch || a.rank() == 2, op, "batch of a " + a.describe() + " and b "
-                + b.describe() + " differ");
-        Checks.argument(batchB == batch || b.rank() == 2, op, "batch of a " + a.describe() + " and b "
-                + b.describe() + " differ");
-        Checks.argument(out.numel() == batch * m * n && out.dim(-1) == n, op, "out " + out.describe()
-                + " must hold [" + batch + " × " + m + " × " + n + "]");
-        if (bias != null) {
-            Checks.dtype(op, "bias", bias, DType.F32);
-            Checks.shape(op, "bias", bias, n);
-        }
-        long strideA = batchA == 1 ? 0 : (long) m * k, strideB = batchB == 1 ? 0 : (long) k * n;
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
         check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
-                transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), batch, m, n, k,
-                strideA, strideB, accumulate ? 1 : 0), op);
-        flops.add(op, 2L * batch * m * n * k);
-    }
-
-    private static long batchSize(Tensor t) {
-        long size = 1;
-        for (int i = 0; i < t.rank() - 2; i++) {
-            size *= t.dim(i);
-        }
-        return size;
+                transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
+                shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0), op);
+        flops.add(op, shape.flops());
     }
 
     @Override
