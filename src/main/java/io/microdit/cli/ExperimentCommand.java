@@ -25,9 +25,13 @@ final class ExperimentCommand implements Callable<Integer> {
     @Option(names = "--seeds", defaultValue = "1", description = "Seeds per variant: 1 or 2 (default 1).")
     int seeds;
 
-    @Option(names = "--hours", defaultValue = "3", description = "Budget of the full run in hours (default 3); "
-            + "the probe sizes the training to fit it.")
+    @Option(names = "--hours", defaultValue = "2.5", description = "Budget for training and sampling in hours "
+            + "(default 2.5); the probe sizes the training to fit it. The classifier and the evaluation come on top.")
     double hours;
+
+    @Option(names = "--classifier-only", description = "Only train (or load) the evaluation classifier and print "
+            + "its test accuracy; the experiment reuses it from the same folder.")
+    boolean classifierOnly;
 
     @Option(names = "--threads", description = "CPU threads (default: all).")
     Integer threads;
@@ -50,8 +54,13 @@ final class ExperimentCommand implements Callable<Integer> {
         }
         Path directory = FashionMnist.locate(data);
         Path folder = out != null ? out : Path.of("runs", quick ? "experiment-masking-quick" : "experiment-masking");
-        new MaskingExperiment(s, folder, FashionMnist.train(directory), FashionMnist.test(directory), System.out)
-                .run();
+        MaskingExperiment experiment = new MaskingExperiment(s, folder, FashionMnist.train(directory),
+                FashionMnist.test(directory), System.out);
+        if (classifierOnly) {
+            experiment.trainClassifier();
+        } else {
+            experiment.run();
+        }
         return 0;
     }
 }

@@ -313,7 +313,11 @@ public final class FashionClassifier implements AutoCloseable {
     }
 
     /** A saved classifier and its recorded test accuracy. */
-    public record Loaded(FashionClassifier classifier, double testAccuracy) {
+    public record Loaded(FashionClassifier classifier, double testAccuracy) implements AutoCloseable {
+        @Override
+        public void close() {
+            classifier.close();
+        }
     }
 
     /** Loads a classifier saved by {@link #save} with these settings; fails when the file's settings differ. */

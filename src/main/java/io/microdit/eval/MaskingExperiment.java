@@ -47,9 +47,10 @@ import java.util.Map;
  * backend's counter, the wall time from the clock.
  *
  * <p>Budget: before training, a probe times a few steps of every variant and a sampler call, and the plan
- * ({@code plan.json}) picks the number of images seen so that training, sampling and evaluation of every variant
- * fit the budget. Resume: every variant trains in its own folder with checkpoints; a variant whose
- * {@code result.json} exists is skipped, generated images are kept per class, so running the command again
+ * ({@code plan.json}) picks the number of images seen so that training and sampling of every variant fit the
+ * budget; the classifier (trained once, cached) and the evaluation come on top. Resume: every variant trains in its
+ * own folder with checkpoints; generated images are kept per class, a variant whose images are all there is not
+ * trained again and one whose {@code result.json} exists is not evaluated again, so running the command again
  * continues where it stopped.
  */
 public final class MaskingExperiment {
@@ -75,7 +76,7 @@ public final class MaskingExperiment {
      * How the experiment runs.
      *
      * @param base                the backbone at patch 2 (patch 4 is derived from it)
-     * @param budgetSeconds       wall-clock budget for everything after the classifier, when {@code imagesSeen} is 0
+     * @param budgetSeconds       wall-clock budget for training and sampling, when {@code imagesSeen} is 0
      * @param imagesSeen          training images per variant; 0 lets the probe choose it from the budget
      * @param finetuneFraction    share of the steps in the final unmasked fine-tune
      * @param generatedPerClass   generated images per prompt class
@@ -102,7 +103,7 @@ public final class MaskingExperiment {
         /**
          * The full run: fashion-small's architecture at patch 2 with D 64 and depth 4 (see the README), batch 32,
          * 10% unmasked fine-tune, 5,000 generated images (500 per class), 6 Heun steps, CFG 3, all 10,000 test
-         * images, sized by the probe to a 3-hour budget.
+         * images, sized by the probe to the budget (training and sampling; see {@code --hours}).
          */
         public static Settings full(int seeds, double budgetHours) {
             return new Settings("full", baseModel(), FashionClassifier.Settings.full(), seeds, 32,
@@ -169,7 +170,12 @@ public final class MaskingExperiment {
         this.log = log;
     }
 
-    /** Runs (or continues) everything and writes the report; returns the aggregated results. */
+    /**
+     * Runs (or continues) everything and writes the report; returns the aggregated results. Order: the plan, then
+     * every variant's training and generated images, then the classifier (trained once and cached in
+     * {@link #classifierFile}), then the evaluation of every variant, so that the long part needs no classifier
+     * and the classifier can be trained separately in the meantime.
+     */
     public Map<String, Object> run() throws IOException {
         long started = System.nanoTime();
         Files.createDirectories(out);
@@ -182,9 +188,14 @@ public final class MaskingExperiment {
         }
         int threads = settings.threads() == 0 ? Runtime.getRuntime().availableProcessors() : settings.threads();
         try (CpuBackend backend = new CpuBackend(threads)) {
-            FashionClassifier.Loaded classifier = FashionClassifier.trainOrLoad(
-                    out.resolve("classifier-" + settings.label() + ".safetensors"), settings.classifier(), train,
-                    test, backend, log);
+            Plan plan = plan(backend, modelFiles);
+            for (int seed = 0; seed < settings.seeds(); seed++) {
+                for (Variant v : VARIANTS) {
+                    trainAndGenerate(v, seed, plan, modelFiles.get(v.patch()), backend);
+                }
+            }
+            FashionClassifier.Loaded classifier = FashionClassifier.trainOrLoad(classifierFile(), settings.classifier(),
+                    train, test, backend, log);
             try (FashionClassifier c = classifier.classifier()) {
                 if (classifier.testAccuracy() < 0.9) {
                     log.printf("warning: the classifier's test accuracy %.2f%% is below the 90%% the issue asks"
@@ -196,17 +207,31 @@ public final class MaskingExperiment {
                 FashionClassifier.Output testOutput = c.evaluate(testImages, testCount);
                 FrechetDistance.Moments testMoments = FrechetDistance.moments(testOutput.features(), testCount,
                         testOutput.dimension());
-                Plan plan = plan(backend, modelFiles, (System.nanoTime() - started) / 1e9);
                 List<Map<String, Object>> results = new ArrayList<>();
                 for (int seed = 0; seed < settings.seeds(); seed++) {
                     for (Variant v : VARIANTS) {
-                        results.add(runVariant(v, seed, plan, modelFiles.get(v.patch()), backend, c, testMoments));
+                        results.add(evaluate(v, seed, plan, c, testMoments));
                     }
                 }
-                Map<String, Object> summary = report(results, plan, classifier.testAccuracy(), testCount,
+                return report(results, plan, classifier.testAccuracy(), testCount,
                         (System.nanoTime() - started) / 1e9);
-                return summary;
             }
+        }
+    }
+
+    /** Where the evaluation classifier is cached (trained on first use): one per settings label. */
+    public Path classifierFile() {
+        return out.resolve("classifier-" + settings.label() + ".safetensors");
+    }
+
+    /** Trains the evaluation classifier (or loads the cached one) and returns its test accuracy. */
+    public double trainClassifier() throws IOException {
+        Files.createDirectories(out);
+        int threads = settings.threads() == 0 ? Runtime.getRuntime().availableProcessors() : settings.threads();
+        try (CpuBackend backend = new CpuBackend(threads);
+             FashionClassifier.Loaded loaded = FashionClassifier.trainOrLoad(classifierFile(), settings.classifier(),
+                     train, test, backend, log)) {
+            return loaded.testAccuracy();
         }
     }
 
@@ -230,7 +255,7 @@ public final class MaskingExperiment {
 
     // ------------------------------------------------------------------ plan
 
-    private Plan plan(CpuBackend backend, Map<Integer, Path> modelFiles, double alreadySpent) throws IOException {
+    private Plan plan(CpuBackend backend, Map<Integer, Path> modelFiles) throws IOException {
         Path file = out.resolve("plan.json");
         if (Files.isRegularFile(file)) {
             Map<?, ?> m = (Map<?, ?>) Json.parse(Files.readString(file, StandardCharsets.UTF_8));
@@ -268,7 +293,7 @@ public final class MaskingExperiment {
         long images = settings.imagesSeen();
         if (images == 0) {
             // 15% of the budget is left for checkpoints, evaluation, JIT warm-up and a slower machine.
-            double available = 0.85 * (settings.budgetSeconds() - alreadySpent) - sampling;
+            double available = 0.85 * settings.budgetSeconds() - sampling;
             if (available <= 0) {
                 throw new IOException(String.format(Locale.ROOT, "the budget of %.0f s does not even cover sampling "
                         + "(%.0f s estimated): lower the generated images or raise the budget",
@@ -346,16 +371,30 @@ public final class MaskingExperiment {
 
     // ------------------------------------------------------------------ one variant
 
-    private Map<String, Object> runVariant(Variant v, int seed, Plan plan, Path modelFile, CpuBackend backend,
-                                           FashionClassifier classifier, FrechetDistance.Moments testMoments)
+    private Path variantDirectory(Variant v, int seed) {
+        return out.resolve(v.name()).resolve("seed-" + seed);
+    }
+
+    private static Path generatedFile(Path directory, int label) {
+        return directory.resolve("generated").resolve("class-" + label + ".safetensors");
+    }
+
+    private static boolean generated(Path directory) {
+        for (int k = 0; k < FashionMnist.CLASS_NAMES.size(); k++) {
+            if (!Files.isRegularFile(generatedFile(directory, k))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Trains a variant (continuing from its last checkpoint) and generates its images, unless already done. */
+    private void trainAndGenerate(Variant v, int seed, Plan plan, Path modelFile, CpuBackend backend)
             throws IOException {
-        Path directory = out.resolve(v.name()).resolve("seed-" + seed);
-        Path resultFile = directory.resolve("result.json");
-        if (Files.isRegularFile(resultFile)) {
-            log.printf("%s seed %d: done (%s)%n", v.name(), seed, resultFile);
-            @SuppressWarnings("unchecked")
-            Map<String, Object> done = (Map<String, Object>) Json.parse(Files.readString(resultFile));
-            return done;
+        Path directory = variantDirectory(v, seed);
+        if (Files.isRegularFile(directory.resolve("result.json")) || generated(directory)) {
+            log.printf("%s seed %d: trained and sampled (%s)%n", v.name(), seed, directory);
+            return;
         }
         Files.createDirectories(directory);
         MicroDiTConfig model = ConfigFile.resolve(modelFile.toString());
@@ -389,7 +428,7 @@ public final class MaskingExperiment {
                     progress.write(directory);
                 }
             }
-            return evaluate(v, seed, directory, trainer, dit, backend, classifier, testMoments, progress);
+            generate(v, seed, directory, trainer, dit, backend);
         } finally {
             dit.parameters().close();
         }
@@ -423,45 +462,71 @@ public final class MaskingExperiment {
         }
     }
 
-    private Map<String, Object> evaluate(Variant v, int seed, Path directory, Trainer trainer, MicroDiT dit,
-                                         CpuBackend backend, FashionClassifier classifier,
-                                         FrechetDistance.Moments testMoments, Progress progress) throws IOException {
+    /** Generates the images of every class not yet on disk; the sampling time adds up across resumes. */
+    private void generate(Variant v, int seed, Path directory, Trainer trainer, MicroDiT dit, CpuBackend backend)
+            throws IOException {
+        int perClass = settings.generatedPerClass();
+        CaptionEncoder encoder = TrainingRun.captionEncoder(CAPTION_LENGTH, dit.config());
+        Files.createDirectories(directory.resolve("generated"));
+        Path timeFile = directory.resolve("sampling.json");
+        double sampleSeconds = Files.isRegularFile(timeFile)
+                ? ((Number) ((Map<?, ?>) Json.parse(Files.readString(timeFile))).get("seconds")).doubleValue() : 0;
+        for (int k = 0; k < FashionMnist.CLASS_NAMES.size(); k++) {
+            Path file = generatedFile(directory, k);
+            if (Files.isRegularFile(file)) {
+                continue;
+            }
+            long classStart = System.nanoTime();
+            float[] generated = generate(dit, backend, trainer, encoder.encode(FashionMnistData.caption(k)), k);
+            sampleSeconds += (System.nanoTime() - classStart) / 1e9;
+            Files.writeString(timeFile, Json.write(Map.of("seconds", sampleSeconds)) + "\n");
+            try (MemoryScope scope = new MemoryScope("generated")) {
+                // Written last and atomically: a class file on disk is complete.
+                Safetensors.write(file, Map.of("images", Tensor.of(scope, generated, perClass, 1,
+                        FashionMnist.SIZE, FashionMnist.SIZE)), Map.of());
+            }
+        }
+        log.printf(Locale.ROOT, "%s seed %d: %d images generated (%.0f s of sampling)%n", v.name(), seed,
+                10 * perClass, sampleSeconds);
+    }
+
+    /** FD and prompt accuracy of a variant's generated images (cached in its result.json). */
+    private Map<String, Object> evaluate(Variant v, int seed, Plan plan, FashionClassifier classifier,
+                                         FrechetDistance.Moments testMoments) throws IOException {
+        Path directory = variantDirectory(v, seed);
+        Path resultFile = directory.resolve("result.json");
+        if (Files.isRegularFile(resultFile)) {
+            log.printf("%s seed %d: done (%s)%n", v.name(), seed, resultFile);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> done = (Map<String, Object>) Json.parse(Files.readString(resultFile));
+            return done;
+        }
         int perClass = settings.generatedPerClass();
         int classes = FashionMnist.CLASS_NAMES.size();
         int pixels = FashionMnist.SIZE * FashionMnist.SIZE;
         float[] images = new float[classes * perClass * pixels];
         int[] prompts = new int[classes * perClass];
-        CaptionEncoder encoder = TrainingRun.captionEncoder(CAPTION_LENGTH, dit.config());
-        Path samples = Files.createDirectories(directory.resolve("generated"));
-        long sampleStart = System.nanoTime();
-        double sampleSeconds = 0;
         for (int k = 0; k < classes; k++) {
-            Path file = samples.resolve("class-" + k + ".safetensors");
-            float[] generated;
-            if (Files.isRegularFile(file)) {
-                try (MemoryScope scope = new MemoryScope("generated")) {
-                    generated = Safetensors.readTensor(file, "images", scope).toFloatArray();
+            try (MemoryScope scope = new MemoryScope("generated")) {
+                float[] generated = Safetensors.readTensor(generatedFile(directory, k), "images", scope)
+                        .toFloatArray();
+                if (generated.length != perClass * pixels) {
+                    throw new IOException(generatedFile(directory, k) + ": " + generated.length / pixels
+                            + " images, expected " + perClass + " (settings changed? delete the folder to rerun)");
                 }
-            } else {
-                long classStart = System.nanoTime();
-                generated = generate(dit, backend, trainer, encoder.encode(FashionMnistData.caption(k)), k);
-                try (MemoryScope scope = new MemoryScope("generated")) {
-                    Safetensors.write(file, Map.of("images", Tensor.of(scope, generated, perClass, 1,
-                            FashionMnist.SIZE, FashionMnist.SIZE)), Map.of());
-                }
-                sampleSeconds += (System.nanoTime() - classStart) / 1e9;
+                System.arraycopy(generated, 0, images, k * perClass * pixels, generated.length);
             }
-            System.arraycopy(generated, 0, images, k * perClass * pixels, generated.length);
             java.util.Arrays.fill(prompts, k * perClass, (k + 1) * perClass, k);
         }
-        log.printf(Locale.ROOT, "%s seed %d: %d images generated (%.0f s this run)%n", v.name(), seed,
-                images.length / pixels, (System.nanoTime() - sampleStart) / 1e9);
         writeGrid(directory.resolve("samples.png"), images, perClass);
+        Progress progress = Progress.read(directory);
+        double sampleSeconds = ((Number) ((Map<?, ?>) Json.parse(Files.readString(
+                directory.resolve("sampling.json")))).get("seconds")).doubleValue();
         FashionClassifier.Output output = classifier.evaluate(images, prompts.length);
         double fd = FrechetDistance.distance(FrechetDistance.moments(output.features(), prompts.length,
                 output.dimension()), testMoments);
         double promptAccuracy = FashionClassifier.accuracy(output.predictions(), prompts);
-        long imagesSeen = trainer.samplesSeen();
+        long imagesSeen = plan.steps() * settings.batchSize();
         Map<String, Object> result = new LinkedHashMap<>();
         result.put("variant", v.name());
         result.put("strategy", v.strategy());
@@ -469,8 +534,8 @@ public final class MaskingExperiment {
         result.put("mask_ratio", v.maskRatio());
         result.put("patch", (long) v.patch());
         result.put("seed", (long) seed);
-        result.put("steps", trainer.step());
-        result.put("finetune_steps", trainer.step() - progress.maskedSteps());
+        result.put("steps", plan.steps());
+        result.put("finetune_steps", plan.steps() - progress.maskedSteps());
         result.put("images_seen", imagesSeen);
         result.put("training_flops", progress.flops());
         result.put("training_flops_per_image", (double) progress.flops() / imagesSeen);
@@ -479,7 +544,7 @@ public final class MaskingExperiment {
         result.put("generated_images", (long) prompts.length);
         result.put("fd", fd);
         result.put("prompt_accuracy", promptAccuracy);
-        Files.writeString(directory.resolve("result.json"), Json.write(result) + "\n");
+        Files.writeString(resultFile, Json.write(result) + "\n");
         log.printf(Locale.ROOT, "%s seed %d: FD (Fashion-MNIST classifier features) %.3f, prompt accuracy %.1f%%, "
                         + "%.2f GFLOP per training image, %.0f s training%n", v.name(), seed, fd,
                 100 * promptAccuracy, progress.flops() / 1e9 / imagesSeen, progress.seconds());

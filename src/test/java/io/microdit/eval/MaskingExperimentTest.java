@@ -97,6 +97,11 @@ class MaskingExperimentTest {
         new MaskingExperiment(tiny(), out, train, test, new PrintStream(new ByteArrayOutputStream())).run();
         Path variant = out.resolve("naive-50").resolve("seed-0");
         Files.delete(variant.resolve("result.json"));
+        try (var files = Files.list(variant.resolve("generated"))) {
+            for (Path f : files.toList()) {
+                Files.delete(f);
+            }
+        }
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         new MaskingExperiment(tiny(), out, train, test, new PrintStream(log, true, StandardCharsets.UTF_8)).run();
         String text = log.toString(StandardCharsets.UTF_8);
