@@ -29,6 +29,10 @@ final class ExperimentCommand implements Callable<Integer> {
             + "(default 2.5); the probe sizes the training to fit it. The classifier and the evaluation come on top.")
     double hours;
 
+    @Option(names = "--images", description = "Training images per variant; overrides the probe's choice "
+            + "from --hours (the probe's timing is only as good as the machine is quiet).")
+    Long images;
+
     @Option(names = "--classifier-only", description = "Only train (or load) the evaluation classifier and print "
             + "its test accuracy; the experiment reuses it from the same folder.")
     boolean classifierOnly;
@@ -46,11 +50,11 @@ final class ExperimentCommand implements Callable<Integer> {
         }
         MaskingExperiment.Settings s = quick ? MaskingExperiment.Settings.quick(seeds)
                 : MaskingExperiment.Settings.full(seeds, hours);
-        if (threads != null) {
+        if (threads != null || images != null) {
             s = new MaskingExperiment.Settings(s.label(), s.base(), s.classifier(), s.seeds(), s.batchSize(),
-                    s.budgetSeconds(), s.imagesSeen(), s.finetuneFraction(), s.peakLearningRate(),
-                    s.generatedPerClass(), s.sampleSteps(), s.guidance(), s.sampleBatch(), s.testImages(),
-                    s.probeSteps(), threads);
+                    s.budgetSeconds(), images != null ? images : s.imagesSeen(), s.finetuneFraction(),
+                    s.peakLearningRate(), s.generatedPerClass(), s.sampleSteps(), s.guidance(), s.sampleBatch(),
+                    s.testImages(), s.probeSteps(), threads != null ? threads : s.threads());
         }
         Path directory = FashionMnist.locate(data);
         Path folder = out != null ? out : Path.of("runs", quick ? "experiment-masking-quick" : "experiment-masking");

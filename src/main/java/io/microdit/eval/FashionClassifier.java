@@ -34,10 +34,11 @@ import java.util.Random;
 
 /**
  * The evaluation's feature space: a small vision transformer trained by microdit on the Fashion-MNIST training
- * images (32×32, [-1, 1]). A two-stage patch stem (2×2 patches to {@code stemChannels} with GELU, then 2×2 patches
- * of that map, i.e. two stride-2 convolutions) gives one token per 4×4 pixels with a non-linear view of its
- * pixels, which is cheaper and trains better than a single linear 4×4 embedding; a learned position embedding is
- * added, then
+ * images (32×32, [-1, 1]). A convolutional stem: an optional 3×3 convolution (stride 1, padding with the
+ * background value) to {@code convChannels} with GELU — the input is a constant, so its 3×3 neighbourhoods are
+ * gathered on the host and the convolution is a Linear on them — then 2×2 patches to {@code stemChannels} with
+ * GELU, then 2×2 patches of that map (two stride-2 convolutions), which gives one token per 4×4 pixels with a
+ * non-linear, overlapping view of its pixels; a learned position embedding is added, then
  * pre-LN blocks of self-attention (the engine's, with QK-norm) and an MLP, a final LayerNorm and the mean over
  * tokens: that pooled vector is the feature of the Fréchet distance, and a linear head maps it to the 10 logits.
  * Trained with softmax cross-entropy and AdamW (cosine schedule), with random horizontal flips and shifts of up
@@ -45,30 +46,32 @@ import java.util.Random;
  */
 public final class FashionClassifier implements AutoCloseable {
     /** The architecture and its training recipe. */
-    public record Settings(int stemChannels, int dim, int depth, int heads, int mlpRatio, int epochs, int batchSize,
-                           double learningRate, int trainingImages, long seed) {
+    public record Settings(int convChannels, int stemChannels, int dim, int depth, int heads, int mlpRatio,
+                           int epochs, int batchSize, double learningRate, int trainingImages, long seed) {
         public Settings {
-            if (stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
+            if (convChannels < 0 || stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
                 throw new IllegalArgumentException("classifier settings: heads must divide dim; stem channels, "
                         + "depth, epochs and batch be positive; got " + this);
             }
         }
 
         /**
-         * The full evaluation classifier. Measured: 86.9% test accuracy after its 10 epochs (2026-11-29), below the
-         * 90% the masking experiment asks for; the experiment warns when the cached classifier is below 90%.
+         * The full evaluation classifier. Without the 3×3 convolution it reached 86.9% test accuracy after 10 epochs
+         * (2026-11-29), below the 90% the masking experiment asks for; the experiment warns when the cached
+         * classifier is below 90%.
          */
         public static Settings full() {
-            return new Settings(32, 64, 2, 2, 2, 10, 128, 2e-3, 0, 0);
+            return new Settings(32, 64, 64, 2, 2, 2, 15, 128, 2e-3, 0, 0);
         }
 
         /** A quickly trained one for {@code --quick} and tests: fewer images, two epochs. */
         public static Settings quick(int images) {
-            return new Settings(16, 32, 1, 1, 2, 2, 64, 3e-3, images, 0);
+            return new Settings(8, 16, 32, 1, 1, 2, 2, 64, 3e-3, images, 0);
         }
 
         String toJson() {
             Map<String, Object> m = new LinkedHashMap<>();
+            m.put("conv_channels", (long) convChannels);
             m.put("stem_channels", (long) stemChannels);
             m.put("dim", (long) dim);
             m.put("depth", (long) depth);
@@ -97,6 +100,7 @@ public final class FashionClassifier implements AutoCloseable {
     private final Settings settings;
     private final Backend backend;
     private final ParameterStore store = new ParameterStore("fashion-classifier");
+    private final Linear conv;
     private final Linear stem;
     private final Linear embed;
     private final Parameter positions;
@@ -109,7 +113,9 @@ public final class FashionClassifier implements AutoCloseable {
         this.backend = backend;
         int d = settings.dim();
         int tokens = (FashionMnist.SIZE / 4) * (FashionMnist.SIZE / 4);
-        this.stem = new Linear(store, "stem", 4, settings.stemChannels(), true);
+        this.conv = settings.convChannels() > 0 ? new Linear(store, "conv", 9, settings.convChannels(), true) : null;
+        int stemInput = 4 * (settings.convChannels() > 0 ? settings.convChannels() : 1);
+        this.stem = new Linear(store, "stem", stemInput, settings.stemChannels(), true);
         this.embed = new Linear(store, "embed", 4 * settings.stemChannels(), d, true);
         this.positions = store.create("pos_embed", tokens, d);
         for (int i = 0; i < settings.depth(); i++) {
@@ -159,9 +165,45 @@ public final class FashionClassifier implements AutoCloseable {
         return c;
     }
 
-    /** Pooled features [N, dim] of images [N, 1, 32, 32]. */
-    Variable features(Graph g, Variable images) {
-        int half = FashionMnist.SIZE / 2;
+    /**
+     * The network's input for {@code n} images [n, 1, 32, 32] (row-major): the images themselves, or with the 3×3
+     * convolution their 3×3 neighbourhoods [n, 32·32, 9] (row-major over the pixels, padded with the background
+     * value −1).
+     */
+    private Tensor input(MemoryScope scope, float[] images, int offset, int n) {
+        int size = FashionMnist.SIZE, pixels = size * size;
+        if (conv == null) {
+            Tensor t = scope.zeros(n, 1, size, size);
+            t.copyFrom(java.util.Arrays.copyOfRange(images, offset * pixels, (offset + n) * pixels));
+            return t;
+        }
+        float[] patches = new float[n * pixels * 9];
+        int o = 0;
+        for (int i = 0; i < n; i++) {
+            int base = (offset + i) * pixels;
+            for (int y = 0; y < size; y++) {
+                for (int x = 0; x < size; x++) {
+                    for (int dy = -1; dy <= 1; dy++) {
+                        for (int dx = -1; dx <= 1; dx++) {
+                            int sy = y + dy, sx = x + dx;
+                            patches[o++] = sy >= 0 && sy < size && sx >= 0 && sx < size
+                                    ? images[base + sy * size + sx] : -1f;
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor.of(scope, patches, n, pixels, 9);
+    }
+
+    /** Pooled features [N, dim] of the network input {@link #input} of N images. */
+    Variable features(Graph g, Variable input) {
+        int size = FashionMnist.SIZE, half = size / 2;
+        Variable images = input;
+        if (conv != null) {
+            Variable map = ActivationFunctions.gelu(g, conv.forward(g, input), true);
+            images = TokenFunctions.unpatchify(g, map, 1, settings.convChannels(), size, size);
+        }
         Variable map = ActivationFunctions.gelu(g, stem.forward(g, TokenFunctions.patchify(g, images, 2)), true);
         map = TokenFunctions.unpatchify(g, map, 1, settings.stemChannels(), half, half);
         Variable x = embed.forward(g, TokenFunctions.patchify(g, map, 2));
@@ -205,7 +247,7 @@ public final class FashionClassifier implements AutoCloseable {
                     try (MemoryScope scope = new MemoryScope("classifier-step")) {
                         Graph g = new Graph(backend, scope);
                         try (GradScope ignored = g.recordGradients()) {
-                            Tensor input = Tensor.of(scope, images, batch, 1, FashionMnist.SIZE, FashionMnist.SIZE);
+                            Tensor input = input(scope, images, 0, batch);
                             Variable loss = ClassificationFunctions.crossEntropy(g,
                                     head.forward(g, features(g, g.constant(input))), labels);
                             lossSum += loss.value().getFloat(0);
@@ -266,11 +308,7 @@ public final class FashionClassifier implements AutoCloseable {
             int n = Math.min(EVAL_BATCH, count - start);
             try (MemoryScope scope = new MemoryScope("classifier-eval")) {
                 Graph g = new Graph(backend, scope);
-                Tensor input = Tensor.zeros(scope, io.microdit.tensor.DType.F32, n, 1, FashionMnist.SIZE,
-                        FashionMnist.SIZE);
-                float[] slice = new float[n * pixels];
-                System.arraycopy(images, start * pixels, slice, 0, slice.length);
-                input.copyFrom(slice);
+                Tensor input = input(scope, images, start, n);
                 Variable pooled = features(g, g.constant(input));
                 System.arraycopy(pooled.value().toFloatArray(), 0, features, start * d, n * d);
                 float[] logits = head.forward(g, pooled).value().toFloatArray();

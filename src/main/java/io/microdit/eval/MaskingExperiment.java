@@ -95,16 +95,16 @@ public final class MaskingExperiment {
                         + base);
             }
             if (!(finetuneFraction > 0 && finetuneFraction < 1) || generatedPerClass < 2 || sampleSteps < 1
-                    || batchSize < 1 || sampleBatch < 1 || testImages < 2) {
+                    || batchSize < 1 || sampleBatch < 1 || testImages < 2 || imagesSeen < 0) {
                 throw new IllegalArgumentException("experiment settings out of range: " + this);
             }
         }
 
         /**
          * The full run: fashion-small's architecture at patch 2 with D 64 and depth 4 (see the README), batch 32,
-         * 10% unmasked fine-tune, 5,000 generated images (500 per class), 4 Heun steps (7 network calls; sampling 5,000 images at patch 2 costs about as much as
-         * training on 35,000), CFG 3, all 10,000 test
-         * images, sized by the probe to the budget (training and sampling; see {@code --hours}).
+         * 10% unmasked fine-tune, 5,000 generated images (500 per class), 4 Heun steps (7 network calls: sampling
+         * 5,000 images at patch 2 costs about as much as training on 35,000), CFG 3, all 10,000 test images, sized
+         * by the probe to the budget (training and sampling; see {@code --hours}) unless --images fixes it.
          */
         public static Settings full(int seeds, double budgetHours) {
             return new Settings("full", baseModel(), FashionClassifier.Settings.full(), seeds, 32,
