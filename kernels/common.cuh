@@ -5,6 +5,8 @@
 //   - MDT_DYNAMIC_SHARED declares the block's dynamic shared memory.
 //   - MDT_UNROLL asks nvcc to unroll the next loop (register-resident accumulators); g++ ignores it.
 //   - warp_sum / block_sum: reductions in a fixed order (the same bits on every run).
+//   - mma_m16n8k16_bf16, ldmatrix_x4/_x2(_trans), cp_async_16: the only doors to tensor cores and async copies;
+//     nvcc gets the PTX instruction, g++ the emulator's version of it (native/emu/tensor_core.cpp).
 #ifndef MDT_COMMON_CUH
 #define MDT_COMMON_CUH
 
@@ -94,6 +96,127 @@ __device__ __forceinline__ T block_sum(T value, T *scratch) {
     total = warp_sum(total);
     __syncthreads();
     return total;
+}
+
+// ---------------------------------------------------------------- tensor cores and async copies
+//
+// Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane l = 4·g + t (g = l/4, t = l mod 4); a register holds
+// two bf16, the lower column/k index in the low 16 bits.
+//   A 16×16 row-major, 4 registers: a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
+//   B 16×8 column-major, 2 registers: b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
+//   C, D 16×8 f32, 4 floats: c0, c1 = C[g][2t], C[g][2t+1]; c2, c3 = C[g+8][2t], C[g+8][2t+1]
+// ldmatrix .m8n8 .b16: lanes 8i..8i+7 give the 16-byte-aligned row addresses of 8×8 matrix i (x2: lanes 0..15);
+// register i of lane l gets row l/4, columns 2(l mod 4), 2(l mod 4)+1 of matrix i (.trans: of its transpose).
+// So an A fragment is ldmatrix_x4 of its four 8×8 quarters (rows 0-7|8-15 × k 0-7|8-15, in a0..a3 order), and a
+// B fragment stored k-major ([k][n]) is ldmatrix_x2_trans of its two k halves.
+
+/** Two floats rounded to bf16 (nearest even) in one register, {@code low} in the low 16 bits. */
+__device__ __forceinline__ uint32_t pack_bf16x2(float low, float high) {
+#ifdef __CUDACC__
+    __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+    return *reinterpret_cast<uint32_t *>(&pair);
+#else
+    return static_cast<uint32_t>(__float2bfloat16_rn(low).__x) |
+           (static_cast<uint32_t>(__float2bfloat16_rn(high).__x) << 16);
+#endif
+}
+
+/** D = A·B + C on one warp's fragments (all 32 lanes take part); bf16 products accumulate in f32. */
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                  const float c[4]) {
+#ifdef __CUDACC__
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+          "f"(c[3]));
+#else
+    ::mdt_emu::mma_m16n8k16_bf16(d, a, b, c);
+#endif
+}
+
+#ifdef __CUDACC__
+__device__ __forceinline__ uint32_t shared_address(const void *pointer) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+#endif
+
+/** Four 8×8 bf16 matrices from shared memory; {@code row} is this lane's row address (see above). */
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *row) {
+#ifdef __CUDACC__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row))
+                 : "memory");
+#else
+    ::mdt_emu::ldmatrix(r, 4, false, row);
+#endif
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *row) {
+#ifdef __CUDACC__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row))
+                 : "memory");
+#else
+    ::mdt_emu::ldmatrix(r, 4, true, row);
+#endif
+}
+
+/** Two 8×8 bf16 matrices; lanes 0..15 give the row addresses (the others' are ignored). */
+__device__ __forceinline__ void ldmatrix_x2(uint32_t r[2], const void *row) {
+#ifdef __CUDACC__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(shared_address(row))
+                 : "memory");
+#else
+    ::mdt_emu::ldmatrix(r, 2, false, row);
+#endif
+}
+
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t r[2], const void *row) {
+#ifdef __CUDACC__
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(shared_address(row))
+                 : "memory");
+#else
+    ::mdt_emu::ldmatrix(r, 2, true, row);
+#endif
+}
+
+/**
+ * Asynchronous copy of 16 bytes from global to shared memory (both 16-byte aligned); only the first
+ * {@code source_bytes} (0 or 16) are read and the rest is zero-filled, so out-of-range chunks cost no read.
+ * Completes at cp_async_wait; the emulator copies at once.
+ */
+__device__ __forceinline__ void cp_async_16(void *shared, const void *global, int source_bytes) {
+#ifdef __CUDACC__
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(shared)), "l"(global),
+                 "r"(source_bytes)
+                 : "memory");
+#else
+    std::memcpy(shared, global, static_cast<size_t>(source_bytes));
+    std::memset(static_cast<unsigned char *>(shared) + source_bytes, 0, static_cast<size_t>(16 - source_bytes));
+#endif
+}
+
+/** Closes the group of cp_async_16 issued since the last commit. */
+__device__ __forceinline__ void cp_async_commit() {
+#ifdef __CUDACC__
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+/** Waits until at most {@code Pending} committed groups are still in flight (a __syncthreads must follow before
+ *  other threads read the data). */
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+#ifdef __CUDACC__
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
 }
 
 }  // namespace mdt

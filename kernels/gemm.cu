@@ -1,10 +1,21 @@
-// F32 GEMM: out[b] = op(A[b])·op(B[b]) + bias (+ out[b] when accumulating), either operand transposed, batched
-// with a stride per operand (0 shares one matrix across the batch), and the bias-gradient row sum.
-// Algorithm: the classic shared-memory tiled GEMM. A 16×16 thread block computes a 32×32 tile of out, 2×2
+// GEMMs: out[b] = op(A[b])·op(B[b]) + bias (+ out[b] when accumulating), either operand transposed, batched
+// with a stride per operand (0 shares one matrix across the batch), in f32 and on tensor cores in bf16; and the
+// bias-gradient row sum.
+//
+// BF16 tensor-core GEMM (f32 out): a 256-thread block computes a 128×128 tile of out, each of its 8 warps a
+// 64×32 piece as 4×4 mma.sync m16n8k16 fragments with f32 accumulators in registers. K advances 32 at a time
+// through a double-buffered shared-memory stage: while the warps multiply one stage, cp.async fills the other
+// (16-byte chunks, zero-filled past the matrix edge; operands whose rows are not 16-byte aligned take a plain
+// element copy instead). Tiles keep each operand's own layout (a straight copy); ldmatrix (.trans where the
+// operand is stored the other way) turns them into fragments, and rows padded by 16 bytes keep its 8 row reads
+// on distinct banks. Tails in M, N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form),
+// accumulate. Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
+//
+// F32 GEMM: the classic shared-memory tiled GEMM. A 16×16 thread block computes a 32×32 tile of out, 2×2
 // outputs per thread; each step stages a 32×32 tile of op(A) and of op(B) in shared memory (padded rows avoid
 // bank conflicts), with the transposes folded into the loads, and accumulates in f32 registers. Tails in M, N
 // and K are handled by zero-filling out-of-range tile elements. The bias add and the accumulate are fused
-// into the epilogue. This is the correctness baseline; the tensor-core (mma.sync bf16) kernel comes later.
+// into the epilogue.
 // Cost per call: 2·batch·M·N·K FLOPs; bytes ≈ 4·batch·(M·K·⌈N/32⌉ + K·N·⌈M/32⌉ + M·N (2M·N accumulating)).
 // Row sum: one thread per column walking the rows in order (deterministic); rows·C FLOPs, 4·rows·C bytes.
 #include "common.cuh"
@@ -64,6 +75,159 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
     }
 }
 
+namespace bf16 {
+
+constexpr int kBlockM = 128, kBlockN = 128, kBlockK = 32;
+constexpr int kWarpM = 64, kWarpN = 32;  // 2 × 4 warps
+constexpr int kWarpsN = kBlockN / kWarpN;
+constexpr int kThreads = 256;
+constexpr int kPad = 8;  // bf16 per row: 16 bytes keep rows 16-byte aligned and ldmatrix's 8 rows on distinct banks
+constexpr int kTileElements = (kBlockM * (kBlockK + kPad) > kBlockK * (kBlockM + kPad)) ? kBlockM * (kBlockK + kPad)
+                                                                                          : kBlockK * (kBlockM + kPad);
+constexpr float kSqrt2OverPi = 0.79788456080286536f;
+constexpr float kGeluCubic = 0.044715f;
+
+/**
+ * Copies the Rows × Columns tile at (row0, column0) of a row-major bf16 matrix with {@code lead} columns and
+ * {@code rows} rows into shared memory (row stride Columns + kPad), zero outside the matrix. Vectorized: lead,
+ * the base and the batch stride are multiples of 8 elements, so every 16-byte chunk is wholly in or out.
+ */
+template <int Rows, int Columns>
+__device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix, int64_t rows, int64_t lead,
+                                          int64_t row0, int64_t column0, bool vectorized) {
+    constexpr int kStride = Columns + kPad;
+    if (vectorized) {
+        constexpr int kChunksPerRow = Columns / 8;
+        MDT_UNROLL
+        for (int c = threadIdx.x; c < Rows * kChunksPerRow; c += kThreads) {
+            int r = c / kChunksPerRow, column = c % kChunksPerRow * 8;
+            int64_t gr = row0 + r, gc = column0 + column;
+            bool inside = gr < rows && gc < lead;
+            mdt::cp_async_16(tile + r * kStride + column, inside ? matrix + gr * lead + gc : matrix, inside ? 16 : 0);
+        }
+    } else {
+        for (int e = threadIdx.x; e < Rows * Columns; e += kThreads) {
+            int r = e / Columns, column = e % Columns;
+            int64_t gr = row0 + r, gc = column0 + column;
+            tile[r * kStride + column] = gr < rows && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
+        }
+    }
+}
+
+template <bool TransposeA, bool TransposeB>
+__global__ void __launch_bounds__(kThreads, 1)
+gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float *out, int64_t batch, int64_t m,
+                 int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
+                 int vector_a, int vector_b) {
+    // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k].
+    __align__(16) __shared__ uint16_t a_tiles[2][kTileElements];
+    __align__(16) __shared__ uint16_t b_tiles[2][kTileElements];
+    constexpr int kStrideA = TransposeA ? kBlockM + kPad : kBlockK + kPad;
+    constexpr int kStrideB = TransposeB ? kBlockK + kPad : kBlockN + kPad;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    int warp_m = warp / kWarpsN * kWarpM, warp_n = warp % kWarpsN * kWarpN;
+    // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
+    int matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    int64_t row0 = static_cast<int64_t>(blockIdx.y) * kBlockM, column0 = static_cast<int64_t>(blockIdx.x) * kBlockN;
+    int64_t k_tiles = (k + kBlockK - 1) / kBlockK;
+    for (int64_t batch_index = blockIdx.z; batch_index < batch; batch_index += gridDim.z) {
+        const uint16_t *ab = a + batch_index * stride_a;
+        const uint16_t *bb = b + batch_index * stride_b;
+        auto load_stage = [&](int stage, int64_t k0) {
+            if (TransposeA) {
+                load_tile<kBlockK, kBlockM>(a_tiles[stage], ab, k, m, k0, row0, vector_a);
+            } else {
+                load_tile<kBlockM, kBlockK>(a_tiles[stage], ab, m, k, row0, k0, vector_a);
+            }
+            if (TransposeB) {
+                load_tile<kBlockN, kBlockK>(b_tiles[stage], bb, n, k, column0, k0, vector_b);
+            } else {
+                load_tile<kBlockK, kBlockN>(b_tiles[stage], bb, k, n, k0, column0, vector_b);
+            }
+            mdt::cp_async_commit();
+        };
+        float acc[4][4][4];
+        MDT_UNROLL
+        for (int i = 0; i < 4; i++) {
+            MDT_UNROLL
+            for (int j = 0; j < 4; j++) {
+                MDT_UNROLL
+                for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+            }
+        }
+        if (k_tiles > 0) load_stage(0, 0);
+        for (int64_t kt = 0; kt < k_tiles; kt++) {
+            int stage = static_cast<int>(kt & 1);
+            if (kt + 1 < k_tiles) {
+                load_stage(stage ^ 1, (kt + 1) * kBlockK);
+                mdt::cp_async_wait<1>();
+            } else {
+                mdt::cp_async_wait<0>();
+            }
+            __syncthreads();
+            const uint16_t *as = a_tiles[stage], *bs = b_tiles[stage];
+            MDT_UNROLL
+            for (int kk = 0; kk < kBlockK; kk += 16) {
+                uint32_t af[4][4];
+                MDT_UNROLL
+                for (int i = 0; i < 4; i++) {
+                    // Quarters a0..a3: (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15).
+                    int mi = warp_m + 16 * i;
+                    if (TransposeA) {
+                        mdt::ldmatrix_x4_trans(af[i], as + (kk + far + matrix_row) * kStrideA + mi + near);
+                    } else {
+                        mdt::ldmatrix_x4(af[i], as + (mi + near + matrix_row) * kStrideA + kk + far);
+                    }
+                }
+                MDT_UNROLL
+                for (int p = 0; p < 2; p++) {
+                    // Two n8 fragments: quarters (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15).
+                    int nj = warp_n + 16 * p;
+                    uint32_t bf[4];
+                    if (TransposeB) {
+                        mdt::ldmatrix_x4(bf, bs + (nj + far + matrix_row) * kStrideB + kk + near);
+                    } else {
+                        mdt::ldmatrix_x4_trans(bf, bs + (kk + near + matrix_row) * kStrideB + nj + far);
+                    }
+                    MDT_UNROLL
+                    for (int i = 0; i < 4; i++) {
+                        mdt::mma_m16n8k16_bf16(acc[i][2 * p], af[i], bf, acc[i][2 * p]);
+                        mdt::mma_m16n8k16_bf16(acc[i][2 * p + 1], af[i], bf + 2, acc[i][2 * p + 1]);
+                    }
+                }
+            }
+            __syncthreads();  // the stage is refilled next iteration
+        }
+        float *ob = out + batch_index * m * n;
+        int group = lane / 4, pair = lane % 4 * 2;
+        MDT_UNROLL
+        for (int i = 0; i < 4; i++) {
+            MDT_UNROLL
+            for (int j = 0; j < 4; j++) {
+                MDT_UNROLL
+                for (int r = 0; r < 4; r++) {
+                    int64_t row = row0 + warp_m + 16 * i + group + 8 * (r / 2);
+                    int64_t column = column0 + warp_n + 8 * j + pair + r % 2;
+                    if (row < m && column < n) {
+                        float value = acc[i][j][r];
+                        if (bias) value += bias[column];
+                        if (gelu) {
+                            float u = kSqrt2OverPi * fmaf(kGeluCubic * value, value * value, value);
+                            value = 0.5f * value * (1.0f + tanhf(u));
+                        }
+                        if (accumulate) value += ob[row * n + column];
+                        ob[row * n + column] = value;
+                    }
+                }
+            }
+        }
+    }
+}
+
+bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
+}  // namespace bf16
+
 __global__ void sum_rows_kernel(const float *x, float *out, int64_t rows, int64_t columns, int accumulate) {
     for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < columns; c += (int64_t)gridDim.x * blockDim.x) {
         float sum = accumulate ? out[c] : 0.0f;
@@ -91,6 +255,32 @@ int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const 
     dim3 block(kThreadsPerSide, kThreadsPerSide);
     return MDT_LAUNCH(gemm_kernel, grid, block, 0, stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k,
                       stride_a, stride_b, accumulate);
+}
+
+int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b,
+                         const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         int64_t stride_a, int64_t stride_b, int accumulate, int gelu) {
+    using namespace bf16;
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
+                "mdt_gemm_matmul_bf16: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
+                (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul_bf16: negative batch stride");
+    MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
+                    (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
+                "mdt_gemm_matmul_bf16: transpose_a, transpose_b, accumulate and gelu must be 0 or 1");
+    MDT_REQUIRE((m + kBlockM - 1) / kBlockM <= 65535, "mdt_gemm_matmul_bf16: m %lld exceeds the grid's y limit",
+                (long long)m);
+    if (batch == 0 || m == 0 || n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(out && (k == 0 || (a && b)), "mdt_gemm_matmul_bf16: NULL tensor pointer");
+    int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
+    int vector_a = lead_a % 8 == 0 && stride_a % 8 == 0 && aligned16(a);
+    int vector_b = lead_b % 8 == 0 && stride_b % 8 == 0 && aligned16(b);
+    dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
+              static_cast<unsigned>(batch < 65535 ? batch : 65535));
+    auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true> : &gemm_bf16_kernel<true, false>)
+                                  : (transpose_b ? &gemm_bf16_kernel<false, true> : &gemm_bf16_kernel<false, false>);
+    return MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, bias, out, batch, m, n, k, stride_a, stride_b,
+                      accumulate, gelu, vector_a, vector_b);
 }
 
 int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate) {

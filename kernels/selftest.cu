@@ -1,5 +1,6 @@
 // Self-test kernels for the execution model the other kernels rely on: block barriers over shared memory,
-// warp shuffles and votes, atomics and bf16 rounding. Each writes results that a test compares with values
+// warp shuffles and votes, atomics, bf16 rounding, and the tensor-core wrappers of common.cuh (one m16n8k16 MMA,
+// ldmatrix with and without .trans). Each writes results that a test compares with values
 // worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
 // run on a GPU (tag gpu), which checks the emulator and the hardware agree. Cost: negligible.
 #include <string.h>
@@ -95,6 +96,54 @@ __global__ void block_sum_kernel(float *out) {
     out[threadIdx.x] = total;
 }
 
+// The integer-valued operands of the MMA self-test (exact in bf16 and in every f32 partial sum); the Java test
+// computes D = A·B + C from the same formulas.
+__device__ __forceinline__ float mma_test_a(int row, int k) { return static_cast<float>((row * 3 + k * 5) % 7 - 3); }
+__device__ __forceinline__ float mma_test_b(int k, int column) { return static_cast<float>((k * 2 + column * 3) % 5 - 2); }
+__device__ __forceinline__ float mma_test_c(int row, int column) { return static_cast<float>(row - 2 * column) + 0.25f; }
+
+/** One warp: each lane builds its A, B and C fragments by the ISA layout (common.cuh), runs one MMA and writes its
+ *  four D elements to out[row · 8 + column]. */
+__global__ void mma_kernel(float *out) {
+    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    uint32_t a[4], b[2];
+    float c[4], d[4];
+    for (int i = 0; i < 4; i++) {
+        int row = g + 8 * (i % 2), k = 2 * t + 8 * (i / 2);
+        a[i] = mdt::pack_bf16x2(mma_test_a(row, k), mma_test_a(row, k + 1));
+    }
+    for (int i = 0; i < 2; i++) {
+        int k = 2 * t + 8 * i;
+        b[i] = mdt::pack_bf16x2(mma_test_b(k, g), mma_test_b(k + 1, g));
+    }
+    for (int i = 0; i < 4; i++) c[i] = mma_test_c(g + 8 * (i / 2), 2 * t + i % 2);
+    mdt::mma_m16n8k16_bf16(d, a, b, c);
+    for (int i = 0; i < 4; i++) out[(g + 8 * (i / 2)) * 8 + 2 * t + i % 2] = d[i];
+}
+
+/** A 16×16 bf16 matrix S[r][c] = 16r + c in shared memory with a padded row stride of 24; lane l gives the row
+ *  address of row (l mod 8) + 8·((l/8) mod 2), column 8·(l/16) (matrix l/8 is a quarter of S). Per lane 20
+ *  values: the 8 halves of ldmatrix_x4, of ldmatrix_x4_trans, then the 4 of ldmatrix_x2. */
+__global__ void ldmatrix_kernel(float *out) {
+    constexpr int kStride = 24;
+    __align__(16) __shared__ uint16_t s[16 * kStride];  // bf16 bits
+    int lane = threadIdx.x % 32;
+    for (int e = lane; e < 16 * kStride; e += 32) {
+        __nv_bfloat16 value = __float2bfloat16_rn(static_cast<float>(e / kStride * 16 + e % kStride));
+        s[e] = *reinterpret_cast<uint16_t *>(&value);
+    }
+    __syncwarp();
+    const uint16_t *row = s + ((lane % 8) + 8 * ((lane / 8) % 2)) * kStride + 8 * (lane / 16);
+    uint32_t r[10];
+    mdt::ldmatrix_x4(r, row);
+    mdt::ldmatrix_x4_trans(r + 4, row);
+    mdt::ldmatrix_x2(r + 8, row);
+    for (int i = 0; i < 10; i++) {
+        out[lane * 20 + 2 * i] = __uint_as_float(r[i] << 16);
+        out[lane * 20 + 2 * i + 1] = __uint_as_float(r[i] & 0xffff0000u);
+    }
+}
+
 #ifndef __CUDACC__
 /** Lanes 0..15 wait at __syncthreads while lanes 16..31 wait at a full-warp __syncwarp: neither can finish. */
 __global__ void deadlock_kernel(float *out) {
@@ -131,6 +180,10 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(atomics_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "bf16") == 0) {
         status = MDT_LAUNCH(bf16_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "mma") == 0) {
+        status = MDT_LAUNCH(mma_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "ldmatrix") == 0) {
+        status = MDT_LAUNCH(ldmatrix_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "block_sum") == 0) {
         status = MDT_LAUNCH(block_sum_kernel, grid, block, shared, nullptr, out);
 #ifndef __CUDACC__

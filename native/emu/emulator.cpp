@@ -33,6 +33,7 @@ struct Warp {
     unsigned live = 0;
     uint64_t slots[kWarpSize] = {};
     int predicates[kWarpSize] = {};
+    unsigned char gathered[kWarpSize][kGatherBytes] = {};
 };
 
 struct Block {
@@ -164,6 +165,16 @@ void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes,
     std::memcpy(&warp.slots[lane], value, bytes);
     sync_warp(mask);
     std::memcpy(result, source < 0 ? &warp.slots[lane] : &warp.slots[source], bytes);
+    sync_warp(mask);
+}
+
+void warp_gather(unsigned mask, const void *value, size_t bytes, void *all) {
+    Warp &warp = my_warp();
+    std::memcpy(warp.gathered[lane_id()], value, bytes);
+    sync_warp(mask);
+    for (int l = 0; l < kWarpSize; l++) {
+        std::memcpy(static_cast<unsigned char *>(all) + l * bytes, warp.gathered[l], bytes);
+    }
     sync_warp(mask);
 }
 

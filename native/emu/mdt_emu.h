@@ -62,6 +62,15 @@ int lane_id();
  *  {@code source}'s value (own value when source < 0), then waits again so the slot can be reused. */
 void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source);
 unsigned ballot(unsigned mask, int predicate);
+/** Deposits {@code bytes} (at most kGatherBytes) of this lane's value, waits for the lanes of {@code mask}, copies
+ *  every lane's deposit into {@code all} (32 × bytes, lane-major), then waits again so the slots can be reused. */
+constexpr size_t kGatherBytes = 32;
+void warp_gather(unsigned mask, const void *value, size_t bytes, void *all);
+
+// Tensor-core and async-copy instructions, as the PTX ISA specifies them (native/emu/tensor_core.cpp); kernels
+// reach them only through the wrappers in kernels/common.cuh.
+void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
+void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row);
 
 /** Runs {@code body} once per thread of every block. Returns an MDT status. */
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);

@@ -111,6 +111,9 @@ MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_s
 
 /* ------------------------------------------------------------------ GEMM (kernels/gemm.cu) */
 MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
+/* BF16 operands (bf16 bits as uint16_t) on tensor cores, f32 accumulation and output:
+ * out = gelu?(op(a)·op(b) + bias) (+ out when accumulate); gelu (0 or 1) is the tanh form. */
+MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu);
 MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate);
 
 /* ------------------------------------------------------------------ activations (kernels/activations.cu) */

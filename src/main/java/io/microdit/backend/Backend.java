@@ -27,7 +27,8 @@ public interface Backend {
      * {@code out = op(a) · op(b) + bias (+ out when accumulate)}, batched. {@code a} is [..., M, K] ([..., K, M]
      * when {@code transposeA}), {@code b} is [..., K, N] ([..., N, K] when {@code transposeB}), out [..., M, N].
      * Batch dimensions (all but the last two) of a and b are equal, or one operand is rank 2 and is shared by
-     * every batch entry. {@code bias} [N] may be null.
+     * every batch entry. {@code bias} [N] may be null. {@code a} and {@code b} are both F32 or both BF16 (BF16
+     * products accumulate in F32); out and bias are F32.
      */
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate);

@@ -12,8 +12,10 @@ public record MatmulShape(long batch, int m, int n, int k, long batchA, long bat
     public static MatmulShape of(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias,
                                  Tensor out) {
         String op = "matmul";
-        Checks.dtype(op, "a", a, DType.F32);
-        Checks.dtype(op, "b", b, DType.F32);
+        Checks.notNull(op, "a", a);
+        Checks.argument(a.dtype() == DType.F32 || a.dtype() == DType.BF16, op, "a " + a.describe()
+                + " must be F32 or BF16");
+        Checks.dtype(op, "b", b, a.dtype());
         Checks.dtype(op, "out", out, DType.F32);
         Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
         Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");

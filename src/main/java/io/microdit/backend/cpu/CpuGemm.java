@@ -9,6 +9,7 @@ import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.backend.MatmulShape;
 import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -67,6 +68,13 @@ final class CpuGemm {
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
+        if (a.dtype() == DType.BF16) {
+            // BF16 operands: the exact F32 values of their bf16 numbers, multiplied like F32 ones.
+            try (MemoryScope upcast = new MemoryScope("matmul-bf16-operands")) {
+                matmul(a.to(DType.F32, upcast), transposeA, b.to(DType.F32, upcast), transposeB, bias, out, accumulate);
+            }
+            return;
+        }
         int m = shape.m(), n = shape.n(), k = shape.k();
         long batchA = shape.batchA(), batchB = shape.batchB();
         flops.add("matmul", shape.flops());

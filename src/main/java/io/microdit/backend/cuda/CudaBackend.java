@@ -131,6 +131,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
                        boolean accumulate) {
         String op = "matmul";
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
+        if (a.dtype() == DType.BF16) {
+            check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
+                    pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
+                    shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                    accumulate ? 1 : 0, 0), op);
+            flops.add(op, shape.flops());
+            return;
+        }
         check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
                 transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
                 shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0), op);

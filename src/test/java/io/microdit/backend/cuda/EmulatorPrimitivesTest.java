@@ -13,8 +13,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The execution model the kernels rely on, each primitive against a case worked out by hand: block barriers
- * over shared memory, warp shuffles and votes, atomics, bf16 rounding, the block reduction of common.cuh,
- * launch-shape and shared-memory violations, and (emulator only) deadlock detection.
+ * over shared memory, warp shuffles and votes, atomics, bf16 rounding, the block reduction of common.cuh, the
+ * tensor-core wrappers (one m16n8k16 MMA, ldmatrix with and without .trans) against the PTX ISA's fragment
+ * layouts, launch-shape and shared-memory violations, and (emulator only) deadlock detection.
  */
 @Tag("emu")
 class EmulatorPrimitivesTest {
@@ -117,6 +118,54 @@ class EmulatorPrimitivesTest {
         float[] out = run("block_sum", 1, threads, 0, threads);
         for (int t = 0; t < threads; t++) {
             assertEquals(threads * (threads - 1) / 2f, out[t], "thread " + t);
+        }
+    }
+
+    /** The MMA self-test's operands (kernels/selftest.cu): small integers, exact in bf16 and in f32 sums. */
+    private static float mmaA(int row, int k) {
+        return (row * 3 + k * 5) % 7 - 3;
+    }
+
+    private static float mmaB(int k, int column) {
+        return (k * 2 + column * 3) % 5 - 2;
+    }
+
+    private static float mmaC(int row, int column) {
+        return row - 2 * column + 0.25f;
+    }
+
+    @Test
+    void mmaComputesATimesBPlusCOnTheWarpsFragments() {
+        float[] out = run("mma", 1, 32, 0, 16 * 8);
+        for (int row = 0; row < 16; row++) {
+            for (int column = 0; column < 8; column++) {
+                float expected = mmaC(row, column);
+                for (int k = 0; k < 16; k++) {
+                    expected += mmaA(row, k) * mmaB(k, column);
+                }
+                assertEquals(expected, out[row * 8 + column], "D[" + row + "][" + column + "]");
+            }
+        }
+    }
+
+    @Test
+    void ldmatrixDistributesRowsAndTransposes() {
+        float[] out = run("ldmatrix", 1, 32, 0, 32 * 20);
+        for (int lane = 0; lane < 32; lane++) {
+            for (int matrix = 0; matrix < 4; matrix++) {
+                // Matrix i is the quarter of S[r][c] = 16r + c at rows 8·(i mod 2), columns 8·(i/2).
+                int row0 = 8 * (matrix % 2), column0 = 8 * (matrix / 2);
+                for (int half = 0; half < 2; half++) {
+                    float plain = 16 * (row0 + lane / 4) + column0 + 2 * (lane % 4) + half;
+                    float transposed = 16 * (row0 + 2 * (lane % 4) + half) + column0 + lane / 4;
+                    String where = "lane " + lane + " matrix " + matrix + " half " + half;
+                    assertEquals(plain, out[lane * 20 + 2 * matrix + half], "x4 " + where);
+                    assertEquals(transposed, out[lane * 20 + 8 + 2 * matrix + half], "x4.trans " + where);
+                    if (matrix < 2) {
+                        assertEquals(plain, out[lane * 20 + 16 + 2 * matrix + half], "x2 " + where);
+                    }
+                }
+            }
         }
     }
 
