@@ -33,6 +33,10 @@ final class ExperimentCommand implements Callable<Integer> {
             + "from --hours (the probe's timing is only as good as the machine is quiet).")
     Long images;
 
+    @Option(names = "--report-now", description = "Train and sample nothing: evaluate the variants that are "
+            + "finished and write the report, marking the others (the experiment can keep running meanwhile).")
+    boolean reportNow;
+
     @Option(names = "--classifier-only", description = "Only train (or load) the evaluation classifier and print "
             + "its test accuracy; the experiment reuses it from the same folder.")
     boolean classifierOnly;
@@ -63,7 +67,7 @@ final class ExperimentCommand implements Callable<Integer> {
         if (classifierOnly) {
             experiment.trainClassifier();
         } else {
-            experiment.run();
+            experiment.run(reportNow);
         }
         return 0;
     }

@@ -67,6 +67,13 @@ public final class MaskingExperiment {
             new Variant("deferred-75", "deferred", MaskingMode.DEFERRED, 0.75, 2),
             new Variant("patch-4", "patch 4", MaskingMode.NONE, 0, 4));
 
+    /**
+     * The order variants are trained in: the paper's headline comparison (none, deferred 75%, naive 75%) first, so
+     * that an experiment cut short by the clock has it.
+     */
+    static final List<String> TRAINING_ORDER = List.of("none", "deferred-75", "naive-75", "patch-4", "deferred-50",
+            "naive-50");
+
     /** The paper's FID (MicroDiT on its own data, 75% masking; spec §6). */
     public static final double PAPER_NONE = 3.79;
     public static final double PAPER_DEFERRED_75 = 5.03;
@@ -178,6 +185,14 @@ public final class MaskingExperiment {
      * and the classifier can be trained separately in the meantime.
      */
     public Map<String, Object> run() throws IOException {
+        return run(false);
+    }
+
+    /**
+     * Like {@link #run()}; with {@code finishedOnly} nothing is trained or sampled: the variants whose images are
+     * all generated are evaluated and the report marks the others as not finished.
+     */
+    public Map<String, Object> run(boolean finishedOnly) throws IOException {
         long started = System.nanoTime();
         Files.createDirectories(out);
         Path configs = Files.createDirectories(out.resolve("configs"));
@@ -190,8 +205,9 @@ public final class MaskingExperiment {
         int threads = settings.threads() == 0 ? Runtime.getRuntime().availableProcessors() : settings.threads();
         try (CpuBackend backend = new CpuBackend(threads)) {
             Plan plan = plan(backend, modelFiles);
-            for (int seed = 0; seed < settings.seeds(); seed++) {
-                for (Variant v : VARIANTS) {
+            for (int seed = 0; seed < settings.seeds() && !finishedOnly; seed++) {
+                for (String name : TRAINING_ORDER) {
+                    Variant v = variant(name);
                     trainAndGenerate(v, seed, plan, modelFiles.get(v.patch()), backend);
                 }
             }
@@ -211,13 +227,20 @@ public final class MaskingExperiment {
                 List<Map<String, Object>> results = new ArrayList<>();
                 for (int seed = 0; seed < settings.seeds(); seed++) {
                     for (Variant v : VARIANTS) {
-                        results.add(evaluate(v, seed, plan, c, testMoments));
+                        Path directory = variantDirectory(v, seed);
+                        if (Files.isRegularFile(directory.resolve("result.json")) || generated(directory)) {
+                            results.add(evaluate(v, seed, plan, c, testMoments));
+                        }
                     }
                 }
                 return report(results, plan, classifier.testAccuracy(), testCount,
                         (System.nanoTime() - started) / 1e9);
             }
         }
+    }
+
+    static Variant variant(String name) {
+        return VARIANTS.stream().filter(v -> v.name().equals(name)).findFirst().orElseThrow();
     }
 
     /** Where the evaluation classifier is cached (trained on first use): one per settings label. */
@@ -599,6 +622,12 @@ public final class MaskingExperiment {
             List<Map<String, Object>> runs = results.stream().filter(r -> v.name().equals(r.get("variant"))).toList();
             double[] fd = values(runs, "fd"), accuracy = values(runs, "prompt_accuracy");
             double[] flops = values(runs, "training_flops_per_image"), time = values(runs, "training_seconds");
+            String mask = v.mode() == MaskingMode.NONE ? (v.patch() == 4 ? "none (patch 4: 75% fewer tokens)"
+                    : "none") : String.format(Locale.ROOT, "%s %.0f%%", v.strategy(), 100 * v.maskRatio());
+            if (runs.isEmpty()) {
+                table.append(String.format(Locale.ROOT, "| %s | %s | not finished | | | | 0 |\n", v.name(), mask));
+                continue;
+            }
             byVariant.put(v.name(), new double[] {mean(fd), mean(flops)});
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("strategy", v.strategy());
@@ -612,22 +641,27 @@ public final class MaskingExperiment {
             m.put("seeds", (long) runs.size());
             m.put("runs", runs);
             variants.put(v.name(), m);
-            String mask = v.mode() == MaskingMode.NONE ? (v.patch() == 4 ? "none (patch 4: 75% fewer tokens)"
-                    : "none") : String.format(Locale.ROOT, "%s %.0f%%", v.strategy(), 100 * v.maskRatio());
             table.append(String.format(Locale.ROOT, "| %s | %s | %.3g GFLOP | %s | %s | %s | %d |\n", v.name(), mask,
                     mean(flops) / 1e9, minutes(time), withSpread(fd, "%.3f"),
                     withSpread(scaled(accuracy, 100), "%.1f%%"), runs.size()));
         }
-        double none = byVariant.get("none")[0];
-        double deferredGap = byVariant.get("deferred-75")[0] - none;
-        double naiveGap = byVariant.get("naive-75")[0] - none;
-        double flopsRatio = byVariant.get("deferred-75")[1] / byVariant.get("none")[1];
-        boolean qualityGoal = deferredGap <= 0.3 * naiveGap;
-        boolean computeGoal = flopsRatio < 0.6;
-        String goal = String.format(Locale.ROOT, "goal: FD(deferred 75%%) − FD(none) = %.3f %s 0.3 × (FD(naive 75%%) "
-                        + "− FD(none)) = %.3f: %s; FLOPs per image of deferred 75%% / none = %.3f %s 0.6: %s",
-                deferredGap, qualityGoal ? "≤" : ">", 0.3 * naiveGap, qualityGoal ? "holds" : "does not hold",
-                flopsRatio, computeGoal ? "<" : "≥", computeGoal ? "holds" : "does not hold");
+        boolean judged = byVariant.containsKey("none") && byVariant.containsKey("deferred-75")
+                && byVariant.containsKey("naive-75");
+        boolean qualityGoal = false, computeGoal = false;
+        double flopsRatio = Double.NaN;
+        String goal = "goal: not judged yet (none, deferred-75 and naive-75 must all be finished)";
+        if (judged) {
+            double none = byVariant.get("none")[0];
+            double deferredGap = byVariant.get("deferred-75")[0] - none;
+            double naiveGap = byVariant.get("naive-75")[0] - none;
+            flopsRatio = byVariant.get("deferred-75")[1] / byVariant.get("none")[1];
+            qualityGoal = deferredGap <= 0.3 * naiveGap;
+            computeGoal = flopsRatio < 0.6;
+            goal = String.format(Locale.ROOT, "goal: FD(deferred 75%%) − FD(none) = %.3f %s 0.3 × (FD(naive 75%%) "
+                            + "− FD(none)) = %.3f: %s; FLOPs per image of deferred 75%% / none = %.3f %s 0.6: %s",
+                    deferredGap, qualityGoal ? "≤" : ">", 0.3 * naiveGap, qualityGoal ? "holds" : "does not hold",
+                    flopsRatio, computeGoal ? "<" : "≥", computeGoal ? "holds" : "does not hold");
+        }
         Map<String, Object> summary = new LinkedHashMap<>();
         summary.put("settings", settings.label());
         summary.put("model", ConfigFile.toJson(settings.base()));
@@ -640,9 +674,11 @@ public final class MaskingExperiment {
         summary.put("finetune_steps", plan.finetuneSteps());
         summary.put("batch_size", (long) settings.batchSize());
         summary.put("variants", variants);
-        summary.put("quality_goal_holds", qualityGoal);
-        summary.put("flops_goal_holds", computeGoal);
-        summary.put("deferred_75_flops_ratio", flopsRatio);
+        if (judged) {
+            summary.put("quality_goal_holds", qualityGoal);
+            summary.put("flops_goal_holds", computeGoal);
+            summary.put("deferred_75_flops_ratio", flopsRatio);
+        }
         summary.put("seconds_this_invocation", seconds);
         Files.writeString(out.resolve("results.json"), Json.write(summary) + "\n");
         String markdown = String.format(Locale.ROOT, "# Masking experiment (%s)%n%n"
@@ -666,21 +702,33 @@ public final class MaskingExperiment {
     }
 
     private void plot(Map<String, double[]> byVariant) throws IOException {
-        double none = byVariant.get("none")[0];
-        List<LossCurvePlot.Series> series = List.of(
-                new LossCurvePlot.Series("naive (microdit FD)", new double[] {0, 50, 75},
-                        new double[] {none, byVariant.get("naive-50")[0], byVariant.get("naive-75")[0]}, 0xd62728, 3),
-                new LossCurvePlot.Series("deferred (microdit FD)", new double[] {0, 50, 75},
-                        new double[] {none, byVariant.get("deferred-50")[0], byVariant.get("deferred-75")[0]},
-                        0x1f77b4, 3),
-                new LossCurvePlot.Series("patch 4, no mask (microdit FD)", new double[] {75},
-                        new double[] {byVariant.get("patch-4")[0]}, 0x2ca02c, 4),
-                new LossCurvePlot.Series("paper naive (FID, other data)", new double[] {0, 75},
-                        new double[] {PAPER_NONE, PAPER_NAIVE_75}, 0xf4a6a6, 1),
-                new LossCurvePlot.Series("paper deferred (FID, other data)", new double[] {0, 75},
-                        new double[] {PAPER_NONE, PAPER_DEFERRED_75}, 0x9ecae1, 1));
+        List<LossCurvePlot.Series> series = new ArrayList<>();
+        addSeries(series, "naive (microdit FD)", byVariant, List.of("none", "naive-50", "naive-75"), 0xd62728, 3);
+        addSeries(series, "deferred (microdit FD)", byVariant, List.of("none", "deferred-50", "deferred-75"), 0x1f77b4,
+                3);
+        addSeries(series, "patch 4, no mask (microdit FD)", byVariant, List.of("patch-4"), 0x2ca02c, 4);
+        series.add(new LossCurvePlot.Series("paper naive (FID, other data)", new double[] {0, 75},
+                new double[] {PAPER_NONE, PAPER_NAIVE_75}, 0xf4a6a6, 1));
+        series.add(new LossCurvePlot.Series("paper deferred (FID, other data)", new double[] {0, 75},
+                new double[] {PAPER_NONE, PAPER_DEFERRED_75}, 0x9ecae1, 1));
         new LossCurvePlot(900, 560, "FD (Fashion-MNIST classifier features) vs mask ratio", "mask ratio (%)",
                 "FD / FID", true).write(out.resolve("masking.png"), series);
+    }
+
+    /** A series over the variants that are finished, at their token reduction (mask ratio; 75% for patch 4). */
+    private static void addSeries(List<LossCurvePlot.Series> series, String label, Map<String, double[]> byVariant,
+                                  List<String> names, int color, int width) {
+        List<String> present = names.stream().filter(byVariant::containsKey).toList();
+        if (present.isEmpty()) {
+            return;
+        }
+        double[] x = new double[present.size()], y = new double[present.size()];
+        for (int i = 0; i < x.length; i++) {
+            String name = present.get(i);
+            x[i] = name.equals("patch-4") ? 75 : 100 * variant(name).maskRatio();
+            y[i] = byVariant.get(name)[0];
+        }
+        series.add(new LossCurvePlot.Series(label, x, y, color, width));
     }
 
     private static double[] values(List<Map<String, Object>> runs, String key) {

@@ -102,6 +102,16 @@ class MaskingExperimentTest {
                 Files.delete(f);
             }
         }
+        // A report while it is unfinished marks it and trains nothing.
+        ByteArrayOutputStream partial = new ByteArrayOutputStream();
+        new MaskingExperiment(tiny(), out, train, test, new PrintStream(partial, true, StandardCharsets.UTF_8))
+                .run(true);
+        String report = Files.readString(out.resolve("results.md"));
+        assertTrue(report.contains("| naive-50 | naive 50% | not finished |"), report);
+        assertTrue(report.contains("| deferred-75 | deferred 75% | "), report);
+        assertTrue(!partial.toString(StandardCharsets.UTF_8).contains("resumed"), partial.toString());
+        assertTrue(!Files.exists(variant.resolve("result.json")));
+
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         new MaskingExperiment(tiny(), out, train, test, new PrintStream(log, true, StandardCharsets.UTF_8)).run();
         String text = log.toString(StandardCharsets.UTF_8);
