@@ -273,6 +273,222 @@ MDT_UNROLL
     }
 }
 
+// ---------------------------------------------------------------- bf16 on tensor cores
+namespace tc {
+
+constexpr int kThreads = 128;  // 4 warps, 16 query (or key) rows each
+constexpr int kRowsPerWarp = 16;
+constexpr int kQueryTile = 64;
+constexpr int kKeyTile = 64;
+constexpr int kPad = 8;  // bf16 per shared row: rows stay 16-byte aligned and ldmatrix's 8 row reads hit distinct banks
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.69314718055994531f;
+
+/** Double-buffered K/V stages where two fit in 48 KiB of shared memory (Dh ≤ 64), one otherwise. */
+template <int Dh>
+__host__ __device__ constexpr int forward_stages() { return Dh <= 64 ? 2 : 1; }
+template <int Dh>
+constexpr size_t tile_bytes() { return static_cast<size_t>(kKeyTile) * (Dh + kPad) * sizeof(uint16_t); }
+template <int Dh>
+constexpr size_t forward_shared_bytes() { return forward_stages<Dh>() * 2 * tile_bytes<Dh>(); }
+
+struct Shape {
+    int64_t samples, queries, keys, heads;
+    float scale_log2;  // 1/√Dh · log2 e: scores go straight into exp2
+};
+
+/**
+ * Issues cp.async copies of rows [first, first + 64) of head h of sample n of a [N, tokens, H·Dh] bf16 tensor
+ * into tile[64][Dh + kPad]; rows past {@code tokens} are zero-filled (no read), so masked keys meet zero V rows.
+ */
+template <int Dh>
+__device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *source, int64_t n, int64_t tokens,
+                                                int64_t h, int64_t width, int64_t first) {
+    constexpr int kChunks = Dh / 8;  // 16-byte chunks per row
+    for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
+        int r = c / kChunks, column = c % kChunks * 8;
+        int64_t token = first + r;
+        bool inside = token < tokens;
+        const uint16_t *from = inside ? source + (n * tokens + token) * width + h * Dh + column : source;
+        mdt::cp_async_16(tile + r * (Dh + kPad) + column, from, inside ? 16 : 0);
+    }
+}
+
+/** Two bf16 of a row (nullptr: a row past the end, zeros) as one fragment register, the lower column low. */
+__device__ __forceinline__ uint32_t load_pair(const uint16_t *row, int column) {
+    return row ? static_cast<uint32_t>(row[column]) | (static_cast<uint32_t>(row[column + 1]) << 16) : 0u;
+}
+
+/**
+ * One warp's 16 rows × Dh of a [N, T, H·Dh] bf16 tensor as m16n8k16 A fragments, read once straight from
+ * global memory (lane 4g + t holds rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9 of each 16-wide chunk);
+ * rows past {@code tokens} are zero.
+ */
+template <int Dh>
+__device__ __forceinline__ void load_a_fragments(uint32_t fragments[][4], const uint16_t *source, int64_t n,
+                                                 int64_t tokens, int64_t h, int64_t width, int64_t row) {
+    int t = threadIdx.x % 4;
+    const uint16_t *low = row < tokens ? source + (n * tokens + row) * width + h * Dh : nullptr;
+    const uint16_t *high = row + 8 < tokens ? source + (n * tokens + row + 8) * width + h * Dh : nullptr;
+    MDT_UNROLL
+    for (int kc = 0; kc < Dh / 16; kc++) {
+        fragments[kc][0] = load_pair(low, 16 * kc + 2 * t);
+        fragments[kc][1] = load_pair(high, 16 * kc + 2 * t);
+        fragments[kc][2] = load_pair(low, 16 * kc + 2 * t + 8);
+        fragments[kc][3] = load_pair(high, 16 * kc + 2 * t + 8);
+    }
+}
+
+/** Row max / sum over the quad of lanes that hold one accumulator row. */
+__device__ __forceinline__ float quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(mdt::kFullMask, x, 1));
+    return fmaxf(x, __shfl_xor_sync(mdt::kFullMask, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(mdt::kFullMask, x, 1);
+    return x + __shfl_xor_sync(mdt::kFullMask, x, 2);
+}
+
+/**
+ * Converts the C fragments of a 16 × 16k block (accumulators c[2i], c[2i + 1] for columns 16i..16i + 15) into
+ * the A fragment of columns 16i..16i + 15: the C layout of two n8 tiles is exactly the A layout of one k16 chunk.
+ */
+__device__ __forceinline__ void c_to_a(uint32_t a[4], const float left[4], const float right[4]) {
+    a[0] = mdt::pack_bf16x2(left[0], left[1]);
+    a[1] = mdt::pack_bf16x2(left[2], left[3]);
+    a[2] = mdt::pack_bf16x2(right[0], right[1]);
+    a[3] = mdt::pack_bf16x2(right[2], right[3]);
+}
+
+template <int Dh>
+__global__ void __launch_bounds__(kThreads)
+attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out, float *lse,
+                              Shape s) {
+    constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
+    MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
+    int matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
+    uint32_t qf[Dh / 16][4];
+    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
+    float o[Dh / 8][4];
+    MDT_UNROLL
+    for (int j = 0; j < Dh / 8; j++) {
+        MDT_UNROLL
+        for (int r = 0; r < 4; r++) o[j][r] = 0.0f;
+    }
+    // Rows g and g + 8 of the warp: running max (log2 units) and this lane's part of the running sum.
+    float row_max[2] = {-__builtin_inff(), -__builtin_inff()}, row_sum[2] = {0.0f, 0.0f};
+    int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
+    auto load_stage = [&](int stage, int64_t first_key) {
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        mdt::cp_async_commit();
+    };
+    if (kStages == 2) load_stage(0, 0);
+    for (int64_t kt = 0; kt < key_tiles; kt++) {
+        int stage = kStages == 2 ? static_cast<int>(kt & 1) : 0;
+        if (kStages == 1) {
+            load_stage(0, kt * kKeyTile);
+            mdt::cp_async_wait<0>();
+        } else if (kt + 1 < key_tiles) {
+            load_stage(stage ^ 1, (kt + 1) * kKeyTile);  // the next tile loads while this one is used
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
+        // S = Q·Kᵀ, 16 × 64 per warp: K is stored [key][d], i.e. B (k = d, n = key) column-major, so non-trans.
+        float sc[kKeyTile / 8][4];
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) sc[j][r] = 0.0f;
+        }
+        MDT_UNROLL
+        for (int kc = 0; kc < Dh / 16; kc++) {
+            MDT_UNROLL
+            for (int p = 0; p < kKeyTile / 16; p++) {
+                uint32_t bf[4];  // quarters (keys 0-7, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 0-7), (keys 8-15, d 8-15)
+                mdt::ldmatrix_x4(bf, ks + (16 * p + far + matrix_row) * kStride + 16 * kc + near);
+                mdt::mma_m16n8k16_bf16(sc[2 * p], qf[kc], bf, sc[2 * p]);
+                mdt::mma_m16n8k16_bf16(sc[2 * p + 1], qf[kc], bf + 2, sc[2 * p + 1]);
+            }
+        }
+        // Online softmax in log2 units; keys past the end are -inf before the max (a tile has at least one key).
+        int64_t key0 = kt * kKeyTile + 2 * t;
+        float tile_max[2] = {-__builtin_inff(), -__builtin_inff()};
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                float x = key0 + 8 * j + r % 2 < s.keys ? sc[j][r] * s.scale_log2 : -__builtin_inff();
+                sc[j][r] = x;
+                tile_max[r / 2] = fmaxf(tile_max[r / 2], x);
+            }
+        }
+        float rescale[2];
+        MDT_UNROLL
+        for (int i = 0; i < 2; i++) {
+            float new_max = fmaxf(row_max[i], quad_max(tile_max[i]));
+            rescale[i] = exp2f(row_max[i] - new_max);  // 0 on the first tile (row_max −∞)
+            row_max[i] = new_max;
+            row_sum[i] *= rescale[i];
+        }
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                float p = exp2f(sc[j][r] - row_max[r / 2]);
+                sc[j][r] = p;
+                row_sum[r / 2] += p;
+            }
+        }
+        MDT_UNROLL
+        for (int j = 0; j < Dh / 8; j++) {
+            o[j][0] *= rescale[0];
+            o[j][1] *= rescale[0];
+            o[j][2] *= rescale[1];
+            o[j][3] *= rescale[1];
+        }
+        // O += P·V: P's C fragments become A fragments in registers; V [key][d] is B (k = key, n = d) row-major,
+        // so ldmatrix .trans.
+        MDT_UNROLL
+        for (int kc = 0; kc < kKeyTile / 16; kc++) {
+            uint32_t pa[4];
+            c_to_a(pa, sc[2 * kc], sc[2 * kc + 1]);
+            MDT_UNROLL
+            for (int p = 0; p < Dh / 16; p++) {
+                uint32_t bf[4];  // quarters (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
+                mdt::ldmatrix_x4_trans(bf, vs + (16 * kc + near + matrix_row) * kStride + 16 * p + far);
+                mdt::mma_m16n8k16_bf16(o[2 * p], pa, bf, o[2 * p]);
+                mdt::mma_m16n8k16_bf16(o[2 * p + 1], pa, bf + 2, o[2 * p + 1]);
+            }
+        }
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t query = row + 8 * i;
+        float total = quad_sum(row_sum[i]);
+        if (query < s.queries) {
+            float inverse = 1.0f / total;
+            float *target = out + (n * s.queries + query) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                target[8 * j] = o[j][2 * i] * inverse;
+                target[8 * j + 1] = o[j][2 * i + 1] * inverse;
+            }
+            if (t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
+        }
+    }
+}
+
+}  // namespace tc
+
 int check_attention(const char *op, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
                     int64_t head_dim) {
     MDT_REQUIRE(samples >= 0 && queries >= 0, "%s: negative size (samples %lld, queries %lld)", op,
@@ -325,6 +541,37 @@ int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, c
     return MDT_LAUNCH(attention_query_gradients_kernel,
                       dim3(tiles(queries, kQueryTile), static_cast<unsigned>(samples * heads)), kThreads, shared,
                       stream, d_out, q, k, v, lse, delta, dq, a);
+}
+
+int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out,
+                           float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
+                           int64_t head_dim) {
+    const char *op = "mdt_attention_fwd_bf16";
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
+                "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
+                (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL,
+                "%s: %lld queries exceed the grid's x limit", op, (long long)queries);
+    if (samples * queries == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(q && k && v && out && lse, "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(q) % 4 == 0,
+                "%s: k and v must be 16-byte aligned and q 4-byte aligned", op);
+    tc::Shape shape{samples, queries, keys, heads,
+                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
+    dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
+    switch (head_dim) {
+        case 32:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<32>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape);
+        case 64:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<64>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape);
+        default:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<128>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
+    }
 }
 
 }  // extern "C"
