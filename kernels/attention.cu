@@ -360,6 +360,60 @@ __device__ __forceinline__ void c_to_a(uint32_t a[4], const float left[4], const
     a[3] = mdt::pack_bf16x2(right[2], right[3]);
 }
 
+template <int N>
+__device__ __forceinline__ void zero(float c[N][4]) {
+    MDT_UNROLL
+    for (int j = 0; j < N; j++) {
+        MDT_UNROLL
+        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
+    }
+}
+
+/**
+ * c[16 × 64] = A·Tᵀ for a warp's A fragments (16 rows × Dh) and a shared tile T [64 rows][Dh]: T is B (k = d,
+ * n = row) stored n-major, so plain ldmatrix. Used for S = Q·Kᵀ, dP = dO·Vᵀ and their transposes.
+ */
+template <int Dh>
+__device__ __forceinline__ void multiply_a_tt(float c[kKeyTile / 8][4], const uint32_t a[Dh / 16][4],
+                                              const uint16_t *tile) {
+    // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
+    int lane = threadIdx.x % 32, matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    zero<kKeyTile / 8>(c);
+    MDT_UNROLL
+    for (int kc = 0; kc < Dh / 16; kc++) {
+        MDT_UNROLL
+        for (int p = 0; p < kKeyTile / 16; p++) {
+            uint32_t b[4];  // quarters (rows 0-7, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 0-7), (rows 8-15, d 8-15)
+            mdt::ldmatrix_x4(b, tile + (16 * p + far + matrix_row) * (Dh + kPad) + 16 * kc + near);
+            mdt::mma_m16n8k16_bf16(c[2 * p], a[kc], b, c[2 * p]);
+            mdt::mma_m16n8k16_bf16(c[2 * p + 1], a[kc], b + 2, c[2 * p + 1]);
+        }
+    }
+}
+
+/**
+ * acc[16 × Dh] += P·T for P [16 × 64] held as f32 C fragments (rounded to bf16 A fragments in registers, no
+ * shared-memory round trip) and a shared tile T [64 rows][Dh]: T is B (k = row, n = d) stored k-major, so
+ * ldmatrix .trans. Used for O += P·V, dV += Pᵀ·dO, dK += dSᵀ·Q and dQ += dS·K.
+ */
+template <int Dh>
+__device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c[kKeyTile / 8][4],
+                                             const uint16_t *tile) {
+    int lane = threadIdx.x % 32, matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    MDT_UNROLL
+    for (int kc = 0; kc < kKeyTile / 16; kc++) {
+        uint32_t a[4];
+        c_to_a(a, c[2 * kc], c[2 * kc + 1]);
+        MDT_UNROLL
+        for (int p = 0; p < Dh / 16; p++) {
+            uint32_t b[4];  // quarters (rows 0-7, d 0-7), (rows 8-15, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 8-15)
+            mdt::ldmatrix_x4_trans(b, tile + (16 * kc + near + matrix_row) * (Dh + kPad) + 16 * p + far);
+            mdt::mma_m16n8k16_bf16(acc[2 * p], a, b, acc[2 * p]);
+            mdt::mma_m16n8k16_bf16(acc[2 * p + 1], a, b + 2, acc[2 * p + 1]);
+        }
+    }
+}
+
 template <int Dh>
 __global__ void __launch_bounds__(kThreads)
 attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out, float *lse,
@@ -367,18 +421,12 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
     constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
-    // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
-    int matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
     uint32_t qf[Dh / 16][4];
     load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
     float o[Dh / 8][4];
-    MDT_UNROLL
-    for (int j = 0; j < Dh / 8; j++) {
-        MDT_UNROLL
-        for (int r = 0; r < 4; r++) o[j][r] = 0.0f;
-    }
+    zero<Dh / 8>(o);
     // Rows g and g + 8 of the warp: running max (log2 units) and this lane's part of the running sum.
     float row_max[2] = {-__builtin_inff(), -__builtin_inff()}, row_sum[2] = {0.0f, 0.0f};
     int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
@@ -401,23 +449,9 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
         }
         __syncthreads();
         const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
-        // S = Q·Kᵀ, 16 × 64 per warp: K is stored [key][d], i.e. B (k = d, n = key) column-major, so non-trans.
+        // S = Q·Kᵀ, 16 × 64 per warp.
         float sc[kKeyTile / 8][4];
-        MDT_UNROLL
-        for (int j = 0; j < kKeyTile / 8; j++) {
-            MDT_UNROLL
-            for (int r = 0; r < 4; r++) sc[j][r] = 0.0f;
-        }
-        MDT_UNROLL
-        for (int kc = 0; kc < Dh / 16; kc++) {
-            MDT_UNROLL
-            for (int p = 0; p < kKeyTile / 16; p++) {
-                uint32_t bf[4];  // quarters (keys 0-7, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 0-7), (keys 8-15, d 8-15)
-                mdt::ldmatrix_x4(bf, ks + (16 * p + far + matrix_row) * kStride + 16 * kc + near);
-                mdt::mma_m16n8k16_bf16(sc[2 * p], qf[kc], bf, sc[2 * p]);
-                mdt::mma_m16n8k16_bf16(sc[2 * p + 1], qf[kc], bf + 2, sc[2 * p + 1]);
-            }
-        }
+        multiply_a_tt<Dh>(sc, qf, ks);
         // Online softmax in log2 units; keys past the end are -inf before the max (a tile has at least one key).
         int64_t key0 = kt * kKeyTile + 2 * t;
         float tile_max[2] = {-__builtin_inff(), -__builtin_inff()};
@@ -454,20 +488,8 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
             o[j][2] *= rescale[1];
             o[j][3] *= rescale[1];
         }
-        // O += P·V: P's C fragments become A fragments in registers; V [key][d] is B (k = key, n = d) row-major,
-        // so ldmatrix .trans.
-        MDT_UNROLL
-        for (int kc = 0; kc < kKeyTile / 16; kc++) {
-            uint32_t pa[4];
-            c_to_a(pa, sc[2 * kc], sc[2 * kc + 1]);
-            MDT_UNROLL
-            for (int p = 0; p < Dh / 16; p++) {
-                uint32_t bf[4];  // quarters (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
-                mdt::ldmatrix_x4_trans(bf, vs + (16 * kc + near + matrix_row) * kStride + 16 * p + far);
-                mdt::mma_m16n8k16_bf16(o[2 * p], pa, bf, o[2 * p]);
-                mdt::mma_m16n8k16_bf16(o[2 * p + 1], pa, bf + 2, o[2 * p + 1]);
-            }
-        }
+        // O += P·V, P's C fragments turned into A fragments in registers.
+        multiply_c_t<Dh>(o, sc, vs);
         __syncthreads();  // the stage is refilled next iteration
     }
     MDT_UNROLL
@@ -485,6 +507,217 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
             if (t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
         }
     }
+}
+
+/**
+ * Backward prologue, one warp per (token, head) row: dO rounded to bf16 for the tensor cores (d_out_bf16 like
+ * d_out), and D = Σ_d dO·O in f32 of the rounded dO (delta [N, H, Tq]).
+ */
+__global__ void attention_row_dot_bf16_kernel(const float *d_out, const float *out, float *delta,
+                                              uint16_t *d_out_bf16, Shape s, int64_t head_dim) {
+    int lane = threadIdx.x % 32;
+    int64_t rows = s.samples * s.queries * s.heads, warps = (int64_t)gridDim.x * (blockDim.x / 32);
+    int64_t width = s.heads * head_dim;
+    for (int64_t r = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
+        int64_t h = r % s.heads, token = r / s.heads;  // token = n·Tq + q
+        int64_t base = token * width + h * head_dim;
+        float dot = 0.0f;
+        for (int64_t d = lane; d < head_dim; d += 32) {
+            uint16_t g = static_cast<uint16_t>(mdt::pack_bf16x2(d_out[base + d], 0.0f));  // low half: dO in bf16
+            d_out_bf16[base + d] = g;
+            // D from the rounded dO, as dP = dO·Vᵀ uses it: Σ_j P_j·dP_j = D then holds up to rounding of P.
+            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), out[base + d], dot);
+        }
+        dot = mdt::warp_sum(dot);
+        int64_t n = token / s.queries, q = token % s.queries;
+        if (lane == 0) delta[(n * s.heads + h) * s.queries + q] = dot;
+    }
+}
+
+/** Shared bytes of a backward stage: two bf16 tiles [64][Dh + kPad] and two float rows [64]. */
+template <int Dh>
+__host__ __device__ constexpr size_t backward_stage_bytes() {
+    return 2 * static_cast<size_t>(kKeyTile) * (Dh + kPad) * sizeof(uint16_t) + 2 * kKeyTile * sizeof(float);
+}
+
+/**
+ * dK and dV for one tile of 64 keys (16 per warp, K and V held as A fragments), walking every query tile:
+ * Q and dO tiles (and the tile's lse in log2 units and D) are double-buffered in shared memory; per tile
+ * Sᵀ = K·Qᵀ, Pᵀ = exp2(Sᵀ·scale·log2 e − lse₂), dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − D), dK += dSᵀ·Q.
+ * Each key row is owned by one warp and summed in query order: deterministic.
+ */
+// Min blocks 1: without it ptxas caps the Dh = 32 instance at 128 registers on sm_80 and spills.
+template <int Dh>
+__global__ void __launch_bounds__(kThreads, 1)
+attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                    const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dk,
+                                    float *dv, Shape s, float scale) {
+    constexpr int kStride = Dh + kPad, kTile = kQueryTile * kStride;
+    constexpr size_t kStageBytes = backward_stage_bytes<Dh>();
+    MDT_DYNAMIC_SHARED(unsigned char, shared);  // stage i at i·kStageBytes: Q tile, dO tile, lse₂ row, D row
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kKeyTile + warp * kRowsPerWarp + lane / 4;  // key, and + 8
+    uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
+    load_a_fragments<Dh>(kf, k, n, s.keys, h, width, row);
+    load_a_fragments<Dh>(vf, v, n, s.keys, h, width, row);
+    float dk_acc[Dh / 8][4], dv_acc[Dh / 8][4];
+    zero<Dh / 8>(dk_acc);
+    zero<Dh / 8>(dv_acc);
+    auto stage_q = [&](int stage) { return reinterpret_cast<uint16_t *>(shared + stage * kStageBytes); };
+    auto stage_rows = [&](int stage) { return reinterpret_cast<float *>(stage_q(stage) + 2 * kTile); };
+    auto load_stage = [&](int stage, int64_t first_query) {
+        uint16_t *tiles = stage_q(stage);
+        load_rows_async<Dh>(tiles, q, n, s.queries, h, width, first_query);
+        load_rows_async<Dh>(tiles + kTile, d_out_bf16, n, s.queries, h, width, first_query);
+        mdt::cp_async_commit();
+        float *rows = stage_rows(stage);
+        for (int i = threadIdx.x; i < kQueryTile; i += kThreads) {
+            bool inside = first_query + i < s.queries;
+            // Queries past the end: lse +∞ makes P = 0 and D = 0 keeps dS = 0.
+            rows[i] = inside ? lse[nh * s.queries + first_query + i] * kLog2e : __builtin_inff();
+            rows[kQueryTile + i] = inside ? delta[nh * s.queries + first_query + i] : 0.0f;
+        }
+    };
+    int64_t query_tiles = (s.queries + kQueryTile - 1) / kQueryTile;
+    float scale_log2 = s.scale_log2;
+    if (query_tiles > 0) load_stage(0, 0);
+    for (int64_t qt = 0; qt < query_tiles; qt++) {
+        int stage = static_cast<int>(qt & 1);
+        if (qt + 1 < query_tiles) {
+            load_stage(stage ^ 1, (qt + 1) * kQueryTile);
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *qs = stage_q(stage), *dos = qs + kTile;
+        const float *lse2 = stage_rows(stage), *row_delta = lse2 + kQueryTile;
+        float pt[kQueryTile / 8][4];
+        multiply_a_tt<Dh>(pt, kf, qs);  // Sᵀ: rows are this warp's keys, columns the tile's queries
+        MDT_UNROLL
+        for (int j = 0; j < kQueryTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) pt[j][r] = exp2f(pt[j][r] * scale_log2 - lse2[8 * j + 2 * t + r % 2]);
+        }
+        multiply_c_t<Dh>(dv_acc, pt, dos);
+        float dst[kQueryTile / 8][4];
+        multiply_a_tt<Dh>(dst, vf, dos);  // dPᵀ
+        MDT_UNROLL
+        for (int j = 0; j < kQueryTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) dst[j][r] = pt[j][r] * (dst[j][r] - row_delta[8 * j + 2 * t + r % 2]);
+        }
+        multiply_c_t<Dh>(dk_acc, dst, qs);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t key = row + 8 * i;
+        if (key < s.keys) {
+            int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                dk[base + 8 * j] = dk_acc[j][2 * i] * scale;
+                dk[base + 8 * j + 1] = dk_acc[j][2 * i + 1] * scale;
+                dv[base + 8 * j] = dv_acc[j][2 * i];
+                dv[base + 8 * j + 1] = dv_acc[j][2 * i + 1];
+            }
+        }
+    }
+}
+
+/**
+ * dQ for one tile of 64 queries (16 per warp, Q and dO held as A fragments), walking every key tile with K and
+ * V double-buffered in shared memory (as the forward): S = Q·Kᵀ, P = exp2(S·scale·log2 e − lse₂) (keys past the
+ * end −∞), dP = dO·Vᵀ, dS = P∘(dP − D), dQ += dS·K. Each query row is owned by one warp: deterministic.
+ */
+template <int Dh>
+__global__ void __launch_bounds__(kThreads)
+attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                      const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq,
+                                      Shape s, float scale) {
+    constexpr int kStride = Dh + kPad, kTile = kKeyTile * kStride;
+    MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
+    uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
+    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
+    load_a_fragments<Dh>(dof, d_out_bf16, n, s.queries, h, width, row);
+    float row_lse2[2], row_delta[2];
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        bool inside = row + 8 * i < s.queries;
+        row_lse2[i] = inside ? lse[nh * s.queries + row + 8 * i] * kLog2e : __builtin_inff();
+        row_delta[i] = inside ? delta[nh * s.queries + row + 8 * i] : 0.0f;
+    }
+    float dq_acc[Dh / 8][4];
+    zero<Dh / 8>(dq_acc);
+    auto load_stage = [&](int stage, int64_t first_key) {
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        mdt::cp_async_commit();
+    };
+    int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
+    load_stage(0, 0);
+    for (int64_t kt = 0; kt < key_tiles; kt++) {
+        int stage = static_cast<int>(kt & 1);
+        if (kt + 1 < key_tiles) {
+            load_stage(stage ^ 1, (kt + 1) * kKeyTile);
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
+        float p[kKeyTile / 8][4];
+        multiply_a_tt<Dh>(p, qf, ks);
+        int64_t key0 = kt * kKeyTile + 2 * t;
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                p[j][r] = key0 + 8 * j + r % 2 < s.keys ? exp2f(p[j][r] * s.scale_log2 - row_lse2[r / 2]) : 0.0f;
+            }
+        }
+        float ds[kKeyTile / 8][4];
+        multiply_a_tt<Dh>(ds, dof, vs);  // dP
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) ds[j][r] = p[j][r] * (ds[j][r] - row_delta[r / 2]);
+        }
+        multiply_c_t<Dh>(dq_acc, ds, ks);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t query = row + 8 * i;
+        if (query < s.queries) {
+            float *target = dq + (n * s.queries + query) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                target[8 * j] = dq_acc[j][2 * i] * scale;
+                target[8 * j + 1] = dq_acc[j][2 * i + 1] * scale;
+            }
+        }
+    }
+}
+
+template <int Dh>
+int backward(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+             const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq, float *dk, float *dv,
+             const Shape &shape, float scale) {
+    unsigned nh = static_cast<unsigned>(shape.samples * shape.heads);
+    int status = MDT_LAUNCH(attention_key_gradients_bf16_kernel<Dh>,
+                            dim3(static_cast<unsigned>((shape.keys + kKeyTile - 1) / kKeyTile), nh), kThreads,
+                            2 * backward_stage_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dk, dv, shape,
+                            scale);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(attention_query_gradients_bf16_kernel<Dh>,
+                      dim3(static_cast<unsigned>((shape.queries + kQueryTile - 1) / kQueryTile), nh), kThreads,
+                      2 * 2 * tile_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dq, shape, scale);
 }
 
 }  // namespace tc
@@ -572,6 +805,39 @@ int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const uint16_
             return MDT_LAUNCH(tc::attention_forward_bf16_kernel<128>, grid, tc::kThreads,
                               tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
     }
+}
+
+int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
+                           const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16,
+                           float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys,
+                           int64_t heads, int64_t head_dim) {
+    const char *op = "mdt_attention_bwd_bf16";
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64,
+                "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
+                    (keys + tc::kKeyTile - 1) / tc::kKeyTile <= 2147483647LL,
+                "%s: %lld queries or %lld keys exceed the grid's x limit", op, (long long)queries, (long long)keys);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_bf16 && dq && dk && dv,
+                "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
+                "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
+    double scale = 1.0 / sqrt(static_cast<double>(head_dim));
+    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
+    if (queries == 0) {
+        size_t bytes = static_cast<size_t>(samples * keys * heads * head_dim) * sizeof(float);
+        if (int s = mdt_memset(dk, 0, bytes, stream)) return s;
+        return mdt_memset(dv, 0, bytes, stream);
+    }
+    int status = MDT_LAUNCH(tc::attention_row_dot_bf16_kernel, mdt::blocks_for(samples * queries * heads, kThreads / 32),
+                            kThreads, 0, stream, d_out, out, delta, d_out_bf16, shape, head_dim);
+    if (status != MDT_SUCCESS) return status;
+    if (head_dim == 32) {
+        return tc::backward<32>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+    }
+    return tc::backward<64>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
 }
 
 }  // extern "C"

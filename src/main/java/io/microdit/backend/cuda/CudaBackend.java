@@ -27,6 +27,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private static final int MAX_HEAD_DIM = 128;
     /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
     private static final Set<Integer> TENSOR_CORE_HEAD_DIMS = Set.of(32, 64, 128);
+    /** Head dimensions of the tensor-core attention backward; others take the f32 kernels. */
+    private static final Set<Integer> TENSOR_CORE_BACKWARD_HEAD_DIMS = Set.of(32, 64);
     /** CUDA's grid y limit: attention runs one block row per (sample, head). */
     private static final int MAX_GRID_Y = 65535;
     /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
@@ -627,17 +629,34 @@ public final class CudaBackend implements Backend, AutoCloseable {
                                   Tensor dq, Tensor dk, Tensor dv) {
         String op = "attentionBackward";
         int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        Checks.sameShapeF32(op, "out", out, "dOut", dOut);
+        Checks.sameShapeF32(op, "out", out, "dq", dq);
+        for (Object[] named : new Object[][] {{"dk", dk}, {"dv", dv}}) {
+            Tensor gradient = (Tensor) named[1];
+            Checks.dtype(op, (String) named[0], gradient, DType.F32);
+            Checks.argument(gradient.sameShape(k), op, named[0] + " " + gradient.describe()
+                    + " must have the shape of k " + k.describe());
+        }
+        if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
+            try (MemoryScope workspace = scope(op + "-workspace")) {
+                Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+                Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
+                check(MicroditNative.mdt_attention_bwd_bf16(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                        pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                        delta.segment(), dOutBf16.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk),
+                        pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3]), op);
+            }
+            flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+            return;
+        }
         if (q.dtype() == DType.BF16) {
+            // No tensor-core backward for this head dimension: the f32 kernels on the exact f32 values.
             try (MemoryScope upcast = scope(op + "-bf16-operands")) {
                 attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), out, lse, heads, dq, dk,
                         dv);
             }
             return;
         }
-        Checks.sameShapeF32(op, "out", out, "dOut", dOut);
-        Checks.sameShapeF32(op, "q", q, "dq", dq);
-        Checks.sameShapeF32(op, "k", k, "dk", dk);
-        Checks.sameShapeF32(op, "v", v, "dv", dv);
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
             check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
