@@ -12,6 +12,23 @@
 // by one thread and summed in a fixed order.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× that by the FlashAttention convention (this kernel does 14·N·H·Tq·
 // Tk·Dh: the recomputations). Bytes: forward reads Q once and K, V once per query tile.
+//
+// BF16 on tensor cores (mdt_attention_fwd_bf16 / _bwd_bf16; Dh 32, 64, 128 forward, 32 and 64 backward; f32 out,
+// lse and gradients): FlashAttention-2 with mma.sync m16n8k16 (f32 accumulation) through the common.cuh wrappers.
+// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are read
+// once from global memory into registers. K/V tiles of 64 keys stream through shared memory by cp.async (double-
+// buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by
+// 1/√Dh·log2 e and masked to −∞ past Tk, online softmax in registers (row max over the quad of lanes holding a row,
+// by shuffles; the row sum stays per lane until the end), exp2; P's C fragments are packed to bf16 A fragments in
+// registers (no shared round trip) for O += P·V (ldmatrix .trans of V). lse = ln 2·(max + log2 sum).
+// Backward: a prologue rounds dO to bf16 (scratch) and computes D = rowsum(dO∘O); the dK/dV kernel (4 warps × 16
+// keys, K and V as A fragments, Q/dO tiles double-buffered) and the dQ kernel (4 warps × 16 queries, Q and dO as
+// A fragments, K/V tiles as the forward) recompute P = exp2(S·scale·log2 e − lse·log2 e) and dS = P∘(dP − D),
+// every product on tensor cores with the C → A register trick; each gradient row is owned by one warp and summed
+// in a fixed order (deterministic, no atomics).
+// FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
+// Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
+// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
 #include "common.cuh"
 
 #include <math.h>

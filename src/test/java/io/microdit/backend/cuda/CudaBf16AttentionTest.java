@@ -27,10 +27,14 @@ import org.junit.jupiter.api.Test;
 @Tag("emu")
 class CudaBf16AttentionTest {
     /**
-     * The kernel rounds the probabilities to bf16 before P·V (relative error 2^-9 each, averaging out); the
-     * issue allows 2e-2 for bf16. A fragment or masking mistake gives errors near 1.
+     * The kernels round P (and dO, dS in the backward) to bf16 before the second product (relative error 2^-9
+     * each, averaging out): measured at most 1.3e-3 forward and 3.8e-3 backward. The issue allows 2e-2 for bf16;
+     * 1e-2 keeps a margin and still fails four phantom zero keys among 77 (2.2e-2). A fragment mistake gives
+     * errors near 1.
      */
-    private static final double TOLERANCE = 2e-2;
+    private static final double TOLERANCE = 1e-2;
+    /** lse comes from f32 scores of exact bf16 products: measured at most 2e-7; phantom keys move it by 7e-3. */
+    private static final double LSE_TOLERANCE = 1e-4;
     private static CpuBackend cpu;
     private static CudaBackend cuda;
 
@@ -82,7 +86,7 @@ class CudaBf16AttentionTest {
         String what = String.format("bf16 attention N=%d H=%d Dh=%d Tq=%d Tk=%d: relative error out %.3g, lse %.3g",
                 batch, heads, headDim, queries, keys, errors[0], errors[1]);
         System.out.println(what);
-        assertTrue(errors[0] <= TOLERANCE && errors[1] <= TOLERANCE, what);
+        assertTrue(errors[0] <= TOLERANCE && errors[1] <= LSE_TOLERANCE, what);
     }
 
     @Test
