@@ -12,6 +12,23 @@
 // by one thread and summed in a fixed order.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× that by the FlashAttention convention (this kernel does 14·N·H·Tq·
 // Tk·Dh: the recomputations). Bytes: forward reads Q once and K, V once per query tile.
+//
+// BF16 on tensor cores (mdt_attention_fwd_bf16 / _bwd_bf16; Dh 32, 64, 128 forward, 32 and 64 backward; f32 out,
+// lse and gradients): FlashAttention-2 with mma.sync m16n8k16 (f32 accumulation) through the common.cuh wrappers.
+// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are read
+// once from global memory into registers. K/V tiles of 64 keys stream through shared memory by cp.async (double-
+// buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by
+// 1/√Dh·log2 e and masked to −∞ past Tk, online softmax in registers (row max over the quad of lanes holding a row,
+// by shuffles; the row sum stays per lane until the end), exp2; P's C fragments are packed to bf16 A fragments in
+// registers (no shared round trip) for O += P·V (ldmatrix .trans of V). lse = ln 2·(max + log2 sum).
+// Backward: a prologue rounds dO to bf16 (scratch) and computes D = rowsum(dO∘O); the dK/dV kernel (4 warps × 16
+// keys, K and V as A fragments, Q/dO tiles double-buffered) and the dQ kernel (4 warps × 16 queries, Q and dO as
+// A fragments, K/V tiles as the forward) recompute P = exp2(S·scale·log2 e − lse·log2 e) and dS = P∘(dP − D),
+// every product on tensor cores with the C → A register trick; each gradient row is owned by one warp and summed
+// in a fixed order (deterministic, no atomics).
+// FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
+// Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
+// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
 #include "common.cuh"
 
 #include <math.h>
@@ -273,6 +290,455 @@ MDT_UNROLL
     }
 }
 
+// ---------------------------------------------------------------- bf16 on tensor cores
+namespace tc {
+
+constexpr int kThreads = 128;  // 4 warps, 16 query (or key) rows each
+constexpr int kRowsPerWarp = 16;
+constexpr int kQueryTile = 64;
+constexpr int kKeyTile = 64;
+constexpr int kPad = 8;  // bf16 per shared row: rows stay 16-byte aligned and ldmatrix's 8 row reads hit distinct banks
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.69314718055994531f;
+
+/** Double-buffered K/V stages where two fit in 48 KiB of shared memory (Dh ≤ 64), one otherwise. */
+template <int Dh>
+__host__ __device__ constexpr int forward_stages() { return Dh <= 64 ? 2 : 1; }
+template <int Dh>
+constexpr size_t tile_bytes() { return static_cast<size_t>(kKeyTile) * (Dh + kPad) * sizeof(uint16_t); }
+template <int Dh>
+constexpr size_t forward_shared_bytes() { return forward_stages<Dh>() * 2 * tile_bytes<Dh>(); }
+
+struct Shape {
+    int64_t samples, queries, keys, heads;
+    float scale_log2;  // 1/√Dh · log2 e: scores go straight into exp2
+};
+
+/**
+ * Issues cp.async copies of rows [first, first + 64) of head h of sample n of a [N, tokens, H·Dh] bf16 tensor
+ * into tile[64][Dh + kPad]; rows past {@code tokens} are zero-filled (no read), so masked keys meet zero V rows.
+ */
+template <int Dh>
+__device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *source, int64_t n, int64_t tokens,
+                                                int64_t h, int64_t width, int64_t first) {
+    constexpr int kChunks = Dh / 8;  // 16-byte chunks per row
+    for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
+        int r = c / kChunks, column = c % kChunks * 8;
+        int64_t token = first + r;
+        bool inside = token < tokens;
+        const uint16_t *from = inside ? source + (n * tokens + token) * width + h * Dh + column : source;
+        mdt::cp_async_16(tile + r * (Dh + kPad) + column, from, inside ? 16 : 0);
+    }
+}
+
+/** Two bf16 of a row (nullptr: a row past the end, zeros) as one fragment register, the lower column low. */
+__device__ __forceinline__ uint32_t load_pair(const uint16_t *row, int column) {
+    return row ? static_cast<uint32_t>(row[column]) | (static_cast<uint32_t>(row[column + 1]) << 16) : 0u;
+}
+
+/**
+ * One warp's 16 rows × Dh of a [N, T, H·Dh] bf16 tensor as m16n8k16 A fragments, read once straight from
+ * global memory (lane 4g + t holds rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9 of each 16-wide chunk);
+ * rows past {@code tokens} are zero.
+ */
+template <int Dh>
+__device__ __forceinline__ void load_a_fragments(uint32_t fragments[][4], const uint16_t *source, int64_t n,
+                                                 int64_t tokens, int64_t h, int64_t width, int64_t row) {
+    int t = threadIdx.x % 4;
+    const uint16_t *low = row < tokens ? source + (n * tokens + row) * width + h * Dh : nullptr;
+    const uint16_t *high = row + 8 < tokens ? source + (n * tokens + row + 8) * width + h * Dh : nullptr;
+    MDT_UNROLL
+    for (int kc = 0; kc < Dh / 16; kc++) {
+        fragments[kc][0] = load_pair(low, 16 * kc + 2 * t);
+        fragments[kc][1] = load_pair(high, 16 * kc + 2 * t);
+        fragments[kc][2] = load_pair(low, 16 * kc + 2 * t + 8);
+        fragments[kc][3] = load_pair(high, 16 * kc + 2 * t + 8);
+    }
+}
+
+/** Row max / sum over the quad of lanes that hold one accumulator row. */
+__device__ __forceinline__ float quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(mdt::kFullMask, x, 1));
+    return fmaxf(x, __shfl_xor_sync(mdt::kFullMask, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(mdt::kFullMask, x, 1);
+    return x + __shfl_xor_sync(mdt::kFullMask, x, 2);
+}
+
+/**
+ * Converts the C fragments of a 16 × 16k block (accumulators c[2i], c[2i + 1] for columns 16i..16i + 15) into
+ * the A fragment of columns 16i..16i + 15: the C layout of two n8 tiles is exactly the A layout of one k16 chunk.
+ */
+__device__ __forceinline__ void c_to_a(uint32_t a[4], const float left[4], const float right[4]) {
+    a[0] = mdt::pack_bf16x2(left[0], left[1]);
+    a[1] = mdt::pack_bf16x2(left[2], left[3]);
+    a[2] = mdt::pack_bf16x2(right[0], right[1]);
+    a[3] = mdt::pack_bf16x2(right[2], right[3]);
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float c[N][4]) {
+    MDT_UNROLL
+    for (int j = 0; j < N; j++) {
+        MDT_UNROLL
+        for (int r = 0; r < 4; r++) c[j][r] = 0.0f;
+    }
+}
+
+/**
+ * c[16 × 64] = A·Tᵀ for a warp's A fragments (16 rows × Dh) and a shared tile T [64 rows][Dh]: T is B (k = d,
+ * n = row) stored n-major, so plain ldmatrix. Used for S = Q·Kᵀ, dP = dO·Vᵀ and their transposes.
+ */
+template <int Dh>
+__device__ __forceinline__ void multiply_a_tt(float c[kKeyTile / 8][4], const uint32_t a[Dh / 16][4],
+                                              const uint16_t *tile) {
+    // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
+    int lane = threadIdx.x % 32, matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    zero<kKeyTile / 8>(c);
+    MDT_UNROLL
+    for (int kc = 0; kc < Dh / 16; kc++) {
+        MDT_UNROLL
+        for (int p = 0; p < kKeyTile / 16; p++) {
+            uint32_t b[4];  // quarters (rows 0-7, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 0-7), (rows 8-15, d 8-15)
+            mdt::ldmatrix_x4(b, tile + (16 * p + far + matrix_row) * (Dh + kPad) + 16 * kc + near);
+            mdt::mma_m16n8k16_bf16(c[2 * p], a[kc], b, c[2 * p]);
+            mdt::mma_m16n8k16_bf16(c[2 * p + 1], a[kc], b + 2, c[2 * p + 1]);
+        }
+    }
+}
+
+/**
+ * acc[16 × Dh] += P·T for P [16 × 64] held as f32 C fragments (rounded to bf16 A fragments in registers, no
+ * shared-memory round trip) and a shared tile T [64 rows][Dh]: T is B (k = row, n = d) stored k-major, so
+ * ldmatrix .trans. Used for O += P·V, dV += Pᵀ·dO, dK += dSᵀ·Q and dQ += dS·K.
+ */
+template <int Dh>
+__device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c[kKeyTile / 8][4],
+                                             const uint16_t *tile) {
+    int lane = threadIdx.x % 32, matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    MDT_UNROLL
+    for (int kc = 0; kc < kKeyTile / 16; kc++) {
+        uint32_t a[4];
+        c_to_a(a, c[2 * kc], c[2 * kc + 1]);
+        MDT_UNROLL
+        for (int p = 0; p < Dh / 16; p++) {
+            uint32_t b[4];  // quarters (rows 0-7, d 0-7), (rows 8-15, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 8-15)
+            mdt::ldmatrix_x4_trans(b, tile + (16 * kc + near + matrix_row) * (Dh + kPad) + 16 * p + far);
+            mdt::mma_m16n8k16_bf16(acc[2 * p], a, b, acc[2 * p]);
+            mdt::mma_m16n8k16_bf16(acc[2 * p + 1], a, b + 2, acc[2 * p + 1]);
+        }
+    }
+}
+
+template <int Dh>
+__global__ void __launch_bounds__(kThreads)
+attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out, float *lse,
+                              Shape s) {
+    constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
+    MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
+    uint32_t qf[Dh / 16][4];
+    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
+    float o[Dh / 8][4];
+    zero<Dh / 8>(o);
+    // Rows g and g + 8 of the warp: running max (log2 units) and this lane's part of the running sum.
+    float row_max[2] = {-__builtin_inff(), -__builtin_inff()}, row_sum[2] = {0.0f, 0.0f};
+    int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
+    auto load_stage = [&](int stage, int64_t first_key) {
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        mdt::cp_async_commit();
+    };
+    if (kStages == 2) load_stage(0, 0);
+    for (int64_t kt = 0; kt < key_tiles; kt++) {
+        int stage = kStages == 2 ? static_cast<int>(kt & 1) : 0;
+        if (kStages == 1) {
+            load_stage(0, kt * kKeyTile);
+            mdt::cp_async_wait<0>();
+        } else if (kt + 1 < key_tiles) {
+            load_stage(stage ^ 1, (kt + 1) * kKeyTile);  // the next tile loads while this one is used
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
+        // S = Q·Kᵀ, 16 × 64 per warp.
+        float sc[kKeyTile / 8][4];
+        multiply_a_tt<Dh>(sc, qf, ks);
+        // Online softmax in log2 units; keys past the end are -inf before the max (a tile has at least one key).
+        int64_t key0 = kt * kKeyTile + 2 * t;
+        float tile_max[2] = {-__builtin_inff(), -__builtin_inff()};
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                float x = key0 + 8 * j + r % 2 < s.keys ? sc[j][r] * s.scale_log2 : -__builtin_inff();
+                sc[j][r] = x;
+                tile_max[r / 2] = fmaxf(tile_max[r / 2], x);
+            }
+        }
+        float rescale[2];
+        MDT_UNROLL
+        for (int i = 0; i < 2; i++) {
+            float new_max = fmaxf(row_max[i], quad_max(tile_max[i]));
+            rescale[i] = exp2f(row_max[i] - new_max);  // 0 on the first tile (row_max −∞)
+            row_max[i] = new_max;
+            row_sum[i] *= rescale[i];
+        }
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                float p = exp2f(sc[j][r] - row_max[r / 2]);
+                sc[j][r] = p;
+                row_sum[r / 2] += p;
+            }
+        }
+        MDT_UNROLL
+        for (int j = 0; j < Dh / 8; j++) {
+            o[j][0] *= rescale[0];
+            o[j][1] *= rescale[0];
+            o[j][2] *= rescale[1];
+            o[j][3] *= rescale[1];
+        }
+        // O += P·V, P's C fragments turned into A fragments in registers.
+        multiply_c_t<Dh>(o, sc, vs);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t query = row + 8 * i;
+        float total = quad_sum(row_sum[i]);
+        if (query < s.queries) {
+            float inverse = 1.0f / total;
+            float *target = out + (n * s.queries + query) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                target[8 * j] = o[j][2 * i] * inverse;
+                target[8 * j + 1] = o[j][2 * i + 1] * inverse;
+            }
+            if (t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
+        }
+    }
+}
+
+/**
+ * Backward prologue, one warp per (token, head) row: dO rounded to bf16 for the tensor cores (d_out_bf16 like
+ * d_out), and D = Σ_d dO·O in f32 of the rounded dO (delta [N, H, Tq]).
+ */
+__global__ void attention_row_dot_bf16_kernel(const float *d_out, const float *out, float *delta,
+                                              uint16_t *d_out_bf16, Shape s, int64_t head_dim) {
+    int lane = threadIdx.x % 32;
+    int64_t rows = s.samples * s.queries * s.heads, warps = (int64_t)gridDim.x * (blockDim.x / 32);
+    int64_t width = s.heads * head_dim;
+    for (int64_t r = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
+        int64_t h = r % s.heads, token = r / s.heads;  // token = n·Tq + q
+        int64_t base = token * width + h * head_dim;
+        float dot = 0.0f;
+        for (int64_t d = lane; d < head_dim; d += 32) {
+            uint16_t g = static_cast<uint16_t>(mdt::pack_bf16x2(d_out[base + d], 0.0f));  // low half: dO in bf16
+            d_out_bf16[base + d] = g;
+            // D from the rounded dO, as dP = dO·Vᵀ uses it: Σ_j P_j·dP_j = D then holds up to rounding of P.
+            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), out[base + d], dot);
+        }
+        dot = mdt::warp_sum(dot);
+        int64_t n = token / s.queries, q = token % s.queries;
+        if (lane == 0) delta[(n * s.heads + h) * s.queries + q] = dot;
+    }
+}
+
+/** Shared bytes of a backward stage: two bf16 tiles [64][Dh + kPad] and two float rows [64]. */
+template <int Dh>
+__host__ __device__ constexpr size_t backward_stage_bytes() {
+    return 2 * static_cast<size_t>(kKeyTile) * (Dh + kPad) * sizeof(uint16_t) + 2 * kKeyTile * sizeof(float);
+}
+
+/**
+ * dK and dV for one tile of 64 keys (16 per warp, K and V held as A fragments), walking every query tile:
+ * Q and dO tiles (and the tile's lse in log2 units and D) are double-buffered in shared memory; per tile
+ * Sᵀ = K·Qᵀ, Pᵀ = exp2(Sᵀ·scale·log2 e − lse₂), dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − D), dK += dSᵀ·Q.
+ * Each key row is owned by one warp and summed in query order: deterministic.
+ */
+// Min blocks 1: without it ptxas caps the Dh = 32 instance at 128 registers on sm_80 and spills.
+template <int Dh>
+__global__ void __launch_bounds__(kThreads, 1)
+attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                    const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dk,
+                                    float *dv, Shape s, float scale) {
+    constexpr int kStride = Dh + kPad, kTile = kQueryTile * kStride;
+    constexpr size_t kStageBytes = backward_stage_bytes<Dh>();
+    MDT_DYNAMIC_SHARED(unsigned char, shared);  // stage i at i·kStageBytes: Q tile, dO tile, lse₂ row, D row
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kKeyTile + warp * kRowsPerWarp + lane / 4;  // key, and + 8
+    uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
+    load_a_fragments<Dh>(kf, k, n, s.keys, h, width, row);
+    load_a_fragments<Dh>(vf, v, n, s.keys, h, width, row);
+    float dk_acc[Dh / 8][4], dv_acc[Dh / 8][4];
+    zero<Dh / 8>(dk_acc);
+    zero<Dh / 8>(dv_acc);
+    auto stage_q = [&](int stage) { return reinterpret_cast<uint16_t *>(shared + stage * kStageBytes); };
+    auto stage_rows = [&](int stage) { return reinterpret_cast<float *>(stage_q(stage) + 2 * kTile); };
+    auto load_stage = [&](int stage, int64_t first_query) {
+        uint16_t *tiles = stage_q(stage);
+        load_rows_async<Dh>(tiles, q, n, s.queries, h, width, first_query);
+        load_rows_async<Dh>(tiles + kTile, d_out_bf16, n, s.queries, h, width, first_query);
+        mdt::cp_async_commit();
+        float *rows = stage_rows(stage);
+        for (int i = threadIdx.x; i < kQueryTile; i += kThreads) {
+            bool inside = first_query + i < s.queries;
+            // Queries past the end: lse +∞ makes P = 0 and D = 0 keeps dS = 0.
+            rows[i] = inside ? lse[nh * s.queries + first_query + i] * kLog2e : __builtin_inff();
+            rows[kQueryTile + i] = inside ? delta[nh * s.queries + first_query + i] : 0.0f;
+        }
+    };
+    int64_t query_tiles = (s.queries + kQueryTile - 1) / kQueryTile;
+    float scale_log2 = s.scale_log2;
+    if (query_tiles > 0) load_stage(0, 0);
+    for (int64_t qt = 0; qt < query_tiles; qt++) {
+        int stage = static_cast<int>(qt & 1);
+        if (qt + 1 < query_tiles) {
+            load_stage(stage ^ 1, (qt + 1) * kQueryTile);
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *qs = stage_q(stage), *dos = qs + kTile;
+        const float *lse2 = stage_rows(stage), *row_delta = lse2 + kQueryTile;
+        float pt[kQueryTile / 8][4];
+        multiply_a_tt<Dh>(pt, kf, qs);  // Sᵀ: rows are this warp's keys, columns the tile's queries
+        MDT_UNROLL
+        for (int j = 0; j < kQueryTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) pt[j][r] = exp2f(pt[j][r] * scale_log2 - lse2[8 * j + 2 * t + r % 2]);
+        }
+        multiply_c_t<Dh>(dv_acc, pt, dos);
+        float dst[kQueryTile / 8][4];
+        multiply_a_tt<Dh>(dst, vf, dos);  // dPᵀ
+        MDT_UNROLL
+        for (int j = 0; j < kQueryTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) dst[j][r] = pt[j][r] * (dst[j][r] - row_delta[8 * j + 2 * t + r % 2]);
+        }
+        multiply_c_t<Dh>(dk_acc, dst, qs);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t key = row + 8 * i;
+        if (key < s.keys) {
+            int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                dk[base + 8 * j] = dk_acc[j][2 * i] * scale;
+                dk[base + 8 * j + 1] = dk_acc[j][2 * i + 1] * scale;
+                dv[base + 8 * j] = dv_acc[j][2 * i];
+                dv[base + 8 * j + 1] = dv_acc[j][2 * i + 1];
+            }
+        }
+    }
+}
+
+/**
+ * dQ for one tile of 64 queries (16 per warp, Q and dO held as A fragments), walking every key tile with K and
+ * V double-buffered in shared memory (as the forward): S = Q·Kᵀ, P = exp2(S·scale·log2 e − lse₂) (keys past the
+ * end −∞), dP = dO·Vᵀ, dS = P∘(dP − D), dQ += dS·K. Each query row is owned by one warp: deterministic.
+ */
+template <int Dh>
+__global__ void __launch_bounds__(kThreads)
+attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                      const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq,
+                                      Shape s, float scale) {
+    constexpr int kStride = Dh + kPad, kTile = kKeyTile * kStride;
+    MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
+    int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
+    int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
+    uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
+    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
+    load_a_fragments<Dh>(dof, d_out_bf16, n, s.queries, h, width, row);
+    float row_lse2[2], row_delta[2];
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        bool inside = row + 8 * i < s.queries;
+        row_lse2[i] = inside ? lse[nh * s.queries + row + 8 * i] * kLog2e : __builtin_inff();
+        row_delta[i] = inside ? delta[nh * s.queries + row + 8 * i] : 0.0f;
+    }
+    float dq_acc[Dh / 8][4];
+    zero<Dh / 8>(dq_acc);
+    auto load_stage = [&](int stage, int64_t first_key) {
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        mdt::cp_async_commit();
+    };
+    int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
+    load_stage(0, 0);
+    for (int64_t kt = 0; kt < key_tiles; kt++) {
+        int stage = static_cast<int>(kt & 1);
+        if (kt + 1 < key_tiles) {
+            load_stage(stage ^ 1, (kt + 1) * kKeyTile);
+            mdt::cp_async_wait<1>();
+        } else {
+            mdt::cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
+        float p[kKeyTile / 8][4];
+        multiply_a_tt<Dh>(p, qf, ks);
+        int64_t key0 = kt * kKeyTile + 2 * t;
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                p[j][r] = key0 + 8 * j + r % 2 < s.keys ? exp2f(p[j][r] * s.scale_log2 - row_lse2[r / 2]) : 0.0f;
+            }
+        }
+        float ds[kKeyTile / 8][4];
+        multiply_a_tt<Dh>(ds, dof, vs);  // dP
+        MDT_UNROLL
+        for (int j = 0; j < kKeyTile / 8; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) ds[j][r] = p[j][r] * (ds[j][r] - row_delta[r / 2]);
+        }
+        multiply_c_t<Dh>(dq_acc, ds, ks);
+        __syncthreads();  // the stage is refilled next iteration
+    }
+    MDT_UNROLL
+    for (int i = 0; i < 2; i++) {
+        int64_t query = row + 8 * i;
+        if (query < s.queries) {
+            float *target = dq + (n * s.queries + query) * width + h * Dh + 2 * t;
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j++) {
+                target[8 * j] = dq_acc[j][2 * i] * scale;
+                target[8 * j + 1] = dq_acc[j][2 * i + 1] * scale;
+            }
+        }
+    }
+}
+
+template <int Dh>
+int backward(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+             const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq, float *dk, float *dv,
+             const Shape &shape, float scale) {
+    unsigned nh = static_cast<unsigned>(shape.samples * shape.heads);
+    int status = MDT_LAUNCH(attention_key_gradients_bf16_kernel<Dh>,
+                            dim3(static_cast<unsigned>((shape.keys + kKeyTile - 1) / kKeyTile), nh), kThreads,
+                            2 * backward_stage_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dk, dv, shape,
+                            scale);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(attention_query_gradients_bf16_kernel<Dh>,
+                      dim3(static_cast<unsigned>((shape.queries + kQueryTile - 1) / kQueryTile), nh), kThreads,
+                      2 * 2 * tile_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dq, shape, scale);
+}
+
+}  // namespace tc
+
 int check_attention(const char *op, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
                     int64_t head_dim) {
     MDT_REQUIRE(samples >= 0 && queries >= 0, "%s: negative size (samples %lld, queries %lld)", op,
@@ -325,6 +791,70 @@ int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, c
     return MDT_LAUNCH(attention_query_gradients_kernel,
                       dim3(tiles(queries, kQueryTile), static_cast<unsigned>(samples * heads)), kThreads, shared,
                       stream, d_out, q, k, v, lse, delta, dq, a);
+}
+
+int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out,
+                           float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
+                           int64_t head_dim) {
+    const char *op = "mdt_attention_fwd_bf16";
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
+                "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
+                (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL,
+                "%s: %lld queries exceed the grid's x limit", op, (long long)queries);
+    if (samples * queries == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(q && k && v && out && lse, "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(q) % 4 == 0,
+                "%s: k and v must be 16-byte aligned and q 4-byte aligned", op);
+    tc::Shape shape{samples, queries, keys, heads,
+                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
+    dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
+    switch (head_dim) {
+        case 32:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<32>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape);
+        case 64:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<64>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape);
+        default:
+            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<128>, grid, tc::kThreads,
+                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
+    }
+}
+
+int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
+                           const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16,
+                           float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys,
+                           int64_t heads, int64_t head_dim) {
+    const char *op = "mdt_attention_bwd_bf16";
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64,
+                "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
+                    (keys + tc::kKeyTile - 1) / tc::kKeyTile <= 2147483647LL,
+                "%s: %lld queries or %lld keys exceed the grid's x limit", op, (long long)queries, (long long)keys);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_bf16 && dq && dk && dv,
+                "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
+                "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
+    double scale = 1.0 / sqrt(static_cast<double>(head_dim));
+    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
+    if (queries == 0) {
+        size_t bytes = static_cast<size_t>(samples * keys * heads * head_dim) * sizeof(float);
+        if (int s = mdt_memset(dk, 0, bytes, stream)) return s;
+        return mdt_memset(dv, 0, bytes, stream);
+    }
+    int status = MDT_LAUNCH(tc::attention_row_dot_bf16_kernel, mdt::blocks_for(samples * queries * heads, kThreads / 32),
+                            kThreads, 0, stream, d_out, out, delta, d_out_bf16, shape, head_dim);
+    if (status != MDT_SUCCESS) return status;
+    if (head_dim == 32) {
+        return tc::backward<32>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+    }
+    return tc::backward<64>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
 }
 
 }  // extern "C"

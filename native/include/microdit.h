@@ -155,6 +155,12 @@ MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const f
  * delta is device scratch of N·H·Tq floats (rowsum(dO∘O)). */
 MDT_API int mdt_attention_fwd(mdt_stream_t stream, const float *q, const float *k, const float *v, float *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
 MDT_API int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, const float *k, const float *v, const float *out, const float *lse, float *delta, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+/* BF16 q, k, v (bf16 bits as uint16_t) on tensor cores (FlashAttention-2, mma.sync m16n8k16, f32 softmax and
+ * accumulation); f32 out and lse, shapes as above. head_dim 32, 64 or 128; k and v 16-byte aligned, q 4-byte. */
+MDT_API int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+/* Its backward on tensor cores (deterministic, no atomics): dO, out, lse, delta, dq, dk, dv f32; d_out_bf16 is device
+ * scratch like d_out (dO rounded to bf16). head_dim 32 or 64; q, k, v and d_out_bf16 16-byte aligned. */
+MDT_API int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
 
 #ifdef __cplusplus
 }

@@ -107,7 +107,8 @@ public interface Backend {
     /**
      * Non-causal scaled dot-product attention, scale 1/sqrt(headDim), fused: no Tq×Tk matrix is materialised.
      * q [N, Tq, H·Dh], k and v [N, Tk, H·Dh] (heads contiguous within a token), out [N, Tq, H·Dh].
-     * Saves the log-sum-exp of the scaled scores, lse [N, H, Tq], for the backward.
+     * Saves the log-sum-exp of the scaled scores, lse [N, H, Tq], for the backward. q, k and v are all F32 or all
+     * BF16 (BF16 products accumulate in F32); out, lse and, in the backward, dOut and the gradients are F32.
      */
     void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse);
 

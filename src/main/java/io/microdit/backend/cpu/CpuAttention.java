@@ -6,6 +6,7 @@ import static io.microdit.backend.cpu.AttentionKernels.QUERY_BLOCK;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -72,12 +73,27 @@ final class CpuAttention {
         return new Shape(batch, queries, keys, heads, width / heads, width);
     }
 
+    /**
+     * BF16 q, k and v (all three) are computed as the exact F32 values of their bf16 numbers; out, lse and the
+     * gradients stay F32.
+     */
+    static boolean allBf16(Tensor q, Tensor k, Tensor v) {
+        return q != null && k != null && v != null && q.dtype() == DType.BF16 && k.dtype() == DType.BF16
+                && v.dtype() == DType.BF16;
+    }
+
     private static void floatRank3(String op, String name, Tensor t) {
         Checks.dtype(op, name, t, DType.F32);
         Checks.rank(op, name, t, 3);
     }
 
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        if (allBf16(q, k, v)) {
+            try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
+                forward(q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), heads, out, lse);
+            }
+            return;
+        }
         Shape s = check("attention", q, k, v, heads, out, lse);
         MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), ls = lse.segment();
         int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
@@ -165,6 +181,13 @@ final class CpuAttention {
 
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq,
                   Tensor dk, Tensor dv) {
+        if (allBf16(q, k, v)) {
+            try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
+                backward(dOut, q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), out, lse,
+                        heads, dq, dk, dv);
+            }
+            return;
+        }
         String op = "attentionBackward";
         Shape s = check(op, q, k, v, heads, out, lse);
         Checks.sameShapeF32(op, "q", q, "dOut", dOut);

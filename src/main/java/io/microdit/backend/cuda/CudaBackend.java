@@ -12,6 +12,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.Set;
 
 /**
  * The {@link Backend} on a CUDA device, or on the host emulator when there is none: every op is one call of
@@ -24,6 +25,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
     /** Largest head dimension of the attention kernels (kernels/attention.cu). */
     private static final int MAX_HEAD_DIM = 128;
+    /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
+    private static final Set<Integer> TENSOR_CORE_HEAD_DIMS = Set.of(32, 64, 128);
+    /** Head dimensions of the tensor-core attention backward; others take the f32 kernels. */
+    private static final Set<Integer> TENSOR_CORE_BACKWARD_HEAD_DIMS = Set.of(32, 64);
     /** CUDA's grid y limit: attention runs one block row per (sample, head). */
     private static final int MAX_GRID_Y = 65535;
     /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
@@ -599,9 +604,24 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         String op = "attention";
         int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
+        if (q.dtype() == DType.BF16) {
+            if (TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
+                check(MicroditNative.mdt_attention_fwd_bf16(stream, pointer(op, "q", q), pointer(op, "k", k),
+                        pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2],
+                        heads, s[3]), op);
+                flops.add(op, flopCount);
+                return;
+            }
+            // No tensor-core kernel for this head dimension: the f32 kernel on the exact f32 values.
+            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
+                attention(toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), heads, out, lse);
+            }
+            return;
+        }
         check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
                 pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
-        flops.add(op, 4L * s[0] * heads * s[1] * s[2] * s[3]);
+        flops.add(op, flopCount);
     }
 
     @Override
@@ -610,9 +630,33 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "attentionBackward";
         int[] s = checkAttention(op, q, k, v, heads, out, lse);
         Checks.sameShapeF32(op, "out", out, "dOut", dOut);
-        Checks.sameShapeF32(op, "q", q, "dq", dq);
-        Checks.sameShapeF32(op, "k", k, "dk", dk);
-        Checks.sameShapeF32(op, "v", v, "dv", dv);
+        Checks.sameShapeF32(op, "out", out, "dq", dq);
+        for (Object[] named : new Object[][] {{"dk", dk}, {"dv", dv}}) {
+            Tensor gradient = (Tensor) named[1];
+            Checks.dtype(op, (String) named[0], gradient, DType.F32);
+            Checks.argument(gradient.sameShape(k), op, named[0] + " " + gradient.describe()
+                    + " must have the shape of k " + k.describe());
+        }
+        if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
+            try (MemoryScope workspace = scope(op + "-workspace")) {
+                Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+                Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
+                check(MicroditNative.mdt_attention_bwd_bf16(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                        pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                        delta.segment(), dOutBf16.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk),
+                        pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3]), op);
+            }
+            flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+            return;
+        }
+        if (q.dtype() == DType.BF16) {
+            // No tensor-core backward for this head dimension: the f32 kernels on the exact f32 values.
+            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
+                attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), out, lse, heads, dq, dk,
+                        dv);
+            }
+            return;
+        }
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
             check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
@@ -623,12 +667,22 @@ public final class CudaBackend implements Backend, AutoCloseable {
         flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
     }
 
+    /** A device F32 copy of a BF16 tensor (exact). */
+    private Tensor toF32(Tensor bf16, MemoryScope scope) {
+        Tensor f32 = scope.zeros(DType.F32, bf16.shape());
+        convert(bf16, f32);
+        return f32;
+    }
+
     /** The CPU backend's checks plus the kernel's limits; returns {N, Tq, Tk, Dh}. */
     private static int[] checkAttention(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        Checks.notNull(op, "q", q);
+        DType operands = q.dtype() == DType.BF16 ? DType.BF16 : DType.F32;
         for (Object[] named : new Object[][] {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}}) {
             Tensor t = (Tensor) named[1];
-            Checks.dtype(op, (String) named[0], t, DType.F32);
-            Checks.rank(op, (String) named[0], t, 3);
+            String name = (String) named[0];
+            Checks.dtype(op, name, t, name.equals("out") || name.equals("lse") ? DType.F32 : operands);
+            Checks.rank(op, name, t, 3);
         }
         int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
         Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "

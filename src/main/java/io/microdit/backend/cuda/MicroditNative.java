@@ -87,6 +87,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
     private static final MethodHandle MDT_ATTENTION_FWD = handle("mdt_attention_fwd");
     private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
+    private static final MethodHandle MDT_ATTENTION_FWD_BF16 = handle("mdt_attention_fwd_bf16");
+    private static final MethodHandle MDT_ATTENTION_BWD_BF16 = handle("mdt_attention_bwd_bf16");
     private MicroditNative() {
     }
 
@@ -694,6 +696,22 @@ public final class MicroditNative {
             return (int) MDT_ATTENTION_BWD.invokeExact(stream, dOut, q, k, v, out, lse, delta, dq, dk, dv, samples, queries, keys, heads, headDim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd threw", error);
+        }
+    }
+
+    public static int mdt_attention_fwd_bf16(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_FWD_BF16.invokeExact(stream, q, k, v, out, lse, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_fwd_bf16 threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd_bf16(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_BWD_BF16.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd_bf16 threw", error);
         }
     }
 }
