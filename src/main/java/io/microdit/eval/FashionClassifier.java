@@ -47,9 +47,9 @@ import java.util.Random;
 public final class FashionClassifier implements AutoCloseable {
     /** The architecture and its training recipe. */
     public record Settings(int convChannels, int stemChannels, int dim, int depth, int heads, int mlpRatio,
-                           int epochs, int batchSize, double learningRate, int trainingImages, long seed) {
+                           int epochs, int batchSize, double learningRate, int shift, int trainingImages, long seed) {
         public Settings {
-            if (convChannels < 0 || stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
+            if (convChannels < 0 || shift < 0 || stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
                 throw new IllegalArgumentException("classifier settings: heads must divide dim; stem channels, "
                         + "depth, epochs and batch be positive; got " + this);
             }
@@ -61,12 +61,12 @@ public final class FashionClassifier implements AutoCloseable {
          * classifier is below 90%.
          */
         public static Settings full() {
-            return new Settings(32, 64, 64, 2, 2, 2, 15, 128, 2e-3, 0, 0);
+            return new Settings(32, 64, 64, 2, 2, 2, 15, 128, 2e-3, 2, 0, 0);
         }
 
         /** A quickly trained one for {@code --quick} and tests: fewer images, two epochs. */
         public static Settings quick(int images) {
-            return new Settings(8, 16, 32, 1, 1, 2, 2, 64, 3e-3, images, 0);
+            return new Settings(8, 16, 32, 1, 1, 2, 2, 64, 3e-3, 2, images, 0);
         }
 
         String toJson() {
@@ -80,6 +80,9 @@ public final class FashionClassifier implements AutoCloseable {
             m.put("epochs", (long) epochs);
             m.put("batch_size", (long) batchSize);
             m.put("learning_rate", learningRate);
+            if (shift != 2) {
+                m.put("shift", (long) shift); // absent: the 2 pixels of the first classifiers
+            }
             m.put("training_images", (long) trainingImages);
             m.put("seed", seed);
             return Json.write(m);
@@ -240,7 +243,7 @@ public final class FashionClassifier implements AutoCloseable {
                 for (int s = 0; s < stepsPerEpoch; s++) {
                     for (int b = 0; b < batch; b++) {
                         int index = order[s * batch + b];
-                        augment(train.images(), index, images, b, random);
+                        augment(train.images(), index, images, b, random, settings.shift());
                         labels[b] = train.labels()[index];
                     }
                     store.zeroGrad();
@@ -264,11 +267,11 @@ public final class FashionClassifier implements AutoCloseable {
         }
     }
 
-    /** A horizontal flip with probability ½ and a shift of −2..2 pixels each way, filling with background. */
-    private static void augment(float[] source, int index, float[] target, int slot, Random random) {
+    /** A horizontal flip with probability ½ and a shift of −shift..shift pixels each way, filling with background. */
+    private static void augment(float[] source, int index, float[] target, int slot, Random random, int shift) {
         int size = FashionMnist.SIZE;
         boolean flip = random.nextBoolean();
-        int dx = random.nextInt(5) - 2, dy = random.nextInt(5) - 2;
+        int dx = random.nextInt(2 * shift + 1) - shift, dy = random.nextInt(2 * shift + 1) - shift;
         int from = index * size * size, to = slot * size * size;
         for (int y = 0; y < size; y++) {
             int sy = y - dy;

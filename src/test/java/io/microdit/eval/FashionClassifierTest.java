@@ -56,7 +56,7 @@ class FashionClassifierTest {
     }
 
     private static FashionClassifier.Settings settings(int convChannels) {
-        return new FashionClassifier.Settings(convChannels, 8, 16, 1, 2, 2, 8, 32, 5e-3, 0, 3);
+        return new FashionClassifier.Settings(convChannels, 8, 16, 1, 2, 2, 8, 32, 5e-3, 2, 0, 3);
     }
 
     @Test
@@ -85,10 +85,10 @@ class FashionClassifierTest {
     void loadingWithOtherSettingsNamesTheFile() throws IOException {
         FashionMnist.Split train = shapes("train", 64, 3);
         Path file = temp.resolve("small.safetensors");
-        FashionClassifier.Settings one = new FashionClassifier.Settings(2, 4, 8, 1, 1, 2, 1, 32, 3e-3, 0, 0);
+        FashionClassifier.Settings one = new FashionClassifier.Settings(2, 4, 8, 1, 1, 2, 1, 32, 3e-3, 2, 0, 0);
         try (FashionClassifier.Loaded ignored = FashionClassifier.trainOrLoad(file, one, train, train, BACKEND,
                 new PrintStream(new ByteArrayOutputStream()))) {
-            FashionClassifier.Settings other = new FashionClassifier.Settings(3, 4, 8, 1, 1, 2, 1, 32, 3e-3, 0, 0);
+            FashionClassifier.Settings other = new FashionClassifier.Settings(3, 4, 8, 1, 1, 2, 1, 32, 3e-3, 2, 0, 0);
             IOException e = assertThrows(IOException.class, () -> FashionClassifier.load(file, other, BACKEND));
             assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("conv_channels"),
                     e.getMessage());
@@ -98,7 +98,7 @@ class FashionClassifierTest {
     @Test
     void badSettingsAreRejected() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new FashionClassifier.Settings(-1, 8, 16, 1, 2, 2, 1, 32, 3e-3, 0, 0));
+                () -> new FashionClassifier.Settings(-1, 8, 16, 1, 2, 2, 1, 32, 3e-3, 2, 0, 0));
         assertTrue(e.getMessage().contains("classifier settings"), e.getMessage());
     }
 }
