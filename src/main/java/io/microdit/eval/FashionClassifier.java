@@ -41,17 +41,20 @@ import java.util.Random;
  * non-linear, overlapping view of its pixels; a learned position embedding is added, then
  * pre-LN blocks of self-attention (the engine's, with QK-norm) and an MLP, a final LayerNorm and the mean over
  * tokens: that pooled vector is the feature of the Fréchet distance, and a linear head maps it to the 10 logits.
+ * With depth 0 it is a plain convolutional network instead: the 8×8 map of the stem (GELU) is flattened into a
+ * hidden layer of {@code hidden} units (GELU), which is the feature vector.
  * Trained with softmax cross-entropy and AdamW (cosine schedule), with random horizontal flips and shifts of up
  * to 2 pixels (the padding), which a dataset this small needs to generalise.
  */
 public final class FashionClassifier implements AutoCloseable {
     /** The architecture and its training recipe. */
     public record Settings(int convChannels, int stemChannels, int dim, int depth, int heads, int mlpRatio,
-                           int epochs, int batchSize, double learningRate, int shift, int trainingImages, long seed) {
+                           int hidden, int epochs, int batchSize, double learningRate, int shift, int trainingImages,
+                           long seed) {
         public Settings {
-            if (convChannels < 0 || shift < 0 || stemChannels < 1 || dim % heads != 0 || depth < 1 || epochs < 1 || batchSize < 1) {
+            if (convChannels < 0 || shift < 0 || stemChannels < 1 || (depth == 0) != (hidden > 0) || dim % heads != 0 || depth < 0 || epochs < 1 || batchSize < 1) {
                 throw new IllegalArgumentException("classifier settings: heads must divide dim; stem channels, "
-                        + "depth, epochs and batch be positive; got " + this);
+                        + "epochs and batch be positive; hidden > 0 exactly when depth is 0; got " + this);
             }
         }
 
@@ -61,12 +64,12 @@ public final class FashionClassifier implements AutoCloseable {
          * classifier is below 90%.
          */
         public static Settings full() {
-            return new Settings(32, 64, 64, 2, 2, 2, 15, 128, 2e-3, 2, 0, 0);
+            return new Settings(32, 64, 64, 2, 2, 2, 0, 15, 128, 2e-3, 2, 0, 0);
         }
 
         /** A quickly trained one for {@code --quick} and tests: fewer images, two epochs. */
         public static Settings quick(int images) {
-            return new Settings(8, 16, 32, 1, 1, 2, 2, 64, 3e-3, 2, images, 0);
+            return new Settings(8, 16, 32, 1, 1, 2, 0, 2, 64, 3e-3, 2, images, 0);
         }
 
         String toJson() {
@@ -80,6 +83,9 @@ public final class FashionClassifier implements AutoCloseable {
             m.put("epochs", (long) epochs);
             m.put("batch_size", (long) batchSize);
             m.put("learning_rate", learningRate);
+            if (hidden > 0) {
+                m.put("hidden", (long) hidden); // absent: the transformer classifiers
+            }
             if (shift != 2) {
                 m.put("shift", (long) shift); // absent: the 2 pixels of the first classifiers
             }
@@ -109,6 +115,7 @@ public final class FashionClassifier implements AutoCloseable {
     private final Parameter positions;
     private final List<Block> blocks = new ArrayList<>();
     private final LayerNorm finalNorm;
+    private final Linear fc;
     private final Linear head;
 
     private FashionClassifier(Settings settings, Backend backend) {
@@ -120,7 +127,7 @@ public final class FashionClassifier implements AutoCloseable {
         int stemInput = 4 * (settings.convChannels() > 0 ? settings.convChannels() : 1);
         this.stem = new Linear(store, "stem", stemInput, settings.stemChannels(), true);
         this.embed = new Linear(store, "embed", 4 * settings.stemChannels(), d, true);
-        this.positions = store.create("pos_embed", tokens, d);
+        this.positions = settings.depth() > 0 ? store.create("pos_embed", tokens, d) : null;
         for (int i = 0; i < settings.depth(); i++) {
             String p = "blocks." + i;
             blocks.add(new Block(new LayerNorm(store, p + ".norm1", d, EPS),
@@ -128,12 +135,18 @@ public final class FashionClassifier implements AutoCloseable {
                     new LayerNorm(store, p + ".norm2", d, EPS),
                     new Mlp(store, p + ".mlp", d, settings.mlpRatio() * d, d, EPS)));
         }
-        this.finalNorm = new LayerNorm(store, "norm", d, EPS);
-        this.head = new Linear(store, "head", d, CLASSES, true);
+        this.finalNorm = settings.depth() > 0 ? new LayerNorm(store, "norm", d, EPS) : null;
+        this.fc = settings.depth() > 0 ? null : new Linear(store, "fc", tokens * d, settings.hidden(), true);
+        this.head = new Linear(store, "head", featureDimension(), CLASSES, true);
     }
 
     public Settings settings() {
         return settings;
+    }
+
+    /** The length of the feature vector: the pooled width, or the hidden layer of the convolutional variant. */
+    public int featureDimension() {
+        return settings.depth() > 0 ? settings.dim() : settings.hidden();
     }
 
     public ParameterStore parameters() {
@@ -210,6 +223,12 @@ public final class FashionClassifier implements AutoCloseable {
         Variable map = ActivationFunctions.gelu(g, stem.forward(g, TokenFunctions.patchify(g, images, 2)), true);
         map = TokenFunctions.unpatchify(g, map, 1, settings.stemChannels(), half, half);
         Variable x = embed.forward(g, TokenFunctions.patchify(g, map, 2));
+        if (fc != null) {
+            // The convolutional variant: the 8×8 map flattened through a hidden layer.
+            Variable map8 = ActivationFunctions.gelu(g, x, true);
+            Variable flat = ElementwiseFunctions.reshape(g, map8, map8.dim(0), map8.dim(1) * map8.dim(2));
+            return ActivationFunctions.gelu(g, fc.forward(g, flat), true);
+        }
         x = ElementwiseFunctions.add(g, x, positions);
         for (Block b : blocks) {
             x = ElementwiseFunctions.add(g, x, b.attention().forward(g, b.norm1().forward(g, x)));
@@ -304,7 +323,7 @@ public final class FashionClassifier implements AutoCloseable {
             throw new IllegalArgumentException("classifier: " + images.length + " values are not " + count
                     + " images of 1×32×32");
         }
-        int d = settings.dim();
+        int d = featureDimension();
         float[] features = new float[count * d];
         int[] predictions = new int[count];
         for (int start = 0; start < count; start += EVAL_BATCH) {

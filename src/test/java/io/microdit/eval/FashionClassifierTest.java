@@ -55,14 +55,17 @@ class FashionClassifierTest {
         return new FashionMnist.Split(name, count, images, labels);
     }
 
+    /** A transformer classifier; negative: the convolutional variant (depth 0, hidden layer of 24). */
     private static FashionClassifier.Settings settings(int convChannels) {
-        return new FashionClassifier.Settings(convChannels, 8, 16, 1, 2, 2, 8, 32, 5e-3, 2, 0, 3);
+        return convChannels >= 0
+                ? new FashionClassifier.Settings(convChannels, 8, 16, 1, 2, 2, 0, 8, 32, 5e-3, 2, 0, 3)
+                : new FashionClassifier.Settings(-convChannels, 8, 16, 0, 1, 2, 24, 8, 32, 5e-3, 2, 0, 3);
     }
 
     @Test
     void learnsSpatialClassesWithAndWithoutTheConvolutionAndSurvivesSaveAndLoad() throws IOException {
         FashionMnist.Split train = shapes("train", 1280, 1), test = shapes("test", 200, 2);
-        for (int conv : new int[] {0, 4}) {
+        for (int conv : new int[] {0, 4, -4}) {
             Path file = temp.resolve("classifier-" + conv + ".safetensors");
             ByteArrayOutputStream log = new ByteArrayOutputStream();
             try (FashionClassifier.Loaded trained = FashionClassifier.trainOrLoad(file, settings(conv), train, test,
@@ -70,7 +73,7 @@ class FashionClassifierTest {
                 assertTrue(trained.testAccuracy() > 0.8, "conv " + conv + ": accuracy " + trained.testAccuracy()
                         + "\n" + log);
                 FashionClassifier.Output before = trained.classifier().evaluate(test.images(), test.count());
-                assertEquals(16, before.dimension());
+                assertEquals(conv >= 0 ? 16 : 24, before.dimension());
                 try (FashionClassifier.Loaded loaded = FashionClassifier.load(file, settings(conv), BACKEND)) {
                     assertEquals(trained.testAccuracy(), loaded.testAccuracy());
                     FashionClassifier.Output after = loaded.classifier().evaluate(test.images(), test.count());
@@ -85,10 +88,10 @@ class FashionClassifierTest {
     void loadingWithOtherSettingsNamesTheFile() throws IOException {
         FashionMnist.Split train = shapes("train", 64, 3);
         Path file = temp.resolve("small.safetensors");
-        FashionClassifier.Settings one = new FashionClassifier.Settings(2, 4, 8, 1, 1, 2, 1, 32, 3e-3, 2, 0, 0);
+        FashionClassifier.Settings one = new FashionClassifier.Settings(2, 4, 8, 1, 1, 2, 0, 1, 32, 3e-3, 2, 0, 0);
         try (FashionClassifier.Loaded ignored = FashionClassifier.trainOrLoad(file, one, train, train, BACKEND,
                 new PrintStream(new ByteArrayOutputStream()))) {
-            FashionClassifier.Settings other = new FashionClassifier.Settings(3, 4, 8, 1, 1, 2, 1, 32, 3e-3, 2, 0, 0);
+            FashionClassifier.Settings other = new FashionClassifier.Settings(3, 4, 8, 1, 1, 2, 0, 1, 32, 3e-3, 2, 0, 0);
             IOException e = assertThrows(IOException.class, () -> FashionClassifier.load(file, other, BACKEND));
             assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("conv_channels"),
                     e.getMessage());
@@ -98,7 +101,7 @@ class FashionClassifierTest {
     @Test
     void badSettingsAreRejected() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new FashionClassifier.Settings(-1, 8, 16, 1, 2, 2, 1, 32, 3e-3, 2, 0, 0));
+                () -> new FashionClassifier.Settings(-1, 8, 16, 1, 2, 2, 0, 1, 32, 3e-3, 2, 0, 0));
         assertTrue(e.getMessage().contains("classifier settings"), e.getMessage());
     }
 }

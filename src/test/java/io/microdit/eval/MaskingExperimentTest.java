@@ -38,7 +38,7 @@ class MaskingExperimentTest {
 
     private static MaskingExperiment.Settings tiny() {
         return new MaskingExperiment.Settings("test", MaskingExperiment.tinyModel(),
-                new FashionClassifier.Settings(4, 8, 16, 1, 1, 2, 1, 32, 3e-3, 2, 64, 0), 1, 8, 600, 32, 0.1, 2e-3, 2, 1,
+                new FashionClassifier.Settings(4, 8, 16, 1, 1, 2, 0, 1, 32, 3e-3, 2, 64, 0), 1, 8, 600, 32, 0.1, 2e-3, 2, 1,
                 2.0, 4, 40, 1, 2);
     }
 
