@@ -59,12 +59,14 @@ public final class FashionClassifier implements AutoCloseable {
         }
 
         /**
-         * The full evaluation classifier. Without the 3×3 convolution it reached 86.9% test accuracy after 10 epochs
-         * (2026-11-29), below the 90% the masking experiment asks for; the experiment warns when the cached
-         * classifier is below 90%.
+         * The full evaluation classifier: the convolutional variant (3×3 convolution to 32 channels, 2×2 stages to
+         * 64 and 128, a 256-unit hidden layer as the feature vector), 10 epochs, shifts of up to 1 pixel. The
+         * transformer variant (two blocks of width 64 on the same stem) learned far more slowly: 86.9% test accuracy
+         * after 10 epochs without the 3×3 convolution, 85.3% after 7 of 15 with it (2026-11-29), against the 90% the
+         * masking experiment asks for.
          */
         public static Settings full() {
-            return new Settings(32, 64, 64, 2, 2, 2, 0, 15, 128, 2e-3, 2, 0, 0);
+            return new Settings(32, 64, 128, 0, 1, 2, 256, 10, 128, 2e-3, 1, 0, 0);
         }
 
         /** A quickly trained one for {@code --quick} and tests: fewer images, two epochs. */
