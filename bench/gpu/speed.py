@@ -224,8 +224,9 @@ class Run:
         self.rows = []  # (what, measured, unit, target text, verdict, note)
 
     def check(self, what, errors):
-        """errors: {name: relative error}; prints them and records a failure beyond TOLERANCE."""
-        worst = max(errors.values())
+        """errors: {name: relative error}; prints them and records a failure beyond TOLERANCE (names in
+        parentheses are shown for scale only)."""
+        worst = max(error for name, error in errors.items() if not name.startswith("("))
         text = "  ".join(f"{name} {error:.2e}" for name, error in errors.items())
         verdict = "ok" if worst <= TOLERANCE else "FAIL"
         print(f"  check {what:46s} {text}  [{verdict}]", flush=True)
@@ -289,17 +290,21 @@ def check_attention_case(run, lib, device, samples, heads, head_dim, queries, ke
     columns = slice(0, hs * head_dim)
     qs, ks, vs = q[sl, :, columns], k[sl, :, columns], v[sl, :, columns]
     name = label or f"N{samples} H{heads} Dh{head_dim} Tq{queries} Tk{keys}"
-    if not backward:
-        ref_out, ref_lse = attention_reference(qs, ks, vs, hs, head_dim)
-        errors = {"out": relative_error(out[sl, :, columns], ref_out), "lse": relative_error(lse[sl, :hs], ref_lse)}
+
+    def torch_error(errors, ref_out):
+        """For scale: torch's own bf16 SDPA against the same f32 reference (not checked)."""
         sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
-        if sdpa is not None and device.type == "cuda":
+        if sdpa is not None:
             qc, kc, vc = (t.contiguous() for t in (qs, ks, vs))
             torch_out = sdpa(heads_view(qc, queries, hs, head_dim), heads_view(kc, keys, hs, head_dim),
                              heads_view(vc, keys, hs, head_dim))
-            errors["(torch bf16 sdpa out)"] = relative_error(
-                torch_out.transpose(1, 2).reshape(ref_out.shape).float(), ref_out)
-        run.check(f"attn fwd bf16 {name}", errors)
+            errors["(torch sdpa out)"] = relative_error(torch_out.transpose(1, 2).reshape(ref_out.shape), ref_out)
+        return errors
+
+    if not backward:
+        ref_out, ref_lse = attention_reference(qs, ks, vs, hs, head_dim)
+        errors = {"out": relative_error(out[sl, :, columns], ref_out), "lse": relative_error(lse[sl, :hs], ref_lse)}
+        run.check(f"attn fwd bf16 {name}", torch_error(errors, ref_out))
         return tensors
     d_out = torch.randn(samples, queries, width, device=device)
     delta = torch.full((samples, heads, queries), math.nan, device=device)
@@ -314,7 +319,7 @@ def check_attention_case(run, lib, device, samples, heads, head_dim, queries, ke
     errors = {"out": relative_error(out[sl, :, columns], ref_out), "lse": relative_error(lse[sl, :hs], ref_lse),
               "dq": relative_error(dq[sl, :, columns], ref_dq), "dk": relative_error(dk[sl, :, columns], ref_dk),
               "dv": relative_error(dv[sl, :, columns], ref_dv)}
-    run.check(f"attn fwd+bwd bf16 {name}", errors)
+    run.check(f"attn fwd+bwd bf16 {name}", torch_error(errors, ref_out))
     tensors.update(d_out=d_out, delta=delta, d_out_bf16=d_out_bf16, dq=dq, dk=dk, dv=dv)
     return tensors
 
@@ -418,8 +423,8 @@ def time_torch_attention(q, k, v, d_out, heads, head_dim):
                 if context is not None:
                     context.__exit__(None, None, None)
             return forward, backward, backend
-        except RuntimeError as error:
-            print(f"  (torch sdpa {backend} backend unavailable: {str(error).splitlines()[0]})")
+        except Exception as error:  # noqa: BLE001 — no flash kernel for this shape/build: the default backend
+            print(f"  (torch sdpa {backend} backend unavailable: {(str(error).splitlines() or [''])[0]})")
     raise RuntimeError("torch sdpa failed on every backend")
 
 
