@@ -23,6 +23,7 @@ cd "$root"
 results=${OUT:-$root/target/gpu-check}
 mkdir -p "$results"
 exec > >(tee "$results/gpu-check.log") 2>&1
+tee_pid=$!
 deadline=$((SECONDS + ${CHECK_SECONDS:-470}))
 native="$root/target/native"
 python=${PYTHON:-python3}
@@ -32,7 +33,7 @@ summary=()
 
 step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s of the run)"; }
 # Seconds for a step: its cap, or what is left before the deadline if that is less.
-budget() { local left=$((deadline - SECONDS)); echo $((left < $1 ? left : $1)); }
+budget() { local left=$((deadline - SECONDS)); left=$((left < 1 ? 1 : left)); echo $((left < $1 ? left : $1)); }
 # Records a step's outcome: record NAME RC [NOTE].
 record() {
   local outcome=ok
@@ -55,13 +56,16 @@ command -v nvcc >/dev/null && nvcc --version | tail -2
 step "1. build (make -C native: libmicrodit_cuda.so)"
 library="$native/libmicrodit_cuda.so"
 t=$(budget 220)
-timeout -k 10 "$t" make -C native OUT="$native" -j"$(nproc)" "$library" >"$results/build.log" 2>&1
+# --threads 0: nvcc compiles a file's three targets (sm_80, sm_90, compute_90) in parallel.
+timeout -k 10 "$t" make -C native OUT="$native" -j"$(nproc)" NVCC="nvcc --threads 0" "$library" \
+  >"$results/build.log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   tail -40 "$results/build.log"
   if grep -q "register spills" "$results/build.log" && [ $rc -ne 124 ]; then
     echo "ptxas spills (above): linking without the spill check so the later steps can run"
-    timeout -k 10 "$(budget 120)" make -C native OUT="$native" -j"$(nproc)" SPILL_CHECKED= "$library" \
+    timeout -k 10 "$(budget 120)" make -C native OUT="$native" -j"$(nproc)" NVCC="nvcc --threads 0" SPILL_CHECKED= \
+      "$library" \
       >>"$results/build.log" 2>&1 || tail -20 "$results/build.log"
   fi
 fi
@@ -153,4 +157,6 @@ echo
 echo "=== summary ($SECONDS s; log in $results/gpu-check.log)"
 printf '  %s\n' "${summary[@]}"
 [ -f "$results/speed.txt" ] && cat "$results/speed.txt"
+exec >&- 2>&-
+wait "$tee_pid" 2>/dev/null  # let tee finish writing before the exit
 exit $status
