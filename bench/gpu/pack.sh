@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run HERE (JDK 25 and Maven): packs what bench/gpu/check.sh needs on a CUDA machine without a JDK into
 # .device/ (git-ignored): the jlinked JRE, the compiled engine and test classes, the test class path's jars and
-# the GpuCheck launcher. Then carry .device/ along with the working tree.
+# the GpuCheck launcher (GpuCheck [class-name regex]: check.sh runs a subset under compute-sanitizer). Then carry
+# .device/ along with the working tree (it is git-ignored) and run bench/gpu/check.sh there.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
