@@ -39,13 +39,13 @@ public final class Initialization {
             // A conv bias keeps PyTorch's default init: U(±1/sqrt(fan_in)).
             uniform(values, 1 / Math.sqrt(c.inChannels() * c.patchSize() * c.patchSize()), seed, stream);
         } else if (name.endsWith(".bias")) {
-            return;
+            return; // zeros
         } else if (isLayerNormWeight(name)) {
             Arrays.fill(values, 1f);
         } else if (name.equals("final_layer.linear.weight") || name.equals("final_layer.adaLN_modulation.1.weight")
                 || name.equals("y_emb_preprocess.attn.proj.weight") || name.equals("y_emb_preprocess.mlp.w3.weight")
                 || name.endsWith(".adaLN_modulation.1.weight")) {
-            return;
+            return; // zeros
         } else if (name.startsWith("t_embedder.mlp.") || name.startsWith("pooled_y_emb_process.fc")
                 || name.startsWith("y_embedder.y_proj.fc") || name.startsWith("y_emb_preprocess.")) {
             normal(values, STD, seed, stream);
