@@ -93,7 +93,9 @@ public final class Graph {
         if (loss.value().numel() != 1) {
             throw new IllegalArgumentException("backward() needs a scalar loss, got " + loss.value().describe());
         }
-        backward(loss, allocate(loss.shape()).fill(1f));
+        Tensor seed = allocate(loss.shape());
+        backend.fill(seed, 1f);
+        backward(loss, seed);
     }
 
     /** Back-propagates from {@code output} with the given seed gradient (of the output's shape). */

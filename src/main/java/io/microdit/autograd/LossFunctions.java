@@ -24,10 +24,11 @@ public final class LossFunctions {
         }
         Tensor perSample = g.allocate(value.dim(0));
         float loss = be.edmLoss(value, target, weight, mask, patch, perSample);
-        Tensor out = g.allocate(1).fill(loss);
+        Tensor out = g.allocate(1);
+        be.fill(out, loss);
         return g.result(out, dOut -> {
             Tensor dDenoised = g.allocate(value.shape());
-            be.edmLossBackward(dOut.getFloat(0), value, target, weight, mask, patch, dDenoised);
+            be.edmLossBackward(be.read(dOut)[0], value, target, weight, mask, patch, dDenoised);
             denoised.addGrad(dDenoised, be);
         }, denoised);
     }

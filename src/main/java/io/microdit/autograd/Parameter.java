@@ -1,12 +1,13 @@
 package io.microdit.autograd;
 
+import io.microdit.backend.Backend;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 
 /**
  * A trainable tensor with its official dotted name (e.g. {@code blocks.3.attn.qkv.weight}). Its value and
  * gradient live in the parameter scope, for the model's lifetime; gradients accumulate across backward passes
- * until {@link #zeroGrad()}.
+ * until {@link #zeroGrad}.
  */
 public final class Parameter extends Variable {
     private final String name;
@@ -27,10 +28,10 @@ public final class Parameter extends Variable {
         return scope;
     }
 
-    /** Sets the gradient to zero, keeping its buffer. */
-    public void zeroGrad() {
+    /** Sets the gradient to zero, keeping its buffer (on the backend that holds it). */
+    public void zeroGrad(Backend backend) {
         if (grad() != null) {
-            grad().fill(0f);
+            backend.fill(grad(), 0f);
         }
     }
 

@@ -1,6 +1,7 @@
 package io.microdit.backend;
 
 import io.microdit.tensor.Device;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 
 /**
@@ -11,6 +12,13 @@ import io.microdit.tensor.Tensor;
  *
  * <p>Where a backward "accumulates" into a gradient tensor it adds to what is there, so gradients of a value
  * used twice sum up without extra buffers.
+ *
+ * <p>Memory: a backend's tensors live in scopes made by {@link #scope}. On a GPU that memory is not readable
+ * from Java ({@link MemoryScope#hostAccessible()} is false and {@link Tensor}'s element accessors throw), so code
+ * above the backend moves values only through the copies below: {@link #upload}/{@link #download} of whole
+ * tensors, {@link #write}/{@link #read} of Java arrays, {@link #copy} and {@link #fill}. On the CPU backend they
+ * are what the plain {@link Tensor} calls would do, and {@code upload}/{@code download} of a tensor already in
+ * place return it without a copy.
  */
 public interface Backend {
 
@@ -20,6 +28,39 @@ public interface Backend {
 
     /** FLOPs performed by this backend's ops so far. */
     FlopCounter flops();
+
+    // ---------------------------------------------------------------- memory and copies
+
+    /** A new scope of this backend's memory (the caller closes it): device memory on a GPU, host memory on the CPU. */
+    MemoryScope scope(String name);
+
+    /**
+     * {@code host} as a tensor of this backend: {@code host} itself when it already lives on {@link #device()} (on
+     * the CPU backend, always: no copy, so the caller keeps it alive as long as the result), else a copy in
+     * {@code scope}.
+     */
+    Tensor upload(Tensor host, MemoryScope scope);
+
+    /** {@code t} as a host tensor: {@code t} itself when Java can read it where it is, else a copy in {@code hostScope}. */
+    Tensor download(Tensor t, MemoryScope hostScope);
+
+    /**
+     * Copies all elements of {@code source} into {@code target}, same dtype and element count; each is a host tensor
+     * or one of this backend's (host to device, device to host and device to device on a GPU).
+     */
+    void copy(Tensor source, Tensor target);
+
+    /** Sets every element of {@code target} to {@code value} (converted to its dtype). */
+    void fill(Tensor target, float value);
+
+    /** Overwrites {@code target}'s elements from a Java array (converted to its dtype), as one copy. */
+    void write(Tensor target, float[] values);
+
+    /** Overwrites an I32 {@code target}'s elements from a Java array, as one copy. */
+    void write(Tensor target, int[] values);
+
+    /** The elements as floats (converted from BF16 or I32), as one copy: for values Java must see (loss, logs). */
+    float[] read(Tensor t);
 
     // ---------------------------------------------------------------- matmul
 

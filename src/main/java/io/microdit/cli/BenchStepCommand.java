@@ -153,7 +153,7 @@ final class BenchStepCommand implements Callable<Integer> {
 
     private static double step(CpuBackend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
                                Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw) {
-        model.parameters().zeroGrad();
+        model.parameters().zeroGrad(backend);
         double loss;
         try (MemoryScope scope = new MemoryScope("bench-step")) {
             Graph graph = new Graph(backend, scope);
@@ -188,7 +188,7 @@ final class BenchStepCommand implements Callable<Integer> {
             Safetensors.write(export.resolve("batch.safetensors"), batchTensors,
                     Map.of("masking", objective.mode().name().toLowerCase(Locale.ROOT)));
 
-            model.parameters().zeroGrad();
+            model.parameters().zeroGrad(backend);
             long flopsBefore = backend.flops().total();
             Graph graph = new Graph(backend, scope);
             try (GradScope ignored = graph.recordGradients()) {
@@ -222,7 +222,7 @@ final class BenchStepCommand implements Callable<Integer> {
         reference.put("gradient_clip", GRADIENT_CLIP);
         reference.put("config", c.name());
         Files.writeString(export.resolve("reference.json"), Json.write(reference) + "\n");
-        model.parameters().zeroGrad();
+        model.parameters().zeroGrad(backend);
     }
 
     private static float[] toFloats(double[] values) {

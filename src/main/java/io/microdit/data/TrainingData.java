@@ -14,7 +14,8 @@ public interface TrainingData {
     int[] captionShape();
 
     /**
-     * Copies samples {@code indices} into {@code latents} [B, C, H, W] and {@code captions} [B, L, Cc].
+     * Copies samples {@code indices} into {@code latents} [B, C, H, W] and {@code captions} [B, L, Cc], host tensors
+     * (the trainer uploads them to its backend).
      */
     void read(int[] indices, Tensor latents, Tensor captions);
 }

@@ -19,6 +19,10 @@ import io.microdit.tensor.Tensor;
  * <p>Every random draw comes from Philox keyed by the run's seed, on a stream per purpose, at a counter offset
  * given by the sample's global index (the number of samples drawn before it in the run), so a resumed run and a
  * run on another backend draw the same σ, noise, mask and caption drops.
+ *
+ * <p>Latents and captions are tensors of the graph's backend. The preconditioned inputs are computed on the host in
+ * float64 as the reference does: latents and noise are read once, and the network input, skip and output scales,
+ * c_noise and the loss weights written once per batch.
  */
 public final class EdmObjective {
     public static final long STREAM_SIGMA = 1;
@@ -86,8 +90,8 @@ public final class EdmObjective {
             sigma[i] = edm.sigmaFromNormal(Philox.normal(seed, STREAM_SIGMA, firstSample + i));
         }
         g.backend().normal(seed, STREAM_NOISE, firstSample * perSample, noise);
-        TokenMask mask = mode == MaskingMode.NONE ? null : TokenMask.sample(g.scope(), n, model.config().tokens(),
-                maskRatio, seed, STREAM_MASK, firstSample * model.config().tokens());
+        TokenMask mask = mode == MaskingMode.NONE ? null : TokenMask.sample(g.backend(), g.scope(), n,
+                model.config().tokens(), maskRatio, seed, STREAM_MASK, firstSample * model.config().tokens());
         return new Draw(sigma, noise, mask);
     }
 
@@ -108,9 +112,10 @@ public final class EdmObjective {
         Tensor cOut = g.allocate(latents.shape());
         Tensor skip = g.allocate(latents.shape());
         Tensor weight = g.allocate(n);
-        float[] x0 = latents.toFloatArray();
-        float[] eps = noise.toFloatArray();
+        float[] x0 = g.backend().read(latents);
+        float[] eps = g.backend().read(noise);
         float[] in = new float[x0.length], out = new float[x0.length], sk = new float[x0.length];
+        float[] noiseConditioning = new float[n], weights = new float[n];
         for (int i = 0; i < n; i++) {
             double s = sigma[i], cIn = edm.cIn(s), cSkip = edm.cSkip(s), co = edm.cOut(s);
             for (int j = i * perSample; j < (i + 1) * perSample; j++) {
@@ -119,12 +124,14 @@ public final class EdmObjective {
                 sk[j] = (float) (cSkip * xNoisy);
                 out[j] = (float) co;
             }
-            cNoise.setFloat(i, (float) edm.cNoise(s));
-            weight.setFloat(i, (float) edm.lossWeight(s));
+            noiseConditioning[i] = (float) edm.cNoise(s);
+            weights[i] = (float) edm.lossWeight(s);
         }
-        input.copyFrom(in);
-        skip.copyFrom(sk);
-        cOut.copyFrom(out);
+        g.backend().write(input, in);
+        g.backend().write(skip, sk);
+        g.backend().write(cOut, out);
+        g.backend().write(cNoise, noiseConditioning);
+        g.backend().write(weight, weights);
         TokenMask used = mode == MaskingMode.NONE ? null : mask;
         Variable f = model.forward(g, g.constant(input), cNoise, g.constant(captions), used, mode);
         Variable denoised = ElementwiseFunctions.add(g, ElementwiseFunctions.mul(g, f, g.constant(cOut)),
@@ -138,12 +145,13 @@ public final class EdmObjective {
         if (captionDropout == 0) {
             return captions;
         }
-        Tensor copy = g.allocate(captions.shape()).copyFrom(captions);
+        Tensor copy = g.allocate(captions.shape());
+        g.backend().copy(captions, copy);
         int n = captions.dim(0);
         long perSample = captions.numel() / n;
         for (int i = 0; i < n; i++) {
             if (Philox.uniform(seed, STREAM_CAPTION_DROP, firstSample + i) < captionDropout) {
-                copy.rows(i, 1).fill(0f);
+                g.backend().fill(copy.rows(i, 1), 0f);
             }
         }
         return copy;

@@ -14,6 +14,9 @@ import io.microdit.tensor.Tensor;
  * Euler step to σ = 0 (so 2·steps − 1 network evaluations), classifier-free guidance on F with the all-zero caption
  * embedding as the unconditional input ({@code F = F_u + w·(F_c − F_u)}), and the state kept in float64 while the
  * network sees float32. The start is {@code x = σ_max·ε} with ε from Philox (seed, stream).
+ *
+ * <p>The state stays on the host; each network evaluation writes its input to the backend once and reads F back
+ * once. The captions are uploaded once per {@link #sample} call.
  */
 public final class HeunSampler {
     public static final double SIGMA_MIN = 0.002;
@@ -33,11 +36,17 @@ public final class HeunSampler {
     /**
      * Samples one image per caption embedding.
      *
-     * @param captions [N, L, Cc] conditioning
+     * @param captions [N, L, Cc] conditioning, a host tensor or one of the backend's
      * @param guidance the CFG scale w; 1 runs the conditional model alone
      * @return the images [N, C, H, W], row-major
      */
     public float[] sample(Tensor captions, int steps, double guidance, long seed, long stream) {
+        try (MemoryScope scope = backend.scope("sampler-captions")) {
+            return sampleOnBackend(backend.upload(captions, scope), steps, guidance, seed, stream);
+        }
+    }
+
+    private float[] sampleOnBackend(Tensor captions, int steps, double guidance, long seed, long stream) {
         MicroDiTConfig c = model.config();
         int n = captions.dim(0);
         int perImage = c.inChannels() * c.inputSize() * c.inputSize();
@@ -83,7 +92,7 @@ public final class HeunSampler {
         int batch = guided ? 2 * n : n;
         int size = c.inputSize();
         double cIn = edm.cIn(sigma);
-        try (MemoryScope scope = new MemoryScope("sampler-step")) {
+        try (MemoryScope scope = backend.scope("sampler-step")) {
             Graph g = new Graph(backend, scope);
             Tensor input = g.allocate(batch, c.inChannels(), size, size);
             float[] values = new float[batch * x.length / n];
@@ -93,12 +102,16 @@ public final class HeunSampler {
                     values[i + x.length] = values[i];
                 }
             }
-            input.copyFrom(values);
-            Tensor cNoise = g.allocate(batch).fill((float) edm.cNoise(sigma));
-            Tensor conditioning = g.allocate(batch, captions.dim(1), captions.dim(2));
-            conditioning.rows(0, n).copyFrom(captions); // the second half stays zero: the unconditional input
-            float[] f = model.forward(g, g.constant(input), cNoise, g.constant(conditioning), null, MaskingMode.NONE)
-                    .value().toFloatArray();
+            backend.write(input, values);
+            Tensor cNoise = g.allocate(batch);
+            backend.fill(cNoise, (float) edm.cNoise(sigma));
+            Tensor conditioning = captions;
+            if (guided) { // the second half stays zero: the unconditional input
+                conditioning = g.allocate(batch, captions.dim(1), captions.dim(2));
+                backend.copy(captions, conditioning.rows(0, n));
+            }
+            float[] f = backend.read(model.forward(g, g.constant(input), cNoise, g.constant(conditioning), null,
+                    MaskingMode.NONE).value());
             double cSkip = edm.cSkip(sigma), cOut = edm.cOut(sigma);
             double[] denoised = new double[x.length];
             for (int i = 0; i < x.length; i++) {

@@ -267,7 +267,7 @@ public final class FashionClassifier implements AutoCloseable {
                         augment(train.images(), index, images, b, random, settings.shift());
                         labels[b] = train.labels()[index];
                     }
-                    store.zeroGrad();
+                    store.zeroGrad(backend);
                     try (MemoryScope scope = new MemoryScope("classifier-step")) {
                         Graph g = new Graph(backend, scope);
                         try (GradScope ignored = g.recordGradients()) {

@@ -5,6 +5,7 @@ import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.TokenFunctions;
 import io.microdit.autograd.Variable;
+import io.microdit.backend.Backend;
 import io.microdit.nn.CaptionRefiner;
 import io.microdit.nn.DiTBlock;
 import io.microdit.nn.LayerNorm;
@@ -24,6 +25,7 @@ import java.util.List;
 public final class MicroDiT {
     private final MicroDiTConfig config;
     private final ParameterStore parameters;
+    private final Backend backend;
     private final Tensor positionEmbedding;
     private final Linear patchEmbedding;
     private final Linear timestep1;
@@ -47,10 +49,14 @@ public final class MicroDiT {
         }
     }
 
-    /** Builds the modules with zero-filled parameters in {@code parameters}; see {@link Initialization}. */
-    public MicroDiT(MicroDiTConfig config, ParameterStore parameters, io.microdit.backend.Backend backend) {
+    /**
+     * Builds the modules with zero-filled parameters in {@code parameters}, which must live in {@code backend}'s
+     * memory (a scope from {@code backend.scope}); see {@link Initialization}.
+     */
+    public MicroDiT(MicroDiTConfig config, ParameterStore parameters, Backend backend) {
         this.config = config;
         this.parameters = parameters;
+        this.backend = backend;
         MicroDiTConfig c = config;
         int d = c.dim();
         double eps = c.normEps();
@@ -102,6 +108,11 @@ public final class MicroDiT {
 
     public ParameterStore parameters() {
         return parameters;
+    }
+
+    /** The backend whose memory holds the parameters (for copies to and from the host). */
+    public Backend backend() {
+        return backend;
     }
 
     /** The fixed position embedding [T, D] (the {@code pos_embed} buffer). */
@@ -165,12 +176,12 @@ public final class MicroDiT {
         return TokenFunctions.unpatchify(g, out, c.patchSize(), c.inChannels(), x.dim(2), x.dim(3));
     }
 
-    /** Allocates a model's parameters (in their own scope) and initialises them as the official code. */
-    public static MicroDiT create(MicroDiTConfig config, long seed, io.microdit.backend.Backend backend) {
-        ParameterStore store = new ParameterStore("parameters:" + config.name());
+    /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */
+    public static MicroDiT create(MicroDiTConfig config, long seed, Backend backend) {
+        ParameterStore store = new ParameterStore(backend.scope("parameters:" + config.name()));
         try {
             MicroDiT model = new MicroDiT(config, store, backend);
-            Initialization.initialize(store, config, seed);
+            Initialization.initialize(store, config, seed, backend);
             return model;
         } catch (RuntimeException e) {
             store.close();

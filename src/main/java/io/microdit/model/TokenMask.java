@@ -1,5 +1,6 @@
 package io.microdit.model;
 
+import io.microdit.backend.Backend;
 import io.microdit.random.Philox;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
@@ -29,13 +30,15 @@ public record TokenMask(Tensor keepIds, Tensor removed, int tokens, int kept) {
 
     /**
      * Draws the mask for {@code samples} samples from Philox (seed, stream), sample n's noise at counter offset
-     * {@code offset + n·T}, so any backend drawing the same numbers gets the same mask.
+     * {@code offset + n·T}, so any backend drawing the same numbers gets the same mask. The mask is built on the
+     * host and written to {@code backend}'s tensors in {@code scope}, one copy each.
      */
-    public static TokenMask sample(MemoryScope scope, int samples, int tokens, double ratio, long seed, long stream,
-                                   long offset) {
+    public static TokenMask sample(Backend backend, MemoryScope scope, int samples, int tokens, double ratio,
+                                   long seed, long stream, long offset) {
         int keep = keptTokens(tokens, ratio);
-        Tensor ids = Tensor.zeros(scope, DType.I32, samples, keep);
-        Tensor removed = Tensor.zeros(scope, DType.F32, samples, tokens).fill(1f);
+        int[] keepIds = new int[samples * keep];
+        float[] removedFlags = new float[samples * tokens];
+        Arrays.fill(removedFlags, 1f);
         float[] noise = new float[tokens];
         Integer[] order = new Integer[tokens];
         for (int n = 0; n < samples; n++) {
@@ -45,10 +48,14 @@ public record TokenMask(Tensor keepIds, Tensor removed, int tokens, int kept) {
             }
             Arrays.sort(order, (a, b) -> noise[a] != noise[b] ? Float.compare(noise[a], noise[b]) : a - b);
             for (int j = 0; j < keep; j++) {
-                ids.setInt((long) n * keep + j, order[j]);
-                removed.setFloat((long) n * tokens + order[j], 0f);
+                keepIds[n * keep + j] = order[j];
+                removedFlags[n * tokens + order[j]] = 0f;
             }
         }
+        Tensor ids = Tensor.zeros(scope, DType.I32, samples, keep);
+        Tensor removed = Tensor.zeros(scope, DType.F32, samples, tokens);
+        backend.write(ids, keepIds);
+        backend.write(removed, removedFlags);
         return new TokenMask(ids, removed, tokens, keep);
     }
 }

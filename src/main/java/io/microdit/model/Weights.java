@@ -1,6 +1,7 @@
 package io.microdit.model;
 
 import io.microdit.autograd.Parameter;
+import io.microdit.backend.Backend;
 import io.microdit.io.Safetensors;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
@@ -16,7 +17,8 @@ import java.util.TreeSet;
 /**
  * A model's weights as a safetensors file with the official state-dict names (the DiT's {@code state_dict()},
  * buffers {@code pos_embed} [1, T, D] and {@code mask_token} [1, 1, p²·C] included), so files move between
- * microdit and PyTorch's {@code load_state_dict} unchanged. The config is stored in the metadata.
+ * microdit and PyTorch's {@code load_state_dict} unchanged. The config is stored in the metadata. The model's
+ * tensors live on its backend: saving downloads each once to the host, loading uploads each once.
  */
 public final class Weights {
     public static final String CONFIG_METADATA = "microdit.config";
@@ -33,13 +35,17 @@ public final class Weights {
         save(model, tensors, file, extraMetadata);
     }
 
-    /** Writes other weights of the same model (e.g. its moving average), by official name, atomically. */
+    /**
+     * Writes other weights of the same model (e.g. its moving average; host or backend tensors), by official name,
+     * atomically.
+     */
     public static void save(MicroDiT model, Map<String, Tensor> weights, Path file, Map<String, String> extraMetadata)
             throws IOException {
         try (MemoryScope scope = new MemoryScope("weights-buffers")) {
-            Map<String, Tensor> tensors = new LinkedHashMap<>(weights);
+            Map<String, Tensor> tensors = download(model.backend(), weights, scope);
             MicroDiTConfig c = model.config();
-            tensors.put("pos_embed", model.positionEmbedding().reshape(1, c.tokens(), c.dim()));
+            tensors.put("pos_embed", model.backend().download(model.positionEmbedding(), scope)
+                    .reshape(1, c.tokens(), c.dim()));
             tensors.put("mask_token", scope.zeros(1, 1, c.patchFeatures()));
             Map<String, String> metadata = new LinkedHashMap<>(extraMetadata);
             metadata.put(CONFIG_METADATA, ConfigFile.toJson(c));
@@ -67,12 +73,21 @@ public final class Weights {
                             + Arrays.toString(source.shape()) + ", the model needs "
                             + Arrays.toString(p.value().shape()));
                 }
-                p.value().copyFrom(source.dtype() == DType.F32 ? source : source.to(DType.F32, scope));
+                model.backend().copy(source.dtype() == DType.F32 ? source : source.to(DType.F32, scope), p.value());
                 unexpected.remove(p.name());
             }
             if (!unexpected.isEmpty()) {
                 throw new IOException(file + ": tensors the model does not have: " + unexpected);
             }
         }
+    }
+
+    /** Host views of {@code tensors} in their order: copies in {@code hostScope} where the backend's memory is not. */
+    public static Map<String, Tensor> download(Backend backend, Map<String, Tensor> tensors, MemoryScope hostScope) {
+        Map<String, Tensor> host = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            host.put(e.getKey(), backend.download(e.getValue(), hostScope));
+        }
+        return host;
     }
 }

@@ -1,6 +1,7 @@
 package io.microdit.nn;
 
 import io.microdit.autograd.Parameter;
+import io.microdit.backend.Backend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -67,9 +68,9 @@ public final class ParameterStore implements AutoCloseable {
         return scope;
     }
 
-    public void zeroGrad() {
+    public void zeroGrad(Backend backend) {
         for (Parameter p : parameters.values()) {
-            p.zeroGrad();
+            p.zeroGrad(backend);
         }
     }
 

@@ -228,6 +228,16 @@ public final class Tensor {
         return this;
     }
 
+    /** Overwrites the elements of an I32 tensor from {@code values}. */
+    public Tensor copyFrom(int[] values) {
+        requireDType(DType.I32, "copyFrom(int[])");
+        if (values.length != numel) {
+            throw new IllegalArgumentException("copyFrom: " + values.length + " ints for " + describe());
+        }
+        MemorySegment.copy(values, 0, hostSegment(), INT, 0, values.length);
+        return this;
+    }
+
     /** Copies all bytes from a tensor of the same dtype and element count. */
     public Tensor copyFrom(Tensor source) {
         if (source.dtype != dtype || source.numel != numel) {

@@ -11,8 +11,8 @@ import java.util.Map;
 /**
  * AdamW with decoupled weight decay on every parameter (the official trainer has no exclusions), after global
  * gradient-norm clipping as {@code torch.nn.utils.clip_grad_norm_}: the gradients are scaled by
- * {@code min(1, maxNorm / (‖g‖ + 1e-6))}, fused into the update. The moments live in their own scope, as long as
- * the optimizer.
+ * {@code min(1, maxNorm / (‖g‖ + 1e-6))}, fused into the update. The moments live in their own scope of the
+ * backend, as long as the optimizer.
  */
 public final class AdamW implements AutoCloseable {
     /** The optimizer's hyperparameters; the official values are {@link #MICRODIT}. */
@@ -29,7 +29,7 @@ public final class AdamW implements AutoCloseable {
     private final Backend backend;
     private final ParameterStore parameters;
     private final Settings settings;
-    private final MemoryScope scope = new MemoryScope("adamw-moments");
+    private final MemoryScope scope;
     private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
     private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
     private long step;
@@ -38,6 +38,7 @@ public final class AdamW implements AutoCloseable {
         this.backend = backend;
         this.parameters = parameters;
         this.settings = settings;
+        this.scope = backend.scope("adamw-moments");
         for (Parameter p : parameters.all()) {
             firstMoments.put(p.name(), scope.zeros(p.value().shape()));
             secondMoments.put(p.name(), scope.zeros(p.value().shape()));
@@ -84,7 +85,10 @@ public final class AdamW implements AutoCloseable {
         return norm;
     }
 
-    /** Moments by parameter name, for checkpoints ({@code name} + ".exp_avg" / ".exp_avg_sq"). */
+    /**
+     * Moments by parameter name, for checkpoints ({@code name} + ".exp_avg" / ".exp_avg_sq"): the backend's tensors
+     * (download them to write them).
+     */
     public Map<String, Tensor> state() {
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (String name : firstMoments.keySet()) {
@@ -94,16 +98,16 @@ public final class AdamW implements AutoCloseable {
         return out;
     }
 
-    /** Restores moments and the step count from a checkpoint. */
+    /** Restores moments (host or backend tensors) and the step count from a checkpoint. */
     public void restore(Map<String, Tensor> state, long steps) {
         for (String name : firstMoments.keySet()) {
-            copy(state, name + ".exp_avg", firstMoments.get(name));
-            copy(state, name + ".exp_avg_sq", secondMoments.get(name));
+            copy(backend, state, name + ".exp_avg", firstMoments.get(name));
+            copy(backend, state, name + ".exp_avg_sq", secondMoments.get(name));
         }
         this.step = steps;
     }
 
-    private static void copy(Map<String, Tensor> state, String key, Tensor target) {
+    private static void copy(Backend backend, Map<String, Tensor> state, String key, Tensor target) {
         Tensor source = state.get(key);
         if (source == null) {
             throw new IllegalArgumentException("optimizer state has no '" + key + "'");
@@ -112,7 +116,7 @@ public final class AdamW implements AutoCloseable {
             throw new IllegalArgumentException("optimizer state '" + key + "' is " + source.describe()
                     + ", the parameter needs " + target.describe());
         }
-        target.copyFrom(source);
+        backend.copy(source, target);
     }
 
     @Override

@@ -57,7 +57,10 @@ public final class Checkpoint {
             if (ema != null) {
                 Weights.save(model, ema.weights(), temporary.resolve(EMA), metadata);
             }
-            Safetensors.write(temporary.resolve(OPTIMIZER), optimizer.state(), metadata);
+            try (MemoryScope host = new MemoryScope("checkpoint-moments")) {
+                Safetensors.write(temporary.resolve(OPTIMIZER), Weights.download(model.backend(), optimizer.state(),
+                        host), metadata);
+            }
             Map<String, Object> json = new LinkedHashMap<>();
             json.put("step", state.step());
             json.put("samples_seen", state.samplesSeen());
@@ -127,7 +130,7 @@ public final class Checkpoint {
                     if (source == null || !source.sameShape(e.getValue())) {
                         throw new IOException(emaFile + ": missing or misshapen '" + e.getKey() + "'");
                     }
-                    e.getValue().copyFrom(source);
+                    model.backend().copy(source, e.getValue());
                 }
             }
         }

@@ -10,21 +10,25 @@ import java.util.Map;
 
 /**
  * An exponential moving average of the weights, {@code ema = decay·ema + (1 − decay)·w} after every optimizer
- * step, kept under the parameters' official names (so the averaged weights load as a model).
+ * step, kept under the parameters' official names (so the averaged weights load as a model), in the backend's
+ * memory.
  */
 public final class ExponentialMovingAverage implements AutoCloseable {
     private final Backend backend;
     private final ParameterStore parameters;
     private final double decay;
-    private final MemoryScope scope = new MemoryScope("ema");
+    private final MemoryScope scope;
     private final Map<String, Tensor> averages = new LinkedHashMap<>();
 
     public ExponentialMovingAverage(Backend backend, ParameterStore parameters, double decay) {
         this.backend = backend;
         this.parameters = parameters;
         this.decay = decay;
+        this.scope = backend.scope("ema");
         for (Parameter p : parameters.all()) {
-            averages.put(p.name(), scope.zeros(p.value().shape()).copyFrom(p.value()));
+            Tensor average = scope.zeros(p.value().shape());
+            backend.copy(p.value(), average);
+            averages.put(p.name(), average);
         }
     }
 
@@ -34,7 +38,7 @@ public final class ExponentialMovingAverage implements AutoCloseable {
         }
     }
 
-    /** The averaged weights by official name. */
+    /** The averaged weights by official name: the backend's tensors. */
     public Map<String, Tensor> weights() {
         return averages;
     }

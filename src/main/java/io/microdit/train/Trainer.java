@@ -20,6 +20,10 @@ import java.nio.file.Path;
  * scaled by 1/accumulation; then clip the global gradient norm, take an AdamW step at the stage's learning rate
  * and update the EMA. All randomness is keyed by (seed, global sample index), so a run resumed from a
  * checkpoint continues bit for bit on the CPU backend.
+ *
+ * <p>Parameters, gradients, moments, EMA and activations live in the backend's memory. Each micro-batch is read
+ * into host tensors and uploaded once (no copy on the CPU backend); Java reads back only the loss and the
+ * gradient norm.
  */
 public final class Trainer implements AutoCloseable {
     /** What one optimizer step did. */
@@ -85,21 +89,25 @@ public final class Trainer implements AutoCloseable {
         int accumulation = config.accumulationSteps();
         long flopsBefore = backend.flops().total();
         long start = System.nanoTime();
-        model.parameters().zeroGrad();
+        model.parameters().zeroGrad(backend);
         double lossSum = 0;
         int[] latentShape = data.latentShape();
         int[] captionShape = data.captionShape();
         for (int m = 0; m < accumulation; m++) {
             long first = samplesSeen + (long) m * micro;
-            try (MemoryScope scope = new MemoryScope("train-step")) {
-                Tensor latents = scope.zeros(micro, latentShape[0], latentShape[1], latentShape[2]);
-                Tensor captions = scope.zeros(micro, captionShape[0], captionShape[1]);
-                data.read(order.indices(first, micro), latents, captions);
+            try (MemoryScope batch = new MemoryScope("train-batch"); MemoryScope scope = backend.scope("train-step")) {
+                Tensor hostLatents = batch.zeros(micro, latentShape[0], latentShape[1], latentShape[2]);
+                Tensor hostCaptions = batch.zeros(micro, captionShape[0], captionShape[1]);
+                data.read(order.indices(first, micro), hostLatents, hostCaptions);
+                Tensor latents = backend.upload(hostLatents, scope);
+                Tensor captions = backend.upload(hostCaptions, scope);
                 Graph graph = new Graph(backend, scope);
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
-                    lossSum += loss.value().getFloat(0);
-                    graph.backward(loss, scope.zeros(1).fill(1f / accumulation));
+                    lossSum += backend.read(loss.value())[0];
+                    Tensor seed = scope.zeros(1);
+                    backend.fill(seed, 1f / accumulation);
+                    graph.backward(loss, seed);
                 }
             }
         }

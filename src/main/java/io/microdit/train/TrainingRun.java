@@ -1,6 +1,7 @@
 package io.microdit.train;
 
 import io.microdit.autograd.Parameter;
+import io.microdit.backend.Backend;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cpu.CpuPeak;
 import io.microdit.data.CaptionEncoder;
@@ -220,7 +221,7 @@ public final class TrainingRun {
                     captions.rows(k * perPrompt + j, 1).copyFrom(prompts.rows(k, 1));
                 }
             }
-            float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(), scope,
+            float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(),
                     () -> new HeunSampler(model, backend, trainer.edm()).sample(captions, steps,
                             config.sampleGuidance(), SAMPLE_SEED, 0));
             new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perPrompt == 1 ? promptCount : perPrompt, 2)
@@ -228,23 +229,30 @@ public final class TrainingRun {
         }
     }
 
-    /** Runs {@code body} with the model's weights temporarily replaced by {@code weights} (when not null). */
-    static float[] withWeights(MicroDiT model, Map<String, Tensor> weights, MemoryScope scope,
-                               java.util.function.Supplier<float[]> body) {
+    /**
+     * Runs {@code body} with the model's weights temporarily replaced by {@code weights} (when not null), copying
+     * on the model's backend.
+     */
+    static float[] withWeights(MicroDiT model, Map<String, Tensor> weights, java.util.function.Supplier<float[]> body) {
         if (weights == null) {
             return body.get();
         }
-        List<Tensor> saved = new ArrayList<>();
-        for (Parameter p : model.parameters().all()) {
-            saved.add(scope.zeros(p.value().shape()).copyFrom(p.value()));
-            p.value().copyFrom(weights.get(p.name()));
-        }
-        try {
-            return body.get();
-        } finally {
-            int i = 0;
+        Backend backend = model.backend();
+        try (MemoryScope scope = backend.scope("saved-weights")) {
+            List<Tensor> saved = new ArrayList<>();
             for (Parameter p : model.parameters().all()) {
-                p.value().copyFrom(saved.get(i++));
+                Tensor copy = scope.zeros(p.value().shape());
+                backend.copy(p.value(), copy);
+                saved.add(copy);
+                backend.copy(weights.get(p.name()), p.value());
+            }
+            try {
+                return body.get();
+            } finally {
+                int i = 0;
+                for (Parameter p : model.parameters().all()) {
+                    backend.copy(saved.get(i++), p.value());
+                }
             }
         }
     }

@@ -78,7 +78,7 @@ class GraphTest {
                 }
             }
             assertEquals("blocks.0.mlp.w1.weight", w.name());
-            w.zeroGrad();
+            w.zeroGrad(BACKEND);
             assertArrayEquals(new float[3], w.grad().toFloatArray());
         }
     }

@@ -78,7 +78,7 @@ class FlopModelTest {
             for (MaskingMode mode : MaskingMode.values()) {
                 double ratio = mode == MaskingMode.NONE ? 0 : 0.75;
                 TokenMask mask = mode == MaskingMode.NONE ? null
-                        : TokenMask.sample(scope, n, c.tokens(), ratio, 3, 3, 0);
+                        : TokenMask.sample(BACKEND, scope, n, c.tokens(), ratio, 3, 3, 0);
                 Graph g = new Graph(BACKEND, scope);
                 BACKEND.flops().reset();
                 model.forward(g, g.constant(TestData.uniform(scope, random, n, 3, 16, 16)),

@@ -90,7 +90,7 @@ class MicroDiTTest {
             Tensor x = TestData.uniform(step, random, 2, 2, 8, 8);
             Tensor t = TestData.uniform(step, random, 2);
             Tensor y = TestData.uniform(step, random, 2, 5, 12);
-            TokenMask mask = TokenMask.sample(step, 2, c.tokens(), 0.5, 9, 3, 0);
+            TokenMask mask = TokenMask.sample(BACKEND, step, 2, c.tokens(), 0.5, 9, 3, 0);
             for (MaskingMode mode : new MaskingMode[] {MaskingMode.DEFERRED, MaskingMode.NAIVE}) {
                 float[] out = model.forward(g, g.constant(x), t, g.constant(y), mask, mode).value().toFloatArray();
                 int p = c.patchSize(), grid = c.gridSize();
@@ -129,9 +129,9 @@ class MicroDiTTest {
             Tensor y = TestData.uniform(step, random, 3, 5, 12);
             float[] plain = model.forward(g, g.constant(x), t, g.constant(y), null, MaskingMode.NONE).value()
                     .toFloatArray();
-            TokenMask everything = TokenMask.sample(step, 3, c.tokens(), 0.0, 4, 3, 0);
+            TokenMask everything = TokenMask.sample(BACKEND, step, 3, c.tokens(), 0.0, 4, 3, 0);
             assertEquals(c.tokens(), everything.kept());
-            TokenMask half = TokenMask.sample(step, 3, c.tokens(), 0.5, 4, 3, 0);
+            TokenMask half = TokenMask.sample(BACKEND, step, 3, c.tokens(), 0.5, 4, 3, 0);
             for (MaskingMode mode : MaskingMode.values()) {
                 Variable full = model.forward(g, g.constant(x), t, g.constant(y), everything, mode);
                 assertArrayEquals(new int[] {3, 2, 8, 8}, full.shape());
@@ -158,7 +158,7 @@ class MicroDiTTest {
             Tensor latents = TestData.uniform(data, random, 2, 2, 8, 8);
             Tensor captions = TestData.uniform(data, random, 2, 5, 12);
             for (MaskingMode mode : MaskingMode.values()) {
-                model.parameters().zeroGrad();
+                model.parameters().zeroGrad(BACKEND);
                 try (MemoryScope step = new MemoryScope("step")) {
                     Graph g = new Graph(BACKEND, step);
                     try (GradScope ignored = g.recordGradients()) {

@@ -3,6 +3,7 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.Backend;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.Device;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 
 /**
@@ -68,6 +69,56 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void close() {
         parallel.close();
+    }
+
+    // Host memory: the memory operations are the plain tensor calls, and nothing is copied to move "in place".
+
+    @Override
+    public MemoryScope scope(String name) {
+        return new MemoryScope(name);
+    }
+
+    @Override
+    public Tensor upload(Tensor host, MemoryScope scope) {
+        return requireHost("upload", host);
+    }
+
+    @Override
+    public Tensor download(Tensor t, MemoryScope hostScope) {
+        return requireHost("download", t);
+    }
+
+    @Override
+    public void copy(Tensor source, Tensor target) {
+        target.copyFrom(source);
+    }
+
+    @Override
+    public void fill(Tensor target, float value) {
+        target.fill(value);
+    }
+
+    @Override
+    public void write(Tensor target, float[] values) {
+        target.copyFrom(values);
+    }
+
+    @Override
+    public void write(Tensor target, int[] values) {
+        target.copyFrom(values);
+    }
+
+    @Override
+    public float[] read(Tensor t) {
+        return t.toFloatArray();
+    }
+
+    private static Tensor requireHost(String op, Tensor t) {
+        if (t.device() != Device.CPU) {
+            throw new IllegalArgumentException(op + ": " + t.describe() + " is on " + t.device()
+                    + "; the CPU backend holds host tensors only");
+        }
+        return t;
     }
 
     @Override

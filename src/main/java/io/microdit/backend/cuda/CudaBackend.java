@@ -44,7 +44,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final String deviceName;
     private boolean closed;
 
+    /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
     public CudaBackend() {
+        this(false);
+    }
+
+    private CudaBackend(boolean opaque) {
         try (Arena arena = Arena.ofConfined()) {
             CudaRuntime.check(MicroditNative.mdt_set_device(0), "mdt_set_device(0)");
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
@@ -52,9 +57,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
             this.stream = created.get(ValueLayout.ADDRESS, 0);
         }
         this.deviceName = CudaRuntime.deviceName(0);
-        this.memory = new DeviceMemory(stream);
+        this.memory = new DeviceMemory(stream, opaque);
         this.scratchScope = scope("cuda-backend-scratch");
         this.sumOfSquaresScratch = scratchScope.zeros(DType.I32, 2 * (SUM_OF_SQUARES_PARTIALS + 1));
+    }
+
+    /**
+     * A backend whose memory Java may never touch directly, even on the emulator: every host read or write of its
+     * tensors throws, exactly as on a real GPU. For tests that code above the backend only moves values through
+     * its copies; on a GPU it is the same as {@link #CudaBackend()}.
+     */
+    public static CudaBackend opaque() {
+        return new CudaBackend(true);
     }
 
     @Override
@@ -77,25 +91,33 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return memory;
     }
 
+    // ---------------------------------------------------------------- memory and copies
+
     /** A scope of device memory from this backend's caching allocator. */
+    @Override
     public MemoryScope scope(String name) {
         return new MemoryScope(name, Device.CUDA, memory);
     }
 
-    /** A device copy of a host tensor, in {@code deviceScope}. */
+    /** A device copy of a host tensor, in {@code deviceScope}; a device tensor is returned as it is. */
+    @Override
     public Tensor upload(Tensor host, MemoryScope deviceScope) {
         Checks.notNull("upload", "host", host);
-        Checks.argument(host.device() == Device.CPU, "upload", "host tensor " + host.describe() + " is on "
-                + host.device());
+        if (host.device() == Device.CUDA) {
+            return host;
+        }
         Tensor device = Tensor.zeros(deviceScope, host.dtype(), host.shape());
-        CudaRuntime.check(MicroditNative.mdt_memcpy_htod(device.segment(), host.segment(), host.byteSize(), stream),
-                "mdt_memcpy_htod");
-        synchronize();
+        copy(host, device);
         return device;
     }
 
-    /** A host copy of a device tensor, in {@code hostScope}. */
+    /** A host copy of a device tensor, in {@code hostScope}; a host tensor is returned as it is. */
+    @Override
     public Tensor download(Tensor device, MemoryScope hostScope) {
+        Checks.notNull("download", "device", device);
+        if (device.device() == Device.CPU) {
+            return device;
+        }
         Tensor host = Tensor.zeros(hostScope, device.dtype(), device.shape());
         copyToHost(device, host);
         return host;
@@ -107,9 +129,75 @@ public final class CudaBackend implements Backend, AutoCloseable {
         pointer(op, "device", device);
         Checks.argument(host.device() == Device.CPU && host.dtype() == device.dtype() && host.sameShape(device), op,
                 "host " + host.describe() + " must be a host tensor like " + device.describe());
-        CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host.segment(), device.segment(), device.byteSize(), stream),
-                "mdt_memcpy_dtoh");
-        synchronize();
+        copy(device, host);
+    }
+
+    /**
+     * One memcpy on the stream in the direction the tensors' devices give. Copies that touch host memory wait for
+     * the stream, so the host tensor may be read, reused or freed as soon as this returns.
+     */
+    @Override
+    public void copy(Tensor source, Tensor target) {
+        String op = "copy";
+        Checks.notNull(op, "source", source);
+        Checks.notNull(op, "target", target);
+        Checks.argument(source.dtype() == target.dtype() && source.numel() == target.numel(), op,
+                "source " + source.describe() + " and target " + target.describe()
+                        + " need the same dtype and element count");
+        boolean fromDevice = source.device() == Device.CUDA, toDevice = target.device() == Device.CUDA;
+        long bytes = source.byteSize();
+        if (!fromDevice && !toDevice) {
+            target.copyFrom(source);
+        } else if (fromDevice && toDevice) {
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(target.segment(), source.segment(), bytes, stream),
+                    "mdt_memcpy_dtod");
+        } else {
+            CudaRuntime.check(toDevice
+                    ? MicroditNative.mdt_memcpy_htod(target.segment(), source.segment(), bytes, stream)
+                    : MicroditNative.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
+                    toDevice ? "mdt_memcpy_htod" : "mdt_memcpy_dtoh");
+            synchronize();
+        }
+    }
+
+    /** Zero is a memset on the stream; other values are written from a host tensor (fills are small here). */
+    @Override
+    public void fill(Tensor target, float value) {
+        String op = "fill";
+        Checks.notNull(op, "target", target);
+        if (target.device() == Device.CPU) {
+            target.fill(value);
+        } else if (value == 0f) {
+            CudaRuntime.check(MicroditNative.mdt_memset(target.segment(), 0, target.byteSize(), stream),
+                    "mdt_memset");
+        } else {
+            try (MemoryScope host = new MemoryScope(op + "-host")) {
+                copy(Tensor.zeros(host, target.dtype(), target.shape()).fill(value), target);
+            }
+        }
+    }
+
+    @Override
+    public void write(Tensor target, float[] values) {
+        Checks.notNull("write", "target", target);
+        try (MemoryScope host = new MemoryScope("write-host")) {
+            copy(Tensor.zeros(host, target.dtype(), target.shape()).copyFrom(values), target);
+        }
+    }
+
+    @Override
+    public void write(Tensor target, int[] values) {
+        Checks.notNull("write", "target", target);
+        try (MemoryScope host = new MemoryScope("write-host")) {
+            copy(Tensor.zeros(host, target.dtype(), target.shape()).copyFrom(values), target);
+        }
+    }
+
+    @Override
+    public float[] read(Tensor t) {
+        try (MemoryScope host = new MemoryScope("read-host")) {
+            return download(t, host).toFloatArray();
+        }
     }
 
     /** Waits until every op issued so far has finished. */

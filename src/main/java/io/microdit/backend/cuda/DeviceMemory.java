@@ -21,13 +21,19 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     private static final long LARGE_THRESHOLD = 1L << 20;
 
     private final MemorySegment stream;
+    private final boolean hostAccessible;
     private final Map<Long, ArrayDeque<Long>> freeBlocks = new HashMap<>();
     private final Map<Long, Long> liveBlocks = new HashMap<>();
     private long reservedBytes;
     private long cachedBytes;
 
-    public DeviceMemory(MemorySegment stream) {
+    /**
+     * An allocator on {@code stream}. {@code opaque} makes it report its memory as not host-accessible even on the
+     * emulator, as on a real GPU, so tests catch every Java read or write that would crash on a device.
+     */
+    public DeviceMemory(MemorySegment stream, boolean opaque) {
         this.stream = stream;
+        this.hostAccessible = NativeLibrary.isEmulator() && !opaque;
     }
 
     /** Zero-filled device memory of at least {@code bytes} (a memset on the stream). */
@@ -49,10 +55,10 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         return segment;
     }
 
-    /** On the emulator device memory is host memory; on a GPU Java must go through copies. */
+    /** On the emulator device memory is host memory (unless opaque); on a GPU Java must go through copies. */
     @Override
     public boolean hostAccessible() {
-        return NativeLibrary.isEmulator();
+        return hostAccessible;
     }
 
     @Override
