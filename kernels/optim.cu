@@ -1,9 +1,10 @@
 // AdamW (decoupled weight decay, gradient pre-scaled by gradScale for global-norm clipping), EMA and the sum of
 // squares for the global gradient norm. AdamW and EMA are one fused elementwise pass each (param, grad, m, v
 // read once and written once); the step-dependent scalars (decay, step size, √bias-correction) are computed on
-// the host in double exactly as the CPU backend does. Sum of squares: a fixed grid of kPartials blocks, each
-// thread squaring a strided slice in double, a block tree reduction into one partial per block, then one block
-// adding the partials in index order: the same bits on every run, independent of scheduling.
+// the host in double exactly as the CPU backend does. Sum of squares: a grid of up to kPartials blocks (sized by
+// the element count alone), each thread squaring a strided slice in double, a block tree reduction into one
+// partial per block, then one block adding the partials in index order: the same bits on every run,
+// independent of scheduling.
 // Cost per call with E elements: AdamW 13E FLOPs, 28E bytes; EMA 3E FLOPs, 12E bytes; sum of squares 2E FLOPs,
 // 4E bytes.
 #include <math.h>
@@ -91,9 +92,13 @@ int mdt_optim_sum_of_squares(mdt_stream_t stream, const float *x, int64_t n, dou
     MDT_REQUIRE(partial_capacity >= kPartials, "mdt_optim_sum_of_squares: partials must hold %d doubles, got %lld",
                 kPartials, (long long)partial_capacity);
     MDT_REQUIRE(partials && result && (x || n == 0), "mdt_optim_sum_of_squares: NULL pointer");
-    int status = MDT_LAUNCH(squares_kernel, kPartials, kThreads, 0, stream, x, n, partials);
+    // As many blocks as the tensor fills, at most kPartials: the count depends on n alone (and on the platform's
+    // grid cap), so the sum order is fixed; small tensors (most parameters) do not pay for 256 mostly idle blocks.
+    unsigned blocks = mdt::blocks_for(n, kThreads);
+    if (blocks > static_cast<unsigned>(kPartials)) blocks = kPartials;
+    int status = MDT_LAUNCH(squares_kernel, blocks, kThreads, 0, stream, x, n, partials);
     if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(add_partials_kernel, 1, 32, 0, stream, partials, kPartials, result);
+    return MDT_LAUNCH(add_partials_kernel, 1, 32, 0, stream, partials, static_cast<int>(blocks), result);
 }
 
 }  // extern "C"
