@@ -60,7 +60,8 @@ public final class FashionClassifier implements AutoCloseable {
 
         /**
          * The full evaluation classifier: the convolutional variant (3×3 convolution to 32 channels, 2×2 stages to
-         * 64 and 128, a 256-unit hidden layer as the feature vector), 10 epochs, shifts of up to 1 pixel. The
+         * 64 and 128, a 256-unit hidden layer as the feature vector), 10 epochs, shifts of up to 1 pixel:
+         * 93.07% test accuracy (2026-11-29, 31 min on one thread of a busy 2-core machine). The
          * transformer variant (two blocks of width 64 on the same stem) learned far more slowly: 86.9% test accuracy
          * after 10 epochs without the 3×3 convolution, 85.3% after 7 of 15 with it (2026-11-29), against the 90% the
          * masking experiment asks for.
