@@ -682,22 +682,42 @@ def check_bench(model, batch, reference):
     }
 
 
-def time_bench(model, batch, steps, warmup, learning_rate, gradient_clip):
+def time_bench(model, batch, steps, warmup, learning_rate, gradient_clip, device="cpu", autocast=None,
+               loss_fn=bench_loss):
     """(wall, process CPU) milliseconds of each of `steps` training steps (zero grads, forward, loss, backward,
     global-norm clip, AdamW β (0.9, 0.999), eps 1e-8, weight decay 0.1) on the fixed batch, after `warmup`
-    untimed ones."""
+    untimed ones. On a GPU each step ends with a synchronisation, AdamW is the fused one where this torch has it,
+    and `autocast` (a torch dtype) runs the forward and loss under torch.autocast, as mixed-precision training
+    does; `loss_fn(model, batch)` computes (loss, F) (e.g. torch.compile(bench_loss))."""
     import time
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=0.1)
+    cuda = device != "cpu"
+    optimizer = None
+    if cuda:
+        try:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                                          weight_decay=0.1, fused=True)
+        except (TypeError, RuntimeError):
+            optimizer = None
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                                      weight_decay=0.1)
     times, cpu_times = [], []
     for i in range(warmup + steps):
+        if cuda:
+            torch.cuda.synchronize()
         cpu_start = time.process_time()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = bench_loss(model, batch)
+        if autocast is not None:
+            with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=autocast):
+                loss, _ = loss_fn(model, batch)
+        else:
+            loss, _ = loss_fn(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), gradient_clip)
         optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
         if i >= warmup:
@@ -708,9 +728,12 @@ def time_bench(model, batch, steps, warmup, learning_rate, gradient_clip):
 
 def bench_main(argv=None):
     """python3 microdit_ref.py --dir DIR [--check] [--threads T] [--steps S] [--warmup W] [--flops-per-step F]
+    [--device cuda] [--autocast bf16] [--compile]
 
     Prints one JSON line: the agreement with reference.json (with --check) and the median ms/step, img/s and,
-    given the engine's counted FLOPs per step, GFLOP/s."""
+    given the engine's counted FLOPs per step, GFLOP/s. On a GPU (--device cuda) the model and batch move there;
+    --autocast bf16 runs the forward and loss under torch.autocast (the check too, so it compares with a bf16
+    reference); --compile times torch.compile(model) (its compilation happens in the warm-up steps)."""
     import argparse
     import json
     parser = argparse.ArgumentParser(description=bench_main.__doc__)
@@ -720,21 +743,40 @@ def bench_main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--flops-per-step", type=float)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--autocast", choices=["bf16"], default=None)
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, batch, reference = load_bench(args.dir)
+    model = model.to(args.device)
+    batch = {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    autocast = torch.bfloat16 if args.autocast == "bf16" else None
     line = {"engine": "pytorch", "torch": torch.__version__, "config": reference["config"],
             "batch": reference["batch"], "masking": reference["masking"], "mask": reference["mask_ratio"],
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": args.device,
+            "precision": args.autocast or "f32", "compiled": bool(args.compile)}
+    if args.device != "cpu":
+        line["device_name"] = torch.cuda.get_device_name()
     if args.check:
-        line["check"] = check_bench(model, batch, reference)
-    times, cpu_times = time_bench(model, batch, args.steps, args.warmup, reference["learning_rate"], reference["gradient_clip"])
+        if autocast is not None:
+            with torch.autocast(device_type="cuda" if args.device != "cpu" else "cpu", dtype=autocast):
+                line["check"] = check_bench(model, batch, reference)
+        else:
+            line["check"] = check_bench(model, batch, reference)
+    # The whole loss (model and EDM terms) is compiled as one function: compiling the module alone would not
+    # cover forward_without_cfg, which the loss calls.
+    loss_fn = torch.compile(bench_loss) if args.compile else bench_loss
+    times, cpu_times = time_bench(model, batch, args.steps, args.warmup, reference["learning_rate"],
+                                  reference["gradient_clip"], args.device, autocast, loss_fn)
     if times:
         median = float(np.median(times))
         line.update(ms_per_step=median, img_per_s=reference["batch"] / (median / 1e3))
         if args.flops_per_step:
             line["gflop_per_s"] = args.flops_per_step / (median / 1e3) / 1e9
+    if args.device != "cpu":
+        line["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
     line["step_ms"] = times
     line["step_cpu_ms"] = cpu_times
     print(json.dumps(line))

@@ -12,11 +12,12 @@ public final class AttentionFunctions {
      * Non-causal scaled dot-product attention (scale 1/sqrt(head_dim)) of q [N, Tq, H·Dh] over k and v
      * [N, Tk, H·Dh], heads contiguous within a token; returns [N, Tq, H·Dh]. The forward saves the per-query
      * log-sum-exp [N, H, Tq]; the backward recomputes the probabilities from it and writes fresh dq, dk, dv, so
-     * q, k and v may be the same variable.
+     * q, k and v may be the same variable. Under a {@link Precision#BF16} graph q, k and v enter the kernels as
+     * bf16 (out, lse and the gradients stay F32).
      */
     public static Variable attention(Graph g, Variable q, Variable k, Variable v, int heads) {
         Backend be = g.backend();
-        Tensor qv = q.value(), kv = k.value(), vv = v.value();
+        Tensor qv = g.matmulOperand(q), kv = g.matmulOperand(k), vv = g.matmulOperand(v);
         if (qv.rank() != 3 || heads <= 0 || qv.dim(2) % heads != 0) {
             throw new IllegalArgumentException("attention: q " + qv.describe() + " must be [N, Tq, H·Dh] with "
                     + heads + " heads dividing its width");

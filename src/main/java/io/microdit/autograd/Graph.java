@@ -5,12 +5,16 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Where ops run: a backend, the scope their outputs (and saved activations and gradients) belong to, and — only
  * inside {@link #recordGradients()} — the define-by-run tape. Outside a grad scope nothing is recorded and no
- * activation is kept for a backward. A graph is used by one thread.
+ * activation is kept for a backward. A graph is used by one thread. Its {@link Precision} decides the number
+ * format of matrix products; a graph lives for one forward and backward, so the bf16 copy of a weight is made
+ * once per graph and reused by every op that reads it.
  */
 public final class Graph {
     private record Node(Variable output, BackwardFunction backward) {
@@ -18,11 +22,48 @@ public final class Graph {
 
     private final Backend backend;
     private final MemoryScope scope;
+    private final Precision precision;
+    private final Map<Variable, Tensor> bf16Copies = new IdentityHashMap<>();
     private List<Node> tape;
 
     public Graph(Backend backend, MemoryScope scope) {
+        this(backend, scope, Precision.F32);
+    }
+
+    public Graph(Backend backend, MemoryScope scope, Precision precision) {
         this.backend = backend;
         this.scope = scope;
+        this.precision = precision;
+    }
+
+    /** The number format of this graph's matrix products (see {@link Precision}). */
+    public Precision precision() {
+        return precision;
+    }
+
+    /**
+     * The value a matrix product reads for {@code v}: its F32 value, or under {@link Precision#BF16} a bf16 copy
+     * in this graph's scope, made on first use and shared by later products of the same variable.
+     */
+    public Tensor matmulOperand(Variable v) {
+        if (precision == Precision.F32 || v.value().dtype() == DType.BF16) {
+            return v.value();
+        }
+        return bf16Copies.computeIfAbsent(v, key -> toBf16(key.value()));
+    }
+
+    /**
+     * A gradient as a matrix product reads it in the backward: {@code t} itself, or under {@link Precision#BF16}
+     * a bf16 copy (fresh each call: gradients are used once).
+     */
+    public Tensor matmulGradient(Tensor t) {
+        return precision == Precision.F32 || t.dtype() == DType.BF16 ? t : toBf16(t);
+    }
+
+    private Tensor toBf16(Tensor value) {
+        Tensor copy = allocate(DType.BF16, value.shape());
+        backend.convert(value, copy);
+        return copy;
     }
 
     public Backend backend() {

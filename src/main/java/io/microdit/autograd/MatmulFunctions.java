@@ -3,7 +3,12 @@ package io.microdit.autograd;
 import io.microdit.backend.Backend;
 import io.microdit.tensor.Tensor;
 
-/** Differentiable matrix products. Weights use PyTorch's Linear layout [out, in]. */
+/**
+ * Differentiable matrix products. Weights use PyTorch's Linear layout [out, in]. Under a {@link Precision#BF16}
+ * graph both operands of every product, forward and backward, are bf16 (the graph's cached copies of x and the
+ * weight, a fresh copy of the incoming gradient) and the results accumulate in F32; the bias gradient sums the
+ * F32 gradient.
+ */
 public final class MatmulFunctions {
     private MatmulFunctions() {
     }
@@ -14,7 +19,16 @@ public final class MatmulFunctions {
      * Backward: dx = dy · W, dW += dyᵀ · x (over all rows), db += sum of dy's rows.
      */
     public static Variable linear(Graph g, Variable x, Variable weight, Variable bias) {
+        return linear(g, x, weight, bias, g.precision());
+    }
+
+    /**
+     * {@link #linear(Graph, Variable, Variable, Variable)} in the given precision; {@link Precision#F32} keeps a
+     * layer in F32 inside a bf16 graph (the MoE router, whose top-k must not flip on rounding).
+     */
+    public static Variable linear(Graph g, Variable x, Variable weight, Variable bias, Precision precision) {
         Backend be = g.backend();
+        boolean bf16 = precision == Precision.BF16;
         int outFeatures = weight.dim(0);
         int in = (int) (weight.value().numel() / outFeatures);
         if (x.dim(-1) != in) {
@@ -23,12 +37,12 @@ public final class MatmulFunctions {
         }
         int[] outShape = x.shape();
         outShape[outShape.length - 1] = outFeatures;
-        Tensor x2 = x.value().reshape(-1, in);
-        Tensor w2 = weight.value().reshape(outFeatures, in);
+        Tensor x2 = (bf16 ? g.matmulOperand(x) : x.value()).reshape(-1, in);
+        Tensor w2 = (bf16 ? g.matmulOperand(weight) : weight.value()).reshape(outFeatures, in);
         Tensor y = g.allocate(outShape);
         be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
-            Tensor dy2 = dy.reshape(-1, outFeatures);
+            Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
             if (x.requiresGrad()) {
                 Tensor dx = g.allocate(x.shape());
                 be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
@@ -38,7 +52,7 @@ public final class MatmulFunctions {
                 be.matmul(dy2, true, x2, false, null, weight.gradBuffer().reshape(outFeatures, in), true);
             }
             if (bias != null && bias.requiresGrad()) {
-                be.sumRows(dy2, bias.gradBuffer(), true);
+                be.sumRows(dy.reshape(-1, outFeatures), bias.gradBuffer(), true);
             }
         }, x, weight, bias);
     }
@@ -48,7 +62,7 @@ public final class MatmulFunctions {
      */
     public static Variable matmul(Graph g, Variable a, boolean transposeA, Variable b, boolean transposeB) {
         Backend be = g.backend();
-        Tensor av = a.value(), bv = b.value();
+        Tensor av = g.matmulOperand(a), bv = g.matmulOperand(b);
         if (av.rank() != bv.rank()) {
             throw new IllegalArgumentException("matmul: a " + av.describe() + " and b " + bv.describe()
                     + " must have the same rank (use linear for a shared weight)");
@@ -60,7 +74,8 @@ public final class MatmulFunctions {
         outShape[outShape.length - 1] = n;
         Tensor out = g.allocate(outShape);
         be.matmul(av, transposeA, bv, transposeB, null, out, false);
-        return g.result(out, dOut -> {
+        return g.result(out, dOutF32 -> {
+            Tensor dOut = g.matmulGradient(dOutF32);
             if (a.requiresGrad()) {
                 // dA = dOut · op(b)ᵀ, or its transpose when a was transposed.
                 Tensor da = a.gradBuffer();

@@ -62,6 +62,13 @@ public interface Backend {
     /** The elements as floats (converted from BF16 or I32), as one copy: for values Java must see (loss, logs). */
     float[] read(Tensor t);
 
+    /**
+     * Waits until every op issued so far has finished: for timing, since a GPU backend's ops return when queued.
+     * The CPU backend's ops finish before they return, so there it does nothing.
+     */
+    default void synchronize() {
+    }
+
     // ---------------------------------------------------------------- matmul
 
     /**

@@ -3,7 +3,10 @@ package io.microdit.cli;
 import io.microdit.autograd.GradScope;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Precision;
+import io.microdit.backend.Backend;
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.io.Json;
@@ -39,6 +42,10 @@ import picocli.CommandLine.Option;
  * {@code --steps} training steps (forward, backward, global-norm clip at 1, AdamW with the official settings) are
  * timed and one JSON line reports the median ms/step, img/s and GFLOP/s (the backend's counted FLOPs), and each
  * step's wall and process CPU milliseconds (CPU time tells more than wall time on cores shared with other jobs).
+ *
+ * <p>{@code --backend cuda} runs the same on the CUDA backend (the GPU, or the emulator where there is none: the
+ * report names which); each timed step ends with a device synchronisation. {@code --precision bf16} computes the
+ * step's matmuls and attention in bf16 (see {@link Precision}).
  */
 @Command(name = "bench-step", description = "Time full training steps on one fixed batch; optionally export the "
         + "weights, the batch and reference values for another engine.")
@@ -83,6 +90,14 @@ final class BenchStepCommand implements Callable<Integer> {
     @Option(names = "--export", description = "Write weights.safetensors, batch.safetensors and reference.json.")
     Path export;
 
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (the GPU, else its emulator; "
+            + "default ${DEFAULT-VALUE}).")
+    String backendName;
+
+    @Option(names = "--precision", defaultValue = "f32", description = "f32 or bf16 (mixed precision; on the CPU "
+            + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
+    String precisionName;
+
     @Override
     public Integer call() throws Exception {
         MicroDiTConfig c = ConfigFile.resolve(config);
@@ -99,21 +114,25 @@ final class BenchStepCommand implements Callable<Integer> {
             throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1 and "
                     + "--perturb ≥ 0");
         }
+        Precision precision = Precision.parse(precisionName, "--precision");
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
-        try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
-             MemoryScope data = new MemoryScope("bench-batch")) {
+        try (AutoCloseableBackend owned = open(backendName, threads);
+             MemoryScope data = owned.backend().scope("bench-batch")) {
+            Backend backend = owned.backend();
             MicroDiT model = MicroDiT.create(c, seed, backend);
             try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {
                 perturb(backend, model);
-                Tensor latents = data.zeros(batch, c.inChannels(), c.inputSize(), c.inputSize());
+                Tensor latents = Tensor.zeros(data, io.microdit.tensor.DType.F32, batch, c.inChannels(),
+                        c.inputSize(), c.inputSize());
                 backend.normal(seed, STREAM_LATENTS, 0, latents);
-                Tensor captions = data.zeros(batch, captionLength, c.captionChannels());
+                Tensor captions = Tensor.zeros(data, io.microdit.tensor.DType.F32, batch, captionLength,
+                        c.captionChannels());
                 backend.normal(seed, STREAM_CAPTIONS, 0, captions);
                 Graph drawing = new Graph(backend, data);
                 EdmObjective.Draw draw = objective.draw(drawing, model, latents.shape(), seed, 0);
                 double[] sigma = Arrays.stream(draw.sigma()).map(s -> (float) s).toArray();
                 if (export != null) {
-                    export(c, backend, model, objective, latents, captions, sigma, draw);
+                    export(c, backend, model, objective, latents, captions, sigma, draw, precision);
                 }
                 double[] milliseconds = new double[steps];
                 double[] cpuMilliseconds = new double[steps];
@@ -122,7 +141,8 @@ final class BenchStepCommand implements Callable<Integer> {
                     long flopsBefore = backend.flops().total();
                     long cpuStart = processCpuNanos();
                     long start = System.nanoTime();
-                    step(backend, model, optimizer, objective, latents, captions, sigma, draw);
+                    step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision);
+                    backend.synchronize();
                     long elapsed = System.nanoTime() - start;
                     long cpu = processCpuNanos() - cpuStart;
                     flopsPerStep = backend.flops().total() - flopsBefore;
@@ -131,7 +151,7 @@ final class BenchStepCommand implements Callable<Integer> {
                         cpuMilliseconds[i - warmup] = cpu / 1e6;
                     }
                 }
-                report(c, mode, backend.threads(), milliseconds, cpuMilliseconds, flopsPerStep);
+                report(c, mode, backend, precision, milliseconds, cpuMilliseconds, flopsPerStep);
             } finally {
                 model.parameters().close();
             }
@@ -139,8 +159,33 @@ final class BenchStepCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void perturb(CpuBackend backend, MicroDiT model) {
-        try (MemoryScope scratch = new MemoryScope("perturb")) {
+    /** The backend a run measures, closed with the run. */
+    private record AutoCloseableBackend(Backend backend, AutoCloseable closer) implements AutoCloseable {
+        @Override
+        public void close() throws Exception {
+            closer.close();
+        }
+    }
+
+    private static AutoCloseableBackend open(String name, Integer threads) {
+        switch (name) {
+            case "cpu" -> {
+                CpuBackend cpu = threads == null ? new CpuBackend() : new CpuBackend(threads);
+                return new AutoCloseableBackend(cpu, cpu);
+            }
+            case "cuda" -> {
+                if (threads != null) {
+                    throw new IllegalArgumentException("--threads applies to --backend cpu only");
+                }
+                CudaBackend cuda = new CudaBackend();
+                return new AutoCloseableBackend(cuda, cuda);
+            }
+            default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + name + "'");
+        }
+    }
+
+    private void perturb(Backend backend, MicroDiT model) {
+        try (MemoryScope scratch = backend.scope("perturb")) {
             long offset = 0;
             for (Parameter p : model.parameters().all()) {
                 Tensor noise = scratch.zeros(p.value().shape());
@@ -151,16 +196,17 @@ final class BenchStepCommand implements Callable<Integer> {
         }
     }
 
-    private static double step(CpuBackend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
-                               Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw) {
+    private static double step(Backend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
+                               Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
+                               Precision precision) {
         model.parameters().zeroGrad(backend);
         double loss;
-        try (MemoryScope scope = new MemoryScope("bench-step")) {
-            Graph graph = new Graph(backend, scope);
+        try (MemoryScope scope = backend.scope("bench-step")) {
+            Graph graph = new Graph(backend, scope, precision);
             try (GradScope ignored = graph.recordGradients()) {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());
-                loss = terms.loss().value().getFloat(0);
+                loss = backend.read(terms.loss().value())[0];
                 terms.loss().backward();
             }
         }
@@ -168,35 +214,37 @@ final class BenchStepCommand implements Callable<Integer> {
         return loss;
     }
 
-    private void export(MicroDiTConfig c, CpuBackend backend, MicroDiT model, EdmObjective objective, Tensor latents,
-                        Tensor captions, double[] sigma, EdmObjective.Draw draw) throws java.io.IOException {
+    private void export(MicroDiTConfig c, Backend backend, MicroDiT model, EdmObjective objective, Tensor latents,
+                        Tensor captions, double[] sigma, EdmObjective.Draw draw, Precision precision)
+            throws java.io.IOException {
         Files.createDirectories(export);
         Weights.save(model, export.resolve("weights.safetensors"), Map.of("microdit.seed", Long.toString(seed),
                 "microdit.perturb", Double.toString(perturb)));
         Map<String, Object> reference = new LinkedHashMap<>();
-        try (MemoryScope scope = new MemoryScope("bench-export")) {
+        try (MemoryScope host = new MemoryScope("bench-export-host"); MemoryScope scope = backend.scope("bench-export")) {
             Map<String, Tensor> batchTensors = new LinkedHashMap<>();
-            batchTensors.put("x0", latents);
-            batchTensors.put("y", captions.reshape(batch, 1, captionLength, c.captionChannels()));
-            batchTensors.put("sigma", Tensor.of(scope, toFloats(sigma), batch));
-            batchTensors.put("noise", draw.noise());
+            batchTensors.put("x0", backend.download(latents, host));
+            batchTensors.put("y", backend.download(captions, host).reshape(batch, 1, captionLength,
+                    c.captionChannels()));
+            batchTensors.put("sigma", Tensor.of(host, toFloats(sigma), batch));
+            batchTensors.put("noise", backend.download(draw.noise(), host));
             TokenMask tokenMask = objective.mode() == MaskingMode.NONE ? null : draw.mask();
             if (tokenMask != null) {
-                batchTensors.put("ids_keep", tokenMask.keepIds());
-                batchTensors.put("mask", tokenMask.removed());
+                batchTensors.put("ids_keep", backend.download(tokenMask.keepIds(), host));
+                batchTensors.put("mask", backend.download(tokenMask.removed(), host));
             }
             Safetensors.write(export.resolve("batch.safetensors"), batchTensors,
                     Map.of("masking", objective.mode().name().toLowerCase(Locale.ROOT)));
 
             model.parameters().zeroGrad(backend);
             long flopsBefore = backend.flops().total();
-            Graph graph = new Graph(backend, scope);
+            Graph graph = new Graph(backend, scope, precision);
             try (GradScope ignored = graph.recordGradients()) {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());
-                reference.put("loss", (double) terms.loss().value().getFloat(0));
+                reference.put("loss", (double) backend.read(terms.loss().value())[0]);
                 double sum = 0, sumAbs = 0;
-                for (float v : terms.output().value().toFloatArray()) {
+                for (float v : backend.read(terms.output().value())) {
                     sum += v;
                     sumAbs += Math.abs(v);
                 }
@@ -221,6 +269,8 @@ final class BenchStepCommand implements Callable<Integer> {
         reference.put("learning_rate", LEARNING_RATE);
         reference.put("gradient_clip", GRADIENT_CLIP);
         reference.put("config", c.name());
+        reference.put("precision", precision.label());
+        reference.put("backend", backend.name());
         Files.writeString(export.resolve("reference.json"), Json.write(reference) + "\n");
         model.parameters().zeroGrad(backend);
     }
@@ -239,8 +289,8 @@ final class BenchStepCommand implements Callable<Integer> {
                 .getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
-    private void report(MicroDiTConfig c, MaskingMode mode, int threadCount, double[] milliseconds,
-                        double[] cpuMilliseconds, long flopsPerStep) {
+    private void report(MicroDiTConfig c, MaskingMode mode, Backend backend, Precision precision,
+                        double[] milliseconds, double[] cpuMilliseconds, long flopsPerStep) {
         double median = median(milliseconds);
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("engine", "microdit");
@@ -248,12 +298,17 @@ final class BenchStepCommand implements Callable<Integer> {
         line.put("batch", batch);
         line.put("masking", mode.name().toLowerCase(Locale.ROOT));
         line.put("mask", mode == MaskingMode.NONE ? 0.0 : mask);
-        line.put("threads", threadCount);
+        line.put("threads", backend instanceof CpuBackend cpu ? cpu.threads() : null);
+        line.put("backend", backend.name());
+        line.put("precision", precision.label());
         line.put("steps", steps);
         line.put("ms_per_step", steps == 0 ? null : median);
         line.put("img_per_s", steps == 0 ? null : batch / (median / 1e3));
         line.put("gflop_per_s", steps == 0 ? null : flopsPerStep / (median / 1e3) / 1e9);
         line.put("flops_per_step", flopsPerStep);
+        if (backend instanceof CudaBackend cuda) {
+            line.put("peak_device_bytes", cuda.memory().peakLiveBytes());
+        }
         line.put("step_ms", Arrays.stream(milliseconds).boxed().toList());
         line.put("step_cpu_ms", Arrays.stream(cpuMilliseconds).boxed().toList());
         System.out.println(Json.write(line));

@@ -34,7 +34,8 @@ public final class ExpertChoiceMoe implements FeedForward {
     public Variable forward(Graph g, Variable x) {
         int tokens = x.dim(1);
         int k = MoeFunctions.tokensPerExpert(capacity, tokens, experts);
-        Variable probs = SoftmaxFunctions.softmax(g, gate.forward(g, x));
+        // The router stays F32 under bf16 precision: rounded logits would change which tokens an expert takes.
+        Variable probs = SoftmaxFunctions.softmax(g, gate.forwardF32(g, x));
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
         Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts);       // [E, N·k, D]
         Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false);

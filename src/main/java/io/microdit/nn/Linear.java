@@ -3,6 +3,7 @@ package io.microdit.nn;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.MatmulFunctions;
 import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Precision;
 import io.microdit.autograd.Variable;
 
 /** {@code nn.Linear}: weight [out, in], optional bias [out]. */
@@ -26,5 +27,10 @@ public final class Linear {
 
     public Variable forward(Graph g, Variable x) {
         return MatmulFunctions.linear(g, x, weight, bias);
+    }
+
+    /** {@link #forward} in F32 whatever the graph's precision. */
+    public Variable forwardF32(Graph g, Variable x) {
+        return MatmulFunctions.linear(g, x, weight, bias, Precision.F32);
     }
 }

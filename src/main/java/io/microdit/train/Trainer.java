@@ -101,7 +101,7 @@ public final class Trainer implements AutoCloseable {
                 data.read(order.indices(first, micro), hostLatents, hostCaptions);
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
-                Graph graph = new Graph(backend, scope);
+                Graph graph = new Graph(backend, scope, config.precision());
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
                     lossSum += backend.read(loss.value())[0];

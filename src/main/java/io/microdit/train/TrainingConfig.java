@@ -1,5 +1,6 @@
 package io.microdit.train;
 
+import io.microdit.autograd.Precision;
 import io.microdit.io.Json;
 import io.microdit.io.JsonException;
 import io.microdit.model.MaskingMode;
@@ -38,7 +39,8 @@ public record TrainingConfig(
         long sampleEvery,
         long checkpointEvery,
         int sampleSteps,
-        double sampleGuidance) {
+        double sampleGuidance,
+        Precision precision) {
 
     public TrainingConfig {
         require(batchSize > 0, "batch_size", "positive, got " + batchSize);
@@ -51,7 +53,25 @@ public record TrainingConfig(
         require(threads >= 0, "threads", "≥ 0 (0 = all processors), got " + threads);
         require(captionLength > 0, "caption_length", "positive, got " + captionLength);
         require(sampleSteps > 0, "sample_steps", "positive, got " + sampleSteps);
+        require(precision != null, "precision", "f32 or bf16");
         stages = List.copyOf(stages);
+    }
+
+    /** A config computing in F32 (the default precision). */
+    public TrainingConfig(String model, String data, String dataDirectory, int captionLength, int batchSize,
+                          int microBatchSize, List<Stage> stages, double emaDecay, double captionDropout,
+                          double pMean, double pStd, long seed, int threads, long logEvery, long sampleEvery,
+                          long checkpointEvery, int sampleSteps, double sampleGuidance) {
+        this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
+                pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
+                Precision.F32);
+    }
+
+    /** This config with the training step's matmuls and attention in {@code newPrecision}. */
+    public TrainingConfig withPrecision(Precision newPrecision) {
+        return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
+                emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
+                sampleSteps, sampleGuidance, newPrecision);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -110,7 +130,7 @@ public record TrainingConfig(
 
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
-            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance");
+            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision");
     private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
@@ -157,7 +177,7 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance);
+                sampleGuidance, precision);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -202,7 +222,8 @@ public record TrainingConfig(
                 (long) number(map, "log_every", d.logEvery()), (long) number(map, "sample_every", d.sampleEvery()),
                 (long) number(map, "checkpoint_every", d.checkpointEvery()),
                 (int) number(map, "sample_steps", d.sampleSteps()),
-                number(map, "sample_guidance", d.sampleGuidance()));
+                number(map, "sample_guidance", d.sampleGuidance()),
+                Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"));
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -324,6 +345,7 @@ public record TrainingConfig(
         m.put("checkpoint_every", checkpointEvery);
         m.put("sample_steps", (long) sampleSteps);
         m.put("sample_guidance", sampleGuidance);
+        m.put("precision", precision.label());
         return Json.write(m);
     }
 }

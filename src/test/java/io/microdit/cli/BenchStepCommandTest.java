@@ -159,6 +159,47 @@ class BenchStepCommandTest {
         }
     }
 
+    /**
+     * The GPU comparison's microdit half, on the emulator: {@code --backend cuda --precision bf16} exports the same
+     * batch as the CPU backend (every draw is Philox, whatever the device) and a loss within bf16 rounding of the
+     * CPU backend's bf16 loss, and reports the backend, the precision and the device memory it used.
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emu")
+    void cudaBackendInBf16MatchesTheCpuBackendOnTheSameBatch() throws Exception {
+        Path config = Files.writeString(temp.resolve("tiny.json"), TINY_MODEL.replace("\"head_dim\": 8",
+                "\"head_dim\": 32").replace("\"dim\": 32", "\"dim\": 64").replace("\"patch_mixer_dim\": 24",
+                "\"patch_mixer_dim\": 64"));
+        Map<String, Map<String, Object>> lines = new java.util.HashMap<>();
+        for (String backend : new String[] {"cpu", "cuda"}) {
+            Result result = run("bench-step", "--config", config.toString(), "--backend", backend, "--precision",
+                    "bf16", "--batch", "2", "--mask", "0.5", "--caption-length", "5", "--steps", "1", "--warmup", "0",
+                    "--seed", "4", "--export", temp.resolve(backend).toString());
+            assertEquals(0, result.exit(), result.out() + result.err());
+            @SuppressWarnings("unchecked")
+            Map<String, Object> line = (Map<String, Object>) Json.parse(result.out().strip());
+            assertEquals("bf16", line.get("precision"));
+            lines.put(backend, line);
+        }
+        assertTrue(((String) lines.get("cuda").get("backend")).startsWith("cuda"), lines.get("cuda").toString());
+        assertTrue(((Number) lines.get("cuda").get("peak_device_bytes")).longValue() > 0);
+        try (MemoryScope scope = new MemoryScope("bench-compare")) {
+            Map<String, Tensor> cpu = Safetensors.read(temp.resolve("cpu/batch.safetensors"), scope).tensors();
+            Map<String, Tensor> cuda = Safetensors.read(temp.resolve("cuda/batch.safetensors"), scope).tensors();
+            assertEquals(cpu.keySet(), cuda.keySet());
+            for (String name : cpu.keySet()) {
+                assertArrayEquals(cpu.get(name).toFloatArray(), cuda.get(name).toFloatArray(), 0f, name);
+            }
+        }
+        @SuppressWarnings("unchecked")
+        double cpuLoss = ((Number) ((Map<String, Object>) Json.parse(
+                Files.readString(temp.resolve("cpu/reference.json")))).get("loss")).doubleValue();
+        @SuppressWarnings("unchecked")
+        double cudaLoss = ((Number) ((Map<String, Object>) Json.parse(
+                Files.readString(temp.resolve("cuda/reference.json")))).get("loss")).doubleValue();
+        assertEquals(cpuLoss, cudaLoss, 5e-3 * cpuLoss, "loss of the exported batch");
+    }
+
     @Test
     void badOptionsFailWithAMessage() {
         Result masking = run("bench-step", "--config", "fashion-small", "--masking", "random", "--steps", "0");
@@ -167,6 +208,12 @@ class BenchStepCommandTest {
         Result batch = run("bench-step", "--config", "fashion-small", "--batch", "0");
         assertEquals(1, batch.exit());
         assertTrue(batch.err().contains("--batch"), batch.err());
+        Result backend = run("bench-step", "--config", "fashion-small", "--backend", "tpu", "--steps", "0");
+        assertEquals(1, backend.exit());
+        assertTrue(backend.err().contains("--backend must be cpu or cuda"), backend.err());
+        Result precision = run("bench-step", "--config", "fashion-small", "--precision", "fp8", "--steps", "0");
+        assertEquals(1, precision.exit());
+        assertTrue(precision.err().contains("--precision must be f32 or bf16"), precision.err());
         Result cost = run("cost", "--config", "microdit-xl-2", "--batch", "2048", "--stages", "1000");
         assertEquals(1, cost.exit());
         assertTrue(cost.err().contains("STEPS:MASK"), cost.err());

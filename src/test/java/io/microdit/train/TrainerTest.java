@@ -103,6 +103,54 @@ class TrainerTest {
         }
     }
 
+    /**
+     * Mixed precision: the same run in bf16 follows the F32 run closely (bf16 keeps 8 bits of mantissa; the
+     * weights, AdamW and the loss stay F32) but not exactly — the bf16 graph really rounds.
+     */
+    @Test
+    void bf16TrainingTracksF32Training() {
+        ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 7);
+        TrainingConfig f32 = config(4, 4, List.of(new Stage("masked", 30, MaskingMode.DEFERRED, 0.5,
+                new LearningRateSchedule.ConstantWithWarmup(2e-3, 5), 1.0)), 0);
+        TrainingConfig bf16 = f32.withPrecision(io.microdit.autograd.Precision.BF16);
+        double[] lossF32 = losses(f32, data), lossBf16 = losses(bf16, data);
+        double worst = 0, total = 0;
+        for (int i = 0; i < lossF32.length; i++) {
+            double relative = Math.abs(lossBf16[i] - lossF32[i]) / lossF32[i];
+            worst = Math.max(worst, relative);
+            total += relative;
+        }
+        System.out.printf("bf16 vs f32 over %d steps: loss %.4f vs %.4f at the end, worst step %.2e, mean %.2e%n",
+                lossF32.length, lossBf16[lossF32.length - 1], lossF32[lossF32.length - 1], worst,
+                total / lossF32.length);
+        // The zero-initialised output layer makes the first loss independent of precision; later ones are not.
+        assertTrue(worst <= 1e-2, "a bf16 step's loss differs from the F32 one by " + worst + " (relative)");
+        assertTrue(worst > 0, "the bf16 run computed exactly the F32 losses: nothing was rounded");
+    }
+
+    private static double[] losses(TrainingConfig config, ArrayData data) {
+        MicroDiT model = MicroDiT.create(tiny(), 3, BACKEND);
+        try (Trainer trainer = new Trainer(config, model, data, BACKEND)) {
+            double[] losses = new double[(int) config.totalSteps()];
+            for (int i = 0; i < losses.length; i++) {
+                losses[i] = trainer.trainStep().loss();
+            }
+            return losses;
+        } finally {
+            model.parameters().close();
+        }
+    }
+
+    @Test
+    void precisionIsAConfigKeyThatRoundTripsAndIsChecked() throws IOException {
+        TrainingConfig bf16 = TrainingConfig.fromJson("{\"precision\": \"bf16\"}");
+        assertEquals(io.microdit.autograd.Precision.BF16, bf16.precision());
+        assertEquals(bf16, TrainingConfig.fromJson(bf16.toJson()));
+        assertEquals(io.microdit.autograd.Precision.F32, TrainingConfig.defaults().precision());
+        IOException e = assertThrows(IOException.class, () -> TrainingConfig.fromJson("{\"precision\": \"fp8\"}"));
+        assertTrue(e.getMessage().contains("precision") && e.getMessage().contains("fp8"), e.getMessage());
+    }
+
     @Test
     void aTinyModelMemorisesEightImages() {
         ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 5);

@@ -201,6 +201,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     /** Waits until every op issued so far has finished. */
+    @Override
     public void synchronize() {
         CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
     }

@@ -26,6 +26,7 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     private final Map<Long, Long> liveBlocks = new HashMap<>();
     private long reservedBytes;
     private long cachedBytes;
+    private long peakLiveBytes;
 
     /**
      * An allocator on {@code stream}. {@code opaque} makes it report its memory as not host-accessible even on the
@@ -50,6 +51,7 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
             reservedBytes += size;
         }
         liveBlocks.put(pointer, size);
+        peakLiveBytes = Math.max(peakLiveBytes, reservedBytes - cachedBytes);
         MemorySegment segment = MemorySegment.ofAddress(pointer).reinterpret(Math.max(bytes, 0));
         CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(pointer), 0, size, stream), "mdt_memset");
         return segment;
@@ -87,6 +89,11 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     /** Bytes taken from the device: blocks in use plus cached ones. */
     public synchronized long reservedBytes() {
         return reservedBytes;
+    }
+
+    /** The most bytes in use (allocated and not freed, in size classes) at any time so far. */
+    public synchronized long peakLiveBytes() {
+        return peakLiveBytes;
     }
 
     /** Bytes in free blocks kept for reuse. */
