@@ -4,7 +4,12 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.util.Arrays;
 
-/** Argument checks shared by the backends; every message names the op and the argument. */
+/**
+ * Argument checks shared by the backends; every message names the op and the argument. The primitives come first,
+ * then one method per op of {@link Backend} that both backends call, so that both refuse the same arguments with
+ * the same message. Checks that read tensor contents (index ranges) stay in the backends, which read memory
+ * differently; a backend's own limits (a kernel's shared memory) are checked after these.
+ */
 public final class Checks {
     private Checks() {
     }
@@ -59,26 +64,196 @@ public final class Checks {
         }
     }
 
-    /** A token tensor: F32 [N, T, D]. */
-    public static void tokens(String op, String argument, Tensor t) {
+    /** Requires F32 {@code t} to have the shape of {@code reference}, whatever the reference's dtype. */
+    private static void shapeOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
+        dtype(op, argument, t, DType.F32);
+        argument(t.sameShape(reference), op, argument + " " + t.describe() + " must have the shape of "
+                + referenceName + " " + reference.describe());
+    }
+
+    /** A token tensor: F32 [N, T, D]; returns {N, T, D}. */
+    private static int[] tokens(String op, String argument, Tensor t) {
         dtype(op, argument, t, DType.F32);
         rank(op, argument, t, 3);
+        return new int[] {t.dim(0), t.dim(1), t.dim(2)};
     }
 
     /** A per-sample vector: F32 [samples, width]. */
-    public static void perSample(String op, String argument, Tensor t, int samples, int width) {
+    private static void perSample(String op, String argument, Tensor t, int samples, int width) {
         dtype(op, argument, t, DType.F32);
         shape(op, argument, t, samples, width);
     }
 
-    /** Columns [start, start + width) lie within [0, columns). */
-    public static void columnRange(String op, int start, int width, int columns) {
+    // ---------------------------------------------------------------- matmul and elementwise
+
+    /** sumRows: F32 x a whole number of rows of F32 out; returns the number of columns. */
+    public static long sumRows(Tensor x, Tensor out) {
+        String op = "sumRows";
+        dtype(op, "x", x, DType.F32);
+        dtype(op, "out", out, DType.F32);
+        long columns = out.numel();
+        argument(columns > 0 && x.numel() % columns == 0, op, "x " + x.describe()
+                + " is not a whole number of rows of out " + out.describe());
+        return columns;
+    }
+
+    /** add and mul: F32 a and out of one shape, F32 b of a's shape or a suffix of it. */
+    public static void broadcast(String op, Tensor a, Tensor b, Tensor out) {
+        sameShapeF32(op, "a", a, "out", out);
+        dtype(op, "b", b, DType.F32);
+        boolean suffix = b.rank() <= a.rank();
+        for (int i = 1; suffix && i <= b.rank(); i++) {
+            suffix = b.dim(-i) == a.dim(-i);
+        }
+        argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe() + " or a suffix of it");
+    }
+
+    /** Returns {N, T, D} of x. */
+    public static int[] modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
+        String op = "modulate";
+        int[] s = tokens(op, "x", x);
+        perSample(op, "shift", shift, s[0], s[2]);
+        perSample(op, "scale", scale, s[0], s[2]);
+        sameShapeF32(op, "x", x, "out", out);
+        return s;
+    }
+
+    /** Returns {N, T, D} of x. */
+    public static int[] modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift,
+                                         Tensor dScale) {
+        String op = "modulateBackward";
+        int[] s = tokens(op, "x", x);
+        sameShapeF32(op, "x", x, "dOut", dOut);
+        sameShapeF32(op, "x", x, "dx", dx);
+        perSample(op, "scale", scale, s[0], s[2]);
+        perSample(op, "dShift", dShift, s[0], s[2]);
+        perSample(op, "dScale", dScale, s[0], s[2]);
+        return s;
+    }
+
+    /** Returns {N, T, D} of x. */
+    public static int[] gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
+        String op = "gatedResidual";
+        int[] s = tokens(op, "x", x);
+        perSample(op, "gate", gate, s[0], s[2]);
+        sameShapeF32(op, "x", x, "f", f);
+        sameShapeF32(op, "x", x, "out", out);
+        return s;
+    }
+
+    /** Returns {N, T, D} of f. */
+    public static int[] gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
+        String op = "gatedResidualBackward";
+        int[] s = tokens(op, "f", f);
+        sameShapeF32(op, "f", f, "dOut", dOut);
+        sameShapeF32(op, "f", f, "dF", dF);
+        perSample(op, "gate", gate, s[0], s[2]);
+        perSample(op, "dGate", dGate, s[0], s[2]);
+        return s;
+    }
+
+    /** F32 x [rows, columns], out [rows, width] with [start, start + width) inside; returns {rows, columns, width}. */
+    public static int[] sliceColumns(Tensor x, int start, Tensor out) {
+        return slice("sliceColumns", "x", x, "out", out, start);
+    }
+
+    /** As {@link #sliceColumns} with dx for x and dOut for out; returns {rows, columns, width}. */
+    public static int[] sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
+        return slice("sliceColumnsBackward", "dx", dx, "dOut", dOut, start);
+    }
+
+    private static int[] slice(String op, String wideName, Tensor wide, String narrowName, Tensor narrow, int start) {
+        dtype(op, wideName, wide, DType.F32);
+        rank(op, wideName, wide, 2);
+        int rows = wide.dim(0), columns = wide.dim(1);
+        dtype(op, narrowName, narrow, DType.F32);
+        shape(op, narrowName, narrow, rows, -1);
+        int width = narrow.dim(1);
         argument(start >= 0 && width >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
                 + ((long) start + width) + ") lie outside [0, " + columns + ")");
+        return new int[] {rows, columns, width};
+    }
+
+    /** F32 and BF16 tensors of one shape. */
+    public static void convert(Tensor source, Tensor target) {
+        String op = "convert";
+        notNull(op, "source", source);
+        notNull(op, "target", target);
+        argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
+                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
+        argument(source.sameShape(target), op, "target " + target.describe() + " must have the shape of source "
+                + source.describe());
+    }
+
+    // ---------------------------------------------------------------- activations and softmax
+
+    /** geluBackward and siluBackward: F32 dOut, x and dx of one shape. */
+    public static void pointwiseBackward(String op, Tensor dOut, Tensor x, Tensor dx) {
+        sameShapeF32(op, "x", x, "dOut", dOut);
+        sameShapeF32(op, "x", x, "dx", dx);
+    }
+
+    public static void swigluGate(Tensor a, Tensor b, Tensor out) {
+        String op = "swigluGate";
+        sameShapeF32(op, "a", a, "b", b);
+        sameShapeF32(op, "a", a, "out", out);
+    }
+
+    public static void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
+        String op = "swigluGateBackward";
+        sameShapeF32(op, "a", a, "b", b);
+        sameShapeF32(op, "a", a, "dOut", dOut);
+        sameShapeF32(op, "a", a, "da", da);
+        sameShapeF32(op, "a", a, "db", db);
+    }
+
+    /** F32 x and out of one shape, rank 1 or more (softmax runs over the last dimension). */
+    public static void softmax(Tensor x, Tensor out) {
+        String op = "softmax";
+        sameShapeF32(op, "x", x, "out", out);
+        argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+    }
+
+    public static void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
+        String op = "softmaxBackward";
+        sameShapeF32(op, "y", y, "dOut", dOut);
+        sameShapeF32(op, "y", y, "dx", dx);
+        argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+    }
+
+    // ---------------------------------------------------------------- normalisation
+
+    /** Returns the width normalised over (x's last dimension); the rows are {@code x.rowCount()}. */
+    public static int layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "layerNorm";
+        int width = normInput(op, x);
+        long rows = x.rowCount();
+        normWeight(op, "weight", weight, width);
+        sameShapeF32(op, "x", x, "out", out);
+        rowStatistic(op, "mean", mean, rows);
+        rowStatistic(op, "rstd", rstd, rows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return width;
+    }
+
+    /** Returns the width normalised over; dWeight must be null when weight is. */
+    public static int layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                        Tensor dWeight) {
+        String op = "layerNormBackward";
+        int width = normInput(op, x);
+        long rows = x.rowCount();
+        sameShapeF32(op, "x", x, "dOut", dOut);
+        sameShapeF32(op, "x", x, "dx", dx);
+        normWeight(op, "weight", weight, width);
+        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        normWeight(op, "dWeight", dWeight, width);
+        rowStatistic(op, "mean", mean, rows);
+        rowStatistic(op, "rstd", rstd, rows);
+        return width;
     }
 
     /** The input of a LayerNorm: F32 with a non-empty last dimension, which it returns. */
-    public static int normInput(String op, Tensor x) {
+    private static int normInput(String op, Tensor x) {
         dtype(op, "x", x, DType.F32);
         argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
                 + " needs a non-empty last dimension to normalise over");
@@ -86,7 +261,7 @@ public final class Checks {
     }
 
     /** An optional LayerNorm weight: null, or F32 [width]. */
-    public static void normWeight(String op, String argument, Tensor weight, int width) {
+    private static void normWeight(String op, String argument, Tensor weight, int width) {
         if (weight != null) {
             dtype(op, argument, weight, DType.F32);
             shape(op, argument, weight, width);
@@ -94,21 +269,364 @@ public final class Checks {
     }
 
     /** A per-row statistic (LayerNorm mean or rstd): F32 with one value per row. */
-    public static void rowStatistic(String op, String argument, Tensor t, long rows) {
+    private static void rowStatistic(String op, String argument, Tensor t, long rows) {
         dtype(op, argument, t, DType.F32);
         argument(t.numel() == rows, op, argument + " " + t.describe() + " must hold one value per row ("
                 + rows + " rows)");
     }
 
-    /** Expert-choice routing indices: I32 [N, E, k]. */
-    public static void routingIndices(String op, Tensor indices) {
-        dtype(op, "indices", indices, DType.I32);
-        rank(op, "indices", indices, 3);
+    // ---------------------------------------------------------------- tokens
+
+    /** F32 x [N, T, D], I32 ids [N, K], F32 out [N, K, D]; returns {N, T, K, D}. Ids are range-checked apart. */
+    public static int[] gatherRows(Tensor x, Tensor ids, Tensor out) {
+        String op = "gatherRows";
+        int[] s = tokens(op, "x", x);
+        dtype(op, "ids", ids, DType.I32);
+        shape(op, "ids", ids, s[0], -1);
+        int kept = ids.dim(1);
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, s[0], kept, s[2]);
+        return new int[] {s[0], s[1], kept, s[2]};
     }
 
-    /** Patch tokens of images {@code dims} = [N, C, H, W]: F32 [N, (H/p)·(W/p), C·p·p]. */
-    public static void patchTokens(String op, String argument, Tensor tokens, int[] dims, int patch) {
-        dtype(op, argument, tokens, DType.F32);
-        shape(op, argument, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
+    /** F32 x [N, K, D], I32 ids [N, K], F32 out [N, T, D] with K ≤ T; returns {N, T, K, D}. */
+    public static int[] scatterRows(Tensor x, Tensor ids, Tensor out) {
+        String op = "scatterRows";
+        int[] s = tokens(op, "x", x);
+        int samples = s[0], kept = s[1], width = s[2];
+        dtype(op, "ids", ids, DType.I32);
+        shape(op, "ids", ids, samples, kept);
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, samples, -1, width);
+        int tokens = out.dim(1);
+        argument(kept <= tokens, op, kept + " kept rows do not fit in " + tokens + " tokens");
+        return new int[] {samples, tokens, kept, width};
+    }
+
+    /** F32 x [N, T, D] with T > 0, out [N, D]; returns {N, T, D}. */
+    public static int[] meanTokens(Tensor x, Tensor out) {
+        String op = "meanTokens";
+        int[] s = tokens(op, "x", x);
+        argument(s[1] > 0, op, "x " + x.describe() + " has no tokens to average");
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, s[0], s[2]);
+        return s;
+    }
+
+    /** F32 dOut [N, D], dx [N, T, D]; returns {N, T, D}. */
+    public static int[] meanTokensBackward(Tensor dOut, Tensor dx) {
+        String op = "meanTokensBackward";
+        int[] s = tokens(op, "dx", dx);
+        dtype(op, "dOut", dOut, DType.F32);
+        shape(op, "dOut", dOut, s[0], s[2]);
+        return s;
+    }
+
+    // ---------------------------------------------------------------- patches and embeddings
+
+    /** Returns {N, C, H, W} of the image. */
+    public static int[] patchify(Tensor image, int patch, Tensor out) {
+        return patches("patchify", "image", image, "out", out, patch);
+    }
+
+    public static int[] patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
+        return patches("patchifyBackward", "dImage", dImage, "dOut", dOut, patch);
+    }
+
+    public static int[] unpatchify(Tensor tokens, int patch, Tensor out) {
+        return patches("unpatchify", "out", out, "tokens", tokens, patch);
+    }
+
+    public static int[] unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
+        return patches("unpatchifyBackward", "dOut", dOut, "dTokens", dTokens, patch);
+    }
+
+    /**
+     * An F32 image [N, C, H, W] whose H and W the patch divides, and its F32 patch tokens [N, (H/p)·(W/p), C·p·p];
+     * returns {N, C, H, W}.
+     */
+    private static int[] patches(String op, String imageName, Tensor image, String tokensName, Tensor tokens,
+                                 int patch) {
+        int[] dims = image(op, imageName, image, patch);
+        dtype(op, tokensName, tokens, DType.F32);
+        shape(op, tokensName, tokens, dims[0], (dims[2] / patch) * (dims[3] / patch), dims[1] * patch * patch);
+        return dims;
+    }
+
+    /** An F32 image [N, C, H, W] whose H and W the patch divides; returns {N, C, H, W}. */
+    private static int[] image(String op, String argument, Tensor image, int patch) {
+        dtype(op, argument, image, DType.F32);
+        rank(op, argument, image, 4);
+        argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        int height = image.dim(2), width = image.dim(3);
+        argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        return new int[] {image.dim(0), image.dim(1), height, width};
+    }
+
+    /** F32 out [gridH·gridW, D] with D a positive multiple of 4; returns D. */
+    public static int positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
+        String op = "positionEmbedding2d";
+        argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
+        argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
+                "interpolationScale must be positive and finite, got " + interpolationScale);
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, gridH * gridW, -1);
+        int dim = out.dim(1);
+        argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        return dim;
+    }
+
+    /** F32 t [N], out [N, size] with size ≥ 1; returns size. */
+    public static int timestepEmbedding(Tensor t, Tensor out) {
+        String op = "timestepEmbedding";
+        dtype(op, "t", t, DType.F32);
+        rank(op, "t", t, 1);
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, t.dim(0), -1);
+        int size = out.dim(1);
+        argument(size >= 1, op, "embedding size must be at least 1, got " + size);
+        return size;
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    /** Returns {N, C, H, W}; the mask's contents are checked apart by {@link #keptPatches}. */
+    public static int[] edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
+                                Tensor perSample) {
+        String op = "edmLoss";
+        int[] dims = lossInputs(op, denoised, target, weight, mask, patch);
+        dtype(op, "perSample", perSample, DType.F32);
+        shape(op, "perSample", perSample, dims[0]);
+        return dims;
+    }
+
+    /** Returns {N, C, H, W}; the mask's contents are checked apart by {@link #keptPatches}. */
+    public static int[] edmLossBackward(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
+                                        Tensor dDenoised) {
+        String op = "edmLossBackward";
+        int[] dims = lossInputs(op, denoised, target, weight, mask, patch);
+        dtype(op, "dDenoised", dDenoised, DType.F32);
+        shape(op, "dDenoised", dDenoised, dims[0], dims[1], dims[2], dims[3]);
+        return dims;
+    }
+
+    private static int[] lossInputs(String op, Tensor denoised, Tensor target, Tensor weight, Tensor mask,
+                                    int patch) {
+        dtype(op, "denoised", denoised, DType.F32);
+        rank(op, "denoised", denoised, 4);
+        sameShapeF32(op, "denoised", denoised, "target", target);
+        int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
+        argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
+        argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
+                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
+        dtype(op, "weight", weight, DType.F32);
+        shape(op, "weight", weight, samples);
+        if (mask != null) {
+            dtype(op, "mask", mask, DType.F32);
+            shape(op, "mask", mask, samples, (height / patch) * (width / patch));
+        }
+        return new int[] {samples, denoised.dim(1), height, width};
+    }
+
+    /**
+     * Per sample, the number (sum of 1 − mask) of kept patches of a mask Java can read (a device mask is
+     * downloaded first), or {@code patches} without a mask; a sample that keeps none is refused, as its loss
+     * would be 0/0.
+     */
+    public static double[] keptPatches(String op, Tensor mask, int samples, int patches) {
+        double[] sums = new double[samples];
+        for (int n = 0; n < samples; n++) {
+            if (mask == null) {
+                sums[n] = patches;
+                continue;
+            }
+            double sum = 0;
+            for (int p = 0; p < patches; p++) {
+                sum += 1 - (double) mask.getFloat((long) n * patches + p);
+            }
+            argument(sum > 0, op, "sample " + n + " keeps no patch (mask removes all " + patches
+                    + "), so its loss is undefined");
+            sums[n] = sum;
+        }
+        return sums;
+    }
+
+    // ---------------------------------------------------------------- optimizer and random numbers
+
+    public static void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
+                             long step) {
+        String op = "adamw";
+        sameShapeF32(op, "param", param, "grad", grad);
+        sameShapeF32(op, "param", param, "m", m);
+        sameShapeF32(op, "param", param, "v", v);
+        argument(step >= 1, op, "step counts from 1, got " + step);
+        argument(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
+                "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
+        argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
+    }
+
+    public static void emaUpdate(Tensor ema, Tensor param, float decay) {
+        String op = "emaUpdate";
+        sameShapeF32(op, "ema", ema, "param", param);
+        argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+    }
+
+    /** uniform and normal: F32 out whose counters offset, offset + 1, … stay below 2^63. */
+    public static void random(String op, long offset, Tensor out) {
+        dtype(op, "out", out, DType.F32);
+        argument(offset >= 0, op, "offset must be non-negative, got " + offset);
+        argument(offset <= Long.MAX_VALUE - out.numel(), op, out.numel() + " elements from offset " + offset
+                + " run past the last counter index 2^63 - 1");
+    }
+
+    // ---------------------------------------------------------------- attention
+
+    /**
+     * q [N, Tq, D], k and v [N, Tk, D] with Tk > 0, all F32 or all BF16 (as q); F32 out [N, Tq, D] and
+     * lse [N, heads, Tq]; heads divides D. Returns {N, Tq, Tk, D / heads}.
+     */
+    public static int[] attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        return attentionInputs("attention", q, k, v, heads, out, lse);
+    }
+
+    /** The forward's arguments, dOut and dq like out, dk and dv like k (F32); returns {N, Tq, Tk, D / heads}. */
+    public static int[] attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                          int heads, Tensor dq, Tensor dk, Tensor dv) {
+        String op = "attentionBackward";
+        int[] s = attentionInputs(op, q, k, v, heads, out, lse);
+        sameShapeF32(op, "out", out, "dOut", dOut);
+        sameShapeF32(op, "out", out, "dq", dq);
+        shapeOf(op, "dk", dk, "k", k);
+        shapeOf(op, "dv", dv, "k", k);
+        return s;
+    }
+
+    private static int[] attentionInputs(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out,
+                                         Tensor lse) {
+        notNull(op, "q", q);
+        DType operands = q.dtype() == DType.BF16 ? DType.BF16 : DType.F32;
+        String[] names = {"q", "k", "v", "out", "lse"};
+        Tensor[] tensors = {q, k, v, out, lse};
+        for (int i = 0; i < names.length; i++) {
+            dtype(op, names[i], tensors[i], i < 3 ? operands : DType.F32);
+            rank(op, names[i], tensors[i], 3);
+        }
+        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
+        argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide the width "
+                + width + " of q " + q.describe());
+        argument(width > 0, op, "q " + q.describe() + " must have a positive width");
+        shape(op, "k", k, batch, -1, width);
+        argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
+        shape(op, "v", v, batch, keys, width);
+        shape(op, "out", out, batch, queries, width);
+        shape(op, "lse", lse, batch, heads, queries);
+        return new int[] {batch, queries, keys, width / heads};
+    }
+
+    // ---------------------------------------------------------------- expert-choice MoE
+
+    /**
+     * Sizes of one expert-choice routing: N samples of T tokens, E experts choosing k tokens each, rows of D
+     * features (0 for the top-k ops, which have none).
+     */
+    public record Routing(int samples, int tokens, int experts, int k, int dim) {
+    }
+
+    /** F32 probs [N, T, E], 1 ≤ k ≤ T, F32 gates and I32 indices [N, E, k]. */
+    public static Routing expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
+        String op = "expertChoiceTopK";
+        dtype(op, "probs", probs, DType.F32);
+        rank(op, "probs", probs, 3);
+        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
+        argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens + "] for probs "
+                + probs.describe() + ", got " + k);
+        dtype(op, "gates", gates, DType.F32);
+        shape(op, "gates", gates, samples, experts, k);
+        dtype(op, "indices", indices, DType.I32);
+        shape(op, "indices", indices, samples, experts, k);
+        return new Routing(samples, tokens, experts, k, 0);
+    }
+
+    /** I32 indices and F32 dGates [N, E, k], F32 dProbs [N, T, E]. */
+    public static Routing expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
+        String op = "expertChoiceTopKBackward";
+        routingIndices(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        dtype(op, "dGates", dGates, DType.F32);
+        shape(op, "dGates", dGates, samples, experts, k);
+        dtype(op, "dProbs", dProbs, DType.F32);
+        shape(op, "dProbs", dProbs, samples, -1, experts);
+        return new Routing(samples, dProbs.dim(1), experts, k, 0);
+    }
+
+    /** F32 x [N, T, D], I32 indices [N, E, k], F32 out [E, N·k, D]. */
+    public static Routing moeDispatch(Tensor x, Tensor indices, Tensor out) {
+        String op = "moeDispatch";
+        dtype(op, "x", x, DType.F32);
+        rank(op, "x", x, 3);
+        routingIndices(op, indices);
+        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
+        int experts = indices.dim(1), k = indices.dim(2);
+        argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
+                + " differ in the number of samples");
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, experts, samples * k, dim);
+        return new Routing(samples, tokens, experts, k, dim);
+    }
+
+    /** F32 dOut [E, N·k, D], I32 indices [N, E, k], F32 dx [N, T, D]. */
+    public static Routing moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
+        String op = "moeDispatchBackward";
+        routingIndices(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        dtype(op, "dx", dx, DType.F32);
+        shape(op, "dx", dx, samples, -1, -1);
+        int tokens = dx.dim(1), dim = dx.dim(2);
+        dtype(op, "dOut", dOut, DType.F32);
+        shape(op, "dOut", dOut, experts, samples * k, dim);
+        return new Routing(samples, tokens, experts, k, dim);
+    }
+
+    /** F32 h [E, N·k, D], F32 gates and I32 indices [N, E, k], F32 out [N, T, D]. */
+    public static Routing moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
+        String op = "moeCombine";
+        routingIndices(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        dtype(op, "h", h, DType.F32);
+        shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        dtype(op, "gates", gates, DType.F32);
+        shape(op, "gates", gates, samples, experts, k);
+        dtype(op, "out", out, DType.F32);
+        shape(op, "out", out, samples, -1, dim);
+        return new Routing(samples, out.dim(1), experts, k, dim);
+    }
+
+    /** The arguments of {@link #moeCombine} with dOut for out, F32 dH like h and dGates like gates. */
+    public static Routing moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH,
+                                             Tensor dGates) {
+        String op = "moeCombineBackward";
+        routingIndices(op, indices);
+        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
+        dtype(op, "h", h, DType.F32);
+        shape(op, "h", h, experts, samples * k, -1);
+        int dim = h.dim(2);
+        dtype(op, "dOut", dOut, DType.F32);
+        shape(op, "dOut", dOut, samples, -1, dim);
+        dtype(op, "gates", gates, DType.F32);
+        shape(op, "gates", gates, samples, experts, k);
+        dtype(op, "dH", dH, DType.F32);
+        shape(op, "dH", dH, experts, samples * k, dim);
+        dtype(op, "dGates", dGates, DType.F32);
+        shape(op, "dGates", dGates, samples, experts, k);
+        return new Routing(samples, dOut.dim(1), experts, k, dim);
+    }
+
+    /** Expert-choice routing indices: I32 [N, E, k]. */
+    private static void routingIndices(String op, Tensor indices) {
+        dtype(op, "indices", indices, DType.I32);
+        rank(op, "indices", indices, 3);
     }
 }

@@ -16,6 +16,7 @@ import io.microdit.model.MicroDiT;
 import io.microdit.model.MicroDiTConfig;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import io.microdit.testing.ArrayData;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,41 +35,6 @@ class TrainerTest {
     @AfterAll
     static void close() {
         BACKEND.close();
-    }
-
-    /** A few random images, each with its own random caption embedding. */
-    record ArrayData(float[] latents, float[] captions, int count, int[] latentShape, int[] captionShape)
-            implements TrainingData {
-        static ArrayData random(int count, int channels, int size, int length, int captionChannels, long seed) {
-            Random r = new Random(seed);
-            float[] latents = new float[count * channels * size * size];
-            float[] captions = new float[count * length * captionChannels];
-            for (int i = 0; i < latents.length; i++) {
-                latents[i] = (float) (0.8 * r.nextGaussian());
-            }
-            for (int i = 0; i < captions.length; i++) {
-                captions[i] = (float) r.nextGaussian();
-            }
-            return new ArrayData(latents, captions, count, new int[] {channels, size, size},
-                    new int[] {length, captionChannels});
-        }
-
-        @Override
-        public int size() {
-            return count;
-        }
-
-        @Override
-        public void read(int[] indices, Tensor latentsOut, Tensor captionsOut) {
-            int l = latentShape[0] * latentShape[1] * latentShape[2], c = captionShape[0] * captionShape[1];
-            float[] lo = new float[indices.length * l], co = new float[indices.length * c];
-            for (int b = 0; b < indices.length; b++) {
-                System.arraycopy(latents, indices[b] * l, lo, b * l, l);
-                System.arraycopy(captions, indices[b] * c, co, b * c, c);
-            }
-            latentsOut.copyFrom(lo);
-            captionsOut.copyFrom(co);
-        }
     }
 
     static MicroDiTConfig tiny() {

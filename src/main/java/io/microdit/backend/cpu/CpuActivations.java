@@ -92,8 +92,7 @@ final class CpuActivations {
 
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
         String op = "geluBackward";
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        Checks.pointwiseBackward(op, dOut, x, dx);
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
         parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
@@ -132,8 +131,7 @@ final class CpuActivations {
 
     void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
         String op = "siluBackward";
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        Checks.pointwiseBackward(op, dOut, x, dx);
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
         parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
@@ -152,8 +150,7 @@ final class CpuActivations {
 
     void swigluGate(Tensor a, Tensor b, Tensor out) {
         String op = "swigluGate";
-        Checks.sameShapeF32(op, "a", a, "b", b);
-        Checks.sameShapeF32(op, "a", a, "out", out);
+        Checks.swigluGate(a, b, out);
         MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
         parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
@@ -172,10 +169,7 @@ final class CpuActivations {
 
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
-        Checks.sameShapeF32(op, "a", a, "b", b);
-        Checks.sameShapeF32(op, "a", a, "dOut", dOut);
-        Checks.sameShapeF32(op, "a", a, "da", da);
-        Checks.sameShapeF32(op, "a", a, "db", db);
+        Checks.swigluGateBackward(dOut, a, b, da, db);
         MemorySegment gs = dOut.segment(), as = a.segment(), bs = b.segment(), das = da.segment(),
                 dbs = db.segment();
         parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {

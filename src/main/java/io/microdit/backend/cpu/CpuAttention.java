@@ -45,6 +45,11 @@ final class CpuAttention {
 
     /** Sizes of one attention call, checked against every tensor. */
     private record Shape(int batch, int queries, int keys, int heads, int headDim, int width) {
+        /** From the checked sizes {N, Tq, Tk, Dh}. */
+        static Shape of(int[] sizes, int heads) {
+            return new Shape(sizes[0], sizes[1], sizes[2], heads, sizes[3], heads * sizes[3]);
+        }
+
         long flops() {
             return 4L * batch * heads * queries * keys * headDim;
         }
@@ -53,24 +58,6 @@ final class CpuAttention {
         long offset(int sample, int token, int tokens, int head) {
             return (((long) sample * tokens + token) * width + (long) head * headDim) * Float.BYTES;
         }
-    }
-
-    private static Shape check(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        floatRank3(op, "q", q);
-        floatRank3(op, "k", k);
-        floatRank3(op, "v", v);
-        floatRank3(op, "out", out);
-        floatRank3(op, "lse", lse);
-        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
-        Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "
-                + "the width " + width + " of q " + q.describe());
-        Checks.argument(width > 0, op, "q " + q.describe() + " must have a positive width");
-        Checks.shape(op, "k", k, batch, -1, width);
-        Checks.argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
-        Checks.shape(op, "v", v, batch, keys, width);
-        Checks.shape(op, "out", out, batch, queries, width);
-        Checks.shape(op, "lse", lse, batch, heads, queries);
-        return new Shape(batch, queries, keys, heads, width / heads, width);
     }
 
     /**
@@ -82,11 +69,6 @@ final class CpuAttention {
                 && v.dtype() == DType.BF16;
     }
 
-    private static void floatRank3(String op, String name, Tensor t) {
-        Checks.dtype(op, name, t, DType.F32);
-        Checks.rank(op, name, t, 3);
-    }
-
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         if (allBf16(q, k, v)) {
             try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
@@ -94,7 +76,7 @@ final class CpuAttention {
             }
             return;
         }
-        Shape s = check("attention", q, k, v, heads, out, lse);
+        Shape s = Shape.of(Checks.attention(q, k, v, heads, out, lse), heads);
         MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), ls = lse.segment();
         int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
         int tasks = s.batch() * s.heads() * queryBlocks;
@@ -188,12 +170,7 @@ final class CpuAttention {
             }
             return;
         }
-        String op = "attentionBackward";
-        Shape s = check(op, q, k, v, heads, out, lse);
-        Checks.sameShapeF32(op, "q", q, "dOut", dOut);
-        Checks.sameShapeF32(op, "q", q, "dq", dq);
-        Checks.sameShapeF32(op, "k", k, "dk", dk);
-        Checks.sameShapeF32(op, "v", v, "dv", dv);
+        Shape s = Shape.of(Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv), heads);
         Segments m = new Segments(dOut.segment(), q.segment(), k.segment(), v.segment(), out.segment(),
                 lse.segment(), dq.segment(), dk.segment(), dv.segment());
         parallel.forRange(s.batch() * s.heads(), 1, (start, end) -> {

@@ -57,14 +57,7 @@ final class CpuElementwise {
     }
 
     private void broadcast(String op, Tensor a, Tensor b, Tensor out, boolean multiply) {
-        Checks.sameShapeF32(op, "a", a, "out", out);
-        Checks.dtype(op, "b", b, DType.F32);
-        boolean suffix = b.rank() <= a.rank();
-        for (int i = 1; suffix && i <= b.rank(); i++) {
-            suffix = b.dim(-i) == a.dim(-i);
-        }
-        Checks.argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe()
-                + " or a suffix of it");
+        Checks.broadcast(op, a, b, out);
         int n = Math.toIntExact(a.numel());
         int inner = Math.toIntExact(b.numel());
         if (n == 0) {
@@ -129,11 +122,8 @@ final class CpuElementwise {
 
     void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
         String op = "modulate";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.perSample(op, "shift", shift, samples, width);
-        Checks.perSample(op, "scale", scale, samples, width);
-        Checks.sameShapeF32(op, "x", x, "out", out);
+        int[] s = Checks.modulate(x, shift, scale, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment xs = x.segment(), shs = shift.segment(), scs = scale.segment(), os = out.segment();
         parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
             for (int row = start; row < end; row++) {
@@ -157,13 +147,8 @@ final class CpuElementwise {
 
     void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
         String op = "modulateBackward";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
-        Checks.perSample(op, "scale", scale, samples, width);
-        Checks.perSample(op, "dShift", dShift, samples, width);
-        Checks.perSample(op, "dScale", dScale, samples, width);
+        int[] s = Checks.modulateBackward(dOut, x, scale, dx, dShift, dScale);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), dxs = dx.segment(),
                 dShs = dShift.segment(), dScs = dScale.segment();
         int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
@@ -203,11 +188,8 @@ final class CpuElementwise {
 
     void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
         String op = "gatedResidual";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.perSample(op, "gate", gate, samples, width);
-        Checks.sameShapeF32(op, "x", x, "f", f);
-        Checks.sameShapeF32(op, "x", x, "out", out);
+        int[] s = Checks.gatedResidual(x, gate, f, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment xs = x.segment(), gates = gate.segment(), fs = f.segment(), os = out.segment();
         parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
             for (int row = start; row < end; row++) {
@@ -230,12 +212,8 @@ final class CpuElementwise {
 
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
-        Checks.tokens(op, "f", f);
-        int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
-        Checks.sameShapeF32(op, "f", f, "dOut", dOut);
-        Checks.sameShapeF32(op, "f", f, "dF", dF);
-        Checks.perSample(op, "gate", gate, samples, width);
-        Checks.perSample(op, "dGate", dGate, samples, width);
+        int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment gs = dOut.segment(), gates = gate.segment(), fs = f.segment(), dGates = dGate.segment(),
                 dFs = dF.segment();
         int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
@@ -270,14 +248,8 @@ final class CpuElementwise {
     }
 
     void sliceColumns(Tensor x, int start, Tensor out) {
-        String op = "sliceColumns";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 2);
-        int rows = x.dim(0), columns = x.dim(1);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, rows, -1);
-        int width = out.dim(1);
-        Checks.columnRange(op, start, width, columns);
+        int[] s = Checks.sliceColumns(x, start, out);
+        int rows = s[0], columns = s[1], width = s[2];
         MemorySegment xs = x.segment(), os = out.segment();
         parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
             for (int r = first; r < end; r++) {
@@ -288,13 +260,8 @@ final class CpuElementwise {
 
     void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
         String op = "sliceColumnsBackward";
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.rank(op, "dx", dx, 2);
-        int rows = dx.dim(0), columns = dx.dim(1);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, rows, -1);
-        int width = dOut.dim(1);
-        Checks.columnRange(op, start, width, columns);
+        int[] s = Checks.sliceColumnsBackward(dOut, start, dx);
+        int rows = s[0], columns = s[1], width = s[2];
         MemorySegment gs = dOut.segment(), dxs = dx.segment();
         parallel.forRange(rows, rowsPerChunk(width), (first, end) -> {
             for (int r = first; r < end; r++) {
@@ -315,13 +282,7 @@ final class CpuElementwise {
 
     /** F32 to BF16 rounds to nearest even exactly as {@link DType#floatToBf16}; BF16 to F32 is exact. */
     void convert(Tensor source, Tensor target) {
-        String op = "convert";
-        Checks.notNull(op, "source", source);
-        Checks.notNull(op, "target", target);
-        Checks.argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
-                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
-        Checks.argument(source.sameShape(target), op, "target " + target.describe()
-                + " must have the shape of source " + source.describe());
+        Checks.convert(source, target);
         MemorySegment src = source.segment(), dst = target.segment();
         if (source.dtype() == target.dtype()) {
             MemorySegment.copy(src, 0, dst, 0, source.byteSize());

@@ -2,7 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -34,13 +33,7 @@ final class CpuEmbeddings {
 
     void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
         String op = "positionEmbedding2d";
-        Checks.argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
-        Checks.argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
-                "interpolationScale must be positive and finite, got " + interpolationScale);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, gridH * gridW, -1);
-        int dim = out.dim(1);
-        Checks.argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        int dim = Checks.positionEmbedding2d(gridH, gridW, interpolationScale, out);
         int half = dim / 2;
         float[] columns = oneDimensional(gridW, half, interpolationScale);
         float[] rows = oneDimensional(gridH, half, interpolationScale);
@@ -77,13 +70,8 @@ final class CpuEmbeddings {
 
     void timestepEmbedding(Tensor t, Tensor out) {
         String op = "timestepEmbedding";
-        Checks.dtype(op, "t", t, DType.F32);
-        Checks.rank(op, "t", t, 1);
+        int size = Checks.timestepEmbedding(t, out);
         int samples = t.dim(0);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1);
-        int size = out.dim(1);
-        Checks.argument(size >= 1, op, "embedding size must be at least 1, got " + size);
         int half = size / 2;
         float logPeriod = (float) -Math.log(10000.0);
         float[] frequencies = new float[half];

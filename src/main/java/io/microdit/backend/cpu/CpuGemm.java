@@ -225,11 +225,7 @@ final class CpuGemm {
     }
 
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
-        Checks.dtype("sumRows", "x", x, DType.F32);
-        Checks.dtype("sumRows", "out", out, DType.F32);
-        int cols = Math.toIntExact(out.numel());
-        Checks.argument(cols > 0 && x.numel() % cols == 0, "sumRows", "x " + x.describe()
-                + " is not a whole number of rows of out " + out.describe());
+        int cols = Math.toIntExact(Checks.sumRows(x, out));
         long rows = x.numel() / cols;
         MemorySegment xs = x.segment(), os = out.segment();
         long rowBytes = (long) cols * Float.BYTES;

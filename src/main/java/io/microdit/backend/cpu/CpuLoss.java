@@ -2,7 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -39,12 +38,10 @@ final class CpuLoss {
 
     float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
         String op = "edmLoss";
-        int[] dims = check(op, denoised, target, weight, mask, patch);
+        int[] dims = Checks.edmLoss(denoised, target, weight, mask, patch, perSample);
         int samples = dims[0], channels = dims[1], height = dims[2], width = dims[3];
-        Checks.dtype(op, "perSample", perSample, DType.F32);
-        Checks.shape(op, "perSample", perSample, samples);
         int gridH = height / patch, gridW = width / patch, patches = gridH * gridW;
-        double[] keepSums = keepSums(op, mask, samples, patches);
+        double[] keepSums = Checks.keptPatches(op, mask, samples, patches);
         MemorySegment prediction = denoised.segment(), reference = target.segment();
         double[] patchSums = new double[samples * patches];
         parallel.forRange(samples * gridH, Math.max(1, 8192 / Math.max(1, channels * patch * width)),
@@ -92,12 +89,10 @@ final class CpuLoss {
     void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
                          Tensor dDenoised) {
         String op = "edmLossBackward";
-        int[] dims = check(op, denoised, target, weight, mask, patch);
+        int[] dims = Checks.edmLossBackward(denoised, target, weight, mask, patch, dDenoised);
         int samples = dims[0], channels = dims[1], height = dims[2], width = dims[3];
-        Checks.dtype(op, "dDenoised", dDenoised, DType.F32);
-        Checks.shape(op, "dDenoised", dDenoised, samples, channels, height, width);
         int gridH = height / patch, gridW = width / patch, patches = gridH * gridW;
-        double[] keepSums = keepSums(op, mask, samples, patches);
+        double[] keepSums = Checks.keptPatches(op, mask, samples, patches);
         MemorySegment prediction = denoised.segment(), reference = target.segment(), gradient = dDenoised.segment();
         MemorySegment weights = weight.segment();
         MemorySegment maskMemory = mask == null ? null : mask.segment();
@@ -142,45 +137,5 @@ final class CpuLoss {
                     }
                 });
         flops.add(op, 3L * samples * channels * height * width);
-    }
-
-    /** Checks the common arguments; returns {N, C, H, W}. */
-    private static int[] check(String op, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch) {
-        Checks.dtype(op, "denoised", denoised, DType.F32);
-        Checks.rank(op, "denoised", denoised, 4);
-        Checks.sameShapeF32(op, "denoised", denoised, "target", target);
-        int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
-        Checks.argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
-        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
-        Checks.argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
-                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
-        Checks.dtype(op, "weight", weight, DType.F32);
-        Checks.shape(op, "weight", weight, samples);
-        if (mask != null) {
-            Checks.dtype(op, "mask", mask, DType.F32);
-            Checks.shape(op, "mask", mask, samples, (height / patch) * (width / patch));
-        }
-        return new int[] {samples, denoised.dim(1), height, width};
-    }
-
-    /** Per sample, the number (sum of 1 − mask) of kept patches; a sample that keeps none is an error. */
-    private static double[] keepSums(String op, Tensor mask, int samples, int patches) {
-        double[] sums = new double[samples];
-        for (int n = 0; n < samples; n++) {
-            if (mask == null) {
-                sums[n] = patches;
-                continue;
-            }
-            double sum = 0;
-            for (int p = 0; p < patches; p++) {
-                sum += 1 - (double) mask.getFloat((long) n * patches + p);
-            }
-            if (!(sum > 0)) {
-                throw new IllegalArgumentException(op + ": sample " + n + " keeps no patch (mask removes all "
-                        + patches + "), so its loss is undefined");
-            }
-            sums[n] = sum;
-        }
-        return sums;
     }
 }

@@ -2,7 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -68,15 +67,8 @@ final class CpuMoe {
 
     void topK(Tensor probs, int k, Tensor gates, Tensor indices) {
         String op = "expertChoiceTopK";
-        Checks.dtype(op, "probs", probs, DType.F32);
-        Checks.rank(op, "probs", probs, 3);
-        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
-        Checks.argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens
-                + "] for probs " + probs.describe() + ", got " + k);
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "indices", indices, DType.I32);
-        Checks.shape(op, "indices", indices, samples, experts, k);
+        Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts();
         MemorySegment ps = probs.segment(), gs = gates.segment(), is = indices.segment();
         parallel.forRange(samples * experts, Math.max(1, MIN_ELEMENTS_PER_TASK / tokens), (start, end) -> {
             long[] heap = new long[k];
@@ -97,13 +89,8 @@ final class CpuMoe {
 
     void topKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "dGates", dGates, DType.F32);
-        Checks.shape(op, "dGates", dGates, samples, experts, k);
-        Checks.dtype(op, "dProbs", dProbs, DType.F32);
-        Checks.shape(op, "dProbs", dProbs, samples, -1, experts);
-        int tokens = dProbs.dim(1);
+        Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k();
         checkIndexRange(op, indices, tokens);
         MemorySegment gs = dGates.segment(), is = indices.segment(), ps = dProbs.segment();
         parallel.forRange(samples, Math.max(1, MIN_ELEMENTS_PER_TASK / (experts * k + 1)), (start, end) -> {
@@ -123,15 +110,8 @@ final class CpuMoe {
 
     void dispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        Checks.routingIndices(op, indices);
-        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
-        int experts = indices.dim(1), k = indices.dim(2);
-        Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
-                + " differ in the number of samples");
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, experts, samples * k, dim);
+        Checks.Routing r = Checks.moeDispatch(x, indices, out);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         MemorySegment xs = x.segment(), is = indices.segment(), os = out.segment();
         long rowBytes = (long) dim * Float.BYTES;
@@ -149,13 +129,8 @@ final class CpuMoe {
 
     void dispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.shape(op, "dx", dx, samples, -1, -1);
-        int tokens = dx.dim(1), dim = dx.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, experts, samples * k, dim);
+        Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         TokenSlots routes = tokenSlots(indices, tokens);
         MemorySegment gs = dOut.segment(), ds = dx.segment();
@@ -173,16 +148,8 @@ final class CpuMoe {
 
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "h", h, DType.F32);
-        Checks.shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1, dim);
-        int tokens = out.dim(1);
+        Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         TokenSlots routes = tokenSlots(indices, tokens);
         MemorySegment hs = h.segment(), gs = gates.segment(), os = out.segment();
@@ -212,20 +179,8 @@ final class CpuMoe {
 
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "h", h, DType.F32);
-        Checks.shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, samples, -1, dim);
-        int tokens = dOut.dim(1);
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "dH", dH, DType.F32);
-        Checks.shape(op, "dH", dH, experts, samples * k, dim);
-        Checks.dtype(op, "dGates", dGates, DType.F32);
-        Checks.shape(op, "dGates", dGates, samples, experts, k);
+        Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         MemorySegment ds = dOut.segment(), hs = h.segment(), gs = gates.segment(), is = indices.segment();
         MemorySegment dhs = dH.segment(), dgs = dGates.segment();

@@ -2,7 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -45,13 +44,8 @@ final class CpuNorm {
 
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = Checks.normInput(op, x);
+        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
         int rows = Math.toIntExact(x.rowCount());
-        Checks.normWeight(op, "weight", weight, width);
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        Checks.rowStatistic(op, "mean", mean, rows);
-        Checks.rowStatistic(op, "rstd", rstd, rows);
-        Checks.argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
         MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
@@ -119,16 +113,8 @@ final class CpuNorm {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
         String op = "layerNormBackward";
-        int width = Checks.normInput(op, x);
+        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         int rows = Math.toIntExact(x.rowCount());
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
-        Checks.normWeight(op, "weight", weight, width);
-        Checks.argument(weight != null || dWeight == null, op, "dWeight " + dWeight
-                + " given for a LayerNorm without weight");
-        Checks.normWeight(op, "dWeight", dWeight, width);
-        Checks.rowStatistic(op, "mean", mean, rows);
-        Checks.rowStatistic(op, "rstd", rstd, rows);
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
                 dxs = dx.segment();
         float[] w = weight == null ? null : weight.toFloatArray();

@@ -87,13 +87,7 @@ final class CpuOptimizer {
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
                float epsilon, float weightDecay, long step, float gradScale) {
         String op = "adamw";
-        Checks.sameShapeF32(op, "param", param, "grad", grad);
-        Checks.sameShapeF32(op, "param", param, "m", m);
-        Checks.sameShapeF32(op, "param", param, "v", v);
-        Checks.argument(step >= 1, op, "step counts from 1, got " + step);
-        Checks.argument(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
-                "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
-        Checks.argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
+        Checks.adamw(param, grad, m, v, beta1, beta2, epsilon, step);
         float decay = (float) (1.0 - (double) learningRate * weightDecay);
         float stepSize = (float) (learningRate / (1.0 - Math.pow(beta1, step)));
         float correction2Sqrt = (float) Math.sqrt(1.0 - Math.pow(beta2, step));
@@ -136,8 +130,7 @@ final class CpuOptimizer {
 
     void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
-        Checks.sameShapeF32(op, "ema", ema, "param", param);
-        Checks.argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+        Checks.emaUpdate(ema, param, decay);
         float paramWeight = (float) (1.0 - decay);
         long count = ema.numel();
         MemorySegment average = ema.segment(), current = param.segment();

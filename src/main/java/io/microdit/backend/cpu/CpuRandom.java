@@ -3,7 +3,6 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.random.Philox;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -40,11 +39,8 @@ final class CpuRandom {
     }
 
     private void fill(String op, long seed, long stream, long offset, Tensor out, boolean normal) {
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.argument(offset >= 0, op, "offset must be non-negative, got " + offset);
+        Checks.random(op, offset, out);
         long numel = out.numel();
-        Checks.argument(offset <= Long.MAX_VALUE - numel, op, numel + " elements from offset " + offset
-                + " run past the last counter index 2^63 - 1");
         MemorySegment segment = out.segment();
         long chunks = (numel + CHUNK - 1) / CHUNK;
         Checks.argument(chunks <= Integer.MAX_VALUE, op, "out " + out.describe() + " is too large");

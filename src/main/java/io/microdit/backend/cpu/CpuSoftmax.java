@@ -45,8 +45,7 @@ final class CpuSoftmax {
 
     void softmax(Tensor x, Tensor out) {
         String op = "softmax";
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        Checks.argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+        Checks.softmax(x, out);
         int width = x.dim(-1);
         int rows = Math.toIntExact(x.rowCount());
         if (width == 0 || rows == 0) {
@@ -63,9 +62,7 @@ final class CpuSoftmax {
 
     void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
         String op = "softmaxBackward";
-        Checks.sameShapeF32(op, "y", y, "dOut", dOut);
-        Checks.sameShapeF32(op, "y", y, "dx", dx);
-        Checks.argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+        Checks.softmaxBackward(dOut, y, dx);
         int width = y.dim(-1);
         int rows = Math.toIntExact(y.rowCount());
         if (width == 0 || rows == 0) {

@@ -2,7 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -41,14 +40,8 @@ final class CpuTokens {
 
     void gatherRows(Tensor x, Tensor ids, Tensor out) {
         String op = "gatherRows";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.dtype(op, "ids", ids, DType.I32);
-        Checks.shape(op, "ids", ids, samples, -1);
-        int kept = ids.dim(1);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, kept, width);
+        int[] s = Checks.gatherRows(x, ids, out);
+        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
         int[] index = ids.toIntArray();
         for (int r = 0; r < index.length; r++) {
             checkId(op, index[r], r / kept, r % kept, tokens);
@@ -65,14 +58,8 @@ final class CpuTokens {
 
     void scatterRows(Tensor x, Tensor ids, Tensor out) {
         String op = "scatterRows";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), kept = x.dim(1), width = x.dim(2);
-        Checks.dtype(op, "ids", ids, DType.I32);
-        Checks.shape(op, "ids", ids, samples, kept);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1, width);
-        int tokens = out.dim(1);
+        int[] s = Checks.scatterRows(x, ids, out);
+        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
         int[] index = ids.toIntArray();
         // keptRowOf[n·T + t] = j when ids[n, j] == t, else -1: the inverse map, which also catches duplicates.
         int[] keptRowOf = new int[samples * tokens];
@@ -104,12 +91,8 @@ final class CpuTokens {
 
     void meanTokens(Tensor x, Tensor out) {
         String op = "meanTokens";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.argument(tokens > 0, op, "x " + x.describe() + " has no tokens to average");
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, width);
+        int[] s = Checks.meanTokens(x, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment source = x.segment(), target = out.segment();
         float count = tokens;
         int bound = SPECIES.loopBound(width), lanes = SPECIES.length();
@@ -139,11 +122,8 @@ final class CpuTokens {
 
     void meanTokensBackward(Tensor dOut, Tensor dx) {
         String op = "meanTokensBackward";
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.rank(op, "dx", dx, 3);
-        int samples = dx.dim(0), tokens = dx.dim(1), width = dx.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, samples, width);
+        int[] s = Checks.meanTokensBackward(dOut, dx);
+        int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment source = dOut.segment(), target = dx.segment();
         float count = tokens;
         parallel.forRange(samples, Math.max(1, GRAIN_FLOATS / Math.max(1, tokens * width)), (start, end) -> {
@@ -161,26 +141,22 @@ final class CpuTokens {
     }
 
     void patchify(Tensor image, int patch, Tensor out) {
-        int[] dims = imageDims("patchify", "image", image, patch);
-        Checks.patchTokens("patchify", "out", out, dims, patch);
+        int[] dims = Checks.patchify(image, patch, out);
         permute(image, out, dims, patch, true, true);
     }
 
     void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
-        int[] dims = imageDims("patchifyBackward", "dImage", dImage, patch);
-        Checks.patchTokens("patchifyBackward", "dOut", dOut, dims, patch);
+        int[] dims = Checks.patchifyBackward(dOut, patch, dImage);
         permute(dImage, dOut, dims, patch, true, false);
     }
 
     void unpatchify(Tensor tokens, int patch, Tensor out) {
-        int[] dims = imageDims("unpatchify", "out", out, patch);
-        Checks.patchTokens("unpatchify", "tokens", tokens, dims, patch);
+        int[] dims = Checks.unpatchify(tokens, patch, out);
         permute(out, tokens, dims, patch, false, false);
     }
 
     void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
-        int[] dims = imageDims("unpatchifyBackward", "dOut", dOut, patch);
-        Checks.patchTokens("unpatchifyBackward", "dTokens", dTokens, dims, patch);
+        int[] dims = Checks.unpatchifyBackward(dOut, patch, dTokens);
         permute(dOut, dTokens, dims, patch, false, true);
     }
 
@@ -239,17 +215,6 @@ final class CpuTokens {
                 }
             }
         });
-    }
-
-    /** Checks an F32 [N, C, H, W] image whose H and W the patch divides; returns {N, C, H, W}. */
-    private static int[] imageDims(String op, String argument, Tensor image, int patch) {
-        Checks.dtype(op, argument, image, DType.F32);
-        Checks.rank(op, argument, image, 4);
-        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
-        int height = image.dim(2), width = image.dim(3);
-        Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
-                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
-        return new int[] {image.dim(0), image.dim(1), height, width};
     }
 
     private static void checkId(String op, int id, int sample, int position, int tokens) {

@@ -242,11 +242,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void sumRows(Tensor x, Tensor out, boolean accumulate) {
         String op = "sumRows";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.dtype(op, "out", out, DType.F32);
-        long columns = out.numel();
-        Checks.argument(columns > 0 && x.numel() % columns == 0, op, "x " + x.describe()
-                + " is not a whole number of rows of out " + out.describe());
+        long columns = Checks.sumRows(x, out);
         check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out),
                 x.numel() / columns, columns, accumulate ? 1 : 0), op);
         flops.add(op, x.numel());
@@ -265,14 +261,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     private void broadcast(String op, Tensor a, Tensor b, Tensor out) {
-        Checks.sameShapeF32(op, "a", a, "out", out);
-        Checks.dtype(op, "b", b, DType.F32);
-        boolean suffix = b.rank() <= a.rank();
-        for (int i = 1; suffix && i <= b.rank(); i++) {
-            suffix = b.dim(-i) == a.dim(-i);
-        }
-        Checks.argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe()
-                + " or a suffix of it");
+        Checks.broadcast(op, a, b, out);
         MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
         int status = op.equals("add")
                 ? MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel())
@@ -302,11 +291,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
         String op = "modulate";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.perSample(op, "shift", shift, samples, width);
-        Checks.perSample(op, "scale", scale, samples, width);
-        Checks.sameShapeF32(op, "x", x, "out", out);
+        int[] s = Checks.modulate(x, shift, scale, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
                 pointer(op, "scale", scale), pointer(op, "out", out), samples, tokens, width), op);
         flops.add(op, 3 * x.numel());
@@ -315,13 +301,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
         String op = "modulateBackward";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
-        Checks.perSample(op, "scale", scale, samples, width);
-        Checks.perSample(op, "dShift", dShift, samples, width);
-        Checks.perSample(op, "dScale", dScale, samples, width);
+        int[] s = Checks.modulateBackward(dOut, x, scale, dx, dShift, dScale);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 pointer(op, "scale", scale), pointer(op, "dx", dx), pointer(op, "dShift", dShift),
                 pointer(op, "dScale", dScale), samples, tokens, width), op);
@@ -331,11 +312,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
         String op = "gatedResidual";
-        Checks.tokens(op, "x", x);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.perSample(op, "gate", gate, samples, width);
-        Checks.sameShapeF32(op, "x", x, "f", f);
-        Checks.sameShapeF32(op, "x", x, "out", out);
+        int[] s = Checks.gatedResidual(x, gate, f, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_elementwise_gated_residual_fwd(stream, pointer(op, "x", x), pointer(op, "gate", gate),
                 pointer(op, "f", f), pointer(op, "out", out), samples, tokens, width), op);
         flops.add(op, 2 * x.numel());
@@ -344,12 +322,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
-        Checks.tokens(op, "f", f);
-        int samples = f.dim(0), tokens = f.dim(1), width = f.dim(2);
-        Checks.sameShapeF32(op, "f", f, "dOut", dOut);
-        Checks.sameShapeF32(op, "f", f, "dF", dF);
-        Checks.perSample(op, "gate", gate, samples, width);
-        Checks.perSample(op, "dGate", dGate, samples, width);
+        int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_elementwise_gated_residual_bwd(stream, pointer(op, "dOut", dOut),
                 pointer(op, "gate", gate), pointer(op, "f", f), pointer(op, "dGate", dGate), pointer(op, "dF", dF),
                 samples, tokens, width), op);
@@ -359,25 +333,17 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void sliceColumns(Tensor x, int start, Tensor out) {
         String op = "sliceColumns";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 2);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, x.dim(0), -1);
-        Checks.columnRange(op, start, out.dim(1), x.dim(1));
+        int[] s = Checks.sliceColumns(x, start, out);
         check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x), start,
-                pointer(op, "out", out), x.dim(0), x.dim(1), out.dim(1)), op);
+                pointer(op, "out", out), s[0], s[1], s[2]), op);
     }
 
     @Override
     public void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
         String op = "sliceColumnsBackward";
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.rank(op, "dx", dx, 2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, dx.dim(0), -1);
-        Checks.columnRange(op, start, dOut.dim(1), dx.dim(1));
+        int[] s = Checks.sliceColumnsBackward(dOut, start, dx);
         check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
-                pointer(op, "dx", dx), dx.dim(0), dx.dim(1), dOut.dim(1)), op);
+                pointer(op, "dx", dx), s[0], s[1], s[2]), op);
         flops.add(op, dOut.numel());
     }
 
@@ -386,13 +352,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = Checks.normInput(op, x);
+        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
         long rows = x.rowCount();
-        Checks.normWeight(op, "weight", weight, width);
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        Checks.rowStatistic(op, "mean", mean, rows);
-        Checks.rowStatistic(op, "rstd", rstd, rows);
-        Checks.argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
         check(MicroditNative.mdt_norm_layer_norm_fwd(stream, pointer(op, "x", x), optionalPointer(op, "weight", weight),
                 eps, pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), rows, width), op);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
@@ -402,16 +363,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                                   Tensor dWeight) {
         String op = "layerNormBackward";
-        int width = Checks.normInput(op, x);
+        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         long rows = x.rowCount();
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
-        Checks.normWeight(op, "weight", weight, width);
-        Checks.argument(weight != null || dWeight == null, op, "dWeight " + dWeight
-                + " given for a LayerNorm without weight");
-        Checks.normWeight(op, "dWeight", dWeight, width);
-        Checks.rowStatistic(op, "mean", mean, rows);
-        Checks.rowStatistic(op, "rstd", rstd, rows);
         check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
                 pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width), op);
@@ -423,14 +376,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gatherRows(Tensor x, Tensor ids, Tensor out) {
         String op = "gatherRows";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.dtype(op, "ids", ids, DType.I32);
-        Checks.shape(op, "ids", ids, samples, -1);
-        int kept = ids.dim(1);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, kept, width);
+        int[] s = Checks.gatherRows(x, ids, out);
+        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
         checkIds(op, ids, samples, kept, tokens, false);
         check(MicroditNative.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
                 pointer(op, "out", out), samples, tokens, kept, width), op);
@@ -439,15 +386,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void scatterRows(Tensor x, Tensor ids, Tensor out) {
         String op = "scatterRows";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), kept = x.dim(1), width = x.dim(2);
-        Checks.dtype(op, "ids", ids, DType.I32);
-        Checks.shape(op, "ids", ids, samples, kept);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1, width);
-        int tokens = out.dim(1);
-        Checks.argument(kept <= tokens, op, kept + " kept rows do not fit in " + tokens + " tokens");
+        int[] s = Checks.scatterRows(x, ids, out);
+        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
         checkIds(op, ids, samples, kept, tokens, true);
         check(MicroditNative.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
                 pointer(op, "out", out), samples, tokens, kept, width), op);
@@ -484,12 +424,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void meanTokens(Tensor x, Tensor out) {
         String op = "meanTokens";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        int samples = x.dim(0), tokens = x.dim(1), width = x.dim(2);
-        Checks.argument(tokens > 0, op, "x " + x.describe() + " has no tokens to average");
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, width);
+        int[] s = Checks.meanTokens(x, out);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_tokens_mean_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), samples, tokens,
                 width), op);
         flops.add(op, x.numel());
@@ -498,11 +434,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void meanTokensBackward(Tensor dOut, Tensor dx) {
         String op = "meanTokensBackward";
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.rank(op, "dx", dx, 3);
-        int samples = dx.dim(0), tokens = dx.dim(1), width = dx.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, samples, width);
+        int[] s = Checks.meanTokensBackward(dOut, dx);
+        int samples = s[0], tokens = s[1], width = s[2];
         check(MicroditNative.mdt_tokens_mean_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dx", dx), samples,
                 tokens, width), op);
         flops.add(op, (long) samples * width);
@@ -531,13 +464,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
                       float epsilon, float weightDecay, long step, float gradScale) {
         String op = "adamw";
-        Checks.sameShapeF32(op, "param", param, "grad", grad);
-        Checks.sameShapeF32(op, "param", param, "m", m);
-        Checks.sameShapeF32(op, "param", param, "v", v);
-        Checks.argument(step >= 1, op, "step counts from 1, got " + step);
-        Checks.argument(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
-                "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
-        Checks.argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
+        Checks.adamw(param, grad, m, v, beta1, beta2, epsilon, step);
         check(MicroditNative.mdt_optim_adamw(stream, pointer(op, "param", param), pointer(op, "grad", grad),
                 pointer(op, "m", m), pointer(op, "v", v), param.numel(), learningRate, beta1, beta2, epsilon,
                 weightDecay, step, gradScale), op);
@@ -547,8 +474,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
-        Checks.sameShapeF32(op, "ema", ema, "param", param);
-        Checks.argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+        Checks.emaUpdate(ema, param, decay);
         check(MicroditNative.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
                 decay), op);
         flops.add(op, 3 * ema.numel());
@@ -559,7 +485,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void uniform(long seed, long stream, long offset, Tensor out) {
         String op = "uniform";
-        checkRandom(op, offset, out);
+        Checks.random(op, offset, out);
         check(MicroditNative.mdt_rng_uniform(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
                 op);
         flops.add(op, out.numel());
@@ -568,17 +494,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void normal(long seed, long stream, long offset, Tensor out) {
         String op = "normal";
-        checkRandom(op, offset, out);
+        Checks.random(op, offset, out);
         check(MicroditNative.mdt_rng_normal(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
                 op);
         flops.add(op, 5 * out.numel());
-    }
-
-    private static void checkRandom(String op, long offset, Tensor out) {
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.argument(offset >= 0, op, "offset must be non-negative, got " + offset);
-        Checks.argument(offset <= Long.MAX_VALUE - out.numel(), op, out.numel() + " elements from offset " + offset
-                + " run past the last counter index 2^63 - 1");
     }
 
     // ---------------------------------------------------------------- conversion
@@ -586,12 +505,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void convert(Tensor source, Tensor target) {
         String op = "convert";
-        Checks.notNull(op, "source", source);
-        Checks.notNull(op, "target", target);
-        Checks.argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
-                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
-        Checks.argument(source.sameShape(target), op, "target " + target.describe()
-                + " must have the shape of source " + source.describe());
+        Checks.convert(source, target);
         MemorySegment from = pointer(op, "source", source), to = pointer(op, "target", target);
         int status;
         if (source.dtype() == target.dtype()) {
@@ -618,8 +532,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
         String op = "geluBackward";
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        Checks.pointwiseBackward(op, dOut, x, dx);
         check(MicroditNative.mdt_activations_gelu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 pointer(op, "dx", dx), x.numel(), tanhApproximation ? 1 : 0), op);
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
@@ -637,8 +550,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
         String op = "siluBackward";
-        Checks.sameShapeF32(op, "x", x, "dOut", dOut);
-        Checks.sameShapeF32(op, "x", x, "dx", dx);
+        Checks.pointwiseBackward(op, dOut, x, dx);
         check(MicroditNative.mdt_activations_silu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 pointer(op, "dx", dx), x.numel()), op);
         flops.add(op, 8 * x.numel());
@@ -647,8 +559,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void swigluGate(Tensor a, Tensor b, Tensor out) {
         String op = "swigluGate";
-        Checks.sameShapeF32(op, "a", a, "b", b);
-        Checks.sameShapeF32(op, "a", a, "out", out);
+        Checks.swigluGate(a, b, out);
         check(MicroditNative.mdt_activations_swiglu_fwd(stream, pointer(op, "a", a), pointer(op, "b", b),
                 pointer(op, "out", out), a.numel()), op);
         flops.add(op, 5 * a.numel());
@@ -657,10 +568,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
-        Checks.sameShapeF32(op, "a", a, "b", b);
-        Checks.sameShapeF32(op, "a", a, "dOut", dOut);
-        Checks.sameShapeF32(op, "a", a, "da", da);
-        Checks.sameShapeF32(op, "a", a, "db", db);
+        Checks.swigluGateBackward(dOut, a, b, da, db);
         check(MicroditNative.mdt_activations_swiglu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "a", a),
                 pointer(op, "b", b), pointer(op, "da", da), pointer(op, "db", db), a.numel()), op);
         flops.add(op, 10 * a.numel());
@@ -669,8 +577,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void softmax(Tensor x, Tensor out) {
         String op = "softmax";
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        Checks.argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+        Checks.softmax(x, out);
         check(MicroditNative.mdt_activations_softmax_fwd(stream, pointer(op, "x", x), pointer(op, "out", out),
                 x.rowCount(), x.dim(-1)), op);
         flops.add(op, 5L * x.numel());
@@ -679,9 +586,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
         String op = "softmaxBackward";
-        Checks.sameShapeF32(op, "y", y, "dOut", dOut);
-        Checks.sameShapeF32(op, "y", y, "dx", dx);
-        Checks.argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+        Checks.softmaxBackward(dOut, y, dx);
         check(MicroditNative.mdt_activations_softmax_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "y", y),
                 pointer(op, "dx", dx), y.rowCount(), y.dim(-1)), op);
         flops.add(op, 4L * y.numel());
@@ -692,7 +597,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         String op = "attention";
-        int[] s = checkAttention(op, q, k, v, heads, out, lse);
+        int[] s = Checks.attention(q, k, v, heads, out, lse);
+        checkAttentionLimits(op, s[0], heads, s[3]);
         long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
         if (q.dtype() == DType.BF16) {
             if (TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
@@ -717,15 +623,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                                   Tensor dq, Tensor dk, Tensor dv) {
         String op = "attentionBackward";
-        int[] s = checkAttention(op, q, k, v, heads, out, lse);
-        Checks.sameShapeF32(op, "out", out, "dOut", dOut);
-        Checks.sameShapeF32(op, "out", out, "dq", dq);
-        for (Object[] named : new Object[][] {{"dk", dk}, {"dv", dv}}) {
-            Tensor gradient = (Tensor) named[1];
-            Checks.dtype(op, (String) named[0], gradient, DType.F32);
-            Checks.argument(gradient.sameShape(k), op, named[0] + " " + gradient.describe()
-                    + " must have the shape of k " + k.describe());
-        }
+        int[] s = Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        checkAttentionLimits(op, s[0], heads, s[3]);
         if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
             try (MemoryScope workspace = scope(op + "-workspace")) {
                 Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
@@ -763,31 +662,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return f32;
     }
 
-    /** The CPU backend's checks plus the kernel's limits; returns {N, Tq, Tk, Dh}. */
-    private static int[] checkAttention(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        Checks.notNull(op, "q", q);
-        DType operands = q.dtype() == DType.BF16 ? DType.BF16 : DType.F32;
-        for (Object[] named : new Object[][] {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}}) {
-            Tensor t = (Tensor) named[1];
-            String name = (String) named[0];
-            Checks.dtype(op, name, t, name.equals("out") || name.equals("lse") ? DType.F32 : operands);
-            Checks.rank(op, name, t, 3);
-        }
-        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
-        Checks.argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide "
-                + "the width " + width + " of q " + q.describe());
-        Checks.argument(width > 0, op, "q " + q.describe() + " must have a positive width");
-        Checks.shape(op, "k", k, batch, -1, width);
-        Checks.argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
-        Checks.shape(op, "v", v, batch, keys, width);
-        Checks.shape(op, "out", out, batch, queries, width);
-        Checks.shape(op, "lse", lse, batch, heads, queries);
-        int headDim = width / heads;
+    /** The attention kernels' limits, past the arguments both backends check. */
+    private static void checkAttentionLimits(String op, int batch, int heads, int headDim) {
         Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
                 + MAX_HEAD_DIM);
         Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
                 + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
-        return new int[] {batch, queries, keys, headDim};
     }
 
     // ---------------------------------------------------------------- expert-choice MoE
@@ -795,115 +675,66 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
         String op = "expertChoiceTopK";
-        Checks.dtype(op, "probs", probs, DType.F32);
-        Checks.rank(op, "probs", probs, 3);
-        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
-        Checks.argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens
-                + "] for probs " + probs.describe() + ", got " + k);
-        Checks.argument(tokens <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
+        Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
+        Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
                 + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "indices", indices, DType.I32);
-        Checks.shape(op, "indices", indices, samples, experts, k);
         check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), samples, tokens, experts, k), op);
+                pointer(op, "indices", indices), r.samples(), r.tokens(), r.experts(), k), op);
         flops.add(op, 0);
     }
 
     @Override
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "dGates", dGates, DType.F32);
-        Checks.shape(op, "dGates", dGates, samples, experts, k);
-        Checks.dtype(op, "dProbs", dProbs, DType.F32);
-        Checks.shape(op, "dProbs", dProbs, samples, -1, experts);
-        int tokens = dProbs.dim(1);
-        checkIndexRange(op, indices, tokens);
+        Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
+        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
-                pointer(op, "dProbs", dProbs), samples, tokens, experts, k), op);
-        flops.add(op, (long) samples * experts * k);
+                pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k()), op);
+        flops.add(op, (long) r.samples() * r.experts() * r.k());
     }
 
     @Override
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
-        Checks.dtype(op, "x", x, DType.F32);
-        Checks.rank(op, "x", x, 3);
-        Checks.routingIndices(op, indices);
-        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
-        int experts = indices.dim(1), k = indices.dim(2);
-        Checks.argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
-                + " differ in the number of samples");
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, experts, samples * k, dim);
-        checkIndexRange(op, indices, tokens);
+        Checks.Routing r = Checks.moeDispatch(x, indices, out);
+        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
-                pointer(op, "out", out), samples, tokens, experts, k, dim), op);
+                pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, 0);
     }
 
     @Override
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "dx", dx, DType.F32);
-        Checks.shape(op, "dx", dx, samples, -1, -1);
-        int tokens = dx.dim(1), dim = dx.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, experts, samples * k, dim);
-        checkIndexRange(op, indices, tokens);
-        checkSlotList(op, experts, k);
+        Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
+        checkIndexRange(op, indices, r.tokens());
+        checkSlotList(op, r.experts(), r.k());
         check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
-                pointer(op, "dx", dx), samples, tokens, experts, k, dim), op);
-        flops.add(op, (long) experts * samples * k * dim);
+                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+        flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
     }
 
     @Override
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "h", h, DType.F32);
-        Checks.shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1, dim);
-        int tokens = out.dim(1);
-        checkIndexRange(op, indices, tokens);
-        checkSlotList(op, experts, k);
+        Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
+        checkIndexRange(op, indices, r.tokens());
+        checkSlotList(op, r.experts(), r.k());
         check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), pointer(op, "out", out), samples, tokens, experts, k, dim), op);
-        flops.add(op, 2L * experts * samples * k * dim);
+                pointer(op, "indices", indices), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
+                r.dim()), op);
+        flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
     @Override
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        Checks.routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        Checks.dtype(op, "h", h, DType.F32);
-        Checks.shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        Checks.dtype(op, "dOut", dOut, DType.F32);
-        Checks.shape(op, "dOut", dOut, samples, -1, dim);
-        int tokens = dOut.dim(1);
-        Checks.dtype(op, "gates", gates, DType.F32);
-        Checks.shape(op, "gates", gates, samples, experts, k);
-        Checks.dtype(op, "dH", dH, DType.F32);
-        Checks.shape(op, "dH", dH, experts, samples * k, dim);
-        Checks.dtype(op, "dGates", dGates, DType.F32);
-        Checks.shape(op, "dGates", dGates, samples, experts, k);
-        checkIndexRange(op, indices, tokens);
+        Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
                 pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
-                pointer(op, "dGates", dGates), samples, tokens, experts, k, dim), op);
-        flops.add(op, 3L * experts * samples * k * dim);
+                pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+        flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
     /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
@@ -938,8 +769,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void patchify(Tensor image, int patch, Tensor out) {
         String op = "patchify";
-        int[] dims = imageDims(op, "image", image, patch);
-        Checks.patchTokens(op, "out", out, dims, patch);
+        int[] dims = Checks.patchify(image, patch, out);
         check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -947,8 +777,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
         String op = "patchifyBackward";
-        int[] dims = imageDims(op, "dImage", dImage, patch);
-        Checks.patchTokens(op, "dOut", dOut, dims, patch);
+        int[] dims = Checks.patchifyBackward(dOut, patch, dImage);
         check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -956,8 +785,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void unpatchify(Tensor tokens, int patch, Tensor out) {
         String op = "unpatchify";
-        int[] dims = imageDims(op, "out", out, patch);
-        Checks.patchTokens(op, "tokens", tokens, dims, patch);
+        int[] dims = Checks.unpatchify(tokens, patch, out);
         check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
@@ -965,33 +793,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
         String op = "unpatchifyBackward";
-        int[] dims = imageDims(op, "dOut", dOut, patch);
-        Checks.patchTokens(op, "dTokens", dTokens, dims, patch);
+        int[] dims = Checks.unpatchifyBackward(dOut, patch, dTokens);
         check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
                 pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
-    }
-
-    /** Checks an F32 [N, C, H, W] image whose H and W the patch divides; returns {N, C, H, W}. */
-    private static int[] imageDims(String op, String argument, Tensor image, int patch) {
-        Checks.dtype(op, argument, image, DType.F32);
-        Checks.rank(op, argument, image, 4);
-        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
-        int height = image.dim(2), width = image.dim(3);
-        Checks.argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
-                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
-        return new int[] {image.dim(0), image.dim(1), height, width};
     }
 
     @Override
     public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
         String op = "positionEmbedding2d";
-        Checks.argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
-        Checks.argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
-                "interpolationScale must be positive and finite, got " + interpolationScale);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, gridH * gridW, -1);
-        int dim = out.dim(1);
-        Checks.argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        int dim = Checks.positionEmbedding2d(gridH, gridW, interpolationScale, out);
         check(MicroditNative.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
                 interpolationScale), op);
         flops.add(op, (long) (gridH + gridW) * dim / 2);
@@ -1000,13 +810,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void timestepEmbedding(Tensor t, Tensor out) {
         String op = "timestepEmbedding";
-        Checks.dtype(op, "t", t, DType.F32);
-        Checks.rank(op, "t", t, 1);
+        int size = Checks.timestepEmbedding(t, out);
         int samples = t.dim(0);
-        Checks.dtype(op, "out", out, DType.F32);
-        Checks.shape(op, "out", out, samples, -1);
-        int size = out.dim(1);
-        Checks.argument(size >= 1, op, "embedding size must be at least 1, got " + size);
         check(MicroditNative.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
                 op);
         flops.add(op, 3L * samples * (size / 2));
@@ -1017,9 +822,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
         String op = "edmLoss";
-        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
-        Checks.dtype(op, "perSample", perSample, DType.F32);
-        Checks.shape(op, "perSample", perSample, dims[0]);
+        int[] dims = Checks.edmLoss(denoised, target, weight, mask, patch, perSample);
+        checkKeptPatches(op, mask, dims, patch);
         try (MemoryScope workspace = scope(op + "-workspace"); Arena arena = Arena.ofConfined()) {
             Tensor losses = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
             check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised),
@@ -1039,9 +843,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
                                 Tensor dDenoised) {
         String op = "edmLossBackward";
-        int[] dims = checkLoss(op, denoised, target, weight, mask, patch);
-        Checks.dtype(op, "dDenoised", dDenoised, DType.F32);
-        Checks.shape(op, "dDenoised", dDenoised, dims[0], dims[1], dims[2], dims[3]);
+        int[] dims = Checks.edmLossBackward(denoised, target, weight, mask, patch, dDenoised);
+        checkKeptPatches(op, mask, dims, patch);
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
             check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
@@ -1052,39 +855,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
         flops.add(op, 3L * denoised.numel());
     }
 
-    /**
-     * The CPU backend's checks; the mask is copied back to the host to refuse, as the CPU does, a sample that
-     * keeps no patch (its loss would be 0/0).
-     */
-    private int[] checkLoss(String op, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch) {
-        Checks.dtype(op, "denoised", denoised, DType.F32);
-        Checks.rank(op, "denoised", denoised, 4);
-        Checks.sameShapeF32(op, "denoised", denoised, "target", target);
-        int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
-        Checks.argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
-        Checks.argument(patch >= 1, op, "patch must be at least 1, got " + patch);
-        Checks.argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
-                + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
-        Checks.dtype(op, "weight", weight, DType.F32);
-        Checks.shape(op, "weight", weight, samples);
+    /** The mask is copied back to the host to refuse, as the CPU does, a sample that keeps no patch (0/0). */
+    private void checkKeptPatches(String op, Tensor mask, int[] dims, int patch) {
         if (mask != null) {
-            int patches = (height / patch) * (width / patch);
-            Checks.dtype(op, "mask", mask, DType.F32);
-            Checks.shape(op, "mask", mask, samples, patches);
-            float[] removed;
             try (MemoryScope host = new MemoryScope(op + "-mask")) {
-                removed = download(mask, host).toFloatArray();
-            }
-            for (int n = 0; n < samples; n++) {
-                double sum = 0;
-                for (int p = 0; p < patches; p++) {
-                    sum += 1 - (double) removed[n * patches + p];
-                }
-                Checks.argument(sum > 0, op, "sample " + n + " keeps no patch (mask removes all " + patches
-                        + "), so its loss is undefined");
+                Checks.keptPatches(op, download(mask, host), dims[0], (dims[2] / patch) * (dims[3] / patch));
             }
         }
-        return new int[] {samples, denoised.dim(1), height, width};
     }
 
     // ---------------------------------------------------------------- plumbing

@@ -5,15 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
-import io.microdit.testing.TestData;
 import java.util.Random;
-import java.util.function.Consumer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -23,103 +18,14 @@ import org.junit.jupiter.api.Test;
  * the kernels run; F32 within 1e-5 relative to the largest magnitude, I32 bit-identical.
  */
 @Tag("emu")
-class CudaBackendKernelsTest {
-    private static final double TOLERANCE = 1e-5;
-    private static final int POISONED_INDEX = -7;
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
-
-    @BeforeAll
-    static void start() {
-        cpu = new CpuBackend(2);
-        cuda = new CudaBackend();
-    }
-
-    @AfterAll
-    static void stop() {
-        cuda.close();
-        cpu.close();
-    }
-
-    /** A poisoned host output of the given dtype and shape, for {@link #compare}. */
-    static Tensor output(MemoryScope scope, DType dtype, int... shape) {
-        Tensor t = scope.zeros(dtype, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            if (dtype == DType.I32) {
-                t.setInt(i, POISONED_INDEX);
-            } else {
-                t.setFloat(i, Float.NaN);
-            }
-        }
-        return t;
-    }
-
-    static Tensor output(MemoryScope scope, int... shape) {
-        return output(scope, DType.F32, shape);
-    }
-
-    /**
-     * Runs {@code cpuOp} on host copies and {@code cudaOp} on device copies of {@code arguments} (inputs and
-     * poisoned outputs alike, null allowed) and compares every argument afterwards.
-     */
-    static void compare(CpuBackend cpu, CudaBackend cuda, String what, Tensor[] arguments, Consumer<Tensor[]> cpuOp,
-                        Consumer<Tensor[]> cudaOp) {
-        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            Tensor[] cpuArgs = new Tensor[arguments.length], cudaArgs = new Tensor[arguments.length];
-            for (int i = 0; i < arguments.length; i++) {
-                if (arguments[i] != null) {
-                    cpuArgs[i] = host.zeros(arguments[i].dtype(), arguments[i].shape()).copyFrom(arguments[i]);
-                    cudaArgs[i] = cuda.upload(arguments[i], device);
-                }
-            }
-            cpuOp.accept(cpuArgs);
-            cudaOp.accept(cudaArgs);
-            for (int i = 0; i < arguments.length; i++) {
-                if (cpuArgs[i] == null) {
-                    continue;
-                }
-                Tensor actual = cuda.download(cudaArgs[i], host);
-                int index = i;
-                if (cpuArgs[i].dtype() == DType.I32) {
-                    assertArrayEquals(cpuArgs[i].toIntArray(), actual.toIntArray(),
-                            () -> what + ": integer argument " + index + " differs");
-                } else {
-                    float[] got = actual.toFloatArray(), expected = cpuArgs[i].toFloatArray();
-                    // A NaN on both sides (an input left in place, a NaN probability routed as a gate) is no
-                    // difference; a poisoned output the kernel skipped is still caught wherever the CPU wrote a number.
-                    for (int e = 0; e < got.length; e++) {
-                        if (Float.isNaN(got[e]) && Float.isNaN(expected[e])) {
-                            got[e] = 0f;
-                            expected[e] = 0f;
-                        }
-                    }
-                    double error = TestData.maxRelativeError(got, TestData.toDouble(expected));
-                    assertTrue(error <= TOLERANCE, () -> what + ": argument " + index + " differs by " + error);
-                }
-            }
-        }
-    }
-
-    private void compare(String what, Tensor[] arguments, Consumer<Tensor[]> cpuOp, Consumer<Tensor[]> cudaOp) {
-        compare(cpu, cuda, what, arguments, cpuOp, cudaOp);
-    }
-
-    /** Uniform in [-range, range). */
-    private static Tensor random(MemoryScope scope, Random random, float range, int... shape) {
-        Tensor t = TestData.uniform(scope, random, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.setFloat(i, t.getFloat(i) * range);
-        }
-        return t;
-    }
-
+class CudaBackendKernelsTest extends CudaVersusCpu {
     @Test
     void activationsForwardAndBackward() {
         Random random = new Random(11);
         try (MemoryScope scope = new MemoryScope("inputs")) {
             for (int[] shape : new int[][] {{1}, {3, 17, 33}, {77, 5}}) {
-                Tensor x = random(scope, random, 6, shape), b = random(scope, random, 2, shape);
-                Tensor dOut = random(scope, random, 1, shape);
+                Tensor x = uniform(scope, random, 6, shape), b = uniform(scope, random, 2, shape);
+                Tensor dOut = uniform(scope, random, 1, shape);
                 x.setFloat(0, -95f); // far in the tail, where the exponential overflows
                 for (boolean tanh : new boolean[] {true, false}) {
                     compare("gelu tanh=" + tanh, new Tensor[] {x, output(scope, shape)},
@@ -146,7 +52,7 @@ class CudaBackendKernelsTest {
         Random random = new Random(12);
         try (MemoryScope scope = new MemoryScope("inputs")) {
             for (int[] shape : new int[][] {{1, 1}, {5, 4}, {3, 7, 77}, {2, 300}}) {
-                Tensor x = random(scope, random, 8, shape), dOut = random(scope, random, 1, shape);
+                Tensor x = uniform(scope, random, 8, shape), dOut = uniform(scope, random, 1, shape);
                 compare("softmax " + java.util.Arrays.toString(shape), new Tensor[] {x, output(scope, shape)},
                         t -> cpu.softmax(t[0], t[1]), t -> cuda.softmax(t[0], t[1]));
                 Tensor y = scope.zeros(shape);
@@ -155,7 +61,7 @@ class CudaBackendKernelsTest {
                         t -> cpu.softmaxBackward(t[0], t[1], t[2]), t -> cuda.softmaxBackward(t[0], t[1], t[2]));
             }
             int[] shape = {9, 33};
-            Tensor x = random(scope, random, 8, shape);
+            Tensor x = uniform(scope, random, 8, shape);
             try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
                 Tensor input = cuda.upload(x, device), first = device.zeros(shape), second = device.zeros(shape);
                 cuda.softmax(input, first);
@@ -173,7 +79,7 @@ class CudaBackendKernelsTest {
             for (int[] size : new int[][] {{1, 1, 2, 2, 1}, {2, 3, 8, 12, 4}, {3, 4, 6, 10, 2}}) {
                 int n = size[0], c = size[1], h = size[2], w = size[3], p = size[4];
                 int[] image = {n, c, h, w}, tokens = {n, (h / p) * (w / p), c * p * p};
-                Tensor img = random(scope, random, 1, image), tok = random(scope, random, 1, tokens);
+                Tensor img = uniform(scope, random, 1, image), tok = uniform(scope, random, 1, tokens);
                 compare("patchify", new Tensor[] {img, output(scope, tokens)},
                         t -> cpu.patchify(t[0], p, t[1]), t -> cuda.patchify(t[0], p, t[1]));
                 compare("patchifyBackward", new Tensor[] {tok, output(scope, image)},
@@ -195,7 +101,7 @@ class CudaBackendKernelsTest {
                         t -> cpu.positionEmbedding2d(grid[0], grid[1], 0.5f, t[0]),
                         t -> cuda.positionEmbedding2d(grid[0], grid[1], 0.5f, t[0]));
             }
-            Tensor times = random(scope, random, 3, 5);
+            Tensor times = uniform(scope, random, 3, 5);
             times.setFloat(0, 0f);
             times.setFloat(1, 2.5f);
             for (int size : new int[] {1, 7, 256}) {
@@ -210,8 +116,8 @@ class CudaBackendKernelsTest {
         Random random = new Random(15);
         try (MemoryScope scope = new MemoryScope("inputs")) {
             int n = 3, c = 3, h = 8, w = 12, p = 4, patches = (h / p) * (w / p);
-            Tensor denoised = random(scope, random, 2, n, c, h, w), target = random(scope, random, 2, n, c, h, w);
-            Tensor weight = random(scope, random, 1, n);
+            Tensor denoised = uniform(scope, random, 2, n, c, h, w), target = uniform(scope, random, 2, n, c, h, w);
+            Tensor weight = uniform(scope, random, 1, n);
             Tensor mask = scope.zeros(n, patches);
             for (int i = 0; i < n * patches; i++) {
                 mask.setFloat(i, random.nextInt(3) == 0 ? 1f : 0f);
@@ -255,17 +161,18 @@ class CudaBackendKernelsTest {
                         t -> cuda.expertChoiceTopK(t[0], k, t[1], t[2]));
                 Tensor gates = scope.zeros(routed), indices = scope.zeros(DType.I32, routed);
                 Tensor softmaxProbs = scope.zeros(n, tokens, experts);
-                cpu.softmax(random(scope, random, 3, n, tokens, experts), softmaxProbs);
+                cpu.softmax(uniform(scope, random, 3, n, tokens, experts), softmaxProbs);
                 cpu.expertChoiceTopK(softmaxProbs, k, gates, indices);
-                Tensor dGates = random(scope, random, 1, routed), dProbs = random(scope, random, 1, n, tokens, experts);
+                Tensor dGates = uniform(scope, random, 1, routed);
+                Tensor dProbs = uniform(scope, random, 1, n, tokens, experts);
                 compare("expertChoiceTopKBackward", new Tensor[] {dGates, indices, dProbs},
                         t -> cpu.expertChoiceTopKBackward(t[0], t[1], t[2]),
                         t -> cuda.expertChoiceTopKBackward(t[0], t[1], t[2]));
-                Tensor x = random(scope, random, 1, n, tokens, dim);
+                Tensor x = uniform(scope, random, 1, n, tokens, dim);
                 int[] expertRows = {experts, n * k, dim};
                 compare("moeDispatch", new Tensor[] {x, indices, output(scope, expertRows)},
                         t -> cpu.moeDispatch(t[0], t[1], t[2]), t -> cuda.moeDispatch(t[0], t[1], t[2]));
-                Tensor h = random(scope, random, 1, expertRows), dx = random(scope, random, 1, n, tokens, dim);
+                Tensor h = uniform(scope, random, 1, expertRows), dx = uniform(scope, random, 1, n, tokens, dim);
                 compare("moeDispatchBackward", new Tensor[] {h, indices, dx},
                         t -> cpu.moeDispatchBackward(t[0], t[1], t[2]),
                         t -> cuda.moeDispatchBackward(t[0], t[1], t[2]));
@@ -293,8 +200,9 @@ class CudaBackendKernelsTest {
             // {samples, queries, keys, heads, head dim}: tails of both tiles, 77 caption keys, head dims 7/32/64/128.
             for (int[] size : new int[][] {{2, 19, 19, 3, 7}, {1, 33, 77, 2, 32}, {2, 17, 40, 1, 64}, {1, 5, 3, 1, 128}}) {
                 int n = size[0], queries = size[1], keys = size[2], heads = size[3], width = heads * size[4];
-                Tensor q = random(scope, random, 2, n, queries, width), k = random(scope, random, 2, n, keys, width);
-                Tensor v = random(scope, random, 1, n, keys, width), dOut = random(scope, random, 1, n, queries, width);
+                Tensor q = uniform(scope, random, 2, n, queries, width), k = uniform(scope, random, 2, n, keys, width);
+                Tensor v = uniform(scope, random, 1, n, keys, width);
+                Tensor dOut = uniform(scope, random, 1, n, queries, width);
                 String what = "attention " + java.util.Arrays.toString(size);
                 compare(what, new Tensor[] {q, k, v, output(scope, n, queries, width), output(scope, n, heads, queries)},
                         t -> cpu.attention(t[0], t[1], t[2], heads, t[3], t[4]),
@@ -336,6 +244,48 @@ class CudaBackendKernelsTest {
                             device.zeros(1)));
             assertTrue(loss.getMessage().startsWith("edmLoss:") && loss.getMessage().contains("keeps no patch"),
                     loss.getMessage());
+        }
+    }
+
+    @Test
+    void bothBackendsRefuseBadArgumentsWithOneMessage() {
+        Random random = new Random(18);
+        try (MemoryScope scope = new MemoryScope("inputs")) {
+            Tensor indices = Tensor.ofInts(scope, new int[] {0, 4, 2, 1}, 1, 2, 2);
+            sameRefusal("moeCombineBackward", new Tensor[] {uniform(scope, random, 1, 1, 5, 3),
+                    uniform(scope, random, 1, 2, 2, 3), uniform(scope, random, 1, 1, 2, 2), indices,
+                    output(scope, 2, 2, 4), output(scope, 1, 2, 2)},
+                    t -> cpu.moeCombineBackward(t[0], t[1], t[2], t[3], t[4], t[5]),
+                    t -> cuda.moeCombineBackward(t[0], t[1], t[2], t[3], t[4], t[5]));
+            sameRefusal("expertChoiceTopK", new Tensor[] {uniform(scope, random, 1, 1, 3, 2), output(scope, 1, 2, 4),
+                    output(scope, DType.I32, 1, 2, 4)},
+                    t -> cpu.expertChoiceTopK(t[0], 4, t[1], t[2]), t -> cuda.expertChoiceTopK(t[0], 4, t[1], t[2]));
+            Tensor q = uniform(scope, random, 1, 1, 4, 8), k = uniform(scope, random, 1, 1, 5, 8);
+            Tensor out = uniform(scope, random, 1, 1, 4, 8), lse = uniform(scope, random, 1, 1, 2, 4);
+            sameRefusal("attentionBackward", new Tensor[] {out, q, k, k, out, lse, output(scope, 1, 4, 8),
+                    output(scope, 1, 4, 8), output(scope, 1, 5, 8)},
+                    t -> cpu.attentionBackward(t[0], t[1], t[2], t[3], t[4], t[5], 2, t[6], t[7], t[8]),
+                    t -> cuda.attentionBackward(t[0], t[1], t[2], t[3], t[4], t[5], 2, t[6], t[7], t[8]));
+            sameRefusal("attention", new Tensor[] {q.to(DType.BF16, scope), k, k, output(scope, 1, 4, 8),
+                    output(scope, 1, 2, 4)},
+                    t -> cpu.attention(t[0], t[1], t[2], 2, t[3], t[4]),
+                    t -> cuda.attention(t[0], t[1], t[2], 2, t[3], t[4]));
+            sameRefusal("scatterRows", new Tensor[] {uniform(scope, random, 1, 1, 3, 2),
+                    Tensor.ofInts(scope, new int[] {0, 1, 2}, 1, 3), output(scope, 1, 2, 2)},
+                    t -> cpu.scatterRows(t[0], t[1], t[2]), t -> cuda.scatterRows(t[0], t[1], t[2]));
+            Tensor denoised = uniform(scope, random, 1, 1, 1, 4, 4), target = uniform(scope, random, 1, 1, 1, 4, 4);
+            Tensor mask = scope.zeros(1, 4).fill(1f);
+            sameRefusal("edmLoss", new Tensor[] {denoised, target, uniform(scope, random, 1, 1), mask,
+                    output(scope, 1)},
+                    t -> cpu.edmLoss(t[0], t[1], t[2], t[3], 2, t[4]),
+                    t -> cuda.edmLoss(t[0], t[1], t[2], t[3], 2, t[4]));
+            sameRefusal("positionEmbedding2d", new Tensor[] {output(scope, 6, 6)},
+                    t -> cpu.positionEmbedding2d(2, 3, 1f, t[0]), t -> cuda.positionEmbedding2d(2, 3, 1f, t[0]));
+            Tensor x = uniform(scope, random, 1, 3, 5);
+            sameRefusal("layerNormBackward", new Tensor[] {x, x, uniform(scope, random, 1, 3),
+                    uniform(scope, random, 1, 3), output(scope, 3, 5), output(scope, 5)},
+                    t -> cpu.layerNormBackward(t[0], t[1], null, t[2], t[3], t[4], t[5]),
+                    t -> cuda.layerNormBackward(t[0], t[1], null, t[2], t[3], t[4], t[5]));
         }
     }
 }

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.random.Philox;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
@@ -13,9 +12,6 @@ import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
 import java.util.Random;
-import java.util.function.Consumer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -25,57 +21,7 @@ import org.junit.jupiter.api.Test;
  * largest magnitude; Philox uniforms bit-identical to Java's; device live bytes back to zero.
  */
 @Tag("emu")
-class CudaBackendTest {
-    private static final double TOLERANCE = 1e-5;
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
-
-    @BeforeAll
-    static void start() {
-        cpu = new CpuBackend(2);
-        cuda = new CudaBackend();
-    }
-
-    @AfterAll
-    static void stop() {
-        cuda.close();
-        cpu.close();
-    }
-
-    /** Host inputs, the same ops run on both backends by {@code op}, and every output compared. */
-    private static void compare(String what, Tensor[] hostInputs, int[][] outputShapes,
-                                Consumer<Tensor[]> cpuOp, Consumer<Tensor[]> cudaOp) {
-        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            int inputs = hostInputs.length;
-            Tensor[] cpuArgs = new Tensor[inputs + outputShapes.length];
-            Tensor[] cudaArgs = new Tensor[inputs + outputShapes.length];
-            for (int i = 0; i < inputs; i++) {
-                cpuArgs[i] = hostInputs[i] == null ? null : hostInputs[i].to(hostInputs[i].dtype(), host);
-                cudaArgs[i] = hostInputs[i] == null ? null : cuda.upload(hostInputs[i], device);
-            }
-            for (int o = 0; o < outputShapes.length; o++) {
-                cpuArgs[inputs + o] = TestData.poisoned(host, outputShapes[o]);
-                cudaArgs[inputs + o] = cuda.upload(TestData.poisoned(host, outputShapes[o]), device);
-            }
-            cpuOp.accept(cpuArgs);
-            cudaOp.accept(cudaArgs);
-            for (int i = 0; i < cpuArgs.length; i++) {
-                if (cpuArgs[i] == null || cpuArgs[i].dtype() != DType.F32) {
-                    continue;
-                }
-                float[] expected = cpuArgs[i].toFloatArray();
-                float[] actual = cuda.download(cudaArgs[i], host).toFloatArray();
-                double error = TestData.maxRelativeError(actual, TestData.toDouble(expected));
-                int index = i;
-                assertTrue(error <= TOLERANCE, () -> what + ": argument " + index + " differs by " + error);
-            }
-        }
-    }
-
-    private static Tensor random(MemoryScope scope, Random random, int... shape) {
-        return TestData.uniform(scope, random, shape);
-    }
-
+class CudaBackendTest extends CudaVersusCpu {
     @Test
     void elementwiseOps() {
         Random random = new Random(1);

@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
 import io.microdit.backend.cpu.CpuBackend;
-import io.microdit.data.TrainingData;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.model.MaskingMode;
@@ -19,6 +18,7 @@ import io.microdit.model.MicroDiTConfig;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import io.microdit.testing.ArrayData;
 import io.microdit.testing.TestData;
 import io.microdit.train.LearningRateSchedule;
 import io.microdit.train.Stage;
@@ -60,35 +60,6 @@ class CudaOpaqueTrainingTest {
     static void close() {
         cuda.close();
         cpu.close();
-    }
-
-    /** Random latents and captions held in arrays; the trainer reads them into host tensors. */
-    private record ArrayData(float[] latents, float[] captions, int count, int[] latentShape, int[] captionShape)
-            implements TrainingData {
-        static ArrayData random(MicroDiTConfig c, int count, int length, long seed) {
-            Random r = new Random(seed);
-            int[] latentShape = {c.inChannels(), c.inputSize(), c.inputSize()};
-            int[] captionShape = {length, c.captionChannels()};
-            return new ArrayData(TestData.uniform(r, count * latentShape[0] * latentShape[1] * latentShape[2]),
-                    TestData.uniform(r, count * length * c.captionChannels()), count, latentShape, captionShape);
-        }
-
-        @Override
-        public int size() {
-            return count;
-        }
-
-        @Override
-        public void read(int[] indices, Tensor latentsOut, Tensor captionsOut) {
-            int l = latentShape[0] * latentShape[1] * latentShape[2], c = captionShape[0] * captionShape[1];
-            float[] lo = new float[indices.length * l], co = new float[indices.length * c];
-            for (int b = 0; b < indices.length; b++) {
-                System.arraycopy(latents, indices[b] * l, lo, b * l, l);
-                System.arraycopy(captions, indices[b] * c, co, b * c, c);
-            }
-            latentsOut.copyFrom(lo);
-            captionsOut.copyFrom(co);
-        }
     }
 
     /** Steps of two samples, deferred masking, caption dropout and EMA (the emulator is slow: keep it small). */
@@ -161,7 +132,8 @@ class CudaOpaqueTrainingTest {
 
     @Test
     void trainerStepsMatchTheCpuBackendAndResumeFromACheckpoint() throws IOException {
-        ArrayData data = ArrayData.random(CudaTrainingStepTest.tiny(), 6, 5, 4);
+        MicroDiTConfig c = CudaTrainingStepTest.tiny();
+        ArrayData data = ArrayData.random(6, c.inChannels(), c.inputSize(), 5, c.captionChannels(), 4);
         List<Trainer.StepResult> expected = new ArrayList<>();
         List<float[]> expectedValues;
         MicroDiT onCpu = model(cpu);
