@@ -288,7 +288,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         MemorySegment host = arena.allocate(ERROR_RECORD_BYTES + 8 * values, 8);
         CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, readback.segment(), host.byteSize(), stream),
                 "mdt_memcpy_dtoh");
-        waitForStream();
+        waitForStream(); // the host reads the copy next
         checksPending = false;
         int code = host.get(ValueLayout.JAVA_INT, 0);
         if (code != 0) {
