@@ -73,6 +73,21 @@ inline unsigned blocks_for(int64_t n, int threads) {
     return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxGridBlocks ? kMaxGridBlocks : blocks));
 }
 
+/**
+ * Reports a failed device-side check into the caller's error record (microdit.h): the first report claims it,
+ * later ones leave it as it is. Reports happen only on bad inputs, so their cost does not matter.
+ */
+__device__ inline void report_error(int32_t *error, int code, int64_t value, int64_t bound, int64_t i, int64_t j,
+                                    int64_t l) {
+    if (error && atomicCAS(error, 0, code) == 0) {
+        error[1] = static_cast<int32_t>(value);
+        error[2] = static_cast<int32_t>(bound);
+        error[3] = static_cast<int32_t>(i);
+        error[4] = static_cast<int32_t>(j);
+        error[5] = static_cast<int32_t>(l);
+    }
+}
+
 template <class T>
 __device__ __forceinline__ T warp_sum(T value) {
     for (int offset = 16; offset > 0; offset >>= 1) {

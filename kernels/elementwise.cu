@@ -1,11 +1,11 @@
-// Elementwise ops, adaLN modulate, gated residual, column slices and F32<->BF16 conversion.
+// Elementwise ops, adaLN modulate, gated residual, column slices, fill and F32<->BF16 conversion.
 // Algorithm: grid-stride loops, one element per thread per step; the per-sample (N, D) reductions of the
 // backwards (dShift, dScale, dGate) give each (sample, column) to one thread that walks the tokens in order,
 // so they are deterministic and need no atomics. Fusions: modulate is one FMA pass (x·(1+scale)+shift); its
 // backward writes dx, dShift and dScale from one read of dOut and x. Cost per call with E elements: add/mul
-// E FLOPs, 12E bytes; scale E FLOPs, 8E bytes; axpy 2E FLOPs, 12E bytes; modulate 3E FLOPs, 8E bytes (+ the
-// small per-sample rows); modulate backward 5E FLOPs, 12E bytes; gated residual 2E FLOPs, 12E bytes and
-// backward 3E FLOPs, 12E bytes; conversions 6E bytes.
+// E FLOPs, 12E bytes; scale E FLOPs, 8E bytes; axpy 2E FLOPs, 12E bytes; fill 4E bytes; modulate 3E FLOPs, 8E
+// bytes (+ the small per-sample rows); modulate backward 5E FLOPs, 12E bytes; gated residual 2E FLOPs, 12E bytes
+// and backward 3E FLOPs, 12E bytes; conversions 6E bytes.
 #include "common.cuh"
 
 namespace {
@@ -28,6 +28,12 @@ __global__ void scale_kernel(const float *x, float alpha, float *out, int64_t n)
 __global__ void axpy_kernel(float alpha, const float *x, float *y, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         y[i] = fmaf(alpha, x[i], y[i]);
+    }
+}
+
+__global__ void fill_kernel(float *out, float value, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        out[i] = value;
     }
 }
 
@@ -152,6 +158,13 @@ int mdt_elementwise_axpy(mdt_stream_t stream, float alpha, const float *x, float
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(x && y, "mdt_elementwise_axpy: NULL tensor pointer");
     return MDT_LAUNCH(axpy_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, alpha, x, y, n);
+}
+
+int mdt_elementwise_fill(mdt_stream_t stream, float *out, float value, int64_t n) {
+    MDT_REQUIRE(n >= 0, "mdt_elementwise_fill: n must be non-negative, got %lld", (long long)n);
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(out, "mdt_elementwise_fill: NULL tensor pointer");
+    return MDT_LAUNCH(fill_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, out, value, n);
 }
 
 int mdt_elementwise_modulate_fwd(mdt_stream_t stream, const float *x, const float *shift, const float *scale,

@@ -9,6 +9,8 @@
 // Backward: a block per sample first sums keep (double); then a grid-stride loop writes
 // dD = coefficient·(D − x) with coefficient = float(2·dLoss/N · weight[n] · keep / (C·p·p · Σkeep)), an exact 0
 // for removed patches. 3 FLOPs and 12 bytes per pixel.
+// A sample whose mask removes every patch has no loss (0/0): both directions report it into the caller's error
+// record (microdit.h) instead of a host check of the mask.
 #include "common.cuh"
 
 namespace {
@@ -28,17 +30,26 @@ __device__ __forceinline__ double keep_of(const float *mask, int64_t sample, int
     return mask ? 1.0 - static_cast<double>(mask[sample * patches + p]) : 1.0;
 }
 
-__global__ void keep_sums_kernel(const float *mask, Image image, double *keep_sums) {
+/** Reports a sample that keeps no patch (its loss would be 0/0); without a mask every patch is kept. */
+__device__ __forceinline__ void check_kept(const float *mask, double keep_total, int64_t sample, int64_t patches,
+                                           int code, int32_t *error) {
+    if (mask && !(keep_total > 0.0)) mdt::report_error(error, code, 0, patches, sample, 0, 0);
+}
+
+__global__ void keep_sums_kernel(const float *mask, Image image, double *keep_sums, int32_t *error) {
     __shared__ double scratch[32];
     int64_t sample = blockIdx.x, patches = image.patches();
     double sum = 0.0;
     for (int64_t p = threadIdx.x; p < patches; p += blockDim.x) sum += keep_of(mask, sample, patches, p);
     sum = mdt::block_sum(sum, scratch);
-    if (threadIdx.x == 0) keep_sums[sample] = sum;
+    if (threadIdx.x == 0) {
+        keep_sums[sample] = sum;
+        check_kept(mask, sum, sample, patches, MDT_CHECK_LOSS_EDM_BWD_EMPTY, error);
+    }
 }
 
 __global__ void edm_loss_kernel(const float *denoised, const float *target, const float *weight, const float *mask,
-                                Image image, float *per_sample, double *losses) {
+                                Image image, float *per_sample, double *losses, int32_t *error) {
     __shared__ double scratch[32];
     int64_t sample = blockIdx.x, patches = image.patches();
     int64_t pixels = image.channels * image.height * image.width;
@@ -59,6 +70,7 @@ __global__ void edm_loss_kernel(const float *denoised, const float *target, cons
         double loss = static_cast<double>(weight[sample]) * kept / (pixels_per_patch * keep_total);
         per_sample[sample] = static_cast<float>(loss);
         losses[sample] = loss;
+        check_kept(mask, keep_total, sample, patches, MDT_CHECK_LOSS_EDM_FWD_EMPTY, error);
     }
 }
 
@@ -101,24 +113,24 @@ extern "C" {
 
 int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight,
                      const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels,
-                     int64_t height, int64_t width, int64_t patch) {
+                     int64_t height, int64_t width, int64_t patch, int32_t *error) {
     if (int s = check_image("mdt_loss_edm_fwd", samples, channels, height, width, patch)) return s;
     MDT_REQUIRE(denoised && target && weight && per_sample && workspace, "mdt_loss_edm_fwd: NULL tensor pointer");
     Image image{samples, channels, height, width, patch};
     int status = MDT_LAUNCH(edm_loss_kernel, static_cast<unsigned>(samples), kThreads, 0, stream, denoised, target,
-                            weight, mask, image, per_sample, workspace);
+                            weight, mask, image, per_sample, workspace, error);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(mean_kernel, 1, 1, 0, stream, workspace, samples);
 }
 
 int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target,
                      const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples,
-                     int64_t channels, int64_t height, int64_t width, int64_t patch) {
+                     int64_t channels, int64_t height, int64_t width, int64_t patch, int32_t *error) {
     if (int s = check_image("mdt_loss_edm_bwd", samples, channels, height, width, patch)) return s;
     MDT_REQUIRE(denoised && target && weight && d_denoised && workspace, "mdt_loss_edm_bwd: NULL tensor pointer");
     Image image{samples, channels, height, width, patch};
     int status = MDT_LAUNCH(keep_sums_kernel, static_cast<unsigned>(samples), kThreads, 0, stream, mask, image,
-                            workspace);
+                            workspace, error);
     if (status != MDT_SUCCESS) return status;
     int64_t n = samples * channels * height * width;
     if (n == 0) return MDT_SUCCESS;

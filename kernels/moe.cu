@@ -14,6 +14,9 @@
 // the CPU's. Cost: E·N·k slot reads per token, 2·E·N·k·D FLOPs (combine) or E·N·k·D (dispatch backward).
 // Combine backward: one block per routed row writes dH = gate·dOut[token] and dGates = dOut[token]·h (a fixed
 // order block reduction): 3·E·N·k·D FLOPs, 12·E·N·k·D bytes.
+// Index checks (no host round trip): every kernel that reads an index skips one outside [0, T) and reports it into
+// the caller's error record (microdit.h); combine and the dispatch backward check the sample's slots in the
+// sample's first token block, the others check the index they read.
 #include "common.cuh"
 
 namespace {
@@ -61,14 +64,24 @@ __global__ void topk_kernel(const float *probs, float *gates, int32_t *indices, 
     }
 }
 
+/** Whether a routing index is a token of the sample; reports it as slot (n, e, j) of op {@code code} if not. */
+__device__ __forceinline__ bool valid_token(int32_t token, int64_t tokens, int32_t *error, int code, int64_t n,
+                                            int64_t e, int64_t j) {
+    if (token >= 0 && token < tokens) return true;
+    mdt::report_error(error, code, token, tokens, n, e, j);
+    return false;
+}
+
 __global__ void topk_backward_kernel(const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples,
-                                     int64_t tokens, int64_t experts, int64_t k) {
+                                     int64_t tokens, int64_t experts, int64_t k, int32_t *error) {
     int64_t count = samples * experts;
     for (int64_t item = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; item < count;
          item += (int64_t)gridDim.x * blockDim.x) {
         int64_t n = item / experts, e = item % experts;
         for (int64_t j = 0; j < k; j++) {
-            d_probs[(n * tokens + indices[item * k + j]) * experts + e] += d_gates[item * k + j];
+            int32_t token = indices[item * k + j];
+            if (!valid_token(token, tokens, error, MDT_CHECK_MOE_TOPK_BWD, n, e, j)) continue;
+            d_probs[(n * tokens + token) * experts + e] += d_gates[item * k + j];
         }
     }
 }
@@ -80,10 +93,15 @@ __device__ __forceinline__ int64_t routed_row(int64_t n, int64_t slot, int64_t s
 }
 
 __global__ void dispatch_kernel(const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens,
-                                int64_t experts, int64_t k, int64_t dim) {
+                                int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     int64_t row = blockIdx.x, e = row / (samples * k), within = row % (samples * k);
     int64_t n = within / k, j = within % k;
-    const float *source = x + (n * tokens + indices[(n * experts + e) * k + j]) * dim;
+    int32_t token = indices[(n * experts + e) * k + j];
+    if (token < 0 || token >= tokens) {  // the whole block leaves
+        if (threadIdx.x == 0) mdt::report_error(error, MDT_CHECK_MOE_DISPATCH_FWD, token, tokens, n, e, j);
+        return;
+    }
+    const float *source = x + (n * tokens + token) * dim;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) out[row * dim + c] = source[c];
 }
 
@@ -114,12 +132,18 @@ __device__ int collect_slots(const int32_t *sample_indices, int64_t slots, int t
 
 __global__ void token_rows_kernel(const float *routed, const float *gates, const int32_t *indices, float *out,
                                   int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
-                                  int combine) {
+                                  int combine, int32_t *error) {
     MDT_DYNAMIC_SHARED(int, list);
     __shared__ int warp_counts[32];
     int64_t row = blockIdx.x, n = row / tokens;
     int token = static_cast<int>(row % tokens);
     int64_t slots = experts * k;
+    if (token == 0) {  // a bad index matches no token, so it is skipped; one block per sample reports it
+        for (int64_t s = threadIdx.x; s < slots; s += blockDim.x) {
+            valid_token(indices[n * slots + s], tokens, error,
+                        combine ? MDT_CHECK_MOE_COMBINE_FWD : MDT_CHECK_MOE_DISPATCH_BWD, n, s / k, s % k);
+        }
+    }
     int count = collect_slots(indices + n * slots, slots, token, list, warp_counts);
     float *target = out + row * dim;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
@@ -141,11 +165,16 @@ __global__ void token_rows_kernel(const float *routed, const float *gates, const
 
 __global__ void combine_backward_kernel(const float *d_out, const float *h, const float *gates,
                                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples,
-                                        int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+                                        int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     __shared__ float scratch[32];
     int64_t row = blockIdx.x, e = row / (samples * k), within = row % (samples * k);
     int64_t n = within / k, j = within % k, slot = (n * experts + e) * k + j;
-    const float *g = d_out + (n * tokens + indices[slot]) * dim;
+    int32_t token = indices[slot];
+    if (token < 0 || token >= tokens) {  // the whole block leaves, before the block reduction's barriers
+        if (threadIdx.x == 0) mdt::report_error(error, MDT_CHECK_MOE_COMBINE_BWD, token, tokens, n, e, j);
+        return;
+    }
+    const float *g = d_out + (n * tokens + token) * dim;
     float gate = gates[slot], dot = 0.0f;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
         d_h[row * dim + c] = gate * g[c];
@@ -188,51 +217,51 @@ int mdt_moe_topk_fwd(mdt_stream_t stream, const float *probs, float *gates, int3
 }
 
 int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs,
-                     int64_t samples, int64_t tokens, int64_t experts, int64_t k) {
+                     int64_t samples, int64_t tokens, int64_t experts, int64_t k, int32_t *error) {
     if (int s = check_routing("mdt_moe_topk_bwd", samples, tokens, experts, k, 0)) return s;
     if (samples * experts * k == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_gates && indices && d_probs, "mdt_moe_topk_bwd: NULL tensor pointer");
     return MDT_LAUNCH(topk_backward_kernel, mdt::blocks_for(samples * experts, kThreads), kThreads, 0, stream, d_gates,
-                      indices, d_probs, samples, tokens, experts, k);
+                      indices, d_probs, samples, tokens, experts, k, error);
 }
 
 int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples,
-                         int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_dispatch_fwd", samples, tokens, experts, k, dim)) return s;
     if (experts * samples * k * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(x && indices && out, "mdt_moe_dispatch_fwd: NULL tensor pointer");
     return MDT_LAUNCH(dispatch_kernel, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream, x, indices,
-                      out, samples, tokens, experts, k, dim);
+                      out, samples, tokens, experts, k, dim, error);
 }
 
 int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples,
-                         int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && indices && dx, "mdt_moe_dispatch_bwd: NULL tensor pointer");
     return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,
                       static_cast<size_t>(slot_list_bytes(experts, k)), stream, d_out, nullptr, indices, dx, samples,
-                      tokens, experts, k, dim, 0);
+                      tokens, experts, k, dim, 0, error);
 }
 
 int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out,
-                        int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+                        int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_combine_fwd", samples, tokens, experts, k, dim)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(out && (experts * k == 0 || (h && gates && indices)), "mdt_moe_combine_fwd: NULL tensor pointer");
     return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,
                       static_cast<size_t>(slot_list_bytes(experts, k)), stream, h, gates, indices, out, samples,
-                      tokens, experts, k, dim, 1);
+                      tokens, experts, k, dim, 1, error);
 }
 
 int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,
                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
-                        int64_t experts, int64_t k, int64_t dim) {
+                        int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_combine_bwd", samples, tokens, experts, k, dim)) return s;
     if (experts * samples * k == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && h && gates && indices && d_h && d_gates, "mdt_moe_combine_bwd: NULL tensor pointer");
     return MDT_LAUNCH(combine_backward_kernel, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream,
-                      d_out, h, gates, indices, d_h, d_gates, samples, tokens, experts, k, dim);
+                      d_out, h, gates, indices, d_h, d_gates, samples, tokens, experts, k, dim, error);
 }
 
 }  // extern "C"

@@ -181,6 +181,9 @@ inline unsigned long long atomicAdd(unsigned long long *address, unsigned long l
 }
 inline int atomicSub(int *address, int value) { return __atomic_fetch_sub(address, value, __ATOMIC_SEQ_CST); }
 inline int atomicExch(int *address, int value) { return __atomic_exchange_n(address, value, __ATOMIC_SEQ_CST); }
+inline unsigned atomicOr(unsigned *address, unsigned value) {
+    return __atomic_fetch_or(address, value, __ATOMIC_SEQ_CST);
+}
 template <class T>
 inline T atomic_cas_value(T *address, T compare, T value) {
     __atomic_compare_exchange_n(address, &compare, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);

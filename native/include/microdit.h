@@ -38,6 +38,26 @@ enum {
     MDT_KIND_EMULATOR = 1
 };
 
+/* Checks on values that live on the device (routing indices, token ids, masks) run in the kernels, so the host
+ * never waits to read them: a bad entry is skipped (outputs are then unspecified) and reported in an error record,
+ * device memory of MDT_ERROR_RECORD_INTS int32 that the caller zeroes and reads whenever it waits for the stream
+ * anyway. The first failing check claims the record (atomicCAS of record[0] from 0 to its MDT_CHECK_* code) and
+ * writes record[1] = the bad value, record[2] = its bound, record[3..5] = its position; later failures leave the
+ * record as it is. Ops that check take it as their last argument, int32_t *error_record; NULL skips reporting. */
+enum {
+    MDT_ERROR_RECORD_INTS = 8,
+    MDT_CHECK_MOE_TOPK_BWD = 1,            /* indices[n, e, j] = value outside [0, tokens) */
+    MDT_CHECK_MOE_DISPATCH_FWD = 2,        /* as above */
+    MDT_CHECK_MOE_DISPATCH_BWD = 3,        /* as above */
+    MDT_CHECK_MOE_COMBINE_FWD = 4,         /* as above */
+    MDT_CHECK_MOE_COMBINE_BWD = 5,         /* as above */
+    MDT_CHECK_TOKENS_GATHER_RANGE = 6,     /* ids[n, j] = value outside [0, tokens) */
+    MDT_CHECK_TOKENS_SCATTER_RANGE = 7,    /* as above */
+    MDT_CHECK_TOKENS_SCATTER_DISTINCT = 8, /* ids[n, j] == ids[n, l] = value, j < l the first two positions */
+    MDT_CHECK_LOSS_EDM_FWD_EMPTY = 9,      /* sample n keeps none of its `bound` patches (the mask removes all) */
+    MDT_CHECK_LOSS_EDM_BWD_EMPTY = 10      /* as above */
+};
+
 typedef struct mdt_stream_s *mdt_stream_t;
 typedef struct mdt_event_s *mdt_event_t;
 
@@ -81,6 +101,7 @@ MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float
 MDT_API int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
 MDT_API int mdt_elementwise_scale(mdt_stream_t stream, const float *x, float alpha, float *out, int64_t n);
 MDT_API int mdt_elementwise_axpy(mdt_stream_t stream, float alpha, const float *x, float *y, int64_t n);
+MDT_API int mdt_elementwise_fill(mdt_stream_t stream, float *out, float value, int64_t n);
 MDT_API int mdt_elementwise_modulate_fwd(mdt_stream_t stream, const float *x, const float *shift, const float *scale, float *out, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *scale, float *dx, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_gated_residual_fwd(mdt_stream_t stream, const float *x, const float *gate, const float *f, float *out, int64_t samples, int64_t tokens, int64_t width);
@@ -95,8 +116,10 @@ MDT_API int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const f
 MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
-MDT_API int mdt_tokens_gather_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width);
-MDT_API int mdt_tokens_scatter_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width);
+/* ids [N, kept] in [0, T) (checked into error_record); the scatter's ids of a sample must also be distinct, which
+ * it checks with a bitmap of T bits in shared memory when error_record is given (then T <= 393216). */
+MDT_API int mdt_tokens_gather_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width, int32_t *error_record);
+MDT_API int mdt_tokens_scatter_rows(mdt_stream_t stream, const float *x, const int32_t *ids, float *out, int64_t samples, int64_t tokens, int64_t kept, int64_t width, int32_t *error_record);
 MDT_API int mdt_tokens_mean_fwd(mdt_stream_t stream, const float *x, float *out, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_tokens_mean_bwd(mdt_stream_t stream, const float *d_out, float *dx, int64_t samples, int64_t tokens, int64_t width);
 
@@ -137,18 +160,18 @@ MDT_API int mdt_embed_timestep(mdt_stream_t stream, const float *t, float *out, 
 /* ------------------------------------------------------------------ loss (kernels/loss.cu) */
 /* mask may be NULL (every patch kept). workspace: device doubles, samples + 1 of them; the forward leaves the
  * per-sample losses in [0, samples) and their mean in [samples]. */
-MDT_API int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight, const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
-MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target, const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch);
+MDT_API int mdt_loss_edm_fwd(mdt_stream_t stream, const float *denoised, const float *target, const float *weight, const float *mask, float *per_sample, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch, int32_t *error_record);
+MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *denoised, const float *target, const float *weight, const float *mask, float *d_denoised, double *workspace, int64_t samples, int64_t channels, int64_t height, int64_t width, int64_t patch, int32_t *error_record);
 
 /* ------------------------------------------------------------------ expert-choice MoE (kernels/moe.cu) */
 /* probs [N, T, E]; gates and indices [N, E, k]; routed rows expert-major [E, N·k, D]. Indices must lie in [0, T)
- * (the Java side checks them). Top-k needs T <= 4096. */
+ * (checked on the device into error_record, see above). Top-k needs T <= 4096. */
 MDT_API int mdt_moe_topk_fwd(mdt_stream_t stream, const float *probs, float *gates, int32_t *indices, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
-MDT_API int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
-MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
-MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
-MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
-MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int32_t *error_record);
+MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */
 /* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's

@@ -3,6 +3,7 @@ package io.microdit.backend;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.util.List;
 
 /**
  * The op set: every op MicroDiT needs, forward and backward, on one device. Callers allocate every output
@@ -258,6 +259,18 @@ public interface Backend {
 
     /** Sum of squares of all elements, accumulated in double: for the global gradient norm. */
     double sumOfSquares(Tensor x);
+
+    /**
+     * The sum of {@link #sumOfSquares(Tensor)} over the tensors, added in list order: the squared global gradient
+     * norm in one call, which a GPU backend answers with one wait for the device instead of one per tensor.
+     */
+    default double sumOfSquares(List<Tensor> tensors) {
+        double sum = 0;
+        for (Tensor x : tensors) {
+            sum += sumOfSquares(x);
+        }
+        return sum;
+    }
 
     /**
      * One AdamW step with decoupled weight decay, in place on param, m and v. The gradient is multiplied by

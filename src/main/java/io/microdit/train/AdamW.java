@@ -5,7 +5,9 @@ import io.microdit.backend.Backend;
 import io.microdit.nn.ParameterStore;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -52,13 +54,13 @@ public final class AdamW implements AutoCloseable {
 
     /** The global L2 norm of all gradients (parameters without a gradient count as zero). */
     public double gradientNorm() {
-        double sum = 0;
+        List<Tensor> gradients = new ArrayList<>();
         for (Parameter p : parameters.all()) {
             if (p.grad() != null) {
-                sum += backend.sumOfSquares(p.grad());
+                gradients.add(p.grad());
             }
         }
-        return Math.sqrt(sum);
+        return Math.sqrt(backend.sumOfSquares(gradients));
     }
 
     /**

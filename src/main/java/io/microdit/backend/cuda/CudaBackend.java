@@ -11,7 +11,7 @@ import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.Arrays;
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -19,10 +19,23 @@ import java.util.Set;
  * the C ABI (microdit.h) on the backend's stream, after the same argument checks as the CPU backend. Tensors
  * must live in device scopes made by {@link #scope}; {@link #upload} and {@link #download} move data between
  * host and device.
+ *
+ * <p>The host waits for the stream only where it needs a value (read, download, the loss, the sum of squares), for
+ * a host→device copy from host memory that may be freed right after, and in {@link #synchronize()}. So arguments
+ * that live on the device (MoE routing indices, token ids, the loss mask) are checked by the kernels: a bad one is
+ * recorded in a device error record (microdit.h) and thrown, as the CPU backend throws it, at the next wait.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
-    /** Doubles of the sum-of-squares scratch: the kernel's partials, then the result. */
+    /** Doubles of the sum-of-squares kernel's partials. */
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
+    /** Bytes of the device error record (microdit.h: MDT_ERROR_RECORD_INTS int32). */
+    private static final long ERROR_RECORD_BYTES = 32;
+    /** Doubles the readback buffer first holds after the error record; it grows on demand. */
+    private static final int READBACK_VALUES = 256;
+    /** The op that reports each MDT_CHECK_* code of microdit.h, indexed by the code. */
+    private static final String[] CHECKED_OPS = {null, "expertChoiceTopKBackward", "moeDispatch",
+            "moeDispatchBackward", "moeCombine", "moeCombineBackward", "gatherRows", "scatterRows", "scatterRows",
+            "edmLoss", "edmLossBackward"};
     /** Largest head dimension of the attention kernels (kernels/attention.cu). */
     private static final int MAX_HEAD_DIM = 128;
     /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
@@ -40,8 +53,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final MemorySegment stream;
     private final DeviceMemory memory;
     private final MemoryScope scratchScope;
-    private final Tensor sumOfSquaresScratch;
+    private final Tensor sumOfSquaresPartials;
+    /** The device error record, then doubles the host reads back together with it. */
+    private MemoryScope readbackScope;
+    private Tensor readback;
+    /** Whether an op since the last wait may have written the error record. */
+    private boolean checksPending;
     private final String deviceName;
+    /** Host waits for the stream so far (tests count them: each drains the GPU's pipeline). */
+    private long synchronizations;
     private boolean closed;
 
     /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
@@ -59,7 +79,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
         this.deviceName = CudaRuntime.deviceName(0);
         this.memory = new DeviceMemory(stream, opaque);
         this.scratchScope = scope("cuda-backend-scratch");
-        this.sumOfSquaresScratch = scratchScope.zeros(DType.I32, 2 * (SUM_OF_SQUARES_PARTIALS + 1));
+        this.sumOfSquaresPartials = scratchScope.zeros(DType.I32, 2 * SUM_OF_SQUARES_PARTIALS);
+        this.readbackScope = scope("cuda-backend-readback");
+        this.readback = readbackScope.zeros(DType.I32, (int) (ERROR_RECORD_BYTES / 4) + 2 * READBACK_VALUES);
     }
 
     /**
@@ -151,16 +173,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
         } else if (fromDevice && toDevice) {
             CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(target.segment(), source.segment(), bytes, stream),
                     "mdt_memcpy_dtod");
+        } else if (toDevice) {
+            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(target.segment(), source.segment(), bytes, stream),
+                    "mdt_memcpy_htod");
+            waitForStream(); // the caller may free or reuse the host source as soon as this returns
         } else {
-            CudaRuntime.check(toDevice
-                    ? MicroditNative.mdt_memcpy_htod(target.segment(), source.segment(), bytes, stream)
-                    : MicroditNative.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
-                    toDevice ? "mdt_memcpy_htod" : "mdt_memcpy_dtoh");
-            synchronize();
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
+                    "mdt_memcpy_dtoh");
+            waitAndCheck(); // the caller reads the host target next
         }
     }
 
-    /** Zero is a memset on the stream; other values are written from a host tensor (fills are small here). */
+    /** Zero is a memset and F32 a kernel, on the stream; other fills are written from a host tensor (rare). */
     @Override
     public void fill(Tensor target, float value) {
         String op = "fill";
@@ -170,6 +194,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         } else if (value == 0f) {
             CudaRuntime.check(MicroditNative.mdt_memset(target.segment(), 0, target.byteSize(), stream),
                     "mdt_memset");
+        } else if (target.dtype() == DType.F32) {
+            check(MicroditNative.mdt_elementwise_fill(stream, target.segment(), value, target.numel()), op);
         } else {
             try (MemoryScope host = new MemoryScope(op + "-host")) {
                 copy(Tensor.zeros(host, target.dtype(), target.shape()).fill(value), target);
@@ -200,10 +226,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
     }
 
-    /** Waits until every op issued so far has finished. */
+    /**
+     * Waits until every op issued so far has finished; throws for a device-side argument check (see the class
+     * comment) that failed since the last wait.
+     */
     @Override
     public void synchronize() {
-        CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
+        waitAndCheck(); // asked for
+    }
+
+    /** Host waits for the stream so far. */
+    long synchronizations() {
+        return synchronizations;
     }
 
     @Override
@@ -212,10 +246,101 @@ public final class CudaBackend implements Backend, AutoCloseable {
             return;
         }
         closed = true;
-        synchronize();
+        IllegalArgumentException failed = null;
+        try {
+            waitAndCheck(); // the last ops finish before their memory is freed, and report a failed check
+        } catch (IllegalArgumentException error) {
+            failed = error;
+        }
+        readbackScope.close();
         scratchScope.close();
         memory.close();
         CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    // ---------------------------------------------------------------- waiting for the stream
+
+    /** The only place the host waits for the stream (tests count the waits). */
+    private void waitForStream() {
+        synchronizations++;
+        CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
+    }
+
+    /** Waits, and reads the error record back with the wait when an op since the last one may have written it. */
+    private void waitAndCheck() {
+        if (!checksPending) {
+            waitForStream();
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            readBack(arena, 0);
+        }
+    }
+
+    /**
+     * Copies the error record and the first {@code values} doubles after it to the host in one copy, waits, and
+     * throws for a device check that failed since the last wait; returns the host copy (the values at byte
+     * {@link #ERROR_RECORD_BYTES}).
+     */
+    private MemorySegment readBack(Arena arena, long values) {
+        MemorySegment host = arena.allocate(ERROR_RECORD_BYTES + 8 * values, 8);
+        CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, readback.segment(), host.byteSize(), stream),
+                "mdt_memcpy_dtoh");
+        waitForStream(); // the host reads the copy next
+        checksPending = false;
+        int code = host.get(ValueLayout.JAVA_INT, 0);
+        if (code != 0) {
+            CudaRuntime.check(MicroditNative.mdt_memset(readback.segment(), 0, ERROR_RECORD_BYTES, stream),
+                    "mdt_memset");
+            int[] r = new int[6];
+            for (int i = 0; i < r.length; i++) {
+                r[i] = host.getAtIndex(ValueLayout.JAVA_INT, i);
+            }
+            throw new IllegalArgumentException(checkFailure(r[0], r[1], r[2], r[3], r[4], r[5]));
+        }
+        return host;
+    }
+
+    /** The CPU backend's message for a failed device check: code, bad value, its bound and its position. */
+    private static String checkFailure(int code, int value, int bound, int i, int j, int l) {
+        String op = code < CHECKED_OPS.length ? CHECKED_OPS[code] : "device check " + code;
+        if (code <= 5) {
+            return op + ": indices[" + i + ", " + j + ", " + l + "] = " + value + " is not a token index in [0, "
+                    + bound + ")";
+        } else if (code <= 7) {
+            return op + ": ids[" + i + ", " + j + "] = " + value + " is out of range [0, " + bound + ")";
+        } else if (code == 8) {
+            return op + ": ids of sample " + i + " are not distinct: " + value + " appears at positions " + j
+                    + " and " + l;
+        } else if (code <= 10) {
+            return op + ": sample " + i + " keeps no patch (mask removes all " + bound
+                    + "), so its loss is undefined";
+        }
+        return op + " failed (value " + value + ", bound " + bound + ", at " + i + ", " + j + ", " + l + ")";
+    }
+
+    /** The error record, for an op that checks device-resident arguments as it runs. */
+    private MemorySegment errorRecord() {
+        checksPending = true;
+        return readback.segment().asSlice(0, ERROR_RECORD_BYTES);
+    }
+
+    /** Device doubles after the error record, at least {@code values} of them (the buffer grows, keeping the record). */
+    private MemorySegment readbackValues(long values) {
+        long bytes = ERROR_RECORD_BYTES + 8 * values;
+        if (readback.byteSize() < bytes) {
+            MemoryScope grown = scope("cuda-backend-readback");
+            Tensor larger = grown.zeros(DType.I32, (int) (bytes / 4 * 2));
+            CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(larger.segment(), readback.segment(), ERROR_RECORD_BYTES,
+                    stream), "mdt_memcpy_dtod");
+            readbackScope.close(); // the old block is reused only by later work on this stream, after the copy
+            readbackScope = grown;
+            readback = larger;
+        }
+        return readback.segment().asSlice(ERROR_RECORD_BYTES, 8 * values);
     }
 
     // ---------------------------------------------------------------- matmul
@@ -378,9 +503,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "gatherRows";
         int[] s = Checks.gatherRows(x, ids, out);
         int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        checkIds(op, ids, samples, kept, tokens, false);
         check(MicroditNative.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
-                pointer(op, "out", out), samples, tokens, kept, width), op);
+                pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
     }
 
     @Override
@@ -388,37 +512,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "scatterRows";
         int[] s = Checks.scatterRows(x, ids, out);
         int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        checkIds(op, ids, samples, kept, tokens, true);
         check(MicroditNative.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
-                pointer(op, "out", out), samples, tokens, kept, width), op);
-    }
-
-    /**
-     * Ids live on the device; they are copied back and checked as the CPU backend checks them (range, and
-     * distinct per sample for the scatter), so a bad id fails the same way on both backends.
-     */
-    private void checkIds(String op, Tensor ids, int samples, int kept, int tokens, boolean distinct) {
-        pointer(op, "ids", ids);
-        int[] index;
-        try (MemoryScope host = new MemoryScope(op + "-ids")) {
-            index = download(ids, host).toIntArray();
-        }
-        int[] seen = distinct ? new int[tokens] : null;
-        for (int sample = 0; sample < samples; sample++) {
-            if (distinct) {
-                Arrays.fill(seen, -1);
-            }
-            for (int j = 0; j < kept; j++) {
-                int id = index[sample * kept + j];
-                Checks.argument(id >= 0 && id < tokens, op, "ids[" + sample + ", " + j + "] = " + id
-                        + " is outside [0, " + tokens + ")");
-                if (distinct) {
-                    Checks.argument(seen[id] < 0, op, "ids of sample " + sample + " are not distinct: " + id
-                            + " appears at positions " + seen[id] + " and " + j);
-                    seen[id] = j;
-                }
-            }
-        }
+                pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
     }
 
     @Override
@@ -445,18 +540,35 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     @Override
     public double sumOfSquares(Tensor x) {
+        return sumOfSquares(List.of(x));
+    }
+
+    /**
+     * Each tensor's sum goes to its own device slot (the partials scratch is reused in stream order), then one copy
+     * brings all of them back with one wait; the host adds them in list order, so the result is deterministic.
+     */
+    @Override
+    public double sumOfSquares(List<Tensor> tensors) {
         String op = "sumOfSquares";
-        Checks.dtype(op, "x", x, DType.F32);
-        MemorySegment scratch = sumOfSquaresScratch.segment();
-        MemorySegment result = scratch.asSlice(SUM_OF_SQUARES_PARTIALS * 8L, 8);
-        check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(), scratch,
-                SUM_OF_SQUARES_PARTIALS, result), op);
-        flops.add(op, 2 * x.numel());
+        Checks.argument(tensors != null, op, "tensors is null");
+        for (Tensor x : tensors) {
+            Checks.dtype(op, "x", x, DType.F32);
+            pointer(op, "x", x);
+        }
+        MemorySegment results = readbackValues(tensors.size());
+        for (int i = 0; i < tensors.size(); i++) {
+            Tensor x = tensors.get(i);
+            check(MicroditNative.mdt_optim_sum_of_squares(stream, x.segment(), x.numel(),
+                    sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, results.asSlice(8L * i, 8)), op);
+            flops.add(op, 2 * x.numel());
+        }
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(ValueLayout.JAVA_DOUBLE);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, result, 8, stream), "mdt_memcpy_dtoh");
-            synchronize();
-            return host.get(ValueLayout.JAVA_DOUBLE, 0);
+            MemorySegment host = readBack(arena, tensors.size()); // the caller needs the value now
+            double sum = 0;
+            for (int i = 0; i < tensors.size(); i++) {
+                sum += host.get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES + 8L * i);
+            }
+            return sum;
         }
     }
 
@@ -687,9 +799,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
         Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
-        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
-                pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k()), op);
+                pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k(), errorRecord()), op);
         flops.add(op, (long) r.samples() * r.experts() * r.k());
     }
 
@@ -697,9 +808,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
         Checks.Routing r = Checks.moeDispatch(x, indices, out);
-        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
-                pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+                pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 0);
     }
 
@@ -707,10 +817,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
         Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
-        checkIndexRange(op, indices, r.tokens());
         checkSlotList(op, r.experts(), r.k());
         check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
-                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
     }
 
@@ -718,11 +827,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
-        checkIndexRange(op, indices, r.tokens());
         checkSlotList(op, r.experts(), r.k());
         check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
                 pointer(op, "indices", indices), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
-                r.dim()), op);
+                r.dim(), errorRecord()), op);
         flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
@@ -730,10 +838,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
-        checkIndexRange(op, indices, r.tokens());
         check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
                 pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
-                pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+                pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
@@ -741,27 +848,6 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private static void checkSlotList(String op, int experts, int k) {
         Checks.argument((long) experts * k <= MAX_SLOTS_PER_SAMPLE, op, experts + " experts × " + k
                 + " tokens exceed the " + MAX_SLOTS_PER_SAMPLE + " routing slots per sample the CUDA kernel holds");
-    }
-
-    /**
-     * Indices live on the device; they are copied back and range-checked as the CPU backend checks them, before
-     * any output is written, so a bad index fails the same way on both backends.
-     */
-    private void checkIndexRange(String op, Tensor indices, int tokens) {
-        pointer(op, "indices", indices);
-        int experts = indices.dim(1), k = indices.dim(2);
-        int[] index;
-        try (MemoryScope host = new MemoryScope(op + "-indices")) {
-            index = download(indices, host).toIntArray();
-        }
-        for (int i = 0; i < index.length; i++) {
-            int t = index[i];
-            if (t < 0 || t >= tokens) {
-                long n = i / ((long) experts * k), e = i / k % experts, j = i % k;
-                throw new IllegalArgumentException(op + ": indices[" + n + ", " + e + ", " + j + "] = " + t
-                        + " is not a token index in [0, " + tokens + ")");
-            }
-        }
     }
 
     // ---------------------------------------------------------------- patches and embeddings
@@ -823,19 +909,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
         String op = "edmLoss";
         int[] dims = Checks.edmLoss(denoised, target, weight, mask, patch, perSample);
-        checkKeptPatches(op, mask, dims, patch);
-        try (MemoryScope workspace = scope(op + "-workspace"); Arena arena = Arena.ofConfined()) {
-            Tensor losses = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
-            check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised),
-                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
-                    pointer(op, "perSample", perSample), losses.segment(), dims[0], dims[1], dims[2], dims[3], patch),
-                    op);
-            flops.add(op, 3L * denoised.numel());
-            MemorySegment host = arena.allocate(ValueLayout.JAVA_DOUBLE);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, losses.segment().asSlice(dims[0] * 8L, 8), 8,
-                    stream), "mdt_memcpy_dtoh");
-            synchronize();
-            return (float) host.get(ValueLayout.JAVA_DOUBLE, 0);
+        // The per-sample losses and their mean land after the error record, so one copy brings back both.
+        MemorySegment losses = readbackValues(dims[0] + 1L);
+        check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised), pointer(op, "target", target),
+                pointer(op, "weight", weight), optionalPointer(op, "mask", mask), pointer(op, "perSample", perSample),
+                losses, dims[0], dims[1], dims[2], dims[3], patch, errorRecord()), op);
+        flops.add(op, 3L * denoised.numel());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = readBack(arena, dims[0] + 1L); // the caller needs the loss now
+            return (float) host.get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES + 8L * dims[0]);
         }
     }
 
@@ -844,24 +926,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
                                 Tensor dDenoised) {
         String op = "edmLossBackward";
         int[] dims = Checks.edmLossBackward(denoised, target, weight, mask, patch, dDenoised);
-        checkKeptPatches(op, mask, dims, patch);
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
             check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
                     pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
                     pointer(op, "dDenoised", dDenoised), keepSums.segment(), dims[0], dims[1], dims[2], dims[3],
-                    patch), op);
+                    patch, errorRecord()), op);
         }
         flops.add(op, 3L * denoised.numel());
-    }
-
-    /** The mask is copied back to the host to refuse, as the CPU does, a sample that keeps no patch (0/0). */
-    private void checkKeptPatches(String op, Tensor mask, int[] dims, int patch) {
-        if (mask != null) {
-            try (MemoryScope host = new MemoryScope(op + "-mask")) {
-                Checks.keptPatches(op, download(mask, host), dims[0], (dims[2] / patch) * (dims[3] / patch));
-            }
-        }
     }
 
     // ---------------------------------------------------------------- plumbing

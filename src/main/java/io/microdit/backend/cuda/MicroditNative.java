@@ -40,6 +40,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
     private static final MethodHandle MDT_ELEMENTWISE_AXPY = handle("mdt_elementwise_axpy");
+    private static final MethodHandle MDT_ELEMENTWISE_FILL = handle("mdt_elementwise_fill");
     private static final MethodHandle MDT_ELEMENTWISE_MODULATE_FWD = handle("mdt_elementwise_modulate_fwd");
     private static final MethodHandle MDT_ELEMENTWISE_MODULATE_BWD = handle("mdt_elementwise_modulate_bwd");
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_FWD = handle("mdt_elementwise_gated_residual_fwd");
@@ -331,6 +332,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_elementwise_fill(MemorySegment stream, MemorySegment out, float value, long n) {
+        try {
+            return (int) MDT_ELEMENTWISE_FILL.invokeExact(stream, out, value, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_fill threw", error);
+        }
+    }
+
     public static int mdt_elementwise_modulate_fwd(MemorySegment stream, MemorySegment x, MemorySegment shift, MemorySegment scale, MemorySegment out, long samples, long tokens, long width) {
         try {
             return (int) MDT_ELEMENTWISE_MODULATE_FWD.invokeExact(stream, x, shift, scale, out, samples, tokens, width);
@@ -411,17 +420,17 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_tokens_gather_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width) {
+    public static int mdt_tokens_gather_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width, MemorySegment errorRecord) {
         try {
-            return (int) MDT_TOKENS_GATHER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width);
+            return (int) MDT_TOKENS_GATHER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_tokens_gather_rows threw", error);
         }
     }
 
-    public static int mdt_tokens_scatter_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width) {
+    public static int mdt_tokens_scatter_rows(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment out, long samples, long tokens, long kept, long width, MemorySegment errorRecord) {
         try {
-            return (int) MDT_TOKENS_SCATTER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width);
+            return (int) MDT_TOKENS_SCATTER_ROWS.invokeExact(stream, x, ids, out, samples, tokens, kept, width, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_tokens_scatter_rows threw", error);
         }
@@ -619,17 +628,17 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_loss_edm_fwd(MemorySegment stream, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment perSample, MemorySegment workspace, long samples, long channels, long height, long width, long patch) {
+    public static int mdt_loss_edm_fwd(MemorySegment stream, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment perSample, MemorySegment workspace, long samples, long channels, long height, long width, long patch, MemorySegment errorRecord) {
         try {
-            return (int) MDT_LOSS_EDM_FWD.invokeExact(stream, denoised, target, weight, mask, perSample, workspace, samples, channels, height, width, patch);
+            return (int) MDT_LOSS_EDM_FWD.invokeExact(stream, denoised, target, weight, mask, perSample, workspace, samples, channels, height, width, patch, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_loss_edm_fwd threw", error);
         }
     }
 
-    public static int mdt_loss_edm_bwd(MemorySegment stream, float dLoss, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment dDenoised, MemorySegment workspace, long samples, long channels, long height, long width, long patch) {
+    public static int mdt_loss_edm_bwd(MemorySegment stream, float dLoss, MemorySegment denoised, MemorySegment target, MemorySegment weight, MemorySegment mask, MemorySegment dDenoised, MemorySegment workspace, long samples, long channels, long height, long width, long patch, MemorySegment errorRecord) {
         try {
-            return (int) MDT_LOSS_EDM_BWD.invokeExact(stream, dLoss, denoised, target, weight, mask, dDenoised, workspace, samples, channels, height, width, patch);
+            return (int) MDT_LOSS_EDM_BWD.invokeExact(stream, dLoss, denoised, target, weight, mask, dDenoised, workspace, samples, channels, height, width, patch, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_loss_edm_bwd threw", error);
         }
@@ -643,41 +652,41 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_moe_topk_bwd(MemorySegment stream, MemorySegment dGates, MemorySegment indices, MemorySegment dProbs, long samples, long tokens, long experts, long k) {
+    public static int mdt_moe_topk_bwd(MemorySegment stream, MemorySegment dGates, MemorySegment indices, MemorySegment dProbs, long samples, long tokens, long experts, long k, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_TOPK_BWD.invokeExact(stream, dGates, indices, dProbs, samples, tokens, experts, k);
+            return (int) MDT_MOE_TOPK_BWD.invokeExact(stream, dGates, indices, dProbs, samples, tokens, experts, k, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_topk_bwd threw", error);
         }
     }
 
-    public static int mdt_moe_dispatch_fwd(MemorySegment stream, MemorySegment x, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+    public static int mdt_moe_dispatch_fwd(MemorySegment stream, MemorySegment x, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_DISPATCH_FWD.invokeExact(stream, x, indices, out, samples, tokens, experts, k, dim);
+            return (int) MDT_MOE_DISPATCH_FWD.invokeExact(stream, x, indices, out, samples, tokens, experts, k, dim, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_dispatch_fwd threw", error);
         }
     }
 
-    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment indices, MemorySegment dx, long samples, long tokens, long experts, long k, long dim) {
+    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment indices, MemorySegment dx, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, indices, dx, samples, tokens, experts, k, dim);
+            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, indices, dx, samples, tokens, experts, k, dim, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_dispatch_bwd threw", error);
         }
     }
 
-    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, indices, out, samples, tokens, experts, k, dim);
+            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, indices, out, samples, tokens, experts, k, dim, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_fwd threw", error);
         }
     }
 
-    public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim) {
+    public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim);
+            return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_bwd threw", error);
         }
