@@ -13,8 +13,8 @@
 #      peak (H100/H200 989.4, A100 312 TFLOP/s), peak memory, and microdit's img/s over each PyTorch row.
 # Output also goes to $OUT/compare-train.log (or target/gpu-compare/), the table to compare-train.txt there.
 # A dry run of the plumbing without a GPU (the emulator and PyTorch on the CPU, a small config; minutes):
-#   MICRODIT_DEVICE=emu TORCH_DEVICE=cpu CONFIG=bench/torch/configs/tiny-reduced.json CAPTION_LENGTH=7 \
-#     BATCHES=2 STEPS=1 WARMUP=0 bash bench/gpu/compare-train.sh
+#   PYTHON=/usr/bin/python3 MICRODIT_DEVICE=emu TORCH_DEVICE=cpu CONFIG=bench/torch/configs/dry-run.json \
+#     CAPTION_LENGTH=7 BATCHES="3 2" STEPS=1 WARMUP=0 bash bench/gpu/compare-train.sh
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -11,7 +11,7 @@ src/main/scripts/mvn25 -q dependency:copy-dependencies -DincludeScope=test -Dout
 jdk="${JDK25:-$(ls -d /usr/lib/jvm/*25* 2>/dev/null | head -1)}"
 if [ ! -f .device/jre.tgz ]; then
   jre=$(mktemp -d)
-  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.incubator.vector,jdk.unsupported,java.desktop \
+  "$jdk/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.incubator.vector,jdk.unsupported,java.desktop \
     --strip-debug --no-man-pages --no-header-files --compress=zip-9 --output "$jre/jre" 2>&1 | grep -v incubator || true
   tar czf .device/jre.tgz -C "$jre/jre" . && rm -rf "$jre"
 fi

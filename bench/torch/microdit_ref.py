@@ -747,6 +747,8 @@ def bench_main(argv=None):
     parser.add_argument("--autocast", choices=["bf16"], default=None)
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
+    if args.compile and not hasattr(torch, "compile"):
+        parser.error(f"--compile needs torch 2.0 or later (this is torch {torch.__version__})")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, batch, reference = load_bench(args.dir)
