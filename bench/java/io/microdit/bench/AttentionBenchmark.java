@@ -1,7 +1,5 @@
 package io.microdit.bench;
 
-import io.microdit.backend.cpu.CpuBackend;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -39,8 +37,14 @@ public class AttentionBenchmark {
     @Param({"self-n8-t256-h8-d32", "self-n8-t256-h16-d32", "self-n1-t1024-h16-d64", "cross-n8-t256-k77-h16-d32"})
     public String shape;
 
-    private CpuBackend backend;
-    private MemoryScope scope;
+    @Param({"cpu"})
+    public String backend;
+
+    /** q, k and v as f32, or bf16 (the tensor-core kernels on the CUDA backend; the CPU backend upcasts). */
+    @Param({"f32"})
+    public String dtype;
+
+    private BenchBackend bench;
     private int heads;
     private Tensor q, k, v, out, lse, dOut, dq, dk, dv;
 
@@ -50,18 +54,17 @@ public class AttentionBenchmark {
         int keys = shape.startsWith("cross") ? parse("k") : queries;
         int width = heads * headDim;
         this.heads = heads;
-        backend = new CpuBackend();
-        scope = new MemoryScope("attention-benchmark");
+        bench = BenchBackend.open(backend, 0, "attention-benchmark");
         Random random = new Random(1);
-        q = random(random, batch, queries, width);
-        k = random(random, batch, keys, width);
-        v = random(random, batch, keys, width);
-        dOut = random(random, batch, queries, width);
-        out = scope.zeros(batch, queries, width);
-        lse = scope.zeros(batch, heads, queries);
-        dq = scope.zeros(batch, queries, width);
-        dk = scope.zeros(batch, keys, width);
-        dv = scope.zeros(batch, keys, width);
+        q = bench.as(dtype, bench.uniform(random, batch, queries, width));
+        k = bench.as(dtype, bench.uniform(random, batch, keys, width));
+        v = bench.as(dtype, bench.uniform(random, batch, keys, width));
+        dOut = bench.uniform(random, batch, queries, width);
+        out = bench.zeros(batch, queries, width);
+        lse = bench.zeros(batch, heads, queries);
+        dq = bench.zeros(batch, queries, width);
+        dk = bench.zeros(batch, keys, width);
+        dv = bench.zeros(batch, keys, width);
     }
 
     /** The number after "-prefix" in the shape name. */
@@ -75,34 +78,23 @@ public class AttentionBenchmark {
         throw new IllegalArgumentException("shape " + shape + " has no " + prefix + " part");
     }
 
-    private Tensor random(Random random, int... shape) {
-        int count = 1;
-        for (int d : shape) {
-            count *= d;
-        }
-        float[] values = new float[count];
-        for (int i = 0; i < count; i++) {
-            values[i] = random.nextFloat() * 2f - 1f;
-        }
-        return Tensor.of(scope, values, shape);
-    }
-
     @TearDown(Level.Trial)
-    public void tearDown() {
-        scope.close();
-        backend.close();
+    public void tearDown() throws Exception {
+        bench.close();
     }
 
     @Benchmark
     public Tensor forward() {
-        backend.attention(q, k, v, heads, out, lse);
+        bench.backend.attention(q, k, v, heads, out, lse);
+        bench.finish();
         return out;
     }
 
     @Benchmark
     public Tensor forwardBackward() {
-        backend.attention(q, k, v, heads, out, lse);
-        backend.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        bench.backend.attention(q, k, v, heads, out, lse);
+        bench.backend.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        bench.finish();
         return dq;
     }
 }

@@ -1,7 +1,5 @@
 package io.microdit.bench;
 
-import io.microdit.backend.cpu.CpuBackend;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -26,7 +24,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * qkv (N = 3·512), the attention output (512 × 512), the SwiGLU up and down projections (1408 hidden) and a
  * 1024-wide layer. {@code layout} NT is the linear forward (x · Wᵀ), NN its input gradient (dy · W) and TN its
  * weight gradient (dyᵀ · x, accumulated).
- * Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p shape=512x512x512 -p threads=1} to narrow it).
+ * Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p shape=512x512x512 -p threads=1} to narrow it). On a
+ * GPU: {@code -p backend=cuda -p threads=0 -p dtype=bf16} (the tensor-core kernel; {@code f32} the SIMT one).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -45,8 +44,14 @@ public class GemmBenchmark {
     @Param({"NN", "NT"})
     public String layout;
 
-    private CpuBackend backend;
-    private MemoryScope scope;
+    @Param({"cpu"})
+    public String backend;
+
+    /** Operand type: f32, or bf16 (tensor cores on the CUDA backend; the CPU backend upcasts). */
+    @Param({"f32"})
+    public String dtype;
+
+    private BenchBackend bench;
     private Tensor a;
     private Tensor b;
     private Tensor out;
@@ -59,30 +64,21 @@ public class GemmBenchmark {
         int m = Integer.parseInt(sizes[0]), n = Integer.parseInt(sizes[1]), k = Integer.parseInt(sizes[2]);
         transposeA = layout.charAt(0) == 'T';
         transposeB = layout.charAt(1) == 'T';
-        backend = new CpuBackend(threads);
-        scope = new MemoryScope("gemm-benchmark");
+        bench = BenchBackend.open(backend, threads, "gemm-benchmark");
         Random random = new Random(42);
-        a = transposeA ? random(random, k, m) : random(random, m, k);
-        b = transposeB ? random(random, n, k) : random(random, k, n);
-        out = scope.zeros(m, n);
-    }
-
-    private Tensor random(Random random, int rows, int columns) {
-        float[] values = new float[rows * columns];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = random.nextFloat() * 2f - 1f;
-        }
-        return Tensor.of(scope, values, rows, columns);
+        a = bench.as(dtype, transposeA ? bench.uniform(random, k, m) : bench.uniform(random, m, k));
+        b = bench.as(dtype, transposeB ? bench.uniform(random, n, k) : bench.uniform(random, k, n));
+        out = bench.zeros(m, n);
     }
 
     @TearDown(Level.Trial)
-    public void tearDown() {
-        scope.close();
-        backend.close();
+    public void tearDown() throws Exception {
+        bench.close();
     }
 
     @Benchmark
     public void matmul() {
-        backend.matmul(a, transposeA, b, transposeB, null, out, transposeA);
+        bench.backend.matmul(a, transposeA, b, transposeB, null, out, transposeA);
+        bench.finish();
     }
 }

@@ -1,7 +1,5 @@
 package io.microdit.bench;
 
-import io.microdit.backend.cpu.CpuBackend;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -43,53 +41,43 @@ public class LayerNormBenchmark {
     @Param({"512", "1024"})
     public int width;
 
-    private CpuBackend backend;
-    private MemoryScope scope;
+    @Param({"cpu"})
+    public String backend;
+
+    private BenchBackend bench;
     private Tensor x, weight, out, mean, rstd, dOut, dx, dWeight;
 
     @Setup(Level.Trial)
     public void setUp() {
-        backend = new CpuBackend();
-        scope = new MemoryScope("layer-norm-benchmark");
+        bench = BenchBackend.open(backend, 0, "layer-norm-benchmark");
         Random random = new Random(1);
-        x = random(random, ROWS, width);
-        weight = random(random, width);
-        dOut = random(random, ROWS, width);
-        out = scope.zeros(ROWS, width);
-        dx = scope.zeros(ROWS, width);
-        dWeight = scope.zeros(width);
-        mean = scope.zeros(ROWS);
-        rstd = scope.zeros(ROWS);
-        backend.layerNorm(x, weight, EPS, out, mean, rstd);
-    }
-
-    private Tensor random(Random random, int... shape) {
-        int count = 1;
-        for (int d : shape) {
-            count *= d;
-        }
-        float[] values = new float[count];
-        for (int i = 0; i < count; i++) {
-            values[i] = (float) random.nextGaussian();
-        }
-        return Tensor.of(scope, values, shape);
+        x = bench.gaussian(random, ROWS, width);
+        weight = bench.gaussian(random, width);
+        dOut = bench.gaussian(random, ROWS, width);
+        out = bench.zeros(ROWS, width);
+        dx = bench.zeros(ROWS, width);
+        dWeight = bench.zeros(width);
+        mean = bench.zeros(ROWS);
+        rstd = bench.zeros(ROWS);
+        bench.backend.layerNorm(x, weight, EPS, out, mean, rstd);
     }
 
     @TearDown(Level.Trial)
-    public void tearDown() {
-        scope.close();
-        backend.close();
+    public void tearDown() throws Exception {
+        bench.close();
     }
 
     @Benchmark
     public Tensor forward() {
-        backend.layerNorm(x, weight, EPS, out, mean, rstd);
+        bench.backend.layerNorm(x, weight, EPS, out, mean, rstd);
+        bench.finish();
         return out;
     }
 
     @Benchmark
     public Tensor backward() {
-        backend.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        bench.backend.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        bench.finish();
         return dx;
     }
 }

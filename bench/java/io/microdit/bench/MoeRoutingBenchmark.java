@@ -1,9 +1,7 @@
 package io.microdit.bench;
 
 import io.microdit.autograd.MoeFunctions;
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -58,22 +56,22 @@ public class MoeRoutingBenchmark {
         @Param({"64", "256", "1024"})
         public int tokens;
 
-        CpuBackend backend;
-        MemoryScope scope;
+        @Param({"cpu"})
+        public String backend;
+
+        BenchBackend bench;
         int k;
         Tensor probs, gates, indices;
 
         @Setup(Level.Trial)
         public void setUp() {
-            backend = new CpuBackend();
-            scope = new MemoryScope("moe-routing-benchmark");
+            bench = BenchBackend.open(backend, 0, "moe-routing-benchmark");
             k = route(this, new Random(1));
         }
 
         @TearDown(Level.Trial)
-        public void tearDown() {
-            scope.close();
-            backend.close();
+        public void tearDown() throws Exception {
+            bench.close();
         }
     }
 
@@ -86,28 +84,32 @@ public class MoeRoutingBenchmark {
         @Param({"512", "1024"})
         public int dim;
 
+        @Param({"cpu"})
+        public String backend;
+
         final Routing routing = new Routing();
         Tensor x, routed, h, out, dOut, dx, dH, dGates;
 
         @Setup(Level.Trial)
         public void setUp() {
             routing.tokens = tokens;
+            routing.backend = backend;
             routing.setUp();
-            MemoryScope scope = routing.scope;
+            BenchBackend bench = routing.bench;
             int k = routing.k;
             Random random = new Random(2);
-            x = uniform(scope, random, SAMPLES, tokens, dim);
-            routed = scope.zeros(EXPERTS, SAMPLES * k, dim);
-            h = uniform(scope, random, EXPERTS, SAMPLES * k, dim);
-            out = scope.zeros(SAMPLES, tokens, dim);
-            dOut = uniform(scope, random, SAMPLES, tokens, dim);
-            dx = scope.zeros(SAMPLES, tokens, dim);
-            dH = scope.zeros(EXPERTS, SAMPLES * k, dim);
-            dGates = scope.zeros(SAMPLES, EXPERTS, k);
+            x = bench.uniform(random, SAMPLES, tokens, dim);
+            routed = bench.zeros(EXPERTS, SAMPLES * k, dim);
+            h = bench.uniform(random, EXPERTS, SAMPLES * k, dim);
+            out = bench.zeros(SAMPLES, tokens, dim);
+            dOut = bench.uniform(random, SAMPLES, tokens, dim);
+            dx = bench.zeros(SAMPLES, tokens, dim);
+            dH = bench.zeros(EXPERTS, SAMPLES * k, dim);
+            dGates = bench.zeros(SAMPLES, EXPERTS, k);
         }
 
         @TearDown(Level.Trial)
-        public void tearDown() {
+        public void tearDown() throws Exception {
             routing.tearDown();
         }
 
@@ -145,42 +147,39 @@ public class MoeRoutingBenchmark {
 
     @Benchmark
     public void topK(Routing state, Traffic traffic) {
-        state.backend.expertChoiceTopK(state.probs, state.k, state.gates, state.indices);
+        state.bench.backend.expertChoiceTopK(state.probs, state.k, state.gates, state.indices);
+        state.bench.finish();
         long slots = (long) SAMPLES * EXPERTS * state.k;
         traffic.add(slots, state.probs.byteSize() + slots * 8);
     }
 
     @Benchmark
     public void dispatch(Rows state, Traffic traffic) {
-        state.routing.backend.moeDispatch(state.x, state.routing.indices, state.routed);
+        state.routing.bench.backend.moeDispatch(state.x, state.routing.indices, state.routed);
+        state.routing.bench.finish();
         traffic.add(state.routedRows(), 2 * state.routedBytes());
     }
 
     @Benchmark
     public void dispatchBackward(Rows state, Traffic traffic) {
-        state.routing.backend.moeDispatchBackward(state.h, state.routing.indices, state.dx);
+        state.routing.bench.backend.moeDispatchBackward(state.h, state.routing.indices, state.dx);
+        state.routing.bench.finish();
         traffic.add(state.routedRows(), state.routedBytes() + 2 * state.tokenBytes());
     }
 
     @Benchmark
     public void combine(Rows state, Traffic traffic) {
-        state.routing.backend.moeCombine(state.h, state.routing.gates, state.routing.indices, state.out);
+        state.routing.bench.backend.moeCombine(state.h, state.routing.gates, state.routing.indices, state.out);
+        state.routing.bench.finish();
         traffic.add(state.routedRows(), state.routedBytes() + state.tokenBytes());
     }
 
     @Benchmark
     public void combineBackward(Rows state, Traffic traffic) {
         Routing r = state.routing;
-        r.backend.moeCombineBackward(state.dOut, state.h, r.gates, r.indices, state.dH, state.dGates);
+        r.bench.backend.moeCombineBackward(state.dOut, state.h, r.gates, r.indices, state.dH, state.dGates);
+        r.bench.finish();
         traffic.add(state.routedRows(), 3 * state.routedBytes());
-    }
-
-    private static Tensor uniform(MemoryScope scope, Random random, int... shape) {
-        Tensor t = scope.zeros(shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.setFloat(i, random.nextFloat() * 2f - 1f);
-        }
-        return t;
     }
 
     /**
@@ -189,11 +188,12 @@ public class MoeRoutingBenchmark {
      */
     private static int route(Routing state, Random random) {
         int k = MoeFunctions.tokensPerExpert(CAPACITY, state.tokens, EXPERTS);
-        state.probs = state.scope.zeros(SAMPLES, state.tokens, EXPERTS);
-        state.backend.softmax(uniform(state.scope, random, SAMPLES, state.tokens, EXPERTS), state.probs);
-        state.gates = state.scope.zeros(SAMPLES, EXPERTS, k);
-        state.indices = state.scope.zeros(DType.I32, SAMPLES, EXPERTS, k);
-        state.backend.expertChoiceTopK(state.probs, k, state.gates, state.indices);
+        BenchBackend bench = state.bench;
+        state.probs = bench.zeros(SAMPLES, state.tokens, EXPERTS);
+        bench.backend.softmax(bench.uniform(random, SAMPLES, state.tokens, EXPERTS), state.probs);
+        state.gates = bench.zeros(SAMPLES, EXPERTS, k);
+        state.indices = bench.zeros(DType.I32, SAMPLES, EXPERTS, k);
+        bench.backend.expertChoiceTopK(state.probs, k, state.gates, state.indices);
         return k;
     }
 }

@@ -1,8 +1,6 @@
 package io.microdit.bench;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
@@ -47,21 +45,19 @@ public class TokenGatherBenchmark {
     @Param({"384", "1152"})
     public int width;
 
-    private CpuBackend backend;
-    private MemoryScope scope;
+    @Param({"cpu"})
+    public String backend;
+
+    private BenchBackend bench;
     private Tensor x, ids, kept, scattered, copySource, copyTarget;
 
     @Setup(Level.Trial)
     public void setUp() {
-        backend = new CpuBackend();
-        scope = new MemoryScope("token-gather-benchmark");
+        bench = BenchBackend.open(backend, 0, "token-gather-benchmark");
         Random random = new Random(1);
-        float[] values = new float[SAMPLES * TOKENS * width];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = (float) random.nextGaussian();
-        }
-        x = Tensor.of(scope, values, SAMPLES, TOKENS, width);
-        ids = scope.zeros(DType.I32, SAMPLES, KEPT);
+        x = bench.gaussian(random, SAMPLES, TOKENS, width);
+        ids = bench.zeros(DType.I32, SAMPLES, KEPT);
+        int[] keep = new int[SAMPLES * KEPT];
         for (int n = 0; n < SAMPLES; n++) {
             int[] order = new int[TOKENS];
             for (int t = 0; t < TOKENS; t++) {
@@ -74,38 +70,43 @@ public class TokenGatherBenchmark {
                 order[j] = swap;
             }
             java.util.Arrays.sort(order, 0, KEPT);
-            for (int j = 0; j < KEPT; j++) {
-                ids.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, (long) n * KEPT + j, order[j]);
-            }
+            System.arraycopy(order, 0, keep, n * KEPT, KEPT);
         }
-        kept = scope.zeros(SAMPLES, KEPT, width);
-        scattered = scope.zeros(SAMPLES, TOKENS, width);
-        copySource = scope.zeros(SAMPLES, KEPT, width);
-        copyTarget = scope.zeros(SAMPLES, KEPT, width);
-        backend.gatherRows(x, ids, kept);
+        bench.backend.write(ids, keep);
+        kept = bench.zeros(SAMPLES, KEPT, width);
+        scattered = bench.zeros(SAMPLES, TOKENS, width);
+        copySource = bench.zeros(SAMPLES, KEPT, width);
+        copyTarget = bench.zeros(SAMPLES, KEPT, width);
+        bench.backend.gatherRows(x, ids, kept);
     }
 
     @TearDown(Level.Trial)
-    public void tearDown() {
-        scope.close();
-        backend.close();
+    public void tearDown() throws Exception {
+        bench.close();
     }
 
     @Benchmark
     public Tensor gather() {
-        backend.gatherRows(x, ids, kept);
+        bench.backend.gatherRows(x, ids, kept);
+        bench.finish();
         return kept;
     }
 
     @Benchmark
     public Tensor scatter() {
-        backend.scatterRows(kept, ids, scattered);
+        bench.backend.scatterRows(kept, ids, scattered);
+        bench.finish();
         return scattered;
     }
 
     @Benchmark
     public Tensor copy() {
-        MemorySegment.copy(copySource.segment(), 0, copyTarget.segment(), 0, copySource.segment().byteSize());
+        if (bench.scope.hostAccessible()) {
+            MemorySegment.copy(copySource.segment(), 0, copyTarget.segment(), 0, copySource.segment().byteSize());
+        } else {
+            bench.backend.copy(copySource, copyTarget); // device to device
+        }
+        bench.finish();
         return copyTarget;
     }
 }
