@@ -16,8 +16,9 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The CPU backend's fused attention at MicroDiT shapes, on all processors. FLOPs per call (the FlashAttention
- * convention): forward F = 4·N·H·Tq·Tk·Dh, forward + backward 3.5·F; GFLOP/s = FLOPs × ops/s / 1e9.
+ * A backend's fused attention at MicroDiT shapes (the CPU backend on all processors, or -p backend=cuda). FLOPs per
+ * call (the FlashAttention convention): forward F = 4·N·H·Tq·Tk·Dh, forward + backward 3.5·F; GFLOP/s = FLOPs ×
+ * ops/s / 1e9.
  *
  * <pre>
  * shape                    N   Tq    Tk   H   Dh   F (MFLOP)

@@ -18,14 +18,14 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Throughput of the CPU backend's matmul, {@code out[M, N] = a · op(b)}. JMH reports calls per second; each
- * call does 2·M·N·K FLOPs, so GFLOP/s = ops/s × 2·M·N·K / 1e9 (e.g. 512x512x512 at 1000 ops/s is 268 GFLOP/s).
- * Shapes are MxNxK: squares, and MicroDiT's linear layers with M = tokens × batch and K the model width:
- * qkv (N = 3·512), the attention output (512 × 512), the SwiGLU up and down projections (1408 hidden) and a
- * 1024-wide layer. {@code layout} NT is the linear forward (x · Wᵀ), NN its input gradient (dy · W) and TN its
- * weight gradient (dyᵀ · x, accumulated).
- * Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p shape=512x512x512 -p threads=1} to narrow it). On a
- * GPU: {@code -p backend=cuda -p threads=0 -p dtype=bf16} (the tensor-core kernel; {@code f32} the SIMT one).
+ * Throughput of a backend's matmul (the CPU backend, or -p backend=cuda), {@code out[M, N] = a · op(b)}. JMH
+ * reports calls per second; each call does 2·M·N·K FLOPs, so GFLOP/s = ops/s × 2·M·N·K / 1e9 (e.g. 512x512x512 at
+ * 1000 ops/s is 268 GFLOP/s). Shapes are MxNxK: squares, and MicroDiT's linear layers with M = tokens × batch and K
+ * the model width: qkv (N = 3·512), the attention output (512 × 512), the SwiGLU up and down projections (1408
+ * hidden) and a 1024-wide layer. {@code layout} NT is the linear forward (x · Wᵀ), NN its input gradient (dy · W)
+ * and TN its weight gradient (dyᵀ · x, accumulated). Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p
+ * shape=512x512x512 -p threads=1} to narrow it). On a GPU: {@code -p backend=cuda -p threads=0 -p dtype=bf16} (the
+ * tensor-core kernel; {@code f32} the SIMT one).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)

@@ -16,8 +16,9 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The CPU backend's LayerNorm (with weight, eps 1e-6) on a MicroDiT activation: rows = 16 samples × 256 tokens,
- * width D = 512 or 1024, on all processors. LayerNorm is memory-bound, so the figure of merit is bandwidth:
+ * A backend's LayerNorm (CPU, or -p backend=cuda; with weight, eps 1e-6) on a MicroDiT activation: rows = 16
+ * samples × 256 tokens, width D = 512 or 1024, on all processors. LayerNorm is memory-bound, so the figure of merit
+ * is bandwidth:
  *
  * <pre>
  * forward  bytes/call = 4·(R·D read x + R·D write out + D read weight + 2·R write mean, rstd)

@@ -21,9 +21,9 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The CPU backend's expert-choice MoE routing at MicroDiT shapes: batch 16, 8 experts, capacity 2, so each
- * expert takes k = T/4 tokens per sample; T = 64 (256 px masked), 256 (256 px unmasked, 512 px masked) and
- * 1024 (512 px unmasked); D = 512 (Tiny) and 1024 (XL).
+ * A backend's expert-choice MoE routing (CPU, or -p backend=cuda) at MicroDiT shapes: batch 16, 8 experts, capacity
+ * 2, so each expert takes k = T/4 tokens per sample; T = 64 (256 px masked), 256 (256 px unmasked, 512 px masked)
+ * and 1024 (512 px unmasked); D = 512 (Tiny) and 1024 (XL).
  *
  * <p>Besides calls per second, each benchmark reports two rates through {@link Traffic}: {@code routedRows}, the
  * routing slots (token copies sent to or returned from an expert, N·E·k per call) per second, and

@@ -18,10 +18,10 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The deferred mask's token movement on the CPU backend: after the patch-mixer, each of 16 samples keeps 64 of its
- * 256 tokens (75% masking; random distinct ids per sample) — {@code gather} copies the kept rows out, {@code
- * scatter} puts them back among zero mask tokens for the final layer. Memory-bound, so the figure of merit is
- * bandwidth, next to {@code copy}: one contiguous copy of the gathered bytes on one thread ({@code
+ * The deferred mask's token movement on a backend (CPU, or -p backend=cuda): after the patch-mixer, each of 16
+ * samples keeps 64 of its 256 tokens (75% masking; random distinct ids per sample) — {@code gather} copies the kept
+ * rows out, {@code scatter} puts them back among zero mask tokens for the final layer. Memory-bound, so the figure
+ * of merit is bandwidth, next to {@code copy}: one contiguous copy of the gathered bytes on one thread ({@code
  * MemorySegment.copy}), the copy bandwidth the kernels are measured against.
  *
  * <pre>
