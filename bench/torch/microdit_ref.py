@@ -215,14 +215,17 @@ class FeedForwardECMoe(nn.Module):
     def forward(self, x):
         n, t, d = x.shape
         k = int(self.expert_capacity * t / self.num_experts)
-        probs = torch.softmax(self.gate(x), dim=-1)                        # [n, t, E]
+        # The router runs in f32 even under autocast (as microdit's does): bf16 logits would change which tokens
+        # an expert takes, and the two engines would then route differently.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            probs = torch.softmax(self.gate(x.float()), dim=-1)            # [n, t, E]
         weights, chosen = torch.topk(probs.transpose(1, 2), k, dim=-1)     # [n, E, k]
         index = chosen.reshape(n, self.num_experts * k, 1).expand(-1, -1, d)
         picked = torch.gather(x, 1, index).reshape(n, self.num_experts, k, d)
         hidden = F.gelu(torch.einsum("nekd,edf->nekf", picked, self.w1))
         out = torch.einsum("nekf,efd->nekd", hidden, self.w2) * weights.unsqueeze(-1)
         result = torch.zeros_like(x)
-        result.scatter_add_(1, index, out.reshape(n, self.num_experts * k, d))
+        result.scatter_add_(1, index, out.reshape(n, self.num_experts * k, d).to(result.dtype))
         return result
 
 
