@@ -1,5 +1,6 @@
 package io.microdit.cli;
 
+import io.microdit.autograd.Precision;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.data.CaptionEncoder;
 import io.microdit.diffusion.Edm;
@@ -48,6 +49,10 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "Output PNG.")
     Path out;
 
+    @Option(names = "--precision", defaultValue = "f32", description = "f32 or bf16 (mixed precision; on the CPU "
+            + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
+    String precision;
+
     @Option(names = "--threads", description = "CPU threads (default: all).")
     Integer threads;
 
@@ -76,8 +81,8 @@ final class SampleCommand implements Callable<Integer> {
                 for (int i = 0; i < count; i++) {
                     captions.rows(i, 1).copyFrom(embedding);
                 }
-                float[] images = new HeunSampler(model, backend, new Edm(0.9, training.pMean(), training.pStd()))
-                        .sample(captions, steps, guidance, seed, 0);
+                float[] images = new HeunSampler(model, backend, new Edm(0.9, training.pMean(), training.pStd()),
+                        Precision.parse(precision, "--precision")).sample(captions, steps, guidance, seed, 0);
                 int columns = (int) Math.ceil(Math.sqrt(count));
                 new SampleGrid(modelConfig.inChannels(), modelConfig.inputSize(), modelConfig.inputSize(), columns, 2)
                         .write(out, images);

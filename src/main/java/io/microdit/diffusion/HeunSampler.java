@@ -1,6 +1,7 @@
 package io.microdit.diffusion;
 
 import io.microdit.autograd.Graph;
+import io.microdit.autograd.Precision;
 import io.microdit.backend.Backend;
 import io.microdit.model.MaskingMode;
 import io.microdit.model.MicroDiT;
@@ -26,11 +27,18 @@ public final class HeunSampler {
     private final MicroDiT model;
     private final Backend backend;
     private final Edm edm;
+    private final Precision precision;
 
     public HeunSampler(MicroDiT model, Backend backend, Edm edm) {
+        this(model, backend, edm, Precision.F32);
+    }
+
+    /** A sampler whose network evaluations compute their matmuls and attention in {@code precision}. */
+    public HeunSampler(MicroDiT model, Backend backend, Edm edm, Precision precision) {
         this.model = model;
         this.backend = backend;
         this.edm = edm;
+        this.precision = precision;
     }
 
     /**
@@ -93,7 +101,7 @@ public final class HeunSampler {
         int size = c.inputSize();
         double cIn = edm.cIn(sigma);
         try (MemoryScope scope = backend.scope("sampler-step")) {
-            Graph g = new Graph(backend, scope);
+            Graph g = new Graph(backend, scope, precision);
             Tensor input = g.allocate(batch, c.inChannels(), size, size);
             float[] values = new float[batch * x.length / n];
             for (int i = 0; i < x.length; i++) {

@@ -222,7 +222,7 @@ public final class TrainingRun {
                 }
             }
             float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(),
-                    () -> new HeunSampler(model, backend, trainer.edm()).sample(captions, steps,
+                    () -> new HeunSampler(model, backend, trainer.edm(), config.precision()).sample(captions, steps,
                             config.sampleGuidance(), SAMPLE_SEED, 0));
             new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perPrompt == 1 ? promptCount : perPrompt, 2)
                     .write(file, images);
