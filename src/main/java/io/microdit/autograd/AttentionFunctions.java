@@ -22,13 +22,13 @@ public final class AttentionFunctions {
             throw new IllegalArgumentException("attention: q " + qv.describe() + " must be [N, Tq, H·Dh] with "
                     + heads + " heads dividing its width");
         }
-        Tensor out = g.allocate(qv.shape());
-        Tensor lse = g.allocate(qv.dim(0), heads, qv.dim(1));
+        Tensor out = g.output(qv.shape());
+        Tensor lse = g.output(qv.dim(0), heads, qv.dim(1));
         be.attention(qv, kv, vv, heads, out, lse);
         return g.result(out, dOut -> {
-            Tensor dq = g.allocate(qv.shape());
-            Tensor dk = g.allocate(kv.shape());
-            Tensor dv = g.allocate(vv.shape());
+            Tensor dq = g.output(qv.shape());
+            Tensor dk = g.output(kv.shape());
+            Tensor dv = g.output(vv.shape());
             be.attentionBackward(dOut, qv, kv, vv, out, lse, heads, dq, dk, dv);
             q.addGrad(dq, be);
             k.addGrad(dk, be);

@@ -21,7 +21,7 @@ public final class ElementwiseFunctions {
      */
     public static Variable add(Graph g, Variable a, Variable b) {
         Backend be = g.backend();
-        Tensor out = g.allocate(a.shape());
+        Tensor out = g.output(a.shape());
         be.add(a.value(), b.value(), out);
         boolean sameShape = a.value().sameShape(b.value());
         return g.result(out, dOut -> {
@@ -41,16 +41,16 @@ public final class ElementwiseFunctions {
     public static Variable mul(Graph g, Variable a, Variable b) {
         Backend be = g.backend();
         requireSameShape("mul", a, b);
-        Tensor out = g.allocate(a.shape());
+        Tensor out = g.output(a.shape());
         be.mul(a.value(), b.value(), out);
         return g.result(out, dOut -> {
             if (a.requiresGrad()) {
-                Tensor da = g.allocate(a.shape());
+                Tensor da = g.output(a.shape());
                 be.mul(dOut, b.value(), da);
                 a.addGrad(da, be);
             }
             if (b.requiresGrad()) {
-                Tensor db = g.allocate(b.shape());
+                Tensor db = g.output(b.shape());
                 be.mul(dOut, a.value(), db);
                 b.addGrad(db, be);
             }
@@ -60,11 +60,11 @@ public final class ElementwiseFunctions {
     /** {@code alpha * x}. Backward: dx = alpha·dOut. */
     public static Variable scale(Graph g, Variable x, float alpha) {
         Backend be = g.backend();
-        Tensor out = g.allocate(x.shape());
+        Tensor out = g.output(x.shape());
         be.scale(x.value(), alpha, out);
         return g.result(out, dOut -> {
             if (x.requiresGrad()) {
-                Tensor dx = g.allocate(x.shape());
+                Tensor dx = g.output(x.shape());
                 be.scale(dOut, alpha, dx);
                 x.addGrad(dx, be);
             }
@@ -77,12 +77,12 @@ public final class ElementwiseFunctions {
      */
     public static Variable modulate(Graph g, Variable x, Variable shift, Variable scale) {
         Backend be = g.backend();
-        Tensor out = g.allocate(x.shape());
+        Tensor out = g.output(x.shape());
         be.modulate(x.value(), shift.value(), scale.value(), out);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
-            Tensor dShift = g.allocate(shift.shape());
-            Tensor dScale = g.allocate(scale.shape());
+            Tensor dx = g.output(x.shape());
+            Tensor dShift = g.output(shift.shape());
+            Tensor dScale = g.output(scale.shape());
             be.modulateBackward(dOut, x.value(), scale.value(), dx, dShift, dScale);
             x.addGrad(dx, be);
             shift.addGrad(dShift, be);
@@ -96,13 +96,13 @@ public final class ElementwiseFunctions {
      */
     public static Variable gatedResidual(Graph g, Variable x, Variable gate, Variable f) {
         Backend be = g.backend();
-        Tensor out = g.allocate(x.shape());
+        Tensor out = g.output(x.shape());
         be.gatedResidual(x.value(), gate.value(), f.value(), out);
         return g.result(out, dOut -> {
             x.addGradShared(dOut, be);
             if (gate.requiresGrad() || f.requiresGrad()) {
-                Tensor dGate = g.allocate(gate.shape());
-                Tensor dF = g.allocate(f.shape());
+                Tensor dGate = g.output(gate.shape());
+                Tensor dF = g.output(f.shape());
                 be.gatedResidualBackward(dOut, gate.value(), f.value(), dGate, dF);
                 gate.addGrad(dGate, be);
                 f.addGrad(dF, be);
@@ -123,7 +123,7 @@ public final class ElementwiseFunctions {
         }
         int[] outShape = x.shape();
         outShape[outShape.length - 1] = width;
-        Tensor out = g.allocate(outShape);
+        Tensor out = g.output(outShape);
         be.sliceColumns(x.value().reshape(-1, columns), start, out.reshape(-1, width));
         return g.result(out, dOut -> {
             if (x.requiresGrad()) {

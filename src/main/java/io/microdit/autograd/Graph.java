@@ -61,7 +61,7 @@ public final class Graph {
     }
 
     private Tensor toBf16(Tensor value) {
-        Tensor copy = allocate(DType.BF16, value.shape());
+        Tensor copy = output(DType.BF16, value.shape());
         backend.convert(value, copy);
         return copy;
     }
@@ -100,6 +100,18 @@ public final class Graph {
         return Tensor.zeros(scope, dtype, shape);
     }
 
+    /**
+     * A new F32 tensor in this graph's scope for an op's output that the op writes in full (not accumulates into):
+     * its memory is not zeroed first (tests poison it, see {@link MemoryScope#POISON_UNINITIALIZED}).
+     */
+    public Tensor output(int... shape) {
+        return Tensor.empty(scope, DType.F32, shape);
+    }
+
+    public Tensor output(DType dtype, int... shape) {
+        return Tensor.empty(scope, dtype, shape);
+    }
+
     /** Wraps a tensor that no gradient flows to (data, masks, fixed embeddings). */
     public Variable constant(Tensor value) {
         return new Variable(value, false, this);
@@ -134,7 +146,7 @@ public final class Graph {
         if (loss.value().numel() != 1) {
             throw new IllegalArgumentException("backward() needs a scalar loss, got " + loss.value().describe());
         }
-        Tensor seed = allocate(loss.shape());
+        Tensor seed = output(loss.shape());
         backend.fill(seed, 1f);
         backward(loss, seed);
     }

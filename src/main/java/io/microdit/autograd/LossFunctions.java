@@ -22,12 +22,12 @@ public final class LossFunctions {
             throw new IllegalArgumentException("edmLoss: denoised must have rank 4 [N, C, H, W], got "
                     + value.describe());
         }
-        Tensor perSample = g.allocate(value.dim(0));
+        Tensor perSample = g.output(value.dim(0));
         float loss = be.edmLoss(value, target, weight, mask, patch, perSample);
-        Tensor out = g.allocate(1);
+        Tensor out = g.output(1);
         be.fill(out, loss);
         return g.result(out, dOut -> {
-            Tensor dDenoised = g.allocate(value.shape());
+            Tensor dDenoised = g.output(value.shape());
             be.edmLossBackward(be.read(dOut)[0], value, target, weight, mask, patch, dDenoised);
             denoised.addGrad(dDenoised, be);
         }, denoised);

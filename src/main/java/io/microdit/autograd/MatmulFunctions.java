@@ -39,12 +39,12 @@ public final class MatmulFunctions {
         outShape[outShape.length - 1] = outFeatures;
         Tensor x2 = (bf16 ? g.matmulOperand(x) : x.value()).reshape(-1, in);
         Tensor w2 = (bf16 ? g.matmulOperand(weight) : weight.value()).reshape(outFeatures, in);
-        Tensor y = g.allocate(outShape);
+        Tensor y = g.output(outShape);
         be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
             Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
             if (x.requiresGrad()) {
-                Tensor dx = g.allocate(x.shape());
+                Tensor dx = g.output(x.shape());
                 be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
                 x.addGrad(dx, be);
             }
@@ -72,7 +72,7 @@ public final class MatmulFunctions {
         int[] outShape = (av.rank() >= bv.rank() ? av : bv).shape();
         outShape[outShape.length - 2] = m;
         outShape[outShape.length - 1] = n;
-        Tensor out = g.allocate(outShape);
+        Tensor out = g.output(outShape);
         be.matmul(av, transposeA, bv, transposeB, null, out, false);
         return g.result(out, dOutF32 -> {
             Tensor dOut = g.matmulGradient(dOutF32);

@@ -56,8 +56,8 @@ public final class MoeFunctions {
             throw new IllegalArgumentException("route: probs must be [N, T, E], got " + probs.value().describe());
         }
         int samples = probs.dim(0), experts = probs.dim(2);
-        Tensor gates = g.allocate(samples, experts, k);
-        Tensor indices = g.allocate(DType.I32, samples, experts, k);
+        Tensor gates = g.output(samples, experts, k);
+        Tensor indices = g.output(DType.I32, samples, experts, k);
         be.expertChoiceTopK(probs.value(), k, gates, indices);
         Variable gatesVariable = g.result(gates,
                 dGates -> be.expertChoiceTopKBackward(dGates, indices, probs.gradBuffer()), probs);
@@ -76,7 +76,7 @@ public final class MoeFunctions {
                     + ", k], got x " + x.value().describe() + " and indices " + indices.describe());
         }
         int samples = x.dim(0), k = indices.dim(2);
-        Tensor out = g.allocate(experts, samples * k, x.dim(2));
+        Tensor out = g.output(experts, samples * k, x.dim(2));
         be.moeDispatch(x.value(), indices, out);
         return g.result(out, dOut -> be.moeDispatchBackward(dOut, indices, x.gradBuffer()), x);
     }
@@ -93,11 +93,11 @@ public final class MoeFunctions {
                     + h.value().describe() + " and indices " + indices.describe());
         }
         int samples = indices.dim(0);
-        Tensor out = g.allocate(samples, tokens, h.dim(2));
+        Tensor out = g.output(samples, tokens, h.dim(2));
         be.moeCombine(h.value(), gates.value(), indices, out);
         return g.result(out, dOut -> {
-            Tensor dH = g.allocate(h.shape());
-            Tensor dGates = g.allocate(gates.shape());
+            Tensor dH = g.output(h.shape());
+            Tensor dGates = g.output(gates.shape());
             be.moeCombineBackward(dOut, h.value(), gates.value(), indices, dH, dGates);
             h.addGrad(dH, be);
             gates.addGrad(dGates, be);

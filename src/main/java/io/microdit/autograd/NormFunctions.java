@@ -16,13 +16,13 @@ public final class NormFunctions {
     public static Variable layerNorm(Graph g, Variable x, Variable weight, float eps) {
         Backend be = g.backend();
         int rows = Math.toIntExact(x.value().rowCount());
-        Tensor out = g.allocate(x.shape());
-        Tensor mean = g.allocate(rows);
-        Tensor rstd = g.allocate(rows);
+        Tensor out = g.output(x.shape());
+        Tensor mean = g.output(rows);
+        Tensor rstd = g.output(rows);
         Tensor weightValue = weight == null ? null : weight.value();
         be.layerNorm(x.value(), weightValue, eps, out, mean, rstd);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
             be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, dx, dWeight);
             x.addGrad(dx, be);

@@ -14,10 +14,10 @@ public final class SoftmaxFunctions {
      */
     public static Variable softmax(Graph g, Variable x) {
         Backend be = g.backend();
-        Tensor y = g.allocate(x.shape());
+        Tensor y = g.output(x.shape());
         be.softmax(x.value(), y);
         return g.result(y, dy -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             be.softmaxBackward(dy, y, dx);
             x.addGrad(dx, be);
         }, x);

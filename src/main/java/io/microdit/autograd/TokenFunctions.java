@@ -21,10 +21,10 @@ public final class TokenFunctions {
         Backend be = g.backend();
         checkRank("gatherRows", "x", x.value(), 3);
         checkRank("gatherRows", "ids", ids, 2);
-        Tensor out = g.allocate(x.dim(0), ids.dim(1), x.dim(2));
+        Tensor out = g.output(x.dim(0), ids.dim(1), x.dim(2));
         be.gatherRows(x.value(), ids, out);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             be.scatterRows(dOut, ids, dx);
             x.addGrad(dx, be);
         }, x);
@@ -42,10 +42,10 @@ public final class TokenFunctions {
             throw new IllegalArgumentException("scatterRows: " + tokens + " tokens cannot hold the " + x.dim(1)
                     + " distinct rows of x " + x.value().describe());
         }
-        Tensor out = g.allocate(x.dim(0), tokens, x.dim(2));
+        Tensor out = g.output(x.dim(0), tokens, x.dim(2));
         be.scatterRows(x.value(), ids, out);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             be.gatherRows(dOut, ids, dx);
             x.addGrad(dx, be);
         }, x);
@@ -55,10 +55,10 @@ public final class TokenFunctions {
     public static Variable meanTokens(Graph g, Variable x) {
         Backend be = g.backend();
         checkRank("meanTokens", "x", x.value(), 3);
-        Tensor out = g.allocate(x.dim(0), x.dim(2));
+        Tensor out = g.output(x.dim(0), x.dim(2));
         be.meanTokens(x.value(), out);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             be.meanTokensBackward(dOut, dx);
             x.addGrad(dx, be);
         }, x);
@@ -75,11 +75,11 @@ public final class TokenFunctions {
             throw new IllegalArgumentException("patchify: patch must be at least 1, got " + patch);
         }
         int channels = image.dim(1);
-        Tensor out = g.allocate(image.dim(0), (image.dim(2) / patch) * (image.dim(3) / patch),
+        Tensor out = g.output(image.dim(0), (image.dim(2) / patch) * (image.dim(3) / patch),
                 channels * patch * patch);
         be.patchify(image.value(), patch, out);
         return g.result(out, dOut -> {
-            Tensor dImage = g.allocate(image.shape());
+            Tensor dImage = g.output(image.shape());
             be.patchifyBackward(dOut, patch, dImage);
             image.addGrad(dImage, be);
         }, image);
@@ -92,10 +92,10 @@ public final class TokenFunctions {
     public static Variable unpatchify(Graph g, Variable tokens, int patch, int channels, int height, int width) {
         Backend be = g.backend();
         checkRank("unpatchify", "tokens", tokens.value(), 3);
-        Tensor out = g.allocate(tokens.dim(0), channels, height, width);
+        Tensor out = g.output(tokens.dim(0), channels, height, width);
         be.unpatchify(tokens.value(), patch, out);
         return g.result(out, dOut -> {
-            Tensor dTokens = g.allocate(tokens.shape());
+            Tensor dTokens = g.output(tokens.shape());
             be.unpatchifyBackward(dOut, patch, dTokens);
             tokens.addGrad(dTokens, be);
         }, tokens);

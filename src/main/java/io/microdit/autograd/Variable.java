@@ -78,7 +78,7 @@ public class Variable {
         }
         checkGradShape(g);
         if (grad == null) {
-            grad = Tensor.zeros(gradScope(), value.dtype(), value.shape());
+            grad = Tensor.empty(gradScope(), value.dtype(), value.shape());
             backend.copy(g, grad);
         } else {
             backend.axpy(1f, g, grad);

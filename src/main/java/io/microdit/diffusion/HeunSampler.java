@@ -102,7 +102,7 @@ public final class HeunSampler {
         double cIn = edm.cIn(sigma);
         try (MemoryScope scope = backend.scope("sampler-step")) {
             Graph g = new Graph(backend, scope, precision);
-            Tensor input = g.allocate(batch, c.inChannels(), size, size);
+            Tensor input = g.output(batch, c.inChannels(), size, size);
             float[] values = new float[batch * x.length / n];
             for (int i = 0; i < x.length; i++) {
                 values[i] = (float) (cIn * x[i]);
@@ -111,7 +111,7 @@ public final class HeunSampler {
                 }
             }
             backend.write(input, values);
-            Tensor cNoise = g.allocate(batch);
+            Tensor cNoise = g.output(batch);
             backend.fill(cNoise, (float) edm.cNoise(sigma));
             Tensor conditioning = captions;
             if (guided) { // the second half stays zero: the unconditional input

@@ -137,7 +137,7 @@ public final class MicroDiT {
         Variable tokens = patchEmbedding.forward(g, TokenFunctions.patchify(g, x, c.patchSize()));
         tokens = ElementwiseFunctions.add(g, tokens, g.constant(positionEmbedding));
 
-        Tensor frequencies = g.allocate(n, MicroDiTConfig.FREQUENCY_EMBEDDING_SIZE);
+        Tensor frequencies = g.output(n, MicroDiTConfig.FREQUENCY_EMBEDDING_SIZE);
         g.backend().timestepEmbedding(cNoise, frequencies);
         Variable time = timestep2.forward(g, ActivationFunctions.gelu(g,
                 timestep1.forward(g, g.constant(frequencies)), true));

@@ -14,12 +14,19 @@ import java.util.List;
 public final class MemoryScope implements AutoCloseable {
     /** Alignment of every allocation: one 64-byte cache line, the width of an AVX-512 register. */
     public static final long ALIGNMENT = 64;
+    /**
+     * {@code -Dmicrodit.poisonUninitialized=true} (the tests set it) fills every {@link #allocateUninitialized}
+     * block with 0xFF bytes — NaN in F32 and BF16, -1 in I32 — so an element that no op wrote shows up.
+     */
+    public static final boolean POISON_UNINITIALIZED = Boolean.getBoolean("microdit.poisonUninitialized");
 
     private final String name;
     private final Device device;
     private final Arena arena = Arena.ofShared();
     private final Allocator allocator;
     private final List<MemorySegment> allocations = new ArrayList<>();
+    private long[] heapBlocks = new long[16];
+    private int heapBlockCount;
     private long ownedBytes;
     private boolean open = true;
 
@@ -47,6 +54,11 @@ public final class MemoryScope implements AutoCloseable {
      */
     public interface Allocator {
         MemorySegment allocate(long bytes);
+
+        /** {@code bytes} whose contents are unspecified (the allocator may skip zero-filling them). */
+        default MemorySegment allocateUninitialized(long bytes) {
+            return allocate(bytes);
+        }
 
         void free(MemorySegment segment);
 
@@ -93,6 +105,33 @@ public final class MemoryScope implements AutoCloseable {
         return segment;
     }
 
+    /**
+     * Memory owned by this scope whose contents are unspecified: for outputs the next op overwrites entirely, so
+     * no pass is spent zeroing them. Host blocks come from the C heap and are freed when the scope closes; reading
+     * them afterwards throws, as for {@link #allocate}.
+     */
+    public synchronized MemorySegment allocateUninitialized(long bytes) {
+        ensureOpen();
+        MemorySegment segment;
+        if (allocator == null) {
+            long address = NativeHeap.allocate(Math.max(bytes, 1), ALIGNMENT);
+            if (heapBlockCount == heapBlocks.length) {
+                heapBlocks = java.util.Arrays.copyOf(heapBlocks, 2 * heapBlockCount);
+            }
+            heapBlocks[heapBlockCount++] = address;
+            segment = MemorySegment.ofAddress(address).reinterpret(Math.max(bytes, 1), arena, null);
+            if (POISON_UNINITIALIZED) {
+                segment.fill((byte) 0xFF);
+            }
+        } else {
+            segment = allocator.allocateUninitialized(bytes);
+            allocations.add(segment);
+        }
+        ownedBytes += bytes;
+        device.allocated(bytes);
+        return segment;
+    }
+
     /** Allocates a tensor of zeros in this scope. */
     public Tensor zeros(DType dtype, int... shape) {
         return Tensor.zeros(this, dtype, shape);
@@ -115,6 +154,10 @@ public final class MemoryScope implements AutoCloseable {
         }
         open = false;
         arena.close();
+        for (int i = 0; i < heapBlockCount; i++) {
+            NativeHeap.free(heapBlocks[i]);
+        }
+        heapBlockCount = 0;
         for (MemorySegment segment : allocations) {
             allocator.free(segment);
         }

@@ -34,6 +34,16 @@ public final class Tensor {
         return new Tensor(scope, dtype, copy, scope.allocate(bytes).asSlice(0, bytes));
     }
 
+    /**
+     * A tensor whose elements are unspecified until written: for an op's output that the op overwrites entirely
+     * (see {@link MemoryScope#allocateUninitialized}).
+     */
+    public static Tensor empty(MemoryScope scope, DType dtype, int... shape) {
+        int[] copy = checkShape(shape);
+        long bytes = numel(copy) * dtype.byteSize();
+        return new Tensor(scope, dtype, copy, scope.allocateUninitialized(bytes).asSlice(0, bytes));
+    }
+
     public static Tensor of(MemoryScope scope, float[] values, int... shape) {
         Tensor t = zeros(scope, DType.F32, shape);
         if (values.length != t.numel) {

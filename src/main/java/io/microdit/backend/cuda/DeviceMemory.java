@@ -40,6 +40,20 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     /** Zero-filled device memory of at least {@code bytes} (a memset on the stream). */
     @Override
     public synchronized MemorySegment allocate(long bytes) {
+        return allocate(bytes, 0);
+    }
+
+    /**
+     * Device memory of at least {@code bytes} with unspecified contents: no memset, except 0xFF bytes under
+     * {@link MemoryScope#POISON_UNINITIALIZED}.
+     */
+    @Override
+    public synchronized MemorySegment allocateUninitialized(long bytes) {
+        return allocate(bytes, MemoryScope.POISON_UNINITIALIZED ? 0xFF : -1);
+    }
+
+    /** {@code fill} is the byte value to set, or -1 for none. */
+    private MemorySegment allocate(long bytes, int fill) {
         long size = sizeClass(bytes);
         ArrayDeque<Long> cached = freeBlocks.get(size);
         long pointer;
@@ -53,7 +67,10 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         liveBlocks.put(pointer, size);
         peakLiveBytes = Math.max(peakLiveBytes, reservedBytes - cachedBytes);
         MemorySegment segment = MemorySegment.ofAddress(pointer).reinterpret(Math.max(bytes, 0));
-        CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(pointer), 0, size, stream), "mdt_memset");
+        if (fill >= 0) {
+            CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(pointer), fill, size, stream),
+                    "mdt_memset");
+        }
         return segment;
     }
 
