@@ -1,20 +1,30 @@
-// LayerNorm without bias, weight-only (weight [D]) or non-affine (weight NULL, as QK-norm), forward and backward.
+// LayerNorm without bias, weight-only (weight [D]) or non-affine (weight NULL, as QK-norm), forward and backward,
+// alone or fused with the adaLN modulation that follows it in every DiT block (out = LN(x)·(1 + scale) + shift,
+// x [N, T, D], shift and scale [N, D]).
 // Forward: one block of 128 threads per row. The mean comes in two steps as on the CPU backend: a rough mean
 // m0, then the sum of (x - m0) and of its squares (float per thread, combined in double), so x - m0 stays exact
-// and the variance keeps full precision when |mean| >> std. Saves mean and rstd per row.
+// and the variance keeps full precision when |mean| >> std. Saves mean and rstd per row. The fused form modulates
+// in the output pass (one FMA), so the normalised rows are never written.
 // Backward: one block per row computes dy = dOut·w and x̂ = (x - mean)·rstd, reduces Σdy and Σdy·x̂, and writes
 // dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is a second kernel with one
 // thread per column walking the rows in order (deterministic, no atomics), added into dWeight.
+// Fused backward: the row kernel takes dOut' = dOut·(1 + scale) (as fmaf(dOut, scale, dOut)); a second kernel, one
+// thread per (sample, column) walking the tokens in order, writes dShift = Σ_t dOut and S = Σ_t dOut·x̂ (x̂
+// recomputed from the saved mean and rstd) into dScale; with a weight a third, one thread per column walking the
+// samples, adds Σ_n (1 + scale)·S into dWeight and scales dScale = w·S in place. No atomics anywhere.
 // Cost per call with E = rows·D elements: forward 8E FLOPs, 12E bytes (x read twice from cache, out written);
-// backward 14E FLOPs (+3E with dWeight), 12E bytes (+8E for dWeight's pass).
+// backward 14E FLOPs (+3E with dWeight), 12E bytes (+8E for dWeight's pass). Fused forward 11E FLOPs, 12E bytes
+// (the separate ops move 20E); fused backward 15E FLOPs, 20E bytes (the separate ops move 24E, +8E with dWeight),
+// plus O(N·D) for the per-sample rows.
 #include "common.cuh"
 
 namespace {
 
 constexpr int kThreads = 128;
 
-__global__ void layer_norm_kernel(const float *x, const float *weight, float eps, float *out, float *mean, float *rstd,
-                                  int64_t width) {
+// shift NULL: plain LayerNorm; else modulated by sample (tokens rows per sample).
+__global__ void layer_norm_kernel(const float *x, const float *weight, const float *shift, const float *scale,
+                                  float eps, float *out, float *mean, float *rstd, int64_t tokens, int64_t width) {
     __shared__ float float_scratch[32];
     __shared__ double double_scratch[32];
     int64_t row = blockIdx.x;
@@ -40,22 +50,29 @@ __global__ void layer_norm_kernel(const float *x, const float *weight, float eps
         mean[row] = static_cast<float>(m0 + correction);
         rstd[row] = row_rstd;
     }
+    const float *shift_row = shift ? shift + row / tokens * width : nullptr;
+    const float *scale_row = shift ? scale + row / tokens * width : nullptr;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
         float y = (xr[c] - m0 - correction_f) * row_rstd;
-        outr[c] = weight ? y * weight[c] : y;
+        if (weight) y *= weight[c];
+        outr[c] = shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y;
     }
 }
 
-__global__ void layer_norm_backward_kernel(const float *d_out, const float *x, const float *weight, const float *mean,
-                                           const float *rstd, float *dx, int64_t width) {
+// scale NULL: plain LayerNorm; else the LayerNorm's output gradient is dOut·(1 + scale) of the row's sample.
+__global__ void layer_norm_backward_kernel(const float *d_out, const float *x, const float *weight, const float *scale,
+                                           const float *mean, const float *rstd, float *dx, int64_t tokens,
+                                           int64_t width) {
     __shared__ float scratch[32];
     int64_t row = blockIdx.x;
     const float *g = d_out + row * width;
     const float *xr = x + row * width;
+    const float *scale_row = scale ? scale + row / tokens * width : nullptr;
     float m = mean[row], r = rstd[row];
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-        float dy = weight ? g[c] * weight[c] : g[c];
+        float gc = scale_row ? fmaf(g[c], scale_row[c], g[c]) : g[c];
+        float dy = weight ? gc * weight[c] : gc;
         float xhat = (xr[c] - m) * r;
         sum_dy += dy;
         sum_dy_xhat = fmaf(dy, xhat, sum_dy_xhat);
@@ -63,7 +80,8 @@ __global__ void layer_norm_backward_kernel(const float *d_out, const float *x, c
     float mean_dy = mdt::block_sum(sum_dy, scratch) / static_cast<float>(width);
     float mean_dy_xhat = mdt::block_sum(sum_dy_xhat, scratch) / static_cast<float>(width);
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-        float dy = weight ? g[c] * weight[c] : g[c];
+        float gc = scale_row ? fmaf(g[c], scale_row[c], g[c]) : g[c];
+        float dy = weight ? gc * weight[c] : gc;
         float xhat = (xr[c] - m) * r;
         dx[row * width + c] = fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r;
     }
@@ -81,6 +99,39 @@ __global__ void layer_norm_weight_gradient_kernel(const float *d_out, const floa
     }
 }
 
+// dShift[n, c] = Σ_t dOut and dScale[n, c] = Σ_t dOut·x̂ (before the weight), tokens in order.
+__global__ void modulate_sums_kernel(const float *d_out, const float *x, const float *mean, const float *rstd,
+                                     float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width) {
+    int64_t count = samples * width;
+    for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
+        int64_t sample = p / width, column = p % width;
+        float shift_sum = 0.0f, scale_sum = 0.0f;
+        for (int64_t t = 0; t < tokens; t++) {
+            int64_t row = sample * tokens + t, i = row * width + column;
+            float g = d_out[i];
+            shift_sum += g;
+            scale_sum = fmaf(g, (x[i] - mean[row]) * rstd[row], scale_sum);
+        }
+        d_shift[p] = shift_sum;
+        d_scale[p] = scale_sum;
+    }
+}
+
+// With S = Σ_t dOut·x̂ in d_scale: dWeight += Σ_n (1 + scale)·S (samples in order; d_weight may be NULL), and
+// d_scale = w·S.
+__global__ void modulate_weight_kernel(const float *weight, const float *scale, float *d_scale, float *d_weight,
+                                       int64_t samples, int64_t width) {
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < width; c += (int64_t)gridDim.x * blockDim.x) {
+        float sum = 0.0f;
+        for (int64_t n = 0; n < samples; n++) {
+            float s = d_scale[n * width + c];
+            sum = fmaf(1.0f + scale[n * width + c], s, sum);
+            d_scale[n * width + c] = s * weight[c];
+        }
+        if (d_weight) d_weight[c] += sum;
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -93,8 +144,8 @@ int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *we
     MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_fwd: %lld rows exceed the grid", (long long)rows);
     if (rows == 0) return MDT_SUCCESS;
     MDT_REQUIRE(x && out && mean && rstd, "mdt_norm_layer_norm_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, eps, out, mean,
-                      rstd, width);
+    return MDT_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr, nullptr,
+                      eps, out, mean, rstd, int64_t{1}, width);
 }
 
 int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
@@ -107,10 +158,50 @@ int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float
     if (rows == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && x && mean && rstd && dx, "mdt_norm_layer_norm_bwd: NULL tensor pointer");
     int status = MDT_LAUNCH(layer_norm_backward_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, d_out, x,
-                            weight, mean, rstd, dx, width);
+                            weight, nullptr, mean, rstd, dx, int64_t{1}, width);
     if (status != MDT_SUCCESS || !d_weight) return status;
     return MDT_LAUNCH(layer_norm_weight_gradient_kernel, mdt::blocks_for(width, kThreads), kThreads, 0, stream, d_out,
                       x, mean, rstd, d_weight, rows, width);
+}
+
+int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,
+                                     const float *scale, float eps, float *out, float *mean, float *rstd,
+                                     int64_t samples, int64_t tokens, int64_t width) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "mdt_norm_layer_norm_modulate_fwd: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld",
+                (long long)samples, (long long)tokens, (long long)width);
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "mdt_norm_layer_norm_modulate_fwd: eps must be finite and >= 0");
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_modulate_fwd: %lld rows exceed the grid", (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && shift && scale && out && mean && rstd, "mdt_norm_layer_norm_modulate_fwd: NULL tensor pointer");
+    return MDT_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale, eps,
+                      out, mean, rstd, tokens, width);
+}
+
+int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
+                                     const float *scale, const float *mean, const float *rstd, float *dx,
+                                     float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
+                                     int64_t width) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "mdt_norm_layer_norm_modulate_bwd: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld",
+                (long long)samples, (long long)tokens, (long long)width);
+    MDT_REQUIRE(weight || !d_weight, "mdt_norm_layer_norm_modulate_bwd: d_weight given for a LayerNorm without weight");
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_modulate_bwd: %lld rows exceed the grid", (long long)rows);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && x && scale && mean && rstd && dx && d_shift && d_scale,
+                "mdt_norm_layer_norm_modulate_bwd: NULL tensor pointer");
+    if (rows > 0) {
+        int status = MDT_LAUNCH(layer_norm_backward_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, d_out, x,
+                                weight, scale, mean, rstd, dx, tokens, width);
+        if (status != MDT_SUCCESS) return status;
+    }
+    int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream,
+                            d_out, x, mean, rstd, d_shift, d_scale, samples, tokens, width);
+    if (status != MDT_SUCCESS || !weight) return status;
+    return MDT_LAUNCH(modulate_weight_kernel, mdt::blocks_for(width, kThreads), kThreads, 0, stream, weight, scale,
+                      d_scale, d_weight, samples, width);
 }
 
 }  // extern "C"

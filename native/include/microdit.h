@@ -114,6 +114,10 @@ MDT_API int mdt_elementwise_bf16_to_f32(mdt_stream_t stream, const uint16_t *sou
 /* ------------------------------------------------------------------ normalisation (kernels/norm.cu) */
 MDT_API int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
 MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width);
+/* LayerNorm fused with adaLN modulate: out = LN(x)·(1 + scale) + shift, x [samples, tokens, width], shift and
+ * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL). */
+MDT_API int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, float *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
 /* ids [N, kept] in [0, T) (checked into error_record); the scatter's ids of a sample must also be distinct, which

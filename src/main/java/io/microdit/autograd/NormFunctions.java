@@ -28,4 +28,32 @@ public final class NormFunctions {
             x.addGrad(dx, be);
         }, x, weight);
     }
+
+    /**
+     * {@link #layerNorm} followed by adaLN modulation, in one op: {@code LN(x)·(1 + scale) + shift} with x [N, T, D],
+     * shift and scale [N, D]. Only x and the row statistics are kept for the backward, not the normalised x, which
+     * it recomputes. Backward: dShift = Σ_t dOut, dScale = Σ_t dOut·LN(x), and LayerNorm's backward of
+     * dOut·(1 + scale) for dx and dWeight (accumulated straight into the weight's gradient).
+     */
+    public static Variable layerNormModulate(Graph g, Variable x, Variable weight, Variable shift, Variable scale,
+                                             float eps) {
+        Backend be = g.backend();
+        int rows = Math.toIntExact(x.value().rowCount());
+        Tensor out = g.allocate(x.shape());
+        Tensor mean = g.allocate(rows);
+        Tensor rstd = g.allocate(rows);
+        Tensor weightValue = weight == null ? null : weight.value();
+        be.layerNormModulate(x.value(), weightValue, shift.value(), scale.value(), eps, out, mean, rstd);
+        return g.result(out, dOut -> {
+            Tensor dx = g.allocate(x.shape());
+            Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
+            Tensor dShift = g.allocate(shift.shape());
+            Tensor dScale = g.allocate(scale.shape());
+            be.layerNormModulateBackward(dOut, x.value(), weightValue, scale.value(), mean, rstd, dx, dWeight, dShift,
+                    dScale);
+            x.addGrad(dx, be);
+            shift.addGrad(dShift, be);
+            scale.addGrad(dScale, be);
+        }, x, weight, shift, scale);
+    }
 }

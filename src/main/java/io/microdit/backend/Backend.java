@@ -129,6 +129,21 @@ public interface Backend {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight);
 
+    /**
+     * {@link #layerNorm} fused with adaLN {@link #modulate}: {@code out[n,t,:] = LN(x[n,t,:])·(1 + scale[n,:]) +
+     * shift[n,:]}, x [N,T,D], weight [D] or null, shift and scale [N,D]. Saves mean and rstd [N·T] as
+     * {@link #layerNorm} does; the normalised x is not kept (the backward recomputes it).
+     */
+    void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out, Tensor mean,
+                           Tensor rstd);
+
+    /**
+     * Backward of {@link #layerNormModulate}: writes dx, dShift and dScale (sums over tokens); accumulates dWeight
+     * when weight is not null.
+     */
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
+                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale);
+
     // ---------------------------------------------------------------- activations
 
     /** GELU, the tanh approximation when {@code tanhApproximation}, else the exact erf form. */

@@ -252,6 +252,44 @@ public final class Checks {
         return width;
     }
 
+    /** Returns {N, T, D} of x. */
+    public static int[] layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
+                                          Tensor mean, Tensor rstd) {
+        String op = "layerNormModulate";
+        int[] s = tokens(op, "x", x);
+        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        long rows = x.rowCount();
+        normWeight(op, "weight", weight, s[2]);
+        perSample(op, "shift", shift, s[0], s[2]);
+        perSample(op, "scale", scale, s[0], s[2]);
+        sameShapeF32(op, "x", x, "out", out);
+        rowStatistic(op, "mean", mean, rows);
+        rowStatistic(op, "rstd", rstd, rows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return s;
+    }
+
+    /** Returns {N, T, D} of x; dWeight must be null when weight is. */
+    public static int[] layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                                  Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift,
+                                                  Tensor dScale) {
+        String op = "layerNormModulateBackward";
+        int[] s = tokens(op, "x", x);
+        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        long rows = x.rowCount();
+        sameShapeF32(op, "x", x, "dOut", dOut);
+        sameShapeF32(op, "x", x, "dx", dx);
+        normWeight(op, "weight", weight, s[2]);
+        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        normWeight(op, "dWeight", dWeight, s[2]);
+        perSample(op, "scale", scale, s[0], s[2]);
+        rowStatistic(op, "mean", mean, rows);
+        rowStatistic(op, "rstd", rstd, rows);
+        perSample(op, "dShift", dShift, s[0], s[2]);
+        perSample(op, "dScale", dScale, s[0], s[2]);
+        return s;
+    }
+
     /** The input of a LayerNorm: F32 with a non-empty last dimension, which it returns. */
     private static int normInput(String op, Tensor x) {
         dtype(op, "x", x, DType.F32);

@@ -168,8 +168,7 @@ public final class MicroDiT {
             tokens = block.forward(g, tokens, y, activated);
         }
         Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);
-        Variable out = finalLinear.forward(g, ElementwiseFunctions.modulate(g, finalNorm.forward(g, tokens),
-                shiftScale[0], shiftScale[1]));
+        Variable out = finalLinear.forward(g, finalNorm.forwardModulated(g, tokens, shiftScale[0], shiftScale[1]));
         if (masked) {
             out = TokenFunctions.scatterRows(g, out, mask.keepIds(), c.tokens());
         }

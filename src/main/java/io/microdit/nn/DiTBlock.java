@@ -43,10 +43,10 @@ public final class DiTBlock {
     /** x [N, T, dim], y [N, L, dim], activatedCondition = GELU_tanh(c) [N, pooledDim]. */
     public Variable forward(Graph g, Variable x, Variable y, Variable activatedCondition) {
         Variable[] m = ElementwiseFunctions.chunk(g, adaLN.forward(g, activatedCondition), 6);
-        Variable h = ElementwiseFunctions.modulate(g, norm1.forward(g, x), m[0], m[1]);
+        Variable h = norm1.forwardModulated(g, x, m[0], m[1]);
         x = ElementwiseFunctions.gatedResidual(g, x, m[2], attn.forward(g, h));
         x = ElementwiseFunctions.add(g, x, crossAttn.forward(g, norm2.forward(g, x), y));
-        h = ElementwiseFunctions.modulate(g, norm3.forward(g, x), m[3], m[4]);
+        h = norm3.forwardModulated(g, x, m[3], m[4]);
         return ElementwiseFunctions.gatedResidual(g, x, m[5], mlp.forward(g, h));
     }
 }

@@ -18,4 +18,9 @@ public final class LayerNorm {
     public Variable forward(Graph g, Variable x) {
         return NormFunctions.layerNorm(g, x, weight, eps);
     }
+
+    /** adaLN after the norm, fused: {@code LN(x)·(1 + scale) + shift}, x [N, T, dim], shift and scale [N, dim]. */
+    public Variable forwardModulated(Graph g, Variable x, Variable shift, Variable scale) {
+        return NormFunctions.layerNormModulate(g, x, weight, shift, scale, eps);
+    }
 }

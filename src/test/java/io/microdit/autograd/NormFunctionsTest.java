@@ -1,6 +1,10 @@
 package io.microdit.autograd;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
 import io.microdit.testing.GradientCheck;
 import io.microdit.testing.TestData;
 import java.util.Random;
@@ -34,6 +38,17 @@ class NormFunctionsTest {
             for (int c = 0; c < width; c++) {
                 out[r * width + c] = (x[r * width + c] - mean) * rstd * (weight == null ? 1 : weight[c]);
             }
+        }
+        return out;
+    }
+
+    /** LN(x)·(1 + scale) + shift in float64; x [N, T, D], shift and scale [N, D]. */
+    private static double[] layerNormModulate(double[] x, double[] weight, double[] shift, double[] scale,
+                                              int tokens, int width) {
+        double[] out = layerNorm(x, weight, width);
+        for (int i = 0; i < out.length; i++) {
+            int p = i / (tokens * width) * width + i % width;
+            out[i] = out[i] * (1 + scale[p]) + shift[p];
         }
         return out;
     }
@@ -77,6 +92,60 @@ class NormFunctionsTest {
                             }
                             return layerNorm(k, null, hidden);
                         });
+    }
+
+    @ParameterizedTest
+    @CsvSource({"3,5,37,true", "3,5,37,false", "1,1,1,true", "2,7,8,false"})
+    void layerNormModulateMatchesReferenceAndFiniteDifferences(int samples, int tokens, int width, boolean affine) {
+        Random random = new Random(samples * 1000L + tokens * 100L + width + (affine ? 1 : 0));
+        GradientCheck check = GradientCheck.of(BACKEND, width + 5)
+                .input("x", inputs(random, samples * tokens * width), samples, tokens, width);
+        if (affine) {
+            check.input("weight", TestData.uniform(random, width), width);
+        }
+        check.input("shift", TestData.uniform(random, samples * width), samples, width)
+                .input("scale", TestData.uniform(random, samples * width), samples, width);
+        if (affine) {
+            check.check((g, v) -> NormFunctions.layerNormModulate(g, v[0], v[1], v[2], v[3], EPS),
+                    r -> layerNormModulate(r[0], r[1], r[2], r[3], tokens, width));
+        } else {
+            check.check((g, v) -> NormFunctions.layerNormModulate(g, v[0], null, v[1], v[2], EPS),
+                    r -> layerNormModulate(r[0], null, r[1], r[2], tokens, width));
+        }
+    }
+
+    /** The fused op against layerNorm then modulate, forward and every gradient, on the same inputs. */
+    @ParameterizedTest
+    @CsvSource({"true", "false"})
+    void layerNormModulateEqualsTheComposition(boolean affine) {
+        int samples = 3, tokens = 5, width = 37;
+        Random random = new Random(affine ? 41 : 42);
+        float[] x = inputs(random, samples * tokens * width), weight = TestData.uniform(random, width);
+        float[] shift = TestData.uniform(random, samples * width), scale = TestData.uniform(random, samples * width);
+        float[] seed = TestData.uniform(random, x.length);
+        float[][][] results = new float[2][][];
+        for (int fused = 0; fused < 2; fused++) {
+            try (MemoryScope scope = new MemoryScope("composition")) {
+                Graph g = new Graph(BACKEND, scope);
+                try (GradScope ignored = g.recordGradients()) {
+                    Variable xv = g.leaf(Tensor.of(scope, x.clone(), samples, tokens, width));
+                    Variable wv = affine ? g.leaf(Tensor.of(scope, weight.clone(), width)) : null;
+                    Variable shv = g.leaf(Tensor.of(scope, shift.clone(), samples, width));
+                    Variable scv = g.leaf(Tensor.of(scope, scale.clone(), samples, width));
+                    Variable out = fused == 1 ? NormFunctions.layerNormModulate(g, xv, wv, shv, scv, EPS)
+                            : ElementwiseFunctions.modulate(g, NormFunctions.layerNorm(g, xv, wv, EPS), shv, scv);
+                    g.backward(out, Tensor.of(scope, seed, out.shape()));
+                    results[fused] = new float[][] {out.value().toFloatArray(), xv.grad().toFloatArray(),
+                            shv.grad().toFloatArray(), scv.grad().toFloatArray(),
+                            affine ? wv.grad().toFloatArray() : new float[0]};
+                }
+            }
+        }
+        String[] names = {"out", "dx", "dShift", "dScale", "dWeight"};
+        for (int i = 0; i < names.length; i++) {
+            double error = TestData.maxRelativeError(results[1][i], TestData.toDouble(results[0][i]));
+            assertTrue(error <= (i == 0 ? 1e-6 : 1e-5), names[i] + " differs from the composition by " + error);
+        }
     }
 
     @Test

@@ -23,6 +23,11 @@ import jdk.incubator.vector.VectorSpecies;
  * Σ_rows dOut·x̂ goes to per-block partial sums over fixed blocks of rows (the blocking depends only on the row
  * count, never on the thread count), which are added in block order at the end: the result is deterministic
  * and identical for any number of threads. About 14 FLOPs per element.
+ *
+ * <p>layerNormModulate fuses the adaLN modulation {@code y·(1 + scale) + shift} into the forward's last pass and
+ * its backward into the backward's passes, so the normalised rows are neither written nor kept; the results round
+ * exactly as layerNorm followed by modulate, except the per-sample and weight sums, which are summed in a
+ * different (still fixed) order.
  */
 final class CpuNorm {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -45,6 +50,21 @@ final class CpuNorm {
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
         int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
+        forward(x, weight, null, null, 1, width, eps, out, mean, rstd);
+        flops.add(op, (weight == null ? 7L : 8L) * x.numel());
+    }
+
+    void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out, Tensor mean,
+                           Tensor rstd) {
+        String op = "layerNormModulate";
+        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
+        forward(x, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd);
+        flops.add(op, (weight == null ? 10L : 11L) * x.numel());
+    }
+
+    /** LayerNorm, then adaLN modulation by sample ({@code shift} null: none); {@code tokens} rows per sample. */
+    private void forward(Tensor x, Tensor weight, MemorySegment shift, MemorySegment scale, int tokens, int width,
+                         float eps, Tensor out, Tensor mean, Tensor rstd) {
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
@@ -70,10 +90,10 @@ final class CpuNorm {
                 float rowRstd = (float) (1 / Math.sqrt(variance + eps));
                 ms.setAtIndex(F, r, (float) (m0 + correction));
                 rs.setAtIndex(F, r, rowRstd);
-                normalizeRow(xs, os, base, width, m0, (float) correction, rowRstd, w);
+                normalizeRow(xs, os, base, width, m0, (float) correction, rowRstd, w, shift, scale,
+                        (long) (r / tokens) * width * 4);
             }
         });
-        flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
     private static float sum(MemorySegment xs, long base, int width) {
@@ -92,9 +112,12 @@ final class CpuNorm {
     /**
      * Centres with the rough mean and its small correction separately: x − m0 is exact for x near m0, so the
      * centred values keep full float precision even when the mean itself cannot be represented that finely.
+     * With {@code shift} the result is modulated, {@code y·(1 + scale) + shift} at {@code sampleBase}, rounded
+     * as the separate modulate op rounds it.
      */
     private static void normalizeRow(MemorySegment xs, MemorySegment os, long base, int width, float m0,
-                                     float correction, float rowRstd, float[] w) {
+                                     float correction, float rowRstd, float[] w, MemorySegment shift,
+                                     MemorySegment scale, long sampleBase) {
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
             FloatVector y = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(m0).sub(correction)
@@ -102,11 +125,21 @@ final class CpuNorm {
             if (w != null) {
                 y = y.mul(FloatVector.fromArray(SPECIES, w, c));
             }
+            if (shift != null) {
+                y = y.fma(FloatVector.fromMemorySegment(SPECIES, scale, sampleBase + c * 4L, ORDER).add(1f),
+                        FloatVector.fromMemorySegment(SPECIES, shift, sampleBase + c * 4L, ORDER));
+            }
             y.intoMemorySegment(os, base + c * 4L, ORDER);
         }
         for (; c < width; c++) {
             float y = (xs.get(F, base + c * 4L) - m0 - correction) * rowRstd;
-            os.set(F, base + c * 4L, w == null ? y : y * w[c]);
+            if (w != null) {
+                y *= w[c];
+            }
+            if (shift != null) {
+                y = Math.fma(y, 1f + scale.get(F, sampleBase + c * 4L), shift.get(F, sampleBase + c * 4L));
+            }
+            os.set(F, base + c * 4L, y);
         }
     }
 
@@ -189,6 +222,118 @@ final class CpuNorm {
             float dy = w == null ? g : g * w[c];
             dxs.set(F, base + c * 4L,
                     Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd);
+        }
+    }
+
+    /**
+     * With g = dOut and ŷ = x̂·weight: dShift = Σ_t g, dScale = Σ_t g·ŷ = weight·S with S = Σ_t g·x̂, and the
+     * LayerNorm sees dOut' = g·(1 + scale), so dWeight += Σ_n (1 + scale)·S. Blocks of rows never cross a sample;
+     * each holds the sample's partial Σg and S over its rows (blocking fixed by the shape alone, as above), summed
+     * in block order at the end.
+     */
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
+                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
+        String op = "layerNormModulateBackward";
+        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        int samples = s[0], tokens = s[1], width = s[2];
+        int rows = Math.toIntExact(x.rowCount());
+        MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), ms = mean.segment(),
+                rs = rstd.segment(), dxs = dx.segment();
+        float[] w = weight == null ? null : weight.toFloatArray();
+        int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
+        int blocksPerSample = (tokens + rowsPerBlock - 1) / rowsPerBlock;
+        int blocks = samples * blocksPerSample;
+        float[] partials = new float[blocks * 2 * width]; // per block: Σg over its rows, then Σg·x̂
+        int blocksPerChunk = Math.max(1, rowsPerChunk(width) / rowsPerBlock);
+        parallel.forRange(blocks, blocksPerChunk, (startBlock, endBlock) -> {
+            float[] xHat = new float[width], dy = new float[width];
+            for (int block = startBlock; block < endBlock; block++) {
+                int sample = block / blocksPerSample, first = block % blocksPerSample * rowsPerBlock;
+                int end = Math.min(tokens, first + rowsPerBlock);
+                for (int t = first; t < end; t++) {
+                    int r = sample * tokens + t;
+                    modulatedBackwardRow(gs, xs, dxs, (long) r * width * 4, width, ms.getAtIndex(F, r),
+                            rs.getAtIndex(F, r), w, scs, (long) sample * width * 4, partials, block * 2 * width,
+                            xHat, dy);
+                }
+            }
+        });
+        MemorySegment dShs = dShift.segment(), dScs = dScale.segment();
+        MemorySegment dWs = dWeight == null ? null : dWeight.segment();
+        parallel.forRange(width, Math.max(1, MIN_CHUNK / Math.max(1, blocks)), (start, end) -> {
+            for (int c = start; c < end; c++) {
+                float weightSum = 0f;
+                for (int n = 0; n < samples; n++) {
+                    float sumG = 0f, sumGXHat = 0f;
+                    for (int b = n * blocksPerSample; b < (n + 1) * blocksPerSample; b++) {
+                        sumG += partials[b * 2 * width + c];
+                        sumGXHat += partials[b * 2 * width + width + c];
+                    }
+                    long p = ((long) n * width + c) * 4;
+                    dShs.set(F, p, sumG);
+                    dScs.set(F, p, w == null ? sumGXHat : sumGXHat * w[c]);
+                    weightSum = Math.fma(1f + scs.get(F, p), sumGXHat, weightSum);
+                }
+                if (dWs != null) {
+                    dWs.setAtIndex(F, c, dWs.getAtIndex(F, c) + weightSum);
+                }
+            }
+        });
+        flops.add(op, (weight == null ? 14L : 15L) * x.numel());
+    }
+
+    /**
+     * One row of {@link #layerNormModulateBackward}: dOut' = fma(g, scale, g) (rounded as the separate modulate
+     * backward rounds it), then {@link #backwardRow}'s dx; adds Σg and g·x̂ into {@code partials} at
+     * {@code partialBase} and {@code partialBase + width}. {@code xHat} and {@code dy} are scratch of the row's width.
+     */
+    private static void modulatedBackwardRow(MemorySegment gs, MemorySegment xs, MemorySegment dxs, long base,
+                                             int width, float rowMean, float rowRstd, float[] w, MemorySegment scs,
+                                             long sampleBase, float[] partials, int partialBase, float[] xHat,
+                                             float[] dy) {
+        FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
+        int shiftBase = partialBase, scaleBase = partialBase + width;
+        int c = 0;
+        for (; c <= width - LANES; c += LANES) {
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, base + c * 4L, ORDER);
+            FloatVector h = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(rowMean).mul(rowRstd);
+            h.intoArray(xHat, c);
+            FloatVector.fromArray(SPECIES, partials, shiftBase + c).add(g).intoArray(partials, shiftBase + c);
+            g.fma(h, FloatVector.fromArray(SPECIES, partials, scaleBase + c)).intoArray(partials, scaleBase + c);
+            FloatVector d = g.fma(FloatVector.fromMemorySegment(SPECIES, scs, sampleBase + c * 4L, ORDER), g);
+            if (w != null) {
+                d = d.mul(FloatVector.fromArray(SPECIES, w, c));
+            }
+            d.intoArray(dy, c);
+            sumDy = sumDy.add(d);
+            sumDyXHat = d.fma(h, sumDyXHat);
+        }
+        float totalDy = VectorMath.sumLanes(sumDy);
+        float totalDyXHat = VectorMath.sumLanes(sumDyXHat);
+        for (; c < width; c++) {
+            float g = gs.get(F, base + c * 4L);
+            float h = (xs.get(F, base + c * 4L) - rowMean) * rowRstd;
+            xHat[c] = h;
+            partials[shiftBase + c] += g;
+            partials[scaleBase + c] = Math.fma(g, h, partials[scaleBase + c]);
+            float d = Math.fma(g, scs.get(F, sampleBase + c * 4L), g);
+            if (w != null) {
+                d *= w[c];
+            }
+            dy[c] = d;
+            totalDy += d;
+            totalDyXHat = Math.fma(d, h, totalDyXHat);
+        }
+        float meanDy = totalDy / width, meanDyXHat = totalDyXHat / width;
+        FloatVector negMeanDyXHat = FloatVector.broadcast(SPECIES, -meanDyXHat);
+        c = 0;
+        for (; c <= width - LANES; c += LANES) {
+            FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
+            h.fma(negMeanDyXHat, FloatVector.fromArray(SPECIES, dy, c).sub(meanDy)).mul(rowRstd)
+                    .intoMemorySegment(dxs, base + c * 4L, ORDER);
+        }
+        for (; c < width; c++) {
+            dxs.set(F, base + c * 4L, Math.fma(xHat[c], -meanDyXHat, dy[c] - meanDy) * rowRstd);
         }
     }
 

@@ -496,6 +496,29 @@ public final class CudaBackend implements Backend, AutoCloseable {
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
     }
 
+    @Override
+    public void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
+                                  Tensor mean, Tensor rstd) {
+        String op = "layerNormModulate";
+        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
+        check(MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, pointer(op, "x", x),
+                optionalPointer(op, "weight", weight), pointer(op, "shift", shift), pointer(op, "scale", scale), eps,
+                pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), s[0], s[1], s[2]), op);
+        flops.add(op, (weight == null ? 10L : 11L) * x.numel());
+    }
+
+    @Override
+    public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                          Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
+        String op = "layerNormModulateBackward";
+        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                optionalPointer(op, "weight", weight), pointer(op, "scale", scale), pointer(op, "mean", mean),
+                pointer(op, "rstd", rstd), pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight),
+                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2]), op);
+        flops.add(op, (weight == null ? 14L : 15L) * x.numel());
+    }
+
     // ---------------------------------------------------------------- tokens
 
     @Override

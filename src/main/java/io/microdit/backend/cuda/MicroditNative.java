@@ -51,6 +51,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ELEMENTWISE_BF16_TO_F32 = handle("mdt_elementwise_bf16_to_f32");
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD = handle("mdt_norm_layer_norm_fwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD = handle("mdt_norm_layer_norm_bwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD = handle("mdt_norm_layer_norm_modulate_fwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD = handle("mdt_norm_layer_norm_modulate_bwd");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
     private static final MethodHandle MDT_TOKENS_MEAN_FWD = handle("mdt_tokens_mean_fwd");
@@ -417,6 +419,22 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_modulate_fwd(MemorySegment stream, MemorySegment x, MemorySegment weight, MemorySegment shift, MemorySegment scale, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_FWD.invokeExact(stream, x, weight, shift, scale, eps, out, mean, rstd, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_modulate_fwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_modulate_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_modulate_bwd threw", error);
         }
     }
 

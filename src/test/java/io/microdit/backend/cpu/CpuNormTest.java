@@ -153,6 +153,174 @@ class CpuNormTest {
         }
     }
 
+    /** Float64 LayerNorm fused with modulate and its backward: the LayerNorm reference on dOut·(1 + scale). */
+    private record ModulatedReference(double[] out, double[] mean, double[] rstd, double[] dx, double[] dWeight,
+                                      double[] dShift, double[] dScale) {
+        static ModulatedReference of(float[] x, float[] weight, float[] shift, float[] scale, float[] dOut,
+                                     int samples, int tokens, int width) {
+            int rows = samples * tokens;
+            double[] dShift = new double[samples * width], dScale = new double[samples * width];
+            Reference plain = Reference.of(x, null, dOut, rows, width, EPS); // its out is x̂
+            for (int i = 0; i < dOut.length; i++) {
+                int p = i / (tokens * width) * width + i % width;
+                dShift[p] += dOut[i];
+                dScale[p] += dOut[i] * plain.out()[i] * (weight == null ? 1 : weight[i % width]);
+            }
+            // LayerNorm's backward is linear in its output gradient: run it in float64 on dOut·(1 + scale).
+            double[] out = new double[x.length], dx = new double[x.length], dWeight = new double[width];
+            for (int r = 0; r < rows; r++) {
+                int sample = r / tokens;
+                double s = plain.rstd()[r];
+                double meanDy = 0, meanDyXHat = 0;
+                double[] dy = new double[width];
+                for (int c = 0; c < width; c++) {
+                    int i = r * width + c, p = sample * width + c;
+                    double w = weight == null ? 1 : weight[c], xHat = plain.out()[i];
+                    out[i] = xHat * w * (1 + (double) scale[p]) + shift[p];
+                    double g = dOut[i] * (1 + (double) scale[p]);
+                    dy[c] = g * w;
+                    meanDy += dy[c] / width;
+                    meanDyXHat += dy[c] * xHat / width;
+                    dWeight[c] += g * xHat;
+                }
+                for (int c = 0; c < width; c++) {
+                    int i = r * width + c;
+                    dx[i] = s * (dy[c] - meanDy - plain.out()[i] * meanDyXHat);
+                }
+            }
+            return new ModulatedReference(out, plain.mean(), plain.rstd(), dx, dWeight, dShift, dScale);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"3,5,37,true", "3,5,37,false", "1,1,1,true", "2,9,8,false", "3,300,37,true", "5,70,130,false",
+                "2,4,517,true"})
+    void layerNormModulateMatchesFloat64(int samples, int tokens, int width, boolean affine) {
+        Random random = new Random(samples * 100_000L + tokens * 1000L + width);
+        int rows = samples * tokens;
+        try (MemoryScope scope = new MemoryScope("test")) {
+            float[] x = TestData.uniform(random, rows * width);
+            for (int i = 0; i < x.length; i++) {
+                x[i] = x[i] * 3f + 0.5f;
+            }
+            float[] weight = affine ? TestData.uniform(random, width) : null;
+            float[] shift = TestData.uniform(random, samples * width), scale = TestData.uniform(random, samples * width);
+            float[] dOut = TestData.uniform(random, rows * width);
+            float[] dWeightStart = TestData.uniform(random, width);
+            ModulatedReference ref = ModulatedReference.of(x, weight, shift, scale, dOut, samples, tokens, width);
+
+            Tensor xt = Tensor.of(scope, x, samples, tokens, width);
+            Tensor wt = weight == null ? null : Tensor.of(scope, weight, width);
+            Tensor st = Tensor.of(scope, scale, samples, width);
+            Tensor out = TestData.poisoned(scope, samples, tokens, width);
+            Tensor mean = TestData.poisoned(scope, rows), rstd = TestData.poisoned(scope, rows);
+            BACKEND.layerNormModulate(xt, wt, Tensor.of(scope, shift, samples, width), st, EPS, out, mean, rstd);
+            assertClose(out.toFloatArray(), ref.out(), 4e-6, "out");
+            assertClose(mean.toFloatArray(), ref.mean(), 2e-6, "mean");
+            assertClose(rstd.toFloatArray(), ref.rstd(), 2e-6, "rstd");
+
+            Tensor dx = TestData.poisoned(scope, samples, tokens, width);
+            Tensor dShift = TestData.poisoned(scope, samples, width), dScale = TestData.poisoned(scope, samples, width);
+            Tensor dWeight = weight == null ? null : Tensor.of(scope, dWeightStart.clone(), width);
+            BACKEND.layerNormModulateBackward(Tensor.of(scope, dOut, samples, tokens, width), xt, wt, st, mean, rstd,
+                    dx, dWeight, dShift, dScale);
+            assertClose(dx.toFloatArray(), ref.dx(), 2e-5, "dx");
+            assertClose(dShift.toFloatArray(), ref.dShift(), 2e-5, "dShift");
+            assertClose(dScale.toFloatArray(), ref.dScale(), 2e-5, "dScale");
+            if (weight != null) {
+                double[] expected = ref.dWeight().clone();
+                for (int c = 0; c < width; c++) {
+                    expected[c] += dWeightStart[c];
+                }
+                assertClose(dWeight.toFloatArray(), expected, 2e-5, "dWeight");
+            }
+        }
+    }
+
+    /** A weight that takes no gradient (dWeight null) still scales dx and dScale. */
+    @Test
+    void layerNormModulateWithAFrozenWeight() {
+        int samples = 2, tokens = 6, width = 19;
+        Random random = new Random(19);
+        try (MemoryScope scope = new MemoryScope("test")) {
+            float[] x = TestData.uniform(random, samples * tokens * width), weight = TestData.uniform(random, width);
+            float[] shift = TestData.uniform(random, samples * width), scale = TestData.uniform(random, samples * width);
+            float[] dOut = TestData.uniform(random, x.length);
+            ModulatedReference ref = ModulatedReference.of(x, weight, shift, scale, dOut, samples, tokens, width);
+            Tensor xt = Tensor.of(scope, x, samples, tokens, width), wt = Tensor.of(scope, weight, width);
+            Tensor st = Tensor.of(scope, scale, samples, width);
+            Tensor mean = scope.zeros(samples * tokens), rstd = scope.zeros(samples * tokens);
+            BACKEND.layerNormModulate(xt, wt, Tensor.of(scope, shift, samples, width), st, EPS,
+                    scope.zeros(samples, tokens, width), mean, rstd);
+            Tensor dx = TestData.poisoned(scope, samples, tokens, width);
+            Tensor dShift = TestData.poisoned(scope, samples, width), dScale = TestData.poisoned(scope, samples, width);
+            BACKEND.layerNormModulateBackward(Tensor.of(scope, dOut, samples, tokens, width), xt, wt, st, mean, rstd,
+                    dx, null, dShift, dScale);
+            assertClose(dx.toFloatArray(), ref.dx(), 2e-5, "dx");
+            assertClose(dShift.toFloatArray(), ref.dShift(), 2e-5, "dShift");
+            assertClose(dScale.toFloatArray(), ref.dScale(), 2e-5, "dScale");
+        }
+    }
+
+    /** Rows split into several blocks per sample (T = 300): the same bits with 1, 2 and 3 threads. */
+    @Test
+    void layerNormModulateIsBitIdenticalForAnyThreadCount() {
+        int samples = 3, tokens = 300, width = 37;
+        Random random = new Random(4);
+        try (MemoryScope scope = new MemoryScope("test"); CpuBackend twoThreads = new CpuBackend(2)) {
+            Tensor x = TestData.uniform(scope, random, samples, tokens, width);
+            Tensor weight = TestData.uniform(scope, random, width);
+            Tensor shift = TestData.uniform(scope, random, samples, width);
+            Tensor scale = TestData.uniform(scope, random, samples, width);
+            Tensor dOut = TestData.uniform(scope, random, samples, tokens, width);
+            CpuBackend[] backends = {BACKEND, twoThreads, SINGLE_THREAD};
+            float[][][] results = new float[backends.length][][];
+            for (int b = 0; b < backends.length; b++) {
+                Tensor out = scope.zeros(samples, tokens, width);
+                Tensor mean = scope.zeros(samples * tokens), rstd = scope.zeros(samples * tokens);
+                backends[b].layerNormModulate(x, weight, shift, scale, EPS, out, mean, rstd);
+                Tensor dx = scope.zeros(samples, tokens, width), dWeight = scope.zeros(width);
+                Tensor dShift = scope.zeros(samples, width), dScale = scope.zeros(samples, width);
+                backends[b].layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+                results[b] = new float[][] {out.toFloatArray(), mean.toFloatArray(), rstd.toFloatArray(),
+                        dx.toFloatArray(), dWeight.toFloatArray(), dShift.toFloatArray(), dScale.toFloatArray()};
+            }
+            String[] names = {"out", "mean", "rstd", "dx", "dWeight", "dShift", "dScale"};
+            for (int b = 1; b < backends.length; b++) {
+                for (int i = 0; i < names.length; i++) {
+                    assertArrayEquals(results[0][i], results[b][i], 0f, names[i] + " differs between thread counts");
+                }
+            }
+        }
+    }
+
+    @Test
+    void layerNormModulateRefusesBadArguments() {
+        try (MemoryScope scope = new MemoryScope("test")) {
+            Tensor x = scope.zeros(2, 3, 8), perSample = scope.zeros(2, 8), stats = scope.zeros(6);
+            String op = "layerNormModulate";
+            assertMessage(() -> BACKEND.layerNormModulate(x, null, scope.zeros(3, 8), perSample, EPS,
+                    scope.zeros(2, 3, 8), stats, stats), op, "shift");
+            assertMessage(() -> BACKEND.layerNormModulate(x, null, perSample, scope.zeros(2, 7), EPS,
+                    scope.zeros(2, 3, 8), stats, stats), op, "scale");
+            assertMessage(() -> BACKEND.layerNormModulate(scope.zeros(6, 8), null, perSample, perSample, EPS,
+                    scope.zeros(6, 8), stats, stats), op, "rank 3");
+            assertMessage(() -> BACKEND.layerNormModulate(x, scope.zeros(7), perSample, perSample, EPS,
+                    scope.zeros(2, 3, 8), stats, stats), op, "weight");
+            assertMessage(() -> BACKEND.layerNormModulate(x, null, perSample, perSample, EPS,
+                    scope.zeros(2, 3, 8), scope.zeros(5), stats), op, "mean");
+            assertMessage(() -> BACKEND.layerNormModulate(x, null, perSample, perSample, Float.NaN,
+                    scope.zeros(2, 3, 8), stats, stats), op, "eps");
+            String backward = "layerNormModulateBackward";
+            assertMessage(() -> BACKEND.layerNormModulateBackward(x, x, null, perSample, stats, stats,
+                    scope.zeros(2, 3, 8), scope.zeros(8), perSample, perSample), backward, "dWeight");
+            assertMessage(() -> BACKEND.layerNormModulateBackward(x, x, null, perSample, stats, stats,
+                    scope.zeros(2, 3, 8), null, scope.zeros(2, 9), perSample), backward, "dShift");
+            assertMessage(() -> BACKEND.layerNormModulateBackward(x, x, null, perSample, stats, scope.zeros(7),
+                    scope.zeros(2, 3, 8), null, perSample, perSample), backward, "rstd");
+        }
+    }
+
     @Test
     void badArgumentsThrowNamingOpAndArgument() {
         try (MemoryScope scope = new MemoryScope("test")) {

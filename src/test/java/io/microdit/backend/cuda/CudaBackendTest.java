@@ -101,6 +101,55 @@ class CudaBackendTest extends CudaVersusCpu {
     }
 
     @Test
+    void layerNormModulateForwardAndBackward() {
+        Random random = new Random(4);
+        try (MemoryScope scope = new MemoryScope("inputs")) {
+            for (int[] shape : new int[][] {{1, 1, 1}, {3, 5, 37}, {2, 70, 130}, {2, 3, 300}}) {
+                int samples = shape[0], width = shape[2], rows = samples * shape[1];
+                int[] perSample = {samples, width};
+                Tensor x = uniform(scope, random, 3, shape);
+                for (int v = 0; v < x.numel(); v++) {
+                    x.setFloat(v, x.getFloat(v) + 5); // a mean far from zero
+                }
+                Tensor shift = random(scope, random, perSample), scale = random(scope, random, perSample);
+                Tensor weight = random(scope, random, width), dOut = random(scope, random, shape);
+                for (Tensor w : new Tensor[] {weight, null}) {
+                    compare("layerNormModulate", new Tensor[] {x, w, shift, scale},
+                            new int[][] {shape, {rows}, {rows}},
+                            t -> cpu.layerNormModulate(t[0], t[1], t[2], t[3], 1e-6f, t[4], t[5], t[6]),
+                            t -> cuda.layerNormModulate(t[0], t[1], t[2], t[3], 1e-6f, t[4], t[5], t[6]));
+                    try (MemoryScope stats = new MemoryScope("stats")) {
+                        Tensor mean = stats.zeros(rows), rstd = stats.zeros(rows);
+                        cpu.layerNormModulate(x, w, shift, scale, 1e-6f, stats.zeros(shape), mean, rstd);
+                        Tensor dWeight = w == null ? null : random(stats, random, width);
+                        compare("layerNormModulateBackward", new Tensor[] {dOut, x, w, scale, mean, rstd, dWeight},
+                                new int[][] {shape, perSample, perSample},
+                                t -> cpu.layerNormModulateBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[7], t[6],
+                                        t[8], t[9]),
+                                t -> cuda.layerNormModulateBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[7], t[6],
+                                        t[8], t[9]));
+                    }
+                }
+                try (MemoryScope stats = new MemoryScope("stats")) {
+                    Tensor mean = stats.zeros(rows), rstd = stats.zeros(rows);
+                    cpu.layerNormModulate(x, weight, shift, scale, 1e-6f, stats.zeros(shape), mean, rstd);
+                    compare("layerNormModulateBackward frozen weight",
+                            new Tensor[] {dOut, x, weight, scale, mean, rstd}, new int[][] {shape, perSample, perSample},
+                            t -> cpu.layerNormModulateBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], null, t[7],
+                                    t[8]),
+                            t -> cuda.layerNormModulateBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], null, t[7],
+                                    t[8]));
+                }
+            }
+            Tensor x = random(scope, random, 2, 3, 5);
+            sameRefusal("layerNormModulate", new Tensor[] {x, random(scope, random, 3, 5), random(scope, random, 2, 5),
+                    output(scope, 2, 3, 5), output(scope, 6), output(scope, 6)},
+                    t -> cpu.layerNormModulate(t[0], null, t[1], t[2], 1e-6f, t[3], t[4], t[5]),
+                    t -> cuda.layerNormModulate(t[0], null, t[1], t[2], 1e-6f, t[3], t[4], t[5]));
+        }
+    }
+
+    @Test
     void gatherAndScatterRowsWithTheZeroMaskToken() {
         Random random = new Random(3);
         try (MemoryScope scope = new MemoryScope("inputs")) {
