@@ -128,6 +128,18 @@ int mdt_memset(void *target, int value, size_t bytes, mdt_stream_t stream) {
     return check(cudaMemsetAsync(target, value, bytes, raw(stream)), "mdt_memset");
 }
 
+int mdt_host_alloc(void **pointer, size_t bytes) {
+    if (!pointer) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_host_alloc: pointer is NULL");
+    return check(cudaMallocHost(pointer, bytes == 0 ? 1 : bytes), "cudaMallocHost");
+}
+int mdt_host_free(void *pointer) { return check(cudaFreeHost(pointer), "cudaFreeHost"); }
+int mdt_event_query(mdt_event_t event, int *complete) {
+    if (!event || !complete) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_query: NULL argument");
+    cudaError_t error = cudaEventQuery(raw(event));
+    *complete = error == cudaSuccess;
+    return error == cudaErrorNotReady ? MDT_SUCCESS : check(error, "cudaEventQuery");
+}
+
 }  // extern "C"
 
 namespace mdt {

@@ -141,4 +141,22 @@ int mdt_memset(void *target, int value, size_t bytes, mdt_stream_t) {
     return MDT_SUCCESS;
 }
 
+int mdt_host_alloc(void **pointer, size_t bytes) {
+    if (!pointer) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_host_alloc: pointer is NULL");
+    *pointer = std::malloc(bytes == 0 ? 1 : bytes);
+    if (!*pointer) return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "mdt_host_alloc: %zu bytes not available", bytes);
+    return MDT_SUCCESS;
+}
+
+int mdt_host_free(void *pointer) {
+    std::free(pointer);
+    return MDT_SUCCESS;
+}
+
+int mdt_event_query(mdt_event_t event, int *complete) {
+    if (!event || !complete) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_query: NULL argument");
+    *complete = 1;  // every operation completed before its call returned
+    return MDT_SUCCESS;
+}
+
 }  // extern "C"

@@ -90,6 +90,14 @@ MDT_API int mdt_memcpy_htod(void *device_target, const void *host_source, size_t
 MDT_API int mdt_memcpy_dtoh(void *host_target, const void *device_source, size_t bytes, mdt_stream_t stream);
 MDT_API int mdt_memcpy_dtod(void *device_target, const void *device_source, size_t bytes, mdt_stream_t stream);
 MDT_API int mdt_memset(void *device_target, int value, size_t bytes, mdt_stream_t stream);
+/* Host→device copies without a host wait: the caller stages its data in page-locked host memory (cudaMallocHost;
+ * the emulator: plain memory), copies from there with mdt_memcpy_htod, records an event after the copy and reuses
+ * the staging bytes only once mdt_event_query reports the event complete (a copy from pageable memory would make
+ * the CUDA runtime wait for the stream first). complete: 1 when all work before the event's record has finished,
+ * else 0; the query never waits. */
+MDT_API int mdt_host_alloc(void **pointer, size_t bytes);
+MDT_API int mdt_host_free(void *pointer);
+MDT_API int mdt_event_query(mdt_event_t event, int *complete);
 
 /* ------------------------------------------------------------------ emulator self-tests (emu primitives) */
 /* Runs one named primitive check kernel (barrier, shuffle, ballot, atomics, bf16, launch-shape, ...) with the

@@ -1,6 +1,7 @@
 package io.microdit.diffusion;
 
 import io.microdit.autograd.ElementwiseFunctions;
+import io.microdit.backend.Backend;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.LossFunctions;
 import io.microdit.autograd.Variable;
@@ -20,15 +21,18 @@ import io.microdit.tensor.Tensor;
  * given by the sample's global index (the number of samples drawn before it in the run), so a resumed run and a
  * run on another backend draw the same σ, noise, mask and caption drops.
  *
- * <p>Latents and captions are tensors of the graph's backend. The preconditioned inputs are computed on the host in
- * float64 as the reference does: latents and noise are read once, and the network input, skip and output scales,
- * c_noise and the loss weights written once per batch.
+ * <p>Latents and captions are tensors of the graph's backend, and the preconditioning runs there: the host computes
+ * the σ-dependent scalings per sample in float64 and writes them, rounded to float, in one copy per batch; the
+ * backend forms x0 + σ·ε and scales it per sample in float32 (one rounding each: σ·ε + x0 fused, then c_in·(·) and
+ * c_skip·(·)), as the PyTorch reference does in float32. Nothing is read back, so on a GPU the step never waits here.
  */
 public final class EdmObjective {
     public static final long STREAM_SIGMA = 1;
     public static final long STREAM_NOISE = 2;
     public static final long STREAM_MASK = 3;
     public static final long STREAM_CAPTION_DROP = 4;
+    /** Rows of the per-sample values written to the backend in one copy per batch. */
+    private static final int SIGMA = 0, C_IN = 1, C_SKIP = 2, C_OUT = 3, C_NOISE = 4, LOSS_WEIGHT = 5, SCALINGS = 6;
 
     private final Edm edm;
     private final MaskingMode mode;
@@ -107,31 +111,33 @@ public final class EdmObjective {
                     + latents.describe() + ", got " + sigma.length + " sigmas and noise " + noise.describe());
         }
         int perSample = Math.toIntExact(latents.numel() / n);
-        Tensor input = g.allocate(latents.shape());
-        Tensor cNoise = g.allocate(n);
-        Tensor cOut = g.allocate(latents.shape());
-        Tensor skip = g.allocate(latents.shape());
-        Tensor weight = g.allocate(n);
-        float[] x0 = g.backend().read(latents);
-        float[] eps = g.backend().read(noise);
-        float[] in = new float[x0.length], out = new float[x0.length], sk = new float[x0.length];
-        float[] noiseConditioning = new float[n], weights = new float[n];
+        Backend be = g.backend();
+        float[] perSampleValues = new float[SCALINGS * n];
         for (int i = 0; i < n; i++) {
-            double s = sigma[i], cIn = edm.cIn(s), cSkip = edm.cSkip(s), co = edm.cOut(s);
-            for (int j = i * perSample; j < (i + 1) * perSample; j++) {
-                double xNoisy = x0[j] + s * eps[j];
-                in[j] = (float) (cIn * xNoisy);
-                sk[j] = (float) (cSkip * xNoisy);
-                out[j] = (float) co;
-            }
-            noiseConditioning[i] = (float) edm.cNoise(s);
-            weights[i] = (float) edm.lossWeight(s);
+            double s = sigma[i];
+            perSampleValues[SIGMA * n + i] = (float) s;
+            perSampleValues[C_IN * n + i] = (float) edm.cIn(s);
+            perSampleValues[C_SKIP * n + i] = (float) edm.cSkip(s);
+            perSampleValues[C_OUT * n + i] = (float) edm.cOut(s);
+            perSampleValues[C_NOISE * n + i] = (float) edm.cNoise(s);
+            perSampleValues[LOSS_WEIGHT * n + i] = (float) edm.lossWeight(s);
         }
-        g.backend().write(input, in);
-        g.backend().write(skip, sk);
-        g.backend().write(cOut, out);
-        g.backend().write(cNoise, noiseConditioning);
-        g.backend().write(weight, weights);
+        Tensor scalings = g.allocate(SCALINGS, n);
+        be.write(scalings, perSampleValues);
+        // Per-sample scalings of [N, C·H·W] latents as gated residuals x + gate·f with one column (gate [N, 1]):
+        // x0 + σ·ε, c_in·(x0 + σ·ε) and c_skip·(x0 + σ·ε) from zero plus gate·f, c_out spread as 0·(1 + c_out) + c_out.
+        Tensor zero = g.allocate(n, perSample, 1);
+        Tensor noisy = g.allocate(n, perSample, 1);
+        Tensor input = g.allocate(latents.shape());
+        Tensor skip = g.allocate(latents.shape());
+        Tensor cOut = g.allocate(latents.shape());
+        be.gatedResidual(latents.reshape(n, perSample, 1), column(scalings, SIGMA), noise.reshape(n, perSample, 1),
+                noisy);
+        be.gatedResidual(zero, column(scalings, C_IN), noisy, input.reshape(n, perSample, 1));
+        be.gatedResidual(zero, column(scalings, C_SKIP), noisy, skip.reshape(n, perSample, 1));
+        be.modulate(zero, column(scalings, C_OUT), column(scalings, C_OUT), cOut.reshape(n, perSample, 1));
+        Tensor cNoise = scalings.rows(C_NOISE, 1).reshape(n);
+        Tensor weight = scalings.rows(LOSS_WEIGHT, 1).reshape(n);
         TokenMask used = mode == MaskingMode.NONE ? null : mask;
         Variable f = model.forward(g, g.constant(input), cNoise, g.constant(captions), used, mode);
         Variable denoised = ElementwiseFunctions.add(g, ElementwiseFunctions.mul(g, f, g.constant(cOut)),
@@ -139,6 +145,11 @@ public final class EdmObjective {
         Variable loss = LossFunctions.edmLoss(g, denoised, latents, weight, used == null ? null : used.removed(),
                 model.config().patchSize());
         return new Terms(loss, f);
+    }
+
+    /** Row {@code row} of the per-sample scalings [SCALINGS, N] as a gate [N, 1]. */
+    private static Tensor column(Tensor scalings, int row) {
+        return scalings.rows(row, 1).reshape(scalings.dim(1), 1);
     }
 
     private Tensor dropCaptions(Graph g, Tensor captions, long seed, long firstSample) {

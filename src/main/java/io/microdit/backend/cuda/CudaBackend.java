@@ -20,8 +20,9 @@ import java.util.Set;
  * must live in device scopes made by {@link #scope}; {@link #upload} and {@link #download} move data between
  * host and device.
  *
- * <p>The host waits for the stream only where it needs a value (read, download, the loss, the sum of squares), for
- * a host→device copy from host memory that may be freed right after, and in {@link #synchronize()}. So arguments
+ * <p>The host waits for the stream only where it needs a value (read, download, the loss, the sum of squares) and in
+ * {@link #synchronize()}; host→device copies go through page-locked staging memory ({@link HostStaging}) and return
+ * at once, the caller's host tensor free to reuse. So arguments
  * that live on the device (MoE routing indices, token ids, the loss mask) are checked by the kernels: a bad one is
  * recorded in a device error record (microdit.h) and thrown, as the CPU backend throws it, at the next wait.
  */
@@ -52,6 +53,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final FlopCounter flops = new FlopCounter();
     private final MemorySegment stream;
     private final DeviceMemory memory;
+    private final HostStaging staging;
     private final MemoryScope scratchScope;
     private final Tensor sumOfSquaresPartials;
     /** The device error record, then doubles the host reads back together with it. */
@@ -66,10 +68,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
     public CudaBackend() {
-        this(false);
+        this(false, HostStaging.INITIAL_BYTES, HostStaging.MAX_BYTES);
     }
 
-    private CudaBackend(boolean opaque) {
+    private CudaBackend(boolean opaque, long stagingBytes, long stagingLimit) {
         try (Arena arena = Arena.ofConfined()) {
             CudaRuntime.check(MicroditNative.mdt_set_device(0), "mdt_set_device(0)");
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
@@ -78,6 +80,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         this.deviceName = CudaRuntime.deviceName(0);
         this.memory = new DeviceMemory(stream, opaque);
+        this.staging = new HostStaging(stream, stagingBytes, stagingLimit);
         this.scratchScope = scope("cuda-backend-scratch");
         this.sumOfSquaresPartials = scratchScope.zeros(DType.I32, 2 * SUM_OF_SQUARES_PARTIALS);
         this.readbackScope = scope("cuda-backend-readback");
@@ -90,7 +93,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * its copies; on a GPU it is the same as {@link #CudaBackend()}.
      */
     public static CudaBackend opaque() {
-        return new CudaBackend(true);
+        return new CudaBackend(true, HostStaging.INITIAL_BYTES, HostStaging.MAX_BYTES);
+    }
+
+    /** An opaque backend whose host→device staging starts at {@code stagingBytes} and grows to {@code stagingLimit}. */
+    static CudaBackend opaque(long stagingBytes, long stagingLimit) {
+        return new CudaBackend(true, stagingBytes, stagingLimit);
     }
 
     @Override
@@ -155,8 +163,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     /**
-     * One memcpy on the stream in the direction the tensors' devices give. Copies that touch host memory wait for
-     * the stream, so the host tensor may be read, reused or freed as soon as this returns.
+     * One copy on the stream in the direction the tensors' devices give; the host tensor may be read, reused or freed
+     * as soon as this returns. Device→host waits for the stream (the caller reads the data next); host→device does
+     * not: the bytes are staged in page-locked memory first (see {@link HostStaging}).
      */
     @Override
     public void copy(Tensor source, Tensor target) {
@@ -174,9 +183,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(target.segment(), source.segment(), bytes, stream),
                     "mdt_memcpy_dtod");
         } else if (toDevice) {
-            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(target.segment(), source.segment(), bytes, stream),
-                    "mdt_memcpy_htod");
-            waitForStream(); // the caller may free or reuse the host source as soon as this returns
+            staging.copyToDevice(target.segment(), source.segment().asSlice(0, bytes));
         } else {
             CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
                     "mdt_memcpy_dtoh");
@@ -235,9 +242,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
         waitAndCheck(); // asked for
     }
 
-    /** Host waits for the stream so far. */
+    /** Host waits so far: for the stream, and for a staging region when every one is busy. */
     long synchronizations() {
-        return synchronizations;
+        return synchronizations + staging.waits();
+    }
+
+    /** The page-locked staging of host→device copies. */
+    HostStaging staging() {
+        return staging;
     }
 
     @Override
@@ -255,6 +267,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         readbackScope.close();
         scratchScope.close();
         memory.close();
+        staging.close();
         CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
         if (failed != null) {
             throw failed;

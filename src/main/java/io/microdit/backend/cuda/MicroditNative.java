@@ -35,6 +35,9 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MEMCPY_DTOH = handle("mdt_memcpy_dtoh");
     private static final MethodHandle MDT_MEMCPY_DTOD = handle("mdt_memcpy_dtod");
     private static final MethodHandle MDT_MEMSET = handle("mdt_memset");
+    private static final MethodHandle MDT_HOST_ALLOC = handle("mdt_host_alloc");
+    private static final MethodHandle MDT_HOST_FREE = handle("mdt_host_free");
+    private static final MethodHandle MDT_EVENT_QUERY = handle("mdt_event_query");
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
@@ -291,6 +294,30 @@ public final class MicroditNative {
             return (int) MDT_MEMSET.invokeExact(deviceTarget, value, bytes, stream);
         } catch (Throwable error) {
             throw new AssertionError("mdt_memset threw", error);
+        }
+    }
+
+    public static int mdt_host_alloc(MemorySegment pointer, long bytes) {
+        try {
+            return (int) MDT_HOST_ALLOC.invokeExact(pointer, bytes);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_host_alloc threw", error);
+        }
+    }
+
+    public static int mdt_host_free(MemorySegment pointer) {
+        try {
+            return (int) MDT_HOST_FREE.invokeExact(pointer);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_host_free threw", error);
+        }
+    }
+
+    public static int mdt_event_query(MemorySegment event, MemorySegment complete) {
+        try {
+            return (int) MDT_EVENT_QUERY.invokeExact(event, complete);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_query threw", error);
         }
     }
 
