@@ -39,16 +39,16 @@ public final class NormFunctions {
                                              float eps) {
         Backend be = g.backend();
         int rows = Math.toIntExact(x.value().rowCount());
-        Tensor out = g.allocate(x.shape());
-        Tensor mean = g.allocate(rows);
-        Tensor rstd = g.allocate(rows);
+        Tensor out = g.output(x.shape());
+        Tensor mean = g.output(rows);
+        Tensor rstd = g.output(rows);
         Tensor weightValue = weight == null ? null : weight.value();
         be.layerNormModulate(x.value(), weightValue, shift.value(), scale.value(), eps, out, mean, rstd);
         return g.result(out, dOut -> {
-            Tensor dx = g.allocate(x.shape());
+            Tensor dx = g.output(x.shape());
             Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
-            Tensor dShift = g.allocate(shift.shape());
-            Tensor dScale = g.allocate(scale.shape());
+            Tensor dShift = g.output(shift.shape());
+            Tensor dScale = g.output(scale.shape());
             be.layerNormModulateBackward(dOut, x.value(), weightValue, scale.value(), mean, rstd, dx, dWeight, dShift,
                     dScale);
             x.addGrad(dx, be);

@@ -87,7 +87,7 @@ public final class EdmObjective {
     /** Draws σ, ε and the mask for the batch starting at global sample {@code firstSample} (see {@link #loss}). */
     public Draw draw(Graph g, MicroDiT model, int[] latentShape, long seed, long firstSample) {
         int n = latentShape[0];
-        Tensor noise = g.allocate(latentShape);
+        Tensor noise = g.output(latentShape);
         long perSample = noise.numel() / n;
         double[] sigma = new double[n];
         for (int i = 0; i < n; i++) {
@@ -122,15 +122,15 @@ public final class EdmObjective {
             perSampleValues[C_NOISE * n + i] = (float) edm.cNoise(s);
             perSampleValues[LOSS_WEIGHT * n + i] = (float) edm.lossWeight(s);
         }
-        Tensor scalings = g.allocate(SCALINGS, n);
+        Tensor scalings = g.output(SCALINGS, n);
         be.write(scalings, perSampleValues);
         // Per-sample scalings of [N, C·H·W] latents as gated residuals x + gate·f with one column (gate [N, 1]):
         // x0 + σ·ε, c_in·(x0 + σ·ε) and c_skip·(x0 + σ·ε) from zero plus gate·f, c_out spread as 0·(1 + c_out) + c_out.
         Tensor zero = g.allocate(n, perSample, 1);
-        Tensor noisy = g.allocate(n, perSample, 1);
-        Tensor input = g.allocate(latents.shape());
-        Tensor skip = g.allocate(latents.shape());
-        Tensor cOut = g.allocate(latents.shape());
+        Tensor noisy = g.output(n, perSample, 1);
+        Tensor input = g.output(latents.shape());
+        Tensor skip = g.output(latents.shape());
+        Tensor cOut = g.output(latents.shape());
         be.gatedResidual(latents.reshape(n, perSample, 1), column(scalings, SIGMA), noise.reshape(n, perSample, 1),
                 noisy);
         be.gatedResidual(zero, column(scalings, C_IN), noisy, input.reshape(n, perSample, 1));
@@ -156,7 +156,7 @@ public final class EdmObjective {
         if (captionDropout == 0) {
             return captions;
         }
-        Tensor copy = g.allocate(captions.shape());
+        Tensor copy = g.output(captions.shape());
         g.backend().copy(captions, copy);
         int n = captions.dim(0);
         long perSample = captions.numel() / n;
