@@ -205,7 +205,7 @@ __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t r[2], const void *row
 /**
  * Asynchronous copy of 16 bytes from global to shared memory (both 16-byte aligned); only the first
  * {@code source_bytes} (0 or 16) are read and the rest is zero-filled, so out-of-range chunks cost no read.
- * Completes at cp_async_wait; the emulator copies at once.
+ * Completes at cp_async_wait (so does the emulator's: a read before the wait sees stale data).
  */
 __device__ __forceinline__ void cp_async_16(void *shared, const void *global, int source_bytes) {
 #ifdef __CUDACC__
@@ -213,8 +213,7 @@ __device__ __forceinline__ void cp_async_16(void *shared, const void *global, in
                  "r"(source_bytes)
                  : "memory");
 #else
-    std::memcpy(shared, global, static_cast<size_t>(source_bytes));
-    std::memset(static_cast<unsigned char *>(shared) + source_bytes, 0, static_cast<size_t>(16 - source_bytes));
+    ::mdt_emu::cp_async_16(shared, global, source_bytes);
 #endif
 }
 
@@ -222,6 +221,8 @@ __device__ __forceinline__ void cp_async_16(void *shared, const void *global, in
 __device__ __forceinline__ void cp_async_commit() {
 #ifdef __CUDACC__
     asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+    ::mdt_emu::cp_async_commit();
 #endif
 }
 
@@ -231,6 +232,8 @@ template <int Pending>
 __device__ __forceinline__ void cp_async_wait() {
 #ifdef __CUDACC__
     asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#else
+    ::mdt_emu::cp_async_wait(Pending);
 #endif
 }
 

@@ -197,6 +197,15 @@ int check_routing(const char *op, int64_t samples, int64_t tokens, int64_t exper
 /** Shared bytes of a token-rows block: one int per routing slot of a sample. */
 int64_t slot_list_bytes(int64_t experts, int64_t k) { return experts * k * static_cast<int64_t>(sizeof(int)); }
 
+/** The slot list and the kernel's static warp_counts must fit the 48 KiB a block gets without the opt-in (a GPU
+ *  fails the launch on static + dynamic; MDT_LAUNCH checks the dynamic part alone). */
+int check_slot_list(const char *op, int64_t experts, int64_t k) {
+    constexpr int64_t kLimit = 48 * 1024 - 32 * static_cast<int64_t>(sizeof(int));
+    MDT_REQUIRE(slot_list_bytes(experts, k) <= kLimit, "%s: %lld routing slots per sample exceed the %lld that fit "
+                "in shared memory", op, (long long)(experts * k), (long long)(kLimit / sizeof(int)));
+    return MDT_SUCCESS;
+}
+
 }  // namespace
 
 extern "C" {
@@ -237,6 +246,7 @@ int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *ind
 int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples,
                          int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
+    if (int s = check_slot_list("mdt_moe_dispatch_bwd", experts, k)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && indices && dx, "mdt_moe_dispatch_bwd: NULL tensor pointer");
     return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,
@@ -247,6 +257,7 @@ int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t 
 int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out,
                         int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     if (int s = check_routing("mdt_moe_combine_fwd", samples, tokens, experts, k, dim)) return s;
+    if (int s = check_slot_list("mdt_moe_combine_fwd", experts, k)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(out && (experts * k == 0 || (h && gates && indices)), "mdt_moe_combine_fwd: NULL tensor pointer");
     return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,

@@ -1,8 +1,9 @@
 // Self-test kernels for the execution model the other kernels rely on: block barriers over shared memory,
-// warp shuffles and votes, atomics, bf16 rounding, and the tensor-core wrappers of common.cuh (one m16n8k16 MMA,
-// ldmatrix with and without .trans). Each writes results that a test compares with values
-// worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
-// run on a GPU (tag gpu), which checks the emulator and the hardware agree. Cost: negligible.
+// warp shuffles and votes, atomics, bf16 rounding, the tensor-core wrappers of common.cuh (one m16n8k16 MMA,
+// ldmatrix with and without .trans), cp.async, and shuffles in a partly exited warp. Each writes results that a
+// test compares with values worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
+// run on a GPU (tag gpu), which checks the emulator and the hardware agree. Emulator-only kernels break a rule of
+// the hardware on purpose, each to be reported as an error by the stricter emulator. Cost: negligible.
 #include <string.h>
 
 #include "common.cuh"
@@ -144,7 +145,108 @@ __global__ void ldmatrix_kernel(float *out) {
     }
 }
 
+/** cp.async of 16-byte chunks, source sizes 0, 8, 16 by thread (zero-filled past them): a block of 32 writes
+ *  out[256 + i] = i + 1 (i < 128) to global memory, thread t copies chunk t into shared memory, and after the wait
+ *  and a barrier out[i] = shared[(i + 4) mod 128]: chunks of other threads. */
+__global__ void cp_async_kernel(float *out) {
+    __align__(16) __shared__ float chunks[128];
+    int t = threadIdx.x;
+    float *source = out + 256;  // 1 KiB into a 256-byte aligned allocation
+    for (int i = 0; i < 4; i++) source[4 * t + i] = static_cast<float>(4 * t + i + 1);
+    __syncthreads();
+    mdt::cp_async_16(chunks + 4 * t, source + 4 * t, t % 3 * 8);
+    mdt::cp_async_commit();
+    mdt::cp_async_wait<0>();
+    __syncthreads();
+    for (int i = t; i < 128; i += 32) out[i] = chunks[(i + 4) % 128];
+}
+
+/** One warp: lanes 16..31 exit; lanes 0..15 exchange with lane ^ 1 twice, once under their own mask, once under
+ *  the full mask (exited lanes named in a mask are not waited for); out[t] and out[16 + t]. */
+__global__ void partial_warp_kernel(float *out) {
+    int t = threadIdx.x;
+    if (t >= 16) return;
+    out[t] = __shfl_xor_sync(0x0000ffffu, static_cast<float>(t), 1);
+    out[16 + t] = __shfl_xor_sync(mdt::kFullMask, static_cast<float>(t * 10), 1);
+}
+
 #ifndef __CUDACC__
+// Kernels that break a rule of the hardware: the emulator must end each launch with an error (on a GPU they fault,
+// which poisons the context, or give undefined results, so they are emulator-only).
+
+/** Reads shared memory before the cp.async into it is waited for: the emulator shows the 0xFF fill (NaN) there. */
+__global__ void cp_async_early_kernel(float *out) {
+    MDT_DYNAMIC_SHARED(float, chunks);
+    int t = threadIdx.x;
+    float *source = out + 256;
+    for (int i = 0; i < 4; i++) source[4 * t + i] = static_cast<float>(t + 1);
+    mdt::cp_async_16(chunks + 4 * t, source + 4 * t, 16);
+    mdt::cp_async_commit();
+    out[t] = chunks[4 * t];  // too early
+    mdt::cp_async_wait<0>();
+    out[32 + t] = chunks[4 * t];
+}
+
+/** cp.async from a global address 8 bytes past 16-byte alignment. */
+__global__ void cp_async_misaligned_kernel(float *out) {
+    MDT_DYNAMIC_SHARED(float, chunks);
+    mdt::cp_async_16(chunks + 4 * threadIdx.x, out + 2 + 4 * threadIdx.x, 16);
+    mdt::cp_async_commit();
+    mdt::cp_async_wait<0>();
+}
+
+/** ldmatrix with row addresses 2 bytes past 16-byte alignment. */
+__global__ void ldmatrix_misaligned_kernel(float *out) {
+    __align__(16) __shared__ uint16_t s[16 * 24];
+    for (int e = threadIdx.x; e < 16 * 24; e += 32) s[e] = 0;
+    __syncwarp();
+    uint32_t r[4];
+    mdt::ldmatrix_x4(r, s + (threadIdx.x % 16) * 24 + 1);
+    out[threadIdx.x] = __uint_as_float(r[0]);
+}
+
+/** Every lane shuffles under mask 0x0000ffff: lanes 16..31 are not in their own mask. */
+__global__ void shuffle_own_lane_kernel(float *out) {
+    out[threadIdx.x] = __shfl_sync(0x0000ffffu, 1.0f, 0);
+}
+
+/** Lanes 16..31 exit; lanes 0..15 read lane + 16, which no longer takes part (an undefined value on the GPU). */
+__global__ void shuffle_exited_kernel(float *out) {
+    int t = threadIdx.x;
+    if (t >= 16) return;
+    out[t] = __shfl_sync(mdt::kFullMask, static_cast<float>(t), t + 16);
+}
+
+/** The two halves of a warp shuffle under the full mask at different calls (divergent code). */
+__global__ void divergent_shuffle_kernel(float *out) {
+    int t = threadIdx.x;
+    float v = static_cast<float>(t);
+    if (t < 16) {
+        out[t] = __shfl_xor_sync(mdt::kFullMask, v, 1);
+    } else {
+        out[t] = __shfl_xor_sync(mdt::kFullMask, v, 2);
+    }
+}
+
+/** Half of the block waits at one __syncthreads, the other half at another. */
+__global__ void divergent_barrier_kernel(float *out) {
+    if (threadIdx.x < 16) {
+        __syncthreads();
+        out[threadIdx.x] = 1.0f;
+    } else {
+        __syncthreads();
+        out[threadIdx.x] = 2.0f;
+    }
+}
+
+/** out[block · B + t] = dynamic shared[t] before any write, then writes it: every block must see the 0xFF fill. */
+__global__ void shared_poison_kernel(float *out) {
+    MDT_DYNAMIC_SHARED(float, shared);
+    int t = threadIdx.x;
+    out[blockIdx.x * blockDim.x + t] = shared[t];
+    shared[t] = 1.0f;
+}
+
 /** Lanes 0..15 wait at __syncthreads while lanes 16..31 wait at a full-warp __syncwarp: neither can finish. */
 __global__ void deadlock_kernel(float *out) {
     if (threadIdx.x < 16) {
@@ -186,9 +288,29 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(ldmatrix_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "block_sum") == 0) {
         status = MDT_LAUNCH(block_sum_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "cp_async") == 0) {
+        status = MDT_LAUNCH(cp_async_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "partial_warp") == 0) {
+        status = MDT_LAUNCH(partial_warp_kernel, grid, block, shared, nullptr, out);
 #ifndef __CUDACC__
     } else if (strcmp(name, "deadlock") == 0) {
         status = MDT_LAUNCH(deadlock_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "cp_async_early") == 0) {
+        status = MDT_LAUNCH(cp_async_early_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "cp_async_misaligned") == 0) {
+        status = MDT_LAUNCH(cp_async_misaligned_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "ldmatrix_misaligned") == 0) {
+        status = MDT_LAUNCH(ldmatrix_misaligned_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shuffle_own_lane") == 0) {
+        status = MDT_LAUNCH(shuffle_own_lane_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shuffle_exited") == 0) {
+        status = MDT_LAUNCH(shuffle_exited_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "divergent_shuffle") == 0) {
+        status = MDT_LAUNCH(divergent_shuffle_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "divergent_barrier") == 0) {
+        status = MDT_LAUNCH(divergent_barrier_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shared_poison") == 0) {
+        status = MDT_LAUNCH(shared_poison_kernel, grid, block, shared, nullptr, out);
 #endif
     } else {
         status = mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: no self-test named '%s'", name);

@@ -1,11 +1,15 @@
 // The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread;
 // inside a block every CUDA thread is a ucontext fiber with its own stack. Fibers switch only where a GPU
 // thread could wait for others (barriers, shuffles, votes), and the scheduler resumes them round-robin. A full
-// round in which no fiber arrived anywhere, released a barrier or finished is a deadlock.
+// round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule the hardware
+// enforces (or leaves undefined) that a kernel breaks calls violation(): the fiber records the error and returns to
+// the scheduler for good, and the launch ends with that status (the other fibers are abandoned mid-kernel).
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <cstdarg>
 #include <cstdio>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -19,12 +23,21 @@ namespace {
 constexpr size_t kStackBytes = 256 * 1024;
 }
 
+/** A cp.async in flight: copied (and zero-filled past source_bytes) when a cp_async_wait retires its group. */
+struct PendingCopy {
+    void *shared;
+    const void *global;
+    int source_bytes;
+};
+
 struct Fiber {
     ucontext_t context;
     uint3 index;
     int linear = 0;
     bool finished = false;
     char *stack = nullptr;
+    std::vector<PendingCopy> uncommitted;
+    std::deque<std::vector<PendingCopy>> groups;  // committed, oldest first
 };
 
 struct Warp {
@@ -34,6 +47,9 @@ struct Warp {
     uint64_t slots[kWarpSize] = {};
     int predicates[kWarpSize] = {};
     unsigned char gathered[kWarpSize][kGatherBytes] = {};
+    // What each arrived lane waits in: its mask and call (lanes whose masks overlap must agree on both).
+    unsigned masks[kWarpSize] = {};
+    WarpCall calls[kWarpSize] = {};
 };
 
 struct Block {
@@ -45,6 +61,10 @@ struct Block {
     std::vector<Warp> warps;
     ucontext_t scheduler;
     const std::function<void()> *body = nullptr;
+    const char *kernel = "";
+    int status = 0;  // MDT_SUCCESS until a fiber calls violation()
+    const char *barrier_file = nullptr;  // the call site of the barrier the current generation waits at
+    int barrier_line = 0;
     int live = 0;
     int barrier_arrived = 0;
     int barrier_count = 0;
@@ -81,6 +101,13 @@ struct StackPool {
 
 thread_local StackPool stack_pool;
 thread_local std::vector<unsigned char> shared_buffer;
+constexpr size_t kSharedAlignment = 128;  // at least what CUDA gives dynamic shared memory (16)
+
+void perform(const PendingCopy &copy) {
+    std::memcpy(copy.shared, copy.global, static_cast<size_t>(copy.source_bytes));
+    std::memset(static_cast<unsigned char *>(copy.shared) + copy.source_bytes, 0,
+                static_cast<size_t>(16 - copy.source_bytes));
+}
 
 void yield() {
     swapcontext(&current_fiber->context, &current_block->scheduler);
@@ -90,6 +117,11 @@ void fiber_main() {
     (*current_block->body)();
     Block &block = *current_block;
     Fiber &fiber = *current_fiber;
+    // Copies never waited for still land (the hardware completes them), after everything the thread did.
+    for (const PendingCopy &copy : fiber.uncommitted) perform(copy);
+    for (const auto &group : fiber.groups) {
+        for (const PendingCopy &copy : group) perform(copy);
+    }
     fiber.finished = true;
     block.live--;
     block.warps[fiber.linear / kWarpSize].live &= ~(1u << (fiber.linear % kWarpSize));
@@ -100,6 +132,8 @@ void fiber_main() {
 __attribute__((noinline)) void prepare_fiber(Fiber &fiber, char *stack, ucontext_t *scheduler) {
     fiber.finished = false;
     fiber.stack = stack;
+    fiber.uncommitted.clear();
+    fiber.groups.clear();
     getcontext(&fiber.context);
     fiber.context.uc_stack.ss_sp = stack;
     fiber.context.uc_stack.ss_size = kStackBytes;
@@ -121,9 +155,34 @@ unsigned char *dynamic_shared() { return current_block->shared; }
 int lane_id() { return current_fiber->linear % kWarpSize; }
 unsigned active_mask() { return my_warp().live; }
 
-int sync_threads_count(int predicate) {
+void violation(int status, const char *format, ...) {
+    char message[1024];
+    va_list arguments;
+    va_start(arguments, format);
+    std::vsnprintf(message, sizeof(message), format, arguments);
+    va_end(arguments);
+    Block &block = *current_block;
+    Fiber &fiber = *current_fiber;
+    mdt::fail(status, "%s: block (%u, %u, %u), thread (%u, %u, %u): %s", block.kernel, block.index.x, block.index.y,
+              block.index.z, fiber.index.x, fiber.index.y, fiber.index.z, message);
+    block.status = status;
+    fiber.finished = true;  // never resumed: its stack is reset by the next launch
+    swapcontext(&fiber.context, &block.scheduler);
+    __builtin_unreachable();
+}
+
+int sync_threads_count(int predicate, const char *file, int line) {
     Block &block = *current_block;
     uint64_t generation = block.barrier_generation;
+    // Volta+ barriers count every non-exited thread, wherever it waits; the CUDA guide still makes a barrier in
+    // divergent code undefined, so threads meeting at different __syncthreads are an error here.
+    if (block.barrier_arrived == 0) {
+        block.barrier_file = file;
+        block.barrier_line = line;
+    } else if (line != block.barrier_line || std::strcmp(file, block.barrier_file) != 0) {
+        violation(MDT_ERROR_DEADLOCK, "__syncthreads at %s:%d while other threads wait at %s:%d (divergent barrier)",
+                  file, line, block.barrier_file, block.barrier_line);
+    }
     block.barrier_arrived++;
     block.barrier_count += predicate != 0;
     block.progress++;
@@ -140,11 +199,37 @@ int sync_threads_count(int predicate) {
     return block.barrier_result;
 }
 
-void sync_threads() { sync_threads_count(0); }
+void sync_threads(const char *file, int line) { sync_threads_count(0, file, line); }
 
-void sync_warp(unsigned mask) {
+namespace {
+bool same_call(const WarpCall &a, const WarpCall &b) {
+    return a.line == b.line && std::strcmp(a.what, b.what) == 0 && std::strcmp(a.file, b.file) == 0;
+}
+}  // namespace
+
+// The CUDA guide: each calling thread must have its own bit in the mask, and all non-exited threads named in the
+// mask must execute the same intrinsic with the same mask. Lanes that exited are not waited for.
+void sync_warp(unsigned mask, const WarpCall &call) {
     Warp &warp = my_warp();
-    unsigned bit = 1u << lane_id();
+    int lane = lane_id();
+    unsigned bit = 1u << lane;
+    if (!(mask & bit)) {
+        violation(MDT_ERROR_RUNTIME, "%s at %s:%d with mask 0x%08x, which leaves out the calling lane %d", call.what,
+                  call.file, call.line, mask, lane);
+    }
+    for (unsigned others = warp.arrived & ~bit; others; others &= others - 1) {
+        int other = __builtin_ctz(others);
+        bool overlap = (mask >> other & 1u) || (warp.masks[other] & bit);
+        if (overlap && (warp.masks[other] != mask || !same_call(warp.calls[other], call))) {
+            violation(MDT_ERROR_RUNTIME,
+                      "lane %d at %s (%s:%d, mask 0x%08x) while lane %d waits at %s (%s:%d, mask 0x%08x): the lanes "
+                      "of a warp-synchronous call must make the same call with the same mask",
+                      lane, call.what, call.file, call.line, mask, other, warp.calls[other].what,
+                      warp.calls[other].file, warp.calls[other].line, warp.masks[other]);
+        }
+    }
+    warp.masks[lane] = mask;
+    warp.calls[lane] = call;
     warp.arrived |= bit;
     current_block->progress++;
     while (!(warp.released & bit)) {
@@ -159,38 +244,83 @@ void sync_warp(unsigned mask) {
     warp.released &= ~bit;
 }
 
-void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source) {
+// Between the two syncs every lane that deposited this round is still waiting (for the second sync), so the lanes
+// of mask & live are exactly those that take part.
+void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source, const WarpCall &call) {
     Warp &warp = my_warp();
     int lane = lane_id();
     std::memcpy(&warp.slots[lane], value, bytes);
-    sync_warp(mask);
+    sync_warp(mask, call);
+    if (source >= 0 && !((mask & warp.live) >> source & 1u)) {
+        violation(MDT_ERROR_RUNTIME,
+                  "%s at %s:%d (mask 0x%08x) reads lane %d, which does not take part (exited, absent or outside the "
+                  "mask): the GPU returns an undefined value",
+                  call.what, call.file, call.line, mask, source);
+    }
     std::memcpy(result, source < 0 ? &warp.slots[lane] : &warp.slots[source], bytes);
-    sync_warp(mask);
+    sync_warp(mask, call);
 }
 
-void warp_gather(unsigned mask, const void *value, size_t bytes, void *all) {
+void warp_gather(const void *value, size_t bytes, void *all, const WarpCall &call) {
     Warp &warp = my_warp();
+    if (warp.live != 0xffffffffu) {
+        violation(MDT_ERROR_RUNTIME,
+                  "%s at %s:%d needs all 32 lanes of the warp (a .sync.aligned instruction); live lanes 0x%08x",
+                  call.what, call.file, call.line, warp.live);
+    }
     std::memcpy(warp.gathered[lane_id()], value, bytes);
-    sync_warp(mask);
+    sync_warp(0xffffffffu, call);
+    if (warp.live != 0xffffffffu) {
+        violation(MDT_ERROR_RUNTIME, "%s at %s:%d: lanes exited instead of joining (live 0x%08x)", call.what,
+                  call.file, call.line, warp.live);
+    }
     for (int l = 0; l < kWarpSize; l++) {
         std::memcpy(static_cast<unsigned char *>(all) + l * bytes, warp.gathered[l], bytes);
     }
-    sync_warp(mask);
+    sync_warp(0xffffffffu, call);
 }
 
-unsigned ballot(unsigned mask, int predicate) {
+unsigned ballot(unsigned mask, int predicate, const WarpCall &call) {
     Warp &warp = my_warp();
     int lane = lane_id();
     warp.predicates[lane] = predicate != 0;
-    sync_warp(mask);
-    unsigned bits = 0;
+    sync_warp(mask, call);
+    unsigned bits = 0, taking_part = mask & warp.live;
     for (int l = 0; l < kWarpSize; l++) {
-        if ((mask & (1u << l)) && warp.predicates[l]) {
+        if ((taking_part & (1u << l)) && warp.predicates[l]) {
             bits |= 1u << l;
         }
     }
-    sync_warp(mask);
+    sync_warp(mask, call);
     return bits;
+}
+
+void cp_async_16(void *shared, const void *global, int source_bytes) {
+    if (reinterpret_cast<uintptr_t>(shared) % 16 != 0 || reinterpret_cast<uintptr_t>(global) % 16 != 0) {
+        violation(MDT_ERROR_RUNTIME,
+                  "cp.async of 16 bytes from %p to shared %p: both addresses must be 16-byte aligned (the GPU "
+                  "faults: misaligned address)",
+                  global, shared);
+    }
+    if (source_bytes < 0 || source_bytes > 16) {
+        violation(MDT_ERROR_RUNTIME, "cp.async of 16 bytes with source size %d (must be 0..16)", source_bytes);
+    }
+    current_fiber->uncommitted.push_back({shared, global, source_bytes});
+}
+
+void cp_async_commit() {
+    Fiber &fiber = *current_fiber;
+    fiber.groups.push_back(std::move(fiber.uncommitted));
+    fiber.uncommitted.clear();
+}
+
+// cp.async.wait_group: the committed groups but the newest {@code pending} complete; uncommitted copies do not.
+void cp_async_wait(int pending) {
+    Fiber &fiber = *current_fiber;
+    while (fiber.groups.size() > static_cast<size_t>(pending)) {
+        for (const PendingCopy &copy : fiber.groups.front()) perform(copy);
+        fiber.groups.pop_front();
+    }
 }
 
 int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
@@ -217,12 +347,15 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));
     }
-    shared_buffer.assign(shared_bytes + 16, 0);
+    shared_buffer.resize(shared_bytes + 16 + kSharedAlignment);
+    unsigned char *shared = shared_buffer.data();
+    shared += (kSharedAlignment - reinterpret_cast<uintptr_t>(shared) % kSharedAlignment) % kSharedAlignment;
     std::vector<Fiber> fibers(threads);
     Block block;
+    block.kernel = kernel;
     block.dim = block_shape;
     block.grid = grid;
-    block.shared = shared_buffer.data();
+    block.shared = shared;
     block.fibers = &fibers;
     block.body = &body;
     block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
@@ -231,6 +364,9 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         for (unsigned by = 0; by < grid.y && status == MDT_SUCCESS; by++) {
             for (unsigned bx = 0; bx < grid.x && status == MDT_SUCCESS; bx++) {
                 block.index = {bx, by, bz};
+                // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
+                // reads what it never wrote.
+                std::memset(shared, 0xff, shared_bytes + 16);
                 block.live = static_cast<int>(threads);
                 block.barrier_arrived = block.barrier_count = 0;
                 for (size_t w = 0; w < block.warps.size(); w++) {
@@ -254,9 +390,14 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
                         if (!fibers[t].finished) {
                             current_fiber = &fibers[t];
                             swapcontext(&block.scheduler, &fibers[t].context);
+                            if (block.status != MDT_SUCCESS) break;
                         }
                     }
                     current_fiber = nullptr;
+                    if (block.status != MDT_SUCCESS) {
+                        status = block.status;
+                        break;
+                    }
                     if (block.live > 0 && block.progress == before) {
                         status = mdt::fail(MDT_ERROR_DEADLOCK,
                                            "%s: block (%u, %u, %u) deadlocked: %d threads wait at a barrier or warp "

@@ -4,6 +4,12 @@
 // memory is one instance per block. Blocks of a grid run one after another. Memory is host memory; streams
 // are synchronous. Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
 // error statuses instead of hangs or aborts.
+// Strict where the hardware is: what a GPU would fault on or leave undefined ends the launch with an error status
+// (MDT_ERROR_RUNTIME for a misaligned cp.async/ldmatrix address, MDT_ERROR_DEADLOCK for __syncthreads at
+// different call sites, MDT_ERROR_RUNTIME for warp-synchronous misuse: a mask without the calling lane, lanes of
+// one mask at different calls or with different masks, a shuffle reading a lane that does not take part,
+// ldmatrix/mma without all 32 lanes). cp.async copies land only at cp_async_wait (a read before the wait sees
+// stale data), and dynamic shared memory holds 0xFF bytes (NaN) at every block start.
 #ifndef MDT_EMU_H
 #define MDT_EMU_H
 
@@ -52,25 +58,43 @@ const dim3 &block_dim();
 const dim3 &grid_dim();
 unsigned char *dynamic_shared();
 
-void sync_threads();
-int sync_threads_count(int predicate);
-void sync_warp(unsigned mask);
+/** A warp-synchronous call: the intrinsic and where the kernel calls it (lanes of one mask must agree). */
+struct WarpCall {
+    const char *what;
+    const char *file;
+    int line;
+};
+
+// Barriers and warp calls take their call site (__builtin_FILE/LINE as default arguments, evaluated where the
+// kernel calls): threads meeting at different sites are divergent code, undefined on the GPU.
+void sync_threads(const char *file, int line);
+int sync_threads_count(int predicate, const char *file, int line);
+void sync_warp(unsigned mask, const WarpCall &call);
 unsigned active_mask();
 int lane_id();
 
 /** Deposits {@code bytes} of this lane's value, waits for the lanes of {@code mask}, reads lane
  *  {@code source}'s value (own value when source < 0), then waits again so the slot can be reused. */
-void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source);
-unsigned ballot(unsigned mask, int predicate);
-/** Deposits {@code bytes} (at most kGatherBytes) of this lane's value, waits for the lanes of {@code mask}, copies
- *  every lane's deposit into {@code all} (32 × bytes, lane-major), then waits again so the slots can be reused. */
+void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source, const WarpCall &call);
+/** The predicates of the lanes of {@code mask} that take part (exited lanes count 0). */
+unsigned ballot(unsigned mask, int predicate, const WarpCall &call);
+/** Deposits {@code bytes} (at most kGatherBytes) of this lane's value, waits for all 32 lanes (an error unless the
+ *  whole warp is live: .aligned instructions), copies every lane's deposit into {@code all} (32 × bytes,
+ *  lane-major), then waits again so the slots can be reused. */
 constexpr size_t kGatherBytes = 32;
-void warp_gather(unsigned mask, const void *value, size_t bytes, void *all);
+void warp_gather(const void *value, size_t bytes, void *all, const WarpCall &call);
+
+/** Ends the launch with {@code status} and a message naming the kernel, block and thread; never returns. */
+[[noreturn]] void violation(int status, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 // Tensor-core and async-copy instructions, as the PTX ISA specifies them (native/emu/tensor_core.cpp); kernels
 // reach them only through the wrappers in kernels/common.cuh.
 void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
 void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row);
+/** cp.async.cg 16 bytes (both addresses 16-byte aligned): queued on the thread, copied at cp_async_wait. */
+void cp_async_16(void *shared, const void *global, int source_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
 
 /** Runs {@code body} once per thread of every block. Returns an MDT status. */
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
@@ -93,55 +117,66 @@ int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const
 #define __shared__ static thread_local
 #define __align__(n) alignas(n)
 
-inline void __syncthreads() { ::mdt_emu::sync_threads(); }
-inline int __syncthreads_count(int p) { return ::mdt_emu::sync_threads_count(p); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { ::mdt_emu::sync_warp(mask); }
+#define MDT_EMU_SITE const char *file_ = __builtin_FILE(), int line_ = __builtin_LINE()
+inline void __syncthreads(MDT_EMU_SITE) { ::mdt_emu::sync_threads(file_, line_); }
+inline int __syncthreads_count(int p, MDT_EMU_SITE) { return ::mdt_emu::sync_threads_count(p, file_, line_); }
+inline void __syncwarp(unsigned mask = 0xffffffffu, MDT_EMU_SITE) {
+    ::mdt_emu::sync_warp(mask, {"__syncwarp", file_, line_});
+}
 inline unsigned __activemask() { return ::mdt_emu::active_mask(); }
 inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 template <class T>
-inline T __shfl_sync(unsigned mask, T value, int source_lane, int width = warpSize) {
+inline T __shfl_sync(unsigned mask, T value, int source_lane, int width = warpSize, MDT_EMU_SITE) {
     int lane = ::mdt_emu::lane_id();
     int source = (lane & ~(width - 1)) + (source_lane & (width - 1));
     T result;
-    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), source);
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), source, {"__shfl_sync", file_, line_});
     return result;
 }
 
 template <class T>
-inline T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = warpSize) {
+inline T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = warpSize, MDT_EMU_SITE) {
     int lane = ::mdt_emu::lane_id();
     int source = lane ^ lane_mask;
     bool inside = (source & ~(width - 1)) == (lane & ~(width - 1));
     T result;
-    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? source : -1);
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? source : -1, {"__shfl_xor_sync", file_, line_});
     return result;
 }
 
 template <class T>
-inline T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = warpSize) {
+inline T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = warpSize, MDT_EMU_SITE) {
     int lane = ::mdt_emu::lane_id();
     bool inside = (lane & (width - 1)) + static_cast<int>(delta) < width;
     T result;
-    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane + static_cast<int>(delta) : -1);
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane + static_cast<int>(delta) : -1,
+                             {"__shfl_down_sync", file_, line_});
     return result;
 }
 
 template <class T>
-inline T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = warpSize) {
+inline T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = warpSize, MDT_EMU_SITE) {
     int lane = ::mdt_emu::lane_id();
     bool inside = (lane & (width - 1)) >= static_cast<int>(delta);
     T result;
-    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane - static_cast<int>(delta) : -1);
+    ::mdt_emu::warp_exchange(mask, &value, &result, sizeof(T), inside ? lane - static_cast<int>(delta) : -1,
+                             {"__shfl_up_sync", file_, line_});
     return result;
 }
 
-inline unsigned __ballot_sync(unsigned mask, int predicate) { return ::mdt_emu::ballot(mask, predicate) & mask; }
-inline int __all_sync(unsigned mask, int predicate) {
-    return (::mdt_emu::ballot(mask, predicate) & mask) == (mask & ::mdt_emu::active_mask());
+inline unsigned __ballot_sync(unsigned mask, int predicate, MDT_EMU_SITE) {
+    return ::mdt_emu::ballot(mask, predicate, {"__ballot_sync", file_, line_});
 }
-inline int __any_sync(unsigned mask, int predicate) { return (::mdt_emu::ballot(mask, predicate) & mask) != 0; }
+inline int __all_sync(unsigned mask, int predicate, MDT_EMU_SITE) {
+    // True when no lane that takes part votes false (exited lanes do not take part).
+    unsigned votes = ::mdt_emu::ballot(mask, !predicate, {"__all_sync", file_, line_});
+    return votes == 0;
+}
+inline int __any_sync(unsigned mask, int predicate, MDT_EMU_SITE) {
+    return ::mdt_emu::ballot(mask, predicate, {"__any_sync", file_, line_}) != 0;
+}
 
 // Atomics: real atomics, so kernels stay correct if blocks ever run on several host threads.
 inline float atomicAdd(float *address, float value) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "mdt_emu.h"
+#include "microdit.h"
 
 namespace mdt_emu {
 
@@ -32,7 +33,7 @@ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], con
     MmaOperands mine, warp[kWarpSize];
     std::memcpy(mine.a, a, sizeof(mine.a));
     std::memcpy(mine.b, b, sizeof(mine.b));
-    warp_gather(0xffffffffu, &mine, sizeof(MmaOperands), warp);
+    warp_gather(&mine, sizeof(MmaOperands), warp, {"mma.sync.m16n8k16", __FILE__, __LINE__});
     int lane = lane_id(), group = lane >> 2, t = lane & 3;
     float result[4];
     for (int i = 0; i < 4; i++) {
@@ -54,10 +55,15 @@ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], con
 // ldmatrix .m8n8 .b16: lanes 8i..8i+7 give the row addresses (16 bytes each) of matrix i. Without .trans lane
 // l receives row l/4, columns 2(l mod 4) and 2(l mod 4)+1 of each matrix in that matrix's register; with .trans
 // it receives the same positions of the transposed matrix, i.e. rows 2(l mod 4) and 2(l mod 4)+1 of column l/4.
+// Row addresses must be 16-byte aligned (the GPU faults: misaligned address); x2 ignores lanes 16..31's.
 void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row) {
     const unsigned char *rows[kWarpSize];
-    warp_gather(0xffffffffu, &row, sizeof(row), rows);
     int lane = lane_id();
+    if (lane < 8 * matrices && reinterpret_cast<uintptr_t>(row) % 16 != 0) {
+        violation(MDT_ERROR_RUNTIME, "ldmatrix.x%d row address %p of lane %d is not 16-byte aligned (the GPU faults: "
+                  "misaligned address)", matrices, row, lane);
+    }
+    warp_gather(&row, sizeof(row), rows, {"ldmatrix", __FILE__, __LINE__});
     for (int i = 0; i < matrices; i++) {
         uint16_t halves[2];
         for (int h = 0; h < 2; h++) {
@@ -68,7 +74,7 @@ void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row
         registers[i] = static_cast<uint32_t>(halves[0]) | (static_cast<uint32_t>(halves[1]) << 16);
     }
     // The warp's reads complete before any lane goes on to write the rows (as the instruction's are).
-    sync_warp(0xffffffffu);
+    sync_warp(0xffffffffu, {"ldmatrix", __FILE__, __LINE__});
 }
 
 }  // namespace mdt_emu

@@ -15,7 +15,9 @@ import org.junit.jupiter.api.Test;
  * The execution model the kernels rely on, each primitive against a case worked out by hand: block barriers
  * over shared memory, warp shuffles and votes, atomics, bf16 rounding, the block reduction of common.cuh, the
  * tensor-core wrappers (one m16n8k16 MMA, ldmatrix with and without .trans) against the PTX ISA's fragment
- * layouts, launch-shape and shared-memory violations, and (emulator only) deadlock detection.
+ * layouts, cp.async, shuffles in a partly exited warp, launch-shape and shared-memory violations, and (emulator only)
+ * deadlock detection and the stricter checks: misaligned cp.async and ldmatrix, warp-synchronous misuse, divergent
+ * barriers, cp.async data before its wait and shared memory read before it is written.
  */
 @Tag("emu")
 class EmulatorPrimitivesTest {
@@ -177,6 +179,59 @@ class EmulatorPrimitivesTest {
         run("no-such-test", 1, 32, 0, 64, CudaRuntime.ERROR_INVALID_ARGUMENT);
         String message = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
         assertTrue(message.contains("no-such-test"), message);
+    }
+
+    @Test
+    void cpAsyncCopiesAndZeroFillsChunks() {
+        float[] out = run("cp_async", 1, 32, 0, 512);
+        for (int i = 0; i < 128; i++) {
+            int j = (i + 4) % 128, thread = j / 4, sourceBytes = thread % 3 * 8;
+            float expected = (j % 4) * 4 < sourceBytes ? j + 1 : 0f;
+            assertEquals(expected, out[i], "element " + i);
+        }
+    }
+
+    @Test
+    void shufflesInAPartlyExitedWarp() {
+        float[] out = run("partial_warp", 1, 32, 0, 32);
+        for (int t = 0; t < 16; t++) {
+            assertEquals(t ^ 1, out[t], "own mask, lane " + t);
+            assertEquals((t ^ 1) * 10, out[16 + t], "full mask naming exited lanes, lane " + t);
+        }
+    }
+
+    @Test
+    void emulatorDefersCpAsyncAndPoisonsSharedMemory() {
+        assumeTrue(CudaRuntime.isEmulator(), "reads of undefined shared memory only have a defined result here");
+        float[] out = run("cp_async_early", 1, 32, 512, 512);
+        for (int t = 0; t < 32; t++) {
+            assertTrue(Float.isNaN(out[t]), "read before cp_async_wait sees the fill, thread " + t);
+            assertEquals(t + 1, out[32 + t], "read after the wait, thread " + t);
+        }
+        int blocks = 3, threads = 64;
+        out = run("shared_poison", blocks, threads, threads * 4, blocks * threads);
+        for (int i = 0; i < blocks * threads; i++) {
+            assertEquals(0xffffffff, Float.floatToRawIntBits(out[i]), "every block starts with 0xFF bytes, " + i);
+        }
+    }
+
+    @Test
+    void emulatorRejectsWhatTheHardwareFaultsOn() {
+        assumeTrue(CudaRuntime.isEmulator(), "these kernels fault or hang on a GPU");
+        expectError("cp_async_misaligned", 32, 512, CudaRuntime.ERROR_RUNTIME, "16-byte aligned");
+        expectError("ldmatrix_misaligned", 32, 0, CudaRuntime.ERROR_RUNTIME, "not 16-byte aligned");
+        expectError("mma", 16, 0, CudaRuntime.ERROR_RUNTIME, "all 32 lanes");
+        expectError("shuffle_own_lane", 32, 0, CudaRuntime.ERROR_RUNTIME, "leaves out the calling lane");
+        expectError("shuffle_exited", 32, 0, CudaRuntime.ERROR_RUNTIME, "does not take part");
+        expectError("divergent_shuffle", 32, 0, CudaRuntime.ERROR_RUNTIME, "same call with the same mask");
+        expectError("divergent_barrier", 64, 0, CudaRuntime.ERROR_DEADLOCK, "divergent barrier");
+        run("barrier", 1, 64, 256, 128); // the emulator is usable again afterwards
+    }
+
+    private static void expectError(String name, int block, int shared, int status, String fragment) {
+        run(name, 1, block, shared, 512, status);
+        String message = CudaRuntime.describe(status);
+        assertTrue(message.contains(fragment) && message.contains(name + "_kernel"), message);
     }
 
     @Test
