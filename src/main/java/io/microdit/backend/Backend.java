@@ -21,9 +21,13 @@ import java.util.List;
  * are what the plain {@link Tensor} calls would do, and {@code upload}/{@code download} of a tensor already in
  * place return it without a copy.
  */
-public interface Backend {
+public interface Backend extends AutoCloseable {
 
     String name();
+
+    /** Releases the backend's threads or device resources; its scopes must be closed first. */
+    @Override
+    void close();
 
     Device device();
 

@@ -5,6 +5,7 @@ import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Precision;
 import io.microdit.backend.Backend;
+import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.diffusion.Edm;
@@ -116,9 +117,8 @@ final class BenchStepCommand implements Callable<Integer> {
         }
         Precision precision = Precision.parse(precisionName, "--precision");
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
-        try (AutoCloseableBackend owned = open(backendName, threads);
-             MemoryScope data = owned.backend().scope("bench-batch")) {
-            Backend backend = owned.backend();
+        try (Backend backend = Backends.open(backendName, threads);
+             MemoryScope data = backend.scope("bench-batch")) {
             MicroDiT model = MicroDiT.create(c, seed, backend);
             try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {
                 perturb(backend, model);
@@ -157,31 +157,6 @@ final class BenchStepCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** The backend a run measures, closed with the run. */
-    private record AutoCloseableBackend(Backend backend, AutoCloseable closer) implements AutoCloseable {
-        @Override
-        public void close() throws Exception {
-            closer.close();
-        }
-    }
-
-    private static AutoCloseableBackend open(String name, Integer threads) {
-        switch (name) {
-            case "cpu" -> {
-                CpuBackend cpu = threads == null ? new CpuBackend() : new CpuBackend(threads);
-                return new AutoCloseableBackend(cpu, cpu);
-            }
-            case "cuda" -> {
-                if (threads != null) {
-                    throw new IllegalArgumentException("--threads applies to --backend cpu only");
-                }
-                CudaBackend cuda = new CudaBackend();
-                return new AutoCloseableBackend(cuda, cuda);
-            }
-            default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + name + "'");
-        }
     }
 
     private void perturb(Backend backend, MicroDiT model) {

@@ -1,7 +1,8 @@
 package io.microdit.cli;
 
 import io.microdit.autograd.Precision;
-import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.Backend;
+import io.microdit.backend.Backends;
 import io.microdit.data.CaptionEncoder;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.HeunSampler;
@@ -56,6 +57,9 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU threads (default: all).")
     Integer threads;
 
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda. Default ${DEFAULT-VALUE}.")
+    String backendName;
+
     @Override
     public Integer call() throws Exception {
         if (count < 1) {
@@ -71,7 +75,7 @@ final class SampleCommand implements Callable<Integer> {
         Path weights = !raw && Files.isRegularFile(folder.resolve(Checkpoint.EMA)) ? folder.resolve(Checkpoint.EMA)
                 : folder.resolve(Checkpoint.MODEL);
         CaptionEncoder encoder = TrainingRun.captionEncoder(training.captionLength(), modelConfig);
-        try (CpuBackend backend = threads == null ? new CpuBackend() : new CpuBackend(threads);
+        try (Backend backend = Backends.open(backendName, threads);
              MemoryScope scope = new MemoryScope("sample")) {
             MicroDiT model = MicroDiT.create(modelConfig, 0, backend);
             try {

@@ -33,6 +33,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--data", description = "Folder with the Fashion-MNIST IDX files (default: Debian's).")
     Path data;
 
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (the GPU; its host emulator where "
+            + "there is none, slow). Default ${DEFAULT-VALUE}.")
+    String backend;
+
     @Override
     public Integer call() throws Exception {
         Path runDirectory;
@@ -54,7 +58,7 @@ final class TrainCommand implements Callable<Integer> {
                         + " or --out to start a new one elsewhere");
             }
         }
-        new TrainingRun(training, runDirectory, System.out).run(resume);
+        new TrainingRun(training, runDirectory, System.out, backend).run(resume);
         return 0;
     }
 }

@@ -8,7 +8,6 @@ import io.microdit.data.TrainingData;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.model.MicroDiT;
-import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.io.IOException;
@@ -136,9 +135,9 @@ public final class Trainer implements AutoCloseable {
         this.samplesSeen = state.samplesSeen();
     }
 
-    /** Bytes of native memory live on the CPU now (parameters, moments, EMA, and any open step). */
-    public static long liveBytes() {
-        return Device.CPU.liveBytes();
+    /** Bytes of memory live on the backend's device now (parameters, moments, EMA, and any open step). */
+    public long liveBytes() {
+        return backend.device().liveBytes();
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.microdit.train;
 
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
+import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cpu.CpuPeak;
 import io.microdit.data.CaptionEncoder;
@@ -45,11 +46,19 @@ public final class TrainingRun {
     private final TrainingConfig config;
     private final Path directory;
     private final PrintStream out;
+    private final String backendName;
 
+    /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
+        this(config, directory, out, "cpu");
+    }
+
+    /** A run on the backend named as {@link Backends#open} names them (cpu or cuda). */
+    public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName) {
         this.config = config;
         this.directory = directory;
         this.out = out;
+        this.backendName = backendName;
     }
 
     /** The caption encoder a run with this model config uses. */
@@ -79,7 +88,7 @@ public final class TrainingRun {
         Files.createDirectories(directory.resolve("samples"));
         Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
         Files.writeString(directory.resolve("model.json"), ConfigFile.toJson(modelConfig) + "\n");
-        try (CpuBackend backend = new CpuBackend(threads)) {
+        try (Backend backend = Backends.open(backendName, backendName.equals("cpu") ? threads : null)) {
             MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
             try (Trainer trainer = new Trainer(config, model, data, backend)) {
                 if (resume) {
@@ -90,10 +99,20 @@ public final class TrainingRun {
                     trainer.restore(latest);
                     out.println("resumed from " + latest + " at step " + trainer.step());
                 }
-                double peak = CpuPeak.measure(threads, 0.3);
-                out.printf("microdit train: %s (%,d parameters) on %s, %d images, batch %d, %d steps; "
-                                + "CPU peak %.0f GFLOP/s (measured)%n", modelConfig.name(), model.parameters().count(),
-                        backend.name(), data.size(), config.batchSize(), config.totalSteps(), peak);
+                double peak;
+                String peakSource;
+                if (backend instanceof CpuBackend) {
+                    peak = CpuPeak.measure(threads, 0.3);
+                    peakSource = "CPU peak, measured";
+                } else {
+                    peak = Backends.gpuPeakFlops(backend.name(), config.precision()) / 1e9;
+                    peakSource = Double.isNaN(peak) ? "no known peak for this device: MFU not reported"
+                            : config.precision().label() + " dense peak of the device";
+                }
+                out.printf("microdit train: %s (%,d parameters) on %s, %s, %d images, batch %d, %d steps; "
+                                + "%.0f GFLOP/s (%s)%n", modelConfig.name(), model.parameters().count(),
+                        backend.name(), config.precision().label(), data.size(), config.batchSize(),
+                        config.totalSteps(), peak, peakSource);
                 loop(trainer, backend, peak, data);
                 finish(trainer, backend, data);
             } finally {
@@ -134,7 +153,7 @@ public final class TrainingRun {
         }
     }
 
-    private void loop(Trainer trainer, CpuBackend backend, double peakGflops, TrainingData data)
+    private void loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data)
             throws IOException {
         ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
                 Duration.ofSeconds(10));
@@ -154,16 +173,17 @@ public final class TrainingRun {
                 line.put("grad_norm", r.gradientNorm());
                 line.put("img_per_s", imagesPerSecond);
                 line.put("gflops", gflops);
-                line.put("mfu", gflops / peakGflops);
-                line.put("live_bytes", Trainer.liveBytes());
+                line.put("mfu", Double.isNaN(peakGflops) ? null : gflops / peakGflops);
+                line.put("live_bytes", trainer.liveBytes());
                 line.put("elapsed_s", (System.nanoTime() - started) / 1e9);
                 metrics.write(Json.write(line));
                 metrics.newLine();
                 if (r.step() % Math.max(1, config.logEvery()) == 0) {
                     metrics.flush();
                 }
-                progress.update(r.step(), r.loss(), String.format("lr %.2e  MFU %.1f%%", r.learningRate(),
-                        100 * gflops / peakGflops));
+                progress.update(r.step(), r.loss(), Double.isNaN(peakGflops)
+                        ? String.format("lr %.2e  %.1f GFLOP/s", r.learningRate(), gflops)
+                        : String.format("lr %.2e  MFU %.1f%%", r.learningRate(), 100 * gflops / peakGflops));
                 if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()) {
                     Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
                     sampleGrid(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid);
@@ -178,7 +198,7 @@ public final class TrainingRun {
         progress.finish();
     }
 
-    private void finish(Trainer trainer, CpuBackend backend, TrainingData data) throws IOException {
+    private void finish(Trainer trainer, Backend backend, TrainingData data) throws IOException {
         Path checkpoint = trainer.checkpoint(directory);
         out.println("checkpoint: " + checkpoint);
         writeLossCurve();
@@ -193,7 +213,7 @@ public final class TrainingRun {
      * with the EMA weights if any. The prompts are "a photo of a {class}" for Fashion-MNIST, else the captions of
      * the first ten training samples.
      */
-    private void sampleGrid(Trainer trainer, CpuBackend backend, TrainingData data, int perPrompt, int steps,
+    private void sampleGrid(Trainer trainer, Backend backend, TrainingData data, int perPrompt, int steps,
                             Path file) throws IOException {
         MicroDiT model = trainer.model();
         MicroDiTConfig c = model.config();

@@ -88,6 +88,50 @@ class CliSmokeTest {
         assertTrue(resumed.out().contains("resumed from"), resumed.out());
     }
 
+    /**
+     * {@code train --backend cuda} (here on the emulator): the same run as on the CPU backend — the same losses
+     * step by step, a checkpoint the CPU backend samples from — and {@code sample --backend cuda} from it.
+     */
+    @Test
+    @org.junit.jupiter.api.Tag("emu")
+    void trainOnTheCudaBackendFollowsTheCpuRun() throws IOException {
+        Path model = Files.writeString(temp.resolve("tiny.json"), TINY_MODEL);
+        Path training = Files.writeString(temp.resolve("train.json"), """
+                {"model": "%s", "batch_size": 4, "sample_every": 0, "checkpoint_every": 0, "sample_steps": 2,
+                 "sample_guidance": 1, "stages": [
+                   {"name": "masked", "steps": 3, "masking": "deferred", "mask_ratio": 0.5,
+                    "lr": {"schedule": "cosine", "peak": 1e-3, "warmup": 1}}]}
+                """.formatted(model.toString().replace("\\", "\\\\")));
+        java.util.Map<String, java.util.List<String>> metrics = new java.util.HashMap<>();
+        for (String backend : new String[] {"cpu", "cuda"}) {
+            Path runDirectory = temp.resolve("run-" + backend);
+            Result train = run("train", "--config", training.toString(), "--out", runDirectory.toString(),
+                    "--backend", backend);
+            assertEquals(0, train.exit(), train.out() + train.err());
+            assertTrue(Files.isRegularFile(runDirectory.resolve("samples/final.png")), train.out());
+            metrics.put(backend, Files.readAllLines(runDirectory.resolve("metrics.jsonl")));
+        }
+        assertTrue(metrics.get("cuda").size() == 3, metrics.get("cuda").toString());
+        for (int i = 0; i < 3; i++) {
+            double cpu = loss(metrics.get("cpu").get(i)), cuda = loss(metrics.get("cuda").get(i));
+            assertEquals(cpu, cuda, 1e-4 * cpu, "loss at step " + (i + 1));
+        }
+        Path png = temp.resolve("cuda.png");
+        Result sample = run("sample", "--ckpt", temp.resolve("run-cuda").toString(), "--prompt", "a photo of a bag",
+                "--n", "2", "--steps", "2", "--cfg", "2", "--backend", "cuda", "--out", png.toString());
+        assertEquals(0, sample.exit(), sample.out() + sample.err());
+        Result bad = run("train", "--config", training.toString(), "--out", temp.resolve("bad").toString(),
+                "--backend", "tpu");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("--backend must be cpu or cuda"), bad.err());
+    }
+
+    private static double loss(String metricsLine) throws io.microdit.io.JsonException {
+        @SuppressWarnings("unchecked")
+        java.util.Map<String, Object> line = (java.util.Map<String, Object>) io.microdit.io.Json.parse(metricsLine);
+        return ((Number) line.get("loss")).doubleValue();
+    }
+
     @Test
     void exportInitThenForwardGivesTheSampleShape() throws IOException {
         Path model = Files.writeString(temp.resolve("tiny.json"), TINY_MODEL);
