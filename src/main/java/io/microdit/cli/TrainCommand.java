@@ -37,6 +37,10 @@ final class TrainCommand implements Callable<Integer> {
             + "there is none, slow). Default ${DEFAULT-VALUE}.")
     String backend;
 
+    @Option(names = "--final-samples", defaultValue = "4", description = "Samples per prompt in the final grid "
+            + "(default ${DEFAULT-VALUE}).")
+    int finalSamples;
+
     @Override
     public Integer call() throws Exception {
         Path runDirectory;
@@ -58,7 +62,7 @@ final class TrainCommand implements Callable<Integer> {
                         + " or --out to start a new one elsewhere");
             }
         }
-        new TrainingRun(training, runDirectory, System.out, backend).run(resume);
+        new TrainingRun(training, runDirectory, System.out, backend, finalSamples).run(resume);
         return 0;
     }
 }

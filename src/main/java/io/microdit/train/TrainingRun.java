@@ -40,25 +40,34 @@ import java.util.Map;
 public final class TrainingRun {
     /** The caption table's seed: fixed, so that prompts at sampling time embed as they did in training. */
     public static final long CAPTION_TABLE_SEED = 0x6d6963726f646974L;
-    private static final int SAMPLES_PER_CLASS_FINAL = 4;
+    /** Samples per prompt in the final grid unless the caller asks otherwise. */
+    public static final int DEFAULT_FINAL_SAMPLES = 4;
     private static final long SAMPLE_SEED = 2024;
 
     private final TrainingConfig config;
     private final Path directory;
     private final PrintStream out;
     private final String backendName;
+    private final int finalSamples;
 
     /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
-        this(config, directory, out, "cpu");
+        this(config, directory, out, "cpu", DEFAULT_FINAL_SAMPLES);
     }
 
-    /** A run on the backend named as {@link Backends#open} names them (cpu or cuda). */
-    public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName) {
+    /**
+     * A run on the backend named as {@link Backends#open} names them (cpu or cuda), ending with a grid of
+     * {@code finalSamples} samples per prompt.
+     */
+    public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName, int finalSamples) {
+        if (finalSamples < 1) {
+            throw new IllegalArgumentException("--final-samples must be at least 1, got " + finalSamples);
+        }
         this.config = config;
         this.directory = directory;
         this.out = out;
         this.backendName = backendName;
+        this.finalSamples = finalSamples;
     }
 
     /** The caption encoder a run with this model config uses. */
@@ -203,7 +212,7 @@ public final class TrainingRun {
         out.println("checkpoint: " + checkpoint);
         writeLossCurve();
         Path grid = directory.resolve("samples").resolve("final.png");
-        sampleGrid(trainer, backend, data, SAMPLES_PER_CLASS_FINAL, config.sampleSteps(), grid);
+        sampleGrid(trainer, backend, data, finalSamples, config.sampleSteps(), grid);
         out.println("samples: " + grid + (data instanceof FashionMnistData
                 ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
     }
