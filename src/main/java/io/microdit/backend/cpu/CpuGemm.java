@@ -41,6 +41,8 @@ final class CpuGemm {
     private static final long MIN_WORK_PER_THREAD = 1L << 20;
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** Per calling thread, B packed once for all threads (see {@link #packShared}). */
+    private static final ThreadLocal<float[]> SHARED_B = ThreadLocal.withInitial(() -> new float[0]);
 
     /** One thread's packing buffers and result tile, reused across calls. */
     private static final class Scratch {
@@ -132,11 +134,12 @@ final class CpuGemm {
         int threads = parallel.threads();
         if (rowUnits >= 2L * threads || p.n() <= COLUMNS) {
             int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) ROWS * p.n() * p.k()));
+            float[] sharedB = threads > 1 && p.batch() == 1 && rowUnits >= 2L * minChunk ? packShared(p) : null;
             parallel.forRange(Math.toIntExact(rowUnits), minChunk, (start, end) -> {
                 for (int unit = start; unit < end; ) {
                     int batchIndex = unit / rowPanels, firstPanel = unit % rowPanels;
                     int lastPanel = Math.min(rowPanels, firstPanel + end - unit);
-                    block(p, batchIndex, firstPanel * ROWS, Math.min(p.m(), lastPanel * ROWS), 0, p.n());
+                    block(p, batchIndex, firstPanel * ROWS, Math.min(p.m(), lastPanel * ROWS), 0, p.n(), sharedB);
                     unit += lastPanel - firstPanel;
                 }
             });
@@ -145,15 +148,55 @@ final class CpuGemm {
             int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) COLUMNS * p.m() * p.k() * p.batch()));
             parallel.forRange(columnPanels, minChunk, (start, end) -> {
                 for (int batchIndex = 0; batchIndex < p.batch(); batchIndex++) {
-                    block(p, batchIndex, 0, p.m(), start * COLUMNS, Math.min(p.n(), end * COLUMNS));
+                    block(p, batchIndex, 0, p.m(), start * COLUMNS, Math.min(p.n(), end * COLUMNS), null);
                 }
             });
         }
     }
 
-    /** C[rowStart:rowEnd, columnStart:columnEnd] of one batch entry (K > 0), on the calling thread. */
+    /**
+     * All of op(B) (batch 1) packed once, the threads sharing the work, for a row split whose ranges would
+     * otherwise each pack all of B: with few rows per range (a weight gradient: M = 128, K = 2048) that
+     * duplicated packing cost as much as the multiply. Column block c's depth block at depthStart starts at
+     * {@link #sharedOffset}; the layout and so the products are the same as when each range packs its own.
+     */
+    private float[] packShared(Problem p) {
+        int n = p.n(), k = p.k();
+        int panels = (n + COLUMNS - 1) / COLUMNS, depthBlocks = (k + BLOCK_DEPTH - 1) / BLOCK_DEPTH;
+        int length = Math.addExact(Math.multiplyExact(panels * COLUMNS, k), LANES);
+        float[] shared = SHARED_B.get();
+        if (shared.length < length) {
+            shared = new float[length];
+            SHARED_B.set(shared);
+        }
+        float[] target = shared;
+        parallel.forRange(panels * depthBlocks, 1, (start, end) -> {
+            float[] staging = SCRATCH.get().staging;
+            for (int unit = start; unit < end; unit++) {
+                int panel = unit % panels, depthStart = unit / panels * BLOCK_DEPTH;
+                int column = panel * COLUMNS, blockColumn = column / BLOCK_COLUMNS * BLOCK_COLUMNS;
+                int depth = Math.min(BLOCK_DEPTH, k - depthStart);
+                GemmPacking.packB(p.b(), 0, p.transposeB(), n, k, depthStart, depth, column,
+                        Math.min(COLUMNS, n - column), target,
+                        sharedOffset(n, k, blockColumn, depthStart) + (column - blockColumn) * depth, staging);
+            }
+        });
+        return shared;
+    }
+
+    /** Where the column block from {@code column} and the depth block from {@code depthStart} start in shared B. */
+    private static int sharedOffset(int n, int k, int column, int depthStart) {
+        int width = Math.min(BLOCK_COLUMNS, n - column);
+        int paddedWidth = (width + COLUMNS - 1) / COLUMNS * COLUMNS;
+        return column * k + depthStart * paddedWidth;
+    }
+
+    /**
+     * C[rowStart:rowEnd, columnStart:columnEnd] of one batch entry (K > 0), on the calling thread; B's blocks are
+     * read from {@code sharedB} when it is not null (batch 1, all columns), else packed here.
+     */
     private static void block(Problem p, int batchIndex, int rowStart, int rowEnd, int columnStart,
-                              int columnEnd) {
+                              int columnEnd, float[] sharedB) {
         Scratch scratch = SCRATCH.get();
         float[] bias = p.bias() == null ? null : packedBias(p, scratch);
         int m = p.m(), n = p.n(), k = p.k();
@@ -163,8 +206,15 @@ final class CpuGemm {
             int width = Math.min(BLOCK_COLUMNS, columnEnd - column);
             for (int depthStart = 0; depthStart < k; depthStart += BLOCK_DEPTH) {
                 int depth = Math.min(BLOCK_DEPTH, k - depthStart);
-                GemmPacking.packB(p.b(), bBase, p.transposeB(), n, k, depthStart, depth, column, width,
-                        scratch.blockB, scratch.staging);
+                float[] blockB = scratch.blockB;
+                int blockOffset = 0;
+                if (sharedB == null) {
+                    GemmPacking.packB(p.b(), bBase, p.transposeB(), n, k, depthStart, depth, column, width,
+                            blockB, scratch.staging);
+                } else {
+                    blockB = sharedB;
+                    blockOffset = sharedOffset(n, k, column, depthStart);
+                }
                 boolean firstBlock = depthStart == 0;
                 boolean load = !firstBlock || p.accumulate();
                 float[] blockBias = firstBlock ? bias : null;
@@ -175,7 +225,7 @@ final class CpuGemm {
                     for (int panel = 0; panel < width; panel += COLUMNS) {
                         int columns = Math.min(COLUMNS, width - panel);
                         int j = column + panel;
-                        GemmKernel.multiply(scratch.panelA, 0, scratch.blockB, panel * depth, depth, scratch.tile);
+                        GemmKernel.multiply(scratch.panelA, 0, blockB, blockOffset + panel * depth, depth, scratch.tile);
                         store(scratch.tile, p.out(), (cBase + (long) row * n + j) * Float.BYTES, rowBytes, rows,
                                 columns, load, blockBias, j);
                     }

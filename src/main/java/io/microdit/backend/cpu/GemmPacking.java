@@ -43,11 +43,14 @@ final class GemmPacking {
             if (rows < ROWS) {
                 Arrays.fill(panel, 0, depth * ROWS, 0f);
             }
-            for (int p = 0; p < depth; p++) {
-                long source = base + (long) (depthStart + p) * m + row;
-                int target = p * ROWS;
-                for (int r = 0; r < rows; r++) {
-                    panel[target + r] = a.getAtIndex(F, source + r);
+            // Each step of k is one run of `rows` floats: masked vector copies (a scalar loop cost as much as the
+            // multiply of a weight gradient's panel).
+            for (int v = 0; v < rows; v += LANES) {
+                VectorMask<Float> inside = SPECIES.indexInRange(v, rows);
+                for (int p = 0; p < depth; p++) {
+                    long source = base + (long) (depthStart + p) * m + row + v;
+                    FloatVector.fromMemorySegment(SPECIES, a, source * Float.BYTES, ORDER, inside)
+                            .intoArray(panel, p * ROWS + v, inside);
                 }
             }
         } else {
@@ -89,9 +92,15 @@ final class GemmPacking {
      */
     static void packB(MemorySegment b, long base, boolean transposed, int n, int k, int depthStart, int depth,
                       int column, int width, float[] block, float[] staging) {
+        packB(b, base, transposed, n, k, depthStart, depth, column, width, block, 0, staging);
+    }
+
+    /** {@link #packB} into {@code block} from element {@code blockOffset} on. */
+    static void packB(MemorySegment b, long base, boolean transposed, int n, int k, int depthStart, int depth,
+                      int column, int width, float[] block, int blockOffset, float[] staging) {
         for (int panelStart = 0; panelStart < width; panelStart += COLUMNS) {
             int columns = Math.min(COLUMNS, width - panelStart);
-            int panel = panelStart / COLUMNS * depth * COLUMNS;
+            int panel = blockOffset + panelStart / COLUMNS * depth * COLUMNS;
             if (columns < COLUMNS) {
                 Arrays.fill(block, panel, panel + depth * COLUMNS, 0f);
             }
