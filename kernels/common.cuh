@@ -14,6 +14,7 @@
 
 #include "microdit.h"
 #include "status.h"
+#include "trace.h"
 
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
@@ -22,13 +23,17 @@
 namespace mdt {
 int launch_status(const char *kernel);
 constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
+inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes) {
+    if (tracing()) trace_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, shared_bytes);
+}
 }  // namespace mdt
 
 #define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                              \
     ((shared_bytes) > ::mdt::kMaxDefaultSharedBytes                                                           \
          ? ::mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the 48 KiB limit", \
                        #kernel, static_cast<size_t>(shared_bytes))                                            \
-         : (kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__),   \
+         : (::mdt::trace(#kernel, (grid), (block), (shared_bytes)),                                             \
+            kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__),                   \
             ::mdt::launch_status(#kernel)))
 
 #define MDT_DYNAMIC_SHARED(type, name)                  \
@@ -62,15 +67,17 @@ constexpr unsigned kFullMask = 0xffffffffu;
  * Grid-stride kernels cap their grid here: on the GPU enough blocks to fill an H100 many times over; on the
  * emulator a few, since every emulated thread costs a fiber (the results do not depend on the grid size).
  */
+constexpr int64_t kMaxGpuGridBlocks = 65535;
 #ifdef __CUDACC__
-constexpr int64_t kMaxGridBlocks = 65535;
+inline int64_t max_grid_blocks() { return kMaxGpuGridBlocks; }
 #else
-constexpr int64_t kMaxGridBlocks = 4;
+// A dry run (trace.h) executes nothing, so it sizes grids as the GPU would: that is what it plans.
+inline int64_t max_grid_blocks() { return dry_run() ? kMaxGpuGridBlocks : 4; }
 #endif
 
 inline unsigned blocks_for(int64_t n, int threads) {
-    int64_t blocks = (n + threads - 1) / threads;
-    return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxGridBlocks ? kMaxGridBlocks : blocks));
+    int64_t blocks = (n + threads - 1) / threads, cap = max_grid_blocks();
+    return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
 }
 
 /**

@@ -16,6 +16,7 @@
 #include "mdt_emu.h"
 #include "microdit.h"
 #include "status.h"
+#include "trace.h"
 
 namespace mdt_emu {
 
@@ -343,6 +344,8 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         return mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the %zu-byte limit",
                          kernel, shared_bytes, kMaxSharedBytes);
     }
+    mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
+    if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
     if (!stack_pool.reserve(threads)) {
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));

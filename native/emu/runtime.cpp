@@ -7,6 +7,7 @@
 
 #include "microdit.h"
 #include "status.h"
+#include "trace.h"
 
 struct mdt_stream_s {
     int unused;
@@ -123,21 +124,34 @@ int mdt_free(void *pointer) {
     return MDT_SUCCESS;
 }
 
-static int copy(const char *name, void *target, const void *source, size_t bytes) {
+// In a dry run (trace.h) no kernel runs, so device contents mean nothing: writes to device memory are skipped
+// (a full-size step's memory is then never touched: it may exceed this machine's) and the host reads zeros
+// (finite losses and norms).
+static int copy(const char *name, void *target, const void *source, size_t bytes, bool to_host) {
     if (bytes == 0) return MDT_SUCCESS;
     if (!target || !source) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL pointer", name);
-    std::memmove(target, source, bytes);
+    if (!mdt::dry_run()) {
+        std::memmove(target, source, bytes);
+    } else if (to_host) {
+        std::memset(target, 0, bytes);
+    }
     return MDT_SUCCESS;
 }
 
-int mdt_memcpy_htod(void *t, const void *s, size_t bytes, mdt_stream_t) { return copy("mdt_memcpy_htod", t, s, bytes); }
-int mdt_memcpy_dtoh(void *t, const void *s, size_t bytes, mdt_stream_t) { return copy("mdt_memcpy_dtoh", t, s, bytes); }
-int mdt_memcpy_dtod(void *t, const void *s, size_t bytes, mdt_stream_t) { return copy("mdt_memcpy_dtod", t, s, bytes); }
+int mdt_memcpy_htod(void *t, const void *s, size_t bytes, mdt_stream_t) {
+    return copy("mdt_memcpy_htod", t, s, bytes, false);
+}
+int mdt_memcpy_dtoh(void *t, const void *s, size_t bytes, mdt_stream_t) {
+    return copy("mdt_memcpy_dtoh", t, s, bytes, true);
+}
+int mdt_memcpy_dtod(void *t, const void *s, size_t bytes, mdt_stream_t) {
+    return copy("mdt_memcpy_dtod", t, s, bytes, false);
+}
 
 int mdt_memset(void *target, int value, size_t bytes, mdt_stream_t) {
     if (bytes == 0) return MDT_SUCCESS;
     if (!target) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_memset: NULL pointer");
-    std::memset(target, value, bytes);
+    if (!mdt::dry_run()) std::memset(target, value, bytes);
     return MDT_SUCCESS;
 }
 

@@ -99,6 +99,18 @@ MDT_API int mdt_host_alloc(void **pointer, size_t bytes);
 MDT_API int mdt_host_free(void *pointer);
 MDT_API int mdt_event_query(mdt_event_t event, int *complete);
 
+/* ------------------------------------------------------------------ launch trace */
+/* Between mdt_trace_begin and mdt_trace_end every kernel launch is recorded (process-wide, all streams): its
+ * kernel's name and shape[7] = {grid x, y, z, block x, y, z, dynamic shared bytes}. The entries stay readable
+ * until the next begin. dry_run = 1 (the emulator only; the CUDA library refuses it): launches are checked and
+ * recorded but not run, grid-stride kernels size their grids as on a GPU, writes to device memory (copies, memset)
+ * are skipped and device→host copies return zeros, so a full-size training step can be planned on a CPU in seconds
+ * without touching its memory (device contents are then unspecified). */
+MDT_API int mdt_trace_begin(int dry_run);
+MDT_API int mdt_trace_end(void);
+MDT_API int mdt_trace_count(int64_t *launches);
+MDT_API int mdt_trace_entry(int64_t index, char *kernel, size_t capacity, int64_t *shape);
+
 /* ------------------------------------------------------------------ emulator self-tests (emu primitives) */
 /* Runs one named primitive check kernel (barrier, shuffle, ballot, atomics, bf16, launch-shape, ...) with the
  * given launch shape; writes the kernel's outputs to host_out (capacity floats). Both libraries implement it. */

@@ -8,6 +8,9 @@ import io.microdit.backend.Backend;
 import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cuda.CudaBackend;
+import io.microdit.backend.cuda.CudaRuntime;
+import io.microdit.backend.cuda.LaunchPlan;
+import io.microdit.backend.cuda.LaunchTrace;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.io.Json;
@@ -25,6 +28,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -56,6 +60,7 @@ final class BenchStepCommand implements Callable<Integer> {
     private static final long STREAM_CAPTIONS = 103;
     static final double LEARNING_RATE = 1e-4;
     static final double GRADIENT_CLIP = 1.0;
+    private static final double GIB = 1L << 30;
 
     @Option(names = "--config", required = true, description = "Built-in config name or JSON file.")
     String config;
@@ -99,6 +104,11 @@ final class BenchStepCommand implements Callable<Integer> {
             + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
     String precisionName;
 
+    @Option(names = "--launch-plan", description = "After the timed steps, trace one more step's kernel launches "
+            + "(--backend cuda; on the emulator a dry run: launches recorded, not run, so full-size configs take "
+            + "seconds) and write the plan here: launches, grids, operand bytes and roofline time per op.")
+    Path launchPlan;
+
     @Override
     public Integer call() throws Exception {
         MicroDiTConfig c = ConfigFile.resolve(config);
@@ -141,7 +151,7 @@ final class BenchStepCommand implements Callable<Integer> {
                     long flopsBefore = backend.flops().total();
                     long cpuStart = processCpuNanos();
                     long start = System.nanoTime();
-                    step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision);
+                    step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision, null);
                     backend.synchronize();
                     long elapsed = System.nanoTime() - start;
                     long cpu = processCpuNanos() - cpuStart;
@@ -151,12 +161,57 @@ final class BenchStepCommand implements Callable<Integer> {
                         cpuMilliseconds[i - warmup] = cpu / 1e6;
                     }
                 }
-                report(c, mode, backend, precision, milliseconds, cpuMilliseconds, flopsPerStep);
+                Long launchesPerStep = null;
+                if (launchPlan != null) {
+                    launchesPerStep = plan(c, mode, backend, model, optimizer, objective, latents, captions, sigma,
+                            draw, precision);
+                }
+                report(c, mode, backend, precision, milliseconds, cpuMilliseconds, flopsPerStep, launchesPerStep);
             } finally {
                 model.parameters().close();
             }
         }
         return 0;
+    }
+
+    /** Traces one training step's launches, writes the plan to --launch-plan and returns the launch count. */
+    private long plan(MicroDiTConfig c, MaskingMode mode, Backend backend, MicroDiT model, AdamW optimizer,
+                      EdmObjective objective, Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
+                      Precision precision) throws java.io.IOException {
+        if (!(backend instanceof CudaBackend cuda)) {
+            throw new IllegalArgumentException("--launch-plan needs --backend cuda (it traces CUDA kernel launches)");
+        }
+        boolean dryRun = CudaRuntime.isEmulator();
+        Map<String, Long> flopsBefore = backend.flops().snapshot();
+        List<LaunchTrace.OpCall> calls;
+        long[] liveAfterForward = new long[1];
+        long liveBefore = cuda.memory().liveBytes();
+        cuda.memory().resetPeak();
+        try (LaunchTrace trace = cuda.traceLaunches(dryRun)) {
+            step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision,
+                    () -> liveAfterForward[0] = cuda.memory().liveBytes());
+            backend.synchronize();
+            calls = trace.calls();
+        }
+        long peak = cuda.memory().peakLiveBytes();
+        Map<String, Long> flops = new LinkedHashMap<>();
+        backend.flops().snapshot().forEach((op, total) -> flops.put(op, total - flopsBefore.getOrDefault(op, 0L)));
+        LaunchPlan.Gpu gpu = !dryRun && backend.name().contains("H200") ? LaunchPlan.Gpu.H200 : LaunchPlan.Gpu.H100_SXM;
+        LaunchPlan plan = new LaunchPlan(gpu, calls, flops);
+        String header = String.format(Locale.ROOT, "launch plan of one training step: %s, batch %d, %s masking %s, "
+                        + "%s, %d caption tokens%n%s%n", c.name(), batch, mode.name().toLowerCase(Locale.ROOT),
+                mode == MaskingMode.NONE ? "0" : Double.toString(mask), precision.label(), captionLength,
+                dryRun ? "dry run on the emulator: launch shapes as a GPU gets them; no kernel ran"
+                        : "traced on " + backend.name());
+        Path parent = launchPlan.toAbsolutePath().getParent();
+        if (parent != null) {
+            Files.createDirectories(parent);
+        }
+        String memory = String.format(Locale.ROOT, "device memory: %.2f GiB before the step (weights, optimizer, "
+                        + "batch), %.2f GiB after the forward, peak %.2f GiB%n", liveBefore / GIB,
+                liveAfterForward[0] / GIB, peak / GIB);
+        Files.writeString(launchPlan, header + memory + plan.format());
+        return plan.launches();
     }
 
     private void perturb(Backend backend, MicroDiT model) {
@@ -173,7 +228,7 @@ final class BenchStepCommand implements Callable<Integer> {
 
     private static double step(Backend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
                                Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
-                               Precision precision) {
+                               Precision precision, Runnable afterForward) {
         model.parameters().zeroGrad(backend);
         double loss;
         try (MemoryScope scope = backend.scope("bench-step")) {
@@ -182,6 +237,9 @@ final class BenchStepCommand implements Callable<Integer> {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());
                 loss = backend.read(terms.loss().value())[0];
+                if (afterForward != null) {
+                    afterForward.run();
+                }
                 terms.loss().backward();
             }
         }
@@ -265,7 +323,8 @@ final class BenchStepCommand implements Callable<Integer> {
     }
 
     private void report(MicroDiTConfig c, MaskingMode mode, Backend backend, Precision precision,
-                        double[] milliseconds, double[] cpuMilliseconds, long flopsPerStep) {
+                        double[] milliseconds, double[] cpuMilliseconds, long flopsPerStep,
+                        Long launchesPerStep) {
         double median = median(milliseconds);
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("engine", "microdit");
@@ -283,6 +342,9 @@ final class BenchStepCommand implements Callable<Integer> {
         line.put("flops_per_step", flopsPerStep);
         if (backend instanceof CudaBackend cuda) {
             line.put("peak_device_bytes", cuda.memory().peakLiveBytes());
+        }
+        if (launchesPerStep != null) {
+            line.put("launches_per_step", launchesPerStep);
         }
         line.put("step_ms", Arrays.stream(milliseconds).boxed().toList());
         line.put("step_cpu_ms", Arrays.stream(cpuMilliseconds).boxed().toList());

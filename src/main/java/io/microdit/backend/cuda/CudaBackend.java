@@ -65,6 +65,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** Host waits for the stream so far (tests count them: each drains the GPU's pipeline). */
     private long synchronizations;
     private boolean closed;
+    /** The open launch trace, or null. */
+    private LaunchTrace trace;
 
     /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
     public CudaBackend() {
@@ -974,18 +976,43 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     // ---------------------------------------------------------------- plumbing
 
-    private static MemorySegment pointer(String op, String argument, Tensor t) {
+    private MemorySegment pointer(String op, String argument, Tensor t) {
         Checks.notNull(op, argument, t);
         Checks.argument(t.device() == Device.CUDA, op, argument + " " + t.describe() + " is on " + t.device()
                 + "; the CUDA backend needs device tensors (CudaBackend.scope, upload)");
+        if (trace != null) {
+            trace.operand(t.byteSize());
+        }
         return t.segment();
     }
 
-    private static MemorySegment optionalPointer(String op, String argument, Tensor t) {
+    private MemorySegment optionalPointer(String op, String argument, Tensor t) {
         return t == null ? MemorySegment.NULL : pointer(op, argument, t);
     }
 
-    private static void check(int status, String op) {
+    private void check(int status, String op) {
         CudaRuntime.check(status, op);
+        if (trace != null) {
+            trace.afterCall(op);
+        }
+    }
+
+    // ---------------------------------------------------------------- launch trace
+
+    /**
+     * Records the kernel launches of this backend's ops until the returned trace is closed (one trace per process
+     * at a time). {@code dryRun} (emulator only): launches are recorded, not run (see {@link LaunchTrace}).
+     */
+    public LaunchTrace traceLaunches(boolean dryRun) {
+        Checks.argument(trace == null, "traceLaunches", "this backend is already tracing");
+        waitAndCheck(); // earlier work is not part of the trace (and a dry run must not skip it)
+        trace = new LaunchTrace(this, dryRun);
+        return trace;
+    }
+
+    void traceEnded(LaunchTrace ended) {
+        if (trace == ended) {
+            trace = null;
+        }
     }
 }

@@ -108,9 +108,19 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         return reservedBytes;
     }
 
+    /** Bytes in use now (allocated and not freed, in size classes). */
+    public synchronized long liveBytes() {
+        return reservedBytes - cachedBytes;
+    }
+
     /** The most bytes in use (allocated and not freed, in size classes) at any time so far. */
     public synchronized long peakLiveBytes() {
         return peakLiveBytes;
+    }
+
+    /** Starts a new peak from the bytes in use now. */
+    public synchronized void resetPeak() {
+        peakLiveBytes = reservedBytes - cachedBytes;
     }
 
     /** Bytes in free blocks kept for reuse. */

@@ -38,6 +38,10 @@ public final class MicroditNative {
     private static final MethodHandle MDT_HOST_ALLOC = handle("mdt_host_alloc");
     private static final MethodHandle MDT_HOST_FREE = handle("mdt_host_free");
     private static final MethodHandle MDT_EVENT_QUERY = handle("mdt_event_query");
+    private static final MethodHandle MDT_TRACE_BEGIN = handle("mdt_trace_begin");
+    private static final MethodHandle MDT_TRACE_END = handle("mdt_trace_end");
+    private static final MethodHandle MDT_TRACE_COUNT = handle("mdt_trace_count");
+    private static final MethodHandle MDT_TRACE_ENTRY = handle("mdt_trace_entry");
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
@@ -318,6 +322,38 @@ public final class MicroditNative {
             return (int) MDT_EVENT_QUERY.invokeExact(event, complete);
         } catch (Throwable error) {
             throw new AssertionError("mdt_event_query threw", error);
+        }
+    }
+
+    public static int mdt_trace_begin(int dryRun) {
+        try {
+            return (int) MDT_TRACE_BEGIN.invokeExact(dryRun);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_trace_begin threw", error);
+        }
+    }
+
+    public static int mdt_trace_end() {
+        try {
+            return (int) MDT_TRACE_END.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_trace_end threw", error);
+        }
+    }
+
+    public static int mdt_trace_count(MemorySegment launches) {
+        try {
+            return (int) MDT_TRACE_COUNT.invokeExact(launches);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_trace_count threw", error);
+        }
+    }
+
+    public static int mdt_trace_entry(long index, MemorySegment kernel, long capacity, MemorySegment shape) {
+        try {
+            return (int) MDT_TRACE_ENTRY.invokeExact(index, kernel, capacity, shape);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_trace_entry threw", error);
         }
     }
 

@@ -1,0 +1,151 @@
+package io.microdit.backend.cuda;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+
+/**
+ * What a traced stretch of work (usually one training step) asks of a GPU, op by op: launches, grid sizes,
+ * operand bytes, counted FLOPs, and the time each op needs at least on a given GPU's roofline — max(FLOPs / peak,
+ * operand bytes / bandwidth), the tensor-core peak where the op launched a tensor-core kernel, else the f32 peak. The
+ * roofline is a lower bound from datasheet numbers, not a measurement; the launch shapes are exact (they are the
+ * host code's). An op call is flagged when its operands are large enough to matter ({@link #LARGE_OPERAND_BYTES})
+ * but none of its launches fills the GPU's SMs once: on a GPU it would leave most of the chip idle.
+ */
+public final class LaunchPlan {
+    /** Operand bytes from which an op call must fill the GPU (≈ 2.5 µs of HBM traffic on an H100). */
+    public static final long LARGE_OPERAND_BYTES = 8L << 20;
+    /** The kernels that run on tensor cores (native/Makefile's TENSOR_CORE_KERNELS, as launched). */
+    private static final Pattern TENSOR_CORE_KERNELS =
+            Pattern.compile("gemm_bf16|attention_(forward|key_gradients|query_gradients)_bf16_kernel");
+
+    /** A GPU's datasheet ceilings (kernel-anchors.md §1): dense bf16 tensor and f32 peaks, HBM bandwidth. */
+    public record Gpu(String name, int sms, double bf16Flops, double f32Flops, double bytesPerSecond) {
+        public static final Gpu H100_SXM = new Gpu("H100 SXM", 132, 989.4e12, 66.9e12, 3.35e12);
+        public static final Gpu H200 = new Gpu("H200", 132, 989.4e12, 66.9e12, 4.8e12);
+    }
+
+    /** The calls of one op name together. */
+    public record OpSummary(String op, int calls, long launches, long minBlocks, long maxBlocks,
+                            TreeSet<Long> threadsPerBlock, long operandBytes, long flops, boolean tensorCores,
+                            double rooflineSeconds) {
+    }
+
+    private final Gpu gpu;
+    private final List<LaunchTrace.OpCall> calls;
+    private final Map<String, Long> flopsByOp;
+    private final List<OpSummary> ops = new ArrayList<>();
+
+    /**
+     * @param calls     the traced op calls
+     * @param flopsByOp the FLOPs the backend counted per op over the same stretch (FlopCounter differences)
+     */
+    public LaunchPlan(Gpu gpu, List<LaunchTrace.OpCall> calls, Map<String, Long> flopsByOp) {
+        this.gpu = gpu;
+        this.calls = List.copyOf(calls);
+        this.flopsByOp = Map.copyOf(flopsByOp);
+        Map<String, List<LaunchTrace.OpCall>> byOp = new LinkedHashMap<>();
+        for (LaunchTrace.OpCall call : calls) {
+            byOp.computeIfAbsent(call.op(), k -> new ArrayList<>()).add(call);
+        }
+        byOp.forEach((op, list) -> ops.add(summarize(op, list)));
+        ops.sort((a, b) -> Double.compare(b.rooflineSeconds(), a.rooflineSeconds()));
+    }
+
+    private OpSummary summarize(String op, List<LaunchTrace.OpCall> list) {
+        long launches = 0, min = Long.MAX_VALUE, max = 0, bytes = 0;
+        boolean tensorCores = false;
+        TreeSet<Long> threads = new TreeSet<>();
+        for (LaunchTrace.OpCall call : list) {
+            bytes += call.operandBytes();
+            for (LaunchTrace.Launch launch : call.launches()) {
+                launches++;
+                min = Math.min(min, launch.blocks());
+                max = Math.max(max, launch.blocks());
+                threads.add(launch.threadsPerBlock());
+                tensorCores |= TENSOR_CORE_KERNELS.matcher(launch.kernel()).find();
+            }
+        }
+        long flops = flopsByOp.getOrDefault(op, 0L);
+        double seconds = Math.max(flops / (tensorCores ? gpu.bf16Flops() : gpu.f32Flops()),
+                bytes / gpu.bytesPerSecond());
+        return new OpSummary(op, list.size(), launches, launches == 0 ? 0 : min, max, threads, bytes, flops,
+                tensorCores, seconds);
+    }
+
+    public List<OpSummary> ops() {
+        return List.copyOf(ops);
+    }
+
+    public long launches() {
+        return ops.stream().mapToLong(OpSummary::launches).sum();
+    }
+
+    public long operandBytes() {
+        return ops.stream().mapToLong(OpSummary::operandBytes).sum();
+    }
+
+    public long flops() {
+        return ops.stream().mapToLong(OpSummary::flops).sum();
+    }
+
+    /** The sum of the ops' roofline times: no GPU of this kind can run the traced work faster. */
+    public double rooflineSeconds() {
+        return ops.stream().mapToDouble(OpSummary::rooflineSeconds).sum();
+    }
+
+    /** Op calls with at least {@link #LARGE_OPERAND_BYTES} of operands whose launches all have fewer blocks than SMs. */
+    public List<LaunchTrace.OpCall> underfilled() {
+        List<LaunchTrace.OpCall> out = new ArrayList<>();
+        for (LaunchTrace.OpCall call : calls) {
+            if (call.operandBytes() >= LARGE_OPERAND_BYTES && !call.launches().isEmpty()
+                    && call.maxBlocks() < gpu.sms()) {
+                out.add(call);
+            }
+        }
+        return out;
+    }
+
+    /** The plan as a table, heaviest op first, then the flagged calls. */
+    public String format() {
+        StringBuilder out = new StringBuilder();
+        double total = rooflineSeconds();
+        out.append(String.format(Locale.ROOT, "%,d launches in %,d op calls; operands %.2f GiB; %.3f TFLOP counted%n",
+                launches(), calls.size(), operandBytes() / (double) (1L << 30), flops() / 1e12));
+        out.append(String.format(Locale.ROOT, "roofline on %s (%.0f TF/s bf16, %.1f TF/s f32, %.2f TB/s, %d SMs): "
+                        + "at least %.3f ms%n", gpu.name(), gpu.bf16Flops() / 1e12, gpu.f32Flops() / 1e12,
+                gpu.bytesPerSecond() / 1e12, gpu.sms(), total * 1e3));
+        out.append(String.format(Locale.ROOT, "%-28s %6s %8s %17s %9s %12s %10s %12s %6s%n", "op", "calls", "launches",
+                "blocks min-max", "threads", "operand MiB", "GFLOP", "roofline ms", "share"));
+        for (OpSummary op : ops) {
+            out.append(String.format(Locale.ROOT, "%-28s %6d %8d %17s %9s %12.1f %10.2f %12.4f %5.1f%%%n",
+                    op.op() + (op.tensorCores() ? " (tc)" : ""), op.calls(), op.launches(),
+                    op.minBlocks() + "-" + op.maxBlocks(), threadList(op.threadsPerBlock()),
+                    op.operandBytes() / (double) (1L << 20), op.flops() / 1e9, op.rooflineSeconds() * 1e3,
+                    total == 0 ? 0 : 100 * op.rooflineSeconds() / total));
+        }
+        List<LaunchTrace.OpCall> flagged = underfilled();
+        out.append(String.format(Locale.ROOT, "op calls with >= %d MiB of operands and fewer blocks than SMs: %d%n",
+                LARGE_OPERAND_BYTES >> 20, flagged.size()));
+        for (LaunchTrace.OpCall call : flagged) {
+            LaunchTrace.Launch widest = call.launches().stream()
+                    .max((a, b) -> Long.compare(a.blocks(), b.blocks())).orElseThrow();
+            out.append(String.format(Locale.ROOT, "  %s: %.1f MiB, widest launch %s with %d blocks of %d threads%n",
+                    call.op(), call.operandBytes() / (double) (1L << 20), widest.kernel(), widest.blocks(),
+                    widest.threadsPerBlock()));
+        }
+        return out.toString();
+    }
+
+    private static String threadList(TreeSet<Long> threads) {
+        StringBuilder out = new StringBuilder();
+        for (long t : threads) {
+            out.append(out.isEmpty() ? "" : ",").append(t);
+        }
+        return out.toString();
+    }
+}
