@@ -291,6 +291,17 @@ class EmulatorPrimitivesTest {
     }
 
     @Test
+    void onlyTheEmulatorTakesAnotherBlockOrder() {
+        CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0); // both libraries
+        if (CudaRuntime.isEmulator()) {
+            return; // blockOrderDecidesWhoWinsARaceBetweenBlocks
+        }
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0));
+        assertTrue(refused.getMessage().contains("property of the hardware"), refused.getMessage());
+    }
+
+    @Test
     void emulatorReportsDeadlocks() {
         assumeTrue(CudaRuntime.isEmulator(), "a deadlocking kernel only runs on the emulator");
         run("deadlock", 1, 32, 0, 32, CudaRuntime.ERROR_DEADLOCK);
