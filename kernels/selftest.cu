@@ -3,7 +3,8 @@
 // ldmatrix with and without .trans), cp.async, and shuffles in a partly exited warp. Each writes results that a
 // test compares with values worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
 // run on a GPU (tag gpu), which checks the emulator and the hardware agree. Emulator-only kernels break a rule of
-// the hardware on purpose, each to be reported as an error by the stricter emulator. Cost: negligible.
+// the hardware on purpose, each to be reported as an error by the stricter emulator (or, block_order, to show a race
+// that depends on the block order). Cost: negligible.
 #include <string.h>
 
 #include "common.cuh"
@@ -247,6 +248,15 @@ __global__ void shared_poison_kernel(float *out) {
     shared[t] = 1.0f;
 }
 
+/** A race on purpose (so emulator only): thread 0 of every block writes its block index into out[0], the last
+ *  writer wins; out[2 + b] = the position at which block b ran (an atomic ticket in out[1]). Shows the order that
+ *  mdt_emu_block_order sets. */
+__global__ void block_order_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    out[0] = static_cast<float>(blockIdx.x);
+    out[2 + blockIdx.x] = static_cast<float>(atomicAdd(reinterpret_cast<int *>(&out[1]), 1));
+}
+
 /** Lanes 0..15 wait at __syncthreads while lanes 16..31 wait at a full-warp __syncwarp: neither can finish. */
 __global__ void deadlock_kernel(float *out) {
     if (threadIdx.x < 16) {
@@ -309,6 +319,10 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(divergent_shuffle_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "divergent_barrier") == 0) {
         status = MDT_LAUNCH(divergent_barrier_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "block_order") == 0) {
+        status = capacity < 2 + static_cast<int64_t>(grid_x)
+                     ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: block_order needs 2 + grid_x floats")
+                     : MDT_LAUNCH(block_order_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_poison") == 0) {
         status = MDT_LAUNCH(shared_poison_kernel, grid, block, shared, nullptr, out);
 #endif

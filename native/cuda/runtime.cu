@@ -140,6 +140,14 @@ int mdt_event_query(mdt_event_t event, int *complete) {
     return error == cudaErrorNotReady ? MDT_SUCCESS : check(error, "cudaEventQuery");
 }
 
+int mdt_emu_block_order(int order, uint64_t) {
+    if (order == MDT_BLOCK_ORDER_FORWARD) return MDT_SUCCESS;
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                     "mdt_emu_block_order: order %d is an emulator setting; on a GPU the block order is a property of "
+                     "the hardware (only MDT_BLOCK_ORDER_FORWARD, a no-op, is accepted)",
+                     order);
+}
+
 }  // extern "C"
 
 namespace mdt {

@@ -1,4 +1,5 @@
-// The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread;
+// The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread, in the
+// order mdt_emu_block_order sets (forward, reverse or a seeded shuffle, to expose kernels that depend on it);
 // inside a block every CUDA thread is a ucontext fiber with its own stack. Fibers switch only where a GPU
 // thread could wait for others (barriers, shuffles, votes), and the scheduler resumes them round-robin. A full
 // round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule the hardware
@@ -7,7 +8,10 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstdio>
 #include <deque>
 #include <string>
@@ -324,6 +328,91 @@ void cp_async_wait(int pending) {
     }
 }
 
+namespace {
+
+// The block order (microdit.h, mdt_emu_block_order): process-global, read once per launch.
+std::atomic<int> block_order{MDT_BLOCK_ORDER_FORWARD};
+std::atomic<uint64_t> block_order_seed{0};
+// A malformed MDT_EMU_BLOCK_ORDER fails every launch (a typo must not quietly test the default order) until
+// mdt_emu_block_order sets an order; the message is written once, at load, before any launch can read it.
+std::atomic<bool> block_order_invalid{false};
+char block_order_message[256];
+
+uint64_t splitmix64(uint64_t &state) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/** Reads MDT_EMU_BLOCK_ORDER=forward|reverse|shuffled[:seed] when the library loads. */
+struct BlockOrderFromEnvironment {
+    BlockOrderFromEnvironment() {
+        const char *value = std::getenv("MDT_EMU_BLOCK_ORDER");
+        if (!value || !*value) return;
+        std::string text(value);
+        uint64_t seed = 0;
+        bool valid = true;
+        if (text == "forward") {
+            block_order = MDT_BLOCK_ORDER_FORWARD;
+        } else if (text == "reverse") {
+            block_order = MDT_BLOCK_ORDER_REVERSE;
+        } else if (text == "shuffled" || text.rfind("shuffled:", 0) == 0) {
+            if (text.size() > 9) {
+                char *end = nullptr;
+                errno = 0;
+                seed = std::strtoull(text.c_str() + 9, &end, 0);
+                valid = errno == 0 && end && *end == '\0' && text[9] != '-';
+            } else {
+                valid = text.size() == 8;
+            }
+            block_order = MDT_BLOCK_ORDER_SHUFFLED;
+        } else {
+            valid = false;
+        }
+        if (!valid) {
+            std::snprintf(block_order_message, sizeof(block_order_message),
+                          "MDT_EMU_BLOCK_ORDER='%.100s' is not forward, reverse, shuffled or shuffled:<seed>", value);
+            block_order_invalid = true;
+            return;
+        }
+        block_order_seed = seed;
+        if (block_order != MDT_BLOCK_ORDER_FORWARD) {
+            std::fprintf(stderr, "microdit emulator: blocks run in %s order (MDT_EMU_BLOCK_ORDER)\n", value);
+        }
+    }
+} block_order_from_environment;
+
+/**
+ * The linear block indices (x fastest, then y, z) in the order the launch runs them; empty for the forward order
+ * (the identity). Reverse is the identity backwards; shuffled is a Fisher-Yates shuffle driven by splitmix64 from
+ * the seed, so the same seed and grid give the same permutation.
+ */
+int block_sequence(const char *kernel, dim3 grid, std::vector<uint64_t> &order) {
+    if (block_order_invalid) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %s", kernel, block_order_message);
+    int setting = block_order;
+    uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
+    if (setting == MDT_BLOCK_ORDER_FORWARD || blocks < 2) return MDT_SUCCESS;
+    try {
+        order.resize(blocks);
+    } catch (const std::bad_alloc &) {
+        return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: no memory for the order of %llu blocks", kernel,
+                         static_cast<unsigned long long>(blocks));
+    }
+    for (uint64_t i = 0; i < blocks; i++) {
+        order[i] = setting == MDT_BLOCK_ORDER_REVERSE ? blocks - 1 - i : i;
+    }
+    if (setting == MDT_BLOCK_ORDER_SHUFFLED) {
+        uint64_t state = block_order_seed;
+        for (uint64_t i = blocks - 1; i > 0; i--) {
+            std::swap(order[i], order[splitmix64(state) % (i + 1)]);
+        }
+    }
+    return MDT_SUCCESS;
+}
+
+}  // namespace
+
 int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
     if (in_kernel()) {
         return mdt::fail(MDT_ERROR_RUNTIME, "%s: launched from inside a kernel (dynamic parallelism is not emulated)",
@@ -362,59 +451,73 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
     block.fibers = &fibers;
     block.body = &body;
     block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
+    std::vector<uint64_t> order;
+    if (int s = block_sequence(kernel, grid, order)) return s;
+    uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
     int status = MDT_SUCCESS;
-    for (unsigned bz = 0; bz < grid.z && status == MDT_SUCCESS; bz++) {
-        for (unsigned by = 0; by < grid.y && status == MDT_SUCCESS; by++) {
-            for (unsigned bx = 0; bx < grid.x && status == MDT_SUCCESS; bx++) {
-                block.index = {bx, by, bz};
-                // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
-                // reads what it never wrote.
-                std::memset(shared, 0xff, shared_bytes + 16);
-                block.live = static_cast<int>(threads);
-                block.barrier_arrived = block.barrier_count = 0;
-                for (size_t w = 0; w < block.warps.size(); w++) {
-                    Warp &warp = block.warps[w];
-                    warp = Warp();
-                    size_t lanes = std::min<size_t>(kWarpSize, threads - w * kWarpSize);
-                    warp.live = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
+    for (uint64_t i = 0; i < blocks && status == MDT_SUCCESS; i++) {
+        uint64_t linear = order.empty() ? i : order[i];
+        unsigned bx = static_cast<unsigned>(linear % grid.x), by = static_cast<unsigned>(linear / grid.x % grid.y);
+        unsigned bz = static_cast<unsigned>(linear / grid.x / grid.y);
+        block.index = {bx, by, bz};
+        // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
+        // reads what it never wrote.
+        std::memset(shared, 0xff, shared_bytes + 16);
+        block.live = static_cast<int>(threads);
+        block.barrier_arrived = block.barrier_count = 0;
+        for (size_t w = 0; w < block.warps.size(); w++) {
+            Warp &warp = block.warps[w];
+            warp = Warp();
+            size_t lanes = std::min<size_t>(kWarpSize, threads - w * kWarpSize);
+            warp.live = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
+        }
+        for (size_t t = 0; t < threads; t++) {
+            Fiber &fiber = fibers[t];
+            fiber.linear = static_cast<int>(t);
+            fiber.index = {static_cast<unsigned>(t % block_shape.x),
+                           static_cast<unsigned>(t / block_shape.x % block_shape.y),
+                           static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
+            prepare_fiber(fiber, stack_pool.stacks[t], &block.scheduler);
+        }
+        current_block = &block;
+        while (block.live > 0) {
+            uint64_t before = block.progress;
+            for (size_t t = 0; t < threads; t++) {
+                if (!fibers[t].finished) {
+                    current_fiber = &fibers[t];
+                    swapcontext(&block.scheduler, &fibers[t].context);
+                    if (block.status != MDT_SUCCESS) break;
                 }
-                for (size_t t = 0; t < threads; t++) {
-                    Fiber &fiber = fibers[t];
-                    fiber.linear = static_cast<int>(t);
-                    fiber.index = {static_cast<unsigned>(t % block_shape.x),
-                                   static_cast<unsigned>(t / block_shape.x % block_shape.y),
-                                   static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
-                    prepare_fiber(fiber, stack_pool.stacks[t], &block.scheduler);
-                }
-                current_block = &block;
-                while (block.live > 0) {
-                    uint64_t before = block.progress;
-                    for (size_t t = 0; t < threads; t++) {
-                        if (!fibers[t].finished) {
-                            current_fiber = &fibers[t];
-                            swapcontext(&block.scheduler, &fibers[t].context);
-                            if (block.status != MDT_SUCCESS) break;
-                        }
-                    }
-                    current_fiber = nullptr;
-                    if (block.status != MDT_SUCCESS) {
-                        status = block.status;
-                        break;
-                    }
-                    if (block.live > 0 && block.progress == before) {
-                        status = mdt::fail(MDT_ERROR_DEADLOCK,
-                                           "%s: block (%u, %u, %u) deadlocked: %d threads wait at a barrier or warp "
-                                           "sync that the others never reach",
-                                           kernel, bx, by, bz, block.live);
-                        break;
-                    }
-                }
-                current_block = nullptr;
-                current_fiber = nullptr;
+            }
+            current_fiber = nullptr;
+            if (block.status != MDT_SUCCESS) {
+                status = block.status;
+                break;
+            }
+            if (block.live > 0 && block.progress == before) {
+                status = mdt::fail(MDT_ERROR_DEADLOCK,
+                                   "%s: block (%u, %u, %u) deadlocked: %d threads wait at a barrier or warp "
+                                   "sync that the others never reach",
+                                   kernel, bx, by, bz, block.live);
+                break;
             }
         }
+        current_block = nullptr;
+        current_fiber = nullptr;
     }
     return status;
 }
 
 }  // namespace mdt_emu
+
+extern "C" int mdt_emu_block_order(int order, uint64_t seed) {
+    if (order != MDT_BLOCK_ORDER_FORWARD && order != MDT_BLOCK_ORDER_REVERSE && order != MDT_BLOCK_ORDER_SHUFFLED) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                         "mdt_emu_block_order: order %d is not MDT_BLOCK_ORDER_FORWARD (0), REVERSE (1) or SHUFFLED (2)",
+                         order);
+    }
+    mdt_emu::block_order_seed = seed;
+    mdt_emu::block_order = order;
+    mdt_emu::block_order_invalid = false;
+    return MDT_SUCCESS;
+}

@@ -1,7 +1,8 @@
 // The host emulator: CUDA C++ kernels compiled by g++ run on the host. Each block's threads are fibers
 // (ucontext) scheduled round-robin on the calling thread, so they run concurrently in the sense that matters
 // for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
-// memory is one instance per block. Blocks of a grid run one after another. Memory is host memory; streams
+// memory is one instance per block. Blocks of a grid run one after another, forward unless mdt_emu_block_order
+// (microdit.h) says reverse or shuffled. Memory is host memory; streams
 // are synchronous. Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
 // error statuses instead of hangs or aborts.
 // Strict where the hardware is: what a GPU would fault on or leave undefined ends the launch with an error status

@@ -116,6 +116,22 @@ MDT_API int mdt_trace_entry(int64_t index, char *kernel, size_t capacity, int64_
  * given launch shape; writes the kernel's outputs to host_out (capacity floats). Both libraries implement it. */
 MDT_API int mdt_selftest_run(const char *name, int grid_x, int block_x, int shared_bytes, float *host_out, int64_t capacity);
 
+/* The order in which the emulator runs the blocks of a launch (it runs them one after another). A kernel whose
+ * result depends on that order (a block reading what another block of the launch writes, two blocks writing one
+ * output without atomics, a "last block" reduction without a fence) is a race on a GPU; running the tests under
+ * another order exposes it. FORWARD: x fastest, then y, then z (the default); REVERSE: the opposite; SHUFFLED: a
+ * permutation of the block indices drawn from seed (the same for the same seed and grid). The setting is
+ * process-global, applies to every later launch from every thread, and starts from the environment variable
+ * MDT_EMU_BLOCK_ORDER=forward|reverse|shuffled[:seed] (read once when the library loads; a malformed value makes
+ * every launch fail until this function is called). Nothing else is randomised. The CUDA library accepts only
+ * FORWARD (a no-op: there the order is the hardware's) and refuses the others with MDT_ERROR_INVALID_ARGUMENT. */
+enum {
+    MDT_BLOCK_ORDER_FORWARD = 0,
+    MDT_BLOCK_ORDER_REVERSE = 1,
+    MDT_BLOCK_ORDER_SHUFFLED = 2
+};
+MDT_API int mdt_emu_block_order(int order, uint64_t seed);
+
 /* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
 MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
 MDT_API int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);

@@ -16,6 +16,10 @@ public final class CudaRuntime {
     public static final int ERROR_RUNTIME = 7;
     public static final int KIND_CUDA = 0;
     public static final int KIND_EMULATOR = 1;
+    /** Block orders of {@link #blockOrder} (microdit.h, mdt_emu_block_order). */
+    public static final int BLOCK_ORDER_FORWARD = 0;
+    public static final int BLOCK_ORDER_REVERSE = 1;
+    public static final int BLOCK_ORDER_SHUFFLED = 2;
 
     private CudaRuntime() {
     }
@@ -42,6 +46,15 @@ public final class CudaRuntime {
     /** Whether the loaded library is the host emulator rather than the CUDA build. */
     public static boolean isEmulator() {
         return MicroditNative.mdt_library_kind() == KIND_EMULATOR;
+    }
+
+    /**
+     * Sets the order in which the emulator runs the blocks of every later launch, process-wide (a test that
+     * changes it restores {@link #BLOCK_ORDER_FORWARD} when done); {@code seed} draws the shuffled permutation.
+     * The CUDA library accepts only forward.
+     */
+    public static void blockOrder(int order, long seed) {
+        check(MicroditNative.mdt_emu_block_order(order, seed), "mdt_emu_block_order");
     }
 
     /** The loaded library's file. */

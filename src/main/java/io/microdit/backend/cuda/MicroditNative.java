@@ -43,6 +43,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_TRACE_COUNT = handle("mdt_trace_count");
     private static final MethodHandle MDT_TRACE_ENTRY = handle("mdt_trace_entry");
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
+    private static final MethodHandle MDT_EMU_BLOCK_ORDER = handle("mdt_emu_block_order");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
@@ -362,6 +363,14 @@ public final class MicroditNative {
             return (int) MDT_SELFTEST_RUN.invokeExact(name, gridX, blockX, sharedBytes, hostOut, capacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_selftest_run threw", error);
+        }
+    }
+
+    public static int mdt_emu_block_order(int order, long seed) {
+        try {
+            return (int) MDT_EMU_BLOCK_ORDER.invokeExact(order, seed);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_block_order threw", error);
         }
     }
 

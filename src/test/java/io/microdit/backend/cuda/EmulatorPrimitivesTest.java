@@ -2,12 +2,14 @@ package io.microdit.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -17,7 +19,8 @@ import org.junit.jupiter.api.Test;
  * tensor-core wrappers (one m16n8k16 MMA, ldmatrix with and without .trans) against the PTX ISA's fragment
  * layouts, cp.async, shuffles in a partly exited warp, launch-shape and shared-memory violations, and (emulator only)
  * deadlock detection and the stricter checks: misaligned cp.async and ldmatrix, warp-synchronous misuse, divergent
- * barriers, cp.async data before its wait and shared memory read before it is written.
+ * barriers, cp.async data before its wait and shared memory read before it is written, and the block order setting
+ * (a race between blocks that forward and reverse order decide differently).
  */
 @Tag("emu")
 class EmulatorPrimitivesTest {
@@ -232,6 +235,70 @@ class EmulatorPrimitivesTest {
         run(name, 1, block, shared, 512, status);
         String message = CudaRuntime.describe(status);
         assertTrue(message.contains(fragment) && message.contains(name + "_kernel"), message);
+    }
+
+    /** The block_order race: out[0] = the block that wrote last, then the position at which each block ran. */
+    private static int[] positions(float[] out, int blocks) {
+        int[] positions = new int[blocks];
+        for (int b = 0; b < blocks; b++) {
+            positions[b] = (int) out[2 + b];
+        }
+        return positions;
+    }
+
+    @Test
+    void blockOrderDecidesWhoWinsARaceBetweenBlocks() {
+        assumeTrue(CudaRuntime.isEmulator(), "the block order is the hardware's on a GPU");
+        int blocks = 9;
+        int[] forward = new int[blocks], reverse = new int[blocks];
+        for (int b = 0; b < blocks; b++) {
+            forward[b] = b;
+            reverse[b] = blocks - 1 - b;
+        }
+        try {
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
+            float[] out = run("block_order", blocks, 32, 0, 2 + blocks);
+            assertEquals(blocks - 1, out[0], "forward: the last block writes last");
+            assertArrayEquals(forward, positions(out, blocks));
+
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0);
+            out = run("block_order", blocks, 32, 0, 2 + blocks);
+            assertEquals(0f, out[0], "reverse: block 0 writes last");
+            assertArrayEquals(reverse, positions(out, blocks));
+
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_SHUFFLED, 42);
+            out = run("block_order", blocks, 32, 0, 2 + blocks);
+            int[] shuffled = positions(out, blocks);
+            int[] sorted = shuffled.clone();
+            Arrays.sort(sorted);
+            assertArrayEquals(forward, sorted, "shuffled: every block runs once");
+            assertTrue(!Arrays.equals(forward, shuffled) && !Arrays.equals(reverse, shuffled),
+                    Arrays.toString(shuffled));
+            assertEquals(shuffled[(int) out[0]], blocks - 1, "the last writer is the block that ran last");
+            assertArrayEquals(shuffled, positions(run("block_order", blocks, 32, 0, 2 + blocks), blocks),
+                    "the same seed gives the same order");
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_SHUFFLED, 43);
+            int[] other = positions(run("block_order", blocks, 32, 0, 2 + blocks), blocks);
+            assertTrue(!Arrays.equals(shuffled, other), "another seed, another order");
+
+            IllegalArgumentException bad = assertThrows(
+                    IllegalArgumentException.class, () -> CudaRuntime.blockOrder(3, 0));
+            assertTrue(bad.getMessage().contains("order 3 is not"), bad.getMessage());
+        } finally {
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
+        }
+        assertEquals(blocks - 1, run("block_order", blocks, 32, 0, 2 + blocks)[0], "forward again");
+    }
+
+    @Test
+    void onlyTheEmulatorTakesAnotherBlockOrder() {
+        CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0); // both libraries
+        if (CudaRuntime.isEmulator()) {
+            return; // blockOrderDecidesWhoWinsARaceBetweenBlocks
+        }
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0));
+        assertTrue(refused.getMessage().contains("property of the hardware"), refused.getMessage());
     }
 
     @Test
