@@ -13,8 +13,8 @@
 // on any grid cap (the emulator's 4 blocks per dimension included).
 // Plan: about kTargetBlocks blocks (≈ 8 resident 256-thread blocks on each of an H100's 132 SMs), each thread's
 // serial chain clamped to [4, 128] rows. So whenever rows·columns ≥ 2^20 pass 1 has ≥ ~1000 blocks.
-// Cost: rows·columns adds; bytes 4·rows·columns read + 8·chunks·columns for the partials (≤ 1/16 of the reads,
-// ≤ 1/128 once chunks reach their cap).
+// Cost: rows·columns adds; bytes 4·rows·columns read + 8·chunks·columns for the partials (1/16 of the reads at
+// the shortest chunks of 32 rows, 1/512 at the longest of 1024).
 #ifndef MDT_COLUMN_SUM_CUH
 #define MDT_COLUMN_SUM_CUH
 
