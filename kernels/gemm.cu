@@ -17,7 +17,10 @@
 // and K are handled by zero-filling out-of-range tile elements. The bias add and the accumulate are fused
 // into the epilogue.
 // Cost per call: 2·batch·M·N·K FLOPs; bytes ≈ 4·batch·(M·K·⌈N/32⌉ + K·N·⌈M/32⌉ + M·N (2M·N accumulating)).
-// Row sum: one thread per column walking the rows in order (deterministic); rows·C FLOPs, 4·rows·C bytes.
+// Row sum (bias gradients): the two-pass column sum of column_sum.cuh, (32-column tiles) × (row chunks) blocks
+// writing float partials to the caller's workspace, then one pass adding them in a fixed order; rows·C FLOPs,
+// 4·rows·C bytes (+ 8·chunks·C for the partials).
+#include "column_sum.cuh"
 #include "common.cuh"
 
 namespace {
@@ -229,13 +232,11 @@ bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer
 
 }  // namespace bf16
 
-__global__ void sum_rows_kernel(const float *x, float *out, int64_t rows, int64_t columns, int accumulate) {
-    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < columns; c += (int64_t)gridDim.x * blockDim.x) {
-        float sum = accumulate ? out[c] : 0.0f;
-        for (int64_t r = 0; r < rows; r++) sum += x[r * columns + c];
-        out[c] = sum;
-    }
-}
+struct SumRowsTerm {
+    const float *x;
+    int64_t columns;
+    __device__ float operator()(float sum, int64_t row, int64_t column) const { return sum + x[row * columns + column]; }
+};
 
 }  // namespace
 
@@ -285,11 +286,22 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
                       accumulate, gelu, vector_a, vector_b);
 }
 
-int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate) {
+int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate,
+                      float *workspace, int64_t workspace_capacity) {
     MDT_REQUIRE(rows >= 0 && columns > 0, "mdt_gemm_sum_rows: need rows >= 0 and columns > 0, got %lld and %lld",
                 (long long)rows, (long long)columns);
     MDT_REQUIRE(out && (x || rows == 0), "mdt_gemm_sum_rows: NULL tensor pointer");
-    return MDT_LAUNCH(sum_rows_kernel, mdt::blocks_for(columns, 128), 128, 0, stream, x, out, rows, columns, accumulate);
+    return mdt::column_sum::run("mdt_gemm_sum_rows", stream, SumRowsTerm{x, columns}, rows, columns, out, accumulate,
+                                workspace, workspace_capacity);
+}
+
+int mdt_gemm_sum_rows_workspace_floats(int64_t rows, int64_t columns, int64_t *floats) {
+    MDT_REQUIRE(rows >= 0 && columns > 0,
+                "mdt_gemm_sum_rows_workspace_floats: need rows >= 0 and columns > 0, got %lld and %lld",
+                (long long)rows, (long long)columns);
+    MDT_REQUIRE(floats, "mdt_gemm_sum_rows_workspace_floats: NULL result pointer");
+    *floats = mdt::column_sum::workspace_floats(rows, columns);
+    return MDT_SUCCESS;
 }
 
 }  // extern "C"

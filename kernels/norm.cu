@@ -6,16 +6,19 @@
 // and the variance keeps full precision when |mean| >> std. Saves mean and rstd per row. The fused form modulates
 // in the output pass (one FMA), so the normalised rows are never written.
 // Backward: one block per row computes dy = dOut·w and x̂ = (x - mean)·rstd, reduces Σdy and Σdy·x̂, and writes
-// dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is a second kernel with one
-// thread per column walking the rows in order (deterministic, no atomics), added into dWeight.
+// dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is the two-pass column sum of
+// column_sum.cuh (row chunks × column tiles writing partials to the caller's workspace, then a fixed-order
+// add; deterministic, no atomics), added into dWeight.
 // Fused backward: the row kernel takes dOut' = dOut·(1 + scale) (as fmaf(dOut, scale, dOut)); a second kernel, one
 // thread per (sample, column) walking the tokens in order, writes dShift = Σ_t dOut and S = Σ_t dOut·x̂ (x̂
-// recomputed from the saved mean and rstd) into dScale; with a weight a third, one thread per column walking the
-// samples, adds Σ_n (1 + scale)·S into dWeight and scales dScale = w·S in place. No atomics anywhere.
+// recomputed from the saved mean and rstd) into dScale (samples·width threads, coalesced across columns: enough
+// for a GPU at training batch sizes); with a weight a third, the column sum over samples, adds Σ_n (1 + scale)·S
+// into dWeight and scales dScale = w·S in place. No atomics anywhere.
 // Cost per call with E = rows·D elements: forward 8E FLOPs, 12E bytes (x read twice from cache, out written);
 // backward 14E FLOPs (+3E with dWeight), 12E bytes (+8E for dWeight's pass). Fused forward 11E FLOPs, 12E bytes
 // (the separate ops move 20E); fused backward 15E FLOPs, 20E bytes (the separate ops move 24E, +8E with dWeight),
 // plus O(N·D) for the per-sample rows.
+#include "column_sum.cuh"
 #include "common.cuh"
 
 namespace {
@@ -87,17 +90,15 @@ __global__ void layer_norm_backward_kernel(const float *d_out, const float *x, c
     }
 }
 
-__global__ void layer_norm_weight_gradient_kernel(const float *d_out, const float *x, const float *mean,
-                                                  const float *rstd, float *d_weight, int64_t rows, int64_t width) {
-    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < width; c += (int64_t)gridDim.x * blockDim.x) {
-        float sum = 0.0f;
-        for (int64_t row = 0; row < rows; row++) {
-            float xhat = (x[row * width + c] - mean[row]) * rstd[row];
-            sum = fmaf(d_out[row * width + c], xhat, sum);
-        }
-        d_weight[c] += sum;
+// Σ_rows dOut·x̂ (x̂ recomputed from the saved mean and rstd).
+struct WeightGradientTerm {
+    const float *d_out, *x, *mean, *rstd;
+    int64_t width;
+    __device__ float operator()(float sum, int64_t row, int64_t column) const {
+        int64_t i = row * width + column;
+        return fmaf(d_out[i], (x[i] - mean[row]) * rstd[row], sum);
     }
-}
+};
 
 // dShift[n, c] = Σ_t dOut and dScale[n, c] = Σ_t dOut·x̂ (before the weight), tokens in order.
 __global__ void modulate_sums_kernel(const float *d_out, const float *x, const float *mean, const float *rstd,
@@ -117,20 +118,18 @@ __global__ void modulate_sums_kernel(const float *d_out, const float *x, const f
     }
 }
 
-// With S = Σ_t dOut·x̂ in d_scale: dWeight += Σ_n (1 + scale)·S (samples in order; d_weight may be NULL), and
-// d_scale = w·S.
-__global__ void modulate_weight_kernel(const float *weight, const float *scale, float *d_scale, float *d_weight,
-                                       int64_t samples, int64_t width) {
-    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < width; c += (int64_t)gridDim.x * blockDim.x) {
-        float sum = 0.0f;
-        for (int64_t n = 0; n < samples; n++) {
-            float s = d_scale[n * width + c];
-            sum = fmaf(1.0f + scale[n * width + c], s, sum);
-            d_scale[n * width + c] = s * weight[c];
-        }
-        if (d_weight) d_weight[c] += sum;
+// With S = Σ_t dOut·x̂ in d_scale, rows = samples: the term (1 + scale)·S of dWeight, and d_scale = w·S.
+struct ModulateWeightTerm {
+    const float *weight, *scale;
+    float *d_scale;
+    int64_t width;
+    __device__ float operator()(float sum, int64_t sample, int64_t column) const {
+        int64_t i = sample * width + column;
+        float s = d_scale[i];
+        d_scale[i] = s * weight[column];
+        return fmaf(1.0f + scale[i], s, sum);
     }
-}
+};
 
 }  // namespace
 
@@ -150,18 +149,24 @@ int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *we
 
 int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
                             const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows,
-                            int64_t width) {
+                            int64_t width, float *workspace, int64_t workspace_capacity) {
     MDT_REQUIRE(rows >= 0 && width > 0, "mdt_norm_layer_norm_bwd: need rows >= 0 and width > 0, got %lld and %lld",
                 (long long)rows, (long long)width);
     MDT_REQUIRE(weight || !d_weight, "mdt_norm_layer_norm_bwd: d_weight given for a LayerNorm without weight");
     MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_bwd: %lld rows exceed the grid", (long long)rows);
     if (rows == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && x && mean && rstd && dx, "mdt_norm_layer_norm_bwd: NULL tensor pointer");
+    if (d_weight) {
+        if (int s = mdt::column_sum::require_workspace("mdt_norm_layer_norm_bwd", rows, width, workspace,
+                                                       workspace_capacity)) {
+            return s;
+        }
+    }
     int status = MDT_LAUNCH(layer_norm_backward_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, d_out, x,
                             weight, nullptr, mean, rstd, dx, int64_t{1}, width);
     if (status != MDT_SUCCESS || !d_weight) return status;
-    return MDT_LAUNCH(layer_norm_weight_gradient_kernel, mdt::blocks_for(width, kThreads), kThreads, 0, stream, d_out,
-                      x, mean, rstd, d_weight, rows, width);
+    return mdt::column_sum::run("mdt_norm_layer_norm_bwd", stream, WeightGradientTerm{d_out, x, mean, rstd, width},
+                                rows, width, d_weight, 1, workspace, workspace_capacity);
 }
 
 int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,
@@ -182,7 +187,7 @@ int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const 
 int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
                                      const float *scale, const float *mean, const float *rstd, float *dx,
                                      float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
-                                     int64_t width) {
+                                     int64_t width, float *workspace, int64_t workspace_capacity) {
     MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
                 "mdt_norm_layer_norm_modulate_bwd: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld",
                 (long long)samples, (long long)tokens, (long long)width);
@@ -192,6 +197,12 @@ int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, co
     if (samples == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && x && scale && mean && rstd && dx && d_shift && d_scale,
                 "mdt_norm_layer_norm_modulate_bwd: NULL tensor pointer");
+    if (d_weight) {
+        if (int s = mdt::column_sum::require_workspace("mdt_norm_layer_norm_modulate_bwd", samples, width, workspace,
+                                                       workspace_capacity)) {
+            return s;
+        }
+    }
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, d_out, x,
                                 weight, scale, mean, rstd, dx, tokens, width);
@@ -200,8 +211,10 @@ int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, co
     int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream,
                             d_out, x, mean, rstd, d_shift, d_scale, samples, tokens, width);
     if (status != MDT_SUCCESS || !weight) return status;
-    return MDT_LAUNCH(modulate_weight_kernel, mdt::blocks_for(width, kThreads), kThreads, 0, stream, weight, scale,
-                      d_scale, d_weight, samples, width);
+    // d_weight NULL (a frozen weight): the pass still scales d_scale, its sums discarded.
+    return mdt::column_sum::run("mdt_norm_layer_norm_modulate_bwd", stream,
+                                ModulateWeightTerm{weight, scale, d_scale, width}, samples, width, d_weight, 1,
+                                workspace, workspace_capacity);
 }
 
 }  // extern "C"

@@ -149,11 +149,14 @@ MDT_API int mdt_elementwise_bf16_to_f32(mdt_stream_t stream, const uint16_t *sou
 
 /* ------------------------------------------------------------------ normalisation (kernels/norm.cu) */
 MDT_API int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
-MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width);
+/* The backward adds into d_weight (may be NULL) through workspace: device floats, at least
+ * mdt_gemm_sum_rows_workspace_floats(rows, width) of them when d_weight is given (may be NULL when that is 0). */
+MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
 /* LayerNorm fused with adaLN modulate: out = LN(x)·(1 + scale) + shift, x [samples, tokens, width], shift and
- * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL). */
+ * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL), its
+ * workspace then at least mdt_gemm_sum_rows_workspace_floats(samples, width) floats. */
 MDT_API int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, float *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
-MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
 /* ids [N, kept] in [0, T) (checked into error_record); the scatter's ids of a sample must also be distinct, which
@@ -177,7 +180,13 @@ MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a
 /* BF16 operands (bf16 bits as uint16_t) on tensor cores, f32 accumulation and output:
  * out = gelu?(op(a)·op(b) + bias) (+ out when accumulate); gelu (0 or 1) is the tanh form. */
 MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu);
-MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate);
+/* out[c] = Σ_r x[r, c] (+ out[c] when accumulate), in two passes (row chunks × column tiles, then the chunks'
+ * partials in a fixed order: the same bits on every run) through workspace, device floats: at least
+ * mdt_gemm_sum_rows_workspace_floats(rows, columns) of them (NULL allowed when that is 0). */
+MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate, float *workspace, int64_t workspace_capacity);
+/* Floats of workspace the column sums over rows need (mdt_gemm_sum_rows, and the d_weight of the LayerNorm
+ * backwards); a host function, depends on rows and columns alone. */
+MDT_API int mdt_gemm_sum_rows_workspace_floats(int64_t rows, int64_t columns, int64_t *floats);
 
 /* ------------------------------------------------------------------ activations (kernels/activations.cu) */
 MDT_API int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n, int tanh_approximation);

@@ -56,6 +56,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final HostStaging staging;
     private final MemoryScope scratchScope;
     private final Tensor sumOfSquaresPartials;
+    /**
+     * Float partials of the column sums over all rows (sumRows, the LayerNorm weight gradients), grown on demand;
+     * one buffer serves every op, since ops on this backend run in order on its one stream. Null until needed.
+     */
+    private MemoryScope reductionScope;
+    private Tensor reductionWorkspace;
     /** The device error record, then doubles the host reads back together with it. */
     private MemoryScope readbackScope;
     private Tensor readback;
@@ -267,6 +273,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
             failed = error;
         }
         readbackScope.close();
+        if (reductionScope != null) {
+            reductionScope.close();
+        }
         scratchScope.close();
         memory.close();
         staging.close();
@@ -358,6 +367,33 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return readback.segment().asSlice(ERROR_RECORD_BYTES, 8 * values);
     }
 
+    /**
+     * The column-sum workspace for a sum over {@code rows} rows of {@code columns} columns (its floats:
+     * {@link #reductionCapacity()}), grown if it is too small; NULL while the op needs none.
+     */
+    private MemorySegment reductionWorkspace(String op, long rows, long columns) {
+        long floats;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment result = arena.allocate(ValueLayout.JAVA_LONG);
+            check(MicroditNative.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), op);
+            floats = result.get(ValueLayout.JAVA_LONG, 0);
+        }
+        if (floats > reductionCapacity()) {
+            MemoryScope grown = scope("cuda-backend-reduction");
+            Tensor larger = grown.zeros(DType.F32, Math.toIntExact(floats));
+            if (reductionScope != null) {
+                reductionScope.close(); // the old block is reused only by later work on this stream
+            }
+            reductionScope = grown;
+            reductionWorkspace = larger;
+        }
+        return reductionWorkspace == null ? MemorySegment.NULL : reductionWorkspace.segment();
+    }
+
+    private long reductionCapacity() {
+        return reductionWorkspace == null ? 0 : reductionWorkspace.numel();
+    }
+
     // ---------------------------------------------------------------- matmul
 
     @Override
@@ -383,8 +419,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void sumRows(Tensor x, Tensor out, boolean accumulate) {
         String op = "sumRows";
         long columns = Checks.sumRows(x, out);
-        check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out),
-                x.numel() / columns, columns, accumulate ? 1 : 0), op);
+        long rows = x.numel() / columns;
+        MemorySegment workspace = reductionWorkspace(op, rows, columns);
+        check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out), rows, columns,
+                accumulate ? 1 : 0, workspace, reductionCapacity()), op);
         flops.add(op, x.numel());
     }
 
@@ -505,9 +543,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "layerNormBackward";
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         long rows = x.rowCount();
+        MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
         check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
-                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width), op);
+                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width, workspace,
+                reductionCapacity()), op);
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
     }
 
@@ -527,10 +567,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
                                           Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
         String op = "layerNormModulateBackward";
         int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        // dWeight sums over the samples (the tokens were summed per sample into dScale)
+        MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
+                : reductionWorkspace(op, s[0], s[2]);
         check(MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 optionalPointer(op, "weight", weight), pointer(op, "scale", scale), pointer(op, "mean", mean),
                 pointer(op, "rstd", rstd), pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight),
-                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2]), op);
+                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2], workspace,
+                reductionCapacity()), op);
         flops.add(op, (weight == null ? 14L : 15L) * x.numel());
     }
 

@@ -73,6 +73,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
     private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
+    private static final MethodHandle MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS = handle("mdt_gemm_sum_rows_workspace_floats");
 
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD = handle("mdt_activations_gelu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD = handle("mdt_activations_gelu_bwd");
@@ -486,9 +487,9 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_norm_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width) {
+    public static int mdt_norm_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity) {
         try {
-            return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width);
+            return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_bwd threw", error);
         }
@@ -502,9 +503,9 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_norm_layer_norm_modulate_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width) {
+    public static int mdt_norm_layer_norm_modulate_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width, MemorySegment workspace, long workspaceCapacity) {
         try {
-            return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width);
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_modulate_bwd threw", error);
         }
@@ -598,11 +599,19 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_gemm_sum_rows(MemorySegment stream, MemorySegment x, MemorySegment out, long rows, long columns, int accumulate) {
+    public static int mdt_gemm_sum_rows(MemorySegment stream, MemorySegment x, MemorySegment out, long rows, long columns, int accumulate, MemorySegment workspace, long workspaceCapacity) {
         try {
-            return (int) MDT_GEMM_SUM_ROWS.invokeExact(stream, x, out, rows, columns, accumulate);
+            return (int) MDT_GEMM_SUM_ROWS.invokeExact(stream, x, out, rows, columns, accumulate, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_gemm_sum_rows threw", error);
+        }
+    }
+
+    public static int mdt_gemm_sum_rows_workspace_floats(long rows, long columns, MemorySegment floats) {
+        try {
+            return (int) MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS.invokeExact(rows, columns, floats);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_sum_rows_workspace_floats threw", error);
         }
     }
 
