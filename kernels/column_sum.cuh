@@ -117,7 +117,8 @@ inline int require_workspace(const char *op, int64_t rows, int64_t columns, cons
 }
 
 inline unsigned capped(int64_t blocks) {
-    return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxGridBlocks ? kMaxGridBlocks : blocks));
+    int64_t cap = max_grid_blocks();
+    return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
 }
 
 /**
