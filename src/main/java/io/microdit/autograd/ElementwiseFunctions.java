@@ -152,7 +152,8 @@ public final class ElementwiseFunctions {
         Backend be = g.backend();
         Tensor out = x.value().reshape(shape);
         int[] inputShape = x.shape();
-        return g.result(out, dOut -> x.addGradShared(dOut.reshape(inputShape), be), x);
+        // dOut is the output's own gradient, consumed here: x may adopt it as a view (no copy).
+        return g.result(out, dOut -> x.addGrad(dOut.reshape(inputShape), be), x);
     }
 
     private static void requireSameShape(String op, Variable a, Variable b) {

@@ -5,9 +5,11 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Where ops run: a backend, the scope their outputs (and saved activations and gradients) belong to, and — only
@@ -25,6 +27,10 @@ public final class Graph {
     private final Precision precision;
     private final Map<Variable, Tensor> bf16Copies = new IdentityHashMap<>();
     private List<Node> tape;
+    /** Variables of this graph holding a gradient now (the memory a release must not touch). */
+    private final Set<Variable> withGradient = Collections.newSetFromMap(new IdentityHashMap<>());
+    /** Outputs allocated while one node's backward runs, or null outside one. */
+    private List<Tensor> backwardAllocations;
 
     public Graph(Backend backend, MemoryScope scope) {
         this(backend, scope, Precision.F32);
@@ -93,11 +99,11 @@ public final class Graph {
 
     /** A new F32 tensor of zeros in this graph's scope. */
     public Tensor allocate(int... shape) {
-        return Tensor.zeros(scope, DType.F32, shape);
+        return allocate(DType.F32, shape);
     }
 
     public Tensor allocate(DType dtype, int... shape) {
-        return Tensor.zeros(scope, dtype, shape);
+        return noted(Tensor.zeros(scope, dtype, shape));
     }
 
     /**
@@ -105,11 +111,27 @@ public final class Graph {
      * its memory is not zeroed first (tests poison it, see {@link MemoryScope#POISON_UNINITIALIZED}).
      */
     public Tensor output(int... shape) {
-        return Tensor.empty(scope, DType.F32, shape);
+        return output(DType.F32, shape);
     }
 
     public Tensor output(DType dtype, int... shape) {
-        return Tensor.empty(scope, dtype, shape);
+        return noted(Tensor.empty(scope, dtype, shape));
+    }
+
+    /** Inside a node's backward, remembers what it allocates: whatever no gradient holds afterwards is released. */
+    private Tensor noted(Tensor t) {
+        if (backwardAllocations != null) {
+            backwardAllocations.add(t);
+        }
+        return t;
+    }
+
+    void gradientSet(Variable v) {
+        withGradient.add(v);
+    }
+
+    void gradientCleared(Variable v) {
+        withGradient.remove(v);
     }
 
     /** Wraps a tensor that no gradient flows to (data, masks, fixed embeddings). */
@@ -162,10 +184,48 @@ public final class Graph {
             Node node = tape.get(i);
             Tensor gradOutput = node.output().grad();
             if (gradOutput != null) {
-                node.backward().backward(gradOutput);
+                backwardAllocations = new ArrayList<>();
+                List<Tensor> temporaries;
+                try {
+                    node.backward().backward(gradOutput);
+                } finally {
+                    temporaries = backwardAllocations;
+                    backwardAllocations = null;
+                }
+                // The node's gradient is consumed: as in PyTorch, op outputs do not keep theirs. It and whatever the
+                // backward allocated that no gradient adopted (bf16 copies of dy, scratch) go back to the scope now,
+                // so a step's peak is the forward's activations plus the backward's frontier, not their sum.
+                node.output().clearGrad();
+                releaseIfDead(gradOutput);
+                for (Tensor t : temporaries) {
+                    releaseIfDead(t);
+                }
             }
         }
         tape.clear();
+    }
+
+    /** Releases {@code t} unless a live gradient or a cached bf16 operand shares its memory. */
+    private void releaseIfDead(Tensor t) {
+        if (t.scope() != scope) {
+            return;
+        }
+        for (Tensor copy : bf16Copies.values()) {
+            if (overlaps(copy, t)) {
+                return;
+            }
+        }
+        for (Variable v : withGradient) {
+            if (overlaps(v.grad(), t)) {
+                return;
+            }
+        }
+        scope.release(t);
+    }
+
+    private static boolean overlaps(Tensor a, Tensor b) {
+        long a0 = a.segment().address(), b0 = b.segment().address();
+        return a0 < b0 + Math.max(1, b.byteSize()) && b0 < a0 + Math.max(1, a.byteSize());
     }
 
     private void requireRecording() {

@@ -65,7 +65,7 @@ public class Variable {
         }
         checkGradShape(g);
         if (grad == null && g.scope() == gradScope()) {
-            grad = g;
+            setGrad(g);
         } else {
             backend.axpy(1f, g, gradBuffer());
         }
@@ -78,7 +78,7 @@ public class Variable {
         }
         checkGradShape(g);
         if (grad == null) {
-            grad = Tensor.empty(gradScope(), value.dtype(), value.shape());
+            setGrad(Tensor.empty(gradScope(), value.dtype(), value.shape()));
             backend.copy(g, grad);
         } else {
             backend.axpy(1f, g, grad);
@@ -88,13 +88,23 @@ public class Variable {
     /** The gradient tensor, created as zeros when absent, for backward kernels that accumulate in place. */
     public Tensor gradBuffer() {
         if (grad == null) {
-            grad = Tensor.zeros(gradScope(), value.dtype(), value.shape());
+            setGrad(Tensor.zeros(gradScope(), value.dtype(), value.shape()));
         }
         return grad;
     }
 
+    private void setGrad(Tensor g) {
+        grad = g;
+        if (graph != null) {
+            graph.gradientSet(this);
+        }
+    }
+
     void clearGrad() {
         grad = null;
+        if (graph != null) {
+            graph.gradientCleared(this);
+        }
     }
 
     private void checkGradShape(Tensor g) {

@@ -2,8 +2,9 @@ package io.microdit.tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * An owner of native memory: everything allocated in a scope is freed together when the scope closes.
@@ -24,9 +25,15 @@ public final class MemoryScope implements AutoCloseable {
     private final Device device;
     private final Arena arena = Arena.ofShared();
     private final Allocator allocator;
-    private final List<MemorySegment> allocations = new ArrayList<>();
+    /** Allocator blocks by address, with their requested bytes. */
+    private final Map<Long, MemorySegment> allocations = new HashMap<>();
     private long[] heapBlocks = new long[16];
     private int heapBlockCount;
+    /** C heap blocks of this scope by address, with their size, and the released ones by size for reuse. */
+    private final Map<Long, Long> heapSizes = new HashMap<>();
+    private final Map<Long, ArrayDeque<Long>> releasedHeapBlocks = new HashMap<>();
+    /** Released device blocks kept (poisoned) until close under {@link #POISON_UNINITIALIZED}. */
+    private final java.util.Set<Long> releasedQuarantine = new java.util.HashSet<>();
     private long ownedBytes;
     private boolean open = true;
 
@@ -61,6 +68,10 @@ public final class MemoryScope implements AutoCloseable {
         }
 
         void free(MemorySegment segment);
+
+        /** Fills the block with 0xFF bytes (NaN): a released block kept to expose stale reads in tests. */
+        default void poison(MemorySegment segment) {
+        }
 
         /** Whether Java may read and write the memory directly (true for an emulated device's host memory). */
         default boolean hostAccessible() {
@@ -98,7 +109,7 @@ public final class MemoryScope implements AutoCloseable {
             segment = arena.allocate(Math.max(bytes, 1), ALIGNMENT);
         } else {
             segment = allocator.allocate(bytes);
-            allocations.add(segment);
+            allocations.put(segment.address(), segment);
         }
         ownedBytes += bytes;
         device.allocated(bytes);
@@ -114,22 +125,80 @@ public final class MemoryScope implements AutoCloseable {
         ensureOpen();
         MemorySegment segment;
         if (allocator == null) {
-            long address = NativeHeap.allocate(Math.max(bytes, 1), ALIGNMENT);
-            if (heapBlockCount == heapBlocks.length) {
-                heapBlocks = java.util.Arrays.copyOf(heapBlocks, 2 * heapBlockCount);
+            long size = heapSize(bytes);
+            ArrayDeque<Long> released = releasedHeapBlocks.get(size);
+            long address;
+            if (released != null && !released.isEmpty()) {
+                address = released.pop();
+            } else {
+                address = NativeHeap.allocate(size, ALIGNMENT);
+                if (heapBlockCount == heapBlocks.length) {
+                    heapBlocks = java.util.Arrays.copyOf(heapBlocks, 2 * heapBlockCount);
+                }
+                heapBlocks[heapBlockCount++] = address;
             }
-            heapBlocks[heapBlockCount++] = address;
+            heapSizes.put(address, size);
             segment = MemorySegment.ofAddress(address).reinterpret(Math.max(bytes, 1), arena, null);
             if (POISON_UNINITIALIZED) {
                 segment.fill((byte) 0xFF);
             }
         } else {
             segment = allocator.allocateUninitialized(bytes);
-            allocations.add(segment);
+            allocations.put(segment.address(), segment);
         }
         ownedBytes += bytes;
         device.allocated(bytes);
         return segment;
+    }
+
+    private static long heapSize(long bytes) {
+        return Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
+    }
+
+    /**
+     * Gives back the memory of {@code t} before the scope closes, for a tensor its owner knows is dead (the autograd
+     * graph releases consumed gradients and backward temporaries this way). Only a tensor spanning a whole
+     * allocation of this scope (the tensor itself or a reshape of it) from {@link #allocateUninitialized}, or any
+     * allocation of a device scope, is released; for anything else (a slice, another scope's tensor, a zero-filled
+     * host block) it returns false and nothing changes. Released device memory goes back to the allocator;
+     * released host blocks are reused by this scope's later allocations of the same size (never returned to the
+     * C heap before the scope closes, so a stale reader can never fault). Under {@link #POISON_UNINITIALIZED} (the
+     * tests) the memory is filled with 0xFF and kept until the scope closes instead, so any later read of a released
+     * tensor shows NaN; the byte counts ({@link #ownedBytes}, {@link Device#liveBytes}) drop either way.
+     */
+    public synchronized boolean release(Tensor t) {
+        ensureOpen();
+        if (t.scope() != this) {
+            return false;
+        }
+        long address = t.segment().address();
+        if (allocator == null) {
+            Long size = heapSizes.get(address);
+            if (size == null || heapSize(t.byteSize()) != size) {
+                return false;
+            }
+            heapSizes.remove(address);
+            if (POISON_UNINITIALIZED) {
+                MemorySegment.ofAddress(address).reinterpret(size).fill((byte) 0xFF);
+            } else {
+                releasedHeapBlocks.computeIfAbsent(size, k -> new ArrayDeque<>()).push(address);
+            }
+        } else {
+            MemorySegment block = allocations.get(address);
+            if (block == null || block.byteSize() != t.byteSize() || !releasedQuarantine.add(address)) {
+                return false;
+            }
+            if (POISON_UNINITIALIZED) {
+                allocator.poison(block);
+            } else {
+                releasedQuarantine.remove(address);
+                allocations.remove(address);
+                allocator.free(block);
+            }
+        }
+        ownedBytes -= t.byteSize();
+        device.freed(t.byteSize());
+        return true;
     }
 
     /** Allocates a tensor of zeros in this scope. */
@@ -158,10 +227,13 @@ public final class MemoryScope implements AutoCloseable {
             NativeHeap.free(heapBlocks[i]);
         }
         heapBlockCount = 0;
-        for (MemorySegment segment : allocations) {
+        for (MemorySegment segment : allocations.values()) {
             allocator.free(segment);
         }
         allocations.clear();
+        heapSizes.clear();
+        releasedHeapBlocks.clear();
+        releasedQuarantine.clear();
         device.freed(ownedBytes);
         ownedBytes = 0;
     }

@@ -137,6 +137,28 @@ class TensorMemoryTest {
     }
 
     @Test
+    void releaseGivesBackWholeUninitializedBlocksOnly() {
+        long before = Device.CPU.liveBytes();
+        try (MemoryScope scope = new MemoryScope("release"); MemoryScope other = new MemoryScope("other")) {
+            Tensor t = Tensor.empty(scope, DType.F32, 4, 6);
+            t.fill(2f);
+            Tensor zeroed = scope.zeros(4, 6);
+            Tensor foreign = Tensor.empty(other, DType.F32, 4, 6);
+            assertFalse(scope.release(t.rows(1, 2)), "a slice is not a whole allocation");
+            assertFalse(scope.release(foreign), "another scope's tensor");
+            assertFalse(scope.release(zeroed), "zero-filled host blocks live until the scope closes");
+            long owned = scope.ownedBytes();
+            assertTrue(scope.release(t.reshape(6, 4)), "a reshape spans the whole allocation");
+            assertEquals(owned - t.byteSize(), scope.ownedBytes());
+            assertFalse(scope.release(t), "released twice");
+            // Tests poison released memory: a stale read shows NaN instead of the old values.
+            assertTrue(MemoryScope.POISON_UNINITIALIZED);
+            assertTrue(Float.isNaN(t.getFloat(0)));
+        }
+        assertEquals(before, Device.CPU.liveBytes(), "released and closed bytes are each counted once");
+    }
+
+    @Test
     void badShapesAndValueCountsAreRejected() {
         try (MemoryScope scope = new MemoryScope("bad")) {
             assertThrows(IllegalArgumentException.class, () -> scope.zeros(2, -1));

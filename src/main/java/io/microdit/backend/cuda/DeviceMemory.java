@@ -91,6 +91,17 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         cachedBytes += size;
     }
 
+    @Override
+    public synchronized void poison(MemorySegment segment) {
+        Long size = liveBlocks.get(segment.address());
+        if (size == null) {
+            throw new IllegalArgumentException("device memory at 0x" + Long.toHexString(segment.address())
+                    + " was not allocated here or was freed");
+        }
+        CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(segment.address()), 0xFF, size, stream),
+                "mdt_memset");
+    }
+
     /** Gives every cached (free) block back to the device. */
     public synchronized void releaseCached() {
         for (ArrayDeque<Long> blocks : freeBlocks.values()) {
