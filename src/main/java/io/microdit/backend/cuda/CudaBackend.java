@@ -59,6 +59,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** The device error record, then doubles the host reads back together with it. */
     private MemoryScope readbackScope;
     private Tensor readback;
+    /** Split-K partials of the bf16 GEMM (grow-only; null until a GEMM splits): see {@link #gemmWorkspace}. */
+    private MemoryScope gemmWorkspaceScope;
+    private MemorySegment gemmWorkspace = MemorySegment.NULL;
+    private long gemmWorkspaceFloats;
     /** Whether an op since the last wait may have written the error record. */
     private boolean checksPending;
     private final String deviceName;
@@ -266,6 +270,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         readbackScope.close();
         scratchScope.close();
+        if (gemmWorkspaceScope != null) {
+            gemmWorkspaceScope.close();
+        }
         memory.close();
         staging.close();
         CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
@@ -364,10 +371,17 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "matmul";
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
         if (a.dtype() == DType.BF16) {
+            long floats;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
+                check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
+                        wanted), op);
+                floats = wanted.get(ValueLayout.JAVA_LONG, 0);
+            }
             check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
                     pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
                     shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
-                    accumulate ? 1 : 0, 0), op);
+                    accumulate ? 1 : 0, 0, gemmWorkspace(floats), floats), op);
             flops.add(op, shape.flops());
             return;
         }
@@ -375,6 +389,25 @@ public final class CudaBackend implements Backend, AutoCloseable {
                 transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
                 shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0), op);
         flops.add(op, shape.flops());
+    }
+
+    /**
+     * Device memory for at least {@code floats} floats of split-K partials (NULL for none), owned by this backend
+     * and grow-only. Reuse is safe: the backend's ops run in order on its one stream, and a replaced block goes
+     * back to the caching allocator, which hands it only to later work on this stream.
+     */
+    private MemorySegment gemmWorkspace(long floats) {
+        if (floats > gemmWorkspaceFloats) {
+            MemoryScope grown = scope("cuda-backend-gemm-workspace");
+            MemorySegment larger = grown.allocateUninitialized(4 * floats);
+            if (gemmWorkspaceScope != null) {
+                gemmWorkspaceScope.close();
+            }
+            gemmWorkspaceScope = grown;
+            gemmWorkspace = larger;
+            gemmWorkspaceFloats = floats;
+        }
+        return floats == 0 ? MemorySegment.NULL : gemmWorkspace;
     }
 
     @Override
