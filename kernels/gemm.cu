@@ -10,6 +10,16 @@
 // operand is stored the other way) turns them into fragments, and rows padded by 16 bytes keep its 8 row reads
 // on distinct banks. Tails in M, N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form),
 // accumulate. Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
+// Split-K (deterministic): a small output with a long K (weight gradients dW = dYᵀ·X: 512×1536 out, K = 65536
+// rows) has too few tiles for 132 SMs, so K is cut into S slices of whole 32-deep k-tiles. The rule uses only
+// (batch, M, N, K) and the workspace capacity, never timing, so every run adds the same numbers in the same
+// order: with T = ⌈M/128⌉·⌈N/128⌉·batch tiles and Kt = ⌈K/32⌉ k-tiles, no split when T ≥ 2·132 or Kt < 16;
+// otherwise S ≤ min(Kt/8, ⌈4·132/T⌉, capacity/(batch·M·N)) minimising the wave-quantised critical path
+// ⌈T·S/132⌉·⌈Kt/S⌉ (one 160+-register block per SM: a wave is 132 blocks), the smallest S on ties. Slice s of
+// every tile writes raw f32 sums to workspace[s][batch][M][N] (grid z = S·batch); sum_slices_kernel then adds
+// the S partials of each element in slice order and applies bias, GELU and accumulate once. Extra cost: 8·S·
+// batch·M·N bytes (partials written, read back) + 4·batch·M·N (8 accumulating); (S-1)·batch·M·N FLOPs.
+// E.g. 512×1536×65536: 48 → 528 blocks (S = 11); 512×512×16384: 16 → 128 blocks (S = 8).
 //
 // F32 GEMM: the classic shared-memory tiled GEMM. A 16×16 thread block computes a 32×32 tile of out, 2×2
 // outputs per thread; each step stages a 32×32 tile of op(A) and of op(B) in shared memory (padded rows avoid
@@ -88,6 +98,8 @@ constexpr int kThreads = 256;
 constexpr int kPad = 8;  // bf16 per row: 16 bytes keep rows 16-byte aligned and ldmatrix's 8 rows on distinct banks
 constexpr int kTileElements = (kBlockM * (kBlockK + kPad) > kBlockK * (kBlockM + kPad)) ? kBlockM * (kBlockK + kPad)
                                                                                           : kBlockK * (kBlockM + kPad);
+/** Blocks of gemm_bf16_kernel resident at once on an H100 (132 SMs; 160 registers × 256 threads: one per SM). */
+constexpr int64_t kWaveBlocks = 132;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
 constexpr float kGeluCubic = 0.044715f;
 
@@ -118,11 +130,23 @@ __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix
     }
 }
 
+/** The fused epilogue of one output: + bias, GELU (tanh form), + the old output. */
+__device__ __forceinline__ float epilogue(float value, const float *bias, int64_t column, int gelu, int accumulate,
+                                          const float *old) {
+    if (bias) value += bias[column];
+    if (gelu) {
+        float u = kSqrt2OverPi * fmaf(kGeluCubic * value, value * value, value);
+        value = 0.5f * value * (1.0f + tanhf(u));
+    }
+    if (accumulate) value += *old;
+    return value;
+}
+
 template <bool TransposeA, bool TransposeB>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
-                 int vector_a, int vector_b) {
+                 int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
     // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k].
     __align__(16) __shared__ uint16_t a_tiles[2][kTileElements];
     __align__(16) __shared__ uint16_t b_tiles[2][kTileElements];
@@ -134,7 +158,11 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
     int matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
     int64_t row0 = static_cast<int64_t>(blockIdx.y) * kBlockM, column0 = static_cast<int64_t>(blockIdx.x) * kBlockN;
     int64_t k_tiles = (k + kBlockK - 1) / kBlockK;
-    for (int64_t batch_index = blockIdx.z; batch_index < batch; batch_index += gridDim.z) {
+    // Grid z walks (slice, batch) pairs; without split-K (slices 1, slice_tiles ≥ k_tiles) it is the batch alone.
+    for (int64_t work = blockIdx.z; work < slices * batch; work += gridDim.z) {
+        int64_t slice = work / batch, batch_index = work % batch;
+        int64_t kt_begin = slice * slice_tiles;
+        int64_t kt_end = kt_begin + slice_tiles < k_tiles ? kt_begin + slice_tiles : k_tiles;
         const uint16_t *ab = a + batch_index * stride_a;
         const uint16_t *bb = b + batch_index * stride_b;
         auto load_stage = [&](int stage, int64_t k0) {
@@ -159,10 +187,10 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
                 for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
             }
         }
-        if (k_tiles > 0) load_stage(0, 0);
-        for (int64_t kt = 0; kt < k_tiles; kt++) {
-            int stage = static_cast<int>(kt & 1);
-            if (kt + 1 < k_tiles) {
+        if (kt_begin < kt_end) load_stage(0, kt_begin * kBlockK);
+        for (int64_t kt = kt_begin; kt < kt_end; kt++) {
+            int stage = static_cast<int>((kt - kt_begin) & 1);
+            if (kt + 1 < kt_end) {
                 load_stage(stage ^ 1, (kt + 1) * kBlockK);
                 mdt::cp_async_wait<1>();
             } else {
@@ -203,6 +231,8 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
             __syncthreads();  // the stage is refilled next iteration
         }
         float *ob = out + batch_index * m * n;
+        // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
+        float *pb = partials ? partials + work * m * n : nullptr;
         int group = lane / 4, pair = lane % 4 * 2;
         MDT_UNROLL
         for (int i = 0; i < 4; i++) {
@@ -213,14 +243,12 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
                     int64_t row = row0 + warp_m + 16 * i + group + 8 * (r / 2);
                     int64_t column = column0 + warp_n + 8 * j + pair + r % 2;
                     if (row < m && column < n) {
-                        float value = acc[i][j][r];
-                        if (bias) value += bias[column];
-                        if (gelu) {
-                            float u = kSqrt2OverPi * fmaf(kGeluCubic * value, value * value, value);
-                            value = 0.5f * value * (1.0f + tanhf(u));
+                        if (pb) {
+                            pb[row * n + column] = acc[i][j][r];
+                        } else {
+                            ob[row * n + column] = epilogue(acc[i][j][r], bias, column, gelu, accumulate,
+                                                            ob + row * n + column);
                         }
-                        if (accumulate) value += ob[row * n + column];
-                        ob[row * n + column] = value;
                     }
                 }
             }
@@ -228,7 +256,57 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
     }
 }
 
+/**
+ * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
+ * per element (grid-stride), so the sum has the same bits on every run.
+ */
+__global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
+                                  const float *bias, float *out, int accumulate, int gelu) {
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < elements; e += (int64_t)gridDim.x * blockDim.x) {
+        float sum = partials[e];
+        for (int64_t s = 1; s < slices; s++) sum += partials[s * elements + e];
+        out[e] = epilogue(sum, bias, e % n, gelu, accumulate, out + e);
+    }
+}
+
 bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
+/** Tile-grid size at or above which a GEMM never splits K. */
+constexpr int64_t kSplitBelowTiles = 2 * kWaveBlocks;
+/** The fewest k-tiles (of kBlockK) a slice walks: K ≥ 256 per slice keeps the partials' traffic small. */
+constexpr int64_t kMinSliceTiles = 8;
+/** Split-K never makes more than this many waves of blocks. */
+constexpr int64_t kMaxSplitWaves = 4;
+
+struct Split {
+    int64_t slices;       // S ≥ 1
+    int64_t slice_tiles;  // k-tiles per slice; the last slice may hold fewer
+};
+
+/**
+ * The split of K for a call of this shape, from the shape alone (the same bits on every run): none when the tile
+ * grid already fills two waves or K is short; otherwise the S ≤ max_slices (and at most 4 waves of blocks, each
+ * slice at least kMinSliceTiles deep) minimising the wave-quantised critical path ⌈tiles·S / wave⌉ · ⌈k_tiles / S⌉,
+ * the smallest such S on ties (fewer partials to write and add).
+ */
+Split choose_split(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t max_slices) {
+    int64_t tiles = ((m + kBlockM - 1) / kBlockM) * ((n + kBlockN - 1) / kBlockN) * batch;
+    int64_t k_tiles = (k + kBlockK - 1) / kBlockK;
+    Split none{1, k_tiles > 0 ? k_tiles : 1};
+    if (tiles == 0 || tiles >= kSplitBelowTiles || k_tiles < 2 * kMinSliceTiles) return none;
+    int64_t limit = k_tiles / kMinSliceTiles;
+    int64_t by_waves = (kMaxSplitWaves * kWaveBlocks + tiles - 1) / tiles;
+    if (limit > by_waves) limit = by_waves;
+    if (limit > max_slices) limit = max_slices;
+    int64_t best = 1, best_cost = ((tiles + kWaveBlocks - 1) / kWaveBlocks) * k_tiles;
+    for (int64_t s = 2; s <= limit; s++) {
+        int64_t cost = ((tiles * s + kWaveBlocks - 1) / kWaveBlocks) * ((k_tiles + s - 1) / s);
+        if (cost < best_cost) best = s, best_cost = cost;
+    }
+    if (best == 1) return none;
+    int64_t slice_tiles = (k_tiles + best - 1) / best;
+    return Split{(k_tiles + slice_tiles - 1) / slice_tiles, slice_tiles};  // no empty slice
+}
 
 }  // namespace bf16
 
@@ -262,12 +340,15 @@ int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const 
 
 int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b,
                          const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k,
-                         int64_t stride_a, int64_t stride_b, int accumulate, int gelu) {
+                         int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
+                         int64_t workspace_capacity) {
     using namespace bf16;
     MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
                 "mdt_gemm_matmul_bf16: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
                 (long long)m, (long long)n, (long long)k);
     MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul_bf16: negative batch stride");
+    MDT_REQUIRE(workspace_capacity >= 0, "mdt_gemm_matmul_bf16: negative workspace capacity %lld",
+                (long long)workspace_capacity);
     MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
                     (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
                 "mdt_gemm_matmul_bf16: transpose_a, transpose_b, accumulate and gelu must be 0 or 1");
@@ -278,12 +359,35 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
     int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
     int vector_a = lead_a % 8 == 0 && stride_a % 8 == 0 && aligned16(a);
     int vector_b = lead_b % 8 == 0 && stride_b % 8 == 0 && aligned16(b);
+    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
+    int64_t elements = batch * m * n;
+    Split split = choose_split(batch, m, n, k, workspace ? workspace_capacity / elements : 1);
+    int64_t z = split.slices * batch;
     dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
-              static_cast<unsigned>(batch < 65535 ? batch : 65535));
+              static_cast<unsigned>(z < 65535 ? z : 65535));
     auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true> : &gemm_bf16_kernel<true, false>)
                                   : (transpose_b ? &gemm_bf16_kernel<false, true> : &gemm_bf16_kernel<false, false>);
-    return MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, bias, out, batch, m, n, k, stride_a, stride_b,
-                      accumulate, gelu, vector_a, vector_b);
+    if (split.slices == 1) {
+        return MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, bias, out, batch, m, n, k, stride_a, stride_b,
+                          accumulate, gelu, vector_a, vector_b, split.slices, split.slice_tiles,
+                          static_cast<float *>(nullptr));
+    }
+    int status = MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, static_cast<const float *>(nullptr), out,
+                            batch, m, n, k, stride_a, stride_b, 0, 0, vector_a, vector_b, split.slices,
+                            split.slice_tiles, workspace);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
+                      elements, n, bias, out, accumulate, gelu);
+}
+
+int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
+                "mdt_gemm_matmul_bf16_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)",
+                (long long)batch, (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(floats, "mdt_gemm_matmul_bf16_workspace: NULL result pointer");
+    bf16::Split split = bf16::choose_split(batch, m, n, k, INT64_MAX);
+    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
+    return MDT_SUCCESS;
 }
 
 int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate,

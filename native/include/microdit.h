@@ -178,8 +178,13 @@ MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_s
 /* ------------------------------------------------------------------ GEMM (kernels/gemm.cu) */
 MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
 /* BF16 operands (bf16 bits as uint16_t) on tensor cores, f32 accumulation and output:
- * out = gelu?(op(a)·op(b) + bias) (+ out when accumulate); gelu (0 or 1) is the tanh form. */
-MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu);
+ * out = gelu?(op(a)·op(b) + bias) (+ out when accumulate); gelu (0 or 1) is the tanh form.
+ * Small output, long K: K is split into slices whose f32 partials go to workspace (workspace_capacity floats,
+ * device memory, not overlapping the operands; its contents afterwards are unspecified); the split depends only
+ * on the shape, so results have the same bits on every run. mdt_gemm_matmul_bf16_workspace gives the floats a
+ * shape wants (0: no split); a smaller workspace, or NULL and 0, splits less or not at all, never an error. */
+MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* out[c] = Σ_r x[r, c] (+ out[c] when accumulate), in two passes (row chunks × column tiles, then the chunks'
  * partials in a fixed order: the same bits on every run) through workspace, device floats: at least
  * mdt_gemm_sum_rows_workspace_floats(rows, columns) of them (NULL allowed when that is 0). */

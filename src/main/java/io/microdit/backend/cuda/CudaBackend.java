@@ -57,11 +57,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final MemoryScope scratchScope;
     private final Tensor sumOfSquaresPartials;
     /**
-     * Float partials of the column sums over all rows (sumRows, the LayerNorm weight gradients), grown on demand;
-     * one buffer serves every op, since ops on this backend run in order on its one stream. Null until needed.
+     * Float scratch of the two-pass ops: split-K partials of the bf16 GEMM and column-sum partials (sumRows, the
+     * LayerNorm weight gradients). Grow-only, null until needed; one block serves every op, since the ops of this
+     * backend run in order on its one stream. See {@link #workspace}.
      */
-    private MemoryScope reductionScope;
-    private Tensor reductionWorkspace;
+    private MemoryScope workspaceScope;
+    private MemorySegment workspace = MemorySegment.NULL;
+    private long workspaceFloats;
     /** The device error record, then doubles the host reads back together with it. */
     private MemoryScope readbackScope;
     private Tensor readback;
@@ -273,8 +275,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
             failed = error;
         }
         readbackScope.close();
-        if (reductionScope != null) {
-            reductionScope.close();
+        if (workspaceScope != null) {
+            workspaceScope.close();
         }
         scratchScope.close();
         memory.close();
@@ -369,7 +371,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     /**
      * The column-sum workspace for a sum over {@code rows} rows of {@code columns} columns (its floats:
-     * {@link #reductionCapacity()}), grown if it is too small; NULL while the op needs none.
+     * {@link #reductionCapacity()}); NULL while the op needs none.
      */
     private MemorySegment reductionWorkspace(String op, long rows, long columns) {
         long floats;
@@ -378,20 +380,30 @@ public final class CudaBackend implements Backend, AutoCloseable {
             check(MicroditNative.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), op);
             floats = result.get(ValueLayout.JAVA_LONG, 0);
         }
-        if (floats > reductionCapacity()) {
-            MemoryScope grown = scope("cuda-backend-reduction");
-            Tensor larger = grown.zeros(DType.F32, Math.toIntExact(floats));
-            if (reductionScope != null) {
-                reductionScope.close(); // the old block is reused only by later work on this stream
-            }
-            reductionScope = grown;
-            reductionWorkspace = larger;
-        }
-        return reductionWorkspace == null ? MemorySegment.NULL : reductionWorkspace.segment();
+        return workspace(floats);
     }
 
     private long reductionCapacity() {
-        return reductionWorkspace == null ? 0 : reductionWorkspace.numel();
+        return workspaceFloats;
+    }
+
+    /**
+     * Device memory for at least {@code floats} floats of two-pass partials (NULL for none), grown if too small.
+     * Reuse is safe: this backend's ops run in order on its one stream, and a replaced block goes back to the
+     * caching allocator, which hands it only to later work on this stream.
+     */
+    private MemorySegment workspace(long floats) {
+        if (floats > workspaceFloats) {
+            MemoryScope grown = scope("cuda-backend-workspace");
+            MemorySegment larger = grown.allocateUninitialized(4 * floats);
+            if (workspaceScope != null) {
+                workspaceScope.close();
+            }
+            workspaceScope = grown;
+            workspace = larger;
+            workspaceFloats = floats;
+        }
+        return floats == 0 ? MemorySegment.NULL : workspace;
     }
 
     // ---------------------------------------------------------------- matmul
@@ -402,10 +414,17 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "matmul";
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
         if (a.dtype() == DType.BF16) {
+            long floats;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
+                check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
+                        wanted), op);
+                floats = wanted.get(ValueLayout.JAVA_LONG, 0);
+            }
             check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
                     pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
                     shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
-                    accumulate ? 1 : 0, 0), op);
+                    accumulate ? 1 : 0, 0, workspace(floats), floats), op);
             flops.add(op, shape.flops());
             return;
         }

@@ -139,7 +139,7 @@ class CudaBf16GemmTest {
             Tensor out = cuda.upload(TestData.poisoned(host, m, n), device);
             int status = MicroditNative.mdt_gemm_matmul_bf16(MemorySegment.NULL, cuda.upload(a, device).segment(), 0,
                     cuda.upload(b, device).segment(), 1, cuda.upload(bias, device).segment(), out.segment(), 1, m, n,
-                    k, 0, 0, 0, 1);
+                    k, 0, 0, 0, 1, MemorySegment.NULL, 0);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
             CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
             double error = TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
@@ -155,14 +155,14 @@ class CudaBf16GemmTest {
             Tensor out = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             MemorySegment none = MemorySegment.NULL;
             int negative = MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0, a.segment(), 0, none,
-                    out.segment(), 1, -4, 4, 4, 0, 0, 0, 0);
+                    out.segment(), 1, -4, 4, 4, 0, 0, 0, 0, none, 0);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, negative);
             String message = CudaRuntime.describe(negative);
             assertTrue(message.contains("mdt_gemm_matmul_bf16") && message.contains("negative size"), message);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0,
-                    a.segment(), 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 2));
+                    a.segment(), 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 2, none, 0));
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0,
-                    none, 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 0));
+                    none, 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 0, none, 0));
             // Grid limits, checked before any pointer: the f32 GEMM puts row tiles on grid x (2^31 - 1), so
             // m = 2^21 (MicroDiT-XL at 512 px, batch 2048) passes them; column tiles on y stop at 65535.
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul(none, none, 0, none, 0,
