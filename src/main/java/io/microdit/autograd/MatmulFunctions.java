@@ -58,6 +58,55 @@ public final class MatmulFunctions {
     }
 
     /**
+     * {@link #linear} split into {@code parts} equal blocks of output features, each its own variable — q|k|v of a
+     * fused qkv projection — computed as one product per part with the weight's row block (a contiguous view of
+     * the same parameter, so names and checkpoints are unchanged). Same FLOPs as {@code chunk(linear(...))}, but
+     * no part is copied out of a wide output and no wide gradient is assembled in the backward: at MicroDiT sizes
+     * those copies moved as many bytes as the projection itself.
+     */
+    public static Variable[] linearParts(Graph g, Variable x, Variable weight, Variable bias, int parts) {
+        Backend be = g.backend();
+        boolean bf16 = g.precision() == Precision.BF16;
+        int outFeatures = weight.dim(0);
+        int in = (int) (weight.value().numel() / outFeatures);
+        if (parts < 1 || outFeatures % parts != 0) {
+            throw new IllegalArgumentException("linearParts: " + outFeatures + " output features do not split into "
+                    + parts + " equal parts");
+        }
+        if (x.dim(-1) != in) {
+            throw new IllegalArgumentException("linearParts: x " + x.value().describe() + " does not end in the "
+                    + "weight's input size " + in + " (weight " + weight.value().describe() + ")");
+        }
+        int width = outFeatures / parts;
+        int[] outShape = x.shape();
+        outShape[outShape.length - 1] = width;
+        Tensor x2 = (bf16 ? g.matmulOperand(x) : x.value()).reshape(-1, in);
+        Tensor w2 = (bf16 ? g.matmulOperand(weight) : weight.value()).reshape(outFeatures, in);
+        Variable[] out = new Variable[parts];
+        for (int p = 0; p < parts; p++) {
+            int first = p * width;
+            Tensor wp = w2.rows(first, width);
+            Tensor y = g.output(outShape);
+            be.matmul(x2, false, wp, true, bias == null ? null : bias.value().rows(first, width),
+                    y.reshape(-1, width), false);
+            out[p] = g.result(y, dy -> {
+                Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, width);
+                if (x.requiresGrad()) {
+                    be.matmul(dy2, false, wp, false, null, x.gradBuffer().reshape(-1, in), true);
+                }
+                if (weight.requiresGrad()) {
+                    be.matmul(dy2, true, x2, false, null,
+                            weight.gradBuffer().reshape(outFeatures, in).rows(first, width), true);
+                }
+                if (bias != null && bias.requiresGrad()) {
+                    be.sumRows(dy.reshape(-1, width), bias.gradBuffer().rows(first, width), true);
+                }
+            }, x, weight, bias);
+        }
+        return out;
+    }
+
+    /**
      * Batched {@code out = op(a) · op(b)}: a and b have the same batch dimensions (or are both rank 2).
      */
     public static Variable matmul(Graph g, Variable a, boolean transposeA, Variable b, boolean transposeB) {

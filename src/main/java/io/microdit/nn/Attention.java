@@ -1,7 +1,6 @@
 package io.microdit.nn;
 
 import io.microdit.autograd.AttentionFunctions;
-import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.NormFunctions;
 import io.microdit.autograd.Variable;
@@ -53,7 +52,7 @@ public final class Attention {
         if (cross) {
             throw new IllegalStateException("cross-attention needs the caption tokens: call forward(g, x, context)");
         }
-        Variable[] parts = ElementwiseFunctions.chunk(g, qkv.forward(g, x), 3);
+        Variable[] parts = qkv.forwardParts(g, x, 3);
         return attend(g, parts[0], parts[1], parts[2]);
     }
 
@@ -62,7 +61,7 @@ public final class Attention {
         if (!cross) {
             throw new IllegalStateException("self-attention takes one input");
         }
-        Variable[] kv = ElementwiseFunctions.chunk(g, keyValue.forward(g, context), 2);
+        Variable[] kv = keyValue.forwardParts(g, context, 2);
         return attend(g, query.forward(g, x), kv[0], kv[1]);
     }
 

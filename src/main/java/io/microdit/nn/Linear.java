@@ -29,6 +29,11 @@ public final class Linear {
         return MatmulFunctions.linear(g, x, weight, bias);
     }
 
+    /** {@link #forward} as {@code parts} equal blocks of output features (see {@link MatmulFunctions#linearParts}). */
+    public Variable[] forwardParts(Graph g, Variable x, int parts) {
+        return MatmulFunctions.linearParts(g, x, weight, bias, parts);
+    }
+
     /** {@link #forward} in F32 whatever the graph's precision. */
     public Variable forwardF32(Graph g, Variable x) {
         return MatmulFunctions.linear(g, x, weight, bias, Precision.F32);

@@ -69,6 +69,40 @@ class MatmulFunctionsTest {
                 });
     }
 
+    /** linearParts against finite differences: the parts weighted 1, 2, 3 and summed, so each has its own gradient. */
+    @Test
+    void linearPartsMatchReferenceAndFiniteDifferences() {
+        int rows = 5, in = 4, parts = 3, width = 3, out = parts * width;
+        Random random = new Random(12);
+        GradientCheck.of(BACKEND, 13)
+                .input("x", TestData.uniform(random, rows * in), rows, in)
+                .input("weight", TestData.uniform(random, out * in), out, in)
+                .input("bias", TestData.uniform(random, out), out)
+                .check((g, v) -> {
+                    Variable[] y = MatmulFunctions.linearParts(g, v[0], v[1], v[2], parts);
+                    Variable sum = y[0];
+                    for (int p = 1; p < parts; p++) {
+                        sum = ElementwiseFunctions.add(g, sum, ElementwiseFunctions.scale(g, y[p], p + 1));
+                    }
+                    return sum;
+                }, r -> {
+                    double[] y = new double[rows * width];
+                    for (int i = 0; i < rows; i++) {
+                        for (int p = 0; p < parts; p++) {
+                            for (int o = 0; o < width; o++) {
+                                int feature = p * width + o;
+                                double s = r[2][feature];
+                                for (int q = 0; q < in; q++) {
+                                    s += r[0][i * in + q] * r[1][feature * in + q];
+                                }
+                                y[i * width + o] += (p + 1) * s;
+                            }
+                        }
+                    }
+                    return y;
+                });
+    }
+
     @Test
     void linearWithoutBias() {
         Random random = new Random(5);

@@ -654,12 +654,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.argument(tensors != null, op, "tensors is null");
         for (Tensor x : tensors) {
             Checks.dtype(op, "x", x, DType.F32);
-            pointer(op, "x", x);
+            requireDevice(op, "x", x); // all refused before any launches
         }
         MemorySegment results = readbackValues(tensors.size());
         for (int i = 0; i < tensors.size(); i++) {
             Tensor x = tensors.get(i);
-            check(MicroditNative.mdt_optim_sum_of_squares(stream, x.segment(), x.numel(),
+            check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
                     sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, results.asSlice(8L * i, 8)), op);
             flops.add(op, 2 * x.numel());
         }
@@ -1039,10 +1039,15 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     // ---------------------------------------------------------------- plumbing
 
-    private MemorySegment pointer(String op, String argument, Tensor t) {
+    private static void requireDevice(String op, String argument, Tensor t) {
         Checks.notNull(op, argument, t);
         Checks.argument(t.device() == Device.CUDA, op, argument + " " + t.describe() + " is on " + t.device()
                 + "; the CUDA backend needs device tensors (CudaBackend.scope, upload)");
+    }
+
+    /** The device pointer of an op's tensor argument (counted as the op's operand while tracing). */
+    private MemorySegment pointer(String op, String argument, Tensor t) {
+        requireDevice(op, argument, t);
         if (trace != null) {
             trace.operand(t.byteSize());
         }

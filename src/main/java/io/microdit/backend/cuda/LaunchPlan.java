@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
  * operand bytes / bandwidth), the tensor-core peak where the op launched a tensor-core kernel, else the f32 peak. The
  * roofline is a lower bound from datasheet numbers, not a measurement; the launch shapes are exact (they are the
  * host code's). An op call is flagged when its operands are large enough to matter ({@link #LARGE_OPERAND_BYTES})
- * but none of its launches fills the GPU's SMs once: on a GPU it would leave most of the chip idle.
+ * but none of its launches has blocks for three quarters of the GPU's SMs: on a GPU it would leave much of the chip
+ * idle (a launch of one block per SM, e.g. 128 GEMM tiles on 132 SMs, is not flagged).
  */
 public final class LaunchPlan {
     /** Operand bytes from which an op call must fill the GPU (≈ 2.5 µs of HBM traffic on an H100). */
@@ -98,12 +99,15 @@ public final class LaunchPlan {
         return ops.stream().mapToDouble(OpSummary::rooflineSeconds).sum();
     }
 
-    /** Op calls with at least {@link #LARGE_OPERAND_BYTES} of operands whose launches all have fewer blocks than SMs. */
+    /**
+     * Op calls with at least {@link #LARGE_OPERAND_BYTES} of operands whose launches all have fewer blocks than
+     * three quarters of the SMs.
+     */
     public List<LaunchTrace.OpCall> underfilled() {
         List<LaunchTrace.OpCall> out = new ArrayList<>();
         for (LaunchTrace.OpCall call : calls) {
             if (call.operandBytes() >= LARGE_OPERAND_BYTES && !call.launches().isEmpty()
-                    && call.maxBlocks() < gpu.sms()) {
+                    && 4 * call.maxBlocks() < 3L * gpu.sms()) {
                 out.add(call);
             }
         }
@@ -129,7 +133,7 @@ public final class LaunchPlan {
                     total == 0 ? 0 : 100 * op.rooflineSeconds() / total));
         }
         List<LaunchTrace.OpCall> flagged = underfilled();
-        out.append(String.format(Locale.ROOT, "op calls with >= %d MiB of operands and fewer blocks than SMs: %d%n",
+        out.append(String.format(Locale.ROOT, "op calls with >= %d MiB of operands and blocks for < 3/4 of the SMs: %d%n",
                 LARGE_OPERAND_BYTES >> 20, flagged.size()));
         for (LaunchTrace.OpCall call : flagged) {
             LaunchTrace.Launch widest = call.launches().stream()
