@@ -55,7 +55,9 @@ enum {
     MDT_CHECK_TOKENS_SCATTER_RANGE = 7,    /* as above */
     MDT_CHECK_TOKENS_SCATTER_DISTINCT = 8, /* ids[n, j] == ids[n, l] = value, j < l the first two positions */
     MDT_CHECK_LOSS_EDM_FWD_EMPTY = 9,      /* sample n keeps none of its `bound` patches (the mask removes all) */
-    MDT_CHECK_LOSS_EDM_BWD_EMPTY = 10      /* as above */
+    MDT_CHECK_LOSS_EDM_BWD_EMPTY = 10,     /* as above */
+    MDT_CHECK_OPTIM_LIST = 11              /* entries[i]: value = i, bound = count, then its offset, the expected
+                                            * offset and its n (a malformed mdt_tensor_list_entry array) */
 };
 
 typedef struct mdt_stream_s *mdt_stream_t;
@@ -170,6 +172,32 @@ MDT_API int mdt_tokens_mean_bwd(mdt_stream_t stream, const float *d_out, float *
 MDT_API int mdt_optim_adamw(mdt_stream_t stream, float *param, const float *grad, float *m, float *v, int64_t n, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay, int64_t step, float grad_scale);
 MDT_API int mdt_optim_ema(mdt_stream_t stream, float *ema, const float *param, int64_t n, float decay);
 MDT_API int mdt_optim_sum_of_squares(mdt_stream_t stream, const float *x, int64_t n, double *partials, int64_t partial_capacity, double *result);
+/* Multi-tensor versions: one op over a list of tensors in one or two launches. The list is a DEVICE array of
+ * `count` mdt_tensor_list_entry (7 int64, 56 bytes each), the entries' elements back to back in one flattened index
+ * space of `total` elements:
+ *   pointers[4]     the entry's device tensors (float): AdamW param, grad, m, v; EMA ema, param; sum of squares x;
+ *                   unused ones 0
+ *   n               elements of each of them (>= 0; 0 is allowed)
+ *   element_offset  the sum of n over the entries before it (so the last one's plus its n is `total`)
+ *   partial_offset  sum of squares: the sum of P(n) over the entries before it, P(n) = min(ceil(n /
+ *                   MDT_SUM_OF_SQUARES_THREADS), MDT_SUM_OF_SQUARES_MAX_PARTIALS) (0 for n = 0), the last one's plus its
+ *                   P(n) is total_partials; the other ops ignore it
+ * The kernels check the offsets (MDT_CHECK_OPTIM_LIST in error_record; NULL skips reporting) and never access outside
+ * an entry's n elements. AdamW and EMA give each element the bits of mdt_optim_adamw / mdt_optim_ema; the sum of
+ * squares writes results[i] = entry i's sum, the bits of mdt_optim_sum_of_squares, using partials[total_partials]. */
+enum {
+    MDT_SUM_OF_SQUARES_THREADS = 256,
+    MDT_SUM_OF_SQUARES_MAX_PARTIALS = 256
+};
+typedef struct mdt_tensor_list_entry {
+    int64_t pointers[4];
+    int64_t n;
+    int64_t element_offset;
+    int64_t partial_offset;
+} mdt_tensor_list_entry;
+MDT_API int mdt_optim_adamw_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay, int64_t step, float grad_scale, int32_t *error_record);
+MDT_API int mdt_optim_ema_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total, float decay, int32_t *error_record);
+MDT_API int mdt_optim_sum_of_squares_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total_partials, double *partials, int64_t partial_capacity, double *results, int32_t *error_record);
 
 /* ------------------------------------------------------------------ random numbers (kernels/rng.cu) */
 MDT_API int mdt_rng_uniform(mdt_stream_t stream, uint64_t seed, uint64_t philox_stream, int64_t offset, float *out, int64_t n);

@@ -298,8 +298,33 @@ public interface Backend extends AutoCloseable {
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
                float epsilon, float weightDecay, long step, float gradScale);
 
+    /**
+     * {@link #adamw(Tensor, Tensor, Tensor, Tensor, float, float, float, float, float, long, float)} on every entry of
+     * the lists (equal lengths; the written tensors param, m and v distinct), each with the bits of the one-tensor op:
+     * a GPU backend makes it one launch. Every entry is checked before any is updated.
+     */
+    default void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, float learningRate,
+                       float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale) {
+        Checks.adamwLists(params, grads, m, v, beta1, beta2, epsilon, step);
+        for (int i = 0; i < params.size(); i++) {
+            adamw(params.get(i), grads.get(i), m.get(i), v.get(i), learningRate, beta1, beta2, epsilon, weightDecay,
+                    step, gradScale);
+        }
+    }
+
     /** {@code ema = decay · ema + (1 - decay) · param}. */
     void emaUpdate(Tensor ema, Tensor param, float decay);
+
+    /**
+     * {@link #emaUpdate(Tensor, Tensor, float)} on every entry of the lists (equal lengths, the averages distinct),
+     * each with the bits of the one-tensor op: a GPU backend makes it one launch. Every entry is checked first.
+     */
+    default void emaUpdate(List<Tensor> emas, List<Tensor> params, float decay) {
+        Checks.emaLists(emas, params, decay);
+        for (int i = 0; i < emas.size(); i++) {
+            emaUpdate(emas.get(i), params.get(i), decay);
+        }
+    }
 
     // ---------------------------------------------------------------- random numbers
 

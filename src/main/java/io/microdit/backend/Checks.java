@@ -3,6 +3,10 @@ package io.microdit.backend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
 
 /**
  * Argument checks shared by the backends; every message names the op and the argument. The primitives come first,
@@ -509,6 +513,55 @@ public final class Checks {
         String op = "emaUpdate";
         sameShapeF32(op, "ema", ema, "param", param);
         argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+    }
+
+    /** The list form of {@link #adamw}: equal lengths, every entry valid, param, m and v tensors all distinct. */
+    public static void adamwLists(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, float beta1,
+                                  float beta2, float epsilon, long step) {
+        String op = "adamw";
+        sameSizes(op, List.of("params", "grads", "m", "v"), params, grads, m, v);
+        for (int i = 0; i < params.size(); i++) {
+            try {
+                adamw(params.get(i), grads.get(i), m.get(i), v.get(i), beta1, beta2, epsilon, step);
+            } catch (IllegalArgumentException error) {
+                throw new IllegalArgumentException("entry " + i + " of the lists: " + error.getMessage(), error);
+            }
+        }
+        distinct(op, "param, m and v", params, m, v);
+    }
+
+    /** The list form of {@link #emaUpdate}: equal lengths, every entry valid, the averages distinct. */
+    public static void emaLists(List<Tensor> emas, List<Tensor> params, float decay) {
+        String op = "emaUpdate";
+        sameSizes(op, List.of("emas", "params"), emas, params);
+        for (int i = 0; i < emas.size(); i++) {
+            try {
+                emaUpdate(emas.get(i), params.get(i), decay);
+            } catch (IllegalArgumentException error) {
+                throw new IllegalArgumentException("entry " + i + " of the lists: " + error.getMessage(), error);
+            }
+        }
+        distinct(op, "ema", emas);
+    }
+
+    @SafeVarargs
+    private static void sameSizes(String op, List<String> names, List<Tensor>... lists) {
+        for (int i = 0; i < lists.length; i++) {
+            argument(lists[i] != null, op, names.get(i) + " is null");
+            argument(lists[i].size() == lists[0].size(), op, names.get(i) + " has " + lists[i].size()
+                    + " tensors, " + names.get(0) + " " + lists[0].size());
+        }
+    }
+
+    /** A tensor written twice in one list op would race on a GPU (the entries run concurrently). */
+    @SafeVarargs
+    private static void distinct(String op, String what, List<Tensor>... written) {
+        Set<Tensor> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (List<Tensor> list : written) {
+            for (Tensor t : list) {
+                argument(seen.add(t), op, what + " tensors must be distinct; " + t.describe() + " appears twice");
+            }
+        }
     }
 
     /** uniform and normal: F32 out whose counters offset, offset + 1, … stay below 2^63. */

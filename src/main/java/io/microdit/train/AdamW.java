@@ -76,14 +76,18 @@ public final class AdamW implements AutoCloseable {
         }
         float scale = maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
         step++;
+        List<Tensor> values = new ArrayList<>(), gradients = new ArrayList<>(), m = new ArrayList<>(),
+                v = new ArrayList<>();
         for (Parameter p : parameters.all()) {
-            if (p.grad() == null) {
-                continue;
+            if (p.grad() != null) {
+                values.add(p.value());
+                gradients.add(p.grad());
+                m.add(firstMoments.get(p.name()));
+                v.add(secondMoments.get(p.name()));
             }
-            backend.adamw(p.value(), p.grad(), firstMoments.get(p.name()), secondMoments.get(p.name()),
-                    (float) learningRate, (float) settings.beta1(), (float) settings.beta2(),
-                    (float) settings.epsilon(), (float) settings.weightDecay(), step, scale);
         }
+        backend.adamw(values, gradients, m, v, (float) learningRate, (float) settings.beta1(),
+                (float) settings.beta2(), (float) settings.epsilon(), (float) settings.weightDecay(), step, scale);
         return norm;
     }
 

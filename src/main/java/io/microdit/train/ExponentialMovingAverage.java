@@ -5,7 +5,9 @@ import io.microdit.backend.Backend;
 import io.microdit.nn.ParameterStore;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -33,9 +35,11 @@ public final class ExponentialMovingAverage implements AutoCloseable {
     }
 
     public void update() {
+        List<Tensor> values = new ArrayList<>();
         for (Parameter p : parameters.all()) {
-            backend.emaUpdate(averages.get(p.name()), p.value(), (float) decay);
+            values.add(p.value());
         }
+        backend.emaUpdate(List.copyOf(averages.values()), values, (float) decay);
     }
 
     /** The averaged weights by official name: the backend's tensors. */

@@ -11,6 +11,7 @@ import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
@@ -27,8 +28,11 @@ import java.util.Set;
  * recorded in a device error record (microdit.h) and thrown, as the CPU backend throws it, at the next wait.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
-    /** Doubles of the sum-of-squares kernel's partials. */
+    /** Most partials of one tensor's sum of squares, and its threads per block (microdit.h). */
     private static final int SUM_OF_SQUARES_PARTIALS = 256;
+    private static final int SUM_OF_SQUARES_THREADS = 256;
+    /** Longs of one mdt_tensor_list_entry (microdit.h): 4 pointers, n, element and partial offsets. */
+    private static final int LIST_ENTRY_LONGS = 7;
     /** Bytes of the device error record (microdit.h: MDT_ERROR_RECORD_INTS int32). */
     private static final long ERROR_RECORD_BYTES = 32;
     /** Doubles the readback buffer first holds after the error record; it grows on demand. */
@@ -36,7 +40,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** The op that reports each MDT_CHECK_* code of microdit.h, indexed by the code. */
     private static final String[] CHECKED_OPS = {null, "expertChoiceTopKBackward", "moeDispatch",
             "moeDispatchBackward", "moeCombine", "moeCombineBackward", "gatherRows", "scatterRows", "scatterRows",
-            "edmLoss", "edmLossBackward"};
+            "edmLoss", "edmLossBackward", "optimizer tensor list"};
     /** Largest head dimension of the attention kernels (kernels/attention.cu). */
     private static final int MAX_HEAD_DIM = 128;
     /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
@@ -56,6 +60,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private final HostStaging staging;
     private final MemoryScope scratchScope;
     private final Tensor sumOfSquaresPartials;
+    /** The device tensor lists of the multi-tensor optimizer ops, one per op. */
+    private final DeviceTensorList squaresList = new DeviceTensorList();
+    private final DeviceTensorList adamwList = new DeviceTensorList();
+    private final DeviceTensorList emaList = new DeviceTensorList();
     /**
      * Float scratch of the two-pass ops: split-K partials of the bf16 GEMM and column-sum partials (sumRows, the
      * LayerNorm weight gradients). Grow-only, null until needed; one block serves every op, since the ops of this
@@ -275,6 +283,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
             failed = error;
         }
         readbackScope.close();
+        squaresList.close();
+        adamwList.close();
+        emaList.close();
         if (workspaceScope != null) {
             workspaceScope.close();
         }
@@ -344,6 +355,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
         } else if (code <= 10) {
             return op + ": sample " + i + " keeps no patch (mask removes all " + bound
                     + "), so its loss is undefined";
+        } else if (code == 11) {
+            return op + ": entry " + value + " of " + bound + " is malformed (offset " + i + ", expected " + j
+                    + ", n " + l + ")";
         }
         return op + " failed (value " + value + ", bound " + bound + ", at " + i + ", " + j + ", " + l + ")";
     }
@@ -641,12 +655,21 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     @Override
     public double sumOfSquares(Tensor x) {
-        return sumOfSquares(List.of(x));
+        String op = "sumOfSquares";
+        Checks.dtype(op, "x", x, DType.F32);
+        MemorySegment result = readbackValues(1);
+        check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
+                sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, result), op);
+        flops.add(op, 2 * x.numel());
+        try (Arena arena = Arena.ofConfined()) {
+            return readBack(arena, 1).get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES); // the caller needs it now
+        }
     }
 
     /**
-     * Each tensor's sum goes to its own device slot (the partials scratch is reused in stream order), then one copy
-     * brings all of them back with one wait; the host adds them in list order, so the result is deterministic.
+     * One multi-tensor op for the whole list (two launches): each tensor's sum, with the bits of
+     * {@link #sumOfSquares(Tensor)}, goes to its own device slot, then one copy brings all of them back with one wait;
+     * the host adds them in list order, so the result is deterministic.
      */
     @Override
     public double sumOfSquares(List<Tensor> tensors) {
@@ -656,13 +679,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
             Checks.dtype(op, "x", x, DType.F32);
             requireDevice(op, "x", x); // all refused before any launches
         }
+        MemorySegment entries = squaresList.entries(op, List.of("x"), List.of(tensors));
+        long partials = squaresList.totalPartials;
+        MemorySegment scratch = workspace(2 * partials); // doubles
         MemorySegment results = readbackValues(tensors.size());
-        for (int i = 0; i < tensors.size(); i++) {
-            Tensor x = tensors.get(i);
-            check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
-                    sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, results.asSlice(8L * i, 8)), op);
-            flops.add(op, 2 * x.numel());
-        }
+        check(MicroditNative.mdt_optim_sum_of_squares_multi(stream, entries, tensors.size(), partials, scratch,
+                reductionCapacity() / 2, results, errorRecord()), op);
+        flops.add(op, 2 * squaresList.total);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = readBack(arena, tensors.size()); // the caller needs the value now
             double sum = 0;
@@ -684,6 +707,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
         flops.add(op, 13 * param.numel());
     }
 
+    /** One launch for the whole list; every element gets the bits of the one-tensor op. */
+    @Override
+    public void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, float learningRate,
+                      float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale) {
+        String op = "adamw";
+        Checks.adamwLists(params, grads, m, v, beta1, beta2, epsilon, step);
+        MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
+        check(MicroditNative.mdt_optim_adamw_multi(stream, entries, params.size(), adamwList.total, learningRate,
+                beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
+        flops.add(op, 13 * adamwList.total);
+    }
+
     @Override
     public void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
@@ -691,6 +726,80 @@ public final class CudaBackend implements Backend, AutoCloseable {
         check(MicroditNative.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
                 decay), op);
         flops.add(op, 3 * ema.numel());
+    }
+
+    /** One launch for the whole list; every element gets the bits of the one-tensor op. */
+    @Override
+    public void emaUpdate(List<Tensor> emas, List<Tensor> params, float decay) {
+        String op = "emaUpdate";
+        Checks.emaLists(emas, params, decay);
+        MemorySegment entries = emaList.entries(op, List.of("ema", "param"), List.of(emas, params));
+        check(MicroditNative.mdt_optim_ema_multi(stream, entries, emas.size(), emaList.total, decay, errorRecord()),
+                op);
+        flops.add(op, 3 * emaList.total);
+    }
+
+    /**
+     * A tensor list in device memory for the multi-tensor ops (microdit.h: mdt_tensor_list_entry). Each op keeps
+     * the last list it was given: a trainer passes the same tensors every step, so the entries are uploaded once
+     * (staged: no host wait) and again only when a tensor differs, or whether a dry run traces (it skips uploads).
+     */
+    private final class DeviceTensorList {
+        private long[] host = new long[0];
+        private boolean uploadedInDryRun;
+        private MemoryScope scope;
+        private MemorySegment device = MemorySegment.NULL;
+        /** Elements of the list, and sum-of-squares partials (microdit.h: P(n) summed over the entries). */
+        long total;
+        long totalPartials;
+
+        /**
+         * The device entries of the list whose k-th tensors are {@code columns.get(k)} (lists of equal length,
+         * checked by the caller), uploaded if they differ from the last call's; sets {@link #total} and
+         * {@link #totalPartials}.
+         */
+        MemorySegment entries(String op, List<String> names, List<List<Tensor>> columns) {
+            int count = columns.getFirst().size();
+            long[] entries = new long[LIST_ENTRY_LONGS * count];
+            long elements = 0, partials = 0;
+            for (int i = 0; i < count; i++) {
+                for (int k = 0; k < columns.size(); k++) {
+                    entries[LIST_ENTRY_LONGS * i + k] = pointer(op, names.get(k), columns.get(k).get(i)).address();
+                }
+                long n = columns.getFirst().get(i).numel();
+                entries[LIST_ENTRY_LONGS * i + 4] = n;
+                entries[LIST_ENTRY_LONGS * i + 5] = elements;
+                entries[LIST_ENTRY_LONGS * i + 6] = partials;
+                elements += n;
+                partials += Math.min((n + SUM_OF_SQUARES_THREADS - 1) / SUM_OF_SQUARES_THREADS,
+                        SUM_OF_SQUARES_PARTIALS);
+            }
+            total = elements;
+            totalPartials = partials;
+            boolean dryRun = trace != null && trace.dryRun();
+            if (scope == null || uploadedInDryRun != dryRun || !Arrays.equals(entries, host)) {
+                // The old block goes back to the caching allocator, which hands it only to later work on the stream.
+                MemoryScope replaced = scope("cuda-backend-tensor-list");
+                MemorySegment uploaded = MemorySegment.NULL;
+                if (count > 0) {
+                    uploaded = replaced.allocateUninitialized(8L * entries.length);
+                    staging.copyToDevice(uploaded, MemorySegment.ofArray(entries));
+                }
+                close();
+                scope = replaced;
+                device = uploaded;
+                host = entries;
+                uploadedInDryRun = dryRun;
+            }
+            return device;
+        }
+
+        void close() {
+            if (scope != null) {
+                scope.close();
+                scope = null;
+            }
+        }
     }
 
     // ---------------------------------------------------------------- random numbers

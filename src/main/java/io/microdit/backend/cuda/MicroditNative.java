@@ -68,6 +68,9 @@ public final class MicroditNative {
     private static final MethodHandle MDT_OPTIM_ADAMW = handle("mdt_optim_adamw");
     private static final MethodHandle MDT_OPTIM_EMA = handle("mdt_optim_ema");
     private static final MethodHandle MDT_OPTIM_SUM_OF_SQUARES = handle("mdt_optim_sum_of_squares");
+    private static final MethodHandle MDT_OPTIM_ADAMW_MULTI = handle("mdt_optim_adamw_multi");
+    private static final MethodHandle MDT_OPTIM_EMA_MULTI = handle("mdt_optim_ema_multi");
+    private static final MethodHandle MDT_OPTIM_SUM_OF_SQUARES_MULTI = handle("mdt_optim_sum_of_squares_multi");
     private static final MethodHandle MDT_RNG_UNIFORM = handle("mdt_rng_uniform");
     private static final MethodHandle MDT_RNG_NORMAL = handle("mdt_rng_normal");
     private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
@@ -565,6 +568,30 @@ public final class MicroditNative {
             return (int) MDT_OPTIM_SUM_OF_SQUARES.invokeExact(stream, x, n, partials, partialCapacity, result);
         } catch (Throwable error) {
             throw new AssertionError("mdt_optim_sum_of_squares threw", error);
+        }
+    }
+
+    public static int mdt_optim_adamw_multi(MemorySegment stream, MemorySegment entries, long count, long total, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_OPTIM_ADAMW_MULTI.invokeExact(stream, entries, count, total, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_adamw_multi threw", error);
+        }
+    }
+
+    public static int mdt_optim_ema_multi(MemorySegment stream, MemorySegment entries, long count, long total, float decay, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_OPTIM_EMA_MULTI.invokeExact(stream, entries, count, total, decay, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_ema_multi threw", error);
+        }
+    }
+
+    public static int mdt_optim_sum_of_squares_multi(MemorySegment stream, MemorySegment entries, long count, long totalPartials, MemorySegment partials, long partialCapacity, MemorySegment results, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_OPTIM_SUM_OF_SQUARES_MULTI.invokeExact(stream, entries, count, totalPartials, partials, partialCapacity, results, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_sum_of_squares_multi threw", error);
         }
     }
 
