@@ -6,8 +6,8 @@
 #   bash bench/gpu/compare-train.sh
 # Fits in 8 minutes (COMPARE_SECONDS, 450 by default; every step has a timeout within it).
 #   1. build libmicrodit_cuda.so if target/native has none (bench/gpu/check.sh builds it too);
-#   2. microdit: `bench-step --backend cuda --precision bf16` at the largest of BATCHES (default "256 128 64")
-#      whose step fits, exporting its weights and batch;
+#   2. microdit: `bench-step --backend cuda --precision bf16` at the largest of BATCHES (default "512 256 128")
+#      whose step fits, exporting its weights and batch and writing its launch plan (launch-plan-B.txt);
 #   3. PyTorch on the exported batch: eager bf16 autocast (with the agreement check), then torch.compile'd;
 #   4. a table: ms/step, img/s, achieved TFLOP/s of the model FLOPs microdit counts, MFU of the GPU's dense bf16
 #      peak (H100/H200 989.4, A100 312 TFLOP/s), peak memory, and microdit's img/s over each PyTorch row.
@@ -24,7 +24,7 @@ exec > >(tee "$results/compare-train.log") 2>&1
 deadline=$((SECONDS + ${COMPARE_SECONDS:-450}))
 native="$root/target/native"
 python=${PYTHON:-python3}
-batches=${BATCHES:-"256 128 64"}
+batches=${BATCHES:-"512 256 128"}
 config=${CONFIG:-microdit-tiny-2}
 caption_length=${CAPTION_LENGTH:-77}
 microdit_device=${MICRODIT_DEVICE:-cuda}
@@ -64,7 +64,8 @@ for batch in $batches; do
   echo "batch $batch"
   line=$(timeout -k 10 "$(budget 150)" "${microdit[@]}" bench-step --backend cuda --precision bf16 \
     --config "$config" --batch "$batch" --mask 0.75 --masking deferred --caption-length "$caption_length" \
-    --steps "$steps" --warmup "$warmup" --seed 1 --export "$dir" 2>"$results/microdit-$batch.err" | tail -1)
+    --steps "$steps" --warmup "$warmup" --seed 1 --export "$dir" --launch-plan "$results/launch-plan-$batch.txt" \
+    2>"$results/microdit-$batch.err" | tail -1)
   rc=$?
   if [ $rc -eq 0 ] && [ -n "$line" ]; then
     java_line=$line
