@@ -29,10 +29,10 @@
 // Cost per call: 2·batch·M·N·K FLOPs; bytes ≈ 4·batch·(M·K·⌈N/32⌉ + K·N·⌈M/32⌉ + M·N (2M·N accumulating)).
 // Split-K (deterministic), the same rule and second pass as the bf16 GEMM's with 32×32 tiles: the MoE router,
 // kept in f32, has the weight gradient dW = dLogitsᵀ·X of 8×512 (16 tiles) over K = 16384-65536 token rows.
-// Its small blocks (8 KiB of shared memory, few registers) sit 8 to an SM, and one alone leaves the SM's
-// FMA pipes waiting on shared memory, so a "wave" here is 2 blocks per SM (264): no split when T ≥ 528 tiles,
-// at most 4 waves = 1056 blocks (every SM full). Extra cost as for bf16. E.g. 8×512×16384: 16 → 256 blocks
-// (S = 16); 8×512×65536: 16 → 528 blocks (S = 33).
+// Its blocks (8 KiB of shared memory, 58-64 registers: 4 resident per SM) are small, and one alone leaves
+// the SM's FMA pipes waiting on shared memory, so a "wave" here is 2 blocks per SM (264): no split when T ≥ 528
+// tiles, at most 4 waves = 1056 blocks (every SM filled twice). Extra cost as for bf16. E.g. 8×512×16384:
+// 16 → 256 blocks (S = 16); 8×512×65536: 16 → 528 blocks (S = 33).
 // Row sum (bias gradients): the two-pass column sum of column_sum.cuh, (32-column tiles) × (row chunks) blocks
 // writing float partials to the caller's workspace, then one pass adding them in a fixed order; rows·C FLOPs,
 // 4·rows·C bytes (+ 8·chunks·C for the partials).
