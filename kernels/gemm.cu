@@ -27,6 +27,12 @@
 // and K are handled by zero-filling out-of-range tile elements. The bias add and the accumulate are fused
 // into the epilogue.
 // Cost per call: 2·batch·M·N·K FLOPs; bytes ≈ 4·batch·(M·K·⌈N/32⌉ + K·N·⌈M/32⌉ + M·N (2M·N accumulating)).
+// Split-K (deterministic), the same rule and second pass as the bf16 GEMM's with 32×32 tiles: the MoE router,
+// kept in f32, has the weight gradient dW = dLogitsᵀ·X of 8×512 (16 tiles) over K = 16384-65536 token rows.
+// Its blocks (8 KiB of shared memory, 58-64 registers: 4 resident per SM) are small, and one alone leaves
+// the SM's FMA pipes waiting on shared memory, so a "wave" here is 2 blocks per SM (264): no split when T ≥ 528
+// tiles, at most 4 waves = 1056 blocks (every SM filled twice). Extra cost as for bf16. E.g. 8×512×16384:
+// 16 → 256 blocks (S = 16); 8×512×65536: 16 → 528 blocks (S = 33).
 // Row sum (bias gradients): the two-pass column sum of column_sum.cuh, (32-column tiles) × (row chunks) blocks
 // writing float partials to the caller's workspace, then one pass adding them in a fixed order; rows·C FLOPs,
 // 4·rows·C bytes (+ 8·chunks·C for the partials).
@@ -35,23 +41,105 @@
 
 namespace {
 
+constexpr float kSqrt2OverPi = 0.79788456080286536f;
+constexpr float kGeluCubic = 0.044715f;
+
+/** The fused epilogue of one output: + bias, GELU (tanh form), + the old output. */
+__device__ __forceinline__ float epilogue(float value, const float *bias, int64_t column, int gelu, int accumulate,
+                                          const float *old) {
+    if (bias) value += bias[column];
+    if (gelu) {
+        float u = kSqrt2OverPi * fmaf(kGeluCubic * value, value * value, value);
+        value = 0.5f * value * (1.0f + tanhf(u));
+    }
+    if (accumulate) value += *old;
+    return value;
+}
+
+/**
+ * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
+ * per element (grid-stride), so the sum has the same bits on every run.
+ */
+__global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
+                                  const float *bias, float *out, int accumulate, int gelu) {
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < elements; e += (int64_t)gridDim.x * blockDim.x) {
+        float sum = partials[e];
+        for (int64_t s = 1; s < slices; s++) sum += partials[s * elements + e];
+        out[e] = epilogue(sum, bias, e % n, gelu, accumulate, out + e);
+    }
+}
+
+/** The fewest k-tiles (of 32) a slice walks: K ≥ 256 per slice keeps the partials' traffic small. */
+constexpr int64_t kMinSliceTiles = 8;
+/** Split-K never makes more than this many waves of blocks. */
+constexpr int64_t kMaxSplitWaves = 4;
+
+/** A GEMM's output tile, k-tile depth and wave (blocks that fill the chip once), for the split rule. */
+struct SplitGeometry {
+    int64_t tile_m, tile_n, tile_k, wave_blocks;
+};
+
+struct Split {
+    int64_t slices;       // S ≥ 1
+    int64_t slice_tiles;  // k-tiles per slice; the last slice may hold fewer
+};
+
+/**
+ * The split of K for a call of this shape, from the shape alone (the same bits on every run): none when the tile
+ * grid already fills two waves or K is short; otherwise the S ≤ max_slices (and at most 4 waves of blocks, each
+ * slice at least kMinSliceTiles deep) minimising the wave-quantised critical path ⌈tiles·S / wave⌉ · ⌈k_tiles / S⌉,
+ * the smallest such S on ties (fewer partials to write and add).
+ */
+Split choose_split(const SplitGeometry &g, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t max_slices) {
+    int64_t tiles = ((m + g.tile_m - 1) / g.tile_m) * ((n + g.tile_n - 1) / g.tile_n) * batch;
+    int64_t k_tiles = (k + g.tile_k - 1) / g.tile_k;
+    Split none{1, k_tiles > 0 ? k_tiles : 1};
+    if (tiles == 0 || tiles >= 2 * g.wave_blocks || k_tiles < 2 * kMinSliceTiles) return none;
+    int64_t limit = k_tiles / kMinSliceTiles;
+    int64_t by_waves = (kMaxSplitWaves * g.wave_blocks + tiles - 1) / tiles;
+    if (limit > by_waves) limit = by_waves;
+    if (limit > max_slices) limit = max_slices;
+    int64_t best = 1, best_cost = ((tiles + g.wave_blocks - 1) / g.wave_blocks) * k_tiles;
+    for (int64_t s = 2; s <= limit; s++) {
+        int64_t cost = ((tiles * s + g.wave_blocks - 1) / g.wave_blocks) * ((k_tiles + s - 1) / s);
+        if (cost < best_cost) best = s, best_cost = cost;
+    }
+    if (best == 1) return none;
+    int64_t slice_tiles = (k_tiles + best - 1) / best;
+    return Split{(k_tiles + slice_tiles - 1) / slice_tiles, slice_tiles};  // no empty slice
+}
+
+/** Slices a workspace of this capacity holds for an output of this many floats (1 without a workspace). */
+int64_t slices_that_fit(const float *workspace, int64_t capacity, int64_t elements) {
+    return workspace ? capacity / elements : 1;
+}
+
 constexpr int kTile = 32;
 constexpr int kThreadsPerSide = 16;
+/** 2 blocks per SM of an H100 (132 SMs): see the opening comment. */
+constexpr SplitGeometry kF32Split{kTile, kTile, kTile, 2 * 132};
 
 __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int transpose_b, const float *bias,
                             float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a,
-                            int64_t stride_b, int accumulate) {
+                            int64_t stride_b, int accumulate, int64_t slices, int64_t slice_tiles,
+                            float *partials) {
     __shared__ float a_tile[kTile][kTile + 1];  // a_tile[row of out][k]
     __shared__ float b_tile[kTile][kTile + 1];  // b_tile[k][column of out]
     int tx = threadIdx.x, ty = threadIdx.y, linear = ty * kThreadsPerSide + tx;
     // Row tiles on grid x (up to 2^31 - 1): m = batch·tokens reaches 2^21 at MicroDiT-XL 512 px, 2^16 tiles.
     int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTile, column0 = static_cast<int64_t>(blockIdx.y) * kTile;
-    for (int64_t batch_index = blockIdx.z; batch_index < batch; batch_index += gridDim.z) {
+    // Grid z walks (slice, batch) pairs; without split-K (slices 1, slice_tiles ≥ k-tiles) it is the batch alone.
+    for (int64_t work = blockIdx.z; work < slices * batch; work += gridDim.z) {
+        int64_t slice = work / batch, batch_index = work % batch;
+        int64_t k_begin = slice * slice_tiles * kTile;
+        int64_t k_end = k_begin + slice_tiles * kTile < k ? k_begin + slice_tiles * kTile : k;
         const float *ab = a + batch_index * stride_a;
         const float *bb = b + batch_index * stride_b;
         float *ob = out + batch_index * m * n;
+        // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
+        float *pb = partials ? partials + work * m * n : nullptr;
         float acc[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
-        for (int64_t k0 = 0; k0 < k; k0 += kTile) {
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += kTile) {
             for (int e = linear; e < kTile * kTile; e += kThreadsPerSide * kThreadsPerSide) {
                 int r = e / kTile, c = e % kTile;
                 // Consecutive threads walk the operand's contiguous dimension, so global loads coalesce.
@@ -79,10 +167,12 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
             for (int j = 0; j < 2; j++) {
                 int64_t row = row0 + ty + i * kThreadsPerSide, column = column0 + tx + j * kThreadsPerSide;
                 if (row < m && column < n) {
-                    float value = acc[i][j];
-                    if (bias) value += bias[column];
-                    if (accumulate) value += ob[row * n + column];
-                    ob[row * n + column] = value;
+                    if (pb) {
+                        pb[row * n + column] = acc[i][j];
+                    } else {
+                        ob[row * n + column] =
+                            epilogue(acc[i][j], bias, column, 0, accumulate, ob + row * n + column);
+                    }
                 }
             }
         }
@@ -100,9 +190,6 @@ constexpr int kTileElements = (kBlockM * (kBlockK + kPad) > kBlockK * (kBlockM +
                                                                                           : kBlockK * (kBlockM + kPad);
 /** Blocks of gemm_bf16_kernel resident at once on an H100 (132 SMs; 160 registers × 256 threads: one per SM). */
 constexpr int64_t kWaveBlocks = 132;
-constexpr float kSqrt2OverPi = 0.79788456080286536f;
-constexpr float kGeluCubic = 0.044715f;
-
 /**
  * Copies the Rows × Columns tile at (row0, column0) of a row-major bf16 matrix with {@code lead} columns and
  * {@code rows} rows into shared memory (row stride Columns + kPad), zero outside the matrix. Vectorized: lead,
@@ -128,18 +215,6 @@ __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix
             tile[r * kStride + column] = gr < rows && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
         }
     }
-}
-
-/** The fused epilogue of one output: + bias, GELU (tanh form), + the old output. */
-__device__ __forceinline__ float epilogue(float value, const float *bias, int64_t column, int gelu, int accumulate,
-                                          const float *old) {
-    if (bias) value += bias[column];
-    if (gelu) {
-        float u = kSqrt2OverPi * fmaf(kGeluCubic * value, value * value, value);
-        value = 0.5f * value * (1.0f + tanhf(u));
-    }
-    if (accumulate) value += *old;
-    return value;
 }
 
 template <bool TransposeA, bool TransposeB>
@@ -256,57 +331,10 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
     }
 }
 
-/**
- * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
- * per element (grid-stride), so the sum has the same bits on every run.
- */
-__global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
-                                  const float *bias, float *out, int accumulate, int gelu) {
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < elements; e += (int64_t)gridDim.x * blockDim.x) {
-        float sum = partials[e];
-        for (int64_t s = 1; s < slices; s++) sum += partials[s * elements + e];
-        out[e] = epilogue(sum, bias, e % n, gelu, accumulate, out + e);
-    }
-}
-
 bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
-/** Tile-grid size at or above which a GEMM never splits K. */
-constexpr int64_t kSplitBelowTiles = 2 * kWaveBlocks;
-/** The fewest k-tiles (of kBlockK) a slice walks: K ≥ 256 per slice keeps the partials' traffic small. */
-constexpr int64_t kMinSliceTiles = 8;
-/** Split-K never makes more than this many waves of blocks. */
-constexpr int64_t kMaxSplitWaves = 4;
-
-struct Split {
-    int64_t slices;       // S ≥ 1
-    int64_t slice_tiles;  // k-tiles per slice; the last slice may hold fewer
-};
-
-/**
- * The split of K for a call of this shape, from the shape alone (the same bits on every run): none when the tile
- * grid already fills two waves or K is short; otherwise the S ≤ max_slices (and at most 4 waves of blocks, each
- * slice at least kMinSliceTiles deep) minimising the wave-quantised critical path ⌈tiles·S / wave⌉ · ⌈k_tiles / S⌉,
- * the smallest such S on ties (fewer partials to write and add).
- */
-Split choose_split(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t max_slices) {
-    int64_t tiles = ((m + kBlockM - 1) / kBlockM) * ((n + kBlockN - 1) / kBlockN) * batch;
-    int64_t k_tiles = (k + kBlockK - 1) / kBlockK;
-    Split none{1, k_tiles > 0 ? k_tiles : 1};
-    if (tiles == 0 || tiles >= kSplitBelowTiles || k_tiles < 2 * kMinSliceTiles) return none;
-    int64_t limit = k_tiles / kMinSliceTiles;
-    int64_t by_waves = (kMaxSplitWaves * kWaveBlocks + tiles - 1) / tiles;
-    if (limit > by_waves) limit = by_waves;
-    if (limit > max_slices) limit = max_slices;
-    int64_t best = 1, best_cost = ((tiles + kWaveBlocks - 1) / kWaveBlocks) * k_tiles;
-    for (int64_t s = 2; s <= limit; s++) {
-        int64_t cost = ((tiles * s + kWaveBlocks - 1) / kWaveBlocks) * ((k_tiles + s - 1) / s);
-        if (cost < best_cost) best = s, best_cost = cost;
-    }
-    if (best == 1) return none;
-    int64_t slice_tiles = (k_tiles + best - 1) / best;
-    return Split{(k_tiles + slice_tiles - 1) / slice_tiles, slice_tiles};  // no empty slice
-}
+/** A 160+-register block per SM: a wave is 132 blocks (one per SM of an H100). */
+constexpr SplitGeometry kSplit{kBlockM, kBlockN, kBlockK, kWaveBlocks};
 
 }  // namespace bf16
 
@@ -322,20 +350,45 @@ extern "C" {
 
 int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b,
                     const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a,
-                    int64_t stride_b, int accumulate) {
+                    int64_t stride_b, int accumulate, float *workspace, int64_t workspace_capacity) {
     MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
                 "mdt_gemm_matmul: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
                 (long long)m, (long long)n, (long long)k);
     MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul: negative batch stride");
+    MDT_REQUIRE(workspace_capacity >= 0, "mdt_gemm_matmul: negative workspace capacity %lld",
+                (long long)workspace_capacity);
     MDT_REQUIRE((n + kTile - 1) / kTile <= 65535 && (m + kTile - 1) / kTile <= 2147483647LL,
                 "mdt_gemm_matmul: m %lld or n %lld exceeds the grid's limits", (long long)m, (long long)n);
     if (batch == 0 || m == 0 || n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(out && (k == 0 || (a && b)), "mdt_gemm_matmul: NULL tensor pointer");
+    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
+    int64_t elements = batch * m * n;
+    Split split = choose_split(kF32Split, batch, m, n, k, slices_that_fit(workspace, workspace_capacity, elements));
+    int64_t z = split.slices * batch;
     dim3 grid(static_cast<unsigned>((m + kTile - 1) / kTile), static_cast<unsigned>((n + kTile - 1) / kTile),
-              static_cast<unsigned>(batch < 65535 ? batch : 65535));
+              static_cast<unsigned>(z < 65535 ? z : 65535));
     dim3 block(kThreadsPerSide, kThreadsPerSide);
-    return MDT_LAUNCH(gemm_kernel, grid, block, 0, stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k,
-                      stride_a, stride_b, accumulate);
+    if (split.slices == 1) {
+        return MDT_LAUNCH(gemm_kernel, grid, block, 0, stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n,
+                          k, stride_a, stride_b, accumulate, split.slices, split.slice_tiles,
+                          static_cast<float *>(nullptr));
+    }
+    int status = MDT_LAUNCH(gemm_kernel, grid, block, 0, stream, a, transpose_a, b, transpose_b,
+                            static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0,
+                            split.slices, split.slice_tiles, workspace);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
+                      elements, n, bias, out, accumulate, 0);
+}
+
+int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
+                "mdt_gemm_matmul_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
+                (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(floats, "mdt_gemm_matmul_workspace: NULL result pointer");
+    Split split = choose_split(kF32Split, batch, m, n, k, INT64_MAX);
+    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
+    return MDT_SUCCESS;
 }
 
 int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b,
@@ -361,7 +414,7 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
     int vector_b = lead_b % 8 == 0 && stride_b % 8 == 0 && aligned16(b);
     // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
     int64_t elements = batch * m * n;
-    Split split = choose_split(batch, m, n, k, workspace ? workspace_capacity / elements : 1);
+    Split split = choose_split(kSplit, batch, m, n, k, slices_that_fit(workspace, workspace_capacity, elements));
     int64_t z = split.slices * batch;
     dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
               static_cast<unsigned>(z < 65535 ? z : 65535));
@@ -385,7 +438,7 @@ int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t 
                 "mdt_gemm_matmul_bf16_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)",
                 (long long)batch, (long long)m, (long long)n, (long long)k);
     MDT_REQUIRE(floats, "mdt_gemm_matmul_bf16_workspace: NULL result pointer");
-    bf16::Split split = bf16::choose_split(batch, m, n, k, INT64_MAX);
+    Split split = choose_split(bf16::kSplit, batch, m, n, k, INT64_MAX);
     *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
     return MDT_SUCCESS;
 }

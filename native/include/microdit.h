@@ -204,7 +204,10 @@ MDT_API int mdt_rng_uniform(mdt_stream_t stream, uint64_t seed, uint64_t philox_
 MDT_API int mdt_rng_normal(mdt_stream_t stream, uint64_t seed, uint64_t philox_stream, int64_t offset, float *out, int64_t n);
 
 /* ------------------------------------------------------------------ GEMM (kernels/gemm.cu) */
-MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate);
+/* F32: out = op(a)·op(b) + bias (+ out when accumulate). Split-K and its workspace as for mdt_gemm_matmul_bf16
+ * below (32×32 output tiles); mdt_gemm_matmul_workspace gives the floats a shape wants (0: no split). */
+MDT_API int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* BF16 operands (bf16 bits as uint16_t) on tensor cores, f32 accumulation and output:
  * out = gelu?(op(a)·op(b) + bias) (+ out when accumulate); gelu (0 or 1) is the tanh form.
  * Small output, long K: K is split into slices whose f32 partials go to workspace (workspace_capacity floats,

@@ -427,14 +427,17 @@ public final class CudaBackend implements Backend, AutoCloseable {
                        boolean accumulate) {
         String op = "matmul";
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
-        if (a.dtype() == DType.BF16) {
-            long floats;
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
-                check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
-                        wanted), op);
-                floats = wanted.get(ValueLayout.JAVA_LONG, 0);
-            }
+        boolean bf16 = a.dtype() == DType.BF16;
+        long floats;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
+            check(bf16 ? MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(),
+                            shape.k(), wanted)
+                    : MicroditNative.mdt_gemm_matmul_workspace(shape.batch(), shape.m(), shape.n(), shape.k(), wanted),
+                    op);
+            floats = wanted.get(ValueLayout.JAVA_LONG, 0);
+        }
+        if (bf16) {
             check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
                     pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
                     shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
@@ -444,7 +447,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
                 transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
-                shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0), op);
+                shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0,
+                workspace(floats), floats), op);
         flops.add(op, shape.flops());
     }
 

@@ -74,6 +74,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_RNG_UNIFORM = handle("mdt_rng_uniform");
     private static final MethodHandle MDT_RNG_NORMAL = handle("mdt_rng_normal");
     private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
+    private static final MethodHandle MDT_GEMM_MATMUL_WORKSPACE = handle("mdt_gemm_matmul_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_WORKSPACE = handle("mdt_gemm_matmul_bf16_workspace");
     private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
@@ -611,11 +612,19 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_gemm_matmul(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int accumulate) {
+    public static int mdt_gemm_matmul(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int accumulate, MemorySegment workspace, long workspaceCapacity) {
         try {
-            return (int) MDT_GEMM_MATMUL.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, accumulate);
+            return (int) MDT_GEMM_MATMUL.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, accumulate, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_gemm_matmul threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_workspace(long batch, long m, long n, long k, MemorySegment floats) {
+        try {
+            return (int) MDT_GEMM_MATMUL_WORKSPACE.invokeExact(batch, m, n, k, floats);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_workspace threw", error);
         }
     }
 

@@ -166,11 +166,11 @@ class CudaBf16GemmTest {
             // Grid limits, checked before any pointer: the f32 GEMM puts row tiles on grid x (2^31 - 1), so
             // m = 2^21 (MicroDiT-XL at 512 px, batch 2048) passes them; column tiles on y stop at 65535.
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul(none, none, 0, none, 0,
-                    none, none, 1, 4, 65535L * 32 + 1, 4, 0, 0, 0));
+                    none, none, 1, 4, 65535L * 32 + 1, 4, 0, 0, 0, none, 0));
             String grid = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(grid.contains("mdt_gemm_matmul") && grid.contains("grid"), grid);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul(none, none, 0, none, 0,
-                    none, none, 1, 1L << 21, 4, 4, 0, 0, 0)); // passes the grid check, then NULL pointers
+                    none, none, 1, 1L << 21, 4, 4, 0, 0, 0, none, 0)); // passes the grid check, then NULL pointers
             String pointers = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(pointers.contains("NULL"), pointers);
             Tensor f32 = cuda.upload(host.zeros(DType.F32, 4, 4), device);
