@@ -7,8 +7,11 @@
 // combines max and sum by a butterfly in a fixed order, so a row gives the same bits on every run. Three passes
 // (max, exp and sum written to out, scale); backward two (dot dOut·y, then dx = y·(dOut − dot)). In place is
 // allowed: every element is read before it is written.
+// The _bf16out forwards of GELU and the SwiGLU gate compute in f32 and store bf16 (nearest even, as convert
+// rounds): for an output only a bf16 matrix product reads, no f32 copy is written, kept and converted. Their
+// backwards read the inputs, never the output, so nothing else changes.
 // Cost per element (FLOPs, bytes): GELU exact ~30, tanh ~10, SiLU 4, SwiGLU 5 (backwards a few more), 8-12 bytes
-// forward, 12-20 backward; softmax 5 FLOPs and 12 bytes, backward 4 FLOPs and 12 bytes.
+// forward (6-10 with a bf16 output), 12-20 backward; softmax 5 FLOPs and 12 bytes, backward 4 FLOPs and 12 bytes.
 #include "common.cuh"
 
 #include <math.h>
@@ -57,9 +60,11 @@ __device__ __forceinline__ float slope_value(int kind, float x) {
     return silu_slope(x, capped_exp(-x));
 }
 
-__global__ void pointwise_kernel(int kind, const float *x, float *out, int64_t n) {
+// Out: float, or uint16_t for bf16 bits (f32 maths, one rounding at the store).
+template <class Out>
+__global__ void pointwise_kernel(int kind, const float *x, Out *out, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        out[i] = forward_value(kind, x[i]);
+        mdt::store_out(out, i, forward_value(kind, x[i]));
     }
 }
 
@@ -69,10 +74,11 @@ __global__ void pointwise_backward_kernel(int kind, const float *d_out, const fl
     }
 }
 
-__global__ void swiglu_kernel(const float *a, const float *b, float *out, int64_t n) {
+template <class Out>
+__global__ void swiglu_kernel(const float *a, const float *b, Out *out, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float va = a[i];
-        out[i] = va / (1.0f + expf(-va)) * b[i];
+        mdt::store_out(out, i, va / (1.0f + expf(-va)) * b[i]);
     }
 }
 
@@ -128,16 +134,34 @@ int check_count(const char *op, int64_t n) {
     return MDT_SUCCESS;
 }
 
+template <class Out>
+int gelu_forward(const char *op, mdt_stream_t stream, const float *x, Out *out, int64_t n, int tanh_approximation) {
+    if (int s = check_count(op, n)) return s;
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && out, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(pointwise_kernel<Out>, mdt::blocks_for(n, kThreads), kThreads, 0, stream,
+                      tanh_approximation ? kGeluTanh : kGeluExact, x, out, n);
+}
+
+template <class Out>
+int swiglu_forward(const char *op, mdt_stream_t stream, const float *a, const float *b, Out *out, int64_t n) {
+    if (int s = check_count(op, n)) return s;
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(a && b && out, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(swiglu_kernel<Out>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n);
+}
+
 }  // namespace
 
 extern "C" {
 
 int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n, int tanh_approximation) {
-    if (int s = check_count("mdt_activations_gelu_fwd", n)) return s;
-    if (n == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(x && out, "mdt_activations_gelu_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(pointwise_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream,
-                      tanh_approximation ? kGeluTanh : kGeluExact, x, out, n);
+    return gelu_forward("mdt_activations_gelu_fwd", stream, x, out, n, tanh_approximation);
+}
+
+int mdt_activations_gelu_fwd_bf16out(mdt_stream_t stream, const float *x, uint16_t *out, int64_t n,
+                                     int tanh_approximation) {
+    return gelu_forward("mdt_activations_gelu_fwd_bf16out", stream, x, out, n, tanh_approximation);
 }
 
 int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n,
@@ -153,7 +177,7 @@ int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, in
     if (int s = check_count("mdt_activations_silu_fwd", n)) return s;
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(x && out, "mdt_activations_silu_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(pointwise_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, kSilu, x, out, n);
+    return MDT_LAUNCH(pointwise_kernel<float>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, kSilu, x, out, n);
 }
 
 int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n) {
@@ -165,10 +189,12 @@ int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const floa
 }
 
 int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n) {
-    if (int s = check_count("mdt_activations_swiglu_fwd", n)) return s;
-    if (n == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(a && b && out, "mdt_activations_swiglu_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(swiglu_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n);
+    return swiglu_forward("mdt_activations_swiglu_fwd", stream, a, b, out, n);
+}
+
+int mdt_activations_swiglu_fwd_bf16out(mdt_stream_t stream, const float *a, const float *b, uint16_t *out,
+                                       int64_t n) {
+    return swiglu_forward("mdt_activations_swiglu_fwd_bf16out", stream, a, b, out, n);
 }
 
 int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da,

@@ -120,6 +120,16 @@ __device__ __forceinline__ T block_sum(T value, T *scratch) {
     return total;
 }
 
+/**
+ * Stores one output element: as computed into an f32 tensor, or rounded to nearest even into a bf16 one (bits as
+ * uint16_t, the rounding of mdt_elementwise_f32_to_bf16), for an output that only bf16 matrix products read.
+ */
+__device__ __forceinline__ void store_out(float *out, int64_t i, float value) { out[i] = value; }
+__device__ __forceinline__ void store_out(uint16_t *out, int64_t i, float value) {
+    __nv_bfloat16 b = __float2bfloat16_rn(value);
+    out[i] = *reinterpret_cast<uint16_t *>(&b);
+}
+
 // ---------------------------------------------------------------- tensor cores and async copies
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane l = 4·g + t (g = l/4, t = l mod 4); a register holds

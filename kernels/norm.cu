@@ -4,7 +4,10 @@
 // Forward: one block of 128 threads per row. The mean comes in two steps as on the CPU backend: a rough mean
 // m0, then the sum of (x - m0) and of its squares (float per thread, combined in double), so x - m0 stays exact
 // and the variance keeps full precision when |mean| >> std. Saves mean and rstd per row. The fused form modulates
-// in the output pass (one FMA), so the normalised rows are never written.
+// in the output pass (one FMA), so the normalised rows are never written. The _bf16out forms store the result
+// rounded to bf16 (nearest even, as convert rounds) for an output that only bf16 matrix products read (a linear
+// layer, attention after QK-norm), so no f32 copy is written, kept and converted; the backwards read x, mean and
+// rstd, never the output.
 // Backward: one block per row computes dy = dOut·w and x̂ = (x - mean)·rstd, reduces Σdy and Σdy·x̂, and writes
 // dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is the two-pass column sum of
 // column_sum.cuh (row chunks × column tiles writing partials to the caller's workspace, then a fixed-order
@@ -16,8 +19,8 @@
 // into dWeight and scales dScale = w·S in place. No atomics anywhere.
 // Cost per call with E = rows·D elements: forward 8E FLOPs, 12E bytes (x read twice from cache, out written);
 // backward 14E FLOPs (+3E with dWeight), 12E bytes (+8E for dWeight's pass). Fused forward 11E FLOPs, 12E bytes
-// (the separate ops move 20E); fused backward 15E FLOPs, 20E bytes (the separate ops move 24E, +8E with dWeight),
-// plus O(N·D) for the per-sample rows.
+// (10E with a bf16 output; the separate ops move 20E); fused backward 15E FLOPs, 20E bytes (the separate ops move
+// 24E, +8E with dWeight), plus O(N·D) for the per-sample rows.
 #include "column_sum.cuh"
 #include "common.cuh"
 
@@ -25,14 +28,16 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// shift NULL: plain LayerNorm; else modulated by sample (tokens rows per sample).
+// shift NULL: plain LayerNorm; else modulated by sample (tokens rows per sample). Out: float, or uint16_t for bf16
+// bits (f32 maths, one rounding at the store).
+template <class Out>
 __global__ void layer_norm_kernel(const float *x, const float *weight, const float *shift, const float *scale,
-                                  float eps, float *out, float *mean, float *rstd, int64_t tokens, int64_t width) {
+                                  float eps, Out *out, float *mean, float *rstd, int64_t tokens, int64_t width) {
     __shared__ float float_scratch[32];
     __shared__ double double_scratch[32];
     int64_t row = blockIdx.x;
     const float *xr = x + row * width;
-    float *outr = out + row * width;
+    Out *outr = out + row * width;
     float sum = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) sum += xr[c];
     float m0 = mdt::block_sum(sum, float_scratch) / static_cast<float>(width);
@@ -58,7 +63,7 @@ __global__ void layer_norm_kernel(const float *x, const float *weight, const flo
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
         float y = (xr[c] - m0 - correction_f) * row_rstd;
         if (weight) y *= weight[c];
-        outr[c] = shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y;
+        mdt::store_out(outr, c, shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y);
     }
 }
 
@@ -131,20 +136,48 @@ struct ModulateWeightTerm {
     }
 };
 
+template <class Out>
+int layer_norm_forward(const char *op, mdt_stream_t stream, const float *x, const float *weight, float eps, Out *out,
+                       float *mean, float *rstd, int64_t rows, int64_t width) {
+    MDT_REQUIRE(rows >= 0 && width > 0, "%s: need rows >= 0 and width > 0, got %lld and %lld", op, (long long)rows,
+                (long long)width);
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && out && mean && rstd, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(layer_norm_kernel<Out>, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr,
+                      nullptr, eps, out, mean, rstd, int64_t{1}, width);
+}
+
+template <class Out>
+int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float *x, const float *weight,
+                                const float *shift, const float *scale, float eps, Out *out, float *mean, float *rstd,
+                                int64_t samples, int64_t tokens, int64_t width) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
+                (long long)tokens, (long long)width);
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && shift && scale && out && mean && rstd, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(layer_norm_kernel<Out>, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale,
+                      eps, out, mean, rstd, tokens, width);
+}
+
 }  // namespace
 
 extern "C" {
 
 int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *weight, float eps, float *out,
                             float *mean, float *rstd, int64_t rows, int64_t width) {
-    MDT_REQUIRE(rows >= 0 && width > 0, "mdt_norm_layer_norm_fwd: need rows >= 0 and width > 0, got %lld and %lld",
-                (long long)rows, (long long)width);
-    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "mdt_norm_layer_norm_fwd: eps must be finite and >= 0");
-    MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_fwd: %lld rows exceed the grid", (long long)rows);
-    if (rows == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(x && out && mean && rstd, "mdt_norm_layer_norm_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr, nullptr,
-                      eps, out, mean, rstd, int64_t{1}, width);
+    return layer_norm_forward("mdt_norm_layer_norm_fwd", stream, x, weight, eps, out, mean, rstd, rows, width);
+}
+
+int mdt_norm_layer_norm_fwd_bf16out(mdt_stream_t stream, const float *x, const float *weight, float eps,
+                                    uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width) {
+    return layer_norm_forward("mdt_norm_layer_norm_fwd_bf16out", stream, x, weight, eps, out, mean, rstd, rows,
+                              width);
 }
 
 int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
@@ -172,16 +205,16 @@ int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float
 int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,
                                      const float *scale, float eps, float *out, float *mean, float *rstd,
                                      int64_t samples, int64_t tokens, int64_t width) {
-    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
-                "mdt_norm_layer_norm_modulate_fwd: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld",
-                (long long)samples, (long long)tokens, (long long)width);
-    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "mdt_norm_layer_norm_modulate_fwd: eps must be finite and >= 0");
-    int64_t rows = samples * tokens;
-    MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_modulate_fwd: %lld rows exceed the grid", (long long)rows);
-    if (rows == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(x && shift && scale && out && mean && rstd, "mdt_norm_layer_norm_modulate_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale, eps,
-                      out, mean, rstd, tokens, width);
+    return layer_norm_modulate_forward("mdt_norm_layer_norm_modulate_fwd", stream, x, weight, shift, scale, eps, out,
+                                       mean, rstd, samples, tokens, width);
+}
+
+int mdt_norm_layer_norm_modulate_fwd_bf16out(mdt_stream_t stream, const float *x, const float *weight,
+                                             const float *shift, const float *scale, float eps, uint16_t *out,
+                                             float *mean, float *rstd, int64_t samples, int64_t tokens,
+                                             int64_t width) {
+    return layer_norm_modulate_forward("mdt_norm_layer_norm_modulate_fwd_bf16out", stream, x, weight, shift, scale,
+                                       eps, out, mean, rstd, samples, tokens, width);
 }
 
 int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,

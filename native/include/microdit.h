@@ -151,6 +151,9 @@ MDT_API int mdt_elementwise_bf16_to_f32(mdt_stream_t stream, const uint16_t *sou
 
 /* ------------------------------------------------------------------ normalisation (kernels/norm.cu) */
 MDT_API int mdt_norm_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
+/* The _bf16out forwards store out as bf16 (bits as uint16_t; f32 maths, rounded to nearest even at the store), for
+ * an output that only bf16 matrix products read; the backwards are the same (they never read out). */
+MDT_API int mdt_norm_layer_norm_fwd_bf16out(mdt_stream_t stream, const float *x, const float *weight, float eps, uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width);
 /* The backward adds into d_weight (may be NULL) through workspace: device floats, at least
  * mdt_gemm_sum_rows_workspace_floats(rows, width) of them when d_weight is given (may be NULL when that is 0). */
 MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
@@ -158,6 +161,7 @@ MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, con
  * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL), its
  * workspace then at least mdt_gemm_sum_rows_workspace_floats(samples, width) floats. */
 MDT_API int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, float *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_norm_layer_norm_modulate_fwd_bf16out(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, uint16_t *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
@@ -226,10 +230,13 @@ MDT_API int mdt_gemm_sum_rows_workspace_floats(int64_t rows, int64_t columns, in
 
 /* ------------------------------------------------------------------ activations (kernels/activations.cu) */
 MDT_API int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n, int tanh_approximation);
+/* The _bf16out forwards store out as bf16 (bits as uint16_t; f32 maths, rounded to nearest even at the store). */
+MDT_API int mdt_activations_gelu_fwd_bf16out(mdt_stream_t stream, const float *x, uint16_t *out, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n);
 MDT_API int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n);
 MDT_API int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n);
+MDT_API int mdt_activations_swiglu_fwd_bf16out(mdt_stream_t stream, const float *a, const float *b, uint16_t *out, int64_t n);
 MDT_API int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da, float *db, int64_t n);
 MDT_API int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width);
 MDT_API int mdt_activations_softmax_bwd(mdt_stream_t stream, const float *d_out, const float *y, float *dx, int64_t rows, int64_t width);

@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
 /** Differentiable activations; each backward multiplies dOut by the analytic derivative at the saved input. */
@@ -10,8 +11,16 @@ public final class ActivationFunctions {
 
     /** GELU: the tanh approximation when {@code tanhApproximation} (conditioning MLPs), else exact (MoE experts). */
     public static Variable gelu(Graph g, Variable x, boolean tanhApproximation) {
+        return gelu(g, x, tanhApproximation, DType.F32);
+    }
+
+    /**
+     * {@link #gelu} with its output in {@code outType}: F32, or BF16 (see {@link Graph#matmulOperandType}) when only
+     * matrix products read it; the backward reads x, never the output.
+     */
+    public static Variable gelu(Graph g, Variable x, boolean tanhApproximation, DType outType) {
         Backend be = g.backend();
-        Tensor out = g.output(x.shape());
+        Tensor out = g.output(outType, x.shape());
         be.gelu(x.value(), out, tanhApproximation);
         return g.result(out, dOut -> {
             Tensor dx = g.output(x.shape());
@@ -34,8 +43,13 @@ public final class ActivationFunctions {
 
     /** The SwiGLU gate {@code silu(a)·b}, a and b of one shape (w1·x and w2·x). */
     public static Variable swigluGate(Graph g, Variable a, Variable b) {
+        return swigluGate(g, a, b, DType.F32);
+    }
+
+    /** {@link #swigluGate} with its output in {@code outType}, as {@link #gelu} takes it (the backward reads a, b). */
+    public static Variable swigluGate(Graph g, Variable a, Variable b, DType outType) {
         Backend be = g.backend();
-        Tensor out = g.output(a.shape());
+        Tensor out = g.output(outType, a.shape());
         be.swigluGate(a.value(), b.value(), out);
         return g.result(out, dOut -> {
             Tensor da = g.output(a.shape());

@@ -66,6 +66,16 @@ public final class Graph {
         return precision == Precision.F32 || t.dtype() == DType.BF16 ? t : toBf16(t);
     }
 
+    /**
+     * The dtype for an op's output that only this graph's matrix products read (the input of a linear layer,
+     * attention's q and k after QK-norm): BF16 under {@link Precision#BF16}, so the op rounds its F32 result once
+     * as it stores it, the very value {@link #matmulOperand} would have made, and no F32 copy is written, kept and
+     * converted; F32 otherwise. Only for ops whose backward does not read their output.
+     */
+    public DType matmulOperandType() {
+        return precision == Precision.BF16 ? DType.BF16 : DType.F32;
+    }
+
     private Tensor toBf16(Tensor value) {
         Tensor copy = output(DType.BF16, value.shape());
         backend.convert(value, copy);

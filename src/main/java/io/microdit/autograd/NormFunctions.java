@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
 /** Differentiable normalisation. */
@@ -14,9 +15,17 @@ public final class NormFunctions {
      * accumulates dWeight straight into the weight's gradient.
      */
     public static Variable layerNorm(Graph g, Variable x, Variable weight, float eps) {
+        return layerNorm(g, x, weight, eps, DType.F32);
+    }
+
+    /**
+     * {@link #layerNorm} with its output in {@code outType}: F32, or BF16 (see {@link Graph#matmulOperandType}) when
+     * only matrix products read it; the backward never reads the output, so it is the same either way.
+     */
+    public static Variable layerNorm(Graph g, Variable x, Variable weight, float eps, DType outType) {
         Backend be = g.backend();
         int rows = Math.toIntExact(x.value().rowCount());
-        Tensor out = g.output(x.shape());
+        Tensor out = g.output(outType, x.shape());
         Tensor mean = g.output(rows);
         Tensor rstd = g.output(rows);
         Tensor weightValue = weight == null ? null : weight.value();
@@ -37,9 +46,15 @@ public final class NormFunctions {
      */
     public static Variable layerNormModulate(Graph g, Variable x, Variable weight, Variable shift, Variable scale,
                                              float eps) {
+        return layerNormModulate(g, x, weight, shift, scale, eps, DType.F32);
+    }
+
+    /** {@link #layerNormModulate} with its output in {@code outType}, as {@link #layerNorm} takes it. */
+    public static Variable layerNormModulate(Graph g, Variable x, Variable weight, Variable shift, Variable scale,
+                                             float eps, DType outType) {
         Backend be = g.backend();
         int rows = Math.toIntExact(x.value().rowCount());
-        Tensor out = g.output(x.shape());
+        Tensor out = g.output(outType, x.shape());
         Tensor mean = g.output(rows);
         Tensor rstd = g.output(rows);
         Tensor weightValue = weight == null ? null : weight.value();

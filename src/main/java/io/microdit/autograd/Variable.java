@@ -1,12 +1,15 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 
 /**
  * A tensor in the autograd graph: its value, whether gradients flow to it, and its gradient once backward has
  * reached it. Intermediate variables hold their gradient in the step's scope; {@link Parameter}s in their own.
+ * Gradients are F32 whatever the value's dtype: a bf16 graph may give an op's output to its matrix products as
+ * BF16 directly (see {@link Graph#matmulOperandType}), while everything flowing backward stays F32.
  */
 public class Variable {
     private final Tensor value;
@@ -78,7 +81,7 @@ public class Variable {
         }
         checkGradShape(g);
         if (grad == null) {
-            setGrad(Tensor.empty(gradScope(), value.dtype(), value.shape()));
+            setGrad(Tensor.empty(gradScope(), DType.F32, value.shape()));
             backend.copy(g, grad);
         } else {
             backend.axpy(1f, g, grad);
@@ -88,7 +91,7 @@ public class Variable {
     /** The gradient tensor, created as zeros when absent, for backward kernels that accumulate in place. */
     public Tensor gradBuffer() {
         if (grad == null) {
-            setGrad(Tensor.zeros(gradScope(), value.dtype(), value.shape()));
+            setGrad(Tensor.zeros(gradScope(), DType.F32, value.shape()));
         }
         return grad;
     }

@@ -125,7 +125,9 @@ public interface Backend extends AutoCloseable {
 
     /**
      * LayerNorm over the last dimension, without bias: {@code out = (x - mean) * rstd * weight}. {@code weight}
-     * [D] may be null (non-affine, as QK-norm). Saves mean and rstd [rows] for the backward.
+     * [D] may be null (non-affine, as QK-norm). Saves mean and rstd [rows] for the backward. {@code out} may be
+     * BF16: computed in F32 and rounded to nearest even once, as {@link #convert} rounds, for an output that only
+     * bf16 matrix products read (the backward never reads out).
      */
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd);
 
@@ -136,7 +138,8 @@ public interface Backend extends AutoCloseable {
     /**
      * {@link #layerNorm} fused with adaLN {@link #modulate}: {@code out[n,t,:] = LN(x[n,t,:])·(1 + scale[n,:]) +
      * shift[n,:]}, x [N,T,D], weight [D] or null, shift and scale [N,D]. Saves mean and rstd [N·T] as
-     * {@link #layerNorm} does; the normalised x is not kept (the backward recomputes it).
+     * {@link #layerNorm} does; the normalised x is not kept (the backward recomputes it). {@code out} may be BF16
+     * as for {@link #layerNorm}.
      */
     void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out, Tensor mean,
                            Tensor rstd);
@@ -150,7 +153,10 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- activations
 
-    /** GELU, the tanh approximation when {@code tanhApproximation}, else the exact erf form. */
+    /**
+     * GELU, the tanh approximation when {@code tanhApproximation}, else the exact erf form. {@code out} may be BF16
+     * (F32 maths, rounded once as {@link #convert} rounds); the backward reads x, not out.
+     */
     void gelu(Tensor x, Tensor out, boolean tanhApproximation);
 
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation);
@@ -159,7 +165,7 @@ public interface Backend extends AutoCloseable {
 
     void siluBackward(Tensor dOut, Tensor x, Tensor dx);
 
-    /** The SwiGLU gate: {@code out = silu(a) * b}. */
+    /** The SwiGLU gate: {@code out = silu(a) * b}; {@code out} may be BF16 as for {@link #gelu}. */
     void swigluGate(Tensor a, Tensor b, Tensor out);
 
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db);

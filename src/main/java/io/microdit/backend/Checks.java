@@ -48,6 +48,22 @@ public final class Checks {
         }
     }
 
+    /**
+     * Requires F32 {@code input} and an {@code out} of its shape, F32 or BF16: the ops whose output may go straight
+     * to bf16 matrix products (LayerNorm, GELU, the SwiGLU gate) compute in F32 and round once at the store.
+     */
+    public static void sameShapeOutput(String op, String inputName, Tensor input, String outName, Tensor out) {
+        dtype(op, inputName, input, DType.F32);
+        notNull(op, outName, out);
+        if (out.dtype() != DType.F32 && out.dtype() != DType.BF16) {
+            throw new IllegalArgumentException(op + ": " + outName + " must be F32 or BF16, got " + out.describe());
+        }
+        if (!input.sameShape(out)) {
+            throw new IllegalArgumentException(op + ": " + outName + " " + out.describe() + " must have the shape of "
+                    + inputName + " " + input.describe());
+        }
+    }
+
     public static void rank(String op, String argument, Tensor t, int rank) {
         notNull(op, argument, t);
         if (t.rank() != rank) {
@@ -118,7 +134,7 @@ public final class Checks {
         int[] s = tokens(op, "x", x);
         perSample(op, "shift", shift, s[0], s[2]);
         perSample(op, "scale", scale, s[0], s[2]);
-        sameShapeF32(op, "x", x, "out", out);
+        sameShapeOutput(op, "x", x, "out", out);
         return s;
     }
 
@@ -197,10 +213,16 @@ public final class Checks {
         sameShapeF32(op, "x", x, "dx", dx);
     }
 
+    /** F32 x, out of its shape in F32 or BF16. */
+    public static void gelu(Tensor x, Tensor out) {
+        sameShapeOutput("gelu", "x", x, "out", out);
+    }
+
+    /** F32 a and b of one shape, out of their shape in F32 or BF16. */
     public static void swigluGate(Tensor a, Tensor b, Tensor out) {
         String op = "swigluGate";
         sameShapeF32(op, "a", a, "b", b);
-        sameShapeF32(op, "a", a, "out", out);
+        sameShapeOutput(op, "a", a, "out", out);
     }
 
     public static void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
@@ -233,7 +255,7 @@ public final class Checks {
         int width = normInput(op, x);
         long rows = x.rowCount();
         normWeight(op, "weight", weight, width);
-        sameShapeF32(op, "x", x, "out", out);
+        sameShapeOutput(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
         argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
@@ -266,7 +288,7 @@ public final class Checks {
         normWeight(op, "weight", weight, s[2]);
         perSample(op, "shift", shift, s[0], s[2]);
         perSample(op, "scale", scale, s[0], s[2]);
-        sameShapeF32(op, "x", x, "out", out);
+        sameShapeOutput(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
         argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);

@@ -45,7 +45,7 @@ public final class MicroDiT {
     /** LN + Linear between the backbone width and the mixer width (absent when they are equal). */
     private record WidthMap(LayerNorm norm, Linear linear) {
         Variable forward(Graph g, Variable x) {
-            return linear.forward(g, norm.forward(g, x));
+            return linear.forward(g, norm.forward(g, x, g.matmulOperandType()));
         }
     }
 
@@ -168,7 +168,8 @@ public final class MicroDiT {
             tokens = block.forward(g, tokens, y, activated);
         }
         Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);
-        Variable out = finalLinear.forward(g, finalNorm.forwardModulated(g, tokens, shiftScale[0], shiftScale[1]));
+        Variable out = finalLinear.forward(g, finalNorm.forwardModulated(g, tokens, shiftScale[0], shiftScale[1],
+                g.matmulOperandType()));
         if (masked) {
             out = TokenFunctions.scatterRows(g, out, mask.keepIds(), c.tokens());
         }

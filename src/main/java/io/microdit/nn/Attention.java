@@ -66,8 +66,9 @@ public final class Attention {
     }
 
     private Variable attend(Graph g, Variable q, Variable k, Variable v) {
-        Variable qn = NormFunctions.layerNorm(g, q, null, eps);
-        Variable kn = NormFunctions.layerNorm(g, k, null, eps);
+        // QK-norm's outputs go only to attention, which reads them as matrix-product operands.
+        Variable qn = NormFunctions.layerNorm(g, q, null, eps, g.matmulOperandType());
+        Variable kn = NormFunctions.layerNorm(g, k, null, eps, g.matmulOperandType());
         return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads));
     }
 }

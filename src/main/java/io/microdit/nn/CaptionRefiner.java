@@ -23,7 +23,7 @@ public final class CaptionRefiner {
     }
 
     public Variable forward(Graph g, Variable y) {
-        y = ElementwiseFunctions.add(g, y, attn.forward(g, norm1.forward(g, y)));
-        return ElementwiseFunctions.add(g, y, mlp.forward(g, norm2.forward(g, y)));
+        y = ElementwiseFunctions.add(g, y, attn.forward(g, norm1.forward(g, y, g.matmulOperandType())));
+        return ElementwiseFunctions.add(g, y, mlp.forward(g, norm2.forward(g, y, mlp.inputType(g))));
     }
 }

@@ -43,10 +43,12 @@ public final class DiTBlock {
     /** x [N, T, dim], y [N, L, dim], activatedCondition = GELU_tanh(c) [N, pooledDim]. */
     public Variable forward(Graph g, Variable x, Variable y, Variable activatedCondition) {
         Variable[] m = ElementwiseFunctions.chunk(g, adaLN.forward(g, activatedCondition), 6);
-        Variable h = norm1.forwardModulated(g, x, m[0], m[1]);
+        // The normalised rows go only to linear layers (qkv, q_linear, the FFN's input projections), so a bf16
+        // graph gets them as bf16 straight from the norm; an MoE FFN also routes on its input, which stays F32.
+        Variable h = norm1.forwardModulated(g, x, m[0], m[1], g.matmulOperandType());
         x = ElementwiseFunctions.gatedResidual(g, x, m[2], attn.forward(g, h));
-        x = ElementwiseFunctions.add(g, x, crossAttn.forward(g, norm2.forward(g, x), y));
-        h = norm3.forwardModulated(g, x, m[3], m[4]);
+        x = ElementwiseFunctions.add(g, x, crossAttn.forward(g, norm2.forward(g, x, g.matmulOperandType()), y));
+        h = norm3.forwardModulated(g, x, m[3], m[4], mlp.inputType(g));
         return ElementwiseFunctions.gatedResidual(g, x, m[5], mlp.forward(g, h));
     }
 }

@@ -7,6 +7,7 @@ import io.microdit.autograd.MoeFunctions;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.SoftmaxFunctions;
 import io.microdit.autograd.Variable;
+import io.microdit.tensor.DType;
 
 /**
  * The official {@code FeedForwardECMoe}: expert-choice routing per sample. The router's softmax runs over experts
@@ -38,8 +39,15 @@ public final class ExpertChoiceMoe implements FeedForward {
         Variable probs = SoftmaxFunctions.softmax(g, gate.forwardF32(g, x));
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
         Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts);       // [E, N·k, D]
-        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false);
+        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false,
+                g.matmulOperandType());
         Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false);               // [E, N·k, D]
         return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
+    }
+
+    /** The F32 router and the dispatch (F32 rows) read x too. */
+    @Override
+    public DType inputType(Graph g) {
+        return DType.F32;
     }
 }

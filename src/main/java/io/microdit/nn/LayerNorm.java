@@ -4,6 +4,7 @@ import io.microdit.autograd.Graph;
 import io.microdit.autograd.NormFunctions;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Variable;
+import io.microdit.tensor.DType;
 
 /** {@code nn.LayerNorm(dim, eps, bias=False)}: a weight, no bias (the official {@code create_norm('layernorm')}). */
 public final class LayerNorm {
@@ -16,11 +17,19 @@ public final class LayerNorm {
     }
 
     public Variable forward(Graph g, Variable x) {
-        return NormFunctions.layerNorm(g, x, weight, eps);
+        return forward(g, x, DType.F32);
     }
 
-    /** adaLN after the norm, fused: {@code LN(x)·(1 + scale) + shift}, x [N, T, dim], shift and scale [N, dim]. */
-    public Variable forwardModulated(Graph g, Variable x, Variable shift, Variable scale) {
-        return NormFunctions.layerNormModulate(g, x, weight, shift, scale, eps);
+    /** {@link #forward} with its output in {@code outType} (BF16 only for matrix products, see NormFunctions). */
+    public Variable forward(Graph g, Variable x, DType outType) {
+        return NormFunctions.layerNorm(g, x, weight, eps, outType);
+    }
+
+    /**
+     * adaLN after the norm, fused: {@code LN(x)·(1 + scale) + shift}, x [N, T, dim], shift and scale [N, dim]; the
+     * output in {@code outType} as for {@link #forward(Graph, Variable, DType)}.
+     */
+    public Variable forwardModulated(Graph g, Variable x, Variable shift, Variable scale, DType outType) {
+        return NormFunctions.layerNormModulate(g, x, weight, shift, scale, eps, outType);
     }
 }

@@ -17,6 +17,8 @@ public final class Mlp {
     }
 
     public Variable forward(Graph g, Variable x) {
-        return fc2.forward(g, norm.forward(g, ActivationFunctions.gelu(g, fc1.forward(g, x), true)));
+        // The GELU output feeds the LayerNorm (F32); the LayerNorm's output only fc2.
+        Variable hidden = ActivationFunctions.gelu(g, fc1.forward(g, x), true);
+        return fc2.forward(g, norm.forward(g, hidden, g.matmulOperandType()));
     }
 }

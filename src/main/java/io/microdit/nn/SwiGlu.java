@@ -3,6 +3,7 @@ package io.microdit.nn;
 import io.microdit.autograd.ActivationFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Variable;
+import io.microdit.tensor.DType;
 
 /** The official dense {@code FeedForward}: {@code w3(silu(w1 x) · w2 x)}. */
 public final class SwiGlu implements FeedForward {
@@ -18,6 +19,13 @@ public final class SwiGlu implements FeedForward {
 
     @Override
     public Variable forward(Graph g, Variable x) {
-        return w3.forward(g, ActivationFunctions.swigluGate(g, w1.forward(g, x), w2.forward(g, x)));
+        return w3.forward(g, ActivationFunctions.swigluGate(g, w1.forward(g, x), w2.forward(g, x),
+                g.matmulOperandType()));
+    }
+
+    /** x goes only to w1 and w2. */
+    @Override
+    public DType inputType(Graph g) {
+        return g.matmulOperandType();
     }
 }

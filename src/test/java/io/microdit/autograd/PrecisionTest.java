@@ -1,5 +1,6 @@
 package io.microdit.autograd;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -159,6 +160,55 @@ class PrecisionTest {
             assertSame(w, full.matmulOperand(same));
             assertSame(w, full.matmulGradient(w));
         }
+    }
+
+    /**
+     * A DiT block's ops in miniature (adaLN LayerNorm into q|k|v, QK-norm into attention, LayerNorm into a linear,
+     * the SwiGLU gate into w3, an expert's GELU into its second product), with the outputs that only matrix
+     * products read in {@code type}.
+     */
+    private static Variable miniBlock(Graph g, Variable[] v, DType type) {
+        float eps = 1e-6f;
+        Variable x = v[0];
+        Variable h = NormFunctions.layerNormModulate(g, x, v[4], v[1], v[2], eps, type);
+        assertEquals(type, h.value().dtype());
+        Variable[] qkv = MatmulFunctions.linearParts(g, h, v[5], v[6], 3);
+        Variable qn = NormFunctions.layerNorm(g, qkv[0], null, eps, type);
+        Variable kn = NormFunctions.layerNorm(g, qkv[1], null, eps, type);
+        Variable attended = AttentionFunctions.attention(g, qn, kn, qkv[2], 2);
+        x = ElementwiseFunctions.gatedResidual(g, x, v[3], MatmulFunctions.linear(g, attended, v[7], v[8]));
+        x = ElementwiseFunctions.add(g, x,
+                MatmulFunctions.linear(g, NormFunctions.layerNorm(g, x, v[9], eps, type), v[10], null));
+        h = NormFunctions.layerNormModulate(g, x, v[11], v[12], v[13], eps, type);
+        Variable gate = ActivationFunctions.swigluGate(g, MatmulFunctions.linear(g, h, v[14], null),
+                MatmulFunctions.linear(g, h, v[15], null), type);
+        assertEquals(type, gate.value().dtype());
+        Variable f = MatmulFunctions.linear(g, gate, v[16], null);
+        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, f, false, v[17], false), false, type);
+        return ElementwiseFunctions.add(g, x, MatmulFunctions.matmul(g, hidden, false, v[18], false));
+    }
+
+    @Test
+    void bf16OutputsOfNormsAndActivationsGiveTheSameBlockAsF32OutputsConverted() {
+        Random random = new Random(61);
+        int n = 2, t = 5, d = 16, hidden = 24;
+        int[][] shapes = {{n, t, d}, {n, d}, {n, d}, {n, d}, {d}, {3 * d, d}, {3 * d}, {d, d}, {d}, {d}, {d, d}, {d},
+            {n, d}, {n, d}, {hidden, d}, {hidden, d}, {d, hidden}, {n, d, hidden}, {n, hidden, d}};
+        List<float[]> inputs = new java.util.ArrayList<>();
+        for (int[] shape : shapes) {
+            inputs.add(TestData.uniform(random, Arrays.stream(shape).reduce(1, (a, b) -> a * b)));
+        }
+        float[] seed = TestData.uniform(random, n * t * d);
+        Run before = run(Precision.BF16, inputs, List.of(shapes), seed, (g, v) -> miniBlock(g, v, DType.F32));
+        Run after = run(Precision.BF16, inputs, List.of(shapes), seed,
+                (g, v) -> miniBlock(g, v, g.matmulOperandType()));
+        // The products read the same bf16 numbers either way and every gradient is F32: the same bits.
+        assertArrayEquals(before.output(), after.output(), "block output");
+        for (int i = 0; i < shapes.length; i++) {
+            assertArrayEquals(before.gradients().get(i), after.gradients().get(i), "gradient of input " + i);
+        }
+        Run f32 = run(Precision.F32, inputs, List.of(shapes), seed, (g, v) -> miniBlock(g, v, g.matmulOperandType()));
+        assertNotEquals(0.0, maxDifference(f32.output(), after.output()), "an F32 graph must not round");
     }
 
     @Test

@@ -2,6 +2,7 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -27,6 +28,9 @@ import jdk.incubator.vector.VectorSpecies;
  * to 4 (beyond, erf rounds to ±1 in float). The coefficients were fitted (weighted least squares iterated
  * towards minimax) to the absolute error of erf, with the evaluation in float; writing the small branch as
  * x + x·Q keeps the float rounding of the leading term out of the result.
+ *
+ * <p>GELU and the SwiGLU gate may write a BF16 output (for an output only bf16 matrix products read): the F32
+ * results rounded as {@link DType#floatToBf16} rounds, bit for bit the F32 op followed by convert.
  *
  * <p>FLOPs per element (a multiply-add is 2, an exponential or division counted as one): GELU exact ~30,
  * GELU tanh ~10, SiLU ~4, SwiGLU gate ~5; the backwards a few more.
@@ -74,17 +78,18 @@ final class CpuActivations {
 
     void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
         String op = "gelu";
-        Checks.sameShapeF32(op, "x", x, "out", out);
+        Checks.gelu(x, out);
         MemorySegment xs = x.segment(), os = out.segment();
+        boolean bf16 = out.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
                 FloatVector v = FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER);
-                (tanhApproximation ? geluTanh(v) : geluExact(v)).intoMemorySegment(os, i * 4L, ORDER);
+                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
             }
             for (; i < end; i++) {
                 float v = xs.getAtIndex(F, i);
-                os.setAtIndex(F, i, tanhApproximation ? geluTanh(v) : geluExact(v));
+                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
             }
         });
         flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
@@ -152,16 +157,17 @@ final class CpuActivations {
         String op = "swigluGate";
         Checks.swigluGate(a, b, out);
         MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
+        boolean bf16 = out.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
                 FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, i * 4L, ORDER);
                 FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, i * 4L, ORDER);
-                va.mul(sigmoid(va)).mul(vb).intoMemorySegment(os, i * 4L, ORDER);
+                store(va.mul(sigmoid(va)).mul(vb), os, bf16, i);
             }
             for (; i < end; i++) {
                 float va = as.getAtIndex(F, i);
-                os.setAtIndex(F, i, va * sigmoid(va) * bs.getAtIndex(F, i));
+                store(va * sigmoid(va) * bs.getAtIndex(F, i), os, bf16, i);
             }
         });
         flops.add(op, 5 * a.numel());
@@ -226,6 +232,23 @@ final class CpuActivations {
     }
 
     /** 0.5·x·(1 + tanh z) with z = √(2/π)(x + 0.044715x³), as x·σ(2z). */
+    /** Element i onwards of an F32 output, or of a BF16 one rounded as convert rounds (F32 op then convert). */
+    private static void store(FloatVector v, MemorySegment out, boolean bf16, int i) {
+        if (bf16) {
+            VectorMath.intoBf16(v, out, i);
+        } else {
+            v.intoMemorySegment(out, i * 4L, ORDER);
+        }
+    }
+
+    private static void store(float v, MemorySegment out, boolean bf16, int i) {
+        if (bf16) {
+            VectorMath.intoBf16(v, out, i);
+        } else {
+            out.setAtIndex(F, i, v);
+        }
+    }
+
     private static FloatVector geluTanh(FloatVector x) {
         FloatVector exponent = x.mul(x).fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x);
         return x.div(VectorMath.exp(exponent).add(1f));

@@ -10,7 +10,6 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -301,12 +300,7 @@ final class CpuElementwise {
     private static void floatsToBf16(MemorySegment src, MemorySegment dst, int start, int end) {
         int i = start;
         for (; i <= end - LANES; i += LANES) {
-            IntVector bits = IntVector.fromMemorySegment(INT_SPECIES, src, i * 4L, ORDER);
-            IntVector high = bits.lanewise(VectorOperators.LSHR, 16);
-            IntVector rounded = bits.add(high.and(1).add(0x7fff)).lanewise(VectorOperators.LSHR, 16);
-            VectorMask<Integer> nan = bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000);
-            IntVector result = rounded.blend(high.or(0x40), nan);
-            result.convertShape(VectorOperators.I2S, SHORT_SPECIES, 0).intoMemorySegment(dst, i * 2L, ORDER);
+            VectorMath.bitsIntoBf16(IntVector.fromMemorySegment(INT_SPECIES, src, i * 4L, ORDER), dst, i);
         }
         for (; i < end; i++) {
             dst.setAtIndex(S, i, DType.floatToBf16(src.getAtIndex(F, i)));

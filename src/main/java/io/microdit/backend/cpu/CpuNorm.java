@@ -2,6 +2,7 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -28,6 +29,9 @@ import jdk.incubator.vector.VectorSpecies;
  * its backward into the backward's passes, so the normalised rows are neither written nor kept; the results round
  * exactly as layerNorm followed by modulate, except the per-sample and weight sums, which are summed in a
  * different (still fixed) order.
+ *
+ * <p>Both forwards may write a BF16 output (for an output only bf16 matrix products read): the same F32 results,
+ * each rounded as {@link DType#floatToBf16} rounds, so bit for bit the F32 op followed by convert.
  */
 final class CpuNorm {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -68,6 +72,7 @@ final class CpuNorm {
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
+        boolean bf16 = out.dtype() == DType.BF16;
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
             for (int r = start; r < end; r++) {
                 long base = (long) r * width * 4;
@@ -90,7 +95,7 @@ final class CpuNorm {
                 float rowRstd = (float) (1 / Math.sqrt(variance + eps));
                 ms.setAtIndex(F, r, (float) (m0 + correction));
                 rs.setAtIndex(F, r, rowRstd);
-                normalizeRow(xs, os, base, width, m0, (float) correction, rowRstd, w, shift, scale,
+                normalizeRow(xs, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
                         (long) (r / tokens) * width * 4);
             }
         });
@@ -113,10 +118,10 @@ final class CpuNorm {
      * Centres with the rough mean and its small correction separately: x − m0 is exact for x near m0, so the
      * centred values keep full float precision even when the mean itself cannot be represented that finely.
      * With {@code shift} the result is modulated, {@code y·(1 + scale) + shift} at {@code sampleBase}, rounded
-     * as the separate modulate op rounds it.
+     * as the separate modulate op rounds it. A {@code bf16} output gets each result rounded as convert rounds it.
      */
-    private static void normalizeRow(MemorySegment xs, MemorySegment os, long base, int width, float m0,
-                                     float correction, float rowRstd, float[] w, MemorySegment shift,
+    private static void normalizeRow(MemorySegment xs, MemorySegment os, boolean bf16, long base, int width,
+                                     float m0, float correction, float rowRstd, float[] w, MemorySegment shift,
                                      MemorySegment scale, long sampleBase) {
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
@@ -129,7 +134,11 @@ final class CpuNorm {
                 y = y.fma(FloatVector.fromMemorySegment(SPECIES, scale, sampleBase + c * 4L, ORDER).add(1f),
                         FloatVector.fromMemorySegment(SPECIES, shift, sampleBase + c * 4L, ORDER));
             }
-            y.intoMemorySegment(os, base + c * 4L, ORDER);
+            if (bf16) {
+                VectorMath.intoBf16(y, os, base / 4 + c);
+            } else {
+                y.intoMemorySegment(os, base + c * 4L, ORDER);
+            }
         }
         for (; c < width; c++) {
             float y = (xs.get(F, base + c * 4L) - m0 - correction) * rowRstd;
@@ -139,7 +148,11 @@ final class CpuNorm {
             if (shift != null) {
                 y = Math.fma(y, 1f + scale.get(F, sampleBase + c * 4L), shift.get(F, sampleBase + c * 4L));
             }
-            os.set(F, base + c * 4L, y);
+            if (bf16) {
+                VectorMath.intoBf16(y, os, base / 4 + c);
+            } else {
+                os.set(F, base + c * 4L, y);
+            }
         }
     }
 

@@ -1,8 +1,14 @@
 package io.microdit.backend.cpu;
 
+import io.microdit.tensor.DType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -16,6 +22,13 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorMath {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
+    private static final VectorSpecies<Integer> INT_SPECIES =
+            VectorSpecies.of(int.class, VectorShape.forBitSize(SPECIES.vectorBitSize()));
+    /** Same lane count as {@link #INT_SPECIES}: one bf16 per float. */
+    private static final VectorSpecies<Short> SHORT_SPECIES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(SPECIES.vectorBitSize() / 2));
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT;
 
     private static final float LOG2E = 1.44269504088896341f;
     /** ln 2 split so that n·LN2_HIGH is exact for every n the reduction produces. */
@@ -90,5 +103,27 @@ final class VectorMath {
             sum += v.lane(lane);
         }
         return sum;
+    }
+
+    /**
+     * Stores the lanes of {@code v} as bf16 at element {@code index} of {@code dst}, rounded to nearest even with
+     * NaNs kept quiet: bit for bit {@link DType#floatToBf16}, the rounding of every F32 to BF16 conversion.
+     */
+    static void intoBf16(FloatVector v, MemorySegment dst, long index) {
+        bitsIntoBf16((IntVector) v.reinterpretAsInts(), dst, index);
+    }
+
+    /** {@link #intoBf16} of floats given by their bits (as loaded from memory). */
+    static void bitsIntoBf16(IntVector bits, MemorySegment dst, long index) {
+        IntVector high = bits.lanewise(VectorOperators.LSHR, 16);
+        IntVector rounded = bits.add(high.and(1).add(0x7fff)).lanewise(VectorOperators.LSHR, 16);
+        VectorMask<Integer> nan = bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000);
+        IntVector result = rounded.blend(high.or(0x40), nan);
+        result.convertShape(VectorOperators.I2S, SHORT_SPECIES, 0).intoMemorySegment(dst, index * 2L, ORDER);
+    }
+
+    /** The scalar twin of {@link #intoBf16}. */
+    static void intoBf16(float value, MemorySegment dst, long index) {
+        dst.setAtIndex(BF16, index, DType.floatToBf16(value));
     }
 }

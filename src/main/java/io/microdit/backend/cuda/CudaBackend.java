@@ -569,8 +569,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "layerNorm";
         int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
         long rows = x.rowCount();
-        check(MicroditNative.mdt_norm_layer_norm_fwd(stream, pointer(op, "x", x), optionalPointer(op, "weight", weight),
-                eps, pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), rows, width), op);
+        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
+                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : MicroditNative.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
@@ -593,9 +596,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
                                   Tensor mean, Tensor rstd) {
         String op = "layerNormModulate";
         int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
-        check(MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, pointer(op, "x", x),
-                optionalPointer(op, "weight", weight), pointer(op, "shift", shift), pointer(op, "scale", scale), eps,
-                pointer(op, "out", out), pointer(op, "mean", mean), pointer(op, "rstd", rstd), s[0], s[1], s[2]), op);
+        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
+                shifts = pointer(op, "shift", shift), scales = pointer(op, "scale", scale),
+                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_norm_layer_norm_modulate_fwd_bf16out(stream, xs, ws, shifts, scales, eps, os, ms,
+                        rs, s[0], s[1], s[2])
+                : MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, xs, ws, shifts, scales, eps, os, ms, rs,
+                        s[0], s[1], s[2]), op);
         flops.add(op, (weight == null ? 10L : 11L) * x.numel());
     }
 
@@ -849,9 +857,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
         String op = "gelu";
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        check(MicroditNative.mdt_activations_gelu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel(),
-                tanhApproximation ? 1 : 0), op);
+        Checks.gelu(x, out);
+        MemorySegment xs = pointer(op, "x", x), os = pointer(op, "out", out);
+        int tanh = tanhApproximation ? 1 : 0;
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_activations_gelu_fwd_bf16out(stream, xs, os, x.numel(), tanh)
+                : MicroditNative.mdt_activations_gelu_fwd(stream, xs, os, x.numel(), tanh), op);
         flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
     }
 
@@ -886,8 +897,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void swigluGate(Tensor a, Tensor b, Tensor out) {
         String op = "swigluGate";
         Checks.swigluGate(a, b, out);
-        check(MicroditNative.mdt_activations_swiglu_fwd(stream, pointer(op, "a", a), pointer(op, "b", b),
-                pointer(op, "out", out), a.numel()), op);
+        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_activations_swiglu_fwd_bf16out(stream, as, bs, os, a.numel())
+                : MicroditNative.mdt_activations_swiglu_fwd(stream, as, bs, os, a.numel()), op);
         flops.add(op, 5 * a.numel());
     }
 

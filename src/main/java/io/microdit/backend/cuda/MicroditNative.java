@@ -58,8 +58,10 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ELEMENTWISE_F32_TO_BF16 = handle("mdt_elementwise_f32_to_bf16");
     private static final MethodHandle MDT_ELEMENTWISE_BF16_TO_F32 = handle("mdt_elementwise_bf16_to_f32");
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD = handle("mdt_norm_layer_norm_fwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16OUT = handle("mdt_norm_layer_norm_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD = handle("mdt_norm_layer_norm_bwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD = handle("mdt_norm_layer_norm_modulate_fwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD_BF16OUT = handle("mdt_norm_layer_norm_modulate_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD = handle("mdt_norm_layer_norm_modulate_bwd");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
@@ -81,10 +83,12 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS = handle("mdt_gemm_sum_rows_workspace_floats");
 
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD = handle("mdt_activations_gelu_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16OUT = handle("mdt_activations_gelu_fwd_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD = handle("mdt_activations_gelu_bwd");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_FWD = handle("mdt_activations_silu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_BWD = handle("mdt_activations_silu_bwd");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD = handle("mdt_activations_swiglu_fwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16OUT = handle("mdt_activations_swiglu_fwd_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD = handle("mdt_activations_swiglu_bwd");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_FWD = handle("mdt_activations_softmax_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_BWD = handle("mdt_activations_softmax_bwd");
@@ -492,6 +496,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_norm_layer_norm_fwd_bf16out(MemorySegment stream, MemorySegment x, MemorySegment weight, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long rows, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_FWD_BF16OUT.invokeExact(stream, x, weight, eps, out, mean, rstd, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_fwd_bf16out threw", error);
+        }
+    }
+
     public static int mdt_norm_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity) {
         try {
             return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity);
@@ -505,6 +517,14 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_MODULATE_FWD.invokeExact(stream, x, weight, shift, scale, eps, out, mean, rstd, samples, tokens, width);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_modulate_fwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_modulate_fwd_bf16out(MemorySegment stream, MemorySegment x, MemorySegment weight, MemorySegment shift, MemorySegment scale, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_FWD_BF16OUT.invokeExact(stream, x, weight, shift, scale, eps, out, mean, rstd, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_modulate_fwd_bf16out threw", error);
         }
     }
 
@@ -668,6 +688,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_activations_gelu_fwd_bf16out(MemorySegment stream, MemorySegment x, MemorySegment out, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_FWD_BF16OUT.invokeExact(stream, x, out, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_fwd_bf16out threw", error);
+        }
+    }
+
     public static int mdt_activations_gelu_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n, int tanhApproximation) {
         try {
             return (int) MDT_ACTIVATIONS_GELU_BWD.invokeExact(stream, dOut, x, dx, n, tanhApproximation);
@@ -697,6 +725,14 @@ public final class MicroditNative {
             return (int) MDT_ACTIVATIONS_SWIGLU_FWD.invokeExact(stream, a, b, out, n);
         } catch (Throwable error) {
             throw new AssertionError("mdt_activations_swiglu_fwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_fwd_bf16out(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_FWD_BF16OUT.invokeExact(stream, a, b, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_fwd_bf16out threw", error);
         }
     }
 
