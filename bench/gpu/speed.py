@@ -175,9 +175,31 @@ def attention_backward(lib, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk,
              ptr(d_out_bf16), ptr(dq), ptr(dk), ptr(dv), samples, queries, keys, heads, head_dim)
 
 
+_workspaces = {}
+
+
+def gemm_workspace(lib, query, batch, m, n, k, device):
+    """(pointer, floats) of a split-K workspace for this GEMM shape (query: mdt_gemm_matmul[_bf16]_workspace),
+    allocated once per shape outside the timed calls, as the engine keeps one grow-only workspace."""
+    key = (query, batch, m, n, k, str(device))
+    if key not in _workspaces:
+        floats = ctypes.c_int64()
+        lib.call(query, batch, m, n, k, ctypes.byref(floats))
+        buffer = torch.empty(max(floats.value, 1), dtype=torch.float32, device=device)
+        _workspaces[key] = (buffer, floats.value)
+    buffer, floats = _workspaces[key]
+    return (ptr(buffer) if floats else None), floats
+
+
 def gemm_bf16(lib, a, ta, b, tb, bias, out, batch, m, n, k, stride_a, stride_b, accumulate, gelu):
+    workspace, floats = gemm_workspace(lib, "mdt_gemm_matmul_bf16_workspace", batch, m, n, k, out.device)
     lib.call("mdt_gemm_matmul_bf16", None, ptr(a), ta, ptr(b), tb, ptr(bias), ptr(out), batch, m, n, k, stride_a,
-             stride_b, int(accumulate), int(gelu))
+             stride_b, int(accumulate), int(gelu), workspace, floats)
+
+
+def gemm_f32(lib, a, b, out, m, n, k):
+    workspace, floats = gemm_workspace(lib, "mdt_gemm_matmul_workspace", 1, m, n, k, out.device)
+    lib.call("mdt_gemm_matmul", None, ptr(a), 0, ptr(b), 0, None, ptr(out), 1, m, n, k, 0, 0, 0, workspace, floats)
 
 
 # ------------------------------------------------------------------------------------------------ references
@@ -502,7 +524,7 @@ def bench_f32(run, lib, device, quick):
     for label, _, m, nn, kk, _, _ in GEMM_SHAPES[:1] if quick else GEMM_SHAPES[:2]:
         a, b = torch.randn(m, kk, device=device), torch.randn(kk, nn, device=device)
         c = torch.full((m, nn), math.nan, device=device)
-        ours = lambda: lib.call("mdt_gemm_matmul", None, ptr(a), 0, ptr(b), 0, None, ptr(c), 1, m, nn, kk, 0, 0, 0)
+        ours = lambda: gemm_f32(lib, a, b, c, m, nn, kk)
         ours()
         run.check(f"gemm f32 {label} {m}x{nn}x{kk}", {"out": relative_error(c, torch.matmul(a, b))})
         line(f"gemm f32 {label} {m}x{nn}x{kk}", timed(ours), timed(lambda: torch.matmul(a, b)), gemm_flops(1, m, nn, kk),
@@ -632,8 +654,8 @@ def self_test(arguments):
     """CPU only: the pure-Python parts, and the correctness checks through the emulator library when built."""
     torch.manual_seed(0)
     signatures = parse_header()
-    for name, count in (("mdt_attention_fwd_bf16", 11), ("mdt_attention_bwd_bf16", 17), ("mdt_gemm_matmul_bf16", 15),
-                        ("mdt_gemm_matmul", 14), ("mdt_attention_fwd", 11), ("mdt_attention_bwd", 16),
+    for name, count in (("mdt_attention_fwd_bf16", 11), ("mdt_attention_bwd_bf16", 17), ("mdt_gemm_matmul_bf16", 17),
+                        ("mdt_gemm_matmul", 16), ("mdt_attention_fwd", 11), ("mdt_attention_bwd", 16),
                         ("mdt_moe_topk_fwd", 8), ("mdt_moe_dispatch_fwd", 10), ("mdt_moe_combine_fwd", 11),
                         ("mdt_tokens_gather_rows", 9)):
         assert len(signatures[name]) == count, (name, signatures[name])
