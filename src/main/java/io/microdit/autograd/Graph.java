@@ -26,6 +26,7 @@ public final class Graph {
     private final MemoryScope scope;
     private final Precision precision;
     private final Map<Variable, Tensor> bf16Copies = new IdentityHashMap<>();
+    private final Set<Tensor> bf16CopyTensors = Collections.newSetFromMap(new IdentityHashMap<>());
     private List<Node> tape;
     /** Variables of this graph holding a gradient now (the memory a release must not touch). */
     private final Set<Variable> withGradient = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -55,7 +56,11 @@ public final class Graph {
         if (precision == Precision.F32 || v.value().dtype() == DType.BF16) {
             return v.value();
         }
-        return bf16Copies.computeIfAbsent(v, key -> toBf16(key.value()));
+        return bf16Copies.computeIfAbsent(v, key -> {
+            Tensor copy = toBf16(key.value());
+            bf16CopyTensors.add(copy);
+            return copy;
+        });
     }
 
     /**
@@ -215,15 +220,17 @@ public final class Graph {
         tape.clear();
     }
 
-    /** Releases {@code t} unless a live gradient or a cached bf16 operand shares its memory. */
+    /**
+     * Releases {@code t} unless a live gradient shares its memory or it is a cached bf16 operand. The live
+     * gradients are the backward's frontier (parameters keep theirs in their own scope), so this stays cheap.
+     */
     private void releaseIfDead(Tensor t) {
         if (t.scope() != scope) {
             return;
         }
-        for (Tensor copy : bf16Copies.values()) {
-            if (overlaps(copy, t)) {
-                return;
-            }
+        // A cached operand made during this backward is the very tensor toBf16 allocated (never a view of one).
+        if (bf16CopyTensors.contains(t)) {
+            return;
         }
         for (Variable v : withGradient) {
             if (overlaps(v.grad(), t)) {
