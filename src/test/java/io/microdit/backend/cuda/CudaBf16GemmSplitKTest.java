@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -13,8 +12,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -26,66 +23,23 @@ import org.junit.jupiter.api.Test;
  * depends on the shape alone, so two calls give the same bits. Outputs start as NaN.
  */
 @Tag("emu")
-class CudaBf16GemmSplitKTest {
+class CudaBf16GemmSplitKTest extends SplitKGemmFixture {
     /** As in CudaBf16GemmTest: only the f32 summation order differs between the two sides. */
     private static final double TOLERANCE = 1e-4;
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
-
-    @BeforeAll
-    static void start() {
-        cpu = new CpuBackend(2);
-        cuda = new CudaBackend();
-    }
-
-    @AfterAll
-    static void stop() {
-        cuda.close();
-        cpu.close();
-    }
-
     /** Floats of workspace the GEMM of this shape asks for (0 when it does not split K). */
     private static long workspaceFloats(long batch, long m, long n, long k) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment floats = arena.allocate(ValueLayout.JAVA_LONG);
-            floats.set(ValueLayout.JAVA_LONG, 0, -7);
-            int status = MicroditNative.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, floats);
-            assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
-            return floats.get(ValueLayout.JAVA_LONG, 0);
-        }
+        return workspaceFloats(MicroditNative::mdt_gemm_matmul_bf16_workspace, batch, m, n, k);
     }
 
     private static Tensor bf16(MemoryScope scope, Random random, int... shape) {
         return TestData.uniform(scope, random, shape).to(DType.BF16, scope);
     }
 
-    private static int[] operandShape(int batch, int rows, int columns) {
-        return batch == 0 ? new int[] {rows, columns} : new int[] {batch, rows, columns};
-    }
-
     /** One product through CudaBackend.matmul, compared with the CPU; returns the GPU result's values. */
     private static float[] assertMatmulClose(Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
                                              boolean tb, boolean withBias, boolean accumulate) {
-        int batch = Math.max(1, Math.max(batchA, batchB));
-        assertTrue(workspaceFloats(batch, m, n, k) > 0, "the shape should split K");
-        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            Tensor a = bf16(host, random, operandShape(batchA, ta ? k : m, ta ? m : k));
-            Tensor b = bf16(host, random, operandShape(batchB, tb ? n : k, tb ? k : n));
-            Tensor bias = withBias ? TestData.uniform(host, random, n) : null;
-            Tensor start = accumulate ? TestData.uniform(host, random, batch, m, n)
-                    : TestData.poisoned(host, batch, m, n);
-            Tensor expected = host.zeros(DType.F32, batch, m, n).copyFrom(start);
-            cpu.matmul(a.to(DType.F32, host), ta, b.to(DType.F32, host), tb, bias, expected, accumulate);
-            Tensor out = cuda.upload(start, device);
-            cuda.matmul(cuda.upload(a, device), ta, cuda.upload(b, device), tb,
-                    bias == null ? null : cuda.upload(bias, device), out, accumulate);
-            float[] actual = cuda.download(out, host).toFloatArray();
-            double error = TestData.maxRelativeError(actual, TestData.toDouble(expected.toFloatArray()));
-            assertTrue(error <= TOLERANCE, () -> String.format(
-                    "split-K matmul batch %d/%d %dx%dx%d ta=%b tb=%b bias=%b accumulate=%b: relative error %.3g",
-                    batchA, batchB, m, n, k, ta, tb, withBias, accumulate, error));
-            return actual;
-        }
+        return assertSplitMatmulClose(MicroditNative::mdt_gemm_matmul_bf16_workspace, DType.BF16, TOLERANCE, "",
+                random, batchA, batchB, m, n, k, ta, tb, withBias, accumulate);
     }
 
     @Test
