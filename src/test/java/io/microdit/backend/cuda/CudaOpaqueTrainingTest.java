@@ -9,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.model.MaskingMode;
@@ -29,8 +28,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,25 +39,12 @@ import org.junit.jupiter.api.io.TempDir;
  * backend or an uninterrupted run.
  */
 @Tag("emu")
-class CudaOpaqueTrainingTest {
+class CudaOpaqueTrainingTest extends OpaqueCudaVersusCpu {
     private static final double LEARNING_RATE = 1e-3;
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
 
     @TempDir
     Path temp;
 
-    @BeforeAll
-    static void open() {
-        cpu = new CpuBackend(2);
-        cuda = CudaBackend.opaque();
-    }
-
-    @AfterAll
-    static void close() {
-        cuda.close();
-        cpu.close();
-    }
 
     /** Steps of two samples, deferred masking, caption dropout and EMA (the emulator is slow: keep it small). */
     private static TrainingConfig config(long steps) {

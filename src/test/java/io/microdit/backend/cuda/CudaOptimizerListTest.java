@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -15,8 +14,6 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -26,25 +23,12 @@ import org.junit.jupiter.api.Test;
  * when the tensors change. On the emulator, with memory Java may not touch, as on a GPU.
  */
 @Tag("emu")
-class CudaOptimizerListTest {
+class CudaOptimizerListTest extends OpaqueCudaVersusCpu {
     /** A mix: one element, tails, more than one chunk and more than 256 partials, an empty tensor. */
     private static final int[] SIZES = {1, 7, 300, 70000, 0, 2049, 5, 256 * 256 + 3, 256};
     private static final float LEARNING_RATE = 3e-3f, BETA1 = 0.9f, BETA2 = 0.999f, EPSILON = 1e-8f, DECAY = 0.1f;
 
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
 
-    @BeforeAll
-    static void open() {
-        cpu = new CpuBackend(2);
-        cuda = CudaBackend.opaque();
-    }
-
-    @AfterAll
-    static void close() {
-        cuda.close();
-        cpu.close();
-    }
 
     /** {@code count} random tensors of each size on the host: uniform in [-1, 1), |x| where {@code positive}. */
     private static List<Tensor> random(MemoryScope host, Random random, boolean positive) {

@@ -9,7 +9,6 @@ import io.microdit.autograd.GradScope;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Variable;
 import io.microdit.backend.Backend;
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.model.MaskingMode;
@@ -23,8 +22,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.function.BiConsumer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -34,21 +31,8 @@ import org.junit.jupiter.api.Test;
  * CPU backend's message. On the emulator, with memory Java may not touch, as on a GPU.
  */
 @Tag("emu")
-class CudaSynchronisationTest {
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
+class CudaSynchronisationTest extends OpaqueCudaVersusCpu {
 
-    @BeforeAll
-    static void open() {
-        cpu = new CpuBackend(2);
-        cuda = CudaBackend.opaque();
-    }
-
-    @AfterAll
-    static void close() {
-        cuda.close();
-        cpu.close();
-    }
 
     @Test
     void sumOfSquaresOfManyTensorsWaitsOnce() {

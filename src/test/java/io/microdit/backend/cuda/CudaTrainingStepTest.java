@@ -8,7 +8,6 @@ import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Precision;
 import io.microdit.backend.Backend;
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.model.MaskingMode;
@@ -21,8 +20,6 @@ import io.microdit.testing.TestData;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -32,21 +29,8 @@ import org.junit.jupiter.api.Test;
  * the CPU backend: same weights, same batch, same random draws; the loss and every parameter's gradient must agree.
  */
 @Tag("emu")
-class CudaTrainingStepTest {
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
+class CudaTrainingStepTest extends OpaqueCudaVersusCpu {
 
-    @BeforeAll
-    static void open() {
-        cpu = new CpuBackend(2);
-        cuda = CudaBackend.opaque();
-    }
-
-    @AfterAll
-    static void close() {
-        cuda.close();
-        cpu.close();
-    }
 
     static MicroDiTConfig tiny() {
         return new MicroDiTConfig("tiny-cuda", 8, 2, 2, 32, 3, 8, 16, 12, 1.0, 1e-6, true,
