@@ -3,7 +3,6 @@ package io.microdit.backend.cuda;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.backend.MatmulShape;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
@@ -11,9 +10,7 @@ import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.Arrays;
 import java.util.List;
-import java.util.Set;
 
 /**
  * The {@link Backend} on a CUDA device, or on the host emulator when there is none: every op is one call of
@@ -26,44 +23,39 @@ import java.util.Set;
  * at once, the caller's host tensor free to reuse. So arguments
  * that live on the device (MoE routing indices, token ids, the loss mask) are checked by the kernels: a bad one is
  * recorded in a device error record (microdit.h) and thrown, as the CPU backend throws it, at the next wait.
+ *
+ * <p>This class keeps the shared state (stream, memory, staging, readback and error record, workspace, launch
+ * trace, FLOP counter, host waits) and the copies and waits; the ops themselves live in one package-private class
+ * per kernels/*.cu file ({@link CudaOps} and its subclasses: CudaGemm, CudaNorm, ...), as on the CPU backend.
  */
 public final class CudaBackend implements Backend, AutoCloseable {
-    /** Most partials of one tensor's sum of squares, and its threads per block (microdit.h). */
-    private static final int SUM_OF_SQUARES_PARTIALS = 256;
-    private static final int SUM_OF_SQUARES_THREADS = 256;
-    /** Longs of one mdt_tensor_list_entry (microdit.h): 4 pointers, n, element and partial offsets. */
-    private static final int LIST_ENTRY_LONGS = 7;
     /** Bytes of the device error record (microdit.h: MDT_ERROR_RECORD_INTS int32). */
-    private static final long ERROR_RECORD_BYTES = 32;
+    static final long ERROR_RECORD_BYTES = 32;
     /** Doubles the readback buffer first holds after the error record; it grows on demand. */
     private static final int READBACK_VALUES = 256;
     /** The op that reports each MDT_CHECK_* code of microdit.h, indexed by the code. */
     private static final String[] CHECKED_OPS = {null, "expertChoiceTopKBackward", "moeDispatch",
             "moeDispatchBackward", "moeCombine", "moeCombineBackward", "gatherRows", "scatterRows", "scatterRows",
             "edmLoss", "edmLossBackward", "optimizer tensor list"};
-    /** Largest head dimension of the attention kernels (kernels/attention.cu). */
-    private static final int MAX_HEAD_DIM = 128;
-    /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
-    private static final Set<Integer> TENSOR_CORE_HEAD_DIMS = Set.of(32, 64, 128);
-    /** Head dimensions of the tensor-core attention backward; others take the f32 kernels. */
-    private static final Set<Integer> TENSOR_CORE_BACKWARD_HEAD_DIMS = Set.of(32, 64);
-    /** CUDA's grid y limit: attention runs one block row per (sample, head). */
-    private static final int MAX_GRID_Y = 65535;
-    /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
-    private static final int MAX_ROUTED_TOKENS = 4096;
-    /** Routing slots E·k of a sample that one combine block lists in 48 KiB of shared memory. */
-    private static final int MAX_SLOTS_PER_SAMPLE = 12 * 1024;
 
     private final FlopCounter flops = new FlopCounter();
     private final MemorySegment stream;
     private final DeviceMemory memory;
     private final HostStaging staging;
+    /** Holds the sum-of-squares partials of {@link CudaOptimizer}. */
     private final MemoryScope scratchScope;
-    private final Tensor sumOfSquaresPartials;
-    /** The device tensor lists of the multi-tensor optimizer ops, one per op. */
-    private final DeviceTensorList squaresList = new DeviceTensorList();
-    private final DeviceTensorList adamwList = new DeviceTensorList();
-    private final DeviceTensorList emaList = new DeviceTensorList();
+    /** The op families, one per kernels/*.cu file: every kernel op below is one call of one of them. */
+    private final CudaGemm gemm;
+    private final CudaElementwise elementwise;
+    private final CudaNorm norm;
+    private final CudaTokens tokens;
+    private final CudaOptimizer optimizer;
+    private final CudaRandom random;
+    private final CudaActivations activations;
+    private final CudaAttention attention;
+    private final CudaMoe moe;
+    private final CudaEmbed embed;
+    private final CudaLoss loss;
     /**
      * Float scratch of the two-pass ops: split-K partials of the bf16 GEMM and column-sum partials (sumRows, the
      * LayerNorm weight gradients). Grow-only, null until needed; one block serves every op, since the ops of this
@@ -100,9 +92,20 @@ public final class CudaBackend implements Backend, AutoCloseable {
         this.memory = new DeviceMemory(stream, opaque);
         this.staging = new HostStaging(stream, stagingBytes, stagingLimit);
         this.scratchScope = scope("cuda-backend-scratch");
-        this.sumOfSquaresPartials = scratchScope.zeros(DType.I32, 2 * SUM_OF_SQUARES_PARTIALS);
+        Tensor sumOfSquaresPartials = scratchScope.zeros(DType.I32, 2 * CudaOptimizer.SUM_OF_SQUARES_PARTIALS);
         this.readbackScope = scope("cuda-backend-readback");
         this.readback = readbackScope.zeros(DType.I32, (int) (ERROR_RECORD_BYTES / 4) + 2 * READBACK_VALUES);
+        this.gemm = new CudaGemm(this);
+        this.elementwise = new CudaElementwise(this);
+        this.norm = new CudaNorm(this);
+        this.tokens = new CudaTokens(this);
+        this.optimizer = new CudaOptimizer(this, sumOfSquaresPartials);
+        this.random = new CudaRandom(this);
+        this.activations = new CudaActivations(this);
+        this.attention = new CudaAttention(this);
+        this.moe = new CudaMoe(this);
+        this.embed = new CudaEmbed(this);
+        this.loss = new CudaLoss(this);
     }
 
     /**
@@ -270,6 +273,16 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return staging;
     }
 
+    /** The stream every op of this backend runs on, in order. */
+    MemorySegment stream() {
+        return stream;
+    }
+
+    /** Whether a dry-run launch trace is open (kernels are recorded, not run; uploads are skipped). */
+    boolean tracingDryRun() {
+        return trace != null && trace.dryRun();
+    }
+
     @Override
     public void close() {
         if (closed) {
@@ -283,9 +296,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
             failed = error;
         }
         readbackScope.close();
-        squaresList.close();
-        adamwList.close();
-        emaList.close();
+        optimizer.close();
         if (workspaceScope != null) {
             workspaceScope.close();
         }
@@ -322,7 +333,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * throws for a device check that failed since the last wait; returns the host copy (the values at byte
      * {@link #ERROR_RECORD_BYTES}).
      */
-    private MemorySegment readBack(Arena arena, long values) {
+    MemorySegment readBack(Arena arena, long values) {
         MemorySegment host = arena.allocate(ERROR_RECORD_BYTES + 8 * values, 8);
         CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, readback.segment(), host.byteSize(), stream),
                 "mdt_memcpy_dtoh");
@@ -363,13 +374,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     /** The error record, for an op that checks device-resident arguments as it runs. */
-    private MemorySegment errorRecord() {
+    MemorySegment errorRecord() {
         checksPending = true;
         return readback.segment().asSlice(0, ERROR_RECORD_BYTES);
     }
 
     /** Device doubles after the error record, at least {@code values} of them (the buffer grows, keeping the record). */
-    private MemorySegment readbackValues(long values) {
+    MemorySegment readbackValues(long values) {
         long bytes = ERROR_RECORD_BYTES + 8 * values;
         if (readback.byteSize() < bytes) {
             MemoryScope grown = scope("cuda-backend-readback");
@@ -387,7 +398,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * The column-sum workspace for a sum over {@code rows} rows of {@code columns} columns (its floats:
      * {@link #reductionCapacity()}); NULL while the op needs none.
      */
-    private MemorySegment reductionWorkspace(String op, long rows, long columns) {
+    MemorySegment reductionWorkspace(String op, long rows, long columns) {
         long floats;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(ValueLayout.JAVA_LONG);
@@ -397,7 +408,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return workspace(floats);
     }
 
-    private long reductionCapacity() {
+    long reductionCapacity() {
         return workspaceFloats;
     }
 
@@ -406,7 +417,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
      * Reuse is safe: this backend's ops run in order on its one stream, and a replaced block goes back to the
      * caching allocator, which hands it only to later work on this stream.
      */
-    private MemorySegment workspace(long floats) {
+    MemorySegment workspace(long floats) {
         if (floats > workspaceFloats) {
             MemoryScope grown = scope("cuda-backend-workspace");
             MemorySegment larger = grown.allocateUninitialized(4 * floats);
@@ -420,759 +431,313 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return floats == 0 ? MemorySegment.NULL : workspace;
     }
 
-    // ---------------------------------------------------------------- matmul
+    // ---------------------------------------------------------------- matmul (CudaGemm)
 
     @Override
     public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                        boolean accumulate) {
-        String op = "matmul";
-        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
-        boolean bf16 = a.dtype() == DType.BF16;
-        long floats;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
-            check(bf16 ? MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(),
-                            shape.k(), wanted)
-                    : MicroditNative.mdt_gemm_matmul_workspace(shape.batch(), shape.m(), shape.n(), shape.k(), wanted),
-                    op);
-            floats = wanted.get(ValueLayout.JAVA_LONG, 0);
-        }
-        if (bf16) {
-            check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
-                    pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
-                    shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
-                    accumulate ? 1 : 0, 0, workspace(floats), floats), op);
-            flops.add(op, shape.flops());
-            return;
-        }
-        check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
-                transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
-                shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0,
-                workspace(floats), floats), op);
-        flops.add(op, shape.flops());
+        gemm.matmul(a, transposeA, b, transposeB, bias, out, accumulate);
     }
 
     @Override
     public void sumRows(Tensor x, Tensor out, boolean accumulate) {
-        String op = "sumRows";
-        long columns = Checks.sumRows(x, out);
-        long rows = x.numel() / columns;
-        MemorySegment workspace = reductionWorkspace(op, rows, columns);
-        check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out), rows, columns,
-                accumulate ? 1 : 0, workspace, reductionCapacity()), op);
-        flops.add(op, x.numel());
+        gemm.sumRows(x, out, accumulate);
     }
 
-    // ---------------------------------------------------------------- elementwise
+    // ---------------------------------------------------------------- elementwise (CudaElementwise)
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
-        broadcast("add", a, b, out);
+        elementwise.add(a, b, out);
     }
 
     @Override
     public void mul(Tensor a, Tensor b, Tensor out) {
-        broadcast("mul", a, b, out);
-    }
-
-    private void broadcast(String op, Tensor a, Tensor b, Tensor out) {
-        Checks.broadcast(op, a, b, out);
-        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
-        int status = op.equals("add")
-                ? MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel())
-                : MicroditNative.mdt_elementwise_mul(stream, as, bs, os, a.numel(), b.numel());
-        check(status, op);
-        flops.add(op, a.numel());
+        elementwise.mul(a, b, out);
     }
 
     @Override
     public void scale(Tensor x, float alpha, Tensor out) {
-        String op = "scale";
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        check(MicroditNative.mdt_elementwise_scale(stream, pointer(op, "x", x), alpha, pointer(op, "out", out),
-                x.numel()), op);
-        flops.add(op, x.numel());
+        elementwise.scale(x, alpha, out);
     }
 
     @Override
     public void axpy(float alpha, Tensor x, Tensor y) {
-        String op = "axpy";
-        Checks.sameShapeF32(op, "x", x, "y", y);
-        check(MicroditNative.mdt_elementwise_axpy(stream, alpha, pointer(op, "x", x), pointer(op, "y", y),
-                x.numel()), op);
-        flops.add(op, 2 * x.numel());
+        elementwise.axpy(alpha, x, y);
     }
 
     @Override
     public void modulate(Tensor x, Tensor shift, Tensor scale, Tensor out) {
-        String op = "modulate";
-        int[] s = Checks.modulate(x, shift, scale, out);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
-                pointer(op, "scale", scale), pointer(op, "out", out), samples, tokens, width), op);
-        flops.add(op, 3 * x.numel());
+        elementwise.modulate(x, shift, scale, out);
     }
 
     @Override
     public void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale) {
-        String op = "modulateBackward";
-        int[] s = Checks.modulateBackward(dOut, x, scale, dx, dShift, dScale);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                pointer(op, "scale", scale), pointer(op, "dx", dx), pointer(op, "dShift", dShift),
-                pointer(op, "dScale", dScale), samples, tokens, width), op);
-        flops.add(op, 5 * x.numel());
+        elementwise.modulateBackward(dOut, x, scale, dx, dShift, dScale);
     }
 
     @Override
     public void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
-        String op = "gatedResidual";
-        int[] s = Checks.gatedResidual(x, gate, f, out);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_gated_residual_fwd(stream, pointer(op, "x", x), pointer(op, "gate", gate),
-                pointer(op, "f", f), pointer(op, "out", out), samples, tokens, width), op);
-        flops.add(op, 2 * x.numel());
+        elementwise.gatedResidual(x, gate, f, out);
     }
 
     @Override
     public void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
-        String op = "gatedResidualBackward";
-        int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_gated_residual_bwd(stream, pointer(op, "dOut", dOut),
-                pointer(op, "gate", gate), pointer(op, "f", f), pointer(op, "dGate", dGate), pointer(op, "dF", dF),
-                samples, tokens, width), op);
-        flops.add(op, 3 * f.numel());
+        elementwise.gatedResidualBackward(dOut, gate, f, dGate, dF);
     }
 
     @Override
     public void sliceColumns(Tensor x, int start, Tensor out) {
-        String op = "sliceColumns";
-        int[] s = Checks.sliceColumns(x, start, out);
-        check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x), start,
-                pointer(op, "out", out), s[0], s[1], s[2]), op);
+        elementwise.sliceColumns(x, start, out);
     }
 
     @Override
     public void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
-        String op = "sliceColumnsBackward";
-        int[] s = Checks.sliceColumnsBackward(dOut, start, dx);
-        check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
-                pointer(op, "dx", dx), s[0], s[1], s[2]), op);
-        flops.add(op, dOut.numel());
+        elementwise.sliceColumnsBackward(dOut, start, dx);
     }
 
-    // ---------------------------------------------------------------- normalisation
+    // ---------------------------------------------------------------- normalisation (CudaNorm)
 
     @Override
     public void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
-        String op = "layerNorm";
-        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
-        long rows = x.rowCount();
-        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
-                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
-                : MicroditNative.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
-        flops.add(op, (weight == null ? 7L : 8L) * x.numel());
+        norm.layerNorm(x, weight, eps, out, mean, rstd);
     }
 
     @Override
     public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                                   Tensor dWeight) {
-        String op = "layerNormBackward";
-        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
-        long rows = x.rowCount();
-        MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
-        check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
-                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width, workspace,
-                reductionCapacity()), op);
-        flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
+        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
     }
 
     @Override
     public void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
                                   Tensor mean, Tensor rstd) {
-        String op = "layerNormModulate";
-        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
-        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
-                shifts = pointer(op, "shift", shift), scales = pointer(op, "scale", scale),
-                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_norm_layer_norm_modulate_fwd_bf16out(stream, xs, ws, shifts, scales, eps, os, ms,
-                        rs, s[0], s[1], s[2])
-                : MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, xs, ws, shifts, scales, eps, os, ms, rs,
-                        s[0], s[1], s[2]), op);
-        flops.add(op, (weight == null ? 10L : 11L) * x.numel());
+        norm.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
     }
 
     @Override
     public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
                                           Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
-        String op = "layerNormModulateBackward";
-        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
-        // dWeight sums over the samples (the tokens were summed per sample into dScale)
-        MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
-                : reductionWorkspace(op, s[0], s[2]);
-        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                optionalPointer(op, "weight", weight), pointer(op, "scale", scale), pointer(op, "mean", mean),
-                pointer(op, "rstd", rstd), pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight),
-                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2], workspace,
-                reductionCapacity()), op);
-        flops.add(op, (weight == null ? 14L : 15L) * x.numel());
+        norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
     }
 
-    // ---------------------------------------------------------------- tokens
+    // ---------------------------------------------------------------- tokens (CudaTokens)
 
     @Override
     public void gatherRows(Tensor x, Tensor ids, Tensor out) {
-        String op = "gatherRows";
-        int[] s = Checks.gatherRows(x, ids, out);
-        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        check(MicroditNative.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
-                pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
+        tokens.gatherRows(x, ids, out);
     }
 
     @Override
     public void scatterRows(Tensor x, Tensor ids, Tensor out) {
-        String op = "scatterRows";
-        int[] s = Checks.scatterRows(x, ids, out);
-        int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        check(MicroditNative.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
-                pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
+        tokens.scatterRows(x, ids, out);
     }
 
     @Override
     public void meanTokens(Tensor x, Tensor out) {
-        String op = "meanTokens";
-        int[] s = Checks.meanTokens(x, out);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_tokens_mean_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), samples, tokens,
-                width), op);
-        flops.add(op, x.numel());
+        tokens.meanTokens(x, out);
     }
 
     @Override
     public void meanTokensBackward(Tensor dOut, Tensor dx) {
-        String op = "meanTokensBackward";
-        int[] s = Checks.meanTokensBackward(dOut, dx);
-        int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_tokens_mean_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dx", dx), samples,
-                tokens, width), op);
-        flops.add(op, (long) samples * width);
+        tokens.meanTokensBackward(dOut, dx);
     }
 
-    // ---------------------------------------------------------------- optimizer
+    // ---------------------------------------------------------------- optimizer (CudaOptimizer)
 
     @Override
     public double sumOfSquares(Tensor x) {
-        String op = "sumOfSquares";
-        Checks.dtype(op, "x", x, DType.F32);
-        MemorySegment result = readbackValues(1);
-        check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
-                sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, result), op);
-        flops.add(op, 2 * x.numel());
-        try (Arena arena = Arena.ofConfined()) {
-            return readBack(arena, 1).get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES); // the caller needs it now
-        }
+        return optimizer.sumOfSquares(x);
     }
 
-    /**
-     * One multi-tensor op for the whole list (two launches): each tensor's sum, with the bits of
-     * {@link #sumOfSquares(Tensor)}, goes to its own device slot, then one copy brings all of them back with one wait;
-     * the host adds them in list order, so the result is deterministic.
-     */
     @Override
     public double sumOfSquares(List<Tensor> tensors) {
-        String op = "sumOfSquares";
-        Checks.argument(tensors != null, op, "tensors is null");
-        for (Tensor x : tensors) {
-            Checks.dtype(op, "x", x, DType.F32);
-            requireDevice(op, "x", x); // all refused before any launches
-        }
-        MemorySegment entries = squaresList.entries(op, List.of("x"), List.of(tensors));
-        long partials = squaresList.totalPartials;
-        MemorySegment scratch = workspace(2 * partials); // doubles
-        MemorySegment results = readbackValues(tensors.size());
-        check(MicroditNative.mdt_optim_sum_of_squares_multi(stream, entries, tensors.size(), partials, scratch,
-                reductionCapacity() / 2, results, errorRecord()), op);
-        flops.add(op, 2 * squaresList.total);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = readBack(arena, tensors.size()); // the caller needs the value now
-            double sum = 0;
-            for (int i = 0; i < tensors.size(); i++) {
-                sum += host.get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES + 8L * i);
-            }
-            return sum;
-        }
+        return optimizer.sumOfSquares(tensors);
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
                       float epsilon, float weightDecay, long step, float gradScale) {
-        String op = "adamw";
-        Checks.adamw(param, grad, m, v, beta1, beta2, epsilon, step);
-        check(MicroditNative.mdt_optim_adamw(stream, pointer(op, "param", param), pointer(op, "grad", grad),
-                pointer(op, "m", m), pointer(op, "v", v), param.numel(), learningRate, beta1, beta2, epsilon,
-                weightDecay, step, gradScale), op);
-        flops.add(op, 13 * param.numel());
+        optimizer.adamw(param, grad, m, v, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale);
     }
 
-    /** One launch for the whole list; every element gets the bits of the one-tensor op. */
     @Override
     public void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, float learningRate,
                       float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale) {
-        String op = "adamw";
-        Checks.adamwLists(params, grads, m, v, beta1, beta2, epsilon, step);
-        MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
-        check(MicroditNative.mdt_optim_adamw_multi(stream, entries, params.size(), adamwList.total, learningRate,
-                beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
-        flops.add(op, 13 * adamwList.total);
+        optimizer.adamw(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale);
     }
 
     @Override
     public void emaUpdate(Tensor ema, Tensor param, float decay) {
-        String op = "emaUpdate";
-        Checks.emaUpdate(ema, param, decay);
-        check(MicroditNative.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
-                decay), op);
-        flops.add(op, 3 * ema.numel());
+        optimizer.emaUpdate(ema, param, decay);
     }
 
-    /** One launch for the whole list; every element gets the bits of the one-tensor op. */
     @Override
     public void emaUpdate(List<Tensor> emas, List<Tensor> params, float decay) {
-        String op = "emaUpdate";
-        Checks.emaLists(emas, params, decay);
-        MemorySegment entries = emaList.entries(op, List.of("ema", "param"), List.of(emas, params));
-        check(MicroditNative.mdt_optim_ema_multi(stream, entries, emas.size(), emaList.total, decay, errorRecord()),
-                op);
-        flops.add(op, 3 * emaList.total);
+        optimizer.emaUpdate(emas, params, decay);
     }
 
-    /**
-     * A tensor list in device memory for the multi-tensor ops (microdit.h: mdt_tensor_list_entry). Each op keeps
-     * the last list it was given: a trainer passes the same tensors every step, so the entries are uploaded once
-     * (staged: no host wait) and again only when a tensor differs, or whether a dry run traces (it skips uploads).
-     */
-    private final class DeviceTensorList {
-        private long[] host = new long[0];
-        private boolean uploadedInDryRun;
-        private MemoryScope scope;
-        private MemorySegment device = MemorySegment.NULL;
-        /** Elements of the list, and sum-of-squares partials (microdit.h: P(n) summed over the entries). */
-        long total;
-        long totalPartials;
-
-        /**
-         * The device entries of the list whose k-th tensors are {@code columns.get(k)} (lists of equal length,
-         * checked by the caller), uploaded if they differ from the last call's; sets {@link #total} and
-         * {@link #totalPartials}.
-         */
-        MemorySegment entries(String op, List<String> names, List<List<Tensor>> columns) {
-            int count = columns.getFirst().size();
-            long[] entries = new long[LIST_ENTRY_LONGS * count];
-            long elements = 0, partials = 0;
-            for (int i = 0; i < count; i++) {
-                for (int k = 0; k < columns.size(); k++) {
-                    entries[LIST_ENTRY_LONGS * i + k] = pointer(op, names.get(k), columns.get(k).get(i)).address();
-                }
-                long n = columns.getFirst().get(i).numel();
-                entries[LIST_ENTRY_LONGS * i + 4] = n;
-                entries[LIST_ENTRY_LONGS * i + 5] = elements;
-                entries[LIST_ENTRY_LONGS * i + 6] = partials;
-                elements += n;
-                partials += Math.min((n + SUM_OF_SQUARES_THREADS - 1) / SUM_OF_SQUARES_THREADS,
-                        SUM_OF_SQUARES_PARTIALS);
-            }
-            total = elements;
-            totalPartials = partials;
-            boolean dryRun = trace != null && trace.dryRun();
-            if (scope == null || uploadedInDryRun != dryRun || !Arrays.equals(entries, host)) {
-                // The old block goes back to the caching allocator, which hands it only to later work on the stream.
-                MemoryScope replaced = scope("cuda-backend-tensor-list");
-                MemorySegment uploaded = MemorySegment.NULL;
-                if (count > 0) {
-                    uploaded = replaced.allocateUninitialized(8L * entries.length);
-                    staging.copyToDevice(uploaded, MemorySegment.ofArray(entries));
-                }
-                close();
-                scope = replaced;
-                device = uploaded;
-                host = entries;
-                uploadedInDryRun = dryRun;
-            }
-            return device;
-        }
-
-        void close() {
-            if (scope != null) {
-                scope.close();
-                scope = null;
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- random numbers
+    // ---------------------------------------------------------------- random numbers (CudaRandom)
 
     @Override
     public void uniform(long seed, long stream, long offset, Tensor out) {
-        String op = "uniform";
-        Checks.random(op, offset, out);
-        check(MicroditNative.mdt_rng_uniform(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
-                op);
-        flops.add(op, out.numel());
+        random.uniform(seed, stream, offset, out);
     }
 
     @Override
     public void normal(long seed, long stream, long offset, Tensor out) {
-        String op = "normal";
-        Checks.random(op, offset, out);
-        check(MicroditNative.mdt_rng_normal(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
-                op);
-        flops.add(op, 5 * out.numel());
+        random.normal(seed, stream, offset, out);
     }
 
-    // ---------------------------------------------------------------- conversion
+    // ---------------------------------------------------------------- conversion (CudaElementwise)
 
     @Override
     public void convert(Tensor source, Tensor target) {
-        String op = "convert";
-        Checks.convert(source, target);
-        MemorySegment from = pointer(op, "source", source), to = pointer(op, "target", target);
-        int status;
-        if (source.dtype() == target.dtype()) {
-            status = MicroditNative.mdt_memcpy_dtod(to, from, source.byteSize(), stream);
-        } else if (target.dtype() == DType.BF16) {
-            status = MicroditNative.mdt_elementwise_f32_to_bf16(stream, from, to, source.numel());
-        } else {
-            status = MicroditNative.mdt_elementwise_bf16_to_f32(stream, from, to, source.numel());
-        }
-        check(status, op);
+        elementwise.convert(source, target);
     }
 
-    // ---------------------------------------------------------------- activations
+    // ---------------------------------------------------------------- activations (CudaActivations)
 
     @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
-        String op = "gelu";
-        Checks.gelu(x, out);
-        MemorySegment xs = pointer(op, "x", x), os = pointer(op, "out", out);
-        int tanh = tanhApproximation ? 1 : 0;
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_gelu_fwd_bf16out(stream, xs, os, x.numel(), tanh)
-                : MicroditNative.mdt_activations_gelu_fwd(stream, xs, os, x.numel(), tanh), op);
-        flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
+        activations.gelu(x, out, tanhApproximation);
     }
 
     @Override
     public void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
-        String op = "geluBackward";
-        Checks.pointwiseBackward(op, dOut, x, dx);
-        check(MicroditNative.mdt_activations_gelu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                pointer(op, "dx", dx), x.numel(), tanhApproximation ? 1 : 0), op);
-        flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
+        activations.geluBackward(dOut, x, dx, tanhApproximation);
     }
 
     @Override
     public void silu(Tensor x, Tensor out) {
-        String op = "silu";
-        Checks.sameShapeF32(op, "x", x, "out", out);
-        check(MicroditNative.mdt_activations_silu_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), x.numel()),
-                op);
-        flops.add(op, 4 * x.numel());
+        activations.silu(x, out);
     }
 
     @Override
     public void siluBackward(Tensor dOut, Tensor x, Tensor dx) {
-        String op = "siluBackward";
-        Checks.pointwiseBackward(op, dOut, x, dx);
-        check(MicroditNative.mdt_activations_silu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                pointer(op, "dx", dx), x.numel()), op);
-        flops.add(op, 8 * x.numel());
+        activations.siluBackward(dOut, x, dx);
     }
 
     @Override
     public void swigluGate(Tensor a, Tensor b, Tensor out) {
-        String op = "swigluGate";
-        Checks.swigluGate(a, b, out);
-        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_swiglu_fwd_bf16out(stream, as, bs, os, a.numel())
-                : MicroditNative.mdt_activations_swiglu_fwd(stream, as, bs, os, a.numel()), op);
-        flops.add(op, 5 * a.numel());
+        activations.swigluGate(a, b, out);
     }
 
     @Override
     public void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
-        String op = "swigluGateBackward";
-        Checks.swigluGateBackward(dOut, a, b, da, db);
-        check(MicroditNative.mdt_activations_swiglu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "a", a),
-                pointer(op, "b", b), pointer(op, "da", da), pointer(op, "db", db), a.numel()), op);
-        flops.add(op, 10 * a.numel());
+        activations.swigluGateBackward(dOut, a, b, da, db);
     }
 
     @Override
     public void softmax(Tensor x, Tensor out) {
-        String op = "softmax";
-        Checks.softmax(x, out);
-        check(MicroditNative.mdt_activations_softmax_fwd(stream, pointer(op, "x", x), pointer(op, "out", out),
-                x.rowCount(), x.dim(-1)), op);
-        flops.add(op, 5L * x.numel());
+        activations.softmax(x, out);
     }
 
     @Override
     public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
-        String op = "softmaxBackward";
-        Checks.softmaxBackward(dOut, y, dx);
-        check(MicroditNative.mdt_activations_softmax_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "y", y),
-                pointer(op, "dx", dx), y.rowCount(), y.dim(-1)), op);
-        flops.add(op, 4L * y.numel());
+        activations.softmaxBackward(dOut, y, dx);
     }
 
-    // ---------------------------------------------------------------- attention
+    // ---------------------------------------------------------------- attention (CudaAttention)
 
     @Override
     public void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        String op = "attention";
-        int[] s = Checks.attention(q, k, v, heads, out, lse);
-        checkAttentionLimits(op, s[0], heads, s[3]);
-        long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
-        if (q.dtype() == DType.BF16) {
-            if (TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
-                check(MicroditNative.mdt_attention_fwd_bf16(stream, pointer(op, "q", q), pointer(op, "k", k),
-                        pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2],
-                        heads, s[3]), op);
-                flops.add(op, flopCount);
-                return;
-            }
-            // No tensor-core kernel for this head dimension: the f32 kernel on the exact f32 values.
-            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
-                attention(toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), heads, out, lse);
-            }
-            return;
-        }
-        check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
-                pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
-        flops.add(op, flopCount);
+        attention.attention(q, k, v, heads, out, lse);
     }
 
     @Override
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                                   Tensor dq, Tensor dk, Tensor dv) {
-        String op = "attentionBackward";
-        int[] s = Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
-        checkAttentionLimits(op, s[0], heads, s[3]);
-        if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
-            try (MemoryScope workspace = scope(op + "-workspace")) {
-                Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
-                Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
-                check(MicroditNative.mdt_attention_bwd_bf16(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
-                        pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
-                        delta.segment(), dOutBf16.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk),
-                        pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3]), op);
-            }
-            flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
-            return;
-        }
-        if (q.dtype() == DType.BF16) {
-            // No tensor-core backward for this head dimension: the f32 kernels on the exact f32 values.
-            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
-                attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), out, lse, heads, dq, dk,
-                        dv);
-            }
-            return;
-        }
-        try (MemoryScope workspace = scope(op + "-workspace")) {
-            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
-            check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
-                    pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
-                    delta.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1],
-                    s[2], heads, s[3]), op);
-        }
-        flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+        attention.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
     }
 
-    /** A device F32 copy of a BF16 tensor (exact). */
-    private Tensor toF32(Tensor bf16, MemoryScope scope) {
-        Tensor f32 = scope.zeros(DType.F32, bf16.shape());
-        convert(bf16, f32);
-        return f32;
-    }
-
-    /** The attention kernels' limits, past the arguments both backends check. */
-    private static void checkAttentionLimits(String op, int batch, int heads, int headDim) {
-        Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
-                + MAX_HEAD_DIM);
-        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
-                + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
-    }
-
-    // ---------------------------------------------------------------- expert-choice MoE
+    // ---------------------------------------------------------------- expert-choice MoE (CudaMoe)
 
     @Override
     public void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
-        String op = "expertChoiceTopK";
-        Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
-        Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
-                + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
-        check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), r.samples(), r.tokens(), r.experts(), k), op);
-        flops.add(op, 0);
+        moe.expertChoiceTopK(probs, k, gates, indices);
     }
 
     @Override
     public void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
-        String op = "expertChoiceTopKBackward";
-        Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
-        check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
-                pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k(), errorRecord()), op);
-        flops.add(op, (long) r.samples() * r.experts() * r.k());
+        moe.expertChoiceTopKBackward(dGates, indices, dProbs);
     }
 
     @Override
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
-        String op = "moeDispatch";
-        Checks.Routing r = Checks.moeDispatch(x, indices, out);
-        check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
-                pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
-        flops.add(op, 0);
+        moe.moeDispatch(x, indices, out);
     }
 
     @Override
     public void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
-        String op = "moeDispatchBackward";
-        Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
-        checkSlotList(op, r.experts(), r.k());
-        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
-                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
-        flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
+        moe.moeDispatchBackward(dOut, indices, dx);
     }
 
     @Override
     public void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
-        String op = "moeCombine";
-        Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
-        checkSlotList(op, r.experts(), r.k());
-        check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
-                r.dim(), errorRecord()), op);
-        flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
+        moe.moeCombine(h, gates, indices, out);
     }
 
     @Override
     public void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
-        String op = "moeCombineBackward";
-        Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
-        check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
-                pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
-                pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
-        flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
+        moe.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
     }
 
-    /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
-    private static void checkSlotList(String op, int experts, int k) {
-        Checks.argument((long) experts * k <= MAX_SLOTS_PER_SAMPLE, op, experts + " experts × " + k
-                + " tokens exceed the " + MAX_SLOTS_PER_SAMPLE + " routing slots per sample the CUDA kernel holds");
-    }
-
-    // ---------------------------------------------------------------- patches and embeddings
+    // ---------------------------------------------------------------- patches and embeddings (CudaEmbed)
 
     @Override
     public void patchify(Tensor image, int patch, Tensor out) {
-        String op = "patchify";
-        int[] dims = Checks.patchify(image, patch, out);
-        check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
-                dims[0], dims[1], dims[2], dims[3], patch), op);
+        embed.patchify(image, patch, out);
     }
 
     @Override
     public void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
-        String op = "patchifyBackward";
-        int[] dims = Checks.patchifyBackward(dOut, patch, dImage);
-        check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
-                dims[0], dims[1], dims[2], dims[3], patch), op);
+        embed.patchifyBackward(dOut, patch, dImage);
     }
 
     @Override
     public void unpatchify(Tensor tokens, int patch, Tensor out) {
-        String op = "unpatchify";
-        int[] dims = Checks.unpatchify(tokens, patch, out);
-        check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
-                dims[0], dims[1], dims[2], dims[3], patch), op);
+        embed.unpatchify(tokens, patch, out);
     }
 
     @Override
     public void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
-        String op = "unpatchifyBackward";
-        int[] dims = Checks.unpatchifyBackward(dOut, patch, dTokens);
-        check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
-                pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
+        embed.unpatchifyBackward(dOut, patch, dTokens);
     }
 
     @Override
     public void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
-        String op = "positionEmbedding2d";
-        int dim = Checks.positionEmbedding2d(gridH, gridW, interpolationScale, out);
-        check(MicroditNative.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
-                interpolationScale), op);
-        flops.add(op, (long) (gridH + gridW) * dim / 2);
+        embed.positionEmbedding2d(gridH, gridW, interpolationScale, out);
     }
 
     @Override
     public void timestepEmbedding(Tensor t, Tensor out) {
-        String op = "timestepEmbedding";
-        int size = Checks.timestepEmbedding(t, out);
-        int samples = t.dim(0);
-        check(MicroditNative.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
-                op);
-        flops.add(op, 3L * samples * (size / 2));
+        embed.timestepEmbedding(t, out);
     }
 
-    // ---------------------------------------------------------------- loss
+    // ---------------------------------------------------------------- loss (CudaLoss)
 
     @Override
     public float edmLoss(Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch, Tensor perSample) {
-        String op = "edmLoss";
-        int[] dims = Checks.edmLoss(denoised, target, weight, mask, patch, perSample);
-        // The per-sample losses and their mean land after the error record, so one copy brings back both.
-        MemorySegment losses = readbackValues(dims[0] + 1L);
-        check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised), pointer(op, "target", target),
-                pointer(op, "weight", weight), optionalPointer(op, "mask", mask), pointer(op, "perSample", perSample),
-                losses, dims[0], dims[1], dims[2], dims[3], patch, errorRecord()), op);
-        flops.add(op, 3L * denoised.numel());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = readBack(arena, dims[0] + 1L); // the caller needs the loss now
-            return (float) host.get(ValueLayout.JAVA_DOUBLE, ERROR_RECORD_BYTES + 8L * dims[0]);
-        }
+        return loss.edmLoss(denoised, target, weight, mask, patch, perSample);
     }
 
     @Override
     public void edmLossBackward(float dLoss, Tensor denoised, Tensor target, Tensor weight, Tensor mask, int patch,
                                 Tensor dDenoised) {
-        String op = "edmLossBackward";
-        int[] dims = Checks.edmLossBackward(denoised, target, weight, mask, patch, dDenoised);
-        try (MemoryScope workspace = scope(op + "-workspace")) {
-            Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
-            check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
-                    pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
-                    pointer(op, "dDenoised", dDenoised), keepSums.segment(), dims[0], dims[1], dims[2], dims[3],
-                    patch, errorRecord()), op);
-        }
-        flops.add(op, 3L * denoised.numel());
+        loss.edmLossBackward(dLoss, denoised, target, weight, mask, patch, dDenoised);
     }
 
     // ---------------------------------------------------------------- plumbing
 
-    private static void requireDevice(String op, String argument, Tensor t) {
+    static void requireDevice(String op, String argument, Tensor t) {
         Checks.notNull(op, argument, t);
         Checks.argument(t.device() == Device.CUDA, op, argument + " " + t.describe() + " is on " + t.device()
                 + "; the CUDA backend needs device tensors (CudaBackend.scope, upload)");
     }
 
     /** The device pointer of an op's tensor argument (counted as the op's operand while tracing). */
-    private MemorySegment pointer(String op, String argument, Tensor t) {
+    MemorySegment pointer(String op, String argument, Tensor t) {
         requireDevice(op, argument, t);
         if (trace != null) {
             trace.operand(t.byteSize());
@@ -1180,11 +745,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return t.segment();
     }
 
-    private MemorySegment optionalPointer(String op, String argument, Tensor t) {
+    MemorySegment optionalPointer(String op, String argument, Tensor t) {
         return t == null ? MemorySegment.NULL : pointer(op, argument, t);
     }
 
-    private void check(int status, String op) {
+    /** Throws for a failed status; while tracing, the op's launches are recorded under {@code op}. */
+    void check(int status, String op) {
         CudaRuntime.check(status, op);
         if (trace != null) {
             trace.afterCall(op);

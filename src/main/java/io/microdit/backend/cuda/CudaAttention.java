@@ -1,0 +1,100 @@
+package io.microdit.backend.cuda;
+
+import io.microdit.backend.Checks;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.Set;
+
+/**
+ * Fused scaled dot-product attention, forward and backward: drives kernels/attention.cu (mdt_attention_*),
+ * the tensor-core kernels for BF16 operands of their head dimensions and the f32 kernels otherwise.
+ */
+final class CudaAttention extends CudaOps {
+    /** Largest head dimension of the attention kernels (kernels/attention.cu). */
+    private static final int MAX_HEAD_DIM = 128;
+    /** Head dimensions of the tensor-core attention kernel (BF16 q, k, v); others take the f32 kernel. */
+    private static final Set<Integer> TENSOR_CORE_HEAD_DIMS = Set.of(32, 64, 128);
+    /** Head dimensions of the tensor-core attention backward; others take the f32 kernels. */
+    private static final Set<Integer> TENSOR_CORE_BACKWARD_HEAD_DIMS = Set.of(32, 64);
+    /** CUDA's grid y limit: attention runs one block row per (sample, head). */
+    private static final int MAX_GRID_Y = 65535;
+
+    CudaAttention(CudaBackend cuda) {
+        super(cuda);
+    }
+
+    void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
+        String op = "attention";
+        int[] s = Checks.attention(q, k, v, heads, out, lse);
+        checkAttentionLimits(op, s[0], heads, s[3]);
+        long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
+        if (q.dtype() == DType.BF16) {
+            if (TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
+                check(MicroditNative.mdt_attention_fwd_bf16(stream, pointer(op, "q", q), pointer(op, "k", k),
+                        pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2],
+                        heads, s[3]), op);
+                flops.add(op, flopCount);
+                return;
+            }
+            // No tensor-core kernel for this head dimension: the f32 kernel on the exact f32 values.
+            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
+                attention(toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), heads, out, lse);
+            }
+            return;
+        }
+        check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
+                pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
+        flops.add(op, flopCount);
+    }
+
+    void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                           Tensor dq, Tensor dk, Tensor dv) {
+        String op = "attentionBackward";
+        int[] s = Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        checkAttentionLimits(op, s[0], heads, s[3]);
+        if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
+            try (MemoryScope workspace = scope(op + "-workspace")) {
+                Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+                Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
+                check(MicroditNative.mdt_attention_bwd_bf16(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                        pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                        delta.segment(), dOutBf16.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk),
+                        pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3]), op);
+            }
+            flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+            return;
+        }
+        if (q.dtype() == DType.BF16) {
+            // No tensor-core backward for this head dimension: the f32 kernels on the exact f32 values.
+            try (MemoryScope upcast = scope(op + "-bf16-operands")) {
+                attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), out, lse, heads, dq, dk,
+                        dv);
+            }
+            return;
+        }
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+            check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+                    pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
+                    delta.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1],
+                    s[2], heads, s[3]), op);
+        }
+        flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+    }
+
+    /** A device F32 copy of a BF16 tensor (exact). */
+    private Tensor toF32(Tensor bf16, MemoryScope scope) {
+        Tensor f32 = scope.zeros(DType.F32, bf16.shape());
+        cuda.convert(bf16, f32);
+        return f32;
+    }
+
+    /** The attention kernels' limits, past the arguments both backends check. */
+    private static void checkAttentionLimits(String op, int batch, int heads, int headDim) {
+        Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
+                + MAX_HEAD_DIM);
+        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
+                + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
+    }
+}

@@ -1,0 +1,71 @@
+package io.microdit.backend.cuda;
+
+import io.microdit.backend.Checks;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * LayerNorm, alone or fused with the adaLN modulation, and their backwards: drives kernels/norm.cu
+ * (mdt_norm_*); the weight gradient is a two-pass column sum in the backend's workspace.
+ */
+final class CudaNorm extends CudaOps {
+    CudaNorm(CudaBackend cuda) {
+        super(cuda);
+    }
+
+    void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "layerNorm";
+        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
+        long rows = x.rowCount();
+        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
+                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : MicroditNative.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
+        flops.add(op, (weight == null ? 7L : 8L) * x.numel());
+    }
+
+    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                           Tensor dWeight) {
+        String op = "layerNormBackward";
+        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        long rows = x.rowCount();
+        MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
+        check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
+                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width, workspace,
+                reductionCapacity()), op);
+        flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
+    }
+
+    void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
+                           Tensor mean, Tensor rstd) {
+        String op = "layerNormModulate";
+        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
+        MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
+                shifts = pointer(op, "shift", shift), scales = pointer(op, "scale", scale),
+                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_norm_layer_norm_modulate_fwd_bf16out(stream, xs, ws, shifts, scales, eps, os, ms,
+                        rs, s[0], s[1], s[2])
+                : MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, xs, ws, shifts, scales, eps, os, ms, rs,
+                        s[0], s[1], s[2]), op);
+        flops.add(op, (weight == null ? 10L : 11L) * x.numel());
+    }
+
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                   Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
+        String op = "layerNormModulateBackward";
+        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        // dWeight sums over the samples (the tokens were summed per sample into dScale)
+        MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
+                : reductionWorkspace(op, s[0], s[2]);
+        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+                optionalPointer(op, "weight", weight), pointer(op, "scale", scale), pointer(op, "mean", mean),
+                pointer(op, "rstd", rstd), pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight),
+                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2], workspace,
+                reductionCapacity()), op);
+        flops.add(op, (weight == null ? 14L : 15L) * x.numel());
+    }
+}
