@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
  * depends on the shape alone, so two calls give the same bits. Outputs start as NaN.
  */
 @Tag("emu")
-class CudaBf16GemmSplitKTest extends SplitKGemmFixture {
+class CudaBf16GemmSplitKTest extends GemmFixture {
     /** As in CudaBf16GemmTest: only the f32 summation order differs between the two sides. */
     private static final double TOLERANCE = 1e-4;
     /** Floats of workspace the GEMM of this shape asks for (0 when it does not split K). */

@@ -5,15 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -24,62 +21,21 @@ import org.junit.jupiter.api.Test;
  * transpose, batches, shared operands, bias, accumulate and the GELU epilogue. Outputs start as NaN.
  */
 @Tag("emu")
-class CudaBf16GemmTest {
+class CudaBf16GemmTest extends GemmFixture {
     /**
      * Both sides multiply the same bf16 values exactly and add in f32, so only the summation order differs
      * (about 1e-6 here); the issue allows 2e-2 for bf16, a layout mistake would give errors near 1.
      */
     private static final double TOLERANCE = 1e-4;
-    private static CpuBackend cpu;
-    private static CudaBackend cuda;
-
-    @BeforeAll
-    static void start() {
-        cpu = new CpuBackend(2);
-        cuda = new CudaBackend();
-    }
-
-    @AfterAll
-    static void stop() {
-        cuda.close();
-        cpu.close();
-    }
-
     /** Uniform in [-1, 1), rounded to bf16. */
     private static Tensor bf16(MemoryScope scope, Random random, int... shape) {
         return TestData.uniform(scope, random, shape).to(DType.BF16, scope);
     }
 
-    private static int[] operandShape(int batch, int rows, int columns) {
-        return batch == 0 ? new int[] {rows, columns} : new int[] {batch, rows, columns};
-    }
-
-    /**
-     * One product of [m × k]·[k × n] (a and b stored transposed when asked; batch 0 means a rank-2 operand) on
-     * both backends; returns the largest error relative to the largest expected magnitude.
-     */
-    private static double relativeError(Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
-                                        boolean tb, boolean withBias, boolean accumulate) {
-        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            int batch = Math.max(1, Math.max(batchA, batchB));
-            Tensor a = bf16(host, random, operandShape(batchA, ta ? k : m, ta ? m : k));
-            Tensor b = bf16(host, random, operandShape(batchB, tb ? n : k, tb ? k : n));
-            Tensor bias = withBias ? TestData.uniform(host, random, n) : null;
-            Tensor start = accumulate ? TestData.uniform(host, random, batch, m, n)
-                    : TestData.poisoned(host, batch, m, n);
-            Tensor expected = host.zeros(DType.F32, batch, m, n).copyFrom(start);
-            cpu.matmul(a.to(DType.F32, host), ta, b.to(DType.F32, host), tb, bias, expected, accumulate);
-            Tensor out = cuda.upload(start, device);
-            cuda.matmul(cuda.upload(a, device), ta, cuda.upload(b, device), tb,
-                    bias == null ? null : cuda.upload(bias, device), out, accumulate);
-            return TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
-                    TestData.toDouble(expected.toFloatArray()));
-        }
-    }
-
     private static void assertClose(Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
                                     boolean tb, boolean withBias, boolean accumulate) {
-        double error = relativeError(random, batchA, batchB, m, n, k, ta, tb, withBias, accumulate);
+        double error = productOnBothBackends(DType.BF16, random, batchA, batchB, m, n, k, ta, tb, withBias,
+                accumulate).error();
         assertTrue(error <= TOLERANCE, () -> String.format(
                 "bf16 matmul batch %d/%d %dx%dx%d ta=%b tb=%b bias=%b accumulate=%b: relative error %.3g",
                 batchA, batchB, m, n, k, ta, tb, withBias, accumulate, error));

@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
  * depends on the shape alone, so two calls give the same bits. Outputs start as NaN.
  */
 @Tag("emu")
-class CudaGemmSplitKTest extends SplitKGemmFixture {
+class CudaGemmSplitKTest extends GemmFixture {
     /** Both sides sum in f32; only the order differs. */
     private static final double TOLERANCE = 1e-5;
     /** Floats of workspace the f32 GEMM of this shape asks for (0 when it does not split K). */

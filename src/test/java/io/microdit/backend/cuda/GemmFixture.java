@@ -13,10 +13,13 @@ import java.lang.foreign.ValueLayout;
 import java.util.Random;
 
 /**
- * What the split-K tests of the f32 and the bf16 GEMM share: the workspace query of the C ABI and one product
- * through CudaBackend.matmul compared with the CPU backend's f32 matmul of the same operand values.
+ * What the GEMM tests share: one product through CudaBackend.matmul compared with the CPU backend's f32 matmul of
+ * the same operand values, and, for the split-K tests of the f32 and the bf16 GEMM, the C ABI's workspace query.
  */
-abstract class SplitKGemmFixture extends CudaVersusCpu {
+abstract class GemmFixture extends CudaVersusCpu {
+    /** A product's result on the CUDA backend and its largest error relative to the CPU's largest magnitude. */
+    record Product(float[] actual, double error) {
+    }
     /** The C ABI's workspace query for one GEMM: mdt_gemm_matmul_workspace or mdt_gemm_matmul_bf16_workspace. */
     interface WorkspaceQuery {
         int floats(long batch, long m, long n, long k, MemorySegment floats);
@@ -38,14 +41,12 @@ abstract class SplitKGemmFixture extends CudaVersusCpu {
     }
 
     /**
-     * One product of {@code operands}-typed a and b (batch 0: rank 2) through CudaBackend.matmul, whose shape must
-     * split K, compared with the CPU within {@code tolerance}; returns the GPU result's values.
+     * One product of [m × k]·[k × n] with {@code operands}-typed a and b (stored transposed when asked; batch 0 means
+     * a rank-2 operand), optional bias and accumulate, on both backends; outputs start as NaN.
      */
-    static float[] assertSplitMatmulClose(WorkspaceQuery query, DType operands, double tolerance, String label,
-                                          Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
-                                          boolean tb, boolean withBias, boolean accumulate) {
+    static Product productOnBothBackends(DType operands, Random random, int batchA, int batchB, int m, int n, int k,
+                                         boolean ta, boolean tb, boolean withBias, boolean accumulate) {
         int batch = Math.max(1, Math.max(batchA, batchB));
-        assertTrue(workspaceFloats(query, batch, m, n, k) > 0, "the shape should split K");
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor a = TestData.uniform(host, random, operandShape(batchA, ta ? k : m, ta ? m : k)).to(operands, host);
             Tensor b = TestData.uniform(host, random, operandShape(batchB, tb ? n : k, tb ? k : n)).to(operands, host);
@@ -58,11 +59,24 @@ abstract class SplitKGemmFixture extends CudaVersusCpu {
             cuda.matmul(cuda.upload(a, device), ta, cuda.upload(b, device), tb,
                     bias == null ? null : cuda.upload(bias, device), out, accumulate);
             float[] actual = cuda.download(out, host).toFloatArray();
-            double error = TestData.maxRelativeError(actual, TestData.toDouble(expected.toFloatArray()));
-            assertTrue(error <= tolerance, () -> String.format(
-                    "split-K %smatmul batch %d/%d %dx%dx%d ta=%b tb=%b bias=%b accumulate=%b: relative error %.3g",
-                    label, batchA, batchB, m, n, k, ta, tb, withBias, accumulate, error));
-            return actual;
+            return new Product(actual, TestData.maxRelativeError(actual, TestData.toDouble(expected.toFloatArray())));
         }
+    }
+
+    /**
+     * {@link #productOnBothBackends} for a shape that must split K ({@code query} says so), within
+     * {@code tolerance}; returns the GPU result's values.
+     */
+    static float[] assertSplitMatmulClose(WorkspaceQuery query, DType operands, double tolerance, String label,
+                                          Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
+                                          boolean tb, boolean withBias, boolean accumulate) {
+        int batch = Math.max(1, Math.max(batchA, batchB));
+        assertTrue(workspaceFloats(query, batch, m, n, k) > 0, "the shape should split K");
+        Product product = productOnBothBackends(operands, random, batchA, batchB, m, n, k, ta, tb, withBias,
+                accumulate);
+        assertTrue(product.error() <= tolerance, () -> String.format(
+                "split-K %smatmul batch %d/%d %dx%dx%d ta=%b tb=%b bias=%b accumulate=%b: relative error %.3g",
+                label, batchA, batchB, m, n, k, ta, tb, withBias, accumulate, product.error()));
+        return product.actual();
     }
 }
