@@ -133,18 +133,19 @@ int run(const char *op, mdt_stream_t stream, Term term, int64_t rows, int64_t co
     dim3 block(kColumns, kRowLanes);
     dim3 grid(capped(tiles), capped(p.chunks));
     if (p.chunks == 1 || !out) {
-        auto *single_pass = &column_sum_kernel<Term, FinalStore>;
-        return MDT_LAUNCH(single_pass, grid, block, 0, stream, term, FinalStore{out, accumulate}, rows, columns,
-                          p.chunk_rows, p.chunks);
+        auto *column_sum_single = &column_sum_kernel<Term, FinalStore>;
+        return MDT_LAUNCH(column_sum_single, grid, block, 0, stream, term, FinalStore{out, accumulate}, rows,
+                          columns, p.chunk_rows, p.chunks);
     }
     if (int status = require_workspace(op, rows, columns, workspace, workspace_capacity)) return status;
-    auto *partial_pass = &column_sum_kernel<Term, PartialStore>;
-    int status = MDT_LAUNCH(partial_pass, grid, block, 0, stream, term, PartialStore{workspace, columns}, rows,
-                            columns, p.chunk_rows, p.chunks);
+    auto *column_sum_partial = &column_sum_kernel<Term, PartialStore>;
+    int status = MDT_LAUNCH(column_sum_partial, grid, block, 0, stream, term, PartialStore{workspace, columns},
+                            rows, columns, p.chunk_rows, p.chunks);
     if (status != MDT_SUCCESS) return status;
-    auto *total_pass = &column_sum_kernel<PartialTerm, FinalStore>;
-    return MDT_LAUNCH(total_pass, dim3(capped(tiles), 1), block, 0, stream, PartialTerm{workspace, columns},
-                      FinalStore{out, accumulate}, p.chunks, columns, p.chunks, int64_t{1});
+    auto *column_sum_total = &column_sum_kernel<PartialTerm, FinalStore>;
+    return MDT_LAUNCH(column_sum_total, dim3(capped(tiles), 1), block, 0, stream,
+                      PartialTerm{workspace, columns}, FinalStore{out, accumulate}, p.chunks, columns, p.chunks,
+                      int64_t{1});
 }
 
 }  // namespace column_sum

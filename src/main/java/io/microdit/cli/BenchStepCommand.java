@@ -9,6 +9,7 @@ import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.backend.cuda.CudaRuntime;
+import io.microdit.backend.cuda.KernelResources;
 import io.microdit.backend.cuda.LaunchPlan;
 import io.microdit.backend.cuda.LaunchTrace;
 import io.microdit.diffusion.Edm;
@@ -210,7 +211,11 @@ final class BenchStepCommand implements Callable<Integer> {
         String memory = String.format(Locale.ROOT, "device memory: %.2f GiB before the step (weights, optimizer, "
                         + "batch), %.2f GiB after the forward, peak %.2f GiB%n", liveBefore / GIB,
                 liveAfterForward[0] / GIB, peak / GIB);
-        Files.writeString(launchPlan, header + memory + plan.format());
+        String occupancy = KernelResources.ofBuild()
+                .map(resources -> plan.formatOccupancy(resources, KernelResources.Architecture.SM_90))
+                .orElse("theoretical occupancy: no " + KernelResources.REPORT_FILE
+                        + " beside the native library (the nvcc build writes it)\n");
+        Files.writeString(launchPlan, header + memory + plan.format() + occupancy);
         return plan.launches();
     }
 

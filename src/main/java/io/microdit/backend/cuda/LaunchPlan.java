@@ -145,6 +145,43 @@ public final class LaunchPlan {
         return out.toString();
     }
 
+    /**
+     * Per launched kernel: its widest block and largest dynamic shared memory in this plan, what ptxas allotted it
+     * (the most registers and static shared bytes over its instances) and the theoretical occupancy that follows on
+     * {@code arch}; kernels ptxas did not report (none, if the report is from the same build) are listed as such.
+     */
+    public String formatOccupancy(KernelResources resources, KernelResources.Architecture arch) {
+        Map<String, long[]> shapes = new LinkedHashMap<>(); // kernel -> {threads per block, dynamic shared bytes}
+        for (LaunchTrace.OpCall call : calls) {
+            for (LaunchTrace.Launch launch : call.launches()) {
+                long[] shape = shapes.computeIfAbsent(launch.kernel(), k -> new long[2]);
+                shape[0] = Math.max(shape[0], launch.threadsPerBlock());
+                shape[1] = Math.max(shape[1], launch.sharedBytes());
+            }
+        }
+        StringBuilder out = new StringBuilder();
+        out.append(String.format(Locale.ROOT,
+                "theoretical occupancy on sm_%d (ptxas -v; widest launch of each kernel)%n", arch.smVersion()));
+        out.append(String.format(Locale.ROOT, "%-44s %7s %9s %10s %10s %9s %9s  %s%n", "kernel", "threads", "registers",
+                "static B", "dynamic B", "blocks/SM", "occupancy", "limited by"));
+        shapes.forEach((kernel, shape) -> {
+            List<KernelResources.Kernel> instances = resources.forLaunch(kernel, arch.smVersion());
+            if (instances.isEmpty()) {
+                out.append(String.format(Locale.ROOT, "%-44s not in the ptxas report%n", kernel));
+                return;
+            }
+            KernelResources.Kernel worst = new KernelResources.Kernel(kernel, arch.smVersion(),
+                    instances.stream().mapToInt(KernelResources.Kernel::registers).max().orElseThrow(),
+                    instances.stream().mapToLong(KernelResources.Kernel::staticSharedBytes).max().orElseThrow(),
+                    0, 0, 0);
+            KernelResources.Occupancy occupancy = KernelResources.occupancy(worst, arch, shape[0], shape[1]);
+            out.append(String.format(Locale.ROOT, "%-44s %7d %9d %10d %10d %9d %8.1f%%  %s%n", kernel, shape[0],
+                    worst.registers(), worst.staticSharedBytes(), shape[1], occupancy.blocksPerSm(),
+                    100 * occupancy.fraction(), occupancy.limitedBy()));
+        });
+        return out.toString();
+    }
+
     private static String threadList(TreeSet<Long> threads) {
         StringBuilder out = new StringBuilder();
         for (long t : threads) {
