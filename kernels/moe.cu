@@ -5,8 +5,9 @@
 // complemented token index in the low half (the lower index wins a tie). The block sorts the T keys (padded to
 // a power of two with the smallest key) descending by a bitonic network in shared memory and writes the first k:
 // indices bit-identical to the CPU's, gates the raw probabilities. T log²T compare-exchanges per (n, e), T ≤ 4096.
-// Top-k backward: one thread per (n, e) adds its k gate gradients into dProbs in j order (no two threads share a
-// column, so no atomics). Dispatch: one block per routed row copies D floats (8·E·N·k·D bytes).
+// Top-k backward: one thread per routing slot (n, e, j) adds its gate gradient into dProbs[n, token, e]: the k
+// tokens of one (n, e) are distinct, so no two threads share an element (no atomics, the CPU's bits), and
+// N·E·k threads fill a GPU where N·E (2,048 at N=256, E=8: 16 blocks) could not. Dispatch: one block per routed row copies D floats (8·E·N·k·D bytes).
 // Combine and dispatch backward: one block per (n, token) first lists the routing slots (e, j) of its sample that
 // chose the token, in slot order (warp ballots and a prefix over warps, into shared memory), then each thread
 // owns columns and walks that list in order — the CPU's fixed summation order (first term a product, then fused
@@ -74,15 +75,13 @@ __device__ __forceinline__ bool valid_token(int32_t token, int64_t tokens, int32
 
 __global__ void topk_backward_kernel(const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples,
                                      int64_t tokens, int64_t experts, int64_t k, int32_t *error) {
-    int64_t count = samples * experts;
-    for (int64_t item = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; item < count;
-         item += (int64_t)gridDim.x * blockDim.x) {
-        int64_t n = item / experts, e = item % experts;
-        for (int64_t j = 0; j < k; j++) {
-            int32_t token = indices[item * k + j];
-            if (!valid_token(token, tokens, error, MDT_CHECK_MOE_TOPK_BWD, n, e, j)) continue;
-            d_probs[(n * tokens + token) * experts + e] += d_gates[item * k + j];
-        }
+    int64_t count = samples * experts * k;
+    for (int64_t slot = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; slot < count;
+         slot += (int64_t)gridDim.x * blockDim.x) {
+        int64_t item = slot / k, n = item / experts, e = item % experts, j = slot % k;
+        int32_t token = indices[slot];
+        if (!valid_token(token, tokens, error, MDT_CHECK_MOE_TOPK_BWD, n, e, j)) continue;
+        d_probs[(n * tokens + token) * experts + e] += d_gates[slot];
     }
 }
 
@@ -230,8 +229,8 @@ int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *i
     if (int s = check_routing("mdt_moe_topk_bwd", samples, tokens, experts, k, 0)) return s;
     if (samples * experts * k == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_gates && indices && d_probs, "mdt_moe_topk_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(topk_backward_kernel, mdt::blocks_for(samples * experts, kThreads), kThreads, 0, stream, d_gates,
-                      indices, d_probs, samples, tokens, experts, k, error);
+    return MDT_LAUNCH(topk_backward_kernel, mdt::blocks_for(samples * experts * k, kThreads), kThreads, 0, stream,
+                      d_gates, indices, d_probs, samples, tokens, experts, k, error);
 }
 
 int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples,
