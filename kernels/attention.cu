@@ -41,6 +41,12 @@ constexpr int kKeyTile = 32;
 constexpr int kBackwardKeyTile = 16;
 constexpr int kMaxHeadDim = 128;
 constexpr int kColumnsPerThread = kMaxHeadDim / 8;  // 8 threads share a row of Dh columns
+// Shared-memory row strides. Score rows are read across lanes by row (4 rows per warp): an odd stride puts each
+// row in another bank. K (and in the backward V) tiles are read with one key per lane: an odd stride makes the
+// 32 lanes' rows hit 32 different banks where a head_dim multiple of 32 would put them all in one.
+constexpr int kScoreStride = kKeyTile + 1;
+constexpr int kBackwardScoreStride = kBackwardKeyTile + 1;
+__host__ __device__ constexpr int64_t key_stride(int64_t head_dim) { return head_dim | 1; }
 
 struct Attention {
     int64_t samples, queries, keys, heads, head_dim;
@@ -49,27 +55,27 @@ struct Attention {
 };
 
 /**
- * Copies rows [first, first + count) of head h of sample n from a [N, T, H·Dh] tensor into tile[rows][Dh],
- * times {@code factor}; rows past count or past the tensor's T are zero.
+ * Copies rows [first, first + count) of head h of sample n from a [N, T, H·Dh] tensor into tile[rows][stride]
+ * (the first Dh columns of each row), times {@code factor}; rows past count or past the tensor's T are zero.
  */
 __device__ void load_tile(const float *source, int64_t n, int64_t tokens, int64_t h, const Attention &a,
-                          int64_t first, int rows, float factor, float *tile) {
+                          int64_t first, int rows, float factor, float *tile, int64_t stride) {
     int64_t dh = a.head_dim, width = a.width();
     for (int64_t e = threadIdx.x; e < rows * dh; e += blockDim.x) {
         int64_t r = e / dh, d = e % dh, token = first + r;
-        tile[e] = token < tokens ? source[(n * tokens + token) * width + h * dh + d] * factor : 0.0f;
+        tile[r * stride + d] = token < tokens ? source[(n * tokens + token) * width + h * dh + d] * factor : 0.0f;
     }
 }
 
 __global__ void attention_forward_kernel(const float *q, const float *k, const float *v, float *out, float *lse,
                                          Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
-    __shared__ float row_max[kQueryTile], row_sum[kQueryTile], row_rescale[kQueryTile];
-    int64_t dh = a.head_dim, nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
+    __shared__ float row_max[kQueryTile], row_sum[kQueryTile];
+    int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_query = static_cast<int64_t>(blockIdx.x) * kQueryTile;
-    float *q_tile = shared, *k_tile = q_tile + kQueryTile * dh, *v_tile = k_tile + kKeyTile * dh;
-    float *p_tile = v_tile + kKeyTile * dh;  // [kQueryTile][kKeyTile]
-    load_tile(q, n, a.queries, h, a, first_query, kQueryTile, a.scale, q_tile);
+    float *q_tile = shared, *k_tile = q_tile + kQueryTile * dh, *v_tile = k_tile + kKeyTile * ks;
+    float *p_tile = v_tile + kKeyTile * dh;  // [kQueryTile][kScoreStride]
+    load_tile(q, n, a.queries, h, a, first_query, kQueryTile, a.scale, q_tile, dh);
     if (threadIdx.x < kQueryTile) {
         row_max[threadIdx.x] = -__builtin_inff();
         row_sum[threadIdx.x] = 0.0f;
@@ -81,34 +87,39 @@ MDT_UNROLL
     for (int64_t first_key = 0; first_key < a.keys; first_key += kKeyTile) {
         int key_count = static_cast<int>(a.keys - first_key < kKeyTile ? a.keys - first_key : kKeyTile);
         __syncthreads();
-        load_tile(k, n, a.keys, h, a, first_key, kKeyTile, 1.0f, k_tile);
-        load_tile(v, n, a.keys, h, a, first_key, kKeyTile, 1.0f, v_tile);
+        load_tile(k, n, a.keys, h, a, first_key, kKeyTile, 1.0f, k_tile, ks);
+        load_tile(v, n, a.keys, h, a, first_key, kKeyTile, 1.0f, v_tile, dh);
         __syncthreads();
         for (int e = threadIdx.x; e < kQueryTile * kKeyTile; e += blockDim.x) {
             int i = e / kKeyTile, j = e % kKeyTile;
             float score = 0.0f;
-            for (int64_t d = 0; d < dh; d++) score = fmaf(q_tile[i * dh + d], k_tile[j * dh + d], score);
-            p_tile[e] = score;
+            for (int64_t d = 0; d < dh; d++) score = fmaf(q_tile[i * dh + d], k_tile[j * ks + d], score);
+            p_tile[i * kScoreStride + j] = score;
         }
         __syncthreads();
-        if (threadIdx.x < kQueryTile) {
-            float *scores = p_tile + threadIdx.x * kKeyTile;
-            float old_max = row_max[threadIdx.x], new_max = old_max;
-            for (int j = 0; j < key_count; j++) new_max = fmaxf(new_max, scores[j]);
-            float sum = 0.0f;
-            for (int j = 0; j < kKeyTile; j++) {
-                float p = j < key_count ? expf(scores[j] - new_max) : 0.0f;
-                scores[j] = p;
-                sum += p;
-            }
-            float rescale = expf(old_max - new_max);
-            row_rescale[threadIdx.x] = rescale;
-            row_sum[threadIdx.x] = fmaf(row_sum[threadIdx.x], rescale, sum);
-            row_max[threadIdx.x] = new_max;
+        // Online softmax update by the row's 8 threads (every thread of the block), each over every 8th key, with
+        // butterfly shuffles: each lane adds the same pairs, so all 8 hold the same bits. The shuffles also order
+        // the reads of row_max and row_sum before the one write.
+        float *scores = p_tile + row * kScoreStride;
+        float old_max = row_max[row], tile_max = old_max;
+        for (int j = column0; j < key_count; j += 8) tile_max = fmaxf(tile_max, scores[j]);
+        for (int lanes = 4; lanes > 0; lanes >>= 1) {
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(mdt::kFullMask, tile_max, lanes));
+        }
+        float sum = 0.0f;
+        for (int j = column0; j < kKeyTile; j += 8) {
+            float p = j < key_count ? expf(scores[j] - tile_max) : 0.0f;
+            scores[j] = p;
+            sum += p;
+        }
+        for (int lanes = 4; lanes > 0; lanes >>= 1) sum += __shfl_xor_sync(mdt::kFullMask, sum, lanes);
+        float rescale = expf(old_max - tile_max);
+        if (column0 == 0) {
+            row_sum[row] = fmaf(row_sum[row], rescale, sum);
+            row_max[row] = tile_max;
         }
         __syncthreads();
-        float rescale = row_rescale[row];
-        const float *p_row = p_tile + row * kKeyTile;
+        const float *p_row = p_tile + row * kScoreStride;
 MDT_UNROLL
         for (int i = 0; i < kColumnsPerThread; i++) {
             int64_t d = column0 + 8 * i;
@@ -149,9 +160,9 @@ __global__ void attention_row_dot_kernel(const float *d_out, const float *out, f
 }
 
 /**
- * For a query tile (q_tile, dO_tile, lse and D of its rows) against a key tile (k_tile, v_tile): writes
- * P [kQueryTile][kBackwardKeyTile] and dS = P∘(dO·Vᵀ − D) into p_tile and ds_tile; zero outside the valid rows
- * and keys.
+ * For a query tile (q_tile, dO_tile [kQueryTile][Dh], lse and D of its rows) against a key tile (k_tile, v_tile
+ * [kBackwardKeyTile][key_stride]): writes P [kQueryTile][kBackwardScoreStride] and dS = P∘(dO·Vᵀ − D) into p_tile
+ * and ds_tile; zero outside the valid rows and keys.
  */
 __device__ void probabilities_and_score_gradients(const float *q_tile, const float *do_tile, const float *k_tile,
                                                   const float *v_tile, const float *row_lse, const float *row_delta,
@@ -161,18 +172,19 @@ __device__ void probabilities_and_score_gradients(const float *q_tile, const flo
     for (int e = threadIdx.x; e < kQueryTile * kBackwardKeyTile; e += blockDim.x) {
         int i = e / kBackwardKeyTile, j = e % kBackwardKeyTile;
         if (i >= query_count || j >= key_count) {
-            p_tile[e] = 0.0f;
-            ds_tile[e] = 0.0f;
+            p_tile[i * kBackwardScoreStride + j] = 0.0f;
+            ds_tile[i * kBackwardScoreStride + j] = 0.0f;
             continue;
         }
         float score = 0.0f, dp = 0.0f;
+        int64_t ks = key_stride(dh);
         for (int64_t d = 0; d < dh; d++) {
-            score = fmaf(q_tile[i * dh + d], k_tile[j * dh + d], score);
-            dp = fmaf(do_tile[i * dh + d], v_tile[j * dh + d], dp);
+            score = fmaf(q_tile[i * dh + d], k_tile[j * ks + d], score);
+            dp = fmaf(do_tile[i * dh + d], v_tile[j * ks + d], dp);
         }
         float p = expf(score * a.scale - row_lse[i]);
-        p_tile[e] = p;
-        ds_tile[e] = p * (dp - row_delta[i]);
+        p_tile[i * kBackwardScoreStride + j] = p;
+        ds_tile[i * kBackwardScoreStride + j] = p * (dp - row_delta[i]);
     }
 }
 
@@ -187,14 +199,14 @@ __global__ void attention_key_gradients_kernel(const float *d_out, const float *
                                                Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
     __shared__ float row_lse[kQueryTile], row_delta[kQueryTile];
-    int64_t dh = a.head_dim, nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
+    int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_key = static_cast<int64_t>(blockIdx.x) * kBackwardKeyTile;
     int key_count = static_cast<int>(a.keys - first_key < kBackwardKeyTile ? a.keys - first_key : kBackwardKeyTile);
-    float *k_tile = shared, *v_tile = k_tile + kBackwardKeyTile * dh, *q_tile = v_tile + kBackwardKeyTile * dh;
+    float *k_tile = shared, *v_tile = k_tile + kBackwardKeyTile * ks, *q_tile = v_tile + kBackwardKeyTile * ks;
     float *do_tile = q_tile + kQueryTile * dh, *p_tile = do_tile + kQueryTile * dh;
-    float *ds_tile = p_tile + kQueryTile * kBackwardKeyTile;
-    load_tile(k, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, k_tile);
-    load_tile(v, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, v_tile);
+    float *ds_tile = p_tile + kQueryTile * kBackwardScoreStride;
+    load_tile(k, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, k_tile, ks);
+    load_tile(v, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, v_tile, ks);
     int key = threadIdx.x / 8, column0 = threadIdx.x % 8;
     float dk_acc[kColumnsPerThread], dv_acc[kColumnsPerThread];
 MDT_UNROLL
@@ -206,8 +218,8 @@ MDT_UNROLL
         int query_count =
             static_cast<int>(a.queries - first_query < kQueryTile ? a.queries - first_query : kQueryTile);
         __syncthreads();
-        load_tile(q, n, a.queries, h, a, first_query, kQueryTile, 1.0f, q_tile);
-        load_tile(d_out, n, a.queries, h, a, first_query, kQueryTile, 1.0f, do_tile);
+        load_tile(q, n, a.queries, h, a, first_query, kQueryTile, 1.0f, q_tile, dh);
+        load_tile(d_out, n, a.queries, h, a, first_query, kQueryTile, 1.0f, do_tile, dh);
         load_rows(lse, nh, first_query, query_count, a.queries, row_lse);
         load_rows(delta, nh, first_query, query_count, a.queries, row_delta);
         __syncthreads();
@@ -220,8 +232,8 @@ MDT_UNROLL
             if (d < dh) {
                 float dk_value = dk_acc[i], dv_value = dv_acc[i];
                 for (int r = 0; r < query_count; r++) {
-                    dv_value = fmaf(p_tile[r * kBackwardKeyTile + key], do_tile[r * dh + d], dv_value);
-                    dk_value = fmaf(ds_tile[r * kBackwardKeyTile + key], q_tile[r * dh + d], dk_value);
+                    dv_value = fmaf(p_tile[r * kBackwardScoreStride + key], do_tile[r * dh + d], dv_value);
+                    dk_value = fmaf(ds_tile[r * kBackwardScoreStride + key], q_tile[r * dh + d], dk_value);
                 }
                 dk_acc[i] = dk_value;
                 dv_acc[i] = dv_value;
@@ -246,14 +258,14 @@ __global__ void attention_query_gradients_kernel(const float *d_out, const float
                                                  const float *lse, const float *delta, float *dq, Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
     __shared__ float row_lse[kQueryTile], row_delta[kQueryTile];
-    int64_t dh = a.head_dim, nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
+    int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_query = static_cast<int64_t>(blockIdx.x) * kQueryTile;
     int query_count = static_cast<int>(a.queries - first_query < kQueryTile ? a.queries - first_query : kQueryTile);
     float *q_tile = shared, *do_tile = q_tile + kQueryTile * dh, *k_tile = do_tile + kQueryTile * dh;
-    float *v_tile = k_tile + kBackwardKeyTile * dh, *p_tile = v_tile + kBackwardKeyTile * dh;
-    float *ds_tile = p_tile + kQueryTile * kBackwardKeyTile;
-    load_tile(q, n, a.queries, h, a, first_query, kQueryTile, 1.0f, q_tile);
-    load_tile(d_out, n, a.queries, h, a, first_query, kQueryTile, 1.0f, do_tile);
+    float *v_tile = k_tile + kBackwardKeyTile * ks, *p_tile = v_tile + kBackwardKeyTile * ks;
+    float *ds_tile = p_tile + kQueryTile * kBackwardScoreStride;
+    load_tile(q, n, a.queries, h, a, first_query, kQueryTile, 1.0f, q_tile, dh);
+    load_tile(d_out, n, a.queries, h, a, first_query, kQueryTile, 1.0f, do_tile, dh);
     load_rows(lse, nh, first_query, query_count, a.queries, row_lse);
     load_rows(delta, nh, first_query, query_count, a.queries, row_delta);
     int row = threadIdx.x / 8, column0 = threadIdx.x % 8;
@@ -263,8 +275,8 @@ MDT_UNROLL
     for (int64_t first_key = 0; first_key < a.keys; first_key += kBackwardKeyTile) {
         int key_count = static_cast<int>(a.keys - first_key < kBackwardKeyTile ? a.keys - first_key : kBackwardKeyTile);
         __syncthreads();
-        load_tile(k, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, k_tile);
-        load_tile(v, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, v_tile);
+        load_tile(k, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, k_tile, ks);
+        load_tile(v, n, a.keys, h, a, first_key, kBackwardKeyTile, 1.0f, v_tile, ks);
         __syncthreads();
         probabilities_and_score_gradients(q_tile, do_tile, k_tile, v_tile, row_lse, row_delta, query_count, key_count,
                                           a, p_tile, ds_tile);
@@ -274,7 +286,9 @@ MDT_UNROLL
             int64_t d = column0 + 8 * i;
             if (d < dh) {
                 float value = accumulator[i];
-                for (int j = 0; j < key_count; j++) value = fmaf(ds_tile[row * kBackwardKeyTile + j], k_tile[j * dh + d], value);
+                for (int j = 0; j < key_count; j++) {
+                    value = fmaf(ds_tile[row * kBackwardScoreStride + j], k_tile[j * ks + d], value);
+                }
                 accumulator[i] = value;
             }
         }
@@ -763,7 +777,8 @@ int mdt_attention_fwd(mdt_stream_t stream, const float *q, const float *k, const
     if (samples * queries == 0) return MDT_SUCCESS;
     MDT_REQUIRE(q && k && v && out && lse, "mdt_attention_fwd: NULL tensor pointer");
     Attention a{samples, queries, keys, heads, head_dim, static_cast<float>(1.0 / sqrt(static_cast<double>(head_dim)))};
-    size_t shared = ((kQueryTile + 2 * kKeyTile) * head_dim + kQueryTile * kKeyTile) * sizeof(float);
+    size_t shared = ((kQueryTile + kKeyTile) * head_dim + kKeyTile * key_stride(head_dim) + kQueryTile * kScoreStride) *
+                    sizeof(float);
     return MDT_LAUNCH(attention_forward_kernel, dim3(tiles(queries, kQueryTile), static_cast<unsigned>(samples * heads)),
                       kThreads, shared, stream, q, k, v, out, lse, a);
 }
@@ -783,7 +798,8 @@ int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, c
     int status = MDT_LAUNCH(attention_row_dot_kernel, mdt::blocks_for(samples * queries * heads, kThreads / 32),
                             kThreads, 0, stream, d_out, out, delta, a);
     if (status != MDT_SUCCESS) return status;
-    size_t shared = (2 * (kBackwardKeyTile + kQueryTile) * head_dim + 2 * kQueryTile * kBackwardKeyTile) * sizeof(float);
+    size_t shared = (2 * kBackwardKeyTile * key_stride(head_dim) + 2 * kQueryTile * head_dim +
+                     2 * kQueryTile * kBackwardScoreStride) * sizeof(float);
     status = MDT_LAUNCH(attention_key_gradients_kernel,
                         dim3(tiles(keys, kBackwardKeyTile), static_cast<unsigned>(samples * heads)), kThreads, shared,
                         stream, d_out, q, k, v, lse, delta, dk, dv, a);
