@@ -70,7 +70,8 @@ __device__ void load_tile(const float *source, int64_t n, int64_t tokens, int64_
 __global__ void attention_forward_kernel(const float *q, const float *k, const float *v, float *out, float *lse,
                                          Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
-    __shared__ float row_max[kQueryTile], row_sum[kQueryTile];
+    MDT_SHARED(float, row_max, [kQueryTile]);
+    MDT_SHARED(float, row_sum, [kQueryTile]);
     int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_query = static_cast<int64_t>(blockIdx.x) * kQueryTile;
     float *q_tile = shared, *k_tile = q_tile + kQueryTile * dh, *v_tile = k_tile + kKeyTile * ks;
@@ -198,7 +199,8 @@ __global__ void attention_key_gradients_kernel(const float *d_out, const float *
                                                const float *lse, const float *delta, float *dk, float *dv,
                                                Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
-    __shared__ float row_lse[kQueryTile], row_delta[kQueryTile];
+    MDT_SHARED(float, row_lse, [kQueryTile]);
+    MDT_SHARED(float, row_delta, [kQueryTile]);
     int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_key = static_cast<int64_t>(blockIdx.x) * kBackwardKeyTile;
     int key_count = static_cast<int>(a.keys - first_key < kBackwardKeyTile ? a.keys - first_key : kBackwardKeyTile);
@@ -257,7 +259,8 @@ MDT_UNROLL
 __global__ void attention_query_gradients_kernel(const float *d_out, const float *q, const float *k, const float *v,
                                                  const float *lse, const float *delta, float *dq, Attention a) {
     MDT_DYNAMIC_SHARED(float, shared);
-    __shared__ float row_lse[kQueryTile], row_delta[kQueryTile];
+    MDT_SHARED(float, row_lse, [kQueryTile]);
+    MDT_SHARED(float, row_delta, [kQueryTile]);
     int64_t dh = a.head_dim, ks = key_stride(dh), nh = blockIdx.y, n = nh / a.heads, h = nh % a.heads;
     int64_t first_query = static_cast<int64_t>(blockIdx.x) * kQueryTile;
     int query_count = static_cast<int>(a.queries - first_query < kQueryTile ? a.queries - first_query : kQueryTile);

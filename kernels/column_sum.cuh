@@ -82,7 +82,7 @@ struct PartialTerm {
 template <class Term, class Store>
 __global__ void column_sum_kernel(Term term, Store store, int64_t rows, int64_t columns, int64_t chunk_rows,
                                   int64_t chunks) {
-    __shared__ float sums[kRowLanes][kColumns];
+    MDT_SHARED(float, sums, [kRowLanes][kColumns]);
     int lane = threadIdx.x, row_lane = threadIdx.y;
     int64_t tiles = (columns + kColumns - 1) / kColumns;
     for (int64_t chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y) {

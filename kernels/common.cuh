@@ -1,8 +1,12 @@
 // The portability layer: every kernel source includes this file and nothing CUDA-specific besides it, so the
 // same source builds with nvcc for the GPU and with g++ against the host emulator (native/emu).
-//   - MDT_LAUNCH is the only way to launch a kernel; it returns an MDT status.
+//   - MDT_LAUNCH is the only way to launch a kernel; it returns an MDT status. Static + dynamic shared memory must
+//     fit 48 KiB; MDT_LAUNCH_OPT_IN (same arguments) lets a launch use up to the architecture's opt-in limit
+//     (sm_90 227 KiB, sm_80 163 KiB), for kernels where the larger tiles pay.
 //   - MDT_REQUIRE checks an argument of a C ABI function and returns MDT_ERROR_INVALID_ARGUMENT with a message.
-//   - MDT_DYNAMIC_SHARED declares the block's dynamic shared memory.
+//   - MDT_DYNAMIC_SHARED declares the block's dynamic shared memory; MDT_SHARED / MDT_SHARED_ALIGNED a static
+//     shared array (a raw __shared__ does not compile on the emulator, which must see every array to poison it at
+//     each block start and count it against the limit).
 //   - MDT_UNROLL asks nvcc to unroll the next loop (register-resident accumulators); g++ ignores it.
 //   - warp_sum / block_sum: reductions in a fixed order (the same bits on every run).
 //   - mma_m16n8k16_bf16, ldmatrix_x4/_x2(_trans), cp_async_16: the only doors to tensor cores and async copies;
@@ -26,19 +30,44 @@ constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
 inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes) {
     if (tracing()) trace_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, shared_bytes);
 }
+/**
+ * Checks a launch's static (cudaFuncGetAttributes, cached per device and kernel) + dynamic shared memory against
+ * 48 KiB, or with the opt-in against the device's opt-in limit, raising the kernel's dynamic maximum
+ * (cudaFuncSetAttribute) where the opted-in launch needs more; MDT_ERROR_SHARED_MEMORY names the kernel, both
+ * sizes and the limit (native/cuda/shared_memory.cu).
+ */
+int check_launch_shared(const void *kernel, const char *name, size_t dynamic_bytes);
+
+/** While one lives, launches made on this thread opt in to the device's larger limit (MDT_LAUNCH_OPT_IN). */
+class SharedMemoryOptIn {
+public:
+    SharedMemoryOptIn();
+    ~SharedMemoryOptIn();
+    SharedMemoryOptIn(const SharedMemoryOptIn &) = delete;
+    SharedMemoryOptIn &operator=(const SharedMemoryOptIn &) = delete;
+
+private:
+    bool previous_;
+};
 }  // namespace mdt
 
-#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                              \
-    ((shared_bytes) > ::mdt::kMaxDefaultSharedBytes                                                           \
-         ? ::mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the 48 KiB limit", \
-                       #kernel, static_cast<size_t>(shared_bytes))                                            \
-         : (::mdt::trace(#kernel, (grid), (block), (shared_bytes)),                                             \
-            kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__),                   \
-            ::mdt::launch_status(#kernel)))
+#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                                 \
+    ([&]() -> int {                                                                                               \
+        if (int s = ::mdt::check_launch_shared(reinterpret_cast<const void *>(kernel), #kernel, (shared_bytes))) \
+            return s;                                                                                             \
+        ::mdt::trace(#kernel, (grid), (block), (shared_bytes));                                                   \
+        kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__);                         \
+        return ::mdt::launch_status(#kernel);                                                                     \
+    }())
+
+#define MDT_LAUNCH_OPT_IN(...) (::mdt::SharedMemoryOptIn(), MDT_LAUNCH(__VA_ARGS__))
 
 #define MDT_DYNAMIC_SHARED(type, name)                  \
     extern __shared__ __align__(16) unsigned char mdt_dynamic_shared_bytes[]; \
     type *name = reinterpret_cast<type *>(mdt_dynamic_shared_bytes)
+
+#define MDT_SHARED_ALIGNED(alignment, type, name, dimensions) __shared__ __align__(alignment) type name dimensions
+#define MDT_SHARED(type, name, dimensions) __shared__ type name dimensions
 
 #else
 #include "mdt_emu.h"
@@ -46,7 +75,17 @@ inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes
 #define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
     (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes), [&]() { kernel(__VA_ARGS__); }))
 
+// The temporary opt-in lives until the end of the full expression, i.e. through the launch.
+#define MDT_LAUNCH_OPT_IN(...) (::mdt_emu::SharedMemoryOptIn(), MDT_LAUNCH(__VA_ARGS__))
+
 #define MDT_DYNAMIC_SHARED(type, name) type *name = reinterpret_cast<type *>(::mdt_emu::dynamic_shared())
+
+// One instance per host thread, shared by the block's fibers (blocks run one at a time on it); every thread runs
+// the registration, the block's first one poisons the array before anyone can write it.
+#define MDT_SHARED_ALIGNED(alignment, type, name, dimensions) \
+    alignas(alignment) static thread_local type name dimensions;  \
+    ::mdt_emu::static_shared(name, sizeof(name), #name)
+#define MDT_SHARED(type, name, dimensions) MDT_SHARED_ALIGNED(alignof(type), type, name, dimensions)
 #endif
 
 #ifdef __CUDACC__

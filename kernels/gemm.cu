@@ -123,8 +123,8 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
                             float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a,
                             int64_t stride_b, int accumulate, int64_t slices, int64_t slice_tiles,
                             float *partials) {
-    __shared__ float a_tile[kTile][kTile + 1];  // a_tile[row of out][k]
-    __shared__ float b_tile[kTile][kTile + 1];  // b_tile[k][column of out]
+    MDT_SHARED(float, a_tile, [kTile][kTile + 1]);  // a_tile[row of out][k]
+    MDT_SHARED(float, b_tile, [kTile][kTile + 1]);  // b_tile[k][column of out]
     int tx = threadIdx.x, ty = threadIdx.y, linear = ty * kThreadsPerSide + tx;
     // Row tiles on grid x (up to 2^31 - 1): m = batch·tokens reaches 2^21 at MicroDiT-XL 512 px, 2^16 tiles.
     int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTile, column0 = static_cast<int64_t>(blockIdx.y) * kTile;
@@ -223,8 +223,8 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
                  int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
     // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k].
-    __align__(16) __shared__ uint16_t a_tiles[2][kTileElements];
-    __align__(16) __shared__ uint16_t b_tiles[2][kTileElements];
+    MDT_SHARED_ALIGNED(16, uint16_t, a_tiles, [2][kTileElements]);
+    MDT_SHARED_ALIGNED(16, uint16_t, b_tiles, [2][kTileElements]);
     constexpr int kStrideA = TransposeA ? kBlockM + kPad : kBlockK + kPad;
     constexpr int kStrideB = TransposeB ? kBlockK + kPad : kBlockN + kPad;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;

@@ -37,7 +37,7 @@ __device__ __forceinline__ void check_kept(const float *mask, double keep_total,
 }
 
 __global__ void keep_sums_kernel(const float *mask, Image image, double *keep_sums, int32_t *error) {
-    __shared__ double scratch[32];
+    MDT_SHARED(double, scratch, [32]);
     int64_t sample = blockIdx.x, patches = image.patches();
     double sum = 0.0;
     for (int64_t p = threadIdx.x; p < patches; p += blockDim.x) sum += keep_of(mask, sample, patches, p);
@@ -50,7 +50,7 @@ __global__ void keep_sums_kernel(const float *mask, Image image, double *keep_su
 
 __global__ void edm_loss_kernel(const float *denoised, const float *target, const float *weight, const float *mask,
                                 Image image, float *per_sample, double *losses, int32_t *error) {
-    __shared__ double scratch[32];
+    MDT_SHARED(double, scratch, [32]);
     int64_t sample = blockIdx.x, patches = image.patches();
     int64_t pixels = image.channels * image.height * image.width;
     const float *prediction = denoised + sample * pixels, *reference = target + sample * pixels;

@@ -133,7 +133,7 @@ __global__ void token_rows_kernel(const float *routed, const float *gates, const
                                   int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
                                   int combine, int32_t *error) {
     MDT_DYNAMIC_SHARED(int, list);
-    __shared__ int warp_counts[32];
+    MDT_SHARED(int, warp_counts, [32]);
     int64_t row = blockIdx.x, n = row / tokens;
     int token = static_cast<int>(row % tokens);
     int64_t slots = experts * k;
@@ -165,7 +165,7 @@ __global__ void token_rows_kernel(const float *routed, const float *gates, const
 __global__ void combine_backward_kernel(const float *d_out, const float *h, const float *gates,
                                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples,
                                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
-    __shared__ float scratch[32];
+    MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x, e = row / (samples * k), within = row % (samples * k);
     int64_t n = within / k, j = within % k, slot = (n * experts + e) * k + j;
     int32_t token = indices[slot];
@@ -196,8 +196,8 @@ int check_routing(const char *op, int64_t samples, int64_t tokens, int64_t exper
 /** Shared bytes of a token-rows block: one int per routing slot of a sample. */
 int64_t slot_list_bytes(int64_t experts, int64_t k) { return experts * k * static_cast<int64_t>(sizeof(int)); }
 
-/** The slot list and the kernel's static warp_counts must fit the 48 KiB a block gets without the opt-in (a GPU
- *  fails the launch on static + dynamic; MDT_LAUNCH checks the dynamic part alone). */
+/** The slot list and the kernel's static warp_counts must fit the 48 KiB a block gets without the opt-in
+ *  (MDT_LAUNCH would refuse the launch; this says which argument is too large). */
 int check_slot_list(const char *op, int64_t experts, int64_t k) {
     constexpr int64_t kLimit = 48 * 1024 - 32 * static_cast<int64_t>(sizeof(int));
     MDT_REQUIRE(slot_list_bytes(experts, k) <= kLimit, "%s: %lld routing slots per sample exceed the %lld that fit "

@@ -33,8 +33,8 @@ constexpr int kThreads = 128;
 template <class Out>
 __global__ void layer_norm_kernel(const float *x, const float *weight, const float *shift, const float *scale,
                                   float eps, Out *out, float *mean, float *rstd, int64_t tokens, int64_t width) {
-    __shared__ float float_scratch[32];
-    __shared__ double double_scratch[32];
+    MDT_SHARED(float, float_scratch, [32]);
+    MDT_SHARED(double, double_scratch, [32]);
     int64_t row = blockIdx.x;
     const float *xr = x + row * width;
     Out *outr = out + row * width;
@@ -71,7 +71,7 @@ __global__ void layer_norm_kernel(const float *x, const float *weight, const flo
 __global__ void layer_norm_backward_kernel(const float *d_out, const float *x, const float *weight, const float *scale,
                                            const float *mean, const float *rstd, float *dx, int64_t tokens,
                                            int64_t width) {
-    __shared__ float scratch[32];
+    MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x;
     const float *g = d_out + row * width;
     const float *xr = x + row * width;

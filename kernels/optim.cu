@@ -89,7 +89,7 @@ __device__ inline double square_unit(const float *x, int64_t n, int64_t units, i
 }
 
 __global__ void squares_kernel(const float *x, int64_t n, double *partials) {
-    __shared__ double scratch[32];
+    MDT_SHARED(double, scratch, [32]);
     int64_t units = square_units(n);
     for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         double sum = square_unit(x, n, units, u, scratch);
@@ -190,7 +190,7 @@ __global__ void ema_multi_kernel(const mdt_tensor_list_entry *entries, int64_t c
 /** Unit u of the list: unit u − partial_offset of its entry, into partials[u]. */
 __global__ void squares_multi_kernel(const mdt_tensor_list_entry *entries, int64_t count, int64_t total_units,
                                      double *partials) {
-    __shared__ double scratch[32];
+    MDT_SHARED(double, scratch, [32]);
     for (int64_t u = blockIdx.x; u < total_units; u += gridDim.x) {
         int64_t e = find_entry<true>(entries, count, u);
         int64_t n = entries[e].n, units = square_units(n), unit = u - entries[e].partial_offset;

@@ -1,6 +1,7 @@
 // Self-test kernels for the execution model the other kernels rely on: block barriers over shared memory,
 // warp shuffles and votes, atomics, bf16 rounding, the tensor-core wrappers of common.cuh (one m16n8k16 MMA,
-// ldmatrix with and without .trans), cp.async, and shuffles in a partly exited warp. Each writes results that a
+// ldmatrix with and without .trans), cp.async, shuffles in a partly exited warp, and the shared-memory limit on
+// static + dynamic bytes with and without the opt-in. Each writes results that a
 // test compares with values worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
 // run on a GPU (tag gpu), which checks the emulator and the hardware agree. Emulator-only kernels break a rule of
 // the hardware on purpose, each to be reported as an error by the stricter emulator (or, block_order, to show a race
@@ -93,7 +94,7 @@ __global__ void bf16_kernel(float *out) {
 
 /** Block sum of t through common.cuh's block_sum, written by every thread. */
 __global__ void block_sum_kernel(float *out) {
-    __shared__ float scratch[32];
+    MDT_SHARED(float, scratch, [32]);
     float total = mdt::block_sum(static_cast<float>(threadIdx.x), scratch);
     out[threadIdx.x] = total;
 }
@@ -128,7 +129,7 @@ __global__ void mma_kernel(float *out) {
  *  values: the 8 halves of ldmatrix_x4, of ldmatrix_x4_trans, then the 4 of ldmatrix_x2. */
 __global__ void ldmatrix_kernel(float *out) {
     constexpr int kStride = 24;
-    __align__(16) __shared__ uint16_t s[16 * kStride];  // bf16 bits
+    MDT_SHARED_ALIGNED(16, uint16_t, s, [16 * kStride]);  // bf16 bits
     int lane = threadIdx.x % 32;
     for (int e = lane; e < 16 * kStride; e += 32) {
         __nv_bfloat16 value = __float2bfloat16_rn(static_cast<float>(e / kStride * 16 + e % kStride));
@@ -150,7 +151,7 @@ __global__ void ldmatrix_kernel(float *out) {
  *  out[256 + i] = i + 1 (i < 128) to global memory, thread t copies chunk t into shared memory, and after the wait
  *  and a barrier out[i] = shared[(i + 4) mod 128]: chunks of other threads. */
 __global__ void cp_async_kernel(float *out) {
-    __align__(16) __shared__ float chunks[128];
+    MDT_SHARED_ALIGNED(16, float, chunks, [128]);
     int t = threadIdx.x;
     float *source = out + 256;  // 1 KiB into a 256-byte aligned allocation
     for (int i = 0; i < 4; i++) source[4 * t + i] = static_cast<float>(4 * t + i + 1);
@@ -169,6 +170,18 @@ __global__ void partial_warp_kernel(float *out) {
     if (t >= 16) return;
     out[t] = __shfl_xor_sync(0x0000ffffu, static_cast<float>(t), 1);
     out[16 + t] = __shfl_xor_sync(mdt::kFullMask, static_cast<float>(t * 10), 1);
+}
+
+/** 16 KiB of static shared memory next to the launch's dynamic bytes (at least 4 per thread), both in use: thread
+ *  t writes t + 1 and 2t, and out[block · B + t] = the sum of what its right neighbour n = (t + 1) mod B wrote. */
+__global__ void shared_limit_kernel(float *out) {
+    MDT_SHARED(float, table, [4096]);
+    MDT_DYNAMIC_SHARED(float, dynamic);
+    int t = threadIdx.x, size = blockDim.x;
+    table[t] = static_cast<float>(t + 1);
+    dynamic[t] = static_cast<float>(2 * t);
+    __syncthreads();
+    out[blockIdx.x * size + t] = table[(t + 1) % size] + dynamic[(t + 1) % size];
 }
 
 #ifndef __CUDACC__
@@ -198,7 +211,7 @@ __global__ void cp_async_misaligned_kernel(float *out) {
 
 /** ldmatrix with row addresses 2 bytes past 16-byte alignment. */
 __global__ void ldmatrix_misaligned_kernel(float *out) {
-    __align__(16) __shared__ uint16_t s[16 * 24];
+    MDT_SHARED_ALIGNED(16, uint16_t, s, [16 * 24]);
     for (int e = threadIdx.x; e < 16 * 24; e += 32) s[e] = 0;
     __syncwarp();
     uint32_t r[4];
@@ -246,6 +259,49 @@ __global__ void shared_poison_kernel(float *out) {
     int t = threadIdx.x;
     out[blockIdx.x * blockDim.x + t] = shared[t];
     shared[t] = 1.0f;
+}
+
+/** out[block · B + t] = static shared[t] before any write, then writes it: every block must see the 0xFF fill,
+ *  not the previous block's values. */
+__global__ void static_shared_poison_kernel(float *out) {
+    MDT_SHARED(float, values, [1024]);
+    int t = threadIdx.x;
+    out[blockIdx.x * blockDim.x + t] = values[t];
+    values[t] = static_cast<float>(blockIdx.x + 1);
+}
+
+/** 32 KiB + 16 KiB + 4 bytes of static shared memory: more than a kernel may declare (ptxas refuses it). */
+__global__ void static_over_limit_kernel(float *out) {
+    MDT_SHARED(float, first, [8192]);
+    MDT_SHARED(float, second, [4097]);
+    first[threadIdx.x] = second[threadIdx.x] = 1.0f;
+    out[threadIdx.x] = first[threadIdx.x] + second[threadIdx.x];
+}
+
+/** ldmatrix with 16-byte-aligned row addresses in global memory instead of shared memory. */
+__global__ void ldmatrix_global_kernel(float *out) {
+    uint32_t r[4];
+    mdt::ldmatrix_x4(r, out + 4 * (threadIdx.x % 32));
+    out[threadIdx.x] = __uint_as_float(r[0]);
+}
+
+/** ldmatrix of rows 16 bytes apart in dynamic shared memory: lane l's row ends at 16(l + 1) bytes, past the end of
+ *  fewer than 512 dynamic bytes. */
+__global__ void ldmatrix_past_shared_kernel(float *out) {
+    MDT_DYNAMIC_SHARED(uint16_t, rows);
+    for (int e = threadIdx.x; e < 256; e += 32) rows[e] = 0;
+    __syncwarp();
+    uint32_t r[4];
+    mdt::ldmatrix_x4(r, rows + 8 * (threadIdx.x % 32));
+    out[threadIdx.x] = __uint_as_float(r[0]);
+}
+
+/** cp.async whose destination is global memory instead of shared memory (both 16-byte aligned). */
+__global__ void cp_async_global_kernel(float *out) {
+    int t = threadIdx.x;
+    mdt::cp_async_16(out + 4 * t, out + 256 + 4 * t, 16);
+    mdt::cp_async_commit();
+    mdt::cp_async_wait<0>();
 }
 
 /** A race on purpose (so emulator only): thread 0 of every block writes its block index into out[0], the last
@@ -302,6 +358,10 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(cp_async_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "partial_warp") == 0) {
         status = MDT_LAUNCH(partial_warp_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shared_limit") == 0) {
+        status = MDT_LAUNCH(shared_limit_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shared_limit_opt_in") == 0) {
+        status = MDT_LAUNCH_OPT_IN(shared_limit_kernel, grid, block, shared, nullptr, out);
 #ifndef __CUDACC__
     } else if (strcmp(name, "deadlock") == 0) {
         status = MDT_LAUNCH(deadlock_kernel, grid, block, shared, nullptr, out);
@@ -325,6 +385,16 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
                      : MDT_LAUNCH(block_order_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_poison") == 0) {
         status = MDT_LAUNCH(shared_poison_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "static_shared_poison") == 0) {
+        status = MDT_LAUNCH(static_shared_poison_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "static_over_limit") == 0) {
+        status = MDT_LAUNCH_OPT_IN(static_over_limit_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "ldmatrix_global") == 0) {
+        status = MDT_LAUNCH(ldmatrix_global_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "ldmatrix_past_shared") == 0) {
+        status = MDT_LAUNCH(ldmatrix_past_shared_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "cp_async_global") == 0) {
+        status = MDT_LAUNCH(cp_async_global_kernel, grid, block, shared, nullptr, out);
 #endif
     } else {
         status = mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: no self-test named '%s'", name);

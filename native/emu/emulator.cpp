@@ -310,6 +310,7 @@ void cp_async_16(void *shared, const void *global, int source_bytes) {
     if (source_bytes < 0 || source_bytes > 16) {
         violation(MDT_ERROR_RUNTIME, "cp.async of 16 bytes with source size %d (must be 0..16)", source_bytes);
     }
+    check_shared_operand("cp.async", shared, 16);
     current_fiber->uncommitted.push_back({shared, global, source_bytes});
 }
 
@@ -429,10 +430,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         return mdt::fail(MDT_ERROR_LAUNCH_SHAPE, "%s: grid (%u, %u, %u) is not a valid grid shape", kernel, grid.x,
                          grid.y, grid.z);
     }
-    if (shared_bytes > kMaxSharedBytes) {
-        return mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the %zu-byte limit",
-                         kernel, shared_bytes, kMaxSharedBytes);
-    }
+    if (int s = begin_shared_launch(kernel, shared_bytes)) return s;
     mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
     if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
     if (!stack_pool.reserve(threads)) {
@@ -463,6 +461,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
         // reads what it never wrote.
         std::memset(shared, 0xff, shared_bytes + 16);
+        begin_shared_block(shared, shared_bytes);
         block.live = static_cast<int>(threads);
         block.barrier_arrived = block.barrier_count = 0;
         for (size_t w = 0; w < block.warps.size(); w++) {

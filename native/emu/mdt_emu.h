@@ -9,8 +9,10 @@
 // (MDT_ERROR_RUNTIME for a misaligned cp.async/ldmatrix address, MDT_ERROR_DEADLOCK for __syncthreads at
 // different call sites, MDT_ERROR_RUNTIME for warp-synchronous misuse: a mask without the calling lane, lanes of
 // one mask at different calls or with different masks, a shuffle reading a lane that does not take part,
-// ldmatrix/mma without all 32 lanes). cp.async copies land only at cp_async_wait (a read before the wait sees
-// stale data), and dynamic shared memory holds 0xFF bytes (NaN) at every block start.
+// ldmatrix/mma without all 32 lanes, a cp.async/ldmatrix shared operand outside the block's shared memory;
+// MDT_ERROR_SHARED_MEMORY for static + dynamic shared memory over the limit). cp.async copies land only at
+// cp_async_wait (a read before the wait sees stale data), and shared memory, dynamic and static, holds 0xFF bytes
+// (NaN) at every block start.
 #ifndef MDT_EMU_H
 #define MDT_EMU_H
 
@@ -45,7 +47,11 @@ namespace mdt_emu {
 
 constexpr int kWarpSize = 32;
 constexpr int kMaxThreadsPerBlock = 1024;
+/** What a block may use without the opt-in (static + dynamic), and what a kernel may declare statically. */
 constexpr size_t kMaxSharedBytes = 48 * 1024;
+/** The opt-in limits per block (cudaDevAttrMaxSharedMemoryPerBlockOptin): sm_90 227 KiB, sm_80 163 KiB. */
+constexpr size_t kMaxSharedBytesOptInSm90 = 227 * 1024;
+constexpr size_t kMaxSharedBytesOptInSm80 = 163 * 1024;
 
 struct Fiber;
 struct Block;
@@ -100,6 +106,33 @@ void cp_async_wait(int pending);
 /** Runs {@code body} once per thread of every block. Returns an MDT status. */
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 
+// Shared memory (native/emu/shared_memory.cpp). The limits follow the emulated architecture (mdt_emu_architecture,
+// MDT_EMU_ARCH): without the opt-in a block gets 48 KiB of static + dynamic shared memory, with it the
+// architecture's opt-in limit.
+
+/** While one lives, launches made on this thread opt in to the architecture's limit (MDT_LAUNCH_OPT_IN). */
+class SharedMemoryOptIn {
+public:
+    SharedMemoryOptIn();
+    ~SharedMemoryOptIn();
+    SharedMemoryOptIn(const SharedMemoryOptIn &) = delete;
+    SharedMemoryOptIn &operator=(const SharedMemoryOptIn &) = delete;
+
+private:
+    bool previous_;
+};
+/** Called by launch() before anything runs: checks the dynamic bytes against the launch's limit. An MDT status. */
+int begin_shared_launch(const char *kernel, size_t dynamic_bytes);
+/** Called by launch() at every block start: the block's dynamic shared memory; forgets the previous block's static
+ *  arrays, so that each is poisoned again where the block first declares it. */
+void begin_shared_block(unsigned char *dynamic, size_t dynamic_bytes);
+/** A static shared array's declaration, run by every thread (MDT_SHARED): the block's first thread to reach it
+ *  fills it with 0xFF and counts its bytes against the limits (a violation over them). */
+void static_shared(void *array, size_t bytes, const char *name);
+/** A shared operand of {@code instruction} (cp.async, ldmatrix): {@code bytes} at {@code address} must be 16-byte
+ *  aligned and lie inside the block's dynamic shared memory or one static array, as the GPU requires. */
+void check_shared_operand(const char *instruction, const void *address, size_t bytes);
+
 }  // namespace mdt_emu
 
 #define threadIdx (::mdt_emu::thread_index())
@@ -114,8 +147,8 @@ int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)
-// One instance per host thread; a block's fibers share the host thread, and blocks run one at a time.
-#define __shared__ static thread_local
+// No __shared__: static shared memory is declared only through MDT_SHARED (kernels/common.cuh), which registers
+// each array with the emulator, so a raw __shared__ fails to compile instead of escaping the poisoning and limits.
 #define __align__(n) alignas(n)
 
 #define MDT_EMU_SITE const char *file_ = __builtin_FILE(), int line_ = __builtin_LINE()

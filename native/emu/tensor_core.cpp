@@ -55,14 +55,12 @@ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], con
 // ldmatrix .m8n8 .b16: lanes 8i..8i+7 give the row addresses (16 bytes each) of matrix i. Without .trans lane
 // l receives row l/4, columns 2(l mod 4) and 2(l mod 4)+1 of each matrix in that matrix's register; with .trans
 // it receives the same positions of the transposed matrix, i.e. rows 2(l mod 4) and 2(l mod 4)+1 of column l/4.
-// Row addresses must be 16-byte aligned (the GPU faults: misaligned address); x2 ignores lanes 16..31's.
+// Row addresses must be 16-byte aligned and inside the block's shared memory (the GPU faults: misaligned or
+// out-of-range address); x2 ignores lanes 16..31's.
 void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row) {
     const unsigned char *rows[kWarpSize];
     int lane = lane_id();
-    if (lane < 8 * matrices && reinterpret_cast<uintptr_t>(row) % 16 != 0) {
-        violation(MDT_ERROR_RUNTIME, "ldmatrix.x%d row address %p of lane %d is not 16-byte aligned (the GPU faults: "
-                  "misaligned address)", matrices, row, lane);
-    }
+    if (lane < 8 * matrices) check_shared_operand(matrices == 4 ? "ldmatrix.x4 row" : "ldmatrix.x2 row", row, 16);
     warp_gather(&row, sizeof(row), rows, {"ldmatrix", __FILE__, __LINE__});
     for (int i = 0; i < matrices; i++) {
         uint16_t halves[2];

@@ -134,6 +134,15 @@ enum {
 };
 MDT_API int mdt_emu_block_order(int order, uint64_t seed);
 
+/* The architecture whose shared-memory limits the emulator applies: 90 (sm_90, the default) or 80 (sm_80). A block
+ * gets 48 KiB of static + dynamic shared memory, or with the launch's opt-in (MDT_LAUNCH_OPT_IN, kernels/common.cuh)
+ * the architecture's opt-in limit: 232448 bytes (227 KiB) on sm_90, 166912 bytes (163 KiB) on sm_80. Process-global,
+ * applies to every later launch, and starts from the environment variable MDT_EMU_ARCH=80|90 (read once when the
+ * library loads; a malformed value makes every launch fail until this function is called). The CUDA library accepts
+ * only the current device's architecture (10 * major + minor, a no-op) and refuses others with
+ * MDT_ERROR_INVALID_ARGUMENT. */
+MDT_API int mdt_emu_architecture(int sm);
+
 /* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
 MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
 MDT_API int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);

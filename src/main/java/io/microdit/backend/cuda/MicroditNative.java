@@ -44,6 +44,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_TRACE_ENTRY = handle("mdt_trace_entry");
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
     private static final MethodHandle MDT_EMU_BLOCK_ORDER = handle("mdt_emu_block_order");
+    private static final MethodHandle MDT_EMU_ARCHITECTURE = handle("mdt_emu_architecture");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
@@ -381,6 +382,14 @@ public final class MicroditNative {
             return (int) MDT_EMU_BLOCK_ORDER.invokeExact(order, seed);
         } catch (Throwable error) {
             throw new AssertionError("mdt_emu_block_order threw", error);
+        }
+    }
+
+    public static int mdt_emu_architecture(int sm) {
+        try {
+            return (int) MDT_EMU_ARCHITECTURE.invokeExact(sm);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_architecture threw", error);
         }
     }
 

@@ -17,10 +17,12 @@ import org.junit.jupiter.api.Test;
  * The execution model the kernels rely on, each primitive against a case worked out by hand: block barriers
  * over shared memory, warp shuffles and votes, atomics, bf16 rounding, the block reduction of common.cuh, the
  * tensor-core wrappers (one m16n8k16 MMA, ldmatrix with and without .trans) against the PTX ISA's fragment
- * layouts, cp.async, shuffles in a partly exited warp, launch-shape and shared-memory violations, and (emulator only)
- * deadlock detection and the stricter checks: misaligned cp.async and ldmatrix, warp-synchronous misuse, divergent
- * barriers, cp.async data before its wait and shared memory read before it is written, and the block order setting
- * (a race between blocks that forward and reverse order decide differently).
+ * layouts, cp.async, shuffles in a partly exited warp, launch-shape and shared-memory violations (static + dynamic
+ * against 48 KiB, or with the opt-in the architecture's limit), and (emulator only) deadlock detection and the
+ * stricter checks: misaligned cp.async and ldmatrix or ones outside shared memory, warp-synchronous misuse, divergent
+ * barriers, cp.async data before its wait and shared memory (dynamic and static) read before it is written, the
+ * emulated architecture's opt-in limit, and the block order setting (a race between blocks that forward and reverse
+ * order decide differently).
  */
 @Tag("emu")
 class EmulatorPrimitivesTest {
@@ -184,6 +186,70 @@ class EmulatorPrimitivesTest {
         assertTrue(message.contains("no-such-test"), message);
     }
 
+    /** The shared_limit self-test: 16 KiB of static shared memory (kernels/selftest.cu) and {@code dynamic} bytes. */
+    private static final int STATIC_BYTES = 16 * 1024;
+    private static final int DEFAULT_LIMIT = 48 * 1024;
+
+    private static void sharedLimitRuns(String name, int dynamic) {
+        int blocks = 2, threads = 64;
+        float[] out = run(name, blocks, threads, dynamic, blocks * threads);
+        for (int i = 0; i < blocks * threads; i++) {
+            int neighbour = (i % threads + 1) % threads;
+            assertEquals(3 * neighbour + 1, out[i], name + " with " + dynamic + " dynamic bytes, element " + i);
+        }
+    }
+
+    private static void sharedLimitFails(String name, int dynamic, int limit) {
+        run(name, 1, 64, dynamic, 64, CudaRuntime.ERROR_SHARED_MEMORY);
+        String message = CudaRuntime.describe(CudaRuntime.ERROR_SHARED_MEMORY);
+        assertTrue(message.contains("shared_limit_kernel") && message.contains(STATIC_BYTES + " bytes of static")
+                && message.contains(dynamic + " of dynamic") && message.contains(limit + "-byte limit"), message);
+    }
+
+    @Test
+    void staticAndDynamicSharedMemoryShareTheLimit() {
+        sharedLimitRuns("shared_limit", DEFAULT_LIMIT - STATIC_BYTES);
+        sharedLimitFails("shared_limit", DEFAULT_LIMIT - STATIC_BYTES + 16, DEFAULT_LIMIT);
+        sharedLimitRuns("shared_limit_opt_in", DEFAULT_LIMIT - STATIC_BYTES + 16);
+        sharedLimitRuns("shared_limit_opt_in", 100 * 1024);
+        sharedLimitFails("shared_limit", DEFAULT_LIMIT - STATIC_BYTES + 16, DEFAULT_LIMIT); // the opt-in was the launch's
+        run("barrier", 1, 32, DEFAULT_LIMIT + 4, 64, CudaRuntime.ERROR_SHARED_MEMORY);
+        run("barrier", 1, 64, 256, 128); // the launch after a refused one runs
+    }
+
+    @Test
+    void emulatedArchitecturesSetTheOptInLimit() {
+        if (!CudaRuntime.isEmulator()) {
+            int refused = MicroditNative.mdt_emu_architecture(1);
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, refused, CudaRuntime.describe(refused));
+            return;
+        }
+        int sm90 = 227 * 1024, sm80 = 163 * 1024;
+        try {
+            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(90));
+            sharedLimitRuns("shared_limit_opt_in", sm90 - STATIC_BYTES);
+            sharedLimitFails("shared_limit_opt_in", sm90 - STATIC_BYTES + 16, sm90);
+
+            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(80));
+            sharedLimitRuns("shared_limit_opt_in", sm80 - STATIC_BYTES);
+            sharedLimitFails("shared_limit_opt_in", sm80 - STATIC_BYTES + 16, sm80);
+            String message = CudaRuntime.describe(CudaRuntime.ERROR_SHARED_MEMORY);
+            assertTrue(message.contains("sm_80"), message);
+            run("shared_limit_opt_in", 1, 64, sm90 - STATIC_BYTES, 64, CudaRuntime.ERROR_SHARED_MEMORY);
+            message = CudaRuntime.describe(CudaRuntime.ERROR_SHARED_MEMORY);
+            assertTrue(message.contains((sm90 - STATIC_BYTES) + " bytes of dynamic") && message.contains(sm80
+                    + "-byte limit"), "what sm_90 takes is over sm_80's limit: " + message);
+
+            int invalid = MicroditNative.mdt_emu_architecture(70);
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, invalid);
+            assertTrue(CudaRuntime.describe(invalid).contains("sm_70 is not emulated"), CudaRuntime.describe(invalid));
+
+            expectError("static_over_limit", 32, 0, CudaRuntime.ERROR_SHARED_MEMORY, "bytes a kernel may declare");
+        } finally {
+            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(90));
+        }
+    }
+
     @Test
     void cpAsyncCopiesAndZeroFillsChunks() {
         float[] out = run("cp_async", 1, 32, 0, 512);
@@ -212,9 +278,11 @@ class EmulatorPrimitivesTest {
             assertEquals(t + 1, out[32 + t], "read after the wait, thread " + t);
         }
         int blocks = 3, threads = 64;
-        out = run("shared_poison", blocks, threads, threads * 4, blocks * threads);
-        for (int i = 0; i < blocks * threads; i++) {
-            assertEquals(0xffffffff, Float.floatToRawIntBits(out[i]), "every block starts with 0xFF bytes, " + i);
+        for (String name : new String[] {"shared_poison", "static_shared_poison"}) {
+            out = run(name, blocks, threads, threads * 4, blocks * threads);
+            for (int i = 0; i < blocks * threads; i++) {
+                assertEquals(0xffffffff, Float.floatToRawIntBits(out[i]), name + ": every block starts with 0xFF, " + i);
+            }
         }
     }
 
@@ -223,6 +291,10 @@ class EmulatorPrimitivesTest {
         assumeTrue(CudaRuntime.isEmulator(), "these kernels fault or hang on a GPU");
         expectError("cp_async_misaligned", 32, 512, CudaRuntime.ERROR_RUNTIME, "16-byte aligned");
         expectError("ldmatrix_misaligned", 32, 0, CudaRuntime.ERROR_RUNTIME, "not 16-byte aligned");
+        expectError("ldmatrix_global", 32, 0, CudaRuntime.ERROR_RUNTIME, "not inside the block's shared memory");
+        expectError("ldmatrix_past_shared", 32, 256, CudaRuntime.ERROR_RUNTIME, "not inside the block's shared memory");
+        run("ldmatrix_past_shared", 1, 32, 512, 32); // every row inside
+        expectError("cp_async_global", 32, 0, CudaRuntime.ERROR_RUNTIME, "not inside the block's shared memory");
         expectError("mma", 16, 0, CudaRuntime.ERROR_RUNTIME, "all 32 lanes");
         expectError("shuffle_own_lane", 32, 0, CudaRuntime.ERROR_RUNTIME, "leaves out the calling lane");
         expectError("shuffle_exited", 32, 0, CudaRuntime.ERROR_RUNTIME, "does not take part");
