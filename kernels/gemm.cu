@@ -4,9 +4,9 @@
 //
 // BF16 tensor-core GEMM (f32 out): a 256-thread block computes a 128×128 tile of out, each of its 8 warps a
 // 64×32 piece as 4×4 mma.sync m16n8k16 fragments with f32 accumulators in registers. K advances 32 at a time
-// through a double-buffered shared-memory stage: while the warps multiply one stage, cp.async fills the other
-// (16-byte chunks, zero-filled past the matrix edge; operands whose rows are not 16-byte aligned take a plain
-// element copy instead). Tiles keep each operand's own layout (a straight copy); ldmatrix (.trans where the
+// through a 4-stage cp.async pipeline in dynamic shared memory (80 KiB, opted in): while the warps multiply one
+// stage, the next three are in flight (16-byte chunks, zero-filled past the matrix edge; operands whose rows are
+// not 16-byte aligned take a plain element copy instead). Tiles keep each operand's own layout (a straight copy); ldmatrix (.trans where the
 // operand is stored the other way) turns them into fragments, and rows padded by 16 bytes keep its 8 row reads
 // on distinct banks. Tails in M, N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form),
 // accumulate. Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
@@ -185,9 +185,14 @@ constexpr int kBlockM = 128, kBlockN = 128, kBlockK = 32;
 constexpr int kWarpM = 64, kWarpN = 32;  // 2 × 4 warps
 constexpr int kWarpsN = kBlockN / kWarpN;
 constexpr int kThreads = 256;
+// cp.async pipeline depth: tiles kStages − 1 ahead of the one the tensor cores read, so with one block per SM
+// (registers) global latency hides behind three tiles of MMAs. 4 stages of A and B take 80 KiB of dynamic shared
+// memory: past the default 48 KiB, hence the opt-in launch (fits sm_80's 163 KiB and sm_90's 227 KiB).
+constexpr int kStages = 4;
 constexpr int kPad = 8;  // bf16 per row: 16 bytes keep rows 16-byte aligned and ldmatrix's 8 rows on distinct banks
 constexpr int kTileElements = (kBlockM * (kBlockK + kPad) > kBlockK * (kBlockM + kPad)) ? kBlockM * (kBlockK + kPad)
                                                                                           : kBlockK * (kBlockM + kPad);
+constexpr size_t kSharedBytes = 2 * kStages * kTileElements * sizeof(uint16_t);
 /** Blocks of gemm_bf16_kernel resident at once on an H100 (132 SMs; 160 registers × 256 threads: one per SM). */
 constexpr int64_t kWaveBlocks = 132;
 /**
@@ -222,9 +227,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
                  int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
-    // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k].
-    MDT_SHARED_ALIGNED(16, uint16_t, a_tiles, [2][kTileElements]);
-    MDT_SHARED_ALIGNED(16, uint16_t, b_tiles, [2][kTileElements]);
+    // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k]. The
+    // kStages A tiles, then the kStages B tiles.
+    MDT_DYNAMIC_SHARED(uint16_t, tiles);
+    uint16_t *a_tiles = tiles, *b_tiles = tiles + kStages * kTileElements;
     constexpr int kStrideA = TransposeA ? kBlockM + kPad : kBlockK + kPad;
     constexpr int kStrideB = TransposeB ? kBlockK + kPad : kBlockN + kPad;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -240,16 +246,22 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
         int64_t kt_end = kt_begin + slice_tiles < k_tiles ? kt_begin + slice_tiles : k_tiles;
         const uint16_t *ab = a + batch_index * stride_a;
         const uint16_t *bb = b + batch_index * stride_b;
-        auto load_stage = [&](int stage, int64_t k0) {
-            if (TransposeA) {
-                load_tile<kBlockK, kBlockM>(a_tiles[stage], ab, k, m, k0, row0, vector_a);
-            } else {
-                load_tile<kBlockM, kBlockK>(a_tiles[stage], ab, m, k, row0, k0, vector_a);
-            }
-            if (TransposeB) {
-                load_tile<kBlockN, kBlockK>(b_tiles[stage], bb, n, k, column0, k0, vector_b);
-            } else {
-                load_tile<kBlockK, kBlockN>(b_tiles[stage], bb, k, n, k0, column0, vector_b);
+        // Loads k tile kt (if inside this slice) into its stage and commits one cp.async group either way, so that
+        // the group count stays uniform and cp_async_wait<kStages − 2> always means "tile kt has landed".
+        auto load_stage = [&](int64_t kt) {
+            if (kt < kt_end) {
+                int stage = static_cast<int>((kt - kt_begin) % kStages);
+                int64_t k0 = kt * kBlockK;
+                if (TransposeA) {
+                    load_tile<kBlockK, kBlockM>(a_tiles + stage * kTileElements, ab, k, m, k0, row0, vector_a);
+                } else {
+                    load_tile<kBlockM, kBlockK>(a_tiles + stage * kTileElements, ab, m, k, row0, k0, vector_a);
+                }
+                if (TransposeB) {
+                    load_tile<kBlockN, kBlockK>(b_tiles + stage * kTileElements, bb, n, k, column0, k0, vector_b);
+                } else {
+                    load_tile<kBlockK, kBlockN>(b_tiles + stage * kTileElements, bb, k, n, k0, column0, vector_b);
+                }
             }
             mdt::cp_async_commit();
         };
@@ -262,17 +274,15 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
                 for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
             }
         }
-        if (kt_begin < kt_end) load_stage(0, kt_begin * kBlockK);
+        for (int s = 0; s < kStages - 1; s++) load_stage(kt_begin + s);
         for (int64_t kt = kt_begin; kt < kt_end; kt++) {
-            int stage = static_cast<int>((kt - kt_begin) & 1);
-            if (kt + 1 < kt_end) {
-                load_stage(stage ^ 1, (kt + 1) * kBlockK);
-                mdt::cp_async_wait<1>();
-            } else {
-                mdt::cp_async_wait<0>();
-            }
+            int stage = static_cast<int>((kt - kt_begin) % kStages);
+            mdt::cp_async_wait<kStages - 2>();
+            // Tile kt is visible to every thread, and every thread is done with tile kt − 1, whose stage the next
+            // load refills.
             __syncthreads();
-            const uint16_t *as = a_tiles[stage], *bs = b_tiles[stage];
+            load_stage(kt + kStages - 1);
+            const uint16_t *as = a_tiles + stage * kTileElements, *bs = b_tiles + stage * kTileElements;
             MDT_UNROLL
             for (int kk = 0; kk < kBlockK; kk += 16) {
                 uint32_t af[4][4];
@@ -303,8 +313,10 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
                     }
                 }
             }
-            __syncthreads();  // the stage is refilled next iteration
         }
+        // Groups past the slice are empty; the next (slice, batch) pair reuses the stages after this barrier.
+        mdt::cp_async_wait<0>();
+        __syncthreads();
         float *ob = out + batch_index * m * n;
         // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
         float *pb = partials ? partials + work * m * n : nullptr;
@@ -421,13 +433,13 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
     auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true> : &gemm_bf16_kernel<true, false>)
                                   : (transpose_b ? &gemm_bf16_kernel<false, true> : &gemm_bf16_kernel<false, false>);
     if (split.slices == 1) {
-        return MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, bias, out, batch, m, n, k, stride_a, stride_b,
-                          accumulate, gelu, vector_a, vector_b, split.slices, split.slice_tiles,
-                          static_cast<float *>(nullptr));
+        return MDT_LAUNCH_OPT_IN(gemm_bf16, grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n, k,
+                                 stride_a, stride_b, accumulate, gelu, vector_a, vector_b, split.slices,
+                                 split.slice_tiles, static_cast<float *>(nullptr));
     }
-    int status = MDT_LAUNCH(gemm_bf16, grid, kThreads, 0, stream, a, b, static_cast<const float *>(nullptr), out,
-                            batch, m, n, k, stride_a, stride_b, 0, 0, vector_a, vector_b, split.slices,
-                            split.slice_tiles, workspace);
+    int status = MDT_LAUNCH_OPT_IN(gemm_bf16, grid, kThreads, kSharedBytes, stream, a, b,
+                                   static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
+                                   vector_a, vector_b, split.slices, split.slice_tiles, workspace);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
                       elements, n, bias, out, accumulate, gelu);
