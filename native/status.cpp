@@ -29,6 +29,7 @@ extern "C" const char *mdt_error_string(int status) {
         case MDT_ERROR_SHARED_MEMORY: return "shared memory over the limit";
         case MDT_ERROR_DEADLOCK: return "kernel deadlocked (emulator)";
         case MDT_ERROR_RUNTIME: return "CUDA runtime error";
+        case MDT_ERROR_DRIVER_TOO_OLD: return "NVIDIA driver too old for the CUDA runtime";
         default: return "unknown status";
     }
 }

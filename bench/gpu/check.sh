@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for a CUDA machine with PyTorch but no JDK or Maven (prepare .device/ here with
 # bench/gpu/pack.sh first and carry it along). At the project root: bash bench/gpu/check.sh.
+# First the driver's and the runtime's CUDA versions (nvidia-smi, nvcc, then the built library itself): a driver
+# older than the runtime's generation stops the check with what is needed.
 # Fits in 8 minutes on an H100/H200: every step has a timeout within an overall deadline (CHECK_SECONDS, 470 by
 # default); a failing step is reported and the later steps still run; the exit status is non-zero if any failed.
 # Everything printed also goes to $OUT/gpu-check.log (or target/gpu-check/), and the speed table to speed.txt
@@ -48,10 +50,35 @@ short_names() {
     sed -E 's/\(anonymous namespace\):://g; s/void ([A-Za-z0-9_:]+<[^>]*>|[A-Za-z0-9_:]+)\([^)]*\)/\1/g'
 }
 
-step "device"
+# The summary and the exit, also for a check stopped early (a driver too old for the runtime).
+finish() {
+  echo
+  echo "=== summary ($SECONDS s; log in $results/gpu-check.log)"
+  printf '  %s\n' "${summary[@]}"
+  [ -f "$results/speed.txt" ] && cat "$results/speed.txt"
+  exec >&- 2>&-
+  wait "$tee_pid" 2>/dev/null  # let tee finish writing before the exit
+  exit $status
+}
+# libmicrodit_cuda.so links the CUDA runtime statically, so it runs only on a driver of at least that CUDA
+# generation (CUDA 13: driver 580 or newer). Stops the check when the driver is older: nothing after would run.
+# require_driver DRIVER_CUDA RUNTIME_CUDA WHO (versions as major.minor; empty = unknown, not checked).
+require_driver() {
+  if [ -n "$1" ] && [ -n "$2" ] && [ "${1%%.*}" -lt "${2%%.*}" ]; then
+    echo "FAILED: the NVIDIA driver supports CUDA $1, but $3 CUDA $2, which needs a driver of the CUDA" \
+      "${2%%.*} generation (for CUDA 13: 580 or newer). Update the driver; the CUDA backend cannot run here."
+    record "driver" 1 "(driver CUDA $1 < runtime CUDA $2)"
+    finish
+  fi
+}
+
+step "device: driver and CUDA versions"
 timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv \
   || echo "nvidia-smi failed"
-command -v nvcc >/dev/null && nvcc --version | tail -2
+driver_cuda=$(timeout 20 nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -1)
+toolkit_cuda=$(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')
+echo "driver: CUDA ${driver_cuda:-unknown (no nvidia-smi)}; runtime (nvcc, linked statically): CUDA ${toolkit_cuda:-unknown (no nvcc)}"
+require_driver "$driver_cuda" "$toolkit_cuda" "nvcc builds libmicrodit_cuda.so with"
 
 step "1. build (make -C native: libmicrodit_cuda.so)"
 library="$native/libmicrodit_cuda.so"
@@ -71,6 +98,26 @@ if [ $rc -ne 0 ]; then
 fi
 record "build" $rc "($((SECONDS))s)"
 [ -f "$library" ] || echo "no $library: the later steps will fail"
+if [ -f "$library" ]; then
+  # The library's own view (mdt_driver_version, mdt_runtime_version, mdt_device_count): what the engine will see.
+  versions=$(timeout 30 "$python" - "$library" <<'PY'
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+driver, runtime, devices = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+lib.mdt_driver_version(ctypes.byref(driver))
+lib.mdt_runtime_version(ctypes.byref(runtime))
+status = lib.mdt_device_count(ctypes.byref(devices))
+lib.mdt_last_error_message.restype = ctypes.c_char_p
+print(f"{driver.value // 1000}.{driver.value % 1000 // 10} {runtime.value // 1000}.{runtime.value % 1000 // 10} "
+      f"{devices.value} {status} {lib.mdt_last_error_message().decode() if status else ''}")
+PY
+  )
+  read -r lib_driver lib_runtime lib_devices lib_status lib_message <<<"$versions"
+  echo "libmicrodit_cuda.so: driver CUDA ${lib_driver:-?}, runtime CUDA ${lib_runtime:-?}," \
+    "mdt_device_count: ${lib_devices:-?} devices (status ${lib_status:-?}${lib_message:+: $lib_message})"
+  [ "$lib_driver" = 0.0 ] && echo "FAILED: no NVIDIA driver is installed" && record "driver" 1 "(none)" && finish
+  require_driver "$lib_driver" "$lib_runtime" "libmicrodit_cuda.so was built with"
+fi
 
 step "2. ptxas -v and SASS of the bf16 tensor-core kernels"
 # The kernels that must run on tensor cores: the Makefile's list (the build fails without their HMMA too).
@@ -153,10 +200,4 @@ else
   fi
 fi
 
-echo
-echo "=== summary ($SECONDS s; log in $results/gpu-check.log)"
-printf '  %s\n' "${summary[@]}"
-[ -f "$results/speed.txt" ] && cat "$results/speed.txt"
-exec >&- 2>&-
-wait "$tee_pid" 2>/dev/null  # let tee finish writing before the exit
-exit $status
+finish

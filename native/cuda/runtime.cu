@@ -1,6 +1,7 @@
 // The C ABI's runtime half on a real GPU: thin wrappers over the CUDA runtime (linked statically), each CUDA
 // error turned into a status with the runtime's own message. Without a driver or a device,
-// cudaGetDeviceCount fails and every call reports MDT_ERROR_NO_DEVICE instead of aborting.
+// cudaGetDeviceCount fails and every call reports MDT_ERROR_NO_DEVICE instead of aborting; with a driver older
+// than the runtime linked in, MDT_ERROR_DRIVER_TOO_OLD.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -13,8 +14,22 @@ int check(cudaError_t error, const char *call) {
     if (error == cudaSuccess) return MDT_SUCCESS;
     cudaGetLastError();  // clears a sticky-free error so the next call starts clean
     int status = MDT_ERROR_RUNTIME;
-    if (error == cudaErrorNoDevice || error == cudaErrorInsufficientDriver || error == cudaErrorInvalidDevice ||
-        error == cudaErrorInitializationError) {
+    if (error == cudaErrorInsufficientDriver) {
+        // The runtime reports a missing driver the same way as an old one; only the driver's version tells them
+        // apart, and a user needs to know which (install one, or update it).
+        int driver = 0, runtime = 0;
+        cudaDriverGetVersion(&driver);
+        cudaRuntimeGetVersion(&runtime);
+        if (driver == 0) {
+            return mdt::fail(MDT_ERROR_NO_DEVICE, "%s: no NVIDIA driver is installed (%s)", call,
+                             cudaGetErrorName(error));
+        }
+        return mdt::fail(MDT_ERROR_DRIVER_TOO_OLD,
+                         "%s: the NVIDIA driver supports CUDA %d.%d, the runtime linked in is CUDA %d.%d (%s)", call,
+                         driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10,
+                         cudaGetErrorName(error));
+    }
+    if (error == cudaErrorNoDevice || error == cudaErrorInvalidDevice || error == cudaErrorInitializationError) {
         status = MDT_ERROR_NO_DEVICE;
     } else if (error == cudaErrorMemoryAllocation) {
         status = MDT_ERROR_OUT_OF_MEMORY;
@@ -146,6 +161,17 @@ int mdt_emu_block_order(int order, uint64_t) {
                      "mdt_emu_block_order: order %d is an emulator setting; on a GPU the block order is a property of "
                      "the hardware (only MDT_BLOCK_ORDER_FORWARD, a no-op, is accepted)",
                      order);
+}
+
+int mdt_driver_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_driver_version: version is NULL");
+    *version = 0;
+    return check(cudaDriverGetVersion(version), "cudaDriverGetVersion");
+}
+int mdt_runtime_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_runtime_version: version is NULL");
+    *version = 0;
+    return check(cudaRuntimeGetVersion(version), "cudaRuntimeGetVersion");
 }
 
 }  // extern "C"

@@ -173,4 +173,16 @@ int mdt_event_query(mdt_event_t event, int *complete) {
     return MDT_SUCCESS;
 }
 
+// The CUDA generation whose semantics the emulator follows; it needs no driver, so both versions are that one.
+int mdt_driver_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_driver_version: version is NULL");
+    *version = 13000;
+    return MDT_SUCCESS;
+}
+int mdt_runtime_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_runtime_version: version is NULL");
+    *version = 13000;
+    return MDT_SUCCESS;
+}
+
 }  // extern "C"

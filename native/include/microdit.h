@@ -30,7 +30,8 @@ enum {
     MDT_ERROR_LAUNCH_SHAPE = 4,
     MDT_ERROR_SHARED_MEMORY = 5,
     MDT_ERROR_DEADLOCK = 6,
-    MDT_ERROR_RUNTIME = 7
+    MDT_ERROR_RUNTIME = 7,
+    MDT_ERROR_DRIVER_TOO_OLD = 8 /* an NVIDIA driver is installed but older than the CUDA runtime linked in */
 };
 
 enum {
@@ -73,6 +74,12 @@ MDT_API int mdt_device_sm_count(int device, int *count);
 MDT_API int mdt_device_memory(int device, size_t *free_bytes, size_t *total_bytes);
 MDT_API int mdt_set_device(int device);
 MDT_API int mdt_device_synchronize(void);
+/* Versions in CUDA's integer format (1000 * major + 10 * minor: 13000 is 13.0). The driver's is the newest CUDA it
+ * supports, 0 when no NVIDIA driver is installed; the runtime's is the CUDA runtime linked into the library (the
+ * CUDA build links it statically, so it needs a driver of at least that version). The emulator reports 13000 for
+ * both. Neither call needs a device. */
+MDT_API int mdt_driver_version(int *version);
+MDT_API int mdt_runtime_version(int *version);
 
 /* ------------------------------------------------------------------ streams and events */
 MDT_API int mdt_stream_create(mdt_stream_t *stream);

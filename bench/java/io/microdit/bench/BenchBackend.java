@@ -10,7 +10,8 @@ import java.util.Random;
 
 /**
  * The backend a benchmark measures, chosen by its {@code backend} parameter: {@code cpu} (the default suite) or
- * {@code cuda} (the GPU, or the host emulator where there is none — its timings mean nothing), with one scope of
+ * {@code cuda} (the GPU; the host emulator only with {@code -Dmicrodit.device=emu} in the forks' JVM arguments, and
+ * then its timings mean nothing; without a usable GPU an error), with one scope of
  * that backend's memory for the benchmark's tensors. Benchmarks call {@link #finish()} at the end of each
  * invocation so a GPU's queued work is inside the measured time.
  */

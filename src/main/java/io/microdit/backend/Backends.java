@@ -3,6 +3,8 @@ package io.microdit.backend;
 import io.microdit.autograd.Precision;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cuda.CudaBackend;
+import io.microdit.backend.cuda.CudaRuntime;
+import io.microdit.backend.cuda.DeviceChoice;
 import java.util.Locale;
 
 /** Opens a backend by the name users give it on the command line, and knows its devices' peak rates. */
@@ -10,21 +12,46 @@ public final class Backends {
     private Backends() {
     }
 
-    /**
-     * {@code cpu} (with {@code threads} threads; null or 0 = all processors) or {@code cuda} (device 0, or the
-     * host emulator where there is no GPU; {@code -Dmicrodit.device} chooses explicitly). The caller closes it.
-     */
+    /** {@link #open(String, Integer, String)} with the device from {@code -Dmicrodit.device}, else the GPU. */
     public static Backend open(String name, Integer threads) {
+        return open(name, threads, null);
+    }
+
+    /**
+     * {@code cpu} (with {@code threads} threads; null or 0 = all processors) or {@code cuda} on {@code device}:
+     * {@code cuda} (device 0 of the GPU build), {@code emu} (the host emulator, slow; for tests and planning) or
+     * null ({@code -Dmicrodit.device}, else the GPU). A GPU that cannot be used is an IllegalStateException that
+     * says why, never a switch to the emulator. The caller closes the backend.
+     */
+    public static Backend open(String name, Integer threads, String device) {
         return switch (name) {
-            case "cpu" -> threads == null || threads == 0 ? new CpuBackend() : new CpuBackend(threads);
+            case "cpu" -> {
+                if (device != null) {
+                    throw new IllegalArgumentException("--device applies to --backend cuda only");
+                }
+                yield threads == null || threads == 0 ? new CpuBackend() : new CpuBackend(threads);
+            }
             case "cuda" -> {
                 if (threads != null && threads != 0) {
                     throw new IllegalArgumentException("--threads applies to --backend cpu only");
                 }
+                CudaRuntime.select(device);
                 yield new CudaBackend();
             }
             default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got '" + name + "'");
         };
+    }
+
+    /**
+     * What runs a backend and why, for the first line of a log: the CPU backend's threads, or the CUDA backend's
+     * device, native library and the reason it was chosen.
+     */
+    public static String describe(Backend backend) {
+        if (backend instanceof CudaBackend) {
+            DeviceChoice choice = CudaRuntime.choice();
+            return backend.name() + " on " + choice.library() + ": " + choice.reason();
+        }
+        return backend.name() + ": pure Java, --backend cpu";
     }
 
     /**

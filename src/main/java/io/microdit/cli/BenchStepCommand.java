@@ -34,6 +34,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -49,8 +50,8 @@ import picocli.CommandLine.Option;
  * timed and one JSON line reports the median ms/step, img/s and GFLOP/s (the backend's counted FLOPs), and each
  * step's wall and process CPU milliseconds (CPU time tells more than wall time on cores shared with other jobs).
  *
- * <p>{@code --backend cuda} runs the same on the CUDA backend (the GPU, or the emulator where there is none: the
- * report names which); each timed step ends with a device synchronisation. {@code --precision bf16} computes the
+ * <p>{@code --backend cuda} runs the same on the CUDA backend (the GPU, or the emulator with {@code --device emu}:
+ * the report names which); each timed step ends with a device synchronisation. {@code --precision bf16} computes the
  * step's matmuls and attention in bf16 (see {@link Precision}).
  */
 @Command(name = "bench-step", description = "Time full training steps on one fixed batch; optionally export the "
@@ -97,9 +98,12 @@ final class BenchStepCommand implements Callable<Integer> {
     @Option(names = "--export", description = "Write weights.safetensors, batch.safetensors and reference.json.")
     Path export;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (the GPU, else its emulator; "
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (see --device; "
             + "default ${DEFAULT-VALUE}).")
     String backendName;
+
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--precision", defaultValue = "f32", description = "f32 or bf16 (mixed precision; on the CPU "
             + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
@@ -128,7 +132,7 @@ final class BenchStepCommand implements Callable<Integer> {
         }
         Precision precision = Precision.parse(precisionName, "--precision");
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
-        try (Backend backend = Backends.open(backendName, threads);
+        try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope data = backend.scope("bench-batch")) {
             MicroDiT model = MicroDiT.create(c, seed, backend);
             try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {

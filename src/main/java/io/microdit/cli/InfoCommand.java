@@ -6,16 +6,24 @@ import io.microdit.tensor.Tensor;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** Prints what this machine offers the engine: version, Java, the CPU backend's measured GEMM speed, devices. */
-@Command(name = "info", description = "Print version, Java, CPU backend GEMM GFLOP/s and CUDA device presence.")
+/**
+ * Prints what this machine offers the engine: version, Java, the CPU backend's measured GEMM speed, and what
+ * {@code --backend cuda} would run on (device, library and why, driver and runtime versions) or why it cannot.
+ */
+@Command(name = "info", description = "Print version, Java, CPU backend GEMM GFLOP/s, and the CUDA backend's device, "
+        + "library (and why) and driver and runtime versions.")
 final class InfoCommand implements Callable<Integer> {
     @Option(names = "--gemm-size", description = "Square GEMM size for the speed probe (default ${DEFAULT-VALUE}).")
     int gemmSize = 512;
 
     @Option(names = "--seconds", description = "Time spent measuring the GEMM (default ${DEFAULT-VALUE}).")
     double seconds = 1.0;
+
+    @Mixin
+    DeviceOption device;
 
     @Override
     public Integer call() {
@@ -27,7 +35,7 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("gemm     %.3g GFLOP/s (F32, %d×%d×%d, all threads, measured now)%n",
                     measureGemm(backend, scope, gemmSize, seconds), gemmSize, gemmSize, gemmSize);
         }
-        System.out.println("cuda     " + CudaProbe.describe());
+        System.out.println(CudaProbe.describe(device.device));
         return 0;
     }
 

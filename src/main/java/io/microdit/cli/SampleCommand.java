@@ -21,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Samples a grid of images for one prompt from a checkpoint (EMA weights when the run kept them). */
@@ -57,8 +58,12 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU threads (default: all).")
     Integer threads;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda. Default ${DEFAULT-VALUE}.")
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (see --device). "
+            + "Default ${DEFAULT-VALUE}.")
     String backendName;
+
+    @Mixin
+    DeviceOption device;
 
     @Override
     public Integer call() throws Exception {
@@ -75,7 +80,7 @@ final class SampleCommand implements Callable<Integer> {
         Path weights = !raw && Files.isRegularFile(folder.resolve(Checkpoint.EMA)) ? folder.resolve(Checkpoint.EMA)
                 : folder.resolve(Checkpoint.MODEL);
         CaptionEncoder encoder = TrainingRun.captionEncoder(training.captionLength(), modelConfig);
-        try (Backend backend = Backends.open(backendName, threads);
+        try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope scope = new MemoryScope("sample")) {
             MicroDiT model = MicroDiT.create(modelConfig, 0, backend);
             try {

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -33,9 +34,12 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--data", description = "Folder with the Fashion-MNIST IDX files (default: Debian's).")
     Path data;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (the GPU; its host emulator where "
-            + "there is none, slow). Default ${DEFAULT-VALUE}.")
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (see --device). "
+            + "Default ${DEFAULT-VALUE}.")
     String backend;
+
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--final-samples", defaultValue = "4", description = "Samples per prompt in the final grid "
             + "(default ${DEFAULT-VALUE}).")
@@ -62,7 +66,7 @@ final class TrainCommand implements Callable<Integer> {
                         + " or --out to start a new one elsewhere");
             }
         }
-        new TrainingRun(training, runDirectory, System.out, backend, finalSamples).run(resume);
+        new TrainingRun(training, runDirectory, System.out, backend, device.device, finalSamples).run(resume);
         return 0;
     }
 }

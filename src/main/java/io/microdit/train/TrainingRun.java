@@ -48,18 +48,20 @@ public final class TrainingRun {
     private final Path directory;
     private final PrintStream out;
     private final String backendName;
+    private final String device;
     private final int finalSamples;
 
     /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
-        this(config, directory, out, "cpu", DEFAULT_FINAL_SAMPLES);
+        this(config, directory, out, "cpu", null, DEFAULT_FINAL_SAMPLES);
     }
 
     /**
-     * A run on the backend named as {@link Backends#open} names them (cpu or cuda), ending with a grid of
-     * {@code finalSamples} samples per prompt.
+     * A run on the backend and device named as {@link Backends#open} names them (cpu or cuda; cuda, emu or null
+     * for the default), ending with a grid of {@code finalSamples} samples per prompt.
      */
-    public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName, int finalSamples) {
+    public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName, String device,
+            int finalSamples) {
         if (finalSamples < 1) {
             throw new IllegalArgumentException("--final-samples must be at least 1, got " + finalSamples);
         }
@@ -67,6 +69,7 @@ public final class TrainingRun {
         this.directory = directory;
         this.out = out;
         this.backendName = backendName;
+        this.device = device;
         this.finalSamples = finalSamples;
     }
 
@@ -97,7 +100,9 @@ public final class TrainingRun {
         Files.createDirectories(directory.resolve("samples"));
         Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
         Files.writeString(directory.resolve("model.json"), ConfigFile.toJson(modelConfig) + "\n");
-        try (Backend backend = Backends.open(backendName, backendName.equals("cpu") ? threads : null)) {
+        try (Backend backend = Backends.open(backendName, backendName.equals("cpu") ? threads : null, device)) {
+            // First, so a log always says what ran it: a run on the emulator is never mistaken for a GPU run.
+            out.println("backend: " + Backends.describe(backend));
             MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
             try (Trainer trainer = new Trainer(config, model, data, backend)) {
                 if (resume) {

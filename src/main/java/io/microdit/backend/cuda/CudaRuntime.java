@@ -14,6 +14,7 @@ public final class CudaRuntime {
     public static final int ERROR_SHARED_MEMORY = 5;
     public static final int ERROR_DEADLOCK = 6;
     public static final int ERROR_RUNTIME = 7;
+    public static final int ERROR_DRIVER_TOO_OLD = 8;
     public static final int KIND_CUDA = 0;
     public static final int KIND_EMULATOR = 1;
     /** Block orders of {@link #blockOrder} (microdit.h, mdt_emu_block_order). */
@@ -60,6 +61,26 @@ public final class CudaRuntime {
     /** The loaded library's file. */
     public static String libraryPath() {
         return NativeLibrary.path().toString();
+    }
+
+    /**
+     * Chooses and loads the library for {@code device} ({@code cuda}, {@code emu}, or null for
+     * {@code -Dmicrodit.device}, else the GPU) before anything binds it, and says which and why; throws
+     * IllegalStateException with what was found and what is needed when it cannot (no GPU, a driver too old,
+     * no library, or the other library already loaded in this process).
+     */
+    public static DeviceChoice select(String device) {
+        return NativeLibrary.select(device);
+    }
+
+    /** The library this process runs on and why (chosen from {@code -Dmicrodit.device} if nothing chose yet). */
+    public static DeviceChoice choice() {
+        return NativeLibrary.choice();
+    }
+
+    /** What the CUDA build finds on this machine (driver and runtime versions, devices), whichever library runs. */
+    public static DeviceChoice.Found probeCudaLibrary() {
+        return NativeLibrary.probeCuda();
     }
 
     /** Devices visible to the loaded library (the emulator has one); 0 without a driver or device. */

@@ -35,6 +35,8 @@ final class MicroditAbi {
         entry(map, "mdt_device_memory", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
         entry(map, "mdt_set_device", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         entry(map, "mdt_device_synchronize", FunctionDescriptor.of(JAVA_INT));
+        entry(map, "mdt_driver_version", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_runtime_version", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_stream_create", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_stream_destroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_stream_synchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));

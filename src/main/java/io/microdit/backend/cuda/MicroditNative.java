@@ -20,6 +20,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_DEVICE_MEMORY = handle("mdt_device_memory");
     private static final MethodHandle MDT_SET_DEVICE = handle("mdt_set_device");
     private static final MethodHandle MDT_DEVICE_SYNCHRONIZE = handle("mdt_device_synchronize");
+    private static final MethodHandle MDT_DRIVER_VERSION = handle("mdt_driver_version");
+    private static final MethodHandle MDT_RUNTIME_VERSION = handle("mdt_runtime_version");
     private static final MethodHandle MDT_STREAM_CREATE = handle("mdt_stream_create");
     private static final MethodHandle MDT_STREAM_DESTROY = handle("mdt_stream_destroy");
     private static final MethodHandle MDT_STREAM_SYNCHRONIZE = handle("mdt_stream_synchronize");
@@ -190,6 +192,22 @@ public final class MicroditNative {
             return (int) MDT_DEVICE_SYNCHRONIZE.invokeExact();
         } catch (Throwable error) {
             throw new AssertionError("mdt_device_synchronize threw", error);
+        }
+    }
+
+    public static int mdt_driver_version(MemorySegment version) {
+        try {
+            return (int) MDT_DRIVER_VERSION.invokeExact(version);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_driver_version threw", error);
+        }
+    }
+
+    public static int mdt_runtime_version(MemorySegment version) {
+        try {
+            return (int) MDT_RUNTIME_VERSION.invokeExact(version);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_runtime_version threw", error);
         }
     }
 

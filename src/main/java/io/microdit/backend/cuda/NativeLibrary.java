@@ -12,76 +12,155 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Chooses and loads the native library once per JVM: {@code libmicrodit_cuda.so} when it exists and sees a CUDA
- * device, else {@code libmicrodit_emu.so} (the same kernels on the host emulator). {@code -Dmicrodit.device=emu}
- * forces the emulator, {@code -Dmicrodit.device=cuda} the GPU build. The libraries are looked for in
- * {@code -Dmicrodit.native.dir}, else in {@code native/} next to the engine's classes or jar (the build writes
- * {@code target/native/}). Both libraries export the same symbols; each is opened locally and linked with
- * -Bsymbolic, so probing the CUDA build and then using the emulator cannot mix them.
+ * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU) or
+ * {@code libmicrodit_emu.so} (the same kernels on the host emulator), the latter only when asked for by name
+ * ({@code --device emu}, {@code -Dmicrodit.device=emu}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
+ * and a GPU that cannot be used is an error. The libraries are looked for in {@code -Dmicrodit.native.dir}, else
+ * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). Both export
+ * the same symbols; each is opened locally and linked with -Bsymbolic, so probing the CUDA build while the
+ * emulator runs cannot mix them.
  */
 final class NativeLibrary {
     static final String CUDA_LIBRARY = "libmicrodit_cuda.so";
     static final String EMULATOR_LIBRARY = "libmicrodit_emu.so";
 
-    private record Loaded(Path path, SymbolLookup lookup) {
+    private record Loaded(DeviceChoice choice, SymbolLookup lookup) {
     }
 
-    private static final Loaded LOADED = load();
+    private record Probe(DeviceChoice.Found found, SymbolLookup lookup) {
+    }
+
+    /** Set once, under the class's lock; read without it on the hot path (every allocation asks isEmulator). */
+    private static volatile Loaded loaded;
 
     private NativeLibrary() {
     }
 
     static SymbolLookup lookup() {
-        return LOADED.lookup();
+        return loaded().lookup();
     }
 
     static Path path() {
-        return LOADED.path();
+        return loaded().choice().library();
     }
 
     /** Whether the kernels run on the host emulator, whose "device" memory is host memory. */
     static boolean isEmulator() {
-        return LOADED.path().getFileName().toString().equals(EMULATOR_LIBRARY);
+        return loaded().choice().emulator();
     }
 
-    private static Loaded load() {
-        String wanted = System.getProperty("microdit.device", "auto");
-        if (!wanted.equals("auto") && !wanted.equals("cuda") && !wanted.equals("emu")) {
-            throw new IllegalStateException("-Dmicrodit.device must be auto, cuda or emu, got '" + wanted + "'");
+    /** The library this process runs on and why, choosing it from {@code -Dmicrodit.device} on first use. */
+    static DeviceChoice choice() {
+        return loaded().choice();
+    }
+
+    /**
+     * Chooses the library for {@code device} ({@code cuda} or {@code emu}; null: {@code -Dmicrodit.device}, else
+     * {@code cuda}) and loads it, or throws IllegalStateException saying why it cannot. One process runs one
+     * library: asking for the other one once a library is loaded is an error too, after the decision (so the
+     * message says first whether the other one would be usable at all).
+     */
+    static synchronized DeviceChoice select(String device) {
+        DeviceChoice.Requested requested;
+        String askedBy;
+        if (device != null) {
+            requested = DeviceChoice.Requested.parse(device, "--device");
+            askedBy = "--device " + device;
+        } else {
+            String property = System.getProperty("microdit.device");
+            if (property == null) {
+                requested = DeviceChoice.Requested.CUDA;
+                askedBy = "--backend cuda (the GPU: neither --device nor -Dmicrodit.device asks for the emulator)";
+            } else {
+                requested = DeviceChoice.Requested.parse(property, "-Dmicrodit.device");
+                askedBy = "-Dmicrodit.device=" + property;
+            }
+        }
+        Loaded current = loaded;
+        if (current != null && current.choice().emulator() == (requested == DeviceChoice.Requested.EMU)) {
+            return current.choice();
         }
         Path directory = directory();
         Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(EMULATOR_LIBRARY);
-        if (wanted.equals("cuda") && !Files.isRegularFile(cuda)) {
-            throw new IllegalStateException("-Dmicrodit.device=cuda but " + cuda + " does not exist: build it with "
-                    + "'make -C native cuda' (needs nvcc) or set -Dmicrodit.native.dir");
+        Probe probe = requested == DeviceChoice.Requested.CUDA ? probe(cuda) : null;
+        DeviceChoice choice = DeviceChoice.decide(requested, askedBy, cuda, probe == null ? null : probe.found(),
+                emulator, Files.isRegularFile(emulator));
+        if (current != null) {
+            throw new IllegalStateException(askedBy + ": this process already runs on "
+                    + current.choice().library() + " (" + current.choice().reason() + "); one process loads one "
+                    + "native library, so start another for " + choice.library().getFileName());
         }
-        if (!wanted.equals("emu") && Files.isRegularFile(cuda)) {
-            SymbolLookup lookup = SymbolLookup.libraryLookup(cuda, Arena.global());
-            if (wanted.equals("cuda") || deviceCount(lookup) > 0) {
-                return new Loaded(cuda, lookup);
-            }
-        }
-        if (!Files.isRegularFile(emulator)) {
-            throw new IllegalStateException("no microdit native library: " + emulator + " does not exist. Build it "
-                    + "with 'src/main/scripts/mvn25 package' or 'make -C native emu' (needs make and g++), or point "
-                    + "-Dmicrodit.native.dir at the folder that holds it");
-        }
-        return new Loaded(emulator, SymbolLookup.libraryLookup(emulator, Arena.global()));
+        SymbolLookup lookup = probe != null ? probe.lookup() : SymbolLookup.libraryLookup(choice.library(),
+                Arena.global());
+        loaded = new Loaded(choice, lookup);
+        return choice;
     }
 
-    /** Devices the CUDA build sees; 0 when there is no driver or no device (the call reports, never aborts). */
-    private static int deviceCount(SymbolLookup lookup) {
-        MemorySegment symbol = lookup.find("mdt_device_count").orElseThrow(() -> new UnsatisfiedLinkError(
-                CUDA_LIBRARY + " has no mdt_device_count"));
-        MethodHandle count = Linker.nativeLinker().downcallHandle(symbol,
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment devices = arena.allocate(ValueLayout.JAVA_INT);
-            int status = (int) count.invokeExact(devices);
-            return status == 0 ? devices.get(ValueLayout.JAVA_INT, 0) : 0;
-        } catch (Throwable error) {
-            throw new AssertionError("mdt_device_count threw", error);
+    /** What the CUDA build reports on this machine, for {@code microdit info}; loads it, never throws. */
+    static DeviceChoice.Found probeCuda() {
+        return probe(directory().resolve(CUDA_LIBRARY)).found();
+    }
+
+    private static Loaded loaded() {
+        Loaded current = loaded;
+        if (current == null) {
+            select(null);
+            current = loaded;
         }
+        return current;
+    }
+
+    /**
+     * Loads the CUDA build and asks it for the driver's and runtime's versions and the devices. The library
+     * stays loaded (global arena): a statically linked CUDA runtime registers exit handlers that must not
+     * outlive an unloaded library.
+     */
+    private static Probe probe(Path cuda) {
+        if (!Files.isRegularFile(cuda)) {
+            return new Probe(DeviceChoice.Found.missing(), null);
+        }
+        SymbolLookup lookup;
+        try {
+            lookup = SymbolLookup.libraryLookup(cuda, Arena.global());
+        } catch (IllegalArgumentException error) {
+            return new Probe(DeviceChoice.Found.unloadable(error.getMessage()), null);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(ValueLayout.JAVA_INT);
+            int driver = (int) intOut(lookup, "mdt_driver_version").invokeExact(value) == 0
+                    ? value.get(ValueLayout.JAVA_INT, 0) : 0;
+            int runtime = (int) intOut(lookup, "mdt_runtime_version").invokeExact(value) == 0
+                    ? value.get(ValueLayout.JAVA_INT, 0) : 0;
+            value.set(ValueLayout.JAVA_INT, 0, 0);
+            int status = (int) intOut(lookup, "mdt_device_count").invokeExact(value);
+            int devices = value.get(ValueLayout.JAVA_INT, 0);
+            String message = "";
+            if (status != 0) {
+                MethodHandle name = Linker.nativeLinker().downcallHandle(symbol(lookup, "mdt_error_string"),
+                        FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+                MethodHandle last = Linker.nativeLinker().downcallHandle(symbol(lookup, "mdt_last_error_message"),
+                        FunctionDescriptor.of(ValueLayout.ADDRESS));
+                message = ((MemorySegment) last.invokeExact()).reinterpret(1024).getString(0) + "; "
+                        + ((MemorySegment) name.invokeExact(status)).reinterpret(256).getString(0) + ", status "
+                        + status;
+            }
+            return new Probe(new DeviceChoice.Found(true, null, status, message, devices, driver, runtime), lookup);
+        } catch (UnsatisfiedLinkError error) {
+            return new Probe(DeviceChoice.Found.unloadable(error.getMessage()), null);
+        } catch (Throwable error) {
+            throw new AssertionError("probing " + cuda + " threw", error);
+        }
+    }
+
+    /** A function of the probed library that writes one int: {@code int f(int *)}. */
+    private static MethodHandle intOut(SymbolLookup lookup, String name) {
+        return Linker.nativeLinker().downcallHandle(symbol(lookup, name),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    }
+
+    private static MemorySegment symbol(SymbolLookup lookup, String name) {
+        return lookup.find(name).orElseThrow(() -> new UnsatisfiedLinkError(CUDA_LIBRARY + " has no " + name
+                + ": it was built from an older microdit.h"));
     }
 
     private static Path directory() {
