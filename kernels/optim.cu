@@ -149,21 +149,29 @@ __device__ inline void check_list(const mdt_tensor_list_entry *entries, int64_t 
 
 /**
  * Calls {@code element(entry, i)} for every element i of every entry, walking the flattened index space in chunks
- * of kChunk: a thread finds the entry of its first element by binary search and then steps forward.
+ * of kChunk: a thread finds the entry of its first element by binary search and then steps forward. The current
+ * entry (its pointers and offsets) and the next entry's offset live in registers, reloaded only when the walk
+ * crosses into the next tensor, not per element.
  */
 template <class Element>
 __device__ inline void for_each_list_element(const mdt_tensor_list_entry *entries, int64_t count, int64_t total,
                                              Element element) {
     int64_t chunks = (total + kChunk - 1) / kChunk;
     for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-        int64_t first = chunk * kChunk + threadIdx.x, end = chunk * kChunk + kChunk < total ? chunk * kChunk + kChunk : total;
+        int64_t first = chunk * kChunk + threadIdx.x;
+        int64_t end = chunk * kChunk + kChunk < total ? chunk * kChunk + kChunk : total;
         if (first >= end) continue;
         int64_t e = find_entry<false>(entries, count, first);
+        mdt_tensor_list_entry entry = entries[e];
+        int64_t next_offset = e + 1 < count ? entries[e + 1].element_offset : INT64_MAX;
         for (int64_t j = first; j < end; j += blockDim.x) {
-            while (e + 1 < count && entries[e + 1].element_offset <= j) e++;
-            int64_t local = j - entries[e].element_offset;
-            if (local < 0 || local >= entries[e].n) continue;  // a malformed list: check_list reports it
-            element(entries[e], local);
+            while (next_offset <= j) {
+                entry = entries[++e];
+                next_offset = e + 1 < count ? entries[e + 1].element_offset : INT64_MAX;
+            }
+            int64_t local = j - entry.element_offset;
+            if (local < 0 || local >= entry.n) continue;  // a malformed list: check_list reports it
+            element(entry, local);
         }
     }
 }
