@@ -55,6 +55,15 @@ public final class Backends {
     }
 
     /**
+     * The precision a backend computes in unless told otherwise: bf16 on CUDA (matrix products and attention on
+     * tensor cores; F32 products run on CUDA cores at a fraction of the chip), f32 on the CPU (where bf16 only models
+     * the rounding).
+     */
+    public static Precision defaultPrecision(String backendName) {
+        return "cuda".equals(backendName) ? Precision.BF16 : Precision.F32;
+    }
+
+    /**
      * The dense peak of a GPU named {@code deviceName} in FLOP/s for matmuls in {@code precision} (tensor cores for
      * bf16, the FP32 pipes for f32; SXM parts, from NVIDIA's data sheets), or NaN for a device not in the table
      * (and the emulator), so an MFU figure is never made up.

@@ -105,8 +105,8 @@ final class BenchStepCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
-    @Option(names = "--precision", defaultValue = "f32", description = "f32 or bf16 (mixed precision; on the CPU "
-            + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
+    @Option(names = "--precision", description = "f32 or bf16 (mixed precision; on the CPU backend bf16 only models "
+            + "the rounding). Default: bf16 on cuda, f32 on cpu.")
     String precisionName;
 
     @Option(names = "--launch-plan", description = "After the timed steps, trace one more step's kernel launches "
@@ -130,7 +130,8 @@ final class BenchStepCommand implements Callable<Integer> {
             throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1 and "
                     + "--perturb ≥ 0");
         }
-        Precision precision = Precision.parse(precisionName, "--precision");
+        Precision precision = precisionName == null ? Backends.defaultPrecision(backendName)
+                : Precision.parse(precisionName, "--precision");
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
         try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope data = backend.scope("bench-batch")) {

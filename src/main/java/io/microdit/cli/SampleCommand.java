@@ -51,8 +51,8 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "Output PNG.")
     Path out;
 
-    @Option(names = "--precision", defaultValue = "f32", description = "f32 or bf16 (mixed precision; on the CPU "
-            + "backend bf16 only models the rounding). Default ${DEFAULT-VALUE}.")
+    @Option(names = "--precision", description = "f32 or bf16 (mixed precision; on the CPU backend bf16 only models "
+            + "the rounding). Default: bf16 on cuda, f32 on cpu.")
     String precision;
 
     @Option(names = "--threads", description = "CPU threads (default: all).")
@@ -91,7 +91,8 @@ final class SampleCommand implements Callable<Integer> {
                     captions.rows(i, 1).copyFrom(embedding);
                 }
                 float[] images = new HeunSampler(model, backend, new Edm(0.9, training.pMean(), training.pStd()),
-                        Precision.parse(precision, "--precision")).sample(captions, steps, guidance, seed, 0);
+                        precision == null ? Backends.defaultPrecision(backendName)
+                                : Precision.parse(precision, "--precision")).sample(captions, steps, guidance, seed, 0);
                 int columns = (int) Math.ceil(Math.sqrt(count));
                 new SampleGrid(modelConfig.inChannels(), modelConfig.inputSize(), modelConfig.inputSize(), columns, 2)
                         .write(out, images);

@@ -1,10 +1,14 @@
 package io.microdit.cli;
 
+import io.microdit.autograd.Precision;
+import io.microdit.backend.Backends;
+import io.microdit.io.Json;
 import io.microdit.train.Checkpoint;
 import io.microdit.train.TrainingConfig;
 import io.microdit.train.TrainingRun;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -41,6 +45,10 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    @Option(names = "--precision", description = "f32 or bf16, over the config's \"precision\"; with neither, bf16 "
+            + "on cuda and f32 on cpu. A resumed run keeps its own.")
+    String precision;
+
     @Option(names = "--final-samples", defaultValue = "4", description = "Samples per prompt in the final grid "
             + "(default ${DEFAULT-VALUE}).")
     int finalSamples;
@@ -54,11 +62,20 @@ final class TrainCommand implements Callable<Integer> {
             if (latest == null) {
                 throw new IllegalArgumentException(out + " has no checkpoint to resume from");
             }
+            if (precision != null) {
+                throw new IllegalArgumentException("--precision: a resumed run keeps the precision it was started "
+                        + "with");
+            }
             training = TrainingConfig.fromJson(Checkpoint.readState(latest).trainingConfigJson());
             runDirectory = out;
         } else {
             training = config == null ? TrainingConfig.defaults() : TrainingConfig.read(config);
             training = training.withOverrides(steps, threads, data == null ? null : data.toString());
+            if (precision != null) {
+                training = training.withPrecision(Precision.parse(precision, "--precision"));
+            } else if (!setsPrecision(config)) {
+                training = training.withPrecision(Backends.defaultPrecision(backend));
+            }
             runDirectory = out != null ? out : Path.of("runs", Path.of(training.model()).getFileName().toString()
                     .replaceFirst("\\.json$", ""));
             if (!resume && Checkpoint.latest(runDirectory) != null) {
@@ -68,5 +85,11 @@ final class TrainCommand implements Callable<Integer> {
         }
         new TrainingRun(training, runDirectory, System.out, backend, device.device, finalSamples).run(resume);
         return 0;
+    }
+
+    /** Whether the config file names a precision (TrainingConfig.read has already parsed and checked it). */
+    private static boolean setsPrecision(Path config) throws java.io.IOException {
+        return config != null && Json.parse(Files.readString(config)) instanceof Map<?, ?> map
+                && map.containsKey("precision");
     }
 }

@@ -142,9 +142,12 @@ class DeviceSelectionTest {
         String first = emulator.out().lines().findFirst().orElseThrow();
         assertTrue(first.startsWith("backend: cuda-emulator (") && first.contains("libmicrodit_emu.so: the host "
                 + "emulator, asked for by name ("), first);
+        // A config that names no precision trains in bf16 on CUDA, f32 on the CPU.
+        assertTrue(emulator.out().contains(", bf16, 4 images, "), emulator.out());
         Result cpu = run("train", "--config", training.toString(), "--out", temp.resolve("cpu").toString(),
                 "--threads", "1", "--final-samples", "1");
         assertEquals(0, cpu.exit(), cpu.out() + cpu.err());
         assertTrue(cpu.out().startsWith("backend: cpu (1 threads, "), cpu.out());
+        assertTrue(cpu.out().contains(", f32, 4 images, "), cpu.out());
     }
 }
