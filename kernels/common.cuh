@@ -16,12 +16,18 @@
 #include "status.h"
 #include "trace.h"
 
+namespace mdt {
+// Both libraries (native/cuda/runtime.cu): MDT_LAUNCH clears the runtime's last error, launches, and reports the
+// last error as the launch's status, so a status is the launch's own, never an earlier call's.
+void clear_launch_error();
+int launch_status(const char *kernel);
+}  // namespace mdt
+
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace mdt {
-int launch_status(const char *kernel);
 constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
 inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes) {
     if (tracing()) trace_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, shared_bytes);
@@ -32,7 +38,7 @@ inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes
     ((shared_bytes) > ::mdt::kMaxDefaultSharedBytes                                                           \
          ? ::mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the 48 KiB limit", \
                        #kernel, static_cast<size_t>(shared_bytes))                                            \
-         : (::mdt::trace(#kernel, (grid), (block), (shared_bytes)),                                             \
+         : (::mdt::trace(#kernel, (grid), (block), (shared_bytes)), ::mdt::clear_launch_error(),                \
             kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__),                   \
             ::mdt::launch_status(#kernel)))
 
@@ -41,10 +47,20 @@ inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes
     type *name = reinterpret_cast<type *>(mdt_dynamic_shared_bytes)
 
 #else
+#include "cuda_runtime.h"
 #include "mdt_emu.h"
 
-#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-    (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes), [&]() { kernel(__VA_ARGS__); }))
+// As the CUDA branch (its shared-memory check and status included), with the emulator's kernel<<<...>>>; the
+// kernel's arguments are captured by value because a deferred stream (cuda_runtime.h) runs the kernel after the
+// caller has returned.
+#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                              \
+    ((shared_bytes) > ::mdt_emu::kMaxSharedBytes                                                              \
+         ? ::mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the 48 KiB limit", \
+                       #kernel, static_cast<size_t>(shared_bytes))                                            \
+         : (::mdt::clear_launch_error(),                                                                        \
+            ::mdt_emu::launch_kernel(#kernel, (grid), (block), (shared_bytes), (cudaStream_t)(stream),          \
+                                     [=]() { kernel(__VA_ARGS__); }),                                           \
+            ::mdt::launch_status(#kernel)))
 
 #define MDT_DYNAMIC_SHARED(type, name) type *name = reinterpret_cast<type *>(::mdt_emu::dynamic_shared())
 #endif

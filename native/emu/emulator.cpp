@@ -413,7 +413,7 @@ int block_sequence(const char *kernel, dim3 grid, std::vector<uint64_t> &order) 
 
 }  // namespace
 
-int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
+int check_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes) {
     if (in_kernel()) {
         return mdt::fail(MDT_ERROR_RUNTIME, "%s: launched from inside a kernel (dynamic parallelism is not emulated)",
                          kernel);
@@ -433,8 +433,19 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         return mdt::fail(MDT_ERROR_SHARED_MEMORY, "%s: %zu bytes of dynamic shared memory exceed the %zu-byte limit",
                          kernel, shared_bytes, kMaxSharedBytes);
     }
+    return MDT_SUCCESS;
+}
+
+int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
+    if (int s = check_launch(kernel, grid, block_shape, shared_bytes)) return s;
     mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
     if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
+    return run_launch(kernel, grid, block_shape, shared_bytes, body);
+}
+
+int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
+               const std::function<void()> &body) {
+    uint64_t threads = static_cast<uint64_t>(block_shape.x) * block_shape.y * block_shape.z;
     if (!stack_pool.reserve(threads)) {
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));

@@ -3,7 +3,7 @@
 // for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
 // memory is one instance per block. Blocks of a grid run one after another, forward unless mdt_emu_block_order
 // (microdit.h) says reverse or shuffled. Memory is host memory; streams
-// are synchronous. Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
+// are those of the emulated CUDA runtime (cuda_runtime.h). Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
 // error statuses instead of hangs or aborts.
 // Strict where the hardware is: what a GPU would fault on or leave undefined ends the launch with an error status
 // (MDT_ERROR_RUNTIME for a misaligned cp.async/ldmatrix address, MDT_ERROR_DEADLOCK for __syncthreads at
@@ -99,6 +99,10 @@ void cp_async_wait(int pending);
 
 /** Runs {@code body} once per thread of every block. Returns an MDT status. */
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
+// launch's two halves, for a launch queued on a deferred stream: the checks a GPU makes when the launch is issued
+// (shape, shared memory, not from inside a kernel), and running the blocks (the launch trace is launch's part).
+int check_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes);
+int run_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 
 }  // namespace mdt_emu
 

@@ -59,6 +59,8 @@ final class MicroditAbi {
         entry(map, "mdt_trace_entry", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
         entry(map, "mdt_selftest_run", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
         entry(map, "mdt_emu_block_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+        entry(map, "mdt_emu_stream_mode", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        entry(map, "mdt_emu_inject_last_error", FunctionDescriptor.of(JAVA_INT));
         entry(map, "mdt_elementwise_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_elementwise_mul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_elementwise_scale", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG));
@@ -124,6 +126,8 @@ final class MicroditAbi {
         entry(map, "mdt_attention_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_attention_fwd_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_attention_bwd_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        entry(map, "mdt_driver_version", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_runtime_version", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         return Collections.unmodifiableMap(map);
     }
 

@@ -44,6 +44,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_TRACE_ENTRY = handle("mdt_trace_entry");
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
     private static final MethodHandle MDT_EMU_BLOCK_ORDER = handle("mdt_emu_block_order");
+    private static final MethodHandle MDT_EMU_STREAM_MODE = handle("mdt_emu_stream_mode");
+    private static final MethodHandle MDT_EMU_INJECT_LAST_ERROR = handle("mdt_emu_inject_last_error");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
@@ -110,6 +112,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
     private static final MethodHandle MDT_ATTENTION_FWD_BF16 = handle("mdt_attention_fwd_bf16");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16 = handle("mdt_attention_bwd_bf16");
+    private static final MethodHandle MDT_DRIVER_VERSION = handle("mdt_driver_version");
+    private static final MethodHandle MDT_RUNTIME_VERSION = handle("mdt_runtime_version");
     private MicroditNative() {
     }
 
@@ -381,6 +385,22 @@ public final class MicroditNative {
             return (int) MDT_EMU_BLOCK_ORDER.invokeExact(order, seed);
         } catch (Throwable error) {
             throw new AssertionError("mdt_emu_block_order threw", error);
+        }
+    }
+
+    public static int mdt_emu_stream_mode(int mode) {
+        try {
+            return (int) MDT_EMU_STREAM_MODE.invokeExact(mode);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_stream_mode threw", error);
+        }
+    }
+
+    public static int mdt_emu_inject_last_error() {
+        try {
+            return (int) MDT_EMU_INJECT_LAST_ERROR.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_inject_last_error threw", error);
         }
     }
 
@@ -901,6 +921,22 @@ public final class MicroditNative {
             return (int) MDT_ATTENTION_BWD_BF16.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd_bf16 threw", error);
+        }
+    }
+
+    public static int mdt_driver_version(MemorySegment version) {
+        try {
+            return (int) MDT_DRIVER_VERSION.invokeExact(version);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_driver_version threw", error);
+        }
+    }
+
+    public static int mdt_runtime_version(MemorySegment version) {
+        try {
+            return (int) MDT_RUNTIME_VERSION.invokeExact(version);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_runtime_version threw", error);
         }
     }
 }
