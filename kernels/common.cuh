@@ -20,12 +20,18 @@
 #include "status.h"
 #include "trace.h"
 
+namespace mdt {
+// Both libraries (native/cuda/runtime.cu): MDT_LAUNCH clears the runtime's last error, launches, and reports the
+// last error as the launch's status, so a status is the launch's own, never an earlier call's.
+void clear_launch_error();
+int launch_status(const char *kernel);
+}  // namespace mdt
+
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace mdt {
-int launch_status(const char *kernel);
 constexpr size_t kMaxDefaultSharedBytes = 48 * 1024;
 inline void trace(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes) {
     if (tracing()) trace_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, shared_bytes);
@@ -51,11 +57,14 @@ private:
 };
 }  // namespace mdt
 
+// The launch's status is the runtime's last error after it, so a stale one (a not-ready query, an earlier failed
+// call) is cleared first: the status is this launch's own.
 #define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                                 \
     ([&]() -> int {                                                                                               \
         if (int s = ::mdt::check_launch_shared(reinterpret_cast<const void *>(kernel), #kernel, (shared_bytes))) \
             return s;                                                                                             \
         ::mdt::trace(#kernel, (grid), (block), (shared_bytes));                                                   \
+        ::mdt::clear_launch_error();                                                                              \
         kernel<<<(grid), (block), (shared_bytes), (cudaStream_t)(stream)>>>(__VA_ARGS__);                         \
         return ::mdt::launch_status(#kernel);                                                                     \
     }())
@@ -70,10 +79,21 @@ private:
 #define MDT_SHARED(type, name, dimensions) __shared__ type name dimensions
 
 #else
+#include "cuda_runtime.h"
 #include "mdt_emu.h"
 
-#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-    (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes), [&]() { kernel(__VA_ARGS__); }))
+// As the CUDA branch (its shared-memory check and status included), with the emulator's kernel<<<...>>>. The
+// check sees the dynamic bytes only: a kernel's static arrays are counted as its blocks declare them (mdt_emu.h).
+// The kernel's arguments are captured by value because a deferred stream (cuda_runtime.h) runs the kernel after
+// the caller has returned.
+#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                    \
+    ([&]() -> int {                                                                                   \
+        if (int s = ::mdt_emu::check_launch_shared(#kernel, (shared_bytes))) return s;               \
+        ::mdt::clear_launch_error();                                                                  \
+        ::mdt_emu::launch_kernel(#kernel, (grid), (block), (shared_bytes), (cudaStream_t)(stream),    \
+                                 [=]() { kernel(__VA_ARGS__); });                                     \
+        return ::mdt::launch_status(#kernel);                                                         \
+    }())
 
 // The temporary opt-in lives until the end of the full expression, i.e. through the launch.
 #define MDT_LAUNCH_OPT_IN(...) (::mdt_emu::SharedMemoryOptIn(), MDT_LAUNCH(__VA_ARGS__))

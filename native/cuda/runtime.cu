@@ -1,7 +1,8 @@
-// The C ABI's runtime half on a real GPU: thin wrappers over the CUDA runtime (linked statically), each CUDA
-// error turned into a status with the runtime's own message. Without a driver or a device,
-// cudaGetDeviceCount fails and every call reports MDT_ERROR_NO_DEVICE instead of aborting; with a driver older
-// than the runtime linked in, MDT_ERROR_DRIVER_TOO_OLD.
+// The C ABI's runtime half: thin wrappers over the CUDA runtime, each CUDA error turned into a status with the
+// runtime's own message. nvcc builds it against the real runtime (linked statically) for libmicrodit_cuda.so, g++
+// against the emulated one (native/emu/cuda_runtime.h) for libmicrodit_emu.so, so the emulator tests this code.
+// Without a driver or a device, cudaGetDeviceCount fails and every call reports MDT_ERROR_NO_DEVICE instead of
+// aborting; with a driver older than the runtime linked in, MDT_ERROR_DRIVER_TOO_OLD.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -35,8 +36,14 @@ int check(cudaError_t error, const char *call) {
         status = MDT_ERROR_OUT_OF_MEMORY;
     } else if (error == cudaErrorInvalidConfiguration) {
         status = MDT_ERROR_LAUNCH_SHAPE;
+    } else if (error == cudaErrorLaunchOutOfResources) {
+        // More than an SM holds for one block: our kernels' registers are bounded (launch bounds, no spills), so
+        // shared memory (static + dynamic) is what ran out.
+        status = MDT_ERROR_SHARED_MEMORY;
     } else if (error == cudaErrorInvalidValue) {
         status = MDT_ERROR_INVALID_ARGUMENT;
+    } else if (error == cudaErrorLaunchTimeout) {
+        status = MDT_ERROR_DEADLOCK;  // a kernel that never finished (the emulator's deadlock, a GPU's watchdog)
     }
     return mdt::fail(status, "%s: %s (%s)", call, cudaGetErrorString(error), cudaGetErrorName(error));
 }
@@ -46,7 +53,9 @@ cudaEvent_t raw(mdt_event_t event) { return reinterpret_cast<cudaEvent_t>(event)
 
 extern "C" {
 
+#ifdef __CUDACC__
 int mdt_library_kind(void) { return MDT_KIND_CUDA; }
+#endif
 
 int mdt_device_count(int *count) {
     if (!count) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_device_count: count is NULL");
@@ -152,9 +161,24 @@ int mdt_event_query(mdt_event_t event, int *complete) {
     if (!event || !complete) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_query: NULL argument");
     cudaError_t error = cudaEventQuery(raw(event));
     *complete = error == cudaSuccess;
-    return error == cudaErrorNotReady ? MDT_SUCCESS : check(error, "cudaEventQuery");
+    if (error != cudaErrorNotReady) return check(error, "cudaEventQuery");
+    cudaGetLastError();  // "not ready" is an answer, not a failure: left as the last error, it fails the next launch
+    return MDT_SUCCESS;
 }
 
+int mdt_driver_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_driver_version: version is NULL");
+    *version = 0;  // CUDA leaves it unset without a driver; 0 is its "no driver"
+    return check(cudaDriverGetVersion(version), "cudaDriverGetVersion");
+}
+
+int mdt_runtime_version(int *version) {
+    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_runtime_version: version is NULL");
+    return check(cudaRuntimeGetVersion(version), "cudaRuntimeGetVersion");
+}
+
+// The emulator's settings; the emulator defines its own versions (native/emu).
+#ifdef __CUDACC__
 int mdt_emu_block_order(int order, uint64_t) {
     if (order == MDT_BLOCK_ORDER_FORWARD) return MDT_SUCCESS;
     return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
@@ -163,19 +187,23 @@ int mdt_emu_block_order(int order, uint64_t) {
                      order);
 }
 
-int mdt_driver_version(int *version) {
-    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_driver_version: version is NULL");
-    *version = 0;
-    return check(cudaDriverGetVersion(version), "cudaDriverGetVersion");
+int mdt_emu_stream_mode(int mode) {
+    if (mode == MDT_STREAMS_DEFERRED) return MDT_SUCCESS;
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                     "mdt_emu_stream_mode: mode %d is an emulator setting; a GPU's streams are deferred (only "
+                     "MDT_STREAMS_DEFERRED, a no-op, is accepted)",
+                     mode);
 }
-int mdt_runtime_version(int *version) {
-    if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_runtime_version: version is NULL");
-    *version = 0;
-    return check(cudaRuntimeGetVersion(version), "cudaRuntimeGetVersion");
+
+int mdt_emu_inject_last_error(void) {
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_emu_inject_last_error: a test hook of the emulator only");
 }
+#endif
 
 }  // extern "C"
 
 namespace mdt {
+// A launch's status is the runtime's last error after it, so an earlier call's error must not still be there.
+void clear_launch_error() { cudaGetLastError(); }
 int launch_status(const char *kernel) { return check(cudaGetLastError(), kernel); }
 }  // namespace mdt

@@ -414,7 +414,7 @@ int block_sequence(const char *kernel, dim3 grid, std::vector<uint64_t> &order) 
 
 }  // namespace
 
-int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
+int check_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, SharedLimit *limit) {
     if (in_kernel()) {
         return mdt::fail(MDT_ERROR_RUNTIME, "%s: launched from inside a kernel (dynamic parallelism is not emulated)",
                          kernel);
@@ -430,9 +430,20 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         return mdt::fail(MDT_ERROR_LAUNCH_SHAPE, "%s: grid (%u, %u, %u) is not a valid grid shape", kernel, grid.x,
                          grid.y, grid.z);
     }
-    if (int s = begin_shared_launch(kernel, shared_bytes)) return s;
+    return begin_shared_launch(kernel, shared_bytes, limit);
+}
+
+int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const std::function<void()> &body) {
+    SharedLimit limit;
+    if (int s = check_launch(kernel, grid, block_shape, shared_bytes, &limit)) return s;
     mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
     if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
+    return run_launch(kernel, grid, block_shape, shared_bytes, limit, body);
+}
+
+int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const SharedLimit &limit,
+               const std::function<void()> &body) {
+    uint64_t threads = static_cast<uint64_t>(block_shape.x) * block_shape.y * block_shape.z;
     if (!stack_pool.reserve(threads)) {
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));
@@ -461,7 +472,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
         // reads what it never wrote.
         std::memset(shared, 0xff, shared_bytes + 16);
-        begin_shared_block(shared, shared_bytes);
+        begin_shared_block(shared, shared_bytes, limit);
         block.live = static_cast<int>(threads);
         block.barrier_arrived = block.barrier_count = 0;
         for (size_t w = 0; w < block.warps.size(); w++) {

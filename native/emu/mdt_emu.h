@@ -3,7 +3,7 @@
 // for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
 // memory is one instance per block. Blocks of a grid run one after another, forward unless mdt_emu_block_order
 // (microdit.h) says reverse or shuffled. Memory is host memory; streams
-// are synchronous. Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
+// are those of the emulated CUDA runtime (cuda_runtime.h). Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
 // error statuses instead of hangs or aborts.
 // Strict where the hardware is: what a GPU would fault on or leave undefined ends the launch with an error status
 // (MDT_ERROR_RUNTIME for a misaligned cp.async/ldmatrix address, MDT_ERROR_DEADLOCK for __syncthreads at
@@ -103,8 +103,20 @@ void cp_async_16(void *shared, const void *global, int source_bytes);
 void cp_async_commit();
 void cp_async_wait(int pending);
 
+/** A launch's shared-memory limit (static + dynamic bytes per block), fixed when the launch is issued. */
+struct SharedLimit {
+    size_t bytes = 0;
+    const char *name = "";
+};
+
 /** Runs {@code body} once per thread of every block. Returns an MDT status. */
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
+// launch's two halves, for a launch queued on a deferred stream: the checks a GPU makes when the launch is issued
+// (shape, shared memory against the limit the issuing thread's opt-in sets, not from inside a kernel), and running
+// the blocks under that limit (the launch trace is launch's part).
+int check_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, SharedLimit *limit);
+int run_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const SharedLimit &limit,
+               const std::function<void()> &body);
 
 // Shared memory (native/emu/shared_memory.cpp). The limits follow the emulated architecture (mdt_emu_architecture,
 // MDT_EMU_ARCH): without the opt-in a block gets 48 KiB of static + dynamic shared memory, with it the
@@ -121,11 +133,15 @@ public:
 private:
     bool previous_;
 };
-/** Called by launch() before anything runs: checks the dynamic bytes against the launch's limit. An MDT status. */
-int begin_shared_launch(const char *kernel, size_t dynamic_bytes);
-/** Called by launch() at every block start: the block's dynamic shared memory; forgets the previous block's static
- *  arrays, so that each is poisoned again where the block first declares it. */
-void begin_shared_block(unsigned char *dynamic, size_t dynamic_bytes);
+/** MDT_LAUNCH's check before it issues a launch, as the CUDA build's: the dynamic bytes against the limit this
+ *  thread's opt-in sets. MDT_ERROR_SHARED_MEMORY (with the message) or MDT_SUCCESS. */
+int check_launch_shared(const char *kernel, size_t dynamic_bytes);
+/** Called when a launch is issued: its limit (this thread's opt-in, the emulated architecture) into {@code limit},
+ *  and the dynamic bytes checked against it. An MDT status. */
+int begin_shared_launch(const char *kernel, size_t dynamic_bytes, SharedLimit *limit);
+/** Called by run_launch() at every block start: the block's dynamic shared memory and the launch's limit; forgets
+ *  the previous block's static arrays, so that each is poisoned again where the block first declares it. */
+void begin_shared_block(unsigned char *dynamic, size_t dynamic_bytes, const SharedLimit &limit);
 /** A static shared array's declaration, run by every thread (MDT_SHARED): the block's first thread to reach it
  *  fills it with 0xFF and counts its bytes against the limits (a violation over them). */
 void static_shared(void *array, size_t bytes, const char *name);

@@ -84,22 +84,28 @@ bool inside(const unsigned char *begin, size_t bytes, const unsigned char *p, si
 SharedMemoryOptIn::SharedMemoryOptIn() : previous_(opt_in) { opt_in = true; }
 SharedMemoryOptIn::~SharedMemoryOptIn() { opt_in = previous_; }
 
-int begin_shared_launch(const char *kernel, size_t dynamic_bytes) {
+int begin_shared_launch(const char *kernel, size_t dynamic_bytes, SharedLimit *limit) {
     if (architecture_invalid) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %s", kernel, architecture_message);
     int sm = architecture;
-    LaunchShared &launch = launch_shared;
-    launch.limit = opt_in ? opt_in_limit(sm) : kMaxSharedBytes;
-    launch.limit_name = limit_name(opt_in, sm);
-    if (dynamic_bytes > launch.limit) {
+    limit->bytes = opt_in ? opt_in_limit(sm) : kMaxSharedBytes;
+    limit->name = limit_name(opt_in, sm);
+    if (dynamic_bytes > limit->bytes) {
         return mdt::fail(MDT_ERROR_SHARED_MEMORY,
                          "%s: %zu bytes of dynamic shared memory exceed the %zu-byte limit (%s)", kernel,
-                         dynamic_bytes, launch.limit, launch.limit_name);
+                         dynamic_bytes, limit->bytes, limit->name);
     }
     return MDT_SUCCESS;
 }
 
-void begin_shared_block(unsigned char *dynamic, size_t dynamic_bytes) {
+int check_launch_shared(const char *kernel, size_t dynamic_bytes) {
+    SharedLimit limit;
+    return begin_shared_launch(kernel, dynamic_bytes, &limit);
+}
+
+void begin_shared_block(unsigned char *dynamic, size_t dynamic_bytes, const SharedLimit &limit) {
     LaunchShared &launch = launch_shared;
+    launch.limit = limit.bytes;
+    launch.limit_name = limit.name;
     launch.dynamic = dynamic;
     launch.dynamic_bytes = dynamic_bytes;
     launch.statics.clear();

@@ -100,10 +100,10 @@ MDT_API int mdt_memcpy_dtoh(void *host_target, const void *device_source, size_t
 MDT_API int mdt_memcpy_dtod(void *device_target, const void *device_source, size_t bytes, mdt_stream_t stream);
 MDT_API int mdt_memset(void *device_target, int value, size_t bytes, mdt_stream_t stream);
 /* Host→device copies without a host wait: the caller stages its data in page-locked host memory (cudaMallocHost;
- * the emulator: plain memory), copies from there with mdt_memcpy_htod, records an event after the copy and reuses
- * the staging bytes only once mdt_event_query reports the event complete (a copy from pageable memory would make
- * the CUDA runtime wait for the stream first). complete: 1 when all work before the event's record has finished,
- * else 0; the query never waits. */
+ * on the emulator, host memory whose copies queue like a GPU's: mdt_emu_stream_mode), copies from there with
+ * mdt_memcpy_htod, records an event after the copy and reuses the staging bytes only once mdt_event_query reports
+ * the event complete (a copy from pageable memory would make the CUDA runtime wait for the stream first).
+ * complete: 1 when all work before the event's record has finished, else 0; the query never waits. */
 MDT_API int mdt_host_alloc(void **pointer, size_t bytes);
 MDT_API int mdt_host_free(void *pointer);
 MDT_API int mdt_event_query(mdt_event_t event, int *complete);
@@ -149,6 +149,27 @@ MDT_API int mdt_emu_block_order(int order, uint64_t seed);
  * only the current device's architecture (10 * major + minor, a no-op) and refuses others with
  * MDT_ERROR_INVALID_ARGUMENT. */
 MDT_API int mdt_emu_architecture(int sm);
+/* When the emulator's streams run their work. DEFERRED, as on a GPU: launches, copies, memsets and event records
+ * queue on their stream and run in order at a later mdt_stream_synchronize, mdt_event_synchronize,
+ * mdt_device_synchronize or mdt_stream_wait_event, or when mdt_event_query finds its event pending (that query
+ * answers "not ready" and then runs the pending work, so a polling loop makes progress). Copies between device
+ * memory and pageable host memory first run the stream's pending work and complete before they return (the CUDA
+ * runtime stages them); copies from or to mdt_host_alloc memory queue like kernels, so host writes to a staging
+ * buffer before its copy's event completes change what the device gets. A kernel that fails (deadlock, fault)
+ * leaves its stream a sticky error that every later call on the stream returns. IMMEDIATE: every call completes
+ * before it returns and a kernel's failure is its launch's status. The setting is process-global; setting it first
+ * runs all pending work, then clears every sticky error (a fresh start, as a new process gets on a GPU). It starts
+ * from MDT_EMU_STREAMS=deferred|immediate (read when the library loads; unset is immediate; a malformed value makes
+ * every launch fail until this function is called). The CUDA library accepts only DEFERRED (a no-op: the GPU's own
+ * behaviour). */
+enum {
+    MDT_STREAMS_IMMEDIATE = 0,
+    MDT_STREAMS_DEFERRED = 1
+};
+MDT_API int mdt_emu_stream_mode(int mode);
+/* Test hook: sets the calling thread's CUDA last error to cudaErrorInvalidValue, as a failed CUDA call made by other
+ * code in the thread would leave it (the next launch's status must not report it). Emulator only. */
+MDT_API int mdt_emu_inject_last_error(void);
 
 /* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
 MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);

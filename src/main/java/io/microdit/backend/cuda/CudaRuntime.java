@@ -21,6 +21,9 @@ public final class CudaRuntime {
     public static final int BLOCK_ORDER_FORWARD = 0;
     public static final int BLOCK_ORDER_REVERSE = 1;
     public static final int BLOCK_ORDER_SHUFFLED = 2;
+    /** Stream modes of {@link #streamMode} (microdit.h, mdt_emu_stream_mode). */
+    public static final int STREAMS_IMMEDIATE = 0;
+    public static final int STREAMS_DEFERRED = 1;
 
     private CudaRuntime() {
     }
@@ -56,6 +59,15 @@ public final class CudaRuntime {
      */
     public static void blockOrder(int order, long seed) {
         check(MicroditNative.mdt_emu_block_order(order, seed), "mdt_emu_block_order");
+    }
+
+    /**
+     * Sets when the emulator's streams run their work, process-wide: {@link #STREAMS_DEFERRED} as on a GPU (at a later
+     * synchronisation or event query) or {@link #STREAMS_IMMEDIATE} (before each call returns). Pending work runs
+     * first. The CUDA library accepts only deferred.
+     */
+    public static void streamMode(int mode) {
+        check(MicroditNative.mdt_emu_stream_mode(mode), "mdt_emu_stream_mode");
     }
 
     /** The loaded library's file. */

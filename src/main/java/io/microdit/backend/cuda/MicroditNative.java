@@ -47,6 +47,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_SELFTEST_RUN = handle("mdt_selftest_run");
     private static final MethodHandle MDT_EMU_BLOCK_ORDER = handle("mdt_emu_block_order");
     private static final MethodHandle MDT_EMU_ARCHITECTURE = handle("mdt_emu_architecture");
+    private static final MethodHandle MDT_EMU_STREAM_MODE = handle("mdt_emu_stream_mode");
+    private static final MethodHandle MDT_EMU_INJECT_LAST_ERROR = handle("mdt_emu_inject_last_error");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
@@ -408,6 +410,22 @@ public final class MicroditNative {
             return (int) MDT_EMU_ARCHITECTURE.invokeExact(sm);
         } catch (Throwable error) {
             throw new AssertionError("mdt_emu_architecture threw", error);
+        }
+    }
+
+    public static int mdt_emu_stream_mode(int mode) {
+        try {
+            return (int) MDT_EMU_STREAM_MODE.invokeExact(mode);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_stream_mode threw", error);
+        }
+    }
+
+    public static int mdt_emu_inject_last_error() {
+        try {
+            return (int) MDT_EMU_INJECT_LAST_ERROR.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_inject_last_error threw", error);
         }
     }
 

@@ -104,7 +104,7 @@ class CudaBf16GemmSplitKTest extends GemmFixture {
             for (long capacity : capacities) {
                 Tensor workspace = cuda.upload(TestData.poisoned(host, (int) preferred), device);
                 Tensor out = cuda.upload(TestData.poisoned(host, m, n), device);
-                int status = MicroditNative.mdt_gemm_matmul_bf16(MemorySegment.NULL, da.segment(), 0, db.segment(),
+                int status = MicroditNative.mdt_gemm_matmul_bf16(cuda.stream(), da.segment(), 0, db.segment(),
                         1, dbias.segment(), out.segment(), 1, m, n, k, 0, 0, 0, 1,
                         capacity == 0 ? MemorySegment.NULL : workspace.segment(), capacity);
                 assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));

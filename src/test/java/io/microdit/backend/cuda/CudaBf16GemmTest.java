@@ -93,7 +93,7 @@ class CudaBf16GemmTest extends GemmFixture {
             cpu.matmul(a.to(DType.F32, host), false, b.to(DType.F32, host), true, bias, product, false);
             cpu.gelu(product, expected, true);
             Tensor out = cuda.upload(TestData.poisoned(host, m, n), device);
-            int status = MicroditNative.mdt_gemm_matmul_bf16(MemorySegment.NULL, cuda.upload(a, device).segment(), 0,
+            int status = MicroditNative.mdt_gemm_matmul_bf16(cuda.stream(), cuda.upload(a, device).segment(), 0,
                     cuda.upload(b, device).segment(), 1, cuda.upload(bias, device).segment(), out.segment(), 1, m, n,
                     k, 0, 0, 0, 1, MemorySegment.NULL, 0);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));

@@ -102,7 +102,7 @@ class CudaGemmSplitKTest extends GemmFixture {
             for (long capacity : capacities) {
                 Tensor workspace = cuda.upload(TestData.poisoned(host, (int) preferred), device);
                 Tensor out = cuda.upload(start, device);
-                int status = MicroditNative.mdt_gemm_matmul(MemorySegment.NULL, da.segment(), 1, db.segment(), 0,
+                int status = MicroditNative.mdt_gemm_matmul(cuda.stream(), da.segment(), 1, db.segment(), 0,
                         dbias.segment(), out.segment(), 1, m, n, k, 0, 0, 1,
                         capacity == 0 ? MemorySegment.NULL : workspace.segment(), capacity);
                 assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));

@@ -262,7 +262,7 @@ class CudaOptimizerListTest extends OpaqueCudaVersusCpu {
             }
             Tensor onDevice = cuda.upload(entries, device);
             Tensor record = cuda.upload(host.zeros(DType.I32, 8), device);
-            CudaRuntime.check(MicroditNative.mdt_optim_ema_multi(MemorySegment.NULL, onDevice.segment(), 2, n, 0.5f,
+            CudaRuntime.check(MicroditNative.mdt_optim_ema_multi(cuda.stream(), onDevice.segment(), 2, n, 0.5f,
                     record.segment()), "mdt_optim_ema_multi");
             cuda.synchronize();
             int[] reported = cuda.download(record, host).toIntArray();

@@ -10,6 +10,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -22,10 +24,20 @@ import org.junit.jupiter.api.Test;
  * stricter checks: misaligned cp.async and ldmatrix or ones outside shared memory, warp-synchronous misuse, divergent
  * barriers, cp.async data before its wait and shared memory (dynamic and static) read before it is written, the
  * emulated architecture's opt-in limit, and the block order setting (a race between blocks that forward and reverse
- * order decide differently).
+ * order decide differently). The emulator runs these with immediate streams: a failing kernel's status is then its
+ * launch's, where a deferred stream would keep it as a sticky error.
  */
 @Tag("emu")
 class EmulatorPrimitivesTest {
+    @BeforeAll
+    static void immediateStreams() {
+        EmulatorStreams.set(CudaRuntime.STREAMS_IMMEDIATE);
+    }
+
+    @AfterAll
+    static void configuredStreams() {
+        EmulatorStreams.restore();
+    }
 
     private static float[] run(String name, int grid, int block, int shared, int capacity, int expectedStatus) {
         try (Arena arena = Arena.ofConfined()) {
