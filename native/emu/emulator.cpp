@@ -1,12 +1,12 @@
 // The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread, in the
 // order mdt_emu_block_order sets (forward, reverse or a seeded shuffle, to expose kernels that depend on it);
-// inside a block every CUDA thread is a ucontext fiber with its own stack. Fibers switch only where a GPU
+// inside a block every CUDA thread is a fiber with its own stack (fiber_switch.h: switching costs no system call). Fibers switch only where a GPU
 // thread could wait for others (barriers, shuffles, votes), and the scheduler resumes them round-robin. A full
 // round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule the hardware
 // enforces (or leaves undefined) that a kernel breaks calls violation(): the fiber records the error and returns to
 // the scheduler for good, and the launch ends with that status (the other fibers are abandoned mid-kernel).
 #include <sys/mman.h>
-#include <ucontext.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "fiber_switch.h"
 #include "mdt_emu.h"
 #include "microdit.h"
 #include "status.h"
@@ -36,7 +37,7 @@ struct PendingCopy {
 };
 
 struct Fiber {
-    ucontext_t context;
+    void *context = nullptr;  // where mdt_emu_fiber_switch saved it
     uint3 index;
     int linear = 0;
     bool finished = false;
@@ -64,7 +65,7 @@ struct Block {
     unsigned char *shared = nullptr;
     std::vector<Fiber> *fibers = nullptr;
     std::vector<Warp> warps;
-    ucontext_t scheduler;
+    void *scheduler = nullptr;
     const std::function<void()> *body = nullptr;
     const char *kernel = "";
     int status = 0;  // MDT_SUCCESS until a fiber calls violation()
@@ -83,22 +84,30 @@ thread_local Block *current_block = nullptr;
 
 namespace {
 
-/** Fiber stacks, kept per host thread and reused by every launch on it. */
+/**
+ * Fiber stacks, kept per host thread and reused by every launch on it. Below each stack lies an inaccessible guard
+ * page, so a fiber that overflows its stack faults instead of silently writing into its neighbour's.
+ */
 struct StackPool {
     std::vector<char *> stacks;
+    size_t guard = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     ~StackPool() {
         for (char *s : stacks) {
-            munmap(s, kStackBytes);
+            munmap(s - guard, guard + kStackBytes);
         }
     }
     bool reserve(size_t count) {
         while (stacks.size() < count) {
-            void *s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
+            void *s = mmap(nullptr, guard + kStackBytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (s == MAP_FAILED) {
                 return false;
             }
-            stacks.push_back(static_cast<char *>(s));
+            if (mprotect(s, guard, PROT_NONE) != 0) {
+                munmap(s, guard + kStackBytes);
+                return false;
+            }
+            stacks.push_back(static_cast<char *>(s) + guard);
         }
         return true;
     }
@@ -115,10 +124,10 @@ void perform(const PendingCopy &copy) {
 }
 
 void yield() {
-    swapcontext(&current_fiber->context, &current_block->scheduler);
+    mdt_emu_fiber_switch(&current_fiber->context, current_block->scheduler);
 }
 
-void fiber_main() {
+void fiber_main(void *) {
     (*current_block->body)();
     Block &block = *current_block;
     Fiber &fiber = *current_fiber;
@@ -131,24 +140,25 @@ void fiber_main() {
     block.live--;
     block.warps[fiber.linear / kWarpSize].live &= ~(1u << (fiber.linear % kWarpSize));
     block.progress++;
+    mdt_emu_fiber_switch(&fiber.context, block.scheduler);  // for good: the next block lays the stack out anew
+    __builtin_unreachable();
 }
 
-// Out of line so that getcontext's second-return semantics cannot clobber the launch loop's variables.
-__attribute__((noinline)) void prepare_fiber(Fiber &fiber, char *stack, ucontext_t *scheduler) {
+void prepare_fiber(Fiber &fiber, char *stack) {
     fiber.finished = false;
     fiber.stack = stack;
     fiber.uncommitted.clear();
     fiber.groups.clear();
-    getcontext(&fiber.context);
-    fiber.context.uc_stack.ss_sp = stack;
-    fiber.context.uc_stack.ss_size = kStackBytes;
-    fiber.context.uc_link = scheduler;
-    makecontext(&fiber.context, fiber_main, 0);
+    fiber.context = fiber_context(stack, kStackBytes, fiber_main, nullptr);
 }
 
 Warp &my_warp() { return current_block->warps[current_fiber->linear / kWarpSize]; }
 
 bool in_kernel() { return current_fiber != nullptr; }
+
+// Called at every barrier and warp-sync arrival (for each lane already waiting), so it compares the pointers first:
+// one call site's names are the same string literals, and strcmp alone once took a third of the emulator's time.
+bool same_string(const char *a, const char *b) { return a == b || std::strcmp(a, b) == 0; }
 
 }  // namespace
 
@@ -172,7 +182,7 @@ void violation(int status, const char *format, ...) {
               block.index.z, fiber.index.x, fiber.index.y, fiber.index.z, message);
     block.status = status;
     fiber.finished = true;  // never resumed: its stack is reset by the next launch
-    swapcontext(&fiber.context, &block.scheduler);
+    mdt_emu_fiber_switch(&fiber.context, block.scheduler);
     __builtin_unreachable();
 }
 
@@ -184,7 +194,7 @@ int sync_threads_count(int predicate, const char *file, int line) {
     if (block.barrier_arrived == 0) {
         block.barrier_file = file;
         block.barrier_line = line;
-    } else if (line != block.barrier_line || std::strcmp(file, block.barrier_file) != 0) {
+    } else if (line != block.barrier_line || !same_string(file, block.barrier_file)) {
         violation(MDT_ERROR_DEADLOCK, "__syncthreads at %s:%d while other threads wait at %s:%d (divergent barrier)",
                   file, line, block.barrier_file, block.barrier_line);
     }
@@ -208,7 +218,7 @@ void sync_threads(const char *file, int line) { sync_threads_count(0, file, line
 
 namespace {
 bool same_call(const WarpCall &a, const WarpCall &b) {
-    return a.line == b.line && std::strcmp(a.what, b.what) == 0 && std::strcmp(a.file, b.file) == 0;
+    return a.line == b.line && same_string(a.what, b.what) && same_string(a.file, b.file);
 }
 }  // namespace
 
@@ -477,7 +487,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
             fiber.index = {static_cast<unsigned>(t % block_shape.x),
                            static_cast<unsigned>(t / block_shape.x % block_shape.y),
                            static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
-            prepare_fiber(fiber, stack_pool.stacks[t], &block.scheduler);
+            prepare_fiber(fiber, stack_pool.stacks[t]);
         }
         current_block = &block;
         while (block.live > 0) {
@@ -485,7 +495,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
             for (size_t t = 0; t < threads; t++) {
                 if (!fibers[t].finished) {
                     current_fiber = &fibers[t];
-                    swapcontext(&block.scheduler, &fibers[t].context);
+                    mdt_emu_fiber_switch(&block.scheduler, fibers[t].context);
                     if (block.status != MDT_SUCCESS) break;
                 }
             }
