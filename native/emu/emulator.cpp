@@ -1,22 +1,24 @@
 // The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread, in the
 // order mdt_emu_block_order sets (forward, reverse or a seeded shuffle, to expose kernels that depend on it);
-// inside a block every CUDA thread is a ucontext fiber with its own stack. Fibers switch only where a GPU
-// thread could wait for others (barriers, shuffles, votes), and the scheduler resumes them round-robin. A full
-// round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule the hardware
-// enforces (or leaves undefined) that a kernel breaks calls violation(): the fiber records the error and returns to
-// the scheduler for good, and the launch ends with that status (the other fibers are abandoned mid-kernel).
+// inside a block every CUDA thread is a fiber with its own stack (fiber_switch.h: a switch costs no system call).
+// Fibers switch only where a GPU thread must wait for others (barriers, shuffles, votes), and they run in rounds:
+// each unfinished fiber in thread order, a waiting one switching straight to the next, the last back to the
+// scheduler. A full round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule
+// the hardware enforces (or leaves undefined) that a kernel breaks calls violation(): the fiber records the error
+// and returns to the scheduler for good, and the launch ends with that status (the other fibers are abandoned
+// mid-kernel).
 #include <sys/mman.h>
-#include <ucontext.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdlib>
 #include <cstdio>
-#include <deque>
 #include <string>
 #include <vector>
 
+#include "fiber_switch.h"
 #include "mdt_emu.h"
 #include "microdit.h"
 #include "status.h"
@@ -36,25 +38,40 @@ struct PendingCopy {
 };
 
 struct Fiber {
-    ucontext_t context;
+    void *context = nullptr;  // where mdt_emu_fiber_switch saved it
     uint3 index;
     int linear = 0;
     bool finished = false;
-    char *stack = nullptr;
-    std::vector<PendingCopy> uncommitted;
-    std::deque<std::vector<PendingCopy>> groups;  // committed, oldest first
+    // cp.async: every copy issued, oldest first, of which [0, landed) have been copied; committed_ends holds where
+    // each committed group ends in copies, of which the first waited have been waited for.
+    std::vector<PendingCopy> copies;
+    std::vector<size_t> committed_ends;
+    size_t landed = 0;
+    size_t waited = 0;
 };
 
+// Only arrived, released, live and uniform need resetting at a block start: the arrays are read only for lanes that
+// wrote them in the same round.
 struct Warp {
     unsigned arrived = 0;
     unsigned released = 0;
     unsigned live = 0;
-    uint64_t slots[kWarpSize] = {};
-    int predicates[kWarpSize] = {};
-    unsigned char gathered[kWarpSize][kGatherBytes] = {};
+    // True while every arrived lane waits with uniform_mask at uniform_call, so an arrival that matches them needs
+    // no comparison with each waiting lane.
+    bool uniform = false;
+    unsigned uniform_mask = 0;
+    WarpCall uniform_call = {};
+    // Deposits, and what the lane that completes a group computes from them for each lane of the group.
+    uint64_t slots[kWarpSize];
+    int sources[kWarpSize];
+    int predicates[kWarpSize];
+    unsigned char gathered[kWarpSize][kGatherBytes];
+    uint64_t results[kWarpSize];
+    unsigned readable = 0;  // the lanes whose shuffle source took part in their group
+    unsigned char gathered_snapshot[kWarpSize][kGatherBytes];
     // What each arrived lane waits in: its mask and call (lanes whose masks overlap must agree on both).
-    unsigned masks[kWarpSize] = {};
-    WarpCall calls[kWarpSize] = {};
+    unsigned masks[kWarpSize];
+    WarpCall calls[kWarpSize];
 };
 
 struct Block {
@@ -62,9 +79,13 @@ struct Block {
     dim3 dim;
     dim3 grid;
     unsigned char *shared = nullptr;
-    std::vector<Fiber> *fibers = nullptr;
+    Fiber *fibers = nullptr;
     std::vector<Warp> warps;
-    ucontext_t scheduler;
+    void *scheduler = nullptr;
+    // The unfinished fibers of the current round, in the order they run, and the position of the running one: a
+    // fiber that waits switches straight to the next, and the last to the scheduler, which starts the next round.
+    std::vector<int> round;
+    size_t position = 0;
     const std::function<void()> *body = nullptr;
     const char *kernel = "";
     int status = 0;  // MDT_SUCCESS until a fiber calls violation()
@@ -83,28 +104,37 @@ thread_local Block *current_block = nullptr;
 
 namespace {
 
-/** Fiber stacks, kept per host thread and reused by every launch on it. */
+/**
+ * Fiber stacks, kept per host thread and reused by every launch on it. Below each stack lies an inaccessible guard
+ * page, so a fiber that overflows its stack faults instead of silently writing into its neighbour's.
+ */
 struct StackPool {
     std::vector<char *> stacks;
+    size_t guard = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     ~StackPool() {
         for (char *s : stacks) {
-            munmap(s, kStackBytes);
+            munmap(s - guard, guard + kStackBytes);
         }
     }
     bool reserve(size_t count) {
         while (stacks.size() < count) {
-            void *s = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
+            void *s = mmap(nullptr, guard + kStackBytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (s == MAP_FAILED) {
                 return false;
             }
-            stacks.push_back(static_cast<char *>(s));
+            if (mprotect(s, guard, PROT_NONE) != 0) {
+                munmap(s, guard + kStackBytes);
+                return false;
+            }
+            stacks.push_back(static_cast<char *>(s) + guard);
         }
         return true;
     }
 };
 
 thread_local StackPool stack_pool;
+thread_local std::vector<Fiber> fiber_pool;  // reused, with the capacity of their copy lists, by every launch
 thread_local std::vector<unsigned char> shared_buffer;
 constexpr size_t kSharedAlignment = 128;  // at least what CUDA gives dynamic shared memory (16)
 
@@ -114,41 +144,53 @@ void perform(const PendingCopy &copy) {
                 static_cast<size_t>(16 - copy.source_bytes));
 }
 
+/** Suspends the running fiber and resumes the next of the round (the scheduler after the last). */
 void yield() {
-    swapcontext(&current_fiber->context, &current_block->scheduler);
+    Block &block = *current_block;
+    Fiber &fiber = *current_fiber;
+    size_t next = ++block.position;
+    if (next < block.round.size()) {
+        current_fiber = &block.fibers[block.round[next]];
+        mdt_emu_fiber_switch(&fiber.context, current_fiber->context);
+    } else {
+        current_fiber = nullptr;
+        mdt_emu_fiber_switch(&fiber.context, block.scheduler);
+    }
 }
 
-void fiber_main() {
+void fiber_main(void *) {
     (*current_block->body)();
     Block &block = *current_block;
     Fiber &fiber = *current_fiber;
-    // Copies never waited for still land (the hardware completes them), after everything the thread did.
-    for (const PendingCopy &copy : fiber.uncommitted) perform(copy);
-    for (const auto &group : fiber.groups) {
-        for (const PendingCopy &copy : group) perform(copy);
-    }
+    // Copies never waited for still land (the hardware completes them), after everything the thread did: the
+    // uncommitted ones first, then the committed groups not waited for.
+    size_t committed = fiber.committed_ends.empty() ? 0 : fiber.committed_ends.back();
+    for (size_t c = committed; c < fiber.copies.size(); c++) perform(fiber.copies[c]);
+    for (size_t c = fiber.landed; c < committed; c++) perform(fiber.copies[c]);
     fiber.finished = true;
     block.live--;
     block.warps[fiber.linear / kWarpSize].live &= ~(1u << (fiber.linear % kWarpSize));
     block.progress++;
+    yield();  // for good: the next block lays the stack out anew
+    __builtin_unreachable();
 }
 
-// Out of line so that getcontext's second-return semantics cannot clobber the launch loop's variables.
-__attribute__((noinline)) void prepare_fiber(Fiber &fiber, char *stack, ucontext_t *scheduler) {
+void prepare_fiber(Fiber &fiber, char *stack) {
     fiber.finished = false;
-    fiber.stack = stack;
-    fiber.uncommitted.clear();
-    fiber.groups.clear();
-    getcontext(&fiber.context);
-    fiber.context.uc_stack.ss_sp = stack;
-    fiber.context.uc_stack.ss_size = kStackBytes;
-    fiber.context.uc_link = scheduler;
-    makecontext(&fiber.context, fiber_main, 0);
+    fiber.copies.clear();
+    fiber.committed_ends.clear();
+    fiber.landed = 0;
+    fiber.waited = 0;
+    fiber.context = fiber_context(stack, kStackBytes, fiber_main, nullptr);
 }
 
 Warp &my_warp() { return current_block->warps[current_fiber->linear / kWarpSize]; }
 
 bool in_kernel() { return current_fiber != nullptr; }
+
+// Called at every barrier and warp-sync arrival (for each lane already waiting), so it compares the pointers first:
+// one call site's names are the same string literals, and strcmp alone once took a third of the emulator's time.
+bool same_string(const char *a, const char *b) { return a == b || std::strcmp(a, b) == 0; }
 
 }  // namespace
 
@@ -172,7 +214,7 @@ void violation(int status, const char *format, ...) {
               block.index.z, fiber.index.x, fiber.index.y, fiber.index.z, message);
     block.status = status;
     fiber.finished = true;  // never resumed: its stack is reset by the next launch
-    swapcontext(&fiber.context, &block.scheduler);
+    mdt_emu_fiber_switch(&fiber.context, block.scheduler);
     __builtin_unreachable();
 }
 
@@ -184,7 +226,7 @@ int sync_threads_count(int predicate, const char *file, int line) {
     if (block.barrier_arrived == 0) {
         block.barrier_file = file;
         block.barrier_line = line;
-    } else if (line != block.barrier_line || std::strcmp(file, block.barrier_file) != 0) {
+    } else if (line != block.barrier_line || !same_string(file, block.barrier_file)) {
         violation(MDT_ERROR_DEADLOCK, "__syncthreads at %s:%d while other threads wait at %s:%d (divergent barrier)",
                   file, line, block.barrier_file, block.barrier_line);
     }
@@ -208,13 +250,16 @@ void sync_threads(const char *file, int line) { sync_threads_count(0, file, line
 
 namespace {
 bool same_call(const WarpCall &a, const WarpCall &b) {
-    return a.line == b.line && std::strcmp(a.what, b.what) == 0 && std::strcmp(a.file, b.file) == 0;
+    return a.line == b.line && same_string(a.what, b.what) && same_string(a.file, b.file);
 }
 }  // namespace
 
 // The CUDA guide: each calling thread must have its own bit in the mask, and all non-exited threads named in the
-// mask must execute the same intrinsic with the same mask. Lanes that exited are not waited for.
-void sync_warp(unsigned mask, const WarpCall &call) {
+// mask must execute the same intrinsic with the same mask. Lanes that exited are not waited for. The lane that
+// completes a group calls release(lanes of the group) before any of them goes on, while all of them still wait: so
+// a shuffle or a vote needs one meeting, not a second one to protect the deposits until everyone has read them.
+template <class Release>
+void warp_meet(unsigned mask, const WarpCall &call, Release &&release) {
     Warp &warp = my_warp();
     int lane = lane_id();
     unsigned bit = 1u << lane;
@@ -222,16 +267,23 @@ void sync_warp(unsigned mask, const WarpCall &call) {
         violation(MDT_ERROR_RUNTIME, "%s at %s:%d with mask 0x%08x, which leaves out the calling lane %d", call.what,
                   call.file, call.line, mask, lane);
     }
-    for (unsigned others = warp.arrived & ~bit; others; others &= others - 1) {
-        int other = __builtin_ctz(others);
-        bool overlap = (mask >> other & 1u) || (warp.masks[other] & bit);
-        if (overlap && (warp.masks[other] != mask || !same_call(warp.calls[other], call))) {
-            violation(MDT_ERROR_RUNTIME,
-                      "lane %d at %s (%s:%d, mask 0x%08x) while lane %d waits at %s (%s:%d, mask 0x%08x): the lanes "
-                      "of a warp-synchronous call must make the same call with the same mask",
-                      lane, call.what, call.file, call.line, mask, other, warp.calls[other].what,
-                      warp.calls[other].file, warp.calls[other].line, warp.masks[other]);
+    if (warp.arrived == 0) {
+        warp.uniform = true;
+        warp.uniform_mask = mask;
+        warp.uniform_call = call;
+    } else if (!warp.uniform || mask != warp.uniform_mask || !same_call(call, warp.uniform_call)) {
+        for (unsigned others = warp.arrived; others; others &= others - 1) {
+            int other = __builtin_ctz(others);
+            bool overlap = (mask >> other & 1u) || (warp.masks[other] & bit);
+            if (overlap && (warp.masks[other] != mask || !same_call(warp.calls[other], call))) {
+                violation(MDT_ERROR_RUNTIME,
+                          "lane %d at %s (%s:%d, mask 0x%08x) while lane %d waits at %s (%s:%d, mask 0x%08x): the "
+                          "lanes of a warp-synchronous call must make the same call with the same mask",
+                          lane, call.what, call.file, call.line, mask, other, warp.calls[other].what,
+                          warp.calls[other].file, warp.calls[other].line, warp.masks[other]);
+            }
         }
+        warp.uniform = false;
     }
     warp.masks[lane] = mask;
     warp.calls[lane] = call;
@@ -240,6 +292,7 @@ void sync_warp(unsigned mask, const WarpCall &call) {
     while (!(warp.released & bit)) {
         unsigned needed = mask & warp.live;
         if ((warp.arrived & needed) == needed) {
+            release(needed);
             warp.released |= needed;
             warp.arrived &= ~needed;
             break;
@@ -249,23 +302,37 @@ void sync_warp(unsigned mask, const WarpCall &call) {
     warp.released &= ~bit;
 }
 
-// Between the two syncs every lane that deposited this round is still waiting (for the second sync), so the lanes
-// of mask & live are exactly those that take part.
+void sync_warp(unsigned mask, const WarpCall &call) {
+    warp_meet(mask, call, [](unsigned) {});
+}
+
 void warp_exchange(unsigned mask, const void *value, void *result, size_t bytes, int source, const WarpCall &call) {
     Warp &warp = my_warp();
     int lane = lane_id();
     std::memcpy(&warp.slots[lane], value, bytes);
-    sync_warp(mask, call);
-    if (source >= 0 && !((mask & warp.live) >> source & 1u)) {
+    warp.sources[lane] = source;
+    warp_meet(mask, call, [&warp](unsigned taking_part) {
+        unsigned readable = 0;
+        for (unsigned lanes = taking_part; lanes; lanes &= lanes - 1) {
+            int l = __builtin_ctz(lanes), from = warp.sources[l] < 0 ? l : warp.sources[l];
+            if (taking_part >> from & 1u) {
+                warp.results[l] = warp.slots[from];
+                readable |= 1u << l;
+            }
+        }
+        warp.readable = (warp.readable & ~taking_part) | readable;
+    });
+    if (!(warp.readable >> lane & 1u)) {
         violation(MDT_ERROR_RUNTIME,
                   "%s at %s:%d (mask 0x%08x) reads lane %d, which does not take part (exited, absent or outside the "
                   "mask): the GPU returns an undefined value",
                   call.what, call.file, call.line, mask, source);
     }
-    std::memcpy(result, source < 0 ? &warp.slots[lane] : &warp.slots[source], bytes);
-    sync_warp(mask, call);
+    std::memcpy(result, &warp.results[lane], bytes);
 }
 
+// The snapshot outlives the meeting: it is only rewritten when all 32 lanes meet again, after each has read it. Each
+// lane learns who joined from its result, since lanes released before it may have exited by the time it runs.
 void warp_gather(const void *value, size_t bytes, void *all, const WarpCall &call) {
     Warp &warp = my_warp();
     if (warp.live != 0xffffffffu) {
@@ -274,30 +341,33 @@ void warp_gather(const void *value, size_t bytes, void *all, const WarpCall &cal
                   call.what, call.file, call.line, warp.live);
     }
     std::memcpy(warp.gathered[lane_id()], value, bytes);
-    sync_warp(0xffffffffu, call);
-    if (warp.live != 0xffffffffu) {
+    warp_meet(0xffffffffu, call, [&warp](unsigned taking_part) {
+        std::memcpy(warp.gathered_snapshot, warp.gathered, sizeof(warp.gathered));
+        for (unsigned lanes = taking_part; lanes; lanes &= lanes - 1) warp.results[__builtin_ctz(lanes)] = taking_part;
+    });
+    unsigned joined = static_cast<unsigned>(warp.results[lane_id()]);
+    if (joined != 0xffffffffu) {
         violation(MDT_ERROR_RUNTIME, "%s at %s:%d: lanes exited instead of joining (live 0x%08x)", call.what,
-                  call.file, call.line, warp.live);
+                  call.file, call.line, joined);
     }
     for (int l = 0; l < kWarpSize; l++) {
-        std::memcpy(static_cast<unsigned char *>(all) + l * bytes, warp.gathered[l], bytes);
+        std::memcpy(static_cast<unsigned char *>(all) + l * bytes, warp.gathered_snapshot[l], bytes);
     }
-    sync_warp(0xffffffffu, call);
 }
 
 unsigned ballot(unsigned mask, int predicate, const WarpCall &call) {
     Warp &warp = my_warp();
     int lane = lane_id();
     warp.predicates[lane] = predicate != 0;
-    sync_warp(mask, call);
-    unsigned bits = 0, taking_part = mask & warp.live;
-    for (int l = 0; l < kWarpSize; l++) {
-        if ((taking_part & (1u << l)) && warp.predicates[l]) {
-            bits |= 1u << l;
+    warp_meet(mask, call, [&warp](unsigned taking_part) {
+        unsigned bits = 0;
+        for (unsigned lanes = taking_part; lanes; lanes &= lanes - 1) {
+            int l = __builtin_ctz(lanes);
+            if (warp.predicates[l]) bits |= 1u << l;
         }
-    }
-    sync_warp(mask, call);
-    return bits;
+        for (unsigned lanes = taking_part; lanes; lanes &= lanes - 1) warp.results[__builtin_ctz(lanes)] = bits;
+    });
+    return static_cast<unsigned>(warp.results[lane]);
 }
 
 void cp_async_16(void *shared, const void *global, int source_bytes) {
@@ -311,21 +381,21 @@ void cp_async_16(void *shared, const void *global, int source_bytes) {
         violation(MDT_ERROR_RUNTIME, "cp.async of 16 bytes with source size %d (must be 0..16)", source_bytes);
     }
     check_shared_operand("cp.async", shared, 16);
-    current_fiber->uncommitted.push_back({shared, global, source_bytes});
+    current_fiber->copies.push_back({shared, global, source_bytes});
 }
 
 void cp_async_commit() {
     Fiber &fiber = *current_fiber;
-    fiber.groups.push_back(std::move(fiber.uncommitted));
-    fiber.uncommitted.clear();
+    fiber.committed_ends.push_back(fiber.copies.size());
 }
 
 // cp.async.wait_group: the committed groups but the newest {@code pending} complete; uncommitted copies do not.
 void cp_async_wait(int pending) {
     Fiber &fiber = *current_fiber;
-    while (fiber.groups.size() > static_cast<size_t>(pending)) {
-        for (const PendingCopy &copy : fiber.groups.front()) perform(copy);
-        fiber.groups.pop_front();
+    while (fiber.committed_ends.size() - fiber.waited > static_cast<size_t>(pending)) {
+        for (size_t end = fiber.committed_ends[fiber.waited++]; fiber.landed < end; fiber.landed++) {
+            perform(fiber.copies[fiber.landed]);
+        }
     }
 }
 
@@ -451,15 +521,24 @@ int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_by
     shared_buffer.resize(shared_bytes + 16 + kSharedAlignment);
     unsigned char *shared = shared_buffer.data();
     shared += (kSharedAlignment - reinterpret_cast<uintptr_t>(shared) % kSharedAlignment) % kSharedAlignment;
-    std::vector<Fiber> fibers(threads);
+    if (fiber_pool.size() < threads) fiber_pool.resize(threads);
+    Fiber *fibers = fiber_pool.data();
     Block block;
     block.kernel = kernel;
     block.dim = block_shape;
     block.grid = grid;
     block.shared = shared;
-    block.fibers = &fibers;
+    block.fibers = fibers;
     block.body = &body;
     block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
+    block.round.reserve(threads);
+    for (size_t t = 0; t < threads; t++) {
+        Fiber &fiber = fibers[t];
+        fiber.linear = static_cast<int>(t);
+        fiber.index = {static_cast<unsigned>(t % block_shape.x),
+                       static_cast<unsigned>(t / block_shape.x % block_shape.y),
+                       static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
+    }
     std::vector<uint64_t> order;
     if (int s = block_sequence(kernel, grid, order)) return s;
     uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
@@ -477,29 +556,26 @@ int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_by
         block.barrier_arrived = block.barrier_count = 0;
         for (size_t w = 0; w < block.warps.size(); w++) {
             Warp &warp = block.warps[w];
-            warp = Warp();
+            warp.arrived = warp.released = 0;
+            warp.uniform = false;
             size_t lanes = std::min<size_t>(kWarpSize, threads - w * kWarpSize);
             warp.live = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
         }
-        for (size_t t = 0; t < threads; t++) {
-            Fiber &fiber = fibers[t];
-            fiber.linear = static_cast<int>(t);
-            fiber.index = {static_cast<unsigned>(t % block_shape.x),
-                           static_cast<unsigned>(t / block_shape.x % block_shape.y),
-                           static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
-            prepare_fiber(fiber, stack_pool.stacks[t], &block.scheduler);
-        }
+        for (size_t t = 0; t < threads; t++) prepare_fiber(fibers[t], stack_pool.stacks[t]);
+        block.round.clear();
+        for (size_t t = 0; t < threads; t++) block.round.push_back(static_cast<int>(t));
         current_block = &block;
         while (block.live > 0) {
             uint64_t before = block.progress;
-            for (size_t t = 0; t < threads; t++) {
-                if (!fibers[t].finished) {
-                    current_fiber = &fibers[t];
-                    swapcontext(&block.scheduler, &fibers[t].context);
-                    if (block.status != MDT_SUCCESS) break;
-                }
-            }
+            block.position = 0;
+            current_fiber = &fibers[block.round[0]];
+            mdt_emu_fiber_switch(&block.scheduler, current_fiber->context);  // back after the round's last fiber
             current_fiber = nullptr;
+            size_t unfinished = 0;
+            for (int t : block.round) {
+                if (!fibers[t].finished) block.round[unfinished++] = t;
+            }
+            block.round.resize(unfinished);
             if (block.status != MDT_SUCCESS) {
                 status = block.status;
                 break;

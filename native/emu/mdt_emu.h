@@ -1,5 +1,5 @@
 // The host emulator: CUDA C++ kernels compiled by g++ run on the host. Each block's threads are fibers
-// (ucontext) scheduled round-robin on the calling thread, so they run concurrently in the sense that matters
+// (fiber_switch.h) scheduled round-robin on the calling thread, so they run concurrently in the sense that matters
 // for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
 // memory is one instance per block. Blocks of a grid run one after another, forward unless mdt_emu_block_order
 // (microdit.h) says reverse or shuffled. Memory is host memory; streams
