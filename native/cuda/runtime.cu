@@ -113,6 +113,15 @@ int mdt_event_create(mdt_event_t *event) {
     *event = reinterpret_cast<mdt_event_t>(created);
     return MDT_SUCCESS;
 }
+int mdt_event_create_untimed(mdt_event_t *event) {
+    if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_create_untimed: event is NULL");
+    cudaEvent_t created;
+    if (int s = check(cudaEventCreateWithFlags(&created, cudaEventDisableTiming), "cudaEventCreateWithFlags")) {
+        return s;
+    }
+    *event = reinterpret_cast<mdt_event_t>(created);
+    return MDT_SUCCESS;
+}
 int mdt_event_destroy(mdt_event_t event) { return check(cudaEventDestroy(raw(event)), "cudaEventDestroy"); }
 int mdt_event_record(mdt_event_t event, mdt_stream_t stream) {
     if (!event) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_event_record: event is NULL");

@@ -171,6 +171,7 @@ struct CUevent_st {
     CUstream_st *stream = nullptr;  // while recorded work may be pending: the stream and its item's number
     uint64_t sequence = 0;
     std::shared_ptr<EventTime> time;  // null until the first record
+    bool timed = true;
 };
 
 namespace {
@@ -374,10 +375,19 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
     return finish(event);
 }
 
-cudaError_t cudaEventCreate(cudaEvent_t *event) {
-    if (!event) return invalid("%s: event is NULL", "cudaEventCreate");
+cudaError_t cudaEventCreate(cudaEvent_t *event) { return cudaEventCreateWithFlags(event, 0); }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
+    if (!event) return invalid("%s: event is NULL", "cudaEventCreateWithFlags");
+    if ((flags & ~static_cast<unsigned>(cudaEventDisableTiming)) != 0) {
+        char message[128];
+        std::snprintf(message, sizeof(message),
+                      "cudaEventCreateWithFlags: flags 0x%x are not emulated (only cudaEventDisableTiming)", flags);
+        return set_error(cudaErrorInvalidValue, message);
+    }
     std::lock_guard<std::recursive_mutex> lock(streams_mutex);
     *event = new CUevent_st();
+    (*event)->timed = (flags & cudaEventDisableTiming) == 0;
     events.insert(*event);
     return cudaSuccess;
 }
@@ -427,6 +437,10 @@ cudaError_t cudaEventElapsedTime(float *milliseconds, cudaEvent_t start, cudaEve
     if (!milliseconds) return invalid("%s: milliseconds is NULL", "cudaEventElapsedTime");
     if (!start || !end) return set_error(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: event is NULL");
     std::lock_guard<std::recursive_mutex> lock(streams_mutex);
+    if (!start->timed || !end->timed) {
+        return set_error(cudaErrorInvalidResourceHandle,
+                         "cudaEventElapsedTime: an event was created with cudaEventDisableTiming");
+    }
     if (!start->time || !end->time) {
         return set_error(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event was never recorded");
     }

@@ -86,7 +86,11 @@ MDT_API int mdt_stream_create(mdt_stream_t *stream);
 MDT_API int mdt_stream_destroy(mdt_stream_t stream);
 MDT_API int mdt_stream_synchronize(mdt_stream_t stream);
 MDT_API int mdt_stream_wait_event(mdt_stream_t stream, mdt_event_t event);
+/* An event that records a timestamp (mdt_event_elapsed_ms can time it). */
 MDT_API int mdt_event_create(mdt_event_t *event);
+/* An event for ordering and completion only (cudaEventDisableTiming): cheaper to record and to query, the kind to
+ * poll; mdt_event_elapsed_ms refuses it. */
+MDT_API int mdt_event_create_untimed(mdt_event_t *event);
 MDT_API int mdt_event_destroy(mdt_event_t event);
 MDT_API int mdt_event_record(mdt_event_t event, mdt_stream_t stream);
 MDT_API int mdt_event_synchronize(mdt_event_t event);

@@ -12,10 +12,13 @@ import java.util.ArrayDeque;
  * from pageable memory would not help: the CUDA runtime waits for the whole stream before it starts one.)
  *
  * <p>Regions are taken in ring order from one block. A region whose copy may still be reading it is never written:
- * when the ring has no finished region left, it grows (a block of twice the size; the old one is freed once its last
- * copy has finished) up to a limit, and only at the limit does the host wait for the oldest copy. So in a training
- * loop the ring settles at the bytes one step uploads and the host never waits for it: the step's own wait for the
- * gradient norm has finished every earlier copy. A copy larger than the limit goes in chunks of at most the limit.
+ * when the ring has no finished region left, it grows (a block of twice the size) up to a limit, and only at the
+ * limit does the host wait for the oldest copy. So in a training loop the ring settles at the bytes one step uploads
+ * and the host never waits for it: the step's own wait for the gradient norm has finished every earlier copy. A copy
+ * larger than the limit goes in chunks of at most the limit. Outgrown blocks are kept until {@link #close}: freeing
+ * page-locked memory (cudaFreeHost) waits for the whole device, which a growing ring must not make every stream do
+ * (they hold at most the current block's bytes again, the sizes doubling). The events are untimed: they are polled
+ * on every copy, and a timestamp would only cost.
  */
 final class HostStaging implements AutoCloseable {
     /** The first block's bytes (taken at the first copy). */
@@ -32,25 +35,16 @@ final class HostStaging implements AutoCloseable {
     private final ArrayDeque<MemorySegment> idleEvents = new ArrayDeque<>();
     private final Arena arena = Arena.ofShared();
     private final MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
-    private Block block;
+    private MemorySegment block;
+    /** Outgrown blocks, freed at close (see above). */
+    private final ArrayDeque<MemorySegment> outgrown = new ArrayDeque<>();
     /** The next free byte of the current block, in ring order. */
     private long head;
     private long waits;
     private long wraps;
 
-    /** A block of page-locked memory and how many copies may still read it. */
-    private static final class Block {
-        final MemorySegment memory;
-        int copiesInFlight;
-        boolean retired;
-
-        Block(MemorySegment memory) {
-            this.memory = memory;
-        }
-    }
-
     /** A copy on the stream reading [start, end) of a block until its event completes. */
-    private record Copy(Block block, long start, long end, MemorySegment event) {
+    private record Copy(MemorySegment block, long start, long end, MemorySegment event) {
     }
 
     HostStaging(MemorySegment stream) {
@@ -74,13 +68,12 @@ final class HostStaging implements AutoCloseable {
         for (long done = 0; done < bytes; ) {
             long chunk = Math.min(bytes - done, maxBytes);
             long start = take(chunk);
-            MemorySegment region = block.memory.asSlice(start, chunk);
+            MemorySegment region = block.asSlice(start, chunk);
             MemorySegment.copy(hostSource, done, region, 0, chunk);
             CudaRuntime.check(MicroditNative.mdt_memcpy_htod(deviceTarget.asSlice(done, chunk), region, chunk, stream),
                     "mdt_memcpy_htod");
             MemorySegment event = idleEvents.isEmpty() ? createEvent() : idleEvents.pop();
             CudaRuntime.check(MicroditNative.mdt_event_record(event, stream), "mdt_event_record");
-            block.copiesInFlight++;
             inFlight.add(new Copy(block, start, start + align(chunk), event));
             done += chunk;
         }
@@ -98,7 +91,7 @@ final class HostStaging implements AutoCloseable {
 
     /** Bytes of the current block (0 before the first copy). */
     long capacity() {
-        return block == null ? 0 : block.memory.byteSize();
+        return block == null ? 0 : block.byteSize();
     }
 
     /** Frees the blocks and events; every copy must have finished (the caller waited for the stream). */
@@ -108,9 +101,13 @@ final class HostStaging implements AutoCloseable {
             release(inFlight.poll());
         }
         if (block != null) {
-            CudaRuntime.check(MicroditNative.mdt_host_free(block.memory), "mdt_host_free");
+            outgrown.add(block);
             block = null;
         }
+        for (MemorySegment memory : outgrown) {
+            CudaRuntime.check(MicroditNative.mdt_host_free(memory), "mdt_host_free");
+        }
+        outgrown.clear();
         for (MemorySegment event : idleEvents) {
             CudaRuntime.check(MicroditNative.mdt_event_destroy(event), "mdt_event_destroy");
         }
@@ -165,21 +162,14 @@ final class HostStaging implements AutoCloseable {
         bytes = Math.min(align(bytes), maxBytes);
         MemorySegment memory = allocate(bytes);
         if (block != null) {
-            block.retired = true;
-            if (block.copiesInFlight == 0) {
-                CudaRuntime.check(MicroditNative.mdt_host_free(block.memory), "mdt_host_free");
-            }
+            outgrown.add(block);
         }
-        block = new Block(memory);
+        block = memory;
         head = 0;
     }
 
     private void release(Copy copy) {
         idleEvents.push(copy.event());
-        Block owner = copy.block();
-        if (--owner.copiesInFlight == 0 && owner.retired) {
-            CudaRuntime.check(MicroditNative.mdt_host_free(owner.memory), "mdt_host_free");
-        }
     }
 
     private boolean finished(MemorySegment event) {
@@ -193,7 +183,7 @@ final class HostStaging implements AutoCloseable {
     }
 
     private MemorySegment createEvent() {
-        CudaRuntime.check(MicroditNative.mdt_event_create(out), "mdt_event_create");
+        CudaRuntime.check(MicroditNative.mdt_event_create_untimed(out), "mdt_event_create_untimed");
         return out.get(ValueLayout.ADDRESS, 0);
     }
 

@@ -42,6 +42,7 @@ final class MicroditAbi {
         entry(map, "mdt_stream_synchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_stream_wait_event", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         entry(map, "mdt_event_create", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_event_create_untimed", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_event_destroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         entry(map, "mdt_event_record", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
         entry(map, "mdt_event_synchronize", FunctionDescriptor.of(JAVA_INT, ADDRESS));

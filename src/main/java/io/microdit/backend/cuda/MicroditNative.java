@@ -27,6 +27,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_STREAM_SYNCHRONIZE = handle("mdt_stream_synchronize");
     private static final MethodHandle MDT_STREAM_WAIT_EVENT = handle("mdt_stream_wait_event");
     private static final MethodHandle MDT_EVENT_CREATE = handle("mdt_event_create");
+    private static final MethodHandle MDT_EVENT_CREATE_UNTIMED = handle("mdt_event_create_untimed");
     private static final MethodHandle MDT_EVENT_DESTROY = handle("mdt_event_destroy");
     private static final MethodHandle MDT_EVENT_RECORD = handle("mdt_event_record");
     private static final MethodHandle MDT_EVENT_SYNCHRONIZE = handle("mdt_event_synchronize");
@@ -242,6 +243,14 @@ public final class MicroditNative {
             return (int) MDT_STREAM_WAIT_EVENT.invokeExact(stream, event);
         } catch (Throwable error) {
             throw new AssertionError("mdt_stream_wait_event threw", error);
+        }
+    }
+
+    public static int mdt_event_create_untimed(MemorySegment event) {
+        try {
+            return (int) MDT_EVENT_CREATE_UNTIMED.invokeExact(event);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_event_create_untimed threw", error);
         }
     }
 

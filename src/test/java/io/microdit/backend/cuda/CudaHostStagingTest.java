@@ -9,7 +9,9 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -127,6 +129,46 @@ class CudaHostStagingTest {
                 assertEquals(expected[i], sums[i], 1e-4, "sum " + i);
                 assertEquals(2f * a[i] + b[i], mixed[i], "2a + b at " + i);
             }
+        }
+    }
+
+    /**
+     * Growing the ring takes a new block without making the device catch up: the outgrown block is kept until close,
+     * since freeing page-locked memory waits for every stream (on the emulator's deferred streams as with CUDA's
+     * cudaFreeHost: it runs all pending work first). The staging events are untimed.
+     */
+    @Test
+    void growingTheRingLeavesTheStreamsWorkPending() {
+        Random random = new Random(24);
+        EmulatorStreams.set(CudaRuntime.STREAMS_DEFERRED);
+        try (CudaBackend cuda = smallRing(); MemoryScope device = cuda.scope("device");
+             MemoryScope host = new MemoryScope("host"); Arena arena = Arena.ofConfined()) {
+            cuda.copy(TestData.uniform(host, random, 16), device.zeros(16)); // 64 B into the first 1 KiB block
+            cuda.synchronize(); // that copy is done: the first block is read by nothing
+            Tensor filled = device.zeros(64);
+            cuda.fill(filled, 3f); // queued, not yet run
+            MemorySegment out = arena.allocate(ValueLayout.ADDRESS), flag = arena.allocate(ValueLayout.JAVA_INT);
+            CudaRuntime.check(MicroditNative.mdt_event_create_untimed(out), "mdt_event_create_untimed");
+            MemorySegment afterFill = out.get(ValueLayout.ADDRESS, 0);
+            CudaRuntime.check(MicroditNative.mdt_event_record(afterFill, cuda.stream()), "mdt_event_record");
+            Tensor large = device.zeros(512);
+            float[] values = TestData.uniform(random, 512);
+            try (MemoryScope source = new MemoryScope("source")) {
+                cuda.copy(source.zeros(512).copyFrom(values), large); // 2 KiB: the ring grows
+            }
+            assertEquals(2048, cuda.staging().capacity(), "the ring grew");
+            CudaRuntime.check(MicroditNative.mdt_event_query(afterFill, flag), "mdt_event_query");
+            assertEquals(0, flag.get(ValueLayout.JAVA_INT, 0), "growing the ring ran the stream's pending work");
+            MemorySegment milliseconds = arena.allocate(ValueLayout.JAVA_FLOAT);
+            int untimed = MicroditNative.mdt_event_elapsed_ms(afterFill, afterFill, milliseconds);
+            assertTrue(untimed != CudaRuntime.SUCCESS, "an untimed event was timed");
+            assertArrayEquals(values, cuda.read(large));
+            float[] three = new float[64];
+            java.util.Arrays.fill(three, 3f);
+            assertArrayEquals(three, cuda.read(filled));
+            CudaRuntime.check(MicroditNative.mdt_event_destroy(afterFill), "mdt_event_destroy");
+        } finally {
+            EmulatorStreams.restore();
         }
     }
 
