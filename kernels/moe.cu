@@ -8,22 +8,29 @@
 // Top-k backward: one thread per routing slot (n, e, j) adds its gate gradient into dProbs[n, token, e]: the k
 // tokens of one (n, e) are distinct, so no two threads share an element (no atomics, the CPU's bits), and
 // N·E·k threads fill a GPU where N·E (2,048 at N=256, E=8: 16 blocks) could not. Dispatch: one block per routed row copies D floats (8·E·N·k·D bytes).
-// Combine and dispatch backward: one block per (n, token) first lists the routing slots (e, j) of its sample that
-// chose the token, in slot order (warp ballots and a prefix over warps, into shared memory), then each thread
-// owns columns and walks that list in order — the CPU's fixed summation order (first term a product, then fused
-// multiply-adds; the backward adds to dx), so results are deterministic with no float atomics and bit-equal to
-// the CPU's. Cost: E·N·k slot reads per token, 2·E·N·k·D FLOPs (combine) or E·N·k·D (dispatch backward).
+// Token→slot map (mdt_moe_token_slots), built once per routing (CudaMoe: by the top-k, kept with its indices) and
+// read by combine and the dispatch backward: per sample, CSR offsets [T+1] and slots [E·k], each token's slots
+// s = e·k + j ascending. One block per sample: count per token (integer atomics on the offsets), an exclusive scan,
+// a fill, then each token's short list sorted by slot, so the map depends on the indices only. Cost per sample:
+// 2·E·k index reads, T+1 offsets scanned, E·k slots written; N blocks of 256 threads.
+// Combine and dispatch backward: one block per (n, token) row (grid-stride) reads the token's two offsets and its
+// c slots (c = capacity on average: the experts that chose it), then each thread owns columns and walks them in
+// order — the CPU's fixed summation order (first term a product, then fused multiply-adds; the backward adds to
+// dx), so results are deterministic with no float atomics and bit-equal to the CPU's. Cost: N·T blocks of O(c + c·D)
+// (was O(E·k) slot reads per token, a scan of the sample's whole routing: O(T²) per sample), 2·E·N·k·D FLOPs
+// (combine) or E·N·k·D (dispatch backward).
 // Combine backward: one block per routed row writes dH = gate·dOut[token] and dGates = dOut[token]·h (a fixed
 // order block reduction): 3·E·N·k·D FLOPs, 12·E·N·k·D bytes.
 // Index checks (no host round trip): every kernel that reads an index skips one outside [0, T) and reports it into
-// the caller's error record (microdit.h); combine and the dispatch backward check the sample's slots in the
-// sample's first token block, the others check the index they read.
+// the caller's error record (microdit.h); combine and the dispatch backward read no index: the map's builder checks
+// them, under the code of the op the map is built for.
 #include "common.cuh"
 
 namespace {
 
 constexpr int kThreads = 128;
 constexpr int kSortThreads = 256;
+constexpr int kMapThreads = 256;
 constexpr int64_t kMaxSortedTokens = 4096;
 
 __device__ __forceinline__ long long routing_key(float value, int token) {
@@ -105,58 +112,104 @@ __global__ void dispatch_kernel(const float *x, const int32_t *indices, float *o
 }
 
 /**
- * For one (n, token) block: the slots s in [0, E·k) of sample n with indices == token, ascending, into
- * {@code list}; returns their number (the same on every thread).
+ * Exclusive prefix sum of one int per thread over the block (blockDim.x a multiple of 32); {@code total} gets the
+ * block's sum on every thread. {@code warp_totals} holds 32 ints of shared memory, free again on return.
  */
-__device__ int collect_slots(const int32_t *sample_indices, int64_t slots, int token, int *list, int *warp_counts) {
+__device__ int block_exclusive_scan(int value, int *warp_totals, int &total) {
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    int total = 0;
-    for (int64_t base = 0; base < slots; base += blockDim.x) {
-        int64_t s = base + threadIdx.x;
-        bool match = s < slots && sample_indices[s] == token;
-        unsigned votes = __ballot_sync(mdt::kFullMask, match);
-        if (lane == 0) warp_counts[warp] = __popc(votes);
-        __syncthreads();
-        int before = total, chunk = 0;
-        for (int w = 0; w < warps; w++) {
-            if (w < warp) before += warp_counts[w];
-            chunk += warp_counts[w];
-        }
-        if (match) list[before + __popc(votes & ((1u << lane) - 1u))] = static_cast<int>(s);
-        total += chunk;
-        __syncthreads();
+    int inclusive = value;
+    for (int offset = 1; offset < 32; offset <<= 1) {
+        int lower = __shfl_up_sync(mdt::kFullMask, inclusive, offset);
+        if (lane >= offset) inclusive += lower;
     }
-    return total;
+    if (lane == 31) warp_totals[warp] = inclusive;
+    __syncthreads();
+    int before = 0;
+    total = 0;
+    for (int w = 0; w < warps; w++) {
+        if (w < warp) before += warp_totals[w];
+        total += warp_totals[w];
+    }
+    __syncthreads();
+    return before + inclusive - value;
 }
 
-__global__ void token_rows_kernel(const float *routed, const float *gates, const int32_t *indices, float *out,
-                                  int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
-                                  int combine, int32_t *error) {
-    MDT_DYNAMIC_SHARED(int, list);
-    MDT_SHARED(int, warp_counts, [32]);
-    int64_t row = blockIdx.x, n = row / tokens;
-    int token = static_cast<int>(row % tokens);
-    int64_t slots = experts * k;
-    if (token == 0) {  // a bad index matches no token, so it is skipped; one block per sample reports it
-        for (int64_t s = threadIdx.x; s < slots; s += blockDim.x) {
-            valid_token(indices[n * slots + s], tokens, error,
-                        combine ? MDT_CHECK_MOE_COMBINE_FWD : MDT_CHECK_MOE_DISPATCH_BWD, n, s / k, s % k);
+/**
+ * The token→slot map of one sample per block (grid-stride over samples): token t's slots, ascending, in
+ * slots[offsets[t], offsets[t+1]). Offsets double as the counters: token t counts into offsets[t+1], an in-place
+ * exclusive scan turns that into t's start, and the fill advances it to t's end, which is t+1's start. The fill's
+ * order within a token follows the atomics' timing, so each token's short list (at most E entries for a top-k's
+ * indices) is then sorted by one thread: the map depends on the indices only.
+ */
+__global__ void token_slots_kernel(const int32_t *indices, int32_t *offsets, int32_t *slots, int64_t samples,
+                                   int64_t tokens, int64_t experts, int64_t k, int check, int32_t *error) {
+    MDT_SHARED(int, warp_totals, [32]);
+    int64_t count = experts * k;
+    for (int64_t n = blockIdx.x; n < samples; n += gridDim.x) {
+        const int32_t *sample = indices + n * count;
+        int32_t *offset = offsets + n * (tokens + 1), *slot = slots + n * count;
+        for (int64_t t = threadIdx.x; t <= tokens; t += blockDim.x) offset[t] = 0;
+        __syncthreads();
+        for (int64_t s = threadIdx.x; s < count; s += blockDim.x) {
+            int32_t token = sample[s];
+            if (valid_token(token, tokens, error, check, n, s / k, s % k)) atomicAdd(&offset[token + 1], 1);
         }
-    }
-    int count = collect_slots(indices + n * slots, slots, token, list, warp_counts);
-    float *target = out + row * dim;
-    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
-        if (combine) {
-            float value = 0.0f;
-            for (int s = 0; s < count; s++) {
-                float h = routed[routed_row(n, list[s], samples, k) * dim + c];
-                float gate = gates[n * slots + list[s]];
-                value = s == 0 ? gate * h : fmaf(h, gate, value);
+        __syncthreads();
+        int carry = 0;
+        for (int64_t base = 0; base < tokens; base += blockDim.x) {
+            int64_t t = base + threadIdx.x;
+            int chunk, before = block_exclusive_scan(t < tokens ? offset[t + 1] : 0, warp_totals, chunk);
+            if (t < tokens) offset[t + 1] = carry + before;
+            carry += chunk;
+        }
+        __syncthreads();
+        for (int64_t s = threadIdx.x; s < count; s += blockDim.x) {
+            int32_t token = sample[s];
+            if (token >= 0 && token < tokens) slot[atomicAdd(&offset[token + 1], 1)] = static_cast<int32_t>(s);
+        }
+        __syncthreads();
+        for (int64_t t = threadIdx.x; t < tokens; t += blockDim.x) {
+            int32_t begin = offset[t], end = offset[t + 1];
+            for (int32_t i = begin + 1; i < end; i++) {
+                int32_t value = slot[i], j = i;
+                for (; j > begin && slot[j - 1] > value; j--) slot[j] = slot[j - 1];
+                slot[j] = value;
             }
-            target[c] = value;
-        } else {
-            float value = target[c];
-            for (int s = 0; s < count; s++) value += routed[routed_row(n, list[s], samples, k) * dim + c];
+        }
+        __syncthreads();  // the next sample reuses warp_totals only after every thread left this one
+    }
+}
+
+/**
+ * Rows [n, token] (grid-stride): combine sums gate·h over the token's slots, the first term a product, then fused
+ * multiply-adds (CpuMoe's order, since the map lists slots ascending); the dispatch backward adds the routed
+ * gradient rows to dx in the same order. A map entry outside the sample's slots is skipped, so a map not made by
+ * mdt_moe_token_slots can make no access outside the sample's rows.
+ */
+__global__ void token_rows_kernel(const float *routed, const float *gates, const int32_t *offsets,
+                                  const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts,
+                                  int64_t k, int64_t dim, int combine) {
+    int64_t count = experts * k;
+    for (int64_t row = blockIdx.x; row < samples * tokens; row += gridDim.x) {
+        int64_t n = row / tokens, token = row % tokens;
+        const int32_t *offset = offsets + n * (tokens + 1) + token, *list = slots + n * count;
+        int64_t begin = offset[0] < 0 ? 0 : offset[0], end = offset[1] > count ? count : offset[1];
+        float *target = out + row * dim;
+        for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
+            float value = combine ? 0.0f : target[c];
+            bool first = true;
+            for (int64_t i = begin; i < end; i++) {
+                int32_t s = list[i];
+                if (s < 0 || s >= count) continue;
+                float h = routed[routed_row(n, s, samples, k) * dim + c];
+                if (combine) {
+                    float gate = gates[n * count + s];
+                    value = first ? gate * h : fmaf(h, gate, value);
+                } else {
+                    value += h;
+                }
+                first = false;
+            }
             target[c] = value;
         }
     }
@@ -193,16 +246,10 @@ int check_routing(const char *op, int64_t samples, int64_t tokens, int64_t exper
     return MDT_SUCCESS;
 }
 
-/** Shared bytes of a token-rows block: one int per routing slot of a sample. */
-int64_t slot_list_bytes(int64_t experts, int64_t k) { return experts * k * static_cast<int64_t>(sizeof(int)); }
-
-/** The slot list and the kernel's static warp_counts must fit the 48 KiB a block gets without the opt-in
- *  (MDT_LAUNCH would refuse the launch; this says which argument is too large). */
-int check_slot_list(const char *op, int64_t experts, int64_t k) {
-    constexpr int64_t kLimit = 48 * 1024 - 32 * static_cast<int64_t>(sizeof(int));
-    MDT_REQUIRE(slot_list_bytes(experts, k) <= kLimit, "%s: %lld routing slots per sample exceed the %lld that fit "
-                "in shared memory", op, (long long)(experts * k), (long long)(kLimit / sizeof(int)));
-    return MDT_SUCCESS;
+/** Blocks of a grid-stride launch over {@code items} (rows or samples), one item per block up to the grid cap. */
+unsigned item_blocks(int64_t items) {
+    int64_t cap = mdt::max_grid_blocks();
+    return static_cast<unsigned>(items < cap ? items : cap);
 }
 
 }  // namespace
@@ -242,26 +289,37 @@ int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *ind
                       out, samples, tokens, experts, k, dim, error);
 }
 
-int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples,
-                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
-    if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
-    if (int s = check_slot_list("mdt_moe_dispatch_bwd", experts, k)) return s;
-    if (samples * tokens * dim == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && indices && dx, "mdt_moe_dispatch_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,
-                      static_cast<size_t>(slot_list_bytes(experts, k)), stream, d_out, nullptr, indices, dx, samples,
-                      tokens, experts, k, dim, 0, error);
+int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *offsets, int32_t *slots,
+                        int64_t samples, int64_t tokens, int64_t experts, int64_t k, int check,
+                        int32_t *error_record) {
+    if (int s = check_routing("mdt_moe_token_slots", samples, tokens, experts, k, 0)) return s;
+    MDT_REQUIRE(tokens < 2147483647 && experts * k <= 2147483647, "mdt_moe_token_slots: %lld tokens or %lld slots "
+                "per sample exceed int32 offsets", (long long)tokens, (long long)(experts * k));
+    MDT_REQUIRE(check > 0 || !error_record, "mdt_moe_token_slots: check %d is no MDT_CHECK_* code", check);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(offsets && (experts * k == 0 || (indices && slots)), "mdt_moe_token_slots: NULL tensor pointer");
+    return MDT_LAUNCH(token_slots_kernel, item_blocks(samples), kMapThreads, 0, stream, indices, offsets, slots,
+                      samples, tokens, experts, k, check, error_record);
 }
 
-int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out,
-                        int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
-    if (int s = check_routing("mdt_moe_combine_fwd", samples, tokens, experts, k, dim)) return s;
-    if (int s = check_slot_list("mdt_moe_combine_fwd", experts, k)) return s;
+int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots,
+                         float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+    if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(out && (experts * k == 0 || (h && gates && indices)), "mdt_moe_combine_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(token_rows_kernel, static_cast<unsigned>(samples * tokens), kThreads,
-                      static_cast<size_t>(slot_list_bytes(experts, k)), stream, h, gates, indices, out, samples,
-                      tokens, experts, k, dim, 1, error);
+    MDT_REQUIRE(dx && offsets && (experts * k == 0 || (d_out && slots)), "mdt_moe_dispatch_bwd: NULL tensor pointer");
+    return MDT_LAUNCH(token_rows_kernel, item_blocks(samples * tokens), kThreads, 0, stream, d_out, nullptr, offsets,
+                      slots, dx, samples, tokens, experts, k, dim, 0);
+}
+
+int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets,
+                        const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
+                        int64_t dim) {
+    if (int s = check_routing("mdt_moe_combine_fwd", samples, tokens, experts, k, dim)) return s;
+    if (samples * tokens * dim == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(out && offsets && (experts * k == 0 || (h && gates && slots)),
+                "mdt_moe_combine_fwd: NULL tensor pointer");
+    return MDT_LAUNCH(token_rows_kernel, item_blocks(samples * tokens), kThreads, 0, stream, h, gates, offsets,
+                      slots, out, samples, tokens, experts, k, dim, 1);
 }
 
 int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,

@@ -543,12 +543,16 @@ def bench_routing(run, lib, device, quick):
     indices = torch.full((n, e, k), -1, device=device, dtype=torch.int32)
     routed = torch.full((e, n * k, d), math.nan, device=device)
     combined = torch.full((n, t, d), math.nan, device=device)
-    topk = lambda: lib.call("mdt_moe_topk_fwd", None, ptr(probs), ptr(gates), ptr(indices), n, t, e, k)
+    offsets = torch.full((n, t + 1), -1, device=device, dtype=torch.int32)
+    slots = torch.full((n, e * k), -1, device=device, dtype=torch.int32)
+    # The top-k and the routing's token→slot map, which the CUDA backend builds with it, once per routing.
+    topk = lambda: (lib.call("mdt_moe_topk_fwd", None, ptr(probs), ptr(gates), ptr(indices), n, t, e, k),
+                    lib.call("mdt_moe_token_slots", None, ptr(indices), ptr(offsets), ptr(slots), n, t, e, k, 0, None))
     # error_record NULL: indices come from our top-k, and the check itself still runs (skip, no report).
     dispatch = lambda: lib.call("mdt_moe_dispatch_fwd", None, ptr(x), ptr(indices), ptr(routed), n, t, e, k, d,
                                 None)
-    combine = lambda: lib.call("mdt_moe_combine_fwd", None, ptr(routed), ptr(gates), ptr(indices), ptr(combined), n,
-                               t, e, k, d, None)
+    combine = lambda: lib.call("mdt_moe_combine_fwd", None, ptr(routed), ptr(gates), ptr(offsets), ptr(slots),
+                               ptr(combined), n, t, e, k, d)
     topk()
     dispatch()
     combine()
@@ -562,7 +566,7 @@ def bench_routing(run, lib, device, quick):
     reference.index_add_(0, rows, (gates.unsqueeze(-1) * gathered).reshape(-1, d))
     run.check("moe combine vs index_add_", {"out": relative_error(combined.view(n * t, d), reference)})
     ours_topk, ours_dispatch, ours_combine = timed(topk), timed(dispatch), timed(combine)
-    line(f"moe top-k N{n} T{t} E{e} k{k}", ours_topk, timed(lambda: torch.topk(probs.transpose(1, 2), k, dim=-1)),
+    line(f"moe top-k + token→slot map N{n} T{t} E{e} k{k}", ours_topk, timed(lambda: torch.topk(probs.transpose(1, 2), k, dim=-1)),
          probs.numel() * 4.0, "GB/s")
     line(f"moe dispatch E{e} N{n}·k{k} D{d}", ours_dispatch,
          timed(lambda: torch.gather(x, 1, index64.reshape(n, e * k, 1).expand(n, e * k, d))), 2.0 * routed.numel() * 4,

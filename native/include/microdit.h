@@ -302,8 +302,13 @@ MDT_API int mdt_loss_edm_bwd(mdt_stream_t stream, float d_loss, const float *den
 MDT_API int mdt_moe_topk_fwd(mdt_stream_t stream, const float *probs, float *gates, int32_t *indices, int64_t samples, int64_t tokens, int64_t experts, int64_t k);
 MDT_API int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *indices, float *d_probs, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int32_t *error_record);
 MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
-MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *indices, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
-MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *indices, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+/* The token→slot map of a routing, per sample n: offsets [N, T+1] (offsets[n, 0] = 0) and slots [N, E·k], token t's
+ * slots s = e·k + j (those with indices[n, e, j] == t) ascending in slots[n, offsets[n, t] .. offsets[n, t+1]). A bad
+ * index is left out of the map and reported under `check`, the MDT_CHECK_MOE_* code of the op the map is built for
+ * (error_record NULL: not reported, check unused). Combine and the dispatch backward read the map, not the indices. */
+MDT_API int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *offsets, int32_t *slots, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int check, int32_t *error_record);
+MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */

@@ -198,6 +198,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
                         + " need the same dtype and element count");
         boolean fromDevice = source.device() == Device.CUDA, toDevice = target.device() == Device.CUDA;
         long bytes = source.byteSize();
+        if (toDevice) {
+            moe.overwritten(target);
+        }
         if (!fromDevice && !toDevice) {
             target.copyFrom(source);
         } else if (fromDevice && toDevice) {
@@ -219,7 +222,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.notNull(op, "target", target);
         if (target.device() == Device.CPU) {
             target.fill(value);
-        } else if (value == 0f) {
+            return;
+        }
+        moe.overwritten(target);
+        if (value == 0f) {
             CudaRuntime.check(MicroditNative.mdt_memset(target.segment(), 0, target.byteSize(), stream),
                     "mdt_memset");
         } else if (target.dtype() == DType.F32) {

@@ -1,20 +1,48 @@
 package io.microdit.backend.cuda;
 
 import io.microdit.backend.Checks;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.util.IdentityHashMap;
+import java.util.Map;
 
 /**
  * Expert-choice MoE routing (top-k, dispatch, combine) and its backwards: drives kernels/moe.cu (mdt_moe_*);
  * routing indices are checked on the device into the backend's error record.
+ *
+ * <p>Combine and the dispatch backward read a routing's token→slot map (mdt_moe_token_slots), not its indices. The
+ * top-k builds the map with the indices it writes, into one I32 tensor in the indices' scope (so it is freed with
+ * them), and keeps it by the indices tensor (identity): the forward combine and the backward dispatch of that
+ * routing read it, with no further launch. Indices from anywhere else get a map built for the call, in the
+ * backend's workspace; so do a routing's indices once this backend copies or fills anything over them
+ * ({@link #overwritten}). A write to them that bypasses the backend (Java's own writes into emulated device
+ * memory) is not seen: the map would still be the top-k's.
  */
 final class CudaMoe extends CudaOps {
     /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
     private static final int MAX_ROUTED_TOKENS = 4096;
-    /** Routing slots E·k of a sample that one combine block lists in 48 KiB of shared memory. */
-    private static final int MAX_SLOTS_PER_SAMPLE = 12 * 1024;
+    /** microdit.h's MDT_CHECK_MOE_DISPATCH_BWD and MDT_CHECK_MOE_COMBINE_FWD: a map built for one of these ops
+     *  reports a bad index as that op's. */
+    private static final int CHECK_DISPATCH_BACKWARD = 3, CHECK_COMBINE = 4;
+
+    /** The map of each routing whose indices this backend's top-k wrote, by indices tensor (identity). */
+    private final Map<Tensor, Tensor> routings = new IdentityHashMap<>();
 
     CudaMoe(CudaBackend cuda) {
         super(cuda);
+    }
+
+    /** A map's two parts, per sample: offsets [N, T+1] and slots [N, E·k] (microdit.h). */
+    private record TokenSlots(MemorySegment offsets, MemorySegment slots) {
+        static long ints(Checks.Routing r) {
+            return (long) r.samples() * (r.tokens() + 1) + (long) r.samples() * r.experts() * r.k();
+        }
+
+        static TokenSlots in(MemorySegment block, Checks.Routing r) {
+            long offsetBytes = 4L * r.samples() * (r.tokens() + 1);
+            return new TokenSlots(block.asSlice(0, offsetBytes), block.asSlice(offsetBytes, 4 * ints(r) - offsetBytes));
+        }
     }
 
     void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
@@ -22,9 +50,50 @@ final class CudaMoe extends CudaOps {
         Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
         Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
                 + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
-        check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), r.samples(), r.tokens(), r.experts(), k), op);
+        Tensor previous = routings.remove(indices);
+        MemorySegment written = pointer(op, "indices", indices);
+        // Status checked without ending the op: the launch trace records the top-k and its map as one call.
+        CudaRuntime.check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs),
+                pointer(op, "gates", gates), written, r.samples(), r.tokens(), r.experts(), k), op);
+        Tensor map = previous;
+        if (previous == null || previous.numel() != TokenSlots.ints(r)) {
+            if (previous != null) {
+                indices.scope().release(previous);
+            }
+            routings.keySet().removeIf(kept -> !kept.scope().isOpen());
+            map = Tensor.empty(indices.scope(), DType.I32, Math.toIntExact(TokenSlots.ints(r)));
+        }
+        TokenSlots slots = TokenSlots.in(pointer(op, "map", map), r);
+        // The top-k's indices are in range: nothing to report (NULL record).
+        check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
+                r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
+        routings.put(indices, map);
         flops.add(op, 0);
+    }
+
+    /** {@code target} is written by something other than the top-k: a routing whose indices it covers loses its map. */
+    void overwritten(Tensor target) {
+        if (routings.isEmpty()) {
+            return;
+        }
+        long start = target.segment().address(), end = start + target.byteSize();
+        routings.keySet().removeIf(indices -> !indices.scope().isOpen()
+                || indices.segment().address() < end && start < indices.segment().address() + indices.byteSize());
+    }
+
+    /**
+     * The map of {@code indices} for an op with routing {@code r}: the top-k's, or one built now into the workspace
+     * (bad indices reported under {@code check}, the op's code).
+     */
+    private TokenSlots tokenSlots(String op, Tensor indices, Checks.Routing r, int check) {
+        Tensor kept = routings.get(indices);
+        if (kept != null && kept.numel() == TokenSlots.ints(r)) {
+            return TokenSlots.in(pointer(op, "map", kept), r);
+        }
+        TokenSlots built = TokenSlots.in(workspace(TokenSlots.ints(r)), r);
+        CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, pointer(op, "indices", indices), built.offsets(),
+                built.slots(), r.samples(), r.tokens(), r.experts(), r.k(), check, errorRecord()), op);
+        return built;
     }
 
     void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
@@ -46,19 +115,19 @@ final class CudaMoe extends CudaOps {
     void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
         Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
-        checkSlotList(op, r.experts(), r.k());
-        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "indices", indices),
-                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
+        TokenSlots map = tokenSlots(op, indices, r, CHECK_DISPATCH_BACKWARD);
+        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), map.offsets(), map.slots(),
+                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
     }
 
     void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
-        checkSlotList(op, r.experts(), r.k());
+        TokenSlots map = tokenSlots(op, indices, r, CHECK_COMBINE);
         check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
-                pointer(op, "indices", indices), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
-                r.dim(), errorRecord()), op);
+                map.offsets(), map.slots(), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
+                r.dim()), op);
         flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
@@ -69,11 +138,5 @@ final class CudaMoe extends CudaOps {
                 pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
                 pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
-    }
-
-    /** The per-token slot list of combine and the dispatch backward sits in one block's shared memory. */
-    private static void checkSlotList(String op, int experts, int k) {
-        Checks.argument((long) experts * k <= MAX_SLOTS_PER_SAMPLE, op, experts + " experts × " + k
-                + " tokens exceed the " + MAX_SLOTS_PER_SAMPLE + " routing slots per sample the CUDA kernel holds");
     }
 }

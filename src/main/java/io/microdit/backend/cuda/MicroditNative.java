@@ -109,6 +109,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_TOPK_FWD = handle("mdt_moe_topk_fwd");
     private static final MethodHandle MDT_MOE_TOPK_BWD = handle("mdt_moe_topk_bwd");
     private static final MethodHandle MDT_MOE_DISPATCH_FWD = handle("mdt_moe_dispatch_fwd");
+    private static final MethodHandle MDT_MOE_TOKEN_SLOTS = handle("mdt_moe_token_slots");
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
@@ -902,17 +903,25 @@ public final class MicroditNative {
         }
     }
 
-    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment indices, MemorySegment dx, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
+    public static int mdt_moe_token_slots(MemorySegment stream, MemorySegment indices, MemorySegment offsets, MemorySegment slots, long samples, long tokens, long experts, long k, int check, MemorySegment errorRecord) {
         try {
-            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, indices, dx, samples, tokens, experts, k, dim, errorRecord);
+            return (int) MDT_MOE_TOKEN_SLOTS.invokeExact(stream, indices, offsets, slots, samples, tokens, experts, k, check, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_token_slots threw", error);
+        }
+    }
+
+    public static int mdt_moe_dispatch_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment offsets, MemorySegment slots, MemorySegment dx, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_DISPATCH_BWD.invokeExact(stream, dOut, offsets, slots, dx, samples, tokens, experts, k, dim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_dispatch_bwd threw", error);
         }
     }
 
-    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
+    public static int mdt_moe_combine_fwd(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment offsets, MemorySegment slots, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
         try {
-            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, indices, out, samples, tokens, experts, k, dim, errorRecord);
+            return (int) MDT_MOE_COMBINE_FWD.invokeExact(stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_fwd threw", error);
         }

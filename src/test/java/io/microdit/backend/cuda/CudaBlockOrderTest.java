@@ -223,7 +223,8 @@ class CudaBlockOrderTest extends CudaVersusCpu {
     void expertChoiceRoutingForwardAndBackward() {
         Random random = new Random(64);
         try (MemoryScope scope = new MemoryScope("inputs")) {
-            // Top-k: one block per (sample, expert) = 6; dispatch/combine backward: E·N·k = 30; combine: N·T = 40.
+            // Top-k: one block per (sample, expert) = 6; dispatch/combine backward: E·N·k = 30; the token→slot map:
+            // one block per sample = 2; combine and the dispatch backward: N·T = 40 rows over 4 blocks.
             int n = 2, tokens = 20, experts = 3, k = 5, dim = 33;
             Tensor probs = scope.zeros(n, tokens, experts);
             for (int i = 0; i < probs.numel(); i++) {
@@ -250,6 +251,17 @@ class CudaBlockOrderTest extends CudaVersusCpu {
                     output(scope, routed)},
                     t -> cpu.moeCombineBackward(t[0], t[1], t[2], t[3], t[4], t[5]),
                     t -> cuda.moeCombineBackward(t[0], t[1], t[2], t[3], t[4], t[5]));
+            check("expertChoiceTopK, then combine and dispatch backward on the top-k's map", new Tensor[] {probs,
+                    output(scope, routed), output(scope, DType.I32, routed), h, output(scope, n, tokens, dim), dx},
+                    t -> {
+                        cpu.expertChoiceTopK(t[0], k, t[1], t[2]);
+                        cpu.moeCombine(t[3], t[1], t[2], t[4]);
+                        cpu.moeDispatchBackward(t[3], t[2], t[5]);
+                    }, t -> {
+                        cuda.expertChoiceTopK(t[0], k, t[1], t[2]);
+                        cuda.moeCombine(t[3], t[1], t[2], t[4]);
+                        cuda.moeDispatchBackward(t[3], t[2], t[5]);
+                    });
             // The top-k backward has a thread per (sample, expert): 3·48 = 144 of them over 2 blocks of 128.
             int wide = 48;
             Tensor manyExperts = scope.zeros(3, 8, wide);
