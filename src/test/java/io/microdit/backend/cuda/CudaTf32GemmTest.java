@@ -11,6 +11,8 @@ import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
@@ -22,7 +24,8 @@ import org.junit.jupiter.api.Test;
  * (Tf32PrimitivesTest.tf32: nearest, ties away) element by element: every transpose, tails in M, N and K, both
  * operand copy paths (cp.async for 16-byte-aligned rows, element copies otherwise), K deeper than the 4-stage
  * ring, batches and a shared operand, bias, accumulate, GELU, split-K with and without its workspace. With the
- * switch off F32 products keep the CUDA-core kernel's bits. Outputs start as NaN.
+ * switch off F32 products keep the CUDA-core kernel's bits; the launch plan counts the kernel at the tf32 peak.
+ * Outputs start as NaN.
  */
 @Tag("emu")
 class CudaTf32GemmTest extends CudaVersusCpu {
@@ -272,6 +275,39 @@ class CudaTf32GemmTest extends CudaVersusCpu {
         long before = cuda.flops().of("matmul");
         assertClose(random, 0, 0, 6, 10, 14, false, false, false, false);
         assertEquals(2L * 6 * 10 * 14, cuda.flops().of("matmul") - before);
+    }
+
+    @Test
+    void launchPlanCountsTheTf32KernelAtTheTf32Peak() {
+        Random random = new Random(68);
+        cuda.allowTf32(true);
+        List<LaunchTrace.OpCall> calls;
+        long flops = 2L * 300 * 130 * 40;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor a = cuda.upload(TestData.uniform(host, random, 300, 40), device);
+            Tensor b = cuda.upload(TestData.uniform(host, random, 40, 130), device);
+            Tensor out = device.zeros(300, 130);
+            try (LaunchTrace trace = cuda.traceLaunches(true)) {
+                cuda.matmul(a, false, b, false, null, out, false);
+                calls = trace.calls();
+            }
+        }
+        LaunchTrace.Launch gemm = calls.get(0).launches().get(0);
+        assertEquals("gemm_tf32", gemm.kernel());
+        // 128×128 tiles: ⌈130/128⌉ column tiles on x, ⌈300/128⌉ row tiles on y; 256 threads, 144 KiB opted in.
+        assertEquals(List.of(2L, 3L, 1L, 256L, 147456L), List.of(gemm.gridX(), gemm.gridY(), gemm.gridZ(),
+                gemm.blockX(), gemm.sharedBytes()));
+        LaunchPlan.OpSummary matmul = new LaunchPlan(LaunchPlan.Gpu.H100_SXM, calls, Map.of("matmul", flops)).ops()
+                .get(0);
+        assertTrue(matmul.tensorCores());
+        assertEquals(Math.max(flops / 494.7e12, calls.get(0).operandBytes() / 3.35e12), matmul.rooflineSeconds(),
+                1e-15);
+        // An op that also launched a bf16 tensor-core kernel is bounded by the faster bf16 peak.
+        LaunchTrace.Launch bf16 = new LaunchTrace.Launch("gemm_bf16", 2, 3, 1, 256, 1, 1, 0);
+        List<LaunchTrace.OpCall> mixed = List.of(calls.get(0), new LaunchTrace.OpCall("matmul", 0, List.of(bf16)));
+        long large = 1_000_000_000_000L;
+        assertEquals(large / 989.4e12, new LaunchPlan(LaunchPlan.Gpu.H100_SXM, mixed, Map.of("matmul", large)).ops()
+                .get(0).rooflineSeconds(), 1e-15);
     }
 
     @Test
