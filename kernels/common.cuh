@@ -9,8 +9,9 @@
 //     each block start and count it against the limit).
 //   - MDT_UNROLL asks nvcc to unroll the next loop (register-resident accumulators); g++ ignores it.
 //   - warp_sum / block_sum: reductions in a fixed order (the same bits on every run).
-//   - mma_m16n8k16_bf16, ldmatrix_x4/_x2(_trans), cp_async_16: the only doors to tensor cores and async copies;
-//     nvcc gets the PTX instruction, g++ the emulator's version of it (native/emu/tensor_core.cpp).
+//   - mma_m16n8k16_bf16, mma_m16n8k8_tf32, to_tf32, ldmatrix_x4/_x2(_trans), cp_async_16: the only doors to tensor
+//     cores and async copies; nvcc gets the PTX instruction, g++ the emulator's version of it
+//     (native/emu/tensor_core.cpp).
 #ifndef MDT_COMMON_CUH
 #define MDT_COMMON_CUH
 
@@ -223,6 +224,40 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4
           "f"(c[3]));
 #else
     ::mdt_emu::mma_m16n8k16_bf16(d, a, b, c);
+#endif
+}
+
+// Fragment layouts (PTX ISA, mma.m16n8k8 with .tf32): one tf32 per register (an f32 bit pattern whose low 13
+// bits the tensor cores ignore, hence to_tf32 first); lane l = 4·g + t.
+//   A 16×8 row-major, 4 registers: a0 = A[g][t], a1 = A[g+8][t], a2 = A[g][t+4], a3 = A[g+8][t+4]
+//   B 8×8 column-major, 2 registers: b0 = B[t][g], b1 = B[t+4][g]
+//   C, D 16×8 f32, 4 floats: as for m16n8k16.
+
+/**
+ * cvt.rna.tf32.f32: {@code value} rounded to 10 mantissa bits, to nearest with ties away from zero, as the bits of
+ * an f32 with the low 13 bits zero; infinities stay, NaN stays NaN, a value past the largest tf32 becomes infinite.
+ */
+__device__ __forceinline__ uint32_t to_tf32(float value) {
+#ifdef __CUDACC__
+    uint32_t bits;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(bits) : "f"(value));
+    return bits;
+#else
+    return ::mdt_emu::to_tf32(value);
+#endif
+}
+
+/** D = A·B + C on one warp's fragments (all 32 lanes take part); tf32 products accumulate in f32. */
+__device__ __forceinline__ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                 const float c[4]) {
+#ifdef __CUDACC__
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+          "f"(c[3]));
+#else
+    ::mdt_emu::mma_m16n8k8_tf32(d, a, b, c);
 #endif
 }
 

@@ -1,6 +1,6 @@
 // GEMMs: out[b] = op(A[b])·op(B[b]) + bias (+ out[b] when accumulating), either operand transposed, batched
-// with a stride per operand (0 shares one matrix across the batch), in f32 and on tensor cores in bf16; and the
-// bias-gradient row sum.
+// with a stride per operand (0 shares one matrix across the batch), in f32 on CUDA cores, on tensor cores in bf16,
+// and (opt-in) f32 operands on tensor cores in tf32; and the bias-gradient row sum.
 //
 // BF16 tensor-core GEMM (f32 out): a 256-thread block computes a 128×128 tile of out, each of its 8 warps a
 // 64×32 piece as 4×4 mma.sync m16n8k16 fragments with f32 accumulators in registers. K advances 32 at a time
@@ -20,6 +20,20 @@
 // the S partials of each element in slice order and applies bias, GELU and accumulate once. Extra cost: 8·S·
 // batch·M·N bytes (partials written, read back) + 4·batch·M·N (8 accumulating); (S-1)·batch·M·N FLOPs.
 // E.g. 512×1536×65536: 48 → 528 blocks (S = 11); 512×512×16384: 16 → 128 blocks (S = 8).
+//
+// TF32 tensor-core GEMM (f32 operands and out; opt-in like PyTorch's allow_tf32, since a tf32 keeps 10 of f32's 23
+// mantissa bits): the bf16 GEMM's structure — 128×128 tiles, 8 warps of 64×32, a 4-stage cp.async pipeline of
+// 32-deep k-tiles (16-byte chunks are 4 floats; rows whose length or batch stride is not a multiple of 4 floats,
+// or a base not 16-byte aligned, take the element copy), the same split-K rule and second pass, the same fused
+// epilogue — with mma.sync m16n8k8 .tf32 (4×4 per warp per 8-deep k step) instead of m16n8k16. ldmatrix moves
+// 16-bit elements, so each lane reads its fragment elements from shared memory with plain 32-bit loads and rounds
+// them with cvt.rna.tf32.f32 (nearest, ties away; the tensor cores would otherwise truncate). Padding for those
+// loads: lane 4g + t reads rows g (+8) at column t (+4) of a k-contiguous tile (A, or B transposed), so a row
+// stride ≡ 4 (mod 32 banks) puts the warp on banks 4g + t, all distinct: 32 + 4 = 36 floats; it reads rows t
+// (+4) at column g (+8) of an m- or n-contiguous tile (A transposed, or B), so a stride ≡ 8 puts it on banks
+// 8t + g: 128 + 8 = 136 floats. Both keep rows 16-byte aligned. A stage is 2 × 128·36 floats: 4 stages take
+// 144 KiB of opted-in dynamic shared memory (sm_80 allows 163, sm_90 227). Cost: 2·batch·M·N·K FLOPs (counted as
+// for the f32 GEMM); bytes ≈ 4·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
 //
 // F32 GEMM: the classic shared-memory tiled GEMM. A 16×16 thread block computes a 32×32 tile of out, 2×2
 // outputs per thread; each step stages a 32×32 tile of op(A) and of op(B) in shared memory (padded rows avoid
@@ -179,6 +193,38 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
     }
 }
 
+/**
+ * Stores one warp's 64×32 piece of a tensor-core GEMM's output tile: 4×4 m16n8 accumulator fragments (C layout of
+ * common.cuh) at (row0, column0), inside the m × n output only: through the epilogue into out, or raw into the
+ * split-K partials when there are any.
+ */
+__device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int64_t row0, int64_t column0, int lane,
+                                                int64_t m, int64_t n, float *out, float *partials, const float *bias,
+                                                int gelu, int accumulate) {
+    int group = lane / 4, pair = lane % 4 * 2;
+    MDT_UNROLL
+    for (int i = 0; i < 4; i++) {
+        MDT_UNROLL
+        for (int j = 0; j < 4; j++) {
+            MDT_UNROLL
+            for (int r = 0; r < 4; r++) {
+                int64_t row = row0 + 16 * i + group + 8 * (r / 2);
+                int64_t column = column0 + 8 * j + pair + r % 2;
+                if (row < m && column < n) {
+                    if (partials) {
+                        partials[row * n + column] = acc[i][j][r];
+                    } else {
+                        out[row * n + column] =
+                            epilogue(acc[i][j][r], bias, column, gelu, accumulate, out + row * n + column);
+                    }
+                }
+            }
+        }
+    }
+}
+
+bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
 namespace bf16 {
 
 constexpr int kBlockM = 128, kBlockN = 128, kBlockK = 32;
@@ -317,38 +363,163 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float 
         // Groups past the slice are empty; the next (slice, batch) pair reuses the stages after this barrier.
         mdt::cp_async_wait<0>();
         __syncthreads();
-        float *ob = out + batch_index * m * n;
         // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
-        float *pb = partials ? partials + work * m * n : nullptr;
-        int group = lane / 4, pair = lane % 4 * 2;
-        MDT_UNROLL
-        for (int i = 0; i < 4; i++) {
-            MDT_UNROLL
-            for (int j = 0; j < 4; j++) {
-                MDT_UNROLL
-                for (int r = 0; r < 4; r++) {
-                    int64_t row = row0 + warp_m + 16 * i + group + 8 * (r / 2);
-                    int64_t column = column0 + warp_n + 8 * j + pair + r % 2;
-                    if (row < m && column < n) {
-                        if (pb) {
-                            pb[row * n + column] = acc[i][j][r];
-                        } else {
-                            ob[row * n + column] = epilogue(acc[i][j][r], bias, column, gelu, accumulate,
-                                                            ob + row * n + column);
-                        }
-                    }
-                }
-            }
-        }
+        store_warp_tile(acc, row0 + warp_m, column0 + warp_n, lane, m, n, out + batch_index * m * n,
+                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate);
     }
 }
-
-bool aligned16(const void *pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 /** A 160+-register block per SM: a wave is 132 blocks (one per SM of an H100). */
 constexpr SplitGeometry kSplit{kBlockM, kBlockN, kBlockK, kWaveBlocks};
 
 }  // namespace bf16
+
+namespace tf32 {
+
+constexpr int kBlockM = 128, kBlockN = 128, kBlockK = 32;
+constexpr int kWarpM = 64, kWarpN = 32;  // 2 × 4 warps
+constexpr int kWarpsN = kBlockN / kWarpN;
+constexpr int kThreads = 256;
+constexpr int kStages = 4;
+// Row padding in floats (see the opening comment): rows kBlockK long (k contiguous) get 4, a stride of 36 ≡ 4
+// (mod 32 banks); rows 128 long (m or n contiguous) get 8, a stride of 136 ≡ 8. Both keep rows 16-byte aligned.
+constexpr int kPadK = 4, kPadMn = 8;
+constexpr int kStrideK = kBlockK + kPadK, kStrideMn = kBlockM + kPadMn;
+constexpr int kTileElements = kBlockM * kStrideK > kBlockK * kStrideMn ? kBlockM * kStrideK : kBlockK * kStrideMn;
+constexpr size_t kSharedBytes = 2 * kStages * kTileElements * sizeof(float);
+/** One 256-thread block per SM (registers, and 144 KiB of shared memory): a wave is 132 blocks on an H100. */
+constexpr SplitGeometry kSplit{kBlockM, kBlockN, kBlockK, 132};
+
+/**
+ * Copies the Rows × Columns tile at (row0, column0) of a row-major f32 matrix with {@code lead} columns and
+ * {@code rows} rows into shared memory (row stride Columns + its padding), zero outside the matrix. Vectorized:
+ * lead, the base and the batch stride are multiples of 4 floats, so every 16-byte chunk is wholly in or out.
+ */
+template <int Rows, int Columns>
+__device__ __forceinline__ void load_tile(float *tile, const float *matrix, int64_t rows, int64_t lead, int64_t row0,
+                                          int64_t column0, bool vectorized) {
+    constexpr int kStride = Columns == kBlockK ? kStrideK : kStrideMn;
+    if (vectorized) {
+        constexpr int kChunksPerRow = Columns / 4;
+        MDT_UNROLL
+        for (int c = threadIdx.x; c < Rows * kChunksPerRow; c += kThreads) {
+            int r = c / kChunksPerRow, column = c % kChunksPerRow * 4;
+            int64_t gr = row0 + r, gc = column0 + column;
+            bool inside = gr < rows && gc < lead;
+            mdt::cp_async_16(tile + r * kStride + column, inside ? matrix + gr * lead + gc : matrix, inside ? 16 : 0);
+        }
+    } else {
+        for (int e = threadIdx.x; e < Rows * Columns; e += kThreads) {
+            int r = e / Columns, column = e % Columns;
+            int64_t gr = row0 + r, gc = column0 + column;
+            tile[r * kStride + column] = gr < rows && gc < lead ? matrix[gr * lead + gc] : 0.0f;
+        }
+    }
+}
+
+template <bool TransposeA, bool TransposeB>
+__global__ void __launch_bounds__(kThreads, 1)
+gemm_tf32_kernel(const float *a, const float *b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n,
+                 int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, int vector_a, int vector_b,
+                 int64_t slices, int64_t slice_tiles, float *partials) {
+    // Stage s of A: [m][k] (row stride kStrideK), or [k][m] (kStrideMn) when transposed; of B: [k][n] (kStrideMn),
+    // or [n][k] (kStrideK). The kStages A tiles, then the kStages B tiles.
+    MDT_DYNAMIC_SHARED(float, tiles);
+    float *a_tiles = tiles, *b_tiles = tiles + kStages * kTileElements;
+    constexpr int kStrideA = TransposeA ? kStrideMn : kStrideK;
+    constexpr int kStrideB = TransposeB ? kStrideK : kStrideMn;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    int group = lane / 4, t = lane % 4;
+    int warp_m = warp / kWarpsN * kWarpM, warp_n = warp % kWarpsN * kWarpN;
+    int64_t row0 = static_cast<int64_t>(blockIdx.y) * kBlockM, column0 = static_cast<int64_t>(blockIdx.x) * kBlockN;
+    int64_t k_tiles = (k + kBlockK - 1) / kBlockK;
+    // Grid z walks (slice, batch) pairs; without split-K (slices 1, slice_tiles ≥ k_tiles) it is the batch alone.
+    for (int64_t work = blockIdx.z; work < slices * batch; work += gridDim.z) {
+        int64_t slice = work / batch, batch_index = work % batch;
+        int64_t kt_begin = slice * slice_tiles;
+        int64_t kt_end = kt_begin + slice_tiles < k_tiles ? kt_begin + slice_tiles : k_tiles;
+        const float *ab = a + batch_index * stride_a;
+        const float *bb = b + batch_index * stride_b;
+        // Loads k tile kt (if inside this slice) into its stage and commits one cp.async group either way, so that
+        // the group count stays uniform and cp_async_wait<kStages − 2> always means "tile kt has landed".
+        auto load_stage = [&](int64_t kt) {
+            if (kt < kt_end) {
+                int stage = static_cast<int>((kt - kt_begin) % kStages);
+                int64_t k0 = kt * kBlockK;
+                if (TransposeA) {
+                    load_tile<kBlockK, kBlockM>(a_tiles + stage * kTileElements, ab, k, m, k0, row0, vector_a);
+                } else {
+                    load_tile<kBlockM, kBlockK>(a_tiles + stage * kTileElements, ab, m, k, row0, k0, vector_a);
+                }
+                if (TransposeB) {
+                    load_tile<kBlockN, kBlockK>(b_tiles + stage * kTileElements, bb, n, k, column0, k0, vector_b);
+                } else {
+                    load_tile<kBlockK, kBlockN>(b_tiles + stage * kTileElements, bb, k, n, k0, column0, vector_b);
+                }
+            }
+            mdt::cp_async_commit();
+        };
+        float acc[4][4][4];
+        MDT_UNROLL
+        for (int i = 0; i < 4; i++) {
+            MDT_UNROLL
+            for (int j = 0; j < 4; j++) {
+                MDT_UNROLL
+                for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+            }
+        }
+        for (int s = 0; s < kStages - 1; s++) load_stage(kt_begin + s);
+        for (int64_t kt = kt_begin; kt < kt_end; kt++) {
+            int stage = static_cast<int>((kt - kt_begin) % kStages);
+            mdt::cp_async_wait<kStages - 2>();
+            // Tile kt is visible to every thread, and every thread is done with tile kt − 1, whose stage the next
+            // load refills.
+            __syncthreads();
+            load_stage(kt + kStages - 1);
+            const float *as = a_tiles + stage * kTileElements, *bs = b_tiles + stage * kTileElements;
+            MDT_UNROLL
+            for (int kk = 0; kk < kBlockK; kk += 8) {
+                // Element (row, k) of A and (k, column) of B in this stage, whichever way each is stored.
+                auto a_at = [&](int row, int kx) {
+                    return TransposeA ? as[(kk + kx) * kStrideA + row] : as[row * kStrideA + kk + kx];
+                };
+                auto b_at = [&](int kx, int column) {
+                    return TransposeB ? bs[column * kStrideB + kk + kx] : bs[(kk + kx) * kStrideB + column];
+                };
+                uint32_t af[4][4], bf[4][2];
+                MDT_UNROLL
+                for (int i = 0; i < 4; i++) {
+                    // a0..a3: (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of the 16×8 piece at row mi.
+                    int mi = warp_m + 16 * i + group;
+                    af[i][0] = mdt::to_tf32(a_at(mi, t));
+                    af[i][1] = mdt::to_tf32(a_at(mi + 8, t));
+                    af[i][2] = mdt::to_tf32(a_at(mi, t + 4));
+                    af[i][3] = mdt::to_tf32(a_at(mi + 8, t + 4));
+                }
+                MDT_UNROLL
+                for (int j = 0; j < 4; j++) {
+                    // b0, b1: (t, g), (t + 4, g) of the 8×8 piece at column nj.
+                    int nj = warp_n + 8 * j + group;
+                    bf[j][0] = mdt::to_tf32(b_at(t, nj));
+                    bf[j][1] = mdt::to_tf32(b_at(t + 4, nj));
+                }
+                MDT_UNROLL
+                for (int i = 0; i < 4; i++) {
+                    MDT_UNROLL
+                    for (int j = 0; j < 4; j++) mdt::mma_m16n8k8_tf32(acc[i][j], af[i], bf[j], acc[i][j]);
+                }
+            }
+        }
+        // Groups past the slice are empty; the next (slice, batch) pair reuses the stages after this barrier.
+        mdt::cp_async_wait<0>();
+        __syncthreads();
+        // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
+        store_warp_tile(acc, row0 + warp_m, column0 + warp_n, lane, m, n, out + batch_index * m * n,
+                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate);
+    }
+}
+
+}  // namespace tf32
 
 struct SumRowsTerm {
     const float *x;
@@ -451,6 +622,58 @@ int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t 
                 (long long)batch, (long long)m, (long long)n, (long long)k);
     MDT_REQUIRE(floats, "mdt_gemm_matmul_bf16_workspace: NULL result pointer");
     Split split = choose_split(bf16::kSplit, batch, m, n, k, INT64_MAX);
+    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
+    return MDT_SUCCESS;
+}
+
+int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b,
+                         const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
+                         int64_t workspace_capacity) {
+    using namespace tf32;
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
+                "mdt_gemm_matmul_tf32: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
+                (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul_tf32: negative batch stride");
+    MDT_REQUIRE(workspace_capacity >= 0, "mdt_gemm_matmul_tf32: negative workspace capacity %lld",
+                (long long)workspace_capacity);
+    MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
+                    (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
+                "mdt_gemm_matmul_tf32: transpose_a, transpose_b, accumulate and gelu must be 0 or 1");
+    MDT_REQUIRE((m + kBlockM - 1) / kBlockM <= 65535, "mdt_gemm_matmul_tf32: m %lld exceeds the grid's y limit",
+                (long long)m);
+    if (batch == 0 || m == 0 || n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(out && (k == 0 || (a && b)), "mdt_gemm_matmul_tf32: NULL tensor pointer");
+    int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
+    int vector_a = lead_a % 4 == 0 && stride_a % 4 == 0 && aligned16(a);
+    int vector_b = lead_b % 4 == 0 && stride_b % 4 == 0 && aligned16(b);
+    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
+    int64_t elements = batch * m * n;
+    Split split = choose_split(kSplit, batch, m, n, k, slices_that_fit(workspace, workspace_capacity, elements));
+    int64_t z = split.slices * batch;
+    dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
+              static_cast<unsigned>(z < 65535 ? z : 65535));
+    auto *gemm_tf32 = transpose_a ? (transpose_b ? &gemm_tf32_kernel<true, true> : &gemm_tf32_kernel<true, false>)
+                                  : (transpose_b ? &gemm_tf32_kernel<false, true> : &gemm_tf32_kernel<false, false>);
+    if (split.slices == 1) {
+        return MDT_LAUNCH_OPT_IN(gemm_tf32, grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n, k,
+                                 stride_a, stride_b, accumulate, gelu, vector_a, vector_b, split.slices,
+                                 split.slice_tiles, static_cast<float *>(nullptr));
+    }
+    int status = MDT_LAUNCH_OPT_IN(gemm_tf32, grid, kThreads, kSharedBytes, stream, a, b,
+                                   static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
+                                   vector_a, vector_b, split.slices, split.slice_tiles, workspace);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
+                      elements, n, bias, out, accumulate, gelu);
+}
+
+int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
+                "mdt_gemm_matmul_tf32_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)",
+                (long long)batch, (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(floats, "mdt_gemm_matmul_tf32_workspace: NULL result pointer");
+    Split split = choose_split(tf32::kSplit, batch, m, n, k, INT64_MAX);
     *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
     return MDT_SUCCESS;
 }

@@ -124,6 +124,43 @@ __global__ void mma_kernel(float *out) {
     for (int i = 0; i < 4; i++) out[(g + 8 * (i / 2)) * 8 + 2 * t + i % 2] = d[i];
 }
 
+// The tf32 MMA self-test's operands: a nonzero integer in [-3, 3] less 2^-12 (at most half a tf32 unit), so
+// to_tf32 (nearest) gives the integer back, where the tensor cores' truncation of the raw bits would give a
+// positive one less a unit; integer products and sums are exact in f32 in any order.
+__device__ __forceinline__ float mma_tf32_test_value(int v) {
+    return static_cast<float>(v >= 0 ? v + 1 : v) - 0.000244140625f;
+}
+__device__ __forceinline__ float mma_tf32_test_a(int row, int k) {
+    return mma_tf32_test_value((row * 5 + k * 3) % 6 - 3);
+}
+__device__ __forceinline__ float mma_tf32_test_b(int k, int column) {
+    return mma_tf32_test_value((k * 3 + column * 2) % 6 - 3);
+}
+
+/** One warp (checked by Tf32PrimitivesTest): one m16n8k8 tf32 MMA with fragments built by the ISA layout (common.cuh) from rounded operands, D to
+ *  out[row · 8 + column] (128 floats; C[r][c] = mma_test_c(r, c)); then lane i < 16 writes the bits of
+ *  to_tf32(input i) to out[128 + i]: ties (even and odd kept bit, both signs), either side of a tie, a carry into
+ *  the exponent, past the largest tf32, infinities, NaN, subnormals and zeros. */
+__global__ void mma_tf32_kernel(float *out) {
+    const uint32_t inputs[16] = {0x3f801000u, 0x3f803000u, 0xbf801000u, 0x3f800fffu, 0x3f801001u, 0x3fffffffu,
+                                 0x7f7fffffu, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x00000fffu, 0x00001000u,
+                                 0x807ff000u, 0x00000000u, 0x80000000u, 0x4049ce3fu};
+    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    uint32_t a[4], b[2];
+    float c[4], d[4];
+    for (int i = 0; i < 4; i++) a[i] = mdt::to_tf32(mma_tf32_test_a(g + 8 * (i % 2), t + 4 * (i / 2)));
+    for (int i = 0; i < 2; i++) b[i] = mdt::to_tf32(mma_tf32_test_b(t + 4 * i, g));
+    for (int i = 0; i < 4; i++) c[i] = mma_test_c(g + 8 * (i / 2), 2 * t + i % 2);
+    mdt::mma_m16n8k8_tf32(d, a, b, c);
+    for (int i = 0; i < 4; i++) out[(g + 8 * (i / 2)) * 8 + 2 * t + i % 2] = d[i];
+    if (lane < 16) {
+        float value;
+        memcpy(&value, &inputs[lane], 4);
+        uint32_t rounded = mdt::to_tf32(value);
+        memcpy(&out[128 + lane], &rounded, 4);
+    }
+}
+
 /** A 16×16 bf16 matrix S[r][c] = 16r + c in shared memory with a padded row stride of 24; lane l gives the row
  *  address of row (l mod 8) + 8·((l/8) mod 2), column 8·(l/16) (matrix l/8 is a quarter of S). Per lane 20
  *  values: the 8 halves of ldmatrix_x4, of ldmatrix_x4_trans, then the 4 of ldmatrix_x2. */
@@ -350,6 +387,8 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(bf16_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "mma") == 0) {
         status = MDT_LAUNCH(mma_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "mma_tf32") == 0) {
+        status = MDT_LAUNCH(mma_tf32_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "ldmatrix") == 0) {
         status = MDT_LAUNCH(ldmatrix_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "block_sum") == 0) {

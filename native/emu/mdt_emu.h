@@ -97,6 +97,9 @@ void warp_gather(const void *value, size_t bytes, void *all, const WarpCall &cal
 // Tensor-core and async-copy instructions, as the PTX ISA specifies them (native/emu/tensor_core.cpp); kernels
 // reach them only through the wrappers in kernels/common.cuh.
 void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
+void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
+/** cvt.rna.tf32.f32: nearest, ties away from zero, to 10 mantissa bits; NaN as 0x7FFFFFFF, infinities kept. */
+uint32_t to_tf32(float value);
 void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row);
 /** cp.async.cg 16 bytes (both addresses 16-byte aligned): queued on the thread, copied at cp_async_wait. */
 void cp_async_16(void *shared, const void *global, int source_bytes);

@@ -1,5 +1,6 @@
 // The warp-level tensor-core instructions on the emulator, following the PTX ISA's fragment layouts
-// ("Matrix fragments for mma.m16n8k16" and "Warp-level matrix load instruction: ldmatrix"). Each is a
+// ("Matrix fragments for mma.m16n8k16", "Matrix fragments for mma.m16n8k8" and "Warp-level matrix load
+// instruction: ldmatrix"), and the tf32 conversion cvt.rna.tf32.f32. Each is a
 // warp-collective: every lane deposits its operands with warp_gather (waiting like a shuffle), then computes its
 // own share of the result from the whole warp's operands.
 #include <cstdint>
@@ -14,6 +15,14 @@ namespace {
 
 float bf16_half(uint32_t pair, int half) {
     uint32_t bits = (half ? pair >> 16 : pair & 0xffffu) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+/** The tf32 a tensor core reads from an operand register: its upper 19 bits. */
+float tf32_value(uint32_t bits) {
+    bits &= 0xffffe000u;
     float f;
     std::memcpy(&f, &bits, 4);
     return f;
@@ -45,6 +54,39 @@ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], con
             const MmaOperands &holder_b = warp[4 * column + ((k & 7) >> 1)];
             float av = bf16_half(holder_a.a[(row >> 3) + 2 * (k >> 3)], k & 1);
             float bv = bf16_half(holder_b.b[k >> 3], k & 1);
+            sum += av * bv;
+        }
+        result[i] = sum;
+    }
+    std::memcpy(d, result, sizeof(result));
+}
+
+uint32_t to_tf32(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fffffffu;
+    // Sign and magnitude: adding half of the dropped range rounds the magnitude to nearest, ties away from zero; a
+    // carry walks into the exponent as it should (up to infinity), and an infinity has nothing to round.
+    return (bits + 0x1000u) & 0xffffe000u;
+}
+
+// m16n8k8 .tf32, lane l = 4·group + t: A (16×8, row-major) element (r, k) sits in lane 4·(r mod 8) + k mod 4,
+// register r/8 + 2·(k/4); B (8×8, column-major) element (k, n) in lane 4·n + k mod 4, register k/4; C and D as
+// m16n8k16. The tensor cores read the upper 19 bits of each operand register (a tf32), ignoring the low 13.
+void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+    MmaOperands mine, warp[kWarpSize];
+    std::memcpy(mine.a, a, sizeof(mine.a));
+    std::memcpy(mine.b, b, sizeof(mine.b));
+    warp_gather(&mine, sizeof(MmaOperands), warp, {"mma.sync.m16n8k8", __FILE__, __LINE__});
+    int lane = lane_id(), group = lane >> 2, t = lane & 3;
+    float result[4];
+    for (int i = 0; i < 4; i++) {
+        int row = group + 8 * (i >> 1), column = 2 * t + (i & 1);
+        // Products of two 11-bit significands are exact in f32; they accumulate in f32 in k order.
+        float sum = c[i];
+        for (int k = 0; k < 8; k++) {
+            float av = tf32_value(warp[4 * (row & 7) + (k & 3)].a[(row >> 3) + 2 * (k >> 2)]);
+            float bv = tf32_value(warp[4 * column + (k & 3)].b[k >> 2]);
             sum += av * bv;
         }
         result[i] = sum;

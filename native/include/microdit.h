@@ -261,6 +261,13 @@ MDT_API int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64
  * shape wants (0: no split); a smaller workspace, or NULL and 0, splits less or not at all, never an error. */
 MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace, int64_t workspace_capacity);
 MDT_API int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
+/* F32 operands on TF32 tensor cores (opt-in, like PyTorch's allow_tf32: 10 mantissa bits where mdt_gemm_matmul
+ * keeps 23): out = gelu?(op(a)·op(b) + bias) (+ out when accumulate) as mdt_gemm_matmul_bf16, with each operand
+ * element rounded to tf32 (nearest, ties away from zero) and the products accumulated in f32. Split-K and its
+ * workspace as for mdt_gemm_matmul_bf16 (128×128 output tiles); mdt_gemm_matmul_tf32_workspace gives the floats
+ * a shape wants (0: no split). */
+MDT_API int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* out[c] = Σ_r x[r, c] (+ out[c] when accumulate), in two passes (row chunks × column tiles, then the chunks'
  * partials in a fixed order: the same bits on every run) through workspace, device floats: at least
  * mdt_gemm_sum_rows_workspace_floats(rows, columns) of them (NULL allowed when that is 0). */

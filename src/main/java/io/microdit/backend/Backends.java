@@ -69,7 +69,19 @@ public final class Backends {
      * (and the emulator), so an MFU figure is never made up.
      */
     public static double gpuPeakFlops(String deviceName, Precision precision) {
+        return gpuPeakFlops(deviceName, precision, false);
+    }
+
+    /**
+     * {@link #gpuPeakFlops(String, Precision)}, where with {@code tf32} (CudaBackend.allowTf32) f32 matmuls run on
+     * tensor cores at the dense TF32 peak.
+     */
+    public static double gpuPeakFlops(String deviceName, Precision precision, boolean tf32) {
         String name = deviceName.toUpperCase(Locale.ROOT);
+        if (tf32 && precision == Precision.F32) {
+            return name.contains("H100") || name.contains("H200") ? 494.7e12 : name.contains("A100") ? 156e12
+                    : Double.NaN;
+        }
         boolean bf16 = precision == Precision.BF16;
         if (name.contains("H100") || name.contains("H200")) {
             return bf16 ? 989.4e12 : 66.9e12;

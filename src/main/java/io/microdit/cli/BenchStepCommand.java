@@ -52,7 +52,8 @@ import picocli.CommandLine.Option;
  *
  * <p>{@code --backend cuda} runs the same on the CUDA backend (the GPU, or the emulator with {@code --device emu}:
  * the report names which); each timed step ends with a device synchronisation. {@code --precision bf16} computes the
- * step's matmuls and attention in bf16 (see {@link Precision}).
+ * step's matmuls and attention in bf16 (see {@link Precision}); {@code --tf32} runs its F32 matmuls on TF32 tensor
+ * cores ({@link CudaBackend#allowTf32}).
  */
 @Command(name = "bench-step", description = "Time full training steps on one fixed batch; optionally export the "
         + "weights, the batch and reference values for another engine.")
@@ -105,6 +106,9 @@ final class BenchStepCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    @Mixin
+    Tf32Option tf32;
+
     @Option(names = "--precision", description = "f32 or bf16 (mixed precision; on the CPU backend bf16 only models "
             + "the rounding). Default: bf16 on cuda, f32 on cpu.")
     String precisionName;
@@ -132,9 +136,11 @@ final class BenchStepCommand implements Callable<Integer> {
         }
         Precision precision = precisionName == null ? Backends.defaultPrecision(backendName)
                 : Precision.parse(precisionName, "--precision");
+        tf32.check(backendName);
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, mask, 0);
         try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope data = backend.scope("bench-batch")) {
+            tf32.apply(backend);
             MicroDiT model = MicroDiT.create(c, seed, backend);
             try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {
                 perturb(backend, model);
@@ -206,7 +212,8 @@ final class BenchStepCommand implements Callable<Integer> {
         LaunchPlan plan = new LaunchPlan(gpu, calls, flops);
         String header = String.format(Locale.ROOT, "launch plan of one training step: %s, batch %d, %s masking %s, "
                         + "%s, %d caption tokens%n%s%n", c.name(), batch, mode.name().toLowerCase(Locale.ROOT),
-                mode == MaskingMode.NONE ? "0" : Double.toString(mask), precision.label(), captionLength,
+                mode == MaskingMode.NONE ? "0" : Double.toString(mask),
+                precision.label() + (cuda.tf32Allowed() ? " (f32 products on tf32 tensor cores)" : ""), captionLength,
                 dryRun ? "dry run on the emulator: launch shapes as a GPU gets them; no kernel ran"
                         : "traced on " + backend.name());
         Path parent = launchPlan.toAbsolutePath().getParent();
@@ -351,6 +358,7 @@ final class BenchStepCommand implements Callable<Integer> {
         line.put("gflop_per_s", steps == 0 ? null : flopsPerStep / (median / 1e3) / 1e9);
         line.put("flops_per_step", flopsPerStep);
         if (backend instanceof CudaBackend cuda) {
+            line.put("tf32", cuda.tf32Allowed());
             line.put("peak_device_bytes", cuda.memory().peakLiveBytes());
         }
         if (launchesPerStep != null) {

@@ -65,11 +65,15 @@ final class SampleCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    @Mixin
+    Tf32Option tf32;
+
     @Override
     public Integer call() throws Exception {
         if (count < 1) {
             throw new IllegalArgumentException("--n must be at least 1, got " + count);
         }
+        tf32.check(backendName);
         Path folder = Files.isRegularFile(checkpoint.resolve(Checkpoint.STATE)) ? checkpoint
                 : Checkpoint.latest(checkpoint);
         if (folder == null) {
@@ -82,6 +86,7 @@ final class SampleCommand implements Callable<Integer> {
         CaptionEncoder encoder = TrainingRun.captionEncoder(training.captionLength(), modelConfig);
         try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope scope = new MemoryScope("sample")) {
+            tf32.apply(backend);
             MicroDiT model = MicroDiT.create(modelConfig, 0, backend);
             try {
                 Weights.load(model, weights);

@@ -45,6 +45,9 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin
     DeviceOption device;
 
+    @Mixin
+    Tf32Option tf32;
+
     @Option(names = "--precision", description = "f32 or bf16, over the config's \"precision\"; with neither, bf16 "
             + "on cuda and f32 on cpu. A resumed run keeps its own.")
     String precision;
@@ -55,6 +58,7 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        tf32.check(backend);
         Path runDirectory;
         TrainingConfig training;
         if (resume && config == null && out != null && Files.isDirectory(out)) {
@@ -83,7 +87,8 @@ final class TrainCommand implements Callable<Integer> {
                         + " or --out to start a new one elsewhere");
             }
         }
-        new TrainingRun(training, runDirectory, System.out, backend, device.device, finalSamples).run(resume);
+        new TrainingRun(training, runDirectory, System.out, backend, device.device, finalSamples, tf32.tf32)
+                .run(resume);
         return 0;
     }
 

@@ -1,10 +1,12 @@
 package io.microdit.train;
 
 import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Precision;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.backend.cpu.CpuPeak;
+import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.data.CaptionEncoder;
 import io.microdit.data.FashionMnist;
 import io.microdit.data.FashionMnistData;
@@ -50,18 +52,24 @@ public final class TrainingRun {
     private final String backendName;
     private final String device;
     private final int finalSamples;
+    private final boolean tf32;
 
     /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
-        this(config, directory, out, "cpu", null, DEFAULT_FINAL_SAMPLES);
+        this(config, directory, out, "cpu", null, DEFAULT_FINAL_SAMPLES, false);
     }
 
     /**
      * A run on the backend and device named as {@link Backends#open} names them (cpu or cuda; cuda, emu or null
-     * for the default), ending with a grid of {@code finalSamples} samples per prompt.
+     * for the default), ending with a grid of {@code finalSamples} samples per prompt; with {@code tf32} (cuda
+     * only) its F32 matrix products run on TF32 tensor cores ({@link CudaBackend#allowTf32}).
      */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out, String backendName, String device,
-            int finalSamples) {
+            int finalSamples, boolean tf32) {
+        if (tf32 && !"cuda".equals(backendName)) {
+            throw new IllegalArgumentException("--tf32 applies to --backend cuda only: the " + backendName
+                    + " backend has no TF32 path");
+        }
         if (finalSamples < 1) {
             throw new IllegalArgumentException("--final-samples must be at least 1, got " + finalSamples);
         }
@@ -71,6 +79,7 @@ public final class TrainingRun {
         this.backendName = backendName;
         this.device = device;
         this.finalSamples = finalSamples;
+        this.tf32 = tf32;
     }
 
     /** The caption encoder a run with this model config uses. */
@@ -103,6 +112,9 @@ public final class TrainingRun {
         try (Backend backend = Backends.open(backendName, backendName.equals("cpu") ? threads : null, device)) {
             // First, so a log always says what ran it: a run on the emulator is never mistaken for a GPU run.
             out.println("backend: " + Backends.describe(backend));
+            if (tf32) {
+                ((CudaBackend) backend).allowTf32(true);
+            }
             MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
             try (Trainer trainer = new Trainer(config, model, data, backend)) {
                 if (resume) {
@@ -119,9 +131,10 @@ public final class TrainingRun {
                     peak = CpuPeak.measure(threads, 0.3);
                     peakSource = "CPU peak, measured";
                 } else {
-                    peak = Backends.gpuPeakFlops(backend.name(), config.precision()) / 1e9;
+                    peak = Backends.gpuPeakFlops(backend.name(), config.precision(), tf32) / 1e9;
                     peakSource = Double.isNaN(peak) ? "no known peak for this device: MFU not reported"
-                            : config.precision().label() + " dense peak of the device";
+                            : (tf32 && config.precision() == Precision.F32 ? "tf32" : config.precision().label())
+                                    + " dense peak of the device";
                 }
                 out.printf("microdit train: %s (%,d parameters) on %s, %s, %d images, batch %d, %d steps; "
                                 + "%.0f GFLOP/s (%s)%n", modelConfig.name(), model.parameters().count(),

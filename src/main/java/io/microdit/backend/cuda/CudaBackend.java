@@ -75,6 +75,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     private boolean closed;
     /** The open launch trace, or null. */
     private LaunchTrace trace;
+    /** Whether F32 matrix products may run on TF32 tensor cores ({@link #allowTf32}). */
+    private boolean tf32;
 
     /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
     public CudaBackend() {
@@ -140,6 +142,21 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** The caching allocator behind this backend's scopes. */
     public DeviceMemory memory() {
         return memory;
+    }
+
+    /**
+     * Lets F32 matrix products run on TF32 tensor cores (like PyTorch's {@code allow_tf32}): each operand element is
+     * rounded to 10 mantissa bits (nearest, ties away from zero) and the products add up in f32; an H100's dense
+     * TF32 peak is 7.4× its FP32 peak. Off by default, when F32 products keep all 23 bits of their operands; BF16
+     * products do not depend on it. Takes effect from the next matmul.
+     */
+    public void allowTf32(boolean allow) {
+        this.tf32 = allow;
+    }
+
+    /** Whether F32 matrix products run on TF32 tensor cores ({@link #allowTf32}). */
+    public boolean tf32Allowed() {
+        return tf32;
     }
 
     // ---------------------------------------------------------------- memory and copies

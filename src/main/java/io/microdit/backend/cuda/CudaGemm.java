@@ -9,10 +9,14 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Matrix products and the bias-gradient row sum: drives kernels/gemm.cu (mdt_gemm_*), f32 and bf16
- * tensor-core GEMMs that take their split-K partials from the backend's grow-only workspace.
+ * Matrix products and the bias-gradient row sum: drives kernels/gemm.cu (mdt_gemm_*): the f32 GEMM on CUDA cores,
+ * the bf16 one on tensor cores, and for F32 operands, when the backend allows it ({@link CudaBackend#allowTf32}),
+ * the tf32 one on tensor cores; all take their split-K partials from the backend's grow-only workspace.
  */
 final class CudaGemm extends CudaOps {
+    /** The GEMM kernel a product runs on. */
+    private enum Kernel { F32, TF32, BF16 }
+
     CudaGemm(CudaBackend cuda) {
         super(cuda);
     }
@@ -21,28 +25,29 @@ final class CudaGemm extends CudaOps {
                 boolean accumulate) {
         String op = "matmul";
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
-        boolean bf16 = a.dtype() == DType.BF16;
+        Kernel kernel = a.dtype() == DType.BF16 ? Kernel.BF16 : cuda.tf32Allowed() ? Kernel.TF32 : Kernel.F32;
         long floats;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
-            check(bf16 ? MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(),
-                            shape.k(), wanted)
-                    : MicroditNative.mdt_gemm_matmul_workspace(shape.batch(), shape.m(), shape.n(), shape.k(), wanted),
-                    op);
+            long batch = shape.batch(), m = shape.m(), n = shape.n(), k = shape.k();
+            check(switch (kernel) {
+                case BF16 -> MicroditNative.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted);
+                case TF32 -> MicroditNative.mdt_gemm_matmul_tf32_workspace(batch, m, n, k, wanted);
+                case F32 -> MicroditNative.mdt_gemm_matmul_workspace(batch, m, n, k, wanted);
+            }, op);
             floats = wanted.get(ValueLayout.JAVA_LONG, 0);
         }
-        if (bf16) {
-            check(MicroditNative.mdt_gemm_matmul_bf16(stream, pointer(op, "a", a), transposeA ? 1 : 0,
-                    pointer(op, "b", b), transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out),
-                    shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
-                    accumulate ? 1 : 0, 0, workspace(floats), floats), op);
-            flops.add(op, shape.flops());
-            return;
-        }
-        check(MicroditNative.mdt_gemm_matmul(stream, pointer(op, "a", a), transposeA ? 1 : 0, pointer(op, "b", b),
-                transposeB ? 1 : 0, optionalPointer(op, "bias", bias), pointer(op, "out", out), shape.batch(),
-                shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), accumulate ? 1 : 0,
-                workspace(floats), floats), op);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
+        MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
+        int ta = transposeA ? 1 : 0, tb = transposeB ? 1 : 0, add = accumulate ? 1 : 0;
+        check(switch (kernel) {
+            case BF16 -> MicroditNative.mdt_gemm_matmul_bf16(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                    shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
+            case TF32 -> MicroditNative.mdt_gemm_matmul_tf32(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                    shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
+            case F32 -> MicroditNative.mdt_gemm_matmul(stream, pa, ta, pb, tb, pbias, pout, shape.batch(), shape.m(),
+                    shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, workspace, floats);
+        }, op);
         flops.add(op, shape.flops());
     }
 

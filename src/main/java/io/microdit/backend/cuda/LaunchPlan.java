@@ -11,7 +11,8 @@ import java.util.regex.Pattern;
 /**
  * What a traced stretch of work (usually one training step) asks of a GPU, op by op: launches, grid sizes,
  * operand bytes, counted FLOPs, and the time each op needs at least on a given GPU's roofline — max(FLOPs / peak,
- * operand bytes / bandwidth), the tensor-core peak where the op launched a tensor-core kernel, else the f32 peak. The
+ * operand bytes / bandwidth), the tensor-core peak where the op launched a tensor-core kernel (bf16's, or tf32's
+ * where all its tensor-core kernels are tf32 ones), else the f32 peak. The
  * roofline is a lower bound from datasheet numbers, not a measurement; the launch shapes are exact (they are the
  * host code's). An op call is flagged when its operands are large enough to matter ({@link #LARGE_OPERAND_BYTES})
  * but none of its launches has blocks for three quarters of the GPU's SMs: on a GPU it would leave much of the chip
@@ -22,12 +23,18 @@ public final class LaunchPlan {
     public static final long LARGE_OPERAND_BYTES = 8L << 20;
     /** The kernels that run on tensor cores (native/Makefile's TENSOR_CORE_KERNELS, as launched). */
     private static final Pattern TENSOR_CORE_KERNELS =
-            Pattern.compile("gemm_bf16|attention_(forward|key_gradients|query_gradients)_bf16_kernel");
+            Pattern.compile("gemm_bf16|gemm_tf32|attention_(forward|key_gradients|query_gradients)_bf16_kernel");
+    /** Those of them that multiply tf32 (half the bf16 rate). */
+    private static final Pattern TF32_KERNELS = Pattern.compile("gemm_tf32");
 
-    /** A GPU's datasheet ceilings (kernel-anchors.md §1): dense bf16 tensor and f32 peaks, HBM bandwidth. */
-    public record Gpu(String name, int sms, double bf16Flops, double f32Flops, double bytesPerSecond) {
-        public static final Gpu H100_SXM = new Gpu("H100 SXM", 132, 989.4e12, 66.9e12, 3.35e12);
-        public static final Gpu H200 = new Gpu("H200", 132, 989.4e12, 66.9e12, 4.8e12);
+    /**
+     * A GPU's datasheet ceilings (kernel-anchors.md §1; NVIDIA's data sheets): dense bf16 and tf32 tensor and f32
+     * peaks, HBM bandwidth.
+     */
+    public record Gpu(String name, int sms, double bf16Flops, double tf32Flops, double f32Flops,
+                      double bytesPerSecond) {
+        public static final Gpu H100_SXM = new Gpu("H100 SXM", 132, 989.4e12, 494.7e12, 66.9e12, 3.35e12);
+        public static final Gpu H200 = new Gpu("H200", 132, 989.4e12, 494.7e12, 66.9e12, 4.8e12);
     }
 
     /** The calls of one op name together. */
@@ -60,6 +67,8 @@ public final class LaunchPlan {
     private OpSummary summarize(String op, List<LaunchTrace.OpCall> list) {
         long launches = 0, min = Long.MAX_VALUE, max = 0, bytes = 0;
         boolean tensorCores = false;
+        // The fastest peak among the op's kernels, so the roofline stays a lower bound for an op that mixes them.
+        double peak = gpu.f32Flops();
         TreeSet<Long> threads = new TreeSet<>();
         for (LaunchTrace.OpCall call : list) {
             bytes += call.operandBytes();
@@ -68,12 +77,15 @@ public final class LaunchPlan {
                 min = Math.min(min, launch.blocks());
                 max = Math.max(max, launch.blocks());
                 threads.add(launch.threadsPerBlock());
-                tensorCores |= TENSOR_CORE_KERNELS.matcher(launch.kernel()).find();
+                if (TENSOR_CORE_KERNELS.matcher(launch.kernel()).find()) {
+                    tensorCores = true;
+                    peak = Math.max(peak, TF32_KERNELS.matcher(launch.kernel()).find() ? gpu.tf32Flops()
+                            : gpu.bf16Flops());
+                }
             }
         }
         long flops = flopsByOp.getOrDefault(op, 0L);
-        double seconds = Math.max(flops / (tensorCores ? gpu.bf16Flops() : gpu.f32Flops()),
-                bytes / gpu.bytesPerSecond());
+        double seconds = Math.max(flops / peak, bytes / gpu.bytesPerSecond());
         return new OpSummary(op, list.size(), launches, launches == 0 ? 0 : min, max, threads, bytes, flops,
                 tensorCores, seconds);
     }
@@ -120,8 +132,9 @@ public final class LaunchPlan {
         double total = rooflineSeconds();
         out.append(String.format(Locale.ROOT, "%,d launches in %,d op calls; operands %.2f GiB; %.3f TFLOP counted%n",
                 launches(), calls.size(), operandBytes() / (double) (1L << 30), flops() / 1e12));
-        out.append(String.format(Locale.ROOT, "roofline on %s (%.0f TF/s bf16, %.1f TF/s f32, %.2f TB/s, %d SMs): "
-                        + "at least %.3f ms%n", gpu.name(), gpu.bf16Flops() / 1e12, gpu.f32Flops() / 1e12,
+        out.append(String.format(Locale.ROOT, "roofline on %s (%.0f TF/s bf16, %.0f TF/s tf32, %.1f TF/s f32, "
+                        + "%.2f TB/s, %d SMs): at least %.3f ms%n", gpu.name(), gpu.bf16Flops() / 1e12,
+                gpu.tf32Flops() / 1e12, gpu.f32Flops() / 1e12,
                 gpu.bytesPerSecond() / 1e12, gpu.sms(), total * 1e3));
         out.append(String.format(Locale.ROOT, "%-28s %6s %8s %17s %9s %12s %10s %12s %6s%n", "op", "calls", "launches",
                 "blocks min-max", "threads", "operand MiB", "GFLOP", "roofline ms", "share"));

@@ -85,6 +85,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL_WORKSPACE = handle("mdt_gemm_matmul_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_WORKSPACE = handle("mdt_gemm_matmul_bf16_workspace");
+    private static final MethodHandle MDT_GEMM_MATMUL_TF32 = handle("mdt_gemm_matmul_tf32");
+    private static final MethodHandle MDT_GEMM_MATMUL_TF32_WORKSPACE = handle("mdt_gemm_matmul_tf32_workspace");
     private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
     private static final MethodHandle MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS = handle("mdt_gemm_sum_rows_workspace_floats");
 
@@ -716,6 +718,22 @@ public final class MicroditNative {
             return (int) MDT_GEMM_MATMUL_BF16_WORKSPACE.invokeExact(batch, m, n, k, floats);
         } catch (Throwable error) {
             throw new AssertionError("mdt_gemm_matmul_bf16_workspace threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_tf32(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int accumulate, int gelu, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_TF32.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, accumulate, gelu, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_tf32 threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_tf32_workspace(long batch, long m, long n, long k, MemorySegment floats) {
+        try {
+            return (int) MDT_GEMM_MATMUL_TF32_WORKSPACE.invokeExact(batch, m, n, k, floats);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_tf32_workspace threw", error);
         }
     }
 
