@@ -157,7 +157,7 @@ class CudaTf32GemmTest extends CudaVersusCpu {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor out = cuda.upload(Tensor.of(host, o.start(), o.batch(), o.m(), o.n()), device);
             Tensor workspace = workspaceFloats == 0 ? null : device.zeros(DType.F32, (int) workspaceFloats);
-            int status = MicroditNative.mdt_gemm_matmul_tf32(MemorySegment.NULL,
+            int status = MicroditNative.mdt_gemm_matmul_tf32(cuda.stream(),
                     cuda.upload(o.tensorA(host), device).segment(), o.ta() ? 1 : 0,
                     cuda.upload(o.tensorB(host), device).segment(), o.tb() ? 1 : 0,
                     o.bias() == null ? MemorySegment.NULL : cuda.upload(Tensor.of(host, o.bias(), o.n()), device)
@@ -243,7 +243,7 @@ class CudaTf32GemmTest extends CudaVersusCpu {
             Tensor b = cuda.upload(TestData.uniform(host, random, n, k), device);
             Tensor bias = cuda.upload(TestData.uniform(host, random, n), device);
             Tensor direct = cuda.upload(TestData.poisoned(host, m, n), device);
-            int status = MicroditNative.mdt_gemm_matmul(MemorySegment.NULL, a.segment(), 0, b.segment(), 1,
+            int status = MicroditNative.mdt_gemm_matmul(cuda.stream(), a.segment(), 0, b.segment(), 1,
                     bias.segment(), direct.segment(), 1, m, n, k, 0, 0, 0, MemorySegment.NULL, 0);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
             float[] cudaCores = cuda.download(direct, host).toFloatArray();
