@@ -7,11 +7,12 @@
 # default); a failing step is reported and the later steps still run; the exit status is non-zero if any failed.
 # Everything printed also goes to $OUT/gpu-check.log (or target/gpu-check/), and the speed table to speed.txt
 # there; a summary of the steps and the table close the output.
-#   1. build: libmicrodit_cuda.so by make + nvcc (sm_80, sm_90). A ptxas spill in gemm/attention/moe fails the
-#      step; the library is then linked without that check so the later steps can still run.
-#   2. ptxas + SASS: registers and spills of the bf16 tensor-core kernels (ptxas -v), and per kernel and
-#      architecture the HMMA count in its SASS (native/tensor_core_check.sh: cuobjdump --dump-sass, split per
-#      function) for mdt_gemm_matmul_bf16's and mdt_attention_{fwd,bwd}_bf16's kernels; fails if one has none.
+#   1. build: libmicrodit_cuda.so by make + nvcc (sm_80, sm_90). A ptxas spill in any kernel fails the step; the
+#      library is then linked without that check so the later steps can still run.
+#   2. ptxas + SASS: registers and spills of the tensor-core kernels (ptxas -v), and per kernel and architecture
+#      the HMMA count in its SASS (native/tensor_core_check.sh: cuobjdump --dump-sass, split per function) for the
+#      Makefile's TENSOR_CORE_KERNELS (the bf16 and TF32 GEMMs, bf16 attention forward and backward); fails if one
+#      has none.
 #   3. tests: the CUDA backend's tests (tags emu + gpu: every op against the CPU backend) on the GPU build with the
 #      jlinked JRE.
 #   4. speed (bench/gpu/speed.py): each bf16 kernel checked against PyTorch first (fails beyond 2e-2 relative),
@@ -29,7 +30,7 @@ tee_pid=$!
 deadline=$((SECONDS + ${CHECK_SECONDS:-470}))
 native="$root/target/native"
 python=${PYTHON:-python3}
-memcheck_tests=${MEMCHECK_TESTS:-'.*(CudaBf16AttentionTest|CudaBf16GemmTest|CudaBackendKernelsTest|EmulatorPrimitivesTest)'}
+memcheck_tests=${MEMCHECK_TESTS:-'.*(CudaBf16AttentionTest|CudaBf16GemmTest|CudaTf32GemmTest|CudaMoeTokenSlotsTest|CudaBackendKernelsTest|EmulatorPrimitivesTest)'}
 status=0
 summary=()
 
