@@ -72,8 +72,10 @@ private:
 #else
 #include "mdt_emu.h"
 
-#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-    (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes), [&]() { kernel(__VA_ARGS__); }))
+// The closure reads the caller's arguments, which the checked build must not take for the kernel's accesses.
+#define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                       \
+    (static_cast<void>(stream), ::mdt_emu::launch(#kernel, (grid), (block), (shared_bytes),              \
+                                                  [&]() MDT_EMU_UNCHECKED { kernel(__VA_ARGS__); }))
 
 // The temporary opt-in lives until the end of the full expression, i.e. through the launch.
 #define MDT_LAUNCH_OPT_IN(...) (::mdt_emu::SharedMemoryOptIn(), MDT_LAUNCH(__VA_ARGS__))

@@ -163,6 +163,17 @@ int mdt_emu_block_order(int order, uint64_t) {
                      order);
 }
 
+// The performance model counts what the checked emulator sees; on a GPU the profiler (ncu) measures the real thing.
+static int emulator_tool(const char *function) {
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                     "%s: the performance model is an emulator tool (libmicrodit_emu_checked.so, "
+                     "-Dmicrodit.device=emu-checked); on a GPU use Nsight Compute",
+                     function);
+}
+int mdt_emu_perf_begin(void) { return emulator_tool("mdt_emu_perf_begin"); }
+int mdt_emu_perf_end(int *) { return emulator_tool("mdt_emu_perf_end"); }
+int mdt_emu_perf_kernel(int, char *, int64_t, int64_t *) { return emulator_tool("mdt_emu_perf_kernel"); }
+
 int mdt_driver_version(int *version) {
     if (!version) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_driver_version: version is NULL");
     *version = 0;

@@ -39,6 +39,7 @@ struct Fiber {
     ucontext_t context;
     uint3 index;
     int linear = 0;
+    uint64_t syncs = 0;  // barriers and warp-synchronous calls passed (ThreadPosition)
     bool finished = false;
     char *stack = nullptr;
     std::vector<PendingCopy> uncommitted;
@@ -76,6 +77,7 @@ struct Block {
     int barrier_result = 0;
     uint64_t barrier_generation = 0;
     uint64_t progress = 0;
+    uint64_t linear = 0;  // the block's linear index (ThreadPosition)
 };
 
 thread_local Fiber *current_fiber = nullptr;
@@ -136,6 +138,7 @@ void fiber_main() {
 // Out of line so that getcontext's second-return semantics cannot clobber the launch loop's variables.
 __attribute__((noinline)) void prepare_fiber(Fiber &fiber, char *stack, ucontext_t *scheduler) {
     fiber.finished = false;
+    fiber.syncs = 0;
     fiber.stack = stack;
     fiber.uncommitted.clear();
     fiber.groups.clear();
@@ -152,10 +155,19 @@ bool in_kernel() { return current_fiber != nullptr; }
 
 }  // namespace
 
-const uint3 &thread_index() { return current_fiber->index; }
-const uint3 &block_index() { return current_block->index; }
-const dim3 &block_dim() { return current_block->dim; }
-const dim3 &grid_dim() { return current_block->grid; }
+uint3 thread_index() { return current_fiber->index; }
+uint3 block_index() { return current_block->index; }
+dim3 block_dim() { return current_block->dim; }
+dim3 grid_dim() { return current_block->grid; }
+
+bool thread_position(ThreadPosition &position) {
+    Fiber *fiber = current_fiber;
+    if (!fiber) return false;
+    const Block &block = *current_block;
+    position = {block.kernel, block.linear, fiber->linear, block.warps[fiber->linear / kWarpSize].live,
+                block.barrier_generation, fiber->syncs, fiber->stack, kStackBytes};
+    return true;
+}
 unsigned char *dynamic_shared() { return current_block->shared; }
 int lane_id() { return current_fiber->linear % kWarpSize; }
 unsigned active_mask() { return my_warp().live; }
@@ -201,6 +213,7 @@ int sync_threads_count(int predicate, const char *file, int line) {
         }
         yield();
     }
+    current_fiber->syncs++;
     return block.barrier_result;
 }
 
@@ -247,6 +260,7 @@ void sync_warp(unsigned mask, const WarpCall &call) {
         yield();
     }
     warp.released &= ~bit;
+    current_fiber->syncs++;
 }
 
 // Between the two syncs every lane that deposited this round is still waiting (for the second sync), so the lanes
@@ -311,6 +325,7 @@ void cp_async_16(void *shared, const void *global, int source_bytes) {
         violation(MDT_ERROR_RUNTIME, "cp.async of 16 bytes with source size %d (must be 0..16)", source_bytes);
     }
     check_shared_operand("cp.async", shared, 16);
+    cp_async_access(shared, global, source_bytes, __builtin_return_address(0));
     current_fiber->uncommitted.push_back({shared, global, source_bytes});
 }
 
@@ -433,6 +448,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
     if (int s = begin_shared_launch(kernel, shared_bytes)) return s;
     mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
     if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
+    if (int s = begin_checked_launch(kernel, static_cast<uint64_t>(grid.x) * grid.y * grid.z, body)) return s;
     if (!stack_pool.reserve(threads)) {
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));
@@ -458,6 +474,8 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         unsigned bx = static_cast<unsigned>(linear % grid.x), by = static_cast<unsigned>(linear / grid.x % grid.y);
         unsigned bz = static_cast<unsigned>(linear / grid.x / grid.y);
         block.index = {bx, by, bz};
+        block.linear = linear;
+        begin_checked_block(linear, static_cast<int>(threads));
         // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
         // reads what it never wrote.
         std::memset(shared, 0xff, shared_bytes + 16);
@@ -504,7 +522,8 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         current_block = nullptr;
         current_fiber = nullptr;
     }
-    return status;
+    int checked = end_checked_launch();
+    return status != MDT_SUCCESS ? status : checked;
 }
 
 }  // namespace mdt_emu

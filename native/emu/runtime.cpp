@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "mdt_emu.h"
 #include "microdit.h"
 #include "status.h"
 #include "trace.h"
@@ -116,10 +117,12 @@ int mdt_malloc(void **pointer, size_t bytes) {
     size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
     *pointer = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
     if (!*pointer) return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "mdt_malloc: %zu bytes not available", bytes);
+    mdt_emu::register_allocation(*pointer, bytes);
     return MDT_SUCCESS;
 }
 
 int mdt_free(void *pointer) {
+    mdt_emu::unregister_allocation(pointer);
     std::free(pointer);
     return MDT_SUCCESS;
 }
