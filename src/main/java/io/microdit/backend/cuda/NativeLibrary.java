@@ -23,6 +23,7 @@ import java.nio.file.Path;
 final class NativeLibrary {
     static final String CUDA_LIBRARY = "libmicrodit_cuda.so";
     static final String EMULATOR_LIBRARY = "libmicrodit_emu.so";
+    static final String CHECKED_EMULATOR_LIBRARY = "libmicrodit_emu_checked.so";
 
     private record Loaded(DeviceChoice choice, SymbolLookup lookup) {
     }
@@ -42,6 +43,11 @@ final class NativeLibrary {
 
     static Path path() {
         return loaded().choice().library();
+    }
+
+    /** Whether the kernels run on the checked host emulator (bounds, races and the performance model). */
+    static boolean isCheckedEmulator() {
+        return loaded().choice().library().getFileName().toString().equals(CHECKED_EMULATOR_LIBRARY);
     }
 
     /** Whether the kernels run on the host emulator, whose "device" memory is host memory. */
@@ -77,11 +83,13 @@ final class NativeLibrary {
             }
         }
         Loaded current = loaded;
-        if (current != null && current.choice().emulator() == (requested == DeviceChoice.Requested.EMU)) {
+        Path directory = directory();
+        Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(
+                requested == DeviceChoice.Requested.EMU_CHECKED ? CHECKED_EMULATOR_LIBRARY : EMULATOR_LIBRARY);
+        if (current != null && (requested.emulator() ? current.choice().library().equals(emulator)
+                : !current.choice().emulator())) {
             return current.choice();
         }
-        Path directory = directory();
-        Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(EMULATOR_LIBRARY);
         Probe probe = requested == DeviceChoice.Requested.CUDA ? probe(cuda) : null;
         DeviceChoice choice = DeviceChoice.decide(requested, askedBy, cuda, probe == null ? null : probe.found(),
                 emulator, Files.isRegularFile(emulator));
