@@ -194,27 +194,42 @@ const LibraryData &library_data() {
 
 // ------------------------------------------------------------------------------------------------ shadows
 
-/** A sparse shadow: one Entry per 2-byte unit, in pages of 4 KiB of memory. */
+/**
+ * A sparse shadow: one Entry per 2-byte unit, in pages of 4 KiB of memory. reset() forgets every entry in O(1) (a page
+ * is cleared when first touched in the new epoch); past kMaxPages the pages themselves go, so the shadow of a long
+ * run stays bounded by what one launch touches.
+ */
 template <class Entry>
 struct Shadow {
     static constexpr unsigned kUnitsPerPage = 2048;
-    std::unordered_map<uintptr_t, std::unique_ptr<Entry[]>> pages;
+    static constexpr size_t kMaxPages = 16384;  // 64 MiB of memory shadowed
+    struct Page {
+        uint64_t epoch = 0;
+        std::unique_ptr<Entry[]> entries;
+    };
+    std::unordered_map<uintptr_t, Page> pages;
+    uint64_t epoch = 1;
     uintptr_t last_key = ~uintptr_t{0};
     Entry *last = nullptr;
 
     Entry &at(uintptr_t unit) {
         uintptr_t key = unit / kUnitsPerPage;
         if (key != last_key) {
-            std::unique_ptr<Entry[]> &page = pages[key];
-            if (!page) page.reset(new Entry[kUnitsPerPage]());
+            Page &page = pages[key];
+            if (!page.entries) page.entries.reset(new Entry[kUnitsPerPage]);
+            if (page.epoch != epoch) {
+                std::fill(page.entries.get(), page.entries.get() + kUnitsPerPage, Entry());
+                page.epoch = epoch;
+            }
             last_key = key;
-            last = page.get();
+            last = page.entries.get();
         }
         return last[unit % kUnitsPerPage];
     }
-    /** Forgets every entry, keeping the pages (the next block or launch touches the same memory). */
     void reset() {
-        for (auto &page : pages) std::fill(page.second.get(), page.second.get() + kUnitsPerPage, Entry());
+        if (pages.size() > kMaxPages) pages.clear();
+        epoch++;
+        last_key = ~uintptr_t{0};
     }
 };
 
@@ -352,7 +367,6 @@ void count_global(const Group &group, Counts &counts) {
 
 /** The launch running on this host thread (launches are synchronous and never nested). */
 struct LaunchCheck {
-    bool active = false;
     const char *kernel = "";
     uintptr_t body_begin = 0, body_end = 0;
     Shadow<GlobalEntry> global;
@@ -533,7 +547,6 @@ void access(const void *pointer, size_t bytes, Access how, const void *site) {
 
 int begin_checked_launch(const char *kernel, uint64_t blocks, const std::function<void()> &body) {
     LaunchCheck &launch = launch_check;
-    launch.active = true;
     launch.kernel = kernel;
     launch.body_begin = reinterpret_cast<uintptr_t>(&body);
     launch.body_end = launch.body_begin + sizeof(body);
@@ -555,7 +568,6 @@ void begin_checked_block(uint64_t, int threads) {
 int end_checked_launch() {
     LaunchCheck &launch = launch_check;
     flush_groups(launch);
-    launch.active = false;
     launch.body_begin = launch.body_end = 0;
     if (launch.perf) {
         std::lock_guard<std::mutex> lock(perf_mutex);

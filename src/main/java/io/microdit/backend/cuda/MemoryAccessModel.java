@@ -5,6 +5,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The checked emulator's performance model (microdit.h, mdt_emu_perf_*): per kernel, its warp-level shared-memory
@@ -36,6 +37,28 @@ public final class MemoryAccessModel {
     /** Clears the counts and counts every later launch, from any thread. */
     public static void begin() {
         CudaRuntime.check(MicroditNative.mdt_emu_perf_begin(), "mdt_emu_perf_begin");
+    }
+
+    /**
+     * A table, one kernel a line: launches; shared requests, their wavefronts per request and the excess over the
+     * ideal (bank conflicts); global requests, sectors per request and sector efficiency (ideal / touched).
+     */
+    public static String format(List<KernelCounts> counts) {
+        StringBuilder out = new StringBuilder();
+        out.append(String.format(Locale.ROOT, "%-44s %8s %11s %8s %8s %11s %8s %10s%n", "kernel", "launches",
+                "shared req", "wf/req", "excess", "global req", "sec/req", "sector eff"));
+        for (KernelCounts c : counts) {
+            out.append(String.format(Locale.ROOT, "%-44s %8d %11d %8s %7.1f%% %11d %8s %9.1f%%%n", c.kernel(),
+                    c.launches(), c.sharedRequests(), perRequest(c.sharedWavefronts(), c.sharedRequests()),
+                    c.sharedIdealWavefronts() == 0 ? 0.0 : 100.0 * c.excessWavefronts() / c.sharedIdealWavefronts(),
+                    c.globalRequests(), perRequest(c.globalSectors(), c.globalRequests()),
+                    100 * c.sectorEfficiency()));
+        }
+        return out.toString();
+    }
+
+    private static String perRequest(long total, long requests) {
+        return requests == 0 ? "-" : String.format(Locale.ROOT, "%.2f", (double) total / requests);
     }
 
     /** Stops counting; the counts since {@link #begin}, by kernel name. */

@@ -18,8 +18,9 @@ import org.junit.jupiter.api.Test;
  * a read past an allocation's end, a float4 load straddling it, a write into freed memory, a race between blocks
  * and one between a block's threads in shared memory each end the launch with the right status and a message naming
  * the kernel and where; and its performance model counts bank conflicts and sectors exactly for access patterns
- * worked out by hand. The surefire execution "checked-emulator" (pom.xml) runs this class in a JVM of its own with
- * -Dmicrodit.device=emu-checked (one process loads one library); elsewhere it is skipped.
+ * worked out by hand. The surefire execution "checked-emulator" (pom.xml, on a run without -Dtest) runs this class in a
+ * JVM of its own with -Dmicrodit.device=emu-checked (one process loads one library), next to real kernels' tests;
+ * by hand: -Dtest=CheckedEmulatorTest -Dmicrodit.device=emu-checked. Elsewhere it is skipped.
  */
 @Tag("emu")
 class CheckedEmulatorTest {
