@@ -16,7 +16,7 @@ cat > "$config" <<'JSON'
  "qkv_multipliers": {"linspace": [0.5, 1.0]}, "ffn_multipliers": {"linspace": [0.5, 4.0]}}
 JSON
 "$root/src/main/scripts/microdit" bench-step --config "$config" --backend cuda --device emu-checked \
-  --precision bf16 --batch 1 --mask 0.5 --caption-length 8 --steps 1 --warmup 0 --launch-plan "$plan" >/dev/null
+  --precision bf16 --batch 1 --mask 0.5 --caption-length 8 --steps 0 --warmup 0 --launch-plan "$plan" >/dev/null
 sed -n '/^memory accesses of one more step/,$p' "$plan"
 python3 - "$plan" <<'PY'
 import re, sys

@@ -448,7 +448,6 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
     if (int s = begin_shared_launch(kernel, shared_bytes)) return s;
     mdt::trace_launch(kernel, grid.x, grid.y, grid.z, block_shape.x, block_shape.y, block_shape.z, shared_bytes);
     if (mdt::dry_run()) return MDT_SUCCESS;  // checked and recorded, not run (trace.h)
-    if (int s = begin_checked_launch(kernel, static_cast<uint64_t>(grid.x) * grid.y * grid.z, body)) return s;
     if (!stack_pool.reserve(threads)) {
         return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
                          static_cast<unsigned long long>(threads));
@@ -467,6 +466,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
     block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
     std::vector<uint64_t> order;
     if (int s = block_sequence(kernel, grid, order)) return s;
+    begin_checked_launch(kernel, body);
     uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
     int status = MDT_SUCCESS;
     for (uint64_t i = 0; i < blocks && status == MDT_SUCCESS; i++) {
@@ -475,7 +475,7 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         unsigned bz = static_cast<unsigned>(linear / grid.x / grid.y);
         block.index = {bx, by, bz};
         block.linear = linear;
-        begin_checked_block(linear, static_cast<int>(threads));
+        begin_checked_block(static_cast<int>(threads));
         // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
         // reads what it never wrote.
         std::memset(shared, 0xff, shared_bytes + 16);
@@ -522,8 +522,8 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
         current_block = nullptr;
         current_fiber = nullptr;
     }
-    int checked = end_checked_launch();
-    return status != MDT_SUCCESS ? status : checked;
+    end_checked_launch();
+    return status;
 }
 
 }  // namespace mdt_emu

@@ -123,11 +123,12 @@ void cp_async_wait(int pending);
 int launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 
 // The checked build's hooks (native/emu/memory_check.cpp; no-ops in libmicrodit_emu.so). launch() calls the first
-// three (the body is the launch's own memory, read by the instrumented std::function call); the runtime registers every device allocation; the emulated instructions that touch memory outside the
-// instrumented kernel code (atomics, cp.async, ldmatrix) report their accesses, with the kernel's call site.
-int begin_checked_launch(const char *kernel, uint64_t blocks, const std::function<void()> &body);
-void begin_checked_block(uint64_t block, int threads);
-int end_checked_launch();
+// three (the body is the launch's own memory, read by the instrumented std::function call); the runtime registers
+// every device allocation; the emulated instructions that touch memory outside the instrumented kernel code
+// (atomics, cp.async, ldmatrix) report their accesses, with the kernel's call site.
+void begin_checked_launch(const char *kernel, const std::function<void()> &body);
+void begin_checked_block(int threads);
+void end_checked_launch();
 void register_allocation(const void *base, size_t bytes);
 void unregister_allocation(const void *base);
 void atomic_access(const void *address, size_t bytes);

@@ -44,9 +44,9 @@
 #ifndef MDT_EMU_CHECKED
 
 namespace mdt_emu {
-int begin_checked_launch(const char *, uint64_t, const std::function<void()> &) { return MDT_SUCCESS; }
-void begin_checked_block(uint64_t, int) {}
-int end_checked_launch() { return MDT_SUCCESS; }
+void begin_checked_launch(const char *, const std::function<void()> &) {}
+void begin_checked_block(int) {}
+void end_checked_launch() {}
 void register_allocation(const void *, size_t) {}
 void unregister_allocation(const void *) {}
 void atomic_access(const void *, size_t) {}
@@ -446,7 +446,9 @@ void check_global(LaunchCheck &launch, const ThreadPosition &position, uintptr_t
         uintptr_t at = std::max(address, unit * 2);
         if (entry.writer != 0 && entry.writer != me) race_between_blocks(at, write, allocation, "wrote", entry.writer);
         if (atomic || write) {
-            if (entry.reader != 0 && entry.reader != me) race_between_blocks(at, write, allocation, "read", entry.reader);
+            if (entry.reader != 0 && entry.reader != me) {
+                race_between_blocks(at, write, allocation, "read", entry.reader);
+            }
         }
         if (!atomic && entry.atomic != 0 && entry.atomic != me) {
             race_between_blocks(at, write, allocation, "updated atomically", entry.atomic);
@@ -545,7 +547,7 @@ void access(const void *pointer, size_t bytes, Access how, const void *site) {
 
 }  // namespace
 
-int begin_checked_launch(const char *kernel, uint64_t blocks, const std::function<void()> &body) {
+void begin_checked_launch(const char *kernel, const std::function<void()> &body) {
     LaunchCheck &launch = launch_check;
     launch.kernel = kernel;
     launch.body_begin = reinterpret_cast<uintptr_t>(&body);
@@ -555,17 +557,16 @@ int begin_checked_launch(const char *kernel, uint64_t blocks, const std::functio
     launch.counts = Counts();
     launch.counts.launches = 1;
     library_data();
-    return MDT_SUCCESS;
 }
 
-void begin_checked_block(uint64_t, int threads) {
+void begin_checked_block(int threads) {
     LaunchCheck &launch = launch_check;
     launch.shared.reset();
     flush_groups(launch);
     launch.threads.assign(static_cast<size_t>(threads), ThreadSites());
 }
 
-int end_checked_launch() {
+void end_checked_launch() {
     LaunchCheck &launch = launch_check;
     flush_groups(launch);
     launch.body_begin = launch.body_end = 0;
@@ -580,7 +581,6 @@ int end_checked_launch() {
         total.global_sectors += launch.counts.global_sectors;
         total.global_ideal_sectors += launch.counts.global_ideal_sectors;
     }
-    return MDT_SUCCESS;
 }
 
 void register_allocation(const void *base, size_t bytes) {

@@ -113,6 +113,9 @@ class CheckedEmulatorTest {
         assertEquals(1, conflicts.globalRequests());
         assertEquals(4, conflicts.globalSectors());
         assertEquals(4, conflicts.globalIdealSectors());
+        String table = MemoryAccessModel.format(List.of(conflicts));
+        assertTrue(table.lines().skip(1).findFirst().orElseThrow().matches(
+                "shared_stride_kernel +1 +2 +16\\.50 +1550\\.0% +1 +4\\.00 +100\\.0%"), table);
     }
 
     @Test
