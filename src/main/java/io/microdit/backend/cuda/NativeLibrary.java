@@ -12,11 +12,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU) or
- * {@code libmicrodit_emu.so} (the same kernels on the host emulator), the latter only when asked for by name
- * ({@code --device emu}, {@code -Dmicrodit.device=emu}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
+ * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU),
+ * {@code libmicrodit_emu.so} (the same kernels on the host emulator) or {@code libmicrodit_emu_checked.so} (the
+ * emulator with bounds, race and memory-access checks), an emulator only when asked for by name ({@code --device
+ * emu|emu-checked}, {@code -Dmicrodit.device=emu|emu-checked}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
  * and a GPU that cannot be used is an error. The libraries are looked for in {@code -Dmicrodit.native.dir}, else
- * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). Both export
+ * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). All export
  * the same symbols; each is opened locally and linked with -Bsymbolic, so probing the CUDA build while the
  * emulator runs cannot mix them.
  */
