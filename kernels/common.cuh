@@ -86,13 +86,14 @@ private:
 // As the CUDA branch (its shared-memory check and status included), with the emulator's kernel<<<...>>>. The
 // check sees the dynamic bytes only: a kernel's static arrays are counted as its blocks declare them (mdt_emu.h).
 // The kernel's arguments are captured by value because a deferred stream (cuda_runtime.h) runs the kernel after
-// the caller has returned.
+// the caller has returned; the closure that holds them is the launch's memory, not the kernel's, so the checked
+// build does not take its reads for the kernel's accesses (MDT_EMU_UNCHECKED).
 #define MDT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                    \
     ([&]() -> int {                                                                                   \
         if (int s = ::mdt_emu::check_launch_shared(#kernel, (shared_bytes))) return s;               \
         ::mdt::clear_launch_error();                                                                  \
         ::mdt_emu::launch_kernel(#kernel, (grid), (block), (shared_bytes), (cudaStream_t)(stream),    \
-                                 [=]() { kernel(__VA_ARGS__); });                                     \
+                                 [=]() MDT_EMU_UNCHECKED { kernel(__VA_ARGS__); });                   \
         return ::mdt::launch_status(#kernel);                                                         \
     }())
 

@@ -350,6 +350,59 @@ __global__ void block_order_kernel(float *out) {
     out[2 + blockIdx.x] = static_cast<float>(atomicAdd(reinterpret_cast<int *>(&out[1]), 1));
 }
 
+#ifdef MDT_EMU_CHECKED
+// Faults only the checked emulator sees (libmicrodit_emu_checked.so): each must end the launch with
+// MDT_ERROR_OUT_OF_BOUNDS or MDT_ERROR_RACE before the faulty access happens (a write into freed memory would
+// otherwise corrupt the host heap), and access patterns whose cost the performance model must count exactly.
+
+/** Every thread reads one float past the end of the n-float allocation. */
+__global__ void read_past_end_kernel(float *out, int64_t n) { out[threadIdx.x] = out[n + threadIdx.x]; }
+
+/** A float4 load whose first floats are the allocation's last ones (n not a multiple of 4) and the rest past it. */
+__global__ void vector_past_end_kernel(float *out, int64_t n) {
+    const float4 *tail = reinterpret_cast<const float4 *>(out + n / 4 * 4);
+    reinterpret_cast<float4 *>(out)[threadIdx.x] = *tail;
+}
+
+/** Writes into an allocation that was freed before the launch. */
+__global__ void write_freed_kernel(float *freed) { freed[threadIdx.x] = 1.0f; }
+
+/** Thread 0 of block b writes out[b], then reads out[b - 1], which block b - 1 wrote: a race between blocks. */
+__global__ void block_race_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    int b = blockIdx.x, blocks = gridDim.x;
+    out[b] = static_cast<float>(b);
+    out[blocks + b] = out[(b + blocks - 1) % blocks];
+}
+
+/** Thread t writes values[t]; threads of the second warp then read values[t - 32], which the first warp wrote,
+ *  with no barrier between. */
+__global__ void shared_race_kernel(float *out) {
+    MDT_SHARED(float, values, [1024]);
+    int t = threadIdx.x;
+    values[t] = static_cast<float>(t);
+    out[t] = t >= 32 ? values[t - 32] : 0.0f;
+}
+
+/** One warp: lane l writes words[l], and after a barrier reads words[l * stride]: stride 32 puts all 32 lanes in
+ *  bank 0 (32 wavefronts), stride 1 is conflict-free. The store to out is coalesced (4 sectors). */
+__global__ void shared_stride_kernel(float *out, int stride) {
+    MDT_SHARED(float, words, [32 * 32]);
+    int lane = threadIdx.x;
+    words[lane] = static_cast<float>(lane);
+    __syncthreads();
+    out[lane] = words[lane * stride];
+}
+
+/** One warp: lane l loads in[l * stride] (in = out + 64): stride 1 touches 4 sectors, stride 8 (32 bytes apart) 32
+ *  sectors for the same 128 bytes; the store to out is coalesced. */
+__global__ void global_stride_kernel(float *out, int stride) {
+    const float *in = out + 64;
+    int lane = threadIdx.x;
+    out[lane] = in[lane * stride];
+}
+#endif
+
 /** Lanes 0..15 wait at __syncthreads while lanes 16..31 wait at a full-warp __syncwarp: neither can finish. */
 __global__ void deadlock_kernel(float *out) {
     if (threadIdx.x < 16) {
@@ -434,6 +487,35 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = MDT_LAUNCH(ldmatrix_past_shared_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "cp_async_global") == 0) {
         status = MDT_LAUNCH(cp_async_global_kernel, grid, block, shared, nullptr, out);
+#ifdef MDT_EMU_CHECKED
+    } else if (strcmp(name, "read_past_end") == 0) {
+        status = MDT_LAUNCH(read_past_end_kernel, grid, block, shared, nullptr, out, capacity);
+    } else if (strcmp(name, "vector_past_end") == 0) {
+        status = capacity % 4 == 0
+                     ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                                 "mdt_selftest_run: vector_past_end needs a capacity that is not a multiple of 4")
+                     : MDT_LAUNCH(vector_past_end_kernel, grid, block, shared, nullptr, out, capacity);
+    } else if (strcmp(name, "write_freed") == 0) {
+        void *freed = nullptr;
+        status = mdt_malloc(&freed, bytes);
+        if (status == MDT_SUCCESS) status = mdt_free(freed);
+        if (status == MDT_SUCCESS) {
+            status = MDT_LAUNCH(write_freed_kernel, grid, block, shared, nullptr, static_cast<float *>(freed));
+        }
+    } else if (strcmp(name, "block_race") == 0) {
+        status = MDT_LAUNCH(block_race_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shared_race") == 0) {
+        status = MDT_LAUNCH(shared_race_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "shared_conflicts") == 0 || strcmp(name, "shared_no_conflicts") == 0) {
+        int stride = strcmp(name, "shared_conflicts") == 0 ? 32 : 1;
+        status = MDT_LAUNCH(shared_stride_kernel, grid, block, shared, nullptr, out, stride);
+    } else if (strcmp(name, "global_strided") == 0 || strcmp(name, "global_coalesced") == 0) {
+        int stride = strcmp(name, "global_strided") == 0 ? 8 : 1;
+        status = capacity < 64 + 32 * stride
+                     ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: %s needs %d floats", name,
+                                 64 + 32 * stride)
+                     : MDT_LAUNCH(global_stride_kernel, grid, block, shared, nullptr, out, stride);
+#endif
 #endif
     } else {
         status = mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: no self-test named '%s'", name);

@@ -4,7 +4,8 @@
 // copies the kept rows, so rows no id names hold the zero mask token. Ids are checked on the device, without a
 // host round trip: an id out of [0, T) is skipped and reported into the caller's error record (microdit.h); the
 // scatter's ids of a sample must be distinct (else two rows race for one target), which one block per sample
-// checks first with a bitmap of T bits in shared memory (N·K id reads, T/8 bytes of shared memory).
+// checks first with a bitmap of T bits in shared memory (N·K id reads, T/8 bytes of shared memory); the scatter's
+// blocks then copy nothing when it found a duplicate.
 // Mean over tokens: one thread per (sample, column) summing tokens in order (deterministic).
 // Cost per call: gather/scatter 0 FLOPs, 8·N·K·D bytes (+4·N·T·D for the scatter's fill, +4·N·K for its id
 // check); mean N·T·D FLOPs, 4·N·T·D bytes.
@@ -20,6 +21,18 @@ __global__ void copy_rows_kernel(const float *x, const int32_t *ids, float *out,
                                  int64_t width, int scatter, int32_t *error) {
     int64_t row = blockIdx.x;  // (sample, j) over samples·kept
     int64_t sample = row / kept;
+    if (scatter) {
+        // Duplicate ids, which distinct_ids_kernel reported before this launch, would have two blocks race for one
+        // target row: the scatter then copies nothing. The read is atomic since this launch's blocks may be
+        // reporting a range error into the same word.
+        MDT_SHARED(int, duplicates, [1]);
+        if (threadIdx.x == 0) {
+            duplicates[0] = error && static_cast<int>(atomicOr(reinterpret_cast<unsigned *>(error), 0u)) ==
+                                         MDT_CHECK_TOKENS_SCATTER_DISTINCT;
+        }
+        __syncthreads();
+        if (duplicates[0]) return;
+    }
     int32_t id = ids[row];
     if (id < 0 || id >= tokens) {  // the whole block leaves
         if (threadIdx.x == 0) {

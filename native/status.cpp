@@ -30,6 +30,8 @@ extern "C" const char *mdt_error_string(int status) {
         case MDT_ERROR_DEADLOCK: return "kernel deadlocked (emulator)";
         case MDT_ERROR_RUNTIME: return "CUDA runtime error";
         case MDT_ERROR_DRIVER_TOO_OLD: return "NVIDIA driver too old for the CUDA runtime";
+        case MDT_ERROR_OUT_OF_BOUNDS: return "out-of-bounds memory access (checked emulator)";
+        case MDT_ERROR_RACE: return "data race (checked emulator)";
         default: return "unknown status";
     }
 }

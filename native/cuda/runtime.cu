@@ -36,6 +36,12 @@ int check(cudaError_t error, const char *call) {
         status = MDT_ERROR_OUT_OF_MEMORY;
     } else if (error == cudaErrorInvalidConfiguration) {
         status = MDT_ERROR_LAUNCH_SHAPE;
+    } else if (error == cudaErrorIllegalAddress) {
+        status = MDT_ERROR_OUT_OF_BOUNDS;
+#ifndef __CUDACC__
+    } else if (error == cudaErrorEmulatedRace) {
+        status = MDT_ERROR_RACE;
+#endif
     } else if (error == cudaErrorLaunchOutOfResources) {
         // More than an SM holds for one block: our kernels' registers are bounded (launch bounds, no spills), so
         // shared memory (static + dynamic) is what ran out.
@@ -195,6 +201,17 @@ int mdt_emu_block_order(int order, uint64_t) {
                      "the hardware (only MDT_BLOCK_ORDER_FORWARD, a no-op, is accepted)",
                      order);
 }
+
+// The performance model counts what the checked emulator sees; on a GPU the profiler (ncu) measures the real thing.
+static int emulator_tool(const char *function) {
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                     "%s: the performance model is an emulator tool (libmicrodit_emu_checked.so, "
+                     "-Dmicrodit.device=emu-checked); on a GPU use Nsight Compute",
+                     function);
+}
+int mdt_emu_perf_begin(void) { return emulator_tool("mdt_emu_perf_begin"); }
+int mdt_emu_perf_end(int *) { return emulator_tool("mdt_emu_perf_end"); }
+int mdt_emu_perf_kernel(int, char *, int64_t, int64_t *) { return emulator_tool("mdt_emu_perf_kernel"); }
 
 int mdt_emu_stream_mode(int mode) {
     if (mode == MDT_STREAMS_DEFERRED) return MDT_SUCCESS;

@@ -61,6 +61,8 @@ cudaError_t from_status(int status) {
         // launch fail with this error before anything runs).
         case MDT_ERROR_SHARED_MEMORY: return cudaErrorLaunchOutOfResources;
         case MDT_ERROR_DEADLOCK: return cudaErrorLaunchTimeout;      // a GPU hangs until its watchdog ends it
+        case MDT_ERROR_OUT_OF_BOUNDS: return cudaErrorIllegalAddress;  // what a GPU reports, when it notices
+        case MDT_ERROR_RACE: return cudaErrorEmulatedRace;
         default: return cudaErrorLaunchFailure;
     }
 }
@@ -77,6 +79,8 @@ const char *name_of(cudaError_t error) {
         case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
         case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
         case cudaErrorNotReady: return "cudaErrorNotReady";
+        case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+        case cudaErrorEmulatedRace: return "cudaErrorEmulatedRace";
         case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
         case cudaErrorLaunchTimeout: return "cudaErrorLaunchTimeout";
         case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
@@ -97,6 +101,8 @@ const char *text_of(cudaError_t error) {
         case cudaErrorInvalidDevice: return "invalid device ordinal";
         case cudaErrorInvalidResourceHandle: return "invalid resource handle";
         case cudaErrorNotReady: return "device not ready";
+        case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+        case cudaErrorEmulatedRace: return "a data race (checked emulator)";
         case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
         case cudaErrorLaunchTimeout: return "the launch timed out and was terminated";
         case cudaErrorLaunchFailure: return "unspecified launch failure";
@@ -456,12 +462,14 @@ cudaError_t cudaMalloc(void **pointer, size_t bytes) {
     if (!*pointer) {
         return set_error(cudaErrorMemoryAllocation, "cudaMalloc: " + std::to_string(bytes) + " bytes not available");
     }
+    mdt_emu::register_allocation(*pointer, bytes);  // the checked build's bounds (memory_check.cpp)
     return cudaSuccess;
 }
 
 // Freeing synchronises the device in CUDA, so queued work never reads freed memory.
 cudaError_t cudaFree(void *pointer) {
     if (cudaError_t error = drain_all()) return error;
+    mdt_emu::unregister_allocation(pointer);
     std::free(pointer);
     return cudaSuccess;
 }

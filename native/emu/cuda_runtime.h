@@ -28,10 +28,13 @@ enum cudaError {
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
     cudaErrorNotReady = 600,
+    cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorLaunchTimeout = 702,
     cudaErrorLaunchFailure = 719,
-    cudaErrorNotSupported = 801
+    cudaErrorNotSupported = 801,
+    // A fault only the checked emulator sees, which no CUDA error names; runtime.cu maps it back to MDT_ERROR_RACE.
+    cudaErrorEmulatedRace = 10000
 };
 typedef enum cudaError cudaError_t;
 

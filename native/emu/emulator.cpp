@@ -41,6 +41,8 @@ struct Fiber {
     void *context = nullptr;  // where mdt_emu_fiber_switch saved it
     uint3 index;
     int linear = 0;
+    uint64_t syncs = 0;  // barriers and warp-synchronous calls passed (ThreadPosition)
+    char *stack = nullptr;
     bool finished = false;
     // cp.async: every copy issued, oldest first, of which [0, landed) have been copied; committed_ends holds where
     // each committed group ends in copies, of which the first waited have been waited for.
@@ -97,6 +99,7 @@ struct Block {
     int barrier_result = 0;
     uint64_t barrier_generation = 0;
     uint64_t progress = 0;
+    uint64_t linear = 0;  // the block's linear index (ThreadPosition)
 };
 
 thread_local Fiber *current_fiber = nullptr;
@@ -177,6 +180,8 @@ void fiber_main(void *) {
 
 void prepare_fiber(Fiber &fiber, char *stack) {
     fiber.finished = false;
+    fiber.syncs = 0;
+    fiber.stack = stack;
     fiber.copies.clear();
     fiber.committed_ends.clear();
     fiber.landed = 0;
@@ -194,10 +199,19 @@ bool same_string(const char *a, const char *b) { return a == b || std::strcmp(a,
 
 }  // namespace
 
-const uint3 &thread_index() { return current_fiber->index; }
-const uint3 &block_index() { return current_block->index; }
-const dim3 &block_dim() { return current_block->dim; }
-const dim3 &grid_dim() { return current_block->grid; }
+uint3 thread_index() { return current_fiber->index; }
+uint3 block_index() { return current_block->index; }
+dim3 block_dim() { return current_block->dim; }
+dim3 grid_dim() { return current_block->grid; }
+
+bool thread_position(ThreadPosition &position) {
+    Fiber *fiber = current_fiber;
+    if (!fiber) return false;
+    const Block &block = *current_block;
+    position = {block.kernel, block.linear, fiber->linear, block.warps[fiber->linear / kWarpSize].live,
+                block.barrier_generation, fiber->syncs, fiber->stack, kStackBytes};
+    return true;
+}
 unsigned char *dynamic_shared() { return current_block->shared; }
 int lane_id() { return current_fiber->linear % kWarpSize; }
 unsigned active_mask() { return my_warp().live; }
@@ -243,6 +257,7 @@ int sync_threads_count(int predicate, const char *file, int line) {
         }
         yield();
     }
+    current_fiber->syncs++;
     return block.barrier_result;
 }
 
@@ -300,6 +315,7 @@ void warp_meet(unsigned mask, const WarpCall &call, Release &&release) {
         yield();
     }
     warp.released &= ~bit;
+    current_fiber->syncs++;
 }
 
 void sync_warp(unsigned mask, const WarpCall &call) {
@@ -381,6 +397,7 @@ void cp_async_16(void *shared, const void *global, int source_bytes) {
         violation(MDT_ERROR_RUNTIME, "cp.async of 16 bytes with source size %d (must be 0..16)", source_bytes);
     }
     check_shared_operand("cp.async", shared, 16);
+    cp_async_access(shared, global, source_bytes, __builtin_return_address(0));
     current_fiber->copies.push_back({shared, global, source_bytes});
 }
 
@@ -541,6 +558,7 @@ int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_by
     }
     std::vector<uint64_t> order;
     if (int s = block_sequence(kernel, grid, order)) return s;
+    begin_checked_launch(kernel, body);
     uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
     int status = MDT_SUCCESS;
     for (uint64_t i = 0; i < blocks && status == MDT_SUCCESS; i++) {
@@ -548,6 +566,8 @@ int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_by
         unsigned bx = static_cast<unsigned>(linear % grid.x), by = static_cast<unsigned>(linear / grid.x % grid.y);
         unsigned bz = static_cast<unsigned>(linear / grid.x / grid.y);
         block.index = {bx, by, bz};
+        block.linear = linear;
+        begin_checked_block(static_cast<int>(threads));
         // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
         // reads what it never wrote.
         std::memset(shared, 0xff, shared_bytes + 16);
@@ -591,6 +611,7 @@ int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_by
         current_block = nullptr;
         current_fiber = nullptr;
     }
+    end_checked_launch();
     return status;
 }
 

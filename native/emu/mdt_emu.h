@@ -59,11 +59,27 @@ struct Block;
 extern thread_local Fiber *current_fiber;
 extern thread_local Block *current_block;
 
-const uint3 &thread_index();
-const uint3 &block_index();
-const dim3 &block_dim();
-const dim3 &grid_dim();
+// By value: a reference would make every threadIdx.x a load from the emulator's own memory, which the checked
+// build (memory_check.cpp) would have to tell apart from the kernel's accesses.
+uint3 thread_index();
+uint3 block_index();
+dim3 block_dim();
+dim3 grid_dim();
 unsigned char *dynamic_shared();
+
+/** Where the running CUDA thread stands, for the checked build (native/emu/memory_check.cpp). */
+struct ThreadPosition {
+    const char *kernel;
+    uint64_t block;       // linear block index (x fastest)
+    int thread;           // linear thread index in the block
+    unsigned warp_live;   // the live lanes of its warp
+    uint64_t barriers;    // the block's barrier generation (__syncthreads passed)
+    uint64_t syncs;       // barriers and warp-synchronous calls this thread has passed
+    const char *stack;    // its fiber stack
+    size_t stack_bytes;
+};
+/** False outside a kernel (no fiber runs on this host thread). */
+bool thread_position(ThreadPosition &position);
 
 /** A warp-synchronous call: the intrinsic and where the kernel calls it (lanes of one mask must agree). */
 struct WarpCall {
@@ -121,6 +137,19 @@ int check_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes,
 int run_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const SharedLimit &limit,
                const std::function<void()> &body);
 
+// The checked build's hooks (native/emu/memory_check.cpp; no-ops in libmicrodit_emu.so). launch() calls the first
+// three (the body is the launch's own memory, read by the instrumented std::function call); the runtime registers
+// every device allocation; the emulated instructions that touch memory outside the instrumented kernel code
+// (atomics, cp.async, ldmatrix) report their accesses, with the kernel's call site.
+void begin_checked_launch(const char *kernel, const std::function<void()> &body);
+void begin_checked_block(int threads);
+void end_checked_launch();
+void register_allocation(const void *base, size_t bytes);
+void unregister_allocation(const void *base);
+void atomic_access(const void *address, size_t bytes);
+void cp_async_access(const void *shared, const void *global, int source_bytes, const void *site);
+void ldmatrix_access(const void *row, const void *site);
+
 // Shared memory (native/emu/shared_memory.cpp). The limits follow the emulated architecture (mdt_emu_architecture,
 // MDT_EMU_ARCH): without the opt-in a block gets 48 KiB of static + dynamic shared memory, with it the
 // architecture's opt-in limit.
@@ -151,6 +180,9 @@ void static_shared(void *array, size_t bytes, const char *name);
 /** A shared operand of {@code instruction} (cp.async, ldmatrix): {@code bytes} at {@code address} must be 16-byte
  *  aligned and lie inside the block's dynamic shared memory or one static array, as the GPU requires. */
 void check_shared_operand(const char *instruction, const void *address, size_t bytes);
+/** Whether {@code bytes} at {@code address} lie inside the running block's dynamic shared memory or one static array
+ *  it declared so far. */
+bool in_shared_memory(const void *address, size_t bytes);
 
 }  // namespace mdt_emu
 
@@ -170,6 +202,17 @@ void check_shared_operand(const char *instruction, const void *address, size_t b
 // each array with the emulator, so a raw __shared__ fails to compile instead of escaping the poisoning and limits.
 #define __align__(n) alignas(n)
 
+// In the checked build (MDT_EMU_CHECKED) the kernel sources are compiled with -fsanitize=kernel-address: every load
+// and store calls memory_check.cpp. The emulator's own inline helpers opt out with MDT_EMU_UNCHECKED and report
+// what they touch themselves (atomics), so an atomic is told apart from a plain access.
+#ifdef MDT_EMU_CHECKED
+#define MDT_EMU_UNCHECKED __attribute__((no_sanitize_address, noinline))
+#define MDT_EMU_ATOMIC(address) ::mdt_emu::atomic_access((address), sizeof(*(address)))
+#else
+#define MDT_EMU_UNCHECKED
+#define MDT_EMU_ATOMIC(address) static_cast<void>(0)
+#endif
+
 #define MDT_EMU_SITE const char *file_ = __builtin_FILE(), int line_ = __builtin_LINE()
 inline void __syncthreads(MDT_EMU_SITE) { ::mdt_emu::sync_threads(file_, line_); }
 inline int __syncthreads_count(int p, MDT_EMU_SITE) { return ::mdt_emu::sync_threads_count(p, file_, line_); }
@@ -177,8 +220,10 @@ inline void __syncwarp(unsigned mask = 0xffffffffu, MDT_EMU_SITE) {
     ::mdt_emu::sync_warp(mask, {"__syncwarp", file_, line_});
 }
 inline unsigned __activemask() { return ::mdt_emu::active_mask(); }
-inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
 
 template <class T>
 inline T __shfl_sync(unsigned mask, T value, int source_lane, int width = warpSize, MDT_EMU_SITE) {
@@ -231,8 +276,10 @@ inline int __any_sync(unsigned mask, int predicate, MDT_EMU_SITE) {
     return ::mdt_emu::ballot(mask, predicate, {"__any_sync", file_, line_}) != 0;
 }
 
-// Atomics: real atomics, so kernels stay correct if blocks ever run on several host threads.
-inline float atomicAdd(float *address, float value) {
+// Atomics: real atomics, so kernels stay correct if blocks ever run on several host threads. In the checked build
+// each reports its address (in bounds; an atomic, not a race).
+MDT_EMU_UNCHECKED inline float atomicAdd(float *address, float value) {
+    MDT_EMU_ATOMIC(address);
     uint32_t *word = reinterpret_cast<uint32_t *>(address);
     uint32_t expected = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
@@ -246,7 +293,8 @@ inline float atomicAdd(float *address, float value) {
         }
     }
 }
-inline double atomicAdd(double *address, double value) {
+MDT_EMU_UNCHECKED inline double atomicAdd(double *address, double value) {
+    MDT_EMU_ATOMIC(address);
     uint64_t *word = reinterpret_cast<uint64_t *>(address);
     uint64_t expected = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
@@ -260,20 +308,33 @@ inline double atomicAdd(double *address, double value) {
         }
     }
 }
-inline int atomicAdd(int *address, int value) { return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST); }
-inline unsigned atomicAdd(unsigned *address, unsigned value) {
+MDT_EMU_UNCHECKED inline int atomicAdd(int *address, int value) {
+    MDT_EMU_ATOMIC(address);
     return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
 }
-inline unsigned long long atomicAdd(unsigned long long *address, unsigned long long value) {
+MDT_EMU_UNCHECKED inline unsigned atomicAdd(unsigned *address, unsigned value) {
+    MDT_EMU_ATOMIC(address);
     return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
 }
-inline int atomicSub(int *address, int value) { return __atomic_fetch_sub(address, value, __ATOMIC_SEQ_CST); }
-inline int atomicExch(int *address, int value) { return __atomic_exchange_n(address, value, __ATOMIC_SEQ_CST); }
-inline unsigned atomicOr(unsigned *address, unsigned value) {
+MDT_EMU_UNCHECKED inline unsigned long long atomicAdd(unsigned long long *address, unsigned long long value) {
+    MDT_EMU_ATOMIC(address);
+    return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
+}
+MDT_EMU_UNCHECKED inline int atomicSub(int *address, int value) {
+    MDT_EMU_ATOMIC(address);
+    return __atomic_fetch_sub(address, value, __ATOMIC_SEQ_CST);
+}
+MDT_EMU_UNCHECKED inline int atomicExch(int *address, int value) {
+    MDT_EMU_ATOMIC(address);
+    return __atomic_exchange_n(address, value, __ATOMIC_SEQ_CST);
+}
+MDT_EMU_UNCHECKED inline unsigned atomicOr(unsigned *address, unsigned value) {
+    MDT_EMU_ATOMIC(address);
     return __atomic_fetch_or(address, value, __ATOMIC_SEQ_CST);
 }
 template <class T>
-inline T atomic_cas_value(T *address, T compare, T value) {
+MDT_EMU_UNCHECKED inline T atomic_cas_value(T *address, T compare, T value) {
+    MDT_EMU_ATOMIC(address);
     __atomic_compare_exchange_n(address, &compare, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return compare;  // the old value: unchanged compare on success, the current value on failure
 }
@@ -283,7 +344,8 @@ inline unsigned long long atomicCAS(unsigned long long *a, unsigned long long c,
     return atomic_cas_value(a, c, v);
 }
 template <class T>
-inline T atomic_max_value(T *address, T value) {
+MDT_EMU_UNCHECKED inline T atomic_max_value(T *address, T value) {
+    MDT_EMU_ATOMIC(address);
     T old = __atomic_load_n(address, __ATOMIC_RELAXED);
     while (old < value &&
            !__atomic_compare_exchange_n(address, &old, value, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
@@ -291,7 +353,8 @@ inline T atomic_max_value(T *address, T value) {
     return old;
 }
 template <class T>
-inline T atomic_min_value(T *address, T value) {
+MDT_EMU_UNCHECKED inline T atomic_min_value(T *address, T value) {
+    MDT_EMU_ATOMIC(address);
     T old = __atomic_load_n(address, __ATOMIC_RELAXED);
     while (old > value &&
            !__atomic_compare_exchange_n(address, &old, value, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {

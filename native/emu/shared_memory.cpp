@@ -134,6 +134,16 @@ void static_shared(void *array, size_t bytes, const char *name) {
     }
 }
 
+bool in_shared_memory(const void *address, size_t bytes) {
+    const unsigned char *p = static_cast<const unsigned char *>(address);
+    const LaunchShared &launch = launch_shared;
+    if (inside(launch.dynamic, launch.dynamic_bytes, p, bytes)) return true;
+    for (const StaticArray &known : launch.statics) {
+        if (inside(known.begin, known.bytes, p, bytes)) return true;
+    }
+    return false;
+}
+
 void check_shared_operand(const char *instruction, const void *address, size_t bytes) {
     const unsigned char *p = static_cast<const unsigned char *>(address);
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {

@@ -102,7 +102,10 @@ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], cons
 void ldmatrix(uint32_t *registers, int matrices, bool transpose, const void *row) {
     const unsigned char *rows[kWarpSize];
     int lane = lane_id();
-    if (lane < 8 * matrices) check_shared_operand(matrices == 4 ? "ldmatrix.x4 row" : "ldmatrix.x2 row", row, 16);
+    if (lane < 8 * matrices) {
+        check_shared_operand(matrices == 4 ? "ldmatrix.x4 row" : "ldmatrix.x2 row", row, 16);
+        ldmatrix_access(row, __builtin_return_address(0));
+    }
     warp_gather(&row, sizeof(row), rows, {"ldmatrix", __FILE__, __LINE__});
     for (int i = 0; i < matrices; i++) {
         uint16_t halves[2];

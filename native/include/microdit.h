@@ -31,7 +31,9 @@ enum {
     MDT_ERROR_SHARED_MEMORY = 5,
     MDT_ERROR_DEADLOCK = 6,
     MDT_ERROR_RUNTIME = 7,
-    MDT_ERROR_DRIVER_TOO_OLD = 8 /* an NVIDIA driver is installed but older than the CUDA runtime linked in */
+    MDT_ERROR_DRIVER_TOO_OLD = 8, /* an NVIDIA driver is installed but older than the CUDA runtime linked in */
+    MDT_ERROR_OUT_OF_BOUNDS = 9,  /* checked emulator: a kernel touched memory outside every live allocation */
+    MDT_ERROR_RACE = 10           /* checked emulator: a data race between blocks, or between threads of a block */
 };
 
 enum {
@@ -174,6 +176,27 @@ MDT_API int mdt_emu_stream_mode(int mode);
 /* Test hook: sets the calling thread's CUDA last error to cudaErrorInvalidValue, as a failed CUDA call made by other
  * code in the thread would leave it (the next launch's status must not report it). Emulator only. */
 MDT_API int mdt_emu_inject_last_error(void);
+
+/* The checked emulator's performance model (libmicrodit_emu_checked.so, native/emu/memory_check.cpp): per kernel,
+ * its warp-level memory requests and what they cost. begin clears the counts and counts every later launch of any
+ * thread; end stops counting and freezes the counts for mdt_emu_perf_kernel (kernels in name order; counts gets
+ * MDT_PERF_COUNTS values, indexed by the MDT_PERF_* below). A shared-memory request costs wavefronts (bank
+ * conflicts make more than the ideal); a global one sectors of 32 bytes (uncoalesced accesses more than the ideal,
+ * its distinct bytes / 32). The CUDA library and the unchecked emulator refuse these with
+ * MDT_ERROR_INVALID_ARGUMENT: they are an emulator tool. */
+enum {
+    MDT_PERF_LAUNCHES = 0,
+    MDT_PERF_SHARED_REQUESTS = 1,
+    MDT_PERF_SHARED_WAVEFRONTS = 2,
+    MDT_PERF_SHARED_IDEAL_WAVEFRONTS = 3,
+    MDT_PERF_GLOBAL_REQUESTS = 4,
+    MDT_PERF_GLOBAL_SECTORS = 5,
+    MDT_PERF_GLOBAL_IDEAL_SECTORS = 6,
+    MDT_PERF_COUNTS = 7
+};
+MDT_API int mdt_emu_perf_begin(void);
+MDT_API int mdt_emu_perf_end(int *kernels);
+MDT_API int mdt_emu_perf_kernel(int index, char *name, int64_t name_capacity, int64_t *counts);
 
 /* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
 MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);

@@ -11,6 +11,7 @@ import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.backend.cuda.CudaRuntime;
 import io.microdit.backend.cuda.KernelResources;
 import io.microdit.backend.cuda.LaunchPlan;
+import io.microdit.backend.cuda.MemoryAccessModel;
 import io.microdit.backend.cuda.LaunchTrace;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
@@ -115,7 +116,9 @@ final class BenchStepCommand implements Callable<Integer> {
 
     @Option(names = "--launch-plan", description = "After the timed steps, trace one more step's kernel launches "
             + "(--backend cuda; on the emulator a dry run: launches recorded, not run, so full-size configs take "
-            + "seconds) and write the plan here: launches, grids, operand bytes and roofline time per op.")
+            + "seconds) and write the plan here: launches, grids, operand bytes and roofline time per op. With "
+            + "--device emu-checked one more step runs for real and the plan adds each kernel's bank conflicts and "
+            + "sector efficiency.")
     Path launchPlan;
 
     @Override
@@ -227,7 +230,22 @@ final class BenchStepCommand implements Callable<Integer> {
                 .map(resources -> plan.formatOccupancy(resources, KernelResources.Architecture.SM_90))
                 .orElse("theoretical occupancy: no " + KernelResources.REPORT_FILE
                         + " beside the native library (the nvcc build writes it)\n");
-        Files.writeString(launchPlan, header + memory + plan.format() + occupancy);
+        String accesses = "";
+        if (CudaRuntime.isCheckedEmulator()) {
+            // The dry run executed nothing: the access model needs one more step whose kernels really run.
+            MemoryAccessModel.begin();
+            List<MemoryAccessModel.KernelCounts> counts;
+            try {
+                step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision, () -> { });
+                backend.synchronize();
+            } finally {
+                counts = MemoryAccessModel.end();
+            }
+            accesses = "memory accesses of one more step, run on the checked emulator (bank conflicts: excess "
+                    + "wavefronts over one per phase; coalescing: ideal 32-byte sectors / sectors touched)\n"
+                    + MemoryAccessModel.format(counts);
+        }
+        Files.writeString(launchPlan, header + memory + plan.format() + occupancy + accesses);
         return plan.launches();
     }
 

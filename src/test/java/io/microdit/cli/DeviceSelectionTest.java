@@ -115,7 +115,7 @@ class DeviceSelectionTest {
         Result unknown = run("bench-step", "--config", "fashion-small", "--backend", "cuda", "--device", "auto",
                 "--steps", "0");
         assertEquals(1, unknown.exit());
-        assertTrue(unknown.err().contains("--device must be cuda or emu, got 'auto'"), unknown.err());
+        assertTrue(unknown.err().contains("--device must be cuda, emu or emu-checked, got 'auto'"), unknown.err());
     }
 
     /** The first line of a training log names the backend, its library and why; on the CPU, the CPU backend. */

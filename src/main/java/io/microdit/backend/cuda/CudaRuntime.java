@@ -15,6 +15,9 @@ public final class CudaRuntime {
     public static final int ERROR_DEADLOCK = 6;
     public static final int ERROR_RUNTIME = 7;
     public static final int ERROR_DRIVER_TOO_OLD = 8;
+    /** The checked emulator's findings (libmicrodit_emu_checked.so, -Dmicrodit.device=emu-checked). */
+    public static final int ERROR_OUT_OF_BOUNDS = 9;
+    public static final int ERROR_RACE = 10;
     public static final int KIND_CUDA = 0;
     public static final int KIND_EMULATOR = 1;
     /** Block orders of {@link #blockOrder} (microdit.h, mdt_emu_block_order). */
@@ -50,6 +53,11 @@ public final class CudaRuntime {
     /** Whether the loaded library is the host emulator rather than the CUDA build. */
     public static boolean isEmulator() {
         return MicroditNative.mdt_library_kind() == KIND_EMULATOR;
+    }
+
+    /** Whether the loaded library is the checked host emulator (-Dmicrodit.device=emu-checked). */
+    public static boolean isCheckedEmulator() {
+        return NativeLibrary.isCheckedEmulator();
     }
 
     /**

@@ -17,18 +17,31 @@ public record DeviceChoice(Path library, boolean emulator, String reason) {
     /** How to get the emulator, appended to every refusal so that the way out is in the message. */
     static final String EMULATOR_HINT = "run on the host emulator with --device emu (slow; for tests and planning)";
 
-    /** The devices a user can ask for: the GPU build or the host emulator. */
+    /**
+     * The devices a user can ask for: the GPU build, the host emulator, or the checked host emulator (the same
+     * kernels instrumented: out-of-bounds accesses and races fail the launch, and it models bank conflicts and
+     * coalescing; several times slower than {@code emu}).
+     */
     public enum Requested {
-        CUDA, EMU;
+        CUDA, EMU, EMU_CHECKED;
 
-        /** {@code cuda} or {@code emu}, as given to {@code --device} or {@code -Dmicrodit.device} ({@code source}). */
+        /**
+         * {@code cuda}, {@code emu} or {@code emu-checked}, as given to {@code --device} or {@code -Dmicrodit.device}
+         * ({@code source}).
+         */
         public static Requested parse(String name, String source) {
             return switch (name) {
                 case "cuda" -> CUDA;
                 case "emu" -> EMU;
-                default -> throw new IllegalArgumentException(source + " must be cuda or emu, got '" + name
-                        + "' (the host emulator runs only when asked for by name)");
+                case "emu-checked" -> EMU_CHECKED;
+                default -> throw new IllegalArgumentException(source + " must be cuda, emu or emu-checked, got '"
+                        + name + "' (the host emulator runs only when asked for by name)");
             };
+        }
+
+        /** Whether this is one of the host emulator's builds. */
+        public boolean emulator() {
+            return this != CUDA;
         }
     }
 
@@ -60,7 +73,7 @@ public record DeviceChoice(Path library, boolean emulator, String reason) {
      */
     static DeviceChoice decide(Requested requested, String askedBy, Path cudaLibrary, Found cuda,
             Path emulatorLibrary, boolean emulatorExists) {
-        return requested == Requested.EMU ? emulator(askedBy, emulatorLibrary, emulatorExists)
+        return requested.emulator() ? emulator(askedBy, emulatorLibrary, emulatorExists)
                 : gpu(askedBy, cudaLibrary, cuda);
     }
 

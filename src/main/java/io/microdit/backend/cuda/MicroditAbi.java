@@ -65,6 +65,9 @@ final class MicroditAbi {
         entry(map, "mdt_emu_architecture", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         entry(map, "mdt_emu_stream_mode", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         entry(map, "mdt_emu_inject_last_error", FunctionDescriptor.of(JAVA_INT));
+        entry(map, "mdt_emu_perf_begin", FunctionDescriptor.of(JAVA_INT));
+        entry(map, "mdt_emu_perf_end", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        entry(map, "mdt_emu_perf_kernel", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         entry(map, "mdt_elementwise_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_elementwise_mul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG));
         entry(map, "mdt_elementwise_scale", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_FLOAT, ADDRESS, JAVA_LONG));

@@ -50,6 +50,9 @@ public final class MicroditNative {
     private static final MethodHandle MDT_EMU_ARCHITECTURE = handle("mdt_emu_architecture");
     private static final MethodHandle MDT_EMU_STREAM_MODE = handle("mdt_emu_stream_mode");
     private static final MethodHandle MDT_EMU_INJECT_LAST_ERROR = handle("mdt_emu_inject_last_error");
+    private static final MethodHandle MDT_EMU_PERF_BEGIN = handle("mdt_emu_perf_begin");
+    private static final MethodHandle MDT_EMU_PERF_END = handle("mdt_emu_perf_end");
+    private static final MethodHandle MDT_EMU_PERF_KERNEL = handle("mdt_emu_perf_kernel");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
@@ -438,6 +441,30 @@ public final class MicroditNative {
             return (int) MDT_EMU_INJECT_LAST_ERROR.invokeExact();
         } catch (Throwable error) {
             throw new AssertionError("mdt_emu_inject_last_error threw", error);
+        }
+    }
+
+    public static int mdt_emu_perf_begin() {
+        try {
+            return (int) MDT_EMU_PERF_BEGIN.invokeExact();
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_perf_begin threw", error);
+        }
+    }
+
+    public static int mdt_emu_perf_end(MemorySegment kernels) {
+        try {
+            return (int) MDT_EMU_PERF_END.invokeExact(kernels);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_perf_end threw", error);
+        }
+    }
+
+    public static int mdt_emu_perf_kernel(int index, MemorySegment name, long nameCapacity, MemorySegment counts) {
+        try {
+            return (int) MDT_EMU_PERF_KERNEL.invokeExact(index, name, nameCapacity, counts);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_perf_kernel threw", error);
         }
     }
 

@@ -12,17 +12,19 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU) or
- * {@code libmicrodit_emu.so} (the same kernels on the host emulator), the latter only when asked for by name
- * ({@code --device emu}, {@code -Dmicrodit.device=emu}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
+ * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU),
+ * {@code libmicrodit_emu.so} (the same kernels on the host emulator) or {@code libmicrodit_emu_checked.so} (the
+ * emulator with bounds, race and memory-access checks), an emulator only when asked for by name ({@code --device
+ * emu|emu-checked}, {@code -Dmicrodit.device=emu|emu-checked}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
  * and a GPU that cannot be used is an error. The libraries are looked for in {@code -Dmicrodit.native.dir}, else
- * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). Both export
+ * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). All export
  * the same symbols; each is opened locally and linked with -Bsymbolic, so probing the CUDA build while the
  * emulator runs cannot mix them.
  */
 final class NativeLibrary {
     static final String CUDA_LIBRARY = "libmicrodit_cuda.so";
     static final String EMULATOR_LIBRARY = "libmicrodit_emu.so";
+    static final String CHECKED_EMULATOR_LIBRARY = "libmicrodit_emu_checked.so";
 
     private record Loaded(DeviceChoice choice, SymbolLookup lookup) {
     }
@@ -42,6 +44,11 @@ final class NativeLibrary {
 
     static Path path() {
         return loaded().choice().library();
+    }
+
+    /** Whether the kernels run on the checked host emulator (bounds, races and the performance model). */
+    static boolean isCheckedEmulator() {
+        return loaded().choice().library().getFileName().toString().equals(CHECKED_EMULATOR_LIBRARY);
     }
 
     /** Whether the kernels run on the host emulator, whose "device" memory is host memory. */
@@ -77,11 +84,13 @@ final class NativeLibrary {
             }
         }
         Loaded current = loaded;
-        if (current != null && current.choice().emulator() == (requested == DeviceChoice.Requested.EMU)) {
+        Path directory = directory();
+        Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(
+                requested == DeviceChoice.Requested.EMU_CHECKED ? CHECKED_EMULATOR_LIBRARY : EMULATOR_LIBRARY);
+        if (current != null && (requested.emulator() ? current.choice().library().equals(emulator)
+                : !current.choice().emulator())) {
             return current.choice();
         }
-        Path directory = directory();
-        Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(EMULATOR_LIBRARY);
         Probe probe = requested == DeviceChoice.Requested.CUDA ? probe(cuda) : null;
         DeviceChoice choice = DeviceChoice.decide(requested, askedBy, cuda, probe == null ? null : probe.found(),
                 emulator, Files.isRegularFile(emulator));

@@ -127,12 +127,14 @@ class DeviceChoiceTest {
     }
 
     @Test
-    void onlyCudaAndEmuAreDevices() {
+    void onlyCudaAndTheEmulatorsAreDevices() {
         assertEquals(Requested.CUDA, Requested.parse("cuda", "--device"));
         assertEquals(Requested.EMU, Requested.parse("emu", "--device"));
+        assertEquals(Requested.EMU_CHECKED, Requested.parse("emu-checked", "--device"));
+        assertTrue(Requested.EMU_CHECKED.emulator() && !Requested.CUDA.emulator());
         String auto = assertThrows(IllegalArgumentException.class, () -> Requested.parse("auto",
                 "-Dmicrodit.device")).getMessage();
-        assertTrue(auto.startsWith("-Dmicrodit.device must be cuda or emu, got 'auto'"), auto);
+        assertTrue(auto.startsWith("-Dmicrodit.device must be cuda, emu or emu-checked, got 'auto'"), auto);
     }
 
     /** Through the C ABI: the emulator reports the CUDA generation it follows; the GPU build, what it runs on. */

@@ -135,14 +135,35 @@ class KernelResourcesTest {
         assertEquals(List.of(), missing, "kernels of kernels/ missing from the ptxas report");
     }
 
+    /**
+     * The lines nvcc compiles: without the {@code #ifndef __CUDACC__} sections (deliberately faulty self-test kernels
+     * exist for the emulator only), conditionals nested in them included.
+     */
+    private static String gpuSource(String source) {
+        StringBuilder kept = new StringBuilder();
+        java.util.ArrayDeque<Boolean> emulatorOnly = new java.util.ArrayDeque<>();
+        for (String line : source.split("\n")) {
+            String directive = line.strip();
+            if (directive.startsWith("#if")) {
+                emulatorOnly.push(directive.equals("#ifndef __CUDACC__"));
+            } else if (directive.startsWith("#else") && !emulatorOnly.isEmpty()) {
+                emulatorOnly.pop(); // the other branch: for #ifndef __CUDACC__, GPU code
+                emulatorOnly.push(false);
+            } else if (directive.startsWith("#endif") && !emulatorOnly.isEmpty()) {
+                emulatorOnly.pop();
+            } else if (!emulatorOnly.contains(true)) {
+                kept.append(line).append('\n');
+            }
+        }
+        return kept.toString();
+    }
+
     private static TreeSet<String> kernelNames(Path sources) throws IOException {
         Pattern global = Pattern.compile("__global__\\s+void\\s+(?:__launch_bounds__\\([^)]*\\)\\s+)?(\\w+)");
         TreeSet<String> names = new TreeSet<>();
         try (Stream<Path> files = Files.list(sources)) {
             for (Path file : files.filter(f -> f.toString().matches(".*\\.cuh?$")).toList()) {
-                // Deliberately faulty self-test kernels exist for the emulator only.
-                String gpuSource = Files.readString(file).replaceAll("(?s)#ifndef __CUDACC__.*?#endif", "");
-                Matcher m = global.matcher(gpuSource);
+                Matcher m = global.matcher(gpuSource(Files.readString(file)));
                 while (m.find()) {
                     names.add(m.group(1));
                 }
