@@ -1,0 +1,62 @@
+package io.microdit.distributed;
+
+import io.microdit.tensor.Tensor;
+
+/** The world of one process: every sum is the tensor itself, every shard the whole tensor. */
+public final class SingleProcessCommunicator implements Communicator {
+
+    @Override
+    public int rank() {
+        return 0;
+    }
+
+    @Override
+    public int size() {
+        return 1;
+    }
+
+    @Override
+    public int localRank() {
+        return 0;
+    }
+
+    @Override
+    public String describe() {
+        return "single process";
+    }
+
+    @Override
+    public void allReduceSum(Tensor t) {
+        Collectives.checkDtype(t, "allReduceSum");
+    }
+
+    @Override
+    public void reduceScatterSum(Tensor t, Tensor shard) {
+        Collectives.checkShard(t, shard, 1, 0, "reduceScatterSum");
+        shard.copyFrom(t);
+    }
+
+    @Override
+    public void allGather(Tensor shard, Tensor t) {
+        Collectives.checkShard(t, shard, 1, 0, "allGather");
+        t.copyFrom(shard);
+    }
+
+    @Override
+    public void broadcast(Tensor t, int root) {
+        Collectives.checkDtype(t, "broadcast");
+        Collectives.checkRoot(root, 1);
+    }
+
+    @Override
+    public void barrier() {
+    }
+
+    @Override
+    public void abort(int code) {
+    }
+
+    @Override
+    public void close() {
+    }
+}
