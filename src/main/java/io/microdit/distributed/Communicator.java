@@ -27,6 +27,9 @@ public interface Communicator extends AutoCloseable {
     /** This process's rank among the ranks on its machine (the device it should use). */
     int localRank();
 
+    /** The number of ranks on this process's machine (to share its processors among them). */
+    int localSize();
+
     /** A short description for logs: the library and the world. */
     String describe();
 

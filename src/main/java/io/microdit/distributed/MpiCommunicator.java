@@ -21,6 +21,7 @@ final class MpiCommunicator implements Communicator {
     private final int rank;
     private final int size;
     private final int localRank;
+    private final int localSize;
     private final Arena arena = Arena.ofShared();
     private MemorySegment scratch = MemorySegment.NULL;
     private boolean closed;
@@ -31,6 +32,8 @@ final class MpiCommunicator implements Communicator {
         this.size = mpi.commSize(mpi.commWorld);
         String local = System.getenv("OMPI_COMM_WORLD_LOCAL_RANK");
         this.localRank = local == null ? rank : Integer.parseInt(local);
+        String localCount = System.getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        this.localSize = localCount == null ? size : Integer.parseInt(localCount);
     }
 
     /** Initialises MPI for this process (once per process: MPI cannot be initialised again after MPI_Finalize). */
@@ -65,8 +68,14 @@ final class MpiCommunicator implements Communicator {
     }
 
     @Override
+    public int localSize() {
+        return localSize;
+    }
+
+    @Override
     public String describe() {
-        return "MPI (" + MpiLibrary.LIBRARY + "), rank " + rank + " of " + size + ", local rank " + localRank;
+        return "MPI (" + MpiLibrary.LIBRARY + "), rank " + rank + " of " + size + ", local rank " + localRank + " of "
+                + localSize;
     }
 
     @Override

@@ -21,6 +21,11 @@ public final class SingleProcessCommunicator implements Communicator {
     }
 
     @Override
+    public int localSize() {
+        return 1;
+    }
+
+    @Override
     public String describe() {
         return "single process";
     }
