@@ -12,7 +12,8 @@ import java.util.List;
 /**
  * Run by {@link DataParallelTrainingTest}, alone or under mpirun: trains the tiny model of {@link TrainerTest} for a
  * few steps on this process's rank and, on rank 0, writes a checkpoint into the folder given as the first argument.
- * The second argument is the micro-batch size: the global batch stays {@link #BATCH}.
+ * The second argument is the micro-batch size: the global batch stays {@link #BATCH}. A third, {@code resume}, continues
+ * from the folder's latest checkpoint (written by any number of ranks); a fourth stops after that many steps.
  */
 public final class DataParallelMain {
     static final int BATCH = 64;
@@ -20,7 +21,8 @@ public final class DataParallelMain {
 
     public static void main(String[] args) throws IOException {
         try (Communicator comm = Communicator.fromEnvironment()) {
-            train(comm, Path.of(args[0]), Integer.parseInt(args[1]));
+            train(comm, Path.of(args[0]), Integer.parseInt(args[1]), args.length > 2 && args[2].equals("resume"),
+                    args.length > 3 ? Long.parseLong(args[3]) : STEPS);
         }
     }
 
@@ -41,10 +43,18 @@ public final class DataParallelMain {
     }
 
     static void train(Communicator comm, Path out, int micro) throws IOException {
+        train(comm, out, micro, false, STEPS);
+    }
+
+    /** Trains until step {@code stopAfter} (from the latest checkpoint in {@code out} when {@code resume}). */
+    static void train(Communicator comm, Path out, int micro, boolean resume, long stopAfter) throws IOException {
         try (CpuBackend backend = new CpuBackend(1)) {
             MicroDiT model = MicroDiT.create(TrainerTest.tiny(), 5, backend);
             try (Trainer trainer = new Trainer(config(micro), model, data(), backend, comm)) {
-                while (!trainer.finished()) {
+                if (resume) {
+                    trainer.restore(Checkpoint.latest(out));
+                }
+                while (trainer.step() < stopAfter) {
                     trainer.trainStep();
                 }
                 if (comm.rank() == 0) {

@@ -55,4 +55,36 @@ class DataParallelTrainingTest {
         assertTrue(result.output().contains("1 micro-batches per step do not split evenly over 2 ranks"),
                 result.output());
     }
+
+    /**
+     * A checkpoint is the single-process format whatever the number of ranks that wrote it: 2 ranks stopping after
+     * step 2 and 1 rank resuming (and the reverse) end where 1 rank running all 3 steps does, bit for bit.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 1})
+    void aRunResumesOnAnotherNumberOfRanksBitForBit(int firstRanks) throws Exception {
+        int micro = 32;
+        Path uninterrupted = temp.resolve("uninterrupted");
+        DataParallelMain.train(new SingleProcessCommunicator(), uninterrupted, micro);
+        Path resumed = temp.resolve("resumed");
+        int secondRanks = 3 - firstRanks;
+        if (firstRanks == 2) {
+            MpiLauncher.Result first = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class,
+                    resumed.toString(), Integer.toString(micro), "fresh", "2");
+            assertEquals(0, first.exitCode(), first.output());
+            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, true, DataParallelMain.STEPS);
+        } else {
+            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, false, 2);
+            MpiLauncher.Result second = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class,
+                    resumed.toString(), Integer.toString(micro), "resume", Long.toString(DataParallelMain.STEPS));
+            assertEquals(0, second.exitCode(), second.output());
+        }
+        Path expected = Checkpoint.latest(uninterrupted);
+        Path actual = Checkpoint.latest(resumed);
+        assertEquals(expected.getFileName(), actual.getFileName());
+        for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER, Checkpoint.EMA, Checkpoint.STATE}) {
+            assertArrayEquals(Files.readAllBytes(expected.resolve(file)), Files.readAllBytes(actual.resolve(file)),
+                    file + " after " + firstRanks + " then " + secondRanks + " ranks differs from 1 rank throughout");
+        }
+    }
 }
