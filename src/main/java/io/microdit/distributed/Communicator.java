@@ -40,10 +40,25 @@ public interface Communicator extends AutoCloseable {
      * Writes into {@code shard} (this rank's shard of {@code t}, {@link #shardSize} elements) the rank-order sum of
      * every rank's elements of that shard.
      */
-    void reduceScatterSum(Tensor t, Tensor shard);
+    default void reduceScatterSum(Tensor t, Tensor shard) {
+        reduceScatterSum(t, evenStarts(t.numel(), size()), shard, false);
+    }
+
+    /**
+     * {@link #reduceScatterSum(Tensor, Tensor)} over shards the caller chooses: rank r's is elements
+     * {@code starts[r]} to {@code starts[r + 1]} ({@code size + 1} non-decreasing starts from 0 to the element count);
+     * with {@code accumulate} the sum starts from {@code shard}'s values, {@code ((shard + x0) + x1) + …}, the order
+     * a single process accumulating onto a running sum adds in.
+     */
+    void reduceScatterSum(Tensor t, long[] starts, Tensor shard, boolean accumulate);
 
     /** Writes every rank's {@code shard} (its {@link #shardSize} elements) into its place in {@code t}, on every rank. */
-    void allGather(Tensor shard, Tensor t);
+    default void allGather(Tensor shard, Tensor t) {
+        allGather(shard, evenStarts(t.numel(), size()), t);
+    }
+
+    /** {@link #allGather(Tensor, Tensor)} over the shards {@code starts} bounds (as in {@link #reduceScatterSum}). */
+    void allGather(Tensor shard, long[] starts, Tensor t);
 
     /** Replaces {@code t} on every rank by rank {@code root}'s. */
     void broadcast(Tensor t, int root);
@@ -64,6 +79,15 @@ public interface Communicator extends AutoCloseable {
      */
     @Override
     void close();
+
+    /** The {@code size + 1} shard boundaries of {@link #shardStart}: {@code n} elements split as evenly as they go. */
+    static long[] evenStarts(long n, int size) {
+        long[] starts = new long[size + 1];
+        for (int r = 0; r <= size; r++) {
+            starts[r] = r == size ? n : shardStart(n, size, r);
+        }
+        return starts;
+    }
 
     /** The first element of rank {@code rank}'s shard of {@code n} elements over {@code size} ranks. */
     static long shardStart(long n, int size, int rank) {

@@ -82,24 +82,24 @@ final class MpiCommunicator implements Communicator {
     public synchronized void allReduceSum(Tensor t) {
         Collectives.checkDtype(t, "allReduceSum");
         checkOpen("allReduceSum");
-        long shard = Communicator.shardSize(t.numel(), size, rank);
-        MemorySegment summed = reduceScatter(t, "allReduceSum");
-        gather(summed, shard, t, "allReduceSum");
+        long[] starts = Communicator.evenStarts(t.numel(), size);
+        MemorySegment summed = scratchSum(t, starts);
+        reduceScatter(t, starts, summed, false, "allReduceSum");
+        gather(summed, starts, t, "allReduceSum");
     }
 
     @Override
-    public synchronized void reduceScatterSum(Tensor t, Tensor shard) {
-        Collectives.checkShard(t, shard, size, rank, "reduceScatterSum");
+    public synchronized void reduceScatterSum(Tensor t, long[] starts, Tensor shard, boolean accumulate) {
+        Collectives.checkShard(t, starts, shard, size, rank, "reduceScatterSum");
         checkOpen("reduceScatterSum");
-        MemorySegment summed = reduceScatter(t, "reduceScatterSum");
-        MemorySegment.copy(summed, 0, shard.segment(), 0, shard.byteSize());
+        reduceScatter(t, starts, shard.segment(), accumulate, "reduceScatterSum");
     }
 
     @Override
-    public synchronized void allGather(Tensor shard, Tensor t) {
-        Collectives.checkShard(t, shard, size, rank, "allGather");
+    public synchronized void allGather(Tensor shard, long[] starts, Tensor t) {
+        Collectives.checkShard(t, starts, shard, size, rank, "allGather");
         checkOpen("allGather");
-        gather(shard.segment(), shard.numel(), t, "allGather");
+        gather(shard.segment(), starts, t, "allGather");
     }
 
     @Override
@@ -133,46 +133,47 @@ final class MpiCommunicator implements Communicator {
         }
     }
 
+    /** Room for this rank's summed shard of {@code t}, in the scratch buffer after the received parts. */
+    private MemorySegment scratchSum(Tensor t, long[] starts) {
+        long mine = (starts[rank + 1] - starts[rank]) * t.dtype().byteSize();
+        return scratch((size + 1) * mine).asSlice(size * mine, mine);
+    }
+
     /**
-     * Every rank's copy of this rank's shard of {@code t}, lying rank after rank in the scratch buffer, summed in rank
-     * order into the scratch's tail; returns the sum (this rank's shard).
+     * Every rank's copy of this rank's shard of {@code t} (MPI_Alltoallv into the scratch buffer, rank after rank),
+     * summed in rank order into {@code sum} (onto its values when {@code accumulate}).
      */
-    private MemorySegment reduceScatter(Tensor t, String call) {
-        long n = t.numel();
-        long mine = Communicator.shardSize(n, size, rank);
-        int elementBytes = t.dtype().byteSize();
-        MemorySegment buffer = scratch((size + 1) * mine * elementBytes);
+    private void reduceScatter(Tensor t, long[] starts, MemorySegment sum, boolean accumulate, String call) {
+        long mine = starts[rank + 1] - starts[rank];
+        MemorySegment parts = scratch((size + 1) * mine * t.dtype().byteSize());
         try (Arena counts = Arena.ofConfined()) {
             MemorySegment sendCounts = counts.allocate(ValueLayout.JAVA_INT, size);
             MemorySegment sendDisplacements = counts.allocate(ValueLayout.JAVA_INT, size);
             MemorySegment receiveCounts = counts.allocate(ValueLayout.JAVA_INT, size);
             MemorySegment receiveDisplacements = counts.allocate(ValueLayout.JAVA_INT, size);
             for (int q = 0; q < size; q++) {
-                sendCounts.setAtIndex(ValueLayout.JAVA_INT, q, count(Communicator.shardSize(n, size, q), call));
-                sendDisplacements.setAtIndex(ValueLayout.JAVA_INT, q, count(Communicator.shardStart(n, size, q), call));
+                sendCounts.setAtIndex(ValueLayout.JAVA_INT, q, count(starts[q + 1] - starts[q], call));
+                sendDisplacements.setAtIndex(ValueLayout.JAVA_INT, q, count(starts[q], call));
                 receiveCounts.setAtIndex(ValueLayout.JAVA_INT, q, count(mine, call));
                 receiveDisplacements.setAtIndex(ValueLayout.JAVA_INT, q, count(q * mine, call));
             }
-            mpi.alltoallv(t.segment(), sendCounts, sendDisplacements, type(t), buffer, receiveCounts,
+            mpi.alltoallv(t.segment(), sendCounts, sendDisplacements, type(t), parts, receiveCounts,
                     receiveDisplacements, mpi.commWorld);
         }
-        MemorySegment sum = buffer.asSlice(size * mine * elementBytes, mine * elementBytes);
-        Collectives.sumInRankOrder(buffer, size, mine, t.dtype(), sum);
-        return sum;
+        Collectives.sumInRankOrder(parts, size, mine, t.dtype(), sum, accumulate);
     }
 
-    /** MPI_Allgatherv of every rank's shard ({@code count} elements at {@code shard}) into {@code t}. */
-    private void gather(MemorySegment shard, long count, Tensor t, String call) {
-        long n = t.numel();
+    /** MPI_Allgatherv of every rank's shard (this rank's at {@code shard}) into {@code t}. */
+    private void gather(MemorySegment shard, long[] starts, Tensor t, String call) {
         try (Arena counts = Arena.ofConfined()) {
             MemorySegment receiveCounts = counts.allocate(ValueLayout.JAVA_INT, size);
             MemorySegment displacements = counts.allocate(ValueLayout.JAVA_INT, size);
             for (int q = 0; q < size; q++) {
-                receiveCounts.setAtIndex(ValueLayout.JAVA_INT, q, count(Communicator.shardSize(n, size, q), call));
-                displacements.setAtIndex(ValueLayout.JAVA_INT, q, count(Communicator.shardStart(n, size, q), call));
+                receiveCounts.setAtIndex(ValueLayout.JAVA_INT, q, count(starts[q + 1] - starts[q], call));
+                displacements.setAtIndex(ValueLayout.JAVA_INT, q, count(starts[q], call));
             }
-            mpi.allgatherv(shard, count(count, call), type(t), t.segment(), receiveCounts, displacements,
-                    mpi.commWorld);
+            mpi.allgatherv(shard, count(starts[rank + 1] - starts[rank], call), type(t), t.segment(), receiveCounts,
+                    displacements, mpi.commWorld);
         }
     }
 

@@ -36,14 +36,18 @@ public final class SingleProcessCommunicator implements Communicator {
     }
 
     @Override
-    public void reduceScatterSum(Tensor t, Tensor shard) {
-        Collectives.checkShard(t, shard, 1, 0, "reduceScatterSum");
-        shard.copyFrom(t);
+    public void reduceScatterSum(Tensor t, long[] starts, Tensor shard, boolean accumulate) {
+        Collectives.checkShard(t, starts, shard, 1, 0, "reduceScatterSum");
+        if (accumulate) {
+            Collectives.sumInRankOrder(t.segment(), 1, t.numel(), t.dtype(), shard.segment(), true);
+        } else {
+            shard.copyFrom(t);
+        }
     }
 
     @Override
-    public void allGather(Tensor shard, Tensor t) {
-        Collectives.checkShard(t, shard, 1, 0, "allGather");
+    public void allGather(Tensor shard, long[] starts, Tensor t) {
+        Collectives.checkShard(t, starts, shard, 1, 0, "allGather");
         t.copyFrom(shard);
     }
 

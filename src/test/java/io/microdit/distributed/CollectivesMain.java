@@ -67,6 +67,37 @@ public final class CollectivesMain {
                 }
                 failures += compare("allGather", n, dtype, gathered, expectedGather);
 
+                // Shards the caller chooses: rank 0's empty, the rest split unevenly; the sum onto a running value.
+                long[] starts = new long[world + 1];
+                for (int r = 1; r <= world; r++) {
+                    starts[r] = r == world ? n : Math.min(n, (long) (r - 1) * n / 3 + (r > 1 ? 1 : 0));
+                }
+                int customStart = (int) starts[rank];
+                int customCount = (int) (starts[rank + 1] - starts[rank]);
+                Tensor running = random(scope, dtype, customCount, 77 + rank);
+                Tensor expectedRunning = Tensor.zeros(scope, dtype, customCount).copyFrom(running);
+                for (int i = 0; i < customCount; i++) {
+                    for (int r = 0; r < world; r++) {
+                        if (dtype == DType.F32) {
+                            expectedRunning.setFloat(i, expectedRunning.getFloat(i)
+                                    + inputs[r].getFloat(customStart + i));
+                        } else {
+                            expectedRunning.setInt(i, expectedRunning.getInt(i) + inputs[r].getInt(customStart + i));
+                        }
+                    }
+                }
+                comm.reduceScatterSum(inputs[rank], starts, running, true);
+                failures += compare("reduceScatterSum onto a running sum", n, dtype, running, expectedRunning);
+                Tensor customGathered = random(scope, dtype, n, -2);
+                comm.allGather(slice(scope, inputs[rank], customStart, customCount), starts, customGathered);
+                Tensor expectedCustom = Tensor.zeros(scope, dtype, n);
+                for (int r = 0; r < world; r++) {
+                    int s = (int) starts[r];
+                    int c = (int) (starts[r + 1] - starts[r]);
+                    expectedCustom.rows(s, c).copyFrom(inputs[r].rows(s, c));
+                }
+                failures += compare("allGather of chosen shards", n, dtype, customGathered, expectedCustom);
+
                 int root = world - 1;
                 Tensor broadcast = Tensor.zeros(scope, dtype, n).copyFrom(inputs[rank]);
                 comm.broadcast(broadcast, root);
