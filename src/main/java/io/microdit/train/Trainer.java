@@ -15,6 +15,8 @@ import io.microdit.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 
 /**
  * The training loop, one optimizer step at a time: for each micro-batch (gradient accumulation) read the samples
@@ -71,12 +73,14 @@ public final class Trainer implements AutoCloseable {
         this.communicator = communicator;
         this.reduction = config.accumulationSteps() > 1
                 ? new GradientReduction(backend, communicator, new ArrayList<>(model.parameters().all()),
-                        config.accumulationSteps() / communicator.size()) : null;
+                        config.accumulationSteps() / communicator.size(), config.sharding()) : null;
         this.config = config;
         this.model = model;
         this.data = data;
         this.backend = backend;
-        this.optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT);
+        this.optimizer = reduction != null && reduction.sharded()
+                ? new AdamW(backend, model.parameters(), AdamW.MICRODIT, reduction::owns)
+                : new AdamW(backend, model.parameters(), AdamW.MICRODIT);
         this.ema = config.emaDecay() > 0 ? new ExponentialMovingAverage(backend, model.parameters(),
                 config.emaDecay()) : null;
         this.order = new DataOrder(data.size(), config.seed());
@@ -151,7 +155,13 @@ public final class Trainer implements AutoCloseable {
         for (float loss : globalLosses(losses)) {
             lossSum += loss;
         }
-        double norm = optimizer.update(learningRate, stage.gradientClip());
+        double norm;
+        if (reduction != null && reduction.sharded()) {
+            norm = optimizer.update(learningRate, stage.gradientClip(), reduction.gradientNorm());
+            reduction.gatherParameters();
+        } else {
+            norm = optimizer.update(learningRate, stage.gradientClip());
+        }
         if (ema != null) {
             ema.update();
         }
@@ -178,10 +188,21 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** Writes a checkpoint of the current state; returns its folder. */
+    /**
+     * Writes a checkpoint of the current state; returns its folder. Every rank calls it (sharded moments are
+     * gathered from their owners); rank 0 writes, the others return null.
+     */
     public Path checkpoint(Path runDirectory) throws IOException {
-        return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
-                optimizer, ema, 2);
+        try (MemoryScope host = new MemoryScope("checkpoint-gather")) {
+            Map<String, Tensor> moments = reduction != null && reduction.sharded()
+                    ? reduction.gatherState(optimizer.state(), List.of(".exp_avg", ".exp_avg_sq"), host)
+                    : optimizer.state();
+            if (communicator.rank() != 0) {
+                return null;
+            }
+            return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
+                    moments, ema, 2);
+        }
     }
 
     /** Continues from a checkpoint written by {@link #checkpoint}. */
@@ -190,6 +211,15 @@ public final class Trainer implements AutoCloseable {
         Checkpoint.restore(checkpoint, model, optimizer, ema);
         this.step = state.step();
         this.samplesSeen = state.samplesSeen();
+    }
+
+    /** Bytes of AdamW moments this rank holds: all of them, or its share under ZeRO-2 sharding. */
+    long optimizerBytes() {
+        long bytes = 0;
+        for (Tensor t : optimizer.state().values()) {
+            bytes += t.byteSize();
+        }
+        return bytes;
     }
 
     /** Bytes of memory live on the backend's device now (parameters, moments, EMA, and any open step). */

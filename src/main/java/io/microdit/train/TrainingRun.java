@@ -186,9 +186,15 @@ public final class TrainingRun {
                     loop(trainer, backend, peak, data, communicator.size());
                     finish(trainer, backend, data);
                 } else {
+                    // The other ranks take part in rank 0's checkpoints: sharded moments are gathered from them.
                     while (!trainer.finished()) {
-                        trainer.trainStep();
+                        Trainer.StepResult r = trainer.trainStep();
+                        if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0
+                                && !trainer.finished()) {
+                            trainer.checkpoint(directory);
+                        }
                     }
+                    trainer.checkpoint(directory);
                 }
             } finally {
                 model.parameters().close();

@@ -32,22 +32,33 @@ class TrainOnRanksTest {
             """;
 
     private Path trainingConfig(String name, double peak) throws IOException {
+        return trainingConfig(name, peak, "none");
+    }
+
+    private Path trainingConfig(String name, double peak, String sharding) throws IOException {
         Path model = temp.resolve("tiny.json");
         if (!Files.exists(model)) {
             Files.writeString(model, TINY_MODEL);
         }
         return Files.writeString(temp.resolve(name), """
                 {"model": "%s", "batch_size": 16, "micro_batch_size": 8, "threads": 1, "ema_decay": 0.9,
+                 "sharding": "%s",
                  "sample_every": 0, "checkpoint_every": 2, "sample_steps": 2, "stages": [
                    {"name": "masked", "steps": 2, "masking": "deferred", "mask_ratio": 0.5,
                     "lr": {"schedule": "cosine", "peak": %s, "warmup": 1}},
                    {"name": "finetune", "steps": 1, "lr": {"peak": 3e-4}}]}
-                """.formatted(model.toString().replace("\\", "\\\\"), peak));
+                """.formatted(model.toString().replace("\\", "\\\\"), sharding, peak));
     }
 
     @Test
     void twoRanksTrainTheSingleProcessRunAndOnlyRankZeroWrites() throws Exception {
-        twoRanksEqualOneProcess("cpu");
+        twoRanksEqualOneProcess("cpu", "none");
+    }
+
+    /** ZeRO-2: the ranks step their halves of the parameters; checkpoints gather the moments (at step 2 and 3). */
+    @Test
+    void twoShardedRanksTrainTheSingleProcessRun() throws Exception {
+        twoRanksEqualOneProcess("cpu", "shard_grad_op");
     }
 
     /**
@@ -57,11 +68,11 @@ class TrainOnRanksTest {
     @Test
     @Tag("emu")
     void twoRanksOnTheEmulatedCudaBackendTrainTheSingleProcessRun() throws Exception {
-        twoRanksEqualOneProcess("cuda");
+        twoRanksEqualOneProcess("cuda", "none");
     }
 
-    private void twoRanksEqualOneProcess(String backend) throws Exception {
-        Path config = trainingConfig("train.json", 1e-3);
+    private void twoRanksEqualOneProcess(String backend, String sharding) throws Exception {
+        Path config = trainingConfig("train.json", 1e-3, sharding);
         List<String> options = new ArrayList<>(List.of("train", "--config", config.toString(), "--final-samples",
                 "1", "--backend", backend, "--precision", "f32"));
         if (backend.equals("cuda")) {

@@ -6,14 +6,17 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.distributed.SingleProcessCommunicator;
+import io.microdit.model.MicroDiT;
 import io.microdit.testing.MpiLauncher;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Data-parallel training: N ranks under mpirun reproduce one process accumulating the same global batch, bit for
@@ -25,24 +28,40 @@ class DataParallelTrainingTest {
 
     /**
      * Micro-batch 32: 2 ranks × 32 against 1 rank accumulating 2 × 32 (the issue's case). Micro-batch 16: 2 ranks ×
-     * 2 rounds against 1 rank accumulating 4 × 16, where the ranks' sums interleave with the running sum.
+     * 2 rounds against 1 rank accumulating 4 × 16, where the ranks' sums interleave with the running sum. Plain
+     * data parallel and ZeRO-2 (each rank steps half the parameters).
      */
     @ParameterizedTest
-    @ValueSource(ints = {32, 16})
-    void twoRanksEqualOneRankAccumulatingTheSameBatchBitForBit(int micro) throws Exception {
+    @CsvSource({"32, none", "16, none", "32, shard_grad_op", "16, shard_grad_op"})
+    void twoRanksEqualOneRankAccumulatingTheSameBatchBitForBit(int micro, String sharding) throws Exception {
         Path single = temp.resolve("single");
-        DataParallelMain.train(new SingleProcessCommunicator(), single, micro);
+        DataParallelMain.train(new SingleProcessCommunicator(), single, micro, Sharding.parse(sharding));
         Path ranks = temp.resolve("ranks");
         MpiLauncher.Result result = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class, ranks.toString(),
-                Integer.toString(micro));
+                Integer.toString(micro), "fresh", Long.toString(DataParallelMain.STEPS), sharding);
         assertEquals(0, result.exitCode(), result.output());
+        long[] perRank = new long[2];
+        for (String line : result.output().split("\n")) {
+            if (line.startsWith("rank ") && line.contains(" optimizer bytes ")) {
+                perRank[line.charAt(5) - '0'] = Long.parseLong(line.substring(line.lastIndexOf(' ') + 1));
+            }
+        }
+        long allMoments = 2L * Float.BYTES * parameterCount();
+        if (sharding.equals("shard_grad_op")) {
+            assertEquals(allMoments, perRank[0] + perRank[1], "the ranks' moments partition the parameters' "
+                    + Arrays.toString(perRank));
+            assertTrue(Math.max(perRank[0], perRank[1]) < 0.7 * allMoments, "each rank holds about half the moments: "
+                    + Arrays.toString(perRank));
+        } else {
+            assertArrayEquals(new long[] {allMoments, allMoments}, perRank, "every rank holds all the moments");
+        }
         Path expected = Checkpoint.latest(single);
         Path actual = Checkpoint.latest(ranks);
         assertNotNull(actual, "rank 0 wrote no checkpoint:\n" + result.output());
         assertEquals(expected.getFileName(), actual.getFileName());
         for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER, Checkpoint.EMA, Checkpoint.STATE}) {
             assertArrayEquals(Files.readAllBytes(expected.resolve(file)), Files.readAllBytes(actual.resolve(file)),
-                    file + " of 2 ranks × " + micro + " differs from 1 rank accumulating "
+                    file + " of 2 ranks × " + micro + " (" + sharding + ") differs from 1 rank accumulating "
                             + DataParallelMain.BATCH / micro + " × " + micro);
         }
     }
@@ -61,22 +80,25 @@ class DataParallelTrainingTest {
      * step 2 and 1 rank resuming (and the reverse) end where 1 rank running all 3 steps does, bit for bit.
      */
     @ParameterizedTest
-    @ValueSource(ints = {2, 1})
-    void aRunResumesOnAnotherNumberOfRanksBitForBit(int firstRanks) throws Exception {
+    @CsvSource({"2, none", "1, none", "2, shard_grad_op", "1, shard_grad_op"})
+    void aRunResumesOnAnotherNumberOfRanksBitForBit(int firstRanks, String shardingName) throws Exception {
         int micro = 32;
+        Sharding sharding = Sharding.parse(shardingName);
         Path uninterrupted = temp.resolve("uninterrupted");
-        DataParallelMain.train(new SingleProcessCommunicator(), uninterrupted, micro);
+        DataParallelMain.train(new SingleProcessCommunicator(), uninterrupted, micro, sharding);
         Path resumed = temp.resolve("resumed");
         int secondRanks = 3 - firstRanks;
         if (firstRanks == 2) {
             MpiLauncher.Result first = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class,
-                    resumed.toString(), Integer.toString(micro), "fresh", "2");
+                    resumed.toString(), Integer.toString(micro), "fresh", "2", shardingName);
             assertEquals(0, first.exitCode(), first.output());
-            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, true, DataParallelMain.STEPS);
+            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, true, DataParallelMain.STEPS,
+                    sharding);
         } else {
-            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, false, 2);
+            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, false, 2, sharding);
             MpiLauncher.Result second = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class,
-                    resumed.toString(), Integer.toString(micro), "resume", Long.toString(DataParallelMain.STEPS));
+                    resumed.toString(), Integer.toString(micro), "resume", Long.toString(DataParallelMain.STEPS),
+                    shardingName);
             assertEquals(0, second.exitCode(), second.output());
         }
         Path expected = Checkpoint.latest(uninterrupted);
@@ -85,6 +107,17 @@ class DataParallelTrainingTest {
         for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER, Checkpoint.EMA, Checkpoint.STATE}) {
             assertArrayEquals(Files.readAllBytes(expected.resolve(file)), Files.readAllBytes(actual.resolve(file)),
                     file + " after " + firstRanks + " then " + secondRanks + " ranks differs from 1 rank throughout");
+        }
+    }
+
+    private static long parameterCount() {
+        try (CpuBackend backend = new CpuBackend(1)) {
+            MicroDiT model = MicroDiT.create(TrainerTest.tiny(), 5, backend);
+            try {
+                return model.parameters().count();
+            } finally {
+                model.parameters().close();
+            }
         }
     }
 }
