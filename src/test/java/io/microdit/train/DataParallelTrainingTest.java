@@ -3,6 +3,7 @@ package io.microdit.train;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,7 @@ import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.distributed.SingleProcessCommunicator;
 import io.microdit.model.MicroDiT;
 import io.microdit.testing.MpiLauncher;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -108,6 +110,18 @@ class DataParallelTrainingTest {
             assertArrayEquals(Files.readAllBytes(expected.resolve(file)), Files.readAllBytes(actual.resolve(file)),
                     file + " after " + firstRanks + " then " + secondRanks + " ranks differs from 1 rank throughout");
         }
+    }
+
+    @Test
+    void shardingIsAConfigKeyThatRoundTripsAndIsChecked() throws IOException {
+        TrainingConfig sharded = DataParallelMain.config(32, Sharding.SHARD_GRAD_OP);
+        assertEquals(Sharding.SHARD_GRAD_OP, TrainingConfig.fromJson(sharded.toJson()).sharding());
+        assertEquals(Sharding.NONE, TrainingConfig.fromJson(DataParallelMain.config(32, Sharding.NONE).toJson())
+                .sharding());
+        IOException bad = assertThrows(IOException.class, () -> TrainingConfig.fromJson(
+                sharded.toJson().replace("shard_grad_op", "full_shard")));
+        assertTrue(bad.getMessage().contains("'sharding' must be \"none\" or \"shard_grad_op\", got 'full_shard'"),
+                bad.getMessage());
     }
 
     private static long parameterCount() {
