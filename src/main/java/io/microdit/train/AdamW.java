@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * AdamW with decoupled weight decay on every parameter (the official trainer has no exclusions), after global
@@ -37,13 +38,23 @@ public final class AdamW implements AutoCloseable {
     private long step;
 
     public AdamW(Backend backend, ParameterStore parameters, Settings settings) {
+        this(backend, parameters, settings, p -> true);
+    }
+
+    /**
+     * An optimizer for the parameters {@code steps} accepts only (one rank's share under ZeRO-2 sharding): the
+     * others get no moments and are never updated here.
+     */
+    AdamW(Backend backend, ParameterStore parameters, Settings settings, Predicate<Parameter> steps) {
         this.backend = backend;
         this.parameters = parameters;
         this.settings = settings;
         this.scope = backend.scope("adamw-moments");
         for (Parameter p : parameters.all()) {
-            firstMoments.put(p.name(), scope.zeros(p.value().shape()));
-            secondMoments.put(p.name(), scope.zeros(p.value().shape()));
+            if (steps.test(p)) {
+                firstMoments.put(p.name(), scope.zeros(p.value().shape()));
+                secondMoments.put(p.name(), scope.zeros(p.value().shape()));
+            }
         }
     }
 
@@ -69,7 +80,11 @@ public final class AdamW implements AutoCloseable {
      * never writes NaN into the weights.
      */
     public double update(double learningRate, double maxNorm) {
-        double norm = gradientNorm();
+        return update(learningRate, maxNorm, gradientNorm());
+    }
+
+    /** {@link #update(double, double)} with the global gradient norm computed by the caller (sharded training). */
+    double update(double learningRate, double maxNorm, double norm) {
         if (!Double.isFinite(norm)) {
             throw new ArithmeticException("gradient norm is " + norm + " at step " + (step + 1)
                     + "; the update was skipped");
@@ -79,7 +94,7 @@ public final class AdamW implements AutoCloseable {
         List<Tensor> values = new ArrayList<>(), gradients = new ArrayList<>(), m = new ArrayList<>(),
                 v = new ArrayList<>();
         for (Parameter p : parameters.all()) {
-            if (p.grad() != null) {
+            if (p.grad() != null && firstMoments.containsKey(p.name())) {
                 values.add(p.value());
                 gradients.add(p.grad());
                 m.add(firstMoments.get(p.name()));
@@ -93,7 +108,7 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * Moments by parameter name, for checkpoints ({@code name} + ".exp_avg" / ".exp_avg_sq"): the backend's tensors
-     * (download them to write them).
+     * (download them to write them), of the parameters this optimizer steps.
      */
     public Map<String, Tensor> state() {
         Map<String, Tensor> out = new LinkedHashMap<>();

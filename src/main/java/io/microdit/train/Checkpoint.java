@@ -43,8 +43,11 @@ public final class Checkpoint {
     private Checkpoint() {
     }
 
-    /** Writes a checkpoint and keeps the newest {@code keep}; returns its folder. */
-    public static Path write(Path runDirectory, State state, MicroDiT model, AdamW optimizer,
+    /**
+     * Writes a checkpoint and keeps the newest {@code keep}; returns its folder. {@code optimizerState} is every
+     * parameter's AdamW moments ({@link AdamW#state()}, gathered from the ranks when they are sharded).
+     */
+    public static Path write(Path runDirectory, State state, MicroDiT model, Map<String, Tensor> optimizerState,
                              ExponentialMovingAverage ema, int keep) throws IOException {
         Path checkpoints = Files.createDirectories(runDirectory.resolve("checkpoints"));
         String name = String.format("step-%07d", state.step());
@@ -58,7 +61,7 @@ public final class Checkpoint {
                 Weights.save(model, ema.weights(), temporary.resolve(EMA), metadata);
             }
             try (MemoryScope host = new MemoryScope("checkpoint-moments")) {
-                Safetensors.write(temporary.resolve(OPTIMIZER), Weights.download(model.backend(), optimizer.state(),
+                Safetensors.write(temporary.resolve(OPTIMIZER), Weights.download(model.backend(), optimizerState,
                         host), metadata);
             }
             Map<String, Object> json = new LinkedHashMap<>();

@@ -7,11 +7,16 @@ import io.microdit.backend.Backend;
 import io.microdit.data.TrainingData;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
+import io.microdit.distributed.Communicator;
+import io.microdit.distributed.SingleProcessCommunicator;
 import io.microdit.model.MicroDiT;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 
 /**
  * The training loop, one optimizer step at a time: for each micro-batch (gradient accumulation) read the samples
@@ -20,6 +25,12 @@ import java.nio.file.Path;
  * and update the EMA. All randomness is keyed by (seed, global sample index), so a run resumed from a
  * checkpoint continues bit for bit on the CPU backend.
  *
+ * <p>Over a {@link Communicator} of N ranks, {@code batch_size} is the global batch: micro-batch j of a step runs on
+ * rank j mod N, and the {@link GradientReduction} sums the micro-batches' gradients in their global order, so every
+ * rank holds the single-process gradient, clips and steps identically, and N ranks reproduce one process bit for
+ * bit on the CPU. With accumulation, each micro-batch back-propagates into zeroed gradients and is added to the
+ * running sum (one process and N ranks then round alike).
+ *
  * <p>Parameters, gradients, moments, EMA and activations live in the backend's memory. Each micro-batch is read
  * into host tensors and uploaded once (no copy on the CPU backend); Java reads back only the loss and the
  * gradient norm.
@@ -27,7 +38,7 @@ import java.nio.file.Path;
 public final class Trainer implements AutoCloseable {
     /** What one optimizer step did. */
     public record StepResult(long step, int stage, double loss, double learningRate, double gradientNorm,
-                             double seconds, long flops) {
+                             double seconds, long flops, double communicationSeconds) {
     }
 
     private final TrainingConfig config;
@@ -38,15 +49,38 @@ public final class Trainer implements AutoCloseable {
     private final ExponentialMovingAverage ema;
     private final DataOrder order;
     private final Edm edm;
+    private final Communicator communicator;
+    private final GradientReduction reduction;
     private long step;
     private long samplesSeen;
 
     public Trainer(TrainingConfig config, MicroDiT model, TrainingData data, Backend backend) {
+        this(config, model, data, backend, new SingleProcessCommunicator());
+    }
+
+    /**
+     * A trainer for this rank of {@code communicator}'s world (every rank builds one, from the same config and
+     * seed). The accumulation steps ({@code batch_size / micro_batch_size}) must be a multiple of the world size.
+     */
+    public Trainer(TrainingConfig config, MicroDiT model, TrainingData data, Backend backend,
+                   Communicator communicator) {
+        if (config.accumulationSteps() % communicator.size() != 0) {
+            throw new IllegalArgumentException("batch_size " + config.batchSize() + " / micro_batch_size "
+                    + config.microBatchSize() + " = " + config.accumulationSteps() + " micro-batches per step do not "
+                    + "split evenly over " + communicator.size() + " ranks: make batch_size a multiple of "
+                    + communicator.size() + " × micro_batch_size");
+        }
+        this.communicator = communicator;
+        this.reduction = config.accumulationSteps() > 1
+                ? new GradientReduction(backend, communicator, new ArrayList<>(model.parameters().all()),
+                        config.accumulationSteps() / communicator.size(), config.sharding()) : null;
         this.config = config;
         this.model = model;
         this.data = data;
         this.backend = backend;
-        this.optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT);
+        this.optimizer = reduction != null && reduction.sharded()
+                ? new AdamW(backend, model.parameters(), AdamW.MICRODIT, reduction::owns)
+                : new AdamW(backend, model.parameters(), AdamW.MICRODIT);
         this.ema = config.emaDecay() > 0 ? new ExponentialMovingAverage(backend, model.parameters(),
                 config.emaDecay()) : null;
         this.order = new DataOrder(data.size(), config.seed());
@@ -86,14 +120,18 @@ public final class Trainer implements AutoCloseable {
         EdmObjective objective = new EdmObjective(edm, stage.masking(), stage.maskRatio(), config.captionDropout());
         int micro = config.microBatchSize();
         int accumulation = config.accumulationSteps();
+        int world = communicator.size();
+        int rounds = accumulation / world;
         long flopsBefore = backend.flops().total();
+        double communicationBefore = reduction == null ? 0 : reduction.communicationSeconds();
         long start = System.nanoTime();
-        model.parameters().zeroGrad(backend);
-        double lossSum = 0;
+        float[] losses = new float[accumulation];
         int[] latentShape = data.latentShape();
         int[] captionShape = data.captionShape();
-        for (int m = 0; m < accumulation; m++) {
-            long first = samplesSeen + (long) m * micro;
+        for (int round = 0; round < rounds; round++) {
+            int microBatch = round * world + communicator.rank();
+            long first = samplesSeen + (long) microBatch * micro;
+            model.parameters().zeroGrad(backend);
             try (MemoryScope batch = new MemoryScope("train-batch"); MemoryScope scope = backend.scope("train-step")) {
                 Tensor hostLatents = batch.zeros(micro, latentShape[0], latentShape[1], latentShape[2]);
                 Tensor hostCaptions = batch.zeros(micro, captionShape[0], captionShape[1]);
@@ -103,14 +141,27 @@ public final class Trainer implements AutoCloseable {
                 Graph graph = new Graph(backend, scope, config.precision());
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
-                    lossSum += backend.read(loss.value())[0];
+                    losses[microBatch] = backend.read(loss.value())[0];
                     Tensor seed = scope.zeros(1);
                     backend.fill(seed, 1f / accumulation);
                     graph.backward(loss, seed);
                 }
             }
+            if (reduction != null) {
+                reduction.addRound(round);
+            }
         }
-        double norm = optimizer.update(learningRate, stage.gradientClip());
+        double lossSum = 0;
+        for (float loss : globalLosses(losses)) {
+            lossSum += loss;
+        }
+        double norm;
+        if (reduction != null && reduction.sharded()) {
+            norm = optimizer.update(learningRate, stage.gradientClip(), reduction.gradientNorm());
+            reduction.gatherParameters();
+        } else {
+            norm = optimizer.update(learningRate, stage.gradientClip());
+        }
         if (ema != null) {
             ema.update();
         }
@@ -118,13 +169,40 @@ public final class Trainer implements AutoCloseable {
         samplesSeen += config.batchSize();
         double seconds = (System.nanoTime() - start) / 1e9;
         return new StepResult(step, stageIndex, lossSum / accumulation, learningRate, norm, seconds,
-                backend.flops().total() - flopsBefore);
+                backend.flops().total() - flopsBefore,
+                reduction == null ? 0 : reduction.communicationSeconds() - communicationBefore);
     }
 
-    /** Writes a checkpoint of the current state; returns its folder. */
+    /**
+     * Every micro-batch's loss, in global order, from the ones this rank computed (the others are zero here): a sum
+     * over ranks, exact since each element is non-zero on one rank only.
+     */
+    private float[] globalLosses(float[] local) {
+        if (communicator.size() == 1) {
+            return local;
+        }
+        try (MemoryScope scope = new MemoryScope("step-losses")) {
+            Tensor all = Tensor.of(scope, local, local.length);
+            communicator.allReduceSum(all);
+            return all.toFloatArray();
+        }
+    }
+
+    /**
+     * Writes a checkpoint of the current state; returns its folder. Every rank calls it (sharded moments are
+     * gathered from their owners); rank 0 writes, the others return null.
+     */
     public Path checkpoint(Path runDirectory) throws IOException {
-        return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
-                optimizer, ema, 2);
+        try (MemoryScope host = new MemoryScope("checkpoint-gather")) {
+            Map<String, Tensor> moments = reduction != null && reduction.sharded()
+                    ? reduction.gatherState(optimizer.state(), List.of(".exp_avg", ".exp_avg_sq"), host)
+                    : optimizer.state();
+            if (communicator.rank() != 0) {
+                return null;
+            }
+            return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
+                    moments, ema, 2);
+        }
     }
 
     /** Continues from a checkpoint written by {@link #checkpoint}. */
@@ -135,6 +213,15 @@ public final class Trainer implements AutoCloseable {
         this.samplesSeen = state.samplesSeen();
     }
 
+    /** Bytes of AdamW moments this rank holds: all of them, or its share under ZeRO-2 sharding. */
+    long optimizerBytes() {
+        long bytes = 0;
+        for (Tensor t : optimizer.state().values()) {
+            bytes += t.byteSize();
+        }
+        return bytes;
+    }
+
     /** Bytes of memory live on the backend's device now (parameters, moments, EMA, and any open step). */
     public long liveBytes() {
         return backend.device().liveBytes();
@@ -142,6 +229,9 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
+        if (reduction != null) {
+            reduction.close();
+        }
         optimizer.close();
         if (ema != null) {
             ema.close();

@@ -40,7 +40,8 @@ public record TrainingConfig(
         long checkpointEvery,
         int sampleSteps,
         double sampleGuidance,
-        Precision precision) {
+        Precision precision,
+        Sharding sharding) {
 
     public TrainingConfig {
         require(batchSize > 0, "batch_size", "positive, got " + batchSize);
@@ -54,6 +55,7 @@ public record TrainingConfig(
         require(captionLength > 0, "caption_length", "positive, got " + captionLength);
         require(sampleSteps > 0, "sample_steps", "positive, got " + sampleSteps);
         require(precision != null, "precision", "f32 or bf16");
+        require(sharding != null, "sharding", "none or shard_grad_op");
         stages = List.copyOf(stages);
     }
 
@@ -67,11 +69,28 @@ public record TrainingConfig(
                 Precision.F32);
     }
 
+    /** A config without sharding (plain data parallel on several ranks). */
+    public TrainingConfig(String model, String data, String dataDirectory, int captionLength, int batchSize,
+                          int microBatchSize, List<Stage> stages, double emaDecay, double captionDropout,
+                          double pMean, double pStd, long seed, int threads, long logEvery, long sampleEvery,
+                          long checkpointEvery, int sampleSteps, double sampleGuidance, Precision precision) {
+        this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
+                pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
+                precision, Sharding.NONE);
+    }
+
     /** This config with the training step's matmuls and attention in {@code newPrecision}. */
     public TrainingConfig withPrecision(Precision newPrecision) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, newPrecision);
+                sampleSteps, sampleGuidance, newPrecision, sharding);
+    }
+
+    /** This config with the ranks' training state divided as {@code newSharding} says. */
+    public TrainingConfig withSharding(Sharding newSharding) {
+        return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
+                emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
+                sampleSteps, sampleGuidance, precision, newSharding);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -130,7 +149,7 @@ public record TrainingConfig(
 
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
-            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision");
+            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding");
     private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
@@ -177,7 +196,7 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance, precision);
+                sampleGuidance, precision, sharding);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -223,7 +242,8 @@ public record TrainingConfig(
                 (long) number(map, "checkpoint_every", d.checkpointEvery()),
                 (int) number(map, "sample_steps", d.sampleSteps()),
                 number(map, "sample_guidance", d.sampleGuidance()),
-                Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"));
+                Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"),
+                Sharding.parse(string(map, "sharding", d.sharding().label())));
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -346,6 +366,9 @@ public record TrainingConfig(
         m.put("sample_steps", (long) sampleSteps);
         m.put("sample_guidance", sampleGuidance);
         m.put("precision", precision.label());
+        if (sharding != Sharding.NONE) {
+            m.put("sharding", sharding.label());
+        }
         return Json.write(m);
     }
 }

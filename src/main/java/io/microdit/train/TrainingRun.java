@@ -13,6 +13,7 @@ import io.microdit.data.FashionMnistData;
 import io.microdit.data.LatentShards;
 import io.microdit.data.TrainingData;
 import io.microdit.diffusion.HeunSampler;
+import io.microdit.distributed.Communicator;
 import io.microdit.io.Json;
 import io.microdit.model.ConfigFile;
 import io.microdit.model.MicroDiT;
@@ -21,6 +22,7 @@ import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.io.BufferedWriter;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -38,6 +40,11 @@ import java.util.Map;
  * {@code metrics.jsonl} (one line per step: loss, learning rate, gradient norm, img/s, MFU against the CPU's
  * measured peak, live memory), {@code samples/step-N.png} grids during training, and at the end
  * {@code loss.png} and {@code samples/final.png} (every class, from the EMA weights when EMA is on).
+ *
+ * <p>Started by {@code mpirun -np N}, each process is one rank of a data-parallel run ({@link Trainer}): the ranks
+ * first check they run the same config and code ({@link RunAgreement}), then train the single-process run's steps
+ * together; rank 0 alone prints progress and writes the folder, in the single-process format. An error on any rank
+ * is printed with its rank and ends every rank (MPI_Abort), so no rank waits forever for a dead one.
  */
 public final class TrainingRun {
     /** The caption table's seed: fixed, so that prompts at sampling time embed as they did in training. */
@@ -87,36 +94,63 @@ public final class TrainingRun {
         return new CaptionEncoder(captionLength, model.captionChannels(), CAPTION_TABLE_SEED);
     }
 
-    /** Trains from the run folder's latest checkpoint when {@code resume}, else from scratch. */
+    /**
+     * Trains from the run folder's latest checkpoint when {@code resume}, else from scratch; as one rank of a
+     * data-parallel run when this process was started by mpirun.
+     */
     public void run(boolean resume) throws IOException {
-        MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
-        TrainingData data = loadData(modelConfig);
-        try {
-            run(resume, modelConfig, data);
-        } finally {
-            if (data instanceof AutoCloseable closeable) {
+        try (Communicator communicator = Communicator.fromEnvironment()) {
+            try {
+                MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
+                TrainingData data = loadData(modelConfig);
                 try {
-                    closeable.close();
-                } catch (Exception e) {
-                    throw new IOException("closing the training data: " + e.getMessage(), e);
+                    run(resume, modelConfig, data, communicator);
+                } finally {
+                    if (data instanceof AutoCloseable closeable) {
+                        try {
+                            closeable.close();
+                        } catch (Exception e) {
+                            throw new IOException("closing the training data: " + e.getMessage(), e);
+                        }
+                    }
                 }
+            } catch (IOException | RuntimeException | Error e) {
+                if (communicator.size() > 1) {
+                    // The other ranks may be waiting in a collective for this one: say what failed here, then end
+                    // them all (closing would wait for them in MPI_Finalize).
+                    System.err.println("microdit: rank " + communicator.rank() + " of " + communicator.size()
+                            + " failed: " + e.getMessage());
+                    System.err.flush();
+                    communicator.abort(1);
+                }
+                throw e;
             }
         }
     }
 
-    private void run(boolean resume, MicroDiTConfig modelConfig, TrainingData data) throws IOException {
-        int threads = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
-        Files.createDirectories(directory.resolve("samples"));
-        Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
-        Files.writeString(directory.resolve("model.json"), ConfigFile.toJson(modelConfig) + "\n");
+    private void run(boolean resume, MicroDiTConfig modelConfig, TrainingData data, Communicator communicator)
+            throws IOException {
+        // Ranks on one machine share its processors.
+        int threads = config.threads() == 0
+                ? Math.max(1, Runtime.getRuntime().availableProcessors() / communicator.localSize()) : config.threads();
+        boolean writer = communicator.rank() == 0;
+        PrintStream out = writer ? this.out : new PrintStream(OutputStream.nullOutputStream());
+        if (writer) {
+            Files.createDirectories(directory.resolve("samples"));
+            Files.writeString(directory.resolve("config.json"), config.toJson() + "\n");
+            Files.writeString(directory.resolve("model.json"), ConfigFile.toJson(modelConfig) + "\n");
+        }
         try (Backend backend = Backends.open(backendName, backendName.equals("cpu") ? threads : null, device)) {
             // First, so a log always says what ran it: a run on the emulator is never mistaken for a GPU run.
             out.println("backend: " + Backends.describe(backend));
+            if (communicator.size() > 1) {
+                out.println("ranks: " + communicator.size() + " (" + communicator.describe() + ")");
+            }
             if (tf32) {
                 ((CudaBackend) backend).allowTf32(true);
             }
             MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
-            try (Trainer trainer = new Trainer(config, model, data, backend)) {
+            try (Trainer trainer = new Trainer(config, model, data, backend, communicator)) {
                 if (resume) {
                     Path latest = Checkpoint.latest(directory);
                     if (latest == null) {
@@ -125,10 +159,18 @@ public final class TrainingRun {
                     trainer.restore(latest);
                     out.println("resumed from " + latest + " at step " + trainer.step());
                 }
+                RunAgreement.require(communicator, Map.of(
+                        "training_config", config.toJson(),
+                        "model", ConfigFile.toJson(modelConfig),
+                        "run", Json.write(Map.of("backend", backendName, "start_step", trainer.step())),
+                        "code", Json.write(Map.of("microdit", String.valueOf(
+                                        TrainingRun.class.getPackage().getImplementationVersion()),
+                                "java", Runtime.version().toString()))));
                 double peak;
                 String peakSource;
                 if (backend instanceof CpuBackend) {
-                    peak = CpuPeak.measure(threads, 0.3);
+                    // Only rank 0 reports it; the others would measure while rank 0 does, on the same cores.
+                    peak = writer ? CpuPeak.measure(threads, 0.3) : Double.NaN;
                     peakSource = "CPU peak, measured";
                 } else {
                     peak = Backends.gpuPeakFlops(backend.name(), config.precision(), tf32) / 1e9;
@@ -140,8 +182,20 @@ public final class TrainingRun {
                                 + "%.0f GFLOP/s (%s)%n", modelConfig.name(), model.parameters().count(),
                         backend.name(), config.precision().label(), data.size(), config.batchSize(),
                         config.totalSteps(), peak, peakSource);
-                loop(trainer, backend, peak, data);
-                finish(trainer, backend, data);
+                if (writer) {
+                    loop(trainer, backend, peak, data, communicator.size());
+                    finish(trainer, backend, data);
+                } else {
+                    // The other ranks take part in rank 0's checkpoints: sharded moments are gathered from them.
+                    while (!trainer.finished()) {
+                        Trainer.StepResult r = trainer.trainStep();
+                        if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0
+                                && !trainer.finished()) {
+                            trainer.checkpoint(directory);
+                        }
+                    }
+                    trainer.checkpoint(directory);
+                }
             } finally {
                 model.parameters().close();
             }
@@ -180,7 +234,8 @@ public final class TrainingRun {
         }
     }
 
-    private void loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data)
+    /** Rank 0's loop: the steps, with metrics, progress, samples and checkpoints. */
+    private void loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data, int ranks)
             throws IOException {
         ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
                 Duration.ofSeconds(10));
@@ -202,6 +257,10 @@ public final class TrainingRun {
                 line.put("gflops", gflops);
                 line.put("mfu", Double.isNaN(peakGflops) ? null : gflops / peakGflops);
                 line.put("live_bytes", trainer.liveBytes());
+                if (ranks > 1) {
+                    line.put("ranks", ranks);
+                    line.put("comm_fraction", r.communicationSeconds() / r.seconds());
+                }
                 line.put("elapsed_s", (System.nanoTime() - started) / 1e9);
                 metrics.write(Json.write(line));
                 metrics.newLine();

@@ -1,0 +1,126 @@
+package io.microdit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.microdit.testing.MpiLauncher;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code mpirun -np 2 microdit train}: one run on two ranks (skipped where Open MPI is not installed). */
+class TrainOnRanksTest {
+    @TempDir
+    Path temp;
+
+    private static final String TINY_MODEL = """
+            {"name": "tiny-fashion", "input_size": 32, "patch_size": 8, "in_channels": 1, "dim": 32, "depth": 2,
+             "head_dim": 16, "multiple_of": 16, "caption_channels": 16, "qkv_multipliers": {"linspace": [0.5, 1.0]},
+             "ffn_multipliers": {"linspace": [0.5, 4.0]}, "use_patch_mixer": true, "patch_mixer_depth": 2,
+             "patch_mixer_dim": 32, "patch_mixer_mlp_ratio": 4.0, "use_bias": false, "num_experts": 4,
+             "expert_capacity": 2.0}
+            """;
+
+    private Path trainingConfig(String name, double peak) throws IOException {
+        return trainingConfig(name, peak, "none");
+    }
+
+    private Path trainingConfig(String name, double peak, String sharding) throws IOException {
+        Path model = temp.resolve("tiny.json");
+        if (!Files.exists(model)) {
+            Files.writeString(model, TINY_MODEL);
+        }
+        return Files.writeString(temp.resolve(name), """
+                {"model": "%s", "batch_size": 16, "micro_batch_size": 8, "threads": 1, "ema_decay": 0.9,
+                 "sharding": "%s",
+                 "sample_every": 0, "checkpoint_every": 2, "sample_steps": 2, "stages": [
+                   {"name": "masked", "steps": 2, "masking": "deferred", "mask_ratio": 0.5,
+                    "lr": {"schedule": "cosine", "peak": %s, "warmup": 1}},
+                   {"name": "finetune", "steps": 1, "lr": {"peak": 3e-4}}]}
+                """.formatted(model.toString().replace("\\", "\\\\"), sharding, peak));
+    }
+
+    @Test
+    void twoRanksTrainTheSingleProcessRunAndOnlyRankZeroWrites() throws Exception {
+        twoRanksEqualOneProcess("cpu", "none");
+    }
+
+    /** ZeRO-2: the ranks step their halves of the parameters; checkpoints gather the moments (at step 2 and 3). */
+    @Test
+    void twoShardedRanksTrainTheSingleProcessRun() throws Exception {
+        twoRanksEqualOneProcess("cpu", "shard_grad_op");
+    }
+
+    /**
+     * The CUDA backend on the emulator: gradients staged through host buckets for MPI, the same run bit for bit
+     * (NCCL and the emulator's mdt_comm_* are not built yet).
+     */
+    @Test
+    @Tag("emu")
+    void twoRanksOnTheEmulatedCudaBackendTrainTheSingleProcessRun() throws Exception {
+        twoRanksEqualOneProcess("cuda", "none");
+    }
+
+    private void twoRanksEqualOneProcess(String backend, String sharding) throws Exception {
+        Path config = trainingConfig("train.json", 1e-3, sharding);
+        List<String> options = new ArrayList<>(List.of("train", "--config", config.toString(), "--final-samples",
+                "1", "--backend", backend, "--precision", "f32"));
+        if (backend.equals("cuda")) {
+            options.addAll(List.of("--device", "emu"));
+        }
+        Path ranks = temp.resolve("ranks");
+        List<String> rankArguments = new ArrayList<>(options);
+        rankArguments.addAll(List.of("--out", ranks.toString()));
+        MpiLauncher.Result result = MpiLauncher.run(2, 300, line -> { },
+                List.of("-Dmicrodit.native.dir=" + System.getProperty("microdit.native.dir")),
+                RankArgumentsMain.class, rankArguments.toArray(String[]::new));
+        assertEquals(0, result.exitCode(), result.output());
+        assertTrue(result.output().contains("ranks: 2 (MPI"), result.output());
+        List<String> metrics = Files.readAllLines(ranks.resolve("metrics.jsonl"));
+        assertEquals(3, metrics.size(), "one line per step, from rank 0 only:\n" + String.join("\n", metrics));
+        assertTrue(metrics.getFirst().contains("\"ranks\":2"), metrics.getFirst());
+
+        Path single = temp.resolve("single");
+        List<String> singleArguments = new ArrayList<>(options);
+        singleArguments.addAll(List.of("--out", single.toString()));
+        PrintStream out = System.out;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        int exit;
+        try {
+            System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            exit = Main.run(singleArguments.toArray(String[]::new));
+        } finally {
+            System.setOut(out);
+        }
+        assertEquals(0, exit, captured.toString(StandardCharsets.UTF_8));
+        for (String file : new String[] {"model.safetensors", "optimizer.safetensors", "ema.safetensors",
+            "state.json"}) {
+            Path checkpoint = Path.of("checkpoints", "step-0000003", file);
+            assertArrayEquals(Files.readAllBytes(single.resolve(checkpoint)),
+                    Files.readAllBytes(ranks.resolve(checkpoint)), file + ": 2 ranks differ from 1 process on "
+                            + backend);
+        }
+        assertTrue(Files.isRegularFile(ranks.resolve("samples/final.png")));
+    }
+
+    @Test
+    void ranksWithDifferentConfigsFailNamingTheField() throws Exception {
+        trainingConfig("train-0.json", 1e-3);
+        trainingConfig("train-1.json", 2e-3);
+        MpiLauncher.Result result = MpiLauncher.run(2, 120, line -> { }, RankArgumentsMain.class, "train",
+                "--config", temp.resolve("train-{rank}.json").toString(), "--out", temp.resolve("run").toString());
+        assertNotEquals(0, result.exitCode(), result.output());
+        assertTrue(result.output().contains("rank 1's training_config.stages[0].lr.peak is 0.002, rank 0's is 0.001"),
+                result.output());
+    }
+}

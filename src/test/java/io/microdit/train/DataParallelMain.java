@@ -1,0 +1,70 @@
+package io.microdit.train;
+
+import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.distributed.Communicator;
+import io.microdit.model.MaskingMode;
+import io.microdit.model.MicroDiT;
+import io.microdit.testing.ArrayData;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Run by {@link DataParallelTrainingTest}, alone or under mpirun: trains the tiny model of {@link TrainerTest} for a
+ * few steps on this process's rank and, on rank 0, writes a checkpoint into the folder given as the first argument.
+ * The second argument is the micro-batch size: the global batch stays {@link #BATCH}. A third, {@code resume}, continues
+ * from the folder's latest checkpoint (written by any number of ranks); a fourth stops after that many steps; a fifth
+ * names the {@link Sharding} ({@code none} by default).
+ */
+public final class DataParallelMain {
+    static final int BATCH = 64;
+    static final int STEPS = 3;
+
+    public static void main(String[] args) throws IOException {
+        try (Communicator comm = Communicator.fromEnvironment()) {
+            train(comm, Path.of(args[0]), Integer.parseInt(args[1]), args.length > 2 && args[2].equals("resume"),
+                    args.length > 3 ? Long.parseLong(args[3]) : STEPS,
+                    args.length > 4 ? Sharding.parse(args[4]) : Sharding.NONE);
+        }
+    }
+
+    /** The data: random latents and captions, more images than one batch so steps see different samples. */
+    static ArrayData data() {
+        return ArrayData.random(2 * BATCH + 5, 1, 8, 4, 16, 21);
+    }
+
+    /** A masked stage then an unmasked one, EMA on, clipping active: every part of the step runs. */
+    static TrainingConfig config(int micro, Sharding sharding) {
+        List<Stage> stages = List.of(
+                new Stage("masked", 2, MaskingMode.DEFERRED, 0.5,
+                        new LearningRateSchedule.CosineWithWarmup(2e-3, 1, 2, 0.3), 0.05),
+                new Stage("finetune", STEPS - 2, MaskingMode.NONE, 0,
+                        new LearningRateSchedule.ConstantWithWarmup(1e-3, 0), 1.0));
+        return new TrainingConfig("tiny-test", "arrays", null, 4, BATCH, micro, stages, 0.9, 0.1, -0.6, 1.2, 17, 1,
+                1, 0, 0, 4, 1.0).withSharding(sharding);
+    }
+
+    static void train(Communicator comm, Path out, int micro, Sharding sharding) throws IOException {
+        train(comm, out, micro, false, STEPS, sharding);
+    }
+
+    /** Trains until step {@code stopAfter} (from the latest checkpoint in {@code out} when {@code resume}). */
+    static void train(Communicator comm, Path out, int micro, boolean resume, long stopAfter, Sharding sharding)
+            throws IOException {
+        try (CpuBackend backend = new CpuBackend(1)) {
+            MicroDiT model = MicroDiT.create(TrainerTest.tiny(), 5, backend);
+            try (Trainer trainer = new Trainer(config(micro, sharding), model, data(), backend, comm)) {
+                if (resume) {
+                    trainer.restore(Checkpoint.latest(out));
+                }
+                while (trainer.step() < stopAfter) {
+                    trainer.trainStep();
+                }
+                trainer.checkpoint(out);
+                System.out.println("rank " + comm.rank() + " optimizer bytes " + trainer.optimizerBytes());
+            } finally {
+                model.parameters().close();
+            }
+        }
+    }
+}
