@@ -201,22 +201,33 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
 __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int64_t row0, int64_t column0, int lane,
                                                 int64_t m, int64_t n, float *out, float *partials, const float *bias,
                                                 int gelu, int accumulate) {
+    // A lane holds two adjacent columns per row (fragment registers r and r + 1): stored as one float2 where the
+    // row's elements are 8-byte aligned, a warp's store covers whole 32-byte sectors (4 lanes × 8 bytes per row)
+    // where single floats would fill half of each.
+    float *target = partials ? partials : out;
+    bool paired = n % 2 == 0 && reinterpret_cast<uintptr_t>(target) % 8 == 0;
     int group = lane / 4, pair = lane % 4 * 2;
     MDT_UNROLL
     for (int i = 0; i < 4; i++) {
         MDT_UNROLL
         for (int j = 0; j < 4; j++) {
             MDT_UNROLL
-            for (int r = 0; r < 4; r++) {
-                int64_t row = row0 + 16 * i + group + 8 * (r / 2);
-                int64_t column = column0 + 8 * j + pair + r % 2;
-                if (row < m && column < n) {
-                    if (partials) {
-                        partials[row * n + column] = acc[i][j][r];
-                    } else {
-                        out[row * n + column] =
-                            epilogue(acc[i][j][r], bias, column, gelu, accumulate, out + row * n + column);
-                    }
+            for (int h = 0; h < 2; h++) {
+                int64_t row = row0 + 16 * i + group + 8 * h;
+                int64_t column = column0 + 8 * j + pair;
+                if (row >= m || column >= n) continue;
+                bool second = column + 1 < n;
+                float *at = target + row * n + column;
+                float first_value = acc[i][j][2 * h], second_value = acc[i][j][2 * h + 1];
+                if (!partials) {
+                    first_value = epilogue(first_value, bias, column, gelu, accumulate, at);
+                    if (second) second_value = epilogue(second_value, bias, column + 1, gelu, accumulate, at + 1);
+                }
+                if (paired) {  // n even: column (even) + 1 < n
+                    *reinterpret_cast<float2 *>(at) = make_float2(first_value, second_value);
+                } else {
+                    at[0] = first_value;
+                    if (second) at[1] = second_value;
                 }
             }
         }
