@@ -1,5 +1,6 @@
 package io.microdit.cli;
 
+import static io.microdit.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -9,6 +10,7 @@ import io.microdit.autograd.GradScope;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.cli.CliRun.Result;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.io.Json;
@@ -22,9 +24,6 @@ import io.microdit.model.Weights;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -49,22 +48,6 @@ class BenchStepCommandTest {
              "expert_capacity": 2.0}
             """;
 
-    private record Result(int exit, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        PrintStream out = System.out, err = System.err;
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-            int exit = Main.run(args);
-            return new Result(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(out);
-            System.setErr(err);
-        }
-    }
 
     @Test
     void exportedFilesReproduceTheReferenceValues() throws Exception {

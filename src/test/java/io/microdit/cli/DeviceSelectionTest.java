@@ -1,5 +1,6 @@
 package io.microdit.cli;
 
+import static io.microdit.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,13 +8,11 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import io.microdit.backend.cuda.CudaRuntime;
 import io.microdit.backend.cuda.DeviceChoice;
+import io.microdit.cli.CliRun.Result;
 import io.microdit.io.Safetensors;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.testing.TestData;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -41,22 +40,6 @@ class DeviceSelectionTest {
              "expert_capacity": 2.0}
             """;
 
-    private record Result(int exit, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        PrintStream out = System.out, err = System.err;
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-            int exit = Main.run(args);
-            return new Result(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(out);
-            System.setErr(err);
-        }
-    }
 
     /** These tests are about a machine where the CUDA build cannot run; on a GPU machine they do not apply. */
     private static void assumeNoUsableGpu() {
