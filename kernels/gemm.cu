@@ -532,6 +532,59 @@ gemm_tf32_kernel(const float *a, const float *b, const float *bias, float *out, 
 
 }  // namespace tf32
 
+/** The workspace a split-K product of this shape prefers (0 without a split), for the *_workspace queries. */
+int workspace_floats(const char *op, const SplitGeometry &geometry, int64_t batch, int64_t m, int64_t n, int64_t k,
+                     int64_t *floats) {
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0, "%s: negative size (batch %lld, m %lld, n %lld, k %lld)",
+                op, (long long)batch, (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(floats, "%s: NULL result pointer", op);
+    Split split = choose_split(geometry, batch, m, n, k, INT64_MAX);
+    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
+    return MDT_SUCCESS;
+}
+
+/** How a tensor-core GEMM (bf16 or TF32) launches: its operands' copy path, the split-K and the grid. */
+struct TensorCoreLaunch {
+    bool empty;            // nothing to compute (batch, m or n is 0)
+    int vector_a, vector_b;  // rows and batch strides allow 16-byte cp.async copies
+    int64_t elements;      // batch · m · n
+    Split split;
+    dim3 grid;
+};
+
+/** The argument checks and launch plan both tensor-core GEMM entries share; an MDT status naming {@code op}. */
+template <class Element>
+int plan_tensor_core(const char *op, const SplitGeometry &geometry, const Element *a, int transpose_a,
+                     const Element *b, int transpose_b, const float *out, int64_t batch, int64_t m, int64_t n,
+                     int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, const float *workspace,
+                     int64_t workspace_capacity, TensorCoreLaunch *plan) {
+    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0, "%s: negative size (batch %lld, m %lld, n %lld, k %lld)",
+                op, (long long)batch, (long long)m, (long long)n, (long long)k);
+    MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "%s: negative batch stride", op);
+    MDT_REQUIRE(workspace_capacity >= 0, "%s: negative workspace capacity %lld", op, (long long)workspace_capacity);
+    MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
+                    (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
+                "%s: transpose_a, transpose_b, accumulate and gelu must be 0 or 1", op);
+    MDT_REQUIRE((m + geometry.tile_m - 1) / geometry.tile_m <= 65535, "%s: m %lld exceeds the grid's y limit", op,
+                (long long)m);
+    plan->empty = batch == 0 || m == 0 || n == 0;
+    if (plan->empty) return MDT_SUCCESS;
+    MDT_REQUIRE(out && (k == 0 || (a && b)), "%s: NULL tensor pointer", op);
+    constexpr int64_t kChunk = 16 / sizeof(Element);  // elements per 16-byte copy
+    int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
+    plan->vector_a = lead_a % kChunk == 0 && stride_a % kChunk == 0 && aligned16(a);
+    plan->vector_b = lead_b % kChunk == 0 && stride_b % kChunk == 0 && aligned16(b);
+    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
+    plan->elements = batch * m * n;
+    plan->split = choose_split(geometry, batch, m, n, k, slices_that_fit(workspace, workspace_capacity,
+                                                                         plan->elements));
+    int64_t z = plan->split.slices * batch;
+    plan->grid = dim3(static_cast<unsigned>((n + geometry.tile_n - 1) / geometry.tile_n),
+                      static_cast<unsigned>((m + geometry.tile_m - 1) / geometry.tile_m),
+                      static_cast<unsigned>(z < 65535 ? z : 65535));
+    return MDT_SUCCESS;
+}
+
 struct SumRowsTerm {
     const float *x;
     int64_t columns;
@@ -576,13 +629,7 @@ int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const 
 }
 
 int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
-    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
-                "mdt_gemm_matmul_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
-                (long long)m, (long long)n, (long long)k);
-    MDT_REQUIRE(floats, "mdt_gemm_matmul_workspace: NULL result pointer");
-    Split split = choose_split(kF32Split, batch, m, n, k, INT64_MAX);
-    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
-    return MDT_SUCCESS;
+    return workspace_floats("mdt_gemm_matmul_workspace", kF32Split, batch, m, n, k, floats);
 }
 
 int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b,
@@ -590,51 +637,30 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
                          int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
                          int64_t workspace_capacity) {
     using namespace bf16;
-    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
-                "mdt_gemm_matmul_bf16: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
-                (long long)m, (long long)n, (long long)k);
-    MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul_bf16: negative batch stride");
-    MDT_REQUIRE(workspace_capacity >= 0, "mdt_gemm_matmul_bf16: negative workspace capacity %lld",
-                (long long)workspace_capacity);
-    MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
-                    (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
-                "mdt_gemm_matmul_bf16: transpose_a, transpose_b, accumulate and gelu must be 0 or 1");
-    MDT_REQUIRE((m + kBlockM - 1) / kBlockM <= 65535, "mdt_gemm_matmul_bf16: m %lld exceeds the grid's y limit",
-                (long long)m);
-    if (batch == 0 || m == 0 || n == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(out && (k == 0 || (a && b)), "mdt_gemm_matmul_bf16: NULL tensor pointer");
-    int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
-    int vector_a = lead_a % 8 == 0 && stride_a % 8 == 0 && aligned16(a);
-    int vector_b = lead_b % 8 == 0 && stride_b % 8 == 0 && aligned16(b);
-    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
-    int64_t elements = batch * m * n;
-    Split split = choose_split(kSplit, batch, m, n, k, slices_that_fit(workspace, workspace_capacity, elements));
-    int64_t z = split.slices * batch;
-    dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
-              static_cast<unsigned>(z < 65535 ? z : 65535));
+    TensorCoreLaunch plan;
+    if (int s = plan_tensor_core("mdt_gemm_matmul_bf16", kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k,
+                                 stride_a, stride_b, accumulate, gelu, workspace, workspace_capacity, &plan)) {
+        return s;
+    }
+    if (plan.empty) return MDT_SUCCESS;
     auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true> : &gemm_bf16_kernel<true, false>)
                                   : (transpose_b ? &gemm_bf16_kernel<false, true> : &gemm_bf16_kernel<false, false>);
-    if (split.slices == 1) {
-        return MDT_LAUNCH_OPT_IN(gemm_bf16, grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n, k,
-                                 stride_a, stride_b, accumulate, gelu, vector_a, vector_b, split.slices,
-                                 split.slice_tiles, static_cast<float *>(nullptr));
+    if (plan.split.slices == 1) {
+        return MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
+                                 k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
+                                 plan.split.slice_tiles, static_cast<float *>(nullptr));
     }
-    int status = MDT_LAUNCH_OPT_IN(gemm_bf16, grid, kThreads, kSharedBytes, stream, a, b,
+    int status = MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b,
                                    static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
-                                   vector_a, vector_b, split.slices, split.slice_tiles, workspace);
+                                   plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
+                                   workspace);
     if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
-                      elements, n, bias, out, accumulate, gelu);
+    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
+                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
 }
 
 int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
-    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
-                "mdt_gemm_matmul_bf16_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)",
-                (long long)batch, (long long)m, (long long)n, (long long)k);
-    MDT_REQUIRE(floats, "mdt_gemm_matmul_bf16_workspace: NULL result pointer");
-    Split split = choose_split(bf16::kSplit, batch, m, n, k, INT64_MAX);
-    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
-    return MDT_SUCCESS;
+    return workspace_floats("mdt_gemm_matmul_bf16_workspace", bf16::kSplit, batch, m, n, k, floats);
 }
 
 int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, const float *b, int transpose_b,
@@ -642,51 +668,30 @@ int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, c
                          int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
                          int64_t workspace_capacity) {
     using namespace tf32;
-    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
-                "mdt_gemm_matmul_tf32: negative size (batch %lld, m %lld, n %lld, k %lld)", (long long)batch,
-                (long long)m, (long long)n, (long long)k);
-    MDT_REQUIRE(stride_a >= 0 && stride_b >= 0, "mdt_gemm_matmul_tf32: negative batch stride");
-    MDT_REQUIRE(workspace_capacity >= 0, "mdt_gemm_matmul_tf32: negative workspace capacity %lld",
-                (long long)workspace_capacity);
-    MDT_REQUIRE((transpose_a == 0 || transpose_a == 1) && (transpose_b == 0 || transpose_b == 1) &&
-                    (accumulate == 0 || accumulate == 1) && (gelu == 0 || gelu == 1),
-                "mdt_gemm_matmul_tf32: transpose_a, transpose_b, accumulate and gelu must be 0 or 1");
-    MDT_REQUIRE((m + kBlockM - 1) / kBlockM <= 65535, "mdt_gemm_matmul_tf32: m %lld exceeds the grid's y limit",
-                (long long)m);
-    if (batch == 0 || m == 0 || n == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(out && (k == 0 || (a && b)), "mdt_gemm_matmul_tf32: NULL tensor pointer");
-    int64_t lead_a = transpose_a ? m : k, lead_b = transpose_b ? k : n;
-    int vector_a = lead_a % 4 == 0 && stride_a % 4 == 0 && aligned16(a);
-    int vector_b = lead_b % 4 == 0 && stride_b % 4 == 0 && aligned16(b);
-    // A workspace smaller than the preferred split's takes fewer slices (down to none): never an error.
-    int64_t elements = batch * m * n;
-    Split split = choose_split(kSplit, batch, m, n, k, slices_that_fit(workspace, workspace_capacity, elements));
-    int64_t z = split.slices * batch;
-    dim3 grid(static_cast<unsigned>((n + kBlockN - 1) / kBlockN), static_cast<unsigned>((m + kBlockM - 1) / kBlockM),
-              static_cast<unsigned>(z < 65535 ? z : 65535));
+    TensorCoreLaunch plan;
+    if (int s = plan_tensor_core("mdt_gemm_matmul_tf32", kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k,
+                                 stride_a, stride_b, accumulate, gelu, workspace, workspace_capacity, &plan)) {
+        return s;
+    }
+    if (plan.empty) return MDT_SUCCESS;
     auto *gemm_tf32 = transpose_a ? (transpose_b ? &gemm_tf32_kernel<true, true> : &gemm_tf32_kernel<true, false>)
                                   : (transpose_b ? &gemm_tf32_kernel<false, true> : &gemm_tf32_kernel<false, false>);
-    if (split.slices == 1) {
-        return MDT_LAUNCH_OPT_IN(gemm_tf32, grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n, k,
-                                 stride_a, stride_b, accumulate, gelu, vector_a, vector_b, split.slices,
-                                 split.slice_tiles, static_cast<float *>(nullptr));
+    if (plan.split.slices == 1) {
+        return MDT_LAUNCH_OPT_IN(gemm_tf32, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
+                                 k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
+                                 plan.split.slice_tiles, static_cast<float *>(nullptr));
     }
-    int status = MDT_LAUNCH_OPT_IN(gemm_tf32, grid, kThreads, kSharedBytes, stream, a, b,
+    int status = MDT_LAUNCH_OPT_IN(gemm_tf32, plan.grid, kThreads, kSharedBytes, stream, a, b,
                                    static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
-                                   vector_a, vector_b, split.slices, split.slice_tiles, workspace);
+                                   plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
+                                   workspace);
     if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
-                      elements, n, bias, out, accumulate, gelu);
+    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
+                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
 }
 
 int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
-    MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0,
-                "mdt_gemm_matmul_tf32_workspace: negative size (batch %lld, m %lld, n %lld, k %lld)",
-                (long long)batch, (long long)m, (long long)n, (long long)k);
-    MDT_REQUIRE(floats, "mdt_gemm_matmul_tf32_workspace: NULL result pointer");
-    Split split = choose_split(tf32::kSplit, batch, m, n, k, INT64_MAX);
-    *floats = split.slices > 1 ? split.slices * batch * m * n : 0;
-    return MDT_SUCCESS;
+    return workspace_floats("mdt_gemm_matmul_tf32_workspace", tf32::kSplit, batch, m, n, k, floats);
 }
 
 int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate,
