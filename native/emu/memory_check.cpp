@@ -424,14 +424,20 @@ void record_request(LaunchCheck &launch, const ThreadPosition &position, Space s
 
 const char *kind(bool write) { return write ? "write" : "read"; }
 
+/** The other party of a race, recorded as id + 1 or as {@code many}: "block 3 (linear index)", "several other
+ *  blocks". */
+void other_party(char (&text)[64], uint32_t other, uint32_t many, const char *one, const char *several) {
+    if (other == many) {
+        std::snprintf(text, sizeof(text), "several other %s", several);
+    } else {
+        std::snprintf(text, sizeof(text), "%s %u (linear index)", one, other - 1);
+    }
+}
+
 void race_between_blocks(uintptr_t address, bool write, const Allocation &allocation, const char *what,
                          uint32_t other) {
     char other_text[64];
-    if (other == kMany) {
-        std::snprintf(other_text, sizeof(other_text), "several other blocks");
-    } else {
-        std::snprintf(other_text, sizeof(other_text), "block %u (linear index)", other - 1);
-    }
+    other_party(other_text, other, kMany, "block", "blocks");
     violation(MDT_ERROR_RACE,
               "race between blocks: %s at offset %zu of the %zu-byte allocation at %p, which %s %s in the same "
               "launch without an atomic",
@@ -466,11 +472,7 @@ void check_global(LaunchCheck &launch, const ThreadPosition &position, uintptr_t
 
 void race_in_block(uintptr_t address, bool write, const char *what, uint16_t other) {
     char other_text[64];
-    if (other == kMany16) {
-        std::snprintf(other_text, sizeof(other_text), "several other threads");
-    } else {
-        std::snprintf(other_text, sizeof(other_text), "thread %d (linear index)", other - 1);
-    }
+    other_party(other_text, other, kMany16, "thread", "threads");
     violation(MDT_ERROR_RACE,
               "shared-memory race: %s of shared address %p, which %s %s since the last __syncthreads with no "
               "warp-synchronous call between",
