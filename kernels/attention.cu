@@ -448,9 +448,24 @@ __device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c
     }
 }
 
-template <int Dh>
+/** Two adjacent outputs of a row in one store: a float2, or two bf16 (nearest even) in one 32-bit word. */
+__device__ __forceinline__ void store_pair(float *at, float first, float second) {
+    *reinterpret_cast<float2 *>(at) = make_float2(first, second);
+}
+__device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
+    *reinterpret_cast<uint32_t *>(at) = mdt::pack_bf16x2(first, second);
+}
+
+/** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
+__device__ __forceinline__ float element(const float *x, int64_t i) { return x[i]; }
+__device__ __forceinline__ float element(const uint16_t *x, int64_t i) {
+    return __uint_as_float(static_cast<uint32_t>(x[i]) << 16);
+}
+
+// Out: float, or uint16_t for a bf16 output (rounded once from the f32 result) that the backward reads as it is.
+template <int Dh, class Out>
 __global__ void __launch_bounds__(kThreads)
-attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out, float *lse,
+attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, Out *out, float *lse,
                               Shape s) {
     constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
@@ -532,11 +547,12 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
         float total = quad_sum(row_sum[i]);
         if (query < s.queries) {
             float inverse = 1.0f / total;
-            float *target = out + (n * s.queries + query) * width + h * Dh + 2 * t;
+            // Columns 2t and 2t + 1 of each 8-column group: one paired store (the offset is even, allocations
+            // are 16-byte aligned), so a quad of lanes writes whole 32-byte sectors of f32 rows.
+            Out *target = out + (n * s.queries + query) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                target[8 * j] = o[j][2 * i] * inverse;
-                target[8 * j + 1] = o[j][2 * i + 1] * inverse;
+                store_pair(target + 8 * j, o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse);
             }
             if (t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
         }
@@ -547,7 +563,8 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
  * Backward prologue, one warp per (token, head) row: dO rounded to bf16 for the tensor cores (d_out_bf16 like
  * d_out), and D = Σ_d dO·O in f32 of the rounded dO (delta [N, H, Tq]).
  */
-__global__ void attention_row_dot_bf16_kernel(const float *d_out, const float *out, float *delta,
+template <class Out>
+__global__ void attention_row_dot_bf16_kernel(const float *d_out, const Out *out, float *delta,
                                               uint16_t *d_out_bf16, Shape s, int64_t head_dim) {
     int lane = threadIdx.x % 32;
     int64_t rows = s.samples * s.queries * s.heads, warps = (int64_t)gridDim.x * (blockDim.x / 32);
@@ -560,7 +577,7 @@ __global__ void attention_row_dot_bf16_kernel(const float *d_out, const float *o
             uint16_t g = static_cast<uint16_t>(mdt::pack_bf16x2(d_out[base + d], 0.0f));  // low half: dO in bf16
             d_out_bf16[base + d] = g;
             // D from the rounded dO, as dP = dO·Vᵀ uses it: Σ_j P_j·dP_j = D then holds up to rounding of P.
-            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), out[base + d], dot);
+            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), element(out, base + d), dot);
         }
         dot = mdt::warp_sum(dot);
         int64_t n = token / s.queries, q = token % s.queries;
@@ -772,6 +789,76 @@ unsigned tiles(int64_t count, int tile) { return static_cast<unsigned>((count + 
 
 }  // namespace
 
+namespace {
+
+template <class Out>
+int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                 Out *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
+                 int64_t head_dim) {
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
+                "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
+                (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL,
+                "%s: %lld queries exceed the grid's x limit", op, (long long)queries);
+    if (samples * queries == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(q && k && v && out && lse, "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(q) % 4 == 0,
+                "%s: k and v must be 16-byte aligned and q 4-byte aligned", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % (2 * sizeof(Out)) == 0,
+                "%s: out must be %d-byte aligned (outputs are stored in pairs)", op, static_cast<int>(2 * sizeof(Out)));
+    tc::Shape shape{samples, queries, keys, heads,
+                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
+    dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
+    switch (head_dim) {
+        case 32:
+            return MDT_LAUNCH((tc::attention_forward_bf16_kernel<32, Out>), grid, tc::kThreads,
+                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape);
+        case 64:
+            return MDT_LAUNCH((tc::attention_forward_bf16_kernel<64, Out>), grid, tc::kThreads,
+                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape);
+        default:
+            return MDT_LAUNCH((tc::attention_forward_bf16_kernel<128, Out>), grid, tc::kThreads,
+                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
+    }
+}
+
+template <class Out>
+int backward_bf16(const char *op, mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
+                  const uint16_t *v, const Out *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq,
+                  float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
+                  int64_t head_dim) {
+    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    MDT_REQUIRE(head_dim == 32 || head_dim == 64,
+                "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
+    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
+                    (keys + tc::kKeyTile - 1) / tc::kKeyTile <= 2147483647LL,
+                "%s: %lld queries or %lld keys exceed the grid's x limit", op, (long long)queries, (long long)keys);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_bf16 && dq && dk && dv,
+                "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
+                "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
+    double scale = 1.0 / sqrt(static_cast<double>(head_dim));
+    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
+    if (queries == 0) {
+        size_t bytes = static_cast<size_t>(samples * keys * heads * head_dim) * sizeof(float);
+        if (int s = mdt_memset(dk, 0, bytes, stream)) return s;
+        return mdt_memset(dv, 0, bytes, stream);
+    }
+    int status = MDT_LAUNCH(tc::attention_row_dot_bf16_kernel<Out>, mdt::blocks_for(samples * queries * heads, kThreads / 32),
+                            kThreads, 0, stream, d_out, out, delta, d_out_bf16, shape, head_dim);
+    if (status != MDT_SUCCESS) return status;
+    if (head_dim == 32) {
+        return tc::backward<32>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+    }
+    return tc::backward<64>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+}
+
+}  // namespace
+
 extern "C" {
 
 int mdt_attention_fwd(mdt_stream_t stream, const float *q, const float *k, const float *v, float *out, float *lse,
@@ -815,65 +902,30 @@ int mdt_attention_bwd(mdt_stream_t stream, const float *d_out, const float *q, c
 int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, float *out,
                            float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
                            int64_t head_dim) {
-    const char *op = "mdt_attention_fwd_bf16";
-    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
-    MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
-                "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
-                (long long)head_dim);
-    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL,
-                "%s: %lld queries exceed the grid's x limit", op, (long long)queries);
-    if (samples * queries == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(q && k && v && out && lse, "%s: NULL tensor pointer", op);
-    MDT_REQUIRE(reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(q) % 4 == 0,
-                "%s: k and v must be 16-byte aligned and q 4-byte aligned", op);
-    tc::Shape shape{samples, queries, keys, heads,
-                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
-    dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
-    switch (head_dim) {
-        case 32:
-            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<32>, grid, tc::kThreads,
-                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape);
-        case 64:
-            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<64>, grid, tc::kThreads,
-                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape);
-        default:
-            return MDT_LAUNCH(tc::attention_forward_bf16_kernel<128>, grid, tc::kThreads,
-                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
-    }
+    return forward_bf16("mdt_attention_fwd_bf16", stream, q, k, v, out, lse, samples, queries, keys, heads, head_dim);
+}
+
+int mdt_attention_fwd_bf16_out(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                               uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys,
+                               int64_t heads, int64_t head_dim) {
+    return forward_bf16("mdt_attention_fwd_bf16_out", stream, q, k, v, out, lse, samples, queries, keys, heads,
+                        head_dim);
 }
 
 int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
                            const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16,
                            float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys,
                            int64_t heads, int64_t head_dim) {
-    const char *op = "mdt_attention_bwd_bf16";
-    if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
-    MDT_REQUIRE(head_dim == 32 || head_dim == 64,
-                "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
-    MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
-                    (keys + tc::kKeyTile - 1) / tc::kKeyTile <= 2147483647LL,
-                "%s: %lld queries or %lld keys exceed the grid's x limit", op, (long long)queries, (long long)keys);
-    if (samples == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_bf16 && dq && dk && dv,
-                "%s: NULL tensor pointer", op);
-    MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
-                "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
-    double scale = 1.0 / sqrt(static_cast<double>(head_dim));
-    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
-    if (queries == 0) {
-        size_t bytes = static_cast<size_t>(samples * keys * heads * head_dim) * sizeof(float);
-        if (int s = mdt_memset(dk, 0, bytes, stream)) return s;
-        return mdt_memset(dv, 0, bytes, stream);
-    }
-    int status = MDT_LAUNCH(tc::attention_row_dot_bf16_kernel, mdt::blocks_for(samples * queries * heads, kThreads / 32),
-                            kThreads, 0, stream, d_out, out, delta, d_out_bf16, shape, head_dim);
-    if (status != MDT_SUCCESS) return status;
-    if (head_dim == 32) {
-        return tc::backward<32>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
-    }
-    return tc::backward<64>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+    return backward_bf16("mdt_attention_bwd_bf16", stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk, dv,
+                         samples, queries, keys, heads, head_dim);
+}
+
+int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
+                               const uint16_t *v, const uint16_t *out, const float *lse, float *delta,
+                               uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples,
+                               int64_t queries, int64_t keys, int64_t heads, int64_t head_dim) {
+    return backward_bf16("mdt_attention_bwd_bf16_out", stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk,
+                         dv, samples, queries, keys, heads, head_dim);
 }
 
 }  // extern "C"

@@ -74,12 +74,14 @@ __device__ __forceinline__ float epilogue(float value, const float *bias, int64_
  * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
  * per element (grid-stride), so the sum has the same bits on every run.
  */
+template <class Out>
 __global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
-                                  const float *bias, float *out, int accumulate, int gelu) {
+                                  const float *bias, Out *out, int accumulate, int gelu) {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < elements; e += (int64_t)gridDim.x * blockDim.x) {
         float sum = partials[e];
         for (int64_t s = 1; s < slices; s++) sum += partials[s * elements + e];
-        out[e] = epilogue(sum, bias, e % n, gelu, accumulate, out + e);
+        // A bf16 output never accumulates (the entry points refuse it), so old is read from f32 outputs only.
+        mdt::store_out(out, e, epilogue(sum, bias, e % n, gelu, accumulate, reinterpret_cast<const float *>(out + e)));
     }
 }
 
@@ -193,19 +195,29 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
     }
 }
 
+/** Two adjacent outputs in one store: a float2, or two bf16 (nearest even) in one 32-bit word. */
+__device__ __forceinline__ void store_pair(float *at, float first, float second) {
+    *reinterpret_cast<float2 *>(at) = make_float2(first, second);
+}
+__device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
+    *reinterpret_cast<uint32_t *>(at) = mdt::pack_bf16x2(first, second);
+}
+
 /**
  * Stores one warp's 64×32 piece of a tensor-core GEMM's output tile: 4×4 m16n8 accumulator fragments (C layout of
- * common.cuh) at (row0, column0), inside the m × n output only: through the epilogue into out, or raw into the
- * split-K partials when there are any.
+ * common.cuh) at (row0, column0), inside the m × n output only: through the epilogue into out (f32, or bf16 rounded
+ * to nearest even once after the epilogue, for an output only bf16 products and bf16-reading ops consume), or raw
+ * into the split-K partials (f32) when there are any.
  */
+template <class Out>
 __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int64_t row0, int64_t column0, int lane,
-                                                int64_t m, int64_t n, float *out, float *partials, const float *bias,
+                                                int64_t m, int64_t n, Out *out, float *partials, const float *bias,
                                                 int gelu, int accumulate) {
-    // A lane holds two adjacent columns per row (fragment registers r and r + 1): stored as one float2 where the
-    // row's elements are 8-byte aligned, a warp's store covers whole 32-byte sectors (4 lanes × 8 bytes per row)
-    // where single floats would fill half of each.
-    float *target = partials ? partials : out;
-    bool paired = n % 2 == 0 && reinterpret_cast<uintptr_t>(target) % 8 == 0;
+    // A lane holds two adjacent columns per row (fragment registers r and r + 1): stored as one float2 (or one
+    // bf16 pair) where the row's elements are aligned for it, a warp's store covers whole 32-byte sectors
+    // (4 lanes × 8 bytes per row) where single floats would fill half of each.
+    bool paired = n % 2 == 0 && (partials ? reinterpret_cast<uintptr_t>(partials) % 8 == 0
+                                          : reinterpret_cast<uintptr_t>(out) % (2 * sizeof(Out)) == 0);
     int group = lane / 4, pair = lane % 4 * 2;
     MDT_UNROLL
     for (int i = 0; i < 4; i++) {
@@ -217,17 +229,26 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                 int64_t column = column0 + 8 * j + pair;
                 if (row >= m || column >= n) continue;
                 bool second = column + 1 < n;
-                float *at = target + row * n + column;
+                int64_t at = row * n + column;
                 float first_value = acc[i][j][2 * h], second_value = acc[i][j][2 * h + 1];
-                if (!partials) {
-                    first_value = epilogue(first_value, bias, column, gelu, accumulate, at);
-                    if (second) second_value = epilogue(second_value, bias, column + 1, gelu, accumulate, at + 1);
+                if (partials) {
+                    if (paired) {  // n even: column (even) + 1 < n
+                        *reinterpret_cast<float2 *>(partials + at) = make_float2(first_value, second_value);
+                    } else {
+                        partials[at] = first_value;
+                        if (second) partials[at + 1] = second_value;
+                    }
+                    continue;
                 }
-                if (paired) {  // n even: column (even) + 1 < n
-                    *reinterpret_cast<float2 *>(at) = make_float2(first_value, second_value);
+                // A bf16 output never accumulates (the entry points refuse it): old values are read from f32 only.
+                const float *old = reinterpret_cast<const float *>(out + at);
+                first_value = epilogue(first_value, bias, column, gelu, accumulate, old);
+                if (second) second_value = epilogue(second_value, bias, column + 1, gelu, accumulate, old + 1);
+                if (paired) {
+                    store_pair(out + at, first_value, second_value);
                 } else {
-                    at[0] = first_value;
-                    if (second) at[1] = second_value;
+                    mdt::store_out(out, at, first_value);
+                    if (second) mdt::store_out(out, at + 1, second_value);
                 }
             }
         }
@@ -279,9 +300,9 @@ __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix
     }
 }
 
-template <bool TransposeA, bool TransposeB>
+template <bool TransposeA, bool TransposeB, class Out>
 __global__ void __launch_bounds__(kThreads, 1)
-gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, float *out, int64_t batch, int64_t m,
+gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
                  int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
     // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k]. The
@@ -555,7 +576,7 @@ struct TensorCoreLaunch {
 /** The argument checks and launch plan both tensor-core GEMM entries share; an MDT status naming {@code op}. */
 template <class Element>
 int plan_tensor_core(const char *op, const SplitGeometry &geometry, const Element *a, int transpose_a,
-                     const Element *b, int transpose_b, const float *out, int64_t batch, int64_t m, int64_t n,
+                     const Element *b, int transpose_b, const void *out, int64_t batch, int64_t m, int64_t n,
                      int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, const float *workspace,
                      int64_t workspace_capacity, TensorCoreLaunch *plan) {
     MDT_REQUIRE(batch >= 0 && m >= 0 && n >= 0 && k >= 0, "%s: negative size (batch %lld, m %lld, n %lld, k %lld)",
@@ -591,6 +612,37 @@ struct SumRowsTerm {
     __device__ float operator()(float sum, int64_t row, int64_t column) const { return sum + x[row * columns + column]; }
 };
 
+/** Both bf16 GEMM entries: f32 or bf16 outputs from one kernel template (split-K partials stay f32). */
+template <class Out>
+int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                int transpose_b, const float *bias, Out *out, int64_t batch, int64_t m, int64_t n, int64_t k,
+                int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
+                int64_t workspace_capacity) {
+    using namespace bf16;
+    TensorCoreLaunch plan;
+    if (int s = plan_tensor_core(op, kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k, stride_a, stride_b,
+                                 accumulate, gelu, workspace, workspace_capacity, &plan)) {
+        return s;
+    }
+    if (plan.empty) return MDT_SUCCESS;
+    auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true, Out>
+                                                 : &gemm_bf16_kernel<true, false, Out>)
+                                  : (transpose_b ? &gemm_bf16_kernel<false, true, Out>
+                                                 : &gemm_bf16_kernel<false, false, Out>);
+    if (plan.split.slices == 1) {
+        return MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
+                                 k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
+                                 plan.split.slice_tiles, static_cast<float *>(nullptr));
+    }
+    int status = MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b,
+                                   static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
+                                   plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
+                                   workspace);
+    if (status != MDT_SUCCESS) return status;
+    return MDT_LAUNCH(sum_slices_kernel<Out>, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
+                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
+}
+
 }  // namespace
 
 extern "C" {
@@ -624,7 +676,7 @@ int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const 
                             static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0,
                             split.slices, split.slice_tiles, workspace);
     if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
+    return MDT_LAUNCH(sum_slices_kernel<float>, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
                       elements, n, bias, out, accumulate, 0);
 }
 
@@ -636,27 +688,16 @@ int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a
                          const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k,
                          int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
                          int64_t workspace_capacity) {
-    using namespace bf16;
-    TensorCoreLaunch plan;
-    if (int s = plan_tensor_core("mdt_gemm_matmul_bf16", kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k,
-                                 stride_a, stride_b, accumulate, gelu, workspace, workspace_capacity, &plan)) {
-        return s;
-    }
-    if (plan.empty) return MDT_SUCCESS;
-    auto *gemm_bf16 = transpose_a ? (transpose_b ? &gemm_bf16_kernel<true, true> : &gemm_bf16_kernel<true, false>)
-                                  : (transpose_b ? &gemm_bf16_kernel<false, true> : &gemm_bf16_kernel<false, false>);
-    if (plan.split.slices == 1) {
-        return MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
-                                 k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
-                                 plan.split.slice_tiles, static_cast<float *>(nullptr));
-    }
-    int status = MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b,
-                                   static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
-                                   plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
-                                   workspace);
-    if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
-                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
+    return matmul_bf16("mdt_gemm_matmul_bf16", stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k,
+                       stride_a, stride_b, accumulate, gelu, workspace, workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_out(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                             int transpose_b, const float *bias, uint16_t *out, int64_t batch, int64_t m, int64_t n,
+                             int64_t k, int64_t stride_a, int64_t stride_b, int gelu, float *workspace,
+                             int64_t workspace_capacity) {
+    return matmul_bf16("mdt_gemm_matmul_bf16_out", stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k,
+                       stride_a, stride_b, 0, gelu, workspace, workspace_capacity);
 }
 
 int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
@@ -686,7 +727,7 @@ int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, c
                                    plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
                                    workspace);
     if (status != MDT_SUCCESS) return status;
-    return MDT_LAUNCH(sum_slices_kernel, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
+    return MDT_LAUNCH(sum_slices_kernel<float>, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
                       plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
 }
 

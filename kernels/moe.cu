@@ -98,7 +98,15 @@ __device__ __forceinline__ int64_t routed_row(int64_t n, int64_t slot, int64_t s
     return (e * samples + n) * k + j;
 }
 
-__global__ void dispatch_kernel(const float *x, const int32_t *indices, float *out, int64_t samples, int64_t tokens,
+/** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
+__device__ __forceinline__ float element(const float *x, int64_t i) { return x[i]; }
+__device__ __forceinline__ float element(const uint16_t *x, int64_t i) {
+    return __uint_as_float(static_cast<uint32_t>(x[i]) << 16);
+}
+
+// Out: float, or uint16_t for bf16 rows (rounded to nearest even) that only the experts' bf16 products read.
+template <class Out>
+__global__ void dispatch_kernel(const float *x, const int32_t *indices, Out *out, int64_t samples, int64_t tokens,
                                 int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     int64_t row = blockIdx.x, e = row / (samples * k), within = row % (samples * k);
     int64_t n = within / k, j = within % k;
@@ -108,7 +116,7 @@ __global__ void dispatch_kernel(const float *x, const int32_t *indices, float *o
         return;
     }
     const float *source = x + (n * tokens + token) * dim;
-    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) out[row * dim + c] = source[c];
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) mdt::store_out(out, row * dim + c, source[c]);
 }
 
 /**
@@ -186,7 +194,9 @@ __global__ void token_slots_kernel(const int32_t *indices, int32_t *offsets, int
  * gradient rows to dx in the same order. A map entry outside the sample's slots is skipped, so a map not made by
  * mdt_moe_token_slots can make no access outside the sample's rows.
  */
-__global__ void token_rows_kernel(const float *routed, const float *gates, const int32_t *offsets,
+// Routed: the rows' type, float (gradients; f32 expert outputs) or uint16_t (bf16 expert outputs, widened exactly).
+template <class Routed>
+__global__ void token_rows_kernel(const Routed *routed, const float *gates, const int32_t *offsets,
                                   const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts,
                                   int64_t k, int64_t dim, int combine) {
     int64_t count = experts * k;
@@ -201,7 +211,7 @@ __global__ void token_rows_kernel(const float *routed, const float *gates, const
             for (int64_t i = begin; i < end; i++) {
                 int32_t s = list[i];
                 if (s < 0 || s >= count) continue;
-                float h = routed[routed_row(n, s, samples, k) * dim + c];
+                float h = element(routed, routed_row(n, s, samples, k) * dim + c);
                 if (combine) {
                     float gate = gates[n * count + s];
                     value = first ? gate * h : fmaf(h, gate, value);
@@ -215,7 +225,8 @@ __global__ void token_rows_kernel(const float *routed, const float *gates, const
     }
 }
 
-__global__ void combine_backward_kernel(const float *d_out, const float *h, const float *gates,
+template <class H>
+__global__ void combine_backward_kernel(const float *d_out, const H *h, const float *gates,
                                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples,
                                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     MDT_SHARED(float, scratch, [32]);
@@ -230,7 +241,7 @@ __global__ void combine_backward_kernel(const float *d_out, const float *h, cons
     float gate = gates[slot], dot = 0.0f;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
         d_h[row * dim + c] = gate * g[c];
-        dot = fmaf(g[c], h[row * dim + c], dot);
+        dot = fmaf(g[c], element(h, row * dim + c), dot);
     }
     dot = mdt::block_sum(dot, scratch);
     if (threadIdx.x == 0) d_gates[slot] = dot;
@@ -250,6 +261,41 @@ int check_routing(const char *op, int64_t samples, int64_t tokens, int64_t exper
 unsigned item_blocks(int64_t items) {
     int64_t cap = mdt::max_grid_blocks();
     return static_cast<unsigned>(items < cap ? items : cap);
+}
+
+/** Both dispatch entries (f32 or bf16 rows). */
+template <class Out>
+int dispatch(const char *op, mdt_stream_t stream, const float *x, const int32_t *indices, Out *out, int64_t samples,
+             int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
+    if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
+    if (experts * samples * k * dim == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && indices && out, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(dispatch_kernel<Out>, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream, x,
+                      indices, out, samples, tokens, experts, k, dim, error);
+}
+
+/** Both combine entries (f32 or bf16 expert outputs h). */
+template <class H>
+int combine(const char *op, mdt_stream_t stream, const H *h, const float *gates, const int32_t *offsets,
+            const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
+            int64_t dim) {
+    if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
+    if (samples * tokens * dim == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(out && offsets && (experts * k == 0 || (h && gates && slots)), "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(token_rows_kernel<H>, item_blocks(samples * tokens), kThreads, 0, stream, h, gates, offsets,
+                      slots, out, samples, tokens, experts, k, dim, 1);
+}
+
+/** Both combine backward entries (f32 or bf16 expert outputs h). */
+template <class H>
+int combine_backward(const char *op, mdt_stream_t stream, const float *d_out, const H *h, const float *gates,
+                     const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
+                     int64_t experts, int64_t k, int64_t dim, int32_t *error) {
+    if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
+    if (experts * samples * k == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && h && gates && indices && d_h && d_gates, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(combine_backward_kernel<H>, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream,
+                      d_out, h, gates, indices, d_h, d_gates, samples, tokens, experts, k, dim, error);
 }
 
 }  // namespace
@@ -282,11 +328,13 @@ int mdt_moe_topk_bwd(mdt_stream_t stream, const float *d_gates, const int32_t *i
 
 int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int32_t *indices, float *out, int64_t samples,
                          int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
-    if (int s = check_routing("mdt_moe_dispatch_fwd", samples, tokens, experts, k, dim)) return s;
-    if (experts * samples * k * dim == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(x && indices && out, "mdt_moe_dispatch_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(dispatch_kernel, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream, x, indices,
-                      out, samples, tokens, experts, k, dim, error);
+    return dispatch("mdt_moe_dispatch_fwd", stream, x, indices, out, samples, tokens, experts, k, dim, error);
+}
+
+int mdt_moe_dispatch_fwd_bf16out(mdt_stream_t stream, const float *x, const int32_t *indices, uint16_t *out,
+                                 int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
+                                 int32_t *error) {
+    return dispatch("mdt_moe_dispatch_fwd_bf16out", stream, x, indices, out, samples, tokens, experts, k, dim, error);
 }
 
 int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *offsets, int32_t *slots,
@@ -307,29 +355,35 @@ int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t 
     if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(dx && offsets && (experts * k == 0 || (d_out && slots)), "mdt_moe_dispatch_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(token_rows_kernel, item_blocks(samples * tokens), kThreads, 0, stream, d_out, nullptr, offsets,
+    return MDT_LAUNCH(token_rows_kernel<float>, item_blocks(samples * tokens), kThreads, 0, stream, d_out, nullptr, offsets,
                       slots, dx, samples, tokens, experts, k, dim, 0);
 }
 
 int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets,
                         const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
                         int64_t dim) {
-    if (int s = check_routing("mdt_moe_combine_fwd", samples, tokens, experts, k, dim)) return s;
-    if (samples * tokens * dim == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(out && offsets && (experts * k == 0 || (h && gates && slots)),
-                "mdt_moe_combine_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(token_rows_kernel, item_blocks(samples * tokens), kThreads, 0, stream, h, gates, offsets,
-                      slots, out, samples, tokens, experts, k, dim, 1);
+    return combine("mdt_moe_combine_fwd", stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
+}
+
+int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets,
+                               const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts,
+                               int64_t k, int64_t dim) {
+    return combine("mdt_moe_combine_fwd_bf16in", stream, h, gates, offsets, slots, out, samples, tokens, experts, k,
+                   dim);
 }
 
 int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,
                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
                         int64_t experts, int64_t k, int64_t dim, int32_t *error) {
-    if (int s = check_routing("mdt_moe_combine_bwd", samples, tokens, experts, k, dim)) return s;
-    if (experts * samples * k == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && h && gates && indices && d_h && d_gates, "mdt_moe_combine_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(combine_backward_kernel, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream,
-                      d_out, h, gates, indices, d_h, d_gates, samples, tokens, experts, k, dim, error);
+    return combine_backward("mdt_moe_combine_bwd", stream, d_out, h, gates, indices, d_h, d_gates, samples, tokens,
+                            experts, k, dim, error);
+}
+
+int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates,
+                               const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
+                               int64_t experts, int64_t k, int64_t dim, int32_t *error) {
+    return combine_backward("mdt_moe_combine_bwd_bf16in", stream, d_out, h, gates, indices, d_h, d_gates, samples,
+                            tokens, experts, k, dim, error);
 }
 
 }  // extern "C"

@@ -36,6 +36,34 @@ bool tracing() { return open.load(std::memory_order_relaxed); }
 
 bool dry_run() { return dry.load(std::memory_order_relaxed); }
 
+std::string launch_label(const char *kernel) {
+    std::string name(kernel);
+    // MDT_LAUNCH((a<1, T>), ...): a kernel expression with a comma comes parenthesised.
+    if (name.size() >= 2 && name.front() == '(' && name.back() == ')') name = name.substr(1, name.size() - 2);
+    size_t open_bracket = name.find('<');
+    size_t colons = name.rfind("::", open_bracket);
+    if (colons != std::string::npos) {
+        name.erase(0, colons + 2);
+        open_bracket = name.find('<');
+    }
+    if (open_bracket == std::string::npos) return name;
+    std::string numeric;
+    size_t close_bracket = name.find('>', open_bracket);
+    size_t at = open_bracket + 1;
+    while (at < close_bracket) {
+        size_t comma = name.find(',', at);
+        if (comma == std::string::npos || comma > close_bracket) comma = close_bracket;
+        std::string argument = name.substr(at, comma - at);
+        argument.erase(0, argument.find_first_not_of(' '));
+        argument.erase(argument.find_last_not_of(' ') + 1);
+        if (!argument.empty() && argument.find_first_not_of("0123456789") == std::string::npos) {
+            numeric += (numeric.empty() ? "" : ", ") + argument;
+        }
+        at = comma + 1;
+    }
+    return name.substr(0, open_bracket) + (numeric.empty() ? "" : "<" + numeric + ">");
+}
+
 void trace_launch(const char *kernel, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
                   unsigned block_y, unsigned block_z, size_t shared_bytes) {
     if (!tracing()) return;
@@ -44,7 +72,7 @@ void trace_launch(const char *kernel, unsigned grid_x, unsigned grid_y, unsigned
         dropped++;
         return;
     }
-    entries.push_back({kernel, {grid_x, grid_y, grid_z, block_x, block_y, block_z,
+    entries.push_back({launch_label(kernel), {grid_x, grid_y, grid_z, block_x, block_y, block_z,
                                 static_cast<int64_t>(shared_bytes)}});
 }
 

@@ -6,7 +6,16 @@
 
 #include <stddef.h>
 
+#include <string>
+
 namespace mdt {
+/**
+ * The name a launch is reported by: MDT_LAUNCH's kernel expression without namespace qualifiers and without the
+ * template arguments that name types (token_rows_kernel<H> → token_rows_kernel: an instance per element type is
+ * the same kernel to a reader); numeric arguments stay (tc::attention_forward_bf16_kernel<64, Out> →
+ * attention_forward_bf16_kernel<64>), as they tell which ptxas instance ran.
+ */
+std::string launch_label(const char *kernel);
 /** True while a trace is open (a relaxed atomic load: cheap enough for every launch). */
 bool tracing();
 /** True while a dry-run trace is open: launches are recorded but not run. */

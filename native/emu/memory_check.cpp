@@ -41,6 +41,7 @@
 #include "mdt_emu.h"
 #include "microdit.h"
 #include "status.h"
+#include "trace.h"
 
 #ifndef MDT_EMU_CHECKED
 
@@ -368,7 +369,7 @@ void count_global(const Group &group, Counts &counts) {
 
 /** The launch running on this host thread (launches are synchronous and never nested). */
 struct LaunchCheck {
-    const char *kernel = "";
+    std::string kernel;
     uintptr_t body_begin = 0, body_end = 0;
     Shadow<GlobalEntry> global;
     Shadow<SharedEntry> shared;
@@ -552,7 +553,7 @@ void access(const void *pointer, size_t bytes, Access how, const void *site) {
 
 void begin_checked_launch(const char *kernel, const std::function<void()> &body) {
     LaunchCheck &launch = launch_check;
-    launch.kernel = kernel;
+    launch.kernel = ::mdt::launch_label(kernel);
     launch.body_begin = reinterpret_cast<uintptr_t>(&body);
     launch.body_end = launch.body_begin + sizeof(body);
     launch.global.reset();

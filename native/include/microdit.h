@@ -283,6 +283,11 @@ MDT_API int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64
  * on the shape, so results have the same bits on every run. mdt_gemm_matmul_bf16_workspace gives the floats a
  * shape wants (0: no split); a smaller workspace, or NULL and 0, splits less or not at all, never an error. */
 MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace, int64_t workspace_capacity);
+/* mdt_gemm_matmul_bf16 with a bf16 output (bits as uint16_t): the epilogue (bias, GELU) computed in f32 as there, then
+ * rounded to nearest even once at the store, so out equals mdt_gemm_matmul_bf16's f32 out converted with
+ * mdt_elementwise_f32_to_bf16 bit for bit. No accumulate form (a bf16 output is an op's fresh result). Split-K and
+ * workspace as for mdt_gemm_matmul_bf16 (the partials stay f32). */
+MDT_API int mdt_gemm_matmul_bf16_out(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int gelu, float *workspace, int64_t workspace_capacity);
 MDT_API int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* F32 operands on TF32 tensor cores (opt-in, like PyTorch's allow_tf32: 10 mantissa bits where mdt_gemm_matmul
  * keeps 23): out = gelu?(op(a)·op(b) + bias) (+ out when accumulate) as mdt_gemm_matmul_bf16, with each operand
@@ -340,6 +345,12 @@ MDT_API int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int
 MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+/* bf16 variants for a bf16 graph (bits as uint16_t): the dispatched rows rounded to nearest even as they are stored
+ * (only the experts' bf16 products read them), and combine forward/backward reading bf16 expert outputs h (widened
+ * exactly; everything else as above). */
+MDT_API int mdt_moe_dispatch_fwd_bf16out(mdt_stream_t stream, const float *x, const int32_t *indices, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+MDT_API int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
+MDT_API int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */
 /* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's
@@ -352,6 +363,12 @@ MDT_API int mdt_attention_fwd_bf16(mdt_stream_t stream, const uint16_t *q, const
 /* Its backward on tensor cores (deterministic, no atomics): dO, out, lse, delta, dq, dk, dv f32; d_out_bf16 is device
  * scratch like d_out (dO rounded to bf16). head_dim 32 or 64; q, k, v and d_out_bf16 16-byte aligned. */
 MDT_API int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+
+/* The same two with a bf16 out (bits as uint16_t): the forward rounds each f32 output once at the store (the bits
+ * mdt_attention_fwd_bf16's out converted with mdt_elementwise_f32_to_bf16 has), the backward reads that out (for
+ * D = Σ dO·O) as it is. For a bf16 graph, where only bf16 products read the attention output. */
+MDT_API int mdt_attention_fwd_bf16_out(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+MDT_API int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
 
 #ifdef __cplusplus
 }

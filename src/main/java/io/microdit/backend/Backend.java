@@ -81,7 +81,8 @@ public interface Backend extends AutoCloseable {
      * when {@code transposeA}), {@code b} is [..., K, N] ([..., N, K] when {@code transposeB}), out [..., M, N].
      * Batch dimensions (all but the last two) of a and b are equal, or one operand is rank 2 and is shared by
      * every batch entry. {@code bias} [N] may be null. {@code a} and {@code b} are both F32 or both BF16 (BF16
-     * products accumulate in F32); out and bias are F32.
+     * products accumulate in F32); bias is F32; out is F32, or BF16 for BF16 operands without accumulate: the F32
+     * result (bias added) rounded to nearest even once, the bits {@link #convert} gives the F32 out.
      */
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate);

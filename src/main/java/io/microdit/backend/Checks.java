@@ -597,8 +597,8 @@ public final class Checks {
     // ---------------------------------------------------------------- attention
 
     /**
-     * q [N, Tq, D], k and v [N, Tk, D] with Tk > 0, all F32 or all BF16 (as q); F32 out [N, Tq, D] and
-     * lse [N, heads, Tq]; heads divides D. Returns {N, Tq, Tk, D / heads}.
+     * q [N, Tq, D], k and v [N, Tk, D] with Tk > 0, all F32 or all BF16 (as q); out [N, Tq, D], F32 or (for BF16
+     * operands) BF16; F32 lse [N, heads, Tq]; heads divides D. Returns {N, Tq, Tk, D / heads}.
      */
     public static int[] attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         return attentionInputs("attention", q, k, v, heads, out, lse);
@@ -609,8 +609,8 @@ public final class Checks {
                                           int heads, Tensor dq, Tensor dk, Tensor dv) {
         String op = "attentionBackward";
         int[] s = attentionInputs(op, q, k, v, heads, out, lse);
-        sameShapeF32(op, "out", out, "dOut", dOut);
-        sameShapeF32(op, "out", out, "dq", dq);
+        sameShapeF32(op, "dq", dq, "dOut", dOut);
+        shapeOf(op, "dOut", dOut, "out", out);
         shapeOf(op, "dk", dk, "k", k);
         shapeOf(op, "dv", dv, "k", k);
         return s;
@@ -623,7 +623,8 @@ public final class Checks {
         String[] names = {"q", "k", "v", "out", "lse"};
         Tensor[] tensors = {q, k, v, out, lse};
         for (int i = 0; i < names.length; i++) {
-            dtype(op, names[i], tensors[i], i < 3 ? operands : DType.F32);
+            boolean bf16Out = i == 3 && operands == DType.BF16 && out != null && out.dtype() == DType.BF16;
+            dtype(op, names[i], tensors[i], i < 3 || bf16Out ? operands : DType.F32);
             rank(op, names[i], tensors[i], 3);
         }
         int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
@@ -674,7 +675,7 @@ public final class Checks {
         return new Routing(samples, dProbs.dim(1), experts, k, 0);
     }
 
-    /** F32 x [N, T, D], I32 indices [N, E, k], F32 out [E, N·k, D]. */
+    /** F32 x [N, T, D], I32 indices [N, E, k], out [E, N·k, D] F32 or BF16 (rows rounded to nearest even). */
     public static Routing moeDispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
         dtype(op, "x", x, DType.F32);
@@ -684,7 +685,7 @@ public final class Checks {
         int experts = indices.dim(1), k = indices.dim(2);
         argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
                 + " differ in the number of samples");
-        dtype(op, "out", out, DType.F32);
+        floatOrBf16(op, "out", out);
         shape(op, "out", out, experts, samples * k, dim);
         return new Routing(samples, tokens, experts, k, dim);
     }
@@ -702,12 +703,12 @@ public final class Checks {
         return new Routing(samples, tokens, experts, k, dim);
     }
 
-    /** F32 h [E, N·k, D], F32 gates and I32 indices [N, E, k], F32 out [N, T, D]. */
+    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], F32 out [N, T, D]. */
     public static Routing moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        dtype(op, "h", h, DType.F32);
+        floatOrBf16(op, "h", h);
         shape(op, "h", h, experts, samples * k, -1);
         int dim = h.dim(2);
         dtype(op, "gates", gates, DType.F32);
@@ -723,7 +724,7 @@ public final class Checks {
         String op = "moeCombineBackward";
         routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        dtype(op, "h", h, DType.F32);
+        floatOrBf16(op, "h", h);
         shape(op, "h", h, experts, samples * k, -1);
         int dim = h.dim(2);
         dtype(op, "dOut", dOut, DType.F32);
@@ -735,6 +736,13 @@ public final class Checks {
         dtype(op, "dGates", dGates, DType.F32);
         shape(op, "dGates", dGates, samples, experts, k);
         return new Routing(samples, dOut.dim(1), experts, k, dim);
+    }
+
+    /** A tensor stored as F32 or BF16 (a bf16 graph's activation that is read widened exactly). */
+    private static void floatOrBf16(String op, String argument, Tensor t) {
+        notNull(op, argument, t);
+        argument(t.dtype() == DType.F32 || t.dtype() == DType.BF16, op, argument + " " + t.describe()
+                + " must be F32 or BF16");
     }
 
     /** Expert-choice routing indices: I32 [N, E, k]. */

@@ -9,14 +9,26 @@ import io.microdit.tensor.Tensor;
  */
 public record MatmulShape(long batch, int m, int n, int k, long batchA, long batchB, long strideA, long strideB) {
 
+    /**
+     * Checks a {@link Backend#matmul} call: a and b both F32 or both BF16; out F32, or BF16 for BF16 operands when
+     * the call does not accumulate (a bf16 output is a fresh result, rounded once).
+     */
     public static MatmulShape of(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias,
-                                 Tensor out) {
+                                 Tensor out, boolean accumulate) {
         String op = "matmul";
         Checks.notNull(op, "a", a);
         Checks.argument(a.dtype() == DType.F32 || a.dtype() == DType.BF16, op, "a " + a.describe()
                 + " must be F32 or BF16");
         Checks.dtype(op, "b", b, a.dtype());
-        Checks.dtype(op, "out", out, DType.F32);
+        Checks.notNull(op, "out", out);
+        if (out.dtype() == DType.BF16) {
+            Checks.argument(a.dtype() == DType.BF16, op, "a BF16 out " + out.describe() + " needs BF16 operands, "
+                    + "got a " + a.describe());
+            Checks.argument(!accumulate, op, "a BF16 out " + out.describe() + " cannot accumulate (only F32 outputs "
+                    + "do)");
+        } else {
+            Checks.dtype(op, "out", out, DType.F32);
+        }
         Checks.argument(a.rank() >= 2, op, "a " + a.describe() + " must have rank 2 or more");
         Checks.argument(b.rank() >= 2, op, "b " + b.describe() + " must have rank 2 or more");
         int m = transposeA ? a.dim(-1) : a.dim(-2);

@@ -71,8 +71,14 @@ final class CpuAttention {
 
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         if (allBf16(q, k, v)) {
+            Checks.attention(q, k, v, heads, out, lse);
             try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
-                forward(q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), heads, out, lse);
+                // A BF16 out: the F32 result rounded once, as the CUDA kernel rounds at its store.
+                Tensor wide = out.dtype() == DType.BF16 ? Tensor.zeros(upcast, DType.F32, out.shape()) : out;
+                forward(q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), heads, wide, lse);
+                if (wide != out) {
+                    out.copyFrom(wide.to(DType.BF16, upcast));
+                }
             }
             return;
         }
@@ -165,8 +171,8 @@ final class CpuAttention {
                   Tensor dk, Tensor dv) {
         if (allBf16(q, k, v)) {
             try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
-                backward(dOut, q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), out, lse,
-                        heads, dq, dk, dv);
+                backward(dOut, q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast),
+                        out.to(DType.F32, upcast), lse, heads, dq, dk, dv);
             }
             return;
         }

@@ -69,7 +69,16 @@ final class CpuGemm {
 
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
-        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out, accumulate);
+        if (out.dtype() == DType.BF16) {
+            // The F32 product rounded once, as the CUDA kernel rounds its f32 epilogue at the store.
+            try (MemoryScope wide = new MemoryScope("matmul-bf16-output")) {
+                Tensor f32 = Tensor.empty(wide, DType.F32, out.shape());
+                matmul(a, transposeA, b, transposeB, bias, f32, false);
+                roundToBf16(f32.segment(), out.segment(), Math.toIntExact(out.numel()));
+            }
+            return;
+        }
         if (a.dtype() == DType.BF16) {
             // BF16 operands: the exact F32 values of their bf16 numbers, multiplied like F32 ones.
             try (MemoryScope upcast = new MemoryScope("matmul-bf16-operands")) {
@@ -97,6 +106,15 @@ final class CpuGemm {
         } else {
             blocked(problem);
         }
+    }
+
+    /** dst = src rounded to bf16 (nearest even, as every F32 to BF16 conversion rounds), in parallel chunks. */
+    private void roundToBf16(MemorySegment src, MemorySegment dst, int count) {
+        parallel.forRange(count, 1 << 14, (start, end) -> {
+            for (int i = start; i < end; i++) {
+                VectorMath.intoBf16(src.getAtIndex(ValueLayout.JAVA_FLOAT, i), dst, i);
+            }
+        });
     }
 
     /** The textbook triple loop, for products too small to amortise packing; K = 0 (bias or zeros) comes here. */

@@ -2,6 +2,8 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -111,6 +113,15 @@ final class CpuMoe {
     void dispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
         Checks.Routing r = Checks.moeDispatch(x, indices, out);
+        if (out.dtype() == DType.BF16) {
+            // BF16 rows: the F32 rows rounded once, as the CUDA kernel rounds each element at its store.
+            try (MemoryScope wide = new MemoryScope("moe-dispatch-bf16")) {
+                Tensor rows = Tensor.empty(wide, DType.F32, out.shape());
+                dispatch(x, indices, rows);
+                out.copyFrom(rows.to(DType.BF16, wide));
+            }
+            return;
+        }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         MemorySegment xs = x.segment(), is = indices.segment(), os = out.segment();
@@ -149,6 +160,12 @@ final class CpuMoe {
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
+        if (h.dtype() == DType.BF16) {
+            try (MemoryScope wide = new MemoryScope("moe-combine-bf16")) {
+                combine(h.to(DType.F32, wide), gates, indices, out); // bf16 widens exactly
+            }
+            return;
+        }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         TokenSlots routes = tokenSlots(indices, tokens);
@@ -180,6 +197,12 @@ final class CpuMoe {
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        if (h.dtype() == DType.BF16) {
+            try (MemoryScope wide = new MemoryScope("moe-combine-bf16")) {
+                combineBackward(dOut, h.to(DType.F32, wide), gates, indices, dH, dGates); // bf16 widens exactly
+            }
+            return;
+        }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         MemorySegment ds = dOut.segment(), hs = h.segment(), gs = gates.segment(), is = indices.segment();

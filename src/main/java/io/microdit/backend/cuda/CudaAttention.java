@@ -4,6 +4,7 @@ import io.microdit.backend.Checks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 import java.util.Set;
 
 /**
@@ -31,15 +32,24 @@ final class CudaAttention extends CudaOps {
         long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
         if (q.dtype() == DType.BF16) {
             if (TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
-                check(MicroditNative.mdt_attention_fwd_bf16(stream, pointer(op, "q", q), pointer(op, "k", k),
-                        pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2],
-                        heads, s[3]), op);
+                MemorySegment pq = pointer(op, "q", q), pk = pointer(op, "k", k), pv = pointer(op, "v", v);
+                MemorySegment pout = pointer(op, "out", out), plse = pointer(op, "lse", lse);
+                check(out.dtype() == DType.BF16
+                        ? MicroditNative.mdt_attention_fwd_bf16_out(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
+                                heads, s[3])
+                        : MicroditNative.mdt_attention_fwd_bf16(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
+                                heads, s[3]), op);
                 flops.add(op, flopCount);
                 return;
             }
-            // No tensor-core kernel for this head dimension: the f32 kernel on the exact f32 values.
+            // No tensor-core kernel for this head dimension: the f32 kernel on the exact f32 values (and an f32
+            // out rounded once into a bf16 one).
             try (MemoryScope upcast = scope(op + "-bf16-operands")) {
-                attention(toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), heads, out, lse);
+                Tensor wide = out.dtype() == DType.BF16 ? upcast.zeros(DType.F32, out.shape()) : out;
+                attention(toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), heads, wide, lse);
+                if (wide != out) {
+                    cuda.convert(wide, out);
+                }
             }
             return;
         }
@@ -57,10 +67,15 @@ final class CudaAttention extends CudaOps {
             try (MemoryScope workspace = scope(op + "-workspace")) {
                 Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
                 Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
-                check(MicroditNative.mdt_attention_bwd_bf16(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
-                        pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
-                        delta.segment(), dOutBf16.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk),
-                        pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3]), op);
+                MemorySegment pdOut = pointer(op, "dOut", dOut), pq = pointer(op, "q", q), pk = pointer(op, "k", k);
+                MemorySegment pv = pointer(op, "v", v), pout = pointer(op, "out", out), plse = pointer(op, "lse", lse);
+                MemorySegment pdq = pointer(op, "dq", dq), pdk = pointer(op, "dk", dk), pdv = pointer(op, "dv", dv);
+                check(out.dtype() == DType.BF16
+                        ? MicroditNative.mdt_attention_bwd_bf16_out(stream, pdOut, pq, pk, pv, pout, plse,
+                                delta.segment(), dOutBf16.segment(), pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3])
+                        : MicroditNative.mdt_attention_bwd_bf16(stream, pdOut, pq, pk, pv, pout, plse,
+                                delta.segment(), dOutBf16.segment(), pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3]),
+                        op);
             }
             flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
             return;
@@ -68,8 +83,8 @@ final class CudaAttention extends CudaOps {
         if (q.dtype() == DType.BF16) {
             // No tensor-core backward for this head dimension: the f32 kernels on the exact f32 values.
             try (MemoryScope upcast = scope(op + "-bf16-operands")) {
-                attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast), out, lse, heads, dq, dk,
-                        dv);
+                attentionBackward(dOut, toF32(q, upcast), toF32(k, upcast), toF32(v, upcast),
+                        out.dtype() == DType.BF16 ? toF32(out, upcast) : out, lse, heads, dq, dk, dv);
             }
             return;
         }

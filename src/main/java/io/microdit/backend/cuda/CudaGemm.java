@@ -24,7 +24,7 @@ final class CudaGemm extends CudaOps {
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
         String op = "matmul";
-        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out);
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out, accumulate);
         Kernel kernel = a.dtype() == DType.BF16 ? Kernel.BF16 : cuda.tf32Allowed() ? Kernel.TF32 : Kernel.F32;
         long floats;
         try (Arena arena = Arena.ofConfined()) {
@@ -41,8 +41,11 @@ final class CudaGemm extends CudaOps {
         MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
         int ta = transposeA ? 1 : 0, tb = transposeB ? 1 : 0, add = accumulate ? 1 : 0;
         check(switch (kernel) {
-            case BF16 -> MicroditNative.mdt_gemm_matmul_bf16(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
-                    shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
+            case BF16 -> out.dtype() == DType.BF16
+                    ? MicroditNative.mdt_gemm_matmul_bf16_out(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                            shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), 0, workspace, floats)
+                    : MicroditNative.mdt_gemm_matmul_bf16(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                            shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
             case TF32 -> MicroditNative.mdt_gemm_matmul_tf32(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
                     shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
             case F32 -> MicroditNative.mdt_gemm_matmul(stream, pa, ta, pb, tb, pbias, pout, shape.batch(), shape.m(),

@@ -107,8 +107,12 @@ final class CudaMoe extends CudaOps {
     void moeDispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
         Checks.Routing r = Checks.moeDispatch(x, indices, out);
-        check(MicroditNative.mdt_moe_dispatch_fwd(stream, pointer(op, "x", x), pointer(op, "indices", indices),
-                pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
+        MemorySegment px = pointer(op, "x", x), pindices = pointer(op, "indices", indices), pout = pointer(op, "out", out);
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_moe_dispatch_fwd_bf16out(stream, px, pindices, pout, r.samples(), r.tokens(),
+                        r.experts(), r.k(), r.dim(), errorRecord())
+                : MicroditNative.mdt_moe_dispatch_fwd(stream, px, pindices, pout, r.samples(), r.tokens(), r.experts(),
+                        r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 0);
     }
 
@@ -125,18 +129,26 @@ final class CudaMoe extends CudaOps {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
         TokenSlots map = tokenSlots(op, indices, r, CHECK_COMBINE);
-        check(MicroditNative.mdt_moe_combine_fwd(stream, pointer(op, "h", h), pointer(op, "gates", gates),
-                map.offsets(), map.slots(), pointer(op, "out", out), r.samples(), r.tokens(), r.experts(), r.k(),
-                r.dim()), op);
+        MemorySegment ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates), pout = pointer(op, "out", out);
+        check(h.dtype() == DType.BF16
+                ? MicroditNative.mdt_moe_combine_fwd_bf16in(stream, ph, pgates, map.offsets(), map.slots(), pout,
+                        r.samples(), r.tokens(), r.experts(), r.k(), r.dim())
+                : MicroditNative.mdt_moe_combine_fwd(stream, ph, pgates, map.offsets(), map.slots(), pout, r.samples(),
+                        r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
     }
 
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
-        check(MicroditNative.mdt_moe_combine_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "h", h),
-                pointer(op, "gates", gates), pointer(op, "indices", indices), pointer(op, "dH", dH),
-                pointer(op, "dGates", dGates), r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
+        MemorySegment pdOut = pointer(op, "dOut", dOut), ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates);
+        MemorySegment pindices = pointer(op, "indices", indices), pdH = pointer(op, "dH", dH);
+        MemorySegment pdGates = pointer(op, "dGates", dGates);
+        check(h.dtype() == DType.BF16
+                ? MicroditNative.mdt_moe_combine_bwd_bf16in(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
+                        r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord())
+                : MicroditNative.mdt_moe_combine_bwd(stream, pdOut, ph, pgates, pindices, pdH, pdGates, r.samples(),
+                        r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
     }
 }

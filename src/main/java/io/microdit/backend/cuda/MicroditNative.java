@@ -87,6 +87,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL = handle("mdt_gemm_matmul");
     private static final MethodHandle MDT_GEMM_MATMUL_WORKSPACE = handle("mdt_gemm_matmul_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_OUT = handle("mdt_gemm_matmul_bf16_out");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_WORKSPACE = handle("mdt_gemm_matmul_bf16_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_TF32 = handle("mdt_gemm_matmul_tf32");
     private static final MethodHandle MDT_GEMM_MATMUL_TF32_WORKSPACE = handle("mdt_gemm_matmul_tf32_workspace");
@@ -114,14 +115,19 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_TOPK_FWD = handle("mdt_moe_topk_fwd");
     private static final MethodHandle MDT_MOE_TOPK_BWD = handle("mdt_moe_topk_bwd");
     private static final MethodHandle MDT_MOE_DISPATCH_FWD = handle("mdt_moe_dispatch_fwd");
+    private static final MethodHandle MDT_MOE_DISPATCH_FWD_BF16OUT = handle("mdt_moe_dispatch_fwd_bf16out");
     private static final MethodHandle MDT_MOE_TOKEN_SLOTS = handle("mdt_moe_token_slots");
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
+    private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN = handle("mdt_moe_combine_fwd_bf16in");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
+    private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16IN = handle("mdt_moe_combine_bwd_bf16in");
     private static final MethodHandle MDT_ATTENTION_FWD = handle("mdt_attention_fwd");
     private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
     private static final MethodHandle MDT_ATTENTION_FWD_BF16 = handle("mdt_attention_fwd_bf16");
+    private static final MethodHandle MDT_ATTENTION_FWD_BF16_OUT = handle("mdt_attention_fwd_bf16_out");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16 = handle("mdt_attention_bwd_bf16");
+    private static final MethodHandle MDT_ATTENTION_BWD_BF16_OUT = handle("mdt_attention_bwd_bf16_out");
     private MicroditNative() {
     }
 
@@ -740,6 +746,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_gemm_matmul_bf16_out(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int gelu, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_OUT.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, gelu, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_out threw", error);
+        }
+    }
+
     public static int mdt_gemm_matmul_bf16_workspace(long batch, long m, long n, long k, MemorySegment floats) {
         try {
             return (int) MDT_GEMM_MATMUL_BF16_WORKSPACE.invokeExact(batch, m, n, k, floats);
@@ -948,6 +962,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_moe_dispatch_fwd_bf16out(MemorySegment stream, MemorySegment x, MemorySegment indices, MemorySegment out, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_MOE_DISPATCH_FWD_BF16OUT.invokeExact(stream, x, indices, out, samples, tokens, experts, k, dim, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_fwd_bf16out threw", error);
+        }
+    }
+
     public static int mdt_moe_token_slots(MemorySegment stream, MemorySegment indices, MemorySegment offsets, MemorySegment slots, long samples, long tokens, long experts, long k, int check, MemorySegment errorRecord) {
         try {
             return (int) MDT_MOE_TOKEN_SLOTS.invokeExact(stream, indices, offsets, slots, samples, tokens, experts, k, check, errorRecord);
@@ -972,11 +994,27 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_moe_combine_fwd_bf16in(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment offsets, MemorySegment slots, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_FWD_BF16IN.invokeExact(stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_fwd_bf16in threw", error);
+        }
+    }
+
     public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
             return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_bwd threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_bwd_bf16in(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_MOE_COMBINE_BWD_BF16IN.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_bwd_bf16in threw", error);
         }
     }
 
@@ -1004,11 +1042,27 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_attention_fwd_bf16_out(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_FWD_BF16_OUT.invokeExact(stream, q, k, v, out, lse, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_fwd_bf16_out threw", error);
+        }
+    }
+
     public static int mdt_attention_bwd_bf16(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim) {
         try {
             return (int) MDT_ATTENTION_BWD_BF16.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd_bf16 threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd_bf16_out(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim) {
+        try {
+            return (int) MDT_ATTENTION_BWD_BF16_OUT.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd_bf16_out threw", error);
         }
     }
 }
