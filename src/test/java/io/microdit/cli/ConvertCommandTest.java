@@ -138,6 +138,75 @@ class ConvertCommandTest {
         }
     }
 
+    private static final String FIXTURE_MODEL = """
+            {"name": "fixture-official", "input_size": 4, "patch_size": 2, "in_channels": 2, "dim": 8, "depth": 2,
+             "head_dim": 4, "multiple_of": 8, "caption_channels": 4, "qkv_multipliers": {"linspace": [0.5, 1.0]},
+             "ffn_multipliers": {"linspace": [0.5, 2.0]}, "use_patch_mixer": true, "patch_mixer_depth": 1,
+             "patch_mixer_dim": 8, "patch_mixer_mlp_ratio": 2.0, "use_bias": false, "num_experts": 2,
+             "expert_capacity": 2.0}
+            """;
+
+    /**
+     * A file written by {@code torch.save} (Debian's python3-torch 1.13.1, so no byteorder record), with the official
+     * names of {@link #FIXTURE_MODEL}: mostly float16, the x_embedder float32, final_layer.norm_final bfloat16,
+     * t_embedder.mlp.2.weight a transposed view into a larger storage, t_embedder.mlp.2.bias an offset view, and
+     * blocks.0.norm1/norm2 two slices of one storage. Made by
+     * {@code microdit export-init --config fixture.json --out init.safetensors} (FIXTURE_MODEL as fixture.json), then
+     * {@code python3 make_fixture.py init.safetensors torch-save-1.13.pt} with make_fixture.py:
+     * <pre>
+     * import json, struct, sys, torch
+     * b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+     * shapes = {k: v['shape'] for k, v in json.loads(b[8:8 + n]).items() if k != '__metadata__'}
+     * def values(k, shape):  # an LCG per tensor: Java recomputes the same values
+     *     s, out = k + 1, []
+     *     for _ in range(int(torch.Size(shape).numel())):
+     *         s = (s * 1103515245 + 12345) % 2**31
+     *         out.append(((s >> 8) % 2001 - 1000) / 1024)
+     *     return torch.tensor(out, dtype=torch.float32).reshape(shape)
+     * sd = torch.nn.Module().state_dict()  # an OrderedDict carrying _metadata, as a model's state_dict() does
+     * for k, name in enumerate(sorted(shapes)):
+     *     v = values(k, shapes[name])
+     *     sd[name] = v.bfloat16() if name == 'final_layer.norm_final.weight' else v if name.startswith('x_embedder') else v.half()
+     * w = sd['t_embedder.mlp.2.weight']; big = torch.zeros(w.shape[1] + 3, w.shape[0] + 2, dtype=w.dtype)
+     * big[:w.shape[1], :w.shape[0]] = w.t(); sd['t_embedder.mlp.2.weight'] = big[:w.shape[1], :w.shape[0]].t()
+     * bias = sd['t_embedder.mlp.2.bias']; sd['t_embedder.mlp.2.bias'] = torch.cat([torch.ones(5, dtype=bias.dtype), bias])[5:]
+     * n1, n2 = sd['blocks.0.norm1.weight'], sd['blocks.0.norm2.weight']; both = torch.cat([n1, n2])
+     * sd['blocks.0.norm1.weight'], sd['blocks.0.norm2.weight'] = both[:len(n1)], both[len(n1):]
+     * torch.save(sd, sys.argv[2])
+     * </pre>
+     */
+    @Test
+    void convertsAFileWrittenByTorchSave() throws IOException {
+        Path pt = temp.resolve("torch-save-1.13.pt");
+        try (var in = ConvertCommandTest.class.getResourceAsStream("/io/microdit/io/torch/torch-save-1.13.pt")) {
+            Files.copy(in, pt);
+        }
+        Path fixtureConfig = Files.writeString(temp.resolve("fixture.json"), FIXTURE_MODEL);
+        Path out = temp.resolve("fixture.safetensors");
+        Result result = run("convert", "--from", pt.toString(), "--to", out.toString(), "--config",
+                fixtureConfig.toString());
+        assertEquals(0, result.exit(), result.err());
+        assertTrue(result.out().contains("66 float16 tensors converted"), result.out());
+        try (MemoryScope scope = new MemoryScope("test")) {
+            Map<String, Tensor> tensors = Safetensors.read(out, scope).tensors();
+            assertEquals(69, tensors.size());
+            List<String> sorted = tensors.keySet().stream().sorted().toList();
+            for (int k = 0; k < sorted.size(); k++) {
+                String name = sorted.get(k);
+                float[] actual = tensors.get(name).toFloatArray();
+                long state = k + 1;
+                for (int i = 0; i < actual.length; i++) {
+                    state = (state * 1103515245L + 12345) % (1L << 31);
+                    float value = ((state >> 8) % 2001 - 1000) / 1024f;
+                    float expected = name.equals("final_layer.norm_final.weight")
+                            ? DType.bf16ToFloat(DType.floatToBf16(value)) : value;
+                    assertEquals(expected, actual[i], name + "[" + i + "]");
+                }
+            }
+            assertEquals(DType.BF16, tensors.get("final_layer.norm_final.weight").dtype());
+        }
+    }
+
     @Test
     void mismatchedNamesAndShapesAreListed() throws IOException {
         try (MemoryScope scope = new MemoryScope("test")) {

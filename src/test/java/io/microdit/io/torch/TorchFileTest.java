@@ -135,6 +135,29 @@ class TorchFileTest {
         }
     }
 
+    /** The views of the torch.save fixture (see ConvertCommandTest for the script that made it) decode as written. */
+    @Test
+    void torchSaveFixtureHasItsViewsAndSharedStorage() throws IOException {
+        Path file = directory.resolve("fixture.pt");
+        try (var in = TorchFileTest.class.getResourceAsStream("torch-save-1.13.pt")) {
+            Files.copy(in, file);
+        }
+        try (TorchFile torch = TorchFile.open(file)) {
+            Map<?, ?> root = (Map<?, ?>) torch.root();
+            TorchTensor transposed = (TorchTensor) root.get("t_embedder.mlp.2.weight");
+            assertFalse(transposed.contiguous());
+            assertEquals(StorageType.HALF, transposed.type());
+            assertTrue(transposed.storageNumel() > transposed.numel());
+            assertEquals(5, ((TorchTensor) root.get("t_embedder.mlp.2.bias")).offset());
+            TorchTensor norm1 = (TorchTensor) root.get("blocks.0.norm1.weight");
+            TorchTensor norm2 = (TorchTensor) root.get("blocks.0.norm2.weight");
+            assertEquals(norm1.storageKey(), norm2.storageKey());
+            assertEquals(norm1.numel(), norm2.offset());
+            assertEquals(StorageType.BFLOAT16, ((TorchTensor) root.get("final_layer.norm_final.weight")).type());
+            assertEquals(StorageType.FLOAT, ((TorchTensor) root.get("x_embedder.proj.weight")).type());
+        }
+    }
+
     @Test
     void int64ValuesOutsideI32AreRefused() throws IOException {
         byte[] longs = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40).array();
