@@ -264,21 +264,26 @@ final class RestrictedUnpickler {
         }
         int[] shape = new int[size.length];
         long last = offset;
-        boolean empty = false;
+        long numel = 1;
         try {
             for (int i = 0; i < size.length; i++) {
                 if (size[i] > Integer.MAX_VALUE) {
                     throw fail(REBUILD_TENSOR + ": dimension " + size[i] + " is larger than 2^31 - 1");
                 }
                 shape[i] = (int) size[i];
-                empty |= size[i] == 0;
+                numel = Math.multiplyExact(numel, size[i]);
                 last = Math.addExact(last, Math.multiplyExact(Math.max(size[i] - 1, 0), stride[i]));
             }
         } catch (ArithmeticException e) {
             throw fail(REBUILD_TENSOR + ": the view of size " + Arrays.toString(size) + " and stride "
                     + Arrays.toString(stride) + " spans more than 2^63 elements");
         }
-        if (!empty && last >= storage.numel()) {
+        // A stride-0 (expanded) view could make a tiny storage claim terabytes; state dicts never hold one.
+        if (numel > storage.numel()) {
+            throw fail("a tensor of size " + Arrays.toString(size) + " has " + numel + " elements, more than its"
+                    + " storage " + storage.key() + " holds (" + storage.numel() + ")");
+        }
+        if (numel > 0 && last >= storage.numel()) {
             throw fail("a tensor of size " + Arrays.toString(size) + ", stride "
                     + Arrays.toString(stride) + " and offset " + offset + " reaches element " + last
                     + " of storage " + storage.key() + ", which holds " + storage.numel() + " elements");

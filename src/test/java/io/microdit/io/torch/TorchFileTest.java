@@ -308,7 +308,14 @@ class TorchFileTest {
                 new long[] {Integer.MAX_VALUE, Integer.MAX_VALUE}, new long[] {Integer.MAX_VALUE, 1});
         Path huge = PickleBytes.archive(directory.resolve("view.pt"), view.op('s').stop().bytes(),
                 storages("0", floats(1, 2, 3, 4)), "little");
-        assertContains(refusal(huge), "which holds 4 elements");
+        assertContains(refusal(huge), "more than its storage 0 holds (4)");
+        PickleBytes expanded = new PickleBytes().proto(2).op('}').string("w");
+        expanded.rebuildTensorAround(() -> expanded.storage("FloatStorage", "0", 4), 0,
+                new long[] {Integer.MAX_VALUE, Integer.MAX_VALUE}, new long[] {0, 0});
+        Path broadcast = PickleBytes.archive(directory.resolve("expanded.pt"), expanded.op('s').stop().bytes(),
+                storages("0", floats(1, 2, 3, 4)), "little");
+        assertContains(refusal(broadcast), "has " + (long) Integer.MAX_VALUE * Integer.MAX_VALUE
+                + " elements, more than its storage 0 holds (4)");
         byte[] bigPickle = new byte[64];
         Path bigEntry = PickleBytes.archive(directory.resolve("bigentry.pt"), bigPickle, Map.of(), "little");
         // An entry whose central directory claims more bytes than the archive holds.
