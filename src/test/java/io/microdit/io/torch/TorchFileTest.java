@@ -376,6 +376,46 @@ class TorchFileTest {
         }
     }
 
+    /**
+     * Random byte flips and cuts in a real state-dict pickle (the archive around it kept valid, CRCs included): each
+     * file opens and loads, or is refused with a TorchFileException; no other exception escapes.
+     */
+    @Test
+    void corruptedPicklesAreRefusedCleanly() throws IOException {
+        PickleBytes p = new PickleBytes().proto(2).orderedDict().op('q', 0).mark();
+        p.string("a").rebuildTensorAround(() -> p.storage("FloatStorage", "0", 6).op('q', 1), 0,
+                new long[] {2, 3}, new long[] {3, 1});
+        p.string("b").rebuildTensorAround(() -> p.op('h', 1), 2, new long[] {2, 2}, new long[] {1, 2});
+        p.string("c").tensor("HalfStorage", "1", 3);
+        byte[] pickle = p.op('u').stop().bytes();
+        Map<String, byte[]> storages = storages("0", floats(randomFloats(6)), "1", new byte[6]);
+        Path file = directory.resolve("fuzz.pt");
+        int refused = 0;
+        for (int round = 0; round < 600; round++) {
+            byte[] mutated = pickle.clone();
+            if (round % 4 == 3) {
+                mutated = Arrays.copyOf(mutated, random.nextInt(mutated.length));
+            } else {
+                for (int flips = 1 + random.nextInt(3); flips > 0; flips--) {
+                    mutated[random.nextInt(mutated.length)] = (byte) random.nextInt(256);
+                }
+            }
+            PickleBytes.archive(file, mutated, storages, "little");
+            try (TorchFile torch = TorchFile.open(file); MemoryScope scope = new MemoryScope("fuzz")) {
+                if (torch.root() instanceof Map<?, ?> root) {
+                    for (Object value : root.values()) {
+                        if (value instanceof TorchTensor tensor) {
+                            torch.load(tensor, scope);
+                        }
+                    }
+                }
+            } catch (TorchFileException e) {
+                refused++;
+            }
+        }
+        assertTrue(refused > 300, refused + " of 600 refused");
+    }
+
     @Test
     void storageShorterThanItsTensorIsRefused() throws IOException {
         Path declared = PickleBytes.archive(directory.resolve("declared.pt"), new PickleBytes().proto(2).op('}')
