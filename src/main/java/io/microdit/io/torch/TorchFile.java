@@ -95,7 +95,8 @@ public final class TorchFile implements AutoCloseable {
     /**
      * The decoded object: {@code null}, {@link Boolean}, {@link Long}, {@link Double}, {@link String},
      * {@code byte[]}, {@link List} (tuples unmodifiable), {@link Map} (dicts and OrderedDicts, in order) and
-     * {@link TorchTensor}. The same container may appear at several places (the pickle's memo).
+     * {@link TorchTensor}. The same container may appear at several places, even inside itself (the pickle's memo),
+     * so walk it with a bound rather than printing or hashing it whole.
      */
     public Object root() {
         return root;
