@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         description = "Trains and samples MicroDiT diffusion transformers.",
         subcommands = {InfoCommand.class, TrainCommand.class, SampleCommand.class, ParamsCommand.class,
             ExportInitCommand.class, ForwardCommand.class, ExperimentCommand.class, BenchStepCommand.class,
-            CostCommand.class,
+            CostCommand.class, ConvertCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -1,0 +1,25 @@
+package io.microdit.io.torch;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** A PyTorch {@code .pt} file that cannot be read or written; the message starts with the file's path. */
+public final class TorchFileException extends IOException {
+    private final transient Path file;
+    private final String problem;
+
+    public TorchFileException(Path file, String problem) {
+        super(file + ": " + problem);
+        this.file = file;
+        this.problem = problem;
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    /** The message without the file name. */
+    public String problem() {
+        return problem;
+    }
+}
