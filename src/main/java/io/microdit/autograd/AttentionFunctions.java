@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
 /** Differentiable fused attention. */
@@ -16,13 +17,25 @@ public final class AttentionFunctions {
      * bf16 (out, lse and the gradients stay F32).
      */
     public static Variable attention(Graph g, Variable q, Variable k, Variable v, int heads) {
+        return attention(g, q, k, v, heads, DType.F32);
+    }
+
+    /**
+     * {@link #attention(Graph, Variable, Variable, Variable, int)} storing out as {@code outType}: BF16 (a bf16 graph)
+     * rounds it once at the store, for an output only a bf16 product reads (the output projection); the backward
+     * then reads that bf16 out.
+     */
+    public static Variable attention(Graph g, Variable q, Variable k, Variable v, int heads, DType outType) {
         Backend be = g.backend();
         Tensor qv = g.matmulOperand(q), kv = g.matmulOperand(k), vv = g.matmulOperand(v);
         if (qv.rank() != 3 || heads <= 0 || qv.dim(2) % heads != 0) {
             throw new IllegalArgumentException("attention: q " + qv.describe() + " must be [N, Tq, H·Dh] with "
                     + heads + " heads dividing its width");
         }
-        Tensor out = g.output(qv.shape());
+        if (outType == DType.BF16 && qv.dtype() != DType.BF16) {
+            throw new IllegalArgumentException("attention: a BF16 out needs a bf16 graph");
+        }
+        Tensor out = g.output(outType, qv.shape());
         Tensor lse = g.output(qv.dim(0), heads, qv.dim(1));
         be.attention(qv, kv, vv, heads, out, lse);
         return g.result(out, dOut -> {

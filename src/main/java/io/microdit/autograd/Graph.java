@@ -81,6 +81,16 @@ public final class Graph {
         return precision == Precision.BF16 ? DType.BF16 : DType.F32;
     }
 
+    /**
+     * The storage type of an activation whose readers all take BF16 (matrix products, attention, and the ops that
+     * widen a BF16 input exactly): BF16 under {@link Precision#BF16}, so the op that makes it rounds once as it stores
+     * it, and the backward keeps half the bytes (PyTorch's autocast keeps such outputs in bf16 too); F32 otherwise.
+     * Unlike {@link #matmulOperandType} the backward may read such an output.
+     */
+    public DType activationType() {
+        return precision == Precision.BF16 ? DType.BF16 : DType.F32;
+    }
+
     private Tensor toBf16(Tensor value) {
         Tensor copy = output(DType.BF16, value.shape());
         backend.convert(value, copy);

@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
 /**
@@ -27,8 +28,23 @@ public final class MatmulFunctions {
      * layer in F32 inside a bf16 graph (the MoE router, whose top-k must not flip on rounding).
      */
     public static Variable linear(Graph g, Variable x, Variable weight, Variable bias, Precision precision) {
+        return linear(g, x, weight, bias, precision, DType.F32);
+    }
+
+    /**
+     * {@link #linear(Graph, Variable, Variable, Variable)} storing y as {@code outType}: BF16 (bf16 graphs only) rounds
+     * the F32 result once as the product stores it — for an activation whose readers all take BF16 (PyTorch autocast
+     * keeps a linear's output in bf16 the same way) — halving what is kept for the backward and moved to the next op.
+     */
+    public static Variable linear(Graph g, Variable x, Variable weight, Variable bias, DType outType) {
+        return linear(g, x, weight, bias, g.precision(), outType);
+    }
+
+    private static Variable linear(Graph g, Variable x, Variable weight, Variable bias, Precision precision,
+                                   DType outType) {
         Backend be = g.backend();
         boolean bf16 = precision == Precision.BF16;
+        requireOutputType("linear", bf16, outType);
         int outFeatures = weight.dim(0);
         int in = (int) (weight.value().numel() / outFeatures);
         if (x.dim(-1) != in) {
@@ -39,7 +55,7 @@ public final class MatmulFunctions {
         outShape[outShape.length - 1] = outFeatures;
         Tensor x2 = (bf16 ? g.matmulOperand(x) : x.value()).reshape(-1, in);
         Tensor w2 = (bf16 ? g.matmulOperand(weight) : weight.value()).reshape(outFeatures, in);
-        Tensor y = g.output(outShape);
+        Tensor y = g.output(outType, outShape);
         be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
             Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
@@ -65,8 +81,22 @@ public final class MatmulFunctions {
      * those copies moved as many bytes as the projection itself.
      */
     public static Variable[] linearParts(Graph g, Variable x, Variable weight, Variable bias, int parts) {
+        DType[] types = new DType[parts];
+        java.util.Arrays.fill(types, DType.F32);
+        return linearParts(g, x, weight, bias, types);
+    }
+
+    /**
+     * {@link #linearParts(Graph, Variable, Variable, Variable, int)} with one stored type per part (see
+     * {@link #linear(Graph, Variable, Variable, Variable, DType)}); {@code outTypes.length} is the number of parts.
+     */
+    public static Variable[] linearParts(Graph g, Variable x, Variable weight, Variable bias, DType... outTypes) {
         Backend be = g.backend();
         boolean bf16 = g.precision() == Precision.BF16;
+        int parts = outTypes.length;
+        for (DType type : outTypes) {
+            requireOutputType("linearParts", bf16, type);
+        }
         int outFeatures = weight.dim(0);
         int in = (int) (weight.value().numel() / outFeatures);
         if (parts < 1 || outFeatures % parts != 0) {
@@ -86,7 +116,7 @@ public final class MatmulFunctions {
         for (int p = 0; p < parts; p++) {
             int first = p * width;
             Tensor wp = w2.rows(first, width);
-            Tensor y = g.output(outShape);
+            Tensor y = g.output(outTypes[p], outShape);
             be.matmul(x2, false, wp, true, bias == null ? null : bias.value().rows(first, width),
                     y.reshape(-1, width), false);
             out[p] = g.result(y, dy -> {
@@ -106,10 +136,27 @@ public final class MatmulFunctions {
         return out;
     }
 
+    /** A linear's output is F32, or BF16 in a bf16 graph (whose products have bf16 operands). */
+    private static void requireOutputType(String op, boolean bf16, DType outType) {
+        if (outType != DType.F32 && !(bf16 && outType == DType.BF16)) {
+            throw new IllegalArgumentException(op + ": output type " + outType + " needs "
+                    + (outType == DType.BF16 ? "a bf16 graph" : "F32 or BF16"));
+        }
+    }
+
     /**
      * Batched {@code out = op(a) · op(b)}: a and b have the same batch dimensions (or are both rank 2).
      */
     public static Variable matmul(Graph g, Variable a, boolean transposeA, Variable b, boolean transposeB) {
+        return matmul(g, a, transposeA, b, transposeB, DType.F32);
+    }
+
+    /**
+     * {@link #matmul(Graph, Variable, boolean, Variable, boolean)} storing out as {@code outType}: BF16 needs a bf16
+     * graph (see {@link #linear(Graph, Variable, Variable, Variable, DType)}).
+     */
+    public static Variable matmul(Graph g, Variable a, boolean transposeA, Variable b, boolean transposeB,
+                                  DType outType) {
         Backend be = g.backend();
         Tensor av = g.matmulOperand(a), bv = g.matmulOperand(b);
         if (av.rank() != bv.rank()) {
@@ -121,7 +168,8 @@ public final class MatmulFunctions {
         int[] outShape = (av.rank() >= bv.rank() ? av : bv).shape();
         outShape[outShape.length - 2] = m;
         outShape[outShape.length - 1] = n;
-        Tensor out = g.output(outShape);
+        requireOutputType("matmul", av.dtype() == DType.BF16, outType);
+        Tensor out = g.output(outType, outShape);
         be.matmul(av, transposeA, bv, transposeB, null, out, false);
         return g.result(out, dOutF32 -> {
             Tensor dOut = g.matmulGradient(dOutF32);

@@ -70,13 +70,21 @@ public final class MoeFunctions {
      * experts sums their gradients).
      */
     public static Variable dispatch(Graph g, Variable x, Tensor indices, int experts) {
+        return dispatch(g, x, indices, experts, DType.F32);
+    }
+
+    /**
+     * {@link #dispatch(Graph, Variable, Tensor, int)} storing the rows as {@code outType}: BF16 rounds each once as it
+     * is stored, for rows only the experts' bf16 products read (a bf16 graph's copy of them, without the F32 rows).
+     */
+    public static Variable dispatch(Graph g, Variable x, Tensor indices, int experts, DType outType) {
         Backend be = g.backend();
         if (x.value().rank() != 3 || indices.rank() != 3 || indices.dim(1) != experts) {
             throw new IllegalArgumentException("dispatch: need x [N, T, D] and indices [N, " + experts
                     + ", k], got x " + x.value().describe() + " and indices " + indices.describe());
         }
         int samples = x.dim(0), k = indices.dim(2);
-        Tensor out = g.output(experts, samples * k, x.dim(2));
+        Tensor out = g.output(outType, experts, samples * k, x.dim(2));
         be.moeDispatch(x.value(), indices, out);
         return g.result(out, dOut -> be.moeDispatchBackward(dOut, indices, x.gradBuffer()), x);
     }

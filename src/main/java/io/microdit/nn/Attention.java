@@ -4,6 +4,7 @@ import io.microdit.autograd.AttentionFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.NormFunctions;
 import io.microdit.autograd.Variable;
+import io.microdit.tensor.DType;
 
 /**
  * The official {@code SelfAttention} and {@code CrossAttention}: q, k, v projections to {@code width} =
@@ -52,7 +53,8 @@ public final class Attention {
         if (cross) {
             throw new IllegalStateException("cross-attention needs the caption tokens: call forward(g, x, context)");
         }
-        Variable[] parts = qkv.forwardParts(g, x, 3);
+        // v goes only to attention, which reads it as bf16 in a bf16 graph: stored so by the product itself.
+        Variable[] parts = qkv.forwardParts(g, x, DType.F32, DType.F32, g.activationType());
         return attend(g, parts[0], parts[1], parts[2]);
     }
 
@@ -61,7 +63,7 @@ public final class Attention {
         if (!cross) {
             throw new IllegalStateException("self-attention takes one input");
         }
-        Variable[] kv = keyValue.forwardParts(g, context, 2);
+        Variable[] kv = keyValue.forwardParts(g, context, DType.F32, g.activationType());
         return attend(g, query.forward(g, x), kv[0], kv[1]);
     }
 
@@ -69,6 +71,7 @@ public final class Attention {
         // QK-norm's outputs go only to attention, which reads them as matrix-product operands.
         Variable qn = NormFunctions.layerNorm(g, q, null, eps, g.matmulOperandType());
         Variable kn = NormFunctions.layerNorm(g, k, null, eps, g.matmulOperandType());
-        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads));
+        // The attention output goes only to the output projection: bf16 storage in a bf16 graph.
+        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads, g.activationType()));
     }
 }

@@ -38,10 +38,11 @@ public final class ExpertChoiceMoe implements FeedForward {
         // The router stays F32 under bf16 precision: rounded logits would change which tokens an expert takes.
         Variable probs = SoftmaxFunctions.softmax(g, gate.forwardF32(g, x));
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
-        Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts);       // [E, N·k, D]
+        // The routed rows and the experts' outputs are read only by bf16 products and the combine: bf16 storage.
+        Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts, g.activationType()); // [E, N·k, D]
         Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false,
                 g.matmulOperandType());
-        Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false);               // [E, N·k, D]
+        Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false, g.activationType()); // [E, N·k, D]
         return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
     }
 

@@ -5,6 +5,7 @@ import io.microdit.autograd.MatmulFunctions;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Precision;
 import io.microdit.autograd.Variable;
+import io.microdit.tensor.DType;
 
 /** {@code nn.Linear}: weight [out, in], optional bias [out]. */
 public final class Linear {
@@ -30,6 +31,16 @@ public final class Linear {
     }
 
     /** {@link #forward} as {@code parts} equal blocks of output features (see {@link MatmulFunctions#linearParts}). */
+    /** {@code x·Wᵀ + b} stored as {@code outType} (BF16 in a bf16 graph: see {@link Graph#activationType}). */
+    public Variable forward(Graph g, Variable x, DType outType) {
+        return MatmulFunctions.linear(g, x, weight, bias, outType);
+    }
+
+    /** {@link #forwardParts(Graph, Variable, int)} with one stored type per part. */
+    public Variable[] forwardParts(Graph g, Variable x, DType... outTypes) {
+        return MatmulFunctions.linearParts(g, x, weight, bias, outTypes);
+    }
+
     public Variable[] forwardParts(Graph g, Variable x, int parts) {
         return MatmulFunctions.linearParts(g, x, weight, bias, parts);
     }
