@@ -191,6 +191,16 @@ __device__ __forceinline__ void store_out(uint16_t *out, int64_t i, float value)
     out[i] = *reinterpret_cast<uint16_t *>(&b);
 }
 
+/**
+ * Loads one input element as f32: a float as it is, bf16 bits (uint16_t) widened exactly (bf16 -> f32 loses
+ * nothing), so a kernel templated on its input type gives a bf16 input exactly the result of that input's f32 upcast.
+ * Scalar loads only: a bf16 row of odd width is just 2-byte aligned, which wider loads would have to special-case.
+ */
+__device__ __forceinline__ float load_as_float(const float *in, int64_t i) { return in[i]; }
+__device__ __forceinline__ float load_as_float(const uint16_t *in, int64_t i) {
+    return __uint_as_float(static_cast<uint32_t>(in[i]) << 16);
+}
+
 // ---------------------------------------------------------------- tensor cores and async copies
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with .bf16): lane l = 4·g + t (g = l/4, t = l mod 4); a register holds

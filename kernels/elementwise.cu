@@ -6,15 +6,19 @@
 // E FLOPs, 12E bytes; scale E FLOPs, 8E bytes; axpy 2E FLOPs, 12E bytes; fill 4E bytes; modulate 3E FLOPs, 8E
 // bytes (+ the small per-sample rows); modulate backward 5E FLOPs, 12E bytes; gated residual 2E FLOPs, 12E bytes
 // and backward 3E FLOPs, 12E bytes; conversions 6E bytes.
+// The _bf16in forms read one operand as bf16 (add's b, the gated residual's f: outputs of bf16 linear layers)
+// through mdt::load_as_float, exactly the results for its f32 upcast, 2 bytes per element less.
 #include "common.cuh"
 
 namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void broadcast_kernel(const float *a, const float *b, float *out, int64_t n, int64_t b_n, int multiply) {
+// B: float, or uint16_t for bf16 bits.
+template <class B>
+__global__ void broadcast_kernel(const float *a, const B *b, float *out, int64_t n, int64_t b_n, int multiply) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float y = b[i % b_n];
+        float y = mdt::load_as_float(b, i % b_n);
         out[i] = multiply ? a[i] * y : a[i] + y;
     }
 }
@@ -65,15 +69,18 @@ __global__ void modulate_backward_kernel(const float *d_out, const float *x, con
     }
 }
 
-__global__ void gated_residual_kernel(const float *x, const float *gate, const float *f, float *out, int64_t tokens,
+// F: float, or uint16_t for bf16 bits.
+template <class F>
+__global__ void gated_residual_kernel(const float *x, const float *gate, const F *f, float *out, int64_t tokens,
                                       int64_t width, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t column = i % width, sample = i / (tokens * width);
-        out[i] = fmaf(f[i], gate[sample * width + column], x[i]);
+        out[i] = fmaf(mdt::load_as_float(f, i), gate[sample * width + column], x[i]);
     }
 }
 
-__global__ void gated_residual_backward_kernel(const float *d_out, const float *gate, const float *f, float *d_gate,
+template <class F>
+__global__ void gated_residual_backward_kernel(const float *d_out, const float *gate, const F *f, float *d_gate,
                                                float *d_f, int64_t samples, int64_t tokens, int64_t width) {
     int64_t count = samples * width;
     for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
@@ -83,7 +90,7 @@ __global__ void gated_residual_backward_kernel(const float *d_out, const float *
             int64_t i = (sample * tokens + t) * width + column;
             float g = d_out[i];
             d_f[i] = g * g_value;
-            sum = fmaf(g, f[i], sum);
+            sum = fmaf(g, mdt::load_as_float(f, i), sum);
         }
         d_gate[p] = sum;
     }
@@ -118,14 +125,16 @@ __global__ void from_bf16_kernel(const uint16_t *source, float *target, int64_t 
     }
 }
 
-int broadcast(const char *op, mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n,
+template <class B>
+int broadcast(const char *op, mdt_stream_t stream, const float *a, const B *b, float *out, int64_t n, int64_t b_n,
               int multiply) {
     MDT_REQUIRE(n >= 0 && b_n >= 0, "%s: sizes must be non-negative, got n %lld and b_n %lld", op, (long long)n,
                 (long long)b_n);
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(b_n > 0 && n % b_n == 0, "%s: b_n %lld must divide n %lld", op, (long long)b_n, (long long)n);
     MDT_REQUIRE(a && b && out, "%s: NULL tensor pointer", op);
-    return MDT_LAUNCH(broadcast_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n, b_n, multiply);
+    return MDT_LAUNCH(broadcast_kernel<B>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n, b_n,
+                      multiply);
 }
 
 int check_tokens(const char *op, int64_t samples, int64_t tokens, int64_t width) {
@@ -134,12 +143,38 @@ int check_tokens(const char *op, int64_t samples, int64_t tokens, int64_t width)
     return MDT_SUCCESS;
 }
 
+template <class F>
+int gated_residual_forward(const char *op, mdt_stream_t stream, const float *x, const float *gate, const F *f,
+                           float *out, int64_t samples, int64_t tokens, int64_t width) {
+    if (int s = check_tokens(op, samples, tokens, width)) return s;
+    int64_t n = samples * tokens * width;
+    if (n == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && gate && f && out, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(gated_residual_kernel<F>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, x, gate, f, out,
+                      tokens, width, n);
+}
+
+template <class F>
+int gated_residual_backward(const char *op, mdt_stream_t stream, const float *d_out, const float *gate, const F *f,
+                            float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width) {
+    if (int s = check_tokens(op, samples, tokens, width)) return s;
+    if (samples * width == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && gate && f && d_gate && d_f, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(gated_residual_backward_kernel<F>, mdt::blocks_for(samples * width, kThreads), kThreads, 0,
+                      stream, d_out, gate, f, d_gate, d_f, samples, tokens, width);
+}
+
 }  // namespace
 
 extern "C" {
 
 int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n) {
     return broadcast("mdt_elementwise_add", stream, a, b, out, n, b_n, 0);
+}
+
+int mdt_elementwise_add_bf16in(mdt_stream_t stream, const float *a, const uint16_t *b, float *out, int64_t n,
+                               int64_t b_n) {
+    return broadcast("mdt_elementwise_add_bf16in", stream, a, b, out, n, b_n, 0);
 }
 
 int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n) {
@@ -189,21 +224,28 @@ int mdt_elementwise_modulate_bwd(mdt_stream_t stream, const float *d_out, const 
 
 int mdt_elementwise_gated_residual_fwd(mdt_stream_t stream, const float *x, const float *gate, const float *f,
                                        float *out, int64_t samples, int64_t tokens, int64_t width) {
-    if (int s = check_tokens("mdt_elementwise_gated_residual_fwd", samples, tokens, width)) return s;
-    int64_t n = samples * tokens * width;
-    if (n == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(x && gate && f && out, "mdt_elementwise_gated_residual_fwd: NULL tensor pointer");
-    return MDT_LAUNCH(gated_residual_kernel, mdt::blocks_for(n, kThreads), kThreads, 0, stream, x, gate, f, out, tokens,
-                      width, n);
+    return gated_residual_forward("mdt_elementwise_gated_residual_fwd", stream, x, gate, f, out, samples, tokens,
+                                  width);
+}
+
+int mdt_elementwise_gated_residual_fwd_bf16in(mdt_stream_t stream, const float *x, const float *gate,
+                                              const uint16_t *f, float *out, int64_t samples, int64_t tokens,
+                                              int64_t width) {
+    return gated_residual_forward("mdt_elementwise_gated_residual_fwd_bf16in", stream, x, gate, f, out, samples,
+                                  tokens, width);
 }
 
 int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float *d_out, const float *gate, const float *f,
                                        float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width) {
-    if (int s = check_tokens("mdt_elementwise_gated_residual_bwd", samples, tokens, width)) return s;
-    if (samples * width == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && gate && f && d_gate && d_f, "mdt_elementwise_gated_residual_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(gated_residual_backward_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream,
-                      d_out, gate, f, d_gate, d_f, samples, tokens, width);
+    return gated_residual_backward("mdt_elementwise_gated_residual_bwd", stream, d_out, gate, f, d_gate, d_f, samples,
+                                   tokens, width);
+}
+
+int mdt_elementwise_gated_residual_bwd_bf16in(mdt_stream_t stream, const float *d_out, const float *gate,
+                                              const uint16_t *f, float *d_gate, float *d_f, int64_t samples,
+                                              int64_t tokens, int64_t width) {
+    return gated_residual_backward("mdt_elementwise_gated_residual_bwd_bf16in", stream, d_out, gate, f, d_gate, d_f,
+                                   samples, tokens, width);
 }
 
 int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows,

@@ -8,6 +8,11 @@
  * element counts (int64_t). Kernel ops are named mdt_<family>_<op>[_fwd|_bwd] and run asynchronously on the
  * given stream (NULL is the default stream).
  *
+ * Element types: tensors are float unless a suffix says otherwise. _bf16out: the output is bf16 (bits as uint16_t,
+ * f32 maths rounded to nearest even at the store). _bf16in: the inputs the entry's comment names are bf16 (bits as
+ * uint16_t), read as their exact f32 values, so the results are bit for bit those of the plain entry on the inputs'
+ * f32 upcast; everything else (other inputs, statistics, gradients) stays float. Both suffixes: _bf16in_bf16out.
+ *
  * Keep one declaration per line: a Java test parses this file and checks the FFM bindings against it.
  */
 #ifndef MICRODIT_H
@@ -200,6 +205,8 @@ MDT_API int mdt_emu_perf_kernel(int index, char *name, int64_t name_capacity, in
 
 /* ------------------------------------------------------------------ elementwise (kernels/elementwise.cu) */
 MDT_API int mdt_elementwise_add(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
+/* b bf16 (the output of a bf16 linear layer added to the f32 residual stream). */
+MDT_API int mdt_elementwise_add_bf16in(mdt_stream_t stream, const float *a, const uint16_t *b, float *out, int64_t n, int64_t b_n);
 MDT_API int mdt_elementwise_mul(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n, int64_t b_n);
 MDT_API int mdt_elementwise_scale(mdt_stream_t stream, const float *x, float alpha, float *out, int64_t n);
 MDT_API int mdt_elementwise_axpy(mdt_stream_t stream, float alpha, const float *x, float *y, int64_t n);
@@ -208,6 +215,9 @@ MDT_API int mdt_elementwise_modulate_fwd(mdt_stream_t stream, const float *x, co
 MDT_API int mdt_elementwise_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *scale, float *dx, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_gated_residual_fwd(mdt_stream_t stream, const float *x, const float *gate, const float *f, float *out, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float *d_out, const float *gate, const float *f, float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width);
+/* f bf16 (x, gate, out and the gradients float). */
+MDT_API int mdt_elementwise_gated_residual_fwd_bf16in(mdt_stream_t stream, const float *x, const float *gate, const uint16_t *f, float *out, int64_t samples, int64_t tokens, int64_t width);
+MDT_API int mdt_elementwise_gated_residual_bwd_bf16in(mdt_stream_t stream, const float *d_out, const float *gate, const uint16_t *f, float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows, int64_t columns, int64_t width);
 MDT_API int mdt_elementwise_slice_columns_bwd(mdt_stream_t stream, const float *d_out, int64_t start, float *dx, int64_t rows, int64_t columns, int64_t width);
 MDT_API int mdt_elementwise_f32_to_bf16(mdt_stream_t stream, const float *source, uint16_t *target, int64_t n);
@@ -221,6 +231,10 @@ MDT_API int mdt_norm_layer_norm_fwd_bf16out(mdt_stream_t stream, const float *x,
 /* The backward adds into d_weight (may be NULL) through workspace: device floats, at least
  * mdt_gemm_sum_rows_workspace_floats(rows, width) of them when d_weight is given (may be NULL when that is 0). */
 MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
+/* x bf16 (QK-norm of bf16 q and k); weight, mean, rstd and the gradients float. */
+MDT_API int mdt_norm_layer_norm_fwd_bf16in(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
+MDT_API int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width);
+MDT_API int mdt_norm_layer_norm_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
 /* LayerNorm fused with adaLN modulate: out = LN(x)·(1 + scale) + shift, x [samples, tokens, width], shift and
  * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL), its
  * workspace then at least mdt_gemm_sum_rows_workspace_floats(samples, width) floats. */
@@ -309,11 +323,19 @@ MDT_API int mdt_activations_gelu_fwd(mdt_stream_t stream, const float *x, float 
 /* The _bf16out forwards store out as bf16 (bits as uint16_t; f32 maths, rounded to nearest even at the store). */
 MDT_API int mdt_activations_gelu_fwd_bf16out(mdt_stream_t stream, const float *x, uint16_t *out, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n, int tanh_approximation);
+/* x bf16; dOut and dx float. */
+MDT_API int mdt_activations_gelu_fwd_bf16in(mdt_stream_t stream, const uint16_t *x, float *out, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_gelu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *x, uint16_t *out, int64_t n, int tanh_approximation);
+MDT_API int mdt_activations_gelu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, float *dx, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n);
 MDT_API int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n);
 MDT_API int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n);
 MDT_API int mdt_activations_swiglu_fwd_bf16out(mdt_stream_t stream, const float *a, const float *b, uint16_t *out, int64_t n);
 MDT_API int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da, float *db, int64_t n);
+/* a and b bf16; dOut, da and db float. */
+MDT_API int mdt_activations_swiglu_fwd_bf16in(mdt_stream_t stream, const uint16_t *a, const uint16_t *b, float *out, int64_t n);
+MDT_API int mdt_activations_swiglu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *a, const uint16_t *b, uint16_t *out, int64_t n);
+MDT_API int mdt_activations_swiglu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *a, const uint16_t *b, float *da, float *db, int64_t n);
 MDT_API int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width);
 MDT_API int mdt_activations_softmax_bwd(mdt_stream_t stream, const float *d_out, const float *y, float *dx, int64_t rows, int64_t width);
 

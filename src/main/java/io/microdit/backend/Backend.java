@@ -92,7 +92,11 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- elementwise
 
-    /** {@code out = a + b}; b has a's shape or a suffix of it (broadcast over the leading dims). */
+    /**
+     * {@code out = a + b}; b has a's shape or a suffix of it (broadcast over the leading dims). a and out are F32;
+     * b is F32 or BF16 (a bf16 linear layer's output added to the residual stream), a BF16 b giving exactly the
+     * result for its F32 upcast (bf16 to f32 is exact).
+     */
     void add(Tensor a, Tensor b, Tensor out);
 
     /** {@code out = a * b}; b has a's shape or a suffix of it. */
@@ -110,10 +114,16 @@ public interface Backend extends AutoCloseable {
     /** Backward of {@link #modulate}: writes dx, dShift, dScale (none accumulate). */
     void modulateBackward(Tensor dOut, Tensor x, Tensor scale, Tensor dx, Tensor dShift, Tensor dScale);
 
-    /** Gated residual: {@code out[n,t,:] = x[n,t,:] + gate[n,:] * f[n,t,:]}; x and f [N,T,D], gate [N,D]. */
+    /**
+     * Gated residual: {@code out[n,t,:] = x[n,t,:] + gate[n,:] * f[n,t,:]}; x and f [N,T,D], gate [N,D]. f may be
+     * BF16 (a bf16 linear layer's output), giving exactly the result for its F32 upcast; x, gate and out are F32.
+     */
     void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out);
 
-    /** Backward of {@link #gatedResidual} for gate and f (dx is dOut itself); writes dGate and dF. */
+    /**
+     * Backward of {@link #gatedResidual} for gate and f (dx is dOut itself); writes dGate and dF (F32). f may be
+     * BF16 as in the forward.
+     */
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF);
 
     /** {@code out[r, :] = x[r, start : start + width]}; x [R, C], out [R, width]. */
@@ -128,11 +138,15 @@ public interface Backend extends AutoCloseable {
      * LayerNorm over the last dimension, without bias: {@code out = (x - mean) * rstd * weight}. {@code weight}
      * [D] may be null (non-affine, as QK-norm). Saves mean and rstd [rows] for the backward. {@code out} may be
      * BF16: computed in F32 and rounded to nearest even once, as {@link #convert} rounds, for an output that only
-     * bf16 matrix products read (the backward never reads out).
+     * bf16 matrix products read (the backward never reads out). {@code x} may be BF16 (QK-norm of bf16 q and k):
+     * the results are exactly those for its F32 upcast (bf16 to f32 is exact); mean and rstd stay F32.
      */
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd);
 
-    /** Backward of {@link #layerNorm}: writes dx; accumulates dWeight when weight is not null. */
+    /**
+     * Backward of {@link #layerNorm}: writes dx; accumulates dWeight when weight is not null. {@code x} may be BF16
+     * as in the forward; dOut, dx and dWeight are F32.
+     */
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight);
 
@@ -156,19 +170,26 @@ public interface Backend extends AutoCloseable {
 
     /**
      * GELU, the tanh approximation when {@code tanhApproximation}, else the exact erf form. {@code out} may be BF16
-     * (F32 maths, rounded once as {@link #convert} rounds); the backward reads x, not out.
+     * (F32 maths, rounded once as {@link #convert} rounds); the backward reads x, not out. {@code x} may be BF16 (a
+     * bf16 linear layer's output), here and in the backward, giving exactly the results for its F32 upcast.
      */
     void gelu(Tensor x, Tensor out, boolean tanhApproximation);
 
+    /** Backward of {@link #gelu}: dOut and dx F32, x F32 or BF16. */
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation);
 
     void silu(Tensor x, Tensor out);
 
     void siluBackward(Tensor dOut, Tensor x, Tensor dx);
 
-    /** The SwiGLU gate: {@code out = silu(a) * b}; {@code out} may be BF16 as for {@link #gelu}. */
+    /**
+     * The SwiGLU gate: {@code out = silu(a) * b}; {@code out} may be BF16 as for {@link #gelu}. {@code a} and
+     * {@code b} are both F32 or both BF16 (halves of a bf16 linear layer's output), BF16 ones giving exactly the
+     * results for their F32 upcast, here and in the backward.
+     */
     void swigluGate(Tensor a, Tensor b, Tensor out);
 
+    /** Backward of {@link #swigluGate}: dOut, da and db F32; a and b as in the forward. */
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db);
 
     /** Softmax over the last dimension. */

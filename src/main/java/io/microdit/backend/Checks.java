@@ -54,6 +54,22 @@ public final class Checks {
      */
     public static void sameShapeOutput(String op, String inputName, Tensor input, String outName, Tensor out) {
         dtype(op, inputName, input, DType.F32);
+        outputOfShape(op, inputName, input, outName, out);
+    }
+
+    /**
+     * Requires {@code t} to be F32 or BF16: an input that an op reads as the exact F32 values of its elements
+     * (bf16 to f32 loses nothing), so its results are those of the op on the F32 upcast of {@code t}.
+     */
+    public static void floatInput(String op, String argument, Tensor t) {
+        notNull(op, argument, t);
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
+            throw new IllegalArgumentException(op + ": " + argument + " must be F32 or BF16, got " + t.describe());
+        }
+    }
+
+    /** An {@code out} of {@code input}'s shape, F32 or BF16, whatever the input's dtype. */
+    private static void outputOfShape(String op, String inputName, Tensor input, String outName, Tensor out) {
         notNull(op, outName, out);
         if (out.dtype() != DType.F32 && out.dtype() != DType.BF16) {
             throw new IllegalArgumentException(op + ": " + outName + " must be F32 or BF16, got " + out.describe());
@@ -117,10 +133,21 @@ public final class Checks {
         return columns;
     }
 
-    /** add and mul: F32 a and out of one shape, F32 b of a's shape or a suffix of it. */
+    /** mul: F32 a and out of one shape, F32 b of a's shape or a suffix of it. */
     public static void broadcast(String op, Tensor a, Tensor b, Tensor out) {
-        sameShapeF32(op, "a", a, "out", out);
         dtype(op, "b", b, DType.F32);
+        broadcastShapes(op, a, b, out);
+    }
+
+    /** add: as {@link #broadcast}, b F32 or BF16 (a bf16 linear layer's output added to the F32 residual). */
+    public static void add(Tensor a, Tensor b, Tensor out) {
+        String op = "add";
+        floatInput(op, "b", b);
+        broadcastShapes(op, a, b, out);
+    }
+
+    private static void broadcastShapes(String op, Tensor a, Tensor b, Tensor out) {
+        sameShapeF32(op, "a", a, "out", out);
         boolean suffix = b.rank() <= a.rank();
         for (int i = 1; suffix && i <= b.rank(); i++) {
             suffix = b.dim(-i) == a.dim(-i);
@@ -151,22 +178,25 @@ public final class Checks {
         return s;
     }
 
-    /** Returns {N, T, D} of x. */
+    /** F32 x, gate and out, f F32 or BF16; returns {N, T, D} of x. */
     public static int[] gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out) {
         String op = "gatedResidual";
         int[] s = tokens(op, "x", x);
         perSample(op, "gate", gate, s[0], s[2]);
-        sameShapeF32(op, "x", x, "f", f);
+        floatInput(op, "f", f);
+        argument(f.sameShape(x), op, "f " + f.describe() + " must have the shape of x " + x.describe());
         sameShapeF32(op, "x", x, "out", out);
         return s;
     }
 
-    /** Returns {N, T, D} of f. */
+    /** f F32 or BF16, everything else F32; returns {N, T, D} of f. */
     public static int[] gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
-        int[] s = tokens(op, "f", f);
-        sameShapeF32(op, "f", f, "dOut", dOut);
-        sameShapeF32(op, "f", f, "dF", dF);
+        floatInput(op, "f", f);
+        rank(op, "f", f, 3);
+        int[] s = {f.dim(0), f.dim(1), f.dim(2)};
+        shapeOf(op, "dOut", dOut, "f", f);
+        shapeOf(op, "dF", dF, "f", f);
         perSample(op, "gate", gate, s[0], s[2]);
         perSample(op, "dGate", dGate, s[0], s[2]);
         return s;
@@ -207,30 +237,50 @@ public final class Checks {
 
     // ---------------------------------------------------------------- activations and softmax
 
-    /** geluBackward and siluBackward: F32 dOut, x and dx of one shape. */
+    /** siluBackward: F32 dOut, x and dx of one shape. */
     public static void pointwiseBackward(String op, Tensor dOut, Tensor x, Tensor dx) {
         sameShapeF32(op, "x", x, "dOut", dOut);
         sameShapeF32(op, "x", x, "dx", dx);
     }
 
-    /** F32 x, out of its shape in F32 or BF16. */
+    /** x F32 or BF16, out of its shape in F32 or BF16. */
     public static void gelu(Tensor x, Tensor out) {
-        sameShapeOutput("gelu", "x", x, "out", out);
+        String op = "gelu";
+        floatInput(op, "x", x);
+        outputOfShape(op, "x", x, "out", out);
     }
 
-    /** F32 a and b of one shape, out of their shape in F32 or BF16. */
+    /** x F32 or BF16; F32 dOut and dx of its shape. */
+    public static void geluBackward(Tensor dOut, Tensor x, Tensor dx) {
+        String op = "geluBackward";
+        floatInput(op, "x", x);
+        shapeOf(op, "dOut", dOut, "x", x);
+        shapeOf(op, "dx", dx, "x", x);
+    }
+
+    /** a and b of one shape, both F32 or both BF16; out of their shape in F32 or BF16. */
     public static void swigluGate(Tensor a, Tensor b, Tensor out) {
         String op = "swigluGate";
-        sameShapeF32(op, "a", a, "b", b);
-        sameShapeOutput(op, "a", a, "out", out);
+        gateInputs(op, a, b);
+        outputOfShape(op, "a", a, "out", out);
     }
 
+    /** a and b as for {@link #swigluGate}; F32 dOut, da and db of their shape. */
     public static void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
-        sameShapeF32(op, "a", a, "b", b);
-        sameShapeF32(op, "a", a, "dOut", dOut);
-        sameShapeF32(op, "a", a, "da", da);
-        sameShapeF32(op, "a", a, "db", db);
+        gateInputs(op, a, b);
+        shapeOf(op, "dOut", dOut, "a", a);
+        shapeOf(op, "da", da, "a", a);
+        shapeOf(op, "db", db, "a", a);
+    }
+
+    /** The SwiGLU gate's inputs: one shape, both F32 or both BF16 (the halves of one linear layer's output). */
+    private static void gateInputs(String op, Tensor a, Tensor b) {
+        floatInput(op, "a", a);
+        floatInput(op, "b", b);
+        argument(a.dtype() == b.dtype(), op, "a and b must be both F32 or both BF16, got a " + a.describe()
+                + " and b " + b.describe());
+        argument(a.sameShape(b), op, "b " + b.describe() + " must have the shape of a " + a.describe());
     }
 
     /** F32 x and out of one shape, rank 1 or more (softmax runs over the last dimension). */
@@ -255,7 +305,7 @@ public final class Checks {
         int width = normInput(op, x);
         long rows = x.rowCount();
         normWeight(op, "weight", weight, width);
-        sameShapeOutput(op, "x", x, "out", out);
+        outputOfShape(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
         argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
@@ -268,8 +318,8 @@ public final class Checks {
         String op = "layerNormBackward";
         int width = normInput(op, x);
         long rows = x.rowCount();
-        sameShapeF32(op, "x", x, "dOut", dOut);
-        sameShapeF32(op, "x", x, "dx", dx);
+        shapeOf(op, "dOut", dOut, "x", x);
+        shapeOf(op, "dx", dx, "x", x);
         normWeight(op, "weight", weight, width);
         argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, width);
@@ -316,9 +366,9 @@ public final class Checks {
         return s;
     }
 
-    /** The input of a LayerNorm: F32 with a non-empty last dimension, which it returns. */
+    /** The input of a LayerNorm: F32 or BF16 with a non-empty last dimension, which it returns. */
     private static int normInput(String op, Tensor x) {
-        dtype(op, "x", x, DType.F32);
+        floatInput(op, "x", x);
         argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
                 + " needs a non-empty last dimension to normalise over");
         return x.dim(-1);

@@ -30,7 +30,9 @@ import jdk.incubator.vector.VectorSpecies;
  * x + x·Q keeps the float rounding of the leading term out of the result.
  *
  * <p>GELU and the SwiGLU gate may write a BF16 output (for an output only bf16 matrix products read): the F32
- * results rounded as {@link DType#floatToBf16} rounds, bit for bit the F32 op followed by convert.
+ * results rounded as {@link DType#floatToBf16} rounds, bit for bit the F32 op followed by convert. GELU's x and the
+ * gate's a and b may be BF16 (outputs of bf16 linear layers), forward and backward: loaded as their exact floats
+ * ({@link VectorMath#load}), so the results are those for the F32 upcast, bit for bit.
  *
  * <p>FLOPs per element (a multiply-add is 2, an exponential or division counted as one): GELU exact ~30,
  * GELU tanh ~10, SiLU ~4, SwiGLU gate ~5; the backwards a few more.
@@ -80,15 +82,15 @@ final class CpuActivations {
         String op = "gelu";
         Checks.gelu(x, out);
         MemorySegment xs = x.segment(), os = out.segment();
-        boolean bf16 = out.dtype() == DType.BF16;
+        boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER);
+                FloatVector v = VectorMath.load(xs, i, bf16In);
                 store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
             }
             for (; i < end; i++) {
-                float v = xs.getAtIndex(F, i);
+                float v = VectorMath.loadOne(xs, i, bf16In);
                 store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
             }
         });
@@ -97,18 +99,19 @@ final class CpuActivations {
 
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
         String op = "geluBackward";
-        Checks.pointwiseBackward(op, dOut, x, dx);
+        Checks.geluBackward(dOut, x, dx);
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
+        boolean bf16In = x.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = FloatVector.fromMemorySegment(SPECIES, xs, i * 4L, ORDER);
+                FloatVector v = VectorMath.load(xs, i, bf16In);
                 FloatVector slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
                 slope.mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
                         .intoMemorySegment(dxs, i * 4L, ORDER);
             }
             for (; i < end; i++) {
-                float v = xs.getAtIndex(F, i);
+                float v = VectorMath.loadOne(xs, i, bf16In);
                 float slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
                 dxs.setAtIndex(F, i, slope * gs.getAtIndex(F, i));
             }
@@ -157,17 +160,17 @@ final class CpuActivations {
         String op = "swigluGate";
         Checks.swigluGate(a, b, out);
         MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
-        boolean bf16 = out.dtype() == DType.BF16;
+        boolean bf16In = a.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, i * 4L, ORDER);
-                FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, i * 4L, ORDER);
+                FloatVector va = VectorMath.load(as, i, bf16In);
+                FloatVector vb = VectorMath.load(bs, i, bf16In);
                 store(va.mul(sigmoid(va)).mul(vb), os, bf16, i);
             }
             for (; i < end; i++) {
-                float va = as.getAtIndex(F, i);
-                store(va * sigmoid(va) * bs.getAtIndex(F, i), os, bf16, i);
+                float va = VectorMath.loadOne(as, i, bf16In);
+                store(va * sigmoid(va) * VectorMath.loadOne(bs, i, bf16In), os, bf16, i);
             }
         });
         flops.add(op, 5 * a.numel());
@@ -178,18 +181,20 @@ final class CpuActivations {
         Checks.swigluGateBackward(dOut, a, b, da, db);
         MemorySegment gs = dOut.segment(), as = a.segment(), bs = b.segment(), das = da.segment(),
                 dbs = db.segment();
+        boolean bf16In = a.dtype() == DType.BF16;
         parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
                 FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER);
-                FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, i * 4L, ORDER);
-                FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, i * 4L, ORDER);
+                FloatVector va = VectorMath.load(as, i, bf16In);
+                FloatVector vb = VectorMath.load(bs, i, bf16In);
                 FloatVector e = cappedExp(va.neg());
                 g.mul(va).div(e.add(1f)).intoMemorySegment(dbs, i * 4L, ORDER);
                 g.mul(vb).mul(siluSlope(va, e)).intoMemorySegment(das, i * 4L, ORDER);
             }
             for (; i < end; i++) {
-                float g = gs.getAtIndex(F, i), va = as.getAtIndex(F, i), vb = bs.getAtIndex(F, i);
+                float g = gs.getAtIndex(F, i);
+                float va = VectorMath.loadOne(as, i, bf16In), vb = VectorMath.loadOne(bs, i, bf16In);
                 float e = cappedExp(-va);
                 dbs.setAtIndex(F, i, g * va / (1f + e));
                 das.setAtIndex(F, i, g * vb * siluSlope(va, e));

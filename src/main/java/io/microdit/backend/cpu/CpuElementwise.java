@@ -21,6 +21,8 @@ import jdk.incubator.vector.VectorSpecies;
  * walks each range in pieces that stay inside one copy of {@code b}, so the inner loop is always contiguous.
  * The backward reductions over tokens (dShift, dScale, dGate) are split by (sample, column block) instead of
  * rows, so every output element is summed by one thread in token order: deterministic, no atomics.
+ * add's b and the gated residual's f may be BF16 (outputs of bf16 linear layers), loaded as their exact floats, so
+ * the results are those for their F32 upcast, bit for bit.
  * FLOPs count the arithmetic per element (a multiply-add is 2); pure data movement counts none.
  */
 final class CpuElementwise {
@@ -55,8 +57,14 @@ final class CpuElementwise {
         broadcast("mul", a, b, out, true);
     }
 
+    /** add's b may be BF16, read as its exact floats (the F32 upcast's result, bit for bit); mul's is F32. */
     private void broadcast(String op, Tensor a, Tensor b, Tensor out, boolean multiply) {
-        Checks.broadcast(op, a, b, out);
+        if (multiply) {
+            Checks.broadcast(op, a, b, out);
+        } else {
+            Checks.add(a, b, out);
+        }
+        boolean bf16B = b.dtype() == DType.BF16;
         int n = Math.toIntExact(a.numel());
         int inner = Math.toIntExact(b.numel());
         if (n == 0) {
@@ -68,15 +76,15 @@ final class CpuElementwise {
             while (i < end) {
                 int offsetInB = i % inner;
                 int length = Math.min(end - i, inner - offsetInB);
-                long aBase = (long) i * 4, bBase = (long) offsetInB * 4;
+                long aBase = (long) i * 4;
                 int j = 0;
                 for (; j <= length - LANES; j += LANES) {
                     FloatVector va = FloatVector.fromMemorySegment(SPECIES, as, aBase + j * 4L, ORDER);
-                    FloatVector vb = FloatVector.fromMemorySegment(SPECIES, bs, bBase + j * 4L, ORDER);
+                    FloatVector vb = VectorMath.load(bs, offsetInB + j, bf16B);
                     (multiply ? va.mul(vb) : va.add(vb)).intoMemorySegment(os, aBase + j * 4L, ORDER);
                 }
                 for (; j < length; j++) {
-                    float x = as.getAtIndex(F, i + j), y = bs.getAtIndex(F, offsetInB + j);
+                    float x = as.getAtIndex(F, i + j), y = VectorMath.loadOne(bs, offsetInB + j, bf16B);
                     os.setAtIndex(F, i + j, multiply ? x * y : x + y);
                 }
                 i += length;
@@ -190,18 +198,19 @@ final class CpuElementwise {
         int[] s = Checks.gatedResidual(x, gate, f, out);
         int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment xs = x.segment(), gates = gate.segment(), fs = f.segment(), os = out.segment();
+        boolean bf16F = f.dtype() == DType.BF16;
         parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
             for (int row = start; row < end; row++) {
                 long rowBase = (long) row * width * 4, sampleBase = (long) (row / tokens) * width * 4;
                 int c = 0;
                 for (; c <= width - LANES; c += LANES) {
-                    FloatVector vf = FloatVector.fromMemorySegment(SPECIES, fs, rowBase + c * 4L, ORDER);
+                    FloatVector vf = VectorMath.load(fs, rowBase / 4 + c, bf16F);
                     FloatVector vGate = FloatVector.fromMemorySegment(SPECIES, gates, sampleBase + c * 4L, ORDER);
                     FloatVector vx = FloatVector.fromMemorySegment(SPECIES, xs, rowBase + c * 4L, ORDER);
                     vf.fma(vGate, vx).intoMemorySegment(os, rowBase + c * 4L, ORDER);
                 }
                 for (; c < width; c++) {
-                    os.set(F, rowBase + c * 4L, Math.fma(fs.get(F, rowBase + c * 4L),
+                    os.set(F, rowBase + c * 4L, Math.fma(VectorMath.loadOne(fs, rowBase / 4 + c, bf16F),
                             gates.get(F, sampleBase + c * 4L), xs.get(F, rowBase + c * 4L)));
                 }
             }
@@ -215,6 +224,7 @@ final class CpuElementwise {
         int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment gs = dOut.segment(), gates = gate.segment(), fs = f.segment(), dGates = dGate.segment(),
                 dFs = dF.segment();
+        boolean bf16F = f.dtype() == DType.BF16;
         int blocks = (width + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
         parallel.forRange(samples * blocks, blocksPerChunk(tokens), (start, end) -> {
             for (int task = start; task < end; task++) {
@@ -228,7 +238,7 @@ final class CpuElementwise {
                     for (; c <= c1 - LANES; c += LANES) {
                         long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
                         FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, rowOffset, ORDER);
-                        FloatVector vf = FloatVector.fromMemorySegment(SPECIES, fs, rowOffset, ORDER);
+                        FloatVector vf = VectorMath.load(fs, rowOffset / 4, bf16F);
                         FloatVector vGate = FloatVector.fromMemorySegment(SPECIES, gates, sampleOffset, ORDER);
                         g.mul(vGate).intoMemorySegment(dFs, rowOffset, ORDER);
                         g.fma(vf, FloatVector.fromMemorySegment(SPECIES, dGates, sampleOffset, ORDER))
@@ -238,7 +248,8 @@ final class CpuElementwise {
                         long rowOffset = rowBase + c * 4L, sampleOffset = sampleBase + c * 4L;
                         float g = gs.get(F, rowOffset);
                         dFs.set(F, rowOffset, g * gates.get(F, sampleOffset));
-                        dGates.set(F, sampleOffset, Math.fma(g, fs.get(F, rowOffset), dGates.get(F, sampleOffset)));
+                        dGates.set(F, sampleOffset,
+                                Math.fma(g, VectorMath.loadOne(fs, rowOffset / 4, bf16F), dGates.get(F, sampleOffset)));
                     }
                 }
             }

@@ -31,7 +31,9 @@ import jdk.incubator.vector.VectorSpecies;
  * different (still fixed) order.
  *
  * <p>Both forwards may write a BF16 output (for an output only bf16 matrix products read): the same F32 results,
- * each rounded as {@link DType#floatToBf16} rounds, so bit for bit the F32 op followed by convert.
+ * each rounded as {@link DType#floatToBf16} rounds, so bit for bit the F32 op followed by convert. layerNorm's x may
+ * be BF16 (QK-norm of bf16 q and k), forward and backward: loaded as its exact floats, so every result is that for
+ * x's F32 upcast, bit for bit; statistics and gradients stay F32.
  */
 final class CpuNorm {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -72,21 +74,21 @@ final class CpuNorm {
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
-        boolean bf16 = out.dtype() == DType.BF16;
+        boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
             for (int r = start; r < end; r++) {
-                long base = (long) r * width * 4;
-                float m0 = sum(xs, base, width) / width;
+                long base = (long) r * width * 4, first = (long) r * width;
+                float m0 = sum(xs, first, bf16In, width) / width;
                 FloatVector s1 = FloatVector.zero(SPECIES), s2 = FloatVector.zero(SPECIES);
                 int c = 0;
                 for (; c <= width - LANES; c += LANES) {
-                    FloatVector d = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(m0);
+                    FloatVector d = VectorMath.load(xs, first + c, bf16In).sub(m0);
                     s1 = s1.add(d);
                     s2 = d.fma(d, s2);
                 }
                 double shiftedSum = VectorMath.sumLanes(s1), squares = VectorMath.sumLanes(s2);
                 for (; c < width; c++) {
-                    double d = xs.get(F, base + c * 4L) - m0;
+                    double d = VectorMath.loadOne(xs, first + c, bf16In) - m0;
                     shiftedSum += d;
                     squares += d * d;
                 }
@@ -95,21 +97,22 @@ final class CpuNorm {
                 float rowRstd = (float) (1 / Math.sqrt(variance + eps));
                 ms.setAtIndex(F, r, (float) (m0 + correction));
                 rs.setAtIndex(F, r, rowRstd);
-                normalizeRow(xs, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
+                normalizeRow(xs, bf16In, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
                         (long) (r / tokens) * width * 4);
             }
         });
     }
 
-    private static float sum(MemorySegment xs, long base, int width) {
+    /** The sum of the row of {@code width} elements from element {@code first}. */
+    private static float sum(MemorySegment xs, long first, boolean bf16In, int width) {
         FloatVector acc = FloatVector.zero(SPECIES);
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
-            acc = acc.add(FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER));
+            acc = acc.add(VectorMath.load(xs, first + c, bf16In));
         }
         float total = VectorMath.sumLanes(acc);
         for (; c < width; c++) {
-            total += xs.get(F, base + c * 4L);
+            total += VectorMath.loadOne(xs, first + c, bf16In);
         }
         return total;
     }
@@ -118,15 +121,15 @@ final class CpuNorm {
      * Centres with the rough mean and its small correction separately: x − m0 is exact for x near m0, so the
      * centred values keep full float precision even when the mean itself cannot be represented that finely.
      * With {@code shift} the result is modulated, {@code y·(1 + scale) + shift} at {@code sampleBase}, rounded
-     * as the separate modulate op rounds it. A {@code bf16} output gets each result rounded as convert rounds it.
+     * as the separate modulate op rounds it. A {@code bf16} output gets each result rounded as convert rounds it;
+     * {@code bf16In}: x is BF16. {@code base} is the row's byte offset in an F32 tensor.
      */
-    private static void normalizeRow(MemorySegment xs, MemorySegment os, boolean bf16, long base, int width,
-                                     float m0, float correction, float rowRstd, float[] w, MemorySegment shift,
-                                     MemorySegment scale, long sampleBase) {
+    private static void normalizeRow(MemorySegment xs, boolean bf16In, MemorySegment os, boolean bf16, long base,
+                                     int width, float m0, float correction, float rowRstd, float[] w,
+                                     MemorySegment shift, MemorySegment scale, long sampleBase) {
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
-            FloatVector y = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(m0).sub(correction)
-                    .mul(rowRstd);
+            FloatVector y = VectorMath.load(xs, base / 4 + c, bf16In).sub(m0).sub(correction).mul(rowRstd);
             if (w != null) {
                 y = y.mul(FloatVector.fromArray(SPECIES, w, c));
             }
@@ -141,7 +144,7 @@ final class CpuNorm {
             }
         }
         for (; c < width; c++) {
-            float y = (xs.get(F, base + c * 4L) - m0 - correction) * rowRstd;
+            float y = (VectorMath.loadOne(xs, base / 4 + c, bf16In) - m0 - correction) * rowRstd;
             if (w != null) {
                 y *= w[c];
             }
@@ -164,7 +167,7 @@ final class CpuNorm {
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
                 dxs = dx.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
-        boolean weightGradient = dWeight != null;
+        boolean weightGradient = dWeight != null, bf16In = x.dtype() == DType.BF16;
         int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
         int blocks = rows == 0 ? 0 : (rows + rowsPerBlock - 1) / rowsPerBlock;
         float[] partials = weightGradient ? new float[blocks * width] : null;
@@ -174,7 +177,7 @@ final class CpuNorm {
             for (int block = startBlock; block < endBlock; block++) {
                 int end = Math.min(rows, (block + 1) * rowsPerBlock);
                 for (int r = block * rowsPerBlock; r < end; r++) {
-                    backwardRow(gs, xs, dxs, (long) r * width * 4, width,
+                    backwardRow(gs, xs, bf16In, dxs, (long) r * width * 4, width,
                             ms.getAtIndex(F, r),
                             rs.getAtIndex(F, r), w,
                             partials, block * width, rowScratch);
@@ -188,17 +191,17 @@ final class CpuNorm {
     }
 
     /**
-     * One row of the backward. {@code partials} (may be null) receives dOut·x̂ at {@code partialBase};
-     * {@code xHat} is scratch of the row's width, so x̂ is computed once.
+     * One row of the backward ({@code bf16In}: x is BF16). {@code partials} (may be null) receives dOut·x̂ at
+     * {@code partialBase}; {@code xHat} is scratch of the row's width, so x̂ is computed once.
      */
-    private static void backwardRow(MemorySegment gs, MemorySegment xs, MemorySegment dxs, long base, int width,
-                                    float rowMean, float rowRstd, float[] w, float[] partials, int partialBase,
-                                    float[] xHat) {
+    private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs, long base,
+                                    int width, float rowMean, float rowRstd, float[] w, float[] partials,
+                                    int partialBase, float[] xHat) {
         FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
             FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, base + c * 4L, ORDER);
-            FloatVector h = FloatVector.fromMemorySegment(SPECIES, xs, base + c * 4L, ORDER).sub(rowMean).mul(rowRstd);
+            FloatVector h = VectorMath.load(xs, base / 4 + c, bf16In).sub(rowMean).mul(rowRstd);
             h.intoArray(xHat, c);
             if (partials != null) {
                 g.fma(h, FloatVector.fromArray(SPECIES, partials, partialBase + c))
@@ -212,7 +215,7 @@ final class CpuNorm {
         float totalDyXHat = VectorMath.sumLanes(sumDyXHat);
         for (int tail = c; tail < width; tail++) {
             float g = gs.get(F, base + tail * 4L);
-            float h = (xs.get(F, base + tail * 4L) - rowMean) * rowRstd;
+            float h = (VectorMath.loadOne(xs, base / 4 + tail, bf16In) - rowMean) * rowRstd;
             xHat[tail] = h;
             if (partials != null) {
                 partials[partialBase + tail] = Math.fma(g, h, partials[partialBase + tail]);

@@ -6,6 +6,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
@@ -125,5 +126,24 @@ final class VectorMath {
     /** The scalar twin of {@link #intoBf16}. */
     static void intoBf16(float value, MemorySegment dst, long index) {
         dst.setAtIndex(BF16, index, DType.floatToBf16(value));
+    }
+
+    /**
+     * The floats at element {@code index} of an F32 tensor's segment, or of a BF16 one's when {@code bf16}: a bf16
+     * is the high half of its float's bits, so it widens exactly and an op reading a BF16 input computes on exactly
+     * its F32 upcast.
+     */
+    static FloatVector load(MemorySegment src, long index, boolean bf16) {
+        if (!bf16) {
+            return FloatVector.fromMemorySegment(SPECIES, src, index * 4L, ORDER);
+        }
+        ShortVector bits = ShortVector.fromMemorySegment(SHORT_SPECIES, src, index * 2L, ORDER);
+        return ((IntVector) bits.convertShape(VectorOperators.S2I, INT_SPECIES, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /** The scalar twin of {@link #load}: one element. */
+    static float loadOne(MemorySegment src, long index, boolean bf16) {
+        return bf16 ? DType.bf16ToFloat(src.getAtIndex(BF16, index)) : src.getAtIndex(ValueLayout.JAVA_FLOAT, index);
     }
 }

@@ -19,17 +19,23 @@ final class CudaActivations extends CudaOps {
         Checks.gelu(x, out);
         MemorySegment xs = pointer(op, "x", x), os = pointer(op, "out", out);
         int tanh = tanhApproximation ? 1 : 0;
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_gelu_fwd_bf16out(stream, xs, os, x.numel(), tanh)
+        boolean bf16In = x.dtype() == DType.BF16, bf16Out = out.dtype() == DType.BF16;
+        check(bf16In && bf16Out
+                ? MicroditNative.mdt_activations_gelu_fwd_bf16in_bf16out(stream, xs, os, x.numel(), tanh)
+                : bf16In ? MicroditNative.mdt_activations_gelu_fwd_bf16in(stream, xs, os, x.numel(), tanh)
+                : bf16Out ? MicroditNative.mdt_activations_gelu_fwd_bf16out(stream, xs, os, x.numel(), tanh)
                 : MicroditNative.mdt_activations_gelu_fwd(stream, xs, os, x.numel(), tanh), op);
         flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
     }
 
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
         String op = "geluBackward";
-        Checks.pointwiseBackward(op, dOut, x, dx);
-        check(MicroditNative.mdt_activations_gelu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                pointer(op, "dx", dx), x.numel(), tanhApproximation ? 1 : 0), op);
+        Checks.geluBackward(dOut, x, dx);
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x), dxs = pointer(op, "dx", dx);
+        int tanh = tanhApproximation ? 1 : 0;
+        check(x.dtype() == DType.BF16
+                ? MicroditNative.mdt_activations_gelu_bwd_bf16in(stream, gs, xs, dxs, x.numel(), tanh)
+                : MicroditNative.mdt_activations_gelu_bwd(stream, gs, xs, dxs, x.numel(), tanh), op);
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
     }
 
@@ -53,8 +59,11 @@ final class CudaActivations extends CudaOps {
         String op = "swigluGate";
         Checks.swigluGate(a, b, out);
         MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_swiglu_fwd_bf16out(stream, as, bs, os, a.numel())
+        boolean bf16In = a.dtype() == DType.BF16, bf16Out = out.dtype() == DType.BF16;
+        check(bf16In && bf16Out
+                ? MicroditNative.mdt_activations_swiglu_fwd_bf16in_bf16out(stream, as, bs, os, a.numel())
+                : bf16In ? MicroditNative.mdt_activations_swiglu_fwd_bf16in(stream, as, bs, os, a.numel())
+                : bf16Out ? MicroditNative.mdt_activations_swiglu_fwd_bf16out(stream, as, bs, os, a.numel())
                 : MicroditNative.mdt_activations_swiglu_fwd(stream, as, bs, os, a.numel()), op);
         flops.add(op, 5 * a.numel());
     }
@@ -62,8 +71,11 @@ final class CudaActivations extends CudaOps {
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
         Checks.swigluGateBackward(dOut, a, b, da, db);
-        check(MicroditNative.mdt_activations_swiglu_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "a", a),
-                pointer(op, "b", b), pointer(op, "da", da), pointer(op, "db", db), a.numel()), op);
+        MemorySegment gs = pointer(op, "dOut", dOut), as = pointer(op, "a", a), bs = pointer(op, "b", b),
+                das = pointer(op, "da", da), dbs = pointer(op, "db", db);
+        check(a.dtype() == DType.BF16
+                ? MicroditNative.mdt_activations_swiglu_bwd_bf16in(stream, gs, as, bs, das, dbs, a.numel())
+                : MicroditNative.mdt_activations_swiglu_bwd(stream, gs, as, bs, das, dbs, a.numel()), op);
         flops.add(op, 10 * a.numel());
     }
 

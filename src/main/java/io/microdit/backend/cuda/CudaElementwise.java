@@ -15,20 +15,20 @@ final class CudaElementwise extends CudaOps {
     }
 
     void add(Tensor a, Tensor b, Tensor out) {
-        broadcast("add", a, b, out);
+        String op = "add";
+        Checks.add(a, b, out);
+        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
+        check(b.dtype() == DType.BF16
+                ? MicroditNative.mdt_elementwise_add_bf16in(stream, as, bs, os, a.numel(), b.numel())
+                : MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel()), op);
+        flops.add(op, a.numel());
     }
 
     void mul(Tensor a, Tensor b, Tensor out) {
-        broadcast("mul", a, b, out);
-    }
-
-    private void broadcast(String op, Tensor a, Tensor b, Tensor out) {
+        String op = "mul";
         Checks.broadcast(op, a, b, out);
-        MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
-        int status = op.equals("add")
-                ? MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel())
-                : MicroditNative.mdt_elementwise_mul(stream, as, bs, os, a.numel(), b.numel());
-        check(status, op);
+        check(MicroditNative.mdt_elementwise_mul(stream, pointer(op, "a", a), pointer(op, "b", b),
+                pointer(op, "out", out), a.numel(), b.numel()), op);
         flops.add(op, a.numel());
     }
 
@@ -71,8 +71,13 @@ final class CudaElementwise extends CudaOps {
         String op = "gatedResidual";
         int[] s = Checks.gatedResidual(x, gate, f, out);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_gated_residual_fwd(stream, pointer(op, "x", x), pointer(op, "gate", gate),
-                pointer(op, "f", f), pointer(op, "out", out), samples, tokens, width), op);
+        MemorySegment xs = pointer(op, "x", x), gates = pointer(op, "gate", gate), fs = pointer(op, "f", f),
+                os = pointer(op, "out", out);
+        check(f.dtype() == DType.BF16
+                ? MicroditNative.mdt_elementwise_gated_residual_fwd_bf16in(stream, xs, gates, fs, os, samples, tokens,
+                        width)
+                : MicroditNative.mdt_elementwise_gated_residual_fwd(stream, xs, gates, fs, os, samples, tokens, width),
+                op);
         flops.add(op, 2 * x.numel());
     }
 
@@ -80,9 +85,13 @@ final class CudaElementwise extends CudaOps {
         String op = "gatedResidualBackward";
         int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_gated_residual_bwd(stream, pointer(op, "dOut", dOut),
-                pointer(op, "gate", gate), pointer(op, "f", f), pointer(op, "dGate", dGate), pointer(op, "dF", dF),
-                samples, tokens, width), op);
+        MemorySegment gs = pointer(op, "dOut", dOut), gates = pointer(op, "gate", gate), fs = pointer(op, "f", f),
+                dGates = pointer(op, "dGate", dGate), dFs = pointer(op, "dF", dF);
+        check(f.dtype() == DType.BF16
+                ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in(stream, gs, gates, fs, dGates, dFs, samples,
+                        tokens, width)
+                : MicroditNative.mdt_elementwise_gated_residual_bwd(stream, gs, gates, fs, dGates, dFs, samples, tokens,
+                        width), op);
         flops.add(op, 3 * f.numel());
     }
 

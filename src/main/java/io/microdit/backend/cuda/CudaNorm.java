@@ -20,8 +20,11 @@ final class CudaNorm extends CudaOps {
         long rows = x.rowCount();
         MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
-        check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+        boolean bf16In = x.dtype() == DType.BF16, bf16Out = out.dtype() == DType.BF16;
+        check(bf16In && bf16Out
+                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16in_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : bf16In ? MicroditNative.mdt_norm_layer_norm_fwd_bf16in(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : bf16Out ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
                 : MicroditNative.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
@@ -32,10 +35,14 @@ final class CudaNorm extends CudaOps {
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         long rows = x.rowCount();
         MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
-        check(MicroditNative.mdt_norm_layer_norm_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                optionalPointer(op, "weight", weight), pointer(op, "mean", mean), pointer(op, "rstd", rstd),
-                pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight), rows, width, workspace,
-                reductionCapacity()), op);
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
+                ws = optionalPointer(op, "weight", weight), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx),
+                dws = optionalPointer(op, "dWeight", dWeight);
+        check(x.dtype() == DType.BF16
+                ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width,
+                        workspace, reductionCapacity())
+                : MicroditNative.mdt_norm_layer_norm_bwd(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width, workspace,
+                        reductionCapacity()), op);
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
     }
 

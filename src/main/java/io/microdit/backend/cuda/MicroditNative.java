@@ -54,6 +54,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_EMU_PERF_END = handle("mdt_emu_perf_end");
     private static final MethodHandle MDT_EMU_PERF_KERNEL = handle("mdt_emu_perf_kernel");
     private static final MethodHandle MDT_ELEMENTWISE_ADD = handle("mdt_elementwise_add");
+    private static final MethodHandle MDT_ELEMENTWISE_ADD_BF16IN = handle("mdt_elementwise_add_bf16in");
     private static final MethodHandle MDT_ELEMENTWISE_MUL = handle("mdt_elementwise_mul");
     private static final MethodHandle MDT_ELEMENTWISE_SCALE = handle("mdt_elementwise_scale");
     private static final MethodHandle MDT_ELEMENTWISE_AXPY = handle("mdt_elementwise_axpy");
@@ -62,6 +63,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ELEMENTWISE_MODULATE_BWD = handle("mdt_elementwise_modulate_bwd");
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_FWD = handle("mdt_elementwise_gated_residual_fwd");
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD = handle("mdt_elementwise_gated_residual_bwd");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_FWD_BF16IN = handle("mdt_elementwise_gated_residual_fwd_bf16in");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16IN = handle("mdt_elementwise_gated_residual_bwd_bf16in");
     private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_FWD = handle("mdt_elementwise_slice_columns_fwd");
     private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_BWD = handle("mdt_elementwise_slice_columns_bwd");
     private static final MethodHandle MDT_ELEMENTWISE_F32_TO_BF16 = handle("mdt_elementwise_f32_to_bf16");
@@ -69,6 +72,9 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD = handle("mdt_norm_layer_norm_fwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16OUT = handle("mdt_norm_layer_norm_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD = handle("mdt_norm_layer_norm_bwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN = handle("mdt_norm_layer_norm_fwd_bf16in");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN_BF16OUT = handle("mdt_norm_layer_norm_fwd_bf16in_bf16out");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16IN = handle("mdt_norm_layer_norm_bwd_bf16in");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD = handle("mdt_norm_layer_norm_modulate_fwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD_BF16OUT = handle("mdt_norm_layer_norm_modulate_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD = handle("mdt_norm_layer_norm_modulate_bwd");
@@ -97,11 +103,17 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD = handle("mdt_activations_gelu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16OUT = handle("mdt_activations_gelu_fwd_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD = handle("mdt_activations_gelu_bwd");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16IN = handle("mdt_activations_gelu_fwd_bf16in");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16IN_BF16OUT = handle("mdt_activations_gelu_fwd_bf16in_bf16out");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD_BF16IN = handle("mdt_activations_gelu_bwd_bf16in");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_FWD = handle("mdt_activations_silu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_BWD = handle("mdt_activations_silu_bwd");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD = handle("mdt_activations_swiglu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16OUT = handle("mdt_activations_swiglu_fwd_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD = handle("mdt_activations_swiglu_bwd");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN = handle("mdt_activations_swiglu_fwd_bf16in");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN_BF16OUT = handle("mdt_activations_swiglu_fwd_bf16in_bf16out");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN = handle("mdt_activations_swiglu_bwd_bf16in");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_FWD = handle("mdt_activations_softmax_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_BWD = handle("mdt_activations_softmax_bwd");
     private static final MethodHandle MDT_EMBED_PATCHIFY_FWD = handle("mdt_embed_patchify_fwd");
@@ -482,6 +494,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_elementwise_add_bf16in(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n, long bN) {
+        try {
+            return (int) MDT_ELEMENTWISE_ADD_BF16IN.invokeExact(stream, a, b, out, n, bN);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_add_bf16in threw", error);
+        }
+    }
+
     public static int mdt_elementwise_mul(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n, long bN) {
         try {
             return (int) MDT_ELEMENTWISE_MUL.invokeExact(stream, a, b, out, n, bN);
@@ -546,6 +566,22 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_elementwise_gated_residual_fwd_bf16in(MemorySegment stream, MemorySegment x, MemorySegment gate, MemorySegment f, MemorySegment out, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_FWD_BF16IN.invokeExact(stream, x, gate, f, out, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_fwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_gated_residual_bwd_bf16in(MemorySegment stream, MemorySegment dOut, MemorySegment gate, MemorySegment f, MemorySegment dGate, MemorySegment dF, long samples, long tokens, long width) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16IN.invokeExact(stream, dOut, gate, f, dGate, dF, samples, tokens, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_bwd_bf16in threw", error);
+        }
+    }
+
     public static int mdt_elementwise_slice_columns_fwd(MemorySegment stream, MemorySegment x, long start, MemorySegment out, long rows, long columns, long width) {
         try {
             return (int) MDT_ELEMENTWISE_SLICE_COLUMNS_FWD.invokeExact(stream, x, start, out, rows, columns, width);
@@ -599,6 +635,30 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_BWD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_fwd_bf16in(MemorySegment stream, MemorySegment x, MemorySegment weight, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long rows, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_FWD_BF16IN.invokeExact(stream, x, weight, eps, out, mean, rstd, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_fwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_fwd_bf16in_bf16out(MemorySegment stream, MemorySegment x, MemorySegment weight, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long rows, long width) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_FWD_BF16IN_BF16OUT.invokeExact(stream, x, weight, eps, out, mean, rstd, rows, width);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_fwd_bf16in_bf16out threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_bwd_bf16in(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD_BF16IN.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd_bf16in threw", error);
         }
     }
 
@@ -818,6 +878,30 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_activations_gelu_fwd_bf16in(MemorySegment stream, MemorySegment x, MemorySegment out, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_FWD_BF16IN.invokeExact(stream, x, out, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_fwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_fwd_bf16in_bf16out(MemorySegment stream, MemorySegment x, MemorySegment out, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_FWD_BF16IN_BF16OUT.invokeExact(stream, x, out, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_fwd_bf16in_bf16out threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_bwd_bf16in(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n, int tanhApproximation) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_BWD_BF16IN.invokeExact(stream, dOut, x, dx, n, tanhApproximation);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_bwd_bf16in threw", error);
+        }
+    }
+
     public static int mdt_activations_silu_fwd(MemorySegment stream, MemorySegment x, MemorySegment out, long n) {
         try {
             return (int) MDT_ACTIVATIONS_SILU_FWD.invokeExact(stream, x, out, n);
@@ -855,6 +939,30 @@ public final class MicroditNative {
             return (int) MDT_ACTIVATIONS_SWIGLU_BWD.invokeExact(stream, dOut, a, b, da, db, n);
         } catch (Throwable error) {
             throw new AssertionError("mdt_activations_swiglu_bwd threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_fwd_bf16in(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN.invokeExact(stream, a, b, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_fwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_fwd_bf16in_bf16out(MemorySegment stream, MemorySegment a, MemorySegment b, MemorySegment out, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN_BF16OUT.invokeExact(stream, a, b, out, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_fwd_bf16in_bf16out threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_bwd_bf16in(MemorySegment stream, MemorySegment dOut, MemorySegment a, MemorySegment b, MemorySegment da, MemorySegment db, long n) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN.invokeExact(stream, dOut, a, b, da, db, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_bwd_bf16in threw", error);
         }
     }
 

@@ -157,7 +157,8 @@ class CpuBf16OutputTest {
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class,
                     () -> BACKEND.swigluGate(x.to(DType.BF16, scope), x, Tensor.zeros(scope, DType.BF16, 2, 3, 4)));
-            assertTrue(e.getMessage().startsWith("swigluGate: a must be F32"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("swigluGate: a and b must be both F32 or both BF16"),
+                    e.getMessage());
             // SiLU has no bf16 output: nothing reads one.
             e = assertThrows(IllegalArgumentException.class,
                     () -> BACKEND.silu(x, Tensor.zeros(scope, DType.BF16, 2, 3, 4)));
