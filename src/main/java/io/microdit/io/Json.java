@@ -1,6 +1,14 @@
 package io.microdit.io;
 
+import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -17,10 +25,15 @@ import java.util.Map;
  * <p>Strict means: exactly one value surrounded by optional whitespace (space, tab, LF, CR); no comments, trailing
  * commas, single quotes, leading zeros, NaN or Infinity; control characters in strings must be escaped; surrogate
  * escapes must pair up; duplicate keys in an object are an error; nesting deeper than {@value #MAX_DEPTH} is an
- * error (so hostile input cannot overflow the stack). Every error is a {@link JsonException} with its position.
+ * error (so hostile input cannot overflow the stack); a number longer than {@value #MAX_NUMBER_CHARS} characters
+ * is an error (so hostile input cannot make {@link BigInteger} parsing, which is superlinear, hang). Every error is
+ * a {@link JsonException} with its position.
  */
 public final class Json {
     public static final int MAX_DEPTH = 256;
+    public static final int MAX_NUMBER_CHARS = 400;
+    /** Largest JSON file {@link #readFile} accepts: configs and checkpoint states are kilobytes. */
+    public static final long MAX_FILE_BYTES = 1L << 20;
 
     private final String text;
     private int position;
@@ -39,6 +52,38 @@ public final class Json {
             throw parser.error("unexpected " + parser.describeNext() + " after the JSON value");
         }
         return value;
+    }
+
+    /**
+     * Reads and parses a JSON file of at most {@value #MAX_FILE_BYTES} bytes (checked before reading, so a hostile
+     * file cannot make it allocate more), strict UTF-8. Every problem is an {@link IOException} whose message
+     * starts with the file's path.
+     */
+    public static Object readFile(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = channel.size();
+            if (size > MAX_FILE_BYTES) {
+                throw new IOException(file + ": " + size + " bytes, more than the " + MAX_FILE_BYTES
+                        + " a JSON file may have");
+            }
+            ByteBuffer bytes = ByteBuffer.allocate((int) size);
+            while (bytes.hasRemaining()) {
+                if (channel.read(bytes) < 0) {
+                    throw new IOException(file + ": file ended at byte " + bytes.position()
+                            + " while reading (was it truncated while being read?)");
+                }
+            }
+            String text;
+            try {
+                text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes.flip()).toString();
+            } catch (CharacterCodingException e) {
+                throw new IOException(file + ": not valid UTF-8 (" + e.getMessage() + ")", e);
+            }
+            return parse(text);
+        } catch (JsonException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
     }
 
     private Object value(int depth) throws JsonException {
@@ -266,6 +311,10 @@ public final class Json {
                 position++;
             }
             requireDigits();
+        }
+        if (position - start > MAX_NUMBER_CHARS) {
+            throw new JsonException("number of " + (position - start) + " characters, more than "
+                    + MAX_NUMBER_CHARS, start);
         }
         String literal = text.substring(start, position);
         if (integral) {
