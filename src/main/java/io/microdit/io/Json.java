@@ -25,7 +25,8 @@ import java.util.Map;
  * <p>Strict means: exactly one value surrounded by optional whitespace (space, tab, LF, CR); no comments, trailing
  * commas, single quotes, leading zeros, NaN or Infinity; control characters in strings must be escaped; surrogate
  * escapes must pair up; duplicate keys in an object are an error; nesting deeper than {@value #MAX_DEPTH} is an
- * error (so hostile input cannot overflow the stack); a number longer than {@value #MAX_NUMBER_CHARS} characters
+ * error (so hostile input cannot overflow the stack); empty containers share one instance and the others are
+ * sized to their contents (so a text of many tiny containers costs a few tens of bytes of heap per byte of input); a number longer than {@value #MAX_NUMBER_CHARS} characters
  * is an error (so hostile input cannot make {@link BigInteger} parsing, which is superlinear, hang). Every error is
  * a {@link JsonException} with its position.
  */
@@ -110,12 +111,14 @@ public final class Json {
     private Map<String, Object> object(int depth) throws JsonException {
         checkDepth(depth);
         position++; // '{'
-        Map<String, Object> map = new LinkedHashMap<>();
         skipWhitespace();
         if (peek() == '}') {
             position++;
-            return Collections.unmodifiableMap(map);
+            return Map.of();
         }
+        // Small initial tables: most objects in headers and configs have a handful of keys, and a text of many
+        // tiny objects must not cost a default-sized table each.
+        Map<String, Object> map = new LinkedHashMap<>(4);
         while (true) {
             skipWhitespace();
             if (peek() != '"') {
@@ -147,12 +150,12 @@ public final class Json {
     private List<Object> array(int depth) throws JsonException {
         checkDepth(depth);
         position++; // '['
-        List<Object> list = new ArrayList<>();
         skipWhitespace();
         if (peek() == ']') {
             position++;
-            return Collections.unmodifiableList(list);
+            return List.of();
         }
+        ArrayList<Object> list = new ArrayList<>(4);
         while (true) {
             skipWhitespace();
             list.add(value(depth));
@@ -162,6 +165,7 @@ public final class Json {
                 position++;
             } else if (c == ']') {
                 position++;
+                list.trimToSize();
                 return Collections.unmodifiableList(list);
             } else {
                 throw error("unexpected " + describeNext() + ", expected ',' or ']'");

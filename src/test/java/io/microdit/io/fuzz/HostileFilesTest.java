@@ -24,6 +24,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.zip.GZIPOutputStream;
@@ -82,6 +83,17 @@ class HostileFilesTest {
         JsonException e = assertThrows(JsonException.class, () -> Json.parse("{\"n\": " + digits + "}"));
         assertTrue(e.getMessage().contains("200000 characters, more than " + Json.MAX_NUMBER_CHARS), e.getMessage());
         assertEquals(Long.MAX_VALUE, Json.parse(Long.toString(Long.MAX_VALUE)));
+    }
+
+    @Test
+    void jsonOfManyEmptyContainersCostsLittleHeap() throws JsonException {
+        String text = "[" + "{},[],".repeat(1 << 19) + "0]";
+        long before = THREADS.getCurrentThreadAllocatedBytes();
+        List<?> parsed = (List<?>) Json.parse(text);
+        long allocated = THREADS.getCurrentThreadAllocatedBytes() - before;
+        assertEquals(1 << 20, parsed.size() - 1);
+        assertTrue(allocated < 8L * text.length(), "parsing " + text.length() + " characters allocated "
+                + allocated + " bytes");
     }
 
     @Test
