@@ -9,11 +9,18 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.AbstractList;
+import java.util.AbstractMap;
+import java.util.AbstractSet;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.RandomAccess;
+import java.util.Set;
 
 /**
  * A small strict JSON (RFC 8259) reader and writer for file headers and configs, so that nothing of the project
@@ -25,8 +32,9 @@ import java.util.Map;
  * <p>Strict means: exactly one value surrounded by optional whitespace (space, tab, LF, CR); no comments, trailing
  * commas, single quotes, leading zeros, NaN or Infinity; control characters in strings must be escaped; surrogate
  * escapes must pair up; duplicate keys in an object are an error; nesting deeper than {@value #MAX_DEPTH} is an
- * error (so hostile input cannot overflow the stack); empty containers share one instance and the others are
- * sized to their contents (so a text of many tiny containers costs a few tens of bytes of heap per byte of input); a number longer than {@value #MAX_NUMBER_CHARS} characters
+ * error (so hostile input cannot overflow the stack); empty containers share one instance, arrays and
+ * small objects are held in one array each (so a text of many tiny containers costs at most about a dozen bytes of heap per
+ * byte of input); a number longer than {@value #MAX_NUMBER_CHARS} characters
  * is an error (so hostile input cannot make {@link BigInteger} parsing, which is superlinear, hang). Every error is
  * a {@link JsonException} with its position.
  */
@@ -116,9 +124,7 @@ public final class Json {
             position++;
             return Map.of();
         }
-        // Small initial tables: most objects in headers and configs have a handful of keys, and a text of many
-        // tiny objects must not cost a default-sized table each.
-        Map<String, Object> map = new LinkedHashMap<>(4);
+        Map<String, Object> map = new LinkedHashMap<>();
         while (true) {
             skipWhitespace();
             if (peek() != '"') {
@@ -140,10 +146,104 @@ public final class Json {
                 position++;
             } else if (c == '}') {
                 position++;
-                return Collections.unmodifiableMap(map);
+                return map.size() <= SmallObject.MAX_KEYS ? new SmallObject(map) : Collections.unmodifiableMap(map);
             } else {
                 throw error("unexpected " + describeNext() + ", expected ',' or '}'");
             }
+        }
+    }
+
+    /**
+     * An object of a few keys, unmodifiable, in insertion order, as one array of alternating keys and values: a
+     * text of many small objects then costs a few tens of bytes each, where a LinkedHashMap costs a table and a
+     * node per key. Lookups are linear, which for this few keys is as fast as hashing.
+     */
+    private static final class SmallObject extends AbstractMap<String, Object> {
+        static final int MAX_KEYS = 8;
+        private final Object[] keysAndValues;
+
+        SmallObject(Map<String, Object> map) {
+            keysAndValues = new Object[2 * map.size()];
+            int i = 0;
+            for (Map.Entry<String, Object> entry : map.entrySet()) {
+                keysAndValues[i++] = entry.getKey();
+                keysAndValues[i++] = entry.getValue();
+            }
+        }
+
+        @Override
+        public int size() {
+            return keysAndValues.length / 2;
+        }
+
+        @Override
+        public boolean containsKey(Object key) {
+            return indexOf(key) >= 0;
+        }
+
+        @Override
+        public Object get(Object key) {
+            int i = indexOf(key);
+            return i >= 0 ? keysAndValues[i + 1] : null;
+        }
+
+        private int indexOf(Object key) {
+            for (int i = 0; i < keysAndValues.length; i += 2) {
+                if (keysAndValues[i].equals(key)) {
+                    return i;
+                }
+            }
+            return -1;
+        }
+
+        @Override
+        public Set<Map.Entry<String, Object>> entrySet() {
+            return new AbstractSet<>() {
+                @Override
+                public int size() {
+                    return SmallObject.this.size();
+                }
+
+                @Override
+                public Iterator<Map.Entry<String, Object>> iterator() {
+                    return new Iterator<>() {
+                        private int next;
+
+                        @Override
+                        public boolean hasNext() {
+                            return next < keysAndValues.length;
+                        }
+
+                        @Override
+                        public Map.Entry<String, Object> next() {
+                            if (!hasNext()) {
+                                throw new NoSuchElementException();
+                            }
+                            next += 2;
+                            return new SimpleImmutableEntry<>((String) keysAndValues[next - 2], keysAndValues[next - 1]);
+                        }
+                    };
+                }
+            };
+        }
+    }
+
+    /** An unmodifiable array held in exactly one Object[], for the same reason as {@link SmallObject}. */
+    private static final class Array extends AbstractList<Object> implements RandomAccess {
+        private final Object[] elements;
+
+        Array(Object[] elements) {
+            this.elements = elements;
+        }
+
+        @Override
+        public Object get(int index) {
+            return elements[index];
+        }
+
+        @Override
+        public int size() {
+            return elements.length;
         }
     }
 
@@ -155,7 +255,7 @@ public final class Json {
             position++;
             return List.of();
         }
-        ArrayList<Object> list = new ArrayList<>(4);
+        List<Object> list = new ArrayList<>(4);
         while (true) {
             skipWhitespace();
             list.add(value(depth));
@@ -165,8 +265,7 @@ public final class Json {
                 position++;
             } else if (c == ']') {
                 position++;
-                list.trimToSize();
-                return Collections.unmodifiableList(list);
+                return new Array(list.toArray());
             } else {
                 throw error("unexpected " + describeNext() + ", expected ',' or ']'");
             }
