@@ -16,7 +16,10 @@ import java.util.stream.Stream;
  * Precomputed training data for real use: safetensors shards, each holding {@code latents} [N, C, H, W] (the
  * VAE latents, F16/BF16/F32, already multiplied by the VAE's scaling factor) and {@code caption_embeddings}
  * [N, L, Cc] (the text encoder's token embeddings), as users produce them with their own VAE and text encoder.
- * Every shard of a folder is loaded (in name order) into memory owned by this object, converted to F32.
+ * Every shard of a folder is loaded (in name order) into memory owned by this object, converted to F32. A shard's
+ * header is checked before its data is loaded (names, float dtypes, ranks, the same N, no empty sample
+ * dimension), and every value must be finite: a NaN in the data would otherwise surface steps later as a
+ * non-finite loss.
  */
 public final class LatentShards implements TrainingData, AutoCloseable {
     public static final String LATENTS = "latents";
@@ -50,13 +53,9 @@ public final class LatentShards implements TrainingData, AutoCloseable {
             shardStart = new int[files.size() + 1];
             for (int i = 0; i < files.size(); i++) {
                 Path file = files.get(i);
+                checkHeader(file, Safetensors.readHeader(file));
                 Tensor latents = load(file, LATENTS);
                 Tensor captions = load(file, CAPTIONS);
-                if (latents.rank() != 4 || captions.rank() != 3 || latents.dim(0) != captions.dim(0)) {
-                    throw new IOException(file + ": expected " + LATENTS + " [N, C, H, W] and " + CAPTIONS
-                            + " [N, L, Cc] with the same N, got " + Arrays.toString(latents.shape()) + " and "
-                            + Arrays.toString(captions.shape()));
-                }
                 int[] l = Arrays.copyOfRange(latents.shape(), 1, 4);
                 int[] c = Arrays.copyOfRange(captions.shape(), 1, 3);
                 if (latent == null) {
@@ -83,13 +82,44 @@ public final class LatentShards implements TrainingData, AutoCloseable {
         }
     }
 
-    private Tensor load(Path file, String name) throws IOException {
-        if (!Safetensors.readHeader(file).entries().containsKey(name)) {
-            throw new IOException(file + ": no tensor '" + name + "' (a latent shard holds '" + LATENTS + "' and '"
-                    + CAPTIONS + "')");
+    private static void checkHeader(Path file, Safetensors.Header header) throws IOException {
+        Safetensors.Entry latents = header.entries().get(LATENTS);
+        Safetensors.Entry captions = header.entries().get(CAPTIONS);
+        if (latents == null || captions == null) {
+            throw new IOException(file + ": no tensor '" + (latents == null ? LATENTS : CAPTIONS) + "' (a latent shard "
+                    + "holds '" + LATENTS + "' and '" + CAPTIONS + "')");
         }
+        int[] l = latents.shape();
+        int[] c = captions.shape();
+        if (l.length != 4 || c.length != 3 || l[0] != c[0]) {
+            throw new IOException(file + ": expected " + LATENTS + " [N, C, H, W] and " + CAPTIONS
+                    + " [N, L, Cc] with the same N, got " + Arrays.toString(l) + " and " + Arrays.toString(c));
+        }
+        for (Safetensors.Entry entry : List.of(latents, captions)) {
+            if (!List.of("F32", "BF16", "F16").contains(entry.dtype())) {
+                throw new IOException(file + ": tensor '" + entry.name() + "' has dtype " + entry.dtype()
+                        + "; latent shards hold F32, BF16 or F16");
+            }
+            int[] shape = entry.shape();
+            for (int d = 1; d < shape.length; d++) {
+                if (shape[d] == 0) {
+                    throw new IOException(file + ": tensor '" + entry.name() + "' has an empty sample dimension: "
+                            + Arrays.toString(shape));
+                }
+            }
+        }
+    }
+
+    private Tensor load(Path file, String name) throws IOException {
         Tensor t = Safetensors.readTensor(file, name, scope);
-        return t.dtype() == DType.F32 ? t : t.to(DType.F32, scope);
+        Tensor f32 = t.dtype() == DType.F32 ? t : t.to(DType.F32, scope);
+        for (long i = 0; i < f32.numel(); i++) {
+            if (!Float.isFinite(f32.getFloat(i))) {
+                throw new IOException(file + ": tensor '" + name + "' element " + i + " is " + f32.getFloat(i)
+                        + " (training data must be finite)");
+            }
+        }
+        return f32;
     }
 
     @Override

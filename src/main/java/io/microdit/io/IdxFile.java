@@ -14,7 +14,10 @@ import java.util.zip.ZipException;
 /**
  * Reads IDX files (the MNIST / Fashion-MNIST format), gzip-compressed or not: a big-endian header of two zero
  * bytes, a type byte (only 0x08, unsigned byte, is supported), the rank, one 32-bit size per dimension, then the
- * data. Every problem is reported with the file and the byte offset where it was found.
+ * data, and nothing after it. Every problem is reported with the file and the byte offset where it was found.
+ * Memory is bounded by the file: an uncompressed file's declared size is checked against the file's length
+ * before anything is allocated, and a compressed file's data is read in growing chunks, so the buffer never
+ * exceeds twice the bytes the stream actually delivered.
  *
  * @param shape the dimensions from the header
  * @param data  the unsigned bytes, row-major
@@ -23,6 +26,8 @@ public record IdxFile(int[] shape, byte[] data) {
     private static final int UNSIGNED_BYTE = 0x08;
     /** Refuse headers that claim more than this many elements (1 GiB), before allocating. */
     private static final long MAX_ELEMENTS = 1L << 30;
+    /** Compressed data is read in chunks starting at this size and doubling, never beyond what arrived. */
+    private static final int FIRST_CHUNK = 1 << 16;
 
     public static IdxFile read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) {
@@ -34,14 +39,15 @@ public record IdxFile(int[] shape, byte[] data) {
             raw.reset();
             boolean gzip = b0 == 0x1f && b1 == 0x8b;
             try (DataInputStream in = new DataInputStream(gzip ? new GZIPInputStream(raw, 1 << 16) : raw)) {
-                return parse(file, in);
+                return parse(file, in, gzip ? Long.MAX_VALUE : Files.size(file));
             } catch (ZipException | EOFException e) {
                 throw new IOException(file + ": corrupt or truncated gzip stream (" + e + ")", e);
             }
         }
     }
 
-    private static IdxFile parse(Path file, DataInputStream in) throws IOException {
+    /** {@code available}: the stream's length when known (an uncompressed file), else {@code Long.MAX_VALUE}. */
+    private static IdxFile parse(Path file, DataInputStream in, long available) throws IOException {
         long offset = 0;
         int zero = readUnsignedShort(file, in, offset);
         int type = readByte(file, in, offset + 2);
@@ -73,11 +79,28 @@ public record IdxFile(int[] shape, byte[] data) {
             }
             offset += 4;
         }
-        byte[] data = new byte[(int) elements];
-        int read = in.readNBytes(data, 0, data.length);
-        if (read < data.length) {
-            throw new IOException(file + ": offset " + (offset + read) + ": truncated: the header's shape "
-                    + Arrays.toString(shape) + " needs " + data.length + " data bytes, the file has " + read);
+        if (elements > available - offset) {
+            throw new IOException(file + ": offset " + available + ": truncated: the header's shape "
+                    + Arrays.toString(shape) + " needs " + elements + " data bytes, the file has "
+                    + (available - offset));
+        }
+        byte[] data = new byte[(int) Math.min(elements, FIRST_CHUNK)];
+        int read = 0;
+        while (read < elements) {
+            if (read == data.length) {
+                data = Arrays.copyOf(data, (int) Math.min(elements, 2L * data.length));
+            }
+            int n = in.readNBytes(data, read, data.length - read);
+            read += n;
+            if (n == 0) {
+                throw new IOException(file + ": offset " + (offset + read) + ": truncated: the header's shape "
+                        + Arrays.toString(shape) + " needs " + elements + " data bytes, the file has " + read);
+            }
+        }
+        // Reading on to the end also makes a gzip stream check its CRC and length trailer.
+        if (in.read() >= 0) {
+            throw new IOException(file + ": offset " + (offset + elements) + ": bytes after the data the header's "
+                    + "shape " + Arrays.toString(shape) + " describes");
         }
         return new IdxFile(shape, data);
     }

@@ -1,11 +1,26 @@
 package io.microdit.io;
 
+import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.AbstractList;
+import java.util.AbstractMap;
+import java.util.AbstractSet;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.RandomAccess;
+import java.util.Set;
 
 /**
  * A small strict JSON (RFC 8259) reader and writer for file headers and configs, so that nothing of the project
@@ -17,10 +32,17 @@ import java.util.Map;
  * <p>Strict means: exactly one value surrounded by optional whitespace (space, tab, LF, CR); no comments, trailing
  * commas, single quotes, leading zeros, NaN or Infinity; control characters in strings must be escaped; surrogate
  * escapes must pair up; duplicate keys in an object are an error; nesting deeper than {@value #MAX_DEPTH} is an
- * error (so hostile input cannot overflow the stack). Every error is a {@link JsonException} with its position.
+ * error (so hostile input cannot overflow the stack); empty containers share one instance, arrays and
+ * small objects are held in one array each (so a text of many tiny containers costs at most about a dozen bytes of heap per
+ * byte of input); a number longer than {@value #MAX_NUMBER_CHARS} characters
+ * is an error (so hostile input cannot make {@link BigInteger} parsing, which is superlinear, hang). Every error is
+ * a {@link JsonException} with its position.
  */
 public final class Json {
     public static final int MAX_DEPTH = 256;
+    public static final int MAX_NUMBER_CHARS = 400;
+    /** Largest JSON file {@link #readFile} accepts: configs and checkpoint states are kilobytes. */
+    public static final long MAX_FILE_BYTES = 1L << 20;
 
     private final String text;
     private int position;
@@ -39,6 +61,38 @@ public final class Json {
             throw parser.error("unexpected " + parser.describeNext() + " after the JSON value");
         }
         return value;
+    }
+
+    /**
+     * Reads and parses a JSON file of at most {@value #MAX_FILE_BYTES} bytes (checked before reading, so a hostile
+     * file cannot make it allocate more), strict UTF-8. Every problem is an {@link IOException} whose message
+     * starts with the file's path.
+     */
+    public static Object readFile(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = channel.size();
+            if (size > MAX_FILE_BYTES) {
+                throw new IOException(file + ": " + size + " bytes, more than the " + MAX_FILE_BYTES
+                        + " a JSON file may have");
+            }
+            ByteBuffer bytes = ByteBuffer.allocate((int) size);
+            while (bytes.hasRemaining()) {
+                if (channel.read(bytes) < 0) {
+                    throw new IOException(file + ": file ended at byte " + bytes.position()
+                            + " while reading (was it truncated while being read?)");
+                }
+            }
+            String text;
+            try {
+                text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(bytes.flip()).toString();
+            } catch (CharacterCodingException e) {
+                throw new IOException(file + ": not valid UTF-8 (" + e.getMessage() + ")", e);
+            }
+            return parse(text);
+        } catch (JsonException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
     }
 
     private Object value(int depth) throws JsonException {
@@ -65,12 +119,12 @@ public final class Json {
     private Map<String, Object> object(int depth) throws JsonException {
         checkDepth(depth);
         position++; // '{'
-        Map<String, Object> map = new LinkedHashMap<>();
         skipWhitespace();
         if (peek() == '}') {
             position++;
-            return Collections.unmodifiableMap(map);
+            return Map.of();
         }
+        Map<String, Object> map = new LinkedHashMap<>();
         while (true) {
             skipWhitespace();
             if (peek() != '"') {
@@ -92,22 +146,116 @@ public final class Json {
                 position++;
             } else if (c == '}') {
                 position++;
-                return Collections.unmodifiableMap(map);
+                return map.size() <= SmallObject.MAX_KEYS ? new SmallObject(map) : Collections.unmodifiableMap(map);
             } else {
                 throw error("unexpected " + describeNext() + ", expected ',' or '}'");
             }
         }
     }
 
+    /**
+     * An object of a few keys, unmodifiable, in insertion order, as one array of alternating keys and values: a
+     * text of many small objects then costs a few tens of bytes each, where a LinkedHashMap costs a table and a
+     * node per key. Lookups are linear, which for this few keys is as fast as hashing.
+     */
+    private static final class SmallObject extends AbstractMap<String, Object> {
+        static final int MAX_KEYS = 8;
+        private final Object[] keysAndValues;
+
+        SmallObject(Map<String, Object> map) {
+            keysAndValues = new Object[2 * map.size()];
+            int i = 0;
+            for (Map.Entry<String, Object> entry : map.entrySet()) {
+                keysAndValues[i++] = entry.getKey();
+                keysAndValues[i++] = entry.getValue();
+            }
+        }
+
+        @Override
+        public int size() {
+            return keysAndValues.length / 2;
+        }
+
+        @Override
+        public boolean containsKey(Object key) {
+            return indexOf(key) >= 0;
+        }
+
+        @Override
+        public Object get(Object key) {
+            int i = indexOf(key);
+            return i >= 0 ? keysAndValues[i + 1] : null;
+        }
+
+        private int indexOf(Object key) {
+            for (int i = 0; i < keysAndValues.length; i += 2) {
+                if (keysAndValues[i].equals(key)) {
+                    return i;
+                }
+            }
+            return -1;
+        }
+
+        @Override
+        public Set<Map.Entry<String, Object>> entrySet() {
+            return new AbstractSet<>() {
+                @Override
+                public int size() {
+                    return SmallObject.this.size();
+                }
+
+                @Override
+                public Iterator<Map.Entry<String, Object>> iterator() {
+                    return new Iterator<>() {
+                        private int next;
+
+                        @Override
+                        public boolean hasNext() {
+                            return next < keysAndValues.length;
+                        }
+
+                        @Override
+                        public Map.Entry<String, Object> next() {
+                            if (!hasNext()) {
+                                throw new NoSuchElementException();
+                            }
+                            next += 2;
+                            return new SimpleImmutableEntry<>((String) keysAndValues[next - 2], keysAndValues[next - 1]);
+                        }
+                    };
+                }
+            };
+        }
+    }
+
+    /** An unmodifiable array held in exactly one Object[], for the same reason as {@link SmallObject}. */
+    private static final class Array extends AbstractList<Object> implements RandomAccess {
+        private final Object[] elements;
+
+        Array(Object[] elements) {
+            this.elements = elements;
+        }
+
+        @Override
+        public Object get(int index) {
+            return elements[index];
+        }
+
+        @Override
+        public int size() {
+            return elements.length;
+        }
+    }
+
     private List<Object> array(int depth) throws JsonException {
         checkDepth(depth);
         position++; // '['
-        List<Object> list = new ArrayList<>();
         skipWhitespace();
         if (peek() == ']') {
             position++;
-            return Collections.unmodifiableList(list);
+            return List.of();
         }
+        List<Object> list = new ArrayList<>(4);
         while (true) {
             skipWhitespace();
             list.add(value(depth));
@@ -117,7 +265,7 @@ public final class Json {
                 position++;
             } else if (c == ']') {
                 position++;
-                return Collections.unmodifiableList(list);
+                return new Array(list.toArray());
             } else {
                 throw error("unexpected " + describeNext() + ", expected ',' or ']'");
             }
@@ -266,6 +414,10 @@ public final class Json {
                 position++;
             }
             requireDigits();
+        }
+        if (position - start > MAX_NUMBER_CHARS) {
+            throw new JsonException("number of " + (position - start) + " characters, more than "
+                    + MAX_NUMBER_CHARS, start);
         }
         String literal = text.substring(start, position);
         if (integral) {

@@ -2,7 +2,6 @@ package io.microdit.model;
 
 import io.microdit.io.Json;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -14,9 +13,13 @@ import java.util.Set;
  * Reads a {@link MicroDiTConfig} from JSON with the official DiT constructor's field names. A file may start from
  * a built-in config ({@code "base": "microdit-tiny-2"}) and override fields; fields it leaves out take the
  * official constructor's defaults. Multipliers are a list or {@code {"linspace": [start, stop]}} (depth values).
- * Unknown fields are errors, so a typo never silently falls back to a default.
+ * Unknown fields are errors, so a typo never silently falls back to a default. Numbers must be finite (a
+ * huge integer literal would otherwise become an infinite double) and depths at most {@value #MAX_DEPTH}, since a
+ * depth sizes the per-block multiplier arrays allocated while reading.
  */
 public final class ConfigFile {
+    /** Far above any real model (DiT-XL has 28 blocks); bounds what a hostile depth makes the reader allocate. */
+    static final int MAX_DEPTH = 4096;
     private static final Set<String> FIELDS = Set.of("name", "base", "input_size", "patch_size", "in_channels", "dim",
             "depth", "head_dim", "multiple_of", "caption_channels", "pos_interp_scale", "norm_eps", "depth_init",
             "qkv_multipliers", "ffn_multipliers", "use_patch_mixer", "patch_mixer_depth", "patch_mixer_dim",
@@ -40,12 +43,7 @@ public final class ConfigFile {
     }
 
     public static MicroDiTConfig read(Path file) throws IOException {
-        Object root;
-        try {
-            root = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
-        } catch (io.microdit.io.JsonException e) {
-            throw new IOException(file + ": " + e.getMessage(), e);
-        }
+        Object root = Json.readFile(file);
         if (!(root instanceof Map<?, ?> map)) {
             throw new IOException(file + ": a config must be a JSON object");
         }
@@ -99,6 +97,9 @@ public final class ConfigFile {
         Fields f = new Fields(map, map.containsKey("base")
                 ? MicroDiTConfigs.builtin(string(map.get("base"), "base")) : null);
         int depth = f.integer("depth", MicroDiTConfig::depth, 28);
+        if (depth < 1 || depth > MAX_DEPTH) {
+            throw new IllegalArgumentException("config field 'depth' must be in [1, " + MAX_DEPTH + "], got " + depth);
+        }
         return new MicroDiTConfig(
                 map.containsKey("name") ? string(map.get("name"), "name") : defaultName,
                 f.integer("input_size", MicroDiTConfig::inputSize, 32),
@@ -132,6 +133,13 @@ public final class ConfigFile {
         return s;
     }
 
+    private static double finite(Object value, String what) {
+        if (!(value instanceof Number n) || !Double.isFinite(n.doubleValue())) {
+            throw new IllegalArgumentException(what + " must be a finite number, got " + value);
+        }
+        return n.doubleValue();
+    }
+
     /** Field lookup: the JSON value, else the base config's, else the official default. */
     private record Fields(Map<?, ?> map, MicroDiTConfig base) {
         int integer(String field, java.util.function.ToIntFunction<MicroDiTConfig> fromBase, int fallback) {
@@ -150,10 +158,7 @@ public final class ConfigFile {
             if (v == null) {
                 return base != null ? fromBase.applyAsDouble(base) : fallback;
             }
-            if (!(v instanceof Number n)) {
-                throw new IllegalArgumentException("config field '" + field + "' must be a number, got " + v);
-            }
-            return n.doubleValue();
+            return finite(v, "config field '" + field + "'");
         }
 
         boolean bool(String field, java.util.function.Predicate<MicroDiTConfig> fromBase, boolean fallback) {
@@ -180,17 +185,14 @@ public final class ConfigFile {
                         : MicroDiTConfig.linspace(inherited[0], inherited[inherited.length - 1], depth);
             }
             if (v instanceof Map<?, ?> m && m.size() == 1 && m.get("linspace") instanceof List<?> ends
-                    && ends.size() == 2 && ends.get(0) instanceof Number a && ends.get(1) instanceof Number b) {
-                return MicroDiTConfig.linspace(a.doubleValue(), b.doubleValue(), depth);
+                    && ends.size() == 2) {
+                String where = "config field '" + field + "' linspace end";
+                return MicroDiTConfig.linspace(finite(ends.get(0), where), finite(ends.get(1), where), depth);
             }
             if (v instanceof List<?> list && !list.isEmpty()) {
                 double[] out = new double[list.size()];
                 for (int i = 0; i < out.length; i++) {
-                    if (!(list.get(i) instanceof Number n)) {
-                        throw new IllegalArgumentException("config field '" + field + "' element " + i
-                                + " must be a number, got " + list.get(i));
-                    }
-                    out[i] = n.doubleValue();
+                    out[i] = finite(list.get(i), "config field '" + field + "' element " + i);
                 }
                 return out;
             }

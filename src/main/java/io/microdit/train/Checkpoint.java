@@ -7,6 +7,7 @@ import io.microdit.model.Weights;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -35,9 +36,18 @@ public final class Checkpoint {
     public static final String OPTIMIZER = "optimizer.safetensors";
     public static final String STATE = "state.json";
     private static final String LATEST = "latest";
+    private static final int MAX_POINTER_BYTES = 64;
 
     /** What state.json holds. */
     public record State(long step, long samplesSeen, String trainingConfigJson) {
+        /** The text of {@code state.json}. */
+        public String toJson() throws IOException {
+            Map<String, Object> json = new LinkedHashMap<>();
+            json.put("step", step);
+            json.put("samples_seen", samplesSeen);
+            json.put("training_config", Json.parse(trainingConfigJson));
+            return Json.write(json);
+        }
     }
 
     private Checkpoint() {
@@ -64,11 +74,7 @@ public final class Checkpoint {
                 Safetensors.write(temporary.resolve(OPTIMIZER), Weights.download(model.backend(), optimizerState,
                         host), metadata);
             }
-            Map<String, Object> json = new LinkedHashMap<>();
-            json.put("step", state.step());
-            json.put("samples_seen", state.samplesSeen());
-            json.put("training_config", Json.parse(state.trainingConfigJson()));
-            writeDurably(temporary.resolve(STATE), Json.write(json));
+            writeDurably(temporary.resolve(STATE), state.toJson());
             fsync(temporary);
             if (Files.exists(target)) {
                 deleteRecursively(target);
@@ -93,21 +99,35 @@ public final class Checkpoint {
         if (!Files.isRegularFile(pointer)) {
             return null;
         }
-        Path folder = runDirectory.resolve("checkpoints").resolve(Files.readString(pointer).strip());
+        String name = readPointer(pointer);
+        Path folder = runDirectory.resolve("checkpoints").resolve(name);
         if (!Files.isRegularFile(folder.resolve(STATE))) {
             throw new IOException(pointer + " names " + folder + ", which is not a complete checkpoint");
         }
         return folder;
     }
 
+    /**
+     * Reads and validates {@code state.json}: counters that are non-negative integers and a training config that
+     * {@link TrainingConfig} accepts, so a damaged file is an error naming it here rather than later.
+     */
     public static State readState(Path checkpoint) throws IOException {
         Path file = checkpoint.resolve(STATE);
-        Object root = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
+        Object root = Json.readFile(file);
         if (!(root instanceof Map<?, ?> map) || !(map.get("step") instanceof Long step)
-                || !(map.get("samples_seen") instanceof Long seen) || !(map.get("training_config") instanceof Map)) {
+                || !(map.get("samples_seen") instanceof Long seen)
+                || !(map.get("training_config") instanceof Map<?, ?> config)) {
             throw new IOException(file + ": expected {\"step\": int, \"samples_seen\": int, \"training_config\": {...}}");
         }
-        return new State(step, seen, Json.write(map.get("training_config")));
+        if (step < 0 || seen < 0) {
+            throw new IOException(file + ": step " + step + " and samples_seen " + seen + " must not be negative");
+        }
+        try {
+            TrainingConfig.fromMap(config);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": training_config: " + e.getMessage(), e);
+        }
+        return new State(step, seen, Json.write(config));
     }
 
     /** Loads weights, optimizer moments and EMA from a checkpoint into existing objects. */
@@ -137,6 +157,22 @@ public final class Checkpoint {
                 }
             }
         }
+    }
+
+    /**
+     * The folder name in {@code latest}: it must look like one this class writes, so a damaged or hostile pointer
+     * can neither name a path outside the run nor make the reader load a huge file.
+     */
+    private static String readPointer(Path pointer) throws IOException {
+        byte[] bytes;
+        try (InputStream in = Files.newInputStream(pointer)) {
+            bytes = in.readNBytes(MAX_POINTER_BYTES + 1);
+        }
+        String name = new String(bytes, StandardCharsets.UTF_8).strip();
+        if (bytes.length > MAX_POINTER_BYTES || !name.matches("step-[0-9]{7,19}")) {
+            throw new IOException(pointer + ": does not name a checkpoint folder (step-NNNNNNN)");
+        }
+        return name;
     }
 
     private static void writeDurably(Path file, String text) throws IOException {

@@ -5,8 +5,6 @@ import io.microdit.io.Json;
 import io.microdit.io.JsonException;
 import io.microdit.model.MaskingMode;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -147,6 +145,11 @@ public record TrainingConfig(
         return start;
     }
 
+    /**
+     * Far beyond any real run, and small enough that the steps of as many stages as a config file can list add up
+     * without overflowing a long.
+     */
+    private static final long MAX_STAGE_STEPS = 1_000_000_000_000L;
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
             "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding");
@@ -200,13 +203,13 @@ public record TrainingConfig(
     }
 
     public static TrainingConfig read(Path file) throws IOException {
+        Object root = Json.readFile(file);
         try {
-            Object root = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
             if (!(root instanceof Map<?, ?> map)) {
                 throw new IllegalArgumentException("a training config must be a JSON object");
             }
             return fromMap(map);
-        } catch (JsonException | IllegalArgumentException e) {
+        } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
     }
@@ -231,16 +234,16 @@ public record TrainingConfig(
         return new TrainingConfig(
                 string(map, "model", d.model()), string(map, "data", d.data()),
                 string(map, "data_dir", d.dataDirectory()),
-                (int) number(map, "caption_length", d.captionLength()),
-                (int) number(map, "batch_size", d.batchSize()),
-                (int) number(map, "micro_batch_size",
-                        map.containsKey("batch_size") ? number(map, "batch_size", 0) : d.microBatchSize()),
+                integer(map, "caption_length", d.captionLength()),
+                integer(map, "batch_size", d.batchSize()),
+                integer(map, "micro_batch_size",
+                        map.containsKey("batch_size") ? integer(map, "batch_size", 0) : d.microBatchSize()),
                 stages, number(map, "ema_decay", d.emaDecay()), number(map, "caption_dropout", d.captionDropout()),
                 number(map, "p_mean", d.pMean()), number(map, "p_std", d.pStd()),
-                (long) number(map, "seed", d.seed()), (int) number(map, "threads", d.threads()),
-                (long) number(map, "log_every", d.logEvery()), (long) number(map, "sample_every", d.sampleEvery()),
-                (long) number(map, "checkpoint_every", d.checkpointEvery()),
-                (int) number(map, "sample_steps", d.sampleSteps()),
+                wholeNumber(map, "seed", d.seed()), integer(map, "threads", d.threads()),
+                wholeNumber(map, "log_every", d.logEvery()), wholeNumber(map, "sample_every", d.sampleEvery()),
+                wholeNumber(map, "checkpoint_every", d.checkpointEvery()),
+                integer(map, "sample_steps", d.sampleSteps()),
                 number(map, "sample_guidance", d.sampleGuidance()),
                 Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"),
                 Sharding.parse(string(map, "sharding", d.sharding().label())));
@@ -250,7 +253,13 @@ public record TrainingConfig(
         String where = "stages[" + index + "]";
         checkKeys(map, STAGE_KEYS, where);
         String name = string(map, "name", "stage-" + index);
-        long steps = (long) required(map, "steps", where);
+        if (!map.containsKey("steps")) {
+            throw new IllegalArgumentException(where + " needs 'steps'");
+        }
+        long steps = wholeNumber(map, "steps", 0);
+        if (steps > MAX_STAGE_STEPS) {
+            throw new IllegalArgumentException(where + ".steps must be at most " + MAX_STAGE_STEPS + ", got " + steps);
+        }
         String masking = string(map, "masking", "none");
         MaskingMode mode;
         try {
@@ -267,10 +276,10 @@ public record TrainingConfig(
         checkKeys(lr, LR_KEYS, where + ".lr");
         String type = string(lr, "schedule", "constant");
         double peak = required(lr, "peak", where + ".lr");
-        long warmup = (long) number(lr, "warmup", 0);
+        long warmup = wholeNumber(lr, "warmup", 0);
         LearningRateSchedule schedule = switch (type) {
             case "cosine" -> new LearningRateSchedule.CosineWithWarmup(peak, warmup,
-                    (long) number(lr, "total", steps), number(lr, "alpha_f", 0.33));
+                    wholeNumber(lr, "total", steps), number(lr, "alpha_f", 0.33));
             case "constant" -> new LearningRateSchedule.ConstantWithWarmup(peak, warmup);
             default -> throw new IllegalArgumentException(where + ".lr.schedule must be cosine or constant, got '"
                     + type + "'");
@@ -303,10 +312,30 @@ public record TrainingConfig(
         if (v == null) {
             return fallback;
         }
-        if (!(v instanceof Number n)) {
-            throw new IllegalArgumentException("key '" + key + "' must be a number, got " + v);
+        if (!(v instanceof Number n) || !Double.isFinite(n.doubleValue())) {
+            throw new IllegalArgumentException("key '" + key + "' must be a finite number, got " + v);
         }
         return n.doubleValue();
+    }
+
+    /** An integer key: a JSON integer (not 2.5, not 1e3) in the 64-bit range. */
+    private static long wholeNumber(Map<?, ?> map, String key, long fallback) {
+        Object v = map.get(key);
+        if (v == null) {
+            return fallback;
+        }
+        if (!(v instanceof Long n)) {
+            throw new IllegalArgumentException("key '" + key + "' must be an integer in the 64-bit range, got " + v);
+        }
+        return n;
+    }
+
+    private static int integer(Map<?, ?> map, String key, int fallback) {
+        long v = wholeNumber(map, key, fallback);
+        if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("key '" + key + "' must be a 32-bit integer, got " + v);
+        }
+        return (int) v;
     }
 
     private static double required(Map<?, ?> map, String key, String where) {

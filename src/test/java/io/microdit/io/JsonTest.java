@@ -1,6 +1,7 @@
 package io.microdit.io;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -29,6 +30,25 @@ class JsonTest {
         assertEquals("x\"\\/\b\f\n\r\t\u00e9\uD83D\uDE00", root.get("f"));
         assertEquals(List.of(), root.get("g"));
         assertEquals(Map.of(), root.get("h"));
+    }
+
+    @Test
+    void objectsOfAnySizeKeepTheirOrderAndContainersAreUnmodifiable() throws JsonException {
+        for (int keys : new int[] {1, 8, 9, 40}) {
+            Map<String, Object> expected = new java.util.LinkedHashMap<>();
+            for (int i = keys; i > 0; i--) {
+                expected.put("k" + i, i % 3 == 0 ? null : List.of((long) i, "v"));
+            }
+            Map<?, ?> parsed = (Map<?, ?>) Json.parse(Json.write(expected));
+            assertEquals(expected, parsed);
+            assertEquals(new ArrayList<>(expected.keySet()), new ArrayList<>(parsed.keySet()));
+            assertEquals(expected.hashCode(), parsed.hashCode());
+            assertFalse(parsed.containsKey("k0"));
+            assertThrows(UnsupportedOperationException.class, () -> parsed.remove("k1"));
+            assertThrows(UnsupportedOperationException.class, () -> parsed.entrySet().clear());
+            List<?> list = (List<?>) parsed.get("k1");
+            assertThrows(UnsupportedOperationException.class, () -> list.remove(0));
+        }
     }
 
     @Test
