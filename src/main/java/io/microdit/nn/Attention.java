@@ -53,8 +53,9 @@ public final class Attention {
         if (cross) {
             throw new IllegalStateException("cross-attention needs the caption tokens: call forward(g, x, context)");
         }
-        // v goes only to attention, which reads it as bf16 in a bf16 graph: stored so by the product itself.
-        Variable[] parts = qkv.forwardParts(g, x, DType.F32, DType.F32, g.activationType());
+        // q and k go to QK-norm, v to attention: all read bf16 exactly, so a bf16 graph stores them as bf16.
+        DType stored = g.activationType();
+        Variable[] parts = qkv.forwardParts(g, x, stored, stored, stored);
         return attend(g, parts[0], parts[1], parts[2]);
     }
 
@@ -63,8 +64,9 @@ public final class Attention {
         if (!cross) {
             throw new IllegalStateException("self-attention takes one input");
         }
-        Variable[] kv = keyValue.forwardParts(g, context, DType.F32, g.activationType());
-        return attend(g, query.forward(g, x), kv[0], kv[1]);
+        DType stored = g.activationType();
+        Variable[] kv = keyValue.forwardParts(g, context, stored, stored);
+        return attend(g, query.forward(g, x, stored), kv[0], kv[1]);
     }
 
     private Variable attend(Graph g, Variable q, Variable k, Variable v) {
@@ -72,6 +74,8 @@ public final class Attention {
         Variable qn = NormFunctions.layerNorm(g, q, null, eps, g.matmulOperandType());
         Variable kn = NormFunctions.layerNorm(g, k, null, eps, g.matmulOperandType());
         // The attention output goes only to the output projection: bf16 storage in a bf16 graph.
-        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads, g.activationType()));
+        // Its projection goes to the (gated) residual add, which reads bf16 exactly too.
+        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads, g.activationType()),
+                g.activationType());
     }
 }

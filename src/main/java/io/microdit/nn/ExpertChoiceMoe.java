@@ -40,8 +40,8 @@ public final class ExpertChoiceMoe implements FeedForward {
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
         // The routed rows and the experts' outputs are read only by bf16 products and the combine: bf16 storage.
         Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts, g.activationType()); // [E, N·k, D]
-        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false), false,
-                g.matmulOperandType());
+        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false,
+                g.activationType()), false, g.matmulOperandType());
         Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false, g.activationType()); // [E, N·k, D]
         return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
     }

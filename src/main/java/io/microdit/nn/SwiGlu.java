@@ -19,8 +19,10 @@ public final class SwiGlu implements FeedForward {
 
     @Override
     public Variable forward(Graph g, Variable x) {
-        return w3.forward(g, ActivationFunctions.swigluGate(g, w1.forward(g, x), w2.forward(g, x),
-                g.matmulOperandType()));
+        // Every product's output goes to an op that reads bf16 exactly (the gate, the gated residual add).
+        DType stored = g.activationType();
+        return w3.forward(g, ActivationFunctions.swigluGate(g, w1.forward(g, x, stored), w2.forward(g, x, stored),
+                g.matmulOperandType()), stored);
     }
 
     /** x goes only to w1 and w2. */
