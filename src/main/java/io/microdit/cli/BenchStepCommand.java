@@ -26,6 +26,8 @@ import io.microdit.model.Weights;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.train.AdamW;
+import io.microdit.train.ExponentialMovingAverage;
+import io.microdit.train.ZeroShards;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -63,6 +65,8 @@ final class BenchStepCommand implements Callable<Integer> {
     private static final long STREAM_LATENTS = 102;
     private static final long STREAM_CAPTIONS = 103;
     static final double LEARNING_RATE = 1e-4;
+    /** The 512-px finetune stage's EMA smoothing (microdit-spec.md §4); its value does not change what a step costs. */
+    static final double EMA_DECAY = 0.9975;
     static final double GRADIENT_CLIP = 1.0;
     private static final double GIB = 1L << 30;
 
@@ -121,6 +125,28 @@ final class BenchStepCommand implements Callable<Integer> {
             + "sector efficiency.")
     Path launchPlan;
 
+    @Option(names = "--zero2-ranks", defaultValue = "1", description = "Plan one rank of an N-rank ZeRO-2 run "
+            + "(\"sharding\": \"shard_grad_op\"): the optimizer keeps the moments of the largest rank's share of the "
+            + "parameters only, as that rank does (default ${DEFAULT-VALUE}: unsharded).")
+    int zeroRanks;
+
+    @Option(names = "--ema", description = "Keep an EMA of the weights on the device and update it every step, as "
+            + "the 512-px stages of the recipe do (a full copy: EMA is not sharded).")
+    boolean ema;
+
+    @Option(names = "--plan-only", description = "With --launch-plan on the emulator (--backend cuda --device emu): "
+            + "set up the weights, optimizer and batch under the dry-run trace too, so nothing is computed or written "
+            + "and untouched device memory costs no host memory, then trace one step. A full-size stage plans in "
+            + "seconds; the plan's memory and launches are those of a real step (the values are not). Needs --steps 0 "
+            + "--warmup 0.")
+    boolean planOnly;
+
+    /** The traced step of --launch-plan, for the summary line. */
+    private record PlannedStep(LaunchPlan plan, long liveBeforeBytes, long peakBytes) {
+    }
+
+    private PlannedStep plannedStep;
+
     @Override
     public Integer call() throws Exception {
         MicroDiTConfig c = ConfigFile.resolve(config);
@@ -133,9 +159,13 @@ final class BenchStepCommand implements Callable<Integer> {
         if (mask == 0) {
             mode = MaskingMode.NONE;
         }
-        if (batch < 1 || steps < 0 || warmup < 0 || captionLength < 1 || !(perturb >= 0)) {
-            throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1 and "
-                    + "--perturb ≥ 0");
+        if (batch < 1 || steps < 0 || warmup < 0 || captionLength < 1 || !(perturb >= 0) || zeroRanks < 1) {
+            throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1, "
+                    + "--perturb ≥ 0 and --zero2-ranks ≥ 1");
+        }
+        if (planOnly && (launchPlan == null || steps != 0 || warmup != 0 || export != null)) {
+            throw new IllegalArgumentException("--plan-only needs --launch-plan, --steps 0 and --warmup 0 (and no "
+                    + "--export): it computes nothing");
         }
         Precision precision = precisionName == null ? Backends.defaultPrecision(backendName)
                 : Precision.parse(precisionName, "--precision");
@@ -144,9 +174,24 @@ final class BenchStepCommand implements Callable<Integer> {
         try (Backend backend = Backends.open(backendName, threads, device.device);
              MemoryScope data = backend.scope("bench-batch")) {
             tf32.apply(backend);
-            MicroDiT model = MicroDiT.create(c, seed, backend);
-            try (AdamW optimizer = new AdamW(backend, model.parameters(), AdamW.MICRODIT)) {
-                perturb(backend, model);
+            LaunchTrace setup = planOnly ? dryRunSetup(backend) : null;
+            MicroDiT model;
+            try {
+                model = planOnly ? MicroDiT.forPlanning(c, backend) : MicroDiT.create(c, seed, backend);
+            } catch (RuntimeException e) {
+                if (setup != null) {
+                    setup.close();
+                }
+                throw e;
+            }
+            int shardRank = ZeroShards.largestShard(model.parameters().all(), zeroRanks);
+            try (AdamW optimizer = zeroRanks == 1 ? new AdamW(backend, model.parameters(), AdamW.MICRODIT)
+                    : AdamW.shardOf(backend, model.parameters(), AdamW.MICRODIT, shardRank, zeroRanks);
+                 ExponentialMovingAverage average = ema
+                         ? new ExponentialMovingAverage(backend, model.parameters(), EMA_DECAY) : null) {
+                if (!planOnly) {
+                    perturb(backend, model);
+                }
                 Tensor latents = Tensor.zeros(data, io.microdit.tensor.DType.F32, batch, c.inChannels(),
                         c.inputSize(), c.inputSize());
                 backend.normal(seed, STREAM_LATENTS, 0, latents);
@@ -166,7 +211,8 @@ final class BenchStepCommand implements Callable<Integer> {
                     long flopsBefore = backend.flops().total();
                     long cpuStart = processCpuNanos();
                     long start = System.nanoTime();
-                    step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision, null);
+                    step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
+                            null);
                     backend.synchronize();
                     long elapsed = System.nanoTime() - start;
                     long cpu = processCpuNanos() - cpuStart;
@@ -177,21 +223,37 @@ final class BenchStepCommand implements Callable<Integer> {
                     }
                 }
                 Long launchesPerStep = null;
+                if (setup != null) {
+                    setup.close(); // the plan traces the step on its own
+                    setup = null;
+                }
                 if (launchPlan != null) {
-                    launchesPerStep = plan(c, mode, backend, model, optimizer, objective, latents, captions, sigma,
-                            draw, precision);
+                    launchesPerStep = plan(c, mode, backend, model, optimizer, average, objective, latents, captions,
+                            sigma, draw, precision);
                 }
                 report(c, mode, backend, precision, milliseconds, cpuMilliseconds, flopsPerStep, launchesPerStep);
             } finally {
+                if (setup != null) {
+                    setup.close();
+                }
                 model.parameters().close();
             }
         }
         return 0;
     }
 
+    /** The dry-run trace --plan-only sets up under; the emulated CUDA backend only. */
+    private static LaunchTrace dryRunSetup(Backend backend) {
+        if (!(backend instanceof CudaBackend cuda) || !CudaRuntime.isEmulator()) {
+            throw new IllegalArgumentException("--plan-only needs --backend cuda on the emulator (--device emu): only "
+                    + "the emulator can trace without running");
+        }
+        return cuda.traceLaunches(true);
+    }
+
     /** Traces one training step's launches, writes the plan to --launch-plan and returns the launch count. */
     private long plan(MicroDiTConfig c, MaskingMode mode, Backend backend, MicroDiT model, AdamW optimizer,
-                      EdmObjective objective, Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
+                      ExponentialMovingAverage average, EdmObjective objective, Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
                       Precision precision) throws java.io.IOException {
         if (!(backend instanceof CudaBackend cuda)) {
             throw new IllegalArgumentException("--launch-plan needs --backend cuda (it traces CUDA kernel launches)");
@@ -203,7 +265,7 @@ final class BenchStepCommand implements Callable<Integer> {
         long liveBefore = cuda.memory().liveBytes();
         cuda.memory().resetPeak();
         try (LaunchTrace trace = cuda.traceLaunches(dryRun)) {
-            step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision,
+            step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
                     () -> liveAfterForward[0] = cuda.memory().liveBytes());
             backend.synchronize();
             calls = trace.calls();
@@ -223,9 +285,10 @@ final class BenchStepCommand implements Callable<Integer> {
         if (parent != null) {
             Files.createDirectories(parent);
         }
-        String memory = String.format(Locale.ROOT, "device memory: %.2f GiB before the step (weights, optimizer, "
+        String memory = String.format(Locale.ROOT, "device memory: %.2f GiB before the step (weights, optimizer%s%s, "
                         + "batch), %.2f GiB after the forward, peak %.2f GiB%n", liveBefore / GIB,
-                liveAfterForward[0] / GIB, peak / GIB);
+                zeroRanks > 1 ? " moments of one rank's share at " + zeroRanks + "-rank ZeRO-2" : "",
+                average != null ? ", EMA" : "", liveAfterForward[0] / GIB, peak / GIB);
         String occupancy = KernelResources.ofBuild()
                 .map(resources -> plan.formatOccupancy(resources, KernelResources.Architecture.SM_90))
                 .orElse("theoretical occupancy: no " + KernelResources.REPORT_FILE
@@ -236,7 +299,8 @@ final class BenchStepCommand implements Callable<Integer> {
             MemoryAccessModel.begin();
             List<MemoryAccessModel.KernelCounts> counts;
             try {
-                step(backend, model, optimizer, objective, latents, captions, sigma, draw, precision, () -> { });
+                step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
+                        () -> { });
                 backend.synchronize();
             } finally {
                 counts = MemoryAccessModel.end();
@@ -246,6 +310,7 @@ final class BenchStepCommand implements Callable<Integer> {
                     + MemoryAccessModel.format(counts);
         }
         Files.writeString(launchPlan, header + memory + plan.format() + occupancy + accesses);
+        plannedStep = new PlannedStep(plan, liveBefore, peak);
         return plan.launches();
     }
 
@@ -261,7 +326,8 @@ final class BenchStepCommand implements Callable<Integer> {
         }
     }
 
-    private static double step(Backend backend, MicroDiT model, AdamW optimizer, EdmObjective objective,
+    static double step(Backend backend, MicroDiT model, AdamW optimizer, ExponentialMovingAverage average,
+                               EdmObjective objective,
                                Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
                                Precision precision, Runnable afterForward) {
         model.parameters().zeroGrad(backend);
@@ -279,6 +345,9 @@ final class BenchStepCommand implements Callable<Integer> {
             }
         }
         optimizer.update(LEARNING_RATE, GRADIENT_CLIP);
+        if (average != null) {
+            average.update();
+        }
         return loss;
     }
 
@@ -381,6 +450,18 @@ final class BenchStepCommand implements Callable<Integer> {
         }
         if (launchesPerStep != null) {
             line.put("launches_per_step", launchesPerStep);
+        }
+        line.put("zero2_ranks", zeroRanks);
+        line.put("ema", ema);
+        if (plannedStep != null) {
+            // The traced step's own numbers (the plan's), so a script can tabulate stages without parsing the plan.
+            LaunchPlan plan = plannedStep.plan();
+            line.put("plan_device_bytes_before_step", plannedStep.liveBeforeBytes());
+            line.put("plan_peak_device_bytes", plannedStep.peakBytes());
+            line.put("plan_operand_bytes", plan.operandBytes());
+            line.put("plan_flops", plan.flops());
+            line.put("plan_roofline_seconds", plan.rooflineSeconds());
+            line.put("plan_mfu_bound", plan.mfuBound());
         }
         line.put("step_ms", Arrays.stream(milliseconds).boxed().toList());
         line.put("step_cpu_ms", Arrays.stream(cpuMilliseconds).boxed().toList());

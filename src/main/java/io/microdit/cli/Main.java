@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "microdit", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Trains and samples MicroDiT diffusion transformers.",
         subcommands = {InfoCommand.class, TrainCommand.class, SampleCommand.class, ParamsCommand.class,
-            ExportInitCommand.class, ForwardCommand.class, ExperimentCommand.class, BenchStepCommand.class,
+            ExportInitCommand.class, ForwardCommand.class, ExperimentCommand.class, BenchStepCommand.class, RecipePlanCommand.class,
             CostCommand.class, ConvertCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

@@ -177,6 +177,21 @@ public final class MicroDiT {
     }
 
     /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */
+    /**
+     * A model whose parameters are allocated (zero-filled, as any new tensor) but not given initial values: for
+     * planning a step's memory and launches, where drawing 1.16 billion initial values on the host would cost more
+     * than the plan (bench-step --plan-only, under a dry-run trace that skips even the zero-fill).
+     */
+    public static MicroDiT forPlanning(MicroDiTConfig config, Backend backend) {
+        ParameterStore store = new ParameterStore(backend.scope("parameters:" + config.name()));
+        try {
+            return new MicroDiT(config, store, backend);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+
     public static MicroDiT create(MicroDiTConfig config, long seed, Backend backend) {
         ParameterStore store = new ParameterStore(backend.scope("parameters:" + config.name()));
         try {

@@ -37,6 +37,17 @@ public record MicroDiTConfig(
         double expertCapacity,
         int expertsEveryN) {
 
+    /**
+     * This config at another latent size and position interpolation (the official 512-px stages rebuild the model
+     * for 64×64 latents with pos_interp_scale 2.0; the weights are the same).
+     */
+    public MicroDiTConfig atResolution(String newName, int newInputSize, double newPosInterpScale) {
+        return new MicroDiTConfig(newName, newInputSize, patchSize, inChannels, dim, depth, headDim, multipleOf,
+                captionChannels, newPosInterpScale, normEps, depthInit, qkvMultipliers, ffnMultipliers, usePatchMixer,
+                patchMixerDepth, patchMixerDim, patchMixerQkvRatio, patchMixerMlpRatio, useBias, numExperts,
+                expertCapacity, expertsEveryN);
+    }
+
     /** Size of the sinusoidal timestep embedding fed to the t-embedder MLP (official default). */
     public static final int FREQUENCY_EMBEDDING_SIZE = 512;
 

@@ -73,6 +73,15 @@ public final class MemoryScope implements AutoCloseable {
         default void poison(MemorySegment segment) {
         }
 
+        /**
+         * Whether a released block is kept, poisoned, until its scope closes under {@link #POISON_UNINITIALIZED}
+         * (the default), or freed at once as without it: an allocator whose work is only planned (a dry-run trace,
+         * where nothing reads memory) frees, so that it measures the memory a real run would hold.
+         */
+        default boolean keepsReleasedPoisoned() {
+            return true;
+        }
+
         /** Whether Java may read and write the memory directly (true for an emulated device's host memory). */
         default boolean hostAccessible() {
             return false;
@@ -188,7 +197,7 @@ public final class MemoryScope implements AutoCloseable {
             if (block == null || block.byteSize() != t.byteSize() || !releasedQuarantine.add(address)) {
                 return false;
             }
-            if (POISON_UNINITIALIZED) {
+            if (POISON_UNINITIALIZED && allocator.keepsReleasedPoisoned()) {
                 allocator.poison(block);
             } else {
                 releasedQuarantine.remove(address);

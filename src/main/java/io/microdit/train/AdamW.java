@@ -42,6 +42,15 @@ public final class AdamW implements AutoCloseable {
     }
 
     /**
+     * The optimizer of rank {@code rank} of {@code ranks} under ZeRO-2 sharding ({@link ZeroShards}): moments for the
+     * parameters that rank owns only, the others never updated here. For planning one rank's memory (bench-step).
+     */
+    public static AdamW shardOf(Backend backend, ParameterStore parameters, Settings settings, int rank, int ranks) {
+        Map<Parameter, Integer> owners = ZeroShards.owners(parameters.all(), ranks);
+        return new AdamW(backend, parameters, settings, p -> owners.get(p) == rank);
+    }
+
+    /**
      * An optimizer for the parameters {@code steps} accepts only (one rank's share under ZeRO-2 sharding): the
      * others get no moments and are never updated here.
      */

@@ -790,12 +790,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.argument(trace == null, "traceLaunches", "this backend is already tracing");
         waitAndCheck(); // earlier work is not part of the trace (and a dry run must not skip it)
         trace = new LaunchTrace(this, dryRun);
+        memory.planning(dryRun);
         return trace;
     }
 
     void traceEnded(LaunchTrace ended) {
         if (trace == ended) {
             trace = null;
+            memory.planning(false);
         }
     }
 }

@@ -102,6 +102,18 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
                 "mdt_memset");
     }
 
+    /** Set while a dry-run trace is open: released blocks are freed at once even in tests (see the interface). */
+    private volatile boolean planning;
+
+    void planning(boolean on) {
+        planning = on;
+    }
+
+    @Override
+    public boolean keepsReleasedPoisoned() {
+        return !planning;
+    }
+
     /** Gives every cached (free) block back to the device. */
     public synchronized void releaseCached() {
         for (ArrayDeque<Long> blocks : freeBlocks.values()) {

@@ -112,6 +112,15 @@ public final class LaunchPlan {
     }
 
     /**
+     * The highest model FLOPs utilisation the traced work could reach on this GPU: its counted FLOPs over what the
+     * bf16 tensor-core peak does in the roofline time. Memory-bound ops' bytes, not FLOPs, keep it below 1.
+     */
+    public double mfuBound() {
+        double seconds = rooflineSeconds();
+        return seconds == 0 ? 0 : flops() / (seconds * gpu.bf16Flops());
+    }
+
+    /**
      * Op calls with at least {@link #LARGE_OPERAND_BYTES} of operands whose launches all have fewer blocks than
      * three quarters of the SMs.
      */
@@ -133,9 +142,9 @@ public final class LaunchPlan {
         out.append(String.format(Locale.ROOT, "%,d launches in %,d op calls; operands %.2f GiB; %.3f TFLOP counted%n",
                 launches(), calls.size(), operandBytes() / (double) (1L << 30), flops() / 1e12));
         out.append(String.format(Locale.ROOT, "roofline on %s (%.0f TF/s bf16, %.0f TF/s tf32, %.1f TF/s f32, "
-                        + "%.2f TB/s, %d SMs): at least %.3f ms%n", gpu.name(), gpu.bf16Flops() / 1e12,
-                gpu.tf32Flops() / 1e12, gpu.f32Flops() / 1e12,
-                gpu.bytesPerSecond() / 1e12, gpu.sms(), total * 1e3));
+                        + "%.2f TB/s, %d SMs): at least %.3f ms, so at most %.1f%% MFU%n", gpu.name(),
+                gpu.bf16Flops() / 1e12, gpu.tf32Flops() / 1e12, gpu.f32Flops() / 1e12,
+                gpu.bytesPerSecond() / 1e12, gpu.sms(), total * 1e3, 100 * mfuBound()));
         out.append(String.format(Locale.ROOT, "%-28s %6s %8s %17s %9s %12s %10s %12s %6s%n", "op", "calls", "launches",
                 "blocks min-max", "threads", "operand MiB", "GFLOP", "roofline ms", "share"));
         for (OpSummary op : ops) {
