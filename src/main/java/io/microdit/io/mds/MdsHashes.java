@@ -8,6 +8,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 /**
  * The file digests an MDS index may list, by their Python names: hashlib's {@code md5}, {@code sha1},
@@ -33,7 +34,7 @@ final class MdsHashes {
 
     /** The names the writer accepts. */
     static List<String> supportedNames() {
-        return java.util.stream.Stream.concat(DIGESTS.keySet().stream(), java.util.stream.Stream.of(XXH64))
+        return Stream.concat(DIGESTS.keySet().stream(), Stream.of(XXH64))
                 .sorted().toList();
     }
 

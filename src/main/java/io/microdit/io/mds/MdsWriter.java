@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -91,7 +92,7 @@ public final class MdsWriter implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("the writer is closed");
         }
-        if (!sample.keySet().equals(new java.util.HashSet<>(names))) {
+        if (!sample.keySet().equals(new HashSet<>(names))) {
             throw new IllegalArgumentException("sample " + samplesWritten + " has columns " + sample.keySet()
                     + ", the dataset " + names);
         }

@@ -135,4 +135,33 @@ class MdsFaultsTest {
         assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("holds " + raw),
                 e.getMessage());
     }
+
+    @Test
+    void randomlyDamagedShardsAreReadOrRefusedWithMdsExceptionOnly() throws IOException {
+        Path folder = temp.resolve("fuzz");
+        Random random = new Random(31);
+        try (MdsWriter writer = new MdsWriter(folder, MdsRoundTripTest.COLUMNS, null, List.of(), 0)) {
+            for (Map<String, Object> sample : MdsRoundTripTest.samples(6, random)) {
+                writer.write(sample);
+            }
+        }
+        Path file = folder.resolve("shard.00000.mds");
+        byte[] good = Files.readAllBytes(file);
+        for (int trial = 0; trial < 300; trial++) {
+            byte[] damaged = trial % 3 == 0 ? Arrays.copyOf(good, random.nextInt(good.length)) : good.clone();
+            if (trial % 3 != 0) {
+                for (int k = 0; k < 1 + random.nextInt(3); k++) {
+                    damaged[random.nextInt(damaged.length)] ^= (byte) (1 + random.nextInt(255));
+                }
+            }
+            Files.write(file, damaged);
+            try (MdsStream stream = MdsStream.open(folder)) {
+                for (int i = 0; i < stream.size(); i++) {
+                    stream.read(i);
+                }
+            } catch (MdsException e) {
+                assertTrue(e.getMessage().contains(file.toString()), e.getMessage());
+            }
+        }
+    }
 }
