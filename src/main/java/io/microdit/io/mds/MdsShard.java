@@ -24,7 +24,7 @@ import java.util.Map;
  * bytes, in column order (the columns sorted by name, as the writer stores them).
  */
 final class MdsShard {
-    static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final String name;
     private final MdsIndex.Shard entry;
@@ -143,16 +143,8 @@ final class MdsShard {
         }
     }
 
-    int samples() {
-        return samples;
-    }
-
     String name() {
         return name;
-    }
-
-    MdsIndex.Shard entry() {
-        return entry;
     }
 
     /** The bytes of every column of sample {@code i}, in the index's column order. */
