@@ -1,6 +1,7 @@
 package io.microdit.train;
 
 import io.microdit.autograd.Precision;
+import io.microdit.data.MdsLatents;
 import io.microdit.io.Json;
 import io.microdit.io.JsonException;
 import io.microdit.model.MaskingMode;
@@ -39,7 +40,8 @@ public record TrainingConfig(
         int sampleSteps,
         double sampleGuidance,
         Precision precision,
-        Sharding sharding) {
+        Sharding sharding,
+        MdsLatents.Settings mds) {
 
     public TrainingConfig {
         require(batchSize > 0, "batch_size", "positive, got " + batchSize);
@@ -54,7 +56,21 @@ public record TrainingConfig(
         require(sampleSteps > 0, "sample_steps", "positive, got " + sampleSteps);
         require(precision != null, "precision", "f32 or bf16");
         require(sharding != null, "sharding", "none or shard_grad_op");
+        require(mds == null || "mds".equals(data), "mds", "given only with \"data\": \"mds\"");
+        require(mds != null || !"mds".equals(data), "mds",
+                "given with \"data\": \"mds\" (like {\"streams\": [{\"local\": \"/data/cc12m\"}]})");
         stages = List.copyOf(stages);
+    }
+
+    /** A config without MDS streams (any data but {@code "mds"}). */
+    public TrainingConfig(String model, String data, String dataDirectory, int captionLength, int batchSize,
+                          int microBatchSize, List<Stage> stages, double emaDecay, double captionDropout,
+                          double pMean, double pStd, long seed, int threads, long logEvery, long sampleEvery,
+                          long checkpointEvery, int sampleSteps, double sampleGuidance, Precision precision,
+                          Sharding sharding) {
+        this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
+                pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
+                precision, sharding, null);
     }
 
     /** A config computing in F32 (the default precision). */
@@ -81,14 +97,14 @@ public record TrainingConfig(
     public TrainingConfig withPrecision(Precision newPrecision) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, newPrecision, sharding);
+                sampleSteps, sampleGuidance, newPrecision, sharding, mds);
     }
 
     /** This config with the ranks' training state divided as {@code newSharding} says. */
     public TrainingConfig withSharding(Sharding newSharding) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, newSharding);
+                sampleSteps, sampleGuidance, precision, newSharding, mds);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -152,7 +168,8 @@ public record TrainingConfig(
     private static final long MAX_STAGE_STEPS = 1_000_000_000_000L;
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
-            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding");
+            "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding",
+            "mds");
     private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
@@ -199,7 +216,7 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance, precision, sharding);
+                sampleGuidance, precision, sharding, mds);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -246,7 +263,8 @@ public record TrainingConfig(
                 integer(map, "sample_steps", d.sampleSteps()),
                 number(map, "sample_guidance", d.sampleGuidance()),
                 Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"),
-                Sharding.parse(string(map, "sharding", d.sharding().label())));
+                Sharding.parse(string(map, "sharding", d.sharding().label())),
+                map.containsKey("mds") ? MdsLatents.Settings.fromJson(map.get("mds")) : null);
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -352,6 +370,9 @@ public record TrainingConfig(
         m.put("data", data);
         if (dataDirectory != null) {
             m.put("data_dir", dataDirectory);
+        }
+        if (mds != null) {
+            m.put("mds", mds.toJson());
         }
         m.put("caption_length", (long) captionLength);
         m.put("batch_size", (long) batchSize);

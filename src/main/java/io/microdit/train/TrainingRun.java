@@ -11,6 +11,7 @@ import io.microdit.data.CaptionEncoder;
 import io.microdit.data.FashionMnist;
 import io.microdit.data.FashionMnistData;
 import io.microdit.data.LatentShards;
+import io.microdit.data.MdsLatents;
 import io.microdit.data.TrainingData;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.distributed.Communicator;
@@ -229,8 +230,16 @@ public final class TrainingRun {
                 }
                 return shards;
             }
-            default -> throw new IOException("training config key 'data' must be \"fashion-mnist\" or \"latents\","
-                    + " got '" + config.data() + "'");
+            case "mds" -> {
+                MdsLatents mds = new MdsLatents(config.mds(), model.inChannels(), model.inputSize(),
+                        config.captionLength(), model.captionChannels(), config.seed());
+                for (String unchecked : mds.uncheckedHashes()) {
+                    out.println("mds: note: unsupported hash, not checked: " + unchecked);
+                }
+                return mds;
+            }
+            default -> throw new IOException("training config key 'data' must be \"fashion-mnist\", \"latents\" or"
+                    + " \"mds\", got '" + config.data() + "'");
         }
     }
 
@@ -270,7 +279,8 @@ public final class TrainingRun {
                 progress.update(r.step(), r.loss(), Double.isNaN(peakGflops)
                         ? String.format("lr %.2e  %.1f GFLOP/s", r.learningRate(), gflops)
                         : String.format("lr %.2e  MFU %.1f%%", r.learningRate(), 100 * gflops / peakGflops));
-                if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()) {
+                if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()
+                        && drawable(trainer)) {
                     Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
                     sampleGrid(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid);
                     progress.log("samples: " + grid);
@@ -288,10 +298,21 @@ public final class TrainingRun {
         Path checkpoint = trainer.checkpoint(directory);
         out.println("checkpoint: " + checkpoint);
         writeLossCurve();
+        if (!drawable(trainer)) {
+            out.println("samples: none drawn: " + trainer.model().config().inChannels() + "-channel latents become "
+                    + "images only through the VAE's decoder, which microdit does not have");
+            return;
+        }
         Path grid = directory.resolve("samples").resolve("final.png");
         sampleGrid(trainer, backend, data, finalSamples, config.sampleSteps(), grid);
         out.println("samples: " + grid + (data instanceof FashionMnistData
                 ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
+    }
+
+    /** Whether samples are images (1 or 3 channels) rather than latents of a VAE. */
+    private static boolean drawable(Trainer trainer) {
+        int channels = trainer.model().config().inChannels();
+        return channels == 1 || channels == 3;
     }
 
     /**
