@@ -2,15 +2,21 @@ package io.microdit.tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * An owner of native memory: everything allocated in a scope is freed together when the scope closes.
  * Parameters and optimizer state live in a long-lived scope; activations in one scope per step.
  * Nothing is left to the garbage collector. The scope is shared: kernels on several threads may read and
  * write its memory, but allocation and closing belong to one owner at a time.
+ *
+ * <p>Host scopes draw their blocks from a caching {@link HostAllocator} (the backend's, or the shared one) and give
+ * them back to it on close, so a step's memory is the previous step's, already mapped.
  */
 public final class MemoryScope implements AutoCloseable {
     /** Alignment of every allocation: one 64-byte cache line, the width of an AVX-512 register. */
@@ -23,35 +29,51 @@ public final class MemoryScope implements AutoCloseable {
 
     private final String name;
     private final Device device;
+    /**
+     * Bounds the host segments handed out, so that a kernel touching one after close throws instead of reading a
+     * block another scope reuses.
+     */
     private final Arena arena = Arena.ofShared();
+    private final HostAllocator host;
     private final Allocator allocator;
+    /** Host blocks of this scope by address, with the bytes asked for. */
+    private final Map<Long, Long> hostBlocks = new HashMap<>();
+    /** Released host blocks kept (poisoned) until close under {@link #POISON_UNINITIALIZED}. */
+    private final List<Long> releasedHostBlocks = new ArrayList<>();
     /** Allocator blocks by address, with their requested bytes. */
     private final Map<Long, MemorySegment> allocations = new HashMap<>();
-    private long[] heapBlocks = new long[16];
-    private int heapBlockCount;
-    /** C heap blocks of this scope by address, with their size, and the released ones by size for reuse. */
-    private final Map<Long, Long> heapSizes = new HashMap<>();
-    private final Map<Long, ArrayDeque<Long>> releasedHeapBlocks = new HashMap<>();
     /** Released device blocks kept (poisoned) until close under {@link #POISON_UNINITIALIZED}. */
-    private final java.util.Set<Long> releasedQuarantine = new java.util.HashSet<>();
+    private final Set<Long> releasedQuarantine = new HashSet<>();
     private long ownedBytes;
     private boolean open = true;
 
+    /** A host scope on the shared host allocator. */
     public MemoryScope(String name) {
-        this(name, Device.CPU);
+        this(name, HostAllocator.shared());
     }
 
+    /** A host scope whose blocks come from {@code host} (a backend's allocator). */
+    public MemoryScope(String name, HostAllocator host) {
+        this(name, Device.CPU, host, null);
+    }
+
+    /** Host memory on the shared host allocator, counted as {@code device}'s. */
     public MemoryScope(String name, Device device) {
-        this(name, device, null);
+        this(name, device, HostAllocator.shared(), null);
     }
 
     /**
      * A scope whose memory comes from {@code allocator} (device memory, e.g. the CUDA backend's caching
-     * allocator) instead of a host arena; each allocation goes back to the allocator when the scope closes.
+     * allocator) instead of a host allocator; each allocation goes back to the allocator when the scope closes.
      */
     public MemoryScope(String name, Device device, Allocator allocator) {
+        this(name, device, null, allocator);
+    }
+
+    private MemoryScope(String name, Device device, HostAllocator host, Allocator allocator) {
         this.name = name;
         this.device = device;
+        this.host = host;
         this.allocator = allocator;
     }
 
@@ -102,7 +124,7 @@ public final class MemoryScope implements AutoCloseable {
 
     /** Whether Java may read and write this scope's memory directly: host memory, or an emulated device's. */
     public boolean hostAccessible() {
-        return allocator == null || allocator.hostAccessible();
+        return host != null || allocator.hostAccessible();
     }
 
     /** Bytes this scope holds now. */
@@ -110,12 +132,12 @@ public final class MemoryScope implements AutoCloseable {
         return ownedBytes;
     }
 
-    /** Zero-filled host memory owned by this scope. */
+    /** Zero-filled memory owned by this scope. */
     public synchronized MemorySegment allocate(long bytes) {
         ensureOpen();
         MemorySegment segment;
-        if (allocator == null) {
-            segment = arena.allocate(Math.max(bytes, 1), ALIGNMENT);
+        if (host != null) {
+            segment = hostBlock(bytes).fill((byte) 0);
         } else {
             segment = allocator.allocate(bytes);
             allocations.put(segment.address(), segment);
@@ -127,27 +149,13 @@ public final class MemoryScope implements AutoCloseable {
 
     /**
      * Memory owned by this scope whose contents are unspecified: for outputs the next op overwrites entirely, so
-     * no pass is spent zeroing them. Host blocks come from the C heap and are freed when the scope closes; reading
-     * them afterwards throws, as for {@link #allocate}.
+     * no pass is spent zeroing them. Reading it after the scope closes throws, as for {@link #allocate}.
      */
     public synchronized MemorySegment allocateUninitialized(long bytes) {
         ensureOpen();
         MemorySegment segment;
-        if (allocator == null) {
-            long size = heapSize(bytes);
-            ArrayDeque<Long> released = releasedHeapBlocks.get(size);
-            long address;
-            if (released != null && !released.isEmpty()) {
-                address = released.pop();
-            } else {
-                address = NativeHeap.allocate(size, ALIGNMENT);
-                if (heapBlockCount == heapBlocks.length) {
-                    heapBlocks = java.util.Arrays.copyOf(heapBlocks, 2 * heapBlockCount);
-                }
-                heapBlocks[heapBlockCount++] = address;
-            }
-            heapSizes.put(address, size);
-            segment = MemorySegment.ofAddress(address).reinterpret(Math.max(bytes, 1), arena, null);
+        if (host != null) {
+            segment = hostBlock(bytes);
             if (POISON_UNINITIALIZED) {
                 segment.fill((byte) 0xFF);
             }
@@ -160,20 +168,21 @@ public final class MemoryScope implements AutoCloseable {
         return segment;
     }
 
-    private static long heapSize(long bytes) {
-        return Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
+    private MemorySegment hostBlock(long bytes) {
+        long address = host.allocate(bytes);
+        hostBlocks.put(address, bytes);
+        return MemorySegment.ofAddress(address).reinterpret(Math.max(bytes, 1), arena, null);
     }
 
     /**
      * Gives back the memory of {@code t} before the scope closes, for a tensor its owner knows is dead (the autograd
      * graph releases consumed gradients and backward temporaries this way). Only a tensor spanning a whole
-     * allocation of this scope (the tensor itself or a reshape of it) from {@link #allocateUninitialized}, or any
-     * allocation of a device scope, is released; for anything else (a slice, another scope's tensor, a zero-filled
-     * host block) it returns false and nothing changes. Released device memory goes back to the allocator;
-     * released host blocks are reused by this scope's later allocations of the same size (never returned to the
-     * C heap before the scope closes, so a stale reader can never fault). Under {@link #POISON_UNINITIALIZED} (the
-     * tests) the memory is filled with 0xFF and kept until the scope closes instead, so any later read of a released
-     * tensor shows NaN; the byte counts ({@link #ownedBytes}, {@link Device#liveBytes}) drop either way.
+     * allocation of this scope (the tensor itself or a reshape of it) is released; for anything else (a slice,
+     * another scope's tensor) it returns false and nothing changes. Released memory goes back to the allocator, whose
+     * host blocks are never unmapped during a run, so a stale reader reads garbage but never faults. Under
+     * {@link #POISON_UNINITIALIZED} (the tests) the memory is filled with 0xFF and kept until the scope closes
+     * instead, so any later read of a released tensor shows NaN; the byte counts ({@link #ownedBytes},
+     * {@link Device#liveBytes}) drop either way.
      */
     public synchronized boolean release(Tensor t) {
         ensureOpen();
@@ -181,16 +190,17 @@ public final class MemoryScope implements AutoCloseable {
             return false;
         }
         long address = t.segment().address();
-        if (allocator == null) {
-            Long size = heapSizes.get(address);
-            if (size == null || heapSize(t.byteSize()) != size) {
+        if (host != null) {
+            Long bytes = hostBlocks.get(address);
+            if (bytes == null || bytes != t.byteSize()) {
                 return false;
             }
-            heapSizes.remove(address);
+            hostBlocks.remove(address);
             if (POISON_UNINITIALIZED) {
-                MemorySegment.ofAddress(address).reinterpret(size).fill((byte) 0xFF);
+                MemorySegment.ofAddress(address).reinterpret(Math.max(bytes, 1)).fill((byte) 0xFF);
+                releasedHostBlocks.add(address);
             } else {
-                releasedHeapBlocks.computeIfAbsent(size, k -> new ArrayDeque<>()).push(address);
+                host.free(address);
             }
         } else {
             MemorySegment block = allocations.get(address);
@@ -232,16 +242,18 @@ public final class MemoryScope implements AutoCloseable {
         }
         open = false;
         arena.close();
-        for (int i = 0; i < heapBlockCount; i++) {
-            NativeHeap.free(heapBlocks[i]);
+        for (long address : hostBlocks.keySet()) {
+            host.free(address);
         }
-        heapBlockCount = 0;
+        for (long address : releasedHostBlocks) {
+            host.free(address);
+        }
         for (MemorySegment segment : allocations.values()) {
             allocator.free(segment);
         }
+        hostBlocks.clear();
+        releasedHostBlocks.clear();
         allocations.clear();
-        heapSizes.clear();
-        releasedHeapBlocks.clear();
         releasedQuarantine.clear();
         device.freed(ownedBytes);
         ownedBytes = 0;

@@ -7,9 +7,8 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
 /**
- * The C library's heap, for host memory that need not be zeroed: {@link java.lang.foreign.Arena#allocate} always
- * zero-fills, which for a training step's activations (hundreds of MB, each overwritten by the op that produces
- * it) costs a full extra pass over memory.
+ * The C library's heap, where {@link HostAllocator} reserves its blocks: unlike {@link java.lang.foreign.Arena#allocate},
+ * which always zero-fills, it leaves memory as it is, so an op that overwrites its whole output pays no extra pass.
  */
 final class NativeHeap {
     private static final Linker LINKER = Linker.nativeLinker();
@@ -22,20 +21,17 @@ final class NativeHeap {
     private NativeHeap() {
     }
 
-    /** The address of {@code bytes} (at least 1) uninitialised bytes aligned to {@code alignment}. */
+    /**
+     * The address of {@code bytes} (at least 1) uninitialised bytes aligned to {@code alignment}, or 0 when the C heap
+     * has none: the caller may give cached blocks back and try again.
+     */
     static long allocate(long bytes, long alignment) {
         long size = Math.max(alignment, (bytes + alignment - 1) / alignment * alignment); // a multiple, as C requires
-        MemorySegment block;
         try {
-            block = (MemorySegment) ALIGNED_ALLOC.invokeExact(alignment, size);
+            return ((MemorySegment) ALIGNED_ALLOC.invokeExact(alignment, size)).address();
         } catch (Throwable e) {
             throw new IllegalStateException("aligned_alloc failed", e);
         }
-        if (block.address() == 0) {
-            throw new OutOfMemoryError("aligned_alloc(" + alignment + ", " + size + ") returned NULL: host memory "
-                    + "exhausted");
-        }
-        return block.address();
     }
 
     static void free(long address) {

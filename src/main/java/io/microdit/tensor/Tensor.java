@@ -45,7 +45,7 @@ public final class Tensor {
     }
 
     public static Tensor of(MemoryScope scope, float[] values, int... shape) {
-        Tensor t = zeros(scope, DType.F32, shape);
+        Tensor t = empty(scope, DType.F32, shape);
         if (values.length != t.numel) {
             throw new IllegalArgumentException("values: " + values.length + " floats for shape "
                     + Arrays.toString(shape) + " which holds " + t.numel);
@@ -55,7 +55,7 @@ public final class Tensor {
     }
 
     public static Tensor ofInts(MemoryScope scope, int[] values, int... shape) {
-        Tensor t = zeros(scope, DType.I32, shape);
+        Tensor t = empty(scope, DType.I32, shape);
         if (values.length != t.numel) {
             throw new IllegalArgumentException("values: " + values.length + " ints for shape "
                     + Arrays.toString(shape) + " which holds " + t.numel);
@@ -270,7 +270,7 @@ public final class Tensor {
 
     /** The same values converted to {@code target}, in {@code scope}. */
     public Tensor to(DType target, MemoryScope scope) {
-        Tensor out = zeros(scope, target, shape);
+        Tensor out = empty(scope, target, shape);
         if (target == dtype) {
             return out.copyFrom(this);
         }

@@ -19,6 +19,7 @@ import io.microdit.io.Json;
 import io.microdit.model.ConfigFile;
 import io.microdit.model.MicroDiT;
 import io.microdit.model.MicroDiTConfig;
+import io.microdit.tensor.HostAllocator;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.io.BufferedWriter;
@@ -39,7 +40,8 @@ import java.util.Map;
 /**
  * A training run with its folder: {@code config.json} (the training config) and {@code model.json}, checkpoints,
  * {@code metrics.jsonl} (one line per step: loss, learning rate, gradient norm, img/s, MFU against the CPU's
- * measured peak, live memory), {@code samples/step-N.png} grids during training, and at the end
+ * measured peak, live memory, the host allocator's reserved and live bytes, the step's cache hits, fresh
+ * reservations and minor page faults), {@code samples/step-N.png} grids during training, and at the end
  * {@code loss.png} and {@code samples/final.png} (every class, from the EMA weights when EMA is on).
  *
  * <p>Started by {@code mpirun -np N}, each process is one rank of a data-parallel run ({@link Trainer}): the ranks
@@ -253,7 +255,11 @@ public final class TrainingRun {
         try (BufferedWriter metrics = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8,
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (!trainer.finished()) {
+                HostAllocator.Stats hostBefore = hostMemory(backend);
+                long faultsBefore = MinorPageFaults.count();
                 Trainer.StepResult r = trainer.trainStep();
+                long faults = MinorPageFaults.count() - faultsBefore;
+                HostAllocator.Stats host = hostMemory(backend);
                 double imagesPerSecond = config.batchSize() / r.seconds();
                 double gflops = r.flops() / r.seconds() / 1e9;
                 Map<String, Object> line = new LinkedHashMap<>();
@@ -266,6 +272,11 @@ public final class TrainingRun {
                 line.put("gflops", gflops);
                 line.put("mfu", Double.isNaN(peakGflops) ? null : gflops / peakGflops);
                 line.put("live_bytes", trainer.liveBytes());
+                line.put("host_reserved_bytes", host.reservedBytes());
+                line.put("host_live_bytes", host.liveBytes());
+                line.put("host_cache_hits", host.cacheHits() - hostBefore.cacheHits());
+                line.put("host_fresh_reservations", host.freshReservations() - hostBefore.freshReservations());
+                line.put("minor_faults", faultsBefore < 0 ? null : faults);
                 if (ranks > 1) {
                     line.put("ranks", ranks);
                     line.put("comm_fraction", r.communicationSeconds() / r.seconds());
@@ -292,6 +303,12 @@ public final class TrainingRun {
             }
         }
         progress.finish();
+    }
+
+    /** Host memory of the step: the CPU backend's arena, and the shared one (batches, parameters, staging). */
+    private static HostAllocator.Stats hostMemory(Backend backend) {
+        HostAllocator.Stats shared = HostAllocator.shared().stats();
+        return backend instanceof CpuBackend cpu ? shared.plus(cpu.memory().stats()) : shared;
     }
 
     private void finish(Trainer trainer, Backend backend, TrainingData data) throws IOException {

@@ -3,6 +3,7 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.Backend;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.Device;
+import io.microdit.tensor.HostAllocator;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 
@@ -12,6 +13,8 @@ import io.microdit.tensor.Tensor;
  */
 public final class CpuBackend implements Backend, AutoCloseable {
     private final FlopCounter flops = new FlopCounter();
+    /** This backend's arena: its scopes reuse each other's freed blocks across steps. */
+    private final HostAllocator memory = new HostAllocator("cpu backend");
     private final Parallel parallel;
     private final CpuGemm gemm;
     private final CpuElementwise elementwise;
@@ -66,16 +69,23 @@ public final class CpuBackend implements Backend, AutoCloseable {
         return flops;
     }
 
+    /** The allocator behind {@link #scope}: what it holds and how often it reserved fresh memory. */
+    public HostAllocator memory() {
+        return memory;
+    }
+
+    /** Stops the workers and gives the arena's cached blocks back; scopes still open free theirs when they close. */
     @Override
     public void close() {
         parallel.close();
+        memory.close();
     }
 
     // Host memory: the memory operations are the plain tensor calls, and nothing is copied to move "in place".
 
     @Override
     public MemoryScope scope(String name) {
-        return new MemoryScope(name);
+        return new MemoryScope(name, memory);
     }
 
     @Override
