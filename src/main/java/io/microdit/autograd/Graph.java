@@ -25,6 +25,7 @@ public final class Graph {
     private final Backend backend;
     private final MemoryScope scope;
     private final Precision precision;
+    private boolean recomputeBlocks;
     private final Map<Variable, Tensor> bf16Copies = new IdentityHashMap<>();
     private final Set<Tensor> bf16CopyTensors = Collections.newSetFromMap(new IdentityHashMap<>());
     private List<Node> tape;
@@ -41,6 +42,20 @@ public final class Graph {
         this.backend = backend;
         this.scope = scope;
         this.precision = precision;
+    }
+
+    /**
+     * Whether models recompute each transformer block's activations in the backward instead of keeping them
+     * ({@link Recompute}): less memory for one more forward of every block. Off by default.
+     */
+    public boolean recomputesBlocks() {
+        return recomputeBlocks;
+    }
+
+    /** Sets {@link #recomputesBlocks()}; returns this graph. */
+    public Graph recomputeBlocks(boolean on) {
+        this.recomputeBlocks = on;
+        return this;
     }
 
     /** The number format of this graph's matrix products (see {@link Precision}). */

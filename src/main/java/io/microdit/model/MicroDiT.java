@@ -3,6 +3,7 @@ package io.microdit.model;
 import io.microdit.autograd.ActivationFunctions;
 import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
+import io.microdit.autograd.Recompute;
 import io.microdit.autograd.TokenFunctions;
 import io.microdit.autograd.Variable;
 import io.microdit.backend.Backend;
@@ -154,7 +155,7 @@ public final class MicroDiT {
             Variable mixerTokens = mapIn == null ? tokens : mapIn.forward(g, tokens);
             Variable mixerCaption = mapCaption == null ? y : mapCaption.forward(g, y);
             for (DiTBlock block : mixer) {
-                mixerTokens = block.forward(g, mixerTokens, mixerCaption, activated);
+                mixerTokens = forward(g, block, mixerTokens, mixerCaption, activated);
             }
             tokens = mixerTokens;
         }
@@ -165,7 +166,7 @@ public final class MicroDiT {
             tokens = mapOut.forward(g, tokens); // after masking, as the official code, to save compute
         }
         for (DiTBlock block : backbone) {
-            tokens = block.forward(g, tokens, y, activated);
+            tokens = forward(g, block, tokens, y, activated);
         }
         Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);
         Variable out = finalLinear.forward(g, finalNorm.forwardModulated(g, tokens, shiftScale[0], shiftScale[1],
@@ -174,6 +175,14 @@ public final class MicroDiT {
             out = TokenFunctions.scatterRows(g, out, mask.keepIds(), c.tokens());
         }
         return TokenFunctions.unpatchify(g, out, c.patchSize(), c.inChannels(), x.dim(2), x.dim(3));
+    }
+
+    /** One block, its activations recomputed in the backward when the graph asks for it. */
+    private static Variable forward(Graph g, DiTBlock block, Variable x, Variable y, Variable activated) {
+        if (!g.recomputesBlocks()) {
+            return block.forward(g, x, y, activated);
+        }
+        return Recompute.apply(g, (graph, in) -> block.forward(graph, in[0], in[1], in[2]), x, y, activated);
     }
 
     /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */
