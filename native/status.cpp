@@ -32,6 +32,7 @@ extern "C" const char *mdt_error_string(int status) {
         case MDT_ERROR_DRIVER_TOO_OLD: return "NVIDIA driver too old for the CUDA runtime";
         case MDT_ERROR_OUT_OF_BOUNDS: return "out-of-bounds memory access (checked emulator)";
         case MDT_ERROR_RACE: return "data race (checked emulator)";
+        case MDT_ERROR_COMMUNICATION: return "collective communication failed";
         default: return "unknown status";
     }
 }

@@ -38,7 +38,8 @@ enum {
     MDT_ERROR_RUNTIME = 7,
     MDT_ERROR_DRIVER_TOO_OLD = 8, /* an NVIDIA driver is installed but older than the CUDA runtime linked in */
     MDT_ERROR_OUT_OF_BOUNDS = 9,  /* checked emulator: a kernel touched memory outside every live allocation */
-    MDT_ERROR_RACE = 10           /* checked emulator: a data race between blocks, or between threads of a block */
+    MDT_ERROR_RACE = 10,          /* checked emulator: a data race between blocks, or between threads of a block */
+    MDT_ERROR_COMMUNICATION = 11  /* a collective between ranks failed, or its library (NCCL, MPI) is missing */
 };
 
 enum {
@@ -391,6 +392,39 @@ MDT_API int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, cons
  * D = Σ dO·O) as it is. For a bf16 graph, where only bf16 products read the attention output. */
 MDT_API int mdt_attention_fwd_bf16_out(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
 MDT_API int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+
+/* ------------------------------------------------------------------ collectives between ranks (data parallel) */
+/* One communicator per process of a multi-process run (one process per device), over a world of `size` ranks. The
+ * CUDA library runs the collectives with NCCL, opened at run time (libnccl.so.2 from LD_LIBRARY_PATH, or the file
+ * the environment variable MICRODIT_NCCL_LIBRARY names), so the build needs no NCCL; the emulator runs them with
+ * MPI between emulator processes, over the MPI world the calling process has initialised (Open MPI's libmpi.so.40,
+ * or MICRODIT_MPI_LIBRARY). A library that cannot be opened is MDT_ERROR_COMMUNICATION naming it. Bootstrap: rank 0
+ * calls mdt_comm_unique_id, the caller broadcasts its MDT_COMM_UNIQUE_ID_BYTES bytes to every rank (over MPI), then
+ * every rank calls mdt_comm_init with them (collective: it returns when every rank has joined) on its device.
+ *
+ * Every rank calls the same collectives in the same order with the same sizes. A collective runs after the work
+ * queued on `stream` before the call, and work queued on `stream` after the call runs after it: the CUDA library
+ * runs it on the communicator's own stream between two events and returns at once; the emulator completes the
+ * stream's work and the collective before it returns. Buffers are device memory of 4-byte elements. Sums are of
+ * float32 in rank order, ((x0 + x1) + x2) + ..., the bits one process adding the ranks' values in that order gets:
+ * each rank receives its shard of every rank's buffer and adds them itself (never NCCL's or MPI's own sum, whose
+ * order depends on the algorithm and the message sizes). starts: size + 1 non-decreasing host offsets from 0 to the
+ * element count; rank r's shard is elements [starts[r], starts[r + 1]), possibly empty. */
+enum { MDT_COMM_UNIQUE_ID_BYTES = 128 };
+typedef struct mdt_comm_s *mdt_comm_t;
+MDT_API int mdt_comm_unique_id(void *unique_id);
+MDT_API int mdt_comm_init(mdt_comm_t *comm, const void *unique_id, int rank, int size);
+/* Frees the communicator after its collectives have finished. */
+MDT_API int mdt_comm_destroy(mdt_comm_t comm);
+/* data[i] = the rank-order sum of every rank's data[i], i < n. */
+MDT_API int mdt_comm_all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n);
+/* shard[i] = the rank-order sum of every rank's data[starts[rank] + i]; with accumulate, onto shard's own values:
+ * ((shard[i] + x0) + x1) + .... shard must not overlap data. */
+MDT_API int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard, int accumulate);
+/* data[starts[r] + i] = rank r's shard[i] on every rank (shard may be this rank's own place in data). */
+MDT_API int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts, float *data);
+/* data = rank root's data, bytes bytes. */
+MDT_API int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root);
 
 #ifdef __cplusplus
 }

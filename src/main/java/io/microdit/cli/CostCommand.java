@@ -4,6 +4,7 @@ import io.microdit.model.ConfigFile;
 import io.microdit.model.FlopModel;
 import io.microdit.model.MaskingMode;
 import io.microdit.model.MicroDiTConfig;
+import io.microdit.model.ParameterLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -14,7 +15,9 @@ import picocli.CommandLine.Option;
 /**
  * The training cost of a run from the analytic {@link FlopModel}: forward FLOPs per image × 3 × batch × steps, per
  * stage and in total, and, for a GPU with a price per hour, the GPU-hours, wall-clock days and dollars at a stated
- * model FLOP utilisation (MFU) of the device's dense BF16 peak. The paper's recipe:
+ * model FLOP utilisation (MFU) of the device's dense BF16 peak; over several GPUs, the bytes each sends per step to
+ * reduce gradients ({@link CommunicationVolume}: data parallel and ZeRO-2) and their time at a bus bandwidth, next
+ * to each stage's compute time per step. The paper's recipe:
  * {@code --config microdit-xl-2 --batch 2048 --stages 250000:0.75,30000:0,50000:0.75:512,5000:0:512}.
  */
 @Command(name = "cost", description = "Training FLOPs of a run (per stage) and its GPU-hours and dollars at an MFU.")
@@ -73,6 +76,14 @@ final class CostCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}).")
     int gpus;
 
+    @Option(names = "--micro-batch", description = "Images per GPU per forward/backward (default: batch / GPUs, "
+            + "one round per step); the gradients are reduced once per round.")
+    Integer microBatch;
+
+    @Option(names = "--bus-bandwidth", defaultValue = "450", description = "Collective bus bandwidth per GPU in GB/s "
+            + "(default ${DEFAULT-VALUE}: NCCL on 8 H100 SXM over NVLink).")
+    double busBandwidth;
+
     private record StageCost(long steps, double mask, int inputSize, double forwardPerImage, double flops) {
     }
 
@@ -84,6 +95,10 @@ final class CostCommand implements Callable<Integer> {
         require(!(resolution != null && inputSize != null), "give --resolution or --input-size, not both");
         require(mfu > 0 && mfu <= 1, "--mfu must be in (0, 1], got " + mfu);
         require(gpus > 0 && price >= 0, "--gpus must be positive and --price not negative");
+        require(busBandwidth > 0, "--bus-bandwidth must be positive, got " + busBandwidth);
+        int micro = microBatch != null ? microBatch : batch / gpus;
+        require(micro > 0 && batch % ((long) gpus * micro) == 0, "--batch " + batch + " must split into rounds of "
+                + gpus + " GPUs × --micro-batch " + micro);
         MaskingMode mode = switch (masking) {
             case "deferred" -> MaskingMode.DEFERRED;
             case "naive" -> MaskingMode.NAIVE;
@@ -122,8 +137,34 @@ final class CostCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "%s at %.1f%% MFU (%.1f TFLOP/s each): %.1f GPU-hours, %.2f days on %d "
                     + "GPUs, $%,.0f at $%.2f/GPU-hour%n", device, 100 * mfu, device.peak * mfu / 1e12, gpuHours,
                     gpuHours / gpus / 24, gpus, gpuHours * price, price);
+            if (gpus > 1) {
+                printCommunication(base, costs, batch / (gpus * micro), device.peak * mfu);
+            }
         }
         return 0;
+    }
+
+    /** Each GPU's bytes and seconds of gradient communication per step, against each stage's compute per step. */
+    private void printCommunication(MicroDiTConfig base, List<StageCost> costs, int rounds, double flopsPerGpu) {
+        CommunicationVolume volume = new CommunicationVolume(ParameterLayout.of(base).total(), gpus, rounds);
+        double bandwidth = busBandwidth * 1e9;
+        double dataParallel = CommunicationVolume.seconds(volume.dataParallelBytes(), bandwidth);
+        double zero2 = CommunicationVolume.seconds(volume.zero2Bytes(), bandwidth);
+        System.out.printf(Locale.ROOT, "communication per step and GPU, %d GPUs, %d round%s of micro-batch %d, F32 "
+                        + "gradients of %,d parameters (%.2f GB), at %.0f GB/s bus bandwidth:%n", gpus, rounds,
+                rounds == 1 ? "" : "s", batch / (gpus * rounds), volume.parameters(), volume.gradientBytes() / 1e9,
+                busBandwidth);
+        System.out.printf(Locale.ROOT, "  data parallel: all-reduce, %.2f GB, %.1f ms%n",
+                volume.dataParallelBytes() / 1e9, 1e3 * dataParallel);
+        System.out.printf(Locale.ROOT, "  ZeRO-2 (shard_grad_op): reduce-scatter + all-gather of the parameters, %.2f "
+                + "GB, %.1f ms%n", volume.zero2Bytes() / 1e9, 1e3 * zero2);
+        System.out.println("stage  compute ms/step  data parallel comm/compute  ZeRO-2 comm/compute");
+        for (int i = 0; i < costs.size(); i++) {
+            StageCost c = costs.get(i);
+            double compute = c.flops() / c.steps() / gpus / flopsPerGpu;
+            System.out.printf(Locale.ROOT, "%-5d  %15.1f  %25.1f%%  %18.1f%%%n", i + 1, 1e3 * compute,
+                    100 * dataParallel / compute, 100 * zero2 / compute);
+        }
     }
 
     private StageCost stage(MicroDiTConfig base, long stageSteps, double ratio, int size, MaskingMode mode) {

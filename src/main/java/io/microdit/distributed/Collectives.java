@@ -25,6 +25,11 @@ final class Collectives {
     static void checkShard(Tensor t, long[] starts, Tensor shard, int size, int rank, String call) {
         checkDtype(t, call);
         checkDtype(shard, call);
+        checkShardBounds(t, starts, shard, size, rank, call);
+    }
+
+    /** {@code starts} bound {@code t}'s shards over {@code size} ranks, and {@code shard} is rank {@code rank}'s. */
+    static void checkShardBounds(Tensor t, long[] starts, Tensor shard, int size, int rank, String call) {
         if (shard.dtype() != t.dtype()) {
             throw new IllegalArgumentException(call + ": shard " + shard.describe() + " and tensor " + t.describe()
                     + " differ in dtype");

@@ -2,7 +2,9 @@ package io.microdit.train;
 
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
+import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.distributed.Communicator;
+import io.microdit.distributed.DeviceCommunicator;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -28,28 +30,37 @@ import java.util.function.BiConsumer;
  * every rank. Whole parameters keep the clip norm exact: each owner's per-tensor sums of squares are exchanged and
  * added in parameter order, as one process adds them.
  *
- * <p>Gradients travel in host buckets of about {@link #BUCKET_BYTES}, one collective each, which also stages them
- * for backends whose memory Java cannot read. A world of one moves nothing.
+ * <p>Gradients travel in buckets of about {@link #BUCKET_BYTES}, one collective each. On the CPU backend the buckets
+ * are host memory and the collectives the host communicator's (MPI). On the CUDA backend they are device memory and
+ * the collectives a {@link DeviceCommunicator}'s (NCCL; MPI between emulator processes), queued on the backend's
+ * stream: gradients never make a round trip through the host. The buckets' flat tensors share one buffer, since a
+ * bucket is filled, reduced and emptied before the next (one stream, or one thread, orders them). A world of one
+ * moves nothing.
  */
 final class GradientReduction implements AutoCloseable {
     static final long BUCKET_BYTES = 25L << 20;
 
     /**
-     * Consecutive parameters as one flat host tensor ({@code views} are theirs); {@code starts} bound each rank's
-     * owned parameters in it, and {@code owned} holds this rank's: its running gradient sum, then its updated values.
+     * Consecutive parameters as one flat tensor ({@code views} are theirs), in the buffer every bucket shares;
+     * {@code starts} bound each rank's owned parameters in it, and {@code owned} holds this rank's: its running
+     * gradient sum, then its updated values.
      */
     private record Bucket(Tensor flat, List<Parameter> parameters, List<Tensor> views, long[] starts, Tensor owned) {
     }
 
     private final Backend backend;
     private final Communicator communicator;
+    /** The buckets' collectives: {@link #communicator}, or the device collectives over it on the CUDA backend. */
+    private final Communicator collectives;
+    private final DeviceCommunicator deviceCollectives;
     private final List<Parameter> parameters;
     private final int rounds;
     private final boolean sharded;
     private final Map<Parameter, Integer> owners = new IdentityHashMap<>();
     private final MemoryScope runningScope;
     private final Map<Parameter, Tensor> running = new IdentityHashMap<>();
-    private final MemoryScope hostScope = new MemoryScope("gradient-buckets");
+    private final MemoryScope bucketScope;
+    private Tensor bucketBuffer;
     private final List<Bucket> buckets = new ArrayList<>();
     private long communicationNanos;
 
@@ -70,6 +81,11 @@ final class GradientReduction implements AutoCloseable {
                 running.put(p, runningScope.zeros(p.value().shape()));
             }
         }
+        this.deviceCollectives = backend instanceof CudaBackend cuda && communicator.size() > 1
+                ? DeviceCommunicator.open(communicator, cuda) : null;
+        this.collectives = deviceCollectives != null ? deviceCollectives : communicator;
+        this.bucketScope = deviceCollectives != null ? backend.scope("gradient-buckets")
+                : new MemoryScope("gradient-buckets");
         if (communicator.size() > 1) {
             planBuckets();
         }
@@ -98,12 +114,14 @@ final class GradientReduction implements AutoCloseable {
         return owners.get(p) == communicator.rank();
     }
 
+    /** Groups consecutive parameters into buckets of at most {@link #BUCKET_BYTES} (or one larger parameter). */
     private void planBuckets() {
+        List<List<Parameter>> groups = new ArrayList<>();
         List<Parameter> members = new ArrayList<>();
         long elements = 0;
         for (Parameter p : parameters) {
             if (!members.isEmpty() && (elements + p.value().numel()) * Float.BYTES > BUCKET_BYTES) {
-                addBucket(members, elements);
+                groups.add(members);
                 members = new ArrayList<>();
                 elements = 0;
             }
@@ -111,12 +129,28 @@ final class GradientReduction implements AutoCloseable {
             elements += p.value().numel();
         }
         if (!members.isEmpty()) {
-            addBucket(members, elements);
+            groups.add(members);
+        }
+        long largest = 0;
+        for (List<Parameter> group : groups) {
+            largest = Math.max(largest, elements(group));
+        }
+        bucketBuffer = bucketScope.zeros(Math.toIntExact(largest));
+        for (List<Parameter> group : groups) {
+            addBucket(group, elements(group));
         }
     }
 
+    private static long elements(List<Parameter> group) {
+        long n = 0;
+        for (Parameter p : group) {
+            n += p.value().numel();
+        }
+        return n;
+    }
+
     private void addBucket(List<Parameter> members, long elements) {
-        Tensor flat = hostScope.zeros(Math.toIntExact(elements));
+        Tensor flat = bucketBuffer.rows(0, Math.toIntExact(elements));
         List<Tensor> views = new ArrayList<>();
         int size = communicator.size();
         long[] starts = new long[size + 1];
@@ -134,7 +168,7 @@ final class GradientReduction implements AutoCloseable {
         Tensor owned = null;
         if (sharded) {
             int rank = communicator.rank();
-            owned = hostScope.zeros(Math.toIntExact(starts[rank + 1] - starts[rank]));
+            owned = bucketScope.zeros(Math.toIntExact(starts[rank + 1] - starts[rank]));
         }
         buckets.add(new Bucket(flat, List.copyOf(members), List.copyOf(views), starts, owned));
     }
@@ -160,7 +194,7 @@ final class GradientReduction implements AutoCloseable {
             long start = System.nanoTime();
             for (Bucket bucket : buckets) {
                 toBucket(bucket);
-                communicator.allReduceSum(bucket.flat());
+                collectives.allReduceSum(bucket.flat());
                 for (int i = 0; i < bucket.parameters().size(); i++) {
                     backend.copy(bucket.views().get(i), bucket.parameters().get(i).grad());
                 }
@@ -178,7 +212,7 @@ final class GradientReduction implements AutoCloseable {
         long start = System.nanoTime();
         for (Bucket bucket : buckets) {
             toBucket(bucket);
-            communicator.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), round > 0);
+            collectives.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), round > 0);
             if (last) {
                 forOwned(bucket, (p, view) -> backend.copy(view, p.grad()));
             }
@@ -238,7 +272,7 @@ final class GradientReduction implements AutoCloseable {
         long start = System.nanoTime();
         for (Bucket bucket : buckets) {
             forOwned(bucket, (p, view) -> backend.copy(p.value(), view));
-            communicator.allGather(bucket.owned(), bucket.starts(), bucket.flat());
+            collectives.allGather(bucket.owned(), bucket.starts(), bucket.flat());
             for (int i = 0; i < bucket.parameters().size(); i++) {
                 Parameter p = bucket.parameters().get(i);
                 if (!owns(p)) {
@@ -259,11 +293,12 @@ final class GradientReduction implements AutoCloseable {
         for (String suffix : suffixes) {
             for (Bucket bucket : buckets) {
                 forOwned(bucket, (p, view) -> backend.copy(state.get(p.name() + suffix), view));
-                communicator.allGather(bucket.owned(), bucket.starts(), bucket.flat());
+                collectives.allGather(bucket.owned(), bucket.starts(), bucket.flat());
                 for (int i = 0; i < bucket.parameters().size(); i++) {
                     Parameter p = bucket.parameters().get(i);
-                    gathered.put(p.name() + suffix, Tensor.zeros(host, DType.F32, p.value().shape())
-                            .copyFrom(bucket.views().get(i)));
+                    Tensor whole = Tensor.zeros(host, DType.F32, p.value().shape());
+                    backend.copy(bucket.views().get(i).reshape(p.value().shape()), whole);
+                    gathered.put(p.name() + suffix, whole);
                 }
             }
         }
@@ -281,14 +316,25 @@ final class GradientReduction implements AutoCloseable {
         return sharded;
     }
 
-    /** Seconds spent moving gradients and parameters between ranks so far (copies to and from buckets included). */
+    /** The collectives the buckets go through. */
+    String describe() {
+        return collectives.describe();
+    }
+
+    /**
+     * Seconds spent moving gradients and parameters between ranks so far (copies to and from buckets included); on
+     * the CUDA backend the time to queue that work, since the host does not wait for it.
+     */
     double communicationSeconds() {
         return communicationNanos / 1e9;
     }
 
     @Override
     public void close() {
+        if (deviceCollectives != null) {
+            deviceCollectives.close();
+        }
         runningScope.close();
-        hostScope.close();
+        bucketScope.close();
     }
 }

@@ -213,6 +213,11 @@ public final class Trainer implements AutoCloseable {
         this.samplesSeen = state.samplesSeen();
     }
 
+    /** What reduces the gradients between ranks: the host or device collectives ({@link GradientReduction}). */
+    String gradientCollectives() {
+        return reduction == null || communicator.size() == 1 ? "none (one rank)" : reduction.describe();
+    }
+
     /** Bytes of AdamW moments this rank holds: all of them, or its share under ZeRO-2 sharding. */
     long optimizerBytes() {
         long bytes = 0;

@@ -243,5 +243,13 @@ class BenchStepCommandTest {
         assertEquals(0, cost.exit(), cost.err());
         assertTrue(cost.out().contains("total  3.28"), cost.out());
         assertTrue(cost.out().contains("GPU-hours"), cost.out());
+        // microdit-xl-2's 1,165,442,320 parameters (microdit params) as F32: 4,661,769,280 bytes; per GPU 2 × 7/8 of
+        // them, 8,158,096,240 bytes, either way, in 18.13 ms at 450 GB/s.
+        assertTrue(cost.out().contains("gradients of 1,165,442,320 parameters (4.66 GB), at 450 GB/s"), cost.out());
+        assertTrue(cost.out().contains("data parallel: all-reduce, 8.16 GB, 18.1 ms"), cost.out());
+        assertTrue(cost.out().contains("ZeRO-2 (shard_grad_op): reduce-scatter + all-gather of the parameters, 8.16 "
+                + "GB, 18.1 ms"), cost.out());
+        // Stage 1: 1.445e20 FLOPs / 250,000 steps / 8 GPUs at 395.8 TFLOP/s = 182.6 ms; 18.13 / 182.6 = 9.9 %.
+        assertTrue(cost.out().contains("1                182.6                        9.9%"), cost.out());
     }
 }

@@ -1,6 +1,7 @@
 package io.microdit.train;
 
-import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.Backend;
+import io.microdit.backend.Backends;
 import io.microdit.distributed.Communicator;
 import io.microdit.model.MaskingMode;
 import io.microdit.model.MicroDiT;
@@ -14,7 +15,8 @@ import java.util.List;
  * few steps on this process's rank and, on rank 0, writes a checkpoint into the folder given as the first argument.
  * The second argument is the micro-batch size: the global batch stays {@link #BATCH}. A third, {@code resume}, continues
  * from the folder's latest checkpoint (written by any number of ranks); a fourth stops after that many steps; a fifth
- * names the {@link Sharding} ({@code none} by default).
+ * names the {@link Sharding} ({@code none} by default); a sixth the backend: {@code cpu} (the default, one thread)
+ * or {@code cuda} (on the emulator: gradients reduced in device buckets by {@code mdt_comm_*}).
  */
 public final class DataParallelMain {
     static final int BATCH = 64;
@@ -24,7 +26,7 @@ public final class DataParallelMain {
         try (Communicator comm = Communicator.fromEnvironment()) {
             train(comm, Path.of(args[0]), Integer.parseInt(args[1]), args.length > 2 && args[2].equals("resume"),
                     args.length > 3 ? Long.parseLong(args[3]) : STEPS,
-                    args.length > 4 ? Sharding.parse(args[4]) : Sharding.NONE);
+                    args.length > 4 ? Sharding.parse(args[4]) : Sharding.NONE, args.length > 5 ? args[5] : "cpu");
         }
     }
 
@@ -45,13 +47,14 @@ public final class DataParallelMain {
     }
 
     static void train(Communicator comm, Path out, int micro, Sharding sharding) throws IOException {
-        train(comm, out, micro, false, STEPS, sharding);
+        train(comm, out, micro, false, STEPS, sharding, "cpu");
     }
 
     /** Trains until step {@code stopAfter} (from the latest checkpoint in {@code out} when {@code resume}). */
-    static void train(Communicator comm, Path out, int micro, boolean resume, long stopAfter, Sharding sharding)
-            throws IOException {
-        try (CpuBackend backend = new CpuBackend(1)) {
+    static void train(Communicator comm, Path out, int micro, boolean resume, long stopAfter, Sharding sharding,
+                      String backendName) throws IOException {
+        try (Backend backend = backendName.equals("cpu") ? Backends.open("cpu", 1)
+                : Backends.open(backendName, null, "emu")) {
             MicroDiT model = MicroDiT.create(TrainerTest.tiny(), 5, backend);
             try (Trainer trainer = new Trainer(config(micro, sharding), model, data(), backend, comm)) {
                 if (resume) {
@@ -61,6 +64,7 @@ public final class DataParallelMain {
                     trainer.trainStep();
                 }
                 trainer.checkpoint(out);
+                System.out.println("rank " + comm.rank() + " gradient collectives " + trainer.gradientCollectives());
                 System.out.println("rank " + comm.rank() + " optimizer bytes " + trainer.optimizerBytes());
             } finally {
                 model.parameters().close();

@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -22,7 +23,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Data-parallel training: N ranks under mpirun reproduce one process accumulating the same global batch, bit for
- * bit (weights, AdamW moments, EMA), as DESIGN.md's contract 8 requires.
+ * bit (weights, AdamW moments, EMA), as DESIGN.md's contract 8 requires, on the CPU backend and on the emulated CUDA
+ * backend (gradients reduced in device buckets through {@code mdt_comm_*}).
  */
 class DataParallelTrainingTest {
     @TempDir
@@ -34,14 +36,24 @@ class DataParallelTrainingTest {
      * data parallel and ZeRO-2 (each rank steps half the parameters).
      */
     @ParameterizedTest
-    @CsvSource({"32, none", "16, none", "32, shard_grad_op", "16, shard_grad_op"})
-    void twoRanksEqualOneRankAccumulatingTheSameBatchBitForBit(int micro, String sharding) throws Exception {
+    @CsvSource({"32, none, cpu", "16, none, cpu", "32, shard_grad_op, cpu", "16, shard_grad_op, cpu",
+            "32, none, cuda", "16, shard_grad_op, cuda"})
+    void twoRanksEqualOneRankAccumulatingTheSameBatchBitForBit(int micro, String sharding, String backend)
+            throws Exception {
         Path single = temp.resolve("single");
-        DataParallelMain.train(new SingleProcessCommunicator(), single, micro, Sharding.parse(sharding));
+        DataParallelMain.train(new SingleProcessCommunicator(), single, micro, false, DataParallelMain.STEPS,
+                Sharding.parse(sharding), backend);
         Path ranks = temp.resolve("ranks");
-        MpiLauncher.Result result = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class, ranks.toString(),
-                Integer.toString(micro), "fresh", Long.toString(DataParallelMain.STEPS), sharding);
+        MpiLauncher.Result result = MpiLauncher.run(2, 300, line -> { }, List.of(nativeDir()),
+                DataParallelMain.class, ranks.toString(), Integer.toString(micro), "fresh",
+                Long.toString(DataParallelMain.STEPS), sharding, backend);
         assertEquals(0, result.exitCode(), result.output());
+        // On the CUDA backend the buckets stay in device memory and go through mdt_comm_* (here the emulator's).
+        String collectives = backend.equals("cuda") ? "emulated devices, collectives over MPI (bootstrap: MPI"
+                : "MPI (libmpi.so.40), rank ";
+        for (int r = 0; r < 2; r++) {
+            assertTrue(result.output().contains("rank " + r + " gradient collectives " + collectives), result.output());
+        }
         long[] perRank = new long[2];
         for (String line : result.output().split("\n")) {
             if (line.startsWith("rank ") && line.contains(" optimizer bytes ")) {
@@ -63,7 +75,8 @@ class DataParallelTrainingTest {
         assertEquals(expected.getFileName(), actual.getFileName());
         for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER, Checkpoint.EMA, Checkpoint.STATE}) {
             assertArrayEquals(Files.readAllBytes(expected.resolve(file)), Files.readAllBytes(actual.resolve(file)),
-                    file + " of 2 ranks × " + micro + " (" + sharding + ") differs from 1 rank accumulating "
+                    file + " of 2 ranks × " + micro + " (" + sharding + ", " + backend + ") differs from 1 rank "
+                            + "accumulating "
                             + DataParallelMain.BATCH / micro + " × " + micro);
         }
     }
@@ -95,9 +108,9 @@ class DataParallelTrainingTest {
                     resumed.toString(), Integer.toString(micro), "fresh", "2", shardingName);
             assertEquals(0, first.exitCode(), first.output());
             DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, true, DataParallelMain.STEPS,
-                    sharding);
+                    sharding, "cpu");
         } else {
-            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, false, 2, sharding);
+            DataParallelMain.train(new SingleProcessCommunicator(), resumed, micro, false, 2, sharding, "cpu");
             MpiLauncher.Result second = MpiLauncher.run(2, 120, line -> { }, DataParallelMain.class,
                     resumed.toString(), Integer.toString(micro), "resume", Long.toString(DataParallelMain.STEPS),
                     shardingName);
@@ -122,6 +135,11 @@ class DataParallelTrainingTest {
                 sharded.toJson().replace("shard_grad_op", "full_shard")));
         assertTrue(bad.getMessage().contains("'sharding' must be \"none\" or \"shard_grad_op\", got 'full_shard'"),
                 bad.getMessage());
+    }
+
+    private static String nativeDir() throws IOException {
+        return "-Dmicrodit.native.dir=" + Path.of(System.getProperty("microdit.native.dir", "target/native"))
+                .toRealPath();
     }
 
     private static long parameterCount() {

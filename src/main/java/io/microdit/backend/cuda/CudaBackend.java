@@ -78,19 +78,24 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** Whether F32 matrix products may run on TF32 tensor cores ({@link #allowTf32}). */
     private boolean tf32;
 
-    /** A backend on device 0 (or the emulator); on the emulator Java may read its memory directly. */
+    /**
+     * A backend on device 0, or under mpirun on the device of this process's local rank ({@link RankDevice}), or on
+     * the emulator; on the emulator Java may read its memory directly.
+     */
     public CudaBackend() {
         this(false, HostStaging.INITIAL_BYTES, HostStaging.MAX_BYTES);
     }
 
     private CudaBackend(boolean opaque, long stagingBytes, long stagingLimit) {
+        int device = RankDevice.ofThisProcess();
         try (Arena arena = Arena.ofConfined()) {
-            CudaRuntime.check(MicroditNative.mdt_set_device(0), "mdt_set_device(0)");
+            // CUDA's current device is per host thread: the thread that builds the backend runs its ops.
+            CudaRuntime.check(MicroditNative.mdt_set_device(device), "mdt_set_device(" + device + ")");
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
             CudaRuntime.check(MicroditNative.mdt_stream_create(created), "mdt_stream_create");
             this.stream = created.get(ValueLayout.ADDRESS, 0);
         }
-        this.deviceName = CudaRuntime.deviceName(0);
+        this.deviceName = CudaRuntime.deviceName(device);
         this.memory = new DeviceMemory(stream, opaque);
         this.staging = new HostStaging(stream, stagingBytes, stagingLimit);
         this.scratchScope = scope("cuda-backend-scratch");
@@ -296,8 +301,11 @@ public final class CudaBackend implements Backend, AutoCloseable {
         return staging;
     }
 
-    /** The stream every op of this backend runs on, in order. */
-    MemorySegment stream() {
+    /**
+     * The stream every op of this backend runs on, in order (public for the device collectives of
+     * io.microdit.distributed, which order themselves on it).
+     */
+    public MemorySegment stream() {
         return stream;
     }
 

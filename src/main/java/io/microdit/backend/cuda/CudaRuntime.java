@@ -18,6 +18,8 @@ public final class CudaRuntime {
     /** The checked emulator's findings (libmicrodit_emu_checked.so, -Dmicrodit.device=emu-checked). */
     public static final int ERROR_OUT_OF_BOUNDS = 9;
     public static final int ERROR_RACE = 10;
+    /** A collective between ranks failed, or its library (NCCL, MPI) is missing (microdit.h, mdt_comm_*). */
+    public static final int ERROR_COMMUNICATION = 11;
     public static final int KIND_CUDA = 0;
     public static final int KIND_EMULATOR = 1;
     /** Block orders of {@link #blockOrder} (microdit.h, mdt_emu_block_order). */

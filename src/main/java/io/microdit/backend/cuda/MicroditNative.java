@@ -140,6 +140,13 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ATTENTION_FWD_BF16_OUT = handle("mdt_attention_fwd_bf16_out");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16 = handle("mdt_attention_bwd_bf16");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16_OUT = handle("mdt_attention_bwd_bf16_out");
+    private static final MethodHandle MDT_COMM_UNIQUE_ID = handle("mdt_comm_unique_id");
+    private static final MethodHandle MDT_COMM_INIT = handle("mdt_comm_init");
+    private static final MethodHandle MDT_COMM_DESTROY = handle("mdt_comm_destroy");
+    private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM = handle("mdt_comm_all_reduce_sum");
+    private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM = handle("mdt_comm_reduce_scatter_sum");
+    private static final MethodHandle MDT_COMM_ALL_GATHER = handle("mdt_comm_all_gather");
+    private static final MethodHandle MDT_COMM_BROADCAST = handle("mdt_comm_broadcast");
     private MicroditNative() {
     }
 
@@ -1171,6 +1178,62 @@ public final class MicroditNative {
             return (int) MDT_ATTENTION_BWD_BF16_OUT.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd_bf16_out threw", error);
+        }
+    }
+
+    public static int mdt_comm_unique_id(MemorySegment uniqueId) {
+        try {
+            return (int) MDT_COMM_UNIQUE_ID.invokeExact(uniqueId);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_unique_id threw", error);
+        }
+    }
+
+    public static int mdt_comm_init(MemorySegment comm, MemorySegment uniqueId, int rank, int size) {
+        try {
+            return (int) MDT_COMM_INIT.invokeExact(comm, uniqueId, rank, size);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_init threw", error);
+        }
+    }
+
+    public static int mdt_comm_destroy(MemorySegment comm) {
+        try {
+            return (int) MDT_COMM_DESTROY.invokeExact(comm);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_destroy threw", error);
+        }
+    }
+
+    public static int mdt_comm_all_reduce_sum(MemorySegment comm, MemorySegment stream, MemorySegment data, long n) {
+        try {
+            return (int) MDT_COMM_ALL_REDUCE_SUM.invokeExact(comm, stream, data, n);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_all_reduce_sum threw", error);
+        }
+    }
+
+    public static int mdt_comm_reduce_scatter_sum(MemorySegment comm, MemorySegment stream, MemorySegment data, MemorySegment starts, MemorySegment shard, int accumulate) {
+        try {
+            return (int) MDT_COMM_REDUCE_SCATTER_SUM.invokeExact(comm, stream, data, starts, shard, accumulate);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_reduce_scatter_sum threw", error);
+        }
+    }
+
+    public static int mdt_comm_all_gather(MemorySegment comm, MemorySegment stream, MemorySegment shard, MemorySegment starts, MemorySegment data) {
+        try {
+            return (int) MDT_COMM_ALL_GATHER.invokeExact(comm, stream, shard, starts, data);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_all_gather threw", error);
+        }
+    }
+
+    public static int mdt_comm_broadcast(MemorySegment comm, MemorySegment stream, MemorySegment data, long bytes, int root) {
+        try {
+            return (int) MDT_COMM_BROADCAST.invokeExact(comm, stream, data, bytes, root);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_broadcast threw", error);
         }
     }
 }

@@ -46,7 +46,8 @@ class MicroditHeaderTest {
 
     private static MemoryLayout layoutOf(String cType) {
         String type = cType.replace("const", "").trim();
-        if (type.contains("*") || type.equals("mdt_stream_t") || type.equals("mdt_event_t")) {
+        if (type.contains("*") || type.equals("mdt_stream_t") || type.equals("mdt_event_t")
+                || type.equals("mdt_comm_t")) {
             return ValueLayout.ADDRESS;
         }
         return switch (type) {

@@ -1,0 +1,71 @@
+package io.microdit.distributed;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.microdit.testing.MpiLauncher;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The device collectives ({@code mdt_comm_*}) of the emulator between ranks started by mpirun, on device memory, and
+ * the error a missing collectives library gives in either native build.
+ */
+class DeviceCommunicatorTest {
+    private static final int COMMUNICATION_ERROR = 11;
+
+    /** Awkward sizes (empty, one element, not a multiple of the world, empty shards), bit for bit, 2 and 3 ranks. */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void deviceCollectivesOnAwkwardSizesEqualTheSingleProcessResultsBitForBit(int ranks) throws Exception {
+        MpiLauncher.Result result = MpiLauncher.run(ranks, 180, line -> { }, List.of(nativeDir()),
+                CollectivesMain.class, "device");
+        assertEquals(0, result.exitCode(), result.output());
+        for (int r = 0; r < ranks; r++) {
+            assertTrue(result.output().contains("rank " + r + " of " + ranks + ": all collectives agree"),
+                    result.output());
+        }
+    }
+
+    /**
+     * The CUDA build without NCCL (and the emulator without MPI) reports MDT_ERROR_COMMUNICATION naming the library
+     * and where it is looked for, instead of aborting; the CUDA build needs no GPU to get there.
+     */
+    @ParameterizedTest
+    @CsvSource({"libmicrodit_cuda.so, MICRODIT_NCCL_LIBRARY, libnccl-absent.so.2, LD_LIBRARY_PATH",
+            "libmicrodit_emu.so, MICRODIT_MPI_LIBRARY, libmpi-absent.so.40, openmpi-bin and libopenmpi-dev"})
+    void aMissingCollectivesLibraryIsAnErrorNamingIt(String library, String variable, String absent, String advice)
+            throws Exception {
+        Path path = Path.of(System.getProperty("microdit.native.dir", "target/native"), library);
+        assumeTrue(Files.exists(path), path + " is not built here (make -C native cuda needs nvcc)");
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString()));
+        command.addAll(Arrays.asList(System.getProperty("microdit.jvm.flags").trim().split("\\s+")));
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), CommLibraryMain.class.getName(),
+                path.toAbsolutePath().toString()));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().put(variable, absent);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(60, TimeUnit.SECONDS), output);
+        assertEquals(0, process.exitValue(), output);
+        assertTrue(output.contains("status " + COMMUNICATION_ERROR + ": mdt_comm_unique_id: "), output);
+        assertTrue(output.contains(absent), output);
+        assertTrue(output.contains(advice), output);
+    }
+
+    private static String nativeDir() throws IOException {
+        return "-Dmicrodit.native.dir=" + Path.of(System.getProperty("microdit.native.dir", "target/native"))
+                .toRealPath();
+    }
+}
