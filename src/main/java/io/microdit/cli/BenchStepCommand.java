@@ -134,6 +134,10 @@ final class BenchStepCommand implements Callable<Integer> {
             + "the 512-px stages of the recipe do (a full copy: EMA is not sharded).")
     boolean ema;
 
+    @Option(names = "--recompute", description = "Recompute every transformer block's activations in the backward "
+            + "instead of keeping them (less memory, one more forward of each block).")
+    boolean recompute;
+
     @Option(names = "--plan-only", description = "With --launch-plan on the emulator (--backend cuda --device emu): "
             + "set up the weights, optimizer and batch under the dry-run trace too, so nothing is computed or written "
             + "and untouched device memory costs no host memory, then trace one step. A full-size stage plans in "
@@ -211,7 +215,7 @@ final class BenchStepCommand implements Callable<Integer> {
                     long flopsBefore = backend.flops().total();
                     long cpuStart = processCpuNanos();
                     long start = System.nanoTime();
-                    step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
+                    step(backend, model, optimizer, average, recompute, objective, latents, captions, sigma, draw, precision,
                             null);
                     backend.synchronize();
                     long elapsed = System.nanoTime() - start;
@@ -265,7 +269,7 @@ final class BenchStepCommand implements Callable<Integer> {
         long liveBefore = cuda.memory().liveBytes();
         cuda.memory().resetPeak();
         try (LaunchTrace trace = cuda.traceLaunches(dryRun)) {
-            step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
+            step(backend, model, optimizer, average, recompute, objective, latents, captions, sigma, draw, precision,
                     () -> liveAfterForward[0] = cuda.memory().liveBytes());
             backend.synchronize();
             calls = trace.calls();
@@ -299,7 +303,7 @@ final class BenchStepCommand implements Callable<Integer> {
             MemoryAccessModel.begin();
             List<MemoryAccessModel.KernelCounts> counts;
             try {
-                step(backend, model, optimizer, average, objective, latents, captions, sigma, draw, precision,
+                step(backend, model, optimizer, average, recompute, objective, latents, captions, sigma, draw, precision,
                         () -> { });
                 backend.synchronize();
             } finally {
@@ -327,13 +331,13 @@ final class BenchStepCommand implements Callable<Integer> {
     }
 
     static double step(Backend backend, MicroDiT model, AdamW optimizer, ExponentialMovingAverage average,
-                               EdmObjective objective,
+                       boolean recompute, EdmObjective objective,
                                Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
                                Precision precision, Runnable afterForward) {
         model.parameters().zeroGrad(backend);
         double loss;
         try (MemoryScope scope = backend.scope("bench-step")) {
-            Graph graph = new Graph(backend, scope, precision);
+            Graph graph = new Graph(backend, scope, precision).recomputeBlocks(recompute);
             try (GradScope ignored = graph.recordGradients()) {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());

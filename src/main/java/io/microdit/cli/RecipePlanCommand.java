@@ -71,6 +71,10 @@ final class RecipePlanCommand implements Callable<Integer> {
     @Option(names = "--check", description = "Exit 1 when a stage's peak exceeds --budget-gib.")
     boolean check;
 
+    @Option(names = "--recompute", description = "Plan with every transformer block's activations recomputed in the "
+            + "backward (less memory, one more forward of each block).")
+    boolean recompute;
+
     @Mixin
     DeviceOption device;
 
@@ -89,15 +93,15 @@ final class RecipePlanCommand implements Callable<Integer> {
         }
         List<Planned> planned = new ArrayList<>();
         for (Stage stage : stages()) {
-            planned.add(plan(stage, ranks, captionLength));
+            planned.add(plan(stage, ranks, captionLength, recompute));
         }
-        System.out.print(format(planned, ranks, budgetGib));
+        System.out.print(format(planned, ranks, budgetGib, recompute));
         boolean fits = planned.stream().allMatch(p -> p.peakBytes() <= budgetGib * GIB);
         return check && !fits ? 1 : 0;
     }
 
     /** One bf16 training step of {@code stage} on the largest rank of {@code ranks}, set up and traced as a dry run. */
-    static Planned plan(Stage stage, int ranks, int captionLength) {
+    static Planned plan(Stage stage, int ranks, int captionLength, boolean recompute) {
         MicroDiTConfig c = stage.config();
         MaskingMode mode = stage.mask() == 0 ? MaskingMode.NONE : MaskingMode.DEFERRED;
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, stage.mask(), 0);
@@ -122,8 +126,8 @@ final class RecipePlanCommand implements Callable<Integer> {
                 cuda.memory().resetPeak();
                 List<LaunchTrace.OpCall> calls;
                 try (LaunchTrace trace = cuda.traceLaunches(true)) {
-                    BenchStepCommand.step(cuda, model, optimizer, average, objective, latents, captions, sigma, draw,
-                            Precision.BF16, null);
+                    BenchStepCommand.step(cuda, model, optimizer, average, recompute, objective, latents, captions,
+                            sigma, draw, Precision.BF16, null);
                     cuda.synchronize();
                     calls = trace.calls();
                 }
@@ -141,11 +145,11 @@ final class RecipePlanCommand implements Callable<Integer> {
         }
     }
 
-    static String format(List<Planned> planned, int ranks, double budgetGib) {
+    static String format(List<Planned> planned, int ranks, double budgetGib, boolean recompute) {
         StringBuilder out = new StringBuilder();
         out.append(String.format(Locale.ROOT, "microdit-xl-2, the paper's recipe per GPU: one bf16 training step of "
-                + "%s, planned on the emulator (dry run); roofline on an H100 SXM (%.0f TF/s bf16, %.2f TB/s)%n",
-                ranks > 1 ? "the largest rank of " + ranks + " under ZeRO-2 (its share of the optimizer moments)"
+                + "%s%s, planned on the emulator (dry run); roofline on an H100 SXM (%.0f TF/s bf16, %.2f TB/s)%n",
+                recompute ? "with every block recomputed in the backward, " : "", ranks > 1 ? "the largest rank of " + ranks + " under ZeRO-2 (its share of the optimizer moments)"
                         : "one GPU with every optimizer moment (no sharding)",
                 LaunchPlan.Gpu.H100_SXM.bf16Flops() / 1e12, LaunchPlan.Gpu.H100_SXM.bytesPerSecond() / 1e12));
         out.append(String.format(Locale.ROOT, "%-16s %10s %5s %6s %4s %11s %9s %9s %12s %8s %12s %9s  %s%n", "stage",

@@ -91,21 +91,14 @@ final class GradientReduction implements AutoCloseable {
         }
     }
 
-    /** Rank q owns the parameters whose first element falls in q's even share of all elements. */
+    /** Sharded, {@link ZeroShards}' owners; unsharded, this rank steps every parameter. */
     private void assignOwners() {
-        long total = 0;
-        for (Parameter p : parameters) {
-            total += p.value().numel();
-        }
-        long[] shares = Communicator.evenStarts(total, communicator.size());
-        long offset = 0;
-        int owner = 0;
-        for (Parameter p : parameters) {
-            while (owner + 1 < communicator.size() && offset >= shares[owner + 1]) {
-                owner++;
+        if (sharded) {
+            owners.putAll(ZeroShards.owners(parameters, communicator.size()));
+        } else {
+            for (Parameter p : parameters) {
+                owners.put(p, communicator.rank());
             }
-            owners.put(p, sharded ? owner : communicator.rank());
-            offset += p.value().numel();
         }
     }
 
