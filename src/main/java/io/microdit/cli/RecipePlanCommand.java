@@ -149,8 +149,10 @@ final class RecipePlanCommand implements Callable<Integer> {
         StringBuilder out = new StringBuilder();
         out.append(String.format(Locale.ROOT, "microdit-xl-2, the paper's recipe per GPU: one bf16 training step of "
                 + "%s%s, planned on the emulator (dry run); roofline on an H100 SXM (%.0f TF/s bf16, %.2f TB/s)%n",
-                recompute ? "with every block recomputed in the backward, " : "", ranks > 1 ? "the largest rank of " + ranks + " under ZeRO-2 (its share of the optimizer moments)"
+                ranks > 1 ? "the largest rank of " + ranks + " under ZeRO-2 (its share of the optimizer moments)"
                         : "one GPU with every optimizer moment (no sharding)",
+                recompute ? ", every block recomputed in the backward (FLOPs and the MFU bound count the "
+                        + "recomputation: hardware, not model, FLOPs)" : "",
                 LaunchPlan.Gpu.H100_SXM.bf16Flops() / 1e12, LaunchPlan.Gpu.H100_SXM.bytesPerSecond() / 1e12));
         out.append(String.format(Locale.ROOT, "%-16s %10s %5s %6s %4s %11s %9s %9s %12s %8s %12s %9s  %s%n", "stage",
                 "latents", "mask", "batch", "EMA", "moments GiB", "start GiB", "peak GiB", "operands GiB", "TFLOP",
