@@ -15,18 +15,21 @@
 //
 // BF16 on tensor cores (mdt_attention_fwd_bf16 / _bwd_bf16; Dh 32, 64, 128 forward, 32 and 64 backward; f32 out,
 // lse and gradients): FlashAttention-2 with mma.sync m16n8k16 (f32 accumulation) through the common.cuh wrappers.
-// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are loaded
-// once into registers: the block's Q tile is staged through a K/V stage by cp.async (16-byte chunks: whole
-// sectors, where reading fragments from global memory touched a sector per 8 bytes) and read by ldmatrix. K/V tiles of 64 keys stream through shared memory by cp.async (double-
-// buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by
-// 1/√Dh·log2 e and masked to −∞ past Tk, online softmax in registers (row max over the quad of lanes holding a row,
-// by shuffles; the row sum stays per lane until the end), exp2; P's C fragments are packed to bf16 A fragments in
-// registers (no shared round trip) for O += P·V (ldmatrix .trans of V). lse = ln 2·(max + log2 sum).
+// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are
+// loaded once into registers: the block's Q tile is staged through a K/V stage by cp.async (16-byte chunks, whole
+// sectors, where fragments read from global memory used 8 bytes of each sector) and read by ldmatrix. K/V tiles of
+// 64 keys stream through shared memory by cp.async (double-buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk
+// zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by 1/√Dh·log2 e and masked to −∞ past Tk, online
+// softmax in registers (row max over the quad of lanes holding a row, by shuffles; the row sum stays per lane until
+// the end), exp2; P's C fragments are packed to bf16 A fragments in registers (no shared round trip) for O += P·V
+// (ldmatrix .trans of V). lse = ln 2·(max + log2 sum). Outputs go 8 bytes a lane (f32 pairs; bf16 regrouped across
+// the quad), so each quad writes whole 32-byte sectors.
 // Backward: a prologue rounds dO to bf16 (scratch) and computes D = rowsum(dO∘O); the dK/dV kernel (4 warps × 16
 // keys, K and V as A fragments, Q/dO tiles double-buffered) and the dQ kernel (4 warps × 16 queries, Q and dO as
-// A fragments, K/V tiles as the forward; A fragments staged like the forward's Q) recompute P = exp2(S·scale·log2 e − lse·log2 e) and dS = P∘(dP − D),
-// every product on tensor cores with the C → A register trick; each gradient row is owned by one warp and summed
-// in a fixed order (deterministic, no atomics).
+// A fragments, K/V tiles as the forward; A fragments staged like the forward's Q) recompute P = exp2(S·scale·
+// log2 e − lse·log2 e) and dS = P∘(dP − D), every product on tensor cores with the C → A register trick; each
+// gradient row is owned by one warp and summed in a fixed order (deterministic, no atomics); gradients are stored
+// in f32 pairs.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
 // 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
@@ -728,7 +731,8 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     // The Q and dO tiles go through stage 1's K and V slots, which the loop fills only after the barrier below.
     uint16_t *q_tile = shared + 2 * kTile, *d_out_tile = q_tile + kTile;
     load_rows_async<Dh>(q_tile, q, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
-    load_rows_async<Dh>(d_out_tile, d_out_bf16, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    load_rows_async<Dh>(d_out_tile, d_out_bf16, n, s.queries, h, width,
+                        static_cast<int64_t>(blockIdx.x) * kQueryTile);
     mdt::cp_async_commit();
     load_stage(0, 0);
     mdt::cp_async_wait<1>();
@@ -830,8 +834,8 @@ int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const u
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
                     reinterpret_cast<uintptr_t>(v) % 16 == 0,
                 "%s: q, k and v must be 16-byte aligned", op);
-    MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % (2 * sizeof(Out)) == 0,
-                "%s: out must be %d-byte aligned (outputs are stored in pairs)", op, static_cast<int>(2 * sizeof(Out)));
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % 8 == 0, "%s: out must be 8-byte aligned (stored 8 bytes a lane)",
+                op);
     tc::Shape shape{samples, queries, keys, heads,
                     static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
     dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));

@@ -10,8 +10,8 @@
 // operand is stored the other way) turns them into fragments. Rows 128 long (m or n contiguous) are padded by 16
 // bytes, which keeps ldmatrix's 8 row reads on distinct banks; rows 32 long (k contiguous: 64 bytes) are swizzled
 // instead (see k_tile_offset), since no pad keeps both ldmatrix and the cp.async stores conflict-free. Tails in M,
-// N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form),
-// accumulate. Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
+// N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form), accumulate; a bf16 out is
+// regrouped across each quad of lanes so that every lane stores 8 bytes (whole 32-byte sectors per quad). Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
 // Split-K (deterministic): a small output with a long K (weight gradients dW = dYᵀ·X: 512×1536 out, K = 65536
 // rows) has too few tiles for 132 SMs, so K is cut into S slices of whole 32-deep k-tiles. The rule uses only
 // (batch, M, N, K) and the workspace capacity, never timing, so every run adds the same numbers in the same
@@ -240,13 +240,16 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                         for (int q = 0; q < 2; q++) {
                             int64_t column = column0 + 8 * (j + q) + pair;
                             bool inside = row < m && column < n;  // then column + 1 < n too
-                            words[q] = mdt::pack_bf16x2(
-                                inside ? epilogue(acc[i][j + q][2 * h], bias, column, gelu, 0, nullptr) : 0.0f,
-                                inside ? epilogue(acc[i][j + q][2 * h + 1], bias, column + 1, gelu, 0, nullptr) : 0.0f);
+                            const float *c = acc[i][j + q] + 2 * h;
+                            words[q] = inside ? mdt::pack_bf16x2(epilogue(c[0], bias, column, gelu, 0, nullptr),
+                                                                 epilogue(c[1], bias, column + 1, gelu, 0, nullptr))
+                                              : 0u;
                         }
                         unsigned long long four = mdt::quad_regroup_bf16(words[0], words[1]);
                         int64_t column = column0 + 8 * j + 2 * pair;
-                        if (row < m && column < n) *reinterpret_cast<unsigned long long *>(out + row * n + column) = four;
+                        if (row < m && column < n) {
+                            *reinterpret_cast<unsigned long long *>(out + row * n + column) = four;
+                        }
                     }
                 }
             }
@@ -323,7 +326,7 @@ __device__ __forceinline__ int k_tile_offset(int row, int column) {
     return line * 64 + chunk * 8 + column % 8;
 }
 
-/** Where element (row, column) of a Rows × Columns stage tile lies: swizzled 32-long rows, padded 128-long ones. */
+/** Where element (row, column) of a stage tile with Columns-long rows lies: swizzled if 32, padded if 128. */
 template <int Columns>
 __device__ __forceinline__ int tile_offset(int row, int column) {
     static_assert(Columns == kBlockK || Columns == kBlockM, "a stage tile's rows are 32 or 128 long");
