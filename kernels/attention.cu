@@ -15,17 +15,21 @@
 //
 // BF16 on tensor cores (mdt_attention_fwd_bf16 / _bwd_bf16; Dh 32, 64, 128 forward, 32 and 64 backward; f32 out,
 // lse and gradients): FlashAttention-2 with mma.sync m16n8k16 (f32 accumulation) through the common.cuh wrappers.
-// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are read
-// once from global memory into registers. K/V tiles of 64 keys stream through shared memory by cp.async (double-
-// buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by
-// 1/√Dh·log2 e and masked to −∞ past Tk, online softmax in registers (row max over the quad of lanes holding a row,
-// by shuffles; the row sum stays per lane until the end), exp2; P's C fragments are packed to bf16 A fragments in
-// registers (no shared round trip) for O += P·V (ldmatrix .trans of V). lse = ln 2·(max + log2 sum).
+// Forward: one block of 4 warps per (64-query tile, n·H + h), each warp 16 query rows whose Q A-fragments are
+// loaded once into registers: the block's Q tile is staged through a K/V stage by cp.async (16-byte chunks, whole
+// sectors, where fragments read from global memory used 8 bytes of each sector) and read by ldmatrix. K/V tiles of
+// 64 keys stream through shared memory by cp.async (double-buffered for Dh ≤ 64, 48 KiB allowing; keys past Tk
+// zero-filled). Per tile: S = Q·Kᵀ (ldmatrix of K), scaled by 1/√Dh·log2 e and masked to −∞ past Tk, online
+// softmax in registers (row max over the quad of lanes holding a row, by shuffles; the row sum stays per lane until
+// the end), exp2; P's C fragments are packed to bf16 A fragments in registers (no shared round trip) for O += P·V
+// (ldmatrix .trans of V). lse = ln 2·(max + log2 sum). Outputs go 8 bytes a lane (f32 pairs; bf16 regrouped across
+// the quad), so each quad writes whole 32-byte sectors.
 // Backward: a prologue rounds dO to bf16 (scratch) and computes D = rowsum(dO∘O); the dK/dV kernel (4 warps × 16
 // keys, K and V as A fragments, Q/dO tiles double-buffered) and the dQ kernel (4 warps × 16 queries, Q and dO as
-// A fragments, K/V tiles as the forward) recompute P = exp2(S·scale·log2 e − lse·log2 e) and dS = P∘(dP − D),
-// every product on tensor cores with the C → A register trick; each gradient row is owned by one warp and summed
-// in a fixed order (deterministic, no atomics).
+// A fragments, K/V tiles as the forward; A fragments staged like the forward's Q) recompute P = exp2(S·scale·
+// log2 e − lse·log2 e) and dS = P∘(dP − D), every product on tensor cores with the C → A register trick; each
+// gradient row is owned by one warp and summed in a fixed order (deterministic, no atomics); gradients are stored
+// in f32 pairs.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
 // 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
@@ -348,29 +352,16 @@ __device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *
     }
 }
 
-/** Two bf16 of a row (nullptr: a row past the end, zeros) as one fragment register, the lower column low. */
-__device__ __forceinline__ uint32_t load_pair(const uint16_t *row, int column) {
-    return row ? static_cast<uint32_t>(row[column]) | (static_cast<uint32_t>(row[column + 1]) << 16) : 0u;
-}
-
 /**
- * One warp's 16 rows × Dh of a [N, T, H·Dh] bf16 tensor as m16n8k16 A fragments, read once straight from
- * global memory (lane 4g + t holds rows g and g + 8, columns 2t, 2t + 1, 2t + 8, 2t + 9 of each 16-wide chunk);
- * rows past {@code tokens} are zero.
+ * One warp's 16 rows × Dh of a staged tile [64][Dh + kPad] (load_rows_async) as m16n8k16 A fragments, by ldmatrix:
+ * quarters (rows 0-7, d 0-7), (rows 8-15, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 8-15) of each 16-wide chunk.
  */
 template <int Dh>
-__device__ __forceinline__ void load_a_fragments(uint32_t fragments[][4], const uint16_t *source, int64_t n,
-                                                 int64_t tokens, int64_t h, int64_t width, int64_t row) {
-    int t = threadIdx.x % 4;
-    const uint16_t *low = row < tokens ? source + (n * tokens + row) * width + h * Dh : nullptr;
-    const uint16_t *high = row + 8 < tokens ? source + (n * tokens + row + 8) * width + h * Dh : nullptr;
+__device__ __forceinline__ void tile_a_fragments(uint32_t fragments[][4], const uint16_t *tile) {
+    int lane = threadIdx.x % 32, matrix_row = lane % 8, near = (lane / 8) % 2 * 8, far = lane / 16 * 8;
+    const uint16_t *rows = tile + (threadIdx.x / 32 * kRowsPerWarp + near + matrix_row) * (Dh + kPad) + far;
     MDT_UNROLL
-    for (int kc = 0; kc < Dh / 16; kc++) {
-        fragments[kc][0] = load_pair(low, 16 * kc + 2 * t);
-        fragments[kc][1] = load_pair(high, 16 * kc + 2 * t);
-        fragments[kc][2] = load_pair(low, 16 * kc + 2 * t + 8);
-        fragments[kc][3] = load_pair(high, 16 * kc + 2 * t + 8);
-    }
+    for (int kc = 0; kc < Dh / 16; kc++) mdt::ldmatrix_x4(fragments[kc], rows + 16 * kc);
 }
 
 /** Row max / sum over the quad of lanes that hold one accumulator row. */
@@ -448,12 +439,14 @@ __device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c
     }
 }
 
-/** Two adjacent outputs of a row in one store: a float2, or two bf16 (nearest even) in one 32-bit word. */
+/**
+ * Two adjacent f32 outputs of a row in one store: their bits in one 64-bit word (what a float2 store is on the GPU;
+ * the emulator stores a float2 built from two values as two 4-byte halves, which its access model would count as
+ * two half-used requests).
+ */
 __device__ __forceinline__ void store_pair(float *at, float first, float second) {
-    *reinterpret_cast<float2 *>(at) = make_float2(first, second);
-}
-__device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
-    *reinterpret_cast<uint32_t *>(at) = mdt::pack_bf16x2(first, second);
+    *reinterpret_cast<unsigned long long *>(at) =
+        static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
 }
 
 /** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
@@ -472,8 +465,6 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
-    uint32_t qf[Dh / 16][4];
-    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
     float o[Dh / 8][4];
     zero<Dh / 8>(o);
     // Rows g and g + 8 of the warp: running max (log2 units) and this lane's part of the running sum.
@@ -484,7 +475,20 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
         load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
         mdt::cp_async_commit();
     };
-    if (kStages == 2) load_stage(0, 0);
+    // The Q tile goes through the K slot of the last stage, which the loop fills only after the barrier below.
+    uint16_t *q_tile = shared + 2 * (kStages - 1) * kTile;
+    load_rows_async<Dh>(q_tile, q, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    mdt::cp_async_commit();
+    if (kStages == 2) {
+        load_stage(0, 0);
+        mdt::cp_async_wait<1>();
+    } else {
+        mdt::cp_async_wait<0>();
+    }
+    __syncthreads();
+    uint32_t qf[Dh / 16][4];
+    tile_a_fragments<Dh>(qf, q_tile);
+    __syncthreads();
     for (int64_t kt = 0; kt < key_tiles; kt++) {
         int stage = kStages == 2 ? static_cast<int>(kt & 1) : 0;
         if (kStages == 1) {
@@ -545,17 +549,27 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
     for (int i = 0; i < 2; i++) {
         int64_t query = row + 8 * i;
         float total = quad_sum(row_sum[i]);
-        if (query < s.queries) {
-            float inverse = 1.0f / total;
+        float inverse = 1.0f / total;
+        Out *target = out + (n * s.queries + query) * width + h * Dh;
+        if constexpr (sizeof(Out) == 2) {
+            // bf16: the quad regroups two 8-column groups so that each lane stores 4 columns (8 bytes) and a quad
+            // a whole 32-byte sector; every lane takes part in the shuffles, rows past the end store nothing.
+            MDT_UNROLL
+            for (int j = 0; j < Dh / 8; j += 2) {
+                unsigned long long four = mdt::quad_regroup_bf16(
+                    mdt::pack_bf16x2(o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse),
+                    mdt::pack_bf16x2(o[j + 1][2 * i] * inverse, o[j + 1][2 * i + 1] * inverse));
+                if (query < s.queries) *reinterpret_cast<unsigned long long *>(target + 8 * j + 4 * t) = four;
+            }
+        } else if (query < s.queries) {
             // Columns 2t and 2t + 1 of each 8-column group: one paired store (the offset is even, allocations
             // are 16-byte aligned), so a quad of lanes writes whole 32-byte sectors of f32 rows.
-            Out *target = out + (n * s.queries + query) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                store_pair(target + 8 * j, o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse);
+                store_pair(target + 8 * j + 2 * t, o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse);
             }
-            if (t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
         }
+        if (query < s.queries && t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
     }
 }
 
@@ -609,9 +623,6 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kKeyTile + warp * kRowsPerWarp + lane / 4;  // key, and + 8
-    uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
-    load_a_fragments<Dh>(kf, k, n, s.keys, h, width, row);
-    load_a_fragments<Dh>(vf, v, n, s.keys, h, width, row);
     float dk_acc[Dh / 8][4], dv_acc[Dh / 8][4];
     zero<Dh / 8>(dk_acc);
     zero<Dh / 8>(dv_acc);
@@ -630,9 +641,20 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
             rows[kQueryTile + i] = inside ? delta[nh * s.queries + first_query + i] : 0.0f;
         }
     };
-    int64_t query_tiles = (s.queries + kQueryTile - 1) / kQueryTile;
+    int64_t query_tiles = (s.queries + kQueryTile - 1) / kQueryTile;  // ≥ 1: the entry handles no queries
     float scale_log2 = s.scale_log2;
-    if (query_tiles > 0) load_stage(0, 0);
+    // The K and V tiles go through stage 1's Q and dO slots, which the loop fills only after the barrier below.
+    uint16_t *k_tile = stage_q(1), *v_tile = k_tile + kTile;
+    load_rows_async<Dh>(k_tile, k, n, s.keys, h, width, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+    load_rows_async<Dh>(v_tile, v, n, s.keys, h, width, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+    mdt::cp_async_commit();
+    load_stage(0, 0);
+    mdt::cp_async_wait<1>();
+    __syncthreads();
+    uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
+    tile_a_fragments<Dh>(kf, k_tile);
+    tile_a_fragments<Dh>(vf, v_tile);
+    __syncthreads();
     for (int64_t qt = 0; qt < query_tiles; qt++) {
         int stage = static_cast<int>(qt & 1);
         if (qt + 1 < query_tiles) {
@@ -668,11 +690,9 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
         if (key < s.keys) {
             int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
             MDT_UNROLL
-            for (int j = 0; j < Dh / 8; j++) {
-                dk[base + 8 * j] = dk_acc[j][2 * i] * scale;
-                dk[base + 8 * j + 1] = dk_acc[j][2 * i + 1] * scale;
-                dv[base + 8 * j] = dv_acc[j][2 * i];
-                dv[base + 8 * j + 1] = dv_acc[j][2 * i + 1];
+            for (int j = 0; j < Dh / 8; j++) {  // paired stores: a quad of lanes writes whole 32-byte sectors
+                store_pair(dk + base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
+                store_pair(dv + base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
             }
         }
     }
@@ -693,9 +713,6 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
-    uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
-    load_a_fragments<Dh>(qf, q, n, s.queries, h, width, row);
-    load_a_fragments<Dh>(dof, d_out_bf16, n, s.queries, h, width, row);
     float row_lse2[2], row_delta[2];
     MDT_UNROLL
     for (int i = 0; i < 2; i++) {
@@ -711,7 +728,19 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
         mdt::cp_async_commit();
     };
     int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
+    // The Q and dO tiles go through stage 1's K and V slots, which the loop fills only after the barrier below.
+    uint16_t *q_tile = shared + 2 * kTile, *d_out_tile = q_tile + kTile;
+    load_rows_async<Dh>(q_tile, q, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    load_rows_async<Dh>(d_out_tile, d_out_bf16, n, s.queries, h, width,
+                        static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    mdt::cp_async_commit();
     load_stage(0, 0);
+    mdt::cp_async_wait<1>();
+    __syncthreads();
+    uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
+    tile_a_fragments<Dh>(qf, q_tile);
+    tile_a_fragments<Dh>(dof, d_out_tile);
+    __syncthreads();
     for (int64_t kt = 0; kt < key_tiles; kt++) {
         int stage = static_cast<int>(kt & 1);
         if (kt + 1 < key_tiles) {
@@ -749,8 +778,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
             float *target = dq + (n * s.queries + query) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                target[8 * j] = dq_acc[j][2 * i] * scale;
-                target[8 * j + 1] = dq_acc[j][2 * i + 1] * scale;
+                store_pair(target + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
             }
         }
     }
@@ -803,11 +831,11 @@ int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const u
                 "%s: %lld queries exceed the grid's x limit", op, (long long)queries);
     if (samples * queries == 0) return MDT_SUCCESS;
     MDT_REQUIRE(q && k && v && out && lse, "%s: NULL tensor pointer", op);
-    MDT_REQUIRE(reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(q) % 4 == 0,
-                "%s: k and v must be 16-byte aligned and q 4-byte aligned", op);
-    MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % (2 * sizeof(Out)) == 0,
-                "%s: out must be %d-byte aligned (outputs are stored in pairs)", op, static_cast<int>(2 * sizeof(Out)));
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(v) % 16 == 0,
+                "%s: q, k and v must be 16-byte aligned", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % 8 == 0, "%s: out must be 8-byte aligned (stored 8 bytes a lane)",
+                op);
     tc::Shape shape{samples, queries, keys, heads,
                     static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
     dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
@@ -841,6 +869,9 @@ int backward_bf16(const char *op, mdt_stream_t stream, const float *d_out, const
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
                     reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
                 "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
+    MDT_REQUIRE(reinterpret_cast<uintptr_t>(dq) % 8 == 0 && reinterpret_cast<uintptr_t>(dk) % 8 == 0 &&
+                    reinterpret_cast<uintptr_t>(dv) % 8 == 0,
+                "%s: dq, dk and dv must be 8-byte aligned (gradients are stored in pairs)", op);
     double scale = 1.0 / sqrt(static_cast<double>(head_dim));
     tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
     if (queries == 0) {

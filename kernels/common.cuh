@@ -224,6 +224,18 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float low, float high) {
 #endif
 }
 
+/**
+ * bf16 outputs of two adjacent n8 C fragments, regrouped for 8-byte stores: w0 holds columns 2t, 2t + 1 of the first
+ * 8 and w1 of the next 8 (one row, on lane 4g + t); returns columns 4t..4t + 3 of the 16 (lowest column lowest), so a
+ * quad stores a row's 32 bytes, a whole sector, where 4-byte pairs fill half of one. Every lane must call it.
+ */
+__device__ __forceinline__ unsigned long long quad_regroup_bf16(uint32_t w0, uint32_t w1) {
+    int t = threadIdx.x % 4, source = (threadIdx.x % 32 & ~3) | (t % 2 * 2);
+    uint32_t low0 = __shfl_sync(kFullMask, w0, source), low1 = __shfl_sync(kFullMask, w1, source);
+    uint32_t high0 = __shfl_sync(kFullMask, w0, source + 1), high1 = __shfl_sync(kFullMask, w1, source + 1);
+    return static_cast<unsigned long long>(t < 2 ? high0 : high1) << 32 | (t < 2 ? low0 : low1);
+}
+
 /** D = A·B + C on one warp's fragments (all 32 lanes take part); bf16 products accumulate in f32. */
 __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
                                                   const float c[4]) {

@@ -4,12 +4,14 @@
 //
 // BF16 tensor-core GEMM (f32 out): a 256-thread block computes a 128×128 tile of out, each of its 8 warps a
 // 64×32 piece as 4×4 mma.sync m16n8k16 fragments with f32 accumulators in registers. K advances 32 at a time
-// through a 4-stage cp.async pipeline in dynamic shared memory (80 KiB, opted in): while the warps multiply one
+// through a 4-stage cp.async pipeline in dynamic shared memory (68 KiB, opted in): while the warps multiply one
 // stage, the next three are in flight (16-byte chunks, zero-filled past the matrix edge; operands whose rows are
 // not 16-byte aligned take a plain element copy instead). Tiles keep each operand's own layout (a straight copy); ldmatrix (.trans where the
-// operand is stored the other way) turns them into fragments, and rows padded by 16 bytes keep its 8 row reads
-// on distinct banks. Tails in M, N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form),
-// accumulate. Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
+// operand is stored the other way) turns them into fragments. Rows 128 long (m or n contiguous) are padded by 16
+// bytes, which keeps ldmatrix's 8 row reads on distinct banks; rows 32 long (k contiguous: 64 bytes) are swizzled
+// instead (see k_tile_offset), since no pad keeps both ldmatrix and the cp.async stores conflict-free. Tails in M,
+// N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form), accumulate; a bf16 out is
+// regrouped across each quad of lanes so that every lane stores 8 bytes (whole 32-byte sectors per quad). Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
 // Split-K (deterministic): a small output with a long K (weight gradients dW = dYᵀ·X: 512×1536 out, K = 65536
 // rows) has too few tiles for 132 SMs, so K is cut into S slices of whole 32-deep k-tiles. The rule uses only
 // (batch, M, N, K) and the workspace capacity, never timing, so every run adds the same numbers in the same
@@ -195,9 +197,14 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
     }
 }
 
-/** Two adjacent outputs in one store: a float2, or two bf16 (nearest even) in one 32-bit word. */
+/**
+ * Two adjacent outputs in one store: two floats' bits in one 64-bit word (what a float2 store is on the GPU; the
+ * emulator stores a float2 built from two values as two 4-byte halves, which its access model would count as two
+ * half-used requests), or two bf16 (nearest even) in one 32-bit word.
+ */
 __device__ __forceinline__ void store_pair(float *at, float first, float second) {
-    *reinterpret_cast<float2 *>(at) = make_float2(first, second);
+    *reinterpret_cast<unsigned long long *>(at) =
+        static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
 }
 __device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
     *reinterpret_cast<uint32_t *>(at) = mdt::pack_bf16x2(first, second);
@@ -216,9 +223,41 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
     // A lane holds two adjacent columns per row (fragment registers r and r + 1): stored as one float2 (or one
     // bf16 pair) where the row's elements are aligned for it, a warp's store covers whole 32-byte sectors
     // (4 lanes × 8 bytes per row) where single floats would fill half of each.
+    int group = lane / 4, pair = lane % 4 * 2;
+    if constexpr (sizeof(Out) == 2) {
+        // bf16 out (never accumulating, never split): 2-byte pairs would fill half of each sector, so the quad
+        // regroups two fragments' columns and each lane stores 4 (n a multiple of 4: a group is wholly in or out).
+        if (!partials && n % 4 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
+            MDT_UNROLL
+            for (int i = 0; i < 4; i++) {
+                MDT_UNROLL
+                for (int h = 0; h < 2; h++) {
+                    int64_t row = row0 + 16 * i + group + 8 * h;
+                    MDT_UNROLL
+                    for (int j = 0; j < 4; j += 2) {
+                        uint32_t words[2];
+                        MDT_UNROLL
+                        for (int q = 0; q < 2; q++) {
+                            int64_t column = column0 + 8 * (j + q) + pair;
+                            bool inside = row < m && column < n;  // then column + 1 < n too
+                            const float *c = acc[i][j + q] + 2 * h;
+                            words[q] = inside ? mdt::pack_bf16x2(epilogue(c[0], bias, column, gelu, 0, nullptr),
+                                                                 epilogue(c[1], bias, column + 1, gelu, 0, nullptr))
+                                              : 0u;
+                        }
+                        unsigned long long four = mdt::quad_regroup_bf16(words[0], words[1]);
+                        int64_t column = column0 + 8 * j + 2 * pair;
+                        if (row < m && column < n) {
+                            *reinterpret_cast<unsigned long long *>(out + row * n + column) = four;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+    }
     bool paired = n % 2 == 0 && (partials ? reinterpret_cast<uintptr_t>(partials) % 8 == 0
                                           : reinterpret_cast<uintptr_t>(out) % (2 * sizeof(Out)) == 0);
-    int group = lane / 4, pair = lane % 4 * 2;
     MDT_UNROLL
     for (int i = 0; i < 4; i++) {
         MDT_UNROLL
@@ -233,7 +272,7 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                 float first_value = acc[i][j][2 * h], second_value = acc[i][j][2 * h + 1];
                 if (partials) {
                     if (paired) {  // n even: column (even) + 1 < n
-                        *reinterpret_cast<float2 *>(partials + at) = make_float2(first_value, second_value);
+                        store_pair(partials + at, first_value, second_value);
                     } else {
                         partials[at] = first_value;
                         if (second) partials[at + 1] = second_value;
@@ -264,24 +303,44 @@ constexpr int kWarpM = 64, kWarpN = 32;  // 2 × 4 warps
 constexpr int kWarpsN = kBlockN / kWarpN;
 constexpr int kThreads = 256;
 // cp.async pipeline depth: tiles kStages − 1 ahead of the one the tensor cores read, so with one block per SM
-// (registers) global latency hides behind three tiles of MMAs. 4 stages of A and B take 80 KiB of dynamic shared
+// (registers) global latency hides behind three tiles of MMAs. 4 stages of A and B take 68 KiB of dynamic shared
 // memory: past the default 48 KiB, hence the opt-in launch (fits sm_80's 163 KiB and sm_90's 227 KiB).
 constexpr int kStages = 4;
-constexpr int kPad = 8;  // bf16 per row: 16 bytes keep rows 16-byte aligned and ldmatrix's 8 rows on distinct banks
-constexpr int kTileElements = (kBlockM * (kBlockK + kPad) > kBlockK * (kBlockM + kPad)) ? kBlockM * (kBlockK + kPad)
-                                                                                          : kBlockK * (kBlockM + kPad);
+constexpr int kPad = 8;  // bf16 per 128-long row: 16 bytes keep rows 16-byte aligned and ldmatrix's 8 rows on distinct banks
+constexpr int kTileElements = (kBlockM * kBlockK > kBlockK * (kBlockM + kPad)) ? kBlockM * kBlockK
+                                                                                : kBlockK * (kBlockM + kPad);
 constexpr size_t kSharedBytes = 2 * kStages * kTileElements * sizeof(uint16_t);
 /** Blocks of gemm_bf16_kernel resident at once on an H100 (132 SMs; 160 registers × 256 threads: one per SM). */
 constexpr int64_t kWaveBlocks = 132;
+
+/**
+ * Where element (row, column) of a tile with 32-element (64-byte, four 16-byte chunks) rows lies: rows 2l and
+ * 2l + 1 fill 128-byte line l (all 32 banks), and the line's chunk c = 4·(row mod 2) + column / 8 is stored at chunk
+ * c XOR (l mod 8). A cp.async phase (8 lanes, 16 bytes each) stores the 8 chunks of one line: a permutation, no
+ * conflict. ldmatrix reads one chunk column of 8 consecutive rows from 8·i: lines 4j..4j + 3, both halves, chunks
+ * {c, c + 4} XOR 4 distinct values of l mod 8 that share bit 2: 8 distinct chunks, no conflict. (A padded stride
+ * cannot do both: 80 bytes keeps ldmatrix's rows apart but puts a phase's two rows on 4 common banks.)
+ */
+__device__ __forceinline__ int k_tile_offset(int row, int column) {
+    int line = row / 2, chunk = (row % 2 * 4 + column / 8) ^ (line % 8);
+    return line * 64 + chunk * 8 + column % 8;
+}
+
+/** Where element (row, column) of a stage tile with Columns-long rows lies: swizzled if 32, padded if 128. */
+template <int Columns>
+__device__ __forceinline__ int tile_offset(int row, int column) {
+    static_assert(Columns == kBlockK || Columns == kBlockM, "a stage tile's rows are 32 or 128 long");
+    return Columns == kBlockK ? k_tile_offset(row, column) : row * (Columns + kPad) + column;
+}
+
 /**
  * Copies the Rows × Columns tile at (row0, column0) of a row-major bf16 matrix with {@code lead} columns and
- * {@code rows} rows into shared memory (row stride Columns + kPad), zero outside the matrix. Vectorized: lead,
- * the base and the batch stride are multiples of 8 elements, so every 16-byte chunk is wholly in or out.
+ * {@code rows} rows into shared memory (tile_offset's layout), zero outside the matrix. Vectorized: lead, the base
+ * and the batch stride are multiples of 8 elements, so every 16-byte chunk is wholly in or out.
  */
 template <int Rows, int Columns>
 __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix, int64_t rows, int64_t lead,
                                           int64_t row0, int64_t column0, bool vectorized) {
-    constexpr int kStride = Columns + kPad;
     if (vectorized) {
         constexpr int kChunksPerRow = Columns / 8;
         MDT_UNROLL
@@ -289,13 +348,14 @@ __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix
             int r = c / kChunksPerRow, column = c % kChunksPerRow * 8;
             int64_t gr = row0 + r, gc = column0 + column;
             bool inside = gr < rows && gc < lead;
-            mdt::cp_async_16(tile + r * kStride + column, inside ? matrix + gr * lead + gc : matrix, inside ? 16 : 0);
+            mdt::cp_async_16(tile + tile_offset<Columns>(r, column), inside ? matrix + gr * lead + gc : matrix,
+                             inside ? 16 : 0);
         }
     } else {
         for (int e = threadIdx.x; e < Rows * Columns; e += kThreads) {
             int r = e / Columns, column = e % Columns;
             int64_t gr = row0 + r, gc = column0 + column;
-            tile[r * kStride + column] = gr < rows && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
+            tile[tile_offset<Columns>(r, column)] = gr < rows && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
         }
     }
 }
@@ -305,12 +365,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
                  int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
-    // Stage s of A: [m][k] (row stride kBlockK + kPad), or [k][m] when transposed; of B: [k][n], or [n][k]. The
-    // kStages A tiles, then the kStages B tiles.
+    // Stage s of A: [m][k] (swizzled), or [k][m] (padded) when transposed; of B: [k][n] (padded), or [n][k]
+    // (swizzled); tile_offset places the elements. The kStages A tiles, then the kStages B tiles.
     MDT_DYNAMIC_SHARED(uint16_t, tiles);
     uint16_t *a_tiles = tiles, *b_tiles = tiles + kStages * kTileElements;
-    constexpr int kStrideA = TransposeA ? kBlockM + kPad : kBlockK + kPad;
-    constexpr int kStrideB = TransposeB ? kBlockK + kPad : kBlockN + kPad;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     int warp_m = warp / kWarpsN * kWarpM, warp_n = warp % kWarpsN * kWarpN;
     // ldmatrix: lane l addresses row l mod 8 of 8×8 matrix l/8; the matrices step by 8 along the two tile axes.
@@ -369,9 +427,9 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *o
                     // Quarters a0..a3: (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15).
                     int mi = warp_m + 16 * i;
                     if (TransposeA) {
-                        mdt::ldmatrix_x4_trans(af[i], as + (kk + far + matrix_row) * kStrideA + mi + near);
+                        mdt::ldmatrix_x4_trans(af[i], as + tile_offset<kBlockM>(kk + far + matrix_row, mi + near));
                     } else {
-                        mdt::ldmatrix_x4(af[i], as + (mi + near + matrix_row) * kStrideA + kk + far);
+                        mdt::ldmatrix_x4(af[i], as + tile_offset<kBlockK>(mi + near + matrix_row, kk + far));
                     }
                 }
                 MDT_UNROLL
@@ -380,9 +438,9 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *o
                     int nj = warp_n + 16 * p;
                     uint32_t bf[4];
                     if (TransposeB) {
-                        mdt::ldmatrix_x4(bf, bs + (nj + far + matrix_row) * kStrideB + kk + near);
+                        mdt::ldmatrix_x4(bf, bs + tile_offset<kBlockK>(nj + far + matrix_row, kk + near));
                     } else {
-                        mdt::ldmatrix_x4_trans(bf, bs + (kk + near + matrix_row) * kStrideB + nj + far);
+                        mdt::ldmatrix_x4_trans(bf, bs + tile_offset<kBlockN>(kk + near + matrix_row, nj + far));
                     }
                     MDT_UNROLL
                     for (int i = 0; i < 4; i++) {

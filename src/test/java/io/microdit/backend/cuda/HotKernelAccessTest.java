@@ -1,0 +1,137 @@
+package io.microdit.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
+import io.microdit.tensor.Tensor;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The issue-12 targets of the hot kernels on the checked emulator's memory-access model (MemoryAccessModel): no bank
+ * conflicts (excess shared wavefronts) and at least 90% global sector efficiency, at MicroDiT-XL's widths (D 1024,
+ * head_dim 64, 16 heads, 8 experts at capacity 2) with few tokens, so that the once-per-block loads and the output
+ * stores weigh as much as they do in the bench report. The counts are deterministic (a model of the hardware, not a
+ * timing). Runs only with -Dmicrodit.device=emu-checked, like CheckedEmulatorTest.
+ */
+@Tag("emu")
+class HotKernelAccessTest extends CudaVersusCpu {
+    private static final int WIDTH = 1024;
+    private static final int HEADS = 16;
+
+    @BeforeAll
+    static void onlyOnTheCheckedEmulator() {
+        assumeTrue("emu-checked".equals(System.getProperty("microdit.device")),
+                "runs in the checked-emulator surefire execution (-Dmicrodit.device=emu-checked)");
+        assertTrue(CudaRuntime.isCheckedEmulator(), CudaRuntime.libraryPath());
+    }
+
+    /** The counts of every kernel {@code launches} runs, after a device synchronisation. */
+    private static List<MemoryAccessModel.KernelCounts> counted(Runnable launches) {
+        MemoryAccessModel.begin();
+        launches.run();
+        cuda.synchronize();
+        List<MemoryAccessModel.KernelCounts> counts = MemoryAccessModel.end();
+        System.out.print(MemoryAccessModel.format(counts));  // the numbers bench/RESULTS.md quotes
+        return counts;
+    }
+
+    /** Asserts the targets for the kernel named {@code kernel} (one line of {@code counts}). */
+    private static void assertMeetsTargets(List<MemoryAccessModel.KernelCounts> counts, String kernel) {
+        MemoryAccessModel.KernelCounts c = counts.stream().filter(k -> k.kernel().equals(kernel)).findFirst()
+                .orElseThrow(() -> new AssertionError(kernel + " not launched:\n" + MemoryAccessModel.format(counts)));
+        String table = MemoryAccessModel.format(List.of(c));
+        assertEquals(0, c.excessWavefronts(), () -> "bank conflicts:\n" + table);
+        assertTrue(c.sectorEfficiency() >= 0.9, () -> "sector efficiency below 90%:\n" + table);
+    }
+
+    private static Tensor bf16(MemoryScope host, MemoryScope device, Random random, int... shape) {
+        return cuda.upload(random(host, random, shape).to(DType.BF16, host), device);
+    }
+
+    private static Tensor f32(MemoryScope host, MemoryScope device, Random random, int... shape) {
+        return cuda.upload(random(host, random, shape), device);
+    }
+
+    @Test
+    void bf16GemmTilesAndStoresInEveryLayout() {
+        Random random = new Random(121);
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            // 128 tokens through linear layers and a weight gradient: A tiles k-contiguous (A·Bᵀ, A·B) and
+            // m-contiguous (Aᵀ·B), B tiles k- and n-contiguous; f32 out, bf16 out, and split-K partials (K = D with
+            // only 2 output tiles).
+            Tensor x = bf16(host, device, random, 128, WIDTH), w = bf16(host, device, random, 256, WIDTH);
+            Tensor hidden = bf16(host, device, random, 128, 256), wt = bf16(host, device, random, 256, 256);
+            Tensor bias = f32(host, device, random, 256);
+            Tensor y = cuda.upload(output(host, 128, 256), device);
+            Tensor yBf16 = device.zeros(DType.BF16, 128, 256);
+            Tensor dw = cuda.upload(output(host, 256, WIDTH), device);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.matmul(x, false, w, true, bias, y, false);
+                cuda.matmul(hidden, false, wt, false, bias, yBf16, false);
+                cuda.matmul(hidden, true, x, false, null, dw, false);
+            });
+            assertMeetsTargets(counts, "gemm_bf16");
+        }
+    }
+
+    @Test
+    void bf16AttentionForwardAndBackward() {
+        Random random = new Random(122);
+        int tokens = 128, headDim = WIDTH / HEADS;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor q = bf16(host, device, random, 1, tokens, WIDTH), k = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor v = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor out = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            Tensor outBf16 = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor lse = cuda.upload(output(host, 1, HEADS, tokens), device);
+            Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
+            Tensor dq = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            Tensor dk = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            Tensor dv = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.attention(q, k, v, HEADS, out, lse);
+                cuda.attention(q, k, v, HEADS, outBf16, lse);
+                cuda.attentionBackward(dOut, q, k, v, outBf16, lse, HEADS, dq, dk, dv);
+            });
+            assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
+            assertMeetsTargets(counts, "attention_key_gradients_bf16_kernel");
+            assertMeetsTargets(counts, "attention_query_gradients_bf16_kernel");
+        }
+    }
+
+    @Test
+    void moeDispatchAndCombineForwardAndBackward() {
+        Random random = new Random(123);
+        int tokens = 64, experts = 8, k = 2 * tokens / experts;  // capacity 2
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor probs = f32(host, device, random, 1, tokens, experts);
+            Tensor gates = device.zeros(DType.F32, 1, experts, k), indices = device.zeros(DType.I32, 1, experts, k);
+            cuda.expertChoiceTopK(probs, k, gates, indices);
+            Tensor x = f32(host, device, random, 1, tokens, WIDTH);
+            Tensor routed = device.zeros(DType.F32, experts, k, WIDTH);
+            Tensor routedBf16 = device.zeros(DType.BF16, experts, k, WIDTH);
+            Tensor h = bf16(host, device, random, experts, k, WIDTH);
+            Tensor out = device.zeros(DType.F32, 1, tokens, WIDTH);
+            Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
+            Tensor dH = device.zeros(DType.F32, experts, k, WIDTH), dGates = device.zeros(DType.F32, 1, experts, k);
+            Tensor dx = device.zeros(DType.F32, 1, tokens, WIDTH);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.moeDispatch(x, indices, routed);
+                cuda.moeDispatch(x, indices, routedBf16);
+                cuda.moeCombine(h, gates, indices, out);
+                cuda.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+                cuda.moeDispatchBackward(dH, indices, dx);
+            });
+            assertMeetsTargets(counts, "dispatch_kernel");
+            assertMeetsTargets(counts, "token_rows_kernel");
+            assertMeetsTargets(counts, "combine_backward_kernel");
+        }
+    }
+}
