@@ -331,11 +331,13 @@ public final class TrainingRun {
                 }
                 if (stopAgreed(communicator)) {
                     metrics.flush();
+                    long writing = System.nanoTime();
                     if (!checkpointed) {
                         lastCheckpoint = trainer.checkpoint(directory);
                     }
-                    progress.log("stopped by " + (preemption.reason() == null ? "another rank's signal"
-                            : preemption.reason()) + " after step " + r.step() + "; checkpoint: " + lastCheckpoint);
+                    progress.log(String.format("stopped by %s after step %d; checkpoint: %s (written in %.2f s)",
+                            preemption.reason() == null ? "another rank's signal" : preemption.reason(), r.step(),
+                            lastCheckpoint, (System.nanoTime() - writing) / 1e9));
                     return Outcome.PREEMPTED;
                 }
             }
