@@ -4,6 +4,7 @@ import io.microdit.autograd.Precision;
 import io.microdit.backend.Backends;
 import io.microdit.io.Json;
 import io.microdit.train.Checkpoint;
+import io.microdit.train.Preemption;
 import io.microdit.train.TrainingConfig;
 import io.microdit.train.TrainingRun;
 import java.nio.file.Files;
@@ -26,8 +27,11 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Run folder (default: runs/<model>).")
     Path out;
 
-    @Option(names = "--resume", description = "Continue the run in --out (or the given folder) from its latest checkpoint.")
-    boolean resume;
+    @Option(names = "--resume", arity = "0..1", fallbackValue = "latest", paramLabel = "auto",
+            description = "Continue the run in --out (or the config's run folder) from its newest loadable checkpoint "
+                    + "(a damaged one is passed over with a warning). '--resume auto' starts the run fresh when it has "
+                    + "no checkpoint yet: one command for restart scripts.")
+    String resume;
 
     @Option(names = "--steps", description = "Scale the stages to this many steps in total (keeps their proportions).")
     Long steps;
@@ -56,23 +60,31 @@ final class TrainCommand implements Callable<Integer> {
             + "(default ${DEFAULT-VALUE}).")
     int finalSamples;
 
+    /**
+     * Exits 0 when the run finished, {@link Preemption#EXIT_STATUS} (75) when SIGTERM or SIGINT stopped it after a
+     * checkpoint (run the same command with {@code --resume auto} to continue), 1 on an error.
+     */
     @Override
     public Integer call() throws Exception {
         tf32.check(backend);
-        Path runDirectory;
-        TrainingConfig training;
-        if (resume && config == null && out != null && Files.isDirectory(out)) {
-            Path latest = Checkpoint.latest(out);
-            if (latest == null) {
+        if (resume != null && !resume.equals("latest") && !resume.equals("auto")) {
+            throw new IllegalArgumentException("--resume takes no value or 'auto', got '" + resume + "'");
+        }
+        boolean auto = "auto".equals(resume);
+        boolean resuming = resume != null;
+        Path runDirectory = null;
+        TrainingConfig training = null;
+        if (resuming && config == null && out != null && Files.isDirectory(out)) {
+            // The run's own config comes from its checkpoint; the run itself warns of any damaged one passed over.
+            Path latest = Checkpoint.resumable(out, warning -> { });
+            if (latest != null) {
+                training = TrainingConfig.fromJson(Checkpoint.readState(latest).trainingConfigJson());
+                runDirectory = out;
+            } else if (!auto) {
                 throw new IllegalArgumentException(out + " has no checkpoint to resume from");
             }
-            if (precision != null) {
-                throw new IllegalArgumentException("--precision: a resumed run keeps the precision it was started "
-                        + "with");
-            }
-            training = TrainingConfig.fromJson(Checkpoint.readState(latest).trainingConfigJson());
-            runDirectory = out;
-        } else {
+        }
+        if (training == null) {
             training = config == null ? TrainingConfig.defaults() : TrainingConfig.read(config);
             training = training.withOverrides(steps, threads, data == null ? null : data.toString());
             if (precision != null) {
@@ -82,14 +94,21 @@ final class TrainCommand implements Callable<Integer> {
             }
             runDirectory = out != null ? out : Path.of("runs", Path.of(training.model()).getFileName().toString()
                     .replaceFirst("\\.json$", ""));
-            if (!resume && Checkpoint.latest(runDirectory) != null) {
+            if (auto) {
+                resuming = !Checkpoint.candidates(runDirectory, warning -> { }).isEmpty();
+            } else if (!resuming && Checkpoint.latest(runDirectory) != null) {
                 throw new IllegalArgumentException(runDirectory + " already holds a run: pass --resume to continue it,"
                         + " or --out to start a new one elsewhere");
             }
+        } else if (precision != null && Precision.parse(precision, "--precision") != training.precision()) {
+            throw new IllegalArgumentException("--precision: a resumed run keeps the precision it was started with ("
+                    + training.precision().label() + ")");
         }
-        new TrainingRun(training, runDirectory, System.out, backend, device.device, finalSamples, tf32.tf32)
-                .run(resume);
-        return 0;
+        try (Preemption preemption = Preemption.onSignals(System.err)) {
+            TrainingRun.Outcome outcome = new TrainingRun(training, runDirectory, System.out, backend, device.device,
+                    finalSamples, tf32.tf32).run(resuming, preemption);
+            return outcome == TrainingRun.Outcome.PREEMPTED ? Preemption.EXIT_STATUS : 0;
+        }
     }
 
     /** Whether the config file names a precision (TrainingConfig.read has already parsed and checked it). */

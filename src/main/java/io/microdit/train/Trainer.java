@@ -2,6 +2,7 @@ package io.microdit.train;
 
 import io.microdit.autograd.GradScope;
 import io.microdit.autograd.Graph;
+import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Variable;
 import io.microdit.backend.Backend;
 import io.microdit.data.TrainingData;
@@ -22,7 +23,8 @@ import java.util.Map;
  * The training loop, one optimizer step at a time: for each micro-batch (gradient accumulation) read the samples
  * the {@link DataOrder} names, compute the EDM loss of the current stage (masked or not) and back-propagate it
  * scaled by 1/accumulation; then clip the global gradient norm, take an AdamW step at the stage's learning rate
- * and update the EMA. All randomness is keyed by (seed, global sample index), so a run resumed from a
+ * and update the EMA. A step whose loss or gradient norm is not finite is skipped instead (no update, counted), and
+ * {@code max_bad_steps} of them in a row end the run ({@link NonFiniteStepsException}). All randomness is keyed by (seed, global sample index), so a run resumed from a
  * checkpoint continues bit for bit on the CPU backend.
  *
  * <p>Over a {@link Communicator} of N ranks, {@code batch_size} is the global batch: micro-batch j of a step runs on
@@ -38,7 +40,32 @@ import java.util.Map;
 public final class Trainer implements AutoCloseable {
     /** What one optimizer step did. */
     public record StepResult(long step, int stage, double loss, double learningRate, double gradientNorm,
-                             double seconds, long flops, double communicationSeconds) {
+                             double seconds, long flops, double communicationSeconds, boolean skipped) {
+    }
+
+    /**
+     * {@code max_bad_steps} steps in a row had a non-finite loss or gradient norm: the weights are those of the last
+     * good step (no bad step changed them), and {@link #parameter} names the first parameter, in model order, whose
+     * gradient was non-finite at the first bad step of the run of bad steps (null when only the loss was).
+     */
+    public static final class NonFiniteStepsException extends ArithmeticException {
+        private final String parameter;
+        private final transient StepResult result;
+
+        NonFiniteStepsException(String message, String parameter, StepResult result) {
+            super(message);
+            this.parameter = parameter;
+            this.result = result;
+        }
+
+        public String parameter() {
+            return parameter;
+        }
+
+        /** The last bad step, which took no update either. */
+        public StepResult result() {
+            return result;
+        }
     }
 
     private final TrainingConfig config;
@@ -53,6 +80,9 @@ public final class Trainer implements AutoCloseable {
     private final GradientReduction reduction;
     private long step;
     private long samplesSeen;
+    private int consecutiveBadSteps;
+    private long firstBadStep;
+    private String firstNonFiniteParameter;
 
     public Trainer(TrainingConfig config, MicroDiT model, TrainingData data, Backend backend) {
         this(config, model, data, backend, new SingleProcessCommunicator());
@@ -155,22 +185,74 @@ public final class Trainer implements AutoCloseable {
         for (float loss : globalLosses(losses)) {
             lossSum += loss;
         }
-        double norm;
-        if (reduction != null && reduction.sharded()) {
-            norm = optimizer.update(learningRate, stage.gradientClip(), reduction.gradientNorm());
-            reduction.gatherParameters();
+        double loss = lossSum / accumulation;
+        boolean sharded = reduction != null && reduction.sharded();
+        double norm = sharded ? reduction.gradientNorm() : optimizer.gradientNorm();
+        boolean skipped = !Double.isFinite(loss) || !Double.isFinite(norm);
+        if (skipped) {
+            recordBadStep();
         } else {
-            norm = optimizer.update(learningRate, stage.gradientClip());
-        }
-        if (ema != null) {
-            ema.update();
+            consecutiveBadSteps = 0;
+            optimizer.update(learningRate, stage.gradientClip(), norm);
+            if (sharded) {
+                reduction.gatherParameters();
+            }
+            if (ema != null) {
+                ema.update();
+            }
         }
         step++;
         samplesSeen += config.batchSize();
         double seconds = (System.nanoTime() - start) / 1e9;
-        return new StepResult(step, stageIndex, lossSum / accumulation, learningRate, norm, seconds,
+        StepResult result = new StepResult(step, stageIndex, loss, learningRate, norm, seconds,
                 backend.flops().total() - flopsBefore,
-                reduction == null ? 0 : reduction.communicationSeconds() - communicationBefore);
+                reduction == null ? 0 : reduction.communicationSeconds() - communicationBefore, skipped);
+        if (consecutiveBadSteps >= config.maxBadSteps()) {
+            throw new NonFiniteStepsException(consecutiveBadSteps + " steps in a row (" + firstBadStep + " to "
+                    + step + ") had a non-finite loss or gradient norm (max_bad_steps " + config.maxBadSteps()
+                    + "; the last had loss " + loss + ", gradient norm " + norm + "); "
+                    + (firstNonFiniteParameter == null ? "every gradient was finite at step " + firstBadStep
+                            + ", only the loss was not"
+                            : "the first parameter whose gradient went non-finite (step " + firstBadStep + ") is '"
+                                    + firstNonFiniteParameter + "'"), firstNonFiniteParameter, result);
+        }
+        return result;
+    }
+
+    /**
+     * A step with a non-finite loss or gradient norm took no AdamW and no EMA update (its gradients are zeroed by
+     * the next step); after {@code max_bad_steps} in a row the run cannot recover by itself and stops.
+     */
+    private void recordBadStep() {
+        if (consecutiveBadSteps == 0) {
+            firstBadStep = step + 1;
+            firstNonFiniteParameter = firstNonFiniteGradient();
+        }
+        consecutiveBadSteps++;
+    }
+
+    /**
+     * The first parameter, in model order, whose gradient has a non-finite sum of squares (one reduction each: only
+     * on a bad step). Under ZeRO-2 a rank holds reduced gradients of the parameters it owns only, so it looks there.
+     */
+    private String firstNonFiniteGradient() {
+        for (Parameter p : model.parameters().all()) {
+            if (p.grad() != null && (reduction == null || !reduction.sharded() || reduction.owns(p))
+                    && !Double.isFinite(backend.sumOfSquares(p.grad()))) {
+                return p.name();
+            }
+        }
+        return null;
+    }
+
+    /** Steps in a row, up to the last, whose update was skipped for a non-finite loss or gradient norm. */
+    public int consecutiveBadSteps() {
+        return consecutiveBadSteps;
+    }
+
+    /** Steps skipped over the whole run (resumed runs included): those that took no optimizer update. */
+    public long skippedSteps() {
+        return step - optimizer.step();
     }
 
     /**
@@ -200,15 +282,16 @@ public final class Trainer implements AutoCloseable {
             if (communicator.rank() != 0) {
                 return null;
             }
-            return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson()), model,
-                    moments, ema, 2);
+            return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson(),
+                    optimizer.step(), Map.of()), model, moments, ema, config.keepCheckpoints());
         }
     }
 
-    /** Continues from a checkpoint written by {@link #checkpoint}. */
+    /** Continues from a checkpoint written by {@link #checkpoint} (verified against its checksums first). */
     public void restore(Path checkpoint) throws IOException {
         Checkpoint.State state = Checkpoint.readState(checkpoint);
         Checkpoint.restore(checkpoint, model, optimizer, ema);
+        this.consecutiveBadSteps = 0;
         this.step = state.step();
         this.samplesSeen = state.samplesSeen();
     }

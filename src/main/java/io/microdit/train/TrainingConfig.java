@@ -41,7 +41,14 @@ public record TrainingConfig(
         double sampleGuidance,
         Precision precision,
         Sharding sharding,
-        MdsLatents.Settings mds) {
+        MdsLatents.Settings mds,
+        int keepCheckpoints,
+        int maxBadSteps) {
+
+    /** Checkpoints kept in a run folder unless {@code "keep_checkpoints"} says otherwise. */
+    public static final int DEFAULT_KEEP_CHECKPOINTS = 3;
+    /** Non-finite steps in a row that end a run unless {@code "max_bad_steps"} says otherwise. */
+    public static final int DEFAULT_MAX_BAD_STEPS = 10;
 
     public TrainingConfig {
         require(batchSize > 0, "batch_size", "positive, got " + batchSize);
@@ -59,7 +66,20 @@ public record TrainingConfig(
         require(mds == null || "mds".equals(data), "mds", "given only with \"data\": \"mds\"");
         require(mds != null || !"mds".equals(data), "mds",
                 "given with \"data\": \"mds\" (like {\"streams\": [{\"local\": \"/data/cc12m\"}]})");
+        require(keepCheckpoints >= 1, "keep_checkpoints", "at least 1, got " + keepCheckpoints);
+        require(maxBadSteps >= 1, "max_bad_steps", "at least 1, got " + maxBadSteps);
         stages = List.copyOf(stages);
+    }
+
+    /** A config that keeps the default number of checkpoints and of non-finite steps in a row. */
+    public TrainingConfig(String model, String data, String dataDirectory, int captionLength, int batchSize,
+                          int microBatchSize, List<Stage> stages, double emaDecay, double captionDropout,
+                          double pMean, double pStd, long seed, int threads, long logEvery, long sampleEvery,
+                          long checkpointEvery, int sampleSteps, double sampleGuidance, Precision precision,
+                          Sharding sharding, MdsLatents.Settings mds) {
+        this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
+                pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
+                precision, sharding, mds, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_BAD_STEPS);
     }
 
     /** A config without MDS streams (any data but {@code "mds"}). */
@@ -97,14 +117,14 @@ public record TrainingConfig(
     public TrainingConfig withPrecision(Precision newPrecision) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, newPrecision, sharding, mds);
+                sampleSteps, sampleGuidance, newPrecision, sharding, mds, keepCheckpoints, maxBadSteps);
     }
 
     /** This config with the ranks' training state divided as {@code newSharding} says. */
     public TrainingConfig withSharding(Sharding newSharding) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, newSharding, mds);
+                sampleSteps, sampleGuidance, precision, newSharding, mds, keepCheckpoints, maxBadSteps);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -169,7 +189,7 @@ public record TrainingConfig(
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
             "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding",
-            "mds");
+            "mds", "keep_checkpoints", "max_bad_steps");
     private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
@@ -216,7 +236,14 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance, precision, sharding, mds);
+                sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps);
+    }
+
+    /** This config keeping the newest {@code keep} checkpoints and stopping after {@code maxBad} bad steps in a row. */
+    public TrainingConfig withRobustness(int keep, int maxBad) {
+        return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
+                emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
+                sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -264,7 +291,9 @@ public record TrainingConfig(
                 number(map, "sample_guidance", d.sampleGuidance()),
                 Precision.parse(string(map, "precision", d.precision().label()), "training config key 'precision'"),
                 Sharding.parse(string(map, "sharding", d.sharding().label())),
-                map.containsKey("mds") ? MdsLatents.Settings.fromJson(map.get("mds")) : null);
+                map.containsKey("mds") ? MdsLatents.Settings.fromJson(map.get("mds")) : null,
+                integer(map, "keep_checkpoints", d.keepCheckpoints()),
+                integer(map, "max_bad_steps", d.maxBadSteps()));
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -419,6 +448,8 @@ public record TrainingConfig(
         if (sharding != Sharding.NONE) {
             m.put("sharding", sharding.label());
         }
+        m.put("keep_checkpoints", (long) keepCheckpoints);
+        m.put("max_bad_steps", (long) maxBadSteps);
         return Json.write(m);
     }
 }

@@ -16,6 +16,7 @@ import io.microdit.data.TrainingData;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.distributed.Communicator;
 import io.microdit.io.Json;
+import io.microdit.io.JsonException;
 import io.microdit.model.ConfigFile;
 import io.microdit.model.MicroDiT;
 import io.microdit.model.MicroDiTConfig;
@@ -29,6 +30,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -36,6 +38,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * A training run with its folder: {@code config.json} (the training config) and {@code model.json}, checkpoints,
@@ -50,6 +53,14 @@ import java.util.Map;
  * is printed with its rank and ends every rank (MPI_Abort), so no rank waits forever for a dead one.
  */
 public final class TrainingRun {
+    /** How {@link #run} ended. */
+    public enum Outcome {
+        /** Every step taken, the final checkpoint and samples written. */
+        FINISHED,
+        /** Stopped by a {@link Preemption} request after a checkpoint of the last finished step. */
+        PREEMPTED
+    }
+
     /** The caption table's seed: fixed, so that prompts at sampling time embed as they did in training. */
     public static final long CAPTION_TABLE_SEED = 0x6d6963726f646974L;
     /** Samples per prompt in the final grid unless the caller asks otherwise. */
@@ -63,6 +74,9 @@ public final class TrainingRun {
     private final String device;
     private final int finalSamples;
     private final boolean tf32;
+    private UnaryOperator<TrainingData> dataFilter = UnaryOperator.identity();
+    private Preemption preemption = Preemption.never();
+    private Path lastCheckpoint;
 
     /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
@@ -99,15 +113,29 @@ public final class TrainingRun {
 
     /**
      * Trains from the run folder's latest checkpoint when {@code resume}, else from scratch; as one rank of a
-     * data-parallel run when this process was started by mpirun.
+     * data-parallel run when this process was started by mpirun. A resume takes the newest checkpoint whose files
+     * match their checksums, warning of each damaged one passed over. Stops early, with a checkpoint, when
+     * {@code preemption} is requested.
      */
-    public void run(boolean resume) throws IOException {
+    public Outcome run(boolean resume, Preemption preemption) throws IOException {
+        this.preemption = preemption;
+        return run(resume);
+    }
+
+    /** Passes the training data through {@code filter} before training: tests poison samples with it. */
+    TrainingRun withDataFilter(UnaryOperator<TrainingData> filter) {
+        this.dataFilter = filter;
+        return this;
+    }
+
+    /** {@link #run(boolean, Preemption)} without preemption. */
+    public Outcome run(boolean resume) throws IOException {
         try (Communicator communicator = Communicator.fromEnvironment()) {
             try {
                 MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
                 TrainingData data = loadData(modelConfig);
                 try {
-                    run(resume, modelConfig, data, communicator);
+                    return run(resume, modelConfig, dataFilter.apply(data), communicator);
                 } finally {
                     if (data instanceof AutoCloseable closeable) {
                         try {
@@ -131,7 +159,7 @@ public final class TrainingRun {
         }
     }
 
-    private void run(boolean resume, MicroDiTConfig modelConfig, TrainingData data, Communicator communicator)
+    private Outcome run(boolean resume, MicroDiTConfig modelConfig, TrainingData data, Communicator communicator)
             throws IOException {
         // Ranks on one machine share its processors.
         int threads = config.threads() == 0
@@ -155,12 +183,11 @@ public final class TrainingRun {
             MicroDiT model = MicroDiT.create(modelConfig, config.seed(), backend);
             try (Trainer trainer = new Trainer(config, model, data, backend, communicator)) {
                 if (resume) {
-                    Path latest = Checkpoint.latest(directory);
-                    if (latest == null) {
-                        throw new IOException(directory + " has no checkpoint to resume from");
+                    Path from = restore(trainer, out);
+                    out.println("resumed from " + from + " at step " + trainer.step());
+                    if (writer) {
+                        trimMetrics(trainer.step());
                     }
-                    trainer.restore(latest);
-                    out.println("resumed from " + latest + " at step " + trainer.step());
                 }
                 RunAgreement.require(communicator, Map.of(
                         "training_config", config.toJson(),
@@ -185,19 +212,33 @@ public final class TrainingRun {
                                 + "%.0f GFLOP/s (%s)%n", modelConfig.name(), model.parameters().count(),
                         backend.name(), config.precision().label(), data.size(), config.batchSize(),
                         config.totalSteps(), peak, peakSource);
-                if (writer) {
-                    loop(trainer, backend, peak, data, communicator.size());
-                    finish(trainer, backend, data);
-                } else {
+                try {
+                    if (writer) {
+                        if (loop(trainer, backend, peak, data, communicator) == Outcome.PREEMPTED) {
+                            return Outcome.PREEMPTED;
+                        }
+                        return finish(trainer, backend, data);
+                    }
                     // The other ranks take part in rank 0's checkpoints: sharded moments are gathered from them.
                     while (!trainer.finished()) {
                         Trainer.StepResult r = trainer.trainStep();
-                        if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0
-                                && !trainer.finished()) {
+                        if (periodicCheckpoint(trainer, r)) {
                             trainer.checkpoint(directory);
+                        }
+                        if (stopAgreed(communicator)) {
+                            if (!periodicCheckpoint(trainer, r)) {
+                                trainer.checkpoint(directory);
+                            }
+                            return Outcome.PREEMPTED;
                         }
                     }
                     trainer.checkpoint(directory);
+                    return Outcome.FINISHED;
+                } catch (Trainer.NonFiniteStepsException e) {
+                    throw new IOException(e.getMessage() + ". The run stopped: "
+                            + (lastCheckpoint == null ? "it wrote no checkpoint since it started"
+                                    : "its last good checkpoint is " + lastCheckpoint)
+                            + " (check the data, or lower the learning rate, before resuming)", e);
                 }
             } finally {
                 model.parameters().close();
@@ -245,64 +286,69 @@ public final class TrainingRun {
         }
     }
 
-    /** Rank 0's loop: the steps, with metrics, progress, samples and checkpoints. */
-    private void loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data, int ranks)
-            throws IOException {
+    /**
+     * Rank 0's loop: the steps, with metrics, progress, samples and checkpoints. Metrics and sample grids are a
+     * record of the run, not its state: a failure to write them is a warning and the run goes on.
+     */
+    private Outcome loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data,
+                         Communicator communicator) throws IOException {
+        int ranks = communicator.size();
         ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
                 Duration.ofSeconds(10));
-        Path metricsFile = directory.resolve("metrics.jsonl");
+        MetricsLog metrics = new MetricsLog(directory.resolve("metrics.jsonl"), progress);
         long started = System.nanoTime();
-        try (BufferedWriter metrics = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8,
-                StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+        try (metrics) {
             while (!trainer.finished()) {
                 HostAllocator.Stats hostBefore = hostMemory(backend);
                 long faultsBefore = MinorPageFaults.count();
-                Trainer.StepResult r = trainer.trainStep();
-                long faults = MinorPageFaults.count() - faultsBefore;
-                HostAllocator.Stats host = hostMemory(backend);
-                double imagesPerSecond = config.batchSize() / r.seconds();
+                Trainer.StepResult r;
+                try {
+                    r = trainer.trainStep();
+                } catch (Trainer.NonFiniteStepsException e) {
+                    metrics.write(metricsLine(trainer, backend, e.result(), peakGflops, ranks, started, hostBefore,
+                            faultsBefore), true);
+                    throw e;
+                }
+                metrics.write(metricsLine(trainer, backend, r, peakGflops, ranks, started, hostBefore, faultsBefore),
+                        r.step() % Math.max(1, config.logEvery()) == 0);
+                if (r.skipped()) {
+                    progress.log("step " + r.step() + " skipped: loss " + r.loss() + ", gradient norm "
+                            + r.gradientNorm() + " (" + trainer.consecutiveBadSteps() + " in a row, max_bad_steps "
+                            + config.maxBadSteps() + ")");
+                }
                 double gflops = r.flops() / r.seconds() / 1e9;
-                Map<String, Object> line = new LinkedHashMap<>();
-                line.put("step", r.step());
-                line.put("stage", config.stages().get(r.stage()).name());
-                line.put("loss", r.loss());
-                line.put("lr", r.learningRate());
-                line.put("grad_norm", r.gradientNorm());
-                line.put("img_per_s", imagesPerSecond);
-                line.put("gflops", gflops);
-                line.put("mfu", Double.isNaN(peakGflops) ? null : gflops / peakGflops);
-                line.put("live_bytes", trainer.liveBytes());
-                line.put("host_reserved_bytes", host.reservedBytes());
-                line.put("host_live_bytes", host.liveBytes());
-                line.put("host_cache_hits", host.cacheHits() - hostBefore.cacheHits());
-                line.put("host_fresh_reservations", host.freshReservations() - hostBefore.freshReservations());
-                line.put("minor_faults", faultsBefore < 0 ? null : faults);
-                if (ranks > 1) {
-                    line.put("ranks", ranks);
-                    line.put("comm_fraction", r.communicationSeconds() / r.seconds());
-                }
-                line.put("elapsed_s", (System.nanoTime() - started) / 1e9);
-                metrics.write(Json.write(line));
-                metrics.newLine();
-                if (r.step() % Math.max(1, config.logEvery()) == 0) {
-                    metrics.flush();
-                }
                 progress.update(r.step(), r.loss(), Double.isNaN(peakGflops)
                         ? String.format("lr %.2e  %.1f GFLOP/s", r.learningRate(), gflops)
                         : String.format("lr %.2e  MFU %.1f%%", r.learningRate(), 100 * gflops / peakGflops));
                 if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()
-                        && drawable(trainer)) {
+                        && drawable(trainer) && !preemption.requested()) {
                     Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
-                    sampleGrid(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid);
-                    progress.log("samples: " + grid);
+                    if (sampleGridOrWarn(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid,
+                            progress::log)) {
+                        progress.log("samples: " + grid);
+                    }
                 }
-                if (config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0 && !trainer.finished()) {
+                boolean checkpointed = periodicCheckpoint(trainer, r);
+                if (checkpointed) {
                     metrics.flush();
-                    progress.log("checkpoint: " + trainer.checkpoint(directory));
+                    lastCheckpoint = trainer.checkpoint(directory);
+                    progress.log("checkpoint: " + lastCheckpoint);
+                }
+                if (stopAgreed(communicator)) {
+                    metrics.flush();
+                    long writing = System.nanoTime();
+                    if (!checkpointed) {
+                        lastCheckpoint = trainer.checkpoint(directory);
+                    }
+                    progress.log(String.format("stopped by %s after step %d; checkpoint: %s (written in %.2f s)",
+                            preemption.reason() == null ? "another rank's signal" : preemption.reason(), r.step(),
+                            lastCheckpoint, (System.nanoTime() - writing) / 1e9));
+                    return Outcome.PREEMPTED;
                 }
             }
         }
         progress.finish();
+        return Outcome.FINISHED;
     }
 
     /** Host memory of the step: the CPU backend's arena, and the shared one (batches, parameters, staging). */
@@ -311,19 +357,216 @@ public final class TrainingRun {
         return backend instanceof CpuBackend cpu ? shared.plus(cpu.memory().stats()) : shared;
     }
 
-    private void finish(Trainer trainer, Backend backend, TrainingData data) throws IOException {
+    /** The metrics.jsonl line of a step (a skipped one has no loss or gradient norm: they were not finite). */
+    private String metricsLine(Trainer trainer, Backend backend, Trainer.StepResult r, double peakGflops, int ranks,
+                               long started, HostAllocator.Stats hostBefore, long faultsBefore) {
+        long faults = MinorPageFaults.count() - faultsBefore;
+        HostAllocator.Stats host = hostMemory(backend);
+        double gflops = r.flops() / r.seconds() / 1e9;
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("step", r.step());
+        line.put("stage", config.stages().get(r.stage()).name());
+        line.put("loss", Double.isFinite(r.loss()) ? r.loss() : null);
+        line.put("lr", r.learningRate());
+        line.put("grad_norm", Double.isFinite(r.gradientNorm()) ? r.gradientNorm() : null);
+        if (r.skipped()) {
+            line.put("bad_step", true);
+        }
+        line.put("skipped_steps", trainer.skippedSteps());
+        line.put("img_per_s", config.batchSize() / r.seconds());
+        line.put("gflops", gflops);
+        line.put("mfu", Double.isNaN(peakGflops) ? null : gflops / peakGflops);
+        line.put("live_bytes", trainer.liveBytes());
+        line.put("host_reserved_bytes", host.reservedBytes());
+        line.put("host_live_bytes", host.liveBytes());
+        line.put("host_cache_hits", host.cacheHits() - hostBefore.cacheHits());
+        line.put("host_fresh_reservations", host.freshReservations() - hostBefore.freshReservations());
+        line.put("minor_faults", faultsBefore < 0 ? null : faults);
+        if (ranks > 1) {
+            line.put("ranks", ranks);
+            line.put("comm_fraction", r.communicationSeconds() / r.seconds());
+        }
+        line.put("elapsed_s", (System.nanoTime() - started) / 1e9);
+        return Json.write(line);
+    }
+
+    /**
+     * Whether step {@code r} ends with a periodic checkpoint: every {@code checkpoint_every} steps, but never right
+     * after a skipped step, so that the last checkpoint is always one of a good step.
+     */
+    private boolean periodicCheckpoint(Trainer trainer, Trainer.StepResult r) {
+        return config.checkpointEvery() > 0 && r.step() % config.checkpointEvery() == 0 && !trainer.finished()
+                && !r.skipped();
+    }
+
+    /**
+     * Whether the run stops now: this process was asked to, or (on several ranks, which must stop after the same
+     * step) any rank was: one small all-reduce per step, so signals delivered to the ranks at different moments
+     * still stop them together.
+     */
+    private boolean stopAgreed(Communicator communicator) {
+        if (communicator.size() == 1) {
+            return preemption.requested();
+        }
+        try (MemoryScope scope = new MemoryScope("stop-flag")) {
+            Tensor flag = Tensor.of(scope, new float[] {preemption.requested() ? 1 : 0}, 1);
+            communicator.allReduceSum(flag);
+            return flag.toFloatArray()[0] > 0;
+        }
+    }
+
+    /**
+     * Restores the newest loadable checkpoint, falling back past damaged ones with a warning; returns its folder.
+     */
+    private Path restore(Trainer trainer, PrintStream out) throws IOException {
+        List<String> reasons = new ArrayList<>();
+        for (Path candidate : Checkpoint.candidates(directory, w -> out.println("warning: " + w))) {
+            try {
+                trainer.restore(candidate);
+                lastCheckpoint = candidate;
+                return candidate;
+            } catch (IOException e) {
+                reasons.add(e.getMessage());
+                out.println("warning: checkpoint " + candidate + " cannot be loaded (" + e.getMessage()
+                        + "); falling back to the previous one");
+            }
+        }
+        throw new IOException(directory + (reasons.isEmpty() ? " has no checkpoint to resume from"
+                : " has no loadable checkpoint: " + String.join("; ", reasons)));
+    }
+
+    /**
+     * Drops the metrics lines of steps after {@code step} (written before the run stopped, redone now) and any line
+     * a kill cut short, so the resumed run's metrics read as one run's. The file is replaced atomically.
+     */
+    private void trimMetrics(long step) throws IOException {
+        Path file = directory.resolve("metrics.jsonl");
+        if (!Files.isRegularFile(file)) {
+            return;
+        }
+        StringBuilder kept = new StringBuilder();
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            try {
+                if (Json.parse(line) instanceof Map<?, ?> m && m.get("step") instanceof Long s && s <= step) {
+                    kept.append(line).append('\n');
+                }
+            } catch (JsonException e) {
+                // A line cut short by a kill: nothing of it is worth keeping.
+            }
+        }
+        Path temporary = directory.resolve(".metrics.jsonl.tmp");
+        Files.writeString(temporary, kept, StandardCharsets.UTF_8);
+        Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /**
+     * metrics.jsonl, appended to line by line. The first failure to write it is a warning (with the path and the
+     * system's reason) and the later lines are dropped: a full disk must not end a run that can still checkpoint.
+     */
+    private static final class MetricsLog implements AutoCloseable {
+        private final Path file;
+        private final ProgressBar progress;
+        private BufferedWriter writer;
+        private boolean failed;
+
+        MetricsLog(Path file, ProgressBar progress) {
+            this.file = file;
+            this.progress = progress;
+            try {
+                writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                        StandardOpenOption.APPEND);
+            } catch (IOException e) {
+                fail(e);
+            }
+        }
+
+        void write(String line, boolean flush) {
+            if (failed) {
+                return;
+            }
+            try {
+                writer.write(line);
+                writer.newLine();
+                if (flush) {
+                    writer.flush();
+                }
+            } catch (IOException e) {
+                fail(e);
+            }
+        }
+
+        void flush() {
+            if (!failed) {
+                try {
+                    writer.flush();
+                } catch (IOException e) {
+                    fail(e);
+                }
+            }
+        }
+
+        private void fail(IOException e) {
+            failed = true;
+            progress.log("warning: cannot write " + file + " (" + reason(e) + "): metrics are no longer recorded; "
+                    + "training goes on");
+        }
+
+        @Override
+        public void close() {
+            if (writer != null) {
+                try {
+                    writer.close();
+                } catch (IOException e) {
+                    if (!failed) {
+                        fail(e);
+                    }
+                }
+            }
+        }
+    }
+
+    private static String reason(IOException e) {
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getClass().getSimpleName() + ": "
+                + e.getMessage();
+    }
+
+    private Outcome finish(Trainer trainer, Backend backend, TrainingData data) throws IOException {
         Path checkpoint = trainer.checkpoint(directory);
+        lastCheckpoint = checkpoint;
         out.println("checkpoint: " + checkpoint);
-        writeLossCurve();
+        if (preemption.requested()) {
+            // The steps are done and saved; a resume redoes only the loss curve and the samples.
+            out.println("stopped by " + preemption.reason() + " before the final samples");
+            return Outcome.PREEMPTED;
+        }
+        try {
+            writeLossCurve();
+        } catch (IOException | RuntimeException e) {
+            out.println("warning: no loss curve: " + e.getMessage());
+        }
         if (!drawable(trainer)) {
             out.println("samples: none drawn: " + trainer.model().config().inChannels() + "-channel latents become "
                     + "images only through the VAE's decoder, which microdit does not have");
-            return;
+            return Outcome.FINISHED;
         }
         Path grid = directory.resolve("samples").resolve("final.png");
-        sampleGrid(trainer, backend, data, finalSamples, config.sampleSteps(), grid);
-        out.println("samples: " + grid + (data instanceof FashionMnistData
-                ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
+        if (sampleGridOrWarn(trainer, backend, data, finalSamples, config.sampleSteps(), grid, out::println)) {
+            out.println("samples: " + grid + (data instanceof FashionMnistData
+                    ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
+        }
+        return Outcome.FINISHED;
+    }
+
+    /** {@link #sampleGrid}, a failure to write the image being a warning: returns whether it was written. */
+    private boolean sampleGridOrWarn(Trainer trainer, Backend backend, TrainingData data, int perPrompt, int steps,
+                                     Path file, java.util.function.Consumer<String> warn) {
+        try {
+            sampleGrid(trainer, backend, data, perPrompt, steps, file);
+            return true;
+        } catch (IOException e) {
+            warn.accept("warning: cannot write " + file + " (" + reason(e) + "); training goes on");
+            return false;
+        }
     }
 
     /** Whether samples are images (1 or 3 channels) rather than latents of a VAE. */
@@ -411,6 +654,9 @@ public final class TrainingRun {
                 continue;
             }
             Map<?, ?> m = (Map<?, ?>) Json.parse(line);
+            if (!(m.get("loss") instanceof Number)) {
+                continue; // a skipped step: its loss was not finite
+            }
             steps[n] = ((Number) m.get("step")).doubleValue();
             losses[n] = ((Number) m.get("loss")).doubleValue();
             n++;
