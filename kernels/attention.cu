@@ -31,7 +31,8 @@
 // as it is (no scratch copy, 4 bytes per element less); a bf16 gradient is the f32 result rounded once at the store.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
-// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
+// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once; a bf16 dO
+// saves its f32 read and the scratch copy, each bf16 gradient 2 bytes per element).
 #include "common.cuh"
 #include "grad_operand.cuh"
 
