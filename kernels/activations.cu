@@ -12,9 +12,14 @@
 // backwards read the inputs, never the output, so nothing else changes. The _bf16in forms (forward and backward)
 // read x, or a and b, as bf16 (outputs of bf16 linear layers) through mdt::load_as_float: exactly the results for
 // the inputs' f32 upcast, 2 bytes per input element less.
+// The _bf16grad backwards (GELU's and the gate's) take dOut and the input gradients each as f32 or bf16
+// (mdt::GradIn/GradOut, a flag per operand): in a bf16 graph the gradient of a bf16 value is bf16, so the pointwise
+// backward reads and writes 2 bytes per gradient element instead of 4, with results bit for bit the f32 ones on the
+// upcast, converted.
 // Cost per element (FLOPs, bytes): GELU exact ~30, tanh ~10, SiLU 4, SwiGLU 5 (backwards a few more), 8-12 bytes
 // forward (6-10 with a bf16 output), 12-20 backward; softmax 5 FLOPs and 12 bytes, backward 4 FLOPs and 12 bytes.
 #include "common.cuh"
+#include "grad_operand.cuh"
 
 #include <math.h>
 
@@ -71,9 +76,9 @@ __global__ void pointwise_kernel(int kind, const In *x, Out *out, int64_t n) {
 }
 
 template <class In>
-__global__ void pointwise_backward_kernel(int kind, const float *d_out, const In *x, float *dx, int64_t n) {
+__global__ void pointwise_backward_kernel(int kind, mdt::GradIn d_out, const In *x, mdt::GradOut dx, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        dx[i] = slope_value(kind, mdt::load_as_float(x, i)) * d_out[i];
+        dx.store(i, slope_value(kind, mdt::load_as_float(x, i)) * d_out[i]);
     }
 }
 
@@ -86,12 +91,13 @@ __global__ void swiglu_kernel(const In *a, const In *b, Out *out, int64_t n) {
 }
 
 template <class In>
-__global__ void swiglu_backward_kernel(const float *d_out, const In *a, const In *b, float *da, float *db, int64_t n) {
+__global__ void swiglu_backward_kernel(mdt::GradIn d_out, const In *a, const In *b, mdt::GradOut da, mdt::GradOut db,
+                                       int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float g = d_out[i], va = mdt::load_as_float(a, i), vb = mdt::load_as_float(b, i);
         float e = capped_exp(-va);
-        db[i] = g * va / (1.0f + e);
-        da[i] = g * vb * silu_slope(va, e);
+        db.store(i, g * va / (1.0f + e));
+        da.store(i, g * vb * silu_slope(va, e));
     }
 }
 
@@ -157,24 +163,31 @@ int swiglu_forward(const char *op, mdt_stream_t stream, const In *a, const In *b
     return MDT_LAUNCH(swiglu, mdt::blocks_for(n, kThreads), kThreads, 0, stream, a, b, out, n);
 }
 
+// bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others).
 template <class In>
-int gelu_backward(const char *op, mdt_stream_t stream, const float *d_out, const In *x, float *dx, int64_t n,
-                  int tanh_approximation) {
+int gelu_backward(const char *op, mdt_stream_t stream, const void *d_out, const In *x, void *dx, int64_t n,
+                  int tanh_approximation, int bf16_grads) {
     if (int s = check_count(op, n)) return s;
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 2), "%s: bf16_grads %d names operands past dOut and dx", op, bf16_grads);
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && x && dx, "%s: NULL tensor pointer", op);
     return MDT_LAUNCH(pointwise_backward_kernel<In>, mdt::blocks_for(n, kThreads), kThreads, 0, stream,
-                      tanh_approximation ? kGeluTanh : kGeluExact, d_out, x, dx, n);
+                      tanh_approximation ? kGeluTanh : kGeluExact, mdt::grad_in(d_out, bf16_grads, 0), x,
+                      mdt::grad_out(dx, bf16_grads, 1), n);
 }
 
+// bf16_grads: bit 0 dOut, bit 1 da, bit 2 db.
 template <class In>
-int swiglu_backward(const char *op, mdt_stream_t stream, const float *d_out, const In *a, const In *b, float *da,
-                    float *db, int64_t n) {
+int swiglu_backward(const char *op, mdt_stream_t stream, const void *d_out, const In *a, const In *b, void *da,
+                    void *db, int64_t n, int bf16_grads) {
     if (int s = check_count(op, n)) return s;
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 3), "%s: bf16_grads %d names operands past dOut, da and db", op,
+                bf16_grads);
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && a && b && da && db, "%s: NULL tensor pointer", op);
-    return MDT_LAUNCH(swiglu_backward_kernel<In>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, d_out, a, b, da,
-                      db, n);
+    return MDT_LAUNCH(swiglu_backward_kernel<In>, mdt::blocks_for(n, kThreads), kThreads, 0, stream,
+                      mdt::grad_in(d_out, bf16_grads, 0), a, b, mdt::grad_out(da, bf16_grads, 1),
+                      mdt::grad_out(db, bf16_grads, 2), n);
 }
 
 }  // namespace
@@ -202,12 +215,24 @@ int mdt_activations_gelu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t 
 
 int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n,
                              int tanh_approximation) {
-    return gelu_backward("mdt_activations_gelu_bwd", stream, d_out, x, dx, n, tanh_approximation);
+    return gelu_backward("mdt_activations_gelu_bwd", stream, d_out, x, dx, n, tanh_approximation, 0);
 }
 
 int mdt_activations_gelu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, float *dx, int64_t n,
                                     int tanh_approximation) {
-    return gelu_backward("mdt_activations_gelu_bwd_bf16in", stream, d_out, x, dx, n, tanh_approximation);
+    return gelu_backward("mdt_activations_gelu_bwd_bf16in", stream, d_out, x, dx, n, tanh_approximation, 0);
+}
+
+int mdt_activations_gelu_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, void *dx, int64_t n,
+                                      int tanh_approximation, int bf16_grads) {
+    return gelu_backward("mdt_activations_gelu_bwd_bf16grad", stream, d_out, x, dx, n, tanh_approximation,
+                         bf16_grads);
+}
+
+int mdt_activations_gelu_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *x, void *dx,
+                                             int64_t n, int tanh_approximation, int bf16_grads) {
+    return gelu_backward("mdt_activations_gelu_bwd_bf16in_bf16grad", stream, d_out, x, dx, n, tanh_approximation,
+                         bf16_grads);
 }
 
 int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n) {
@@ -222,8 +247,8 @@ int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const floa
     if (int s = check_count("mdt_activations_silu_bwd", n)) return s;
     if (n == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && x && dx, "mdt_activations_silu_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(pointwise_backward_kernel<float>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, kSilu, d_out,
-                      x, dx, n);
+    return MDT_LAUNCH(pointwise_backward_kernel<float>, mdt::blocks_for(n, kThreads), kThreads, 0, stream, kSilu,
+                      mdt::GradIn{d_out, false}, x, mdt::GradOut{dx, false}, n);
 }
 
 int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n) {
@@ -247,12 +272,23 @@ int mdt_activations_swiglu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_
 
 int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, const float *a, const float *b, float *da,
                                float *db, int64_t n) {
-    return swiglu_backward("mdt_activations_swiglu_bwd", stream, d_out, a, b, da, db, n);
+    return swiglu_backward("mdt_activations_swiglu_bwd", stream, d_out, a, b, da, db, n, 0);
 }
 
 int mdt_activations_swiglu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *a, const uint16_t *b,
                                       float *da, float *db, int64_t n) {
-    return swiglu_backward("mdt_activations_swiglu_bwd_bf16in", stream, d_out, a, b, da, db, n);
+    return swiglu_backward("mdt_activations_swiglu_bwd_bf16in", stream, d_out, a, b, da, db, n, 0);
+}
+
+int mdt_activations_swiglu_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *a, const float *b,
+                                        void *da, void *db, int64_t n, int bf16_grads) {
+    return swiglu_backward("mdt_activations_swiglu_bwd_bf16grad", stream, d_out, a, b, da, db, n, bf16_grads);
+}
+
+int mdt_activations_swiglu_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *a,
+                                               const uint16_t *b, void *da, void *db, int64_t n, int bf16_grads) {
+    return swiglu_backward("mdt_activations_swiglu_bwd_bf16in_bf16grad", stream, d_out, a, b, da, db, n,
+                           bf16_grads);
 }
 
 int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width) {

@@ -29,11 +29,16 @@
 // A fragments, K/V tiles as the forward; A fragments staged like the forward's Q) recompute P = exp2(S·scale·
 // log2 e − lse·log2 e) and dS = P∘(dP − D), every product on tensor cores with the C → A register trick; each
 // gradient row is owned by one warp and summed in a fixed order (deterministic, no atomics); gradients are stored
-// in f32 pairs.
+// in pairs (f32: one 64-bit word; bf16: one 32-bit word).
+// The _bf16grad backwards take dO and dq, dk, dv each as f32 or bf16 (mdt::GradIn/GradOut): in a bf16 graph the
+// gradient of a bf16 value is bf16. A bf16 dO is what the prologue would have rounded it to, so the kernels read it
+// as it is (no scratch copy, 4 bytes per element less); a bf16 gradient is the f32 result rounded once at the store.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
-// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once).
+// 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once; a bf16 dO
+// saves its f32 read and the scratch copy, each bf16 gradient 2 bytes per element).
 #include "common.cuh"
+#include "grad_operand.cuh"
 
 #include <math.h>
 
@@ -449,6 +454,15 @@ __device__ __forceinline__ void store_pair(float *at, float first, float second)
         static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
 }
 
+/** Elements i and i + 1 (i even) of a gradient in one store: a 64-bit word of f32, or a 32-bit word of bf16. */
+__device__ __forceinline__ void store_grad_pair(const mdt::GradOut &gradient, int64_t i, float first, float second) {
+    if (gradient.bf16) {
+        *reinterpret_cast<uint32_t *>(static_cast<uint16_t *>(gradient.data) + i) = mdt::pack_bf16x2(first, second);
+    } else {
+        store_pair(static_cast<float *>(gradient.data) + i, first, second);
+    }
+}
+
 /** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
 __device__ __forceinline__ float element(const float *x, int64_t i) { return x[i]; }
 __device__ __forceinline__ float element(const uint16_t *x, int64_t i) {
@@ -575,10 +589,11 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
 
 /**
  * Backward prologue, one warp per (token, head) row: dO rounded to bf16 for the tensor cores (d_out_bf16 like
- * d_out), and D = Σ_d dO·O in f32 of the rounded dO (delta [N, H, Tq]).
+ * d_out; NULL for a bf16 dO, which the kernels read as it is: rounding it changes nothing), and D = Σ_d dO·O in
+ * f32 of the rounded dO (delta [N, H, Tq]).
  */
 template <class Out>
-__global__ void attention_row_dot_bf16_kernel(const float *d_out, const Out *out, float *delta,
+__global__ void attention_row_dot_bf16_kernel(mdt::GradIn d_out, const Out *out, float *delta,
                                               uint16_t *d_out_bf16, Shape s, int64_t head_dim) {
     int lane = threadIdx.x % 32;
     int64_t rows = s.samples * s.queries * s.heads, warps = (int64_t)gridDim.x * (blockDim.x / 32);
@@ -589,7 +604,7 @@ __global__ void attention_row_dot_bf16_kernel(const float *d_out, const Out *out
         float dot = 0.0f;
         for (int64_t d = lane; d < head_dim; d += 32) {
             uint16_t g = static_cast<uint16_t>(mdt::pack_bf16x2(d_out[base + d], 0.0f));  // low half: dO in bf16
-            d_out_bf16[base + d] = g;
+            if (d_out_bf16) d_out_bf16[base + d] = g;
             // D from the rounded dO, as dP = dO·Vᵀ uses it: Σ_j P_j·dP_j = D then holds up to rounding of P.
             dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), element(out, base + d), dot);
         }
@@ -615,8 +630,8 @@ __host__ __device__ constexpr size_t backward_stage_bytes() {
 template <int Dh>
 __global__ void __launch_bounds__(kThreads, 1)
 attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                    const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dk,
-                                    float *dv, Shape s, float scale) {
+                                    const uint16_t *d_out_bf16, const float *lse, const float *delta,
+                                    mdt::GradOut dk, mdt::GradOut dv, Shape s, float scale) {
     constexpr int kStride = Dh + kPad, kTile = kQueryTile * kStride;
     constexpr size_t kStageBytes = backward_stage_bytes<Dh>();
     MDT_DYNAMIC_SHARED(unsigned char, shared);  // stage i at i·kStageBytes: Q tile, dO tile, lse₂ row, D row
@@ -691,8 +706,8 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
             int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {  // paired stores: a quad of lanes writes whole 32-byte sectors
-                store_pair(dk + base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
-                store_pair(dv + base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
+                store_grad_pair(dk, base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
+                store_grad_pair(dv, base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
             }
         }
     }
@@ -706,8 +721,8 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
 template <int Dh>
 __global__ void __launch_bounds__(kThreads)
 attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                      const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq,
-                                      Shape s, float scale) {
+                                      const uint16_t *d_out_bf16, const float *lse, const float *delta,
+                                      mdt::GradOut dq, Shape s, float scale) {
     constexpr int kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
@@ -775,10 +790,10 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     for (int i = 0; i < 2; i++) {
         int64_t query = row + 8 * i;
         if (query < s.queries) {
-            float *target = dq + (n * s.queries + query) * width + h * Dh + 2 * t;
+            int64_t base = (n * s.queries + query) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                store_pair(target + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
+                store_grad_pair(dq, base + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
             }
         }
     }
@@ -786,8 +801,8 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
 
 template <int Dh>
 int backward(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-             const uint16_t *d_out_bf16, const float *lse, const float *delta, float *dq, float *dk, float *dv,
-             const Shape &shape, float scale) {
+             const uint16_t *d_out_bf16, const float *lse, const float *delta, mdt::GradOut dq, mdt::GradOut dk,
+             mdt::GradOut dv, const Shape &shape, float scale) {
     unsigned nh = static_cast<unsigned>(shape.samples * shape.heads);
     int status = MDT_LAUNCH(attention_key_gradients_bf16_kernel<Dh>,
                             dim3(static_cast<unsigned>((shape.keys + kKeyTile - 1) / kKeyTile), nh), kThreads,
@@ -852,40 +867,50 @@ int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const u
     }
 }
 
+// bf16_grads: bit 0 dO, 1 dq, 2 dk, 3 dv (the _bf16grad entries; 0 for the others).
 template <class Out>
-int backward_bf16(const char *op, mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
-                  const uint16_t *v, const Out *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq,
-                  float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
-                  int64_t head_dim) {
+int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k,
+                  const uint16_t *v, const Out *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq,
+                  void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
+                  int bf16_grads) {
     if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
     MDT_REQUIRE(head_dim == 32 || head_dim == 64,
                 "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
     MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
                     (keys + tc::kKeyTile - 1) / tc::kKeyTile <= 2147483647LL,
                 "%s: %lld queries or %lld keys exceed the grid's x limit", op, (long long)queries, (long long)keys);
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 4), "%s: bf16_grads %d names operands past dO, dq, dk and dv", op,
+                bf16_grads);
     if (samples == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_bf16 && dq && dk && dv,
+    // A bf16 dO is the tensor cores' operand itself: no scratch is written, d_out_bf16 may be NULL.
+    mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
+    if (g.bf16) d_out_bf16 = nullptr;
+    const uint16_t *d_out_operand = g.bf16 ? static_cast<const uint16_t *>(d_out) : d_out_bf16;
+    MDT_REQUIRE(d_out && q && k && v && out && lse && delta && d_out_operand && dq && dk && dv,
                 "%s: NULL tensor pointer", op);
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_bf16) % 16 == 0,
-                "%s: q, k, v and d_out_bf16 must be 16-byte aligned", op);
+                    reinterpret_cast<uintptr_t>(v) % 16 == 0 && reinterpret_cast<uintptr_t>(d_out_operand) % 16 == 0,
+                "%s: q, k, v and d_out_bf16 (a bf16 d_out itself) must be 16-byte aligned", op);
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(dq) % 8 == 0 && reinterpret_cast<uintptr_t>(dk) % 8 == 0 &&
                     reinterpret_cast<uintptr_t>(dv) % 8 == 0,
                 "%s: dq, dk and dv must be 8-byte aligned (gradients are stored in pairs)", op);
     double scale = 1.0 / sqrt(static_cast<double>(head_dim));
     tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
     if (queries == 0) {
-        size_t bytes = static_cast<size_t>(samples * keys * heads * head_dim) * sizeof(float);
-        if (int s = mdt_memset(dk, 0, bytes, stream)) return s;
-        return mdt_memset(dv, 0, bytes, stream);
+        size_t elements = static_cast<size_t>(samples * keys * heads * head_dim);
+        if (int s = mdt_memset(dk, 0, elements * mdt::grad_bytes(bf16_grads, 2), stream)) return s;
+        return mdt_memset(dv, 0, elements * mdt::grad_bytes(bf16_grads, 3), stream);
     }
     int status = MDT_LAUNCH(tc::attention_row_dot_bf16_kernel<Out>, mdt::blocks_for(samples * queries * heads, kThreads / 32),
-                            kThreads, 0, stream, d_out, out, delta, d_out_bf16, shape, head_dim);
+                            kThreads, 0, stream, g, out, delta, d_out_bf16, shape, head_dim);
     if (status != MDT_SUCCESS) return status;
+    mdt::GradOut gq = mdt::grad_out(dq, bf16_grads, 1), gk = mdt::grad_out(dk, bf16_grads, 2),
+                 gv = mdt::grad_out(dv, bf16_grads, 3);
     if (head_dim == 32) {
-        return tc::backward<32>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+        return tc::backward<32>(stream, q, k, v, d_out_operand, lse, delta, gq, gk, gv, shape,
+                                static_cast<float>(scale));
     }
-    return tc::backward<64>(stream, q, k, v, d_out_bf16, lse, delta, dq, dk, dv, shape, static_cast<float>(scale));
+    return tc::backward<64>(stream, q, k, v, d_out_operand, lse, delta, gq, gk, gv, shape, static_cast<float>(scale));
 }
 
 }  // namespace
@@ -948,7 +973,7 @@ int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, const uint16
                            float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys,
                            int64_t heads, int64_t head_dim) {
     return backward_bf16("mdt_attention_bwd_bf16", stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk, dv,
-                         samples, queries, keys, heads, head_dim);
+                         samples, queries, keys, heads, head_dim, 0);
 }
 
 int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k,
@@ -956,7 +981,24 @@ int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const ui
                                uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples,
                                int64_t queries, int64_t keys, int64_t heads, int64_t head_dim) {
     return backward_bf16("mdt_attention_bwd_bf16_out", stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk,
-                         dv, samples, queries, keys, heads, head_dim);
+                         dv, samples, queries, keys, heads, head_dim, 0);
+}
+
+int mdt_attention_bwd_bf16_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k,
+                                    const uint16_t *v, const float *out, const float *lse, float *delta,
+                                    uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples,
+                                    int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads) {
+    return backward_bf16("mdt_attention_bwd_bf16_bf16grad", stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq,
+                         dk, dv, samples, queries, keys, heads, head_dim, bf16_grads);
+}
+
+int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k,
+                                        const uint16_t *v, const uint16_t *out, const float *lse, float *delta,
+                                        uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples,
+                                        int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
+                                        int bf16_grads) {
+    return backward_bf16("mdt_attention_bwd_bf16_out_bf16grad", stream, d_out, q, k, v, out, lse, delta, d_out_bf16,
+                         dq, dk, dv, samples, queries, keys, heads, head_dim, bf16_grads);
 }
 
 }  // extern "C"

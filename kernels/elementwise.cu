@@ -7,8 +7,10 @@
 // bytes (+ the small per-sample rows); modulate backward 5E FLOPs, 12E bytes; gated residual 2E FLOPs, 12E bytes
 // and backward 3E FLOPs, 12E bytes; conversions 6E bytes.
 // The _bf16in forms read one operand as bf16 (add's b, the gated residual's f: outputs of bf16 linear layers)
-// through mdt::load_as_float, exactly the results for its f32 upcast, 2 bytes per element less.
+// through mdt::load_as_float, exactly the results for its f32 upcast, 2 bytes per element less. The _bf16grad
+// gated residual backward writes dF as f32 or bf16 (mdt::GradOut): the gradient of a bf16 f is bf16 in a bf16 graph.
 #include "common.cuh"
+#include "grad_operand.cuh"
 
 namespace {
 
@@ -81,7 +83,7 @@ __global__ void gated_residual_kernel(const float *x, const float *gate, const F
 
 template <class F>
 __global__ void gated_residual_backward_kernel(const float *d_out, const float *gate, const F *f, float *d_gate,
-                                               float *d_f, int64_t samples, int64_t tokens, int64_t width) {
+                                               mdt::GradOut d_f, int64_t samples, int64_t tokens, int64_t width) {
     int64_t count = samples * width;
     for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
         int64_t sample = p / width, column = p % width;
@@ -89,7 +91,7 @@ __global__ void gated_residual_backward_kernel(const float *d_out, const float *
         for (int64_t t = 0; t < tokens; t++) {
             int64_t i = (sample * tokens + t) * width + column;
             float g = d_out[i];
-            d_f[i] = g * g_value;
+            d_f.store(i, g * g_value);
             sum = fmaf(g, mdt::load_as_float(f, i), sum);
         }
         d_gate[p] = sum;
@@ -156,12 +158,14 @@ int gated_residual_forward(const char *op, mdt_stream_t stream, const float *x, 
 
 template <class F>
 int gated_residual_backward(const char *op, mdt_stream_t stream, const float *d_out, const float *gate, const F *f,
-                            float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width) {
+                            float *d_gate, void *d_f, int64_t samples, int64_t tokens, int64_t width,
+                            int bf16_grads) {
     if (int s = check_tokens(op, samples, tokens, width)) return s;
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 1), "%s: bf16_grads %d names operands past dF", op, bf16_grads);
     if (samples * width == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && gate && f && d_gate && d_f, "%s: NULL tensor pointer", op);
     return MDT_LAUNCH(gated_residual_backward_kernel<F>, mdt::blocks_for(samples * width, kThreads), kThreads, 0,
-                      stream, d_out, gate, f, d_gate, d_f, samples, tokens, width);
+                      stream, d_out, gate, f, d_gate, mdt::grad_out(d_f, bf16_grads, 0), samples, tokens, width);
 }
 
 }  // namespace
@@ -238,14 +242,28 @@ int mdt_elementwise_gated_residual_fwd_bf16in(mdt_stream_t stream, const float *
 int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float *d_out, const float *gate, const float *f,
                                        float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width) {
     return gated_residual_backward("mdt_elementwise_gated_residual_bwd", stream, d_out, gate, f, d_gate, d_f, samples,
-                                   tokens, width);
+                                   tokens, width, 0);
 }
 
 int mdt_elementwise_gated_residual_bwd_bf16in(mdt_stream_t stream, const float *d_out, const float *gate,
                                               const uint16_t *f, float *d_gate, float *d_f, int64_t samples,
                                               int64_t tokens, int64_t width) {
     return gated_residual_backward("mdt_elementwise_gated_residual_bwd_bf16in", stream, d_out, gate, f, d_gate, d_f,
-                                   samples, tokens, width);
+                                   samples, tokens, width, 0);
+}
+
+int mdt_elementwise_gated_residual_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *gate,
+                                                const float *f, float *d_gate, void *d_f, int64_t samples,
+                                                int64_t tokens, int64_t width, int bf16_grads) {
+    return gated_residual_backward("mdt_elementwise_gated_residual_bwd_bf16grad", stream, d_out, gate, f, d_gate, d_f,
+                                   samples, tokens, width, bf16_grads);
+}
+
+int mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const float *gate,
+                                                       const uint16_t *f, float *d_gate, void *d_f, int64_t samples,
+                                                       int64_t tokens, int64_t width, int bf16_grads) {
+    return gated_residual_backward("mdt_elementwise_gated_residual_bwd_bf16in_bf16grad", stream, d_out, gate, f,
+                                   d_gate, d_f, samples, tokens, width, bf16_grads);
 }
 
 int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows,

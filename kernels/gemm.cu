@@ -664,11 +664,26 @@ int plan_tensor_core(const char *op, const SplitGeometry &geometry, const Elemen
     return MDT_SUCCESS;
 }
 
+// In: float, or uint16_t for a bf16 x (a bf16 graph's dy, the bias gradient's rows), widened exactly.
+template <class In>
 struct SumRowsTerm {
-    const float *x;
+    const In *x;
     int64_t columns;
-    __device__ float operator()(float sum, int64_t row, int64_t column) const { return sum + x[row * columns + column]; }
+    __device__ float operator()(float sum, int64_t row, int64_t column) const {
+        return sum + mdt::load_as_float(x, row * columns + column);
+    }
 };
+
+/** Both row-sum entries (f32 or bf16 x). */
+template <class In>
+int sum_rows(const char *op, mdt_stream_t stream, const In *x, float *out, int64_t rows, int64_t columns,
+             int accumulate, float *workspace, int64_t workspace_capacity) {
+    MDT_REQUIRE(rows >= 0 && columns > 0, "%s: need rows >= 0 and columns > 0, got %lld and %lld", op,
+                (long long)rows, (long long)columns);
+    MDT_REQUIRE(out && (x || rows == 0), "%s: NULL tensor pointer", op);
+    return mdt::column_sum::run(op, stream, SumRowsTerm<In>{x, columns}, rows, columns, out, accumulate, workspace,
+                                workspace_capacity);
+}
 
 /** Both bf16 GEMM entries: f32 or bf16 outputs from one kernel template (split-K partials stay f32). */
 template <class Out>
@@ -795,11 +810,13 @@ int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, int64_t 
 
 int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate,
                       float *workspace, int64_t workspace_capacity) {
-    MDT_REQUIRE(rows >= 0 && columns > 0, "mdt_gemm_sum_rows: need rows >= 0 and columns > 0, got %lld and %lld",
-                (long long)rows, (long long)columns);
-    MDT_REQUIRE(out && (x || rows == 0), "mdt_gemm_sum_rows: NULL tensor pointer");
-    return mdt::column_sum::run("mdt_gemm_sum_rows", stream, SumRowsTerm{x, columns}, rows, columns, out, accumulate,
-                                workspace, workspace_capacity);
+    return sum_rows("mdt_gemm_sum_rows", stream, x, out, rows, columns, accumulate, workspace, workspace_capacity);
+}
+
+int mdt_gemm_sum_rows_bf16in(mdt_stream_t stream, const uint16_t *x, float *out, int64_t rows, int64_t columns,
+                             int accumulate, float *workspace, int64_t workspace_capacity) {
+    return sum_rows("mdt_gemm_sum_rows_bf16in", stream, x, out, rows, columns, accumulate, workspace,
+                    workspace_capacity);
 }
 
 int mdt_gemm_sum_rows_workspace_floats(int64_t rows, int64_t columns, int64_t *floats) {

@@ -21,10 +21,14 @@
 // (combine) or E·N·k·D (dispatch backward).
 // Combine backward: one block per routed row writes dH = gate·dOut[token] and dGates = dOut[token]·h (a fixed
 // order block reduction): 3·E·N·k·D FLOPs, 12·E·N·k·D bytes.
+// The _bf16grad backwards take the gradient of a bf16 value as bf16 (a bf16 graph): the dispatch backward reads a
+// bf16 dOut (the routed rows' gradient) widened exactly, the combine backward writes dH rounded once to nearest even
+// (mdt::GradOut); dx, dOut of the combine and dGates stay f32. 2 bytes per element less each.
 // Index checks (no host round trip): every kernel that reads an index skips one outside [0, T) and reports it into
 // the caller's error record (microdit.h); combine and the dispatch backward read no index: the map's builder checks
 // them, under the code of the op the map is built for.
 #include "common.cuh"
+#include "grad_operand.cuh"
 
 namespace {
 
@@ -227,7 +231,7 @@ __global__ void token_rows_kernel(const Routed *routed, const float *gates, cons
 
 template <class H>
 __global__ void combine_backward_kernel(const float *d_out, const H *h, const float *gates,
-                                        const int32_t *indices, float *d_h, float *d_gates, int64_t samples,
+                                        const int32_t *indices, mdt::GradOut d_h, float *d_gates, int64_t samples,
                                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x, e = row / (samples * k), within = row % (samples * k);
@@ -240,7 +244,7 @@ __global__ void combine_backward_kernel(const float *d_out, const H *h, const fl
     const float *g = d_out + (n * tokens + token) * dim;
     float gate = gates[slot], dot = 0.0f;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
-        d_h[row * dim + c] = gate * g[c];
+        d_h.store(row * dim + c, gate * g[c]);
         dot = fmaf(g[c], element(h, row * dim + c), dot);
     }
     dot = mdt::block_sum(dot, scratch);
@@ -286,16 +290,36 @@ int combine(const char *op, mdt_stream_t stream, const H *h, const float *gates,
                       slots, out, samples, tokens, experts, k, dim, 1);
 }
 
-/** Both combine backward entries (f32 or bf16 expert outputs h). */
+/** Every combine backward entry (f32 or bf16 expert outputs h); bf16_grads: bit 0 dH. */
 template <class H>
 int combine_backward(const char *op, mdt_stream_t stream, const float *d_out, const H *h, const float *gates,
-                     const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
-                     int64_t experts, int64_t k, int64_t dim, int32_t *error) {
+                     const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens,
+                     int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error) {
     if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 1), "%s: bf16_grads %d names operands past dH", op, bf16_grads);
     if (experts * samples * k == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && h && gates && indices && d_h && d_gates, "%s: NULL tensor pointer", op);
     return MDT_LAUNCH(combine_backward_kernel<H>, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream,
-                      d_out, h, gates, indices, d_h, d_gates, samples, tokens, experts, k, dim, error);
+                      d_out, h, gates, indices, mdt::grad_out(d_h, bf16_grads, 0), d_gates, samples, tokens, experts,
+                      k, dim, error);
+}
+
+/** Both dispatch backward entries; bf16_grads: bit 0 dOut, read by the bf16 instance of the token-rows kernel. */
+int dispatch_backward(const char *op, mdt_stream_t stream, const void *d_out, const int32_t *offsets,
+                      const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
+                      int64_t dim, int bf16_grads) {
+    if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 1), "%s: bf16_grads %d names operands past dOut", op, bf16_grads);
+    if (samples * tokens * dim == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(dx && offsets && (experts * k == 0 || (d_out && slots)), "%s: NULL tensor pointer", op);
+    if (mdt::bf16_grad(bf16_grads, 0)) {
+        return MDT_LAUNCH(token_rows_kernel<uint16_t>, item_blocks(samples * tokens), kThreads, 0, stream,
+                          static_cast<const uint16_t *>(d_out), nullptr, offsets, slots, dx, samples, tokens, experts,
+                          k, dim, 0);
+    }
+    return MDT_LAUNCH(token_rows_kernel<float>, item_blocks(samples * tokens), kThreads, 0, stream,
+                      static_cast<const float *>(d_out), nullptr, offsets, slots, dx, samples, tokens, experts, k, dim,
+                      0);
 }
 
 }  // namespace
@@ -352,11 +376,15 @@ int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *of
 
 int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots,
                          float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
-    if (int s = check_routing("mdt_moe_dispatch_bwd", samples, tokens, experts, k, dim)) return s;
-    if (samples * tokens * dim == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(dx && offsets && (experts * k == 0 || (d_out && slots)), "mdt_moe_dispatch_bwd: NULL tensor pointer");
-    return MDT_LAUNCH(token_rows_kernel<float>, item_blocks(samples * tokens), kThreads, 0, stream, d_out, nullptr, offsets,
-                      slots, dx, samples, tokens, experts, k, dim, 0);
+    return dispatch_backward("mdt_moe_dispatch_bwd", stream, d_out, offsets, slots, dx, samples, tokens, experts, k,
+                             dim, 0);
+}
+
+int mdt_moe_dispatch_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const int32_t *offsets,
+                                  const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts,
+                                  int64_t k, int64_t dim, int bf16_grads) {
+    return dispatch_backward("mdt_moe_dispatch_bwd_bf16grad", stream, d_out, offsets, slots, dx, samples, tokens,
+                             experts, k, dim, bf16_grads);
 }
 
 int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets,
@@ -376,14 +404,29 @@ int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h,
                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
                         int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     return combine_backward("mdt_moe_combine_bwd", stream, d_out, h, gates, indices, d_h, d_gates, samples, tokens,
-                            experts, k, dim, error);
+                            experts, k, dim, 0, error);
 }
 
 int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates,
                                const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
                                int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     return combine_backward("mdt_moe_combine_bwd_bf16in", stream, d_out, h, gates, indices, d_h, d_gates, samples,
-                            tokens, experts, k, dim, error);
+                            tokens, experts, k, dim, 0, error);
+}
+
+int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,
+                                 const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens,
+                                 int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error) {
+    return combine_backward("mdt_moe_combine_bwd_bf16grad", stream, d_out, h, gates, indices, d_h, d_gates, samples,
+                            tokens, experts, k, dim, bf16_grads, error);
+}
+
+int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const uint16_t *h,
+                                        const float *gates, const int32_t *indices, void *d_h, float *d_gates,
+                                        int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
+                                        int bf16_grads, int32_t *error) {
+    return combine_backward("mdt_moe_combine_bwd_bf16in_bf16grad", stream, d_out, h, gates, indices, d_h, d_gates,
+                            samples, tokens, experts, k, dim, bf16_grads, error);
 }
 
 }  // extern "C"

@@ -9,6 +9,8 @@
 // layer, attention after QK-norm), so no f32 copy is written, kept and converted; the backwards read x, mean and
 // rstd, never the output. The _bf16in forwards and backward read a bf16 x (q and k of QK-norm, written bf16 by their
 // linear layer) through mdt::load_as_float: exactly the results for x's f32 upcast, 2 bytes per element less.
+// The _bf16grad backwards take dOut (and LayerNorm's dx) as f32 or bf16 (mdt::GradIn/GradOut): in a bf16 graph the
+// gradient of a bf16 value is bf16; dWeight, dShift and dScale stay f32 (they accumulate over rows).
 // Backward: one block per row computes dy = dOut·w and x̂ = (x - mean)·rstd, reduces Σdy and Σdy·x̂, and writes
 // dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is the two-pass column sum of
 // column_sum.cuh (row chunks × column tiles writing partials to the caller's workspace, then a fixed-order
@@ -24,6 +26,7 @@
 // 24E, +8E with dWeight), plus O(N·D) for the per-sample rows.
 #include "column_sum.cuh"
 #include "common.cuh"
+#include "grad_operand.cuh"
 
 namespace {
 
@@ -70,18 +73,19 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
 
 // scale NULL: plain LayerNorm; else the LayerNorm's output gradient is dOut·(1 + scale) of the row's sample.
 template <class In>
-__global__ void layer_norm_backward_kernel(const float *d_out, const In *x, const float *weight, const float *scale,
-                                           const float *mean, const float *rstd, float *dx, int64_t tokens,
+__global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const float *weight, const float *scale,
+                                           const float *mean, const float *rstd, mdt::GradOut dx, int64_t tokens,
                                            int64_t width) {
     MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x;
-    const float *g = d_out + row * width;
+    int64_t base = row * width;
     const In *xr = x + row * width;
     const float *scale_row = scale ? scale + row / tokens * width : nullptr;
     float m = mean[row], r = rstd[row];
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-        float gc = scale_row ? fmaf(g[c], scale_row[c], g[c]) : g[c];
+        float gv = d_out[base + c];
+        float gc = scale_row ? fmaf(gv, scale_row[c], gv) : gv;
         float dy = weight ? gc * weight[c] : gc;
         float xhat = (mdt::load_as_float(xr, c) - m) * r;
         sum_dy += dy;
@@ -90,17 +94,18 @@ __global__ void layer_norm_backward_kernel(const float *d_out, const In *x, cons
     float mean_dy = mdt::block_sum(sum_dy, scratch) / static_cast<float>(width);
     float mean_dy_xhat = mdt::block_sum(sum_dy_xhat, scratch) / static_cast<float>(width);
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-        float gc = scale_row ? fmaf(g[c], scale_row[c], g[c]) : g[c];
+        float gv = d_out[base + c];
+        float gc = scale_row ? fmaf(gv, scale_row[c], gv) : gv;
         float dy = weight ? gc * weight[c] : gc;
         float xhat = (mdt::load_as_float(xr, c) - m) * r;
-        dx[row * width + c] = fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r;
+        dx.store(base + c, fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r);
     }
 }
 
 // Σ_rows dOut·x̂ (x̂ recomputed from the saved mean and rstd).
 template <class In>
 struct WeightGradientTerm {
-    const float *d_out;
+    mdt::GradIn d_out;
     const In *x;
     const float *mean, *rstd;
     int64_t width;
@@ -111,7 +116,7 @@ struct WeightGradientTerm {
 };
 
 // dShift[n, c] = Σ_t dOut and dScale[n, c] = Σ_t dOut·x̂ (before the weight), tokens in order.
-__global__ void modulate_sums_kernel(const float *d_out, const float *x, const float *mean, const float *rstd,
+__global__ void modulate_sums_kernel(mdt::GradIn d_out, const float *x, const float *mean, const float *rstd,
                                      float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width) {
     int64_t count = samples * width;
     for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
@@ -173,12 +178,14 @@ int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float
                       mean, rstd, tokens, width);
 }
 
+// bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others).
 template <class In>
-int layer_norm_backward(const char *op, mdt_stream_t stream, const float *d_out, const In *x, const float *weight,
-                        const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width,
-                        float *workspace, int64_t workspace_capacity) {
+int layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, const In *x, const float *weight,
+                        const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width,
+                        float *workspace, int64_t workspace_capacity, int bf16_grads) {
     MDT_REQUIRE(rows >= 0 && width > 0, "%s: need rows >= 0 and width > 0, got %lld and %lld", op, (long long)rows,
                 (long long)width);
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 2), "%s: bf16_grads %d names operands past dOut and dx", op, bf16_grads);
     MDT_REQUIRE(weight || !d_weight, "%s: d_weight given for a LayerNorm without weight", op);
     MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
     if (rows == 0) return MDT_SUCCESS;
@@ -186,10 +193,43 @@ int layer_norm_backward(const char *op, mdt_stream_t stream, const float *d_out,
     if (d_weight) {
         if (int s = mdt::column_sum::require_workspace(op, rows, width, workspace, workspace_capacity)) return s;
     }
-    int status = MDT_LAUNCH(layer_norm_backward_kernel<In>, static_cast<unsigned>(rows), kThreads, 0, stream, d_out, x,
-                            weight, nullptr, mean, rstd, dx, int64_t{1}, width);
+    mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
+    int status = MDT_LAUNCH(layer_norm_backward_kernel<In>, static_cast<unsigned>(rows), kThreads, 0, stream, g, x,
+                            weight, nullptr, mean, rstd, mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width);
     if (status != MDT_SUCCESS || !d_weight) return status;
-    return mdt::column_sum::run(op, stream, WeightGradientTerm<In>{d_out, x, mean, rstd, width}, rows, width, d_weight,
+    return mdt::column_sum::run(op, stream, WeightGradientTerm<In>{g, x, mean, rstd, width}, rows, width, d_weight, 1,
+                                workspace, workspace_capacity);
+}
+
+// bf16_grads: bit 0 dOut (the _bf16grad entry; 0 for the plain one).
+int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void *d_out, const float *x,
+                                 const float *weight, const float *scale, const float *mean, const float *rstd,
+                                 float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples,
+                                 int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity,
+                                 int bf16_grads) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
+                (long long)tokens, (long long)width);
+    MDT_REQUIRE(weight || !d_weight, "%s: d_weight given for a LayerNorm without weight", op);
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 1), "%s: bf16_grads %d names operands past dOut", op, bf16_grads);
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && x && scale && mean && rstd && dx && d_shift && d_scale, "%s: NULL tensor pointer", op);
+    if (d_weight) {
+        if (int s = mdt::column_sum::require_workspace(op, samples, width, workspace, workspace_capacity)) return s;
+    }
+    mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
+    if (rows > 0) {
+        int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
+                                g, x, weight, scale, mean, rstd, mdt::GradOut{dx, false}, tokens, width);
+        if (status != MDT_SUCCESS) return status;
+    }
+    int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
+                            x, mean, rstd, d_shift, d_scale, samples, tokens, width);
+    if (status != MDT_SUCCESS || !weight) return status;
+    // d_weight NULL (a frozen weight): the pass still scales d_scale, its sums discarded.
+    return mdt::column_sum::run(op, stream, ModulateWeightTerm{weight, scale, d_scale, width}, samples, width, d_weight,
                                 1, workspace, workspace_capacity);
 }
 
@@ -223,14 +263,29 @@ int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float
                             const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows,
                             int64_t width, float *workspace, int64_t workspace_capacity) {
     return layer_norm_backward("mdt_norm_layer_norm_bwd", stream, d_out, x, weight, mean, rstd, dx, d_weight, rows,
-                               width, workspace, workspace_capacity);
+                               width, workspace, workspace_capacity, 0);
 }
 
 int mdt_norm_layer_norm_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, const float *weight,
                                    const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows,
                                    int64_t width, float *workspace, int64_t workspace_capacity) {
     return layer_norm_backward("mdt_norm_layer_norm_bwd_bf16in", stream, d_out, x, weight, mean, rstd, dx, d_weight,
-                               rows, width, workspace, workspace_capacity);
+                               rows, width, workspace, workspace_capacity, 0);
+}
+
+int mdt_norm_layer_norm_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight,
+                                     const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows,
+                                     int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads) {
+    return layer_norm_backward("mdt_norm_layer_norm_bwd_bf16grad", stream, d_out, x, weight, mean, rstd, dx, d_weight,
+                               rows, width, workspace, workspace_capacity, bf16_grads);
+}
+
+int mdt_norm_layer_norm_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *x,
+                                            const float *weight, const float *mean, const float *rstd, void *dx,
+                                            float *d_weight, int64_t rows, int64_t width, float *workspace,
+                                            int64_t workspace_capacity, int bf16_grads) {
+    return layer_norm_backward("mdt_norm_layer_norm_bwd_bf16in_bf16grad", stream, d_out, x, weight, mean, rstd, dx,
+                               d_weight, rows, width, workspace, workspace_capacity, bf16_grads);
 }
 
 int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,
@@ -252,33 +307,19 @@ int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, co
                                      const float *scale, const float *mean, const float *rstd, float *dx,
                                      float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
                                      int64_t width, float *workspace, int64_t workspace_capacity) {
-    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
-                "mdt_norm_layer_norm_modulate_bwd: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld",
-                (long long)samples, (long long)tokens, (long long)width);
-    MDT_REQUIRE(weight || !d_weight, "mdt_norm_layer_norm_modulate_bwd: d_weight given for a LayerNorm without weight");
-    int64_t rows = samples * tokens;
-    MDT_REQUIRE(rows <= 2147483647, "mdt_norm_layer_norm_modulate_bwd: %lld rows exceed the grid", (long long)rows);
-    if (samples == 0) return MDT_SUCCESS;
-    MDT_REQUIRE(d_out && x && scale && mean && rstd && dx && d_shift && d_scale,
-                "mdt_norm_layer_norm_modulate_bwd: NULL tensor pointer");
-    if (d_weight) {
-        if (int s = mdt::column_sum::require_workspace("mdt_norm_layer_norm_modulate_bwd", samples, width, workspace,
-                                                       workspace_capacity)) {
-            return s;
-        }
-    }
-    if (rows > 0) {
-        int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
-                                d_out, x, weight, scale, mean, rstd, dx, tokens, width);
-        if (status != MDT_SUCCESS) return status;
-    }
-    int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream,
-                            d_out, x, mean, rstd, d_shift, d_scale, samples, tokens, width);
-    if (status != MDT_SUCCESS || !weight) return status;
-    // d_weight NULL (a frozen weight): the pass still scales d_scale, its sums discarded.
-    return mdt::column_sum::run("mdt_norm_layer_norm_modulate_bwd", stream,
-                                ModulateWeightTerm{weight, scale, d_scale, width}, samples, width, d_weight, 1,
-                                workspace, workspace_capacity);
+    return layer_norm_modulate_backward("mdt_norm_layer_norm_modulate_bwd", stream, d_out, x, weight, scale, mean, rstd,
+                                        dx, d_weight, d_shift, d_scale, samples, tokens, width, workspace,
+                                        workspace_capacity, 0);
+}
+
+int mdt_norm_layer_norm_modulate_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x,
+                                              const float *weight, const float *scale, const float *mean,
+                                              const float *rstd, float *dx, float *d_weight, float *d_shift,
+                                              float *d_scale, int64_t samples, int64_t tokens, int64_t width,
+                                              float *workspace, int64_t workspace_capacity, int bf16_grads) {
+    return layer_norm_modulate_backward("mdt_norm_layer_norm_modulate_bwd_bf16grad", stream, d_out, x, weight, scale,
+                                        mean, rstd, dx, d_weight, d_shift, d_scale, samples, tokens, width, workspace,
+                                        workspace_capacity, bf16_grads);
 }
 
 }  // extern "C"

@@ -12,6 +12,12 @@
  * f32 maths rounded to nearest even at the store). _bf16in: the inputs the entry's comment names are bf16 (bits as
  * uint16_t), read as their exact f32 values, so the results are bit for bit those of the plain entry on the inputs'
  * f32 upcast; everything else (other inputs, statistics, gradients) stays float. Both suffixes: _bf16in_bf16out.
+ * _bf16grad (backwards, for a bf16 graph, where a value's gradient has the value's type): the gradient operands the
+ * entry declares void * are each float or bf16 bits (uint16_t), as the int argument bf16_grads says: bit i set when
+ * the i-th of them, in argument order, is bf16 (bits past them are an invalid argument). A bf16 incoming gradient is
+ * read as its exact f32 value; a bf16 gradient output is the f32 result rounded once to nearest even at the store.
+ * So the results are bit for bit those of the plain entry on the gradients' f32 upcast, converted; one entry takes
+ * every mix. With _bf16in (its inputs as above): _bf16in_bf16grad.
  *
  * Keep one declaration per line: a Java test parses this file and checks the FFM bindings against it.
  */
@@ -219,6 +225,9 @@ MDT_API int mdt_elementwise_gated_residual_bwd(mdt_stream_t stream, const float 
 /* f bf16 (x, gate, out and the gradients float). */
 MDT_API int mdt_elementwise_gated_residual_fwd_bf16in(mdt_stream_t stream, const float *x, const float *gate, const uint16_t *f, float *out, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_elementwise_gated_residual_bwd_bf16in(mdt_stream_t stream, const float *d_out, const float *gate, const uint16_t *f, float *d_gate, float *d_f, int64_t samples, int64_t tokens, int64_t width);
+/* d_f float or bf16 (bf16_grads bit 0). */
+MDT_API int mdt_elementwise_gated_residual_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *gate, const float *f, float *d_gate, void *d_f, int64_t samples, int64_t tokens, int64_t width, int bf16_grads);
+MDT_API int mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const float *gate, const uint16_t *f, float *d_gate, void *d_f, int64_t samples, int64_t tokens, int64_t width, int bf16_grads);
 MDT_API int mdt_elementwise_slice_columns_fwd(mdt_stream_t stream, const float *x, int64_t start, float *out, int64_t rows, int64_t columns, int64_t width);
 MDT_API int mdt_elementwise_slice_columns_bwd(mdt_stream_t stream, const float *d_out, int64_t start, float *dx, int64_t rows, int64_t columns, int64_t width);
 MDT_API int mdt_elementwise_f32_to_bf16(mdt_stream_t stream, const float *source, uint16_t *target, int64_t n);
@@ -236,12 +245,17 @@ MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, con
 MDT_API int mdt_norm_layer_norm_fwd_bf16in(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
 MDT_API int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width);
 MDT_API int mdt_norm_layer_norm_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
+/* d_out (bf16_grads bit 0) and dx (bit 1) float or bf16; d_weight stays float (it accumulates). */
+MDT_API int mdt_norm_layer_norm_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
+MDT_API int mdt_norm_layer_norm_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *x, const float *weight, const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
 /* LayerNorm fused with adaLN modulate: out = LN(x)·(1 + scale) + shift, x [samples, tokens, width], shift and
  * scale [samples, width]; the backward writes dx, d_shift and d_scale and adds into d_weight (may be NULL), its
  * workspace then at least mdt_gemm_sum_rows_workspace_floats(samples, width) floats. */
 MDT_API int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, float *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_norm_layer_norm_modulate_fwd_bf16out(mdt_stream_t stream, const float *x, const float *weight, const float *shift, const float *scale, float eps, uint16_t *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width);
 MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity);
+/* d_out float or bf16 (bf16_grads bit 0); dx, d_weight, d_shift and d_scale stay float. */
+MDT_API int mdt_norm_layer_norm_modulate_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
 /* ids [N, kept] in [0, T) (checked into error_record); the scatter's ids of a sample must also be distinct, which
@@ -315,6 +329,8 @@ MDT_API int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, 
  * partials in a fixed order: the same bits on every run) through workspace, device floats: at least
  * mdt_gemm_sum_rows_workspace_floats(rows, columns) of them (NULL allowed when that is 0). */
 MDT_API int mdt_gemm_sum_rows(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t columns, int accumulate, float *workspace, int64_t workspace_capacity);
+/* x bf16 (a bf16 graph's dy, for its bias gradient): the row sums of its f32 upcast. */
+MDT_API int mdt_gemm_sum_rows_bf16in(mdt_stream_t stream, const uint16_t *x, float *out, int64_t rows, int64_t columns, int accumulate, float *workspace, int64_t workspace_capacity);
 /* Floats of workspace the column sums over rows need (mdt_gemm_sum_rows, and the d_weight of the LayerNorm
  * backwards); a host function, depends on rows and columns alone. */
 MDT_API int mdt_gemm_sum_rows_workspace_floats(int64_t rows, int64_t columns, int64_t *floats);
@@ -328,6 +344,9 @@ MDT_API int mdt_activations_gelu_bwd(mdt_stream_t stream, const float *d_out, co
 MDT_API int mdt_activations_gelu_fwd_bf16in(mdt_stream_t stream, const uint16_t *x, float *out, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_gelu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *x, uint16_t *out, int64_t n, int tanh_approximation);
 MDT_API int mdt_activations_gelu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, float *dx, int64_t n, int tanh_approximation);
+/* d_out (bf16_grads bit 0) and dx (bit 1) float or bf16. */
+MDT_API int mdt_activations_gelu_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, void *dx, int64_t n, int tanh_approximation, int bf16_grads);
+MDT_API int mdt_activations_gelu_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *x, void *dx, int64_t n, int tanh_approximation, int bf16_grads);
 MDT_API int mdt_activations_silu_fwd(mdt_stream_t stream, const float *x, float *out, int64_t n);
 MDT_API int mdt_activations_silu_bwd(mdt_stream_t stream, const float *d_out, const float *x, float *dx, int64_t n);
 MDT_API int mdt_activations_swiglu_fwd(mdt_stream_t stream, const float *a, const float *b, float *out, int64_t n);
@@ -337,6 +356,9 @@ MDT_API int mdt_activations_swiglu_bwd(mdt_stream_t stream, const float *d_out, 
 MDT_API int mdt_activations_swiglu_fwd_bf16in(mdt_stream_t stream, const uint16_t *a, const uint16_t *b, float *out, int64_t n);
 MDT_API int mdt_activations_swiglu_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *a, const uint16_t *b, uint16_t *out, int64_t n);
 MDT_API int mdt_activations_swiglu_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *a, const uint16_t *b, float *da, float *db, int64_t n);
+/* d_out (bf16_grads bit 0), da (bit 1) and db (bit 2) float or bf16. */
+MDT_API int mdt_activations_swiglu_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *a, const float *b, void *da, void *db, int64_t n, int bf16_grads);
+MDT_API int mdt_activations_swiglu_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *a, const uint16_t *b, void *da, void *db, int64_t n, int bf16_grads);
 MDT_API int mdt_activations_softmax_fwd(mdt_stream_t stream, const float *x, float *out, int64_t rows, int64_t width);
 MDT_API int mdt_activations_softmax_bwd(mdt_stream_t stream, const float *d_out, const float *y, float *dx, int64_t rows, int64_t width);
 
@@ -374,6 +396,11 @@ MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const f
 MDT_API int mdt_moe_dispatch_fwd_bf16out(mdt_stream_t stream, const float *x, const int32_t *indices, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 MDT_API int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+/* The gradients of a bf16 graph: the dispatch backward's d_out (the routed rows' gradient) and the combine
+ * backward's d_h float or bf16 (bf16_grads bit 0); dx, the combine's d_out and d_gates stay float. */
+MDT_API int mdt_moe_dispatch_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads);
+MDT_API int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */
 /* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's
@@ -392,6 +419,11 @@ MDT_API int mdt_attention_bwd_bf16(mdt_stream_t stream, const float *d_out, cons
  * D = Σ dO·O) as it is. For a bf16 graph, where only bf16 products read the attention output. */
 MDT_API int mdt_attention_fwd_bf16_out(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
 MDT_API int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, float *dq, float *dk, float *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+
+/* The two backwards with d_out (bf16_grads bit 0), dq (bit 1), dk (bit 2) and dv (bit 3) float or bf16. A bf16 d_out
+ * is the tensor cores' operand as it is (16-byte aligned; d_out_bf16 is then unused and may be NULL). */
+MDT_API int mdt_attention_bwd_bf16_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
+MDT_API int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
 
 /* ------------------------------------------------------------------ collectives between ranks (data parallel) */
 /* One communicator per process of a multi-process run (one process per device), over a world of `size` ranks. The

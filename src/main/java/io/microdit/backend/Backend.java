@@ -14,6 +14,11 @@ import java.util.List;
  * <p>Where a backward "accumulates" into a gradient tensor it adds to what is there, so gradients of a value
  * used twice sum up without extra buffers.
  *
+ * <p>BF16 gradients: in a bf16 graph the gradient of a BF16 value may be BF16 too. Where a backward's javadoc says
+ * a gradient may be BF16, a BF16 incoming gradient gives exactly the results for its F32 upcast (bf16 to f32 is
+ * exact), and a BF16 gradient output is the F32 result rounded once to nearest even, the bits {@link #convert}
+ * gives the F32 one. Gradients that accumulate (weights, per-sample vectors) stay F32.
+ *
  * <p>Memory: a backend's tensors live in scopes made by {@link #scope}. On a GPU that memory is not readable
  * from Java ({@link MemoryScope#hostAccessible()} is false and {@link Tensor}'s element accessors throw), so code
  * above the backend moves values only through the copies below: {@link #upload}/{@link #download} of whole
@@ -87,7 +92,10 @@ public interface Backend extends AutoCloseable {
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate);
 
-    /** {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. */
+    /**
+     * {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. x may be
+     * BF16 (a bf16 graph's dy), giving exactly the result for its F32 upcast; out is F32.
+     */
     void sumRows(Tensor x, Tensor out, boolean accumulate);
 
     // ---------------------------------------------------------------- elementwise
@@ -121,8 +129,8 @@ public interface Backend extends AutoCloseable {
     void gatedResidual(Tensor x, Tensor gate, Tensor f, Tensor out);
 
     /**
-     * Backward of {@link #gatedResidual} for gate and f (dx is dOut itself); writes dGate and dF (F32). f may be
-     * BF16 as in the forward.
+     * Backward of {@link #gatedResidual} for gate and f (dx is dOut itself); writes dGate (F32) and dF (F32, or
+     * BF16: a BF16 gradient, see above). f may be BF16 as in the forward; dOut is F32.
      */
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF);
 
@@ -145,7 +153,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Backward of {@link #layerNorm}: writes dx; accumulates dWeight when weight is not null. {@code x} may be BF16
-     * as in the forward; dOut, dx and dWeight are F32.
+     * as in the forward; dOut and dx may each be BF16 (BF16 gradients, see above); dWeight is F32.
      */
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight);
@@ -161,7 +169,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Backward of {@link #layerNormModulate}: writes dx, dShift and dScale (sums over tokens); accumulates dWeight
-     * when weight is not null.
+     * when weight is not null. dOut may be BF16 (a BF16 gradient, see above); dx and the others are F32.
      */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale);
@@ -175,7 +183,7 @@ public interface Backend extends AutoCloseable {
      */
     void gelu(Tensor x, Tensor out, boolean tanhApproximation);
 
-    /** Backward of {@link #gelu}: dOut and dx F32, x F32 or BF16. */
+    /** Backward of {@link #gelu}: x F32 or BF16; dOut and dx may each be BF16 (BF16 gradients, see above). */
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation);
 
     void silu(Tensor x, Tensor out);
@@ -189,7 +197,10 @@ public interface Backend extends AutoCloseable {
      */
     void swigluGate(Tensor a, Tensor b, Tensor out);
 
-    /** Backward of {@link #swigluGate}: dOut, da and db F32; a and b as in the forward. */
+    /**
+     * Backward of {@link #swigluGate}: a and b as in the forward; dOut may be BF16, da and db may be BF16 (both or
+     * neither: the halves of one gradient) (BF16 gradients, see above).
+     */
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db);
 
     /** Softmax over the last dimension. */
@@ -204,11 +215,15 @@ public interface Backend extends AutoCloseable {
      * Non-causal scaled dot-product attention, scale 1/sqrt(headDim), fused: no Tq×Tk matrix is materialised.
      * q [N, Tq, H·Dh], k and v [N, Tk, H·Dh] (heads contiguous within a token), out [N, Tq, H·Dh].
      * Saves the log-sum-exp of the scaled scores, lse [N, H, Tq], for the backward. q, k and v are all F32 or all
-     * BF16 (BF16 products accumulate in F32); out, lse and, in the backward, dOut and the gradients are F32.
+     * BF16 (BF16 products accumulate in F32); lse is F32, out F32 (or BF16 for BF16 operands); the backward's
+     * gradients are F32 or BF16 as it says.
      */
     void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse);
 
-    /** Backward of {@link #attention}, recomputing probabilities from lse; writes dq, dk, dv. */
+    /**
+     * Backward of {@link #attention}, recomputing probabilities from lse; writes dq, dk, dv. dOut, dq, dk and dv
+     * may each be BF16 (BF16 gradients, see above).
+     */
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                            Tensor dq, Tensor dk, Tensor dv);
 
@@ -227,7 +242,10 @@ public interface Backend extends AutoCloseable {
     /** Gathers routed rows, expert-major: {@code out[e, n·k + j, :] = x[n, indices[n,e,j], :]}; out [E, N·k, D]. */
     void moeDispatch(Tensor x, Tensor indices, Tensor out);
 
-    /** Backward of {@link #moeDispatch}: {@code dx[n, indices[n,e,j], :] += dOut[e, n·k + j, :]}. */
+    /**
+     * Backward of {@link #moeDispatch}: {@code dx[n, indices[n,e,j], :] += dOut[e, n·k + j, :]}. dOut may be BF16 (a
+     * BF16 gradient, see above); dx is F32.
+     */
     void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx);
 
     /**
@@ -236,7 +254,10 @@ public interface Backend extends AutoCloseable {
      */
     void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out);
 
-    /** Backward of {@link #moeCombine}: writes dH and dGates. */
+    /**
+     * Backward of {@link #moeCombine}: writes dH and dGates. dH may be BF16 (a BF16 gradient, see above); dOut and
+     * dGates are F32.
+     */
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates);
 
     // ---------------------------------------------------------------- tokens

@@ -100,6 +100,17 @@ public final class Checks {
         }
     }
 
+    /**
+     * Requires gradient {@code t}, F32 or BF16, to have the shape of {@code reference}: in a bf16 graph a value's
+     * gradient is BF16 where the value is; a BF16 incoming gradient is read as its exact floats, a BF16 gradient
+     * output is the F32 result rounded once (as convert rounds).
+     */
+    private static void gradientOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
+        floatInput(op, argument, t);
+        argument(t.sameShape(reference), op, argument + " " + t.describe() + " must have the shape of "
+                + referenceName + " " + reference.describe());
+    }
+
     /** Requires F32 {@code t} to have the shape of {@code reference}, whatever the reference's dtype. */
     private static void shapeOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
         dtype(op, argument, t, DType.F32);
@@ -122,10 +133,13 @@ public final class Checks {
 
     // ---------------------------------------------------------------- matmul and elementwise
 
-    /** sumRows: F32 x a whole number of rows of F32 out; returns the number of columns. */
+    /**
+     * sumRows: x (F32, or BF16: a bf16 graph's dy for its bias gradient) a whole number of rows of F32 out; returns
+     * the number of columns.
+     */
     public static long sumRows(Tensor x, Tensor out) {
         String op = "sumRows";
-        dtype(op, "x", x, DType.F32);
+        floatInput(op, "x", x);
         dtype(op, "out", out, DType.F32);
         long columns = out.numel();
         argument(columns > 0 && x.numel() % columns == 0, op, "x " + x.describe()
@@ -189,14 +203,14 @@ public final class Checks {
         return s;
     }
 
-    /** f F32 or BF16, everything else F32; returns {N, T, D} of f. */
+    /** f and dF F32 or BF16, everything else F32; returns {N, T, D} of f. */
     public static int[] gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
         floatInput(op, "f", f);
         rank(op, "f", f, 3);
         int[] s = {f.dim(0), f.dim(1), f.dim(2)};
         shapeOf(op, "dOut", dOut, "f", f);
-        shapeOf(op, "dF", dF, "f", f);
+        gradientOf(op, "dF", dF, "f", f);
         perSample(op, "gate", gate, s[0], s[2]);
         perSample(op, "dGate", dGate, s[0], s[2]);
         return s;
@@ -250,12 +264,12 @@ public final class Checks {
         outputOfShape(op, "x", x, "out", out);
     }
 
-    /** x F32 or BF16; F32 dOut and dx of its shape. */
+    /** x, dOut and dx of one shape, each F32 or BF16. */
     public static void geluBackward(Tensor dOut, Tensor x, Tensor dx) {
         String op = "geluBackward";
         floatInput(op, "x", x);
-        shapeOf(op, "dOut", dOut, "x", x);
-        shapeOf(op, "dx", dx, "x", x);
+        gradientOf(op, "dOut", dOut, "x", x);
+        gradientOf(op, "dx", dx, "x", x);
     }
 
     /** a and b of one shape, both F32 or both BF16; out of their shape in F32 or BF16. */
@@ -265,13 +279,18 @@ public final class Checks {
         outputOfShape(op, "a", a, "out", out);
     }
 
-    /** a and b as for {@link #swigluGate}; F32 dOut, da and db of their shape. */
+    /**
+     * a and b as for {@link #swigluGate}; dOut, da and db of their shape, dOut F32 or BF16, da and db both F32 or
+     * both BF16 (the gradient of one linear layer's output, in halves).
+     */
     public static void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
         gateInputs(op, a, b);
-        shapeOf(op, "dOut", dOut, "a", a);
-        shapeOf(op, "da", da, "a", a);
-        shapeOf(op, "db", db, "a", a);
+        gradientOf(op, "dOut", dOut, "a", a);
+        gradientOf(op, "da", da, "a", a);
+        gradientOf(op, "db", db, "a", a);
+        argument(da.dtype() == db.dtype(), op, "da and db must be both F32 or both BF16, got da " + da.describe()
+                + " and db " + db.describe());
     }
 
     /** The SwiGLU gate's inputs: one shape, both F32 or both BF16 (the halves of one linear layer's output). */
@@ -312,14 +331,14 @@ public final class Checks {
         return width;
     }
 
-    /** Returns the width normalised over; dWeight must be null when weight is. */
+    /** Returns the width normalised over; dOut and dx F32 or BF16, dWeight F32 and null when weight is. */
     public static int layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                                         Tensor dWeight) {
         String op = "layerNormBackward";
         int width = normInput(op, x);
         long rows = x.rowCount();
-        shapeOf(op, "dOut", dOut, "x", x);
-        shapeOf(op, "dx", dx, "x", x);
+        gradientOf(op, "dOut", dOut, "x", x);
+        gradientOf(op, "dx", dx, "x", x);
         normWeight(op, "weight", weight, width);
         argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, width);
@@ -345,7 +364,7 @@ public final class Checks {
         return s;
     }
 
-    /** Returns {N, T, D} of x; dWeight must be null when weight is. */
+    /** Returns {N, T, D} of x; dOut F32 or BF16, the gradients F32; dWeight must be null when weight is. */
     public static int[] layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
                                                   Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift,
                                                   Tensor dScale) {
@@ -353,7 +372,7 @@ public final class Checks {
         int[] s = tokens(op, "x", x);
         argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
         long rows = x.rowCount();
-        sameShapeF32(op, "x", x, "dOut", dOut);
+        gradientOf(op, "dOut", dOut, "x", x);
         sameShapeF32(op, "x", x, "dx", dx);
         normWeight(op, "weight", weight, s[2]);
         argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
@@ -654,15 +673,18 @@ public final class Checks {
         return attentionInputs("attention", q, k, v, heads, out, lse);
     }
 
-    /** The forward's arguments, dOut and dq like out, dk and dv like k (F32); returns {N, Tq, Tk, D / heads}. */
+    /**
+     * The forward's arguments, dOut and dq like out, dk and dv like k, each gradient F32 or BF16; returns
+     * {N, Tq, Tk, D / heads}.
+     */
     public static int[] attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                           int heads, Tensor dq, Tensor dk, Tensor dv) {
         String op = "attentionBackward";
         int[] s = attentionInputs(op, q, k, v, heads, out, lse);
-        sameShapeF32(op, "dq", dq, "dOut", dOut);
-        shapeOf(op, "dOut", dOut, "out", out);
-        shapeOf(op, "dk", dk, "k", k);
-        shapeOf(op, "dv", dv, "k", k);
+        gradientOf(op, "dOut", dOut, "out", out);
+        gradientOf(op, "dq", dq, "out", out);
+        gradientOf(op, "dk", dk, "k", k);
+        gradientOf(op, "dv", dv, "k", k);
         return s;
     }
 
@@ -740,7 +762,7 @@ public final class Checks {
         return new Routing(samples, tokens, experts, k, dim);
     }
 
-    /** F32 dOut [E, N·k, D], I32 indices [N, E, k], F32 dx [N, T, D]. */
+    /** dOut [E, N·k, D] F32 or BF16 (the gradient of bf16 dispatched rows), I32 indices [N, E, k], F32 dx [N, T, D]. */
     public static Routing moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
         routingIndices(op, indices);
@@ -748,7 +770,7 @@ public final class Checks {
         dtype(op, "dx", dx, DType.F32);
         shape(op, "dx", dx, samples, -1, -1);
         int tokens = dx.dim(1), dim = dx.dim(2);
-        dtype(op, "dOut", dOut, DType.F32);
+        floatInput(op, "dOut", dOut);
         shape(op, "dOut", dOut, experts, samples * k, dim);
         return new Routing(samples, tokens, experts, k, dim);
     }
@@ -768,7 +790,7 @@ public final class Checks {
         return new Routing(samples, out.dim(1), experts, k, dim);
     }
 
-    /** The arguments of {@link #moeCombine} with dOut for out, F32 dH like h and dGates like gates. */
+    /** The arguments of {@link #moeCombine} with dOut for out, dH like h (F32 or BF16), F32 dGates like gates. */
     public static Routing moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH,
                                              Tensor dGates) {
         String op = "moeCombineBackward";
@@ -781,7 +803,7 @@ public final class Checks {
         shape(op, "dOut", dOut, samples, -1, dim);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);
-        dtype(op, "dH", dH, DType.F32);
+        floatInput(op, "dH", dH);
         shape(op, "dH", dH, experts, samples * k, dim);
         dtype(op, "dGates", dGates, DType.F32);
         shape(op, "dGates", dGates, samples, experts, k);

@@ -169,6 +169,11 @@ final class CpuAttention {
 
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq,
                   Tensor dk, Tensor dv) {
+        if (Bf16Gradients.any(dOut, dq, dk, dv)) {
+            Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+            Bf16Gradients.run(g -> backward(g.in(dOut), q, k, v, out, lse, heads, g.out(dq), g.out(dk), g.out(dv)));
+            return;
+        }
         if (allBf16(q, k, v)) {
             try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
                 backward(dOut, q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast),

@@ -221,6 +221,10 @@ final class CpuElementwise {
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
         int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
+        if (Bf16Gradients.any(dF)) {
+            Bf16Gradients.run(g -> gatedResidualBackward(dOut, gate, f, dGate, g.out(dF)));
+            return;
+        }
         int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment gs = dOut.segment(), gates = gate.segment(), fs = f.segment(), dGates = dGate.segment(),
                 dFs = dF.segment();

@@ -294,6 +294,10 @@ final class CpuGemm {
 
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
         int cols = Math.toIntExact(Checks.sumRows(x, out));
+        if (Bf16Gradients.any(x)) {
+            Bf16Gradients.run(g -> sumRows(g.in(x), out, accumulate));
+            return;
+        }
         long rows = x.numel() / cols;
         MemorySegment xs = x.segment(), os = out.segment();
         long rowBytes = (long) cols * Float.BYTES;

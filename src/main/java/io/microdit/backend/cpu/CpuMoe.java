@@ -141,6 +141,10 @@ final class CpuMoe {
     void dispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
         Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
+        if (Bf16Gradients.any(dOut)) {
+            Bf16Gradients.run(g -> dispatchBackward(g.in(dOut), indices, dx));
+            return;
+        }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
         checkIndexRange(op, indices, tokens);
         TokenSlots routes = tokenSlots(indices, tokens);
@@ -197,6 +201,10 @@ final class CpuMoe {
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        if (Bf16Gradients.any(dH)) {
+            Bf16Gradients.run(g -> combineBackward(dOut, h, gates, indices, g.out(dH), dGates));
+            return;
+        }
         if (h.dtype() == DType.BF16) {
             try (MemoryScope wide = new MemoryScope("moe-combine-bf16")) {
                 combineBackward(dOut, h.to(DType.F32, wide), gates, indices, dH, dGates); // bf16 widens exactly

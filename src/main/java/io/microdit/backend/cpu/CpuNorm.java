@@ -163,6 +163,10 @@ final class CpuNorm {
                            Tensor dWeight) {
         String op = "layerNormBackward";
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        if (Bf16Gradients.any(dOut, dx)) {
+            Bf16Gradients.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight));
+            return;
+        }
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
                 dxs = dx.segment();
@@ -251,6 +255,11 @@ final class CpuNorm {
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
         String op = "layerNormModulateBackward";
         int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        if (Bf16Gradients.any(dOut)) {
+            Bf16Gradients.run(g -> layerNormModulateBackward(g.in(dOut), x, weight, scale, mean, rstd, dx, dWeight,
+                    dShift, dScale));
+            return;
+        }
         int samples = s[0], tokens = s[1], width = s[2];
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), ms = mean.segment(),

@@ -32,9 +32,13 @@ final class CudaActivations extends CudaOps {
         String op = "geluBackward";
         Checks.geluBackward(dOut, x, dx);
         MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x), dxs = pointer(op, "dx", dx);
-        int tanh = tanhApproximation ? 1 : 0;
-        check(x.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_gelu_bwd_bf16in(stream, gs, xs, dxs, x.numel(), tanh)
+        int tanh = tanhApproximation ? 1 : 0, grads = bf16Grads(dOut, dx);
+        boolean bf16In = x.dtype() == DType.BF16;
+        check(grads != 0 && bf16In
+                ? MicroditNative.mdt_activations_gelu_bwd_bf16in_bf16grad(stream, gs, xs, dxs, x.numel(), tanh, grads)
+                : grads != 0 ? MicroditNative.mdt_activations_gelu_bwd_bf16grad(stream, gs, xs, dxs, x.numel(), tanh,
+                        grads)
+                : bf16In ? MicroditNative.mdt_activations_gelu_bwd_bf16in(stream, gs, xs, dxs, x.numel(), tanh)
                 : MicroditNative.mdt_activations_gelu_bwd(stream, gs, xs, dxs, x.numel(), tanh), op);
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
     }
@@ -73,8 +77,14 @@ final class CudaActivations extends CudaOps {
         Checks.swigluGateBackward(dOut, a, b, da, db);
         MemorySegment gs = pointer(op, "dOut", dOut), as = pointer(op, "a", a), bs = pointer(op, "b", b),
                 das = pointer(op, "da", da), dbs = pointer(op, "db", db);
-        check(a.dtype() == DType.BF16
-                ? MicroditNative.mdt_activations_swiglu_bwd_bf16in(stream, gs, as, bs, das, dbs, a.numel())
+        int grads = bf16Grads(dOut, da, db);
+        boolean bf16In = a.dtype() == DType.BF16;
+        check(grads != 0 && bf16In
+                ? MicroditNative.mdt_activations_swiglu_bwd_bf16in_bf16grad(stream, gs, as, bs, das, dbs, a.numel(),
+                        grads)
+                : grads != 0 ? MicroditNative.mdt_activations_swiglu_bwd_bf16grad(stream, gs, as, bs, das, dbs,
+                        a.numel(), grads)
+                : bf16In ? MicroditNative.mdt_activations_swiglu_bwd_bf16in(stream, gs, as, bs, das, dbs, a.numel())
                 : MicroditNative.mdt_activations_swiglu_bwd(stream, gs, as, bs, das, dbs, a.numel()), op);
         flops.add(op, 10 * a.numel());
     }

@@ -9,7 +9,9 @@ import java.util.Set;
 
 /**
  * Fused scaled dot-product attention, forward and backward: drives kernels/attention.cu (mdt_attention_*),
- * the tensor-core kernels for BF16 operands of their head dimensions and the f32 kernels otherwise.
+ * the tensor-core kernels for BF16 operands of their head dimensions and the f32 kernels otherwise. The
+ * tensor-core backward reads a BF16 dOut and writes BF16 dq, dk, dv in place (_bf16grad); the f32 kernels take
+ * BF16 gradients through exact upcasts and F32 results rounded once by convert.
  */
 final class CudaAttention extends CudaOps {
     /** Largest head dimension of the attention kernels (kernels/attention.cu). */
@@ -63,21 +65,43 @@ final class CudaAttention extends CudaOps {
         String op = "attentionBackward";
         int[] s = Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
         checkAttentionLimits(op, s[0], heads, s[3]);
+        int grads = bf16Grads(dOut, dq, dk, dv);
         if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
             try (MemoryScope workspace = scope(op + "-workspace")) {
                 Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
-                Tensor dOutBf16 = workspace.zeros(DType.BF16, dOut.shape());
+                // A BF16 dOut is the tensor cores' operand itself: no rounded copy is needed.
+                MemorySegment dOutBf16 = dOut.dtype() == DType.BF16 ? MemorySegment.NULL
+                        : workspace.zeros(DType.BF16, dOut.shape()).segment();
                 MemorySegment pdOut = pointer(op, "dOut", dOut), pq = pointer(op, "q", q), pk = pointer(op, "k", k);
                 MemorySegment pv = pointer(op, "v", v), pout = pointer(op, "out", out), plse = pointer(op, "lse", lse);
                 MemorySegment pdq = pointer(op, "dq", dq), pdk = pointer(op, "dk", dk), pdv = pointer(op, "dv", dv);
-                check(out.dtype() == DType.BF16
-                        ? MicroditNative.mdt_attention_bwd_bf16_out(stream, pdOut, pq, pk, pv, pout, plse,
-                                delta.segment(), dOutBf16.segment(), pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3])
+                boolean bf16Out = out.dtype() == DType.BF16;
+                check(grads != 0 && bf16Out
+                        ? MicroditNative.mdt_attention_bwd_bf16_out_bf16grad(stream, pdOut, pq, pk, pv, pout, plse,
+                                delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3], grads)
+                        : grads != 0 ? MicroditNative.mdt_attention_bwd_bf16_bf16grad(stream, pdOut, pq, pk, pv, pout,
+                                plse, delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3], grads)
+                        : bf16Out ? MicroditNative.mdt_attention_bwd_bf16_out(stream, pdOut, pq, pk, pv, pout, plse,
+                                delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3])
                         : MicroditNative.mdt_attention_bwd_bf16(stream, pdOut, pq, pk, pv, pout, plse,
-                                delta.segment(), dOutBf16.segment(), pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3]),
-                        op);
+                                delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3]), op);
             }
             flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+            return;
+        }
+        if (grads != 0) {
+            // The f32 kernels take F32 gradients: dOut upcast exactly, each BF16 gradient rounded once from its F32
+            // result, as the tensor-core backward rounds at its store.
+            try (MemoryScope wide = scope(op + "-bf16-gradients")) {
+                Tensor dq32 = f32Output(dq, wide), dk32 = f32Output(dk, wide), dv32 = f32Output(dv, wide);
+                attentionBackward(dOut.dtype() == DType.BF16 ? toF32(dOut, wide) : dOut, q, k, v, out, lse, heads,
+                        dq32, dk32, dv32);
+                for (Tensor[] pair : new Tensor[][] {{dq32, dq}, {dk32, dk}, {dv32, dv}}) {
+                    if (pair[0] != pair[1]) {
+                        cuda.convert(pair[0], pair[1]);
+                    }
+                }
+            }
             return;
         }
         if (q.dtype() == DType.BF16) {
@@ -96,6 +120,11 @@ final class CudaAttention extends CudaOps {
                     s[2], heads, s[3]), op);
         }
         flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+    }
+
+    /** {@code gradient} itself when F32, else device F32 scratch of its shape for the result to be rounded from. */
+    private static Tensor f32Output(Tensor gradient, MemoryScope scope) {
+        return gradient.dtype() == DType.BF16 ? scope.zeros(DType.F32, gradient.shape()) : gradient;
     }
 
     /** A device F32 copy of a BF16 tensor (exact). */

@@ -87,9 +87,15 @@ final class CudaElementwise extends CudaOps {
         int samples = s[0], tokens = s[1], width = s[2];
         MemorySegment gs = pointer(op, "dOut", dOut), gates = pointer(op, "gate", gate), fs = pointer(op, "f", f),
                 dGates = pointer(op, "dGate", dGate), dFs = pointer(op, "dF", dF);
-        check(f.dtype() == DType.BF16
-                ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in(stream, gs, gates, fs, dGates, dFs, samples,
-                        tokens, width)
+        int grads = bf16Grads(dF);
+        boolean bf16In = f.dtype() == DType.BF16;
+        check(grads != 0 && bf16In
+                ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(stream, gs, gates, fs, dGates, dFs,
+                        samples, tokens, width, grads)
+                : grads != 0 ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16grad(stream, gs, gates, fs, dGates,
+                        dFs, samples, tokens, width, grads)
+                : bf16In ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in(stream, gs, gates, fs, dGates, dFs,
+                        samples, tokens, width)
                 : MicroditNative.mdt_elementwise_gated_residual_bwd(stream, gs, gates, fs, dGates, dFs, samples, tokens,
                         width), op);
         flops.add(op, 3 * f.numel());

@@ -59,8 +59,13 @@ final class CudaGemm extends CudaOps {
         long columns = Checks.sumRows(x, out);
         long rows = x.numel() / columns;
         MemorySegment workspace = reductionWorkspace(op, rows, columns);
-        check(MicroditNative.mdt_gemm_sum_rows(stream, pointer(op, "x", x), pointer(op, "out", out), rows, columns,
-                accumulate ? 1 : 0, workspace, reductionCapacity()), op);
+        MemorySegment xs = pointer(op, "x", x), outs = pointer(op, "out", out);
+        int add = accumulate ? 1 : 0;
+        check(x.dtype() == DType.BF16
+                ? MicroditNative.mdt_gemm_sum_rows_bf16in(stream, xs, outs, rows, columns, add, workspace,
+                        reductionCapacity())
+                : MicroditNative.mdt_gemm_sum_rows(stream, xs, outs, rows, columns, add, workspace,
+                        reductionCapacity()), op);
         flops.add(op, x.numel());
     }
 }

@@ -120,8 +120,13 @@ final class CudaMoe extends CudaOps {
         String op = "moeDispatchBackward";
         Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
         TokenSlots map = tokenSlots(op, indices, r, CHECK_DISPATCH_BACKWARD);
-        check(MicroditNative.mdt_moe_dispatch_bwd(stream, pointer(op, "dOut", dOut), map.offsets(), map.slots(),
-                pointer(op, "dx", dx), r.samples(), r.tokens(), r.experts(), r.k(), r.dim()), op);
+        MemorySegment pdOut = pointer(op, "dOut", dOut), pdx = pointer(op, "dx", dx);
+        int grads = bf16Grads(dOut);
+        check(grads != 0
+                ? MicroditNative.mdt_moe_dispatch_bwd_bf16grad(stream, pdOut, map.offsets(), map.slots(), pdx,
+                        r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads)
+                : MicroditNative.mdt_moe_dispatch_bwd(stream, pdOut, map.offsets(), map.slots(), pdx, r.samples(),
+                        r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
     }
 
@@ -144,8 +149,14 @@ final class CudaMoe extends CudaOps {
         MemorySegment pdOut = pointer(op, "dOut", dOut), ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates);
         MemorySegment pindices = pointer(op, "indices", indices), pdH = pointer(op, "dH", dH);
         MemorySegment pdGates = pointer(op, "dGates", dGates);
-        check(h.dtype() == DType.BF16
-                ? MicroditNative.mdt_moe_combine_bwd_bf16in(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
+        int grads = bf16Grads(dH);
+        boolean bf16In = h.dtype() == DType.BF16;
+        check(grads != 0 && bf16In
+                ? MicroditNative.mdt_moe_combine_bwd_bf16in_bf16grad(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
+                        r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads, errorRecord())
+                : grads != 0 ? MicroditNative.mdt_moe_combine_bwd_bf16grad(stream, pdOut, ph, pgates, pindices, pdH,
+                        pdGates, r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads, errorRecord())
+                : bf16In ? MicroditNative.mdt_moe_combine_bwd_bf16in(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord())
                 : MicroditNative.mdt_moe_combine_bwd(stream, pdOut, ph, pgates, pindices, pdH, pdGates, r.samples(),
                         r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);

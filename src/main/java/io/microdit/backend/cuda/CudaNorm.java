@@ -38,9 +38,15 @@ final class CudaNorm extends CudaOps {
         MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
                 ws = optionalPointer(op, "weight", weight), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx),
                 dws = optionalPointer(op, "dWeight", dWeight);
-        check(x.dtype() == DType.BF16
-                ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width,
-                        workspace, reductionCapacity())
+        int grads = bf16Grads(dOut, dx);
+        boolean bf16In = x.dtype() == DType.BF16;
+        check(grads != 0 && bf16In
+                ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
+                        width, workspace, reductionCapacity(), grads)
+                : grads != 0 ? MicroditNative.mdt_norm_layer_norm_bwd_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws,
+                        rows, width, workspace, reductionCapacity(), grads)
+                : bf16In ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
+                        width, workspace, reductionCapacity())
                 : MicroditNative.mdt_norm_layer_norm_bwd(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width, workspace,
                         reductionCapacity()), op);
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
@@ -68,11 +74,17 @@ final class CudaNorm extends CudaOps {
         // dWeight sums over the samples (the tokens were summed per sample into dScale)
         MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
                 : reductionWorkspace(op, s[0], s[2]);
-        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
-                optionalPointer(op, "weight", weight), pointer(op, "scale", scale), pointer(op, "mean", mean),
-                pointer(op, "rstd", rstd), pointer(op, "dx", dx), optionalPointer(op, "dWeight", dWeight),
-                pointer(op, "dShift", dShift), pointer(op, "dScale", dScale), s[0], s[1], s[2], workspace,
-                reductionCapacity()), op);
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
+                ws = optionalPointer(op, "weight", weight), scales = pointer(op, "scale", scale),
+                ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx),
+                dws = optionalPointer(op, "dWeight", dWeight), dShifts = pointer(op, "dShift", dShift),
+                dScales = pointer(op, "dScale", dScale);
+        int grads = bf16Grads(dOut);
+        check(grads != 0
+                ? MicroditNative.mdt_norm_layer_norm_modulate_bwd_bf16grad(stream, gs, xs, ws, scales, ms, rs, dxs,
+                        dws, dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity(), grads)
+                : MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
+                        dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity()), op);
         flops.add(op, (weight == null ? 14L : 15L) * x.numel());
     }
 }

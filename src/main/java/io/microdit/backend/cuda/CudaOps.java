@@ -1,6 +1,7 @@
 package io.microdit.backend.cuda;
 
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
@@ -30,6 +31,20 @@ abstract sealed class CudaOps permits CudaGemm, CudaElementwise, CudaNorm, CudaT
 
     static void requireDevice(String op, String argument, Tensor t) {
         CudaBackend.requireDevice(op, argument, t);
+    }
+
+    /**
+     * The bf16_grads mask of a _bf16grad entry (microdit.h): bit i set when {@code gradients[i]}, the entry's
+     * gradient operands in argument order, is BF16; 0 selects the plain entry.
+     */
+    static int bf16Grads(Tensor... gradients) {
+        int mask = 0;
+        for (int i = 0; i < gradients.length; i++) {
+            if (gradients[i].dtype() == DType.BF16) {
+                mask |= 1 << i;
+            }
+        }
+        return mask;
     }
 
     final MemorySegment pointer(String op, String argument, Tensor t) {

@@ -65,6 +65,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD = handle("mdt_elementwise_gated_residual_bwd");
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_FWD_BF16IN = handle("mdt_elementwise_gated_residual_fwd_bf16in");
     private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16IN = handle("mdt_elementwise_gated_residual_bwd_bf16in");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16GRAD = handle("mdt_elementwise_gated_residual_bwd_bf16grad");
+    private static final MethodHandle MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16IN_BF16GRAD = handle("mdt_elementwise_gated_residual_bwd_bf16in_bf16grad");
     private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_FWD = handle("mdt_elementwise_slice_columns_fwd");
     private static final MethodHandle MDT_ELEMENTWISE_SLICE_COLUMNS_BWD = handle("mdt_elementwise_slice_columns_bwd");
     private static final MethodHandle MDT_ELEMENTWISE_F32_TO_BF16 = handle("mdt_elementwise_f32_to_bf16");
@@ -75,9 +77,12 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN = handle("mdt_norm_layer_norm_fwd_bf16in");
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN_BF16OUT = handle("mdt_norm_layer_norm_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16IN = handle("mdt_norm_layer_norm_bwd_bf16in");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16GRAD = handle("mdt_norm_layer_norm_bwd_bf16grad");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16IN_BF16GRAD = handle("mdt_norm_layer_norm_bwd_bf16in_bf16grad");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD = handle("mdt_norm_layer_norm_modulate_fwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD_BF16OUT = handle("mdt_norm_layer_norm_modulate_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD = handle("mdt_norm_layer_norm_modulate_bwd");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD_BF16GRAD = handle("mdt_norm_layer_norm_modulate_bwd_bf16grad");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
     private static final MethodHandle MDT_TOKENS_MEAN_FWD = handle("mdt_tokens_mean_fwd");
@@ -98,6 +103,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL_TF32 = handle("mdt_gemm_matmul_tf32");
     private static final MethodHandle MDT_GEMM_MATMUL_TF32_WORKSPACE = handle("mdt_gemm_matmul_tf32_workspace");
     private static final MethodHandle MDT_GEMM_SUM_ROWS = handle("mdt_gemm_sum_rows");
+    private static final MethodHandle MDT_GEMM_SUM_ROWS_BF16IN = handle("mdt_gemm_sum_rows_bf16in");
     private static final MethodHandle MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS = handle("mdt_gemm_sum_rows_workspace_floats");
 
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD = handle("mdt_activations_gelu_fwd");
@@ -106,6 +112,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16IN = handle("mdt_activations_gelu_fwd_bf16in");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_FWD_BF16IN_BF16OUT = handle("mdt_activations_gelu_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD_BF16IN = handle("mdt_activations_gelu_bwd_bf16in");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD_BF16GRAD = handle("mdt_activations_gelu_bwd_bf16grad");
+    private static final MethodHandle MDT_ACTIVATIONS_GELU_BWD_BF16IN_BF16GRAD = handle("mdt_activations_gelu_bwd_bf16in_bf16grad");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_FWD = handle("mdt_activations_silu_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SILU_BWD = handle("mdt_activations_silu_bwd");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD = handle("mdt_activations_swiglu_fwd");
@@ -114,6 +122,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN = handle("mdt_activations_swiglu_fwd_bf16in");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_FWD_BF16IN_BF16OUT = handle("mdt_activations_swiglu_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN = handle("mdt_activations_swiglu_bwd_bf16in");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD_BF16GRAD = handle("mdt_activations_swiglu_bwd_bf16grad");
+    private static final MethodHandle MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN_BF16GRAD = handle("mdt_activations_swiglu_bwd_bf16in_bf16grad");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_FWD = handle("mdt_activations_softmax_fwd");
     private static final MethodHandle MDT_ACTIVATIONS_SOFTMAX_BWD = handle("mdt_activations_softmax_bwd");
     private static final MethodHandle MDT_EMBED_PATCHIFY_FWD = handle("mdt_embed_patchify_fwd");
@@ -134,12 +144,17 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN = handle("mdt_moe_combine_fwd_bf16in");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16IN = handle("mdt_moe_combine_bwd_bf16in");
+    private static final MethodHandle MDT_MOE_DISPATCH_BWD_BF16GRAD = handle("mdt_moe_dispatch_bwd_bf16grad");
+    private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16GRAD = handle("mdt_moe_combine_bwd_bf16grad");
+    private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16IN_BF16GRAD = handle("mdt_moe_combine_bwd_bf16in_bf16grad");
     private static final MethodHandle MDT_ATTENTION_FWD = handle("mdt_attention_fwd");
     private static final MethodHandle MDT_ATTENTION_BWD = handle("mdt_attention_bwd");
     private static final MethodHandle MDT_ATTENTION_FWD_BF16 = handle("mdt_attention_fwd_bf16");
     private static final MethodHandle MDT_ATTENTION_FWD_BF16_OUT = handle("mdt_attention_fwd_bf16_out");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16 = handle("mdt_attention_bwd_bf16");
     private static final MethodHandle MDT_ATTENTION_BWD_BF16_OUT = handle("mdt_attention_bwd_bf16_out");
+    private static final MethodHandle MDT_ATTENTION_BWD_BF16_BF16GRAD = handle("mdt_attention_bwd_bf16_bf16grad");
+    private static final MethodHandle MDT_ATTENTION_BWD_BF16_OUT_BF16GRAD = handle("mdt_attention_bwd_bf16_out_bf16grad");
     private static final MethodHandle MDT_COMM_UNIQUE_ID = handle("mdt_comm_unique_id");
     private static final MethodHandle MDT_COMM_INIT = handle("mdt_comm_init");
     private static final MethodHandle MDT_COMM_DESTROY = handle("mdt_comm_destroy");
@@ -589,6 +604,22 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_elementwise_gated_residual_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment gate, MemorySegment f, MemorySegment dGate, MemorySegment dF, long samples, long tokens, long width, int bf16Grads) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16GRAD.invokeExact(stream, dOut, gate, f, dGate, dF, samples, tokens, width, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment gate, MemorySegment f, MemorySegment dGate, MemorySegment dF, long samples, long tokens, long width, int bf16Grads) {
+        try {
+            return (int) MDT_ELEMENTWISE_GATED_RESIDUAL_BWD_BF16IN_BF16GRAD.invokeExact(stream, dOut, gate, f, dGate, dF, samples, tokens, width, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_elementwise_gated_residual_bwd_bf16in_bf16grad threw", error);
+        }
+    }
+
     public static int mdt_elementwise_slice_columns_fwd(MemorySegment stream, MemorySegment x, long start, MemorySegment out, long rows, long columns, long width) {
         try {
             return (int) MDT_ELEMENTWISE_SLICE_COLUMNS_FWD.invokeExact(stream, x, start, out, rows, columns, width);
@@ -669,6 +700,22 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_norm_layer_norm_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity, int bf16Grads) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD_BF16GRAD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_bwd_bf16in_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity, int bf16Grads) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD_BF16IN_BF16GRAD.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd_bf16in_bf16grad threw", error);
+        }
+    }
+
     public static int mdt_norm_layer_norm_modulate_fwd(MemorySegment stream, MemorySegment x, MemorySegment weight, MemorySegment shift, MemorySegment scale, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long width) {
         try {
             return (int) MDT_NORM_LAYER_NORM_MODULATE_FWD.invokeExact(stream, x, weight, shift, scale, eps, out, mean, rstd, samples, tokens, width);
@@ -690,6 +737,14 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_modulate_bwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_modulate_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width, MemorySegment workspace, long workspaceCapacity, int bf16Grads) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD_BF16GRAD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_modulate_bwd_bf16grad threw", error);
         }
     }
 
@@ -853,6 +908,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_gemm_sum_rows_bf16in(MemorySegment stream, MemorySegment x, MemorySegment out, long rows, long columns, int accumulate, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_SUM_ROWS_BF16IN.invokeExact(stream, x, out, rows, columns, accumulate, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_sum_rows_bf16in threw", error);
+        }
+    }
+
     public static int mdt_gemm_sum_rows_workspace_floats(long rows, long columns, MemorySegment floats) {
         try {
             return (int) MDT_GEMM_SUM_ROWS_WORKSPACE_FLOATS.invokeExact(rows, columns, floats);
@@ -906,6 +969,22 @@ public final class MicroditNative {
             return (int) MDT_ACTIVATIONS_GELU_BWD_BF16IN.invokeExact(stream, dOut, x, dx, n, tanhApproximation);
         } catch (Throwable error) {
             throw new AssertionError("mdt_activations_gelu_bwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n, int tanhApproximation, int bf16Grads) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_BWD_BF16GRAD.invokeExact(stream, dOut, x, dx, n, tanhApproximation, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_activations_gelu_bwd_bf16in_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment dx, long n, int tanhApproximation, int bf16Grads) {
+        try {
+            return (int) MDT_ACTIVATIONS_GELU_BWD_BF16IN_BF16GRAD.invokeExact(stream, dOut, x, dx, n, tanhApproximation, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_gelu_bwd_bf16in_bf16grad threw", error);
         }
     }
 
@@ -970,6 +1049,22 @@ public final class MicroditNative {
             return (int) MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN.invokeExact(stream, dOut, a, b, da, db, n);
         } catch (Throwable error) {
             throw new AssertionError("mdt_activations_swiglu_bwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment a, MemorySegment b, MemorySegment da, MemorySegment db, long n, int bf16Grads) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_BWD_BF16GRAD.invokeExact(stream, dOut, a, b, da, db, n, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_activations_swiglu_bwd_bf16in_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment a, MemorySegment b, MemorySegment da, MemorySegment db, long n, int bf16Grads) {
+        try {
+            return (int) MDT_ACTIVATIONS_SWIGLU_BWD_BF16IN_BF16GRAD.invokeExact(stream, dOut, a, b, da, db, n, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_activations_swiglu_bwd_bf16in_bf16grad threw", error);
         }
     }
 
@@ -1133,6 +1228,30 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_moe_dispatch_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment offsets, MemorySegment slots, MemorySegment dx, long samples, long tokens, long experts, long k, long dim, int bf16Grads) {
+        try {
+            return (int) MDT_MOE_DISPATCH_BWD_BF16GRAD.invokeExact(stream, dOut, offsets, slots, dx, samples, tokens, experts, k, dim, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_dispatch_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_bwd_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, int bf16Grads, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_MOE_COMBINE_BWD_BF16GRAD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, bf16Grads, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_bwd_bf16in_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, int bf16Grads, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_MOE_COMBINE_BWD_BF16IN_BF16GRAD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, bf16Grads, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_bwd_bf16in_bf16grad threw", error);
+        }
+    }
+
     public static int mdt_attention_fwd(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
         try {
             return (int) MDT_ATTENTION_FWD.invokeExact(stream, q, k, v, out, lse, samples, queries, keys, heads, headDim);
@@ -1178,6 +1297,22 @@ public final class MicroditNative {
             return (int) MDT_ATTENTION_BWD_BF16_OUT.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd_bf16_out threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd_bf16_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim, int bf16Grads) {
+        try {
+            return (int) MDT_ATTENTION_BWD_BF16_BF16GRAD.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd_bf16_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_attention_bwd_bf16_out_bf16grad(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim, int bf16Grads) {
+        try {
+            return (int) MDT_ATTENTION_BWD_BF16_OUT_BF16GRAD.invokeExact(stream, dOut, q, k, v, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_attention_bwd_bf16_out_bf16grad threw", error);
         }
     }
 

@@ -53,28 +53,28 @@ class CpuBf16InputTest {
             Tensor gate = TestData.uniform(scope, random, 2, 4);
             Tensor mean = TestData.poisoned(scope, 6), rstd = TestData.poisoned(scope, 6);
             refused("layerNorm: x must be F32 or BF16", () -> BACKEND.layerNorm(ints, null, 1e-6f, out, mean, rstd));
-            refused("layerNormBackward: dOut must be F32",
-                    () -> BACKEND.layerNormBackward(bf16, bf16, null, mean, rstd, out, null));
-            refused("layerNormBackward: dx must be F32",
-                    () -> BACKEND.layerNormBackward(x, bf16, null, mean, rstd, bf16, null));
+            refused("layerNormBackward: dOut must be F32 or BF16",
+                    () -> BACKEND.layerNormBackward(ints, bf16, null, mean, rstd, out, null));
+            refused("layerNormBackward: dx must be F32 or BF16",
+                    () -> BACKEND.layerNormBackward(x, bf16, null, mean, rstd, ints, null));
             // The fused LayerNorm+modulate normalises the F32 residual stream only.
             refused("layerNormModulate: x must be F32",
                     () -> BACKEND.layerNormModulate(bf16, null, gate, gate, 1e-6f, out, mean, rstd));
             refused("gatedResidual: x must be F32", () -> BACKEND.gatedResidual(bf16, gate, x, out));
             refused("gatedResidual: f must be F32 or BF16", () -> BACKEND.gatedResidual(x, gate, ints, out));
             refused("gatedResidual: out must be F32", () -> BACKEND.gatedResidual(x, gate, bf16, bf16));
-            refused("gatedResidualBackward: dF must be F32",
-                    () -> BACKEND.gatedResidualBackward(x, gate, bf16, TestData.poisoned(scope, 2, 4), bf16));
+            refused("gatedResidualBackward: dF must be F32 or BF16",
+                    () -> BACKEND.gatedResidualBackward(x, gate, bf16, TestData.poisoned(scope, 2, 4), ints));
             refused("add: a must be F32", () -> BACKEND.add(bf16, x, out));
             refused("add: b must be F32 or BF16", () -> BACKEND.add(x, ints, out));
             refused("mul: b must be F32", () -> BACKEND.mul(x, bf16, out));
             refused("gelu: x must be F32 or BF16", () -> BACKEND.gelu(ints, out, true));
-            refused("geluBackward: dOut must be F32", () -> BACKEND.geluBackward(bf16, bf16, out, true));
+            refused("geluBackward: dOut must be F32 or BF16", () -> BACKEND.geluBackward(ints, bf16, out, true));
             refused("silu: x must be F32", () -> BACKEND.silu(bf16, out));
             refused("swigluGate: a and b must be both F32 or both BF16", () -> BACKEND.swigluGate(bf16, x, out));
             refused("swigluGateBackward: a and b must be both F32 or both BF16",
                     () -> BACKEND.swigluGateBackward(x, x, bf16, out, TestData.poisoned(scope, 2, 3, 4)));
-            refused("swigluGateBackward: da must be F32",
+            refused("swigluGateBackward: da and db must be both F32 or both BF16",
                     () -> BACKEND.swigluGateBackward(x, bf16, bf16, bf16, out));
         }
     }
