@@ -23,7 +23,7 @@ public final class ActivationFunctions {
         Tensor out = g.output(outType, x.shape());
         be.gelu(x.value(), out, tanhApproximation);
         return g.result(out, dOut -> {
-            Tensor dx = g.output(x.shape());
+            Tensor dx = g.output(x.gradientType(), x.shape());
             be.geluBackward(dOut, x.value(), dx, tanhApproximation);
             x.addGrad(dx, be);
         }, x);
@@ -52,8 +52,11 @@ public final class ActivationFunctions {
         Tensor out = g.output(outType, a.shape());
         be.swigluGate(a.value(), b.value(), out);
         return g.result(out, dOut -> {
-            Tensor da = g.output(a.shape());
-            Tensor db = g.output(b.shape());
+            // Both BF16 or both F32 (the kernels take them alike); a and b are distinct products' outputs.
+            DType type = a != b && a.gradientType() == DType.BF16 && b.gradientType() == DType.BF16 ? DType.BF16
+                    : DType.F32;
+            Tensor da = g.output(type, a.shape());
+            Tensor db = g.output(type, b.shape());
             be.swigluGateBackward(dOut, a.value(), b.value(), da, db);
             a.addGrad(da, be);
             b.addGrad(db, be);

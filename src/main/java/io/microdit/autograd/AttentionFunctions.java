@@ -39,9 +39,10 @@ public final class AttentionFunctions {
         Tensor lse = g.output(qv.dim(0), heads, qv.dim(1));
         be.attention(qv, kv, vv, heads, out, lse);
         return g.result(out, dOut -> {
-            Tensor dq = g.output(qv.shape());
-            Tensor dk = g.output(kv.shape());
-            Tensor dv = g.output(vv.shape());
+            // q, k and v may be one variable (then only the first may be BF16: the others are added to it).
+            Tensor dq = g.output(q.gradientType(), qv.shape());
+            Tensor dk = g.output(k == q ? DType.F32 : k.gradientType(), kv.shape());
+            Tensor dv = g.output(v == q || v == k ? DType.F32 : v.gradientType(), vv.shape());
             be.attentionBackward(dOut, qv, kv, vv, out, lse, heads, dq, dk, dv);
             q.addGrad(dq, be);
             k.addGrad(dk, be);

@@ -31,7 +31,7 @@ public final class ElementwiseFunctions {
                     b.addGradShared(dOut, be);
                 } else {
                     int inner = Math.toIntExact(b.value().numel());
-                    be.sumRows(dOut.reshape(-1, inner), b.gradBuffer().reshape(inner), true);
+                    be.sumRows(dOut.reshape(-1, inner), b.gradBuffer(be).reshape(inner), true);
                 }
             }
         }, a, b);
@@ -102,7 +102,7 @@ public final class ElementwiseFunctions {
             x.addGradShared(dOut, be);
             if (gate.requiresGrad() || f.requiresGrad()) {
                 Tensor dGate = g.output(gate.shape());
-                Tensor dF = g.output(f.shape());
+                Tensor dF = g.output(f.gradientType(), f.shape());
                 be.gatedResidualBackward(dOut, gate.value(), f.value(), dGate, dF);
                 gate.addGrad(dGate, be);
                 f.addGrad(dF, be);
@@ -127,7 +127,7 @@ public final class ElementwiseFunctions {
         be.sliceColumns(x.value().reshape(-1, columns), start, out.reshape(-1, width));
         return g.result(out, dOut -> {
             if (x.requiresGrad()) {
-                be.sliceColumnsBackward(dOut.reshape(-1, width), start, x.gradBuffer().reshape(-1, columns));
+                be.sliceColumnsBackward(dOut.reshape(-1, width), start, x.gradBuffer(be).reshape(-1, columns));
             }
         }, x);
     }

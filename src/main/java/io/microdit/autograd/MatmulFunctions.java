@@ -60,7 +60,7 @@ public final class MatmulFunctions {
         return g.result(y, dy -> {
             Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
             if (x.requiresGrad()) {
-                Tensor dx = g.output(x.shape());
+                Tensor dx = g.output(x.gradientType(), x.shape());
                 be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
                 x.addGrad(dx, be);
             }
@@ -122,7 +122,7 @@ public final class MatmulFunctions {
             out[p] = g.result(y, dy -> {
                 Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, width);
                 if (x.requiresGrad()) {
-                    be.matmul(dy2, false, wp, false, null, x.gradBuffer().reshape(-1, in), true);
+                    be.matmul(dy2, false, wp, false, null, x.gradBuffer(be).reshape(-1, in), true);
                 }
                 if (weight.requiresGrad()) {
                     be.matmul(dy2, true, x2, false, null,
@@ -174,20 +174,29 @@ public final class MatmulFunctions {
         return g.result(out, dOutF32 -> {
             Tensor dOut = g.matmulGradient(dOutF32);
             if (a.requiresGrad()) {
-                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed.
-                Tensor da = a.gradBuffer();
+                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed: a fresh gradient (BF16 where a's
+                // allows) for a's first contribution, else accumulated into its F32 gradient.
+                boolean first = a.grad() == null;
+                Tensor da = first ? g.output(a.gradientType(), a.shape()) : a.gradBuffer(be);
                 if (transposeA) {
-                    be.matmul(bv, transposeB, dOut, true, null, da, true);
+                    be.matmul(bv, transposeB, dOut, true, null, da, !first);
                 } else {
-                    be.matmul(dOut, false, bv, !transposeB, null, da, true);
+                    be.matmul(dOut, false, bv, !transposeB, null, da, !first);
+                }
+                if (first) {
+                    a.addGrad(da, be);
                 }
             }
             if (b.requiresGrad()) {
-                Tensor db = b.gradBuffer();
+                boolean first = b.grad() == null;
+                Tensor db = first ? g.output(b.gradientType(), b.shape()) : b.gradBuffer(be);
                 if (transposeB) {
-                    be.matmul(dOut, true, av, transposeA, null, db, true);
+                    be.matmul(dOut, true, av, transposeA, null, db, !first);
                 } else {
-                    be.matmul(av, !transposeA, dOut, false, null, db, true);
+                    be.matmul(av, !transposeA, dOut, false, null, db, !first);
+                }
+                if (first) {
+                    b.addGrad(db, be);
                 }
             }
         }, a, b);

@@ -86,7 +86,7 @@ public final class MoeFunctions {
         int samples = x.dim(0), k = indices.dim(2);
         Tensor out = g.output(outType, experts, samples * k, x.dim(2));
         be.moeDispatch(x.value(), indices, out);
-        return g.result(out, dOut -> be.moeDispatchBackward(dOut, indices, x.gradBuffer()), x);
+        return g.result(out, dOut -> be.moeDispatchBackward(dOut, indices, x.gradBuffer(be)), x);
     }
 
     /**
@@ -104,7 +104,7 @@ public final class MoeFunctions {
         Tensor out = g.output(samples, tokens, h.dim(2));
         be.moeCombine(h.value(), gates.value(), indices, out);
         return g.result(out, dOut -> {
-            Tensor dH = g.output(h.shape());
+            Tensor dH = g.output(h.gradientType(), h.shape());
             Tensor dGates = g.output(gates.shape());
             be.moeCombineBackward(dOut, h.value(), gates.value(), indices, dH, dGates);
             h.addGrad(dH, be);

@@ -31,7 +31,7 @@ public final class NormFunctions {
         Tensor weightValue = weight == null ? null : weight.value();
         be.layerNorm(x.value(), weightValue, eps, out, mean, rstd);
         return g.result(out, dOut -> {
-            Tensor dx = g.output(x.shape());
+            Tensor dx = g.output(x.gradientType(), x.shape());
             Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
             be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, dx, dWeight);
             x.addGrad(dx, be);

@@ -8,8 +8,10 @@ import io.microdit.tensor.Tensor;
 /**
  * A tensor in the autograd graph: its value, whether gradients flow to it, and its gradient once backward has
  * reached it. Intermediate variables hold their gradient in the step's scope; {@link Parameter}s in their own.
- * Gradients are F32 whatever the value's dtype: a bf16 graph may give an op's output to its matrix products as
- * BF16 directly (see {@link Graph#matmulOperandType}), while everything flowing backward stays F32.
+ * Gradients are F32, except that in a bf16 graph a BF16 value's gradient is BF16 while it has one contribution
+ * (as PyTorch's autocast keeps a bf16 activation's gradient in bf16): the op that computes it rounds it once as it
+ * stores it ({@link #gradientType}), and the backward GEMMs read it without a conversion. A second contribution
+ * promotes the gradient to F32 and adds there, so sums of several contributions round once per term, not per add.
  */
 public class Variable {
     private final Tensor value;
@@ -58,33 +60,62 @@ public class Variable {
     }
 
     /**
-     * Adds {@code g} to this variable's gradient. The first gradient is adopted without a copy, so {@code g} must
-     * belong to the caller alone (freshly computed); use {@link #addGradShared} for a tensor that is also used
-     * elsewhere.
+     * The dtype an op should store this variable's next gradient contribution in: BF16 for a BF16 value of a bf16
+     * graph that has no gradient yet (the contribution will be adopted as it is), else F32.
+     */
+    public DType gradientType() {
+        boolean bf16 = graph != null && graph.precision() == Precision.BF16 && value.dtype() == DType.BF16
+                && grad == null;
+        return bf16 ? DType.BF16 : DType.F32;
+    }
+
+    /**
+     * Adds {@code g} (F32, or BF16 as {@link #gradientType} allows) to this variable's gradient. The first gradient
+     * is adopted without a copy, so {@code g} must belong to the caller alone (freshly computed); use
+     * {@link #addGradShared} for a tensor that is also used elsewhere.
      */
     public void addGrad(Tensor g, Backend backend) {
         if (!requiresGrad) {
             return;
         }
         checkGradShape(g);
-        if (grad == null && g.scope() == gradScope()) {
+        if (grad == null && g.scope() == gradScope() && g.dtype() == gradientType()) {
             setGrad(g);
         } else {
-            backend.axpy(1f, g, gradBuffer());
+            accumulate(g, backend);
         }
     }
 
-    /** Adds {@code g} to this variable's gradient, copying it when it is the first. */
+    /** Adds {@code g} to this variable's gradient, copying it (in {@link #gradientType}) when it is the first. */
     public void addGradShared(Tensor g, Backend backend) {
         if (!requiresGrad) {
             return;
         }
         checkGradShape(g);
         if (grad == null) {
-            setGrad(Tensor.empty(gradScope(), DType.F32, value.shape()));
-            backend.copy(g, grad);
+            DType type = gradientType();
+            setGrad(Tensor.empty(gradScope(), type, value.shape()));
+            if (g.dtype() == type) {
+                backend.copy(g, grad);
+            } else {
+                backend.convert(g, grad);
+            }
         } else {
-            backend.axpy(1f, g, grad);
+            accumulate(g, backend);
+        }
+    }
+
+    /** grad += g in F32: the gradient promoted to F32 first if it is BF16, a BF16 g widened (exactly) first. */
+    private void accumulate(Tensor g, Backend backend) {
+        Tensor sum = gradBuffer(backend);
+        if (g.dtype() == DType.F32) {
+            backend.axpy(1f, g, sum);
+            return;
+        }
+        try (MemoryScope wide = backend.scope("gradient-widen")) {
+            Tensor f32 = Tensor.empty(wide, DType.F32, g.shape());
+            backend.convert(g, f32);
+            backend.axpy(1f, f32, sum);
         }
     }
 
@@ -92,8 +123,25 @@ public class Variable {
     public Tensor gradBuffer() {
         if (grad == null) {
             setGrad(Tensor.zeros(gradScope(), DType.F32, value.shape()));
+        } else if (grad.dtype() != DType.F32) {
+            throw new IllegalStateException("gradBuffer(): " + this + " holds a " + grad.dtype() + " gradient; "
+                    + "accumulating into it needs gradBuffer(backend), which promotes it to F32");
         }
         return grad;
+    }
+
+    /** {@link #gradBuffer()}, promoting a BF16 gradient (one contribution) to F32 first, exactly. */
+    public Tensor gradBuffer(Backend backend) {
+        if (grad != null && grad.dtype() == DType.BF16) {
+            Tensor single = grad;
+            Tensor promoted = Tensor.empty(gradScope(), DType.F32, value.shape());
+            backend.convert(single, promoted);
+            // The BF16 tensor stays in the step's scope until it closes (rare: a second contribution to a BF16
+            // value); releasing it here could free a block that a later allocation reuses under the same address.
+            clearGrad();
+            setGrad(promoted);
+        }
+        return gradBuffer();
     }
 
     private void setGrad(Tensor g) {
