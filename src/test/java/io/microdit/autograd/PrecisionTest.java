@@ -202,10 +202,20 @@ class PrecisionTest {
         Run before = run(Precision.BF16, inputs, List.of(shapes), seed, (g, v) -> miniBlock(g, v, DType.F32));
         Run after = run(Precision.BF16, inputs, List.of(shapes), seed,
                 (g, v) -> miniBlock(g, v, g.matmulOperandType()));
-        // The products read the same bf16 numbers either way and every gradient is F32: the same bits.
+        // The products read the same bf16 numbers either way: the same forward bits. The backward keeps a bf16
+        // output's gradient in bf16 (rounded once, as autocast keeps it), so the gradients agree to bf16 rounding,
+        // accumulated over the block's ops: relative L2 within 1e-2 (bf16's unit roundoff is 3.9e-3).
         assertArrayEquals(before.output(), after.output(), "block output");
         for (int i = 0; i < shapes.length; i++) {
-            assertArrayEquals(before.gradients().get(i), after.gradients().get(i), "gradient of input " + i);
+            float[] expected = before.gradients().get(i), actual = after.gradients().get(i);
+            double difference = 0, norm = 0;
+            for (int j = 0; j < expected.length; j++) {
+                difference += Math.pow(actual[j] - expected[j], 2);
+                norm += Math.pow(expected[j], 2);
+            }
+            double relative = Math.sqrt(difference / norm);
+            int input = i;
+            assertTrue(relative <= 1e-2, () -> "gradient of input " + input + ": relative L2 " + relative);
         }
         Run f32 = run(Precision.F32, inputs, List.of(shapes), seed, (g, v) -> miniBlock(g, v, g.matmulOperandType()));
         assertNotEquals(0.0, maxDifference(f32.output(), after.output()), "an F32 graph must not round");
