@@ -83,15 +83,22 @@ final class CpuActivations {
         Checks.gelu(x, out);
         MemorySegment xs = x.segment(), os = out.segment();
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+        // One loop per form: a choice between two vector results inside the loop is a merge that C2 boxes.
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
+                store(geluTanh(VectorMath.load(xs, i, bf16In)), os, bf16, i);
             }
             for (; i < end; i++) {
-                float v = VectorMath.loadOne(xs, i, bf16In);
-                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
+                store(geluTanh(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
+            }
+        } : (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                store(geluExact(VectorMath.load(xs, i, bf16In)), os, bf16, i);
+            }
+            for (; i < end; i++) {
+                store(geluExact(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
             }
         });
         flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
@@ -102,18 +109,26 @@ final class CpuActivations {
         Checks.geluBackward(dOut, x, dx);
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
         boolean bf16In = x.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+        // One loop per form, as in gelu.
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                FloatVector slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
-                slope.mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                geluTanhSlope(VectorMath.load(xs, i, bf16In))
+                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
                         .intoMemorySegment(dxs, i * 4L, ORDER);
             }
             for (; i < end; i++) {
-                float v = VectorMath.loadOne(xs, i, bf16In);
-                float slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
-                dxs.setAtIndex(F, i, slope * gs.getAtIndex(F, i));
+                dxs.setAtIndex(F, i, geluTanhSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
+            }
+        } : (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                geluExactSlope(VectorMath.load(xs, i, bf16In))
+                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                        .intoMemorySegment(dxs, i * 4L, ORDER);
+            }
+            for (; i < end; i++) {
+                dxs.setAtIndex(F, i, geluExactSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
             }
         });
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
@@ -301,24 +316,24 @@ final class CpuActivations {
         return Math.fma(x, density, 0.5f * (1f + erf(x * SQRT_HALF)));
     }
 
-    /** The error function to 1e-7 absolute, lane by lane; see the class comment. */
+    /**
+     * The error function to 1e-7 absolute, lane by lane; see the class comment. The small-argument form is
+     * computed once, up front, and no vector variable is ever null: a variable that may be null makes C2 box
+     * the vector, and the lane operations after it then run the Vector API's allocating Java fallback. One copy
+     * of the small-argument polynomial instead of two also keeps the GELU loops smaller for C2's inlining budget.
+     */
     static FloatVector erf(FloatVector x) {
         FloatVector ax = x.abs();
         VectorMask<Float> small = ax.compare(VectorOperators.LT, 1f);
-        FloatVector smallResult = null;
-        if (small.anyTrue()) {
-            FloatVector q = polynomial(ERF_SMALL, x.mul(x));
-            smallResult = q.fma(x, x);
-            if (small.allTrue()) {
-                return smallResult;
-            }
+        FloatVector smallResult = polynomial(ERF_SMALL, x.mul(x)).fma(x, x);
+        if (small.allTrue()) {
+            return smallResult;
         }
         FloatVector clamped = ax.min(ERF_CLAMP);
         FloatVector t = ONE.div(clamped.fma(0.5f, 1f));
         FloatVector tail = VectorMath.exp(clamped.mul(clamped).neg()).mul(polynomial(ERFC_LARGE, t));
         FloatVector large = tail.neg().add(1f);
-        large = large.blend(large.neg(), x.compare(VectorOperators.LT, 0f));
-        return smallResult == null ? large : large.blend(smallResult, small);
+        return large.blend(large.neg(), x.compare(VectorOperators.LT, 0f)).blend(smallResult, small);
     }
 
     static float erf(float x) {
