@@ -280,7 +280,8 @@ class CpuGemmTest {
         GemmKernel.multiplyRows(rows, b, 0, depth, fromRows);
         GemmKernel.multiply(panel, 0, b, 0, depth, fromPanel);
         for (int i = 0; i < fromRows.length; i++) {
-            assertEquals(Float.floatToRawIntBits(fromPanel[i]), Float.floatToRawIntBits(fromRows[i]), "tile[" + i + "]");
+            assertEquals(Float.floatToRawIntBits(fromPanel[i]), Float.floatToRawIntBits(fromRows[i]),
+                    "tile[" + i + "]");
         }
     }
 
