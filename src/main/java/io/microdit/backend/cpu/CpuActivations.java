@@ -70,6 +70,38 @@ final class CpuActivations {
         -2.308015972e-01f};
     private static final float ERF_CLAMP = 4f;
 
+    /**
+     * The vector kernels' constants as vectors: a lane operation with a float operand inlines a broadcast as deep
+     * as the operation, and the exact GELU's loops (erf and two exponentials) ran past C2's inlining node budget;
+     * each call C2 then left out took vectors, so it boxed them and the Vector API ran its allocating Java
+     * fallback (the backward at 6-8 ns an element). The values and the operations are the float ones, so the
+     * results are the same bits.
+     */
+    private static final FloatVector ZERO = FloatVector.zero(SPECIES);
+    private static final FloatVector HALF = FloatVector.broadcast(SPECIES, 0.5f);
+    private static final FloatVector MINUS_HALF = FloatVector.broadcast(SPECIES, -0.5f);
+    private static final FloatVector EXPONENT_CAP_VECTOR = FloatVector.broadcast(SPECIES, EXPONENT_CAP);
+    private static final FloatVector SQRT_HALF_VECTOR = FloatVector.broadcast(SPECIES, SQRT_HALF);
+    private static final FloatVector INV_SQRT_2PI_VECTOR = FloatVector.broadcast(SPECIES, INV_SQRT_2PI);
+    private static final FloatVector TANH_EXPONENT_LINEAR_VECTOR = FloatVector.broadcast(SPECIES, TANH_EXPONENT_LINEAR);
+    private static final FloatVector TANH_EXPONENT_CUBIC_VECTOR = FloatVector.broadcast(SPECIES, TANH_EXPONENT_CUBIC);
+    private static final FloatVector TANH_SLOPE_LINEAR_VECTOR = FloatVector.broadcast(SPECIES, TANH_SLOPE_LINEAR);
+    private static final FloatVector TANH_SLOPE_CUBIC_VECTOR = FloatVector.broadcast(SPECIES, TANH_SLOPE_CUBIC);
+    private static final FloatVector ERF_CLAMP_VECTOR = FloatVector.broadcast(SPECIES, ERF_CLAMP);
+    private static final FloatVector ERF_SMALL_0 = FloatVector.broadcast(SPECIES, ERF_SMALL[0]);
+    private static final FloatVector ERF_SMALL_1 = FloatVector.broadcast(SPECIES, ERF_SMALL[1]);
+    private static final FloatVector ERF_SMALL_2 = FloatVector.broadcast(SPECIES, ERF_SMALL[2]);
+    private static final FloatVector ERF_SMALL_3 = FloatVector.broadcast(SPECIES, ERF_SMALL[3]);
+    private static final FloatVector ERF_SMALL_4 = FloatVector.broadcast(SPECIES, ERF_SMALL[4]);
+    private static final FloatVector ERF_SMALL_5 = FloatVector.broadcast(SPECIES, ERF_SMALL[5]);
+    private static final FloatVector ERF_SMALL_6 = FloatVector.broadcast(SPECIES, ERF_SMALL[6]);
+    private static final FloatVector ERFC_LARGE_0 = FloatVector.broadcast(SPECIES, ERFC_LARGE[0]);
+    private static final FloatVector ERFC_LARGE_1 = FloatVector.broadcast(SPECIES, ERFC_LARGE[1]);
+    private static final FloatVector ERFC_LARGE_2 = FloatVector.broadcast(SPECIES, ERFC_LARGE[2]);
+    private static final FloatVector ERFC_LARGE_3 = FloatVector.broadcast(SPECIES, ERFC_LARGE[3]);
+    private static final FloatVector ERFC_LARGE_4 = FloatVector.broadcast(SPECIES, ERFC_LARGE[4]);
+    private static final FloatVector ERFC_LARGE_5 = FloatVector.broadcast(SPECIES, ERFC_LARGE[5]);
+
     private final Parallel parallel;
     private final FlopCounter flops;
 
@@ -83,15 +115,22 @@ final class CpuActivations {
         Checks.gelu(x, out);
         MemorySegment xs = x.segment(), os = out.segment();
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+        // One loop per form: a choice between two vector results inside the loop is a merge that C2 boxes.
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
+                store(geluTanh(VectorMath.load(xs, i, bf16In)), os, bf16, i);
             }
             for (; i < end; i++) {
-                float v = VectorMath.loadOne(xs, i, bf16In);
-                store(tanhApproximation ? geluTanh(v) : geluExact(v), os, bf16, i);
+                store(geluTanh(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
+            }
+        } : (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                store(geluExact(VectorMath.load(xs, i, bf16In)), os, bf16, i);
+            }
+            for (; i < end; i++) {
+                store(geluExact(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
             }
         });
         flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
@@ -106,18 +145,26 @@ final class CpuActivations {
         }
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
         boolean bf16In = x.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, (start, end) -> {
+        // One loop per form, as in gelu.
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                FloatVector slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
-                slope.mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                geluTanhSlope(VectorMath.load(xs, i, bf16In))
+                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
                         .intoMemorySegment(dxs, i * 4L, ORDER);
             }
             for (; i < end; i++) {
-                float v = VectorMath.loadOne(xs, i, bf16In);
-                float slope = tanhApproximation ? geluTanhSlope(v) : geluExactSlope(v);
-                dxs.setAtIndex(F, i, slope * gs.getAtIndex(F, i));
+                dxs.setAtIndex(F, i, geluTanhSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
+            }
+        } : (start, end) -> {
+            int i = start;
+            for (; i <= end - LANES; i += LANES) {
+                geluExactSlope(VectorMath.load(xs, i, bf16In))
+                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                        .intoMemorySegment(dxs, i * 4L, ORDER);
+            }
+            for (; i < end; i++) {
+                dxs.setAtIndex(F, i, geluExactSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
             }
         });
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
@@ -197,7 +244,7 @@ final class CpuActivations {
                 FloatVector va = VectorMath.load(as, i, bf16In);
                 FloatVector vb = VectorMath.load(bs, i, bf16In);
                 FloatVector e = cappedExp(va.neg());
-                g.mul(va).div(e.add(1f)).intoMemorySegment(dbs, i * 4L, ORDER);
+                g.mul(va).div(e.add(ONE)).intoMemorySegment(dbs, i * 4L, ORDER);
                 g.mul(vb).mul(siluSlope(va, e)).intoMemorySegment(das, i * 4L, ORDER);
             }
             for (; i < end; i++) {
@@ -214,7 +261,7 @@ final class CpuActivations {
     // ---------------------------------------------------------------- lane formulas (vector and scalar)
 
     private static FloatVector sigmoid(FloatVector u) {
-        return ONE.div(VectorMath.exp(u.neg()).add(1f));
+        return ONE.div(VectorMath.exp(u.neg()).add(ONE));
     }
 
     private static float sigmoid(float u) {
@@ -226,7 +273,7 @@ final class CpuActivations {
      * Forming 1 − σ as e·σ instead of by subtraction keeps it accurate where σ is close to 1.
      */
     private static FloatVector cappedExp(FloatVector u) {
-        return VectorMath.exp(u.min(EXPONENT_CAP));
+        return VectorMath.exp(u.min(EXPONENT_CAP_VECTOR));
     }
 
     private static float cappedExp(float u) {
@@ -235,8 +282,8 @@ final class CpuActivations {
 
     /** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
     private static FloatVector siluSlope(FloatVector x, FloatVector e) {
-        FloatVector s = ONE.div(e.add(1f));
-        return x.mul(e).mul(s).add(1f).mul(s);
+        FloatVector s = ONE.div(e.add(ONE));
+        return x.mul(e).mul(s).add(ONE).mul(s);
     }
 
     private static float siluSlope(float x, float e) {
@@ -244,7 +291,6 @@ final class CpuActivations {
         return s * (1f + x * e * s);
     }
 
-    /** 0.5·x·(1 + tanh z) with z = √(2/π)(x + 0.044715x³), as x·σ(2z). */
     /** Element i onwards of an F32 output, or of a BF16 one rounded as convert rounds (F32 op then convert). */
     private static void store(FloatVector v, MemorySegment out, boolean bf16, int i) {
         if (bf16) {
@@ -262,9 +308,10 @@ final class CpuActivations {
         }
     }
 
+    /** 0.5·x·(1 + tanh z) with z = √(2/π)(x + 0.044715x³), as x·σ(2z). */
     private static FloatVector geluTanh(FloatVector x) {
-        FloatVector exponent = x.mul(x).fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x);
-        return x.div(VectorMath.exp(exponent).add(1f));
+        FloatVector exponent = x.mul(x).fma(TANH_EXPONENT_CUBIC_VECTOR, TANH_EXPONENT_LINEAR_VECTOR).mul(x);
+        return x.div(VectorMath.exp(exponent).add(ONE));
     }
 
     private static float geluTanh(float x) {
@@ -275,9 +322,9 @@ final class CpuActivations {
     /** With s = σ(2z) and 1 − s = e·s, e = e^(−2z): d/dx = s + x·s(1 − s)·2√(2/π)(1 + 3·0.044715x²). */
     private static FloatVector geluTanhSlope(FloatVector x) {
         FloatVector x2 = x.mul(x);
-        FloatVector e = cappedExp(x2.fma(TANH_EXPONENT_CUBIC, TANH_EXPONENT_LINEAR).mul(x));
-        FloatVector s = ONE.div(e.add(1f));
-        FloatVector dz = x2.fma(TANH_SLOPE_CUBIC, TANH_SLOPE_LINEAR);
+        FloatVector e = cappedExp(x2.fma(TANH_EXPONENT_CUBIC_VECTOR, TANH_EXPONENT_LINEAR_VECTOR).mul(x));
+        FloatVector s = ONE.div(e.add(ONE));
+        FloatVector dz = x2.fma(TANH_SLOPE_CUBIC_VECTOR, TANH_SLOPE_LINEAR_VECTOR);
         return x.mul(s).mul(e.mul(s)).fma(dz, s);
     }
 
@@ -291,7 +338,7 @@ final class CpuActivations {
 
     /** 0.5·x·(1 + erf(x/√2)). */
     private static FloatVector geluExact(FloatVector x) {
-        return erf(x.mul(SQRT_HALF)).add(1f).mul(x).mul(0.5f);
+        return erf(x.mul(SQRT_HALF_VECTOR)).add(ONE).mul(x).mul(HALF);
     }
 
     private static float geluExact(float x) {
@@ -300,8 +347,8 @@ final class CpuActivations {
 
     /** Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π). */
     private static FloatVector geluExactSlope(FloatVector x) {
-        FloatVector density = VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI);
-        return erf(x.mul(SQRT_HALF)).add(1f).mul(0.5f).add(x.mul(density));
+        FloatVector density = VectorMath.exp(x.mul(x).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
+        return erf(x.mul(SQRT_HALF_VECTOR)).add(ONE).mul(HALF).add(x.mul(density));
     }
 
     private static float geluExactSlope(float x) {
@@ -309,24 +356,21 @@ final class CpuActivations {
         return Math.fma(x, density, 0.5f * (1f + erf(x * SQRT_HALF)));
     }
 
-    /** The error function to 1e-7 absolute, lane by lane; see the class comment. */
+    /**
+     * The error function to 1e-7 absolute, lane by lane; see the class comment. Both forms are computed and
+     * blended, without a branch on the lanes: a branch rarely taken (every lane small) became an uncommon trap
+     * that deoptimised the GELU loops in the middle of a run, and no vector variable is ever null (C2 boxes
+     * one that may be, and the Vector API then runs its allocating Java fallback).
+     */
     static FloatVector erf(FloatVector x) {
         FloatVector ax = x.abs();
-        VectorMask<Float> small = ax.compare(VectorOperators.LT, 1f);
-        FloatVector smallResult = null;
-        if (small.anyTrue()) {
-            FloatVector q = polynomial(ERF_SMALL, x.mul(x));
-            smallResult = q.fma(x, x);
-            if (small.allTrue()) {
-                return smallResult;
-            }
-        }
-        FloatVector clamped = ax.min(ERF_CLAMP);
-        FloatVector t = ONE.div(clamped.fma(0.5f, 1f));
-        FloatVector tail = VectorMath.exp(clamped.mul(clamped).neg()).mul(polynomial(ERFC_LARGE, t));
-        FloatVector large = tail.neg().add(1f);
-        large = large.blend(large.neg(), x.compare(VectorOperators.LT, 0f));
-        return smallResult == null ? large : large.blend(smallResult, small);
+        VectorMask<Float> small = ax.compare(VectorOperators.LT, ONE);
+        FloatVector smallResult = erfSmallPolynomial(x.mul(x)).fma(x, x);
+        FloatVector clamped = ax.min(ERF_CLAMP_VECTOR);
+        FloatVector t = ONE.div(clamped.fma(HALF, ONE));
+        FloatVector tail = VectorMath.exp(clamped.mul(clamped).neg()).mul(erfcLargePolynomial(t));
+        FloatVector large = tail.neg().add(ONE);
+        return large.blend(large.neg(), x.compare(VectorOperators.LT, ZERO)).blend(smallResult, small);
     }
 
     static float erf(float x) {
@@ -340,12 +384,16 @@ final class CpuActivations {
         return x < 0 ? -large : large;
     }
 
-    private static FloatVector polynomial(float[] coefficients, FloatVector t) {
-        FloatVector acc = FloatVector.broadcast(SPECIES, coefficients[coefficients.length - 1]);
-        for (int k = coefficients.length - 2; k >= 0; k--) {
-            acc = acc.fma(t, FloatVector.broadcast(SPECIES, coefficients[k]));
-        }
-        return acc;
+    /** Q(t) of {@link #ERF_SMALL} by Horner's rule, as {@link #polynomial(float[], float)} evaluates it. */
+    private static FloatVector erfSmallPolynomial(FloatVector t) {
+        return ERF_SMALL_6.fma(t, ERF_SMALL_5).fma(t, ERF_SMALL_4).fma(t, ERF_SMALL_3).fma(t, ERF_SMALL_2)
+                .fma(t, ERF_SMALL_1).fma(t, ERF_SMALL_0);
+    }
+
+    /** R(t) of {@link #ERFC_LARGE} by Horner's rule. */
+    private static FloatVector erfcLargePolynomial(FloatVector t) {
+        return ERFC_LARGE_5.fma(t, ERFC_LARGE_4).fma(t, ERFC_LARGE_3).fma(t, ERFC_LARGE_2).fma(t, ERFC_LARGE_1)
+                .fma(t, ERFC_LARGE_0);
     }
 
     private static float polynomial(float[] coefficients, float t) {

@@ -20,7 +20,7 @@ import jdk.incubator.vector.VectorMask;
 /**
  * Batched F32 matrix multiply, blocked as in GotoBLAS/BLIS. For each block of {@link #BLOCK_COLUMNS} columns
  * and {@link #BLOCK_DEPTH} steps of k, B's block is packed once (it stays in L2) and, row panel by row panel,
- * A's panel is packed (it stays in L1) and multiplied by every column panel of the block in
+ * A's panel is packed, or its rows copied as they are when A is row-major (it stays in L1), and multiplied by every column panel of the block in
  * {@link GemmKernel}'s register tile. Each tile's result is added to C with vector stores (masked at the right
  * edge): the first k block writes bias (plus C when accumulating), later ones add to C, so C is read and
  * written once per k block. Threads share out row panels across the batch (or column panels when there are too
@@ -47,9 +47,10 @@ final class CpuGemm {
     /** One thread's packing buffers and result tile, reused across calls. */
     private static final class Scratch {
         final float[] panelA = new float[BLOCK_DEPTH * ROWS + LANES];
+        final float[] rowsA = new float[ROWS * GemmKernel.STAGED_ROW];
         final float[] blockB = new float[BLOCK_DEPTH * BLOCK_COLUMNS + LANES];
         final float[] tile = new float[ROWS * COLUMNS];
-        final float[] staging = new float[BLOCK_DEPTH * Math.max(ROWS, COLUMNS)];
+        final float[] staging = new float[BLOCK_DEPTH * COLUMNS];
         float[] bias = new float[0];
     }
 
@@ -238,12 +239,21 @@ final class CpuGemm {
                 float[] blockBias = firstBlock ? bias : null;
                 for (int row = rowStart; row < rowEnd; row += ROWS) {
                     int rows = Math.min(ROWS, rowEnd - row);
-                    GemmPacking.packA(p.a(), aBase, p.transposeA(), m, k, row, rows, depthStart, depth,
-                            scratch.panelA, scratch.staging);
+                    if (p.transposeA()) {
+                        GemmPacking.packTransposedA(p.a(), aBase, m, row, rows, depthStart, depth, scratch.panelA);
+                    } else {
+                        GemmPacking.stageRowsA(p.a(), aBase, k, row, rows, depthStart, depth, scratch.rowsA);
+                    }
                     for (int panel = 0; panel < width; panel += COLUMNS) {
                         int columns = Math.min(COLUMNS, width - panel);
                         int j = column + panel;
-                        GemmKernel.multiply(scratch.panelA, 0, blockB, blockOffset + panel * depth, depth, scratch.tile);
+                        if (p.transposeA()) {
+                            GemmKernel.multiply(scratch.panelA, 0, blockB, blockOffset + panel * depth, depth,
+                                    scratch.tile);
+                        } else {
+                            GemmKernel.multiplyRows(scratch.rowsA, blockB, blockOffset + panel * depth, depth,
+                                    scratch.tile);
+                        }
                         store(scratch.tile, p.out(), (cBase + (long) row * n + j) * Float.BYTES, rowBytes, rows,
                                 columns, load, blockBias, j);
                     }

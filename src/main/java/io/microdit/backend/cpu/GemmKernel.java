@@ -11,6 +11,13 @@ import jdk.incubator.vector.VectorSpecies;
  * the FMAs, which run at the core's peak. The unrolling by hand keeps every accumulator in a named local, and
  * so in a register; the starting zero is a local too, because a static vector constant merged into the loop
  * makes C2 box the accumulators.
+ *
+ * <p>A comes in one of two layouts. {@link #multiply} reads a packed panel (the ROWS values of one step of k side
+ * by side), which a transposed A ([K, M]: each step of k one contiguous run) packs cheaply. {@link #multiplyRows}
+ * reads ROWS rows of A copied as they are, {@link #STAGED_ROW} floats apart: for a row-major A this replaces
+ * the transpose into a panel (a third of the kernel's own time in the profile) by a bulk copy, and because
+ * the row distance is a constant, each broadcast's address is the step's index plus a fixed displacement, so
+ * the twelve rows cost no registers. Both add the same products in the same order, so they give the same bits.
  */
 final class GemmKernel {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -19,6 +26,11 @@ final class GemmKernel {
     static final int ROWS = 12;
     /** Columns of B per micro-panel: 2 vectors. */
     static final int COLUMNS = 2 * LANES;
+    /**
+     * Floats between the staged rows of A for {@link #multiplyRows}: the deepest block plus one cache line, so
+     * that the twelve rows do not all fall into the same L1 sets.
+     */
+    static final int STAGED_ROW = CpuGemm.BLOCK_DEPTH + 16;
 
     private GemmKernel() {
     }
@@ -68,6 +80,67 @@ final class GemmKernel {
             FloatVector a10 = FloatVector.broadcast(SPECIES, a[ai + 10]);
             c100 = b0.fma(a10, c100); c101 = b1.fma(a10, c101);
             FloatVector a11 = FloatVector.broadcast(SPECIES, a[ai + 11]);
+            c110 = b0.fma(a11, c110); c111 = b1.fma(a11, c111);
+        }
+        c00.intoArray(tile, 0 * COLUMNS); c01.intoArray(tile, 0 * COLUMNS + LANES);
+        c10.intoArray(tile, 1 * COLUMNS); c11.intoArray(tile, 1 * COLUMNS + LANES);
+        c20.intoArray(tile, 2 * COLUMNS); c21.intoArray(tile, 2 * COLUMNS + LANES);
+        c30.intoArray(tile, 3 * COLUMNS); c31.intoArray(tile, 3 * COLUMNS + LANES);
+        c40.intoArray(tile, 4 * COLUMNS); c41.intoArray(tile, 4 * COLUMNS + LANES);
+        c50.intoArray(tile, 5 * COLUMNS); c51.intoArray(tile, 5 * COLUMNS + LANES);
+        c60.intoArray(tile, 6 * COLUMNS); c61.intoArray(tile, 6 * COLUMNS + LANES);
+        c70.intoArray(tile, 7 * COLUMNS); c71.intoArray(tile, 7 * COLUMNS + LANES);
+        c80.intoArray(tile, 8 * COLUMNS); c81.intoArray(tile, 8 * COLUMNS + LANES);
+        c90.intoArray(tile, 9 * COLUMNS); c91.intoArray(tile, 9 * COLUMNS + LANES);
+        c100.intoArray(tile, 10 * COLUMNS); c101.intoArray(tile, 10 * COLUMNS + LANES);
+        c110.intoArray(tile, 11 * COLUMNS); c111.intoArray(tile, 11 * COLUMNS + LANES);
+    }
+
+    /**
+     * {@link #multiply} with A as ROWS rows {@link #STAGED_ROW} floats apart: row r's step p at
+     * {@code a[r·STAGED_ROW + p]}.
+     */
+    static void multiplyRows(float[] a, float[] b, int bOffset, int depth, float[] tile) {
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector c00 = zero, c01 = zero;
+        FloatVector c10 = zero, c11 = zero;
+        FloatVector c20 = zero, c21 = zero;
+        FloatVector c30 = zero, c31 = zero;
+        FloatVector c40 = zero, c41 = zero;
+        FloatVector c50 = zero, c51 = zero;
+        FloatVector c60 = zero, c61 = zero;
+        FloatVector c70 = zero, c71 = zero;
+        FloatVector c80 = zero, c81 = zero;
+        FloatVector c90 = zero, c91 = zero;
+        FloatVector c100 = zero, c101 = zero;
+        FloatVector c110 = zero, c111 = zero;
+        for (int p = 0; p < depth; p++) {
+            int bi = bOffset + p * COLUMNS;
+            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
+            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bi + LANES);
+            FloatVector a0 = FloatVector.broadcast(SPECIES, a[p]);
+            c00 = b0.fma(a0, c00); c01 = b1.fma(a0, c01);
+            FloatVector a1 = FloatVector.broadcast(SPECIES, a[1 * STAGED_ROW + p]);
+            c10 = b0.fma(a1, c10); c11 = b1.fma(a1, c11);
+            FloatVector a2 = FloatVector.broadcast(SPECIES, a[2 * STAGED_ROW + p]);
+            c20 = b0.fma(a2, c20); c21 = b1.fma(a2, c21);
+            FloatVector a3 = FloatVector.broadcast(SPECIES, a[3 * STAGED_ROW + p]);
+            c30 = b0.fma(a3, c30); c31 = b1.fma(a3, c31);
+            FloatVector a4 = FloatVector.broadcast(SPECIES, a[4 * STAGED_ROW + p]);
+            c40 = b0.fma(a4, c40); c41 = b1.fma(a4, c41);
+            FloatVector a5 = FloatVector.broadcast(SPECIES, a[5 * STAGED_ROW + p]);
+            c50 = b0.fma(a5, c50); c51 = b1.fma(a5, c51);
+            FloatVector a6 = FloatVector.broadcast(SPECIES, a[6 * STAGED_ROW + p]);
+            c60 = b0.fma(a6, c60); c61 = b1.fma(a6, c61);
+            FloatVector a7 = FloatVector.broadcast(SPECIES, a[7 * STAGED_ROW + p]);
+            c70 = b0.fma(a7, c70); c71 = b1.fma(a7, c71);
+            FloatVector a8 = FloatVector.broadcast(SPECIES, a[8 * STAGED_ROW + p]);
+            c80 = b0.fma(a8, c80); c81 = b1.fma(a8, c81);
+            FloatVector a9 = FloatVector.broadcast(SPECIES, a[9 * STAGED_ROW + p]);
+            c90 = b0.fma(a9, c90); c91 = b1.fma(a9, c91);
+            FloatVector a10 = FloatVector.broadcast(SPECIES, a[10 * STAGED_ROW + p]);
+            c100 = b0.fma(a10, c100); c101 = b1.fma(a10, c101);
+            FloatVector a11 = FloatVector.broadcast(SPECIES, a[11 * STAGED_ROW + p]);
             c110 = b0.fma(a11, c110); c111 = b1.fma(a11, c111);
         }
         c00.intoArray(tile, 0 * COLUMNS); c01.intoArray(tile, 0 * COLUMNS + LANES);

@@ -4,6 +4,7 @@ import static io.microdit.backend.cpu.GemmKernel.COLUMNS;
 import static io.microdit.backend.cpu.GemmKernel.LANES;
 import static io.microdit.backend.cpu.GemmKernel.ROWS;
 import static io.microdit.backend.cpu.GemmKernel.SPECIES;
+import static io.microdit.backend.cpu.GemmKernel.STAGED_ROW;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -13,8 +14,9 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
 /**
- * Copies blocks of the GEMM operands out of their tensors into the layout the micro-kernel reads: A as panels
- * of {@link GemmKernel#ROWS} rows stored k-major (the ROWS values of one step of k side by side), B as panels
+ * Copies blocks of the GEMM operands out of their tensors into the layouts the micro-kernel reads: A as panels
+ * of {@link GemmKernel#ROWS} rows stored k-major (the ROWS values of one step of k side by side) when it is
+ * transposed, else as its rows copied unchanged (the kernel's row-major variant), B as panels
  * of {@link GemmKernel#COLUMNS} columns stored k-major. Packing absorbs the transposes, so one kernel serves
  * all four combinations, and it zero-pads the last panel, so the kernel never needs a tail. Each element of A
  * is packed once per column block and each of B once per row range, which is small next to the
@@ -25,43 +27,45 @@ final class GemmPacking {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
     /** Per thread, the start of each staged row: the gather's index map. */
-    private static final ThreadLocal<int[]> ROW_STARTS = ThreadLocal.withInitial(
-            () -> new int[(Math.max(ROWS, COLUMNS) + LANES - 1) / LANES * LANES]);
+    private static final ThreadLocal<int[]> ROW_STARTS = ThreadLocal.withInitial(() -> new int[COLUMNS]);
 
     private GemmPacking() {
     }
 
     /**
-     * Packs rows [row, row + rows) and k in [depthStart, depthStart + depth) of op(A) into {@code panel} as
-     * [depth][ROWS], rows past {@code rows} zero. A is [M, K] at element {@code base} of {@code a}, or [K, M]
-     * when {@code transposed}: then each step of k is one contiguous run; otherwise the rows are copied in bulk to
-     * {@code staging} and transposed from there.
+     * Packs rows [row, row + rows) and k in [depthStart, depthStart + depth) of op(A) = Aᵀ into {@code panel} as
+     * [depth][ROWS], rows past {@code rows} zero, for {@link GemmKernel#multiply}. A is [K, M] at element
+     * {@code base} of {@code a}: each step of k is one contiguous run.
      */
-    static void packA(MemorySegment a, long base, boolean transposed, int m, int k, int row, int rows,
-                      int depthStart, int depth, float[] panel, float[] staging) {
-        if (transposed) {
-            if (rows < ROWS) {
-                Arrays.fill(panel, 0, depth * ROWS, 0f);
+    static void packTransposedA(MemorySegment a, long base, int m, int row, int rows, int depthStart, int depth,
+                                float[] panel) {
+        if (rows < ROWS) {
+            Arrays.fill(panel, 0, depth * ROWS, 0f);
+        }
+        // Masked vector copies: a scalar loop cost as much as the multiply of a weight gradient's panel.
+        for (int v = 0; v < rows; v += LANES) {
+            VectorMask<Float> inside = SPECIES.indexInRange(v, rows);
+            for (int p = 0; p < depth; p++) {
+                long source = base + (long) (depthStart + p) * m + row + v;
+                FloatVector.fromMemorySegment(SPECIES, a, source * Float.BYTES, ORDER, inside)
+                        .intoArray(panel, p * ROWS + v, inside);
             }
-            // Each step of k is one run of `rows` floats: masked vector copies (a scalar loop cost as much as the
-            // multiply of a weight gradient's panel).
-            for (int v = 0; v < rows; v += LANES) {
-                VectorMask<Float> inside = SPECIES.indexInRange(v, rows);
-                for (int p = 0; p < depth; p++) {
-                    long source = base + (long) (depthStart + p) * m + row + v;
-                    FloatVector.fromMemorySegment(SPECIES, a, source * Float.BYTES, ORDER, inside)
-                            .intoArray(panel, p * ROWS + v, inside);
-                }
-            }
-        } else {
-            for (int r = 0; r < rows; r++) {
-                MemorySegment.copy(a, F, ((long) (row + r) * k + depthStart + base) * Float.BYTES, staging, r * depth,
-                        depth);
-            }
-            for (int r = rows; r < ROWS; r++) {
-                Arrays.fill(staging, r * depth, (r + 1) * depth, 0f);
-            }
-            transpose(staging, ROWS, depth, panel, 0);
+        }
+    }
+
+    /**
+     * Copies rows [row, row + rows) and k in [depthStart, depthStart + depth) of a row-major A ([M, K] at element
+     * {@code base} of {@code a}) to {@code staged}, row r at r·{@link GemmKernel#STAGED_ROW}, rows past
+     * {@code rows} zero, for {@link GemmKernel#multiplyRows}: one bulk copy per row and no transpose.
+     */
+    static void stageRowsA(MemorySegment a, long base, int k, int row, int rows, int depthStart, int depth,
+                           float[] staged) {
+        for (int r = 0; r < rows; r++) {
+            MemorySegment.copy(a, F, ((long) (row + r) * k + depthStart + base) * Float.BYTES, staged,
+                    r * STAGED_ROW, depth);
+        }
+        for (int r = rows; r < ROWS; r++) {
+            Arrays.fill(staged, r * STAGED_ROW, r * STAGED_ROW + depth, 0f);
         }
     }
 

@@ -48,6 +48,27 @@ final class VectorMath {
     private static final float P3 = 4.1665795894e-2f;
     private static final float P4 = 1.6666665459e-1f;
     private static final float P5 = 5.0000001201e-1f;
+    /**
+     * The constants of {@link #exp(FloatVector)} as vectors. A lane operation with a float operand inlines a
+     * broadcast as deep as the operation itself, and C2 stops inlining a compilation unit at a node budget: the
+     * GELU loops (erf and two exponentials) ran past it, and each call left out took vectors, so C2 boxed them
+     * and the Vector API ran its allocating Java fallback. Static vector constants cost no broadcast.
+     */
+    private static final FloatVector V_UNDERFLOW = FloatVector.broadcast(SPECIES, UNDERFLOW);
+    private static final FloatVector V_OVERFLOW_CLAMP = FloatVector.broadcast(SPECIES, OVERFLOW_CLAMP);
+    private static final FloatVector V_LOG2E = FloatVector.broadcast(SPECIES, LOG2E);
+    private static final FloatVector V_ROUNDER = FloatVector.broadcast(SPECIES, ROUNDER);
+    private static final FloatVector V_MINUS_LN2_HIGH = FloatVector.broadcast(SPECIES, -LN2_HIGH);
+    private static final FloatVector V_MINUS_LN2_LOW = FloatVector.broadcast(SPECIES, -LN2_LOW);
+    private static final FloatVector V_P0 = FloatVector.broadcast(SPECIES, P0);
+    private static final FloatVector V_P1 = FloatVector.broadcast(SPECIES, P1);
+    private static final FloatVector V_P2 = FloatVector.broadcast(SPECIES, P2);
+    private static final FloatVector V_P3 = FloatVector.broadcast(SPECIES, P3);
+    private static final FloatVector V_P4 = FloatVector.broadcast(SPECIES, P4);
+    private static final FloatVector V_P5 = FloatVector.broadcast(SPECIES, P5);
+    private static final FloatVector V_ONE = FloatVector.broadcast(SPECIES, 1f);
+    private static final FloatVector V_ZERO = FloatVector.zero(SPECIES);
+    private static final IntVector V_EXPONENT_SHIFT = IntVector.broadcast(INT_SPECIES, ROUNDER_BITS - 127);
 
     private VectorMath() {
     }
@@ -58,20 +79,20 @@ final class VectorMath {
      * arguments above 88 are clamped to 88; NaN stays NaN.
      */
     static FloatVector exp(FloatVector x) {
-        FloatVector clamped = x.max(UNDERFLOW).min(OVERFLOW_CLAMP);
-        FloatVector shifted = clamped.fma(LOG2E, ROUNDER);
-        FloatVector n = shifted.sub(ROUNDER);
-        FloatVector r = n.fma(FloatVector.broadcast(SPECIES, -LN2_HIGH), clamped);
-        r = n.fma(FloatVector.broadcast(SPECIES, -LN2_LOW), r);
-        FloatVector p = r.fma(P0, P1);
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P2));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P3));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P4));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, P5));
-        FloatVector expR = p.fma(r.mul(r), r.add(1f));
-        FloatVector twoToN = ((IntVector) shifted.reinterpretAsInts()).sub(ROUNDER_BITS - 127)
+        FloatVector clamped = x.max(V_UNDERFLOW).min(V_OVERFLOW_CLAMP);
+        FloatVector shifted = clamped.fma(V_LOG2E, V_ROUNDER);
+        FloatVector n = shifted.sub(V_ROUNDER);
+        FloatVector r = n.fma(V_MINUS_LN2_HIGH, clamped);
+        r = n.fma(V_MINUS_LN2_LOW, r);
+        FloatVector p = r.fma(V_P0, V_P1);
+        p = p.fma(r, V_P2);
+        p = p.fma(r, V_P3);
+        p = p.fma(r, V_P4);
+        p = p.fma(r, V_P5);
+        FloatVector expR = p.fma(r.mul(r), r.add(V_ONE));
+        FloatVector twoToN = ((IntVector) shifted.reinterpretAsInts()).sub(V_EXPONENT_SHIFT)
                 .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return expR.mul(twoToN).blend(0f, x.lt(UNDERFLOW));
+        return expR.mul(twoToN).blend(V_ZERO, x.lt(V_UNDERFLOW));
     }
 
     /** The scalar twin of {@link #exp(FloatVector)}: bit-identical per element. */

@@ -205,6 +205,27 @@ public class CpuAttentionTest {
         }
     }
 
+    /**
+     * The backward's per-thread tiles are kept from call to call while the shape stays: a call after others (of
+     * the same shape with other values, and of another shape) gives the same bits as the first call.
+     */
+    @Test
+    void backwardTilesKeptAcrossCallsChangeNoResult() {
+        int batch = 2, heads = 2, queries = 37, keys = 21, headDim = 20;
+        Inputs in = Inputs.random(7, 1, batch, queries, keys, heads * headDim);
+        float[][] first = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
+        run(SINGLE_THREAD, Inputs.random(8, 4, batch, queries, keys, heads * headDim), batch, queries, keys, heads,
+                headDim);
+        run(SINGLE_THREAD, Inputs.random(9, 4, 1, 50, 13, 3 * 16), 1, 50, 13, 3, 16);
+        run(SINGLE_THREAD, Inputs.random(10, 4, batch, queries, keys, heads * headDim), batch, queries, keys, heads,
+                headDim);
+        float[][] again = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
+        String[] names = {"out", "lse", "dq", "dk", "dv"};
+        for (int i = 0; i < names.length; i++) {
+            assertArrayEquals(first[i], again[i], names[i] + " differs after other calls");
+        }
+    }
+
     @Test
     void countsForwardAndBackwardFlops() {
         int batch = 2, heads = 2, queries = 5, keys = 9, headDim = 3;

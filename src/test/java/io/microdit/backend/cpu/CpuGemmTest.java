@@ -256,6 +256,35 @@ class CpuGemmTest {
         }
     }
 
+    /**
+     * The row-major kernel (A's rows staged as they are) and the packed-panel kernel (a transposed A's layout)
+     * must add the same products in the same order: a row-major and a transposed A holding the same matrix give
+     * the same bits, at a full depth block and at a short one.
+     */
+    @ParameterizedTest(name = "depth={0}")
+    @CsvSource({"1", "37", "512"})
+    void rowMajorAndPackedKernelsAgreeBitForBit(int depth) {
+        Random random = new Random(depth * 977L);
+        float[] rows = new float[GemmKernel.ROWS * GemmKernel.STAGED_ROW];
+        float[] panel = new float[depth * GemmKernel.ROWS];
+        for (int r = 0; r < GemmKernel.ROWS; r++) {
+            for (int p = 0; p < depth; p++) {
+                float value = (float) random.nextGaussian();
+                rows[r * GemmKernel.STAGED_ROW + p] = value;
+                panel[p * GemmKernel.ROWS + r] = value;
+            }
+        }
+        float[] b = TestData.uniform(random, depth * GemmKernel.COLUMNS);
+        float[] fromRows = new float[GemmKernel.ROWS * GemmKernel.COLUMNS];
+        float[] fromPanel = new float[GemmKernel.ROWS * GemmKernel.COLUMNS];
+        GemmKernel.multiplyRows(rows, b, 0, depth, fromRows);
+        GemmKernel.multiply(panel, 0, b, 0, depth, fromPanel);
+        for (int i = 0; i < fromRows.length; i++) {
+            assertEquals(Float.floatToRawIntBits(fromPanel[i]), Float.floatToRawIntBits(fromRows[i]),
+                    "tile[" + i + "]");
+        }
+    }
+
     @Test
     void describesTheVectorShapeInUse() {
         String description = CpuGemm.vectorDescription();
