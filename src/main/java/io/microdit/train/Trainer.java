@@ -168,7 +168,7 @@ public final class Trainer implements AutoCloseable {
                 data.read(order.indices(first, micro), hostLatents, hostCaptions);
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
-                Graph graph = new Graph(backend, scope, config.precision());
+                Graph graph = new Graph(backend, scope, config.precision()).recomputeBlocks(config.recomputeBlocks());
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
                     losses[microBatch] = backend.read(loss.value())[0];

@@ -43,7 +43,8 @@ public record TrainingConfig(
         Sharding sharding,
         MdsLatents.Settings mds,
         int keepCheckpoints,
-        int maxBadSteps) {
+        int maxBadSteps,
+        boolean recomputeBlocks) {
 
     /** Checkpoints kept in a run folder unless {@code "keep_checkpoints"} says otherwise. */
     public static final int DEFAULT_KEEP_CHECKPOINTS = 3;
@@ -79,7 +80,7 @@ public record TrainingConfig(
                           Sharding sharding, MdsLatents.Settings mds) {
         this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
                 pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
-                precision, sharding, mds, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_BAD_STEPS);
+                precision, sharding, mds, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_BAD_STEPS, false);
     }
 
     /** A config without MDS streams (any data but {@code "mds"}). */
@@ -117,14 +118,14 @@ public record TrainingConfig(
     public TrainingConfig withPrecision(Precision newPrecision) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, newPrecision, sharding, mds, keepCheckpoints, maxBadSteps);
+                sampleSteps, sampleGuidance, newPrecision, sharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
     }
 
     /** This config with the ranks' training state divided as {@code newSharding} says. */
     public TrainingConfig withSharding(Sharding newSharding) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, newSharding, mds, keepCheckpoints, maxBadSteps);
+                sampleSteps, sampleGuidance, precision, newSharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -189,7 +190,7 @@ public record TrainingConfig(
     private static final Set<String> KEYS = Set.of("model", "data", "data_dir", "caption_length", "batch_size",
             "micro_batch_size", "stages", "ema_decay", "caption_dropout", "p_mean", "p_std", "seed", "threads",
             "log_every", "sample_every", "checkpoint_every", "sample_steps", "sample_guidance", "precision", "sharding",
-            "mds", "keep_checkpoints", "max_bad_steps");
+            "mds", "keep_checkpoints", "max_bad_steps", "recompute");
     private static final Set<String> STAGE_KEYS = Set.of("name", "steps", "masking", "mask_ratio", "lr",
             "grad_clip");
     private static final Set<String> LR_KEYS = Set.of("schedule", "peak", "warmup", "alpha_f", "total");
@@ -236,14 +237,24 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps);
+                sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
+    }
+
+    /**
+     * This config with every transformer block's activations recomputed in the backward ({@code "recompute":
+     * "block"}) or kept ({@code "none"}): less memory for one more forward of each block, same gradients.
+     */
+    public TrainingConfig withRecompute(boolean blocks) {
+        return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
+                emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
+                sampleSteps, sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, blocks);
     }
 
     /** This config keeping the newest {@code keep} checkpoints and stopping after {@code maxBad} bad steps in a row. */
     public TrainingConfig withRobustness(int keep, int maxBad) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad);
+                sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad, recomputeBlocks);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -293,7 +304,18 @@ public record TrainingConfig(
                 Sharding.parse(string(map, "sharding", d.sharding().label())),
                 map.containsKey("mds") ? MdsLatents.Settings.fromJson(map.get("mds")) : null,
                 integer(map, "keep_checkpoints", d.keepCheckpoints()),
-                integer(map, "max_bad_steps", d.maxBadSteps()));
+                integer(map, "max_bad_steps", d.maxBadSteps()),
+                recompute(string(map, "recompute", d.recomputeBlocks() ? "block" : "none")));
+    }
+
+    private static boolean recompute(String value) {
+        return switch (value) {
+            case "none" -> false;
+            case "block" -> true;
+            default -> throw new IllegalArgumentException("training config key 'recompute' must be \"none\" or "
+                    + "\"block\" (every transformer block's activations recomputed in the backward), got \"" + value
+                    + "\"");
+        };
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -450,6 +472,9 @@ public record TrainingConfig(
         }
         m.put("keep_checkpoints", (long) keepCheckpoints);
         m.put("max_bad_steps", (long) maxBadSteps);
+        if (recomputeBlocks) {
+            m.put("recompute", "block");
+        }
         return Json.write(m);
     }
 }

@@ -115,6 +115,21 @@ class TrainerTest {
         assertTrue(e.getMessage().contains("precision") && e.getMessage().contains("fp8"), e.getMessage());
     }
 
+    /** "recompute": "block" trains the same run bit for bit (the recomputed blocks give the same gradients). */
+    @Test
+    void recomputedBlocksTrainTheSameRunAndTheKeyRoundTrips() throws IOException {
+        ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 9);
+        TrainingConfig plain = config(4, 2, List.of(new Stage("masked", 4, MaskingMode.DEFERRED, 0.5,
+                new LearningRateSchedule.ConstantWithWarmup(2e-3, 1), 1.0)), 0.9);
+        TrainingConfig recomputed = plain.withRecompute(true);
+        assertArrayEquals(losses(plain, data), losses(recomputed, data));
+        TrainingConfig parsed = TrainingConfig.fromJson("{\"recompute\": \"block\"}");
+        assertTrue(parsed.recomputeBlocks());
+        assertEquals(parsed, TrainingConfig.fromJson(parsed.toJson()));
+        IOException e = assertThrows(IOException.class, () -> TrainingConfig.fromJson("{\"recompute\": \"all\"}"));
+        assertTrue(e.getMessage().contains("recompute") && e.getMessage().contains("all"), e.getMessage());
+    }
+
     @Test
     void aTinyModelMemorisesEightImages() {
         ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 5);
