@@ -188,6 +188,10 @@ public final class TrainingRun {
                     if (writer) {
                         trimMetrics(trainer.step());
                     }
+                } else if (writer) {
+                    // A fresh start (e.g. --resume auto before any checkpoint): lines an earlier attempt wrote for
+                    // steps it never checkpointed are redone now.
+                    trimMetrics(0);
                 }
                 RunAgreement.require(communicator, Map.of(
                         "training_config", config.toJson(),

@@ -85,6 +85,17 @@ class InterruptedRunTest {
         signalled = System.nanoTime();
         signal("INT", child);
         assertStoppedCleanly(child, run, signalled, "SIGINT at a step");
+        // Two more: SIGTERM in the middle of another checkpoint file, and at a later random step.
+        child = start(run, 1 + random.nextInt(5), 1500);
+        awaitOutput(child, run, "PAUSED ");
+        signalled = System.nanoTime();
+        child.destroy();
+        assertStoppedCleanly(child, run, signalled, "SIGTERM mid-checkpoint");
+        child = start(run, 0, 0);
+        awaitSteps(child, run, Math.min(STEPS - 1, stepsDone(run) + 1 + random.nextInt(2)));
+        signalled = System.nanoTime();
+        child.destroy();
+        assertStoppedCleanly(child, run, signalled, "SIGTERM at a later step");
         finishAndCompare(run, "seed " + seed);
     }
 
@@ -94,25 +105,31 @@ class InterruptedRunTest {
         System.out.println("InterruptedRunTest kill -9: seed " + seed);
         Random random = new Random(seed);
         Path run = temp.resolve("run");
-        for (int moment = 0; moment < 4; moment++) {
-            boolean midCheckpoint = moment % 2 == 1;
+        boolean checkpointed = false;
+        // 20 moments: every fourth in the middle of a checkpoint file, every fourth after a random next step, the
+        // others at a random time since the child started (start-up, a step, a checkpoint: wherever it is).
+        for (int moment = 0; moment < 20; moment++) {
+            boolean midCheckpoint = moment % 4 == 1;
             Process child = start(run, midCheckpoint ? 1 + random.nextInt(5) : 0, 60_000);
             if (midCheckpoint) {
                 awaitOutput(child, run, "PAUSED ");
+            } else if (moment % 4 == 3 && stepsDone(run) < STEPS - 2) {
+                awaitSteps(child, run, Math.min(STEPS - 1, stepsDone(run) + 1 + random.nextInt(3)));
             } else {
-                awaitSteps(child, run, stepsDone(run) + 1 + random.nextInt(4));
+                Thread.sleep(random.nextInt(2500));
             }
             child.destroyForcibly();
             assertTrue(child.waitFor(30, TimeUnit.SECONDS));
             Path latest = Checkpoint.latest(run);
             if (latest != null) {
                 Checkpoint.verify(latest);
+                checkpointed = true;
             } else {
-                assertEquals(0, moment, "latest vanished after moment " + moment + " (seed " + seed + ")");
+                assertTrue(!checkpointed, "latest vanished after moment " + moment + " (seed " + seed + ")");
             }
         }
         Path latest = Checkpoint.latest(run);
-        assertNotNull(latest, "four kills and not one checkpoint (seed " + seed + ")");
+        assertNotNull(latest, "twenty kills and not one checkpoint (seed " + seed + ")");
         Path damaged = latest.resolve(WEIGHT_FILES[random.nextInt(WEIGHT_FILES.length)]);
         byte[] bytes = Files.readAllBytes(damaged);
         bytes[random.nextInt(bytes.length)] ^= (byte) (1 << random.nextInt(8));
