@@ -44,6 +44,22 @@ final class MdsShard {
      */
     static MdsShard open(Path folder, MdsIndex.Shard entry, Arena arena, List<String> unchecked)
             throws MdsException {
+        try {
+            return openChecked(folder, entry, arena, unchecked);
+        } catch (MdsException e) {
+            // A shard that disagrees with the index may be the index's fault: name both files.
+            String index = folder.resolve("index.json").toString();
+            String message = e.getMessage();
+            if (message != null && message.contains("the index ") && !message.contains(index)) {
+                throw new MdsException(message.replaceFirst("the index ",
+                        java.util.regex.Matcher.quoteReplacement("the index (" + index + ") ")), e);
+            }
+            throw e;
+        }
+    }
+
+    private static MdsShard openChecked(Path folder, MdsIndex.Shard entry, Arena arena, List<String> unchecked)
+            throws MdsException {
         MdsIndex.FileInfo stored = entry.stored();
         Path file = folder.resolve(stored.basename());
         if (entry.samples() > Integer.MAX_VALUE - 2) {

@@ -6,6 +6,10 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.microdit.data.LatentShards;
 import io.microdit.io.Safetensors;
+import io.microdit.io.mds.MdsStream;
+import io.microdit.io.mds.MdsWriter;
+import io.microdit.io.torch.TorchFile;
+import io.microdit.io.torch.TorchTensor;
 import io.microdit.io.fuzz.Mutations.LengthField;
 import io.microdit.io.fuzz.Mutations.Mutant;
 import io.microdit.io.IdxFile;
@@ -136,9 +140,88 @@ class MutationFuzzTest {
                 file -> Checkpoint.readState(file.getParent()));
     }
 
+    /** A PyTorch state dict `.pt` (zip of a pickle and storages) written by our writer, read with every tensor. */
+    @Test
+    void torchCheckpoint() throws IOException {
+        Path seedFile = temp.resolve("seed.pt");
+        Random random = new Random(21);
+        try (MemoryScope scope = new MemoryScope("seed")) {
+            Map<String, Tensor> tensors = new java.util.TreeMap<>();
+            tensors.put("blocks.0.attn.qkv.weight", TestData.uniform(scope, random, 6, 4));
+            tensors.put("blocks.0.norm1.weight", TestData.uniform(scope, random, 4).to(DType.BF16, scope));
+            TorchFile.write(seedFile, tensors);
+        }
+        byte[] seed = Files.readAllBytes(seedFile);
+        fuzz("pt", "model.pt", seed, random1 -> Mutations.binary(seed, List.of(), random1), file -> {
+            try (TorchFile torch = TorchFile.open(file); MemoryScope scope = new MemoryScope("fuzz")) {
+                if (torch.root() instanceof Map<?, ?> dict) {
+                    for (Object value : dict.values()) {
+                        if (value instanceof TorchTensor t) {
+                            torch.load(t, scope);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** An MDS shard (sample count, offsets, samples) under a fixed index.json, opened and read sample by sample. */
+    @Test
+    void mdsShard() throws IOException {
+        Path folder = mdsSeed("mds-shard");
+        Path shard = folder.resolve("shard.00000.mds");
+        byte[] seed = Files.readAllBytes(shard);
+        List<LengthField> fields = List.of(new LengthField(0, 4, ByteOrder.LITTLE_ENDIAN),
+                new LengthField(4, 4, ByteOrder.LITTLE_ENDIAN), new LengthField(8, 4, ByteOrder.LITTLE_ENDIAN));
+        fuzzInPlace("MDS shard", shard, seed, random -> Mutations.binary(seed, fields, random), MutationFuzzTest::readMds);
+    }
+
+    /** The index.json of an MDS dataset, its shard fixed. */
+    @Test
+    void mdsIndex() throws IOException {
+        Path folder = mdsSeed("mds-index");
+        Path index = folder.resolve("index.json");
+        byte[] seed = Files.readAllBytes(index);
+        fuzzInPlace("MDS index", index, seed, jsonMutator(seed), MutationFuzzTest::readMds);
+    }
+
+    private static void readMds(Path file) throws IOException {
+        try (MdsStream stream = MdsStream.open(file.getParent())) {
+            for (int i = 0; i < stream.size(); i++) {
+                stream.read(i);
+            }
+        }
+    }
+
+    /** Six samples of four columns, uncompressed, no digests (a digest would refuse every shard mutant at once). */
+    private Path mdsSeed(String name) throws IOException {
+        Path folder = temp.resolve(name);
+        Random random = new Random(33);
+        Map<String, String> columns = new java.util.LinkedHashMap<>();
+        columns.put("caption", "str");
+        columns.put("id", "int");
+        columns.put("score", "float32");
+        columns.put("blob", "bytes");
+        try (MdsWriter writer = new MdsWriter(folder, columns, null, List.of(), 0)) {
+            for (int i = 0; i < 6; i++) {
+                byte[] blob = new byte[random.nextInt(20)];
+                random.nextBytes(blob);
+                writer.write(Map.of("caption", "sample " + random.nextInt(1000), "id", random.nextLong(),
+                        "score", (double) (float) random.nextGaussian(), "blob", blob));
+            }
+        }
+        return folder;
+    }
+
     private void fuzz(String format, String fileName, byte[] seed, Mutator mutator, Reader reader)
             throws IOException {
-        Path file = Files.createDirectories(temp.resolve(format.replace(' ', '-'))).resolve(fileName);
+        fuzzInPlace(format, Files.createDirectories(temp.resolve(format.replace(' ', '-'))).resolve(fileName), seed,
+                mutator, reader);
+    }
+
+    /** Mutants of {@code seed} written over {@code file} (whose folder may hold the files it belongs with), read. */
+    private void fuzzInPlace(String format, Path file, byte[] seed, Mutator mutator, Reader reader)
+            throws IOException {
         Files.write(file, seed);
         reader.read(file); // the seed itself must be valid
         int[] accepted = {0};
