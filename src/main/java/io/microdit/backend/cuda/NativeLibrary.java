@@ -95,7 +95,9 @@ final class NativeLibrary {
             }
         }
         Loaded current = loaded;
-        Path cuda = locate(CUDA_LIBRARY), emulator = locate(
+        // Only the library asked for is located: locating may unpack it from the jar.
+        Path cuda = requested.emulator() ? null : locate(CUDA_LIBRARY);
+        Path emulator = !requested.emulator() ? null : locate(
                 requested == DeviceChoice.Requested.EMU_CHECKED ? CHECKED_EMULATOR_LIBRARY : EMULATOR_LIBRARY);
         if (current != null && (requested.emulator() ? current.choice().library().equals(emulator)
                 : !current.choice().emulator())) {
@@ -103,7 +105,7 @@ final class NativeLibrary {
         }
         Probe probe = requested == DeviceChoice.Requested.CUDA ? probe(cuda) : null;
         DeviceChoice choice = DeviceChoice.decide(requested, askedBy, cuda, probe == null ? null : probe.found(),
-                emulator, Files.isRegularFile(emulator));
+                emulator, emulator != null && Files.isRegularFile(emulator));
         if (current != null) {
             throw new IllegalStateException(askedBy + ": this process already runs on "
                     + current.choice().library() + " (" + current.choice().reason() + "); one process loads one "
@@ -117,7 +119,13 @@ final class NativeLibrary {
 
     /** What the CUDA build reports on this machine, for {@code microdit info}; loads it, never throws. */
     static DeviceChoice.Found probeCuda() {
-        return probe(locate(CUDA_LIBRARY)).found();
+        Path cuda;
+        try {
+            cuda = locate(CUDA_LIBRARY);
+        } catch (IllegalStateException unwritableCache) {
+            return DeviceChoice.Found.unloadable(unwritableCache.getMessage());
+        }
+        return probe(cuda).found();
     }
 
     private static Loaded loaded() {
