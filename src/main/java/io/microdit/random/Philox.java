@@ -26,8 +26,8 @@ import java.util.Objects;
  * is computed from <em>e alone</em>, so the result never depends on how the work is split among threads or
  * requests. With {@code c = e >>> 2} and {@code j = e & 3}:
  * <pre>
- *   key     = (k0, k1)         = (seed & 0xFFFFFFFF, seed >>> 32)
- *   counter = (x0, x1, x2, x3) = (c & 0xFFFFFFFF, c >>> 32, stream & 0xFFFFFFFF, stream >>> 32)
+ *   key     = (k0, k1)         = (seed &amp; 0xFFFFFFFF, seed >>> 32)
+ *   counter = (x0, x1, x2, x3) = (c &amp; 0xFFFFFFFF, c >>> 32, stream &amp; 0xFFFFFFFF, stream >>> 32)
  *   (w0, w1, w2, w3) = philox4x32_10(counter, key)
  * </pre>
  *

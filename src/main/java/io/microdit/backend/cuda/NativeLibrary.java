@@ -10,14 +10,20 @@ import java.lang.invoke.MethodHandle;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Loads the native library once per JVM, as {@link DeviceChoice} decides: {@code libmicrodit_cuda.so} (the GPU),
  * {@code libmicrodit_emu.so} (the same kernels on the host emulator) or {@code libmicrodit_emu_checked.so} (the
  * emulator with bounds, race and memory-access checks), an emulator only when asked for by name ({@code --device
  * emu|emu-checked}, {@code -Dmicrodit.device=emu|emu-checked}). Unasked, {@code -Dmicrodit.device} unset means the GPU,
- * and a GPU that cannot be used is an error. The libraries are looked for in {@code -Dmicrodit.native.dir}, else
- * in {@code native/} next to the engine's classes or jar (the build writes {@code target/native/}). All export
+ * and a GPU that cannot be used is an error. A library is looked for in {@code -Dmicrodit.native.dir} when that is
+ * set (and only there), else in {@code native/} next to the engine's classes or jar (the build writes
+ * {@code target/native/}), else inside the jar ({@link #RESOURCE_FOLDER}), from where it is unpacked once into a
+ * per-user cache ({@link NativeLibraryCache}) so that a jar from a Maven repository works on its own. All export
  * the same symbols; each is opened locally and linked with -Bsymbolic, so probing the CUDA build while the
  * emulator runs cannot mix them.
  */
@@ -25,6 +31,8 @@ final class NativeLibrary {
     static final String CUDA_LIBRARY = "libmicrodit_cuda.so";
     static final String EMULATOR_LIBRARY = "libmicrodit_emu.so";
     static final String CHECKED_EMULATOR_LIBRARY = "libmicrodit_emu_checked.so";
+    /** Where the build puts the libraries inside the jar (pom.xml, copy-native-libraries): one folder per platform. */
+    static final String RESOURCE_FOLDER = "/io/microdit/native/" + platform() + "/";
 
     private record Loaded(DeviceChoice choice, SymbolLookup lookup) {
     }
@@ -34,6 +42,9 @@ final class NativeLibrary {
 
     /** Set once, under the class's lock; read without it on the hot path (every allocation asks isEmulator). */
     private static volatile Loaded loaded;
+
+    /** Libraries this JVM has unpacked from the jar (empty: the jar has none by that name). */
+    private static final Map<String, Optional<Path>> UNPACKED = new ConcurrentHashMap<>();
 
     private NativeLibrary() {
     }
@@ -84,8 +95,9 @@ final class NativeLibrary {
             }
         }
         Loaded current = loaded;
-        Path directory = directory();
-        Path cuda = directory.resolve(CUDA_LIBRARY), emulator = directory.resolve(
+        // Only the library asked for is located: locating may unpack it from the jar.
+        Path cuda = requested.emulator() ? null : locate(CUDA_LIBRARY);
+        Path emulator = !requested.emulator() ? null : locate(
                 requested == DeviceChoice.Requested.EMU_CHECKED ? CHECKED_EMULATOR_LIBRARY : EMULATOR_LIBRARY);
         if (current != null && (requested.emulator() ? current.choice().library().equals(emulator)
                 : !current.choice().emulator())) {
@@ -93,7 +105,7 @@ final class NativeLibrary {
         }
         Probe probe = requested == DeviceChoice.Requested.CUDA ? probe(cuda) : null;
         DeviceChoice choice = DeviceChoice.decide(requested, askedBy, cuda, probe == null ? null : probe.found(),
-                emulator, Files.isRegularFile(emulator));
+                emulator, emulator != null && Files.isRegularFile(emulator));
         if (current != null) {
             throw new IllegalStateException(askedBy + ": this process already runs on "
                     + current.choice().library() + " (" + current.choice().reason() + "); one process loads one "
@@ -107,7 +119,13 @@ final class NativeLibrary {
 
     /** What the CUDA build reports on this machine, for {@code microdit info}; loads it, never throws. */
     static DeviceChoice.Found probeCuda() {
-        return probe(directory().resolve(CUDA_LIBRARY)).found();
+        Path cuda;
+        try {
+            cuda = locate(CUDA_LIBRARY);
+        } catch (IllegalStateException unwritableCache) {
+            return DeviceChoice.Found.unloadable(unwritableCache.getMessage());
+        }
+        return probe(cuda).found();
     }
 
     private static Loaded loaded() {
@@ -172,11 +190,33 @@ final class NativeLibrary {
                 + ": it was built from an older microdit.h"));
     }
 
-    private static Path directory() {
+    /**
+     * The file to load for library {@code name}: in {@code -Dmicrodit.native.dir} if set, else beside the code, else
+     * unpacked from the jar into the cache. When none has it, the path beside the code, which the caller reports as
+     * missing. Unpacking happens once per JVM and library, and only for the libraries a process asks for.
+     */
+    private static Path locate(String name) {
         String configured = System.getProperty("microdit.native.dir");
         if (configured != null) {
-            return Path.of(configured);
+            return Path.of(configured).resolve(name);
         }
+        Path besideCode = besideCode().resolve(name);
+        if (Files.isRegularFile(besideCode)) {
+            return besideCode;
+        }
+        return UNPACKED.computeIfAbsent(name, NativeLibrary::unpack).orElse(besideCode);
+    }
+
+    private static Optional<Path> unpack(String name) {
+        String resource = RESOURCE_FOLDER + name;
+        if (NativeLibrary.class.getResource(resource) == null) {
+            return Optional.empty();
+        }
+        return Optional.of(NativeLibraryCache.unpack(name, () -> NativeLibrary.class.getResourceAsStream(resource),
+                NativeLibraryCache.defaultRoot()));
+    }
+
+    private static Path besideCode() {
         try {
             // target/classes or target/microdit.jar: the build puts the libraries in target/native.
             Path code = Path.of(NativeLibrary.class.getProtectionDomain().getCodeSource().getLocation().toURI());
@@ -184,5 +224,16 @@ final class NativeLibrary {
         } catch (URISyntaxException | SecurityException | NullPointerException error) {
             return Path.of("target", "native");
         }
+    }
+
+    /** The platform folder's name, as the build names it: {@code linux-x86_64}, {@code linux-aarch64}, ... */
+    private static String platform() {
+        String os = System.getProperty("os.name").toLowerCase(Locale.ROOT).replaceAll("\\s+", "");
+        String arch = System.getProperty("os.arch");
+        return os + "-" + switch (arch) {
+            case "amd64", "x86_64" -> "x86_64";
+            case "arm64", "aarch64" -> "aarch64";
+            default -> arch;
+        };
     }
 }
