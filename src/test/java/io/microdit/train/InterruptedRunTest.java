@@ -40,23 +40,35 @@ class InterruptedRunTest {
     @TempDir
     Path temp;
 
-    private static Path config;
-    private static Path reference;
+    /** A run's training config and the folder of its uninterrupted reference run. */
+    private record Setup(Path config, Path reference) {
+    }
+
+    /** The main job's model (fashion-small on Fashion-MNIST) on a small slice of its run: the signal tests. */
+    private static Setup mainJob;
+    /** A tiny model (cheap child JVMs): the twenty kill -9 moments. */
+    private static Setup tiny;
 
     @BeforeAll
-    static void uninterruptedRun() throws IOException {
+    static void uninterruptedRuns() throws IOException {
+        mainJob = uninterrupted("main", "fashion-small");
         Path model = Files.writeString(shared.resolve("tiny.json"), NonFiniteStepsTest.TINY_MODEL);
-        config = Files.writeString(shared.resolve("train.json"), """
+        tiny = uninterrupted("tiny", model.toString());
+    }
+
+    private static Setup uninterrupted(String name, String model) throws IOException {
+        Path config = Files.writeString(shared.resolve(name + "-train.json"), """
                 {"model": "%s", "batch_size": 8, "threads": 1, "ema_decay": 0.9, "log_every": 1,
                  "sample_every": 0, "checkpoint_every": 2, "sample_steps": 2, "keep_checkpoints": 3, "stages": [
                    {"name": "masked", "steps": 8, "masking": "deferred", "mask_ratio": 0.5,
                     "lr": {"schedule": "cosine", "peak": 1e-3, "warmup": 1}},
                    {"name": "finetune", "steps": %d, "lr": {"peak": 3e-4}}]}
-                """.formatted(model.toString().replace("\\", "\\\\"), STEPS - 8));
-        reference = shared.resolve("reference");
+                """.formatted(model.replace("\\", "\\\\"), STEPS - 8));
+        Path reference = shared.resolve(name + "-reference");
         String out = inProcess("train", "--config", config.toString(), "--out", reference.toString(),
                 "--final-samples", "1");
         assertNotNull(Checkpoint.latest(reference), out);
+        return new Setup(config, reference);
     }
 
     @Test
@@ -66,13 +78,13 @@ class InterruptedRunTest {
         Random random = new Random(seed);
         Path run = temp.resolve("run");
         // At a random step, with SIGTERM.
-        Process child = start(run, 0, 0);
+        Process child = start(mainJob, run, 0, 0);
         awaitSteps(child, run, 1 + random.nextInt(3));
         long signalled = System.nanoTime();
         child.destroy();
         assertStoppedCleanly(child, run, signalled, "SIGTERM at a step");
         // In the middle of a checkpoint file, SIGTERM then SIGINT: the checkpoint completes, nothing more is done.
-        child = start(run, 1 + random.nextInt(5), 1500);
+        child = start(mainJob, run, 1 + random.nextInt(5), 1500);
         awaitOutput(child, run, "PAUSED ");
         signalled = System.nanoTime();
         child.destroy();
@@ -80,23 +92,23 @@ class InterruptedRunTest {
         signal("INT", child);
         assertStoppedCleanly(child, run, signalled, "SIGTERM and SIGINT mid-checkpoint");
         // At a random step, with SIGINT (Ctrl-C).
-        child = start(run, 0, 0);
+        child = start(mainJob, run, 0, 0);
         awaitSteps(child, run, stepsDone(run) + 1 + random.nextInt(3));
         signalled = System.nanoTime();
         signal("INT", child);
         assertStoppedCleanly(child, run, signalled, "SIGINT at a step");
         // Two more: SIGTERM in the middle of another checkpoint file, and at a later random step.
-        child = start(run, 1 + random.nextInt(5), 1500);
+        child = start(mainJob, run, 1 + random.nextInt(5), 1500);
         awaitOutput(child, run, "PAUSED ");
         signalled = System.nanoTime();
         child.destroy();
         assertStoppedCleanly(child, run, signalled, "SIGTERM mid-checkpoint");
-        child = start(run, 0, 0);
+        child = start(mainJob, run, 0, 0);
         awaitSteps(child, run, Math.min(STEPS - 1, stepsDone(run) + 1 + random.nextInt(2)));
         signalled = System.nanoTime();
         child.destroy();
         assertStoppedCleanly(child, run, signalled, "SIGTERM at a later step");
-        finishAndCompare(run, "seed " + seed);
+        finishAndCompare(mainJob, run, "seed " + seed);
     }
 
     @Test
@@ -110,7 +122,7 @@ class InterruptedRunTest {
         // others at a random time since the child started (start-up, a step, a checkpoint: wherever it is).
         for (int moment = 0; moment < 20; moment++) {
             boolean midCheckpoint = moment % 4 == 1;
-            Process child = start(run, midCheckpoint ? 1 + random.nextInt(5) : 0, 60_000);
+            Process child = start(tiny, run, midCheckpoint ? 1 + random.nextInt(5) : 0, 60_000);
             if (midCheckpoint) {
                 awaitOutput(child, run, "PAUSED ");
             } else if (moment % 4 == 3 && stepsDone(run) < STEPS - 2) {
@@ -134,19 +146,20 @@ class InterruptedRunTest {
         byte[] bytes = Files.readAllBytes(damaged);
         bytes[random.nextInt(bytes.length)] ^= (byte) (1 << random.nextInt(8));
         Files.write(damaged, bytes);
-        String out = finishAndCompare(run, "seed " + seed);
+        String out = finishAndCompare(tiny, run, "seed " + seed);
         assertTrue(out.contains("warning: checkpoint " + latest) && out.contains(damaged.toString())
                 && out.contains("falling back"), out);
     }
 
     /** Resumes the run in this JVM to its end; its weights, moments and EMA must be the uninterrupted run's. */
-    private static String finishAndCompare(Path run, String seed) throws IOException {
-        String out = inProcess("train", "--config", config.toString(), "--out", run.toString(), "--resume", "auto",
+    private static String finishAndCompare(Setup setup, Path run, String seed) throws IOException {
+        String out = inProcess("train", "--config", setup.config().toString(), "--out", run.toString(), "--resume",
+                "auto",
                 "--final-samples", "1");
         Path last = run.resolve("checkpoints").resolve(String.format("step-%07d", STEPS));
         assertEquals(last, Checkpoint.latest(run), out);
         for (String file : WEIGHT_FILES) {
-            assertArrayEquals(Files.readAllBytes(reference.resolve("checkpoints").resolve(last.getFileName())
+            assertArrayEquals(Files.readAllBytes(setup.reference().resolve("checkpoints").resolve(last.getFileName())
                     .resolve(file)), Files.readAllBytes(last.resolve(file)), file + " differs from the uninterrupted"
                     + " run's (" + seed + ")\n" + out);
         }
@@ -173,12 +186,13 @@ class InterruptedRunTest {
                 stepsDone(run));
     }
 
-    private static Process start(Path run, int pauseAt, long pauseMillis) throws IOException {
+    private static Process start(Setup setup, Path run, int pauseAt, long pauseMillis) throws IOException {
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString()));
         command.addAll(Arrays.asList(System.getProperty("microdit.jvm.flags").trim().split("\\s+")));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), FaultInjectingMain.class.getName(),
-                Integer.toString(pauseAt), Long.toString(pauseMillis), "train", "--config", config.toString(),
+                Integer.toString(pauseAt), Long.toString(pauseMillis), "train", "--config",
+                setup.config().toString(),
                 "--out", run.toString(), "--resume", "auto", "--final-samples", "1"));
         Path log = run.resolveSibling(run.getFileName() + ".log");
         return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
