@@ -12,6 +12,10 @@ import java.util.concurrent.atomic.LongAdder;
 public final class FlopCounter {
     private final Map<String, LongAdder> byOp = new ConcurrentHashMap<>();
 
+    /** A counter with nothing counted yet. */
+    public FlopCounter() {
+    }
+
     public void add(String op, long flops) {
         byOp.computeIfAbsent(op, k -> new LongAdder()).add(flops);
     }

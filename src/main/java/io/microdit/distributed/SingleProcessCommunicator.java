@@ -4,6 +4,9 @@ import io.microdit.tensor.Tensor;
 
 /** The world of one process: every sum is the tensor itself, every shard the whole tensor. */
 public final class SingleProcessCommunicator implements Communicator {
+    /** The communicator of a process that trains alone (rank 0 of 1). */
+    public SingleProcessCommunicator() {
+    }
 
     @Override
     public int rank() {
