@@ -444,31 +444,6 @@ __device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c
     }
 }
 
-/**
- * Two adjacent f32 outputs of a row in one store: their bits in one 64-bit word (what a float2 store is on the GPU;
- * the emulator stores a float2 built from two values as two 4-byte halves, which its access model would count as
- * two half-used requests).
- */
-__device__ __forceinline__ void store_pair(float *at, float first, float second) {
-    *reinterpret_cast<unsigned long long *>(at) =
-        static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
-}
-
-/** Elements i and i + 1 (i even) of a gradient in one store: a 64-bit word of f32, or a 32-bit word of bf16. */
-__device__ __forceinline__ void store_grad_pair(const mdt::GradOut &gradient, int64_t i, float first, float second) {
-    if (gradient.bf16) {
-        *reinterpret_cast<uint32_t *>(static_cast<uint16_t *>(gradient.data) + i) = mdt::pack_bf16x2(first, second);
-    } else {
-        store_pair(static_cast<float *>(gradient.data) + i, first, second);
-    }
-}
-
-/** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
-__device__ __forceinline__ float element(const float *x, int64_t i) { return x[i]; }
-__device__ __forceinline__ float element(const uint16_t *x, int64_t i) {
-    return __uint_as_float(static_cast<uint32_t>(x[i]) << 16);
-}
-
 // Out: float, or uint16_t for a bf16 output (rounded once from the f32 result) that the backward reads as it is.
 template <int Dh, class Out>
 __global__ void __launch_bounds__(kThreads)
@@ -580,7 +555,7 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
             // are 16-byte aligned), so a quad of lanes writes whole 32-byte sectors of f32 rows.
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                store_pair(target + 8 * j + 2 * t, o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse);
+                mdt::store_pair(target + 8 * j + 2 * t, o[j][2 * i] * inverse, o[j][2 * i + 1] * inverse);
             }
         }
         if (query < s.queries && t == 0) lse[nh * s.queries + query] = (row_max[i] + log2f(total)) * kLn2;
@@ -606,7 +581,7 @@ __global__ void attention_row_dot_bf16_kernel(mdt::GradIn d_out, const Out *out,
             uint16_t g = static_cast<uint16_t>(mdt::pack_bf16x2(d_out[base + d], 0.0f));  // low half: dO in bf16
             if (d_out_bf16) d_out_bf16[base + d] = g;
             // D from the rounded dO, as dP = dO·Vᵀ uses it: Σ_j P_j·dP_j = D then holds up to rounding of P.
-            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), element(out, base + d), dot);
+            dot = fmaf(__uint_as_float(static_cast<uint32_t>(g) << 16), mdt::load_as_float(out, base + d), dot);
         }
         dot = mdt::warp_sum(dot);
         int64_t n = token / s.queries, q = token % s.queries;
@@ -706,8 +681,8 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
             int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {  // paired stores: a quad of lanes writes whole 32-byte sectors
-                store_grad_pair(dk, base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
-                store_grad_pair(dv, base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
+                dk.store_pair(base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
+                dv.store_pair(base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
             }
         }
     }
@@ -793,7 +768,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
             int64_t base = (n * s.queries + query) * width + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
-                store_grad_pair(dq, base + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
+                dq.store_pair(base + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
             }
         }
     }

@@ -225,6 +225,19 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float low, float high) {
 }
 
 /**
+ * Two adjacent outputs in one store: two floats' bits in one 64-bit word (what a float2 store is on the GPU; the
+ * emulator stores a float2 built from two values as two 4-byte halves, which its access model would count as two
+ * half-used requests), or two bf16 (nearest even) in one 32-bit word. {@code at} is aligned to the pair.
+ */
+__device__ __forceinline__ void store_pair(float *at, float first, float second) {
+    *reinterpret_cast<unsigned long long *>(at) =
+        static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
+}
+__device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
+    *reinterpret_cast<uint32_t *>(at) = pack_bf16x2(first, second);
+}
+
+/**
  * bf16 outputs of two adjacent n8 C fragments, regrouped for 8-byte stores: w0 holds columns 2t, 2t + 1 of the first
  * 8 and w1 of the next 8 (one row, on lane 4g + t); returns columns 4t..4t + 3 of the 16 (lowest column lowest), so a
  * quad stores a row's 32 bytes, a whole sector, where 4-byte pairs fill half of one. Every lane must call it.

@@ -198,19 +198,6 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
 }
 
 /**
- * Two adjacent outputs in one store: two floats' bits in one 64-bit word (what a float2 store is on the GPU; the
- * emulator stores a float2 built from two values as two 4-byte halves, which its access model would count as two
- * half-used requests), or two bf16 (nearest even) in one 32-bit word.
- */
-__device__ __forceinline__ void store_pair(float *at, float first, float second) {
-    *reinterpret_cast<unsigned long long *>(at) =
-        static_cast<unsigned long long>(__float_as_uint(second)) << 32 | __float_as_uint(first);
-}
-__device__ __forceinline__ void store_pair(uint16_t *at, float first, float second) {
-    *reinterpret_cast<uint32_t *>(at) = mdt::pack_bf16x2(first, second);
-}
-
-/**
  * Stores one warp's 64×32 piece of a tensor-core GEMM's output tile: 4×4 m16n8 accumulator fragments (C layout of
  * common.cuh) at (row0, column0), inside the m × n output only: through the epilogue into out (f32, or bf16 rounded
  * to nearest even once after the epilogue, for an output only bf16 products and bf16-reading ops consume), or raw
@@ -272,7 +259,7 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                 float first_value = acc[i][j][2 * h], second_value = acc[i][j][2 * h + 1];
                 if (partials) {
                     if (paired) {  // n even: column (even) + 1 < n
-                        store_pair(partials + at, first_value, second_value);
+                        mdt::store_pair(partials + at, first_value, second_value);
                     } else {
                         partials[at] = first_value;
                         if (second) partials[at + 1] = second_value;
@@ -284,7 +271,7 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                 first_value = epilogue(first_value, bias, column, gelu, accumulate, old);
                 if (second) second_value = epilogue(second_value, bias, column + 1, gelu, accumulate, old + 1);
                 if (paired) {
-                    store_pair(out + at, first_value, second_value);
+                    mdt::store_pair(out + at, first_value, second_value);
                 } else {
                     mdt::store_out(out, at, first_value);
                     if (second) mdt::store_out(out, at + 1, second_value);

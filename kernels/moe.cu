@@ -102,12 +102,6 @@ __device__ __forceinline__ int64_t routed_row(int64_t n, int64_t slot, int64_t s
     return (e * samples + n) * k + j;
 }
 
-/** Element i of an f32 or bf16 (bits as uint16_t) tensor, as a float (bf16 widens exactly). */
-__device__ __forceinline__ float element(const float *x, int64_t i) { return x[i]; }
-__device__ __forceinline__ float element(const uint16_t *x, int64_t i) {
-    return __uint_as_float(static_cast<uint32_t>(x[i]) << 16);
-}
-
 // Out: float, or uint16_t for bf16 rows (rounded to nearest even) that only the experts' bf16 products read.
 template <class Out>
 __global__ void dispatch_kernel(const float *x, const int32_t *indices, Out *out, int64_t samples, int64_t tokens,
@@ -215,7 +209,7 @@ __global__ void token_rows_kernel(const Routed *routed, const float *gates, cons
             for (int64_t i = begin; i < end; i++) {
                 int32_t s = list[i];
                 if (s < 0 || s >= count) continue;
-                float h = element(routed, routed_row(n, s, samples, k) * dim + c);
+                float h = mdt::load_as_float(routed, routed_row(n, s, samples, k) * dim + c);
                 if (combine) {
                     float gate = gates[n * count + s];
                     value = first ? gate * h : fmaf(h, gate, value);
@@ -245,7 +239,7 @@ __global__ void combine_backward_kernel(const float *d_out, const H *h, const fl
     float gate = gates[slot], dot = 0.0f;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
         d_h.store(row * dim + c, gate * g[c]);
-        dot = fmaf(g[c], element(h, row * dim + c), dot);
+        dot = fmaf(g[c], mdt::load_as_float(h, row * dim + c), dot);
     }
     dot = mdt::block_sum(dot, scratch);
     if (threadIdx.x == 0) d_gates[slot] = dot;

@@ -139,8 +139,8 @@ final class CpuActivations {
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
         String op = "geluBackward";
         Checks.geluBackward(dOut, x, dx);
-        if (Bf16Gradients.any(dOut, dx)) {
-            Bf16Gradients.run(g -> geluBackward(g.in(dOut), x, g.out(dx), tanhApproximation));
+        if (Bf16Operands.any(dOut, dx)) {
+            Bf16Operands.run(g -> geluBackward(g.in(dOut), x, g.out(dx), tanhApproximation));
             return;
         }
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
@@ -230,8 +230,8 @@ final class CpuActivations {
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
         String op = "swigluGateBackward";
         Checks.swigluGateBackward(dOut, a, b, da, db);
-        if (Bf16Gradients.any(dOut, da)) {
-            Bf16Gradients.run(g -> swigluGateBackward(g.in(dOut), a, b, g.out(da), g.out(db)));
+        if (Bf16Operands.any(dOut, da)) {
+            Bf16Operands.run(g -> swigluGateBackward(g.in(dOut), a, b, g.out(da), g.out(db)));
             return;
         }
         MemorySegment gs = dOut.segment(), as = a.segment(), bs = b.segment(), das = da.segment(),

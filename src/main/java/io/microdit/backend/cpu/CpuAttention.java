@@ -5,8 +5,6 @@ import static io.microdit.backend.cpu.AttentionKernels.QUERY_BLOCK;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -61,25 +59,13 @@ final class CpuAttention {
     }
 
     /**
-     * BF16 q, k and v (all three) are computed as the exact F32 values of their bf16 numbers; out, lse and the
-     * gradients stay F32.
+     * BF16 q, k and v (all three, as Checks requires) are computed as the exact F32 values of their bf16 numbers; a
+     * BF16 out is the F32 result rounded once, as the CUDA kernel rounds at its store; lse stays F32.
      */
-    static boolean allBf16(Tensor q, Tensor k, Tensor v) {
-        return q != null && k != null && v != null && q.dtype() == DType.BF16 && k.dtype() == DType.BF16
-                && v.dtype() == DType.BF16;
-    }
-
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        if (allBf16(q, k, v)) {
+        if (Bf16Operands.any(q, out)) {
             Checks.attention(q, k, v, heads, out, lse);
-            try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
-                // A BF16 out: the F32 result rounded once, as the CUDA kernel rounds at its store.
-                Tensor wide = out.dtype() == DType.BF16 ? Tensor.zeros(upcast, DType.F32, out.shape()) : out;
-                forward(q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast), heads, wide, lse);
-                if (wide != out) {
-                    out.copyFrom(wide.to(DType.BF16, upcast));
-                }
-            }
+            Bf16Operands.run(g -> forward(g.in(q), g.in(k), g.in(v), heads, g.out(out), lse));
             return;
         }
         Shape s = Shape.of(Checks.attention(q, k, v, heads, out, lse), heads);
@@ -169,16 +155,10 @@ final class CpuAttention {
 
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq,
                   Tensor dk, Tensor dv) {
-        if (Bf16Gradients.any(dOut, dq, dk, dv)) {
+        if (Bf16Operands.any(dOut, q, out, dq, dk, dv)) {
             Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
-            Bf16Gradients.run(g -> backward(g.in(dOut), q, k, v, out, lse, heads, g.out(dq), g.out(dk), g.out(dv)));
-            return;
-        }
-        if (allBf16(q, k, v)) {
-            try (MemoryScope upcast = new MemoryScope("attention-bf16-operands")) {
-                backward(dOut, q.to(DType.F32, upcast), k.to(DType.F32, upcast), v.to(DType.F32, upcast),
-                        out.to(DType.F32, upcast), lse, heads, dq, dk, dv);
-            }
+            Bf16Operands.run(g -> backward(g.in(dOut), g.in(q), g.in(k), g.in(v), g.in(out), lse, heads, g.out(dq),
+                    g.out(dk), g.out(dv)));
             return;
         }
         Shape s = Shape.of(Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv), heads);

@@ -221,8 +221,8 @@ final class CpuElementwise {
     void gatedResidualBackward(Tensor dOut, Tensor gate, Tensor f, Tensor dGate, Tensor dF) {
         String op = "gatedResidualBackward";
         int[] s = Checks.gatedResidualBackward(dOut, gate, f, dGate, dF);
-        if (Bf16Gradients.any(dF)) {
-            Bf16Gradients.run(g -> gatedResidualBackward(dOut, gate, f, dGate, g.out(dF)));
+        if (Bf16Operands.any(dF)) {
+            Bf16Operands.run(g -> gatedResidualBackward(dOut, gate, f, dGate, g.out(dF)));
             return;
         }
         int samples = s[0], tokens = s[1], width = s[2];

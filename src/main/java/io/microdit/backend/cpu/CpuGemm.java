@@ -8,8 +8,6 @@ import static io.microdit.backend.cpu.GemmKernel.SPECIES;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.backend.MatmulShape;
-import io.microdit.tensor.DType;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -71,20 +69,10 @@ final class CpuGemm {
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out, accumulate);
-        if (out.dtype() == DType.BF16) {
-            // The F32 product rounded once, as the CUDA kernel rounds its f32 epilogue at the store.
-            try (MemoryScope wide = new MemoryScope("matmul-bf16-output")) {
-                Tensor f32 = Tensor.empty(wide, DType.F32, out.shape());
-                matmul(a, transposeA, b, transposeB, bias, f32, false);
-                roundToBf16(f32.segment(), out.segment(), Math.toIntExact(out.numel()));
-            }
-            return;
-        }
-        if (a.dtype() == DType.BF16) {
-            // BF16 operands: the exact F32 values of their bf16 numbers, multiplied like F32 ones.
-            try (MemoryScope upcast = new MemoryScope("matmul-bf16-operands")) {
-                matmul(a.to(DType.F32, upcast), transposeA, b.to(DType.F32, upcast), transposeB, bias, out, accumulate);
-            }
+        if (Bf16Operands.any(a, out)) {
+            // BF16 operands: the exact F32 values of their bf16 numbers, multiplied like F32 ones; a BF16 out is the
+            // F32 product rounded once, as the CUDA kernel rounds its f32 epilogue at the store.
+            Bf16Operands.run(g -> matmul(g.in(a), transposeA, g.in(b), transposeB, bias, g.out(out), accumulate));
             return;
         }
         int m = shape.m(), n = shape.n(), k = shape.k();
@@ -107,15 +95,6 @@ final class CpuGemm {
         } else {
             blocked(problem);
         }
-    }
-
-    /** dst = src rounded to bf16 (nearest even, as every F32 to BF16 conversion rounds), in parallel chunks. */
-    private void roundToBf16(MemorySegment src, MemorySegment dst, int count) {
-        parallel.forRange(count, 1 << 14, (start, end) -> {
-            for (int i = start; i < end; i++) {
-                VectorMath.intoBf16(src.getAtIndex(ValueLayout.JAVA_FLOAT, i), dst, i);
-            }
-        });
     }
 
     /** The textbook triple loop, for products too small to amortise packing; K = 0 (bias or zeros) comes here. */
@@ -304,8 +283,8 @@ final class CpuGemm {
 
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
         int cols = Math.toIntExact(Checks.sumRows(x, out));
-        if (Bf16Gradients.any(x)) {
-            Bf16Gradients.run(g -> sumRows(g.in(x), out, accumulate));
+        if (Bf16Operands.any(x)) {
+            Bf16Operands.run(g -> sumRows(g.in(x), out, accumulate));
             return;
         }
         long rows = x.numel() / cols;

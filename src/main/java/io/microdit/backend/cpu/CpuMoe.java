@@ -2,8 +2,6 @@ package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
-import io.microdit.tensor.DType;
-import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -113,13 +111,9 @@ final class CpuMoe {
     void dispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
         Checks.Routing r = Checks.moeDispatch(x, indices, out);
-        if (out.dtype() == DType.BF16) {
+        if (Bf16Operands.any(out)) {
             // BF16 rows: the F32 rows rounded once, as the CUDA kernel rounds each element at its store.
-            try (MemoryScope wide = new MemoryScope("moe-dispatch-bf16")) {
-                Tensor rows = Tensor.empty(wide, DType.F32, out.shape());
-                dispatch(x, indices, rows);
-                out.copyFrom(rows.to(DType.BF16, wide));
-            }
+            Bf16Operands.run(g -> dispatch(x, indices, g.out(out)));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
@@ -141,8 +135,8 @@ final class CpuMoe {
     void dispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
         Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
-        if (Bf16Gradients.any(dOut)) {
-            Bf16Gradients.run(g -> dispatchBackward(g.in(dOut), indices, dx));
+        if (Bf16Operands.any(dOut)) {
+            Bf16Operands.run(g -> dispatchBackward(g.in(dOut), indices, dx));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
@@ -164,10 +158,8 @@ final class CpuMoe {
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
-        if (h.dtype() == DType.BF16) {
-            try (MemoryScope wide = new MemoryScope("moe-combine-bf16")) {
-                combine(h.to(DType.F32, wide), gates, indices, out); // bf16 widens exactly
-            }
+        if (Bf16Operands.any(h)) {
+            Bf16Operands.run(g -> combine(g.in(h), gates, indices, out));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
@@ -201,14 +193,8 @@ final class CpuMoe {
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
-        if (Bf16Gradients.any(dH)) {
-            Bf16Gradients.run(g -> combineBackward(dOut, h, gates, indices, g.out(dH), dGates));
-            return;
-        }
-        if (h.dtype() == DType.BF16) {
-            try (MemoryScope wide = new MemoryScope("moe-combine-bf16")) {
-                combineBackward(dOut, h.to(DType.F32, wide), gates, indices, dH, dGates); // bf16 widens exactly
-            }
+        if (Bf16Operands.any(h, dH)) {
+            Bf16Operands.run(g -> combineBackward(dOut, g.in(h), gates, indices, g.out(dH), dGates));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();

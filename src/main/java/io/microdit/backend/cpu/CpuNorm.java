@@ -163,8 +163,8 @@ final class CpuNorm {
                            Tensor dWeight) {
         String op = "layerNormBackward";
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
-        if (Bf16Gradients.any(dOut, dx)) {
-            Bf16Gradients.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight));
+        if (Bf16Operands.any(dOut, dx)) {
+            Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight));
             return;
         }
         int rows = Math.toIntExact(x.rowCount());
@@ -255,8 +255,8 @@ final class CpuNorm {
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
         String op = "layerNormModulateBackward";
         int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
-        if (Bf16Gradients.any(dOut)) {
-            Bf16Gradients.run(g -> layerNormModulateBackward(g.in(dOut), x, weight, scale, mean, rstd, dx, dWeight,
+        if (Bf16Operands.any(dOut)) {
+            Bf16Operands.run(g -> layerNormModulateBackward(g.in(dOut), x, weight, scale, mean, rstd, dx, dWeight,
                     dShift, dScale));
             return;
         }

@@ -47,9 +47,10 @@ final class MdsCompression {
 
     /**
      * {@code zip} decompressed into memory of {@code arena}, which must come to exactly {@code rawBytes} (the index's
-     * {@code raw_data.bytes}); checked against the frame's own size before anything is allocated.
+     * {@code raw_data.bytes}); checked against the frame's own size before anything is allocated. Errors start with
+     * {@code where} (the shard) and name the index as {@code index} says it.
      */
-    static MemorySegment decompress(MemorySegment zip, long rawBytes, Arena arena, String where)
+    static MemorySegment decompress(MemorySegment zip, long rawBytes, Arena arena, String where, String index)
             throws MdsException {
         if (zip.byteSize() > Integer.MAX_VALUE || rawBytes > Integer.MAX_VALUE) {
             throw new MdsException(where + ": zstd shards over 2 GiB are not supported (raw " + rawBytes
@@ -59,7 +60,7 @@ final class MdsCompression {
         long declared = Zstd.getDirectByteBufferFrameContentSize(zip.asByteBuffer(), 0, zipSize);
         if (declared != rawBytes) {
             throw new MdsException(where + ": the zstd frame " + (declared < 0 ? "is not readable"
-                    : "holds " + declared + " bytes") + ", the index says raw_data has " + rawBytes);
+                    : "holds " + declared + " bytes") + ", " + index + " says raw_data has " + rawBytes);
         }
         MemorySegment raw = arena.allocate(Math.max(1, rawBytes));
         long n = Zstd.decompressDirectByteBuffer(raw.asByteBuffer(), 0, (int) rawBytes, zip.asByteBuffer(), 0, zipSize);

@@ -27,12 +27,15 @@ final class MdsShard {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final String name;
+    /** "the index (…/index.json)": a shard that disagrees with it may be its fault, so messages name both files. */
+    private final String index;
     private final MdsIndex.Shard entry;
     private final MemorySegment data;
     private final int samples;
 
-    private MdsShard(String name, MdsIndex.Shard entry, MemorySegment data) {
+    private MdsShard(String name, String index, MdsIndex.Shard entry, MemorySegment data) {
         this.name = name;
+        this.index = index;
         this.entry = entry;
         this.data = data;
         this.samples = (int) entry.samples();
@@ -44,59 +47,44 @@ final class MdsShard {
      */
     static MdsShard open(Path folder, MdsIndex.Shard entry, Arena arena, List<String> unchecked)
             throws MdsException {
-        try {
-            return openChecked(folder, entry, arena, unchecked);
-        } catch (MdsException e) {
-            // A shard that disagrees with the index may be the index's fault: name both files.
-            String index = folder.resolve("index.json").toString();
-            String message = e.getMessage();
-            if (message != null && message.contains("the index ") && !message.contains(index)) {
-                throw new MdsException(message.replaceFirst("the index ",
-                        java.util.regex.Matcher.quoteReplacement("the index (" + index + ") ")), e);
-            }
-            throw e;
-        }
-    }
-
-    private static MdsShard openChecked(Path folder, MdsIndex.Shard entry, Arena arena, List<String> unchecked)
-            throws MdsException {
+        String index = "the index (" + folder.resolve("index.json") + ")";
         MdsIndex.FileInfo stored = entry.stored();
         Path file = folder.resolve(stored.basename());
         if (entry.samples() > Integer.MAX_VALUE - 2) {
             throw new MdsException(file + ": " + entry.samples() + " samples in one shard are more than this reader "
                     + "takes (2^31 - 3)");
         }
-        MemorySegment raw = map(file, arena);
+        MemorySegment raw = map(file, index, arena);
         String name = file.toString();
         if (entry.zipData() != null) {
             if (raw.byteSize() != stored.bytes()) {
-                throw new MdsException(name + ": " + raw.byteSize() + " bytes, the index says " + stored.bytes()
+                throw new MdsException(name + ": " + raw.byteSize() + " bytes, " + index + " says " + stored.bytes()
                         + (raw.byteSize() < stored.bytes() ? " (truncated)" : ""));
             }
-            verify(name, raw, stored.hashes(), unchecked);
-            raw = MdsCompression.decompress(raw, entry.rawData().bytes(), arena, name);
+            verify(name, index, raw, stored.hashes(), unchecked);
+            raw = MdsCompression.decompress(raw, entry.rawData().bytes(), arena, name, index);
             name = file + " (decompressed)";
         }
-        MdsShard shard = new MdsShard(name, entry, raw);
+        MdsShard shard = new MdsShard(name, index, entry, raw);
         // The layout first, so that a cut file is reported with the first sample it lost.
         shard.checkLayout();
-        verify(name, raw, entry.rawData().hashes(), unchecked);
+        verify(name, index, raw, entry.rawData().hashes(), unchecked);
         return shard;
     }
 
-    private static MemorySegment map(Path file, Arena arena) throws MdsException {
+    private static MemorySegment map(Path file, String index, Arena arena) throws MdsException {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             // Mapping reads nothing: pages are faulted in only as samples are read.
             return channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
         } catch (NoSuchFileException e) {
-            throw new MdsException(file + ": the index lists this shard, but there is no such file", e);
+            throw new MdsException(file + ": " + index + " lists this shard, but there is no such file", e);
         } catch (IOException e) {
             throw new MdsException(file + ": " + e.getMessage(), e);
         }
     }
 
-    private static void verify(String name, MemorySegment data, Map<String, String> hashes, List<String> unchecked)
-            throws MdsException {
+    private static void verify(String name, String index, MemorySegment data, Map<String, String> hashes,
+                               List<String> unchecked) throws MdsException {
         for (Map.Entry<String, String> h : hashes.entrySet()) {
             if (!MdsHashes.supported(h.getKey())) {
                 unchecked.add(name + ": " + h.getKey());
@@ -104,7 +92,7 @@ final class MdsShard {
             }
             String actual = MdsHashes.digest(h.getKey(), data);
             if (!actual.equalsIgnoreCase(h.getValue())) {
-                throw new MdsException(name + ": " + h.getKey() + " is " + actual + ", the index says "
+                throw new MdsException(name + ": " + h.getKey() + " is " + actual + ", " + index + " says "
                         + h.getValue());
             }
         }
@@ -123,7 +111,7 @@ final class MdsShard {
         }
         long count = u32(0);
         if (count != samples) {
-            throw new MdsException(name + ": holds " + count + " samples, the index says " + samples);
+            throw new MdsException(name + ": holds " + count + " samples, " + index + " says " + samples);
         }
         if (size < tableEnd) {
             throw new MdsException(name + ": " + size + " bytes end inside the offsets table of " + samples
@@ -152,7 +140,7 @@ final class MdsShard {
         }
         long declared = entry.rawData().bytes();
         if (size != declared) {
-            throw new MdsException(name + ": " + size + " bytes, the index says " + declared);
+            throw new MdsException(name + ": " + size + " bytes, " + index + " says " + declared);
         }
         for (int i = 0; i < samples; i++) {
             columns(i);
