@@ -16,6 +16,9 @@ cat > "$config" <<'JSON'
 {"name": "xl-widths", "base": "microdit-xl-2", "input_size": 16, "depth": 3, "patch_mixer_depth": 1,
  "qkv_multipliers": {"linspace": [0.5, 1.0]}, "ffn_multipliers": {"linspace": [0.5, 4.0]}}
 JSON
+# The checked emulator is a test tool that src/main/scripts/microdit does not build: build it (as mvn verify does).
+make -s -j2 -C "$root/native" OUT="$root/target/native" emu-checked
+MICRODIT_JAVA_OPTS="${MICRODIT_JAVA_OPTS:-} -Dmicrodit.native.dir=$root/target/native" \
 "$root/src/main/scripts/microdit" bench-step --config "$config" --backend cuda --device emu-checked \
   --precision bf16 --batch 1 --mask 0.5 --caption-length 8 --steps 0 --warmup 0 --launch-plan "$plan" >/dev/null
 sed -n '/^memory accesses of one more step/,$p' "$plan"
