@@ -24,6 +24,15 @@
 // backward 14E FLOPs (+3E with dWeight), 12E bytes (+8E for dWeight's pass). Fused forward 11E FLOPs, 12E bytes
 // (10E with a bf16 output; the separate ops move 20E); fused backward 15E FLOPs, 20E bytes (the separate ops move
 // 24E, +8E with dWeight), plus O(N·D) for the per-sample rows.
+// Residual + gate + LayerNorm (+ modulate), the seam between two sublayers of a DiT block: x' = x + gate·f (gate
+// NULL: x + f) is written (the next residual needs it) and normalised in the same row pass, so x' is not read back
+// from memory by a separate LayerNorm. The arithmetic is that of the gated residual (or add) kernel followed by the
+// LayerNorm kernel, in the same order, so the fused op gives their bits. Its backward folds three passes into the
+// LayerNorm's: the row kernel adds the incoming gradient of x' (d_residual, may be NULL, may be dx itself) to the
+// LayerNorm's dx as it stores it (the separate ops stored dx and added it by an axpy), and one thread per
+// (sample, column) walking the tokens writes dF = gate·dx' and dGate = Σ_t dx'·f next to dShift and dScale (the
+// separate ops copied dx' for x and read it again for the gate). Bytes with bf16 f, out and dOut: forward 16E
+// (the separate ops 20E), backward 28E + the weight's pass (the separate ops 52E).
 #include "column_sum.cuh"
 #include "common.cuh"
 #include "grad_operand.cuh"
@@ -72,10 +81,12 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
 }
 
 // scale NULL: plain LayerNorm; else the LayerNorm's output gradient is dOut·(1 + scale) of the row's sample.
+// d_residual (may be NULL, may be dx itself: each element is read before the same thread stores it) is a gradient
+// of x from elsewhere, added as the value is stored.
 template <class In>
 __global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const float *weight, const float *scale,
-                                           const float *mean, const float *rstd, mdt::GradOut dx, int64_t tokens,
-                                           int64_t width) {
+                                           const float *mean, const float *rstd, const float *d_residual,
+                                           mdt::GradOut dx, int64_t tokens, int64_t width) {
     MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x;
     int64_t base = row * width;
@@ -98,7 +109,8 @@ __global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const
         float gc = scale_row ? fmaf(gv, scale_row[c], gv) : gv;
         float dy = weight ? gc * weight[c] : gc;
         float xhat = (mdt::load_as_float(xr, c) - m) * r;
-        dx.store(base + c, fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r);
+        float value = fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r;
+        dx.store(base + c, d_residual ? d_residual[base + c] + value : value);
     }
 }
 
@@ -146,6 +158,85 @@ struct ModulateWeightTerm {
     }
 };
 
+// x' = x + gate·f (gate NULL: x + f), stored in residual, then layer_norm_kernel's statistics and output on x'
+// (shift NULL: not modulated). f and out are f32 or bf16 by the flags of their operand structs.
+__global__ void residual_layer_norm_kernel(const float *x, const float *gate, mdt::GradIn f, const float *weight,
+                                           const float *shift, const float *scale, float eps, float *residual,
+                                           mdt::GradOut out, float *mean, float *rstd, int64_t tokens,
+                                           int64_t width) {
+    MDT_SHARED(float, float_scratch, [32]);
+    MDT_SHARED(double, double_scratch, [32]);
+    int64_t row = blockIdx.x, base = row * width;
+    const float *gate_row = gate ? gate + row / tokens * width : nullptr;
+    float *rr = residual + base;
+    float sum = 0.0f;
+    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+        float v = gate_row ? fmaf(f[base + c], gate_row[c], x[base + c]) : x[base + c] + f[base + c];
+        rr[c] = v;
+        sum += v;
+    }
+    // Each thread reads back only the elements it stored: no barrier needed between the passes.
+    float m0 = mdt::block_sum(sum, float_scratch) / static_cast<float>(width);
+    float shifted = 0.0f, squares = 0.0f;
+    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+        float d = rr[c] - m0;
+        shifted += d;
+        squares = fmaf(d, d, squares);
+    }
+    double shifted_total = mdt::block_sum(static_cast<double>(shifted), double_scratch);
+    double squares_total = mdt::block_sum(static_cast<double>(squares), double_scratch);
+    double correction = shifted_total / width;
+    double variance = squares_total / width - correction * correction;
+    if (variance < 0) variance = 0;
+    float row_rstd = static_cast<float>(1.0 / sqrt(variance + eps));
+    float correction_f = static_cast<float>(correction);
+    if (threadIdx.x == 0) {
+        mean[row] = static_cast<float>(m0 + correction);
+        rstd[row] = row_rstd;
+    }
+    const float *shift_row = shift ? shift + row / tokens * width : nullptr;
+    const float *scale_row = shift ? scale + row / tokens * width : nullptr;
+    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+        float y = (rr[c] - m0 - correction_f) * row_rstd;
+        if (weight) y *= weight[c];
+        out.store(base + c, shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y);
+    }
+}
+
+// Per (sample, column), tokens in order, from dx' (the residual's whole gradient): dF = gate·dx' (gate NULL: dx'),
+// dGate = Σ_t dx'·f; with d_shift, modulate_sums_kernel's dShift = Σ_t dOut and S = Σ_t dOut·x̂ into d_scale.
+__global__ void residual_sums_kernel(mdt::GradIn d_out, const float *residual, const float *mean, const float *rstd,
+                                     const float *dx, const float *gate, mdt::GradIn f, mdt::GradOut d_f,
+                                     float *d_gate, float *d_shift, float *d_scale, int64_t samples, int64_t tokens,
+                                     int64_t width) {
+    int64_t count = samples * width;
+    for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < count; p += (int64_t)gridDim.x * blockDim.x) {
+        int64_t sample = p / width, column = p % width;
+        float gate_value = gate ? gate[p] : 1.0f;
+        float gate_sum = 0.0f, shift_sum = 0.0f, scale_sum = 0.0f;
+        for (int64_t t = 0; t < tokens; t++) {
+            int64_t row = sample * tokens + t, i = row * width + column;
+            float g = dx[i];
+            if (gate) {
+                d_f.store(i, g * gate_value);
+                gate_sum = fmaf(g, f[i], gate_sum);
+            } else {
+                d_f.store(i, g);
+            }
+            if (d_shift) {
+                float o = d_out[i];
+                shift_sum += o;
+                scale_sum = fmaf(o, (residual[i] - mean[row]) * rstd[row], scale_sum);
+            }
+        }
+        if (gate) d_gate[p] = gate_sum;
+        if (d_shift) {
+            d_shift[p] = shift_sum;
+            d_scale[p] = scale_sum;
+        }
+    }
+}
+
 template <class In, class Out>
 int layer_norm_forward(const char *op, mdt_stream_t stream, const In *x, const float *weight, float eps, Out *out,
                        float *mean, float *rstd, int64_t rows, int64_t width) {
@@ -178,11 +269,12 @@ int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float
                       mean, rstd, tokens, width);
 }
 
-// bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others).
+// bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others). accumulate: dx (f32) holds x's
+// gradient so far, and the LayerNorm's dx is added to it as it is stored (the _accumulate entries).
 template <class In>
 int layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, const In *x, const float *weight,
                         const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width,
-                        float *workspace, int64_t workspace_capacity, int bf16_grads) {
+                        float *workspace, int64_t workspace_capacity, int bf16_grads, bool accumulate = false) {
     MDT_REQUIRE(rows >= 0 && width > 0, "%s: need rows >= 0 and width > 0, got %lld and %lld", op, (long long)rows,
                 (long long)width);
     MDT_REQUIRE(mdt::valid_grads(bf16_grads, 2), "%s: bf16_grads %d names operands past dOut and dx", op, bf16_grads);
@@ -195,18 +287,19 @@ int layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, 
     }
     mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
     int status = MDT_LAUNCH(layer_norm_backward_kernel<In>, static_cast<unsigned>(rows), kThreads, 0, stream, g, x,
-                            weight, nullptr, mean, rstd, mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width);
+                            weight, nullptr, mean, rstd, accumulate ? static_cast<const float *>(dx) : nullptr,
+                            mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width);
     if (status != MDT_SUCCESS || !d_weight) return status;
     return mdt::column_sum::run(op, stream, WeightGradientTerm<In>{g, x, mean, rstd, width}, rows, width, d_weight, 1,
                                 workspace, workspace_capacity);
 }
 
-// bf16_grads: bit 0 dOut (the _bf16grad entry; 0 for the plain one).
+// bf16_grads: bit 0 dOut (the _bf16grad entry; 0 for the plain one). accumulate: as for layer_norm_backward.
 int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void *d_out, const float *x,
                                  const float *weight, const float *scale, const float *mean, const float *rstd,
                                  float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples,
                                  int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity,
-                                 int bf16_grads) {
+                                 int bf16_grads, bool accumulate = false) {
     MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
                 "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
                 (long long)tokens, (long long)width);
@@ -222,7 +315,8 @@ int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void
     mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
-                                g, x, weight, scale, mean, rstd, mdt::GradOut{dx, false}, tokens, width);
+                                g, x, weight, scale, mean, rstd, accumulate ? dx : nullptr, mdt::GradOut{dx, false},
+                                tokens, width);
         if (status != MDT_SUCCESS) return status;
     }
     int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
@@ -231,6 +325,71 @@ int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void
     // d_weight NULL (a frozen weight): the pass still scales d_scale, its sums discarded.
     return mdt::column_sum::run(op, stream, ModulateWeightTerm{weight, scale, d_scale, width}, samples, width, d_weight,
                                 1, workspace, workspace_capacity);
+}
+
+// bf16: bit 0 f, bit 1 out.
+int residual_layer_norm_forward(const char *op, mdt_stream_t stream, const float *x, const float *gate, const void *f,
+                                const float *weight, const float *shift, const float *scale, float eps,
+                                float *residual, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens,
+                                int64_t width, int bf16) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
+                (long long)tokens, (long long)width);
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
+    MDT_REQUIRE(mdt::valid_grads(bf16, 2), "%s: bf16 operands %d name operands past f and out", op, bf16);
+    MDT_REQUIRE(!shift == !scale, "%s: shift and scale come together (both NULL: no modulation)", op);
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && f && residual && out && mean && rstd, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(residual_layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, gate,
+                      mdt::grad_in(f, bf16, 0), weight, shift, scale, eps, residual, mdt::grad_out(out, bf16, 1), mean,
+                      rstd, tokens, width);
+}
+
+// bf16: bit 0 dOut, bit 1 f, bit 2 dF.
+int residual_layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, const float *d_residual,
+                                 const float *residual, const float *gate, const void *f, const float *weight,
+                                 const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight,
+                                 float *d_shift, float *d_scale, float *d_gate, void *d_f, int64_t samples,
+                                 int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity,
+                                 int bf16) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
+                "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
+                (long long)tokens, (long long)width);
+    MDT_REQUIRE(mdt::valid_grads(bf16, 3), "%s: bf16 operands %d name operands past dOut, f and dF", op, bf16);
+    MDT_REQUIRE(weight || !d_weight, "%s: d_weight given for a LayerNorm without weight", op);
+    MDT_REQUIRE(!scale == !d_shift && !scale == !d_scale,
+                "%s: scale, d_shift and d_scale come together (all NULL: no modulation)", op);
+    MDT_REQUIRE(!gate == !d_gate, "%s: gate and d_gate come together (both NULL: a plain residual add)", op);
+    int64_t rows = samples * tokens;
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (samples == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && residual && f && mean && rstd && dx && d_f, "%s: NULL tensor pointer", op);
+    // The weight's column sum runs over samples when modulated (the tokens are summed into d_scale), else rows.
+    int64_t weight_rows = scale ? samples : rows;
+    if (d_weight) {
+        if (int s = mdt::column_sum::require_workspace(op, weight_rows, width, workspace, workspace_capacity)) return s;
+    }
+    mdt::GradIn g = mdt::grad_in(d_out, bf16, 0);
+    if (rows > 0) {
+        int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
+                                g, residual, weight, scale, mean, rstd, d_residual, mdt::GradOut{dx, false}, tokens,
+                                width);
+        if (status != MDT_SUCCESS) return status;
+    }
+    int status = MDT_LAUNCH(residual_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
+                            residual, mean, rstd, dx, gate, mdt::grad_in(f, bf16, 1), mdt::grad_out(d_f, bf16, 2),
+                            d_gate, d_shift, d_scale, samples, tokens, width);
+    if (status != MDT_SUCCESS || !weight) return status;
+    if (scale) {
+        // d_weight NULL (a frozen weight): the pass still scales d_scale, its sums discarded.
+        return mdt::column_sum::run(op, stream, ModulateWeightTerm{weight, scale, d_scale, width}, samples, width,
+                                    d_weight, 1, workspace, workspace_capacity);
+    }
+    if (!d_weight) return MDT_SUCCESS;
+    return mdt::column_sum::run(op, stream, WeightGradientTerm<float>{g, residual, mean, rstd, width}, rows, width,
+                                d_weight, 1, workspace, workspace_capacity);
 }
 
 }  // namespace
@@ -320,6 +479,52 @@ int mdt_norm_layer_norm_modulate_bwd_bf16grad(mdt_stream_t stream, const void *d
     return layer_norm_modulate_backward("mdt_norm_layer_norm_modulate_bwd_bf16grad", stream, d_out, x, weight, scale,
                                         mean, rstd, dx, d_weight, d_shift, d_scale, samples, tokens, width, workspace,
                                         workspace_capacity, bf16_grads);
+}
+
+int mdt_norm_layer_norm_bwd_accumulate(mdt_stream_t stream, const void *d_out, const void *x, const float *weight,
+                                       const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows,
+                                       int64_t width, float *workspace, int64_t workspace_capacity,
+                                       int bf16_operands) {
+    const char *op = "mdt_norm_layer_norm_bwd_accumulate";
+    MDT_REQUIRE(mdt::valid_grads(bf16_operands, 2), "%s: bf16 operands %d name operands past dOut and x", op,
+                bf16_operands);
+    // Bit 1 of the mask is x here; the shared backward's bit 1 is dx, which accumulates in f32.
+    int grads = bf16_operands & 1;
+    if (mdt::bf16_grad(bf16_operands, 1)) {
+        return layer_norm_backward(op, stream, d_out, static_cast<const uint16_t *>(x), weight, mean, rstd, dx,
+                                   d_weight, rows, width, workspace, workspace_capacity, grads, true);
+    }
+    return layer_norm_backward(op, stream, d_out, static_cast<const float *>(x), weight, mean, rstd, dx, d_weight,
+                               rows, width, workspace, workspace_capacity, grads, true);
+}
+
+int mdt_norm_layer_norm_modulate_bwd_accumulate(mdt_stream_t stream, const void *d_out, const float *x,
+                                                const float *weight, const float *scale, const float *mean,
+                                                const float *rstd, float *dx, float *d_weight, float *d_shift,
+                                                float *d_scale, int64_t samples, int64_t tokens, int64_t width,
+                                                float *workspace, int64_t workspace_capacity, int bf16_grads) {
+    return layer_norm_modulate_backward("mdt_norm_layer_norm_modulate_bwd_accumulate", stream, d_out, x, weight,
+                                        scale, mean, rstd, dx, d_weight, d_shift, d_scale, samples, tokens, width,
+                                        workspace, workspace_capacity, bf16_grads, true);
+}
+
+int mdt_norm_residual_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *gate, const void *f,
+                                     const float *weight, const float *shift, const float *scale, float eps,
+                                     float *residual, void *out, float *mean, float *rstd, int64_t samples,
+                                     int64_t tokens, int64_t width, int bf16_operands) {
+    return residual_layer_norm_forward("mdt_norm_residual_layer_norm_fwd", stream, x, gate, f, weight, shift, scale,
+                                       eps, residual, out, mean, rstd, samples, tokens, width, bf16_operands);
+}
+
+int mdt_norm_residual_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *d_residual,
+                                     const float *residual, const float *gate, const void *f, const float *weight,
+                                     const float *scale, const float *mean, const float *rstd, float *dx,
+                                     float *d_weight, float *d_shift, float *d_scale, float *d_gate, void *d_f,
+                                     int64_t samples, int64_t tokens, int64_t width, float *workspace,
+                                     int64_t workspace_capacity, int bf16_operands) {
+    return residual_layer_norm_backward("mdt_norm_residual_layer_norm_bwd", stream, d_out, d_residual, residual, gate,
+                                        f, weight, scale, mean, rstd, dx, d_weight, d_shift, d_scale, d_gate, d_f,
+                                        samples, tokens, width, workspace, workspace_capacity, bf16_operands);
 }
 
 }  // extern "C"

@@ -256,6 +256,18 @@ MDT_API int mdt_norm_layer_norm_modulate_fwd_bf16out(mdt_stream_t stream, const 
 MDT_API int mdt_norm_layer_norm_modulate_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity);
 /* d_out float or bf16 (bf16_grads bit 0); dx, d_weight, d_shift and d_scale stay float. */
 MDT_API int mdt_norm_layer_norm_modulate_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
+/* The backwards adding into dx (float, holding x's gradient so far) instead of writing it: dx += the LayerNorm's
+ * dx in the same pass. d_out float or bf16 (bit 0); the LayerNorm's x float or bf16 (bit 1 of bf16_operands). */
+MDT_API int mdt_norm_layer_norm_bwd_accumulate(mdt_stream_t stream, const void *d_out, const void *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_operands);
+MDT_API int mdt_norm_layer_norm_modulate_bwd_accumulate(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
+/* Residual + gate + LayerNorm (+ modulate), fused: residual = x + gate·f (gate NULL: x + f), out = LN(residual),
+ * modulated as above unless shift and scale are NULL; x, residual [samples, tokens, width] float, gate [samples,
+ * width]; f (bf16_operands bit 0) and out (bit 1) float or bf16. The backward takes d_out (bit 0) and d_residual, the
+ * gradient of residual from its other readers (float; may be NULL; may be dx itself), writes dx (the residual's whole
+ * gradient, also x's), d_f (bit 2 bf16), d_gate (with gate), d_shift and d_scale (with scale), and adds into d_weight
+ * (may be NULL); workspace as the LayerNorm backwards (rows = samples with scale, else samples·tokens). */
+MDT_API int mdt_norm_residual_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *gate, const void *f, const float *weight, const float *shift, const float *scale, float eps, float *residual, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width, int bf16_operands);
+MDT_API int mdt_norm_residual_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *d_residual, const float *residual, const float *gate, const void *f, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, float *d_gate, void *d_f, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_operands);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
 /* ids [N, kept] in [0, T) (checked into error_record); the scatter's ids of a sample must also be distinct, which

@@ -174,6 +174,39 @@ public interface Backend extends AutoCloseable {
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale);
 
+    /**
+     * {@link #layerNormBackward}, adding into dx when {@code accumulate}: dx (F32) holds x's gradient so far and
+     * gets the LayerNorm's dx added in the same pass (bit for bit the result written and then added by
+     * {@link #axpy}), so a LayerNorm whose input has other readers needs no separate add.
+     */
+    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                           Tensor dWeight, boolean accumulate);
+
+    /** {@link #layerNormModulateBackward}, adding into dx when {@code accumulate}, as {@link #layerNormBackward}. */
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
+                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, boolean accumulate);
+
+    /**
+     * Residual + gate + LayerNorm (+ modulate), the seam between two sublayers: {@code residual = x + gate·f}
+     * (gate null: {@code x + f}, as {@link #gatedResidual} and {@link #add} compute it), then {@code out =
+     * LN(residual)}, modulated as {@link #layerNormModulate} when shift and scale are given (both null: plain
+     * {@link #layerNorm}). x, residual [N,T,D] F32, f F32 or BF16, out F32 or BF16; mean and rstd as the LayerNorm
+     * saves them. The results are bit for bit those of the separate ops.
+     */
+    void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
+                           Tensor residual, Tensor out, Tensor mean, Tensor rstd);
+
+    /**
+     * Backward of {@link #residualLayerNorm}, in one pass over the rows and one over the tokens: dx = dResidual +
+     * the LayerNorm's backward of dOut (dResidual, the gradient the residual got from its other readers, may be
+     * null, and may be dx itself: added in place), which is both the residual's and x's gradient; dF = gate·dx (dx
+     * without a gate), dGate = Σ_t dx·f; dShift, dScale with a modulation; adds into dWeight (may be null). dOut and
+     * dF F32 or BF16, the others F32. Bit for bit the separate backwards and the axpy that added their dx.
+     */
+    void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
+                                   Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
+                                   Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF);
+
     // ---------------------------------------------------------------- activations
 
     /**

@@ -385,6 +385,71 @@ public final class Checks {
         return s;
     }
 
+    /**
+     * residualLayerNorm: x and residual F32 [N, T, D], f F32 or BF16 of x's shape, gate [N, D] or null, shift and
+     * scale [N, D] or both null, out F32 or BF16; returns {N, T, D}.
+     */
+    public static int[] residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
+                                          float eps, Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "residualLayerNorm";
+        int[] s = tokens(op, "x", x);
+        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        gradientOf(op, "f", f, "x", x);
+        if (gate != null) {
+            perSample(op, "gate", gate, s[0], s[2]);
+        }
+        normWeight(op, "weight", weight, s[2]);
+        argument((shift == null) == (scale == null), op, "shift and scale come together (both null: no modulation)");
+        if (shift != null) {
+            perSample(op, "shift", shift, s[0], s[2]);
+            perSample(op, "scale", scale, s[0], s[2]);
+        }
+        sameShapeF32(op, "x", x, "residual", residual);
+        outputOfShape(op, "x", x, "out", out);
+        rowStatistic(op, "mean", mean, x.rowCount());
+        rowStatistic(op, "rstd", rstd, x.rowCount());
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return s;
+    }
+
+    /**
+     * residualLayerNormBackward: dOut F32 or BF16, dResidual F32 or null, dx F32, f and dF F32 or BF16, each of the
+     * residual's shape; dGate with gate, dShift and dScale with scale, dWeight only with weight; returns {N, T, D}.
+     */
+    public static int[] residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate,
+                                                  Tensor f, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
+                                                  Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale,
+                                                  Tensor dGate, Tensor dF) {
+        String op = "residualLayerNormBackward";
+        int[] s = tokens(op, "residual", residual);
+        argument(s[2] > 0, op, "residual " + residual.describe() + " needs a non-empty last dimension");
+        gradientOf(op, "dOut", dOut, "residual", residual);
+        if (dResidual != null) {
+            sameShapeF32(op, "residual", residual, "dResidual", dResidual);
+        }
+        sameShapeF32(op, "residual", residual, "dx", dx);
+        gradientOf(op, "f", f, "residual", residual);
+        gradientOf(op, "dF", dF, "residual", residual);
+        argument((gate == null) == (dGate == null), op, "gate and dGate come together");
+        if (gate != null) {
+            perSample(op, "gate", gate, s[0], s[2]);
+            perSample(op, "dGate", dGate, s[0], s[2]);
+        }
+        normWeight(op, "weight", weight, s[2]);
+        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        normWeight(op, "dWeight", dWeight, s[2]);
+        argument((scale == null) == (dShift == null) && (scale == null) == (dScale == null), op,
+                "scale, dShift and dScale come together (all null: no modulation)");
+        if (scale != null) {
+            perSample(op, "scale", scale, s[0], s[2]);
+            perSample(op, "dShift", dShift, s[0], s[2]);
+            perSample(op, "dScale", dScale, s[0], s[2]);
+        }
+        rowStatistic(op, "mean", mean, residual.rowCount());
+        rowStatistic(op, "rstd", rstd, residual.rowCount());
+        return s;
+    }
+
     /** The input of a LayerNorm: F32 or BF16 with a non-empty last dimension, which it returns. */
     private static int normInput(String op, Tensor x) {
         floatInput(op, "x", x);

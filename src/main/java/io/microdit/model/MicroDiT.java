@@ -16,6 +16,7 @@ import io.microdit.nn.ParameterStore;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * MicroDiT as the official {@code DiT.forward_without_cfg}: patch embedding + 2-D sin-cos positions, timestep
@@ -154,10 +155,7 @@ public final class MicroDiT {
         if (!mixer.isEmpty()) {
             Variable mixerTokens = mapIn == null ? tokens : mapIn.forward(g, tokens);
             Variable mixerCaption = mapCaption == null ? y : mapCaption.forward(g, y);
-            for (DiTBlock block : mixer) {
-                mixerTokens = forward(g, block, mixerTokens, mixerCaption, activated);
-            }
-            tokens = mixerTokens;
+            tokens = forward(g, mixer, mixerTokens, mixerCaption, activated, null).x();
         }
         if (masked && mode == MaskingMode.DEFERRED) {
             tokens = TokenFunctions.gatherRows(g, tokens, mask.keepIds());
@@ -165,24 +163,48 @@ public final class MicroDiT {
         if (mapOut != null) {
             tokens = mapOut.forward(g, tokens); // after masking, as the official code, to save compute
         }
-        for (DiTBlock block : backbone) {
-            tokens = forward(g, block, tokens, y, activated);
+        Supplier<DiTBlock.NextNorm> finalInput = () -> {
+            Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);
+            return new DiTBlock.NextNorm(finalNorm, shiftScale[0], shiftScale[1], g.matmulOperandType());
+        };
+        DiTBlock.Input last = forward(g, backbone, tokens, y, activated, finalInput);
+        Variable normed = last.normed();
+        if (normed == null) {
+            DiTBlock.NextNorm norm = finalInput.get();
+            normed = norm.norm().forwardModulated(g, last.x(), norm.shift(), norm.scale(), norm.outType());
         }
-        Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);
-        Variable out = finalLinear.forward(g, finalNorm.forwardModulated(g, tokens, shiftScale[0], shiftScale[1],
-                g.matmulOperandType()));
+        Variable out = finalLinear.forward(g, normed);
         if (masked) {
             out = TokenFunctions.scatterRows(g, out, mask.keepIds(), c.tokens());
         }
         return TokenFunctions.unpatchify(g, out, c.patchSize(), c.inChannels(), x.dim(2), x.dim(3));
     }
 
-    /** One block, its activations recomputed in the backward when the graph asks for it. */
-    private static Variable forward(Graph g, DiTBlock block, Variable x, Variable y, Variable activated) {
-        if (!g.recomputesBlocks()) {
-            return block.forward(g, x, y, activated);
+    /**
+     * The blocks in order. Recomputed blocks (when the graph asks for it) run one by one. Otherwise each block's
+     * last residual add is fused with the next block's norm1, and the last block's with {@code after} (the
+     * modulated norm that follows the blocks, made just before the last block: its adaLN then comes after every
+     * block's on the tape, as the separate ops had it, so their gradients add into c's in the same order); the
+     * result then carries its normed rows.
+     */
+    private static DiTBlock.Input forward(Graph g, List<DiTBlock> blocks, Variable x, Variable y, Variable activated,
+                                          Supplier<DiTBlock.NextNorm> after) {
+        if (g.recomputesBlocks()) {
+            for (DiTBlock block : blocks) {
+                x = Recompute.apply(g, (graph, in) -> block.forward(graph, in[0], in[1], in[2]), x, y, activated);
+            }
+            return new DiTBlock.Input(x, null);
         }
-        return Recompute.apply(g, (graph, in) -> block.forward(graph, in[0], in[1], in[2]), x, y, activated);
+        DiTBlock.Input in = new DiTBlock.Input(x, null);
+        Variable[] modulation = blocks.isEmpty() ? null : blocks.get(0).modulation(g, activated);
+        for (int i = 0; i < blocks.size(); i++) {
+            Variable[] nextModulation = i + 1 < blocks.size() ? blocks.get(i + 1).modulation(g, activated) : null;
+            DiTBlock.NextNorm next = nextModulation != null ? blocks.get(i + 1).inputNorm(g, nextModulation)
+                    : after != null ? after.get() : null;
+            in = blocks.get(i).forward(g, in, modulation, y, next);
+            modulation = nextModulation;
+        }
+        return in;
     }
 
     /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */

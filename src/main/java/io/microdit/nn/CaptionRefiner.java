@@ -2,6 +2,7 @@ package io.microdit.nn;
 
 import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
+import io.microdit.autograd.NormFunctions;
 import io.microdit.autograd.Variable;
 
 /**
@@ -23,7 +24,9 @@ public final class CaptionRefiner {
     }
 
     public Variable forward(Graph g, Variable y) {
-        y = ElementwiseFunctions.add(g, y, attn.forward(g, norm1.forward(g, y, g.matmulOperandType())));
-        return ElementwiseFunctions.add(g, y, mlp.forward(g, norm2.forward(g, y, mlp.inputType(g))));
+        // The first residual add and norm2, which reads its result, run as one op.
+        NormFunctions.ResidualNorm r = norm2.forwardResidual(g, y, null,
+                attn.forward(g, norm1.forward(g, y, g.matmulOperandType())), null, null, mlp.inputType(g));
+        return ElementwiseFunctions.add(g, r.residual(), mlp.forward(g, r.normed()));
     }
 }

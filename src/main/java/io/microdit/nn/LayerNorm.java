@@ -32,4 +32,14 @@ public final class LayerNorm {
     public Variable forwardModulated(Graph g, Variable x, Variable shift, Variable scale, DType outType) {
         return NormFunctions.layerNormModulate(g, x, weight, shift, scale, eps, outType);
     }
+    /**
+     * The residual add before this norm, fused with it: {@code x' = x + gate·f} (gate null: {@code x + f}) and
+     * this norm of x', modulated when shift and scale are given (both null: not). Returns x' and the normed rows
+     * (in {@code outType}), the values of the separate ops (see {@link NormFunctions#residualLayerNorm}).
+     */
+    public NormFunctions.ResidualNorm forwardResidual(Graph g, Variable x, Variable gate, Variable f, Variable shift,
+                                                      Variable scale, DType outType) {
+        return NormFunctions.residualLayerNorm(g, x, gate, f, weight, shift, scale, eps, outType);
+    }
 }
+

@@ -157,4 +157,51 @@ class NormFunctionsTest {
                 .constant("weight", TestData.uniform(random, width), width)
                 .check((g, v) -> NormFunctions.layerNorm(g, v[0], v[1], EPS), r -> layerNorm(r[0], r[1], width));
     }
+    /**
+     * residualLayerNorm against float64 and central differences: x' = x + gate·f (or x + f), LN(x') modulated or
+     * not; the loss reads the normed rows and x' ({@code both}: normed + x'/2, as a block's next add and norm do),
+     * only the normed rows (the last block before the final norm), or only x' (the normed rows reach nothing).
+     */
+    @ParameterizedTest
+    @CsvSource({"true,true,both", "true,false,both", "false,true,both", "false,false,both", "true,true,normed",
+        "false,false,normed", "true,true,residual", "false,true,residual"})
+    void residualLayerNormMatchesReferenceAndFiniteDifferences(boolean gated, boolean modulated, String reads) {
+        int samples = 2, tokens = 3, width = 13;
+        Random random = new Random((gated ? 1 : 0) + (modulated ? 2 : 0) + reads.hashCode());
+        int n = samples * tokens * width;
+        GradientCheck check = GradientCheck.of(BACKEND, width + reads.length())
+                .input("x", inputs(random, n), samples, tokens, width)
+                .input("f", TestData.uniform(random, n), samples, tokens, width)
+                .input("weight", TestData.uniform(random, width), width)
+                .input("gate", TestData.uniform(random, samples * width), samples, width)
+                .input("shift", TestData.uniform(random, samples * width), samples, width)
+                .input("scale", TestData.uniform(random, samples * width), samples, width);
+        check.check((g, v) -> {
+            NormFunctions.ResidualNorm r = NormFunctions.residualLayerNorm(g, v[0], gated ? v[3] : null, v[1], v[2],
+                    modulated ? v[4] : null, modulated ? v[5] : null, EPS, io.microdit.tensor.DType.F32);
+            return switch (reads) {
+                case "normed" -> r.normed();
+                case "residual" -> ElementwiseFunctions.scale(g, r.residual(), 0.5f);
+                default -> ElementwiseFunctions.add(g, r.normed(), ElementwiseFunctions.scale(g, r.residual(), 0.5f));
+            };
+        }, ref -> {
+            double[] residual = new double[n];
+            for (int i = 0; i < n; i++) {
+                int p = i / (tokens * width) * width + i % width;
+                residual[i] = ref[0][i] + (gated ? ref[3][p] : 1) * ref[1][i];
+            }
+            double[] normed = modulated ? layerNormModulate(residual, ref[2], ref[4], ref[5], tokens, width)
+                    : layerNorm(residual, ref[2], width);
+            double[] out = new double[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = switch (reads) {
+                    case "normed" -> normed[i];
+                    case "residual" -> 0.5 * residual[i];
+                    default -> normed[i] + 0.5 * residual[i];
+                };
+            }
+            return out;
+        });
+    }
 }
+

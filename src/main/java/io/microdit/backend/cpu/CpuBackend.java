@@ -19,6 +19,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     private final CpuGemm gemm;
     private final CpuElementwise elementwise;
     private final CpuNorm norm;
+    private final CpuResidualNorm residualNorm;
     private final CpuActivations activations;
     private final CpuAttention attention;
     private final CpuSoftmax softmax;
@@ -39,6 +40,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         this.gemm = new CpuGemm(parallel, flops);
         this.elementwise = new CpuElementwise(parallel, flops);
         this.norm = new CpuNorm(parallel, flops);
+        this.residualNorm = new CpuResidualNorm(elementwise, norm);
         this.activations = new CpuActivations(parallel, flops);
         this.attention = new CpuAttention(parallel, flops);
         this.softmax = new CpuSoftmax(parallel, flops);
@@ -213,6 +215,34 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
                                           Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
         norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                  Tensor dWeight, boolean accumulate) {
+        residualNorm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, accumulate);
+    }
+
+    @Override
+    public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                          Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale,
+                                          boolean accumulate) {
+        residualNorm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale,
+                accumulate);
+    }
+
+    @Override
+    public void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
+                                  float eps, Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
+        residualNorm.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+    }
+
+    @Override
+    public void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
+                                          Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx,
+                                          Tensor dWeight, Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
+        residualNorm.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx,
+                dWeight, dShift, dScale, dGate, dF);
     }
 
     @Override

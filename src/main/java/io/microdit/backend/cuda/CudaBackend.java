@@ -552,6 +552,34 @@ public final class CudaBackend implements Backend, AutoCloseable {
         norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
     }
 
+    @Override
+    public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                  Tensor dWeight, boolean accumulate) {
+        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, accumulate);
+    }
+
+    @Override
+    public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                          Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale,
+                                          boolean accumulate) {
+        norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale,
+                accumulate);
+    }
+
+    @Override
+    public void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
+                                  float eps, Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
+        norm.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+    }
+
+    @Override
+    public void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
+                                          Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx,
+                                          Tensor dWeight, Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
+        norm.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx,
+                dWeight, dShift, dScale, dGate, dF);
+    }
+
     // ---------------------------------------------------------------- tokens (CudaTokens)
 
     @Override

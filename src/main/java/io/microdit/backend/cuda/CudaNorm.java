@@ -87,4 +87,85 @@ final class CudaNorm extends CudaOps {
                         dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity()), op);
         flops.add(op, (weight == null ? 14L : 15L) * x.numel());
     }
+    void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
+                           Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "residualLayerNorm";
+        int[] s = Checks.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+        MemorySegment xs = pointer(op, "x", x), gs = optionalPointer(op, "gate", gate), fs = pointer(op, "f", f),
+                ws = optionalPointer(op, "weight", weight), shifts = optionalPointer(op, "shift", shift),
+                scales = optionalPointer(op, "scale", scale), res = pointer(op, "residual", residual),
+                os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
+        check(MicroditNative.mdt_norm_residual_layer_norm_fwd(stream, xs, gs, fs, ws, shifts, scales, eps, res, os,
+                ms, rs, s[0], s[1], s[2], bf16Grads(f, out)), op);
+        flops.add(op, (1L + (gate == null ? 0 : 1) + (weight == null ? 7 : 8) + (shift == null ? 0 : 3)) * x.numel());
+    }
+
+    void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
+                                   Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
+                                   Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
+        String op = "residualLayerNormBackward";
+        int[] s = Checks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx,
+                dWeight, dShift, dScale, dGate, dF);
+        // The weight's column sum runs over samples when modulated (dScale holds the sums over tokens), else rows.
+        long weightRows = scale == null ? residual.rowCount() : s[0];
+        MemorySegment workspace = dWeight == null || weightRows == 0 ? MemorySegment.NULL
+                : reductionWorkspace(op, weightRows, s[2]);
+        MemorySegment gs = pointer(op, "dOut", dOut), drs = optionalPointer(op, "dResidual", dResidual),
+                res = pointer(op, "residual", residual), gates = optionalPointer(op, "gate", gate),
+                fs = pointer(op, "f", f), ws = optionalPointer(op, "weight", weight),
+                scales = optionalPointer(op, "scale", scale), ms = pointer(op, "mean", mean),
+                rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx),
+                dws = optionalPointer(op, "dWeight", dWeight), dShifts = optionalPointer(op, "dShift", dShift),
+                dScales = optionalPointer(op, "dScale", dScale), dGates = optionalPointer(op, "dGate", dGate),
+                dFs = pointer(op, "dF", dF);
+        check(MicroditNative.mdt_norm_residual_layer_norm_bwd(stream, gs, drs, res, gates, fs, ws, scales, ms, rs,
+                dxs, dws, dShifts, dScales, dGates, dFs, s[0], s[1], s[2], workspace, reductionCapacity(),
+                bf16Grads(dOut, f, dF)), op);
+        flops.add(op, (15L + (dResidual == null ? 0 : 1) + (gate == null ? 0 : 3) + (scale == null ? 0 : 3))
+                * residual.numel());
+    }
+    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                           Tensor dWeight, boolean accumulate) {
+        if (!accumulate) {
+            layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+            return;
+        }
+        String op = "layerNormBackward";
+        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        Checks.sameShapeF32(op, "dx", dx, "dx", dx);
+        long rows = x.rowCount();
+        MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
+                ws = optionalPointer(op, "weight", weight), ms = pointer(op, "mean", mean),
+                rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx), dws = optionalPointer(op, "dWeight", dWeight);
+        // dx is read and written: counted twice, as the trace counts operands.
+        pointer(op, "dx", dx);
+        check(MicroditNative.mdt_norm_layer_norm_bwd_accumulate(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width,
+                workspace, reductionCapacity(), bf16Grads(dOut, x)), op);
+        flops.add(op, (weight == null ? 12L : dWeight != null ? 17L : 15L) * x.numel());
+    }
+
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                   Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale,
+                                   boolean accumulate) {
+        if (!accumulate) {
+            layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+            return;
+        }
+        String op = "layerNormModulateBackward";
+        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
+                : reductionWorkspace(op, s[0], s[2]);
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
+                ws = optionalPointer(op, "weight", weight), scales = pointer(op, "scale", scale),
+                ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx),
+                dws = optionalPointer(op, "dWeight", dWeight), dShifts = pointer(op, "dShift", dShift),
+                dScales = pointer(op, "dScale", dScale);
+        pointer(op, "dx", dx);
+        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd_accumulate(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
+                dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity(), bf16Grads(dOut)), op);
+        flops.add(op, (weight == null ? 15L : 16L) * x.numel());
+    }
 }
+
+

@@ -83,6 +83,10 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_FWD_BF16OUT = handle("mdt_norm_layer_norm_modulate_fwd_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD = handle("mdt_norm_layer_norm_modulate_bwd");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD_BF16GRAD = handle("mdt_norm_layer_norm_modulate_bwd_bf16grad");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_ACCUMULATE = handle("mdt_norm_layer_norm_bwd_accumulate");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD_ACCUMULATE = handle("mdt_norm_layer_norm_modulate_bwd_accumulate");
+    private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_FWD = handle("mdt_norm_residual_layer_norm_fwd");
+    private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_BWD = handle("mdt_norm_residual_layer_norm_bwd");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
     private static final MethodHandle MDT_TOKENS_MEAN_FWD = handle("mdt_tokens_mean_fwd");
@@ -745,6 +749,38 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD_BF16GRAD.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity, bf16Grads);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_modulate_bwd_bf16grad threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_bwd_accumulate(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long rows, long width, MemorySegment workspace, long workspaceCapacity, int bf16Operands) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD_ACCUMULATE.invokeExact(stream, dOut, x, weight, mean, rstd, dx, dWeight, rows, width, workspace, workspaceCapacity, bf16Operands);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd_accumulate threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_modulate_bwd_accumulate(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, long samples, long tokens, long width, MemorySegment workspace, long workspaceCapacity, int bf16Grads) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD_ACCUMULATE.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity, bf16Grads);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_modulate_bwd_accumulate threw", error);
+        }
+    }
+
+    public static int mdt_norm_residual_layer_norm_fwd(MemorySegment stream, MemorySegment x, MemorySegment gate, MemorySegment f, MemorySegment weight, MemorySegment shift, MemorySegment scale, float eps, MemorySegment residual, MemorySegment out, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long width, int bf16Operands) {
+        try {
+            return (int) MDT_NORM_RESIDUAL_LAYER_NORM_FWD.invokeExact(stream, x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd, samples, tokens, width, bf16Operands);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_residual_layer_norm_fwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_residual_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment dResidual, MemorySegment residual, MemorySegment gate, MemorySegment f, MemorySegment weight, MemorySegment scale, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, MemorySegment dShift, MemorySegment dScale, MemorySegment dGate, MemorySegment dF, long samples, long tokens, long width, MemorySegment workspace, long workspaceCapacity, int bf16Operands) {
+        try {
+            return (int) MDT_NORM_RESIDUAL_LAYER_NORM_BWD.invokeExact(stream, dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF, samples, tokens, width, workspace, workspaceCapacity, bf16Operands);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_residual_layer_norm_bwd threw", error);
         }
     }
 

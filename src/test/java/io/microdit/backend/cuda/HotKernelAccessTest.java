@@ -134,4 +134,37 @@ class HotKernelAccessTest extends CudaVersusCpu {
             assertMeetsTargets(counts, "combine_backward_kernel");
         }
     }
+    /**
+     * Residual + gate + LayerNorm + modulate (every DiT block's seams), forward and backward with bf16 f, output,
+     * dOut and dF and the residual's incoming gradient added in place, as a bf16 graph runs them.
+     */
+    @Test
+    void residualLayerNormForwardAndBackward() {
+        Random random = new Random(321);
+        int samples = 2, tokens = 8, rows = samples * tokens;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor x = f32(host, device, random, samples, tokens, WIDTH), f = bf16(host, device, random, samples,
+                    tokens, WIDTH);
+            Tensor gate = f32(host, device, random, samples, WIDTH), weight = f32(host, device, random, WIDTH);
+            Tensor shift = f32(host, device, random, samples, WIDTH), scale = f32(host, device, random, samples,
+                    WIDTH);
+            Tensor residual = device.zeros(DType.F32, samples, tokens, WIDTH);
+            Tensor out = device.zeros(DType.BF16, samples, tokens, WIDTH);
+            Tensor mean = device.zeros(DType.F32, rows), rstd = device.zeros(DType.F32, rows);
+            Tensor dOut = bf16(host, device, random, samples, tokens, WIDTH);
+            Tensor dx = f32(host, device, random, samples, tokens, WIDTH);
+            Tensor dWeight = device.zeros(DType.F32, WIDTH), dShift = device.zeros(DType.F32, samples, WIDTH);
+            Tensor dScale = device.zeros(DType.F32, samples, WIDTH), dGate = device.zeros(DType.F32, samples, WIDTH);
+            Tensor dF = device.zeros(DType.BF16, samples, tokens, WIDTH);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.residualLayerNorm(x, gate, f, weight, shift, scale, 1e-6f, residual, out, mean, rstd);
+                cuda.residualLayerNormBackward(dOut, dx, residual, gate, f, weight, scale, mean, rstd, dx, dWeight,
+                        dShift, dScale, dGate, dF);
+            });
+            assertMeetsTargets(counts, "residual_layer_norm_kernel");
+            assertMeetsTargets(counts, "layer_norm_backward_kernel");
+            assertMeetsTargets(counts, "residual_sums_kernel");
+        }
+    }
 }
+
