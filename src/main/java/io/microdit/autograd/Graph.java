@@ -25,7 +25,7 @@ public final class Graph {
     private final Backend backend;
     private final MemoryScope scope;
     private final Precision precision;
-    private boolean recomputeBlocks;
+    private Recomputation recomputation = Recomputation.NONE;
     private final Map<Variable, Tensor> bf16Copies = new IdentityHashMap<>();
     private final Set<Tensor> bf16CopyTensors = Collections.newSetFromMap(new IdentityHashMap<>());
     private List<Node> tape;
@@ -45,16 +45,16 @@ public final class Graph {
     }
 
     /**
-     * Whether models recompute each transformer block's activations in the backward instead of keeping them
-     * ({@link Recompute}): less memory for one more forward of every block. Off by default.
+     * What models recompute in the backward instead of keeping ({@link Recomputation}, {@link Recompute}): less
+     * memory for more forward FLOPs. {@link Recomputation#NONE} by default.
      */
-    public boolean recomputesBlocks() {
-        return recomputeBlocks;
+    public Recomputation recomputation() {
+        return recomputation;
     }
 
-    /** Sets {@link #recomputesBlocks()}; returns this graph. */
-    public Graph recomputeBlocks(boolean on) {
-        this.recomputeBlocks = on;
+    /** Sets {@link #recomputation()}; returns this graph. */
+    public Graph recompute(Recomputation mode) {
+        this.recomputation = java.util.Objects.requireNonNull(mode, "mode");
         return this;
     }
 

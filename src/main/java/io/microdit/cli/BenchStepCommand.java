@@ -4,6 +4,7 @@ import io.microdit.autograd.GradScope;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Precision;
+import io.microdit.autograd.Recomputation;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Backends;
 import io.microdit.backend.cpu.CpuBackend;
@@ -134,9 +135,13 @@ final class BenchStepCommand implements Callable<Integer> {
             + "the 512-px stages of the recipe do (a full copy: EMA is not sharded).")
     boolean ema;
 
-    @Option(names = "--recompute", description = "Recompute every transformer block's activations in the backward "
-            + "instead of keeping them (less memory, one more forward of each block).")
-    boolean recompute;
+    @Option(names = "--recompute", arity = "0..1", defaultValue = "none", fallbackValue = "block",
+            paramLabel = "MODE", description = "What to recompute in the backward instead of keeping it: none (the "
+            + "default), attention (each block's attention) or block (each whole block; --recompute alone): less "
+            + "memory for more forward FLOPs.")
+    String recomputeName;
+    /** --recompute parsed (call()). */
+    private Recomputation recompute;
 
     @Option(names = "--plan-only", description = "With --launch-plan on the emulator (--backend cuda --device emu): "
             + "set up the weights, optimizer and batch under the dry-run trace too, so nothing is computed or written "
@@ -163,6 +168,7 @@ final class BenchStepCommand implements Callable<Integer> {
         if (mask == 0) {
             mode = MaskingMode.NONE;
         }
+        recompute = Recomputation.parse(recomputeName, "--recompute");
         if (batch < 1 || steps < 0 || warmup < 0 || captionLength < 1 || !(perturb >= 0) || zeroRanks < 1) {
             throw new IllegalArgumentException("need --batch ≥ 1, --steps ≥ 0, --warmup ≥ 0, --caption-length ≥ 1, "
                     + "--perturb ≥ 0 and --zero2-ranks ≥ 1");
@@ -331,13 +337,13 @@ final class BenchStepCommand implements Callable<Integer> {
     }
 
     static double step(Backend backend, MicroDiT model, AdamW optimizer, ExponentialMovingAverage average,
-                       boolean recompute, EdmObjective objective,
+                       Recomputation recompute, EdmObjective objective,
                                Tensor latents, Tensor captions, double[] sigma, EdmObjective.Draw draw,
                                Precision precision, Runnable afterForward) {
         model.parameters().zeroGrad(backend);
         double loss;
         try (MemoryScope scope = backend.scope("bench-step")) {
-            Graph graph = new Graph(backend, scope, precision).recomputeBlocks(recompute);
+            Graph graph = new Graph(backend, scope, precision).recompute(recompute);
             try (GradScope ignored = graph.recordGradients()) {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());

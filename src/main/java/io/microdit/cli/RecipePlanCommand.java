@@ -2,6 +2,7 @@ package io.microdit.cli;
 
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Precision;
+import io.microdit.autograd.Recomputation;
 import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.backend.cuda.CudaRuntime;
 import io.microdit.backend.cuda.LaunchPlan;
@@ -46,8 +47,12 @@ final class RecipePlanCommand implements Callable<Integer> {
     record Stage(String name, MicroDiTConfig config, double mask, int batch, boolean ema) {
     }
 
-    /** One planned stage: the traced step's plan, device bytes before it and at its peak, this rank's moments. */
-    record Planned(Stage stage, LaunchPlan plan, long beforeBytes, long peakBytes, long momentBytes) {
+    /**
+     * One planned stage: what it recomputes, the traced step's plan, device bytes before it and at its peak, this
+     * rank's moments.
+     */
+    record Planned(Stage stage, Recomputation recompute, LaunchPlan plan, long beforeBytes, long peakBytes,
+                   long momentBytes) {
     }
 
     /** The official configs' stages (res_{256,512}_{pretrain,finetune}.yaml). */
@@ -71,9 +76,11 @@ final class RecipePlanCommand implements Callable<Integer> {
     @Option(names = "--check", description = "Exit 1 when a stage's peak exceeds --budget-gib.")
     boolean check;
 
-    @Option(names = "--recompute", description = "Plan with every transformer block's activations recomputed in the "
-            + "backward (less memory, one more forward of each block).")
-    boolean recompute;
+    @Option(names = "--recompute", arity = "0..1", defaultValue = "auto", fallbackValue = "block",
+            paramLabel = "MODE", description = "What each stage recomputes in the backward: auto (the default: the "
+            + "first of none, attention and block whose peak fits --budget-gib, as the plan chooses it for the "
+            + "stage's training config), none, attention or block (--recompute alone).")
+    String recomputeName;
 
     @Mixin
     DeviceOption device;
@@ -91,17 +98,35 @@ final class RecipePlanCommand implements Callable<Integer> {
             throw new IllegalArgumentException("plan-recipe is a dry run on the emulator: --device emu (the "
                     + "default) or emu-checked, not " + device.device);
         }
+        List<Recomputation> modes = recomputeName.equals("auto") ? List.of(Recomputation.values())
+                : List.of(Recomputation.parse(recomputeName, "--recompute (or auto)"));
         List<Planned> planned = new ArrayList<>();
         for (Stage stage : stages()) {
-            planned.add(plan(stage, ranks, captionLength, recompute));
+            planned.add(planFitting(stage, ranks, captionLength, modes, budgetGib));
         }
-        System.out.print(format(planned, ranks, budgetGib, recompute));
+        System.out.print(format(planned, ranks, budgetGib));
         boolean fits = planned.stream().allMatch(p -> p.peakBytes() <= budgetGib * GIB);
         return check && !fits ? 1 : 0;
     }
 
+    /**
+     * The first of {@code modes} (least recomputation first) whose plan of {@code stage} fits the budget, or the last
+     * one's plan when none fits.
+     */
+    static Planned planFitting(Stage stage, int ranks, int captionLength, List<Recomputation> modes,
+                               double budgetGib) {
+        Planned planned = null;
+        for (Recomputation mode : modes) {
+            planned = plan(stage, ranks, captionLength, mode);
+            if (planned.peakBytes() <= budgetGib * GIB) {
+                break;
+            }
+        }
+        return planned;
+    }
+
     /** One bf16 training step of {@code stage} on the largest rank of {@code ranks}, set up and traced as a dry run. */
-    static Planned plan(Stage stage, int ranks, int captionLength, boolean recompute) {
+    static Planned plan(Stage stage, int ranks, int captionLength, Recomputation recompute) {
         MicroDiTConfig c = stage.config();
         MaskingMode mode = stage.mask() == 0 ? MaskingMode.NONE : MaskingMode.DEFERRED;
         EdmObjective objective = new EdmObjective(Edm.MICRODIT_256, mode, stage.mask(), 0);
@@ -134,7 +159,7 @@ final class RecipePlanCommand implements Callable<Integer> {
                 Map<String, Long> flops = new LinkedHashMap<>();
                 cuda.flops().snapshot().forEach((op, total) -> flops.put(op, total - flopsBefore.getOrDefault(op, 0L)));
                 long moments = optimizer.state().values().stream().mapToLong(Tensor::byteSize).sum();
-                return new Planned(stage, new LaunchPlan(LaunchPlan.Gpu.H100_SXM, calls, flops), before,
+                return new Planned(stage, recompute, new LaunchPlan(LaunchPlan.Gpu.H100_SXM, calls, flops), before,
                         cuda.memory().peakLiveBytes(), moments);
             } finally {
                 if (setup != null) {
@@ -145,25 +170,29 @@ final class RecipePlanCommand implements Callable<Integer> {
         }
     }
 
-    static String format(List<Planned> planned, int ranks, double budgetGib, boolean recompute) {
+    static String format(List<Planned> planned, int ranks, double budgetGib) {
         StringBuilder out = new StringBuilder();
+        boolean recomputes = planned.stream().anyMatch(p -> p.recompute() != Recomputation.NONE);
         out.append(String.format(Locale.ROOT, "microdit-xl-2, the paper's recipe per GPU: one bf16 training step of "
-                + "%s%s, planned on the emulator (dry run); roofline on an H100 SXM (%.0f TF/s bf16, %.2f TB/s)%n",
+                + "%s, planned on the emulator (dry run); roofline on an H100 SXM (%.0f TF/s bf16, %.2f TB/s)%s%n",
                 ranks > 1 ? "the largest rank of " + ranks + " under ZeRO-2 (its share of the optimizer moments)"
                         : "one GPU with every optimizer moment (no sharding)",
-                recompute ? ", every block recomputed in the backward (FLOPs and the MFU bound count the "
-                        + "recomputation: hardware, not model, FLOPs)" : "",
-                LaunchPlan.Gpu.H100_SXM.bf16Flops() / 1e12, LaunchPlan.Gpu.H100_SXM.bytesPerSecond() / 1e12));
-        out.append(String.format(Locale.ROOT, "%-16s %10s %5s %6s %4s %11s %9s %9s %12s %8s %12s %9s  %s%n", "stage",
-                "latents", "mask", "batch", "EMA", "moments GiB", "start GiB", "peak GiB", "operands GiB", "TFLOP",
-                "roofline ms", "MFU bound", "fits " + budgetGib + " GiB"));
+                LaunchPlan.Gpu.H100_SXM.bf16Flops() / 1e12, LaunchPlan.Gpu.H100_SXM.bytesPerSecond() / 1e12,
+                recomputes ? "; recompute: what the stage recomputes in the backward (training config key "
+                        + "\"recompute\"), its FLOPs and MFU bound count the recomputation (hardware, not model, "
+                        + "FLOPs)" : ""));
+        out.append(String.format(Locale.ROOT, "%-16s %10s %5s %6s %4s %9s %11s %9s %9s %12s %8s %12s %9s  %s%n",
+                "stage", "latents", "mask", "batch", "EMA", "recompute", "moments GiB", "start GiB", "peak GiB",
+                "operands GiB", "TFLOP", "roofline ms", "MFU bound", "fits " + budgetGib + " GiB"));
         for (Planned p : planned) {
             Stage s = p.stage();
-            out.append(String.format(Locale.ROOT, "%-16s %10s %5.2f %6d %4s %11.2f %9.2f %9.2f %12.1f %8.2f %12.1f %8.1f%%  %s%n",
+            out.append(String.format(Locale.ROOT,
+                    "%-16s %10s %5.2f %6d %4s %9s %11.2f %9.2f %9.2f %12.1f %8.2f %12.1f %8.1f%%  %s%n",
                     s.name(), s.config().inputSize() + "×" + s.config().inputSize(), s.mask(), s.batch(),
-                    s.ema() ? "yes" : "no", p.momentBytes() / GIB, p.beforeBytes() / GIB, p.peakBytes() / GIB,
-                    p.plan().operandBytes() / GIB, p.plan().flops() / 1e12, p.plan().rooflineSeconds() * 1e3,
-                    100 * p.plan().mfuBound(), p.peakBytes() <= budgetGib * GIB ? "yes" : "NO"));
+                    s.ema() ? "yes" : "no", p.recompute().configName(), p.momentBytes() / GIB, p.beforeBytes() / GIB,
+                    p.peakBytes() / GIB, p.plan().operandBytes() / GIB, p.plan().flops() / 1e12,
+                    p.plan().rooflineSeconds() * 1e3, 100 * p.plan().mfuBound(),
+                    p.peakBytes() <= budgetGib * GIB ? "yes" : "NO"));
         }
         return out.toString();
     }

@@ -4,6 +4,7 @@ import io.microdit.autograd.ActivationFunctions;
 import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Recompute;
+import io.microdit.autograd.Recomputation;
 import io.microdit.autograd.TokenFunctions;
 import io.microdit.autograd.Variable;
 import io.microdit.backend.Backend;
@@ -189,7 +190,7 @@ public final class MicroDiT {
      */
     private static DiTBlock.Input forward(Graph g, List<DiTBlock> blocks, Variable x, Variable y, Variable activated,
                                           Supplier<DiTBlock.NextNorm> after) {
-        if (g.recomputesBlocks()) {
+        if (g.recomputation() == Recomputation.BLOCK) {
             for (DiTBlock block : blocks) {
                 x = Recompute.apply(g, (graph, in) -> block.forward(graph, in[0], in[1], in[2]), x, y, activated);
             }

@@ -3,6 +3,8 @@ package io.microdit.nn;
 import io.microdit.autograd.ElementwiseFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.NormFunctions;
+import io.microdit.autograd.Recompute;
+import io.microdit.autograd.Recomputation;
 import io.microdit.autograd.Variable;
 import io.microdit.tensor.DType;
 
@@ -83,9 +85,9 @@ public final class DiTBlock {
         // graph gets them as bf16 straight from the norm; an MoE FFN also routes on its input, which stays F32.
         Variable h = in.normed() != null ? in.normed()
                 : norm1.forwardModulated(g, x, m[0], m[1], g.matmulOperandType());
-        NormFunctions.ResidualNorm r = norm2.forwardResidual(g, x, m[2], attn.forward(g, h), null, null,
+        NormFunctions.ResidualNorm r = norm2.forwardResidual(g, x, m[2], selfAttention(g, h), null, null,
                 g.matmulOperandType());
-        r = norm3.forwardResidual(g, r.residual(), null, crossAttn.forward(g, r.normed(), y), m[3], m[4],
+        r = norm3.forwardResidual(g, r.residual(), null, crossAttention(g, r.normed(), y), m[3], m[4],
                 mlp.inputType(g));
         Variable f = mlp.forward(g, r.normed());
         if (next == null) {
@@ -94,5 +96,21 @@ public final class DiTBlock {
         NormFunctions.ResidualNorm out = next.norm().forwardResidual(g, r.residual(), m[5], f, next.shift(),
                 next.scale(), next.outType());
         return new Input(out.residual(), out.normed());
+    }
+
+    /** The self-attention of the normalised rows h, recomputed in the backward under Recomputation.ATTENTION. */
+    private Variable selfAttention(Graph g, Variable h) {
+        if (g.recomputation() != Recomputation.ATTENTION) {
+            return attn.forward(g, h);
+        }
+        return Recompute.apply(g, (graph, in) -> attn.forward(graph, in[0]), h);
+    }
+
+    /** The cross-attention of the normalised rows h to the caption y, recomputed as {@link #selfAttention}. */
+    private Variable crossAttention(Graph g, Variable h, Variable y) {
+        if (g.recomputation() != Recomputation.ATTENTION) {
+            return crossAttn.forward(g, h, y);
+        }
+        return Recompute.apply(g, (graph, in) -> crossAttn.forward(graph, in[0], in[1]), h, y);
     }
 }

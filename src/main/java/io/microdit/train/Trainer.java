@@ -168,7 +168,7 @@ public final class Trainer implements AutoCloseable {
                 data.read(order.indices(first, micro), hostLatents, hostCaptions);
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
-                Graph graph = new Graph(backend, scope, config.precision()).recomputeBlocks(config.recomputeBlocks());
+                Graph graph = new Graph(backend, scope, config.precision()).recompute(config.recompute());
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
                     losses[microBatch] = backend.read(loss.value())[0];

@@ -1,6 +1,7 @@
 package io.microdit.train;
 
 import io.microdit.autograd.Precision;
+import io.microdit.autograd.Recomputation;
 import io.microdit.data.MdsLatents;
 import io.microdit.io.Json;
 import io.microdit.io.JsonException;
@@ -44,7 +45,7 @@ public record TrainingConfig(
         MdsLatents.Settings mds,
         int keepCheckpoints,
         int maxBadSteps,
-        boolean recomputeBlocks) {
+        Recomputation recompute) {
 
     /** Checkpoints kept in a run folder unless {@code "keep_checkpoints"} says otherwise. */
     public static final int DEFAULT_KEEP_CHECKPOINTS = 3;
@@ -69,6 +70,7 @@ public record TrainingConfig(
                 "given with \"data\": \"mds\" (like {\"streams\": [{\"local\": \"/data/cc12m\"}]})");
         require(keepCheckpoints >= 1, "keep_checkpoints", "at least 1, got " + keepCheckpoints);
         require(maxBadSteps >= 1, "max_bad_steps", "at least 1, got " + maxBadSteps);
+        require(recompute != null, "recompute", "none, attention or block");
         stages = List.copyOf(stages);
     }
 
@@ -80,7 +82,7 @@ public record TrainingConfig(
                           Sharding sharding, MdsLatents.Settings mds) {
         this(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages, emaDecay, captionDropout,
                 pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery, sampleSteps, sampleGuidance,
-                precision, sharding, mds, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_BAD_STEPS, false);
+                precision, sharding, mds, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_MAX_BAD_STEPS, Recomputation.NONE);
     }
 
     /** A config without MDS streams (any data but {@code "mds"}). */
@@ -118,14 +120,14 @@ public record TrainingConfig(
     public TrainingConfig withPrecision(Precision newPrecision) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, newPrecision, sharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
+                sampleSteps, sampleGuidance, newPrecision, sharding, mds, keepCheckpoints, maxBadSteps, recompute);
     }
 
     /** This config with the ranks' training state divided as {@code newSharding} says. */
     public TrainingConfig withSharding(Sharding newSharding) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, newSharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
+                sampleSteps, sampleGuidance, precision, newSharding, mds, keepCheckpoints, maxBadSteps, recompute);
     }
 
     private static void require(boolean ok, String key, String expected) {
@@ -237,24 +239,24 @@ public record TrainingConfig(
         return new TrainingConfig(model, data, dataDir != null ? dataDir : dataDirectory, captionLength, batchSize,
                 microBatchSize, scaled, emaDecay, captionDropout, pMean, pStd, seed,
                 threadCount != null ? threadCount : threads, logEvery, sampleEvery, checkpointEvery, sampleSteps,
-                sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, recomputeBlocks);
+                sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, recompute);
     }
 
     /**
-     * This config with every transformer block's activations recomputed in the backward ({@code "recompute":
-     * "block"}) or kept ({@code "none"}): less memory for one more forward of each block, same gradients.
+     * This config recomputing {@code mode} in the backward ({@code "recompute": "none" | "attention" | "block"}):
+     * less memory for more forward FLOPs, the same gradients.
      */
-    public TrainingConfig withRecompute(boolean blocks) {
+    public TrainingConfig withRecompute(Recomputation mode) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, blocks);
+                sampleSteps, sampleGuidance, precision, sharding, mds, keepCheckpoints, maxBadSteps, mode);
     }
 
     /** This config keeping the newest {@code keep} checkpoints and stopping after {@code maxBad} bad steps in a row. */
     public TrainingConfig withRobustness(int keep, int maxBad) {
         return new TrainingConfig(model, data, dataDirectory, captionLength, batchSize, microBatchSize, stages,
                 emaDecay, captionDropout, pMean, pStd, seed, threads, logEvery, sampleEvery, checkpointEvery,
-                sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad, recomputeBlocks);
+                sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad, recompute);
     }
 
     public static TrainingConfig read(Path file) throws IOException {
@@ -305,17 +307,8 @@ public record TrainingConfig(
                 map.containsKey("mds") ? MdsLatents.Settings.fromJson(map.get("mds")) : null,
                 integer(map, "keep_checkpoints", d.keepCheckpoints()),
                 integer(map, "max_bad_steps", d.maxBadSteps()),
-                recompute(string(map, "recompute", d.recomputeBlocks() ? "block" : "none")));
-    }
-
-    private static boolean recompute(String value) {
-        return switch (value) {
-            case "none" -> false;
-            case "block" -> true;
-            default -> throw new IllegalArgumentException("training config key 'recompute' must be \"none\" or "
-                    + "\"block\" (every transformer block's activations recomputed in the backward), got \"" + value
-                    + "\"");
-        };
+                Recomputation.parse(string(map, "recompute", d.recompute().configName()),
+                        "training config key 'recompute'"));
     }
 
     private static Stage stage(Map<?, ?> map, int index) {
@@ -472,8 +465,8 @@ public record TrainingConfig(
         }
         m.put("keep_checkpoints", (long) keepCheckpoints);
         m.put("max_bad_steps", (long) maxBadSteps);
-        if (recomputeBlocks) {
-            m.put("recompute", "block");
+        if (recompute != Recomputation.NONE) {
+            m.put("recompute", recompute.configName());
         }
         return Json.write(m);
     }

@@ -24,20 +24,40 @@ class RecipePlanCommandTest {
     @TempDir
     Path temp;
 
+    /** The target: every stage fits 72 GiB at 8-rank ZeRO-2 without recomputation. */
     @Test
     void everyStageOfThePapersRecipeFitsOneH100() {
-        Result result = run("plan-recipe", "--check");
+        Result result = run("plan-recipe", "--check", "--recompute", "none");
         assertEquals(0, result.exit(), result.out() + result.err());
+        List<String> rows = stageRows(result);
+        for (String row : rows) {
+            assertTrue(row.endsWith("yes") && row.contains(" none "), "a stage does not fit 72 GiB:\n" + result.out());
+        }
+    }
+
+    /**
+     * The plan chooses each stage's recomputation: with a budget below the 256-px pretrain stage's plain peak but
+     * above its peak with attention recomputed, that stage recomputes attention (not whole blocks) and fits, and a
+     * stage that fits as it is recomputes nothing.
+     */
+    @Test
+    void theLeastRecomputationThatFitsIsChosenPerStage() {
+        Result result = run("plan-recipe", "--check", "--budget-gib", "55");
+        assertEquals(0, result.exit(), result.out() + result.err());
+        List<String> rows = stageRows(result);
+        assertTrue(rows.get(0).contains(" attention ") && rows.get(0).endsWith("yes"), result.out());
+        assertTrue(rows.get(2).contains(" none ") && rows.get(2).endsWith("yes"), result.out());
+    }
+
+    private static List<String> stageRows(Result result) {
         List<String> rows = result.out().lines().filter(l -> l.matches("^(256|512) px .*")).toList();
         assertEquals(4, rows.size(), result.out());
-        for (String row : rows) {
-            assertTrue(row.endsWith("yes"), "a stage does not fit 72 GiB:\n" + result.out());
-        }
+        return rows;
     }
 
     @Test
     void aBudgetBelowAStagesPeakFailsTheCheck() {
-        Result result = run("plan-recipe", "--check", "--budget-gib", "40");
+        Result result = run("plan-recipe", "--check", "--budget-gib", "40", "--recompute", "none");
         assertEquals(1, result.exit(), result.out() + result.err());
         assertTrue(result.out().contains("NO"), result.out());
     }

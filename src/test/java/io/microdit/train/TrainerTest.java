@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
+import io.microdit.autograd.Recomputation;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.diffusion.EdmObjective;
 import io.microdit.model.MaskingMode;
@@ -115,17 +116,22 @@ class TrainerTest {
         assertTrue(e.getMessage().contains("precision") && e.getMessage().contains("fp8"), e.getMessage());
     }
 
-    /** "recompute": "block" trains the same run bit for bit (the recomputed blocks give the same gradients). */
+    /**
+     * "recompute": "attention" and "block" train the same run bit for bit (the recomputed attention and blocks give
+     * the same gradients).
+     */
     @Test
     void recomputedBlocksTrainTheSameRunAndTheKeyRoundTrips() throws IOException {
         ArrayData data = ArrayData.random(8, 1, 8, 4, 16, 9);
         TrainingConfig plain = config(4, 2, List.of(new Stage("masked", 4, MaskingMode.DEFERRED, 0.5,
                 new LearningRateSchedule.ConstantWithWarmup(2e-3, 1), 1.0)), 0.9);
-        TrainingConfig recomputed = plain.withRecompute(true);
-        assertArrayEquals(losses(plain, data), losses(recomputed, data));
-        TrainingConfig parsed = TrainingConfig.fromJson("{\"recompute\": \"block\"}");
-        assertTrue(parsed.recomputeBlocks());
-        assertEquals(parsed, TrainingConfig.fromJson(parsed.toJson()));
+        double[] expected = losses(plain, data);
+        for (Recomputation mode : List.of(Recomputation.ATTENTION, Recomputation.BLOCK)) {
+            assertArrayEquals(expected, losses(plain.withRecompute(mode), data), mode.configName());
+            TrainingConfig parsed = TrainingConfig.fromJson("{\"recompute\": \"" + mode.configName() + "\"}");
+            assertEquals(mode, parsed.recompute());
+            assertEquals(parsed, TrainingConfig.fromJson(parsed.toJson()));
+        }
         IOException e = assertThrows(IOException.class, () -> TrainingConfig.fromJson("{\"recompute\": \"all\"}"));
         assertTrue(e.getMessage().contains("recompute") && e.getMessage().contains("all"), e.getMessage());
     }
