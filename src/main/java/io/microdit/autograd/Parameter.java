@@ -13,12 +13,14 @@ public final class Parameter extends Variable {
     private final String name;
     private final MemoryScope scope;
 
+    /** A parameter over {@code value} (its gradient will live in the value's scope). */
     public Parameter(String name, Tensor value) {
         super(value, true, null);
         this.name = name;
         this.scope = value.scope();
     }
 
+    /** The official dotted name, as in the safetensors files. */
     public String name() {
         return name;
     }

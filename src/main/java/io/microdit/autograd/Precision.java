@@ -10,7 +10,9 @@ import java.util.Locale;
  * AdamW) stay F32.
  */
 public enum Precision {
+    /** Everything in F32. */
     F32,
+    /** Matrix-product operands (and activations only products read) in bf16, products accumulated in F32. */
     BF16;
 
     /** Parses "f32" or "bf16" (any case); the error names {@code what}. */

@@ -38,11 +38,19 @@ public final class Attention {
         this.proj = new Linear(store, prefix + ".proj", width, dim, bias);
     }
 
+    /**
+     * Self-attention ({@code prefix.qkv}, {@code prefix.proj}) of {@code heads} heads over {@code width} =
+     * heads·head_dim, reading and writing rows of {@code dim}; {@code eps} is the QK-norm's.
+     */
     public static Attention self(ParameterStore store, String prefix, int dim, int width, int heads, boolean bias,
                                  double eps) {
         return new Attention(store, prefix, false, dim, width, heads, bias, eps);
     }
 
+    /**
+     * Cross-attention ({@code prefix.q_linear}, {@code prefix.kv_linear}, {@code prefix.proj}): queries from rows of
+     * {@code dim}, keys and values from caption tokens of the same width, as {@link #self}.
+     */
     public static Attention cross(ParameterStore store, String prefix, int dim, int width, int heads, boolean bias,
                                   double eps) {
         return new Attention(store, prefix, true, dim, width, heads, bias, eps);

@@ -15,6 +15,10 @@ public final class CaptionRefiner {
     final LayerNorm norm2;
     final SwiGlu mlp;
 
+    /**
+     * The block's parameters under {@code prefix} ({@code norm1}, {@code attn}, {@code norm2}, {@code mlp}) for
+     * caption tokens of width {@code dim}, heads of {@code headDim}, a SwiGLU of {@code swigluHidden}.
+     */
     public CaptionRefiner(ParameterStore store, String prefix, int dim, int headDim, int swigluHidden, boolean bias,
                           double eps) {
         this.norm1 = new LayerNorm(store, prefix + ".norm1", dim, eps);
@@ -23,6 +27,7 @@ public final class CaptionRefiner {
         this.mlp = new SwiGlu(store, prefix + ".mlp", dim, swigluHidden, bias);
     }
 
+    /** The refined caption tokens, y [N, L, dim] to [N, L, dim]. */
     public Variable forward(Graph g, Variable y) {
         // The first residual add and norm2, which reads its result, run as one op.
         NormFunctions.ResidualNorm r = norm2.forwardResidual(g, y, null,

@@ -11,11 +11,13 @@ public final class LayerNorm {
     final Parameter weight;
     private final float eps;
 
+    /** The norm's weight {@code name.weight} [dim] (ones after the official init) and its epsilon. */
     public LayerNorm(ParameterStore store, String name, int dim, double eps) {
         this.weight = store.create(name + ".weight", dim);
         this.eps = (float) eps;
     }
 
+    /** LN(x)·weight over the last dimension, in F32. */
     public Variable forward(Graph g, Variable x) {
         return forward(g, x, DType.F32);
     }

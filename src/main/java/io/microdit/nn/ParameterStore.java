@@ -38,6 +38,7 @@ public final class ParameterStore implements AutoCloseable {
         return p;
     }
 
+    /** The parameter of that official name; an error naming it when there is none. */
     public Parameter get(String name) {
         Parameter p = parameters.get(name);
         if (p == null) {
@@ -46,10 +47,12 @@ public final class ParameterStore implements AutoCloseable {
         return p;
     }
 
+    /** Every parameter in creation order (the module tree's order), unmodifiable. */
     public Collection<Parameter> all() {
         return Collections.unmodifiableCollection(parameters.values());
     }
 
+    /** The parameters by official name, in creation order, unmodifiable. */
     public Map<String, Parameter> byName() {
         return Collections.unmodifiableMap(parameters);
     }
@@ -68,6 +71,7 @@ public final class ParameterStore implements AutoCloseable {
         return scope;
     }
 
+    /** Zeroes every parameter's gradient in place (the buffers are kept for the next step's backward). */
     public void zeroGrad(Backend backend) {
         for (Parameter p : parameters.values()) {
             p.zeroGrad(backend);

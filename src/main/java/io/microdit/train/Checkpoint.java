@@ -36,9 +36,13 @@ import java.util.zip.CRC32C;
  * checksum, and {@link #candidates} lets a resume fall back to the previous checkpoint.
  */
 public final class Checkpoint {
+    /** The weights, official names. */
     public static final String MODEL = "model.safetensors";
+    /** The EMA of the weights, official names (present when the run keeps an EMA). */
     public static final String EMA = "ema.safetensors";
+    /** AdamW's moments, named after their parameters. */
     public static final String OPTIMIZER = "optimizer.safetensors";
+    /** Step, samples seen, the training config and the other files' sizes and checksums. */
     public static final String STATE = "state.json";
     private static final String LATEST = "latest";
     private static final int MAX_POINTER_BYTES = 64;
@@ -71,6 +75,7 @@ public final class Checkpoint {
      */
     public record State(long step, long samplesSeen, String trainingConfigJson, long optimizerStep,
                         Map<String, FileSum> files) {
+        /** Copies {@code files}. */
         public State {
             files = Map.copyOf(files);
         }

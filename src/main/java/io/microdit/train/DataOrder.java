@@ -8,6 +8,7 @@ import io.microdit.random.Philox;
  * exactly what the uninterrupted run would have.
  */
 public final class DataOrder {
+    /** The Philox stream of the permutations (random/Philox's streams are disjoint per purpose). */
     public static final long STREAM_DATA_ORDER = 5;
 
     private final int size;
@@ -15,6 +16,7 @@ public final class DataOrder {
     private long cachedEpoch = -1;
     private int[] permutation;
 
+    /** The order of a dataset of {@code size} samples for the run's {@code seed}. */
     public DataOrder(int size, long seed) {
         if (size < 1) {
             throw new IllegalArgumentException("the training set is empty");

@@ -5,6 +5,7 @@ package io.microdit.train;
  */
 public sealed interface LearningRateSchedule {
 
+    /** The learning rate at step {@code step} of its stage, counted from 0 at the stage's first step. */
     double at(long step);
 
     /**
@@ -13,6 +14,7 @@ public sealed interface LearningRateSchedule {
      */
     record CosineWithWarmup(double peak, long warmupSteps, long totalSteps, double alphaF)
             implements LearningRateSchedule {
+        /** Checks rate ≥ 0, warmup ≥ 0 and {@code totalSteps} past the warmup. */
         public CosineWithWarmup {
             validate(peak, warmupSteps);
             if (totalSteps <= warmupSteps) {
@@ -33,6 +35,7 @@ public sealed interface LearningRateSchedule {
 
     /** Linear warmup over {@code warmupSteps} to {@code value}, then constant. */
     record ConstantWithWarmup(double value, long warmupSteps) implements LearningRateSchedule {
+        /** Checks rate ≥ 0 and warmup ≥ 0. */
         public ConstantWithWarmup {
             validate(value, warmupSteps);
         }

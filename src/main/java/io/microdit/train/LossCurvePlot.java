@@ -44,6 +44,7 @@ public final class LossCurvePlot {
      * @param pen    line width in pixels, ≥ 1
      */
     public record Series(String name, double[] steps, double[] values, int colour, int pen) {
+        /** Checks that steps and values pair up and the pen is at least a pixel. */
         public Series {
             if (steps.length != values.length) {
                 throw new IllegalArgumentException("loss plot series '" + name + "': " + steps.length + " steps but "
@@ -55,6 +56,10 @@ public final class LossCurvePlot {
         }
     }
 
+    /**
+     * A chart of {@code width}×{@code height} pixels (at least 320×200, room for the labels) with its title and axis
+     * labels; {@code logScale} puts the y axis on a log scale (losses span decades).
+     */
     public LossCurvePlot(int width, int height, String title, String xLabel, String yLabel, boolean logScale) {
         if (width < 320 || height < 200) {
             throw new IllegalArgumentException("loss plot: size must be at least 320×200 to fit its labels, got "
@@ -109,6 +114,7 @@ public final class LossCurvePlot {
         Png.write(file, render(series));
     }
 
+    /** The chart of {@code series} as an RGB image (axes fitted to all series' finite values). */
     public Png.Image render(List<Series> series) {
         Layout layout = layout(series);
         RgbCanvas canvas = new RgbCanvas(width, height, BACKGROUND);

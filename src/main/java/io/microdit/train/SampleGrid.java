@@ -23,6 +23,7 @@ public record SampleGrid(int channels, int height, int width, int columns, int s
     static final int BORDER = 2;
     static final int BORDER_LEVEL = 128;
 
+    /** Checks 1 or 3 channels and positive sizes. */
     public SampleGrid {
         if (channels != 1 && channels != 3) {
             throw new IllegalArgumentException("sample grid: channels must be 1 or 3, got " + channels);

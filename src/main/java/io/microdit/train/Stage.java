@@ -11,6 +11,7 @@ import io.microdit.model.MaskingMode;
  */
 public record Stage(String name, long steps, MaskingMode masking, double maskRatio, LearningRateSchedule schedule,
                     double gradientClip) {
+    /** Checks the steps (≥ 1), the masking and its ratio. */
     public Stage {
         if (steps < 1) {
             throw new IllegalArgumentException("stage '" + name + "': steps must be at least 1, got " + steps);

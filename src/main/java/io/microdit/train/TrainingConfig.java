@@ -52,6 +52,7 @@ public record TrainingConfig(
     /** Non-finite steps in a row that end a run unless {@code "max_bad_steps"} says otherwise. */
     public static final int DEFAULT_MAX_BAD_STEPS = 10;
 
+    /** Checks every field against its range; an error names the config key and what it expects. */
     public TrainingConfig {
         require(batchSize > 0, "batch_size", "positive, got " + batchSize);
         require(microBatchSize > 0 && batchSize % microBatchSize == 0, "micro_batch_size",
@@ -151,6 +152,7 @@ public record TrainingConfig(
                 0.0, 0.1, -0.6, 1.2, 0, 0, 20, 500, 500, 18, 4.0);
     }
 
+    /** Optimizer steps over all stages. */
     public long totalSteps() {
         long sum = 0;
         for (Stage s : stages) {
@@ -159,6 +161,7 @@ public record TrainingConfig(
         return sum;
     }
 
+    /** Micro-batches accumulated into one optimizer step (batch_size / micro_batch_size, over all ranks). */
     public int accumulationSteps() {
         return batchSize / microBatchSize;
     }
@@ -259,6 +262,7 @@ public record TrainingConfig(
                 sampleSteps, sampleGuidance, precision, sharding, mds, keep, maxBad, recompute);
     }
 
+    /** Reads a training config file; an IOException names the file and the bad key. */
     public static TrainingConfig read(Path file) throws IOException {
         Object root = Json.readFile(file);
         try {
