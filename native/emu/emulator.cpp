@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -551,20 +552,18 @@ constexpr int kDefaultThreadsCap = 8;
 
 /**
  * The default number of threads that run a launch's blocks: the CPUs this process may run on (sched_getaffinity;
- * the online CPUs if that fails), at most 8, shared among the MPI ranks on this machine (Open MPI's
- * OMPI_COMM_WORLD_LOCAL_SIZE), so emulator processes started together do not oversubscribe the cores.
+ * the online CPUs if that fails), shared among the MPI ranks on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE)
+ * so that emulator processes started together do not oversubscribe the cores; at least 1, at most 8.
  */
 int default_threads() {
     long cpus = 0;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
     if (cpus < 1) cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 1) cpus = 1;
-    if (cpus > kDefaultThreadsCap) cpus = kDefaultThreadsCap;
     const char *local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     long ranks = local ? std::strtol(local, nullptr, 10) : 1;
     if (ranks > 1) cpus /= ranks;
-    return cpus < 1 ? 1 : static_cast<int>(cpus);
+    return static_cast<int>(std::max(1L, std::min<long>(cpus, kDefaultThreadsCap)));
 }
 
 // The thread count (microdit.h, mdt_emu_threads): process-global, read once per launch. A malformed

@@ -14,8 +14,8 @@
 // race whatever order the blocks ran in, one after another or at once on several host threads (and grid-stride
 // loops, where one block comes back to its own data, are fine): it is one per launch, shared by the threads running
 // its blocks, each unit checked and updated under one of a set of striped spin locks. The shared-memory shadow and
-// the performance model's requests belong to a block, so each host thread keeps its own. Shared memory: per block, a unit written by one thread and read or written
-// by another in the same barrier interval (no __syncthreads between; for two lanes of one warp, no warp-synchronous
+// the performance model's requests belong to a block, so each host thread keeps its own. Shared memory: per block, a
+// unit written by one thread and read or written by another in the same barrier interval (no __syncthreads between; for two lanes of one warp, no warp-synchronous
 // call between either), or read by one and then written by another there, is a race. Lanes of a warp are assumed to
 // pass the same warp-synchronous calls (the emulator already fails lanes that disagree), so a lane that has passed
 // more of them than the writer had when it wrote is ordered after the write.
@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -248,8 +249,16 @@ struct GlobalEntry {
     uint32_t atomic = 0;
 };
 
-/** A spinning thread's hint to the core (the stripes are held for a few instructions). */
-inline void cpu_relax() {
+/**
+ * Waits a moment for a stripe lock, which its holder keeps for a few instructions: a pause hint to the core, and
+ * after many rounds the processor itself, since a holder preempted on a machine with fewer cores than threads
+ * cannot release it before it runs again.
+ */
+inline void wait_for_stripe(unsigned &rounds) {
+    if (++rounds % 128 == 0) {
+        std::this_thread::yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -258,10 +267,10 @@ inline void cpu_relax() {
 }
 
 /**
- * The launch's shadow of global memory, shared by the host threads running its blocks: Shadow's pages, found under a
- * mutex (each thread keeps the pages it found in a small cache, WorkerCheck::pages), and their entries checked and
- * updated under striped spin locks, one stripe per 32 bytes of memory, so two blocks touching one unit at once see
- * each other's access. reset() runs between launches, when no block runs.
+ * The launch's shadow of global memory, shared by the host threads running its blocks: pages as Shadow's, found under
+ * a mutex (each thread keeps the pages it found in a small cache, WorkerCheck::pages), and their entries checked and
+ * updated under striped spin locks, one stripe per 32 bytes of memory (a stripe never straddles pages), so two
+ * blocks touching one unit at once see each other's access. reset() runs between launches, when no block runs.
  */
 struct GlobalShadow {
     static constexpr unsigned kUnitsPerPage = 2048;
@@ -296,8 +305,9 @@ struct GlobalShadow {
     }
     void lock(uintptr_t unit) {
         std::atomic<bool> &held = stripes[unit / kUnitsPerStripe % kStripes].held;
+        unsigned rounds = 0;
         while (held.exchange(true, std::memory_order_acquire)) {
-            while (held.load(std::memory_order_relaxed)) cpu_relax();
+            while (held.load(std::memory_order_relaxed)) wait_for_stripe(rounds);
         }
     }
     void unlock(uintptr_t unit) {
@@ -562,14 +572,22 @@ void check_global(WorkerCheck &worker, const ThreadPosition &position, uintptr_t
                   bool atomic, const Allocation &allocation) {
     uint32_t me = static_cast<uint32_t>(position.block + 1);
     GlobalShadow &shadow = worker.launch->global;
-    for (uintptr_t unit = address / 2; unit <= (address + bytes - 1) / 2; unit++) {
-        GlobalEntry &entry = worker.global_page(unit / GlobalShadow::kUnitsPerPage)[unit % GlobalShadow::kUnitsPerPage];
-        shadow.lock(unit);
-        Conflict conflict = check_unit(entry, me, write, atomic);
-        shadow.unlock(unit);  // before a violation, which never returns to this fiber
-        if (conflict.what) {
-            race_between_blocks(std::max(address, unit * 2), write, allocation, conflict.what, conflict.other);
+    uintptr_t last = (address + bytes - 1) / 2;
+    // A stripe's units at a time, under its lock (an access of up to 16 aligned bytes takes one).
+    for (uintptr_t first = address / 2; first <= last;) {
+        uintptr_t end = std::min(last, (first / GlobalShadow::kUnitsPerStripe + 1) * GlobalShadow::kUnitsPerStripe - 1);
+        GlobalEntry *page = worker.global_page(first / GlobalShadow::kUnitsPerPage);
+        Conflict conflict;
+        uintptr_t unit = first;
+        shadow.lock(first);
+        for (; unit <= end && !conflict.what; unit++) {
+            conflict = check_unit(page[unit % GlobalShadow::kUnitsPerPage], me, write, atomic);
         }
+        shadow.unlock(first);  // before a violation, which never returns to this fiber
+        if (conflict.what) {
+            race_between_blocks(std::max(address, (unit - 1) * 2), write, allocation, conflict.what, conflict.other);
+        }
+        first = end + 1;
     }
 }
 

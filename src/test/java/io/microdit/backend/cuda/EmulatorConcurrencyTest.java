@@ -183,6 +183,30 @@ class EmulatorConcurrencyTest extends CudaVersusCpu {
     }
 
     @Test
+    void theFirstFailingBlockInClaimOrderIsReportedToTheCaller() {
+        // Every block of deadlock_kernel deadlocks; the threads run several at once and stop claiming after a failure,
+        // but every block claimed before the first failing one runs, so the launch reports the block claimed first.
+        int previous = CudaRuntime.emulatorThreads(THREADS);
+        try {
+            for (int repeat = 0; repeat < 5; repeat++) {
+                int status = selftest("deadlock", 8, 32, new float[32]);
+                String message = CudaRuntime.describe(status);
+                assertEquals(CudaRuntime.ERROR_DEADLOCK, status, message);
+                assertTrue(message.contains("deadlock_kernel: block (0, 0, 0) deadlocked"), message);
+            }
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0);
+            int status = selftest("deadlock", 8, 32, new float[32]);
+            String message = CudaRuntime.describe(status);
+            assertEquals(CudaRuntime.ERROR_DEADLOCK, status, message);
+            assertTrue(message.contains("deadlock_kernel: block (7, 0, 0) deadlocked"), message);
+        } finally {
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
+            CudaRuntime.emulatorThreads(previous);
+        }
+        assertEquals(2, blocksThatMet(THREADS), "the threads run blocks again after a failed launch");
+    }
+
+    @Test
     void theThreadCountIsCheckedAndRestored() {
         int previous = CudaRuntime.emulatorThreads(3);
         try {
