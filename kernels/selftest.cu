@@ -376,6 +376,20 @@ __global__ void blocks_meet_kernel(float *out) {
     atomicAdd(reinterpret_cast<int *>(&out[1]), met ? 1 : 0);
 }
 
+/** Two blocks meet (blocks_meet_kernel) and both then break a rule (a __syncwarp whose mask leaves out the calling
+ *  lane), block 1 at once and block 0 a fifth of a second later: the launch must report block 0, the first in claim
+ *  order, not the first to fail. */
+__global__ void first_failure_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    meet(reinterpret_cast<int *>(out));
+    if (blockIdx.x == 0) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+    }
+    __syncwarp(0u);
+}
+
 #ifdef MDT_EMU_CHECKED
 // Faults only the checked emulator sees (libmicrodit_emu_checked.so): each must end the launch with
 // MDT_ERROR_OUT_OF_BOUNDS or MDT_ERROR_RACE before the faulty access happens (a write into freed memory would
@@ -516,6 +530,8 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
     } else if (strcmp(name, "blocks_meet") == 0) {
         status = capacity < 2 ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: blocks_meet needs 2 floats")
                               : MDT_LAUNCH(blocks_meet_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "first_failure") == 0) {
+        status = MDT_LAUNCH(first_failure_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_poison") == 0) {
         status = MDT_LAUNCH(shared_poison_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "static_shared_poison") == 0) {

@@ -194,9 +194,16 @@ class EmulatorConcurrencyTest extends CudaVersusCpu {
                 assertEquals(CudaRuntime.ERROR_DEADLOCK, status, message);
                 assertTrue(message.contains("deadlock_kernel: block (0, 0, 0) deadlocked"), message);
             }
-            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0);
-            int status = selftest("deadlock", 8, 32, new float[32]);
+            // Block 1 fails first in time, on another thread (its message written there); block 0, claimed first,
+            // fails later and is the launch's failure.
+            int status = selftest("first_failure", 2, 32, new float[2]);
             String message = CudaRuntime.describe(status);
+            assertEquals(CudaRuntime.ERROR_RUNTIME, status, message);
+            assertTrue(message.contains("first_failure_kernel: block (0, 0, 0), thread (0, 0, 0)")
+                    && message.contains("leaves out the calling lane"), message);
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_REVERSE, 0);
+            status = selftest("deadlock", 8, 32, new float[32]);
+            message = CudaRuntime.describe(status);
             assertEquals(CudaRuntime.ERROR_DEADLOCK, status, message);
             assertTrue(message.contains("deadlock_kernel: block (7, 0, 0) deadlocked"), message);
         } finally {
