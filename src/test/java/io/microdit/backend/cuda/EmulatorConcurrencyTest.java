@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The emulator runs a launch's blocks at once on several host threads (mdt_emu_threads). Every kernel of microdit is
  * deterministic (no float atomics, fixed reduction orders), so the hot kernels must give the same bits with one thread
- * (blocks one after another) and with four; two blocks must really run at the same time; and in the checked emulator
+ * (blocks one after another) and with four; two blocks must really run at the same time; a failed launch reports the
+ * first failing block in claim order (what the serial run reports), whichever thread ran it; and in the checked emulator
  * (-Dmicrodit.device=emu-checked) a race between two blocks running at once on two threads must end the launch with
  * MDT_ERROR_RACE, as a race between blocks run one after another does. Sizes give every launch several blocks.
  */
