@@ -5,10 +5,15 @@
 // test compares with values worked out by hand (src/test/java/io/microdit/backend/cuda/EmulatorPrimitivesTest.java). The same kernels
 // run on a GPU (tag gpu), which checks the emulator and the hardware agree. Emulator-only kernels break a rule of
 // the hardware on purpose, each to be reported as an error by the stricter emulator (or, block_order, to show a race
-// that depends on the block order). Cost: negligible.
+// that depends on the block order; blocks_meet shows blocks running at once on the emulator's host threads). Cost:
+// negligible, but for blocks_meet on one emulator thread (a two-second wait in vain).
 #include <string.h>
 
 #include "common.cuh"
+
+#ifndef __CUDACC__
+#include <chrono>
+#endif
 
 namespace {
 
@@ -343,11 +348,46 @@ __global__ void cp_async_global_kernel(float *out) {
 
 /** A race on purpose (so emulator only): thread 0 of every block writes its block index into out[0], the last
  *  writer wins; out[2 + b] = the position at which block b ran (an atomic ticket in out[1]). Shows the order that
- *  mdt_emu_block_order sets. */
+ *  mdt_emu_block_order sets, when one emulator thread runs the blocks one after another (mdt_emu_threads). */
 __global__ void block_order_kernel(float *out) {
     if (threadIdx.x != 0) return;
     out[0] = static_cast<float>(blockIdx.x);
     out[2 + blockIdx.x] = static_cast<float>(atomicAdd(reinterpret_cast<int *>(&out[1]), 1));
+}
+
+/**
+ * Thread 0 of the calling block counts itself in *arrivals and waits, for at most two seconds, until two blocks have
+ * arrived; whether they met. Two blocks meet only when they run at once, on two of the emulator's host threads
+ * (mdt_emu_threads): with one, the first block waits in vain.
+ */
+__device__ bool meet(int *arrivals) {
+    atomicAdd(arrivals, 1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (atomicAdd(arrivals, 0) < 2) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+    }
+    return true;
+}
+
+/** Two blocks meet (meet, arrivals in out[0]); out[1] counts the blocks that saw the other one arrive. */
+__global__ void blocks_meet_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    bool met = meet(reinterpret_cast<int *>(out));
+    atomicAdd(reinterpret_cast<int *>(&out[1]), met ? 1 : 0);
+}
+
+/** Two blocks meet (blocks_meet_kernel) and both then break a rule (a __syncwarp whose mask leaves out the calling
+ *  lane), block 1 at once and block 0 a fifth of a second later: the launch must report block 0, the first in claim
+ *  order, not the first to fail. */
+__global__ void first_failure_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    meet(reinterpret_cast<int *>(out));
+    if (blockIdx.x == 0) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+    }
+    __syncwarp(0u);
 }
 
 #ifdef MDT_EMU_CHECKED
@@ -373,6 +413,18 @@ __global__ void block_race_kernel(float *out) {
     int b = blockIdx.x, blocks = gridDim.x;
     out[b] = static_cast<float>(b);
     out[blocks + b] = out[(b + blocks - 1) % blocks];
+}
+
+/** Two blocks meet (blocks_meet_kernel), then block 0 writes out[2] while block 1 reads it: a race between blocks
+ *  that run at the same time on two host threads. */
+__global__ void concurrent_race_kernel(float *out) {
+    if (threadIdx.x != 0) return;
+    meet(reinterpret_cast<int *>(out));
+    if (blockIdx.x == 0) {
+        out[2] = 1.0f;
+    } else {
+        out[3] = out[2];
+    }
 }
 
 /** Thread t writes values[t]; threads of the second warp then read values[t - 32], which the first warp wrote,
@@ -475,6 +527,11 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         status = capacity < 2 + static_cast<int64_t>(grid_x)
                      ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: block_order needs 2 + grid_x floats")
                      : MDT_LAUNCH(block_order_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "blocks_meet") == 0) {
+        status = capacity < 2 ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: blocks_meet needs 2 floats")
+                              : MDT_LAUNCH(blocks_meet_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "first_failure") == 0) {
+        status = MDT_LAUNCH(first_failure_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_poison") == 0) {
         status = MDT_LAUNCH(shared_poison_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "static_shared_poison") == 0) {
@@ -504,6 +561,9 @@ extern "C" int mdt_selftest_run(const char *name, int grid_x, int block_x, int s
         }
     } else if (strcmp(name, "block_race") == 0) {
         status = MDT_LAUNCH(block_race_kernel, grid, block, shared, nullptr, out);
+    } else if (strcmp(name, "concurrent_race") == 0) {
+        status = capacity < 4 ? mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_selftest_run: concurrent_race needs 4 floats")
+                              : MDT_LAUNCH(concurrent_race_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_race") == 0) {
         status = MDT_LAUNCH(shared_race_kernel, grid, block, shared, nullptr, out);
     } else if (strcmp(name, "shared_conflicts") == 0 || strcmp(name, "shared_no_conflicts") == 0) {

@@ -202,6 +202,11 @@ int mdt_emu_block_order(int order, uint64_t) {
                      order);
 }
 
+int mdt_emu_threads(int count, int *) {
+    return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,
+                     "mdt_emu_threads: %d threads is an emulator setting; a GPU runs blocks on its own", count);
+}
+
 // The performance model counts what the checked emulator sees; on a GPU the profiler (ncu) measures the real thing.
 static int emulator_tool(const char *function) {
     return mdt::fail(MDT_ERROR_INVALID_ARGUMENT,

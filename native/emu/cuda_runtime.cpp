@@ -1,7 +1,8 @@
 // The emulated CUDA runtime (cuda_runtime.h): one device backed by host memory, CUDA's per-thread last error, and
 // streams that either complete every call at once or defer their work to a later synchronisation, as a GPU does.
-// Deferred work runs under one process-wide lock, on the thread that synchronises: the emulator runs one stream's
-// work at a time, which is one of the interleavings a GPU may produce, in each stream's order.
+// Deferred work runs under one process-wide lock, on the thread that synchronises (a kernel's blocks on it and the
+// emulator's worker threads, emulator.cpp): the emulator runs one stream's work at a time, which is one of the
+// interleavings a GPU may produce, in each stream's order.
 // Also the emulator-only parts of the C ABI: mdt_library_kind, mdt_emu_stream_mode, mdt_emu_inject_last_error.
 #include "cuda_runtime.h"
 

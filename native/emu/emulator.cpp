@@ -1,21 +1,32 @@
-// The fiber scheduler behind mdt_emu.h. One launch runs its blocks one after another on the calling thread, in the
-// order mdt_emu_block_order sets (forward, reverse or a seeded shuffle, to expose kernels that depend on it);
-// inside a block every CUDA thread is a fiber with its own stack (fiber_switch.h: a switch costs no system call).
+// The fiber scheduler behind mdt_emu.h. A launch's blocks run on a few host threads at once (the calling thread and
+// the emulator's worker pool; mdt_emu_threads sets how many, 1 runs them one after another on the calling thread):
+// each thread claims the next block from an atomic counter, in the order mdt_emu_block_order sets (forward, reverse
+// or a seeded shuffle, to expose kernels that depend on it), and runs it to the end with its own fibers, stacks and
+// shared memory. Inside a block every CUDA thread is a fiber with its own stack (fiber_switch.h: a switch costs no
+// system call) that never leaves the host thread running its block.
 // Fibers switch only where a GPU thread must wait for others (barriers, shuffles, votes), and they run in rounds:
 // each unfinished fiber in thread order, a waiting one switching straight to the next, the last back to the
 // scheduler. A full round in which no fiber arrived anywhere, released a barrier or finished is a deadlock. A rule
 // the hardware enforces (or leaves undefined) that a kernel breaks calls violation(): the fiber records the error
 // and returns to the scheduler for good, and the launch ends with that status (the other fibers are abandoned
-// mid-kernel).
+// mid-kernel). The first failing block in claim order decides the launch's status and message: threads stop claiming
+// after a failure, but every block claimed before it runs to its end, so a failure is reported as the serial run
+// would report it.
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdlib>
 #include <cstdio>
+#include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "fiber_switch.h"
@@ -108,8 +119,9 @@ thread_local Block *current_block = nullptr;
 namespace {
 
 /**
- * Fiber stacks, kept per host thread and reused by every launch on it. Below each stack lies an inaccessible guard
- * page, so a fiber that overflows its stack faults instead of silently writing into its neighbour's.
+ * Fiber stacks, kept per host thread (a launch's caller or a worker of the pool) and reused by every launch on it.
+ * Below each stack lies an inaccessible guard page, so a fiber that overflows its stack faults instead of silently
+ * writing into its neighbour's.
  */
 struct StackPool {
     std::vector<char *> stacks;
@@ -136,8 +148,11 @@ struct StackPool {
     }
 };
 
+// What a host thread needs to run blocks, its own so that threads run blocks at once: stacks, fibers (reused, with
+// the capacity of their copy lists, by every launch) and the block's dynamic shared memory. Static shared arrays are
+// thread_local too (MDT_SHARED), and so is shared_memory.cpp's record of the running block.
 thread_local StackPool stack_pool;
-thread_local std::vector<Fiber> fiber_pool;  // reused, with the capacity of their copy lists, by every launch
+thread_local std::vector<Fiber> fiber_pool;
 thread_local std::vector<unsigned char> shared_buffer;
 constexpr size_t kSharedAlignment = 128;  // at least what CUDA gives dynamic shared memory (16)
 
@@ -528,91 +543,278 @@ int launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes,
     return run_launch(kernel, grid, block_shape, shared_bytes, limit, body);
 }
 
-int run_launch(const char *kernel, dim3 grid, dim3 block_shape, size_t shared_bytes, const SharedLimit &limit,
-               const std::function<void()> &body) {
-    uint64_t threads = static_cast<uint64_t>(block_shape.x) * block_shape.y * block_shape.z;
-    if (!stack_pool.reserve(threads)) {
-        return mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", kernel,
-                         static_cast<unsigned long long>(threads));
+namespace {
+
+// ------------------------------------------------------------------------------------------------ worker threads
+
+constexpr int kMaxThreads = 64;
+constexpr int kDefaultThreadsCap = 8;
+
+/**
+ * The default number of threads that run a launch's blocks: the CPUs this process may run on (sched_getaffinity;
+ * the online CPUs if that fails), shared among the MPI ranks on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE)
+ * so that emulator processes started together do not oversubscribe the cores; at least 1, at most 8.
+ */
+int default_threads() {
+    long cpus = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+    if (cpus < 1) cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long ranks = local ? std::strtol(local, nullptr, 10) : 1;
+    if (ranks > 1) cpus /= ranks;
+    return static_cast<int>(std::max(1L, std::min<long>(cpus, kDefaultThreadsCap)));
+}
+
+// The thread count (microdit.h, mdt_emu_threads): process-global, read once per launch. A malformed
+// MICRODIT_EMU_THREADS fails every launch (a typo must not quietly test another count) until mdt_emu_threads sets
+// one; the message is written once, at load, before any launch can read it.
+std::atomic<int> thread_count{1};
+std::atomic<bool> thread_count_invalid{false};
+char thread_count_message[160];
+
+/** Reads MICRODIT_EMU_THREADS=<1..64> when the library loads; unset: default_threads(). */
+struct ThreadsFromEnvironment {
+    ThreadsFromEnvironment() {
+        const char *value = std::getenv("MICRODIT_EMU_THREADS");
+        if (!value || !*value) {
+            thread_count = default_threads();
+            return;
+        }
+        char *end = nullptr;
+        errno = 0;
+        long count = std::strtol(value, &end, 10);
+        if (errno != 0 || *end != '\0' || count < 1 || count > kMaxThreads) {
+            std::snprintf(thread_count_message, sizeof(thread_count_message),
+                          "MICRODIT_EMU_THREADS='%.60s' is not a thread count from 1 to %d", value, kMaxThreads);
+            thread_count_invalid = true;
+            return;
+        }
+        thread_count = static_cast<int>(count);
     }
-    shared_buffer.resize(shared_bytes + 16 + kSharedAlignment);
+} threads_from_environment;
+
+/** One launch's blocks, shared by the threads that run them. */
+struct Grid {
+    const char *kernel;
+    dim3 grid;
+    dim3 block_shape;
+    size_t shared_bytes;
+    const SharedLimit *limit;
+    const std::function<void()> *body;
+    const std::vector<uint64_t> *order;  // claim position → linear block index; empty: the identity
+    uint64_t blocks;
+    CheckedLaunch *checked;
+    std::atomic<uint64_t> next_claim{0};
+    // The claim position of the first failing block found so far (threads stop claiming past it), and its status
+    // and message, under failure_mutex.
+    std::atomic<uint64_t> first_failure{UINT64_MAX};
+    std::mutex failure_mutex;
+    int status = MDT_SUCCESS;
+    std::string message;
+
+    void failed(uint64_t claim, int block_status) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (claim >= first_failure.load(std::memory_order_relaxed)) return;
+        status = block_status;
+        message = mdt_last_error_message();
+        first_failure.store(claim, std::memory_order_release);
+    }
+};
+
+/** Runs block {@code linear} of {@code grid} on this host thread's fibers; its status. */
+int run_block(const Grid &grid, Block &block, uint64_t linear, unsigned char *shared) {
+    size_t threads = static_cast<size_t>(grid.block_shape.x) * grid.block_shape.y * grid.block_shape.z;
+    Fiber *fibers = block.fibers;
+    unsigned bx = static_cast<unsigned>(linear % grid.grid.x), by = static_cast<unsigned>(linear / grid.grid.x % grid.grid.y);
+    unsigned bz = static_cast<unsigned>(linear / grid.grid.x / grid.grid.y);
+    block.index = {bx, by, bz};
+    block.linear = linear;
+    begin_checked_block(static_cast<int>(threads));
+    // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that reads what it
+    // never wrote.
+    std::memset(shared, 0xff, grid.shared_bytes + 16);
+    begin_shared_block(shared, grid.shared_bytes, *grid.limit);
+    block.live = static_cast<int>(threads);
+    block.barrier_arrived = block.barrier_count = 0;
+    for (size_t w = 0; w < block.warps.size(); w++) {
+        Warp &warp = block.warps[w];
+        warp.arrived = warp.released = 0;
+        warp.uniform = false;
+        size_t lanes = std::min<size_t>(kWarpSize, threads - w * kWarpSize);
+        warp.live = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
+    }
+    for (size_t t = 0; t < threads; t++) prepare_fiber(fibers[t], stack_pool.stacks[t]);
+    block.round.clear();
+    for (size_t t = 0; t < threads; t++) block.round.push_back(static_cast<int>(t));
+    current_block = &block;
+    int status = MDT_SUCCESS;
+    while (block.live > 0) {
+        uint64_t before = block.progress;
+        block.position = 0;
+        current_fiber = &fibers[block.round[0]];
+        mdt_emu_fiber_switch(&block.scheduler, current_fiber->context);  // back after the round's last fiber
+        current_fiber = nullptr;
+        size_t unfinished = 0;
+        for (int t : block.round) {
+            if (!fibers[t].finished) block.round[unfinished++] = t;
+        }
+        block.round.resize(unfinished);
+        if (block.status != MDT_SUCCESS) {
+            status = block.status;
+            break;
+        }
+        if (block.live > 0 && block.progress == before) {
+            status = mdt::fail(MDT_ERROR_DEADLOCK,
+                               "%s: block (%u, %u, %u) deadlocked: %d threads wait at a barrier or warp sync that the "
+                               "others never reach",
+                               grid.kernel, bx, by, bz, block.live);
+            break;
+        }
+    }
+    current_block = nullptr;
+    current_fiber = nullptr;
+    return status;
+}
+
+/** Claims and runs blocks of {@code grid} on this host thread until none is left or a block failed. */
+void run_blocks(Grid &grid) {
+    uint64_t threads = static_cast<uint64_t>(grid.block_shape.x) * grid.block_shape.y * grid.block_shape.z;
+    if (!stack_pool.reserve(threads)) {
+        mdt::fail(MDT_ERROR_OUT_OF_MEMORY, "%s: cannot map %llu fiber stacks", grid.kernel,
+                  static_cast<unsigned long long>(threads));
+        grid.failed(0, MDT_ERROR_OUT_OF_MEMORY);
+        return;
+    }
+    shared_buffer.resize(grid.shared_bytes + 16 + kSharedAlignment);
     unsigned char *shared = shared_buffer.data();
     shared += (kSharedAlignment - reinterpret_cast<uintptr_t>(shared) % kSharedAlignment) % kSharedAlignment;
     if (fiber_pool.size() < threads) fiber_pool.resize(threads);
-    Fiber *fibers = fiber_pool.data();
     Block block;
-    block.kernel = kernel;
-    block.dim = block_shape;
-    block.grid = grid;
+    block.kernel = grid.kernel;
+    block.dim = grid.block_shape;
+    block.grid = grid.grid;
     block.shared = shared;
-    block.fibers = fibers;
-    block.body = &body;
+    block.fibers = fiber_pool.data();
+    block.body = grid.body;
     block.warps.resize((threads + kWarpSize - 1) / kWarpSize);
     block.round.reserve(threads);
     for (size_t t = 0; t < threads; t++) {
-        Fiber &fiber = fibers[t];
+        Fiber &fiber = block.fibers[t];
         fiber.linear = static_cast<int>(t);
-        fiber.index = {static_cast<unsigned>(t % block_shape.x),
-                       static_cast<unsigned>(t / block_shape.x % block_shape.y),
-                       static_cast<unsigned>(t / (block_shape.x * block_shape.y))};
+        fiber.index = {static_cast<unsigned>(t % grid.block_shape.x),
+                       static_cast<unsigned>(t / grid.block_shape.x % grid.block_shape.y),
+                       static_cast<unsigned>(t / (grid.block_shape.x * grid.block_shape.y))};
     }
+    begin_checked_worker(grid.checked);
+    for (;;) {
+        uint64_t claim = grid.next_claim.fetch_add(1, std::memory_order_relaxed);
+        if (claim >= grid.blocks || claim > grid.first_failure.load(std::memory_order_acquire)) break;
+        uint64_t linear = grid.order->empty() ? claim : (*grid.order)[claim];
+        if (int status = run_block(grid, block, linear, shared)) {
+            grid.failed(claim, status);
+            break;
+        }
+    }
+    end_checked_worker();
+}
+
+/**
+ * The host threads that run blocks beside a launch's caller, started when a launch first needs them and kept for
+ * the process's life (never destroyed: a pool torn down by static destructors at exit could race a launch). One launch
+ * uses the pool at a time; a launch issued while another holds it runs its blocks on its own thread.
+ */
+class WorkerPool {
+public:
+    /** Runs {@code grid} on the caller and up to {@code helpers} pool threads; false if the pool is busy. */
+    bool run(Grid &grid, int helpers) {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy.owns_lock()) return false;
+        helpers = start(helpers);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            grid_ = &grid;
+            wanted_ = helpers;
+            joined_ = finished_ = 0;
+            generation_++;
+        }
+        wake_.notify_all();
+        run_blocks(grid);
+        std::unique_lock<std::mutex> lock(mutex_);
+        wanted_ = joined_;  // every block is claimed: a thread that has not woken yet need not join
+        done_.wait(lock, [this] { return finished_ == wanted_; });
+        grid_ = nullptr;
+        return true;
+    }
+
+private:
+    /** Starts pool threads until {@code helpers} exist (as many as the system gives); how many there are. */
+    int start(int helpers) {
+        while (static_cast<int>(threads_) < helpers) {
+            try {
+                std::thread(&WorkerPool::serve, this).detach();
+            } catch (const std::system_error &) {
+                break;
+            }
+            threads_++;
+        }
+        return std::min(helpers, static_cast<int>(threads_));
+    }
+
+    void serve() {
+        uint64_t seen = 0;
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [&] { return generation_ != seen; });
+            seen = generation_;
+            // A launch that wants fewer threads than the pool has, or whose blocks were all claimed before this woke.
+            if (joined_ >= wanted_) continue;
+            joined_++;
+            Grid *grid = grid_;
+            lock.unlock();
+            run_blocks(*grid);
+            lock.lock();
+            if (++finished_ == wanted_) done_.notify_one();
+        }
+    }
+
+    std::mutex busy_;
+    std::mutex mutex_;
+    std::condition_variable wake_, done_;
+    size_t threads_ = 0;  // under busy_
+    Grid *grid_ = nullptr;
+    uint64_t generation_ = 0;
+    int wanted_ = 0, joined_ = 0, finished_ = 0;
+};
+
+WorkerPool &worker_pool() {
+    static WorkerPool *pool = new WorkerPool();
+    return *pool;
+}
+
+}  // namespace
+
+int run_launch(const char *kernel, dim3 grid_shape, dim3 block_shape, size_t shared_bytes, const SharedLimit &limit,
+               const std::function<void()> &body) {
+    if (thread_count_invalid) return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %s", kernel, thread_count_message);
     std::vector<uint64_t> order;
-    if (int s = block_sequence(kernel, grid, order)) return s;
-    begin_checked_launch(kernel, body);
-    uint64_t blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
-    int status = MDT_SUCCESS;
-    for (uint64_t i = 0; i < blocks && status == MDT_SUCCESS; i++) {
-        uint64_t linear = order.empty() ? i : order[i];
-        unsigned bx = static_cast<unsigned>(linear % grid.x), by = static_cast<unsigned>(linear / grid.x % grid.y);
-        unsigned bz = static_cast<unsigned>(linear / grid.x / grid.y);
-        block.index = {bx, by, bz};
-        block.linear = linear;
-        begin_checked_block(static_cast<int>(threads));
-        // Shared memory starts undefined on the GPU: 0xFF bytes (NaN floats, -1 ints) catch a kernel that
-        // reads what it never wrote.
-        std::memset(shared, 0xff, shared_bytes + 16);
-        begin_shared_block(shared, shared_bytes, limit);
-        block.live = static_cast<int>(threads);
-        block.barrier_arrived = block.barrier_count = 0;
-        for (size_t w = 0; w < block.warps.size(); w++) {
-            Warp &warp = block.warps[w];
-            warp.arrived = warp.released = 0;
-            warp.uniform = false;
-            size_t lanes = std::min<size_t>(kWarpSize, threads - w * kWarpSize);
-            warp.live = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1);
-        }
-        for (size_t t = 0; t < threads; t++) prepare_fiber(fibers[t], stack_pool.stacks[t]);
-        block.round.clear();
-        for (size_t t = 0; t < threads; t++) block.round.push_back(static_cast<int>(t));
-        current_block = &block;
-        while (block.live > 0) {
-            uint64_t before = block.progress;
-            block.position = 0;
-            current_fiber = &fibers[block.round[0]];
-            mdt_emu_fiber_switch(&block.scheduler, current_fiber->context);  // back after the round's last fiber
-            current_fiber = nullptr;
-            size_t unfinished = 0;
-            for (int t : block.round) {
-                if (!fibers[t].finished) block.round[unfinished++] = t;
-            }
-            block.round.resize(unfinished);
-            if (block.status != MDT_SUCCESS) {
-                status = block.status;
-                break;
-            }
-            if (block.live > 0 && block.progress == before) {
-                status = mdt::fail(MDT_ERROR_DEADLOCK,
-                                   "%s: block (%u, %u, %u) deadlocked: %d threads wait at a barrier or warp "
-                                   "sync that the others never reach",
-                                   kernel, bx, by, bz, block.live);
-                break;
-            }
-        }
-        current_block = nullptr;
-        current_fiber = nullptr;
-    }
-    end_checked_launch();
-    return status;
+    if (int s = block_sequence(kernel, grid_shape, order)) return s;
+    Grid grid;
+    grid.kernel = kernel;
+    grid.grid = grid_shape;
+    grid.block_shape = block_shape;
+    grid.shared_bytes = shared_bytes;
+    grid.limit = &limit;
+    grid.body = &body;
+    grid.order = &order;
+    grid.blocks = static_cast<uint64_t>(grid_shape.x) * grid_shape.y * grid_shape.z;
+    grid.checked = begin_checked_launch(kernel, body);
+    uint64_t helpers = std::min<uint64_t>(static_cast<uint64_t>(thread_count.load()), grid.blocks) - 1;
+    if (helpers == 0 || !worker_pool().run(grid, static_cast<int>(helpers))) run_blocks(grid);
+    end_checked_launch(grid.checked);
+    // The failing block's message was written on the thread that ran it: it becomes the caller's.
+    if (grid.status != MDT_SUCCESS) return mdt::fail(grid.status, "%s", grid.message.c_str());
+    return MDT_SUCCESS;
 }
 
 }  // namespace mdt_emu
@@ -626,5 +828,18 @@ extern "C" int mdt_emu_block_order(int order, uint64_t seed) {
     mdt_emu::block_order_seed = seed;
     mdt_emu::block_order = order;
     mdt_emu::block_order_invalid = false;
+    return MDT_SUCCESS;
+}
+
+extern "C" int mdt_emu_threads(int count, int *in_effect) {
+    if (count < 0 || count > mdt_emu::kMaxThreads) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "mdt_emu_threads: %d threads is not 0 (keep) or 1 to %d", count,
+                         mdt_emu::kMaxThreads);
+    }
+    if (count > 0) {
+        mdt_emu::thread_count = count;
+        mdt_emu::thread_count_invalid = false;
+    }
+    if (in_effect) *in_effect = mdt_emu::thread_count;
     return MDT_SUCCESS;
 }

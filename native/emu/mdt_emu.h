@@ -1,8 +1,9 @@
 // The host emulator: CUDA C++ kernels compiled by g++ run on the host. Each block's threads are fibers
-// (fiber_switch.h) scheduled round-robin on the calling thread, so they run concurrently in the sense that matters
+// (fiber_switch.h) scheduled round-robin on one host thread, so they run concurrently in the sense that matters
 // for correctness: every barrier, shuffle and vote waits until its participants arrive, and __shared__
-// memory is one instance per block. Blocks of a grid run one after another, forward unless mdt_emu_block_order
-// (microdit.h) says reverse or shuffled. Memory is host memory; streams
+// memory is one instance per block. The blocks of a grid run at once on a few host threads (mdt_emu_threads,
+// microdit.h), each claiming the next block in the order mdt_emu_block_order sets (forward unless it says reverse or
+// shuffled); atomics are the host's atomics. Memory is host memory; streams
 // are those of the emulated CUDA runtime (cuda_runtime.h). Deadlocks (a barrier some threads never reach) and out-of-range launch shapes come back as
 // error statuses instead of hangs or aborts.
 // Strict where the hardware is: what a GPU would fault on or leave undefined ends the launch with an error status
@@ -137,13 +138,18 @@ int check_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes,
 int run_launch(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, const SharedLimit &limit,
                const std::function<void()> &body);
 
-// The checked build's hooks (native/emu/memory_check.cpp; no-ops in libmicrodit_emu.so). launch() calls the first
-// three (the body is the launch's own memory, read by the instrumented std::function call); the runtime registers
-// every device allocation; the emulated instructions that touch memory outside the instrumented kernel code
-// (atomics, cp.async, ldmatrix) report their accesses, with the kernel's call site.
-void begin_checked_launch(const char *kernel, const std::function<void()> &body);
+// The checked build's hooks (native/emu/memory_check.cpp; no-ops in libmicrodit_emu.so). run_launch() calls the
+// launch's on its caller (the body is the launch's own memory, read by the instrumented std::function call), the
+// worker's on every host thread that runs blocks of it, before its first and after its last, and the block's at
+// every block start; the runtime registers every device allocation; the emulated instructions that touch memory
+// outside the instrumented kernel code (atomics, cp.async, ldmatrix) report their accesses, with the kernel's call
+// site.
+struct CheckedLaunch;
+CheckedLaunch *begin_checked_launch(const char *kernel, const std::function<void()> &body);
+void begin_checked_worker(CheckedLaunch *launch);
 void begin_checked_block(int threads);
-void end_checked_launch();
+void end_checked_worker();
+void end_checked_launch(CheckedLaunch *launch);
 void register_allocation(const void *base, size_t bytes);
 void unregister_allocation(const void *base);
 void atomic_access(const void *address, size_t bytes);
@@ -276,8 +282,8 @@ inline int __any_sync(unsigned mask, int predicate, MDT_EMU_SITE) {
     return ::mdt_emu::ballot(mask, predicate, {"__any_sync", file_, line_}) != 0;
 }
 
-// Atomics: real atomics, so kernels stay correct if blocks ever run on several host threads. In the checked build
-// each reports its address (in bounds; an atomic, not a race).
+// Atomics: the host's atomics, since blocks run on several host threads at once. In the checked build each reports
+// its address (in bounds; an atomic, not a race).
 MDT_EMU_UNCHECKED inline float atomicAdd(float *address, float value) {
     MDT_EMU_ATOMIC(address);
     uint32_t *word = reinterpret_cast<uint32_t *>(address);

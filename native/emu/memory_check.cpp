@@ -10,10 +10,12 @@
 // Races. Global memory: a shadow entry per 2-byte unit (bf16 neighbours written by two blocks are no race) holds the
 // block that wrote it plainly, the block(s) that read it and the block(s) that used it atomically, per launch; a
 // block touching a unit another block wrote, or writing one another block read, or mixing plain and atomic
-// accesses with another block, ends the launch with MDT_ERROR_RACE. Blocks run one after another, but the shadow is
-// keyed by block id, so it finds the race whatever order the blocks ran in (and grid-stride loops, where one block
-// comes back to its own data, are fine). Shared memory: per block, a unit written by one thread and read or written
-// by another in the same barrier interval (no __syncthreads between; for two lanes of one warp, no warp-synchronous
+// accesses with another block, ends the launch with MDT_ERROR_RACE. The shadow is keyed by block id, so it finds the
+// race whatever order the blocks ran in, one after another or at once on several host threads (and grid-stride
+// loops, where one block comes back to its own data, are fine): it is one per launch, shared by the threads running
+// its blocks, each unit checked and updated under one of a set of striped spin locks. The shared-memory shadow and
+// the performance model's requests belong to a block, so each host thread keeps its own. Shared memory: per block, a
+// unit written by one thread and read or written by another in the same barrier interval (no __syncthreads between; for two lanes of one warp, no warp-synchronous
 // call between either), or read by one and then written by another there, is a race. Lanes of a warp are assumed to
 // pass the same warp-synchronous calls (the emulator already fails lanes that disagree), so a lane that has passed
 // more of them than the writer had when it wrote is ordered after the write.
@@ -35,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -46,9 +49,11 @@
 #ifndef MDT_EMU_CHECKED
 
 namespace mdt_emu {
-void begin_checked_launch(const char *, const std::function<void()> &) {}
+CheckedLaunch *begin_checked_launch(const char *, const std::function<void()> &) { return nullptr; }
+void begin_checked_worker(CheckedLaunch *) {}
 void begin_checked_block(int) {}
-void end_checked_launch() {}
+void end_checked_worker() {}
+void end_checked_launch(CheckedLaunch *) {}
 void register_allocation(const void *, size_t) {}
 void unregister_allocation(const void *) {}
 void atomic_access(const void *, size_t) {}
@@ -244,6 +249,72 @@ struct GlobalEntry {
     uint32_t atomic = 0;
 };
 
+/**
+ * Waits a moment for a stripe lock, which its holder keeps for a few instructions: a pause hint to the core, and
+ * after many rounds the processor itself, since a holder preempted on a machine with fewer cores than threads
+ * cannot release it before it runs again.
+ */
+inline void wait_for_stripe(unsigned &rounds) {
+    if (++rounds % 128 == 0) {
+        std::this_thread::yield();
+        return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+/**
+ * The launch's shadow of global memory, shared by the host threads running its blocks: pages as Shadow's, found under
+ * a mutex (each thread keeps the pages it found in a small cache, WorkerCheck::pages), and their entries checked and
+ * updated under striped spin locks, one stripe per 32 bytes of memory (a stripe never straddles pages), so two
+ * blocks touching one unit at once see each other's access. reset() runs between launches, when no block runs.
+ */
+struct GlobalShadow {
+    static constexpr unsigned kUnitsPerPage = 2048;
+    static constexpr size_t kMaxPages = 16384;  // 64 MiB of memory shadowed
+    static constexpr unsigned kUnitsPerStripe = 16;
+    static constexpr size_t kStripes = 1024;
+    struct Page {
+        uint64_t epoch = 0;
+        std::unique_ptr<GlobalEntry[]> entries;
+    };
+    struct alignas(64) Stripe {
+        std::atomic<bool> held{false};
+    };
+    std::mutex mutex;
+    std::unordered_map<uintptr_t, Page> pages;  // entries stay put while the map grows
+    uint64_t epoch = 1;
+    Stripe stripes[kStripes];
+
+    GlobalEntry *page(uintptr_t key) {
+        std::lock_guard<std::mutex> lock(mutex);
+        Page &page = pages[key];
+        if (!page.entries) page.entries.reset(new GlobalEntry[kUnitsPerPage]);
+        if (page.epoch != epoch) {
+            std::fill(page.entries.get(), page.entries.get() + kUnitsPerPage, GlobalEntry());
+            page.epoch = epoch;
+        }
+        return page.entries.get();
+    }
+    void reset() {
+        if (pages.size() > kMaxPages) pages.clear();
+        epoch++;
+    }
+    void lock(uintptr_t unit) {
+        std::atomic<bool> &held = stripes[unit / kUnitsPerStripe % kStripes].held;
+        unsigned rounds = 0;
+        while (held.exchange(true, std::memory_order_acquire)) {
+            while (held.load(std::memory_order_relaxed)) wait_for_stripe(rounds);
+        }
+    }
+    void unlock(uintptr_t unit) {
+        stripes[unit / kUnitsPerStripe % kStripes].held.store(false, std::memory_order_release);
+    }
+};
+
 /** Threads as id + 1 (0: none; kMany16: more than one); the barrier generation and sync count of the access. */
 constexpr uint16_t kMany16 = 0xffff;
 struct SharedEntry {
@@ -367,33 +438,63 @@ void count_global(const Group &group, Counts &counts) {
 
 // ------------------------------------------------------------------------------------------------ launch state
 
-/** The launch running on this host thread (launches are synchronous and never nested). */
-struct LaunchCheck {
+}  // namespace
+
+/** A launch, as its caller began it (run_launch): shared by the host threads that run its blocks. */
+struct CheckedLaunch {
     std::string kernel;
     uintptr_t body_begin = 0, body_end = 0;
-    Shadow<GlobalEntry> global;
-    Shadow<SharedEntry> shared;
+    GlobalShadow global;
     bool perf = false;
+    std::mutex counts_mutex;
+    Counts counts;  // the workers' counts, added as each finishes
+};
+
+namespace {
+
+/** The caller's launch (launches are synchronous and never nested), reused with its shadow's pages by the next. */
+thread_local CheckedLaunch caller_launch;
+
+/** What a host thread checks of the blocks it runs: the launch, the running block's shared memory and requests. */
+struct WorkerCheck {
+    CheckedLaunch *launch = nullptr;
+    Shadow<SharedEntry> shared;
     Counts counts;
     std::vector<ThreadSites> threads;
     std::unordered_map<GroupKey, Group, GroupKeyHash> groups;
-};
-thread_local LaunchCheck launch_check;
+    // The global shadow's pages this thread found in the running launch, by page number (direct-mapped).
+    static constexpr size_t kCachedPages = 64;
+    struct CachedPage {
+        uintptr_t key = ~uintptr_t{0};
+        GlobalEntry *entries = nullptr;
+    };
+    CachedPage pages[kCachedPages];
 
-void flush_groups(LaunchCheck &launch) {
-    for (const auto &entry : launch.groups) {
+    GlobalEntry *global_page(uintptr_t key) {
+        CachedPage &cached = pages[key % kCachedPages];
+        if (cached.key != key) {
+            cached.entries = launch->global.page(key);
+            cached.key = key;
+        }
+        return cached.entries;
+    }
+};
+thread_local WorkerCheck worker_check;
+
+void flush_groups(WorkerCheck &worker) {
+    for (const auto &entry : worker.groups) {
         if (entry.first.space == Space::kShared) {
-            count_shared(entry.second, launch.counts);
+            count_shared(entry.second, worker.counts);
         } else {
-            count_global(entry.second, launch.counts);
+            count_global(entry.second, worker.counts);
         }
     }
-    launch.groups.clear();
+    worker.groups.clear();
 }
 
-void record_request(LaunchCheck &launch, const ThreadPosition &position, Space space, uintptr_t address,
+void record_request(WorkerCheck &worker, const ThreadPosition &position, Space space, uintptr_t address,
                     size_t bytes, const void *site) {
-    ThreadSites &thread = launch.threads[static_cast<size_t>(position.thread)];
+    ThreadSites &thread = worker.threads[static_cast<size_t>(position.thread)];
     if (thread.syncs != position.syncs) {
         thread.syncs = position.syncs;
         thread.sites.clear();
@@ -410,16 +511,16 @@ void record_request(LaunchCheck &launch, const ThreadPosition &position, Space s
     if (!found) thread.sites.push_back({site, 0});
     int lane = position.thread % kWarpSize;
     GroupKey key{position.syncs, site, static_cast<uint32_t>(position.thread / kWarpSize), occurrence, space};
-    Group &group = launch.groups[key];
+    Group &group = worker.groups[key];
     group.lanes |= 1u << lane;
     group.access[lane] = {address, static_cast<uint32_t>(bytes)};
     if ((group.lanes & position.warp_live) == position.warp_live) {
         if (space == Space::kShared) {
-            count_shared(group, launch.counts);
+            count_shared(group, worker.counts);
         } else {
-            count_global(group, launch.counts);
+            count_global(group, worker.counts);
         }
-        launch.groups.erase(key);
+        worker.groups.erase(key);
     }
 }
 
@@ -446,28 +547,47 @@ void race_between_blocks(uintptr_t address, bool write, const Allocation &alloca
               reinterpret_cast<void *>(allocation.base), other_text, what);
 }
 
-void check_global(LaunchCheck &launch, const ThreadPosition &position, uintptr_t address, size_t bytes, bool write,
+/** What an access found in one unit: the other block's kind of access ("wrote", ...) and who, or nothing. */
+struct Conflict {
+    const char *what = nullptr;
+    uint32_t other = 0;
+};
+
+/** Checks one unit's entry against this access and records the access (under the unit's stripe lock). */
+Conflict check_unit(GlobalEntry &entry, uint32_t me, bool write, bool atomic) {
+    if (entry.writer != 0 && entry.writer != me) return {"wrote", entry.writer};
+    if ((atomic || write) && entry.reader != 0 && entry.reader != me) return {"read", entry.reader};
+    if (!atomic && entry.atomic != 0 && entry.atomic != me) return {"updated atomically", entry.atomic};
+    if (atomic) {
+        entry.atomic = entry.atomic == 0 || entry.atomic == me ? me : kMany;
+    } else if (write) {
+        entry.writer = me;
+    } else {
+        entry.reader = entry.reader == 0 || entry.reader == me ? me : kMany;
+    }
+    return {};
+}
+
+void check_global(WorkerCheck &worker, const ThreadPosition &position, uintptr_t address, size_t bytes, bool write,
                   bool atomic, const Allocation &allocation) {
     uint32_t me = static_cast<uint32_t>(position.block + 1);
-    for (uintptr_t unit = address / 2; unit <= (address + bytes - 1) / 2; unit++) {
-        GlobalEntry &entry = launch.global.at(unit);
-        uintptr_t at = std::max(address, unit * 2);
-        if (entry.writer != 0 && entry.writer != me) race_between_blocks(at, write, allocation, "wrote", entry.writer);
-        if (atomic || write) {
-            if (entry.reader != 0 && entry.reader != me) {
-                race_between_blocks(at, write, allocation, "read", entry.reader);
-            }
+    GlobalShadow &shadow = worker.launch->global;
+    uintptr_t last = (address + bytes - 1) / 2;
+    // A stripe's units at a time, under its lock (an access of up to 16 aligned bytes takes one).
+    for (uintptr_t first = address / 2; first <= last;) {
+        uintptr_t end = std::min(last, (first / GlobalShadow::kUnitsPerStripe + 1) * GlobalShadow::kUnitsPerStripe - 1);
+        GlobalEntry *page = worker.global_page(first / GlobalShadow::kUnitsPerPage);
+        Conflict conflict;
+        uintptr_t unit = first;
+        shadow.lock(first);
+        for (; unit <= end && !conflict.what; unit++) {
+            conflict = check_unit(page[unit % GlobalShadow::kUnitsPerPage], me, write, atomic);
         }
-        if (!atomic && entry.atomic != 0 && entry.atomic != me) {
-            race_between_blocks(at, write, allocation, "updated atomically", entry.atomic);
+        shadow.unlock(first);  // before a violation, which never returns to this fiber
+        if (conflict.what) {
+            race_between_blocks(std::max(address, (unit - 1) * 2), write, allocation, conflict.what, conflict.other);
         }
-        if (atomic) {
-            entry.atomic = entry.atomic == 0 || entry.atomic == me ? me : kMany;
-        } else if (write) {
-            entry.writer = me;
-        } else {
-            entry.reader = entry.reader == 0 || entry.reader == me ? me : kMany;
-        }
+        first = end + 1;
     }
 }
 
@@ -480,12 +600,12 @@ void race_in_block(uintptr_t address, bool write, const char *what, uint16_t oth
               kind(write), reinterpret_cast<void *>(address), other_text, what);
 }
 
-void check_shared(LaunchCheck &launch, const ThreadPosition &position, uintptr_t address, size_t bytes, bool write) {
+void check_shared(WorkerCheck &worker, const ThreadPosition &position, uintptr_t address, size_t bytes, bool write) {
     uint16_t me = static_cast<uint16_t>(position.thread + 1);
     uint16_t warp = static_cast<uint16_t>(position.thread / kWarpSize + 1);
     uint32_t barriers = static_cast<uint32_t>(position.barriers + 1), syncs = static_cast<uint32_t>(position.syncs);
     for (uintptr_t unit = address / 2; unit <= (address + bytes - 1) / 2; unit++) {
-        SharedEntry &entry = launch.shared.at(unit);
+        SharedEntry &entry = worker.shared.at(unit);
         uintptr_t at = std::max(address, unit * 2);
         if (entry.writer != 0 && entry.writer != me && entry.write_barriers == barriers) {
             bool same_warp = (entry.writer - 1) / kWarpSize + 1 == warp;
@@ -527,21 +647,22 @@ void access(const void *pointer, size_t bytes, Access how, const void *site) {
     uintptr_t address = reinterpret_cast<uintptr_t>(pointer);
     uintptr_t stack = reinterpret_cast<uintptr_t>(position.stack);
     if (address >= stack && address - stack < position.stack_bytes) return;
-    LaunchCheck &launch = launch_check;
+    WorkerCheck &worker = worker_check;
+    const CheckedLaunch &launch = *worker.launch;
     if (address >= launch.body_begin && address < launch.body_end) return;
     bool write = how != Access::kRead;
     if (in_shared_memory(pointer, bytes)) {
         if (how != Access::kAtomic) {
-            check_shared(launch, position, address, bytes, write);
-            if (launch.perf) record_request(launch, position, Space::kShared, address, bytes, site);
+            check_shared(worker, position, address, bytes, write);
+            if (launch.perf) record_request(worker, position, Space::kShared, address, bytes, site);
         }
         return;
     }
     Allocation allocation;
     if (find_allocation(address, bytes, allocation)) {
-        check_global(launch, position, address, bytes, write, how == Access::kAtomic, allocation);
+        check_global(worker, position, address, bytes, write, how == Access::kAtomic, allocation);
         if (launch.perf && how != Access::kAtomic) {
-            record_request(launch, position, Space::kGlobal, address, bytes, site);
+            record_request(worker, position, Space::kGlobal, address, bytes, site);
         }
         return;
     }
@@ -551,8 +672,8 @@ void access(const void *pointer, size_t bytes, Access how, const void *site) {
 
 }  // namespace
 
-void begin_checked_launch(const char *kernel, const std::function<void()> &body) {
-    LaunchCheck &launch = launch_check;
+CheckedLaunch *begin_checked_launch(const char *kernel, const std::function<void()> &body) {
+    CheckedLaunch &launch = caller_launch;
     launch.kernel = ::mdt::launch_label(kernel);
     launch.body_begin = reinterpret_cast<uintptr_t>(&body);
     launch.body_end = launch.body_begin + sizeof(body);
@@ -561,29 +682,49 @@ void begin_checked_launch(const char *kernel, const std::function<void()> &body)
     launch.counts = Counts();
     launch.counts.launches = 1;
     library_data();
+    return &launch;
+}
+
+void begin_checked_worker(CheckedLaunch *launch) {
+    WorkerCheck &worker = worker_check;
+    worker.launch = launch;
+    worker.counts = Counts();
+    for (WorkerCheck::CachedPage &cached : worker.pages) cached = WorkerCheck::CachedPage();
 }
 
 void begin_checked_block(int threads) {
-    LaunchCheck &launch = launch_check;
-    launch.shared.reset();
-    flush_groups(launch);
-    launch.threads.assign(static_cast<size_t>(threads), ThreadSites());
+    WorkerCheck &worker = worker_check;
+    worker.shared.reset();
+    flush_groups(worker);
+    worker.threads.assign(static_cast<size_t>(threads), ThreadSites());
 }
 
-void end_checked_launch() {
-    LaunchCheck &launch = launch_check;
-    flush_groups(launch);
-    launch.body_begin = launch.body_end = 0;
-    if (launch.perf) {
+void end_checked_worker() {
+    WorkerCheck &worker = worker_check;
+    flush_groups(worker);
+    CheckedLaunch &launch = *worker.launch;
+    std::lock_guard<std::mutex> lock(launch.counts_mutex);
+    launch.counts.shared_requests += worker.counts.shared_requests;
+    launch.counts.shared_wavefronts += worker.counts.shared_wavefronts;
+    launch.counts.shared_ideal_wavefronts += worker.counts.shared_ideal_wavefronts;
+    launch.counts.global_requests += worker.counts.global_requests;
+    launch.counts.global_sectors += worker.counts.global_sectors;
+    launch.counts.global_ideal_sectors += worker.counts.global_ideal_sectors;
+    worker.launch = nullptr;
+}
+
+void end_checked_launch(CheckedLaunch *launch) {
+    launch->body_begin = launch->body_end = 0;
+    if (launch->perf) {
         std::lock_guard<std::mutex> lock(perf_mutex);
-        Counts &total = perf_counts[launch.kernel];
-        total.launches += launch.counts.launches;
-        total.shared_requests += launch.counts.shared_requests;
-        total.shared_wavefronts += launch.counts.shared_wavefronts;
-        total.shared_ideal_wavefronts += launch.counts.shared_ideal_wavefronts;
-        total.global_requests += launch.counts.global_requests;
-        total.global_sectors += launch.counts.global_sectors;
-        total.global_ideal_sectors += launch.counts.global_ideal_sectors;
+        Counts &total = perf_counts[launch->kernel];
+        total.launches += launch->counts.launches;
+        total.shared_requests += launch->counts.shared_requests;
+        total.shared_wavefronts += launch->counts.shared_wavefronts;
+        total.shared_ideal_wavefronts += launch->counts.shared_ideal_wavefronts;
+        total.global_requests += launch->counts.global_requests;
+        total.global_sectors += launch->counts.global_sectors;
+        total.global_ideal_sectors += launch->counts.global_ideal_sectors;
     }
 }
 

@@ -143,7 +143,7 @@ MDT_API int mdt_trace_entry(int64_t index, char *kernel, size_t capacity, int64_
  * given launch shape; writes the kernel's outputs to host_out (capacity floats). Both libraries implement it. */
 MDT_API int mdt_selftest_run(const char *name, int grid_x, int block_x, int shared_bytes, float *host_out, int64_t capacity);
 
-/* The order in which the emulator runs the blocks of a launch (it runs them one after another). A kernel whose
+/* The order in which the emulator's threads claim the blocks of a launch (mdt_emu_threads). A kernel whose
  * result depends on that order (a block reading what another block of the launch writes, two blocks writing one
  * output without atomics, a "last block" reduction without a fence) is a race on a GPU; running the tests under
  * another order exposes it. FORWARD: x fastest, then y, then z (the default); REVERSE: the opposite; SHUFFLED: a
@@ -158,6 +158,15 @@ enum {
     MDT_BLOCK_ORDER_SHUFFLED = 2
 };
 MDT_API int mdt_emu_block_order(int order, uint64_t seed);
+
+/* How many host threads run the blocks of each later launch at once (the calling thread and count - 1 workers of the
+ * emulator's pool, each with its own fibers and shared memory); 1 runs them one after another on the calling thread.
+ * count 1..64 sets it, 0 keeps it; the count in effect goes to *in_effect unless that is NULL. Process-global; starts
+ * from the environment variable MICRODIT_EMU_THREADS (read once when the library loads; a malformed value makes every
+ * launch fail until this function sets a count), else the CPUs the process may use, at most 8, divided among the MPI
+ * ranks on the machine (OMPI_COMM_WORLD_LOCAL_SIZE). Every kernel of microdit gives the same bits with any count. The
+ * CUDA library refuses it with MDT_ERROR_INVALID_ARGUMENT. */
+MDT_API int mdt_emu_threads(int count, int *in_effect);
 
 /* The architecture whose shared-memory limits the emulator applies: 90 (sm_90, the default) or 80 (sm_80). A block
  * gets 48 KiB of static + dynamic shared memory, or with the launch's opt-in (MDT_LAUNCH_OPT_IN, kernels/common.cuh)

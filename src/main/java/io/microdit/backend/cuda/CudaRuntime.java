@@ -80,6 +80,21 @@ public final class CudaRuntime {
         check(MicroditNative.mdt_emu_stream_mode(mode), "mdt_emu_stream_mode");
     }
 
+    /**
+     * Sets how many host threads run the blocks of every later emulated launch at once, process-wide (1: one after
+     * another on the calling thread), and returns the count that was in effect before; {@code 0} only reads it. A
+     * test that changes it restores the previous count when done. The CUDA library refuses it.
+     */
+    public static int emulatorThreads(int count) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment inEffect = arena.allocate(ValueLayout.JAVA_INT);
+            check(MicroditNative.mdt_emu_threads(0, inEffect), "mdt_emu_threads");
+            int previous = inEffect.get(ValueLayout.JAVA_INT, 0);
+            check(MicroditNative.mdt_emu_threads(count, MemorySegment.NULL), "mdt_emu_threads");
+            return previous;
+        }
+    }
+
     /** The loaded library's file. */
     public static String libraryPath() {
         return NativeLibrary.path().toString();

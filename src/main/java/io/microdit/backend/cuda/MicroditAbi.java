@@ -64,6 +64,7 @@ final class MicroditAbi {
         entry(map, "mdt_emu_block_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
         entry(map, "mdt_emu_architecture", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
         entry(map, "mdt_emu_stream_mode", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+        entry(map, "mdt_emu_threads", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
         entry(map, "mdt_emu_inject_last_error", FunctionDescriptor.of(JAVA_INT));
         entry(map, "mdt_emu_perf_begin", FunctionDescriptor.of(JAVA_INT));
         entry(map, "mdt_emu_perf_end", FunctionDescriptor.of(JAVA_INT, ADDRESS));

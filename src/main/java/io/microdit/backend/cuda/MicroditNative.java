@@ -49,6 +49,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_EMU_BLOCK_ORDER = handle("mdt_emu_block_order");
     private static final MethodHandle MDT_EMU_ARCHITECTURE = handle("mdt_emu_architecture");
     private static final MethodHandle MDT_EMU_STREAM_MODE = handle("mdt_emu_stream_mode");
+    private static final MethodHandle MDT_EMU_THREADS = handle("mdt_emu_threads");
     private static final MethodHandle MDT_EMU_INJECT_LAST_ERROR = handle("mdt_emu_inject_last_error");
     private static final MethodHandle MDT_EMU_PERF_BEGIN = handle("mdt_emu_perf_begin");
     private static final MethodHandle MDT_EMU_PERF_END = handle("mdt_emu_perf_end");
@@ -477,6 +478,14 @@ public final class MicroditNative {
             return (int) MDT_EMU_STREAM_MODE.invokeExact(mode);
         } catch (Throwable error) {
             throw new AssertionError("mdt_emu_stream_mode threw", error);
+        }
+    }
+
+    public static int mdt_emu_threads(int count, MemorySegment inEffect) {
+        try {
+            return (int) MDT_EMU_THREADS.invokeExact(count, inEffect);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_emu_threads threw", error);
         }
     }
 

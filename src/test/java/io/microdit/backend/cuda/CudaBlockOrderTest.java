@@ -469,11 +469,14 @@ class CudaBlockOrderTest extends CudaVersusCpu {
         assertTrue(error.getMessage().contains("mdt_emu_block_order") && error.getMessage().contains("order -1"),
                 error.getMessage());
         float[] out = new float[11];
+        int threads = CudaRuntime.emulatorThreads(1); // blocks one after another: the last claimed writes last
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, out.length);
             assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_selftest_run(arena.allocateFrom("block_order"), 9,
                     32, 0, segment, out.length));
             out = segment.toArray(ValueLayout.JAVA_FLOAT);
+        } finally {
+            CudaRuntime.emulatorThreads(threads);
         }
         assertEquals(8f, out[0], "still forward: the last block writes last; " + Arrays.toString(out));
     }

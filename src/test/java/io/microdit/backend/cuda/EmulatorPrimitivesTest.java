@@ -339,6 +339,8 @@ class EmulatorPrimitivesTest {
             forward[b] = b;
             reverse[b] = blocks - 1 - b;
         }
+        // One emulator thread: the blocks run one after another in the order they are claimed.
+        int threads = CudaRuntime.emulatorThreads(1);
         try {
             CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
             float[] out = run("block_order", blocks, 32, 0, 2 + blocks);
@@ -368,10 +370,12 @@ class EmulatorPrimitivesTest {
             IllegalArgumentException bad = assertThrows(
                     IllegalArgumentException.class, () -> CudaRuntime.blockOrder(3, 0));
             assertTrue(bad.getMessage().contains("order 3 is not"), bad.getMessage());
+            CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
+            assertEquals(blocks - 1, run("block_order", blocks, 32, 0, 2 + blocks)[0], "forward again");
         } finally {
             CudaRuntime.blockOrder(CudaRuntime.BLOCK_ORDER_FORWARD, 0);
+            CudaRuntime.emulatorThreads(threads);
         }
-        assertEquals(blocks - 1, run("block_order", blocks, 32, 0, 2 + blocks)[0], "forward again");
     }
 
     @Test
