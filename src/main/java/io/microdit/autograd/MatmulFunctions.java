@@ -59,16 +59,19 @@ public final class MatmulFunctions {
         be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
             Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
+            // Each product writes its gradient contribution in place (a first one) or adds to the gradient (a later
+            // one): no temporary and no separate add.
             if (x.requiresGrad()) {
-                Tensor dx = g.output(x.gradientType(), x.shape());
-                be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
-                x.addGrad(dx, be);
+                Variable.GradientTarget dx = x.gradientTarget(be);
+                be.matmul(dy2, false, w2, false, null, dx.tensor().reshape(-1, in), dx.accumulate());
             }
             if (weight.requiresGrad()) {
-                be.matmul(dy2, true, x2, false, null, weight.gradBuffer().reshape(outFeatures, in), true);
+                Variable.GradientTarget dw = weight.gradientTarget(be);
+                be.matmul(dy2, true, x2, false, null, dw.tensor().reshape(outFeatures, in), dw.accumulate());
             }
             if (bias != null && bias.requiresGrad()) {
-                be.sumRows(dy.reshape(-1, outFeatures), bias.gradBuffer(), true);
+                Variable.GradientTarget db = bias.gradientTarget(be);
+                be.sumRows(dy.reshape(-1, outFeatures), db.tensor(), db.accumulate());
             }
         }, x, weight, bias);
     }
@@ -174,29 +177,20 @@ public final class MatmulFunctions {
         return g.result(out, dOutF32 -> {
             Tensor dOut = g.matmulGradient(dOutF32);
             if (a.requiresGrad()) {
-                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed: a fresh gradient (BF16 where a's
-                // allows) for a's first contribution, else accumulated into its F32 gradient.
-                boolean first = a.grad() == null;
-                Tensor da = first ? g.output(a.gradientType(), a.shape()) : a.gradBuffer(be);
+                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed, written into (or added to) a's gradient.
+                Variable.GradientTarget da = a.gradientTarget(be);
                 if (transposeA) {
-                    be.matmul(bv, transposeB, dOut, true, null, da, !first);
+                    be.matmul(bv, transposeB, dOut, true, null, da.tensor(), da.accumulate());
                 } else {
-                    be.matmul(dOut, false, bv, !transposeB, null, da, !first);
-                }
-                if (first) {
-                    a.addGrad(da, be);
+                    be.matmul(dOut, false, bv, !transposeB, null, da.tensor(), da.accumulate());
                 }
             }
             if (b.requiresGrad()) {
-                boolean first = b.grad() == null;
-                Tensor db = first ? g.output(b.gradientType(), b.shape()) : b.gradBuffer(be);
+                Variable.GradientTarget db = b.gradientTarget(be);
                 if (transposeB) {
-                    be.matmul(dOut, true, av, transposeA, null, db, !first);
+                    be.matmul(dOut, true, av, transposeA, null, db.tensor(), db.accumulate());
                 } else {
-                    be.matmul(av, !transposeA, dOut, false, null, db, !first);
-                }
-                if (first) {
-                    b.addGrad(db, be);
+                    be.matmul(av, !transposeA, dOut, false, null, db.tensor(), db.accumulate());
                 }
             }
         }, a, b);

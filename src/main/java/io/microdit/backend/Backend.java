@@ -88,6 +88,9 @@ public interface Backend extends AutoCloseable {
      * every batch entry. {@code bias} [N] may be null. {@code a} and {@code b} are both F32 or both BF16 (BF16
      * products accumulate in F32); bias is F32; out is F32, or BF16 for BF16 operands without accumulate: the F32
      * result (bias added) rounded to nearest even once, the bits {@link #convert} gives the F32 out.
+     * Accumulating, CUDA forms the whole product (+ bias) and then adds the old out once, the bits of a product
+     * into a temporary followed by {@link #axpy}; the CPU does so for K up to its 512-deep blocks and otherwise adds
+     * the old out to the first block's partial sum (a different rounding order, within float tolerance).
      */
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate);
