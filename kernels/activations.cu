@@ -2,7 +2,7 @@
 // over the last dimension with its backward.
 // Pointwise ops: grid-stride loops, one element per thread per step, the CPU backend's formulas (CpuActivations):
 // every sigmoid-shaped factor is one exponential, σ(u) = 1/(1 + e^(−u)); the slopes form 1 − σ as e·σ with the
-// exponent capped at 80, so nothing cancels where σ is near 1 and nothing overflows to ∞·0. erf is CUDA's erff.
+// exponent capped at 80, so nothing cancels where σ is near 1 and nothing overflows to ∞·0 (GELU's in gelu.cuh).
 // Softmax: one warp per row (rows are often a few experts wide); each lane walks its strided columns, the warp
 // combines max and sum by a butterfly in a fixed order, so a row gives the same bits on every run. Three passes
 // (max, exp and sum written to out, scale); backward two (dot dOut·y, then dx = y·(dOut − dot)). In place is
@@ -19,6 +19,7 @@
 // Cost per element (FLOPs, bytes): GELU exact ~30, tanh ~10, SiLU 4, SwiGLU 5 (backwards a few more), 8-12 bytes
 // forward (6-10 with a bf16 output), 12-20 backward; softmax 5 FLOPs and 12 bytes, backward 4 FLOPs and 12 bytes.
 #include "common.cuh"
+#include "gelu.cuh"
 #include "grad_operand.cuh"
 
 #include <math.h>
@@ -27,19 +28,9 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kSoftmaxThreads = 128;
-constexpr float kExponentCap = 80.0f;
-constexpr float kSqrtHalf = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-constexpr float kSqrt2OverPi = 0.79788456080286536f;
-constexpr float kGeluCubic = 0.044715f;
-constexpr float kTanhExponentLinear = -2 * kSqrt2OverPi;
-constexpr float kTanhExponentCubic = -2 * kSqrt2OverPi * kGeluCubic;
-constexpr float kTanhSlopeLinear = 2 * kSqrt2OverPi;
-constexpr float kTanhSlopeCubic = 6 * kGeluCubic * kSqrt2OverPi;
+using mdt::gelu::capped_exp;
 
 enum Pointwise { kGeluExact = 0, kGeluTanh = 1, kSilu = 2 };
-
-__device__ __forceinline__ float capped_exp(float u) { return expf(fminf(u, kExponentCap)); }
 
 /** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
 __device__ __forceinline__ float silu_slope(float x, float e) {
@@ -48,22 +39,12 @@ __device__ __forceinline__ float silu_slope(float x, float e) {
 }
 
 __device__ __forceinline__ float forward_value(int kind, float x) {
-    if (kind == kGeluExact) return 0.5f * x * (1.0f + erff(x * kSqrtHalf));
-    if (kind == kGeluTanh) return x / (1.0f + expf(fmaf(x * x, kTanhExponentCubic, kTanhExponentLinear) * x));
+    if (kind != kSilu) return mdt::gelu::value(kind == kGeluTanh, x);
     return x / (1.0f + expf(-x));
 }
 
 __device__ __forceinline__ float slope_value(int kind, float x) {
-    if (kind == kGeluExact) {
-        float density = expf(-0.5f * x * x) * kInvSqrt2Pi;
-        return fmaf(x, density, 0.5f * (1.0f + erff(x * kSqrtHalf)));
-    }
-    if (kind == kGeluTanh) {
-        float x2 = x * x;
-        float e = capped_exp(fmaf(x2, kTanhExponentCubic, kTanhExponentLinear) * x);
-        float s = 1.0f / (1.0f + e);
-        return fmaf(x * s * (e * s), fmaf(x2, kTanhSlopeCubic, kTanhSlopeLinear), s);
-    }
+    if (kind != kSilu) return mdt::gelu::slope(kind == kGeluTanh, x);
     return silu_slope(x, capped_exp(-x));
 }
 

@@ -139,6 +139,57 @@ public final class MatmulFunctions {
         return out;
     }
 
+    /**
+     * The two-layer GELU feed-forward {@code gelu(x · w1) · w2} of batched matrices, as {@link #matmul} takes them
+     * (the MoE's experts: x [E, R, D], w1 [E, D, H], w2 [E, H, D]), with the GELU in the products' epilogues
+     * ({@link Backend#matmulGelu}, {@link Backend#matmulGeluBackward}): the values and gradients of
+     * {@code matmul(gelu(matmul(x, w1, activationType), tanh, matmulOperandType), w2, outType)} bit for bit, without
+     * the separate GELU passes reading the pre-activation and writing and reading its gradient.
+     */
+    public static Variable geluProducts(Graph g, Variable x, Variable w1, Variable w2, boolean tanhApproximation,
+                                        DType outType) {
+        Backend be = g.backend();
+        Tensor xv = g.matmulOperand(x), w1v = g.matmulOperand(w1), w2v = g.matmulOperand(w2);
+        requireOutputType("geluProducts", xv.dtype() == DType.BF16, outType);
+        int[] hiddenShape = productShape("geluProducts", xv, w1v);
+        // The pre-activation is kept for the backward, as the separate matmul's output would be.
+        Tensor pre = g.output(g.activationType(), hiddenShape);
+        Tensor hidden = g.output(g.matmulOperandType(), hiddenShape);
+        be.matmulGelu(xv, false, w1v, false, null, pre, hidden, tanhApproximation);
+        Tensor out = g.output(outType, productShape("geluProducts", hidden, w2v));
+        be.matmul(hidden, false, w2v, false, null, out, false);
+        return g.result(out, dOutGradient -> {
+            Tensor dOut = g.matmulGradient(dOutGradient);
+            // The separate ops' order: dHidden (now dPre, GELU's backward fused), dW2, dX, dW1. dPre has the type the
+            // pre-activation's gradient had there: BF16 for a bf16 graph's BF16 value with one reader.
+            Tensor dPre = g.output(pre.dtype(), hiddenShape);
+            be.matmulGeluBackward(dOut, false, w2v, true, pre, dPre, tanhApproximation);
+            if (w2.requiresGrad()) {
+                Variable.GradientTarget d = w2.gradientTarget(be);
+                be.matmul(hidden, true, dOut, false, null, d.tensor(), d.accumulate());
+            }
+            if (x.requiresGrad()) {
+                Variable.GradientTarget d = x.gradientTarget(be);
+                be.matmul(dPre, false, w1v, true, null, d.tensor(), d.accumulate());
+            }
+            if (w1.requiresGrad()) {
+                Variable.GradientTarget d = w1.gradientTarget(be);
+                be.matmul(xv, true, dPre, false, null, d.tensor(), d.accumulate());
+            }
+        }, x, w1, w2);
+    }
+
+    /** The shape of a · b (no transposes, same rank, as {@link #matmul} takes them). */
+    private static int[] productShape(String op, Tensor a, Tensor b) {
+        if (a.rank() != b.rank() || a.rank() < 2) {
+            throw new IllegalArgumentException(op + ": a " + a.describe() + " and b " + b.describe()
+                    + " must have the same rank, at least 2");
+        }
+        int[] shape = a.shape();
+        shape[shape.length - 1] = b.dim(-1);
+        return shape;
+    }
+
     /** A linear's output is F32, or BF16 in a bf16 graph (whose products have bf16 operands). */
     private static void requireOutputType(String op, boolean bf16, DType outType) {
         if (outType != DType.F32 && !(bf16 && outType == DType.BF16)) {

@@ -96,6 +96,34 @@ public interface Backend extends AutoCloseable {
                 boolean accumulate);
 
     /**
+     * A product with GELU in its epilogue: {@code pre = op(a) · op(b) + bias}, stored as {@link #matmul} stores its
+     * out (pre F32, or BF16 for BF16 operands), then {@code out = gelu(pre)} from the stored pre as {@link #gelu}
+     * computes it (out F32 or BF16): the bits of those two calls, without reading pre back. pre is what the
+     * backward ({@link #matmulGeluBackward}) reads. This default is those two calls; a backend with the epilogue
+     * overrides it.
+     */
+    default void matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre,
+                            Tensor out, boolean tanhApproximation) {
+        matmul(a, transposeA, b, transposeB, bias, pre, false);
+        gelu(pre, out, tanhApproximation);
+    }
+
+    /**
+     * GELU's backward in the epilogue of the product that makes its incoming gradient: {@code dOut = op(a) · op(b)}
+     * stored in dPre's dtype (F32, or BF16 for BF16 operands: a bf16 graph's gradient of a BF16 value), then
+     * {@code dPre = }{@link #geluBackward}{@code (dOut, pre)}: the bits of {@link #matmul} into such a dOut followed
+     * by that call, without writing and reading dOut. This default is those two calls (dOut in a scratch scope).
+     */
+    default void matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre,
+                                    Tensor dPre, boolean tanhApproximation) {
+        try (MemoryScope scratch = scope("gelu-gradient")) {
+            Tensor dOut = Tensor.empty(scratch, dPre.dtype(), dPre.shape());
+            matmul(a, transposeA, b, transposeB, null, dOut, false);
+            geluBackward(dOut, pre, dPre, tanhApproximation);
+        }
+    }
+
+    /**
      * {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. x may be
      * BF16 (a bf16 graph's dy), giving exactly the result for its F32 upcast; out is F32.
      */

@@ -54,6 +54,70 @@ final class CudaGemm extends CudaOps {
         flops.add(op, shape.flops());
     }
 
+    /**
+     * {@link io.microdit.backend.Backend#matmulGelu} with the GELU in the bf16 GEMM's epilogue when operands, pre and
+     * out are all BF16 (the bf16 graph's case); false, having done nothing, for other dtypes.
+     */
+    boolean matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre, Tensor out,
+                       boolean tanhApproximation) {
+        if (!allBf16(a, b, pre, out)) {
+            return false;
+        }
+        String op = "matmulGelu";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, pre, false);
+        Checks.gelu(pre, out);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
+        MemorySegment ppre = pointer(op, "pre", pre), pout = pointer(op, "out", out), workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_gelu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
+                ppre, pout, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                tanhApproximation ? 1 : 0, workspace, floats), op);
+        // The product's FLOPs and the GELU's, as the two passes count them.
+        flops.add(op, shape.flops() + (tanhApproximation ? 10L : 30L) * pre.numel());
+        return true;
+    }
+
+    /**
+     * {@link io.microdit.backend.Backend#matmulGeluBackward} with GELU's backward in the bf16 GEMM's epilogue when
+     * operands, pre and dPre are all BF16; false, having done nothing, for other dtypes.
+     */
+    boolean matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre, Tensor dPre,
+                               boolean tanhApproximation) {
+        if (!allBf16(a, b, pre, dPre)) {
+            return false;
+        }
+        String op = "matmulGeluBackward";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, null, dPre, false);
+        Checks.geluBackward(dPre, pre, dPre);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), ppre = pointer(op, "pre", pre);
+        MemorySegment pd = pointer(op, "dPre", dPre), workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_gelu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
+                ppre, pd, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                tanhApproximation ? 1 : 0, workspace, floats), op);
+        flops.add(op, shape.flops() + (tanhApproximation ? 16L : 36L) * pre.numel());
+        return true;
+    }
+
+    private static boolean allBf16(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t == null || t.dtype() != DType.BF16) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The split-K workspace floats the bf16 GEMM wants for this shape. */
+    private long bf16Workspace(String op, MatmulShape shape) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
+            check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
+                    wanted), op);
+            return wanted.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
         String op = "sumRows";
         long columns = Checks.sumRows(x, out);
