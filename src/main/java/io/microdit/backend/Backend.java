@@ -124,6 +124,33 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * A product with the SwiGLU gate in its epilogue: {@code gateB = op(a) · op(b) + bias}, stored as {@link #matmul}
+     * stores its out, then {@code out = }{@link #swigluGate}{@code (gateA, gateB)} from the stored gateB (gateA, the
+     * other product, of gateB's shape and dtype): the bits of those two calls, without reading gateB back. This
+     * default is those two calls; a backend with the epilogue overrides it.
+     */
+    default void matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                              Tensor gateB, Tensor out) {
+        matmul(a, transposeA, b, transposeB, bias, gateB, false);
+        swigluGate(gateA, gateB, out);
+    }
+
+    /**
+     * The SwiGLU gate's backward in the epilogue of the product that makes its incoming gradient: {@code dOut =
+     * op(a) · op(b)} stored in dGateA's dtype, then {@link #swigluGateBackward}{@code (dOut, gateA, gateB, dGateA,
+     * dGateB)}: the bits of those two calls without writing and reading dOut. This default is those two calls (dOut
+     * in a scratch scope).
+     */
+    default void matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA,
+                                      Tensor gateB, Tensor dGateA, Tensor dGateB) {
+        try (MemoryScope scratch = scope("swiglu-gradient")) {
+            Tensor dOut = Tensor.empty(scratch, dGateA.dtype(), dGateA.shape());
+            matmul(a, transposeA, b, transposeB, null, dOut, false);
+            swigluGateBackward(dOut, gateA, gateB, dGateA, dGateB);
+        }
+    }
+
+    /**
      * {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. x may be
      * BF16 (a bf16 graph's dy), giving exactly the result for its F32 upcast; out is F32.
      */

@@ -106,6 +106,42 @@ class ActivationFunctionsTest {
                 });
     }
 
+    /** w3(silu(w1 x + b1) · (w2 x + b2)) + b3 as one function (the dense FFN). */
+    @Test
+    void swigluLinearsAgainstFiniteDifferences() {
+        int rows = 4, dim = 3, hidden = 5, out = 2;
+        Random random = new Random(23);
+        GradientCheck.of(BACKEND, 6)
+                .input("x", inputs(random, rows * dim), rows, dim)
+                .input("w1", TestData.uniform(random, hidden * dim), hidden, dim)
+                .input("b1", TestData.uniform(random, hidden), hidden)
+                .input("w2", TestData.uniform(random, hidden * dim), hidden, dim)
+                .input("b2", TestData.uniform(random, hidden), hidden)
+                .input("w3", TestData.uniform(random, out * hidden), out, hidden)
+                .input("b3", TestData.uniform(random, out), out)
+                .check((g, v) -> MatmulFunctions.swigluLinears(g, v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+                        DType.F32), r -> {
+                    double[] y = new double[rows * out];
+                    for (int i = 0; i < rows; i++) {
+                        for (int o = 0; o < out; o++) {
+                            y[i * out + o] = r[6][o];
+                        }
+                        for (int h = 0; h < hidden; h++) {
+                            double a = r[2][h], b = r[4][h];
+                            for (int d = 0; d < dim; d++) {
+                                a += r[0][i * dim + d] * r[1][h * dim + d];
+                                b += r[0][i * dim + d] * r[3][h * dim + d];
+                            }
+                            double gate = a * sigmoid(a) * b;
+                            for (int o = 0; o < out; o++) {
+                                y[i * out + o] += gate * r[5][o * hidden + h];
+                            }
+                        }
+                    }
+                    return y;
+                });
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 3, 17, 33, 77})
     void swigluGate(int width) {

@@ -646,6 +646,22 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                             Tensor gateB, Tensor out) {
+        if (!gemm.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, out)) {
+            Backend.super.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, out);
+        }
+    }
+
+    @Override
+    public void matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA,
+                                     Tensor gateB, Tensor dGateA, Tensor dGateB) {
+        if (!gemm.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB)) {
+            Backend.super.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB);
+        }
+    }
+
+    @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
         activations.gelu(x, out, tanhApproximation);
     }

@@ -21,13 +21,15 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * GELU in the bf16 GEMM's epilogue (mdt_gemm_matmul_bf16_gelu and _gelu_bwd) against the separate passes it
- * replaces, bit for bit: matmul into a BF16 pre-activation then gelu; matmul into a BF16 gradient then geluBackward.
- * Shapes reach the epilogue's three store paths: the quad-regrouped bf16 tile (n a multiple of 4), the element
- * path (odd n) and split-K's second pass (a small output over a long K); both GELU forms, every transpose.
+ * GELU and the SwiGLU gate in the bf16 GEMM's epilogue (mdt_gemm_matmul_bf16_gelu, _gelu_bwd, _swiglu, _swiglu_bwd)
+ * against the separate passes they replace, bit for bit: matmul into a BF16 tensor, then gelu or swigluGate; matmul
+ * into a BF16 gradient, then geluBackward or swigluGateBackward. Shapes reach the epilogue's three store paths: the
+ * quad-regrouped bf16 tile (n a multiple of 4), the element path (odd n) and split-K's second pass (a small output
+ * over a long K); both GELU forms, every transpose. Then the model's functions built on them (geluProducts,
+ * swigluLinears) against the ops they fuse, values and gradients.
  */
 @Tag("emu")
-class CudaGeluProductTest extends CudaVersusCpu {
+class CudaActivationEpilogueTest extends CudaVersusCpu {
 
     @ParameterizedTest
     @CsvSource({
@@ -62,6 +64,23 @@ class CudaGeluProductTest extends CudaVersusCpu {
             cuda.matmul(a, transposeA, b, transposeB, null, dOut, false);
             cuda.geluBackward(dOut, pre, dPrePasses, tanh);
             assertBits(dPrePasses, dPre, "dPre");
+
+            // The gate: a (another product's output) and b = this product, gate = silu(a)·b; its backward.
+            Tensor gateA = cuda.upload(uniform(host, random, 3f, batch, m, n).to(DType.BF16, host), device);
+            Tensor gateB = poisoned(device, batch, m, n), gate = poisoned(device, batch, m, n);
+            cuda.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, gate);
+            Tensor gateBPasses = poisoned(device, batch, m, n), gatePasses = poisoned(device, batch, m, n);
+            cuda.matmul(a, transposeA, b, transposeB, bias, gateBPasses, false);
+            cuda.swigluGate(gateA, gateBPasses, gatePasses);
+            assertBits(gateBPasses, gateB, "gate b");
+            assertBits(gatePasses, gate, "silu(a)·b");
+
+            Tensor dA = poisoned(device, batch, m, n), dB = poisoned(device, batch, m, n);
+            cuda.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dA, dB);
+            Tensor dAPasses = poisoned(device, batch, m, n), dBPasses = poisoned(device, batch, m, n);
+            cuda.swigluGateBackward(dOut, gateA, gateB, dAPasses, dBPasses);
+            assertBits(dAPasses, dA, "gate da");
+            assertBits(dBPasses, dB, "gate db");
         }
     }
 
@@ -79,12 +98,19 @@ class CudaGeluProductTest extends CudaVersusCpu {
             compare("matmulGeluBackward f32", new Tensor[] {a, b, pre, output(host, 5, 6)},
                     t -> cpu.matmulGeluBackward(t[0], false, t[1], false, t[2], t[3], tanh),
                     t -> cuda.matmulGeluBackward(t[0], false, t[1], false, t[2], t[3], tanh));
+            compare("matmulSwiglu f32", new Tensor[] {a, b, bias, pre, output(host, 5, 6), output(host, 5, 6)},
+                    t -> cpu.matmulSwiglu(t[0], false, t[1], false, t[2], t[3], t[4], t[5]),
+                    t -> cuda.matmulSwiglu(t[0], false, t[1], false, t[2], t[3], t[4], t[5]));
+            Tensor gateB = random(host, random, 5, 6);
+            compare("matmulSwigluBackward f32", new Tensor[] {a, b, pre, gateB, output(host, 5, 6), output(host, 5, 6)},
+                    t -> cpu.matmulSwigluBackward(t[0], false, t[1], false, t[2], t[3], t[4], t[5]),
+                    t -> cuda.matmulSwigluBackward(t[0], false, t[1], false, t[2], t[3], t[4], t[5]));
         }
     }
 
     @ParameterizedTest
     @CsvSource({"false", "true"})
-    void aPreOfTheWrongShapeIsRefusedByBothBackends(boolean fused) {
+    void aGateOrPreOfTheWrongShapeIsRefusedByBothBackends(boolean fused) {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Random random = new Random(9);
             DType type = fused ? DType.BF16 : DType.F32;
@@ -97,6 +123,10 @@ class CudaGeluProductTest extends CudaVersusCpu {
                         () -> be.matmulGelu(a, false, b, false, null, pre, wrong, false), be.name());
                 assertThrows(IllegalArgumentException.class,
                         () -> be.matmulGeluBackward(a, false, b, false, wrong, pre, false), be.name());
+                assertThrows(IllegalArgumentException.class,
+                        () -> be.matmulSwiglu(a, false, b, false, null, wrong, pre, pre), be.name());
+                assertThrows(IllegalArgumentException.class,
+                        () -> be.matmulSwigluBackward(a, false, b, false, pre, wrong, pre, pre), be.name());
             }
         }
     }
@@ -124,6 +154,65 @@ class CudaGeluProductTest extends CudaVersusCpu {
                     assertArrayEquals(separate[i], fused[i], be.name() + " " + names[i]);
                 }
             }
+        }
+    }
+
+    /**
+     * The dense SwiGLU feed-forward as one function (MatmulFunctions.swigluLinears) against the three linears and the
+     * gate it fuses, in a bf16 graph on both backends, with and without biases: output and every gradient bit for
+     * bit (x's two contributions included: w2's first, stored BF16, then w1's added in F32).
+     */
+    @ParameterizedTest
+    @CsvSource({"false", "true"})
+    void swigluLinearsHasTheSeparateOpsValuesAndGradients(boolean biases) {
+        for (Backend be : new Backend[] {cpu, cuda}) {
+            int rows = 11, dim = 16, hidden = 24;
+            Random random = new Random(biases ? 7 : 8);
+            try (MemoryScope host = new MemoryScope("host")) {
+                Tensor[] weights = {
+                    uniform(host, random, 2f / (float) Math.sqrt(dim), hidden, dim), random(host, random, hidden),
+                    uniform(host, random, 2f / (float) Math.sqrt(dim), hidden, dim), random(host, random, hidden),
+                    random(host, random, dim, hidden), random(host, random, dim)};
+                Tensor x = random(host, random, 1, rows, dim), seed = random(host, random, 1, rows, dim);
+                float[][] fused = runSwiglu(be, true, biases, x, weights, seed);
+                float[][] separate = runSwiglu(be, false, biases, x, weights, seed);
+                for (int i = 0; i < separate.length; i++) {
+                    assertArrayEquals(separate[i], fused[i], be.name() + " output/gradient " + i);
+                }
+            }
+        }
+    }
+
+    /** out, dx and the gradients of w1, b1, w2, b2, w3, b3 (those present) of the SwiGLU FFN in a bf16 graph. */
+    private static float[][] runSwiglu(Backend be, boolean fused, boolean biases, Tensor x, Tensor[] weights,
+                                       Tensor seed) {
+        try (MemoryScope params = be.scope("params"); MemoryScope scope = be.scope("step");
+             MemoryScope host = new MemoryScope("run-host")) {
+            Parameter[] p = new Parameter[weights.length];
+            for (int i = 0; i < p.length; i++) {
+                p[i] = i % 2 == 1 && !biases ? null : new Parameter("p" + i, be.upload(weights[i], params));
+            }
+            Graph g = new Graph(be, scope, Precision.BF16);
+            Variable input = g.leaf(be.upload(x.to(DType.BF16, host), scope));
+            java.util.List<float[]> results = new java.util.ArrayList<>();
+            try (GradScope ignored = g.recordGradients()) {
+                DType stored = g.activationType();
+                Variable y = fused
+                        ? MatmulFunctions.swigluLinears(g, input, p[0], p[1], p[2], p[3], p[4], p[5], stored)
+                        : MatmulFunctions.linear(g, ActivationFunctions.swigluGate(g,
+                                MatmulFunctions.linear(g, input, p[0], p[1], stored),
+                                MatmulFunctions.linear(g, input, p[2], p[3], stored), g.matmulOperandType()),
+                                p[4], p[5], stored);
+                results.add(be.read(y.value()));
+                g.backward(y, be.upload(seed, scope));
+            }
+            results.add(be.read(input.grad()));
+            for (Parameter parameter : p) {
+                if (parameter != null) {
+                    results.add(be.read(parameter.grad()));
+                }
+            }
+            return results.toArray(new float[0][]);
         }
     }
 

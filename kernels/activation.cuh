@@ -1,8 +1,8 @@
-// GELU's value and slope (exact erf form, and PyTorch's tanh approximation), shared by the pointwise kernels of
-// activations.cu and the GEMM epilogues of gemm.cu, so a GELU fused into a product gives the bits of the separate
-// pass. The formulas are the CPU backend's (CpuActivations): the tanh form's sigmoid is one exponential,
-// x·σ(2u) = x / (1 + e^(−2u)); its slope forms 1 − σ as e·σ with the exponent capped at 80, so nothing cancels
-// where σ is near 1 and nothing overflows to ∞·0. erf is CUDA's erff.
+// GELU's value and slope (exact erf form, and PyTorch's tanh approximation) and the SwiGLU gate silu(a)·b with its
+// two partial derivatives, shared by the pointwise kernels of activations.cu and the GEMM epilogues of gemm.cu, so
+// an activation fused into a product gives the bits of the separate pass. The formulas are the CPU backend's
+// (CpuActivations): every sigmoid is one exponential, σ(u) = 1/(1 + e^(−u)); the slopes form 1 − σ as e·σ with the
+// exponent capped at 80, so nothing cancels where σ is near 1 and nothing overflows to ∞·0. erf is CUDA's erff.
 #pragma once
 
 #include "common.cuh"
@@ -43,4 +43,24 @@ __device__ __forceinline__ float slope(bool tanh_form, float x) {
 }
 
 }  // namespace gelu
+
+namespace swiglu {
+
+/** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
+__device__ __forceinline__ float silu_slope(float x, float e) {
+    float s = 1.0f / (1.0f + e);
+    return s * (1.0f + x * e * s);
+}
+
+/** The gate silu(a)·b. */
+__device__ __forceinline__ float value(float a, float b) { return a / (1.0f + expf(-a)) * b; }
+
+/** The gate's backward for incoming gradient g: da = g·b·silu'(a), db = g·silu(a). */
+__device__ __forceinline__ void gradients(float g, float a, float b, float *da, float *db) {
+    float e = gelu::capped_exp(-a);
+    *db = g * a / (1.0f + e);
+    *da = g * b * silu_slope(a, e);
+}
+
+}  // namespace swiglu
 }  // namespace mdt
