@@ -143,7 +143,7 @@ __device__ __forceinline__ float fused_value(const FusedEpilogue &fused, float v
 
 /**
  * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
- * per element (grid-stride), so the sum has the same bits on every run; a fused GELU applied after the bias.
+ * per element (grid-stride), so the sum has the same bits on every run; a fused activation applied after the bias.
  */
 template <class Out>
 __global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
