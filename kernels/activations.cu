@@ -2,7 +2,8 @@
 // over the last dimension with its backward.
 // Pointwise ops: grid-stride loops, one element per thread per step, the CPU backend's formulas (CpuActivations):
 // every sigmoid-shaped factor is one exponential, σ(u) = 1/(1 + e^(−u)); the slopes form 1 − σ as e·σ with the
-// exponent capped at 80, so nothing cancels where σ is near 1 and nothing overflows to ∞·0. erf is CUDA's erff.
+// exponent capped at 80, so nothing cancels where σ is near 1 and nothing overflows to ∞·0 (activation.cuh, shared with
+// gemm.cu's fused epilogues).
 // Softmax: one warp per row (rows are often a few experts wide); each lane walks its strided columns, the warp
 // combines max and sum by a butterfly in a fixed order, so a row gives the same bits on every run. Three passes
 // (max, exp and sum written to out, scale); backward two (dot dOut·y, then dx = y·(dOut − dot)). In place is
@@ -19,6 +20,7 @@
 // Cost per element (FLOPs, bytes): GELU exact ~30, tanh ~10, SiLU 4, SwiGLU 5 (backwards a few more), 8-12 bytes
 // forward (6-10 with a bf16 output), 12-20 backward; softmax 5 FLOPs and 12 bytes, backward 4 FLOPs and 12 bytes.
 #include "common.cuh"
+#include "activation.cuh"
 #include "grad_operand.cuh"
 
 #include <math.h>
@@ -27,43 +29,18 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kSoftmaxThreads = 128;
-constexpr float kExponentCap = 80.0f;
-constexpr float kSqrtHalf = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-constexpr float kSqrt2OverPi = 0.79788456080286536f;
-constexpr float kGeluCubic = 0.044715f;
-constexpr float kTanhExponentLinear = -2 * kSqrt2OverPi;
-constexpr float kTanhExponentCubic = -2 * kSqrt2OverPi * kGeluCubic;
-constexpr float kTanhSlopeLinear = 2 * kSqrt2OverPi;
-constexpr float kTanhSlopeCubic = 6 * kGeluCubic * kSqrt2OverPi;
+using mdt::gelu::capped_exp;
+using mdt::swiglu::silu_slope;
 
 enum Pointwise { kGeluExact = 0, kGeluTanh = 1, kSilu = 2 };
 
-__device__ __forceinline__ float capped_exp(float u) { return expf(fminf(u, kExponentCap)); }
-
-/** d/dx x·σ(x) = σ·(1 + x·(1 − σ)), given e = e^(−x). */
-__device__ __forceinline__ float silu_slope(float x, float e) {
-    float s = 1.0f / (1.0f + e);
-    return s * (1.0f + x * e * s);
-}
-
 __device__ __forceinline__ float forward_value(int kind, float x) {
-    if (kind == kGeluExact) return 0.5f * x * (1.0f + erff(x * kSqrtHalf));
-    if (kind == kGeluTanh) return x / (1.0f + expf(fmaf(x * x, kTanhExponentCubic, kTanhExponentLinear) * x));
+    if (kind != kSilu) return mdt::gelu::value(kind == kGeluTanh, x);
     return x / (1.0f + expf(-x));
 }
 
 __device__ __forceinline__ float slope_value(int kind, float x) {
-    if (kind == kGeluExact) {
-        float density = expf(-0.5f * x * x) * kInvSqrt2Pi;
-        return fmaf(x, density, 0.5f * (1.0f + erff(x * kSqrtHalf)));
-    }
-    if (kind == kGeluTanh) {
-        float x2 = x * x;
-        float e = capped_exp(fmaf(x2, kTanhExponentCubic, kTanhExponentLinear) * x);
-        float s = 1.0f / (1.0f + e);
-        return fmaf(x * s * (e * s), fmaf(x2, kTanhSlopeCubic, kTanhSlopeLinear), s);
-    }
+    if (kind != kSilu) return mdt::gelu::slope(kind == kGeluTanh, x);
     return silu_slope(x, capped_exp(-x));
 }
 
@@ -85,8 +62,7 @@ __global__ void pointwise_backward_kernel(int kind, mdt::GradIn d_out, const In 
 template <class In, class Out>
 __global__ void swiglu_kernel(const In *a, const In *b, Out *out, int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float va = mdt::load_as_float(a, i);
-        mdt::store_out(out, i, va / (1.0f + expf(-va)) * mdt::load_as_float(b, i));
+        mdt::store_out(out, i, mdt::swiglu::value(mdt::load_as_float(a, i), mdt::load_as_float(b, i)));
     }
 }
 
@@ -94,10 +70,10 @@ template <class In>
 __global__ void swiglu_backward_kernel(mdt::GradIn d_out, const In *a, const In *b, mdt::GradOut da, mdt::GradOut db,
                                        int64_t n) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float g = d_out[i], va = mdt::load_as_float(a, i), vb = mdt::load_as_float(b, i);
-        float e = capped_exp(-va);
-        db.store(i, g * va / (1.0f + e));
-        da.store(i, g * vb * silu_slope(va, e));
+        float grad_a, grad_b;
+        mdt::swiglu::gradients(d_out[i], mdt::load_as_float(a, i), mdt::load_as_float(b, i), &grad_a, &grad_b);
+        db.store(i, grad_b);
+        da.store(i, grad_a);
     }
 }
 

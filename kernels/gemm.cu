@@ -10,7 +10,7 @@
 // operand is stored the other way) turns them into fragments. Rows 128 long (m or n contiguous) are padded by 16
 // bytes, which keeps ldmatrix's 8 row reads on distinct banks; rows 32 long (k contiguous: 64 bytes) are swizzled
 // instead (see k_tile_offset), since no pad keeps both ldmatrix and the cp.async stores conflict-free. Tails in M,
-// N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form), accumulate; a bf16 out is
+// N and K are zero-filled tiles. Epilogue fused: bias, optional GELU (tanh form; or the fused activations below), accumulate; a bf16 out is
 // regrouped across each quad of lanes so that every lane stores 8 bytes (whole 32-byte sectors per quad). Cost: 2·batch·M·N·K FLOPs; bytes ≈ 2·batch·(M·K·⌈N/128⌉ + K·N·⌈M/128⌉) + 4·batch·M·N (8 accumulating).
 // Split-K (deterministic): a small output with a long K (weight gradients dW = dYᵀ·X: 512×1536 out, K = 65536
 // rows) has too few tiles for 132 SMs, so K is cut into S slices of whole 32-deep k-tiles. The rule uses only
@@ -22,6 +22,18 @@
 // the S partials of each element in slice order and applies bias, GELU and accumulate once. Extra cost: 8·S·
 // batch·M·N bytes (partials written, read back) + 4·batch·M·N (8 accumulating); (S-1)·batch·M·N FLOPs.
 // E.g. 512×1536×65536: 48 → 528 blocks (S = 11); 512×512×16384: 16 → 128 blocks (S = 8).
+// Fused activations (bf16 outputs): the epilogue applies activation.cuh's formulas, those of activations.cu, to
+// exactly the values the separate pass would read, so the bits are those of the two passes (FusedEpilogue).
+// GELU (the MoE experts' gelu(x·w1)·w2): forward (mdt_gemm_matmul_bf16_gelu) rounds the product + bias to bf16,
+// stores it as pre (kept for the backward) and stores out = GELU(pre) beside it: the GELU pass's read of pre
+// (2 bytes per element) is gone. Backward (mdt_gemm_matmul_bf16_gelu_bwd, on the product dHidden = dY·W2ᵀ) rounds
+// the product to bf16 (the bf16 gradient the pass would read), multiplies it by GELU'(pre) read at the same
+// position and stores dPre: dHidden's write and read (4 bytes per element) are gone.
+// SwiGLU gate (w3(silu(w1·x)·(w2·x))): forward (mdt_gemm_matmul_bf16_swiglu, the product b = w2·x) stores b and
+// out = silu(a)·b with a (w1·x, stored before) read at the same position: the gate pass's reads of a and b become
+// one read of a. Backward (mdt_gemm_matmul_bf16_swiglu_bwd, the product dGate = dY·W3) rounds it to bf16 and stores
+// da and db from a and b read there: dGate's write and read (4 bytes per element) are gone. Split-K applies the
+// same per-element step in its second pass. Each costs a few FLOPs and 2-4 bytes per element in the epilogue.
 //
 // TF32 tensor-core GEMM (f32 operands and out; opt-in like PyTorch's allow_tf32, since a tf32 keeps 10 of f32's 23
 // mantissa bits): the bf16 GEMM's structure — 128×128 tiles, 8 warps of 64×32, a 4-stage cp.async pipeline of
@@ -54,6 +66,7 @@
 // 4·rows·C bytes (+ 8·chunks·C for the partials).
 #include "column_sum.cuh"
 #include "common.cuh"
+#include "activation.cuh"
 
 namespace {
 
@@ -73,15 +86,78 @@ __device__ __forceinline__ float epilogue(float value, const float *bias, int64_
 }
 
 /**
+ * An activation fused into a bf16-output product as the separate pass would apply it (activation.cuh, the bits of
+ * activations.cu's kernels), on exactly the values that pass would read (the stored bf16 tensors):
+ *   kGeluKeep:    second = bf16(product + bias), the pre-activation kept for the backward; out = GELU(second).
+ *   kGeluSlope:   out = bf16(product) · GELU'(in), in the stored pre-activation (GELU's backward).
+ *   kSwigluGate:  second = bf16(product + bias), the gate's b kept for the backward; out = silu(in) · second.
+ *   kSwigluSlope: g = bf16(product), the gate's gradient; out = da, second = db of the gate at a = in, b = in2.
+ * Pointers are per call; the kernels offset them per batch entry.
+ */
+struct FusedEpilogue {
+    enum Kind { kNone = 0, kGeluKeep = 1, kGeluSlope = 2, kSwigluGate = 3, kSwigluSlope = 4 };
+    int kind;
+    int tanh_form;          // GELU's form
+    uint16_t *second;       // the second output (all kinds but kGeluSlope)
+    const uint16_t *in;     // kGeluSlope, kSwiglu*: the stored input read at each output's position
+    const uint16_t *in2;    // kSwigluSlope
+
+    __device__ __forceinline__ bool has_second() const { return kind != kNone && kind != kGeluSlope; }
+
+    __device__ __forceinline__ FusedEpilogue at(int64_t offset) const {
+        return FusedEpilogue{kind, tanh_form, second ? second + offset : nullptr, in ? in + offset : nullptr,
+                             in2 ? in2 + offset : nullptr};
+    }
+};
+
+/** v rounded to bf16 (nearest even) and widened back: the value a bf16 tensor would hold. */
+__device__ __forceinline__ float rounded_bf16(float v) {
+    uint16_t bits;
+    mdt::store_out(&bits, 0, v);
+    return mdt::load_as_float(&bits, 0);
+}
+
+/**
+ * The fused activation of output element at (bias already added): the value to store in out; *second gets the
+ * value for fused.second where the kind has one.
+ */
+__device__ __forceinline__ float fused_value(const FusedEpilogue &fused, float value, int64_t at, float *second) {
+    float rounded = rounded_bf16(value);
+    switch (fused.kind) {
+        case FusedEpilogue::kGeluKeep:
+            *second = rounded;
+            return mdt::gelu::value(fused.tanh_form, rounded);
+        case FusedEpilogue::kGeluSlope:
+            return rounded * mdt::gelu::slope(fused.tanh_form, mdt::load_as_float(fused.in, at));
+        case FusedEpilogue::kSwigluGate:
+            *second = rounded;
+            return mdt::swiglu::value(mdt::load_as_float(fused.in, at), rounded);
+        default: {
+            float da;
+            mdt::swiglu::gradients(rounded, mdt::load_as_float(fused.in, at), mdt::load_as_float(fused.in2, at), &da,
+                                   second);
+            return da;
+        }
+    }
+}
+
+/**
  * Split-K's second pass: out[e] = epilogue(Σ_s partials[s][e]) with the slices added in slice order, one thread
- * per element (grid-stride), so the sum has the same bits on every run.
+ * per element (grid-stride), so the sum has the same bits on every run; a fused activation applied after the bias.
  */
 template <class Out>
 __global__ void sum_slices_kernel(const float *partials, int64_t slices, int64_t elements, int64_t n,
-                                  const float *bias, Out *out, int accumulate, int gelu) {
+                                  const float *bias, Out *out, int accumulate, int gelu, FusedEpilogue fused) {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < elements; e += (int64_t)gridDim.x * blockDim.x) {
         float sum = partials[e];
         for (int64_t s = 1; s < slices; s++) sum += partials[s * elements + e];
+        if (fused.kind != FusedEpilogue::kNone) {
+            float second = 0.0f;
+            float value = fused_value(fused, epilogue(sum, bias, e % n, 0, 0, nullptr), e, &second);
+            if (fused.has_second()) mdt::store_out(fused.second, e, second);
+            mdt::store_out(out, e, value);
+            continue;
+        }
         // A bf16 output never accumulates (the entry points refuse it), so old is read from f32 outputs only.
         mdt::store_out(out, e, epilogue(sum, bias, e % n, gelu, accumulate, reinterpret_cast<const float *>(out + e)));
     }
@@ -206,7 +282,7 @@ __global__ void gemm_kernel(const float *a, int transpose_a, const float *b, int
 template <class Out>
 __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int64_t row0, int64_t column0, int lane,
                                                 int64_t m, int64_t n, Out *out, float *partials, const float *bias,
-                                                int gelu, int accumulate) {
+                                                int gelu, int accumulate, const FusedEpilogue &fused) {
     // A lane holds two adjacent columns per row (fragment registers r and r + 1): stored as one float2 (or one
     // bf16 pair) where the row's elements are aligned for it, a warp's store covers whole 32-byte sectors
     // (4 lanes × 8 bytes per row) where single floats would fill half of each.
@@ -214,7 +290,8 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
     if constexpr (sizeof(Out) == 2) {
         // bf16 out (never accumulating, never split): 2-byte pairs would fill half of each sector, so the quad
         // regroups two fragments' columns and each lane stores 4 (n a multiple of 4: a group is wholly in or out).
-        if (!partials && n % 4 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0) {
+        if (!partials && n % 4 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
+            (!fused.has_second() || reinterpret_cast<uintptr_t>(fused.second) % 8 == 0)) {
             MDT_UNROLL
             for (int i = 0; i < 4; i++) {
                 MDT_UNROLL
@@ -222,20 +299,40 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                     int64_t row = row0 + 16 * i + group + 8 * h;
                     MDT_UNROLL
                     for (int j = 0; j < 4; j += 2) {
-                        uint32_t words[2];
+                        uint32_t words[2], kept_words[2] = {0u, 0u};
                         MDT_UNROLL
                         for (int q = 0; q < 2; q++) {
                             int64_t column = column0 + 8 * (j + q) + pair;
                             bool inside = row < m && column < n;  // then column + 1 < n too
                             const float *c = acc[i][j + q] + 2 * h;
-                            words[q] = inside ? mdt::pack_bf16x2(epilogue(c[0], bias, column, gelu, 0, nullptr),
-                                                                 epilogue(c[1], bias, column + 1, gelu, 0, nullptr))
-                                              : 0u;
+                            if (fused.kind == FusedEpilogue::kNone) {
+                                words[q] = inside ? mdt::pack_bf16x2(epilogue(c[0], bias, column, gelu, 0, nullptr),
+                                                                     epilogue(c[1], bias, column + 1, gelu, 0, nullptr))
+                                                  : 0u;
+                            } else if (inside) {
+                                float kept[2] = {0.0f, 0.0f};
+                                int64_t at = row * n + column;
+                                float first = fused_value(fused, epilogue(c[0], bias, column, 0, 0, nullptr), at,
+                                                          &kept[0]);
+                                float second = fused_value(fused, epilogue(c[1], bias, column + 1, 0, 0, nullptr),
+                                                           at + 1, &kept[1]);
+                                words[q] = mdt::pack_bf16x2(first, second);
+                                kept_words[q] = mdt::pack_bf16x2(kept[0], kept[1]);
+                            } else {
+                                words[q] = 0u;
+                            }
                         }
                         unsigned long long four = mdt::quad_regroup_bf16(words[0], words[1]);
+                        // Every lane of the quad takes part in both regroups (they shuffle within it).
+                        unsigned long long kept_four = fused.has_second()
+                                                           ? mdt::quad_regroup_bf16(kept_words[0], kept_words[1])
+                                                           : 0ull;
                         int64_t column = column0 + 8 * j + 2 * pair;
                         if (row < m && column < n) {
                             *reinterpret_cast<unsigned long long *>(out + row * n + column) = four;
+                            if (fused.has_second()) {
+                                *reinterpret_cast<unsigned long long *>(fused.second + row * n + column) = kept_four;
+                            }
                         }
                     }
                 }
@@ -263,6 +360,18 @@ __device__ __forceinline__ void store_warp_tile(const float (&acc)[4][4][4], int
                     } else {
                         partials[at] = first_value;
                         if (second) partials[at + 1] = second_value;
+                    }
+                    continue;
+                }
+                if (fused.kind != FusedEpilogue::kNone) {
+                    float kept = 0.0f;
+                    mdt::store_out(out, at, fused_value(fused, epilogue(first_value, bias, column, 0, 0, nullptr), at,
+                                                        &kept));
+                    if (fused.has_second()) mdt::store_out(fused.second, at, kept);
+                    if (second) {
+                        mdt::store_out(out, at + 1, fused_value(fused, epilogue(second_value, bias, column + 1, 0, 0,
+                                                                                nullptr), at + 1, &kept));
+                        if (fused.has_second()) mdt::store_out(fused.second, at + 1, kept);
                     }
                     continue;
                 }
@@ -351,7 +460,7 @@ template <bool TransposeA, bool TransposeB, class Out>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
-                 int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials) {
+                 int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials, FusedEpilogue fused) {
     // Stage s of A: [m][k] (swizzled), or [k][m] (padded) when transposed; of B: [k][n] (padded), or [n][k]
     // (swizzled); tile_offset places the elements. The kStages A tiles, then the kStages B tiles.
     MDT_DYNAMIC_SHARED(uint16_t, tiles);
@@ -442,7 +551,8 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *o
         __syncthreads();
         // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
         store_warp_tile(acc, row0 + warp_m, column0 + warp_n, lane, m, n, out + batch_index * m * n,
-                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate);
+                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate,
+                        fused.at(batch_index * m * n));
     }
 }
 
@@ -592,7 +702,7 @@ gemm_tf32_kernel(const float *a, const float *b, const float *bias, float *out, 
         __syncthreads();
         // A slice of split-K writes its raw partial sums; sum_slices_kernel applies the epilogue once.
         store_warp_tile(acc, row0 + warp_m, column0 + warp_n, lane, m, n, out + batch_index * m * n,
-                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate);
+                        partials ? partials + work * m * n : nullptr, bias, gelu, accumulate, FusedEpilogue{});
     }
 }
 
@@ -672,12 +782,12 @@ int sum_rows(const char *op, mdt_stream_t stream, const In *x, float *out, int64
                                 workspace_capacity);
 }
 
-/** Both bf16 GEMM entries: f32 or bf16 outputs from one kernel template (split-K partials stay f32). */
+/** The bf16 GEMM entries: f32 or bf16 outputs from one kernel template (split-K partials stay f32). */
 template <class Out>
 int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
                 int transpose_b, const float *bias, Out *out, int64_t batch, int64_t m, int64_t n, int64_t k,
                 int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
-                int64_t workspace_capacity) {
+                int64_t workspace_capacity, FusedEpilogue fused = FusedEpilogue{}) {
     using namespace bf16;
     TensorCoreLaunch plan;
     if (int s = plan_tensor_core(op, kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k, stride_a, stride_b,
@@ -692,15 +802,31 @@ int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int tran
     if (plan.split.slices == 1) {
         return MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
                                  k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
-                                 plan.split.slice_tiles, static_cast<float *>(nullptr));
+                                 plan.split.slice_tiles, static_cast<float *>(nullptr), fused);
     }
     int status = MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b,
                                    static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
                                    plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
-                                   workspace);
+                                   workspace, FusedEpilogue{});
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(sum_slices_kernel<Out>, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
-                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
+                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu, fused);
+}
+
+/** The fused-activation entries' own checks, then the bf16-output GEMM with that epilogue. */
+int matmul_bf16_fused(const char *op, mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                      int transpose_b, const float *bias, uint16_t *out, int64_t batch, int64_t m, int64_t n,
+                      int64_t k, int64_t stride_a, int64_t stride_b, FusedEpilogue fused, float *workspace,
+                      int64_t workspace_capacity) {
+    MDT_REQUIRE(fused.tanh_form == 0 || fused.tanh_form == 1, "%s: tanh_approximation must be 0 or 1", op);
+    bool empty = batch <= 0 || m <= 0 || n <= 0;
+    bool needs_second = fused.kind != FusedEpilogue::kGeluSlope;
+    bool needs_in = fused.kind != FusedEpilogue::kGeluKeep;
+    bool needs_in2 = fused.kind == FusedEpilogue::kSwigluSlope;
+    MDT_REQUIRE(empty || ((!needs_second || fused.second) && (!needs_in || fused.in) && (!needs_in2 || fused.in2)),
+                "%s: NULL tensor pointer", op);
+    return matmul_bf16(op, stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k, stride_a, stride_b, 0,
+                       0, workspace, workspace_capacity, fused);
 }
 
 }  // namespace
@@ -737,7 +863,7 @@ int mdt_gemm_matmul(mdt_stream_t stream, const float *a, int transpose_a, const 
                             split.slices, split.slice_tiles, workspace);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(sum_slices_kernel<float>, mdt::blocks_for(elements, 256), 256, 0, stream, workspace, split.slices,
-                      elements, n, bias, out, accumulate, 0);
+                      elements, n, bias, out, accumulate, 0, FusedEpilogue{});
 }
 
 int mdt_gemm_matmul_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
@@ -758,6 +884,46 @@ int mdt_gemm_matmul_bf16_out(mdt_stream_t stream, const uint16_t *a, int transpo
                              int64_t workspace_capacity) {
     return matmul_bf16("mdt_gemm_matmul_bf16_out", stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k,
                        stride_a, stride_b, 0, gelu, workspace, workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_gelu(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                              int transpose_b, const float *bias, uint16_t *pre, uint16_t *out, int64_t batch,
+                              int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b,
+                              int tanh_approximation, float *workspace, int64_t workspace_capacity) {
+    return matmul_bf16_fused("mdt_gemm_matmul_bf16_gelu", stream, a, transpose_a, b, transpose_b, bias, out, batch, m,
+                             n, k, stride_a, stride_b,
+                             FusedEpilogue{FusedEpilogue::kGeluKeep, tanh_approximation, pre, nullptr, nullptr},
+                             workspace, workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_gelu_bwd(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                                  int transpose_b, const uint16_t *pre, uint16_t *d_pre, int64_t batch, int64_t m,
+                                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int tanh_approximation,
+                                  float *workspace, int64_t workspace_capacity) {
+    return matmul_bf16_fused("mdt_gemm_matmul_bf16_gelu_bwd", stream, a, transpose_a, b, transpose_b, nullptr, d_pre,
+                             batch, m, n, k, stride_a, stride_b,
+                             FusedEpilogue{FusedEpilogue::kGeluSlope, tanh_approximation, nullptr, pre, nullptr},
+                             workspace, workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_swiglu(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                                int transpose_b, const float *bias, const uint16_t *gate_a, uint16_t *gate_b,
+                                uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a,
+                                int64_t stride_b, float *workspace, int64_t workspace_capacity) {
+    return matmul_bf16_fused("mdt_gemm_matmul_bf16_swiglu", stream, a, transpose_a, b, transpose_b, bias, out, batch,
+                             m, n, k, stride_a, stride_b,
+                             FusedEpilogue{FusedEpilogue::kSwigluGate, 0, gate_b, gate_a, nullptr}, workspace,
+                             workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_swiglu_bwd(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
+                                    int transpose_b, const uint16_t *gate_a, const uint16_t *gate_b, uint16_t *d_gate_a,
+                                    uint16_t *d_gate_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                                    int64_t stride_a, int64_t stride_b, float *workspace, int64_t workspace_capacity) {
+    return matmul_bf16_fused("mdt_gemm_matmul_bf16_swiglu_bwd", stream, a, transpose_a, b, transpose_b, nullptr,
+                             d_gate_a, batch, m, n, k, stride_a, stride_b,
+                             FusedEpilogue{FusedEpilogue::kSwigluSlope, 0, d_gate_b, gate_a, gate_b}, workspace,
+                             workspace_capacity);
 }
 
 int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {
@@ -788,7 +954,7 @@ int mdt_gemm_matmul_tf32(mdt_stream_t stream, const float *a, int transpose_a, c
                                    workspace);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(sum_slices_kernel<float>, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
-                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu);
+                      plan.split.slices, plan.elements, n, bias, out, accumulate, gelu, FusedEpilogue{});
 }
 
 int mdt_gemm_matmul_tf32_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {

@@ -338,6 +338,21 @@ MDT_API int mdt_gemm_matmul_bf16(mdt_stream_t stream, const uint16_t *a, int tra
  * mdt_elementwise_f32_to_bf16 bit for bit. No accumulate form (a bf16 output is an op's fresh result). Split-K and
  * workspace as for mdt_gemm_matmul_bf16 (the partials stay f32). */
 MDT_API int mdt_gemm_matmul_bf16_out(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int gelu, float *workspace, int64_t workspace_capacity);
+/* GELU in the bf16 GEMM's epilogue, with the bits of the separate passes: mdt_gemm_matmul_bf16_gelu stores
+ * pre = bf16(op(a)·op(b) + bias) (mdt_gemm_matmul_bf16_out's pre-activation, kept for the backward) and
+ * out = mdt_activations_gelu_fwd_bf16in_bf16out(pre); mdt_gemm_matmul_bf16_gelu_bwd stores
+ * d_pre = mdt_activations_gelu_bwd_bf16in_bf16grad(dOut = bf16(op(a)·op(b)), x = pre), both gradients bf16.
+ * tanh_approximation 0 is the exact (erf) GELU. Split-K and its workspace as for mdt_gemm_matmul_bf16 (sized by
+ * mdt_gemm_matmul_bf16_workspace). */
+MDT_API int mdt_gemm_matmul_bf16_gelu(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, uint16_t *pre, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int tanh_approximation, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_bf16_gelu_bwd(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const uint16_t *pre, uint16_t *d_pre, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int tanh_approximation, float *workspace, int64_t workspace_capacity);
+/* The SwiGLU gate silu(gate_a)·gate_b in the bf16 GEMM's epilogue, with the bits of the separate passes:
+ * mdt_gemm_matmul_bf16_swiglu stores gate_b = bf16(op(a)·op(b) + bias) (mdt_gemm_matmul_bf16_out's) and
+ * out = mdt_activations_swiglu_fwd_bf16in_bf16out(gate_a, gate_b); mdt_gemm_matmul_bf16_swiglu_bwd stores
+ * d_gate_a, d_gate_b = mdt_activations_swiglu_bwd_bf16in_bf16grad(dOut = bf16(op(a)·op(b)), gate_a, gate_b), all
+ * gradients bf16. gate_a, gate_b, out and the gradients are [batch, m, n]. Workspace as for mdt_gemm_matmul_bf16. */
+MDT_API int mdt_gemm_matmul_bf16_swiglu(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, const uint16_t *gate_a, uint16_t *gate_b, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_bf16_swiglu_bwd(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const uint16_t *gate_a, const uint16_t *gate_b, uint16_t *d_gate_a, uint16_t *d_gate_b, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, float *workspace, int64_t workspace_capacity);
 MDT_API int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* F32 operands on TF32 tensor cores (opt-in, like PyTorch's allow_tf32: 10 mantissa bits where mdt_gemm_matmul
  * keeps 23): out = gelu?(op(a)·op(b) + bias) (+ out when accumulate) as mdt_gemm_matmul_bf16, with each operand

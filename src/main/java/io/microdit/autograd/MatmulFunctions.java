@@ -59,16 +59,19 @@ public final class MatmulFunctions {
         be.matmul(x2, false, w2, true, bias == null ? null : bias.value(), y.reshape(-1, outFeatures), false);
         return g.result(y, dy -> {
             Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, outFeatures);
+            // Each product writes its gradient contribution in place (a first one) or adds to the gradient (a later
+            // one): no temporary and no separate add.
             if (x.requiresGrad()) {
-                Tensor dx = g.output(x.gradientType(), x.shape());
-                be.matmul(dy2, false, w2, false, null, dx.reshape(-1, in), false);
-                x.addGrad(dx, be);
+                Variable.GradientTarget dx = x.gradientTarget(be);
+                be.matmul(dy2, false, w2, false, null, dx.tensor().reshape(-1, in), dx.accumulate());
             }
             if (weight.requiresGrad()) {
-                be.matmul(dy2, true, x2, false, null, weight.gradBuffer().reshape(outFeatures, in), true);
+                Variable.GradientTarget dw = weight.gradientTarget(be);
+                be.matmul(dy2, true, x2, false, null, dw.tensor().reshape(outFeatures, in), dw.accumulate());
             }
             if (bias != null && bias.requiresGrad()) {
-                be.sumRows(dy.reshape(-1, outFeatures), bias.gradBuffer(), true);
+                Variable.GradientTarget db = bias.gradientTarget(be);
+                be.sumRows(dy.reshape(-1, outFeatures), db.tensor(), db.accumulate());
             }
         }, x, weight, bias);
     }
@@ -136,6 +139,127 @@ public final class MatmulFunctions {
         return out;
     }
 
+    /**
+     * The two-layer GELU feed-forward {@code gelu(x · w1) · w2} of batched matrices, as {@link #matmul} takes them
+     * (the MoE's experts: x [E, R, D], w1 [E, D, H], w2 [E, H, D]), with the GELU in the products' epilogues
+     * ({@link Backend#matmulGelu}, {@link Backend#matmulGeluBackward}): the values and gradients of
+     * {@code matmul(gelu(matmul(x, w1, activationType), tanh, matmulOperandType), w2, outType)} bit for bit, without
+     * the separate GELU passes reading the pre-activation and writing and reading its gradient.
+     */
+    public static Variable geluProducts(Graph g, Variable x, Variable w1, Variable w2, boolean tanhApproximation,
+                                        DType outType) {
+        Backend be = g.backend();
+        Tensor xv = g.matmulOperand(x), w1v = g.matmulOperand(w1), w2v = g.matmulOperand(w2);
+        requireOutputType("geluProducts", xv.dtype() == DType.BF16, outType);
+        int[] hiddenShape = productShape("geluProducts", xv, w1v);
+        // The pre-activation is kept for the backward, as the separate matmul's output would be.
+        Tensor pre = g.output(g.activationType(), hiddenShape);
+        Tensor hidden = g.output(g.matmulOperandType(), hiddenShape);
+        be.matmulGelu(xv, false, w1v, false, null, pre, hidden, tanhApproximation);
+        Tensor out = g.output(outType, productShape("geluProducts", hidden, w2v));
+        be.matmul(hidden, false, w2v, false, null, out, false);
+        return g.result(out, dOutGradient -> {
+            Tensor dOut = g.matmulGradient(dOutGradient);
+            // The separate ops' order: dHidden (now dPre, GELU's backward fused), dW2, dX, dW1. dPre has the type the
+            // pre-activation's gradient had there: BF16 for a bf16 graph's BF16 value with one reader.
+            Tensor dPre = g.output(pre.dtype(), hiddenShape);
+            be.matmulGeluBackward(dOut, false, w2v, true, pre, dPre, tanhApproximation);
+            if (w2.requiresGrad()) {
+                Variable.GradientTarget d = w2.gradientTarget(be);
+                be.matmul(hidden, true, dOut, false, null, d.tensor(), d.accumulate());
+            }
+            if (x.requiresGrad()) {
+                Variable.GradientTarget d = x.gradientTarget(be);
+                be.matmul(dPre, false, w1v, true, null, d.tensor(), d.accumulate());
+            }
+            if (w1.requiresGrad()) {
+                Variable.GradientTarget d = w1.gradientTarget(be);
+                be.matmul(xv, true, dPre, false, null, d.tensor(), d.accumulate());
+            }
+        }, x, w1, w2);
+    }
+
+    /**
+     * The SwiGLU feed-forward {@code w3(silu(w1 x) · w2 x)} of three linears (weights [out, in] as {@link #linear},
+     * biases optional) with the gate in the products' epilogues ({@link Backend#matmulSwiglu},
+     * {@link Backend#matmulSwigluBackward}): the values and gradients of
+     * {@code linear(swigluGate(linear(x, w1, b1, t), linear(x, w2, b2, t), matmulOperandType), w3, b3, outType)}
+     * (t the graph's activation type) bit for bit, without the gate's passes reading w2's product and writing and
+     * reading the gate's gradient.
+     */
+    public static Variable swigluLinears(Graph g, Variable x, Variable w1, Variable b1, Variable w2, Variable b2,
+                                         Variable w3, Variable b3, DType outType) {
+        Backend be = g.backend();
+        boolean bf16 = g.precision() == Precision.BF16;
+        requireOutputType("swigluLinears", bf16, outType);
+        int hidden = w1.dim(0), in = x.dim(-1), out = w3.dim(0);
+        if (w1.value().numel() != (long) hidden * in || !java.util.Arrays.equals(w2.shape(), w1.shape())
+                || w3.value().numel() != (long) out * hidden) {
+            throw new IllegalArgumentException("swigluLinears: x " + x.value().describe() + " needs w1 and w2 [hidden, "
+                    + in + "] and w3 [out, hidden], got " + w1.value().describe() + ", " + w2.value().describe()
+                    + ", " + w3.value().describe());
+        }
+        Tensor x2 = (bf16 ? g.matmulOperand(x) : x.value()).reshape(-1, in);
+        Tensor w1v = (bf16 ? g.matmulOperand(w1) : w1.value()).reshape(hidden, in);
+        Tensor w2v = (bf16 ? g.matmulOperand(w2) : w2.value()).reshape(hidden, in);
+        Tensor w3v = (bf16 ? g.matmulOperand(w3) : w3.value()).reshape(out, hidden);
+        int rows = x2.dim(0);
+        // a = w1 x and b = w2 x are kept for the backward, as the separate linears' outputs would be.
+        Tensor a = g.output(g.activationType(), rows, hidden), b = g.output(g.activationType(), rows, hidden);
+        Tensor gate = g.output(g.matmulOperandType(), rows, hidden);
+        be.matmul(x2, false, w1v, true, b1 == null ? null : b1.value(), a, false);
+        be.matmulSwiglu(x2, false, w2v, true, b2 == null ? null : b2.value(), a, b, gate);
+        int[] outShape = x.shape();
+        outShape[outShape.length - 1] = out;
+        Tensor y = g.output(outType, outShape);
+        be.matmul(gate, false, w3v, true, b3 == null ? null : b3.value(), y.reshape(-1, out), false);
+        return g.result(y, dy -> {
+            Tensor dy2 = (bf16 ? g.matmulGradient(dy) : dy).reshape(-1, out);
+            // The separate ops' order: w3's linear (the gate's gradient, now fused with the gate's backward into da
+            // and db, of the type a and b's gradients had there), then w2's linear, then w1's.
+            Tensor da = g.output(a.dtype(), rows, hidden), db = g.output(b.dtype(), rows, hidden);
+            be.matmulSwigluBackward(dy2, false, w3v, false, a, b, da, db);
+            linearWeightGradients(be, dy2, dy.reshape(-1, out), gate, w3, b3);
+            linearInputGradients(be, db, x2, w2v, x, w2, b2);
+            linearInputGradients(be, da, x2, w1v, x, w1, b1);
+        }, x, w1, b1, w2, b2, w3, b3);
+    }
+
+    /** A linear's backward given its dy (BF16 in a bf16 graph): dx into x's gradient, then dW and db. */
+    private static void linearInputGradients(Backend be, Tensor dy, Tensor x2, Tensor w, Variable x, Variable weight,
+                                             Variable bias) {
+        if (x.requiresGrad()) {
+            Variable.GradientTarget dx = x.gradientTarget(be);
+            be.matmul(dy, false, w, false, null, dx.tensor().reshape(-1, x2.dim(1)), dx.accumulate());
+        }
+        linearWeightGradients(be, dy, dy, x2, weight, bias);
+    }
+
+    /** dW += dyᵀ · x (dy as the product reads it) and db += the rows of dy (as the linear got it). */
+    private static void linearWeightGradients(Backend be, Tensor productDy, Tensor dy, Tensor x2, Variable weight,
+                                              Variable bias) {
+        if (weight.requiresGrad()) {
+            Variable.GradientTarget dw = weight.gradientTarget(be);
+            be.matmul(productDy, true, x2, false, null, dw.tensor().reshape(productDy.dim(1), x2.dim(1)),
+                    dw.accumulate());
+        }
+        if (bias != null && bias.requiresGrad()) {
+            Variable.GradientTarget db = bias.gradientTarget(be);
+            be.sumRows(dy, db.tensor(), db.accumulate());
+        }
+    }
+
+    /** The shape of a · b (no transposes, same rank, as {@link #matmul} takes them). */
+    private static int[] productShape(String op, Tensor a, Tensor b) {
+        if (a.rank() != b.rank() || a.rank() < 2) {
+            throw new IllegalArgumentException(op + ": a " + a.describe() + " and b " + b.describe()
+                    + " must have the same rank, at least 2");
+        }
+        int[] shape = a.shape();
+        shape[shape.length - 1] = b.dim(-1);
+        return shape;
+    }
+
     /** A linear's output is F32, or BF16 in a bf16 graph (whose products have bf16 operands). */
     private static void requireOutputType(String op, boolean bf16, DType outType) {
         if (outType != DType.F32 && !(bf16 && outType == DType.BF16)) {
@@ -174,29 +298,20 @@ public final class MatmulFunctions {
         return g.result(out, dOutF32 -> {
             Tensor dOut = g.matmulGradient(dOutF32);
             if (a.requiresGrad()) {
-                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed: a fresh gradient (BF16 where a's
-                // allows) for a's first contribution, else accumulated into its F32 gradient.
-                boolean first = a.grad() == null;
-                Tensor da = first ? g.output(a.gradientType(), a.shape()) : a.gradBuffer(be);
+                // dA = dOut · op(b)ᵀ, or its transpose when a was transposed, written into (or added to) a's gradient.
+                Variable.GradientTarget da = a.gradientTarget(be);
                 if (transposeA) {
-                    be.matmul(bv, transposeB, dOut, true, null, da, !first);
+                    be.matmul(bv, transposeB, dOut, true, null, da.tensor(), da.accumulate());
                 } else {
-                    be.matmul(dOut, false, bv, !transposeB, null, da, !first);
-                }
-                if (first) {
-                    a.addGrad(da, be);
+                    be.matmul(dOut, false, bv, !transposeB, null, da.tensor(), da.accumulate());
                 }
             }
             if (b.requiresGrad()) {
-                boolean first = b.grad() == null;
-                Tensor db = first ? g.output(b.gradientType(), b.shape()) : b.gradBuffer(be);
+                Variable.GradientTarget db = b.gradientTarget(be);
                 if (transposeB) {
-                    be.matmul(dOut, true, av, transposeA, null, db, !first);
+                    be.matmul(dOut, true, av, transposeA, null, db.tensor(), db.accumulate());
                 } else {
-                    be.matmul(av, !transposeA, dOut, false, null, db, !first);
-                }
-                if (first) {
-                    b.addGrad(db, be);
+                    be.matmul(av, !transposeA, dOut, false, null, db.tensor(), db.accumulate());
                 }
             }
         }, a, b);

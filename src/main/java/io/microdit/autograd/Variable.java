@@ -119,6 +119,31 @@ public class Variable {
         }
     }
 
+    /**
+     * Where an op's contribution to this variable's gradient goes when the op can add to its output (the GEMMs'
+     * {@code accumulate}, {@code sumRows}): {@code tensor} is written in full when {@code accumulate} is false, added
+     * to when true.
+     */
+    public record GradientTarget(Tensor tensor, boolean accumulate) {
+    }
+
+    /**
+     * The target of the next gradient contribution, for an op that writes it in place instead of handing a fresh
+     * tensor to {@link #addGrad} (which would add a second contribution with a separate pass over memory): the first
+     * contribution gets a new tensor of {@link #gradientType}, already adopted as the gradient, that the op
+     * overwrites; a later one the F32 gradient ({@link #gradBuffer(Backend)}: a BF16 single contribution promoted
+     * exactly first) that the op adds to. An op that adds {@code d} to it computes {@code old + d} as
+     * {@link #addGrad}'s {@code axpy} does ({@code d + old}: the same bits, IEEE addition being commutative) when
+     * it forms d before adding; see {@link Backend#matmul} for how a GEMM adds.
+     */
+    public GradientTarget gradientTarget(Backend backend) {
+        if (grad == null) {
+            setGrad(Tensor.empty(gradScope(), gradientType(), value.shape()));
+            return new GradientTarget(grad, false);
+        }
+        return new GradientTarget(gradBuffer(backend), true);
+    }
+
     /** The gradient tensor, created as zeros when absent, for backward kernels that accumulate in place. */
     public Tensor gradBuffer() {
         if (grad == null) {

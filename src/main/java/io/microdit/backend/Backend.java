@@ -88,9 +88,67 @@ public interface Backend extends AutoCloseable {
      * every batch entry. {@code bias} [N] may be null. {@code a} and {@code b} are both F32 or both BF16 (BF16
      * products accumulate in F32); bias is F32; out is F32, or BF16 for BF16 operands without accumulate: the F32
      * result (bias added) rounded to nearest even once, the bits {@link #convert} gives the F32 out.
+     * Accumulating, CUDA forms the whole product (+ bias) and then adds the old out once, the bits of a product
+     * into a temporary followed by {@link #axpy}; the CPU does so for K up to its 512-deep blocks and otherwise adds
+     * the old out to the first block's partial sum (a different rounding order, within float tolerance).
      */
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate);
+
+    /**
+     * A product with GELU in its epilogue: {@code pre = op(a) · op(b) + bias}, stored as {@link #matmul} stores its
+     * out (pre F32, or BF16 for BF16 operands), then {@code out = gelu(pre)} from the stored pre as {@link #gelu}
+     * computes it (out F32 or BF16): the bits of those two calls, without reading pre back. pre is what the
+     * backward ({@link #matmulGeluBackward}) reads. This default is those two calls; a backend with the epilogue
+     * overrides it.
+     */
+    default void matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre,
+                            Tensor out, boolean tanhApproximation) {
+        matmul(a, transposeA, b, transposeB, bias, pre, false);
+        gelu(pre, out, tanhApproximation);
+    }
+
+    /**
+     * GELU's backward in the epilogue of the product that makes its incoming gradient: {@code dOut = op(a) · op(b)}
+     * stored in dPre's dtype (F32, or BF16 for BF16 operands: a bf16 graph's gradient of a BF16 value), then
+     * {@code dPre = }{@link #geluBackward}{@code (dOut, pre)}: the bits of {@link #matmul} into such a dOut followed
+     * by that call, without writing and reading dOut. This default is those two calls (dOut in a scratch scope).
+     */
+    default void matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre,
+                                    Tensor dPre, boolean tanhApproximation) {
+        try (MemoryScope scratch = scope("gelu-gradient")) {
+            Tensor dOut = Tensor.empty(scratch, dPre.dtype(), dPre.shape());
+            matmul(a, transposeA, b, transposeB, null, dOut, false);
+            geluBackward(dOut, pre, dPre, tanhApproximation);
+        }
+    }
+
+    /**
+     * A product with the SwiGLU gate in its epilogue: {@code gateB = op(a) · op(b) + bias}, stored as {@link #matmul}
+     * stores its out, then {@code out = }{@link #swigluGate}{@code (gateA, gateB)} from the stored gateB (gateA, the
+     * other product, of gateB's shape and dtype): the bits of those two calls, without reading gateB back. This
+     * default is those two calls; a backend with the epilogue overrides it.
+     */
+    default void matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                              Tensor gateB, Tensor out) {
+        matmul(a, transposeA, b, transposeB, bias, gateB, false);
+        swigluGate(gateA, gateB, out);
+    }
+
+    /**
+     * The SwiGLU gate's backward in the epilogue of the product that makes its incoming gradient: {@code dOut =
+     * op(a) · op(b)} stored in dGateA's dtype, then {@link #swigluGateBackward}{@code (dOut, gateA, gateB, dGateA,
+     * dGateB)}: the bits of those two calls without writing and reading dOut. This default is those two calls (dOut
+     * in a scratch scope).
+     */
+    default void matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA,
+                                      Tensor gateB, Tensor dGateA, Tensor dGateB) {
+        try (MemoryScope scratch = scope("swiglu-gradient")) {
+            Tensor dOut = Tensor.empty(scratch, dGateA.dtype(), dGateA.shape());
+            matmul(a, transposeA, b, transposeB, null, dOut, false);
+            swigluGateBackward(dOut, gateA, gateB, dGateA, dGateB);
+        }
+    }
 
     /**
      * {@code out[c] (+)= sum over rows r of x[r, c]}, x read as [rows, C] with out [C]: the bias gradient. x may be

@@ -1,6 +1,5 @@
 package io.microdit.nn;
 
-import io.microdit.autograd.ActivationFunctions;
 import io.microdit.autograd.Graph;
 import io.microdit.autograd.MatmulFunctions;
 import io.microdit.autograd.MoeFunctions;
@@ -40,9 +39,8 @@ public final class ExpertChoiceMoe implements FeedForward {
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
         // The routed rows and the experts' outputs are read only by bf16 products and the combine: bf16 storage.
         Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts, g.activationType()); // [E, N·k, D]
-        Variable hidden = ActivationFunctions.gelu(g, MatmulFunctions.matmul(g, routed, false, w1, false,
-                g.activationType()), false, g.matmulOperandType());
-        Variable out = MatmulFunctions.matmul(g, hidden, false, w2, false, g.activationType()); // [E, N·k, D]
+        // Exact GELU, fused into the experts' products (forward and backward).
+        Variable out = MatmulFunctions.geluProducts(g, routed, w1, w2, false, g.activationType()); // [E, N·k, D]
         return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
     }
 

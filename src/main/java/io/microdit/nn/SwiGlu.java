@@ -1,7 +1,7 @@
 package io.microdit.nn;
 
-import io.microdit.autograd.ActivationFunctions;
 import io.microdit.autograd.Graph;
+import io.microdit.autograd.MatmulFunctions;
 import io.microdit.autograd.Variable;
 import io.microdit.tensor.DType;
 
@@ -19,10 +19,9 @@ public final class SwiGlu implements FeedForward {
 
     @Override
     public Variable forward(Graph g, Variable x) {
-        // Every product's output goes to an op that reads bf16 exactly (the gate, the gated residual add).
-        DType stored = g.activationType();
-        return w3.forward(g, ActivationFunctions.swigluGate(g, w1.forward(g, x, stored), w2.forward(g, x, stored),
-                g.matmulOperandType()), stored);
+        // The gate runs in the products' epilogues; the output goes to the gated residual add, which reads bf16.
+        return MatmulFunctions.swigluLinears(g, x, w1.weight, w1.bias, w2.weight, w2.bias, w3.weight, w3.bias,
+                g.activationType());
     }
 
     /** x goes only to w1 and w2. */

@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.tensor.DType;
 import io.microdit.testing.GradientCheck;
 import io.microdit.testing.TestData;
 import java.util.Random;
@@ -70,6 +71,75 @@ class ActivationFunctionsTest {
         GradientCheck.of(BACKEND, 3)
                 .input("x", inputs(random, 3 * width), 3, width)
                 .check((g, v) -> ActivationFunctions.silu(g, v[0]), map(x -> x * sigmoid(x)));
+    }
+
+    /** gelu(x·w1)·w2 of batched matrices as one function (the MoE's experts), both GELU forms. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void geluProductsAgainstFiniteDifferences(boolean tanh) {
+        int experts = 2, rows = 5, dim = 3, hidden = 7;
+        Random random = new Random(tanh ? 21 : 22);
+        DoubleUnaryOperator gelu = tanh
+                ? x -> 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))
+                : x -> 0.5 * x * (1 + erf(x / Math.sqrt(2)));
+        GradientCheck.of(BACKEND, 5)
+                .input("x", inputs(random, experts * rows * dim), experts, rows, dim)
+                .input("w1", TestData.uniform(random, experts * dim * hidden), experts, dim, hidden)
+                .input("w2", TestData.uniform(random, experts * hidden * dim), experts, hidden, dim)
+                .check((g, v) -> MatmulFunctions.geluProducts(g, v[0], v[1], v[2], tanh, DType.F32), r -> {
+                    double[] out = new double[experts * rows * dim];
+                    for (int e = 0; e < experts; e++) {
+                        for (int i = 0; i < rows; i++) {
+                            for (int h = 0; h < hidden; h++) {
+                                double pre = 0;
+                                for (int d = 0; d < dim; d++) {
+                                    pre += r[0][(e * rows + i) * dim + d] * r[1][(e * dim + d) * hidden + h];
+                                }
+                                double activated = gelu.applyAsDouble(pre);
+                                for (int j = 0; j < dim; j++) {
+                                    out[(e * rows + i) * dim + j] += activated * r[2][(e * hidden + h) * dim + j];
+                                }
+                            }
+                        }
+                    }
+                    return out;
+                });
+    }
+
+    /** w3(silu(w1 x + b1) · (w2 x + b2)) + b3 as one function (the dense FFN). */
+    @Test
+    void swigluLinearsAgainstFiniteDifferences() {
+        int rows = 4, dim = 3, hidden = 5, out = 2;
+        Random random = new Random(23);
+        GradientCheck.of(BACKEND, 6)
+                .input("x", inputs(random, rows * dim), rows, dim)
+                .input("w1", TestData.uniform(random, hidden * dim), hidden, dim)
+                .input("b1", TestData.uniform(random, hidden), hidden)
+                .input("w2", TestData.uniform(random, hidden * dim), hidden, dim)
+                .input("b2", TestData.uniform(random, hidden), hidden)
+                .input("w3", TestData.uniform(random, out * hidden), out, hidden)
+                .input("b3", TestData.uniform(random, out), out)
+                .check((g, v) -> MatmulFunctions.swigluLinears(g, v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+                        DType.F32), r -> {
+                    double[] y = new double[rows * out];
+                    for (int i = 0; i < rows; i++) {
+                        for (int o = 0; o < out; o++) {
+                            y[i * out + o] = r[6][o];
+                        }
+                        for (int h = 0; h < hidden; h++) {
+                            double a = r[2][h], b = r[4][h];
+                            for (int d = 0; d < dim; d++) {
+                                a += r[0][i * dim + d] * r[1][h * dim + d];
+                                b += r[0][i * dim + d] * r[3][h * dim + d];
+                            }
+                            double gate = a * sigmoid(a) * b;
+                            for (int o = 0; o < out; o++) {
+                                y[i * out + o] += gate * r[5][o * hidden + h];
+                            }
+                        }
+                    }
+                    return y;
+                });
     }
 
     @ParameterizedTest

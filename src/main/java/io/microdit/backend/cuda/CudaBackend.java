@@ -658,6 +658,38 @@ public final class CudaBackend implements Backend, AutoCloseable {
     // ---------------------------------------------------------------- activations (CudaActivations)
 
     @Override
+    public void matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre,
+                           Tensor out, boolean tanhApproximation) {
+        if (!gemm.matmulGelu(a, transposeA, b, transposeB, bias, pre, out, tanhApproximation)) {
+            Backend.super.matmulGelu(a, transposeA, b, transposeB, bias, pre, out, tanhApproximation);
+        }
+    }
+
+    @Override
+    public void matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre,
+                                   Tensor dPre, boolean tanhApproximation) {
+        if (!gemm.matmulGeluBackward(a, transposeA, b, transposeB, pre, dPre, tanhApproximation)) {
+            Backend.super.matmulGeluBackward(a, transposeA, b, transposeB, pre, dPre, tanhApproximation);
+        }
+    }
+
+    @Override
+    public void matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                             Tensor gateB, Tensor out) {
+        if (!gemm.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, out)) {
+            Backend.super.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, out);
+        }
+    }
+
+    @Override
+    public void matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA,
+                                     Tensor gateB, Tensor dGateA, Tensor dGateB) {
+        if (!gemm.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB)) {
+            Backend.super.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB);
+        }
+    }
+
+    @Override
     public void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
         activations.gelu(x, out, tanhApproximation);
     }

@@ -54,6 +54,117 @@ final class CudaGemm extends CudaOps {
         flops.add(op, shape.flops());
     }
 
+    /**
+     * {@link io.microdit.backend.Backend#matmulGelu} with the GELU in the bf16 GEMM's epilogue when operands, pre and
+     * out are all BF16 (the bf16 graph's case); false, having done nothing, for other dtypes.
+     */
+    boolean matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre, Tensor out,
+                       boolean tanhApproximation) {
+        if (!allBf16(a, b, pre, out)) {
+            return false;
+        }
+        String op = "matmulGelu";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, pre, false);
+        Checks.gelu(pre, out);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
+        MemorySegment ppre = pointer(op, "pre", pre), pout = pointer(op, "out", out), workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_gelu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
+                ppre, pout, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                tanhApproximation ? 1 : 0, workspace, floats), op);
+        // The product's FLOPs and the GELU's, as the two passes count them.
+        flops.add(op, shape.flops() + (tanhApproximation ? 10L : 30L) * pre.numel());
+        return true;
+    }
+
+    /**
+     * {@link io.microdit.backend.Backend#matmulGeluBackward} with GELU's backward in the bf16 GEMM's epilogue when
+     * operands, pre and dPre are all BF16; false, having done nothing, for other dtypes.
+     */
+    boolean matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre, Tensor dPre,
+                               boolean tanhApproximation) {
+        if (!allBf16(a, b, pre, dPre)) {
+            return false;
+        }
+        String op = "matmulGeluBackward";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, null, dPre, false);
+        Checks.geluBackward(dPre, pre, dPre);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), ppre = pointer(op, "pre", pre);
+        MemorySegment pd = pointer(op, "dPre", dPre), workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_gelu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
+                ppre, pd, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                tanhApproximation ? 1 : 0, workspace, floats), op);
+        flops.add(op, shape.flops() + (tanhApproximation ? 16L : 36L) * pre.numel());
+        return true;
+    }
+
+    /**
+     * {@link io.microdit.backend.Backend#matmulSwiglu} with the gate in the bf16 GEMM's epilogue when operands, gate
+     * inputs and out are all BF16; false, having done nothing, for other dtypes.
+     */
+    boolean matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                         Tensor gateB, Tensor out) {
+        if (!allBf16(a, b, gateA, gateB, out)) {
+            return false;
+        }
+        String op = "matmulSwiglu";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, gateB, false);
+        Checks.swigluGate(gateA, gateB, out);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
+        MemorySegment pga = pointer(op, "gateA", gateA), pgb = pointer(op, "gateB", gateB);
+        MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_swiglu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
+                pga, pgb, pout, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                workspace, floats), op);
+        flops.add(op, shape.flops() + 5L * out.numel());
+        return true;
+    }
+
+    /**
+     * {@link io.microdit.backend.Backend#matmulSwigluBackward} with the gate's backward in the bf16 GEMM's epilogue
+     * when operands, gate inputs and gradients are all BF16; false, having done nothing, for other dtypes.
+     */
+    boolean matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA, Tensor gateB,
+                                 Tensor dGateA, Tensor dGateB) {
+        if (!allBf16(a, b, gateA, gateB, dGateA, dGateB)) {
+            return false;
+        }
+        String op = "matmulSwigluBackward";
+        MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, null, dGateA, false);
+        Checks.swigluGateBackward(dGateA, gateA, gateB, dGateA, dGateB);
+        long floats = bf16Workspace(op, shape);
+        MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b);
+        MemorySegment pga = pointer(op, "gateA", gateA), pgb = pointer(op, "gateB", gateB);
+        MemorySegment pda = pointer(op, "dGateA", dGateA), pdb = pointer(op, "dGateB", dGateB);
+        MemorySegment workspace = workspace(floats);
+        check(MicroditNative.mdt_gemm_matmul_bf16_swiglu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
+                pga, pgb, pda, pdb, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
+                workspace, floats), op);
+        flops.add(op, shape.flops() + 10L * dGateA.numel());
+        return true;
+    }
+
+    private static boolean allBf16(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t == null || t.dtype() != DType.BF16) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The split-K workspace floats the bf16 GEMM wants for this shape. */
+    private long bf16Workspace(String op, MatmulShape shape) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
+            check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
+                    wanted), op);
+            return wanted.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
     void sumRows(Tensor x, Tensor out, boolean accumulate) {
         String op = "sumRows";
         long columns = Checks.sumRows(x, out);

@@ -104,6 +104,10 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL_WORKSPACE = handle("mdt_gemm_matmul_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_OUT = handle("mdt_gemm_matmul_bf16_out");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_GELU = handle("mdt_gemm_matmul_bf16_gelu");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_GELU_BWD = handle("mdt_gemm_matmul_bf16_gelu_bwd");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_SWIGLU = handle("mdt_gemm_matmul_bf16_swiglu");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_SWIGLU_BWD = handle("mdt_gemm_matmul_bf16_swiglu_bwd");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_WORKSPACE = handle("mdt_gemm_matmul_bf16_workspace");
     private static final MethodHandle MDT_GEMM_MATMUL_TF32 = handle("mdt_gemm_matmul_tf32");
     private static final MethodHandle MDT_GEMM_MATMUL_TF32_WORKSPACE = handle("mdt_gemm_matmul_tf32_workspace");
@@ -918,6 +922,38 @@ public final class MicroditNative {
             return (int) MDT_GEMM_MATMUL_BF16_OUT.invokeExact(stream, a, transposeA, b, transposeB, bias, out, batch, m, n, k, strideA, strideB, gelu, workspace, workspaceCapacity);
         } catch (Throwable error) {
             throw new AssertionError("mdt_gemm_matmul_bf16_out threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_bf16_gelu(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment pre, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, int tanhApproximation, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_GELU.invokeExact(stream, a, transposeA, b, transposeB, bias, pre, out, batch, m, n, k, strideA, strideB, tanhApproximation, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_gelu threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_bf16_gelu_bwd(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment pre, MemorySegment dPre, long batch, long m, long n, long k, long strideA, long strideB, int tanhApproximation, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_GELU_BWD.invokeExact(stream, a, transposeA, b, transposeB, pre, dPre, batch, m, n, k, strideA, strideB, tanhApproximation, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_gelu_bwd threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_bf16_swiglu(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment gateA, MemorySegment gateB, MemorySegment out, long batch, long m, long n, long k, long strideA, long strideB, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_SWIGLU.invokeExact(stream, a, transposeA, b, transposeB, bias, gateA, gateB, out, batch, m, n, k, strideA, strideB, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_swiglu threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_bf16_swiglu_bwd(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment gateA, MemorySegment gateB, MemorySegment dGateA, MemorySegment dGateB, long batch, long m, long n, long k, long strideA, long strideB, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_SWIGLU_BWD.invokeExact(stream, a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB, batch, m, n, k, strideA, strideB, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_swiglu_bwd threw", error);
         }
     }
 
