@@ -162,7 +162,7 @@ final class CpuActivations {
                 // geluExactSlope written out: as a method of its own (too large for C1 to inline) it was compiled
                 // alone with erf and both exponentials inlined, and C2 then refused to inline that big method into
                 // this loop, so every vector crossed a call boxed (6 ns an element). erf and exp, called directly,
-                // are inlined, as in the forward.
+                // compile small enough to be inlined, as in the forward (mostly: see bench/RESULTS.md, issue 15).
                 FloatVector v = VectorMath.load(xs, i, bf16In);
                 FloatVector density = VectorMath.exp(v.mul(v).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
                 erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(HALF).add(v.mul(density))
