@@ -152,14 +152,56 @@ final class AttentionKernels {
     /** The inverse of {@link #rowToColumn}: {@code target[byteOffset + d] = scale · tile[d·QUERY_BLOCK + column]}. */
     static void columnToRow(float[] tile, int column, int count, float scale, MemorySegment target,
                             long byteOffset) {
+        columnToRow(tile, column, count, scale, target, byteOffset, QUERY_BLOCK, COLUMN);
+    }
+
+    /** Lane k at k·stride: the index map that walks a column of a tile whose rows are {@code stride} floats long. */
+    static int[] columnMap(int stride) {
+        return IntStream.range(0, LANES).map(k -> k * stride).toArray();
+    }
+
+    /**
+     * {@code tile[d·stride + column] = scale · source[offset + d]} for d < count, with {@code columns} the
+     * {@link #columnMap} of stride: a row of an array tile scattered into a column of a query-major one.
+     */
+    static void rowToColumn(float[] source, int offset, int count, float scale, float[] tile, int column,
+                            int stride, int[] columns) {
         int d = 0;
         for (; d + LANES <= count; d += LANES) {
-            FloatVector.fromArray(SPECIES, tile, d * QUERY_BLOCK + column, COLUMN, 0).mul(scale)
+            FloatVector.fromArray(SPECIES, source, offset + d).mul(scale)
+                    .intoArray(tile, d * stride + column, columns, 0);
+        }
+        for (; d < count; d++) {
+            tile[d * stride + column] = scale * source[offset + d];
+        }
+    }
+
+    /**
+     * {@code target[byteOffset + d] = scale · tile[d·stride + column]} for d < count, with {@code columns} the
+     * {@link #columnMap} of stride.
+     */
+    static void columnToRow(float[] tile, int column, int count, float scale, MemorySegment target,
+                            long byteOffset, int stride, int[] columns) {
+        int d = 0;
+        for (; d + LANES <= count; d += LANES) {
+            FloatVector.fromArray(SPECIES, tile, d * stride + column, columns, 0).mul(scale)
                     .intoMemorySegment(target, byteOffset + (long) d * Float.BYTES, ORDER);
         }
         for (; d < count; d++) {
             target.set(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES,
-                    scale * tile[d * QUERY_BLOCK + column]);
+                    scale * tile[d * stride + column]);
+        }
+    }
+
+    /** {@code target[byteOffset + d] = scale · source[offset + d]} for d < count. */
+    static void scaleRow(float[] source, int offset, int count, float scale, MemorySegment target, long byteOffset) {
+        int d = 0;
+        for (; d + LANES <= count; d += LANES) {
+            FloatVector.fromArray(SPECIES, source, offset + d).mul(scale)
+                    .intoMemorySegment(target, byteOffset + (long) d * Float.BYTES, ORDER);
+        }
+        for (; d < count; d++) {
+            target.set(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES, scale * source[offset + d]);
         }
     }
 

@@ -159,7 +159,13 @@ final class CpuActivations {
         } : (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                geluExactSlope(VectorMath.load(xs, i, bf16In))
+                // geluExactSlope written out: as a method of its own (too large for C1 to inline) it was compiled
+                // alone with erf and both exponentials inlined, and C2 then refused to inline that big method into
+                // this loop, so every vector crossed a call boxed (6 ns an element). erf and exp, called directly,
+                // compile small enough to be inlined, as in the forward (mostly: see bench/RESULTS.md, issue 15).
+                FloatVector v = VectorMath.load(xs, i, bf16In);
+                FloatVector density = VectorMath.exp(v.mul(v).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
+                erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(HALF).add(v.mul(density))
                         .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
                         .intoMemorySegment(dxs, i * 4L, ORDER);
             }
@@ -345,15 +351,13 @@ final class CpuActivations {
         return 0.5f * x * (1f + erf(x * SQRT_HALF));
     }
 
-    /** Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π). */
-    private static FloatVector geluExactSlope(FloatVector x) {
-        FloatVector density = VectorMath.exp(x.mul(x).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
-        return erf(x.mul(SQRT_HALF_VECTOR)).add(ONE).mul(HALF).add(x.mul(density));
-    }
-
+    /**
+     * Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π), with the vector loop's operations in its order (a
+     * product and a sum, no fused multiply-add), so the tail's elements get the bits the lanes would give them.
+     */
     private static float geluExactSlope(float x) {
-        float density = VectorMath.exp(-0.5f * x * x) * INV_SQRT_2PI;
-        return Math.fma(x, density, 0.5f * (1f + erf(x * SQRT_HALF)));
+        float density = VectorMath.exp(x * x * -0.5f) * INV_SQRT_2PI;
+        return (erf(x * SQRT_HALF) + 1f) * 0.5f + x * density;
     }
 
     /**

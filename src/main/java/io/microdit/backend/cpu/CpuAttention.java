@@ -195,6 +195,10 @@ final class CpuAttention {
         final int paddedQueries, paddedHeadDim;
         final float[] queryT, query, gradOutT, gradOut, gradQueryT, keys, values, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
+        /** One row of the forward's output, for delta = rowsum(dO ∘ O) over arrays rather than a segment. */
+        final float[] outRow;
+        /** Lane k at k·paddedQueries: walks a column of the query-major tiles. */
+        final int[] columns;
 
         static BackwardTiles forShape(Shape s) {
             BackwardTiles tiles = LATEST.get();
@@ -227,6 +231,8 @@ final class CpuAttention {
             Arrays.fill(lse, s.queries(), paddedQueries, Float.POSITIVE_INFINITY);
             probabilities = new float[KEY_BLOCK * QUERY_BLOCK];
             gradScores = new float[KEY_BLOCK * QUERY_BLOCK];
+            outRow = new float[dh];
+            columns = AttentionKernels.columnMap(paddedQueries);
         }
     }
 
@@ -236,23 +242,23 @@ final class CpuAttention {
         long columnBase = (long) head * dh;
         long lseBase = ((long) sample * s.heads() + head) * s.queries();
         for (int i = 0; i < s.queries(); i++) {
-            long row = ((long) sample * s.queries() + i) * width + columnBase;
-            MemorySegment.copy(m.q(), F, row * Float.BYTES, t.query, i * pd, dh);
-            MemorySegment.copy(m.dOut(), F, row * Float.BYTES, t.gradOut, i * pd, dh);
+            long rowBytes = (((long) sample * s.queries() + i) * width + columnBase) * Float.BYTES;
+            MemorySegment.copy(m.q(), F, rowBytes, t.query, i * pd, dh);
+            MemorySegment.copy(m.dOut(), F, rowBytes, t.gradOut, i * pd, dh);
+            MemorySegment.copy(m.out(), F, rowBytes, t.outRow, 0, dh);
             float delta = 0f;
             for (int d = 0; d < dh; d++) {
-                float g = t.gradOut[i * pd + d];
-                delta += g * m.out().getAtIndex(F, row + d);
-                t.queryT[d * pq + i] = t.query[i * pd + d] * scale;
-                t.gradOutT[d * pq + i] = g;
+                delta += t.gradOut[i * pd + d] * t.outRow[d];
             }
             t.delta[i] = delta;
-            t.lse[i] = m.lse().getAtIndex(F, lseBase + i);
+            AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
+            AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
         }
+        MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
         for (int j = 0; j < s.keys(); j++) {
-            long row = ((long) sample * s.keys() + j) * width + columnBase;
-            MemorySegment.copy(m.k(), F, row * Float.BYTES, t.keys, j * dh, dh);
-            MemorySegment.copy(m.v(), F, row * Float.BYTES, t.values, j * dh, dh);
+            long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
+            MemorySegment.copy(m.k(), F, rowBytes, t.keys, j * dh, dh);
+            MemorySegment.copy(m.v(), F, rowBytes, t.values, j * dh, dh);
         }
         Arrays.fill(t.gradQueryT, 0f);
         Arrays.fill(t.gradKeys, 0f);
@@ -280,17 +286,13 @@ final class CpuAttention {
             }
         }
         for (int i = 0; i < s.queries(); i++) {
-            long row = ((long) sample * s.queries() + i) * width + columnBase;
-            for (int d = 0; d < dh; d++) {
-                m.dq().setAtIndex(F, row + d, t.gradQueryT[d * pq + i] * scale);
-            }
+            long rowBytes = (((long) sample * s.queries() + i) * width + columnBase) * Float.BYTES;
+            AttentionKernels.columnToRow(t.gradQueryT, i, dh, scale, m.dq(), rowBytes, pq, t.columns);
         }
         for (int j = 0; j < s.keys(); j++) {
-            long row = ((long) sample * s.keys() + j) * width + columnBase;
-            for (int d = 0; d < dh; d++) {
-                m.dk().setAtIndex(F, row + d, t.gradKeys[j * pd + d] * scale);
-                m.dv().setAtIndex(F, row + d, t.gradValues[j * pd + d]);
-            }
+            long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
+            AttentionKernels.scaleRow(t.gradKeys, j * pd, dh, scale, m.dk(), rowBytes);
+            MemorySegment.copy(t.gradValues, j * pd, m.dv(), F, rowBytes, dh);
         }
     }
 }

@@ -26,6 +26,9 @@ final class GemmPacking {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
 
+    /** Vectors that cover a panel's ROWS values of one step of k. */
+    private static final int PANEL_VECTORS = (ROWS + LANES - 1) / LANES;
+
     /** Per thread, the start of each staged row: the gather's index map. */
     private static final ThreadLocal<int[]> ROW_STARTS = ThreadLocal.withInitial(() -> new int[COLUMNS]);
 
@@ -39,6 +42,20 @@ final class GemmPacking {
      */
     static void packTransposedA(MemorySegment a, long base, int m, int row, int rows, int depthStart, int depth,
                                 float[] panel) {
+        long lastRead = base + (long) (depthStart + depth - 1) * m + row + PANEL_VECTORS * LANES;
+        if (rows == ROWS && lastRead * Float.BYTES <= a.byteSize()) {
+            // Whole vectors, unmasked: a masked load checks its mask against the segment's end on every call
+            // (a fifth of the kernel's samples at patch 2). The lanes past ROWS read the next rows' values and
+            // land in the next step's slots, which that step then overwrites, or in the panel's LANES of slack.
+            for (int p = 0; p < depth; p++) {
+                long sourceBytes = (base + (long) (depthStart + p) * m + row) * Float.BYTES;
+                for (int v = 0; v < ROWS; v += LANES) {
+                    FloatVector.fromMemorySegment(SPECIES, a, sourceBytes + (long) v * Float.BYTES, ORDER)
+                            .intoArray(panel, p * ROWS + v);
+                }
+            }
+            return;
+        }
         if (rows < ROWS) {
             Arrays.fill(panel, 0, depth * ROWS, 0f);
         }

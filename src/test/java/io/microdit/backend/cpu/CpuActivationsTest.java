@@ -207,6 +207,59 @@ class CpuActivationsTest {
         }
     }
 
+    /**
+     * Every element gets the same bits from the vector lanes as from the scalar tail: each op over n elements
+     * (lanes, then a tail) against the same op on each element alone (the tail's formula only). Where a range is
+     * cut depends on the thread count, so a difference here makes results depend on it (the exact GELU backward's
+     * tail once used a fused multiply-add where the lanes round a product and a sum).
+     */
+    @Test
+    void vectorLanesAndScalarTailGiveTheSameBits() {
+        int n = 3 * FloatVector.SPECIES_PREFERRED.length();
+        Random random = new Random(9);
+        try (MemoryScope scope = new MemoryScope("test")) {
+            float[] x = inputs(random, n), b = TestData.uniform(random, n), g = TestData.uniform(random, n);
+            for (int i = 0; i < n; i++) {
+                x[i] += random.nextFloat() * 1e-3f; // values no simpler than the grid's, every mantissa bit in use
+            }
+            Tensor xs = Tensor.of(scope, x, n), bs = Tensor.of(scope, b, n), gs = Tensor.of(scope, g, n);
+            float[][] whole = activations(xs, bs, gs, scope, n);
+            for (int i = 0; i < n; i++) {
+                float[][] alone = activations(Tensor.of(scope, new float[] {x[i]}, 1),
+                        Tensor.of(scope, new float[] {b[i]}, 1), Tensor.of(scope, new float[] {g[i]}, 1), scope, 1);
+                for (int op = 0; op < whole.length; op++) {
+                    assertEquals(Float.floatToRawIntBits(alone[op][0]), Float.floatToRawIntBits(whole[op][i]),
+                            ACTIVATION_NAMES[op] + " at x = " + x[i] + ": lanes " + whole[op][i] + ", tail "
+                                    + alone[op][0]);
+                }
+            }
+        }
+    }
+
+    private static final String[] ACTIVATION_NAMES = {"gelu", "gelu tanh", "geluBackward", "geluBackward tanh",
+        "silu", "siluBackward", "swigluGate", "swigluGateBackward da", "swigluGateBackward db"};
+
+    /** The outputs of every activation, forward and backward, in the order of {@link #ACTIVATION_NAMES}. */
+    private static float[][] activations(Tensor x, Tensor b, Tensor g, MemoryScope scope, int n) {
+        Tensor[] out = new Tensor[ACTIVATION_NAMES.length];
+        for (int op = 0; op < out.length; op++) {
+            out[op] = TestData.poisoned(scope, n);
+        }
+        BACKEND.gelu(x, out[0], false);
+        BACKEND.gelu(x, out[1], true);
+        BACKEND.geluBackward(g, x, out[2], false);
+        BACKEND.geluBackward(g, x, out[3], true);
+        BACKEND.silu(x, out[4]);
+        BACKEND.siluBackward(g, x, out[5]);
+        BACKEND.swigluGate(x, b, out[6]);
+        BACKEND.swigluGateBackward(g, x, b, out[7], out[8]);
+        float[][] values = new float[out.length][];
+        for (int op = 0; op < out.length; op++) {
+            values[op] = out[op].toFloatArray();
+        }
+        return values;
+    }
+
     @Test
     void badShapesThrowNamingOpAndArgument() {
         try (MemoryScope scope = new MemoryScope("test")) {
