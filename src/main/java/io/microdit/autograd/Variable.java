@@ -25,10 +25,12 @@ public class Variable {
         this.graph = graph;
     }
 
+    /** The forward value (owned by the graph's scope, or the parameter's). */
     public Tensor value() {
         return value;
     }
 
+    /** Whether a backward computes a gradient for this variable (false for constants). */
     public boolean requiresGrad() {
         return requiresGrad;
     }
@@ -38,10 +40,12 @@ public class Variable {
         return grad;
     }
 
+    /** The value's size along dimension {@code i}. */
     public int dim(int i) {
         return value.dim(i);
     }
 
+    /** The value's shape (a copy). */
     public int[] shape() {
         return value.shape();
     }

@@ -28,12 +28,14 @@ import java.util.List;
  */
 public interface Backend extends AutoCloseable {
 
+    /** A short description for logs and reports: the kind of backend and what it runs on (threads, device). */
     String name();
 
     /** Releases the backend's threads or device resources; its scopes must be closed first. */
     @Override
     void close();
 
+    /** The device this backend's tensors live on, which also counts their live and peak bytes. */
     Device device();
 
     /** FLOPs performed by this backend's ops so far. */
@@ -277,8 +279,10 @@ public interface Backend extends AutoCloseable {
     /** Backward of {@link #gelu}: x F32 or BF16; dOut and dx may each be BF16 (BF16 gradients, see above). */
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation);
 
+    /** SiLU, x·σ(x), elementwise (F32). */
     void silu(Tensor x, Tensor out);
 
+    /** Backward of {@link #silu}: dx = dOut·σ(x)·(1 + x·(1 − σ(x))). */
     void siluBackward(Tensor dOut, Tensor x, Tensor dx);
 
     /**

@@ -21,6 +21,10 @@ public final class ExpertChoiceMoe implements FeedForward {
     private final int experts;
     private final double capacity;
 
+    /**
+     * The router {@code prefix.gate} (dim → experts, no bias) and the experts' stacked weights {@code prefix.w1}
+     * [experts, dim, hidden] and {@code prefix.w2} [experts, hidden, dim]; each expert takes capacity·T/E tokens.
+     */
     public ExpertChoiceMoe(ParameterStore store, String prefix, int dim, int hidden, int experts, double capacity) {
         this.w1 = store.create(prefix + ".w1", experts, dim, hidden);
         this.w2 = store.create(prefix + ".w2", experts, hidden, dim);

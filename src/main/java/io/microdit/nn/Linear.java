@@ -12,6 +12,7 @@ public final class Linear {
     final Parameter weight;
     final Parameter bias;
 
+    /** {@code prefix.weight} [out, in] and, with {@code bias}, {@code prefix.bias} [out], created in the store. */
     public Linear(ParameterStore store, String prefix, int in, int out, boolean bias) {
         this(store.create(prefix + ".weight", out, in), bias ? store.create(prefix + ".bias", out) : null);
     }
@@ -26,11 +27,11 @@ public final class Linear {
         return new Linear(weight, bias);
     }
 
+    /** {@code x·Wᵀ + b} over the last dimension of x, in F32. */
     public Variable forward(Graph g, Variable x) {
         return MatmulFunctions.linear(g, x, weight, bias);
     }
 
-    /** {@link #forward} as {@code parts} equal blocks of output features (see {@link MatmulFunctions#linearParts}). */
     /** {@code x·Wᵀ + b} stored as {@code outType} (BF16 in a bf16 graph: see {@link Graph#activationType}). */
     public Variable forward(Graph g, Variable x, DType outType) {
         return MatmulFunctions.linear(g, x, weight, bias, outType);
@@ -41,6 +42,7 @@ public final class Linear {
         return MatmulFunctions.linearParts(g, x, weight, bias, outTypes);
     }
 
+    /** {@link #forward} as {@code parts} equal blocks of output features (see {@link MatmulFunctions#linearParts}). */
     public Variable[] forwardParts(Graph g, Variable x, int parts) {
         return MatmulFunctions.linearParts(g, x, weight, bias, parts);
     }

@@ -11,6 +11,7 @@ public final class SwiGlu implements FeedForward {
     final Linear w2;
     final Linear w3;
 
+    /** {@code prefix.w1}, {@code prefix.w2} (dim → hidden) and {@code prefix.w3} (hidden → dim). */
     public SwiGlu(ParameterStore store, String prefix, int dim, int hidden, boolean bias) {
         this.w1 = new Linear(store, prefix + ".w1", dim, hidden, bias);
         this.w2 = new Linear(store, prefix + ".w2", dim, hidden, bias);

@@ -35,6 +35,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         this(Runtime.getRuntime().availableProcessors());
     }
 
+    /** A backend on {@code threads} threads (the caller's and threads − 1 workers); results do not depend on it. */
     public CpuBackend(int threads) {
         this.parallel = new Parallel(threads);
         this.gemm = new CpuGemm(parallel, flops);
@@ -52,6 +53,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
         this.random = new CpuRandom(parallel, flops);
     }
 
+    /** The threads ops run on. */
     public int threads() {
         return parallel.threads();
     }

@@ -24,6 +24,7 @@ public final class Parallel implements AutoCloseable {
     /** Body of a parallel loop over the index range [start, end). */
     @FunctionalInterface
     public interface RangeBody {
+        /** Runs the loop body over [start, end). */
         void run(int start, int end);
     }
 
@@ -80,6 +81,7 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
+    /** The calling thread plus {@code threads} − 1 started workers (daemon threads, stopped by {@link #close}). */
     public Parallel(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
@@ -92,6 +94,7 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
+    /** The threads a loop runs on, the caller's included. */
     public int threads() {
         return threads;
     }
