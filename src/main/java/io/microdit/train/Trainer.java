@@ -31,7 +31,9 @@ import java.util.Map;
  * rank j mod N, and the {@link GradientReduction} sums the micro-batches' gradients in their global order, so every
  * rank holds the single-process gradient, clips and steps identically, and N ranks reproduce one process bit for
  * bit on the CPU. With accumulation, each micro-batch back-propagates into zeroed gradients and is added to the
- * running sum (one process and N ranks then round alike).
+ * running sum (one process and N ranks then round alike). The reduction's collectives start during the backward,
+ * as each bucket's gradients become final (system properties {@code microdit.bucket.mb} and
+ * {@code microdit.gradient.overlap} set the bucket size and turn the overlap off).
  *
  * <p>Parameters, gradients, moments, EMA and activations live in the backend's memory. Each micro-batch is read
  * into host tensors and uploaded once (no copy on the CPU backend); Java reads back only the loss and the
@@ -169,6 +171,9 @@ public final class Trainer implements AutoCloseable {
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
                 Graph graph = new Graph(backend, scope, config.precision()).recomputeBlocks(config.recomputeBlocks());
+                if (reduction != null) {
+                    reduction.watch(graph, round);
+                }
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
                     losses[microBatch] = backend.read(loss.value())[0];
@@ -299,6 +304,18 @@ public final class Trainer implements AutoCloseable {
     /** What reduces the gradients between ranks: the host or device collectives ({@link GradientReduction}). */
     String gradientCollectives() {
         return reduction == null || communicator.size() == 1 ? "none (one rank)" : reduction.describe();
+    }
+
+    /**
+     * The gradient buckets' collectives so far: the buckets per round, those issued, and those issued while a
+     * backward still had ops to run (overlapped with it); zeros on one rank.
+     */
+    long[] gradientBuckets() {
+        if (reduction == null || communicator.size() == 1) {
+            return new long[3];
+        }
+        long[] issued = reduction.bucketsIssued();
+        return new long[] {reduction.bucketCount(), issued[0], issued[1]};
     }
 
     /** Bytes of AdamW moments this rank holds: all of them, or its share under ZeRO-2 sharding. */
