@@ -75,20 +75,23 @@ class DataParallelTrainingTest {
         for (int r = 0; r < 2; r++) {
             assertTrue(result.output().contains("rank " + r + " gradient collectives " + collectives), result.output());
         }
-        long[] perRank = new long[2];
-        for (String line : result.output().split("\n")) {
-            if (line.startsWith("rank ") && line.contains(" optimizer bytes ")) {
-                perRank[line.charAt(5) - '0'] = Long.parseLong(line.substring(line.lastIndexOf(' ') + 1));
+        // AdamW's two moments and the EMA: each rank holds half of them under ZeRO-2, all of them without.
+        for (String state : new String[] {"optimizer", "ema"}) {
+            long[] perRank = new long[2];
+            for (String line : result.output().split("\n")) {
+                if (line.startsWith("rank ") && line.contains(" " + state + " bytes ")) {
+                    perRank[line.charAt(5) - '0'] = Long.parseLong(line.substring(line.lastIndexOf(' ') + 1));
+                }
             }
-        }
-        long allMoments = 2L * Float.BYTES * parameterCount();
-        if (sharding.equals("shard_grad_op")) {
-            assertEquals(allMoments, perRank[0] + perRank[1], "the ranks' moments partition the parameters' "
-                    + Arrays.toString(perRank));
-            assertTrue(Math.max(perRank[0], perRank[1]) < 0.7 * allMoments, "each rank holds about half the moments: "
-                    + Arrays.toString(perRank));
-        } else {
-            assertArrayEquals(new long[] {allMoments, allMoments}, perRank, "every rank holds all the moments");
+            long all = (state.equals("optimizer") ? 2L : 1L) * Float.BYTES * parameterCount();
+            if (sharding.equals("shard_grad_op")) {
+                assertEquals(all, perRank[0] + perRank[1], "the ranks' " + state + " state partitions the "
+                        + "parameters' " + Arrays.toString(perRank));
+                assertTrue(Math.max(perRank[0], perRank[1]) < 0.7 * all, "each rank holds about half the " + state
+                        + " state: " + Arrays.toString(perRank));
+            } else {
+                assertArrayEquals(new long[] {all, all}, perRank, "every rank holds all the " + state + " state");
+            }
         }
         Path expected = Checkpoint.latest(single);
         Path actual = Checkpoint.latest(ranks);
@@ -142,7 +145,9 @@ class DataParallelTrainingTest {
 
     /**
      * A checkpoint is the single-process format whatever the number of ranks that wrote it: 2 ranks stopping after
-     * step 2 and 1 rank resuming (and the reverse) end where 1 rank running all 3 steps does, bit for bit.
+     * step 2 and 1 rank resuming (and the reverse) end where 1 rank running all 3 steps does, bit for bit — under
+     * ZeRO-2 too, where the AdamW moments and the EMA are gathered from their owners at save and each rank restores
+     * its share.
      */
     @ParameterizedTest
     @CsvSource({"2, none", "1, none", "2, shard_grad_op", "1, shard_grad_op"})
