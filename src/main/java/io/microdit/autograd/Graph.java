@@ -7,6 +7,7 @@ import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -22,6 +23,16 @@ public final class Graph {
     private record Node(Variable output, BackwardFunction backward) {
     }
 
+    /**
+     * Told during a backward that {@code parameters} have received their last gradient contribution of it, with
+     * {@code nodesLeft} nodes of the tape still to run (for data-parallel training, which can send those gradients
+     * while the backward goes on).
+     */
+    @FunctionalInterface
+    public interface GradientsFinal {
+        void reached(List<Parameter> parameters, int nodesLeft);
+    }
+
     private final Backend backend;
     private final MemoryScope scope;
     private final Precision precision;
@@ -33,6 +44,9 @@ public final class Graph {
     private final Set<Variable> withGradient = Collections.newSetFromMap(new IdentityHashMap<>());
     /** Outputs allocated while one node's backward runs, or null outside one. */
     private List<Tensor> backwardAllocations;
+    /** The parameters this graph's ops read, each with the first tape position that reads it (-1: not recorded). */
+    private final Map<Parameter, Integer> parameterReads = new LinkedHashMap<>();
+    private GradientsFinal gradientsFinal;
 
     public Graph(Backend backend, MemoryScope scope) {
         this(backend, scope, Precision.F32);
@@ -116,6 +130,22 @@ public final class Graph {
         return backend;
     }
 
+    /**
+     * Tells {@code listener} in the next backward when each parameter's gradient is final. A parameter's gradient
+     * gets contributions only from the backwards of the nodes that read it, and the backward runs the tape in
+     * reverse, so it is final once the first node reading it has run; the backward's order and numerics do not
+     * change. Parameters no node of the tape reads are not reported.
+     */
+    public Graph onGradientsFinal(GradientsFinal listener) {
+        this.gradientsFinal = listener;
+        return this;
+    }
+
+    /** The parameters this graph's ops have read so far (recorded or not), in first-read order. */
+    public List<Parameter> parametersRead() {
+        return List.copyOf(parameterReads.keySet());
+    }
+
     public MemoryScope scope() {
         return scope;
     }
@@ -195,6 +225,12 @@ public final class Graph {
                 needsGrad |= input != null && input.requiresGrad();
             }
         }
+        for (Variable input : inputs) {
+            if (input instanceof Parameter p) {
+                int position = parameterReads.getOrDefault(p, -1);
+                parameterReads.put(p, position < 0 && needsGrad ? tape.size() : position);
+            }
+        }
         Variable out = new Variable(value, needsGrad, this);
         if (needsGrad) {
             tape.add(new Node(out, backward));
@@ -220,6 +256,7 @@ public final class Graph {
             throw new IllegalStateException("backward() from a variable that depends on no parameter");
         }
         output.addGradShared(seed, backend);
+        List<List<Parameter>> finalAfter = gradientsFinal == null ? null : finalAfter();
         for (int i = tape.size() - 1; i >= 0; i--) {
             Node node = tape.get(i);
             Tensor gradOutput = node.output().grad();
@@ -241,8 +278,25 @@ public final class Graph {
                     releaseIfDead(t);
                 }
             }
+            if (finalAfter != null && !finalAfter.get(i).isEmpty()) {
+                gradientsFinal.reached(finalAfter.get(i), i);
+            }
         }
         tape.clear();
+    }
+
+    /** For each tape position, the parameters whose gradients are final once its node's backward has run. */
+    private List<List<Parameter>> finalAfter() {
+        List<List<Parameter>> lists = new ArrayList<>(Collections.nCopies(tape.size(), List.of()));
+        parameterReads.forEach((p, position) -> {
+            if (position >= 0) {
+                if (lists.get(position).isEmpty()) {
+                    lists.set(position, new ArrayList<>());
+                }
+                lists.get(position).add(p);
+            }
+        });
+        return lists;
     }
 
     /**

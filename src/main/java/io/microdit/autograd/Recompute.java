@@ -3,6 +3,8 @@ package io.microdit.autograd;
 import io.microdit.backend.Backend;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * Activation recomputation (gradient checkpointing, as {@code torch.utils.checkpoint}): a differentiable function
@@ -33,6 +35,7 @@ public final class Recompute {
         }
         Backend be = g.backend();
         Tensor out;
+        Variable[] reads;
         try (MemoryScope scratch = be.scope("recompute-forward")) {
             Graph forward = new Graph(be, scratch, g.precision()); // not recording: nothing kept for a backward
             Variable[] constants = new Variable[inputs.length];
@@ -42,6 +45,13 @@ public final class Recompute {
             Tensor result = body.apply(forward, constants).value();
             out = g.output(result.dtype(), result.shape());
             be.copy(result, out);
+            // The node reads the body's parameters too: their gradients come from its backward, which the graph
+            // must know to tell when they are final (Graph.onGradientsFinal).
+            List<Parameter> parameters = forward.parametersRead();
+            reads = Arrays.copyOf(inputs, inputs.length + parameters.size());
+            for (int i = 0; i < parameters.size(); i++) {
+                reads[inputs.length + i] = parameters.get(i);
+            }
         }
         return g.result(out, dOut -> {
             try (MemoryScope scratch = be.scope("recompute-backward")) {
@@ -61,6 +71,6 @@ public final class Recompute {
                     }
                 }
             }
-        }, inputs);
+        }, reads);
     }
 }

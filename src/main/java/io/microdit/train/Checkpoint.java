@@ -110,11 +110,12 @@ public final class Checkpoint {
 
     /**
      * Writes a checkpoint and keeps the newest {@code keep}; returns its folder. {@code optimizerState} is every
-     * parameter's AdamW moments ({@link AdamW#state()}, gathered from the ranks when they are sharded). A failed
+     * parameter's AdamW moments ({@link AdamW#state()}, gathered from the ranks when they are sharded), and
+     * {@code averagedWeights} every parameter's EMA by name (gathered likewise), or null without EMA. A failed
      * write is an IOException naming the file and the system's reason; the previous checkpoints stay as they were.
      */
     public static Path write(Path runDirectory, State state, MicroDiT model, Map<String, Tensor> optimizerState,
-                             ExponentialMovingAverage ema, int keep) throws IOException {
+                             Map<String, Tensor> averagedWeights, int keep) throws IOException {
         Path checkpoints = Files.createDirectories(runDirectory.resolve("checkpoints"));
         removeTemporaries(checkpoints);
         String name = String.format("step-%07d", state.step());
@@ -125,8 +126,8 @@ public final class Checkpoint {
             Map<String, String> metadata = Map.of("microdit.step", Long.toString(state.step()));
             Map<String, FileSum> sums = new LinkedHashMap<>();
             writeFile(temporary.resolve(MODEL), sums, file -> Weights.save(model, file, metadata));
-            if (ema != null) {
-                writeFile(temporary.resolve(EMA), sums, file -> Weights.save(model, ema.weights(), file, metadata));
+            if (averagedWeights != null) {
+                writeFile(temporary.resolve(EMA), sums, file -> Weights.save(model, averagedWeights, file, metadata));
             }
             try (MemoryScope host = new MemoryScope("checkpoint-moments")) {
                 Map<String, Tensor> moments = Weights.download(model.backend(), optimizerState, host);

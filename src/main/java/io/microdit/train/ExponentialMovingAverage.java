@@ -9,40 +9,50 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * An exponential moving average of the weights, {@code ema = decay·ema + (1 − decay)·w} after every optimizer
  * step, kept under the parameters' official names (so the averaged weights load as a model), in the backend's
- * memory.
+ * memory. Under ZeRO-2 a rank keeps and updates the average of the parameters it owns only (each element's update
+ * is the same, so the shards together are the whole average bit for bit); checkpoints and samples gather it
+ * ({@link Trainer}).
  */
 public final class ExponentialMovingAverage implements AutoCloseable {
     private final Backend backend;
-    private final ParameterStore parameters;
+    private final List<Parameter> parameters = new ArrayList<>();
     private final double decay;
     private final MemoryScope scope;
     private final Map<String, Tensor> averages = new LinkedHashMap<>();
 
     public ExponentialMovingAverage(Backend backend, ParameterStore parameters, double decay) {
+        this(backend, parameters, decay, p -> true);
+    }
+
+    /** The average of the parameters {@code keeps} accepts only (one rank's share under ZeRO-2 sharding). */
+    ExponentialMovingAverage(Backend backend, ParameterStore parameters, double decay, Predicate<Parameter> keeps) {
         this.backend = backend;
-        this.parameters = parameters;
         this.decay = decay;
         this.scope = backend.scope("ema");
         for (Parameter p : parameters.all()) {
-            Tensor average = scope.zeros(p.value().shape());
-            backend.copy(p.value(), average);
-            averages.put(p.name(), average);
+            if (keeps.test(p)) {
+                Tensor average = scope.zeros(p.value().shape());
+                backend.copy(p.value(), average);
+                averages.put(p.name(), average);
+                this.parameters.add(p);
+            }
         }
     }
 
     public void update() {
         List<Tensor> values = new ArrayList<>();
-        for (Parameter p : parameters.all()) {
+        for (Parameter p : parameters) {
             values.add(p.value());
         }
         backend.emaUpdate(List.copyOf(averages.values()), values, (float) decay);
     }
 
-    /** The averaged weights by official name: the backend's tensors. */
+    /** The averaged weights this object keeps (all, or a rank's share) by official name: the backend's tensors. */
     public Map<String, Tensor> weights() {
         return averages;
     }

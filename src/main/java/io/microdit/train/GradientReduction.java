@@ -1,5 +1,6 @@
 package io.microdit.train;
 
+import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
 import io.microdit.backend.cuda.CudaBackend;
@@ -9,11 +10,16 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.BiConsumer;
 
 /**
@@ -30,15 +36,28 @@ import java.util.function.BiConsumer;
  * every rank. Whole parameters keep the clip norm exact: each owner's per-tensor sums of squares are exchanged and
  * added in parameter order, as one process adds them.
  *
- * <p>Gradients travel in buckets of about {@link #BUCKET_BYTES}, one collective each. On the CPU backend the buckets
- * are host memory and the collectives the host communicator's (MPI). On the CUDA backend they are device memory and
- * the collectives a {@link DeviceCommunicator}'s (NCCL; MPI between emulator processes), queued on the backend's
- * stream: gradients never make a round trip through the host. The buckets' flat tensors share one buffer, since a
- * bucket is filled, reduced and emptied before the next (one stream, or one thread, orders them). A world of one
- * moves nothing.
+ * <p>Gradients travel in buckets of about {@link #bucketBytes()} (25 MB unless {@value #BUCKET_PROPERTY} says
+ * otherwise), one collective each. On the CPU backend the buckets are host memory and the collectives the host
+ * communicator's (MPI). On the CUDA backend they are device memory and the collectives a {@link DeviceCommunicator}'s
+ * (NCCL; MPI between emulator processes), queued on the backend's stream: gradients never make a round trip
+ * through the host, and one buffer serves every bucket, since the stream orders a bucket's fill, collective and
+ * emptying before the next's. A world of one moves nothing.
+ *
+ * <p>Overlap with the backward (on unless {@value #OVERLAP_PROPERTY} is {@code false}): the graph tells when each
+ * parameter's gradient is final ({@link Graph#onGradientsFinal}), and a bucket's collective is issued as soon as
+ * its gradients and those of every later bucket are (buckets go out last first, the order the backward finishes
+ * them, and the same order on every rank whatever the timing). On the CPU backend a communication thread runs the
+ * collectives while the backward goes on, each bucket in a buffer of its own (one more copy of the gradients in host
+ * memory); the MPI communicator serialises its calls, which MPI_THREAD_SERIALIZED, the level it checks it was
+ * given, allows from any thread. On the CUDA backend the collectives are queued on the communication stream from
+ * the backward's thread. Either way every sum is the one the serial path computes, so the bits are the same.
  */
 final class GradientReduction implements AutoCloseable {
-    static final long BUCKET_BYTES = 25L << 20;
+    /** The system property giving the bucket size in MB (MiB; fractions allowed). */
+    static final String BUCKET_PROPERTY = "microdit.bucket.mb";
+    /** The system property that turns the overlap of the collectives with the backward off ({@code false}). */
+    static final String OVERLAP_PROPERTY = "microdit.gradient.overlap";
+    static final double DEFAULT_BUCKET_MB = 25;
 
     /**
      * Consecutive parameters as one flat tensor ({@code views} are theirs), in the buffer every bucket shares;
@@ -46,6 +65,24 @@ final class GradientReduction implements AutoCloseable {
      * gradient sum, then its updated values.
      */
     private record Bucket(Tensor flat, List<Parameter> parameters, List<Tensor> views, long[] starts, Tensor owned) {
+    }
+
+    /** How far this round's reduction has gone: the buckets still waiting for gradients, and those issued. */
+    private static final class RoundProgress {
+        final int round;
+        final int[] pendingParameters;
+        final List<Future<?>> inFlight;
+        int nextBucket;
+
+        RoundProgress(int round, List<Bucket> buckets) {
+            this.round = round;
+            this.pendingParameters = new int[buckets.size()];
+            for (int b = 0; b < buckets.size(); b++) {
+                pendingParameters[b] = buckets.get(b).parameters().size();
+            }
+            this.inFlight = new ArrayList<>(Collections.nCopies(buckets.size(), null));
+            this.nextBucket = buckets.size() - 1;
+        }
     }
 
     private final Backend backend;
@@ -60,14 +97,25 @@ final class GradientReduction implements AutoCloseable {
     private final MemoryScope runningScope;
     private final Map<Parameter, Tensor> running = new IdentityHashMap<>();
     private final MemoryScope bucketScope;
-    private Tensor bucketBuffer;
+    private final long bucketBytes;
+    private final boolean overlap;
+    private final Map<Parameter, Integer> bucketOf = new IdentityHashMap<>();
+    /** On the CPU backend with overlap, the thread that runs the buckets' collectives; else null. */
+    private final ExecutorService communicationThread;
     private final List<Bucket> buckets = new ArrayList<>();
+    private RoundProgress progress;
     private long communicationNanos;
+    private long bucketsIssued;
+    private long bucketsIssuedDuringBackward;
 
-    /** For steps of {@code rounds} rounds of micro-batches on each rank. */
+    /**
+     * For steps of {@code rounds} rounds of micro-batches on each rank, in buckets of {@link #bucketBytes()},
+     * overlapped with the backward as {@link #overlap()} says.
+     */
     GradientReduction(Backend backend, Communicator communicator, List<Parameter> parameters, int rounds,
                       Sharding sharding) {
         this.backend = backend;
+        this.bucketBytes = bucketBytes();
         this.communicator = communicator;
         this.parameters = List.copyOf(parameters);
         this.rounds = rounds;
@@ -86,9 +134,42 @@ final class GradientReduction implements AutoCloseable {
         this.collectives = deviceCollectives != null ? deviceCollectives : communicator;
         this.bucketScope = deviceCollectives != null ? backend.scope("gradient-buckets")
                 : new MemoryScope("gradient-buckets");
+        this.overlap = overlap() && communicator.size() > 1;
+        this.communicationThread = this.overlap && deviceCollectives == null
+                ? Executors.newSingleThreadExecutor(task -> {
+                    Thread thread = new Thread(task, "microdit-gradient-collectives");
+                    thread.setDaemon(true);
+                    return thread;
+                }) : null;
         if (communicator.size() > 1) {
             planBuckets();
         }
+    }
+
+    /** The bucket size {@value #BUCKET_PROPERTY} sets, in bytes ({@value #DEFAULT_BUCKET_MB} MB without it). */
+    static long bucketBytes() {
+        String text = System.getProperty(BUCKET_PROPERTY);
+        double mb;
+        try {
+            mb = text == null ? DEFAULT_BUCKET_MB : Double.parseDouble(text);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-D" + BUCKET_PROPERTY + " must be a number of MB, got '" + text + "'");
+        }
+        long bytes = (long) (mb * (1 << 20));
+        if (!(bytes >= Float.BYTES)) {
+            throw new IllegalArgumentException("-D" + BUCKET_PROPERTY + " must hold at least one gradient element ("
+                    + Float.BYTES + " bytes), got '" + text + "'");
+        }
+        return bytes;
+    }
+
+    /** Whether the collectives overlap the backward: unless {@value #OVERLAP_PROPERTY} is {@code false}. */
+    static boolean overlap() {
+        String text = System.getProperty(OVERLAP_PROPERTY, "true");
+        if (!text.equals("true") && !text.equals("false")) {
+            throw new IllegalArgumentException("-D" + OVERLAP_PROPERTY + " must be true or false, got '" + text + "'");
+        }
+        return text.equals("true");
     }
 
     /** Sharded, {@link ZeroShards}' owners; unsharded, this rank steps every parameter. */
@@ -107,13 +188,13 @@ final class GradientReduction implements AutoCloseable {
         return owners.get(p) == communicator.rank();
     }
 
-    /** Groups consecutive parameters into buckets of at most {@link #BUCKET_BYTES} (or one larger parameter). */
+    /** Groups consecutive parameters into buckets of at most {@link #bucketBytes} (or one larger parameter). */
     private void planBuckets() {
         List<List<Parameter>> groups = new ArrayList<>();
         List<Parameter> members = new ArrayList<>();
         long elements = 0;
         for (Parameter p : parameters) {
-            if (!members.isEmpty() && (elements + p.value().numel()) * Float.BYTES > BUCKET_BYTES) {
+            if (!members.isEmpty() && (elements + p.value().numel()) * Float.BYTES > bucketBytes) {
                 groups.add(members);
                 members = new ArrayList<>();
                 elements = 0;
@@ -128,9 +209,11 @@ final class GradientReduction implements AutoCloseable {
         for (List<Parameter> group : groups) {
             largest = Math.max(largest, elements(group));
         }
-        bucketBuffer = bucketScope.zeros(Math.toIntExact(largest));
+        // Buckets in flight together (on the communication thread) each need their own buffer.
+        Tensor shared = communicationThread == null ? bucketScope.zeros(Math.toIntExact(largest)) : null;
         for (List<Parameter> group : groups) {
-            addBucket(group, elements(group));
+            int n = Math.toIntExact(elements(group));
+            addBucket(group, shared != null ? shared.rows(0, n) : bucketScope.zeros(n));
         }
     }
 
@@ -142,8 +225,10 @@ final class GradientReduction implements AutoCloseable {
         return n;
     }
 
-    private void addBucket(List<Parameter> members, long elements) {
-        Tensor flat = bucketBuffer.rows(0, Math.toIntExact(elements));
+    private void addBucket(List<Parameter> members, Tensor flat) {
+        for (Parameter p : members) {
+            bucketOf.put(p, buckets.size());
+        }
         List<Tensor> views = new ArrayList<>();
         int size = communicator.size();
         long[] starts = new long[size + 1];
@@ -167,50 +252,139 @@ final class GradientReduction implements AutoCloseable {
     }
 
     /**
+     * Before round {@code round}'s backward on {@code graph}: with overlap, the graph reports the gradients it
+     * finishes and their buckets' collectives are issued from the backward. Without overlap nothing happens until
+     * {@link #addRound}.
+     */
+    void watch(Graph graph, int round) {
+        if (!overlap) {
+            return;
+        }
+        progress = new RoundProgress(round, buckets);
+        graph.onGradientsFinal((finished, nodesLeft) -> {
+            for (Parameter p : finished) {
+                Integer bucket = bucketOf.get(p);
+                if (bucket != null) {
+                    progress.pendingParameters[bucket]--;
+                }
+            }
+            long start = System.nanoTime();
+            issueReady(nodesLeft > 0);
+            communicationNanos += System.nanoTime() - start;
+        });
+    }
+
+    /** Issues, last first, the buckets whose gradients are all final and whose later buckets are issued. */
+    private void issueReady(boolean duringBackward) {
+        RoundProgress round = progress;
+        while (round.nextBucket >= 0 && round.pendingParameters[round.nextBucket] <= 0) {
+            issue(round, round.nextBucket--, duringBackward);
+        }
+    }
+
+    /**
      * Called after round {@code round} of the step (each rank's micro-batch of the round back-propagated into
      * zeroed gradients): leaves the sum of every micro-batch so far in the running sum, or after the last round in
      * the gradients of the parameters this rank {@link #owns}.
      */
     void addRound(int round) {
-        boolean last = round == rounds - 1;
-        if (sharded) {
-            reduceScatter(round, last);
-            return;
+        long start = System.nanoTime();
+        if (!sharded && communicator.size() == 1) {
+            addRunningSum(parameters, round);
+            keepRunningSum(parameters, round);
+        } else {
+            if (progress == null || progress.round != round) {
+                progress = new RoundProgress(round, buckets);
+            }
+            // Buckets the backward has not finished (parameters no op read, or no overlap) go now.
+            for (int b = 0; b < buckets.size(); b++) {
+                progress.pendingParameters[b] = 0;
+            }
+            issueReady(false);
+            for (int b = buckets.size() - 1; b >= 0; b--) {
+                Future<?> collective = progress.inFlight.get(b);
+                if (collective != null) {
+                    await(collective);
+                    empty(buckets.get(b), round);
+                }
+            }
+            progress = null;
         }
-        for (Parameter p : parameters) {
-            Tensor g = p.gradBuffer();
-            if (round > 0 && communicator.rank() == 0) {
+        communicationNanos += System.nanoTime() - start;
+    }
+
+    /**
+     * Fills bucket {@code b} from the gradients and issues its collective: on the communication thread, or queued
+     * on the device's stream and emptied at once (the stream orders the emptying after the collective and before
+     * the next bucket's fill of the shared buffer).
+     */
+    private void issue(RoundProgress round, int b, boolean duringBackward) {
+        Bucket bucket = buckets.get(b);
+        boolean accumulate = round.round > 0;
+        if (!sharded) {
+            addRunningSum(bucket.parameters(), round.round);
+        }
+        toBucket(bucket);
+        Runnable collective = sharded
+                ? () -> collectives.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), accumulate)
+                : () -> collectives.allReduceSum(bucket.flat());
+        bucketsIssued++;
+        if (duringBackward) {
+            bucketsIssuedDuringBackward++;
+        }
+        if (communicationThread != null) {
+            round.inFlight.set(b, communicationThread.submit(collective));
+        } else {
+            collective.run();
+            empty(bucket, round.round);
+        }
+    }
+
+    /** Unsharded, rank 0 adds the running sum (micro-batches of earlier rounds) into its fresh gradients. */
+    private void addRunningSum(List<Parameter> members, int round) {
+        if (round > 0 && communicator.rank() == 0) {
+            for (Parameter p : members) {
+                Tensor g = p.gradBuffer();
                 backend.add(running.get(p), g, g);
             }
         }
-        if (communicator.size() > 1) {
-            long start = System.nanoTime();
-            for (Bucket bucket : buckets) {
-                toBucket(bucket);
-                collectives.allReduceSum(bucket.flat());
-                for (int i = 0; i < bucket.parameters().size(); i++) {
-                    backend.copy(bucket.views().get(i), bucket.parameters().get(i).grad());
-                }
+    }
+
+    /** After its collective: the bucket's sums into the gradients (and the running sum), or its owned shard's. */
+    private void empty(Bucket bucket, int round) {
+        boolean last = round == rounds - 1;
+        if (sharded) {
+            if (last) {
+                forOwned(bucket, (p, view) -> backend.copy(view, p.grad()));
             }
-            communicationNanos += System.nanoTime() - start;
+            return;
         }
-        if (!last && communicator.rank() == 0) {
-            for (Parameter p : parameters) {
+        for (int i = 0; i < bucket.parameters().size(); i++) {
+            backend.copy(bucket.views().get(i), bucket.parameters().get(i).grad());
+        }
+        keepRunningSum(bucket.parameters(), round);
+    }
+
+    private void keepRunningSum(List<Parameter> members, int round) {
+        if (round < rounds - 1 && communicator.rank() == 0) {
+            for (Parameter p : members) {
                 backend.copy(p.grad(), running.get(p));
             }
         }
     }
 
-    private void reduceScatter(int round, boolean last) {
-        long start = System.nanoTime();
-        for (Bucket bucket : buckets) {
-            toBucket(bucket);
-            collectives.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), round > 0);
-            if (last) {
-                forOwned(bucket, (p, view) -> backend.copy(view, p.grad()));
+    private static void await(Future<?> collective) {
+        try {
+            collective.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for a gradient collective", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException runtime) {
+                throw runtime;
             }
+            throw new IllegalStateException("gradient collective failed: " + e.getCause(), e.getCause());
         }
-        communicationNanos += System.nanoTime() - start;
     }
 
     /** Copies every member's gradient into the bucket's flat tensor. */
@@ -315,15 +489,28 @@ final class GradientReduction implements AutoCloseable {
     }
 
     /**
-     * Seconds spent moving gradients and parameters between ranks so far (copies to and from buckets included); on
-     * the CUDA backend the time to queue that work, since the host does not wait for it.
+     * Seconds the steps' own thread spent moving gradients and parameters between ranks so far (copies to and from
+     * buckets included; what the communication thread did while a backward ran is not counted, since the step did
+     * not wait for it); on the CUDA backend the time to queue that work, since the host does not wait for it.
      */
     double communicationSeconds() {
         return communicationNanos / 1e9;
     }
 
+    /** Bucket collectives issued so far, and those of them issued while a backward still had ops to run. */
+    long[] bucketsIssued() {
+        return new long[] {bucketsIssued, bucketsIssuedDuringBackward};
+    }
+
+    int bucketCount() {
+        return buckets.size();
+    }
+
     @Override
     public void close() {
+        if (communicationThread != null) {
+            communicationThread.shutdownNow();
+        }
         if (deviceCollectives != null) {
             deviceCollectives.close();
         }

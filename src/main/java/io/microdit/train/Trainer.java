@@ -31,7 +31,9 @@ import java.util.Map;
  * rank j mod N, and the {@link GradientReduction} sums the micro-batches' gradients in their global order, so every
  * rank holds the single-process gradient, clips and steps identically, and N ranks reproduce one process bit for
  * bit on the CPU. With accumulation, each micro-batch back-propagates into zeroed gradients and is added to the
- * running sum (one process and N ranks then round alike).
+ * running sum (one process and N ranks then round alike). The reduction's collectives start during the backward,
+ * as each bucket's gradients become final (system properties {@code microdit.bucket.mb} and
+ * {@code microdit.gradient.overlap} set the bucket size and turn the overlap off).
  *
  * <p>Parameters, gradients, moments, EMA and activations live in the backend's memory. Each micro-batch is read
  * into host tensors and uploaded once (no copy on the CPU backend); Java reads back only the loss and the
@@ -111,8 +113,9 @@ public final class Trainer implements AutoCloseable {
         this.optimizer = reduction != null && reduction.sharded()
                 ? new AdamW(backend, model.parameters(), AdamW.MICRODIT, reduction::owns)
                 : new AdamW(backend, model.parameters(), AdamW.MICRODIT);
-        this.ema = config.emaDecay() > 0 ? new ExponentialMovingAverage(backend, model.parameters(),
-                config.emaDecay()) : null;
+        this.ema = config.emaDecay() <= 0 ? null : reduction != null && reduction.sharded()
+                ? new ExponentialMovingAverage(backend, model.parameters(), config.emaDecay(), reduction::owns)
+                : new ExponentialMovingAverage(backend, model.parameters(), config.emaDecay());
         this.order = new DataOrder(data.size(), config.seed());
         this.edm = new Edm(0.9, config.pMean(), config.pStd());
     }
@@ -133,9 +136,21 @@ public final class Trainer implements AutoCloseable {
         return model;
     }
 
-    /** The moving average, or null when EMA is off. */
+    /** The moving average, or null when EMA is off; under ZeRO-2 this rank's share ({@link #averagedWeights}). */
     public ExponentialMovingAverage ema() {
         return ema;
+    }
+
+    /**
+     * Every parameter's moving average by name, or null when EMA is off: the EMA's own tensors, or under ZeRO-2 the
+     * owners' shares gathered into host tensors of {@code host} — then every rank must call it (a collective).
+     */
+    public Map<String, Tensor> averagedWeights(MemoryScope host) {
+        if (ema == null) {
+            return null;
+        }
+        return reduction != null && reduction.sharded() ? reduction.gatherState(ema.weights(), List.of(""), host)
+                : ema.weights();
     }
 
     public Edm edm() {
@@ -169,6 +184,9 @@ public final class Trainer implements AutoCloseable {
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
                 Graph graph = new Graph(backend, scope, config.precision()).recompute(config.recompute());
+                if (reduction != null) {
+                    reduction.watch(graph, round);
+                }
                 try (GradScope ignored = graph.recordGradients()) {
                     Variable loss = objective.loss(graph, model, latents, captions, config.seed(), first);
                     losses[microBatch] = backend.read(loss.value())[0];
@@ -271,19 +289,20 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Writes a checkpoint of the current state; returns its folder. Every rank calls it (sharded moments are
-     * gathered from their owners); rank 0 writes, the others return null.
+     * Writes a checkpoint of the current state; returns its folder. Every rank calls it (sharded moments and EMA
+     * are gathered from their owners); rank 0 writes, the others return null.
      */
     public Path checkpoint(Path runDirectory) throws IOException {
         try (MemoryScope host = new MemoryScope("checkpoint-gather")) {
             Map<String, Tensor> moments = reduction != null && reduction.sharded()
                     ? reduction.gatherState(optimizer.state(), List.of(".exp_avg", ".exp_avg_sq"), host)
                     : optimizer.state();
+            Map<String, Tensor> averaged = averagedWeights(host);
             if (communicator.rank() != 0) {
                 return null;
             }
             return Checkpoint.write(runDirectory, new Checkpoint.State(step, samplesSeen, config.toJson(),
-                    optimizer.step(), Map.of()), model, moments, ema, config.keepCheckpoints());
+                    optimizer.step(), Map.of()), model, moments, averaged, config.keepCheckpoints());
         }
     }
 
@@ -299,6 +318,29 @@ public final class Trainer implements AutoCloseable {
     /** What reduces the gradients between ranks: the host or device collectives ({@link GradientReduction}). */
     String gradientCollectives() {
         return reduction == null || communicator.size() == 1 ? "none (one rank)" : reduction.describe();
+    }
+
+    /**
+     * The gradient buckets' collectives so far: the buckets per round, those issued, and those issued while a
+     * backward still had ops to run (overlapped with it); zeros on one rank.
+     */
+    long[] gradientBuckets() {
+        if (reduction == null || communicator.size() == 1) {
+            return new long[3];
+        }
+        long[] issued = reduction.bucketsIssued();
+        return new long[] {reduction.bucketCount(), issued[0], issued[1]};
+    }
+
+    /** Bytes of moving average this rank holds: all of it, or its share under ZeRO-2 sharding (0 without EMA). */
+    long emaBytes() {
+        long bytes = 0;
+        if (ema != null) {
+            for (Tensor t : ema.weights().values()) {
+                bytes += t.byteSize();
+            }
+        }
+        return bytes;
     }
 
     /** Bytes of AdamW moments this rank holds: all of them, or its share under ZeRO-2 sharding. */

@@ -223,9 +223,13 @@ public final class TrainingRun {
                         }
                         return finish(trainer, backend, data);
                     }
-                    // The other ranks take part in rank 0's checkpoints: sharded moments are gathered from them.
+                    // The other ranks take part in rank 0's checkpoints and samples: sharded moments and EMA are
+                    // gathered from them.
                     while (!trainer.finished()) {
                         Trainer.StepResult r = trainer.trainStep();
+                        if (samplesDue(trainer, r)) {
+                            gatherAveragedWeights(trainer);
+                        }
                         if (periodicCheckpoint(trainer, r)) {
                             trainer.checkpoint(directory);
                         }
@@ -237,6 +241,9 @@ public final class TrainingRun {
                         }
                     }
                     trainer.checkpoint(directory);
+                    if (drawable(trainer)) {
+                        gatherAveragedWeights(trainer);
+                    }
                     return Outcome.FINISHED;
                 } catch (Trainer.NonFiniteStepsException e) {
                     throw new IOException(e.getMessage() + ". The run stopped: "
@@ -324,12 +331,14 @@ public final class TrainingRun {
                 progress.update(r.step(), r.loss(), Double.isNaN(peakGflops)
                         ? String.format("lr %.2e  %.1f GFLOP/s", r.learningRate(), gflops)
                         : String.format("lr %.2e  MFU %.1f%%", r.learningRate(), 100 * gflops / peakGflops));
-                if (config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()
-                        && drawable(trainer) && !preemption.requested()) {
-                    Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
-                    if (sampleGridOrWarn(trainer, backend, data, 1, Math.max(8, config.sampleSteps() / 2), grid,
-                            progress::log)) {
-                        progress.log("samples: " + grid);
+                if (samplesDue(trainer, r)) {
+                    try (MemoryScope host = new MemoryScope("averaged-weights")) {
+                        Map<String, Tensor> averaged = trainer.averagedWeights(host);
+                        Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
+                        if (!preemption.requested() && sampleGridOrWarn(trainer, backend, data, averaged, 1,
+                                Math.max(8, config.sampleSteps() / 2), grid, progress::log)) {
+                            progress.log("samples: " + grid);
+                        }
                     }
                 }
                 boolean checkpointed = periodicCheckpoint(trainer, r);
@@ -353,6 +362,22 @@ public final class TrainingRun {
         }
         progress.finish();
         return Outcome.FINISHED;
+    }
+
+    /**
+     * Whether rank 0 draws a sample grid after step {@code r}: decided alike on every rank (no signal in it), since
+     * they all take part in gathering a sharded EMA for it.
+     */
+    private boolean samplesDue(Trainer trainer, Trainer.StepResult r) {
+        return config.sampleEvery() > 0 && r.step() % config.sampleEvery() == 0 && !trainer.finished()
+                && drawable(trainer);
+    }
+
+    /** A rank other than 0's part in gathering the EMA rank 0 samples with (nothing to do unless it is sharded). */
+    private static void gatherAveragedWeights(Trainer trainer) {
+        try (MemoryScope host = new MemoryScope("averaged-weights")) {
+            trainer.averagedWeights(host);
+        }
     }
 
     /** Host memory of the step: the CPU backend's arena, and the shared one (batches, parameters, staging). */
@@ -538,34 +563,40 @@ public final class TrainingRun {
         Path checkpoint = trainer.checkpoint(directory);
         lastCheckpoint = checkpoint;
         out.println("checkpoint: " + checkpoint);
-        if (preemption.requested()) {
-            // The steps are done and saved; a resume redoes only the loss curve and the samples.
-            out.println("stopped by " + preemption.reason() + " before the final samples");
-            return Outcome.PREEMPTED;
-        }
-        try {
-            writeLossCurve();
-        } catch (IOException | RuntimeException e) {
-            out.println("warning: no loss curve: " + e.getMessage());
-        }
-        if (!drawable(trainer)) {
-            out.println("samples: none drawn: " + trainer.model().config().inChannels() + "-channel latents become "
-                    + "images only through the VAE's decoder, which microdit does not have");
+        try (MemoryScope host = new MemoryScope("averaged-weights")) {
+            // Gathered first: the other ranks take part whether or not this one goes on to draw.
+            Map<String, Tensor> averaged = drawable(trainer) ? trainer.averagedWeights(host) : null;
+            if (preemption.requested()) {
+                // The steps are done and saved; a resume redoes only the loss curve and the samples.
+                out.println("stopped by " + preemption.reason() + " before the final samples");
+                return Outcome.PREEMPTED;
+            }
+            try {
+                writeLossCurve();
+            } catch (IOException | RuntimeException e) {
+                out.println("warning: no loss curve: " + e.getMessage());
+            }
+            if (!drawable(trainer)) {
+                out.println("samples: none drawn: " + trainer.model().config().inChannels() + "-channel latents "
+                        + "become images only through the VAE's decoder, which microdit does not have");
+                return Outcome.FINISHED;
+            }
+            Path grid = directory.resolve("samples").resolve("final.png");
+            if (sampleGridOrWarn(trainer, backend, data, averaged, finalSamples, config.sampleSteps(), grid,
+                    out::println)) {
+                out.println("samples: " + grid + (data instanceof FashionMnistData
+                        ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")"
+                        : " (rows: the first 10 captions)"));
+            }
             return Outcome.FINISHED;
         }
-        Path grid = directory.resolve("samples").resolve("final.png");
-        if (sampleGridOrWarn(trainer, backend, data, finalSamples, config.sampleSteps(), grid, out::println)) {
-            out.println("samples: " + grid + (data instanceof FashionMnistData
-                    ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")" : " (rows: the first 10 captions)"));
-        }
-        return Outcome.FINISHED;
     }
 
     /** {@link #sampleGrid}, a failure to write the image being a warning: returns whether it was written. */
-    private boolean sampleGridOrWarn(Trainer trainer, Backend backend, TrainingData data, int perPrompt, int steps,
-                                     Path file, java.util.function.Consumer<String> warn) {
+    private boolean sampleGridOrWarn(Trainer trainer, Backend backend, TrainingData data, Map<String, Tensor> averaged,
+                                     int perPrompt, int steps, Path file, java.util.function.Consumer<String> warn) {
         try {
-            sampleGrid(trainer, backend, data, perPrompt, steps, file);
+            sampleGrid(trainer, backend, data, averaged, perPrompt, steps, file);
             return true;
         } catch (IOException e) {
             warn.accept("warning: cannot write " + file + " (" + reason(e) + "); training goes on");
@@ -581,11 +612,11 @@ public final class TrainingRun {
 
     /**
      * One row per prompt (all prompts in one row when {@code perPrompt} is 1), {@code perPrompt} samples each,
-     * with the EMA weights if any. The prompts are "a photo of a {class}" for Fashion-MNIST, else the captions of
-     * the first ten training samples.
+     * with the EMA weights {@code averaged} if any ({@link Trainer#averagedWeights}). The prompts are "a photo of a
+     * {class}" for Fashion-MNIST, else the captions of the first ten training samples.
      */
-    private void sampleGrid(Trainer trainer, Backend backend, TrainingData data, int perPrompt, int steps,
-                            Path file) throws IOException {
+    private void sampleGrid(Trainer trainer, Backend backend, TrainingData data, Map<String, Tensor> averaged,
+                            int perPrompt, int steps, Path file) throws IOException {
         MicroDiT model = trainer.model();
         MicroDiTConfig c = model.config();
         int[] captionShape = data.captionShape();
@@ -612,7 +643,7 @@ public final class TrainingRun {
                     captions.rows(k * perPrompt + j, 1).copyFrom(prompts.rows(k, 1));
                 }
             }
-            float[] images = withWeights(model, trainer.ema() == null ? null : trainer.ema().weights(),
+            float[] images = withWeights(model, averaged,
                     () -> new HeunSampler(model, backend, trainer.edm(), config.precision()).sample(captions, steps,
                             config.sampleGuidance(), SAMPLE_SEED, 0));
             new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perPrompt == 1 ? promptCount : perPrompt, 2)

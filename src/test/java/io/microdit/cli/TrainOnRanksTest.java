@@ -43,11 +43,12 @@ class TrainOnRanksTest {
         return Files.writeString(temp.resolve(name), """
                 {"model": "%s", "batch_size": 16, "micro_batch_size": 8, "threads": 1, "ema_decay": 0.9,
                  "sharding": "%s",
-                 "sample_every": 0, "checkpoint_every": 2, "sample_steps": 2, "stages": [
+                 "sample_every": %d, "checkpoint_every": 2, "sample_steps": 2, "stages": [
                    {"name": "masked", "steps": 2, "masking": "deferred", "mask_ratio": 0.5,
                     "lr": {"schedule": "cosine", "peak": %s, "warmup": 1}},
                    {"name": "finetune", "steps": 1, "lr": {"peak": 3e-4}}]}
-                """.formatted(model.toString().replace("\\", "\\\\"), sharding, peak));
+                """.formatted(model.toString().replace("\\", "\\\\"), sharding, sharding.equals("none") ? 0 : 1,
+                        peak));
     }
 
     @Test
@@ -55,7 +56,10 @@ class TrainOnRanksTest {
         twoRanksEqualOneProcess("cpu", "none");
     }
 
-    /** ZeRO-2: the ranks step their halves of the parameters; checkpoints gather the moments (at step 2 and 3). */
+    /**
+     * ZeRO-2: the ranks step their halves of the parameters and update their halves of the EMA; checkpoints gather
+     * the moments and the EMA (at step 2 and 3), and so does rank 0's sample grid after each step.
+     */
     @Test
     void twoShardedRanksTrainTheSingleProcessRun() throws Exception {
         twoRanksEqualOneProcess("cpu", "shard_grad_op");
@@ -111,6 +115,13 @@ class TrainOnRanksTest {
                             + backend);
         }
         assertTrue(Files.isRegularFile(ranks.resolve("samples/final.png")));
+        if (!sharding.equals("none")) {
+            for (String grid : new String[] {"step-0000001.png", "step-0000002.png", "final.png"}) {
+                assertArrayEquals(Files.readAllBytes(single.resolve("samples").resolve(grid)),
+                        Files.readAllBytes(ranks.resolve("samples").resolve(grid)), grid + ": drawn from the gathered "
+                                + "EMA, 2 ranks differ from 1 process");
+            }
+        }
     }
 
     @Test

@@ -66,6 +66,10 @@ public final class DataParallelMain {
                 trainer.checkpoint(out);
                 System.out.println("rank " + comm.rank() + " gradient collectives " + trainer.gradientCollectives());
                 System.out.println("rank " + comm.rank() + " optimizer bytes " + trainer.optimizerBytes());
+                System.out.println("rank " + comm.rank() + " ema bytes " + trainer.emaBytes());
+                long[] buckets = trainer.gradientBuckets();
+                System.out.println("rank " + comm.rank() + " gradient buckets " + buckets[0] + ", collectives issued "
+                        + buckets[1] + ", during the backward " + buckets[2]);
             } finally {
                 model.parameters().close();
             }
