@@ -132,7 +132,7 @@ final class BenchStepCommand implements Callable<Integer> {
     int zeroRanks;
 
     @Option(names = "--ema", description = "Keep an EMA of the weights on the device and update it every step, as "
-            + "the 512-px stages of the recipe do (a full copy: EMA is not sharded).")
+            + "the 512-px stages of the recipe do (with --zero2-ranks, of that rank's shard only, as training keeps it).")
     boolean ema;
 
     @Option(names = "--recompute", arity = "0..1", defaultValue = "none", fallbackValue = "block",
@@ -197,8 +197,10 @@ final class BenchStepCommand implements Callable<Integer> {
             int shardRank = ZeroShards.largestShard(model.parameters().all(), zeroRanks);
             try (AdamW optimizer = zeroRanks == 1 ? new AdamW(backend, model.parameters(), AdamW.MICRODIT)
                     : AdamW.shardOf(backend, model.parameters(), AdamW.MICRODIT, shardRank, zeroRanks);
-                 ExponentialMovingAverage average = ema
-                         ? new ExponentialMovingAverage(backend, model.parameters(), EMA_DECAY) : null) {
+                 ExponentialMovingAverage average = !ema ? null : zeroRanks == 1
+                         ? new ExponentialMovingAverage(backend, model.parameters(), EMA_DECAY)
+                         : ExponentialMovingAverage.shardOf(backend, model.parameters(), EMA_DECAY, shardRank,
+                                 zeroRanks)) {
                 if (!planOnly) {
                     perturb(backend, model);
                 }

@@ -133,12 +133,14 @@ final class RecipePlanCommand implements Callable<Integer> {
         try (CudaBackend cuda = new CudaBackend()) {
             LaunchTrace setup = cuda.traceLaunches(true);
             MicroDiT model = MicroDiT.forPlanning(c, cuda);
+            int shardRank = ZeroShards.largestShard(model.parameters().all(), ranks);
             try (MemoryScope data = cuda.scope("plan-batch");
                  AdamW optimizer = ranks == 1 ? new AdamW(cuda, model.parameters(), AdamW.MICRODIT)
-                         : AdamW.shardOf(cuda, model.parameters(), AdamW.MICRODIT,
-                                 ZeroShards.largestShard(model.parameters().all(), ranks), ranks);
-                 ExponentialMovingAverage average = stage.ema()
-                         ? new ExponentialMovingAverage(cuda, model.parameters(), BenchStepCommand.EMA_DECAY) : null) {
+                         : AdamW.shardOf(cuda, model.parameters(), AdamW.MICRODIT, shardRank, ranks);
+                 ExponentialMovingAverage average = !stage.ema() ? null : ranks == 1
+                         ? new ExponentialMovingAverage(cuda, model.parameters(), BenchStepCommand.EMA_DECAY)
+                         : ExponentialMovingAverage.shardOf(cuda, model.parameters(), BenchStepCommand.EMA_DECAY,
+                                 shardRank, ranks)) {
                 Tensor latents = Tensor.zeros(data, DType.F32, stage.batch(), c.inChannels(), c.inputSize(),
                         c.inputSize());
                 Tensor captions = Tensor.zeros(data, DType.F32, stage.batch(), captionLength, c.captionChannels());

@@ -25,8 +25,19 @@ public final class ExponentialMovingAverage implements AutoCloseable {
     private final MemoryScope scope;
     private final Map<String, Tensor> averages = new LinkedHashMap<>();
 
+    /** The average of every parameter, starting from their current values. */
     public ExponentialMovingAverage(Backend backend, ParameterStore parameters, double decay) {
         this(backend, parameters, decay, p -> true);
+    }
+
+    /**
+     * The average kept by rank {@code rank} of {@code ranks} under ZeRO-2 sharding ({@link ZeroShards}): the
+     * parameters that rank owns only, as the trainer keeps it. For planning one rank's memory (bench-step).
+     */
+    public static ExponentialMovingAverage shardOf(Backend backend, ParameterStore parameters, double decay, int rank,
+                                                   int ranks) {
+        Map<Parameter, Integer> owners = ZeroShards.owners(parameters.all(), ranks);
+        return new ExponentialMovingAverage(backend, parameters, decay, p -> owners.get(p) == rank);
     }
 
     /** The average of the parameters {@code keeps} accepts only (one rank's share under ZeRO-2 sharding). */
@@ -44,6 +55,7 @@ public final class ExponentialMovingAverage implements AutoCloseable {
         }
     }
 
+    /** One step of the average, after an optimizer step: {@code ema = decay·ema + (1 − decay)·w}. */
     public void update() {
         List<Tensor> values = new ArrayList<>();
         for (Parameter p : parameters) {
