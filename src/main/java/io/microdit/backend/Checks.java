@@ -31,6 +31,7 @@ public final class Checks {
         }
     }
 
+    /** Requires {@code t} to be non-null and of {@code expected} dtype. */
     public static void dtype(String op, String argument, Tensor t, DType expected) {
         notNull(op, argument, t);
         if (t.dtype() != expected) {
@@ -80,6 +81,7 @@ public final class Checks {
         }
     }
 
+    /** Requires {@code t} to be non-null with exactly {@code rank} dimensions. */
     public static void rank(String op, String argument, Tensor t, int rank) {
         notNull(op, argument, t);
         if (t.rank() != rank) {
@@ -88,12 +90,17 @@ public final class Checks {
         }
     }
 
+    /** Requires the tensor argument to be present; the message names the op and the argument. */
     public static void notNull(String op, String argument, Tensor t) {
         if (t == null) {
             throw new IllegalArgumentException(op + ": " + argument + " is null");
         }
     }
 
+    /**
+     * Throws {@link IllegalArgumentException} with {@code op: message} unless {@code ok}; for conditions the other
+     * checks do not cover.
+     */
     public static void argument(boolean ok, String op, String message) {
         if (!ok) {
             throw new IllegalArgumentException(op + ": " + message);
@@ -309,6 +316,7 @@ public final class Checks {
         argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
     }
 
+    /** F32 y (the forward output), dOut and dx of one shape, rank 1 or more. */
     public static void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
         String op = "softmaxBackward";
         sameShapeF32(op, "y", y, "dOut", dOut);
@@ -527,14 +535,25 @@ public final class Checks {
         return patches("patchify", "image", image, "out", out, patch);
     }
 
+    /**
+     * F32 dImage [N, C, H, W] with H and W divisible by the patch, dOut its tokens' gradient [N, (H/p)·(W/p), C·p·p];
+     * returns {N, C, H, W}.
+     */
     public static int[] patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
         return patches("patchifyBackward", "dImage", dImage, "dOut", dOut, patch);
     }
 
+    /**
+     * F32 tokens [N, (H/p)·(W/p), C·p·p] and the image out [N, C, H, W] they fill, H and W divisible by the patch;
+     * returns {N, C, H, W}.
+     */
     public static int[] unpatchify(Tensor tokens, int patch, Tensor out) {
         return patches("unpatchify", "out", out, "tokens", tokens, patch);
     }
 
+    /**
+     * F32 dOut [N, C, H, W] with H and W divisible by the patch, dTokens [N, (H/p)·(W/p), C·p·p]; returns {N, C, H, W}.
+     */
     public static int[] unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
         return patches("unpatchifyBackward", "dOut", dOut, "dTokens", dTokens, patch);
     }
@@ -653,6 +672,10 @@ public final class Checks {
 
     // ---------------------------------------------------------------- optimizer and random numbers
 
+    /**
+     * F32 param, grad and moments m, v of one shape; betas in [0, 1), a positive epsilon, and a step counted from 1
+     * (bias correction divides by 1 − βᵗ).
+     */
     public static void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float beta1, float beta2, float epsilon,
                              long step) {
         String op = "adamw";
@@ -665,6 +688,7 @@ public final class Checks {
         argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
     }
 
+    /** F32 ema and param of one shape and a decay in [0, 1]. */
     public static void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
         sameShapeF32(op, "ema", ema, "param", param);

@@ -16,10 +16,12 @@ public final class FlopCounter {
     public FlopCounter() {
     }
 
+    /** Adds {@code flops} to {@code op}'s count; safe to call from several threads at once. */
     public void add(String op, long flops) {
         byOp.computeIfAbsent(op, k -> new LongAdder()).add(flops);
     }
 
+    /** The sum over all ops; counts added while it sums may or may not be included. */
     public long total() {
         long sum = 0;
         for (LongAdder a : byOp.values()) {
@@ -28,6 +30,7 @@ public final class FlopCounter {
         return sum;
     }
 
+    /** The count of one op, 0 if it never ran. */
     public long of(String op) {
         LongAdder a = byOp.get(op);
         return a == null ? 0 : a.sum();
@@ -40,6 +43,7 @@ public final class FlopCounter {
         return out;
     }
 
+    /** Forgets every count, e.g. at the start of a measured step. */
     public void reset() {
         byOp.clear();
     }

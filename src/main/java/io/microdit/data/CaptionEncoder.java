@@ -20,6 +20,10 @@ public final class CaptionEncoder {
     private final int channels;
     private final long seed;
 
+    /**
+     * An encoder of captions of at most {@code length} words into [{@code length}, {@code channels}] embeddings, its
+     * table drawn from {@code seed}; throws {@link IllegalArgumentException} unless both sizes are positive.
+     */
     public CaptionEncoder(int length, int channels, long seed) {
         if (length < 1 || channels < 1) {
             throw new IllegalArgumentException("caption length and channels must be positive, got " + length + ", "
@@ -30,10 +34,12 @@ public final class CaptionEncoder {
         this.seed = seed;
     }
 
+    /** Tokens per embedding: the model's caption length L. */
     public int length() {
         return length;
     }
 
+    /** Channels per token: the model's caption channels Cc. */
     public int channels() {
         return channels;
     }

@@ -14,8 +14,10 @@ import java.util.List;
 public final class FashionMnist {
     /** Where Debian's {@code dataset-fashion-mnist} package installs the files. */
     public static final Path DEBIAN_DIRECTORY = Path.of("/usr/share/datasets/fashion-mnist");
+    /** The names of labels 0..9, in label order, as the captions use them. */
     public static final List<String> CLASS_NAMES = List.of("t-shirt", "trouser", "pullover", "dress", "coat",
             "sandal", "shirt", "sneaker", "bag", "ankle boot");
+    /** Height and width of the padded images (the 28-pixel originals centred on background). */
     public static final int SIZE = 32;
     private static final int SOURCE_SIZE = 28;
 

@@ -11,6 +11,7 @@ public final class FashionMnistData implements TrainingData {
     private final float[][] classEmbeddings;
     private final CaptionEncoder encoder;
 
+    /** Training data over {@code split}; the ten class captions are embedded here, once. */
     public FashionMnistData(FashionMnist.Split split, CaptionEncoder encoder) {
         this.split = split;
         this.encoder = encoder;
@@ -25,6 +26,7 @@ public final class FashionMnistData implements TrainingData {
         return "a photo of a " + FashionMnist.CLASS_NAMES.get(label);
     }
 
+    /** The images and labels served (held, not copied). */
     public FashionMnist.Split split() {
         return split;
     }

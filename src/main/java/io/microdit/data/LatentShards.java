@@ -22,7 +22,9 @@ import java.util.stream.Stream;
  * non-finite loss.
  */
 public final class LatentShards implements TrainingData, AutoCloseable {
+    /** The tensor name of a shard's VAE latents [N, C, H, W]. */
     public static final String LATENTS = "latents";
+    /** The tensor name of a shard's caption embeddings [N, L, Cc]. */
     public static final String CAPTIONS = "caption_embeddings";
 
     private final MemoryScope scope = new MemoryScope("latent-shards");

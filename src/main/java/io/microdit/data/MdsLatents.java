@@ -30,6 +30,9 @@ import java.util.TreeSet;
  * {@code DataOrder} then shuffles them per (seed, epoch) and gives each rank its micro-batches.
  */
 public final class MdsLatents implements TrainingData, AutoCloseable {
+    /**
+     * The MDS column of the caption embeddings: raw little-endian float16, [77, 1024] per sample in the official data.
+     */
     public static final String CAPTION_KEY = "caption_latents";
     /** Pixels per latent pixel of the official VAE (SD's, 8× downsampling). */
     public static final int VAE_FACTOR = 8;
@@ -51,6 +54,7 @@ public final class MdsLatents implements TrainingData, AutoCloseable {
         private static final Set<String> KEYS = Set.of("streams", "image_size", "epoch_size");
         private static final Set<String> STREAM_KEYS = Set.of("local", "proportion", "repeat", "choose");
 
+        /** Copies {@code streams}; throws {@link IllegalArgumentException} when it is empty. */
         public Settings {
             if (streams.isEmpty()) {
                 throw new IllegalArgumentException("mds.streams must list at least one folder");
@@ -94,6 +98,7 @@ public final class MdsLatents implements TrainingData, AutoCloseable {
             return new Settings(streams, size == null ? null : size.intValue(), integer(map, "epoch_size", "mds"));
         }
 
+        /** The block as {@link #fromJson} reads it, unset keys left out, so that a run's saved config reproduces it. */
         public Map<String, Object> toJson() {
             Map<String, Object> m = new LinkedHashMap<>();
             List<Object> list = new ArrayList<>();

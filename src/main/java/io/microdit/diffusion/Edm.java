@@ -11,20 +11,24 @@ public record Edm(double sigmaData, double pMean, double pStd) {
     /** The 512-px stages': ln σ ~ N(0, 0.6²). */
     public static final Edm MICRODIT_512 = new Edm(0.9, 0.0, 0.6);
 
+    /** Throws {@link IllegalArgumentException} unless sigma_data and P_std are positive. */
     public Edm {
         if (!(sigmaData > 0) || !(pStd > 0)) {
             throw new IllegalArgumentException("EDM needs sigma_data > 0 and P_std > 0, got " + sigmaData + ", " + pStd);
         }
     }
 
+    /** The weight of the noisy input in D: σ_d² / (σ² + σ_d²), near 1 at low noise. */
     public double cSkip(double sigma) {
         return sigmaData * sigmaData / (sigma * sigma + sigmaData * sigmaData);
     }
 
+    /** The weight of the network output in D: σ·σ_d / √(σ² + σ_d²). */
     public double cOut(double sigma) {
         return sigma * sigmaData / Math.sqrt(sigma * sigma + sigmaData * sigmaData);
     }
 
+    /** The input scaling 1 / √(σ² + σ_d²), which gives the network's input unit variance at every σ. */
     public double cIn(double sigma) {
         return 1 / Math.sqrt(sigma * sigma + sigmaData * sigmaData);
     }

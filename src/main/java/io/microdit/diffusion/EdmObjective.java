@@ -27,9 +27,13 @@ import io.microdit.tensor.Tensor;
  * c_skip·(·)), as the PyTorch reference does in float32. Nothing is read back, so on a GPU the step never waits here.
  */
 public final class EdmObjective {
+    /** Philox stream of the per-sample standard normals that become σ. */
     public static final long STREAM_SIGMA = 1;
+    /** Philox stream of the noise ε, at offset (global sample index × elements per sample). */
     public static final long STREAM_NOISE = 2;
+    /** Philox stream of the kept-patch draws, at offset (global sample index × tokens per sample). */
     public static final long STREAM_MASK = 3;
+    /** Philox stream of the per-sample uniforms that decide caption dropout. */
     public static final long STREAM_CAPTION_DROP = 4;
     /** Rows of the per-sample values written to the backend in one copy per batch. */
     private static final int SIGMA = 0, C_IN = 1, C_SKIP = 2, C_OUT = 3, C_NOISE = 4, LOSS_WEIGHT = 5, SCALINGS = 6;
@@ -39,6 +43,10 @@ public final class EdmObjective {
     private final double maskRatio;
     private final double captionDropout;
 
+    /**
+     * Throws {@link IllegalArgumentException} for a caption dropout outside [0, 1] or, when masking, a ratio outside
+     * [0, 1) or one that keeps no token.
+     */
     public EdmObjective(Edm edm, MaskingMode mode, double maskRatio, double captionDropout) {
         if (!(captionDropout >= 0 && captionDropout <= 1)) {
             throw new IllegalArgumentException("caption dropout must be in [0, 1], got " + captionDropout);
@@ -52,10 +60,12 @@ public final class EdmObjective {
         this.captionDropout = captionDropout;
     }
 
+    /** How patches are masked, if at all (deferred behind the patch-mixer, or naive). */
     public MaskingMode mode() {
         return mode;
     }
 
+    /** The fraction of patches dropped; 0 when nothing is masked. */
     public double maskRatio() {
         return mode == MaskingMode.NONE ? 0 : maskRatio;
     }

@@ -20,8 +20,11 @@ import io.microdit.tensor.Tensor;
  * once. The captions are uploaded once per {@link #sample} call.
  */
 public final class HeunSampler {
+    /** The schedule's last nonzero noise level (EDM's default). */
     public static final double SIGMA_MIN = 0.002;
+    /** The schedule's first noise level, where sampling starts from pure noise (EDM's default). */
     public static final double SIGMA_MAX = 80;
+    /** The Karras schedule's exponent: larger values spend more steps at low noise (EDM's default). */
     public static final double RHO = 7;
 
     private final MicroDiT model;
@@ -29,6 +32,7 @@ public final class HeunSampler {
     private final Edm edm;
     private final Precision precision;
 
+    /** A sampler whose network evaluations run in F32. */
     public HeunSampler(MicroDiT model, Backend backend, Edm edm) {
         this(model, backend, edm, Precision.F32);
     }

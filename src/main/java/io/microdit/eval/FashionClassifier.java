@@ -51,6 +51,10 @@ public final class FashionClassifier implements AutoCloseable {
     public record Settings(int convChannels, int stemChannels, int dim, int depth, int heads, int mlpRatio,
                            int hidden, int epochs, int batchSize, double learningRate, int shift, int trainingImages,
                            long seed) {
+        /**
+         * Throws {@link IllegalArgumentException} for an inconsistent recipe: heads not dividing dim, a hidden layer
+         * with transformer blocks (or neither), sizes or epochs below their minimum.
+         */
         public Settings {
             if (convChannels < 0 || shift < 0 || stemChannels < 1 || (depth == 0) != (hidden > 0) || dim % heads != 0 || depth < 0 || epochs < 1 || batchSize < 1) {
                 throw new IllegalArgumentException("classifier settings: heads must divide dim; stem channels, "
@@ -105,6 +109,7 @@ public final class FashionClassifier implements AutoCloseable {
     private record Block(LayerNorm norm1, Attention attention, LayerNorm norm2, Mlp mlp) {
     }
 
+    /** Fashion-MNIST's label count: the width of the classifier's head. */
     public static final int CLASSES = 10;
     private static final double EPS = 1e-6;
     private static final int EVAL_BATCH = 500;
@@ -143,6 +148,10 @@ public final class FashionClassifier implements AutoCloseable {
         this.head = new Linear(store, "head", featureDimension(), CLASSES, true);
     }
 
+    /**
+     * The architecture and recipe this classifier was built with; saved with its weights, which load only for equal
+     * settings.
+     */
     public Settings settings() {
         return settings;
     }
@@ -152,6 +161,7 @@ public final class FashionClassifier implements AutoCloseable {
         return settings.depth() > 0 ? settings.dim() : settings.hidden();
     }
 
+    /** The classifier's weights, owned by this object and freed by {@link #close}. */
     public ParameterStore parameters() {
         return store;
     }
@@ -356,6 +366,7 @@ public final class FashionClassifier implements AutoCloseable {
         return accuracy(evaluate(split.images(), split.count()).predictions(), split.labels());
     }
 
+    /** The fraction of positions where the prediction equals the label, over {@code labels.length} positions. */
     public static double accuracy(int[] predictions, int[] labels) {
         int correct = 0;
         for (int i = 0; i < labels.length; i++) {

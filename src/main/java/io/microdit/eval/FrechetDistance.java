@@ -18,6 +18,7 @@ public final class FrechetDistance {
 
     /** Mean and (unbiased, n − 1) covariance of a feature set. */
     public record Moments(double[] mean, double[][] covariance, long count) {
+        /** The feature dimension d: the mean has d entries, the covariance d×d. */
         public int dimension() {
             return mean.length;
         }
@@ -74,6 +75,10 @@ public final class FrechetDistance {
         return distance(a.mean(), a.covariance(), b.mean(), b.covariance());
     }
 
+    /**
+     * The Fréchet distance ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between two Gaussians; throws
+     * {@link IllegalArgumentException} when their dimensions differ.
+     */
     public static double distance(double[] mean1, double[][] sigma1, double[] mean2, double[][] sigma2) {
         int d = mean1.length;
         if (mean2.length != d || sigma1.length != d || sigma2.length != d) {

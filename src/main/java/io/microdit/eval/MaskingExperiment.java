@@ -60,7 +60,9 @@ public final class MaskingExperiment {
 
     /** The paper's FID (MicroDiT on its own data, 75% masking; spec §6). */
     public static final double PAPER_NONE = 3.79;
+    /** The paper's FID with deferred masking of 75% of the patches behind the patch-mixer (spec §6). */
     public static final double PAPER_DEFERRED_75 = 5.03;
+    /** The paper's FID with naive masking of 75% of the patches, no patch-mixer (spec §6). */
     public static final double PAPER_NAIVE_75 = 16.5;
 
     /**
@@ -77,6 +79,11 @@ public final class MaskingExperiment {
                            int batchSize, double budgetSeconds, long imagesSeen, double finetuneFraction,
                            double peakLearningRate, int generatedPerClass, int sampleSteps, double guidance,
                            int sampleBatch, int testImages, int probeSteps, int threads) {
+        /**
+         * Throws {@link IllegalArgumentException} for settings the experiment cannot run: 1 or 2 seeds, a base model of
+         * 1×32×32 images at patch 2, a fine-tune fraction in (0, 1), at least two generated and two test images,
+         * positive batches and steps.
+         */
         public Settings {
             if (seeds < 1 || seeds > 2) {
                 throw new IllegalArgumentException("--seeds must be 1 or 2, got " + seeds);
@@ -139,6 +146,10 @@ public final class MaskingExperiment {
     private final FashionMnist.Split test;
     private final PrintStream log;
 
+    /**
+     * An experiment that trains on {@code train}, compares with {@code test}, keeps everything (checkpoints, samples,
+     * results) under {@code out} so that a new run resumes it, and reports progress on {@code log}.
+     */
     public MaskingExperiment(Settings settings, Path out, FashionMnist.Split train, FashionMnist.Split test,
                              PrintStream log) {
         this.settings = settings;

@@ -29,6 +29,10 @@ public record IdxFile(int[] shape, byte[] data) {
     /** Compressed data is read in chunks starting at this size and doubling, never beyond what arrived. */
     private static final int FIRST_CHUNK = 1 << 16;
 
+    /**
+     * Reads a whole IDX file, gunzipping it when it starts with gzip's magic bytes; throws {@link IOException} naming
+     * the file and byte offset for a missing file, a malformed or oversized header, short data or trailing bytes.
+     */
     public static IdxFile read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) {
             throw new IOException(file + ": no such file");

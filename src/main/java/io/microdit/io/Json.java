@@ -39,7 +39,12 @@ import java.util.Set;
  * a {@link JsonException} with its position.
  */
 public final class Json {
+    /** The deepest nesting of arrays and objects parsed; deeper input is an error rather than a stack overflow. */
     public static final int MAX_DEPTH = 256;
+    /**
+     * The longest number literal parsed; longer ones are an error, so that {@link java.math.BigInteger}'s superlinear
+     * parsing stays cheap.
+     */
     public static final int MAX_NUMBER_CHARS = 400;
     /** Largest JSON file {@link #readFile} accepts: configs and checkpoint states are kilobytes. */
     public static final long MAX_FILE_BYTES = 1L << 20;

@@ -45,6 +45,10 @@ public final class Png {
      * @param pixels   {@code height·width·channels} samples, read as unsigned bytes
      */
     public record Image(int width, int height, int channels, byte[] pixels) {
+        /**
+         * Throws {@link IllegalArgumentException} for an empty image, a channel count other than 1 or 3, more than 2³⁰
+         * samples, or pixels of the wrong length.
+         */
         public Image {
             if (width < 1 || height < 1) {
                 throw new IllegalArgumentException("PNG image: width and height must be ≥ 1, got " + width + "×"

@@ -64,6 +64,7 @@ import java.util.concurrent.ThreadLocalRandom;
 public final class Safetensors {
     /** Largest header accepted: real headers are kilobytes; this only stops hostile lengths. */
     public static final long MAX_HEADER_BYTES = 100L << 20;
+    /** The header key whose value is the file's string-to-string metadata rather than a tensor. */
     public static final String METADATA_KEY = "__metadata__";
 
     /** Every dtype name of the safetensors format with its element size in bytes. */
@@ -79,15 +80,18 @@ public final class Safetensors {
 
     /** One tensor of a header; {@code begin} and {@code end} are byte offsets into the data buffer. */
     public record Entry(String name, String dtype, int[] shape, long begin, long end) {
+        /** Copies {@code shape}, so that the entry is immutable. */
         public Entry {
             shape = shape.clone();
         }
 
+        /** A copy of the dimensions. */
         @Override
         public int[] shape() {
             return shape.clone();
         }
 
+        /** Bytes of the tensor's data: {@code end - begin}. */
         public long byteSize() {
             return end - begin;
         }

@@ -6,20 +6,24 @@ import java.nio.file.Path;
 /** A safetensors file that cannot be read or written; the message starts with the file's path. */
 public final class SafetensorsException extends IOException {
     private final transient Path file;
+    /** The message without the file's path, kept in the serialised form (the path is not serialisable). */
     private final String problem;
 
+    /** An error about {@code file}; the message is the path, a colon and {@code problem}. */
     public SafetensorsException(Path file, String problem) {
         super(file + ": " + problem);
         this.file = file;
         this.problem = problem;
     }
 
+    /** An error about {@code file} caused by {@code cause} (an I/O or JSON failure underneath). */
     public SafetensorsException(Path file, String problem, Throwable cause) {
         super(file + ": " + problem, cause);
         this.file = file;
         this.problem = problem;
     }
 
+    /** The file at fault; not serialised (null after deserialisation). */
     public Path file() {
         return file;
     }

@@ -42,6 +42,10 @@ public final class ConfigFile {
         return read(file);
     }
 
+    /**
+     * Reads a config file as the class comment describes; throws {@link IOException} naming the file and the field for
+     * unreadable JSON, an unknown field or base, or a value the config refuses.
+     */
     public static MicroDiTConfig read(Path file) throws IOException {
         Object root = Json.readFile(file);
         if (!(root instanceof Map<?, ?> map)) {

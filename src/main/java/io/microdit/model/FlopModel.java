@@ -31,6 +31,7 @@ public final class FlopModel {
      * @param backbone  the backbone blocks
      */
     public record Breakdown(double embedding, double caption, double mixer, double backbone) {
+        /** The forward FLOPs of one image over all four parts. */
         public double total() {
             return embedding + caption + mixer + backbone;
         }

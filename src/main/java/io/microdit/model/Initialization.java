@@ -23,6 +23,10 @@ public final class Initialization {
     private Initialization() {
     }
 
+    /**
+     * Overwrites every parameter of {@code store} (a model of {@code config}, in model order) with its official initial
+     * values drawn from {@code seed}, one host-to-backend write per parameter.
+     */
     public static void initialize(ParameterStore store, MicroDiTConfig config, long seed, Backend backend) {
         int index = 0;
         for (Parameter p : store.all()) {

@@ -105,10 +105,15 @@ public final class MicroDiT {
                 new Linear(store, prefix + ".1", in, out, c.useBias()));
     }
 
+    /** The architecture this model was built from. */
     public MicroDiTConfig config() {
         return config;
     }
 
+    /**
+     * The model's parameters with their official names; the caller that created the model closes this store to free
+     * them.
+     */
     public ParameterStore parameters() {
         return parameters;
     }
@@ -208,7 +213,6 @@ public final class MicroDiT {
         return in;
     }
 
-    /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */
     /**
      * A model whose parameters are allocated (zero-filled, as any new tensor) but not given initial values: for
      * planning a step's memory and launches, where drawing 1.16 billion initial values on the host would cost more
@@ -224,6 +228,7 @@ public final class MicroDiT {
         }
     }
 
+    /** Allocates a model's parameters (in their own scope of the backend) and initialises them as the official code. */
     public static MicroDiT create(MicroDiTConfig config, long seed, Backend backend) {
         ParameterStore store = new ParameterStore(backend.scope("parameters:" + config.name()));
         try {

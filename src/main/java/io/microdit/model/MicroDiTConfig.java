@@ -51,6 +51,11 @@ public record MicroDiTConfig(
     /** Size of the sinusoidal timestep embedding fed to the t-embedder MLP (official default). */
     public static final int FREQUENCY_EMBEDDING_SIZE = 512;
 
+    /**
+     * Copies the multiplier arrays; throws {@link IllegalArgumentException} naming the JSON field at fault for a size
+     * that is not positive, an input size the patch does not divide, widths that are not multiples of the head width,
+     * or multipliers that do not divide the depth.
+     */
     public MicroDiTConfig {
         require(inputSize > 0 && patchSize > 0 && inputSize % patchSize == 0, "input_size",
                 "a positive multiple of patch_size, got input_size " + inputSize + ", patch_size " + patchSize);
@@ -92,11 +97,13 @@ public record MicroDiTConfig(
         }
     }
 
+    /** A copy of the attention-width multipliers as given (see the record's {@code @param}). */
     @Override
     public double[] qkvMultipliers() {
         return qkvMultipliers.clone();
     }
 
+    /** A copy of the FFN-width multipliers as given. */
     @Override
     public double[] ffnMultipliers() {
         return ffnMultipliers.clone();

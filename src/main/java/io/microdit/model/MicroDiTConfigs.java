@@ -7,6 +7,7 @@ public final class MicroDiTConfigs {
     private MicroDiTConfigs() {
     }
 
+    /** The names {@link #builtin} knows, as configs and the command line accept them. */
     public static final List<String> NAMES = List.of("microdit-xl-2", "microdit-tiny-2", "fashion-small");
 
     /** A built-in config by name; the message lists the names when it is unknown. */

@@ -13,6 +13,7 @@ import java.util.Map;
 public final class ParameterLayout {
     /** One parameter: official name, shape, and the top-level module it is counted under. */
     public record Entry(String name, int[] shape, String module) {
+        /** The number of elements: the product of the shape. */
         public long count() {
             long n = 1;
             for (int d : shape) {
@@ -27,6 +28,7 @@ public final class ParameterLayout {
     private ParameterLayout() {
     }
 
+    /** The layout of a model of {@code c}, derived from the config alone (nothing is allocated). */
     public static ParameterLayout of(MicroDiTConfig c) {
         ParameterLayout layout = new ParameterLayout();
         int d = c.dim();
@@ -116,10 +118,12 @@ public final class ParameterLayout {
         entries.add(new Entry(name, shape, module));
     }
 
+    /** Every parameter in model order, unmodifiable. */
     public List<Entry> entries() {
         return Collections.unmodifiableList(entries);
     }
 
+    /** The model's parameter count, buffers excluded. */
     public long total() {
         long sum = 0;
         for (Entry e : entries) {

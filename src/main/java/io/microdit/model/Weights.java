@@ -21,6 +21,7 @@ import java.util.TreeSet;
  * tensors live on its backend: saving downloads each once to the host, loading uploads each once.
  */
 public final class Weights {
+    /** The metadata key under which a weights file keeps its model's config as JSON ({@link ConfigFile}'s format). */
     public static final String CONFIG_METADATA = "microdit.config";
 
     private Weights() {

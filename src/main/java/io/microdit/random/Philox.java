@@ -60,10 +60,13 @@ import java.util.Objects;
 public final class Philox {
     /** Round multipliers. */
     public static final int M0 = 0xD2511F53;
+    /** The second round multiplier, of counter word x2 ({@link #M0} multiplies x0). */
     public static final int M1 = 0xCD9E8D57;
     /** Weyl key increments (golden ratio and sqrt(3) - 1, as 32-bit fractions). */
     public static final int W0 = 0x9E3779B9;
+    /** The Weyl increment of key word k1 ({@link #W0} bumps k0). */
     public static final int W1 = 0xBB67AE85;
+    /** Rounds of the block function: Random123's default, a safety margin over the fewest that pass BigCrush. */
     public static final int ROUNDS = 10;
 
     private static final long UNSIGNED = 0xFFFFFFFFL;

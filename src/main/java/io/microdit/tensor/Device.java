@@ -7,7 +7,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * every scope gave back what it took.
  */
 public enum Device {
+    /** Host memory. */
     CPU,
+    /** Memory of the CUDA backend: a GPU's, or host memory that the emulator stands in for it. */
     CUDA;
 
     private final AtomicLong liveBytes = new AtomicLong();
@@ -23,6 +25,7 @@ public enum Device {
         return peakBytes.get();
     }
 
+    /** Starts a new {@link #peakBytes()} measurement from the bytes live now, e.g. before the step to be measured. */
     public void resetPeak() {
         peakBytes.set(liveBytes.get());
     }

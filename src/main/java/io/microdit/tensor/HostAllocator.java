@@ -34,6 +34,7 @@ public final class HostAllocator implements AutoCloseable {
             return reservedBytes - liveBytes;
         }
 
+        /** The field-by-field sum, for totals over several allocators. */
         public Stats plus(Stats other) {
             return new Stats(reservedBytes + other.reservedBytes, liveBytes + other.liveBytes,
                     cacheHits + other.cacheHits, freshReservations + other.freshReservations);
@@ -70,14 +71,17 @@ public final class HostAllocator implements AutoCloseable {
         return SHARED;
     }
 
+    /** The name given at construction, used in messages. */
     public String name() {
         return name;
     }
 
+    /** Cached (freed, not yet returned) bytes beyond which freed blocks go back to the C library. */
     public long cacheLimit() {
         return cacheLimit;
     }
 
+    /** A consistent snapshot of the counters, taken under the allocator's lock. */
     public synchronized Stats stats() {
         return new Stats(reservedBytes, liveBytes, cacheHits, freshReservations);
     }

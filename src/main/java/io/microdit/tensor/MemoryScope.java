@@ -82,6 +82,7 @@ public final class MemoryScope implements AutoCloseable {
      * device memory their address is a device pointer, not readable from Java unless the device is emulated.
      */
     public interface Allocator {
+        /** Zero-filled memory of {@code bytes}; an allocator that cannot provide it throws an unchecked exception. */
         MemorySegment allocate(long bytes);
 
         /** {@code bytes} whose contents are unspecified (the allocator may skip zero-filling them). */
@@ -89,6 +90,7 @@ public final class MemoryScope implements AutoCloseable {
             return allocate(bytes);
         }
 
+        /** Takes back a segment this allocator returned; the caller no longer touches it. */
         void free(MemorySegment segment);
 
         /** Fills the block with 0xFF bytes (NaN): a released block kept to expose stale reads in tests. */
@@ -110,14 +112,17 @@ public final class MemoryScope implements AutoCloseable {
         }
     }
 
+    /** The name given at construction, used in messages. */
     public String name() {
         return name;
     }
 
+    /** The device whose live bytes this scope's allocations count towards. */
     public Device device() {
         return device;
     }
 
+    /** False once {@link #close} ran: every tensor of the scope then throws on access. */
     public boolean isOpen() {
         return open;
     }
@@ -225,6 +230,7 @@ public final class MemoryScope implements AutoCloseable {
         return Tensor.zeros(this, dtype, shape);
     }
 
+    /** Allocates an F32 tensor of zeros in this scope. */
     public Tensor zeros(int... shape) {
         return Tensor.zeros(this, DType.F32, shape);
     }

@@ -28,6 +28,7 @@ public final class Tensor {
         this.segment = segment;
     }
 
+    /** A tensor of zeros owned by {@code scope}; throws {@link IllegalArgumentException} for a negative dimension. */
     public static Tensor zeros(MemoryScope scope, DType dtype, int... shape) {
         int[] copy = checkShape(shape);
         long bytes = numel(copy) * dtype.byteSize();
@@ -44,6 +45,10 @@ public final class Tensor {
         return new Tensor(scope, dtype, copy, scope.allocateUninitialized(bytes).asSlice(0, bytes));
     }
 
+    /**
+     * An F32 tensor holding a copy of {@code values} in row-major order; their count must match the shape. The scope's
+     * memory must be host-accessible.
+     */
     public static Tensor of(MemoryScope scope, float[] values, int... shape) {
         Tensor t = empty(scope, DType.F32, shape);
         if (values.length != t.numel) {
@@ -54,6 +59,10 @@ public final class Tensor {
         return t;
     }
 
+    /**
+     * An I32 tensor holding a copy of {@code values} in row-major order; their count must match the shape. The scope's
+     * memory must be host-accessible.
+     */
     public static Tensor ofInts(MemoryScope scope, int[] values, int... shape) {
         Tensor t = empty(scope, DType.I32, shape);
         if (values.length != t.numel) {
@@ -81,22 +90,27 @@ public final class Tensor {
         return n;
     }
 
+    /** The element type. */
     public DType dtype() {
         return dtype;
     }
 
+    /** The device of the owning scope. */
     public Device device() {
         return scope.device();
     }
 
+    /** The scope that owns the bytes; views share their source's. */
     public MemoryScope scope() {
         return scope;
     }
 
+    /** A copy of the dimensions, outermost first (a scalar's is empty). */
     public int[] shape() {
         return shape.clone();
     }
 
+    /** The number of dimensions: 0 for a scalar. */
     public int rank() {
         return shape.length;
     }
@@ -106,10 +120,12 @@ public final class Tensor {
         return shape[i < 0 ? shape.length + i : i];
     }
 
+    /** The number of elements: the product of the dimensions (1 for a scalar). */
     public long numel() {
         return numel;
     }
 
+    /** {@link #numel()} times the element size. */
     public long byteSize() {
         return numel * dtype.byteSize();
     }
@@ -177,6 +193,10 @@ public final class Tensor {
         return new Tensor(scope, dtype, s, segment().asSlice(start * slice, count * slice));
     }
 
+    /**
+     * The element at a flat row-major index, converted to float from any dtype. Throws when the memory is not
+     * host-accessible (a real GPU's).
+     */
     public float getFloat(long index) {
         return switch (dtype) {
             case F32 -> hostSegment().getAtIndex(FLOAT, index);
@@ -185,6 +205,10 @@ public final class Tensor {
         };
     }
 
+    /**
+     * Writes the element at a flat row-major index, converted to this tensor's dtype (rounded to nearest even for BF16,
+     * truncated towards zero for I32). Host-accessible memory only.
+     */
     public void setFloat(long index, float value) {
         switch (dtype) {
             case F32 -> hostSegment().setAtIndex(FLOAT, index, value);
@@ -193,11 +217,19 @@ public final class Tensor {
         }
     }
 
+    /**
+     * The element at a flat row-major index of an I32 tensor; throws {@link IllegalArgumentException} for another
+     * dtype. Host-accessible memory only.
+     */
     public int getInt(long index) {
         requireDType(DType.I32, "getInt");
         return hostSegment().getAtIndex(INT, index);
     }
 
+    /**
+     * Writes the element at a flat row-major index of an I32 tensor; throws {@link IllegalArgumentException} for
+     * another dtype. Host-accessible memory only.
+     */
     public void setInt(long index, int value) {
         requireDType(DType.I32, "setInt");
         hostSegment().setAtIndex(INT, index, value);
@@ -216,6 +248,7 @@ public final class Tensor {
         return out;
     }
 
+    /** The elements of an I32 tensor, copied out; throws {@link IllegalArgumentException} for another dtype. */
     public int[] toIntArray() {
         requireDType(DType.I32, "toIntArray");
         int[] out = new int[Math.toIntExact(numel)];
@@ -257,6 +290,10 @@ public final class Tensor {
         return this;
     }
 
+    /**
+     * Sets every element to {@code value} (converted to the dtype) and returns this tensor. Host-accessible memory
+     * only.
+     */
     public Tensor fill(float value) {
         if (value == 0f) {
             hostSegment().fill((byte) 0);
@@ -280,6 +317,7 @@ public final class Tensor {
         return out;
     }
 
+    /** Whether the two shapes are equal, dimension by dimension (dtypes are not compared). */
     public boolean sameShape(Tensor other) {
         return Arrays.equals(shape, other.shape);
     }

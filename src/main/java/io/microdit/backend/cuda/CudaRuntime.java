@@ -6,28 +6,57 @@ import java.lang.foreign.ValueLayout;
 
 /** Status handling and device queries over {@link MicroditNative}. */
 public final class CudaRuntime {
+    /**
+     * The statuses of microdit.h's {@code mdt_status}, which every {@code mdt_*} function returns; {@link #check} turns
+     * a failure into an exception. This one: the call did what it was asked.
+     */
     public static final int SUCCESS = 0;
+    /**
+     * A bad argument (pointer, size, shape, an emulator-only setting on the CUDA build); {@link #check} throws
+     * {@link IllegalArgumentException} for it.
+     */
     public static final int ERROR_INVALID_ARGUMENT = 1;
+    /** No usable CUDA device (or no driver) for the CUDA library. */
     public static final int ERROR_NO_DEVICE = 2;
+    /** Device memory (the emulator's: host memory) ran out; {@link DeviceMemory} then drops its cache and retries. */
     public static final int ERROR_OUT_OF_MEMORY = 3;
+    /** A launch's grid or block shape is outside the device's limits. */
     public static final int ERROR_LAUNCH_SHAPE = 4;
+    /** A launch asked for more shared memory per block than the architecture allows. */
     public static final int ERROR_SHARED_MEMORY = 5;
+    /**
+     * The emulator found a block whose threads wait at a barrier or warp operation that the others never reach (a
+     * GPU would hang).
+     */
     public static final int ERROR_DEADLOCK = 6;
+    /** Any other failure of the CUDA runtime or driver; {@link #describe} gives the native detail. */
     public static final int ERROR_RUNTIME = 7;
+    /** An NVIDIA driver is installed but older than the CUDA runtime the library was linked against. */
     public static final int ERROR_DRIVER_TOO_OLD = 8;
     /** The checked emulator's findings (libmicrodit_emu_checked.so, -Dmicrodit.device=emu-checked). */
     public static final int ERROR_OUT_OF_BOUNDS = 9;
+    /** The checked emulator found a data race between blocks, or between threads of a block. */
     public static final int ERROR_RACE = 10;
     /** A collective between ranks failed, or its library (NCCL, MPI) is missing (microdit.h, mdt_comm_*). */
     public static final int ERROR_COMMUNICATION = 11;
+    /** What {@code mdt_library_kind} answers for the CUDA build (nvcc, a real GPU). */
     public static final int KIND_CUDA = 0;
+    /** What {@code mdt_library_kind} answers for the host emulator build (g++). */
     public static final int KIND_EMULATOR = 1;
     /** Block orders of {@link #blockOrder} (microdit.h, mdt_emu_block_order). */
     public static final int BLOCK_ORDER_FORWARD = 0;
+    /** The emulator runs a launch's blocks last first: {@link #BLOCK_ORDER_FORWARD}'s order backwards. */
     public static final int BLOCK_ORDER_REVERSE = 1;
+    /**
+     * The emulator runs a launch's blocks in a permutation drawn from the seed (the same for the same seed and grid).
+     */
     public static final int BLOCK_ORDER_SHUFFLED = 2;
     /** Stream modes of {@link #streamMode} (microdit.h, mdt_emu_stream_mode). */
     public static final int STREAMS_IMMEDIATE = 0;
+    /**
+     * Work queues on its stream and runs at a later synchronisation, as on a GPU; a failing kernel leaves its stream a
+     * sticky error.
+     */
     public static final int STREAMS_DEFERRED = 1;
 
     private CudaRuntime() {
@@ -129,6 +158,10 @@ public final class CudaRuntime {
         }
     }
 
+    /**
+     * The device's name as the loaded library reports it (the GPU's marketing name, or the emulator's); throws {@link
+     * CudaException} for a device that does not exist.
+     */
     public static String deviceName(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(256);
@@ -137,6 +170,10 @@ public final class CudaRuntime {
         }
     }
 
+    /**
+     * The device's streaming multiprocessor count, which sizes grid-stride grids; throws {@link CudaException} for a
+     * device that does not exist.
+     */
     public static int smCount(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);

@@ -23,7 +23,12 @@ public record DeviceChoice(Path library, boolean emulator, String reason) {
      * coalescing; several times slower than {@code emu}).
      */
     public enum Requested {
-        CUDA, EMU, EMU_CHECKED;
+        /** The CUDA build of the kernels on a GPU; an error without a usable GPU, never a fallback. */
+        CUDA,
+        /** The host emulator: the same kernels on CPU threads, for tests and planning. */
+        EMU,
+        /** The checked emulator: also reports accesses outside live allocations and races, at a cost in speed. */
+        EMU_CHECKED;
 
         /**
          * {@code cuda}, {@code emu} or {@code emu-checked}, as given to {@code --device} or {@code -Dmicrodit.device}

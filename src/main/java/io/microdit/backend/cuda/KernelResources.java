@@ -26,7 +26,9 @@ public final class KernelResources {
     /** The per-SM limits of one architecture (CUDA C++ Programming Guide, compute capabilities table). */
     public record Architecture(int smVersion, int registersPerSm, int sharedBytesPerSm, int maxWarpsPerSm,
                                int maxBlocksPerSm) {
+        /** Ampere (A100): 164 KiB of shared memory per SM. */
         public static final Architecture SM_80 = new Architecture(80, 65536, 167936, 64, 32);
+        /** Hopper (H100, H200): 228 KiB of shared memory per SM. */
         public static final Architecture SM_90 = new Architecture(90, 65536, 233472, 64, 32);
         private static final int REGISTER_UNIT = 256;
         private static final int SHARED_UNIT = 128;
@@ -36,6 +38,10 @@ public final class KernelResources {
     /** One kernel (mangled name as ptxas prints it) on one architecture. */
     public record Kernel(String mangledName, int smVersion, int registers, long staticSharedBytes, long stackBytes,
                          long spillStoreBytes, long spillLoadBytes) {
+        /**
+         * Whether ptxas spilled registers to local memory (stores or loads), which costs memory traffic in the kernel's
+         * inner loop.
+         */
         public boolean spills() {
             return spillStoreBytes > 0 || spillLoadBytes > 0;
         }
@@ -111,6 +117,7 @@ public final class KernelResources {
         return new KernelResources(kernels, spilling);
     }
 
+    /** Every kernel of the report, per architecture it was compiled for. */
     public List<Kernel> kernels() {
         return kernels;
     }

@@ -33,7 +33,9 @@ public final class LaunchPlan {
      */
     public record Gpu(String name, int sms, double bf16Flops, double tf32Flops, double f32Flops,
                       double bytesPerSecond) {
+        /** H100 SXM5: 989 TFLOP/s dense bf16, 3.35 TB/s of HBM3. */
         public static final Gpu H100_SXM = new Gpu("H100 SXM", 132, 989.4e12, 494.7e12, 66.9e12, 3.35e12);
+        /** H200 SXM: the H100's compute with 4.8 TB/s of HBM3e. */
         public static final Gpu H200 = new Gpu("H200", 132, 989.4e12, 494.7e12, 66.9e12, 4.8e12);
     }
 
@@ -90,18 +92,22 @@ public final class LaunchPlan {
                 tensorCores, seconds);
     }
 
+    /** One summary per op name, the longest roofline time first. */
     public List<OpSummary> ops() {
         return List.copyOf(ops);
     }
 
+    /** Kernel launches over all traced calls. */
     public long launches() {
         return ops.stream().mapToLong(OpSummary::launches).sum();
     }
 
+    /** Bytes of the ops' tensor operands over all traced calls, each operand counted once per call. */
     public long operandBytes() {
         return ops.stream().mapToLong(OpSummary::operandBytes).sum();
     }
 
+    /** The FLOPs the backend counted over the traced stretch, for the ops that were traced. */
     public long flops() {
         return ops.stream().mapToLong(OpSummary::flops).sum();
     }

@@ -23,10 +23,12 @@ public final class LaunchTrace implements AutoCloseable {
     /** One kernel launch: grid and block shape and dynamic shared memory. */
     public record Launch(String kernel, long gridX, long gridY, long gridZ, long blockX, long blockY, long blockZ,
                          long sharedBytes) {
+        /** Blocks in the grid: the parallelism the launch offers the SMs. */
         public long blocks() {
             return gridX * gridY * gridZ;
         }
 
+        /** Threads in each block. */
         public long threadsPerBlock() {
             return blockX * blockY * blockZ;
         }
@@ -53,6 +55,7 @@ public final class LaunchTrace implements AutoCloseable {
         CudaRuntime.check(MicroditNative.mdt_trace_begin(dryRun ? 1 : 0), "mdt_trace_begin");
     }
 
+    /** Whether launches are only recorded, not run (see the class comment). */
     public boolean dryRun() {
         return dryRun;
     }

@@ -8,6 +8,10 @@ import java.util.Arrays;
  * gives them on the machines MDS files are written on.
  */
 public record MdsArray(String dtype, long[] shape, byte[] values) {
+    /**
+     * Copies {@code shape} and {@code values}; throws {@link IllegalArgumentException} for an unknown dtype, a rank
+     * outside 1 to {@code MAX_ARRAY_RANK}, a dimension below 1, or a byte count that does not match dtype and shape.
+     */
     public MdsArray {
         int width = MdsEncoding.elementBytes(dtype);
         if (width < 0) {
@@ -34,11 +38,13 @@ public record MdsArray(String dtype, long[] shape, byte[] values) {
         values = values.clone();
     }
 
+    /** A copy of the dimensions, outermost first. */
     @Override
     public long[] shape() {
         return shape.clone();
     }
 
+    /** A copy of the elements' little-endian bytes in C order. */
     @Override
     public byte[] values() {
         return values.clone();

@@ -40,8 +40,13 @@ public final class MdsMix {
      * {@code proportion}; all null for "every sample once".
      */
     public record Weight(Double proportion, Double repeat, Long choose) {
+        /** No weight: every sample of the stream once per epoch. */
         public static final Weight NONE = new Weight(null, null, null);
 
+        /**
+         * Throws {@link IllegalArgumentException} unless at most one of the three is set and it is positive (choose:
+         * non-negative) and finite.
+         */
         public Weight {
             if (proportion != null && !(proportion > 0 && Double.isFinite(proportion))) {
                 throw new IllegalArgumentException("proportion must be positive, got " + proportion);

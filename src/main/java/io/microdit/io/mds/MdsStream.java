@@ -72,6 +72,7 @@ public final class MdsStream implements AutoCloseable {
         return new MdsStream(folder);
     }
 
+    /** The dataset folder this stream was opened from, for messages. */
     public Path folder() {
         return folder;
     }

@@ -8,10 +8,15 @@ import java.util.Optional;
  * these names are accepted as the type in a storage's persistent id; none of them is ever called.
  */
 public enum StorageType {
+    /** float32 ({@code torch.FloatStorage}). */
     FLOAT("FloatStorage", 4),
+    /** IEEE float16 ({@code torch.HalfStorage}), loaded as F32 (exactly). */
     HALF("HalfStorage", 2),
+    /** bfloat16 ({@code torch.BFloat16Storage}). */
     BFLOAT16("BFloat16Storage", 2),
+    /** int64 ({@code torch.LongStorage}), loaded as I32 when every value fits. */
     LONG("LongStorage", 8),
+    /** int32 ({@code torch.IntStorage}). */
     INT("IntStorage", 4);
 
     private final String className;
@@ -27,6 +32,7 @@ public enum StorageType {
         return className;
     }
 
+    /** Bytes per element in the storage's data file. */
     public int elementSize() {
         return elementSize;
     }

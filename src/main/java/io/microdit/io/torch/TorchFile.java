@@ -88,6 +88,7 @@ public final class TorchFile implements AutoCloseable {
         }
     }
 
+    /** The {@code .pt} file this was read from, as error messages name it. */
     public Path file() {
         return file;
     }

@@ -9,21 +9,25 @@ import java.util.Arrays;
  */
 public record TorchTensor(String storageKey, StorageType type, long storageNumel, long offset, int[] shape,
         long[] stride) {
+    /** Copies {@code shape} and {@code stride}; {@link TorchFile} checks the view against its storage. */
     public TorchTensor {
         shape = shape.clone();
         stride = stride.clone();
     }
 
+    /** A copy of the dimensions. */
     @Override
     public int[] shape() {
         return shape.clone();
     }
 
+    /** A copy of the strides, in elements, one per dimension. */
     @Override
     public long[] stride() {
         return stride.clone();
     }
 
+    /** The number of elements of the view (1 for a scalar), not of its storage. */
     public long numel() {
         long n = 1;
         for (int d : shape) {
