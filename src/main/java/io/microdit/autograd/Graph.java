@@ -30,6 +30,7 @@ public final class Graph {
      */
     @FunctionalInterface
     public interface GradientsFinal {
+        /** Called on the backward's thread; the parameters' gradients must not be changed here. */
         void reached(List<Parameter> parameters, int nodesLeft);
     }
 
@@ -48,10 +49,12 @@ public final class Graph {
     private final Map<Parameter, Integer> parameterReads = new LinkedHashMap<>();
     private GradientsFinal gradientsFinal;
 
+    /** An F32 graph whose values live in {@code scope} (closed by the caller after the step). */
     public Graph(Backend backend, MemoryScope scope) {
         this(backend, scope, Precision.F32);
     }
 
+    /** A graph whose matrix products run in {@code precision}, its values in {@code scope}. */
     public Graph(Backend backend, MemoryScope scope, Precision precision) {
         this.backend = backend;
         this.scope = scope;
@@ -126,6 +129,7 @@ public final class Graph {
         return copy;
     }
 
+    /** The backend every op of this graph runs on. */
     public Backend backend() {
         return backend;
     }
@@ -146,10 +150,12 @@ public final class Graph {
         return List.copyOf(parameterReads.keySet());
     }
 
+    /** The scope this graph's values and gradients are allocated in. */
     public MemoryScope scope() {
         return scope;
     }
 
+    /** Whether ops are being recorded for a backward (inside {@link #recordGradients}). */
     public boolean isRecording() {
         return tape != null;
     }
@@ -172,6 +178,7 @@ public final class Graph {
         return allocate(DType.F32, shape);
     }
 
+    /** A new tensor of zeros of {@code dtype} in this graph's scope. */
     public Tensor allocate(DType dtype, int... shape) {
         return noted(Tensor.zeros(scope, dtype, shape));
     }
@@ -184,6 +191,7 @@ public final class Graph {
         return output(DType.F32, shape);
     }
 
+    /** {@link #output(int...)} of {@code dtype}. */
     public Tensor output(DType dtype, int... shape) {
         return noted(Tensor.empty(scope, dtype, shape));
     }

@@ -21,6 +21,7 @@ public final class Recompute {
     /** A function of variables on a graph (the same graph for all ops it runs). */
     @FunctionalInterface
     public interface Body {
+        /** The function's output on {@code g} for {@code inputs}, recorded there when g records. */
         Variable apply(Graph g, Variable[] inputs);
     }
 

@@ -20,6 +20,7 @@ import java.util.function.Predicate;
 public final class AdamW implements AutoCloseable {
     /** The optimizer's hyperparameters; the official values are {@link #MICRODIT}. */
     public record Settings(double beta1, double beta2, double epsilon, double weightDecay) {
+        /** Checks 0 ≤ β &lt; 1, ε > 0 and weight decay ≥ 0. */
         public Settings {
             if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && epsilon > 0 && weightDecay >= 0)) {
                 throw new IllegalArgumentException("AdamW needs 0 ≤ β < 1, eps > 0, weight decay ≥ 0; got " + this);
@@ -27,6 +28,7 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
+    /** The official configs' AdamW: β (0.9, 0.999), ε 1e-8, weight decay 0.1. */
     public static final Settings MICRODIT = new Settings(0.9, 0.999, 1e-8, 0.1);
 
     private final Backend backend;
@@ -37,6 +39,7 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
     private long step;
 
+    /** An optimizer of every parameter, with zeroed moments in their own scope of {@code backend}. */
     public AdamW(Backend backend, ParameterStore parameters, Settings settings) {
         this(backend, parameters, settings, p -> true);
     }

@@ -3,8 +3,6 @@ package io.microdit.train;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
-import sun.misc.Signal;
-import sun.misc.SignalHandler;
 
 /**
  * A request to stop a run early and resumably, as a preemptible machine gets it: SIGTERM (a spot instance's notice,
@@ -22,8 +20,8 @@ public final class Preemption implements AutoCloseable {
     private static final List<String> SIGNALS = List.of("TERM", "INT");
 
     private final PrintStream log;
-    private final List<Signal> installed = new ArrayList<>();
-    private final List<SignalHandler> previous = new ArrayList<>();
+    private final List<String> installed = new ArrayList<>();
+    private final List<Object> previous = new ArrayList<>();
     private volatile String signal;
 
     private Preemption(PrintStream log) {
@@ -39,10 +37,9 @@ public final class Preemption implements AutoCloseable {
     public static Preemption onSignals(PrintStream log) {
         Preemption preemption = new Preemption(log);
         for (String name : SIGNALS) {
-            Signal s = new Signal(name);
             try {
-                preemption.previous.add(Signal.handle(s, preemption::received));
-                preemption.installed.add(s);
+                preemption.previous.add(SignalHandlers.install(name, preemption::received));
+                preemption.installed.add(name);
             } catch (IllegalArgumentException e) {
                 // The JVM keeps this signal (started with -Xrs, or a debugger's): it then ends the run as before.
                 log.println("microdit: note: " + name + " cannot be handled here (" + e.getMessage() + ")");
@@ -51,8 +48,8 @@ public final class Preemption implements AutoCloseable {
         return preemption;
     }
 
-    private void received(Signal s) {
-        String name = "SIG" + s.getName();
+    private void received(String signalName) {
+        String name = "SIG" + signalName;
         if (signal == null) {
             signal = name;
             log.println("microdit: " + name + ": finishing the step in progress, then writing a checkpoint and exiting"
@@ -82,7 +79,7 @@ public final class Preemption implements AutoCloseable {
     @Override
     public void close() {
         for (int i = 0; i < installed.size(); i++) {
-            Signal.handle(installed.get(i), previous.get(i));
+            SignalHandlers.restore(installed.get(i), previous.get(i));
         }
         installed.clear();
         previous.clear();

@@ -60,6 +60,7 @@ public final class Trainer implements AutoCloseable {
             this.result = result;
         }
 
+        /** The official name of the first parameter whose gradient went non-finite, or null. */
         public String parameter() {
             return parameter;
         }
@@ -86,6 +87,7 @@ public final class Trainer implements AutoCloseable {
     private long firstBadStep;
     private String firstNonFiniteParameter;
 
+    /** A single-process trainer of {@code model} on {@code data} (the model's parameters live on {@code backend}). */
     public Trainer(TrainingConfig config, MicroDiT model, TrainingData data, Backend backend) {
         this(config, model, data, backend, new SingleProcessCommunicator());
     }
@@ -120,18 +122,22 @@ public final class Trainer implements AutoCloseable {
         this.edm = new Edm(0.9, config.pMean(), config.pStd());
     }
 
+    /** Optimizer steps taken so far, skipped non-finite steps included (the next step's 0-based index). */
     public long step() {
         return step;
     }
 
+    /** Training samples read so far, over all ranks (the data order's position). */
     public long samplesSeen() {
         return samplesSeen;
     }
 
+    /** Whether every stage's steps are done. */
     public boolean finished() {
         return step >= config.totalSteps();
     }
 
+    /** The model being trained. */
     public MicroDiT model() {
         return model;
     }
@@ -153,6 +159,7 @@ public final class Trainer implements AutoCloseable {
                 : ema.weights();
     }
 
+    /** The EDM preconditioning and noise distribution of the run (P_mean, P_std from the config). */
     public Edm edm() {
         return edm;
     }

@@ -90,7 +90,7 @@ final class VectorMath {
         p = p.fma(r, V_P4);
         p = p.fma(r, V_P5);
         FloatVector expR = p.fma(r.mul(r), r.add(V_ONE));
-        FloatVector twoToN = ((IntVector) shifted.reinterpretAsInts()).sub(V_EXPONENT_SHIFT)
+        FloatVector twoToN = shifted.reinterpretAsInts().sub(V_EXPONENT_SHIFT)
                 .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return expR.mul(twoToN).blend(V_ZERO, x.lt(V_UNDERFLOW));
     }
@@ -132,7 +132,7 @@ final class VectorMath {
      * NaNs kept quiet: bit for bit {@link DType#floatToBf16}, the rounding of every F32 to BF16 conversion.
      */
     static void intoBf16(FloatVector v, MemorySegment dst, long index) {
-        bitsIntoBf16((IntVector) v.reinterpretAsInts(), dst, index);
+        bitsIntoBf16(v.reinterpretAsInts(), dst, index);
     }
 
     /** {@link #intoBf16} of floats given by their bits (as loaded from memory). */
