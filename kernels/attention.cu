@@ -377,28 +377,31 @@ struct QkNorm {
 /**
  * Normalises the rows of a staged tile [64][Dh + kPad] in place, each element rounded to bf16 as the LayerNorm
  * kernel rounds its bf16 output ((x − m0 − correction)·rstd, nearest even), so the tensor cores get the very bits
- * a separate QK-norm would have written; zero-filled rows past {@code tokens} stay zero. 16-byte chunks, as loaded.
- * Call between the barrier that publishes the tile and one more barrier before it is read.
+ * a separate QK-norm would have written; zero-filled rows past {@code tokens} stay zero. The 64 rows' offsets and
+ * rstd are staged first in {@code rows} [3·64] (whole sectors; each lane then reads its row's by broadcast). One
+ * 4-byte word (two columns) a thread, consecutive lanes on consecutive words: a warp's words lie in one row for
+ * Dh ≥ 64, so in 32 banks. Call between the barrier that publishes the tile and one more before it is read.
  */
 template <int Dh>
-__device__ __forceinline__ void normalize_rows(uint16_t *tile, const RowNorm &norm, int64_t n, int64_t tokens,
-                                               int64_t first) {
-    constexpr int kChunks = Dh / 8;
-    for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
-        int r = c / kChunks, column = c % kChunks * 8;
-        int64_t token = first + r;
-        if (token >= tokens) continue;
-        int64_t row = n * tokens + token;
-        float m0 = norm.center[2 * row], correction = norm.center[2 * row + 1], rstd = norm.rstd[row];
-        uint4 *chunk = reinterpret_cast<uint4 *>(tile + r * (Dh + kPad) + column);
-        uint4 bits = *chunk;
-        uint32_t words[4] = {bits.x, bits.y, bits.z, bits.w};
-        MDT_UNROLL
-        for (int i = 0; i < 4; i++) {
-            float low = __uint_as_float(words[i] << 16), high = __uint_as_float(words[i] & 0xffff0000u);
-            words[i] = mdt::pack_bf16x2((low - m0 - correction) * rstd, (high - m0 - correction) * rstd);
-        }
-        *chunk = make_uint4(words[0], words[1], words[2], words[3]);
+__device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, const RowNorm &norm, int64_t n,
+                                               int64_t tokens, int64_t first) {
+    int64_t base = n * tokens + first;
+    for (int i = threadIdx.x; i < 2 * kKeyTile; i += kThreads) {
+        rows[i] = first + i / 2 < tokens ? norm.center[2 * base + i] : 0.0f;
+    }
+    for (int i = threadIdx.x; i < kKeyTile; i += kThreads) {
+        rows[2 * kKeyTile + i] = first + i < tokens ? norm.rstd[base + i] : 0.0f;
+    }
+    __syncthreads();
+    constexpr int kWords = Dh / 2;
+    for (int c = threadIdx.x; c < kKeyTile * kWords; c += kThreads) {
+        int r = c / kWords;
+        if (first + r >= tokens) continue;
+        float m0 = rows[2 * r], correction = rows[2 * r + 1], rstd = rows[2 * kKeyTile + r];
+        uint32_t *pair = reinterpret_cast<uint32_t *>(tile + r * (Dh + kPad)) + c % kWords;
+        uint32_t bits = *pair;
+        float low = __uint_as_float(bits << 16), high = __uint_as_float(bits & 0xffff0000u);
+        *pair = mdt::pack_bf16x2((low - m0 - correction) * rstd, (high - m0 - correction) * rstd);
     }
 }
 
@@ -496,6 +499,7 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
                               Shape s, QkNorm norm) {
     constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
@@ -521,7 +525,7 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
     }
     __syncthreads();
     if (norm.q.rstd) {
-        normalize_rows<Dh>(q_tile, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+        normalize_rows<Dh>(q_tile, norm_rows, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
         __syncthreads();
     }
     uint32_t qf[Dh / 16][4];
@@ -540,7 +544,7 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
         }
         __syncthreads();
         if (norm.k.rstd) {
-            normalize_rows<Dh>(shared + 2 * stage * kTile, norm.k, n, s.keys, kt * kKeyTile);
+            normalize_rows<Dh>(shared + 2 * stage * kTile, norm_rows, norm.k, n, s.keys, kt * kKeyTile);
             __syncthreads();
         }
         const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
@@ -663,6 +667,7 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     constexpr int kStride = Dh + kPad, kTile = kQueryTile * kStride;
     constexpr size_t kStageBytes = backward_stage_bytes<Dh>();
     MDT_DYNAMIC_SHARED(unsigned char, shared);  // stage i at i·kStageBytes: Q tile, dO tile, lse₂ row, D row
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kKeyTile + warp * kRowsPerWarp + lane / 4;  // key, and + 8
@@ -695,7 +700,7 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     mdt::cp_async_wait<1>();
     __syncthreads();
     if (norm.k.rstd) {
-        normalize_rows<Dh>(k_tile, norm.k, n, s.keys, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+        normalize_rows<Dh>(k_tile, norm_rows, norm.k, n, s.keys, static_cast<int64_t>(blockIdx.x) * kKeyTile);
         __syncthreads();
     }
     uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
@@ -712,7 +717,7 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
         }
         __syncthreads();
         if (norm.q.rstd) {
-            normalize_rows<Dh>(stage_q(stage), norm.q, n, s.queries, qt * kQueryTile);
+            normalize_rows<Dh>(stage_q(stage), norm_rows, norm.q, n, s.queries, qt * kQueryTile);
             __syncthreads();
         }
         const uint16_t *qs = stage_q(stage), *dos = qs + kTile;
@@ -761,6 +766,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
                                       mdt::GradOut dq, Shape s, float scale, QkNorm norm) {
     constexpr int kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
@@ -789,7 +795,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     mdt::cp_async_wait<1>();
     __syncthreads();
     if (norm.q.rstd) {
-        normalize_rows<Dh>(q_tile, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+        normalize_rows<Dh>(q_tile, norm_rows, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
         __syncthreads();
     }
     uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
@@ -806,7 +812,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
         }
         __syncthreads();
         if (norm.k.rstd) {
-            normalize_rows<Dh>(shared + 2 * stage * kTile, norm.k, n, s.keys, kt * kKeyTile);
+            normalize_rows<Dh>(shared + 2 * stage * kTile, norm_rows, norm.k, n, s.keys, kt * kKeyTile);
             __syncthreads();
         }
         const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
