@@ -367,6 +367,12 @@ __device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *
  * [rows, 2]: the rough mean m0 and its correction, from mdt_norm_layer_norm_statistics) and rstd [rows]. NULL rstd:
  * the operand is used as it is.
  */
+#ifdef __CUDACC__
+#define MDT_ROLLED _Pragma("unroll 1")
+#else
+#define MDT_ROLLED
+#endif
+
 struct RowNorm {
     const float *center, *rstd;
 };
@@ -383,7 +389,7 @@ struct QkNorm {
  * Dh ≥ 64, so in 32 banks. Call between the barrier that publishes the tile and one more before it is read.
  */
 template <int Dh>
-__device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, const RowNorm &norm, int64_t n,
+__device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowNorm norm, int64_t n,
                                                int64_t tokens, int64_t first) {
     int64_t base = n * tokens + first;
     for (int i = threadIdx.x; i < 2 * kKeyTile; i += kThreads) {
@@ -394,6 +400,8 @@ __device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, cons
     }
     __syncthreads();
     constexpr int kWords = Dh / 2;
+    // Kept a loop: unrolled, its loads would be hoisted into registers the products around it need.
+    MDT_ROLLED
     for (int c = threadIdx.x; c < kKeyTile * kWords; c += kThreads) {
         int r = c / kWords;
         if (first + r >= tokens) continue;
