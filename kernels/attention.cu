@@ -33,6 +33,11 @@
 // The _bf16grad backwards take dO and dq, dk, dv each as f32 or bf16 (mdt::GradIn/GradOut): in a bf16 graph the
 // gradient of a bf16 value is bf16. A bf16 dO is what the prologue would have rounded it to, so the kernels read it
 // as it is (no scratch copy, 4 bytes per element less); a bf16 gradient is the f32 result rounded once at the store.
+// The _qknorm entries fuse QK-norm (a non-affine LayerNorm of q and of k over the concatenated heads): they read the
+// raw q and k rows with each row's offsets and rstd (mdt_norm_layer_norm_statistics) and normalise every q and k
+// tile in shared memory between the barrier that publishes it and one more, rounding as the LayerNorm's bf16 output
+// rounds, so every product sees the bits the separate QK-norm would have written; that normalised copy of q and k
+// (2 bytes per element written, read by the forward and again by the backward, and held in between) is gone.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
 // 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once; a bf16 dO
@@ -358,6 +363,57 @@ __device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *
 }
 
 /**
+ * QK-norm applied as q or k tiles arrive (the _qknorm entries): a non-affine LayerNorm's per-row offsets (center
+ * [rows, 2]: the rough mean m0 and its correction, from mdt_norm_layer_norm_statistics) and rstd [rows]. NULL rstd:
+ * the operand is used as it is.
+ */
+#ifdef __CUDACC__
+#define MDT_ROLLED _Pragma("unroll 1")
+#else
+#define MDT_ROLLED
+#endif
+
+struct RowNorm {
+    const float *center, *rstd;
+};
+struct QkNorm {
+    RowNorm q, k;
+};
+
+/**
+ * Normalises the rows of a staged tile [64][Dh + kPad] in place, each element rounded to bf16 as the LayerNorm
+ * kernel rounds its bf16 output ((x − m0 − correction)·rstd, nearest even), so the tensor cores get the very bits
+ * a separate QK-norm would have written; zero-filled rows past {@code tokens} stay zero. The 64 rows' offsets and
+ * rstd are staged first in {@code rows} [3·64] (whole sectors; each lane then reads its row's by broadcast). One
+ * 4-byte word (two columns) a thread, consecutive lanes on consecutive words: a warp's words lie in one row for
+ * Dh ≥ 64, so in 32 banks. Call between the barrier that publishes the tile and one more before it is read.
+ */
+template <int Dh>
+__device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowNorm norm, int64_t n,
+                                               int64_t tokens, int64_t first) {
+    int64_t base = n * tokens + first;
+    for (int i = threadIdx.x; i < 2 * kKeyTile; i += kThreads) {
+        rows[i] = first + i / 2 < tokens ? norm.center[2 * base + i] : 0.0f;
+    }
+    for (int i = threadIdx.x; i < kKeyTile; i += kThreads) {
+        rows[2 * kKeyTile + i] = first + i < tokens ? norm.rstd[base + i] : 0.0f;
+    }
+    __syncthreads();
+    constexpr int kWords = Dh / 2;
+    // Kept a loop: unrolled, its loads would be hoisted into registers the products around it need.
+    MDT_ROLLED
+    for (int c = threadIdx.x; c < kKeyTile * kWords; c += kThreads) {
+        int r = c / kWords;
+        if (first + r >= tokens) continue;
+        float m0 = rows[2 * r], correction = rows[2 * r + 1], rstd = rows[2 * kKeyTile + r];
+        uint32_t *pair = reinterpret_cast<uint32_t *>(tile + r * (Dh + kPad)) + c % kWords;
+        uint32_t bits = *pair;
+        float low = __uint_as_float(bits << 16), high = __uint_as_float(bits & 0xffff0000u);
+        *pair = mdt::pack_bf16x2((low - m0 - correction) * rstd, (high - m0 - correction) * rstd);
+    }
+}
+
+/**
  * One warp's 16 rows × Dh of a staged tile [64][Dh + kPad] (load_rows_async) as m16n8k16 A fragments, by ldmatrix:
  * quarters (rows 0-7, d 0-7), (rows 8-15, d 0-7), (rows 0-7, d 8-15), (rows 8-15, d 8-15) of each 16-wide chunk.
  */
@@ -448,9 +504,10 @@ __device__ __forceinline__ void multiply_c_t(float acc[Dh / 8][4], const float c
 template <int Dh, class Out>
 __global__ void __launch_bounds__(kThreads)
 attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v, Out *out, float *lse,
-                              Shape s) {
+                              Shape s, QkNorm norm) {
     constexpr int kStages = forward_stages<Dh>(), kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
@@ -475,6 +532,10 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
         mdt::cp_async_wait<0>();
     }
     __syncthreads();
+    if (norm.q.rstd) {
+        normalize_rows<Dh>(q_tile, norm_rows, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+        __syncthreads();
+    }
     uint32_t qf[Dh / 16][4];
     tile_a_fragments<Dh>(qf, q_tile);
     __syncthreads();
@@ -490,6 +551,10 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
             mdt::cp_async_wait<0>();
         }
         __syncthreads();
+        if (norm.k.rstd) {
+            normalize_rows<Dh>(shared + 2 * stage * kTile, norm_rows, norm.k, n, s.keys, kt * kKeyTile);
+            __syncthreads();
+        }
         const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
         // S = Q·Kᵀ, 16 × 64 per warp.
         float sc[kKeyTile / 8][4];
@@ -606,10 +671,11 @@ template <int Dh>
 __global__ void __launch_bounds__(kThreads, 1)
 attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                     const uint16_t *d_out_bf16, const float *lse, const float *delta,
-                                    mdt::GradOut dk, mdt::GradOut dv, Shape s, float scale) {
+                                    mdt::GradOut dk, mdt::GradOut dv, Shape s, float scale, QkNorm norm) {
     constexpr int kStride = Dh + kPad, kTile = kQueryTile * kStride;
     constexpr size_t kStageBytes = backward_stage_bytes<Dh>();
     MDT_DYNAMIC_SHARED(unsigned char, shared);  // stage i at i·kStageBytes: Q tile, dO tile, lse₂ row, D row
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kKeyTile + warp * kRowsPerWarp + lane / 4;  // key, and + 8
@@ -641,6 +707,10 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     load_stage(0, 0);
     mdt::cp_async_wait<1>();
     __syncthreads();
+    if (norm.k.rstd) {
+        normalize_rows<Dh>(k_tile, norm_rows, norm.k, n, s.keys, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+        __syncthreads();
+    }
     uint32_t kf[Dh / 16][4], vf[Dh / 16][4];
     tile_a_fragments<Dh>(kf, k_tile);
     tile_a_fragments<Dh>(vf, v_tile);
@@ -654,6 +724,10 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
             mdt::cp_async_wait<0>();
         }
         __syncthreads();
+        if (norm.q.rstd) {
+            normalize_rows<Dh>(stage_q(stage), norm_rows, norm.q, n, s.queries, qt * kQueryTile);
+            __syncthreads();
+        }
         const uint16_t *qs = stage_q(stage), *dos = qs + kTile;
         const float *lse2 = stage_rows(stage), *row_delta = lse2 + kQueryTile;
         float pt[kQueryTile / 8][4];
@@ -697,9 +771,10 @@ template <int Dh>
 __global__ void __launch_bounds__(kThreads)
 attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                       const uint16_t *d_out_bf16, const float *lse, const float *delta,
-                                      mdt::GradOut dq, Shape s, float scale) {
+                                      mdt::GradOut dq, Shape s, float scale, QkNorm norm) {
     constexpr int kStride = Dh + kPad, kTile = kKeyTile * kStride;
     MDT_DYNAMIC_SHARED(uint16_t, shared);  // stage i: K tile at 2i·kTile, V tile after it
+    MDT_SHARED(float, norm_rows, [3 * kKeyTile]);  // QK-norm: a tile's row offsets and rstd
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, t = lane % 4;
     int64_t nh = blockIdx.y, n = nh / s.heads, h = nh % s.heads, width = s.heads * Dh;
     int64_t row = static_cast<int64_t>(blockIdx.x) * kQueryTile + warp * kRowsPerWarp + lane / 4;  // and row + 8
@@ -727,6 +802,10 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     load_stage(0, 0);
     mdt::cp_async_wait<1>();
     __syncthreads();
+    if (norm.q.rstd) {
+        normalize_rows<Dh>(q_tile, norm_rows, norm.q, n, s.queries, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+        __syncthreads();
+    }
     uint32_t qf[Dh / 16][4], dof[Dh / 16][4];
     tile_a_fragments<Dh>(qf, q_tile);
     tile_a_fragments<Dh>(dof, d_out_tile);
@@ -740,6 +819,10 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
             mdt::cp_async_wait<0>();
         }
         __syncthreads();
+        if (norm.k.rstd) {
+            normalize_rows<Dh>(shared + 2 * stage * kTile, norm_rows, norm.k, n, s.keys, kt * kKeyTile);
+            __syncthreads();
+        }
         const uint16_t *ks = shared + 2 * stage * kTile, *vs = ks + kTile;
         float p[kKeyTile / 8][4];
         multiply_a_tt<Dh>(p, qf, ks);
@@ -777,16 +860,16 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
 template <int Dh>
 int backward(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
              const uint16_t *d_out_bf16, const float *lse, const float *delta, mdt::GradOut dq, mdt::GradOut dk,
-             mdt::GradOut dv, const Shape &shape, float scale) {
+             mdt::GradOut dv, const Shape &shape, float scale, const QkNorm &norm) {
     unsigned nh = static_cast<unsigned>(shape.samples * shape.heads);
     int status = MDT_LAUNCH(attention_key_gradients_bf16_kernel<Dh>,
                             dim3(static_cast<unsigned>((shape.keys + kKeyTile - 1) / kKeyTile), nh), kThreads,
                             2 * backward_stage_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dk, dv, shape,
-                            scale);
+                            scale, norm);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(attention_query_gradients_bf16_kernel<Dh>,
                       dim3(static_cast<unsigned>((shape.queries + kQueryTile - 1) / kQueryTile), nh), kThreads,
-                      2 * 2 * tile_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dq, shape, scale);
+                      2 * 2 * tile_bytes<Dh>(), stream, q, k, v, d_out_bf16, lse, delta, dq, shape, scale, norm);
 }
 
 }  // namespace tc
@@ -812,7 +895,7 @@ namespace {
 template <class Out>
 int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                  Out *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
-                 int64_t head_dim) {
+                 int64_t head_dim, const tc::QkNorm &norm = tc::QkNorm{}) {
     if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
     MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
                 "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
@@ -832,13 +915,13 @@ int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const u
     switch (head_dim) {
         case 32:
             return MDT_LAUNCH((tc::attention_forward_bf16_kernel<32, Out>), grid, tc::kThreads,
-                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape);
+                              tc::forward_shared_bytes<32>(), stream, q, k, v, out, lse, shape, norm);
         case 64:
             return MDT_LAUNCH((tc::attention_forward_bf16_kernel<64, Out>), grid, tc::kThreads,
-                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape);
+                              tc::forward_shared_bytes<64>(), stream, q, k, v, out, lse, shape, norm);
         default:
             return MDT_LAUNCH((tc::attention_forward_bf16_kernel<128, Out>), grid, tc::kThreads,
-                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape);
+                              tc::forward_shared_bytes<128>(), stream, q, k, v, out, lse, shape, norm);
     }
 }
 
@@ -847,7 +930,7 @@ template <class Out>
 int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k,
                   const uint16_t *v, const Out *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq,
                   void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
-                  int bf16_grads) {
+                  int bf16_grads, const tc::QkNorm &norm = tc::QkNorm{}) {
     if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
     MDT_REQUIRE(head_dim == 32 || head_dim == 64,
                 "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
@@ -883,9 +966,10 @@ int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const 
                  gv = mdt::grad_out(dv, bf16_grads, 3);
     if (head_dim == 32) {
         return tc::backward<32>(stream, q, k, v, d_out_operand, lse, delta, gq, gk, gv, shape,
-                                static_cast<float>(scale));
+                                static_cast<float>(scale), norm);
     }
-    return tc::backward<64>(stream, q, k, v, d_out_operand, lse, delta, gq, gk, gv, shape, static_cast<float>(scale));
+    return tc::backward<64>(stream, q, k, v, d_out_operand, lse, delta, gq, gk, gv, shape, static_cast<float>(scale),
+                            norm);
 }
 
 }  // namespace
@@ -974,6 +1058,31 @@ int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void *d_out, 
                                         int bf16_grads) {
     return backward_bf16("mdt_attention_bwd_bf16_out_bf16grad", stream, d_out, q, k, v, out, lse, delta, d_out_bf16,
                          dq, dk, dv, samples, queries, keys, heads, head_dim, bf16_grads);
+}
+
+int mdt_attention_fwd_bf16_out_qknorm(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                      const float *q_center, const float *q_rstd, const float *k_center,
+                                      const float *k_rstd, uint16_t *out, float *lse, int64_t samples,
+                                      int64_t queries, int64_t keys, int64_t heads, int64_t head_dim) {
+    const char *op = "mdt_attention_fwd_bf16_out_qknorm";
+    MDT_REQUIRE(samples * queries == 0 || (q_center && q_rstd && k_center && k_rstd),
+                "%s: NULL QK-norm statistics pointer", op);
+    return forward_bf16(op, stream, q, k, v, out, lse, samples, queries, keys, heads, head_dim,
+                        tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}});
+}
+
+int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *d_out, const uint16_t *q,
+                                               const uint16_t *k, const uint16_t *v, const float *q_center,
+                                               const float *q_rstd, const float *k_center, const float *k_rstd,
+                                               const uint16_t *out, const float *lse, float *delta,
+                                               uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples,
+                                               int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
+                                               int bf16_grads) {
+    const char *op = "mdt_attention_bwd_bf16_out_bf16grad_qknorm";
+    MDT_REQUIRE(samples == 0 || (q_center && q_rstd && k_center && k_rstd), "%s: NULL QK-norm statistics pointer",
+                op);
+    return backward_bf16(op, stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk, dv, samples, queries, keys,
+                         heads, head_dim, bf16_grads, tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}});
 }
 
 }  // extern "C"

@@ -11,6 +11,9 @@
 // linear layer) through mdt::load_as_float: exactly the results for x's f32 upcast, 2 bytes per element less.
 // The _bf16grad backwards take dOut (and LayerNorm's dx) as f32 or bf16 (mdt::GradIn/GradOut): in a bf16 graph the
 // gradient of a bf16 value is bf16; dWeight, dShift and dScale stay f32 (they accumulate over rows).
+// mdt_norm_layer_norm_statistics is the forward without its output (or with it, optionally) that also saves each
+// row's two offsets (m0 and the correction) for attention's fused QK-norm (attention.cu, the _qknorm entries): the
+// normalised q and k are then never written, 2 bytes per element instead of 4.
 // Backward: one block per row computes dy = dOut·w and x̂ = (x - mean)·rstd, reduces Σdy and Σdy·x̂, and writes
 // dx = (dy - mean(dy) - x̂·mean(dy·x̂))·rstd; the weight gradient Σ_rows dOut·x̂ is the two-pass column sum of
 // column_sum.cuh (row chunks × column tiles writing partials to the caller's workspace, then a fixed-order
@@ -43,14 +46,16 @@ constexpr int kThreads = 128;
 
 // shift NULL: plain LayerNorm; else modulated by sample (tokens rows per sample). In and Out: float, or uint16_t for
 // bf16 bits (f32 maths, one rounding at the store).
+// out NULL: the statistics alone. center (may be NULL) gets each row's rough mean m0 and its correction, the two
+// offsets the output subtracts one after the other, so a consumer can normalise x itself to the same bits.
 template <class In, class Out>
 __global__ void layer_norm_kernel(const In *x, const float *weight, const float *shift, const float *scale,
-                                  float eps, Out *out, float *mean, float *rstd, int64_t tokens, int64_t width) {
+                                  float eps, Out *out, float *mean, float *rstd, float *center, int64_t tokens,
+                                  int64_t width) {
     MDT_SHARED(float, float_scratch, [32]);
     MDT_SHARED(double, double_scratch, [32]);
     int64_t row = blockIdx.x;
     const In *xr = x + row * width;
-    Out *outr = out + row * width;
     float sum = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) sum += mdt::load_as_float(xr, c);
     float m0 = mdt::block_sum(sum, float_scratch) / static_cast<float>(width);
@@ -70,7 +75,13 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
     if (threadIdx.x == 0) {
         mean[row] = static_cast<float>(m0 + correction);
         rstd[row] = row_rstd;
+        if (center) {
+            center[2 * row] = m0;
+            center[2 * row + 1] = correction_f;
+        }
     }
+    if (!out) return;
+    Out *outr = out + row * width;
     const float *shift_row = shift ? shift + row / tokens * width : nullptr;
     const float *scale_row = shift ? scale + row / tokens * width : nullptr;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
@@ -249,7 +260,23 @@ int layer_norm_forward(const char *op, mdt_stream_t stream, const In *x, const f
     // Through a pointer named after the kernel: the launch macro's argument cannot hold the template's comma.
     auto *layer_norm = &layer_norm_kernel<In, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr, nullptr, eps,
-                      out, mean, rstd, int64_t{1}, width);
+                      out, mean, rstd, static_cast<float *>(nullptr), int64_t{1}, width);
+}
+
+// Non-affine LayerNorm statistics (mean, rstd and center [rows, 2]) with the output optional (NULL: not written).
+template <class In, class Out>
+int layer_norm_statistics(const char *op, mdt_stream_t stream, const In *x, float eps, Out *out, float *mean,
+                          float *rstd, float *center, int64_t rows, int64_t width) {
+    MDT_REQUIRE(rows >= 0 && width > 0, "%s: need rows >= 0 and width > 0, got %lld and %lld", op, (long long)rows,
+                (long long)width);
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && mean && rstd && center, "%s: NULL tensor pointer", op);
+    auto *layer_norm = &layer_norm_kernel<In, Out>;
+    return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, static_cast<const float *>(nullptr),
+                      static_cast<const float *>(nullptr), static_cast<const float *>(nullptr), eps, out, mean, rstd,
+                      center, int64_t{1}, width);
 }
 
 template <class Out>
@@ -266,7 +293,7 @@ int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float
     MDT_REQUIRE(x && shift && scale && out && mean && rstd, "%s: NULL tensor pointer", op);
     auto *layer_norm = &layer_norm_kernel<float, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale, eps, out,
-                      mean, rstd, tokens, width);
+                      mean, rstd, static_cast<float *>(nullptr), tokens, width);
 }
 
 // bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others). accumulate: dx (f32) holds x's
@@ -416,6 +443,28 @@ int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *
                                            uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width) {
     return layer_norm_forward("mdt_norm_layer_norm_fwd_bf16in_bf16out", stream, x, weight, eps, out, mean, rstd, rows,
                               width);
+}
+
+int mdt_norm_layer_norm_statistics(mdt_stream_t stream, const void *x, float eps, void *out, float *mean, float *rstd,
+                                   float *center, int64_t rows, int64_t width, int bf16_operands) {
+    const char *op = "mdt_norm_layer_norm_statistics";
+    MDT_REQUIRE(mdt::valid_grads(bf16_operands, 2), "%s: bf16 operands %d name operands past x and out", op,
+                bf16_operands);
+    bool bf16_x = mdt::bf16_grad(bf16_operands, 0), bf16_out = mdt::bf16_grad(bf16_operands, 1);
+    if (bf16_x && bf16_out) {
+        return layer_norm_statistics(op, stream, static_cast<const uint16_t *>(x), eps, static_cast<uint16_t *>(out),
+                                     mean, rstd, center, rows, width);
+    }
+    if (bf16_x) {
+        return layer_norm_statistics(op, stream, static_cast<const uint16_t *>(x), eps, static_cast<float *>(out), mean,
+                                     rstd, center, rows, width);
+    }
+    if (bf16_out) {
+        return layer_norm_statistics(op, stream, static_cast<const float *>(x), eps, static_cast<uint16_t *>(out), mean,
+                                     rstd, center, rows, width);
+    }
+    return layer_norm_statistics(op, stream, static_cast<const float *>(x), eps, static_cast<float *>(out), mean, rstd,
+                                 center, rows, width);
 }
 
 int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,

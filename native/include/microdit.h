@@ -253,6 +253,11 @@ MDT_API int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, con
 /* x bf16 (QK-norm of bf16 q and k); weight, mean, rstd and the gradients float. */
 MDT_API int mdt_norm_layer_norm_fwd_bf16in(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, float *out, float *mean, float *rstd, int64_t rows, int64_t width);
 MDT_API int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *x, const float *weight, float eps, uint16_t *out, float *mean, float *rstd, int64_t rows, int64_t width);
+/* Non-affine LayerNorm's statistics for QK-norm fused into attention: mean and rstd [rows] as the forwards save them,
+ * center [rows, 2] the rough mean m0 and its correction that the output subtracts one after the other (the _qknorm
+ * attention entries normalise q and k from them to the bits of the bf16 output); out may be NULL (not written).
+ * bf16_operands: bit 0 x, bit 1 out. */
+MDT_API int mdt_norm_layer_norm_statistics(mdt_stream_t stream, const void *x, float eps, void *out, float *mean, float *rstd, float *center, int64_t rows, int64_t width, int bf16_operands);
 MDT_API int mdt_norm_layer_norm_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
 /* d_out (bf16_grads bit 0) and dx (bit 1) float or bf16; d_weight stays float (it accumulates). */
 MDT_API int mdt_norm_layer_norm_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
@@ -460,6 +465,13 @@ MDT_API int mdt_attention_bwd_bf16_out(mdt_stream_t stream, const float *d_out, 
  * is the tensor cores' operand as it is (16-byte aligned; d_out_bf16 is then unused and may be NULL). */
 MDT_API int mdt_attention_bwd_bf16_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
 MDT_API int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
+
+/* QK-norm fused into attention: q and k are the raw rows, normalised as their tiles arrive from center and rstd
+ * (mdt_norm_layer_norm_statistics), each element rounded to bf16 as the separate QK-norm's bf16 output is, so the
+ * results are bit for bit those of mdt_attention_fwd_bf16_out / _bwd_bf16_out_bf16grad on the normalised q and k; dq
+ * and dk are the gradients of the normalised q and k. Head dimensions as those entries. */
+MDT_API int mdt_attention_fwd_bf16_out_qknorm(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
+MDT_API int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
 
 /* ------------------------------------------------------------------ collectives between ranks (data parallel) */
 /* One communicator per process of a multi-process run (one process per device), over a world of `size` ranks. The

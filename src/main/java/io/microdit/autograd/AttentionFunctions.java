@@ -49,4 +49,50 @@ public final class AttentionFunctions {
             v.addGrad(dv, be);
         }, q, k, v);
     }
+
+    /**
+     * QK-norm and attention in one node, for a {@link Precision#BF16} graph: {@link #attention} (out in
+     * {@code outType}) of q and k each normalised by a non-affine {@link NormFunctions#layerNorm} (eps) with a BF16
+     * output, bit for bit those two ops, forward and backward. Only q's and k's statistics are computed and kept,
+     * not their normalised rows: the attention kernel normalises q and k as it reads them (forward and backward),
+     * so the rows are never written, read back or held until the backward. Backward: attention's, giving the
+     * normalised q's and k's gradients (BF16, as the separate normalised outputs' would be), then each LayerNorm's
+     * backward, k's first, in the order the separate ops' nodes run. q, k and v are distinct variables.
+     */
+    public static Variable normalizedAttention(Graph g, Variable q, Variable k, Variable v, int heads, float eps,
+                                               DType outType) {
+        Backend be = g.backend();
+        if (q == k || q == v || k == v) {
+            throw new IllegalArgumentException("normalizedAttention: q, k and v must be distinct variables");
+        }
+        Tensor qv = q.value(), kv = k.value(), vv = g.matmulOperand(v);
+        if (qv.rank() != 3 || heads <= 0 || qv.dim(2) % heads != 0) {
+            throw new IllegalArgumentException("normalizedAttention: q " + qv.describe() + " must be [N, Tq, H·Dh] "
+                    + "with " + heads + " heads dividing its width");
+        }
+        Tensor[] qStatistics = statistics(g, qv, eps), kStatistics = statistics(g, kv, eps);
+        Tensor out = g.output(outType, qv.shape());
+        Tensor lse = g.output(qv.dim(0), heads, qv.dim(1));
+        be.normalizedAttention(qv, kv, vv, heads, eps, qStatistics[2], qStatistics[1], kStatistics[2], kStatistics[1],
+                out, lse);
+        return g.result(out, dOut -> {
+            // The normalised q and k are BF16 values of one reader each: their gradients are BF16 (gradientType).
+            Tensor dq = g.output(g.matmulOperandType(), qv.shape());
+            Tensor dk = g.output(g.matmulOperandType(), kv.shape());
+            Tensor dv = g.output(v.gradientType(), vv.shape());
+            be.normalizedAttentionBackward(dOut, qv, kv, vv, out, lse, heads, eps, qStatistics[2], qStatistics[1],
+                    kStatistics[2], kStatistics[1], dq, dk, dv);
+            v.addGrad(dv, be);
+            NormFunctions.layerNormBackward(g, k, null, dk, kStatistics[0], kStatistics[1]);
+            NormFunctions.layerNormBackward(g, q, null, dq, qStatistics[0], qStatistics[1]);
+        }, q, k, v);
+    }
+
+    /** mean, rstd and center of x's rows (Backend#layerNormStatistics). */
+    private static Tensor[] statistics(Graph g, Tensor x, float eps) {
+        int rows = Math.toIntExact(x.rowCount());
+        Tensor[] statistics = {g.output(rows), g.output(rows), g.output(rows, 2)};
+        g.backend().layerNormStatistics(x, eps, statistics[0], statistics[1], statistics[2]);
+        return statistics;
+    }
 }

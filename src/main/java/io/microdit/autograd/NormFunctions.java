@@ -31,17 +31,25 @@ public final class NormFunctions {
         Tensor rstd = g.output(rows);
         Tensor weightValue = weight == null ? null : weight.value();
         be.layerNorm(x.value(), weightValue, eps, out, mean, rstd);
-        return g.result(out, dOut -> {
-            Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
-            if (x.requiresGrad() && x.grad() != null) {
-                // x has other readers whose gradients came first: add into its F32 gradient in the same pass.
-                be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, x.gradBuffer(be), dWeight, true);
-                return;
-            }
-            Tensor dx = g.output(x.gradientType(), x.shape());
-            be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, dx, dWeight);
-            x.addGrad(dx, be);
-        }, x, weight);
+        return g.result(out, dOut -> layerNormBackward(g, x, weight, dOut, mean, rstd), x, weight);
+    }
+
+    /**
+     * {@link #layerNorm}'s backward from its output's gradient dOut and saved statistics: writes dx (or adds it into
+     * x's gradient in the same pass when x already has one) and accumulates dWeight into the weight's gradient.
+     */
+    static void layerNormBackward(Graph g, Variable x, Variable weight, Tensor dOut, Tensor mean, Tensor rstd) {
+        Backend be = g.backend();
+        Tensor weightValue = weight == null ? null : weight.value();
+        Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
+        if (x.requiresGrad() && x.grad() != null) {
+            // x has other readers whose gradients came first: add into its F32 gradient in the same pass.
+            be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, x.gradBuffer(be), dWeight, true);
+            return;
+        }
+        Tensor dx = g.output(x.gradientType(), x.shape());
+        be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, dx, dWeight);
+        x.addGrad(dx, be);
     }
 
     /**

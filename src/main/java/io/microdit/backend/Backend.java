@@ -322,6 +322,31 @@ public interface Backend extends AutoCloseable {
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                            Tensor dq, Tensor dk, Tensor dv);
 
+    /**
+     * The statistics of a non-affine LayerNorm over the last dimension (QK-norm), without its output: mean and rstd
+     * [rows] as {@link #layerNorm} saves them, and center [rows, 2], each row's rough mean and the correction to it,
+     * the two offsets layerNorm's output subtracts one after the other, so {@link #normalizedAttention} can normalise
+     * x as it reads it, to the same bits. x F32 or BF16.
+     */
+    void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center);
+
+    /**
+     * QK-norm fused into attention: {@link #attention} of q and k normalised as {@link #layerNorm} (no weight) with
+     * a BF16 output normalises them, from their {@link #layerNormStatistics}, without the normalised rows ever being
+     * written: out and lse are bit for bit those of the two ops. eps is the statistics' (a backend may renormalise
+     * q and k from it where its kernels cannot normalise them as they load).
+     */
+    void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
+                             Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #normalizedAttention}: {@link #attentionBackward} on the normalised q and k, so dq and dk
+     * are their gradients (layerNormBackward of them gives q's and k's), bit for bit the separate ops'.
+     */
+    void normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                                     float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter, Tensor kRstd,
+                                     Tensor dq, Tensor dk, Tensor dv);
+
     // ---------------------------------------------------------------- expert-choice MoE
 
     /**

@@ -777,6 +777,52 @@ public final class Checks {
         return s;
     }
 
+    /** x F32 or BF16; mean and rstd F32 [rows], center F32 [rows, 2]; returns the width normalised over. */
+    public static int layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
+        String op = "layerNormStatistics";
+        int width = normInput(op, x);
+        long rows = x.rowCount();
+        rowStatistic(op, "mean", mean, rows);
+        rowStatistic(op, "rstd", rstd, rows);
+        rowCenter(op, "center", center, rows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return width;
+    }
+
+    /** {@link #attention}'s arguments and q's and k's statistics ({@link #layerNormStatistics}); as it returns. */
+    public static int[] normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter,
+                                            Tensor qRstd, Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
+        String op = "normalizedAttention";
+        int[] s = attentionInputs(op, q, k, v, heads, out, lse);
+        normStatistics(op, q, k, eps, qCenter, qRstd, kCenter, kRstd);
+        return s;
+    }
+
+    /** {@link #attentionBackward}'s arguments and q's and k's statistics; as it returns. */
+    public static int[] normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
+                                                    Tensor lse, int heads, float eps, Tensor qCenter, Tensor qRstd,
+                                                    Tensor kCenter, Tensor kRstd, Tensor dq, Tensor dk, Tensor dv) {
+        String op = "normalizedAttentionBackward";
+        int[] s = attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        normStatistics(op, q, k, eps, qCenter, qRstd, kCenter, kRstd);
+        return s;
+    }
+
+    private static void normStatistics(String op, Tensor q, Tensor k, float eps, Tensor qCenter, Tensor qRstd,
+                                       Tensor kCenter, Tensor kRstd) {
+        rowCenter(op, "qCenter", qCenter, q.rowCount());
+        rowStatistic(op, "qRstd", qRstd, q.rowCount());
+        rowCenter(op, "kCenter", kCenter, k.rowCount());
+        rowStatistic(op, "kRstd", kRstd, k.rowCount());
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+    }
+
+    private static void rowCenter(String op, String argument, Tensor t, long rows) {
+        dtype(op, argument, t, DType.F32);
+        argument(t.numel() == 2 * rows, op, argument + " " + t.describe() + " must hold two values per row ("
+                + rows + " rows)");
+    }
+
     private static int[] attentionInputs(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out,
                                          Tensor lse) {
         notNull(op, "q", q);

@@ -78,6 +78,11 @@ public final class Attention {
     }
 
     private Variable attend(Graph g, Variable q, Variable k, Variable v) {
+        if (g.matmulOperandType() == DType.BF16) {
+            // A bf16 graph: QK-norm inside the attention op, the normalised q and k never stored (same bits).
+            return proj.forward(g, AttentionFunctions.normalizedAttention(g, q, k, v, heads, eps,
+                    g.activationType()), g.activationType());
+        }
         // QK-norm's outputs go only to attention, which reads them as matrix-product operands.
         Variable qn = NormFunctions.layerNorm(g, q, null, eps, g.matmulOperandType());
         Variable kn = NormFunctions.layerNorm(g, k, null, eps, g.matmulOperandType());

@@ -1,6 +1,7 @@
 package io.microdit.backend.cpu;
 
 import io.microdit.backend.Backend;
+import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.HostAllocator;
@@ -296,6 +297,40 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                                   Tensor dq, Tensor dk, Tensor dv) {
         attention.backward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+    }
+
+    @Override
+    public void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
+        norm.layerNormStatistics(x, eps, mean, rstd, center);
+    }
+
+    /** The normalised q and k are formed in scratch here (from the statistics, as layerNorm's output rounds). */
+    @Override
+    public void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
+                                    Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
+        Checks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+        try (MemoryScope scratch = new MemoryScope("normalized-attention")) {
+            attention.forward(normalized(q, qCenter, qRstd, scratch, "normalizedAttention"),
+                    normalized(k, kCenter, kRstd, scratch, "normalizedAttention"), v, heads, out, lse);
+        }
+    }
+
+    @Override
+    public void normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                            int heads, float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter,
+                                            Tensor kRstd, Tensor dq, Tensor dk, Tensor dv) {
+        Checks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter, kRstd, dq, dk,
+                dv);
+        try (MemoryScope scratch = new MemoryScope("normalized-attention")) {
+            attention.backward(dOut, normalized(q, qCenter, qRstd, scratch, null),
+                    normalized(k, kCenter, kRstd, scratch, null), v, out, lse, heads, dq, dk, dv);
+        }
+    }
+
+    private Tensor normalized(Tensor x, Tensor center, Tensor rstd, MemoryScope scratch, String op) {
+        Tensor out = Tensor.empty(scratch, x.dtype(), x.shape());
+        norm.normalize(x, center, rstd, out, op);
+        return out;
     }
 
     @Override

@@ -56,7 +56,7 @@ final class CpuNorm {
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
         int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
-        forward(x, weight, null, null, 1, width, eps, out, mean, rstd);
+        forward(x, weight, null, null, 1, width, eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
@@ -64,17 +64,48 @@ final class CpuNorm {
                            Tensor rstd) {
         String op = "layerNormModulate";
         int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
-        forward(x, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd);
+        forward(x, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 10L : 11L) * x.numel());
     }
 
-    /** LayerNorm, then adaLN modulation by sample ({@code shift} null: none); {@code tokens} rows per sample. */
-    private void forward(Tensor x, Tensor weight, MemorySegment shift, MemorySegment scale, int tokens, int width,
-                         float eps, Tensor out, Tensor mean, Tensor rstd) {
-        int rows = Math.toIntExact(x.rowCount());
-        MemorySegment xs = x.segment(), os = out.segment(), ms = mean.segment(), rs = rstd.segment();
-        float[] w = weight == null ? null : weight.toFloatArray();
+    /** The statistics of a non-affine LayerNorm and the rows' two offsets (see Backend#layerNormStatistics). */
+    void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
+        Checks.layerNormStatistics(x, eps, mean, rstd, center);
+        forward(x, null, null, null, 1, x.dim(-1), eps, null, mean, rstd, center.segment());
+        flops.add("layerNormStatistics", 4L * x.numel());
+    }
+
+    /**
+     * x normalised from its {@link #layerNormStatistics} into out (F32, or BF16 rounded as convert rounds), the
+     * arithmetic of layerNorm's output: bit for bit layerNorm's out for the same x. Counts its 3 FLOPs per element
+     * under {@code op} when not null (a forward; a backward's renormalisation is not model work).
+     */
+    void normalize(Tensor x, Tensor center, Tensor rstd, Tensor out, String op) {
+        int rows = Math.toIntExact(x.rowCount()), width = x.dim(-1);
+        MemorySegment xs = x.segment(), cs = center.segment(), rs = rstd.segment(), os = out.segment();
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
+        parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
+            for (int r = start; r < end; r++) {
+                normalizeRow(xs, bf16In, os, bf16, (long) r * width * 4, width, cs.getAtIndex(F, 2L * r),
+                        cs.getAtIndex(F, 2L * r + 1), rs.getAtIndex(F, r), null, null, null, 0);
+            }
+        });
+        if (op != null) {
+            flops.add(op, 3L * x.numel());
+        }
+    }
+
+    /**
+     * LayerNorm, then adaLN modulation by sample ({@code shift} null: none); {@code tokens} rows per sample. out
+     * null: the statistics alone; center (may be null) gets each row's m0 and correction.
+     */
+    private void forward(Tensor x, Tensor weight, MemorySegment shift, MemorySegment scale, int tokens, int width,
+                         float eps, Tensor out, Tensor mean, Tensor rstd, MemorySegment center) {
+        int rows = Math.toIntExact(x.rowCount());
+        MemorySegment xs = x.segment(), os = out == null ? null : out.segment(), ms = mean.segment(),
+                rs = rstd.segment();
+        float[] w = weight == null ? null : weight.toFloatArray();
+        boolean bf16In = x.dtype() == DType.BF16, bf16 = out != null && out.dtype() == DType.BF16;
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
             for (int r = start; r < end; r++) {
                 long base = (long) r * width * 4, first = (long) r * width;
@@ -97,6 +128,13 @@ final class CpuNorm {
                 float rowRstd = (float) (1 / Math.sqrt(variance + eps));
                 ms.setAtIndex(F, r, (float) (m0 + correction));
                 rs.setAtIndex(F, r, rowRstd);
+                if (center != null) {
+                    center.setAtIndex(F, 2L * r, m0);
+                    center.setAtIndex(F, 2L * r + 1, (float) correction);
+                }
+                if (os == null) {
+                    continue;
+                }
                 normalizeRow(xs, bf16In, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
                         (long) (r / tokens) * width * 4);
             }

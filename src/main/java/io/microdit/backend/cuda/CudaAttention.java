@@ -122,6 +122,68 @@ final class CudaAttention extends CudaOps {
         flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
     }
 
+    /**
+     * QK-norm fused into attention: the tensor-core kernel normalises the q and k tiles as they arrive (BF16
+     * operands and out, its head dimensions); otherwise q and k are normalised into scratch by the LayerNorm kernel
+     * (the same bits) for {@link #attention}.
+     */
+    void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
+                             Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
+        String op = "normalizedAttention";
+        int[] s = Checks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+        checkAttentionLimits(op, s[0], heads, s[3]);
+        if (q.dtype() != DType.BF16 || out.dtype() != DType.BF16 || !TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
+            try (MemoryScope scratch = scope(op + "-normalized")) {
+                attention(normalized(op, q, eps, scratch), normalized(op, k, eps, scratch), v, heads, out, lse);
+            }
+            return;
+        }
+        check(MicroditNative.mdt_attention_fwd_bf16_out_qknorm(stream, pointer(op, "q", q), pointer(op, "k", k),
+                pointer(op, "v", v), pointer(op, "qCenter", qCenter), pointer(op, "qRstd", qRstd),
+                pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd), pointer(op, "out", out),
+                pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
+        flops.add(op, 4L * s[0] * heads * s[1] * s[2] * s[3] + 3L * (q.numel() + k.numel()));
+    }
+
+    /** Backward of {@link #normalizedAttention}, normalising q and k as its forward does. */
+    void normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
+                                     float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter, Tensor kRstd,
+                                     Tensor dq, Tensor dk, Tensor dv) {
+        String op = "normalizedAttentionBackward";
+        int[] s = Checks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter,
+                kRstd, dq, dk, dv);
+        checkAttentionLimits(op, s[0], heads, s[3]);
+        if (q.dtype() != DType.BF16 || out.dtype() != DType.BF16 || !TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
+            try (MemoryScope scratch = scope(op + "-normalized")) {
+                attentionBackward(dOut, normalized(op, q, eps, scratch), normalized(op, k, eps, scratch), v, out, lse,
+                        heads, dq, dk, dv);
+            }
+            return;
+        }
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+            MemorySegment dOutBf16 = dOut.dtype() == DType.BF16 ? MemorySegment.NULL
+                    : workspace.zeros(DType.BF16, dOut.shape()).segment();
+            check(MicroditNative.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut),
+                    pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v), pointer(op, "qCenter", qCenter),
+                    pointer(op, "qRstd", qRstd), pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd),
+                    pointer(op, "out", out), pointer(op, "lse", lse), delta.segment(), dOutBf16, pointer(op, "dq", dq),
+                    pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3],
+                    bf16Grads(dOut, dq, dk, dv)), op);
+        }
+        // Model FLOPs, as attentionBackward counts them: the normalisation redone on the tiles is not counted.
+        flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+    }
+
+    /** x's non-affine LayerNorm in x's dtype, in scratch (its statistics discarded). */
+    private Tensor normalized(String op, Tensor x, float eps, MemoryScope scratch) {
+        Tensor out = scratch.zeros(x.dtype(), x.shape());
+        int rows = Math.toIntExact(x.rowCount());
+        cuda.norm().normalizeWithStatistics(op, x, eps, out, scratch.zeros(Math.max(1, rows)),
+                scratch.zeros(Math.max(1, rows)), scratch.zeros(Math.max(1, 2 * rows)));
+        return out;
+    }
+
     /** {@code gradient} itself when F32, else device F32 scratch of its shape for the result to be rounded from. */
     private static Tensor f32Output(Tensor gradient, MemoryScope scope) {
         return gradient.dtype() == DType.BF16 ? scope.zeros(DType.F32, gradient.shape()) : gradient;

@@ -742,6 +742,30 @@ public final class CudaBackend implements Backend, AutoCloseable {
         attention.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
     }
 
+    @Override
+    public void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
+        norm.layerNormStatistics(x, eps, mean, rstd, center);
+    }
+
+    @Override
+    public void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
+                                    Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
+        attention.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+    }
+
+    @Override
+    public void normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                            int heads, float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter,
+                                            Tensor kRstd, Tensor dq, Tensor dk, Tensor dv) {
+        attention.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter, kRstd, dq,
+                dk, dv);
+    }
+
+    /** The LayerNorm ops, for other op families that normalise (normalizedAttention's other head dimensions). */
+    CudaNorm norm() {
+        return norm;
+    }
+
     // ---------------------------------------------------------------- expert-choice MoE (CudaMoe)
 
     @Override

@@ -29,6 +29,28 @@ final class CudaNorm extends CudaOps {
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
+    void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
+        String op = "layerNormStatistics";
+        int width = Checks.layerNormStatistics(x, eps, mean, rstd, center);
+        check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, MemorySegment.NULL,
+                pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
+                width, x.dtype() == DType.BF16 ? 1 : 0), op);
+        // With normalizedAttention's 3 per element of the normalisation, layerNorm's 7.
+        flops.add(op, 4L * x.numel());
+    }
+
+    /**
+     * layerNorm without weight of x into out (its dtype), with its statistics: the normalised rows a kernel that
+     * cannot normalise q and k as it loads them reads instead (CudaAttention's other head dimensions).
+     */
+    void normalizeWithStatistics(String op, Tensor x, float eps, Tensor out, Tensor mean, Tensor rstd,
+                                 Tensor center) {
+        check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, pointer(op, "out", out),
+                pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
+                x.dim(-1), (x.dtype() == DType.BF16 ? 1 : 0) | (out.dtype() == DType.BF16 ? 2 : 0)), op);
+        flops.add(op, 7L * x.numel());
+    }
+
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
         String op = "layerNormBackward";

@@ -106,6 +106,39 @@ class HotKernelAccessTest extends CudaVersusCpu {
         }
     }
 
+    /**
+     * QK-norm fused into attention: the statistics pass and the attention kernels with their in-place normalisation
+     * of the q and k tiles (F32 dO and gradients, as bf16AttentionForwardAndBackward measures the kernels without it).
+     */
+    @Test
+    void bf16NormalizedAttentionForwardAndBackward() {
+        Random random = new Random(123);
+        int tokens = 128, headDim = WIDTH / HEADS;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor q = bf16(host, device, random, 1, tokens, WIDTH), k = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor v = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor qMean = device.zeros(tokens), qRstd = device.zeros(tokens), qCenter = device.zeros(tokens, 2);
+            Tensor kMean = device.zeros(tokens), kRstd = device.zeros(tokens), kCenter = device.zeros(tokens, 2);
+            Tensor out = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor lse = cuda.upload(output(host, 1, HEADS, tokens), device);
+            Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
+            Tensor dq = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            Tensor dk = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            Tensor dv = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.layerNormStatistics(q, 1e-6f, qMean, qRstd, qCenter);
+                cuda.layerNormStatistics(k, 1e-6f, kMean, kRstd, kCenter);
+                cuda.normalizedAttention(q, k, v, HEADS, 1e-6f, qCenter, qRstd, kCenter, kRstd, out, lse);
+                cuda.normalizedAttentionBackward(dOut, q, k, v, out, lse, HEADS, 1e-6f, qCenter, qRstd, kCenter,
+                        kRstd, dq, dk, dv);
+            });
+            assertMeetsTargets(counts, "layer_norm");
+            assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
+            assertMeetsTargets(counts, "attention_key_gradients_bf16_kernel");
+            assertMeetsTargets(counts, "attention_query_gradients_bf16_kernel");
+        }
+    }
+
     @Test
     void moeDispatchAndCombineForwardAndBackward() {
         Random random = new Random(123);
