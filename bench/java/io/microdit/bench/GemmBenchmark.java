@@ -22,8 +22,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * reports calls per second; each call does 2·M·N·K FLOPs, so GFLOP/s = ops/s × 2·M·N·K / 1e9 (e.g. 512x512x512 at
  * 1000 ops/s is 268 GFLOP/s). Shapes are MxNxK: squares, and MicroDiT's linear layers with M = tokens × batch and K
  * the model width: qkv (N = 3·512), the attention output (512 × 512), the SwiGLU up and down projections (1408
- * hidden) and a 1024-wide layer. {@code layout} NT is the linear forward (x · Wᵀ), NN its input gradient (dy · W)
- * and TN its weight gradient (dyᵀ · x, accumulated). Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p
+ * hidden) and a 1024-wide layer; and two of a patch-2 fashion-small step's own: a width-128 linear over 16,384
+ * tokens (16384x128x128) and its weight gradient (128x128x16384, with {@code -p layout=TN}). {@code layout} NT is the
+ * linear forward (x · Wᵀ), NN its input gradient (dy · W) and TN its weight gradient (dyᵀ · x, accumulated). Run: {@code bench/run-jmh.sh GemmBenchmark} (add {@code -p
  * shape=512x512x512 -p threads=1} to narrow it). On a GPU: {@code -p backend=cuda -p threads=0 -p dtype=bf16} (the
  * tensor-core kernel; {@code f32} the SIMT one).
  */
@@ -35,7 +36,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Fork(1)
 public class GemmBenchmark {
     @Param({"256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048", "4096x1536x512", "4096x512x512",
-            "4096x1408x512", "4096x512x1408", "1024x3072x1024"})
+            "4096x1408x512", "4096x512x1408", "1024x3072x1024", "16384x128x128", "128x128x16384"})
     public String shape;
 
     @Param({"1", "2"})

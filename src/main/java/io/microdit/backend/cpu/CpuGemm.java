@@ -21,8 +21,9 @@ import jdk.incubator.vector.VectorMask;
  * A's panel is packed, or its rows copied as they are when A is row-major (it stays in L1), and multiplied by every column panel of the block in
  * {@link GemmKernel}'s register tile. Each tile's result is added to C with vector stores (masked at the right
  * edge): the first k block writes bias (plus C when accumulating), later ones add to C, so C is read and
- * written once per k block. Threads share out row panels across the batch (or column panels when there are too
- * few rows), each packing its own operands, so no thread waits on another. A rank-2 B shared by a batched,
+ * written once per k block. Threads share out row panels across the batch, or column panels when there are too
+ * few rows or when that reads fewer operands ({@link #columnSplitReadsLess}), each packing its own operands, so no
+ * thread waits on another. A rank-2 B shared by a batched,
  * untransposed A folds the batch into M. Products too small for packing to pay run a direct loop.
  * Cost: 2·batch·M·N·K FLOPs.
  */
@@ -128,12 +129,26 @@ final class CpuGemm {
 
     private void blocked(Problem p) {
         int rowPanels = (p.m() + ROWS - 1) / ROWS;
+        int columnPanels = (p.n() + COLUMNS - 1) / COLUMNS;
         long rowUnits = (long) p.batch() * rowPanels;
         int threads = parallel.threads();
-        if (rowUnits >= 2L * threads || p.n() <= COLUMNS) {
-            int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) ROWS * p.n() * p.k()));
-            float[] sharedB = threads > 1 && p.batch() == 1 && rowUnits >= 2L * minChunk ? packShared(p) : null;
-            parallel.forRange(Math.toIntExact(rowUnits), minChunk, (start, end) -> {
+        int rowChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) ROWS * p.n() * p.k()));
+        boolean fewRows = rowUnits < 2L * threads;
+        if (p.n() > COLUMNS && (fewRows || columnSplitReadsLess(p, threads, parallel.pieces(
+                Math.toIntExact(rowUnits), rowChunk)))) {
+            // Few rows: one contiguous run of column panels per thread, so that each thread packs A once and
+            // reuses each of its B blocks for every row panel.
+            int minChunk = fewRows
+                    ? (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) COLUMNS * p.m() * p.k() * p.batch()))
+                    : Math.max(1, columnPanels / threads);
+            parallel.forRange(columnPanels, minChunk, (start, end) -> {
+                for (int batchIndex = 0; batchIndex < p.batch(); batchIndex++) {
+                    block(p, batchIndex, 0, p.m(), start * COLUMNS, Math.min(p.n(), end * COLUMNS), null);
+                }
+            });
+        } else {
+            float[] sharedB = threads > 1 && p.batch() == 1 && rowUnits >= 2L * rowChunk ? packShared(p) : null;
+            parallel.forRange(Math.toIntExact(rowUnits), rowChunk, (start, end) -> {
                 for (int unit = start; unit < end; ) {
                     int batchIndex = unit / rowPanels, firstPanel = unit % rowPanels;
                     int lastPanel = Math.min(rowPanels, firstPanel + end - unit);
@@ -141,15 +156,25 @@ final class CpuGemm {
                     unit += lastPanel - firstPanel;
                 }
             });
-        } else {
-            int columnPanels = (p.n() + COLUMNS - 1) / COLUMNS;
-            int minChunk = (int) Math.max(1, MIN_WORK_PER_THREAD / ((long) COLUMNS * p.m() * p.k() * p.batch()));
-            parallel.forRange(columnPanels, minChunk, (start, end) -> {
-                for (int batchIndex = 0; batchIndex < p.batch(); batchIndex++) {
-                    block(p, batchIndex, 0, p.m(), start * COLUMNS, Math.min(p.n(), end * COLUMNS), null);
-                }
-            });
         }
+    }
+
+    /**
+     * Whether splitting the columns between the threads reads fewer operand floats than splitting the rows into
+     * {@code rowRanges} ranges. With more than one depth block, B's blocks do not stay in cache from one range to
+     * the next, so each row range of a batch entry reads all of that entry's B again (N·K floats), while each
+     * thread of a column split reads all of A (M·K) and its share of B. For a weight gradient (M = 128, N = 128,
+     * K = 16384, 8 row ranges of one or two panels) that is 128 + 8·128 against 2·128 + 128 floats per step of k.
+     * Where each element is summed does not depend on the split, so neither do the bits.
+     */
+    private static boolean columnSplitReadsLess(Problem p, int threads, int rowRanges) {
+        if (p.k() <= BLOCK_DEPTH || threads == 1) {
+            return false;
+        }
+        long rowRangesPerEntry = Math.max(1, (rowRanges + p.batch() - 1) / p.batch());
+        long rowSplit = p.m() + (long) p.n() * rowRangesPerEntry;
+        long columnSplit = (long) p.m() * threads + p.n();
+        return columnSplit < rowSplit;
     }
 
     /**

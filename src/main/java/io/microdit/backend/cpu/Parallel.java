@@ -107,7 +107,7 @@ public final class Parallel implements AutoCloseable {
         if (n <= 0) {
             return;
         }
-        int pieces = Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
+        int pieces = pieces(n, minChunk);
         if (threads == 1 || pieces == 1 || closed || Thread.currentThread() instanceof Worker
                 || !submit.tryLock()) {
             body.run(0, n); // one range, or nested in a job (or another thread's): more threads would only wait
@@ -146,6 +146,11 @@ public final class Parallel implements AutoCloseable {
         } finally {
             submit.unlock();
         }
+    }
+
+    /** The ranges {@link #forRange} cuts [0, n) into for this {@code minChunk}, so that a kernel can plan for them. */
+    int pieces(int n, int minChunk) {
+        return Math.min(threads * PIECES_PER_THREAD, Math.max(1, n / Math.max(1, minChunk)));
     }
 
     /** Runs {@code body} once per index in [0, n), indices spread over the threads in contiguous ranges. */

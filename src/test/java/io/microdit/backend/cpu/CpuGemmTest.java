@@ -138,6 +138,8 @@ class CpuGemmTest {
             {rows - 1, columns + 1, 7}, {rows + 1, columns - 1, 19}, {2 * rows + 1, 2 * columns + 3, 65},
             {rows, columns, CpuGemm.BLOCK_DEPTH - 1}, {rows + 3, columns + 5, CpuGemm.BLOCK_DEPTH + 1},
             {5, CpuGemm.BLOCK_COLUMNS + 7, 33}, {37, CpuGemm.BLOCK_COLUMNS + columns + 1, 2 * CpuGemm.BLOCK_DEPTH + 3},
+            // A weight gradient's proportions: few rows, deep, so the threads split the 5 column panels 2 and 3.
+            {4 * rows + 1, 5 * columns - 3, CpuGemm.BLOCK_DEPTH + 9},
         };
         Stream.Builder<Arguments> out = Stream.builder();
         for (int[] s : shapes) {
