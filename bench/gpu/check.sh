@@ -30,7 +30,7 @@ tee_pid=$!
 deadline=$((SECONDS + ${CHECK_SECONDS:-470}))
 native="$root/target/native"
 python=${PYTHON:-python3}
-memcheck_tests=${MEMCHECK_TESTS:-'.*(CudaBf16AttentionTest|CudaBf16GemmTest|CudaTf32GemmTest|CudaMoeTokenSlotsTest|CudaBackendKernelsTest|EmulatorPrimitivesTest)'}
+memcheck_tests=${MEMCHECK_TESTS:-'.*(CudaBf16AttentionTest|CudaBf16GemmTest|CudaTf32GemmTest|CudaMoeTokenSlotsTest|CudaBackendKernelsTest|EmulatorPrimitivesTest|CudaNormalizedAttentionTest|CudaActivationEpilogueTest|CudaResidualNormTest)'}
 status=0
 summary=()
 

@@ -7,7 +7,7 @@
  */
 module io.microdit {
     requires jdk.incubator.vector;
-    // Preemption's SIGTERM/SIGUSR1 handlers (sun.misc.Signal) and bench-step's process CPU time.
+    // Preemption's SIGTERM/SIGINT handlers (sun.misc.Signal, through method handles) and bench-step's process CPU time.
     requires jdk.unsupported;
     requires java.management;
     requires jdk.management;
