@@ -44,6 +44,22 @@ namespace {
 
 constexpr int kThreads = 128;
 
+// A row's statistics from each thread's sums around the rough mean m0 (shifted = Σ(v − m0), squares = Σ(v − m0)²):
+// block totals in double, m0's correction (their mean) and rstd = 1/sqrt(var + eps), the same in every thread.
+struct RowStatistics {
+    double correction;
+    float rstd;
+};
+__device__ RowStatistics shifted_row_statistics(float shifted, float squares, int64_t width, float eps,
+                                                double *scratch) {
+    double shifted_total = mdt::block_sum(static_cast<double>(shifted), scratch);
+    double squares_total = mdt::block_sum(static_cast<double>(squares), scratch);
+    double correction = shifted_total / width;
+    double variance = squares_total / width - correction * correction;
+    if (variance < 0) variance = 0;
+    return {correction, static_cast<float>(1.0 / sqrt(variance + eps))};
+}
+
 // shift NULL: plain LayerNorm; else modulated by sample (tokens rows per sample). In and Out: float, or uint16_t for
 // bf16 bits (f32 maths, one rounding at the store).
 // out NULL: the statistics alone. center (may be NULL) gets each row's rough mean m0 and its correction, the two
@@ -65,12 +81,9 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
         shifted += d;
         squares = fmaf(d, d, squares);
     }
-    double shifted_total = mdt::block_sum(static_cast<double>(shifted), double_scratch);
-    double squares_total = mdt::block_sum(static_cast<double>(squares), double_scratch);
-    double correction = shifted_total / width;
-    double variance = squares_total / width - correction * correction;
-    if (variance < 0) variance = 0;
-    float row_rstd = static_cast<float>(1.0 / sqrt(variance + eps));
+    RowStatistics statistics = shifted_row_statistics(shifted, squares, width, eps, double_scratch);
+    double correction = statistics.correction;
+    float row_rstd = statistics.rstd;
     float correction_f = static_cast<float>(correction);
     if (threadIdx.x == 0) {
         mean[row] = static_cast<float>(m0 + correction);
@@ -194,12 +207,9 @@ __global__ void residual_layer_norm_kernel(const float *x, const float *gate, md
         shifted += d;
         squares = fmaf(d, d, squares);
     }
-    double shifted_total = mdt::block_sum(static_cast<double>(shifted), double_scratch);
-    double squares_total = mdt::block_sum(static_cast<double>(squares), double_scratch);
-    double correction = shifted_total / width;
-    double variance = squares_total / width - correction * correction;
-    if (variance < 0) variance = 0;
-    float row_rstd = static_cast<float>(1.0 / sqrt(variance + eps));
+    RowStatistics statistics = shifted_row_statistics(shifted, squares, width, eps, double_scratch);
+    double correction = statistics.correction;
+    float row_rstd = statistics.rstd;
     float correction_f = static_cast<float>(correction);
     if (threadIdx.x == 0) {
         mean[row] = static_cast<float>(m0 + correction);

@@ -215,8 +215,10 @@ public interface Backend extends AutoCloseable {
      * Backward of {@link #layerNorm}: writes dx; accumulates dWeight when weight is not null. {@code x} may be BF16
      * as in the forward; dOut and dx may each be BF16 (BF16 gradients, see above); dWeight is F32.
      */
-    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
-                           Tensor dWeight);
+    default void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                                   Tensor dWeight) {
+        layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, false);
+    }
 
     /**
      * {@link #layerNorm} fused with adaLN {@link #modulate}: {@code out[n,t,:] = LN(x[n,t,:])·(1 + scale[n,:]) +
@@ -231,8 +233,10 @@ public interface Backend extends AutoCloseable {
      * Backward of {@link #layerNormModulate}: writes dx, dShift and dScale (sums over tokens); accumulates dWeight
      * when weight is not null. dOut may be BF16 (a BF16 gradient, see above); dx and the others are F32.
      */
-    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
-                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale);
+    default void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
+                                           Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
+        layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, false);
+    }
 
     /**
      * {@link #layerNormBackward}, adding into dx when {@code accumulate}: dx (F32) holds x's gradient so far and

@@ -203,21 +203,9 @@ public final class CpuBackend implements Backend, AutoCloseable {
     }
 
     @Override
-    public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
-                                  Tensor dWeight) {
-        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
-    }
-
-    @Override
     public void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
                                   Tensor mean, Tensor rstd) {
         norm.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
-    }
-
-    @Override
-    public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
-                                          Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
-        norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
     }
 
     @Override
