@@ -3,7 +3,9 @@
 // build needs no NCCL. The few entry points are declared below with nccl.h's (2.x) types and values.
 //
 // Ordering: each collective records an event on the caller's stream, makes the communicator's own stream wait for
-// it, runs there, and makes the caller's stream wait for an event recorded after it; the host never waits.
+// it and runs there; then the caller's stream waits for an event recorded after it, at once, or for the _deferred
+// entries only at mdt_comm_join on the caller's event `done`, so the collective runs alongside the caller's later
+// work (the backward). The host never waits.
 //
 // Sums in rank order, for the same bits as one process (and as the emulator, native/emu/comm.cpp): a reduce-scatter
 // is a grouped send/receive of shards (each rank gets every rank's copy of its shard, rank after rank, into the
@@ -147,8 +149,10 @@ struct mdt_comm_s {
         return check_cuda(cudaStreamWaitEvent(stream, before, 0), call);
     }
 
-    // The caller's later work waits for the collective.
-    int leave(mdt_stream_t caller, const char *call) {
+    // After the collective: `done` recorded (deferred: the caller joins it later), or without it the caller's later
+    // work waits for the collective now.
+    int leave(mdt_stream_t caller, mdt_event_t done, const char *call) {
+        if (done) return check_cuda(cudaEventRecord(reinterpret_cast<cudaEvent_t>(done), stream), call);
         if (int s = check_cuda(cudaEventRecord(after, stream), call)) return s;
         return check_cuda(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(caller), after, 0), call);
     }
@@ -218,6 +222,42 @@ namespace {
 int check_comm(mdt_comm_t comm, const char *call) {
     return comm ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: comm is NULL", call);
 }
+
+int check_done(mdt_event_t done, const char *call) {
+    return done ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: done is NULL", call);
+}
+
+int all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n, mdt_event_t done,
+                   const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (n < 0 || (n > 0 && !data)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: n = %lld elements at %p", call, static_cast<long long>(n),
+                         static_cast<void *>(data));
+    }
+    std::vector<int64_t> starts(comm->size + 1);
+    for (int r = 0; r <= comm->size; r++) {
+        starts[r] = r * (n / comm->size) + (r < n % comm->size ? r : n % comm->size);
+    }
+    if (int s = comm->enter(stream, call)) return s;
+    // The sends read the other ranks' shards of data and the sum overwrites this rank's own, only after the group's
+    // receives and sends are done (both on our stream), so the sum can go straight to its place.
+    float *mine = data + starts[comm->rank];
+    if (int s = comm->reduce_scatter(data, starts.data(), mine, 0, call)) return s;
+    if (int s = comm->gather(mine, starts.data(), data)) return s;
+    return comm->leave(stream, done, call);
+}
+
+int reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard,
+                       int accumulate, mdt_event_t done, const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    if (int s = comm->enter(stream, call)) return s;
+    if (int s = comm->reduce_scatter(data, starts, shard, accumulate, call)) return s;
+    return comm->leave(stream, done, call);
+}
 }  // namespace
 
 extern "C" {
@@ -271,36 +311,12 @@ int mdt_comm_destroy(mdt_comm_t comm) {
 }
 
 int mdt_comm_all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n) {
-    const char *call = "mdt_comm_all_reduce_sum";
-    if (int s = check_comm(comm, call)) return s;
-    if (n < 0 || (n > 0 && !data)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: n = %lld elements at %p", call, static_cast<long long>(n),
-                         static_cast<void *>(data));
-    }
-    std::vector<int64_t> starts(comm->size + 1);
-    for (int r = 0; r <= comm->size; r++) {
-        starts[r] = r * (n / comm->size) + (r < n % comm->size ? r : n % comm->size);
-    }
-    if (int s = comm->enter(stream, call)) return s;
-    // The sends read the other ranks' shards of data and the sum overwrites this rank's own, only after the group's
-    // receives and sends are done (both on our stream), so the sum can go straight to its place.
-    float *mine = data + starts[comm->rank];
-    if (int s = comm->reduce_scatter(data, starts.data(), mine, 0, call)) return s;
-    if (int s = comm->gather(mine, starts.data(), data)) return s;
-    return comm->leave(stream, call);
+    return all_reduce_sum(comm, stream, data, n, nullptr, "mdt_comm_all_reduce_sum");
 }
 
 int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts,
                                 float *shard, int accumulate) {
-    const char *call = "mdt_comm_reduce_scatter_sum";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
-    if (int s = comm->enter(stream, call)) return s;
-    if (int s = comm->reduce_scatter(data, starts, shard, accumulate, call)) return s;
-    return comm->leave(stream, call);
+    return reduce_scatter_sum(comm, stream, data, starts, shard, accumulate, nullptr, "mdt_comm_reduce_scatter_sum");
 }
 
 int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts,
@@ -313,7 +329,7 @@ int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard
     }
     if (int s = comm->enter(stream, call)) return s;
     if (int s = comm->gather(shard, starts, data)) return s;
-    return comm->leave(stream, call);
+    return comm->leave(stream, nullptr, call);
 }
 
 int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root) {
@@ -330,7 +346,31 @@ int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t
                            "ncclBroadcast")) {
         return s;
     }
-    return comm->leave(stream, call);
+    return comm->leave(stream, nullptr, call);
 }
+
+int mdt_comm_all_reduce_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,
+                                     mdt_event_t done) {
+    const char *call = "mdt_comm_all_reduce_sum_deferred";
+    if (int s = check_done(done, call)) return s;
+    return all_reduce_sum(comm, stream, data, n, done, call);
+}
+
+int mdt_comm_reduce_scatter_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, const float *data,
+                                         const int64_t *starts, float *shard, int accumulate, mdt_event_t done) {
+    const char *call = "mdt_comm_reduce_scatter_sum_deferred";
+    if (int s = check_done(done, call)) return s;
+    return reduce_scatter_sum(comm, stream, data, starts, shard, accumulate, done, call);
+}
+
+int mdt_comm_join(mdt_comm_t comm, mdt_stream_t stream, mdt_event_t done) {
+    const char *call = "mdt_comm_join";
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_done(done, call)) return s;
+    return check_cuda(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(stream), reinterpret_cast<cudaEvent_t>(done),
+                                          0),
+                      call);
+}
+
 
 }  // extern "C"

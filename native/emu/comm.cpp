@@ -1,8 +1,10 @@
 // The emulator's collectives (microdit.h, mdt_comm_*): the ABI the CUDA library implements with NCCL, here with MPI
 // between emulator processes, so the CUDA backend's data-parallel path runs in CI as it would on GPUs. Emulated
-// device memory is host memory, so MPI moves it directly. Each collective first completes the stream's pending work
-// (a deferred stream, mdt_emu_stream_mode), then runs to completion: ordered after the work before it and before
-// the work after it, as the CUDA library orders its collectives with events.
+// device memory is host memory, so MPI moves it directly. Ordering as in the CUDA library: each collective is host
+// work (cuda_runtime.h, enqueue_host_work) on the communicator's own emulated stream, after an event recorded on the
+// caller's stream, and the caller's stream waits for an event recorded after it: at once, or only at mdt_comm_join
+// for the _deferred entries. With deferred streams (mdt_emu_stream_mode) a deferred collective is really pending until
+// its process waits for it (the emulator runs awaited work at the wait), so a missing join reads the old values.
 //
 // Sums are rank-order: MPI_Alltoallv gives each rank every rank's copy of its shard, which it adds in rank order
 // (as io.microdit.distributed.MpiCommunicator does on the CPU), so N emulated ranks equal one process bit for bit.
@@ -15,10 +17,12 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "cuda_runtime.h"
 #include "microdit.h"
 #include "status.h"
 
@@ -133,9 +137,15 @@ struct mdt_comm_s {
     const Mpi *mpi;
     Handle comm;  // a duplicate of the world, so these collectives never match the caller's own MPI calls
     int rank, size;
+    cudaStream_t stream = nullptr;                     // the collectives' own stream
+    cudaEvent_t before = nullptr, after = nullptr;     // the caller's stream → ours, ours → the caller's
     std::vector<float> parts;  // every rank's copy of this rank's shard, rank after rank
     std::vector<float> sum;    // this rank's summed shard of an all-reduce
     std::vector<int> counts, displacements, receive_counts, receive_displacements;
+    // The first collective that failed (it ran as stream work, where only its status survives): every later call
+    // reports it as the communication error it was, not as the stream's sticky launch failure.
+    int failure = MDT_SUCCESS;
+    std::string failure_message;
 
     // Every rank's data[starts[rank] ...] into parts, then their rank-order sum into out (onto it with accumulate).
     int reduce_scatter(const float *data, const int64_t *starts, float *out, bool accumulate, const char *call) {
@@ -172,11 +182,83 @@ struct mdt_comm_s {
                                               displacements.data(), mpi->float_type, comm),
                          call);
     }
+
+    int failed(const char *call) {
+        cudaGetLastError();
+        return mdt::fail(failure, "%s: %s", call, failure_message.c_str());
+    }
+
+    int check_cuda(cudaError_t error, const char *call) {
+        if (failure != MDT_SUCCESS) return failed(call);
+        if (error == cudaSuccess) return MDT_SUCCESS;
+        cudaGetLastError();
+        return mdt::fail(MDT_ERROR_RUNTIME, "%s: %s (%s)", call, cudaGetErrorString(error), cudaGetErrorName(error));
+    }
+
+    // Queues `collective` on our stream after the caller's work so far; then records `done` after it (deferred) or,
+    // without `done`, makes the caller's later work wait for it.
+    int issue(mdt_stream_t caller, mdt_event_t done, const char *call, std::function<int()> collective) {
+        if (failure != MDT_SUCCESS) return failed(call);
+        cudaStream_t theirs = reinterpret_cast<cudaStream_t>(caller);
+        if (int s = check_cuda(cudaEventRecord(before, theirs), call)) return s;
+        if (int s = check_cuda(cudaStreamWaitEvent(stream, before, 0), call)) return s;
+        cudaError_t queued = mdt_emu::enqueue_host_work(stream, [this, call, collective = std::move(collective)]() {
+            int status = collective();
+            if (status != MDT_SUCCESS && failure == MDT_SUCCESS) {
+                failure = status;
+                failure_message = mdt_last_error_message();
+            }
+            return status;
+        });
+        if (int s = check_cuda(queued, call)) return s;
+        if (done) return check_cuda(cudaEventRecord(reinterpret_cast<cudaEvent_t>(done), stream), call);
+        if (int s = check_cuda(cudaEventRecord(after, stream), call)) return s;
+        return check_cuda(cudaStreamWaitEvent(theirs, after, 0), call);
+    }
 };
 
 namespace {
 int check_comm(mdt_comm_t comm, const char *call) {
     return comm ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: comm is NULL", call);
+}
+
+// The shards of an all-reduce: n elements split as evenly as they go (io.microdit.distributed.Communicator's).
+std::vector<int64_t> even_starts(int64_t n, int size) {
+    std::vector<int64_t> starts(size + 1);
+    for (int r = 0; r <= size; r++) starts[r] = r * (n / size) + (r < n % size ? r : n % size);
+    return starts;
+}
+
+int all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n, mdt_event_t done,
+                   const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (n < 0 || n > INT_MAX || (n > 0 && !data)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: n = %lld elements at %p", call,
+                         static_cast<long long>(n), static_cast<void *>(data));
+    }
+    return comm->issue(stream, done, call, [comm, data, starts = even_starts(n, comm->size), call]() {
+        comm->sum.resize(static_cast<size_t>(starts[comm->rank + 1] - starts[comm->rank]));
+        if (int s = comm->reduce_scatter(data, starts.data(), comm->sum.data(), false, call)) return s;
+        return comm->gather(comm->sum.data(), starts.data(), data, call);
+    });
+}
+
+int reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts,
+                       float *shard, int accumulate, mdt_event_t done, const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    // The caller's starts may be gone by the time a deferred collective runs.
+    std::vector<int64_t> kept(starts, starts + comm->size + 1);
+    return comm->issue(stream, done, call, [comm, data, kept, shard, accumulate, call]() {
+        return comm->reduce_scatter(data, kept.data(), shard, accumulate != 0, call);
+    });
+}
+
+int check_done(mdt_event_t done, const char *call) {
+    return done ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: done is NULL", call);
 }
 }  // namespace
 
@@ -213,55 +295,59 @@ int mdt_comm_init(mdt_comm_t *comm, const void *unique_id, int rank, int size) {
                          "mdt_comm_init: rank %d of %d, but this process is rank %d of an MPI world of %d", rank,
                          size, world_rank, world_size);
     }
-    Handle duplicate = nullptr;
-    if (int s = check_mpi(m, m->comm_dup(m->world, &duplicate), "MPI_Comm_dup")) return s;
-    if (int s = check_mpi(m, m->comm_set_errhandler(duplicate, m->errors_return), "MPI_Comm_set_errhandler")) {
-        m->comm_free(&duplicate);
-        return s;
-    }
-    auto created = new mdt_comm_s{m, duplicate, rank, size, {}, {}, {}, {}, {}, {}};
+    auto created = new mdt_comm_s{};
+    created->mpi = m;
+    created->rank = rank;
+    created->size = size;
     created->counts.resize(size);
     created->displacements.resize(size);
     created->receive_counts.resize(size);
     created->receive_displacements.resize(size);
+    int status = created->check_cuda(cudaStreamCreateWithFlags(&created->stream, cudaStreamNonBlocking),
+                                     "cudaStreamCreateWithFlags");
+    if (!status) {
+        status = created->check_cuda(cudaEventCreateWithFlags(&created->before, cudaEventDisableTiming),
+                                     "cudaEventCreateWithFlags");
+    }
+    if (!status) {
+        status = created->check_cuda(cudaEventCreateWithFlags(&created->after, cudaEventDisableTiming),
+                                     "cudaEventCreateWithFlags");
+    }
+    if (!status) status = check_mpi(m, m->comm_dup(m->world, &created->comm), "MPI_Comm_dup");
+    if (!status) {
+        status = check_mpi(m, m->comm_set_errhandler(created->comm, m->errors_return), "MPI_Comm_set_errhandler");
+        if (status) m->comm_free(&created->comm);
+    }
+    if (status) {
+        if (created->after) cudaEventDestroy(created->after);
+        if (created->before) cudaEventDestroy(created->before);
+        if (created->stream) cudaStreamDestroy(created->stream);
+        delete created;
+        return status;
+    }
     *comm = created;
     return MDT_SUCCESS;
 }
 
 int mdt_comm_destroy(mdt_comm_t comm) {
     if (int s = check_comm(comm, "mdt_comm_destroy")) return s;
-    int status = check_mpi(comm->mpi, comm->mpi->comm_free(&comm->comm), "MPI_Comm_free");
+    // Pending collectives run first: the other ranks wait for this one's part in them.
+    int status = comm->check_cuda(cudaStreamSynchronize(comm->stream), "mdt_comm_destroy");
+    cudaEventDestroy(comm->after);
+    cudaEventDestroy(comm->before);
+    cudaStreamDestroy(comm->stream);
+    int freed = check_mpi(comm->mpi, comm->mpi->comm_free(&comm->comm), "MPI_Comm_free");
     delete comm;
-    return status;
+    return status != MDT_SUCCESS ? status : freed;
 }
 
 int mdt_comm_all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n) {
-    const char *call = "mdt_comm_all_reduce_sum";
-    if (int s = check_comm(comm, call)) return s;
-    if (n < 0 || n > INT_MAX || (n > 0 && !data)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: n = %lld elements at %p", call,
-                         static_cast<long long>(n), static_cast<void *>(data));
-    }
-    if (int s = mdt_stream_synchronize(stream)) return s;
-    std::vector<int64_t> starts(comm->size + 1);
-    for (int r = 0; r <= comm->size; r++) {
-        starts[r] = r * (n / comm->size) + (r < n % comm->size ? r : n % comm->size);
-    }
-    comm->sum.resize(static_cast<size_t>(starts[comm->rank + 1] - starts[comm->rank]));
-    if (int s = comm->reduce_scatter(data, starts.data(), comm->sum.data(), false, call)) return s;
-    return comm->gather(comm->sum.data(), starts.data(), data, call);
+    return all_reduce_sum(comm, stream, data, n, nullptr, "mdt_comm_all_reduce_sum");
 }
 
 int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts,
                                 float *shard, int accumulate) {
-    const char *call = "mdt_comm_reduce_scatter_sum";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
-    if (int s = mdt_stream_synchronize(stream)) return s;
-    return comm->reduce_scatter(data, starts, shard, accumulate != 0, call);
+    return reduce_scatter_sum(comm, stream, data, starts, shard, accumulate, nullptr, "mdt_comm_reduce_scatter_sum");
 }
 
 int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts,
@@ -272,8 +358,10 @@ int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard
     if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
         return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
     }
-    if (int s = mdt_stream_synchronize(stream)) return s;
-    return comm->gather(shard, starts, data, call);
+    std::vector<int64_t> kept(starts, starts + comm->size + 1);
+    return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
+        return comm->gather(shard, kept.data(), data, call);
+    });
 }
 
 int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root) {
@@ -283,10 +371,35 @@ int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t
         return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: root %d of %d ranks, %lld bytes at %p", call, root,
                          comm->size, static_cast<long long>(bytes), data);
     }
-    if (int s = mdt_stream_synchronize(stream)) return s;
-    return check_mpi(comm->mpi, comm->mpi->bcast(data, static_cast<int>(bytes), comm->mpi->byte_type, root,
-                                                 comm->comm),
-                     call);
+    return comm->issue(stream, nullptr, call, [comm, data, bytes, root, call]() {
+        return check_mpi(comm->mpi, comm->mpi->bcast(data, static_cast<int>(bytes), comm->mpi->byte_type, root,
+                                                     comm->comm),
+                         call);
+    });
+}
+
+int mdt_comm_all_reduce_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,
+                                     mdt_event_t done) {
+    const char *call = "mdt_comm_all_reduce_sum_deferred";
+    if (int s = check_done(done, call)) return s;
+    return all_reduce_sum(comm, stream, data, n, done, call);
+}
+
+int mdt_comm_reduce_scatter_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, const float *data,
+                                         const int64_t *starts, float *shard, int accumulate, mdt_event_t done) {
+    const char *call = "mdt_comm_reduce_scatter_sum_deferred";
+    if (int s = check_done(done, call)) return s;
+    return reduce_scatter_sum(comm, stream, data, starts, shard, accumulate, done, call);
+}
+
+int mdt_comm_join(mdt_comm_t comm, mdt_stream_t stream, mdt_event_t done) {
+    const char *call = "mdt_comm_join";
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_done(done, call)) return s;
+    // The emulator runs the awaited collective here, on this thread: the ranks meet in it over MPI.
+    return comm->check_cuda(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(stream),
+                                                reinterpret_cast<cudaEvent_t>(done), 0),
+                            call);
 }
 
 }  // extern "C"

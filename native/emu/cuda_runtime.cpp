@@ -555,6 +555,10 @@ void launch_kernel(const char *kernel, dim3 grid, dim3 block, size_t shared_byte
     });
 }
 
+cudaError_t enqueue_host_work(cudaStream_t stream, std::function<int()> work) {
+    return submit(stream, std::move(work));
+}
+
 }  // namespace mdt_emu
 
 extern "C" {

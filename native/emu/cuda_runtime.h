@@ -115,6 +115,14 @@ namespace mdt_emu {
  */
 void launch_kernel(const char *kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                    std::function<void()> body);
+
+/**
+ * Host work in {@code stream}'s order, as a GPU library's own operations on a stream (NCCL's, for the emulator's
+ * collectives over MPI, native/emu/comm.cpp): runs {@code work} now (immediate streams) or when the stream's earlier
+ * work has run (deferred streams). {@code work} returns an MDT status; a failure is the call's error (immediate) or
+ * the stream's sticky error (deferred), as a kernel's.
+ */
+cudaError_t enqueue_host_work(cudaStream_t stream, std::function<int()> work);
 }  // namespace mdt_emu
 
 #endif

@@ -483,13 +483,13 @@ MDT_API int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, cons
  * every rank calls mdt_comm_init with them (collective: it returns when every rank has joined) on its device.
  *
  * Every rank calls the same collectives in the same order with the same sizes. A collective runs after the work
- * queued on `stream` before the call, and work queued on `stream` after the call runs after it: the CUDA library
- * runs it on the communicator's own stream between two events and returns at once; the emulator completes the
- * stream's work and the collective before it returns. Buffers are device memory of 4-byte elements. Sums are of
- * float32 in rank order, ((x0 + x1) + x2) + ..., the bits one process adding the ranks' values in that order gets:
- * each rank receives its shard of every rank's buffer and adds them itself (never NCCL's or MPI's own sum, whose
- * order depends on the algorithm and the message sizes). starts: size + 1 non-decreasing host offsets from 0 to the
- * element count; rank r's shard is elements [starts[r], starts[r + 1]), possibly empty. */
+ * queued on `stream` before the call, and work queued on `stream` after the call runs after it: both libraries run it
+ * on the communicator's own stream between two events; the CUDA library returns at once, the emulator (whose stream
+ * waits run the awaited work there and then) once the collective has run. Buffers are device memory of 4-byte
+ * elements. Sums are of float32 in rank order, ((x0 + x1) + x2) + ..., the bits one process adding the ranks' values
+ * in that order gets: each rank receives its shard of every rank's buffer and adds them itself (never NCCL's or
+ * MPI's own sum, whose order depends on the algorithm and the message sizes). starts: size + 1 non-decreasing host
+ * offsets from 0 to the element count; rank r's shard is elements [starts[r], starts[r + 1]), possibly empty. */
 enum { MDT_COMM_UNIQUE_ID_BYTES = 128 };
 typedef struct mdt_comm_s *mdt_comm_t;
 MDT_API int mdt_comm_unique_id(void *unique_id);
@@ -505,6 +505,22 @@ MDT_API int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, co
 MDT_API int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts, float *data);
 /* data = rank root's data, bytes bytes. */
 MDT_API int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root);
+/* Deferred join: a collective's issue and the wait for its result, apart, so that it runs on the communicator's
+ * stream while `stream` goes on (a bucket of gradients reduced while the backward computes the next). An _deferred
+ * entry does what the entry without the suffix does, after the work queued on `stream` before the call, then records
+ * `done` (an event of mdt_event_create_untimed) on the communicator's stream after the collective and returns: nothing
+ * queued on `stream` afterwards waits for it. Its buffers belong to the collective until the caller joins it: reading
+ * them gives unspecified values (on the emulator with deferred streams the old ones: the collective has not run) and
+ * writing them corrupts the result. mdt_comm_join(comm, stream, done) makes the work queued on `stream` after it run
+ * after the collective that last recorded `done`, without a host wait; mdt_event_synchronize(done) waits on the host.
+ * A rank's collectives, deferred or not, run in the order it issued them. On the emulator a pending collective runs
+ * (over MPI, on the host) when its process first waits for it: a join, a synchronisation that covers `done`, a later
+ * collective without the suffix, mdt_device_synchronize, mdt_free, mdt_comm_destroy; so every rank must join its
+ * deferred collectives before it waits on the host for something the other ranks do only after theirs (an MPI call
+ * of its own), or the ranks wait for each other forever. A failed deferred collective is reported by its join. */
+MDT_API int mdt_comm_all_reduce_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n, mdt_event_t done);
+MDT_API int mdt_comm_reduce_scatter_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard, int accumulate, mdt_event_t done);
+MDT_API int mdt_comm_join(mdt_comm_t comm, mdt_stream_t stream, mdt_event_t done);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,10 @@ import java.lang.foreign.ValueLayout;
  * Host tensors (and I32 sums) go to the host communicator this one is built over, which also gives the rank, the
  * world and the bootstrap: rank 0's NCCL unique id reaches the others by its broadcast.
  *
+ * <p>Deferred join ({@link #allReduceSumDeferred}, {@link #reduceScatterSumDeferred}, {@link #join}): the collective
+ * runs on the communication stream while the backend's stream goes on, and the backend's stream waits for it only
+ * at the join, where its result is needed. Until then its tensors belong to the collective. The host never waits.
+ *
  * <p>Closing this communicator frees its device collectives only; the host communicator stays open (its owner
  * closes it).
  */
@@ -141,6 +145,82 @@ public final class DeviceCommunicator implements Communicator {
         CudaRuntime.check(MicroditNative.mdt_comm_broadcast(comm, stream, t.segment(), t.byteSize(), root), "mdt_comm_broadcast");
     }
 
+    /**
+     * {@link #allReduceSum} of a device tensor, issued after the work queued on the backend's stream so far; the work
+     * queued there afterwards does not wait for it, so {@code t} must be neither read nor written until
+     * {@link #join}{@code (done)} (before the join it holds unspecified values: on the emulator with deferred streams,
+     * its old ones). Every rank must join before its next host collective (the emulator runs a pending collective
+     * when its process first waits for it).
+     */
+    public void allReduceSumDeferred(Tensor t, Completion done) {
+        checkDevice(t, "allReduceSumDeferred");
+        checkFloat(t, "allReduceSumDeferred");
+        CudaRuntime.check(MicroditNative.mdt_comm_all_reduce_sum_deferred(comm, stream, t.segment(), t.numel(),
+                done.event()), "mdt_comm_all_reduce_sum_deferred");
+    }
+
+    /**
+     * {@link #reduceScatterSum(Tensor, long[], Tensor, boolean)} of device tensors, deferred as
+     * {@link #allReduceSumDeferred}: {@code shard} too belongs to the collective until the join.
+     */
+    public void reduceScatterSumDeferred(Tensor t, long[] starts, Tensor shard, boolean accumulate, Completion done) {
+        checkDevice(t, "reduceScatterSumDeferred", shard);
+        checkFloat(t, "reduceScatterSumDeferred");
+        Collectives.checkShardBounds(t, starts, shard, size(), rank(), "reduceScatterSumDeferred");
+        try (Arena arena = Arena.ofConfined()) {
+            CudaRuntime.check(MicroditNative.mdt_comm_reduce_scatter_sum_deferred(comm, stream, t.segment(),
+                    arena.allocateFrom(ValueLayout.JAVA_LONG, starts), shard.segment(), accumulate ? 1 : 0,
+                    done.event()), "mdt_comm_reduce_scatter_sum_deferred");
+        }
+    }
+
+    /**
+     * Makes the work queued on the backend's stream from now on run after the deferred collective that last recorded
+     * {@code done}; returns without waiting (on a GPU; the emulator runs the collective here). Its result is then
+     * ready for the backend's ops, and its tensors free to reuse.
+     */
+    public void join(Completion done) {
+        checkOpen("join");
+        CudaRuntime.check(MicroditNative.mdt_comm_join(comm, stream, done.event()), "mdt_comm_join");
+    }
+
+    /** A new completion event for deferred collectives; its owner closes it after their joins. */
+    public Completion completion() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
+            CudaRuntime.check(MicroditNative.mdt_event_create_untimed(created), "mdt_event_create_untimed");
+            return new Completion(created.get(ValueLayout.ADDRESS, 0));
+        }
+    }
+
+    /**
+     * The end of a deferred collective: an event the communication stream records after it, which {@link #join}
+     * makes the backend's stream wait for. Reusable: each deferred collective issued with it records it anew.
+     */
+    public static final class Completion implements AutoCloseable {
+        private final MemorySegment event;
+        private boolean closed;
+
+        private Completion(MemorySegment event) {
+            this.event = event;
+        }
+
+        private MemorySegment event() {
+            if (closed) {
+                throw new IllegalStateException("the completion event is closed");
+            }
+            return event;
+        }
+
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                CudaRuntime.check(MicroditNative.mdt_event_destroy(event), "mdt_event_destroy");
+            }
+        }
+    }
+
     @Override
     public void barrier() {
         host.barrier();
@@ -159,6 +239,20 @@ public final class DeviceCommunicator implements Communicator {
         }
         closed = true;
         CudaRuntime.check(MicroditNative.mdt_comm_destroy(comm), "mdt_comm_destroy");
+    }
+
+    /** Throws unless the tensors live on the device and the communicator is open. */
+    private void checkDevice(Tensor t, String call, Tensor... others) {
+        if (!onDevice(t, call, others)) {
+            throw new IllegalArgumentException(call + ": " + t.describe() + " lives in host memory; deferred "
+                    + "collectives take device tensors");
+        }
+    }
+
+    private void checkOpen(String call) {
+        if (closed) {
+            throw new IllegalStateException(call + ": the device communicator is closed");
+        }
     }
 
     /** Whether the tensors live on the device (then all of them must); throws for a mix or a closed communicator. */

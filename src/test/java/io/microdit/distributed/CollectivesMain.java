@@ -181,7 +181,7 @@ public final class CollectivesMain {
         return Tensor.zeros(scope, t.dtype(), count).copyFrom(t.rows(start, count));
     }
 
-    private static Tensor random(MemoryScope scope, DType dtype, int n, long seed) {
+    static Tensor random(MemoryScope scope, DType dtype, int n, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
         Tensor t = Tensor.zeros(scope, dtype, n);
         for (int i = 0; i < n; i++) {
@@ -204,7 +204,7 @@ public final class CollectivesMain {
         return same ? 0 : 1;
     }
 
-    private static int[] bits(float[] values) {
+    static int[] bits(float[] values) {
         int[] bits = new int[values.length];
         for (int i = 0; i < values.length; i++) {
             bits[i] = Float.floatToRawIntBits(values[i]);

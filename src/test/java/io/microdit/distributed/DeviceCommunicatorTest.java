@@ -38,6 +38,26 @@ class DeviceCommunicatorTest {
     }
 
     /**
+     * The deferred join on 2 and 3 emulated ranks with deferred streams ({@link DeferredCollectivesMain}): a deferred
+     * collective has not run before its join (its buffer holds the old values while later compute-stream work has
+     * run), its result after the join is the serial path's bit for bit, and a ring of 2 bucket buffers over 5 buckets
+     * joins a slot's collective only when a later bucket needs the slot, in this order.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void deferredCollectivesRunOnlyWhenJoinedAndTheRingReusesASlotOnlyAfterItsJoin(int ranks) throws Exception {
+        MpiLauncher.Result result = MpiLauncher.run(ranks, 180, line -> { }, List.of(nativeDir()),
+                DeferredCollectivesMain.class);
+        assertEquals(0, result.exitCode(), result.output());
+        for (int r = 0; r < ranks; r++) {
+            assertTrue(result.output().contains("rank " + r + " of " + ranks + ": deferred collectives agree"),
+                    result.output());
+            assertTrue(result.output().contains("rank " + r + " ring trace: issue 4, issue 3, join 4, issue 2, join 3, "
+                    + "issue 1, join 2, issue 0, join 1, join 0\n"), result.output());
+        }
+    }
+
+    /**
      * The CUDA build without NCCL (and the emulator without MPI) reports MDT_ERROR_COMMUNICATION naming the library
      * and where it is looked for, instead of aborting; the CUDA build needs no GPU to get there.
      */

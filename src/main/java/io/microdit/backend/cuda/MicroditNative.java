@@ -174,6 +174,9 @@ public final class MicroditNative {
     private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM = handle("mdt_comm_reduce_scatter_sum");
     private static final MethodHandle MDT_COMM_ALL_GATHER = handle("mdt_comm_all_gather");
     private static final MethodHandle MDT_COMM_BROADCAST = handle("mdt_comm_broadcast");
+    private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM_DEFERRED = handle("mdt_comm_all_reduce_sum_deferred");
+    private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM_DEFERRED = handle("mdt_comm_reduce_scatter_sum_deferred");
+    private static final MethodHandle MDT_COMM_JOIN = handle("mdt_comm_join");
     private MicroditNative() {
     }
 
@@ -1477,6 +1480,30 @@ public final class MicroditNative {
             return (int) MDT_COMM_BROADCAST.invokeExact(comm, stream, data, bytes, root);
         } catch (Throwable error) {
             throw new AssertionError("mdt_comm_broadcast threw", error);
+        }
+    }
+
+    public static int mdt_comm_all_reduce_sum_deferred(MemorySegment comm, MemorySegment stream, MemorySegment data, long n, MemorySegment done) {
+        try {
+            return (int) MDT_COMM_ALL_REDUCE_SUM_DEFERRED.invokeExact(comm, stream, data, n, done);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_all_reduce_sum_deferred threw", error);
+        }
+    }
+
+    public static int mdt_comm_reduce_scatter_sum_deferred(MemorySegment comm, MemorySegment stream, MemorySegment data, MemorySegment starts, MemorySegment shard, int accumulate, MemorySegment done) {
+        try {
+            return (int) MDT_COMM_REDUCE_SCATTER_SUM_DEFERRED.invokeExact(comm, stream, data, starts, shard, accumulate, done);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_reduce_scatter_sum_deferred threw", error);
+        }
+    }
+
+    public static int mdt_comm_join(MemorySegment comm, MemorySegment stream, MemorySegment done) {
+        try {
+            return (int) MDT_COMM_JOIN.invokeExact(comm, stream, done);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_join threw", error);
         }
     }
 }
