@@ -4,6 +4,7 @@ import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.backend.Backend;
 import io.microdit.backend.cuda.CudaBackend;
+import io.microdit.distributed.BucketRing;
 import io.microdit.distributed.Communicator;
 import io.microdit.distributed.DeviceCommunicator;
 import io.microdit.tensor.DType;
@@ -39,9 +40,8 @@ import java.util.function.BiConsumer;
  * <p>Gradients travel in buckets of about {@link #bucketBytes()} (25 MB unless {@value #BUCKET_PROPERTY} says
  * otherwise), one collective each. On the CPU backend the buckets are host memory and the collectives the host
  * communicator's (MPI). On the CUDA backend they are device memory and the collectives a {@link DeviceCommunicator}'s
- * (NCCL; MPI between emulator processes), queued on the backend's stream: gradients never make a round trip
- * through the host, and one buffer serves every bucket, since the stream orders a bucket's fill, collective and
- * emptying before the next's. A world of one moves nothing.
+ * (NCCL; MPI between emulator processes) on its communication stream: gradients never make a round trip through the
+ * host. A world of one moves nothing.
  *
  * <p>Overlap with the backward (on unless {@value #OVERLAP_PROPERTY} is {@code false}): the graph tells when each
  * parameter's gradient is final ({@link Graph#onGradientsFinal}), and a bucket's collective is issued as soon as
@@ -49,8 +49,14 @@ import java.util.function.BiConsumer;
  * them, and the same order on every rank whatever the timing). On the CPU backend a communication thread runs the
  * collectives while the backward goes on, each bucket in a buffer of its own (one more copy of the gradients in host
  * memory); the MPI communicator serialises its calls, which MPI_THREAD_SERIALIZED, the level it checks it was
- * given, allows from any thread. On the CUDA backend the collectives are queued on the communication stream from
- * the backward's thread. Either way every sum is the one the serial path computes, so the bits are the same.
+ * given, allows from any thread. On the CUDA backend the backward's thread packs each bucket into a slot of a
+ * {@link BucketRing} ({@value #DEFAULT_BUFFERS} device buffers of the largest bucket unless {@value #BUFFERS_PROPERTY}
+ * says otherwise) and issues its collective deferred: it runs on the communication stream while the compute stream
+ * goes on with the backward and packs the next buckets into the other slots. The compute stream waits for a
+ * collective (a join: a stream wait, never a host wait) only where its result is needed: before its slot is packed
+ * again (the bucket is emptied into the gradients there) and at the end of the round, before the clip norm and the
+ * optimizer step or the ZeRO-2 shard update. Either way every sum is the one the serial path computes, in the same
+ * order, so the bits are the same.
  */
 final class GradientReduction implements AutoCloseable {
     /** The system property giving the bucket size in MB (MiB; fractions allowed). */
@@ -58,13 +64,21 @@ final class GradientReduction implements AutoCloseable {
     /** The system property that turns the overlap of the collectives with the backward off ({@code false}). */
     static final String OVERLAP_PROPERTY = "microdit.gradient.overlap";
     static final double DEFAULT_BUCKET_MB = 25;
+    /** The system property giving the number of device bucket buffers on the CUDA backend (the ring's slots). */
+    static final String BUFFERS_PROPERTY = "microdit.bucket.buffers";
+    /**
+     * Three: a bucket's collective can still run while the next is packed and the one after waits for its
+     * gradients; 3 × 25 MB of device memory.
+     */
+    static final int DEFAULT_BUFFERS = 3;
 
     /**
-     * Consecutive parameters as one flat tensor ({@code views} are theirs), in the buffer every bucket shares;
-     * {@code starts} bound each rank's owned parameters in it, and {@code owned} holds this rank's: its running
-     * gradient sum, then its updated values.
+     * Consecutive parameters as one flat tensor ({@code views} are theirs) in a buffer of its own or shared or, on
+     * the CUDA backend, in slot {@code slot} of the ring (−1 otherwise); {@code starts} bound each rank's owned
+     * parameters in it, and {@code owned} holds this rank's: its running gradient sum, then its updated values.
      */
-    private record Bucket(Tensor flat, List<Parameter> parameters, List<Tensor> views, long[] starts, Tensor owned) {
+    private record Bucket(Tensor flat, int slot, List<Parameter> parameters, List<Tensor> views, long[] starts,
+                          Tensor owned) {
     }
 
     /** How far this round's reduction has gone: the buckets still waiting for gradients, and those issued. */
@@ -97,6 +111,8 @@ final class GradientReduction implements AutoCloseable {
     private final MemoryScope runningScope;
     private final Map<Parameter, Tensor> running = new IdentityHashMap<>();
     private final MemoryScope bucketScope;
+    /** On the CUDA backend, the device buffers the buckets take turns in; else null. */
+    private BucketRing ring;
     private final long bucketBytes;
     private final boolean overlap;
     private final Map<Parameter, Integer> bucketOf = new IdentityHashMap<>();
@@ -163,6 +179,16 @@ final class GradientReduction implements AutoCloseable {
         return bytes;
     }
 
+    /** The device bucket buffers {@value #BUFFERS_PROPERTY} sets ({@value #DEFAULT_BUFFERS} without it). */
+    static int bucketBuffers() {
+        String text = System.getProperty(BUFFERS_PROPERTY, Integer.toString(DEFAULT_BUFFERS));
+        if (!text.matches("[1-9][0-9]{0,2}")) {
+            throw new IllegalArgumentException("-D" + BUFFERS_PROPERTY + " must be a count of buffers from 1 to 999, "
+                    + "got '" + text + "'");
+        }
+        return Integer.parseInt(text);
+    }
+
     /** Whether the collectives overlap the backward: unless {@value #OVERLAP_PROPERTY} is {@code false}. */
     static boolean overlap() {
         String text = System.getProperty(OVERLAP_PROPERTY, "true");
@@ -209,11 +235,20 @@ final class GradientReduction implements AutoCloseable {
         for (List<Parameter> group : groups) {
             largest = Math.max(largest, elements(group));
         }
-        // Buckets in flight together (on the communication thread) each need their own buffer.
-        Tensor shared = communicationThread == null ? bucketScope.zeros(Math.toIntExact(largest)) : null;
+        // Buckets in flight together on the communication thread each need their own buffer; on the device they take
+        // turns in the ring's slots (neighbours in different ones, since they go out one after another); reduced
+        // serially on the host, they share one.
+        if (deviceCollectives != null) {
+            int slots = Math.clamp(groups.size(), 1, bucketBuffers());
+            ring = new BucketRing(deviceCollectives, (CudaBackend) backend, slots, largest);
+        }
+        Tensor shared = communicationThread == null && ring == null ? bucketScope.zeros(Math.toIntExact(largest))
+                : null;
         for (List<Parameter> group : groups) {
             int n = Math.toIntExact(elements(group));
-            addBucket(group, shared != null ? shared.rows(0, n) : bucketScope.zeros(n));
+            int slot = ring != null ? buckets.size() % ring.slots() : -1;
+            addBucket(group, slot, ring != null ? ring.buffer(slot).rows(0, n)
+                    : shared != null ? shared.rows(0, n) : bucketScope.zeros(n));
         }
     }
 
@@ -225,7 +260,7 @@ final class GradientReduction implements AutoCloseable {
         return n;
     }
 
-    private void addBucket(List<Parameter> members, Tensor flat) {
+    private void addBucket(List<Parameter> members, int slot, Tensor flat) {
         for (Parameter p : members) {
             bucketOf.put(p, buckets.size());
         }
@@ -248,7 +283,7 @@ final class GradientReduction implements AutoCloseable {
             int rank = communicator.rank();
             owned = bucketScope.zeros(Math.toIntExact(starts[rank + 1] - starts[rank]));
         }
-        buckets.add(new Bucket(flat, List.copyOf(members), List.copyOf(views), starts, owned));
+        buckets.add(new Bucket(flat, slot, List.copyOf(members), List.copyOf(views), starts, owned));
     }
 
     /**
@@ -301,10 +336,15 @@ final class GradientReduction implements AutoCloseable {
                 progress.pendingParameters[b] = 0;
             }
             issueReady(false);
+            // The results are needed now (the next round's sums, the clip norm, the step): in issue order, the
+            // communication thread's collectives awaited, the device ones joined.
             for (int b = buckets.size() - 1; b >= 0; b--) {
                 Future<?> collective = progress.inFlight.get(b);
                 if (collective != null) {
                     await(collective);
+                    empty(buckets.get(b), round);
+                } else if (ring != null && ring.pending(buckets.get(b).slot()) == b) {
+                    ring.join(buckets.get(b).slot());
                     empty(buckets.get(b), round);
                 }
             }
@@ -314,9 +354,9 @@ final class GradientReduction implements AutoCloseable {
     }
 
     /**
-     * Fills bucket {@code b} from the gradients and issues its collective: on the communication thread, or queued
-     * on the device's stream and emptied at once (the stream orders the emptying after the collective and before
-     * the next bucket's fill of the shared buffer).
+     * Fills bucket {@code b} from the gradients and issues its collective: deferred on the communication stream
+     * (after joining and emptying the bucket its ring slot held, if that one is still in flight), on the communication
+     * thread, or, serially on the host, at once and emptied.
      */
     private void issue(RoundProgress round, int b, boolean duringBackward) {
         Bucket bucket = buckets.get(b);
@@ -324,14 +364,28 @@ final class GradientReduction implements AutoCloseable {
         if (!sharded) {
             addRunningSum(bucket.parameters(), round.round);
         }
+        if (ring != null) {
+            int previous = ring.acquire(bucket.slot());
+            if (previous != BucketRing.NONE) {
+                empty(buckets.get(previous), round.round);
+            }
+        }
         toBucket(bucket);
-        Runnable collective = sharded
-                ? () -> collectives.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), accumulate)
-                : () -> collectives.allReduceSum(bucket.flat());
         bucketsIssued++;
         if (duringBackward) {
             bucketsIssuedDuringBackward++;
         }
+        if (ring != null) {
+            if (sharded) {
+                ring.reduceScatterSum(bucket.slot(), bucket.flat(), bucket.starts(), bucket.owned(), accumulate, b);
+            } else {
+                ring.allReduceSum(bucket.slot(), bucket.flat(), b);
+            }
+            return;
+        }
+        Runnable collective = sharded
+                ? () -> collectives.reduceScatterSum(bucket.flat(), bucket.starts(), bucket.owned(), accumulate)
+                : () -> collectives.allReduceSum(bucket.flat());
         if (communicationThread != null) {
             round.inFlight.set(b, communicationThread.submit(collective));
         } else {
@@ -506,10 +560,22 @@ final class GradientReduction implements AutoCloseable {
         return buckets.size();
     }
 
+    /**
+     * The device memory of the CUDA backend's bucket buffers: {@link #bucketBuffers} slots (at most one a bucket) of
+     * the largest bucket, which holds at most {@link #bucketBytes} unless one parameter is larger; 0 on the CPU
+     * backend or one rank.
+     */
+    long deviceBucketBytes() {
+        return ring == null ? 0 : ring.bytes();
+    }
+
     @Override
     public void close() {
         if (communicationThread != null) {
             communicationThread.shutdownNow();
+        }
+        if (ring != null) {
+            ring.close();
         }
         if (deviceCollectives != null) {
             deviceCollectives.close();
