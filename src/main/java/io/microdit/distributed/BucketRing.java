@@ -26,6 +26,7 @@ public final class BucketRing implements AutoCloseable {
     private final Tensor[] buffers;
     private final DeviceCommunicator.Completion[] completions;
     private final int[] pending;
+    /** Collectives issued and not yet joined. */
     private int inFlight;
     private int mostInFlight;
     private long joinsBeforeReuse;
@@ -94,13 +95,6 @@ public final class BucketRing implements AutoCloseable {
         return tag;
     }
 
-    /** Joins every collective in flight, for a caller about to read all their results. */
-    public void joinAll() {
-        for (int s = 0; s < buffers.length; s++) {
-            join(s);
-        }
-    }
-
     /**
      * The rank-order sum of every rank's {@code flat} (a view of {@code slot}'s buffer), deferred, tagged
      * {@code tag}.
@@ -120,11 +114,6 @@ public final class BucketRing implements AutoCloseable {
         checkIssue(slot, flat, tag);
         communicator.reduceScatterSumDeferred(flat, starts, shard, accumulate, completions[slot]);
         issued(slot, tag);
-    }
-
-    /** Collectives issued and not yet joined. */
-    public int inFlight() {
-        return inFlight;
     }
 
     /** The most collectives that were in flight at once. */
@@ -161,7 +150,9 @@ public final class BucketRing implements AutoCloseable {
     /** Joins what is in flight, then frees the buffers and events. */
     @Override
     public void close() {
-        joinAll();
+        for (int s = 0; s < buffers.length; s++) {
+            join(s);
+        }
         for (DeviceCommunicator.Completion completion : completions) {
             completion.close();
         }

@@ -560,15 +560,6 @@ final class GradientReduction implements AutoCloseable {
         return buckets.size();
     }
 
-    /**
-     * The device memory of the CUDA backend's bucket buffers: {@link #bucketBuffers} slots (at most one a bucket) of
-     * the largest bucket, which holds at most {@link #bucketBytes} unless one parameter is larger; 0 on the CPU
-     * backend or one rank.
-     */
-    long deviceBucketBytes() {
-        return ring == null ? 0 : ring.bytes();
-    }
-
     @Override
     public void close() {
         if (communicationThread != null) {

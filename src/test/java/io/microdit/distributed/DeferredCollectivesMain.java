@@ -118,6 +118,9 @@ public final class DeferredCollectivesMain {
         List<String> trace = new ArrayList<>();
         Tensor[] results = new Tensor[BUCKETS];
         try (BucketRing ring = new BucketRing(device, backend, SLOTS, largest)) {
+            if (ring.bytes() != SLOTS * largest * Float.BYTES) {
+                fail("ring: " + ring.bytes() + " bytes, expected " + SLOTS + " buffers of the largest bucket");
+            }
             for (int b = BUCKETS - 1; b >= 0; b--) {
                 int slot = b % SLOTS;
                 int joined = ring.acquire(slot);
