@@ -22,7 +22,7 @@ import java.util.List;
  *       and joins (printed as this rank's trace: a bucket's slot is joined only when a later bucket needs it), the
  *       older of two buckets in flight still pending after the younger was packed and issued, and every bucket's
  *       result the serial path's, bit for bit (a slot packed while its collective was pending would reduce the
- *       wrong bucket);
+ *       wrong bucket); the ring's memory is its slots times the largest bucket;
  *   <li>issuing into a slot whose collective is still in flight is refused.
  * </ul>
  * Prints one line per rank and exits 0 only when every check holds.
