@@ -78,7 +78,7 @@ final class CudaMoe extends CudaOps {
         }
         TokenSlots slots = TokenSlots.in(pointer(op, "map", map), r);
         // The top-k's indices are in range: nothing to report (NULL record).
-        check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
+        CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
         check(MicroditNative.mdt_moe_routed_rows(stream, written, pointer(op, "rows", keptRows(map, r)), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
