@@ -34,6 +34,13 @@
 // one read of a. Backward (mdt_gemm_matmul_bf16_swiglu_bwd, the product dGate = dY·W3) rounds it to bf16 and stores
 // da and db from a and b read there: dGate's write and read (4 bytes per element) are gone. Split-K applies the
 // same per-element step in its second pass. Each costs a few FLOPs and 2-4 bytes per element in the epilogue.
+// Gathered A (the MoE experts' dispatch inside the operand load): A's stored rows (m, or k when transposed) are rows
+// of a token matrix x picked by an index array per batch entry (mdt_moe_routed_rows), a runtime pointer that is
+// null for plain products, so no kernel is instantiated twice. The cp.async source address of a chunk is that row's;
+// with the row width a multiple of 8 and x 16-byte aligned every chunk stays 16-byte aligned. The first expert
+// product (mdt_gemm_matmul_bf16_gelu_gathered) and its weight gradient (mdt_gemm_matmul_bf16_gathered, A transposed)
+// read x [N·T, D] instead of the dispatched [E, N·k, D] copy: that copy's write and read (4·E·N·k·D bytes) are gone,
+// for one 4-byte index per tile row per k-tile (L1-resident). Same tiles, same sums: the bits of the dispatched call.
 //
 // TF32 tensor-core GEMM (f32 operands and out; opt-in like PyTorch's allow_tf32, since a tf32 keeps 10 of f32's 23
 // mantissa bits): the bf16 GEMM's structure — 128×128 tiles, 8 warps of 64×32, a 4-stage cp.async pipeline of
