@@ -76,7 +76,7 @@ final class CudaMoe extends CudaOps {
             routings.keySet().removeIf(kept -> !kept.scope().isOpen());
             map = Tensor.empty(indices.scope(), DType.I32, Math.toIntExact(TokenSlots.keptInts(r)));
         }
-        TokenSlots slots = TokenSlots.in(pointer(op, "map", map), r);
+        TokenSlots slots = TokenSlots.in(pointer(op, "map", map.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         // The top-k's indices are in range: nothing to report (NULL record).
         CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
@@ -103,7 +103,8 @@ final class CudaMoe extends CudaOps {
     private TokenSlots tokenSlots(String op, Tensor indices, Checks.Routing r, int check) {
         Tensor kept = routings.get(indices);
         if (kept != null && kept.numel() == TokenSlots.keptInts(r)) {
-            return TokenSlots.in(pointer(op, "map", kept), r);
+            // The map alone: the routed rows after it are no operand of this op.
+            return TokenSlots.in(pointer(op, "map", kept.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         }
         TokenSlots built = TokenSlots.in(workspace(TokenSlots.ints(r)), r);
         CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, pointer(op, "indices", indices), built.offsets(),
