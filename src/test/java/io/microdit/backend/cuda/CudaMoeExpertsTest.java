@@ -120,6 +120,42 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
         assertGatheredEqualsDispatched(random, 2, 64, 8, 16, 128, 96, true);
     }
 
+    private static List<String> kernels(Runnable launches) {
+        try (LaunchTrace trace = cuda.traceLaunches(false)) {
+            launches.run();
+            return trace.calls().stream().flatMap(c -> c.launches().stream()).map(LaunchTrace.Launch::kernel)
+                    .toList();
+        }
+    }
+
+    @Test
+    void aTopKsRoutedRowsAreReusedUntilItsIndicesAreOverwritten() {
+        Random random = new Random(146);
+        int samples = 2, tokens = 30, experts = 3, k = 10, dim = 16, hidden = 24, rows = samples * k;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor x = cuda.upload(bf16(host, random, samples, tokens, dim), device);
+            Tensor w = cuda.upload(bf16(host, random, experts, dim, hidden), device);
+            Tensor indices = device.zeros(DType.I32, samples, experts, k);
+            cuda.expertChoiceTopK(cuda.upload(random(host, random, samples, tokens, experts), device), k,
+                    device.zeros(DType.F32, samples, experts, k), indices);
+            Tensor pre = device.zeros(DType.BF16, experts, rows, hidden), out = device.zeros(DType.BF16, experts,
+                    rows, hidden);
+            List<String> launched = kernels(() -> cuda.moeExpertsGelu(x, indices, w, pre, out, false));
+            assertTrue(!launched.contains("routed_rows_kernel"), "the top-k's rows are read as kept: " + launched);
+
+            // New indices written over the routing's: the products must follow them, not the top-k's rows.
+            cuda.write(indices, distinctPicks(random, samples, tokens, experts, k));
+            launched = kernels(() -> cuda.moeExpertsGelu(x, indices, w, pre, out, false));
+            assertEquals("routed_rows_kernel", launched.get(0), "rows built for the new indices: " + launched);
+            Tensor expectedPre = device.zeros(DType.BF16, experts, rows, hidden);
+            Tensor expectedOut = device.zeros(DType.BF16, experts, rows, hidden);
+            cuda.matmulGelu(dispatched(cuda, device, x, indices), false, w, false, null, expectedPre, expectedOut,
+                    false);
+            assertSameBits("pre after a write", expectedPre, pre, host);
+            assertSameBits("out after a write", expectedOut, out, host);
+        }
+    }
+
     @Test
     void gatheredProductsAgreeWithTheCpuBackend() {
         Random random = new Random(142);
