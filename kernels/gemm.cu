@@ -34,6 +34,13 @@
 // one read of a. Backward (mdt_gemm_matmul_bf16_swiglu_bwd, the product dGate = dY·W3) rounds it to bf16 and stores
 // da and db from a and b read there: dGate's write and read (4 bytes per element) are gone. Split-K applies the
 // same per-element step in its second pass. Each costs a few FLOPs and 2-4 bytes per element in the epilogue.
+// Gathered A (the MoE experts' dispatch inside the operand load): A's stored rows (m, or k when transposed) are rows
+// of a token matrix x picked by an index array per batch entry (mdt_moe_routed_rows), a runtime pointer that is
+// null for plain products, so no kernel is instantiated twice. The cp.async source address of a chunk is that row's;
+// with the row width a multiple of 8 and x 16-byte aligned every chunk stays 16-byte aligned. The first expert
+// product (mdt_gemm_matmul_bf16_gelu_gathered) and its weight gradient (mdt_gemm_matmul_bf16_gathered, A transposed)
+// read x [N·T, D] instead of the dispatched [E, N·k, D] copy: that copy's write and read (4·E·N·k·D bytes) are gone,
+// for one 4-byte index per tile row per k-tile (L1-resident). Same tiles, same sums: the bits of the dispatched call.
 //
 // TF32 tensor-core GEMM (f32 operands and out; opt-in like PyTorch's allow_tf32, since a tf32 keeps 10 of f32's 23
 // mantissa bits): the bf16 GEMM's structure — 128×128 tiles, 8 warps of 64×32, a 4-stage cp.async pipeline of
@@ -430,28 +437,46 @@ __device__ __forceinline__ int tile_offset(int row, int column) {
 }
 
 /**
+ * Where row {@code row} of a stored operand with {@code operand_rows} rows lies in its matrix: the row itself, or,
+ * for a gathered operand (rows non-null), rows[row], a row of the source matrix; -1 for a row outside the operand or
+ * an index outside [0, source_rows): a zero row, so nothing outside the matrix is read whatever the indices hold.
+ */
+struct Gather {
+    const int32_t *rows;  // this batch entry's row indices, or null
+    int64_t source_rows;
+
+    __device__ __forceinline__ int64_t source(int64_t row, int64_t operand_rows) const {
+        if (row >= operand_rows) return -1;
+        if (!rows) return row;
+        int64_t s = rows[row];
+        return s < source_rows ? s : -1;
+    }
+};
+
+/**
  * Copies the Rows × Columns tile at (row0, column0) of a row-major bf16 matrix with {@code lead} columns and
- * {@code rows} rows into shared memory (tile_offset's layout), zero outside the matrix. Vectorized: lead, the base
- * and the batch stride are multiples of 8 elements, so every 16-byte chunk is wholly in or out.
+ * {@code rows} rows into shared memory (tile_offset's layout), zero outside the matrix; a gathered operand's row r
+ * is the source matrix's row gather.rows[r]. Vectorized: lead, the base and the batch stride are multiples of 8
+ * elements, so every 16-byte chunk is wholly in or out (and 16-byte aligned whichever row a gather picks).
  */
 template <int Rows, int Columns>
 __device__ __forceinline__ void load_tile(uint16_t *tile, const uint16_t *matrix, int64_t rows, int64_t lead,
-                                          int64_t row0, int64_t column0, bool vectorized) {
+                                          int64_t row0, int64_t column0, bool vectorized, Gather gather = Gather{}) {
     if (vectorized) {
         constexpr int kChunksPerRow = Columns / 8;
         MDT_UNROLL
         for (int c = threadIdx.x; c < Rows * kChunksPerRow; c += kThreads) {
             int r = c / kChunksPerRow, column = c % kChunksPerRow * 8;
-            int64_t gr = row0 + r, gc = column0 + column;
-            bool inside = gr < rows && gc < lead;
+            int64_t gr = gather.source(row0 + r, rows), gc = column0 + column;
+            bool inside = gr >= 0 && gc < lead;
             mdt::cp_async_16(tile + tile_offset<Columns>(r, column), inside ? matrix + gr * lead + gc : matrix,
                              inside ? 16 : 0);
         }
     } else {
         for (int e = threadIdx.x; e < Rows * Columns; e += kThreads) {
             int r = e / Columns, column = e % Columns;
-            int64_t gr = row0 + r, gc = column0 + column;
-            tile[tile_offset<Columns>(r, column)] = gr < rows && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
+            int64_t gr = gather.source(row0 + r, rows), gc = column0 + column;
+            tile[tile_offset<Columns>(r, column)] = gr >= 0 && gc < lead ? matrix[gr * lead + gc] : uint16_t{0};
         }
     }
 }
@@ -460,7 +485,8 @@ template <bool TransposeA, bool TransposeB, class Out>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *out, int64_t batch, int64_t m,
                  int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, int accumulate, int gelu,
-                 int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials, FusedEpilogue fused) {
+                 int vector_a, int vector_b, int64_t slices, int64_t slice_tiles, float *partials, FusedEpilogue fused,
+                 Gather gather_a) {
     // Stage s of A: [m][k] (swizzled), or [k][m] (padded) when transposed; of B: [k][n] (padded), or [n][k]
     // (swizzled); tile_offset places the elements. The kStages A tiles, then the kStages B tiles.
     MDT_DYNAMIC_SHARED(uint16_t, tiles);
@@ -478,6 +504,9 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *o
         int64_t kt_end = kt_begin + slice_tiles < k_tiles ? kt_begin + slice_tiles : k_tiles;
         const uint16_t *ab = a + batch_index * stride_a;
         const uint16_t *bb = b + batch_index * stride_b;
+        // A gathered A (the MoE's routed rows read from the token matrix) has an index array per batch entry.
+        Gather gather{gather_a.rows ? gather_a.rows + batch_index * (TransposeA ? k : m) : nullptr,
+                      gather_a.source_rows};
         // Loads k tile kt (if inside this slice) into its stage and commits one cp.async group either way, so that
         // the group count stays uniform and cp_async_wait<kStages − 2> always means "tile kt has landed".
         auto load_stage = [&](int64_t kt) {
@@ -485,9 +514,9 @@ gemm_bf16_kernel(const uint16_t *a, const uint16_t *b, const float *bias, Out *o
                 int stage = static_cast<int>((kt - kt_begin) % kStages);
                 int64_t k0 = kt * kBlockK;
                 if (TransposeA) {
-                    load_tile<kBlockK, kBlockM>(a_tiles + stage * kTileElements, ab, k, m, k0, row0, vector_a);
+                    load_tile<kBlockK, kBlockM>(a_tiles + stage * kTileElements, ab, k, m, k0, row0, vector_a, gather);
                 } else {
-                    load_tile<kBlockM, kBlockK>(a_tiles + stage * kTileElements, ab, m, k, row0, k0, vector_a);
+                    load_tile<kBlockM, kBlockK>(a_tiles + stage * kTileElements, ab, m, k, row0, k0, vector_a, gather);
                 }
                 if (TransposeB) {
                     load_tile<kBlockN, kBlockK>(b_tiles + stage * kTileElements, bb, n, k, column0, k0, vector_b);
@@ -787,7 +816,8 @@ template <class Out>
 int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
                 int transpose_b, const float *bias, Out *out, int64_t batch, int64_t m, int64_t n, int64_t k,
                 int64_t stride_a, int64_t stride_b, int accumulate, int gelu, float *workspace,
-                int64_t workspace_capacity, FusedEpilogue fused = FusedEpilogue{}) {
+                int64_t workspace_capacity, FusedEpilogue fused = FusedEpilogue{},
+                bf16::Gather gather_a = bf16::Gather{}) {
     using namespace bf16;
     TensorCoreLaunch plan;
     if (int s = plan_tensor_core(op, kSplit, a, transpose_a, b, transpose_b, out, batch, m, n, k, stride_a, stride_b,
@@ -802,12 +832,12 @@ int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int tran
     if (plan.split.slices == 1) {
         return MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b, bias, out, batch, m, n,
                                  k, stride_a, stride_b, accumulate, gelu, plan.vector_a, plan.vector_b, 1,
-                                 plan.split.slice_tiles, static_cast<float *>(nullptr), fused);
+                                 plan.split.slice_tiles, static_cast<float *>(nullptr), fused, gather_a);
     }
     int status = MDT_LAUNCH_OPT_IN(gemm_bf16, plan.grid, kThreads, kSharedBytes, stream, a, b,
                                    static_cast<const float *>(nullptr), out, batch, m, n, k, stride_a, stride_b, 0, 0,
                                    plan.vector_a, plan.vector_b, plan.split.slices, plan.split.slice_tiles,
-                                   workspace, FusedEpilogue{});
+                                   workspace, FusedEpilogue{}, gather_a);
     if (status != MDT_SUCCESS) return status;
     return MDT_LAUNCH(sum_slices_kernel<Out>, mdt::blocks_for(plan.elements, 256), 256, 0, stream, workspace,
                       plan.split.slices, plan.elements, n, bias, out, accumulate, gelu, fused);
@@ -817,7 +847,7 @@ int matmul_bf16(const char *op, mdt_stream_t stream, const uint16_t *a, int tran
 int matmul_bf16_fused(const char *op, mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b,
                       int transpose_b, const float *bias, uint16_t *out, int64_t batch, int64_t m, int64_t n,
                       int64_t k, int64_t stride_a, int64_t stride_b, FusedEpilogue fused, float *workspace,
-                      int64_t workspace_capacity) {
+                      int64_t workspace_capacity, bf16::Gather gather_a = bf16::Gather{}) {
     MDT_REQUIRE(fused.tanh_form == 0 || fused.tanh_form == 1, "%s: tanh_approximation must be 0 or 1", op);
     bool empty = batch <= 0 || m <= 0 || n <= 0;
     bool needs_second = fused.kind != FusedEpilogue::kGeluSlope;
@@ -826,7 +856,23 @@ int matmul_bf16_fused(const char *op, mdt_stream_t stream, const uint16_t *a, in
     MDT_REQUIRE(empty || ((!needs_second || fused.second) && (!needs_in || fused.in) && (!needs_in2 || fused.in2)),
                 "%s: NULL tensor pointer", op);
     return matmul_bf16(op, stream, a, transpose_a, b, transpose_b, bias, out, batch, m, n, k, stride_a, stride_b, 0,
-                       0, workspace, workspace_capacity, fused);
+                       0, workspace, workspace_capacity, fused, gather_a);
+}
+
+/**
+ * The gathered entries' own checks: A's rows come from x [x_rows, lead] through rows [batch][A's stored rows]. The
+ * gather keeps the 16-byte cp.async path only when every row starts 16-byte aligned, so lead must be a multiple of 8
+ * and x 16-byte aligned: refused otherwise rather than silently taking the element copy.
+ */
+int check_gather(const char *op, const uint16_t *x, const int32_t *rows, int64_t x_rows, int64_t lead, int64_t batch,
+                 int64_t m, int64_t n) {
+    MDT_REQUIRE(x_rows >= 0, "%s: negative x_rows %lld", op, (long long)x_rows);
+    if (batch <= 0 || m <= 0 || n <= 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && rows, "%s: NULL tensor pointer", op);
+    MDT_REQUIRE(lead % 8 == 0 && aligned16(x),
+                "%s: the gathered rows need a width that is a multiple of 8 bf16 (16 bytes) and a 16-byte aligned "
+                "base, got width %lld", op, (long long)lead);
+    return MDT_SUCCESS;
 }
 
 }  // namespace
@@ -924,6 +970,27 @@ int mdt_gemm_matmul_bf16_swiglu_bwd(mdt_stream_t stream, const uint16_t *a, int 
                              d_gate_a, batch, m, n, k, stride_a, stride_b,
                              FusedEpilogue{FusedEpilogue::kSwigluSlope, 0, d_gate_b, gate_a, gate_b}, workspace,
                              workspace_capacity);
+}
+
+int mdt_gemm_matmul_bf16_gelu_gathered(mdt_stream_t stream, const uint16_t *x, const int32_t *rows, int64_t x_rows,
+                                       const uint16_t *b, int transpose_b, const float *bias, uint16_t *pre,
+                                       uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_b,
+                                       int tanh_approximation, float *workspace, int64_t workspace_capacity) {
+    const char *op = "mdt_gemm_matmul_bf16_gelu_gathered";
+    if (int s = check_gather(op, x, rows, x_rows, k, batch, m, n)) return s;
+    return matmul_bf16_fused(op, stream, x, 0, b, transpose_b, bias, out, batch, m, n, k, 0, stride_b,
+                             FusedEpilogue{FusedEpilogue::kGeluKeep, tanh_approximation, pre, nullptr, nullptr},
+                             workspace, workspace_capacity, bf16::Gather{rows, x_rows});
+}
+
+int mdt_gemm_matmul_bf16_gathered(mdt_stream_t stream, const uint16_t *x, const int32_t *rows, int64_t x_rows,
+                                  int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out,
+                                  int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_b, int accumulate,
+                                  float *workspace, int64_t workspace_capacity) {
+    const char *op = "mdt_gemm_matmul_bf16_gathered";
+    if (int s = check_gather(op, x, rows, x_rows, transpose_a ? m : k, batch, m, n)) return s;
+    return matmul_bf16(op, stream, x, transpose_a, b, transpose_b, bias, out, batch, m, n, k, 0, stride_b, accumulate,
+                       0, workspace, workspace_capacity, FusedEpilogue{}, bf16::Gather{rows, x_rows});
 }
 
 int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats) {

@@ -24,6 +24,9 @@
 // The _bf16grad backwards take the gradient of a bf16 value as bf16 (a bf16 graph): the dispatch backward reads a
 // bf16 dOut (the routed rows' gradient) widened exactly, the combine backward writes dH rounded once to nearest even
 // (mdt::GradOut); dx, dOut of the combine and dGates stay f32. 2 bytes per element less each.
+// Routed rows (mdt_moe_routed_rows), built with the map: the row of x [N·T, D] behind each routed row [E, N·k],
+// for the experts' first product, which reads its A rows straight from x through them (gemm.cu's gathered entries)
+// instead of a dispatched [E, N·k, D] copy; 4·E·N·k bytes written once per routing.
 // Index checks (no host round trip): every kernel that reads an index skips one outside [0, T) and reports it into
 // the caller's error record (microdit.h); combine and the dispatch backward read no index: the map's builder checks
 // them, under the code of the op the map is built for.
@@ -115,6 +118,23 @@ __global__ void dispatch_kernel(const float *x, const int32_t *indices, Out *out
     }
     const float *source = x + (n * tokens + token) * dim;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) mdt::store_out(out, row * dim + c, source[c]);
+}
+
+/**
+ * The routed rows as row numbers of x [N·T, D] (mdt_moe_routed_rows): rows[e·N·k + n·k + j] = n·T + indices[n,e,j],
+ * -1 (a zero row to the gathered GEMM) for an index outside [0, T), reported under {@code check}. One thread per row.
+ */
+__global__ void routed_rows_kernel(const int32_t *indices, int32_t *rows, int64_t samples, int64_t tokens,
+                                   int64_t experts, int64_t k, int check, int32_t *error) {
+    int64_t count = experts * samples * k;
+    for (int64_t row = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; row < count;
+         row += (int64_t)gridDim.x * blockDim.x) {
+        int64_t e = row / (samples * k), within = row % (samples * k), n = within / k, j = within % k;
+        int32_t token = indices[(n * experts + e) * k + j];
+        bool valid = token >= 0 && token < tokens;
+        if (!valid) mdt::report_error(error, check, token, tokens, n, e, j);
+        rows[row] = valid ? static_cast<int32_t>(n * tokens + token) : -1;
+    }
 }
 
 /**
@@ -366,6 +386,16 @@ int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *of
     MDT_REQUIRE(offsets && (experts * k == 0 || (indices && slots)), "mdt_moe_token_slots: NULL tensor pointer");
     return MDT_LAUNCH(token_slots_kernel, item_blocks(samples), kMapThreads, 0, stream, indices, offsets, slots,
                       samples, tokens, experts, k, check, error_record);
+}
+
+int mdt_moe_routed_rows(mdt_stream_t stream, const int32_t *indices, int32_t *rows, int64_t samples, int64_t tokens,
+                        int64_t experts, int64_t k, int check, int32_t *error_record) {
+    if (int s = check_routing("mdt_moe_routed_rows", samples, tokens, experts, k, 0)) return s;
+    MDT_REQUIRE(check > 0 || !error_record, "mdt_moe_routed_rows: check %d is no MDT_CHECK_* code", check);
+    if (experts * samples * k == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(indices && rows, "mdt_moe_routed_rows: NULL tensor pointer");
+    return MDT_LAUNCH(routed_rows_kernel, mdt::blocks_for(experts * samples * k, kThreads), kThreads, 0, stream,
+                      indices, rows, samples, tokens, experts, k, check, error_record);
 }
 
 int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots,

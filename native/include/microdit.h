@@ -358,6 +358,14 @@ MDT_API int mdt_gemm_matmul_bf16_gelu_bwd(mdt_stream_t stream, const uint16_t *a
  * gradients bf16. gate_a, gate_b, out and the gradients are [batch, m, n]. Workspace as for mdt_gemm_matmul_bf16. */
 MDT_API int mdt_gemm_matmul_bf16_swiglu(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, const uint16_t *gate_a, uint16_t *gate_b, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, float *workspace, int64_t workspace_capacity);
 MDT_API int mdt_gemm_matmul_bf16_swiglu_bwd(mdt_stream_t stream, const uint16_t *a, int transpose_a, const uint16_t *b, int transpose_b, const uint16_t *gate_a, const uint16_t *gate_b, uint16_t *d_gate_a, uint16_t *d_gate_b, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_a, int64_t stride_b, float *workspace, int64_t workspace_capacity);
+/* Gathered A (the MoE experts' first product without the dispatched copy): A's stored rows are rows of
+ * x [x_rows, lead] chosen by rows [batch][A's stored rows: m, or k when transpose_a] (mdt_moe_routed_rows); an entry
+ * outside [0, x_rows) reads as a zero row. lead (k, or m when transpose_a) must be a multiple of 8 and x 16-byte
+ * aligned (the 16-byte cp.async copies), else MDT_ERROR_INVALID_ARGUMENT. The bits of the same call on the gathered
+ * copy: mdt_gemm_matmul_bf16_gelu_gathered is mdt_gemm_matmul_bf16_gelu (transpose_a 0), mdt_gemm_matmul_bf16_gathered
+ * is mdt_gemm_matmul_bf16 (gelu 0; the experts' weight gradient takes transpose_a 1). Workspace as there. */
+MDT_API int mdt_gemm_matmul_bf16_gelu_gathered(mdt_stream_t stream, const uint16_t *x, const int32_t *rows, int64_t x_rows, const uint16_t *b, int transpose_b, const float *bias, uint16_t *pre, uint16_t *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_b, int tanh_approximation, float *workspace, int64_t workspace_capacity);
+MDT_API int mdt_gemm_matmul_bf16_gathered(mdt_stream_t stream, const uint16_t *x, const int32_t *rows, int64_t x_rows, int transpose_a, const uint16_t *b, int transpose_b, const float *bias, float *out, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t stride_b, int accumulate, float *workspace, int64_t workspace_capacity);
 MDT_API int mdt_gemm_matmul_bf16_workspace(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t *floats);
 /* F32 operands on TF32 tensor cores (opt-in, like PyTorch's allow_tf32: 10 mantissa bits where mdt_gemm_matmul
  * keeps 23): out = gelu?(op(a)·op(b) + bias) (+ out when accumulate) as mdt_gemm_matmul_bf16, with each operand
@@ -428,6 +436,9 @@ MDT_API int mdt_moe_dispatch_fwd(mdt_stream_t stream, const float *x, const int3
  * index is left out of the map and reported under `check`, the MDT_CHECK_MOE_* code of the op the map is built for
  * (error_record NULL: not reported, check unused). Combine and the dispatch backward read the map, not the indices. */
 MDT_API int mdt_moe_token_slots(mdt_stream_t stream, const int32_t *indices, int32_t *offsets, int32_t *slots, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int check, int32_t *error_record);
+/* The routed rows as rows of x [N·T, D]: rows[e·N·k + n·k + j] = n·T + indices[n, e, j] (I32 [E, N·k]), what the
+ * gathered GEMMs read; an index outside [0, T) gives -1 (a zero row) and is reported under check as above. */
+MDT_API int mdt_moe_routed_rows(mdt_stream_t stream, const int32_t *indices, int32_t *rows, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int check, int32_t *error_record);
 MDT_API int mdt_moe_dispatch_bwd(mdt_stream_t stream, const float *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_fwd(mdt_stream_t stream, const float *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);

@@ -90,6 +90,60 @@ public final class MoeFunctions {
     }
 
     /**
+     * The experts' exact-GELU MLP on the routed tokens, {@code gelu(dispatch(x)[e] · w1[e]) · w2[e]}: [E, N·k, D] from x
+     * [N, T, D], w1 [E, D, H] and w2 [E, H, D]; the values and gradients of
+     * {@code MatmulFunctions.geluProducts(g, dispatch(g, x, indices, E, activationType), w1, w2, false, outType)}
+     * bit for bit. Under bf16 precision the dispatch is inside the products ({@link Backend#moeExpertsGelu},
+     * {@link Backend#moeExpertsWeightGradient}): they read the routed rows from x's bf16 copy (the graph's
+     * {@link Graph#matmulOperand}, the one bf16 copy of the MoE input: [N, T, D], half the dispatched rows at capacity
+     * 2), so the dispatched [E, N·k, D] rows are never written nor read back; the routed rows' gradient
+     * (dPre · w1ᵀ) still goes back to the tokens through the dispatch's backward (the token→slot map, fixed order).
+     */
+    public static Variable experts(Graph g, Variable x, Tensor indices, Variable w1, Variable w2, DType outType) {
+        int experts = indices.dim(1);
+        if (g.matmulOperandType() != DType.BF16) {
+            Variable routed = dispatch(g, x, indices, experts, g.activationType());
+            return MatmulFunctions.geluProducts(g, routed, w1, w2, false, outType);
+        }
+        Backend be = g.backend();
+        if (x.value().rank() != 3 || indices.rank() != 3 || w1.value().rank() != 3 || w1.dim(0) != experts
+                || w1.dim(1) != x.dim(2) || !java.util.Arrays.equals(w2.shape(),
+                        new int[] {experts, w1.dim(2), x.dim(2)})) {
+            throw new IllegalArgumentException("experts: need x [N, T, D], indices [N, E, k], w1 [E, D, H] and w2 "
+                    + "[E, H, D], got x " + x.value().describe() + ", indices " + indices.describe() + ", w1 "
+                    + w1.value().describe() + " and w2 " + w2.value().describe());
+        }
+        Tensor xv = g.matmulOperand(x), w1v = g.matmulOperand(w1), w2v = g.matmulOperand(w2);
+        int rows = indices.dim(0) * indices.dim(2), dim = x.dim(2), hidden = w1.dim(2);
+        // The pre-activation is kept for the backward, as geluProducts keeps it.
+        Tensor pre = g.output(g.activationType(), experts, rows, hidden);
+        Tensor hiddenRows = g.output(g.matmulOperandType(), experts, rows, hidden);
+        be.moeExpertsGelu(xv, indices, w1v, pre, hiddenRows, false);
+        Tensor out = g.output(outType, experts, rows, dim);
+        be.matmul(hiddenRows, false, w2v, false, null, out, false);
+        return g.result(out, dOutGradient -> {
+            Tensor dOut = g.matmulGradient(dOutGradient);
+            // geluProducts's order: dPre, dW2, the routed rows' gradient (BF16, as the dispatched BF16 rows' would
+            // be) and at once its dispatch backward into dx, then dW1.
+            Tensor dPre = g.output(pre.dtype(), pre.shape());
+            be.matmulGeluBackward(dOut, false, w2v, true, pre, dPre, false);
+            if (w2.requiresGrad()) {
+                Variable.GradientTarget d = w2.gradientTarget(be);
+                be.matmul(hiddenRows, true, dOut, false, null, d.tensor(), d.accumulate());
+            }
+            if (x.requiresGrad()) {
+                Tensor dRouted = g.output(g.activationType(), experts, rows, dim);
+                be.matmul(dPre, false, w1v, true, null, dRouted, false);
+                be.moeDispatchBackward(dRouted, indices, x.gradBuffer(be));
+            }
+            if (w1.requiresGrad()) {
+                Variable.GradientTarget d = w1.gradientTarget(be);
+                be.moeExpertsWeightGradient(xv, indices, dPre, d.tensor(), d.accumulate());
+            }
+        }, x, w1, w2);
+    }
+
+    /**
      * Weighted combine of the experts' outputs h [E, N·k, D] back to tokens: out [N, tokens, D], where
      * {@code out[n, t] = Σ gates[n,e,j] · h[e, n·k+j]} over the slots that chose t, zero for tokens none chose.
      * Backward: dH = gates · dOut[chosen token], dGates = dOut[chosen token] · h.

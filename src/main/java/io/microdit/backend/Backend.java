@@ -1,5 +1,6 @@
 package io.microdit.backend;
 
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -383,6 +384,44 @@ public interface Backend extends AutoCloseable {
      * dGates are F32.
      */
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates);
+
+    /**
+     * The experts' first product reading its rows straight from the tokens: {@link #matmulGelu}{@code (rows, false, w,
+     * false, null, pre, out, tanhApproximation)} on the routed rows {@code rows = }{@link #moeDispatch}{@code (x,
+     * indices)} [E, N·k, D] held in x's dtype, with w [E, D, H] and pre, out [E, N·k, H]: the bits of those calls
+     * without the dispatched copy. x [N, T, D] is F32 or BF16 (a bf16 graph's copy of the MoE input). This default is
+     * those calls (the rows in a scratch scope); a backend with a gathered GEMM overrides it.
+     */
+    default void moeExpertsGelu(Tensor x, Tensor indices, Tensor w, Tensor pre, Tensor out, boolean tanhApproximation) {
+        try (MemoryScope scratch = scope("routed-rows")) {
+            Tensor rows = routedRows(scratch, x, indices);
+            matmulGelu(rows, false, w, false, null, pre, out, tanhApproximation);
+        }
+    }
+
+    /**
+     * The experts' first weight gradient from the tokens: {@link #matmul}{@code (rows, true, dy, false, null, dw,
+     * accumulate)} with rows the routed rows as in {@link #moeExpertsGelu}, dy [E, N·k, H] and dw [E, D, H] F32: the
+     * bits of those calls without the dispatched copy. This default is those calls (the rows in a scratch scope).
+     */
+    default void moeExpertsWeightGradient(Tensor x, Tensor indices, Tensor dy, Tensor dw, boolean accumulate) {
+        try (MemoryScope scratch = scope("routed-rows")) {
+            Tensor rows = routedRows(scratch, x, indices);
+            matmul(rows, true, dy, false, null, dw, accumulate);
+        }
+    }
+
+    /** The routed rows of x in x's dtype, in {@code scratch}: a BF16 x widened exactly, dispatched, rounded back. */
+    private Tensor routedRows(MemoryScope scratch, Tensor x, Tensor indices) {
+        Tensor wide = x;
+        if (x.dtype() != DType.F32) {
+            wide = Tensor.empty(scratch, DType.F32, x.shape());
+            convert(x, wide);
+        }
+        Tensor rows = Tensor.empty(scratch, x.dtype(), indices.dim(1), indices.dim(0) * indices.dim(2), x.dim(2));
+        moeDispatch(wide, indices, rows);
+        return rows;
+    }
 
     // ---------------------------------------------------------------- tokens
 

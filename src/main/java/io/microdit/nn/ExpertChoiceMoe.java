@@ -1,7 +1,6 @@
 package io.microdit.nn;
 
 import io.microdit.autograd.Graph;
-import io.microdit.autograd.MatmulFunctions;
 import io.microdit.autograd.MoeFunctions;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.SoftmaxFunctions;
@@ -41,14 +40,13 @@ public final class ExpertChoiceMoe implements FeedForward {
         // The router stays F32 under bf16 precision: rounded logits would change which tokens an expert takes.
         Variable probs = SoftmaxFunctions.softmax(g, gate.forwardF32(g, x));
         MoeFunctions.Routing routing = MoeFunctions.route(g, probs, k);
-        // The routed rows and the experts' outputs are read only by bf16 products and the combine: bf16 storage.
-        Variable routed = MoeFunctions.dispatch(g, x, routing.indices(), experts, g.activationType()); // [E, N·k, D]
-        // Exact GELU, fused into the experts' products (forward and backward).
-        Variable out = MatmulFunctions.geluProducts(g, routed, w1, w2, false, g.activationType()); // [E, N·k, D]
+        // Exact GELU, fused into the experts' products (forward and backward), which read the routed rows from x
+        // (a bf16 graph's one bf16 copy of it) themselves; their outputs are read only by the combine: bf16 storage.
+        Variable out = MoeFunctions.experts(g, x, routing.indices(), w1, w2, g.activationType()); // [E, N·k, D]
         return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
     }
 
-    /** The F32 router and the dispatch (F32 rows) read x too. */
+    /** The F32 router reads x too (rounded logits would change the routing); the experts read its bf16 copy. */
     @Override
     public DType inputType(Graph g) {
         return DType.F32;

@@ -767,6 +767,20 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void moeExpertsGelu(Tensor x, Tensor indices, Tensor w, Tensor pre, Tensor out, boolean tanhApproximation) {
+        if (!gemm.moeExpertsGelu(moe, x, indices, w, pre, out, tanhApproximation)) {
+            Backend.super.moeExpertsGelu(x, indices, w, pre, out, tanhApproximation);
+        }
+    }
+
+    @Override
+    public void moeExpertsWeightGradient(Tensor x, Tensor indices, Tensor dy, Tensor dw, boolean accumulate) {
+        if (!gemm.moeExpertsWeightGradient(moe, x, indices, dy, dw, accumulate)) {
+            Backend.super.moeExpertsWeightGradient(x, indices, dy, dw, accumulate);
+        }
+    }
+
+    @Override
     public void moeDispatch(Tensor x, Tensor indices, Tensor out) {
         moe.moeDispatch(x, indices, out);
     }

@@ -3,6 +3,7 @@ package io.microdit.backend.cuda;
 import io.microdit.backend.Checks;
 import io.microdit.backend.MatmulShape;
 import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -146,6 +147,73 @@ final class CudaGemm extends CudaOps {
         return true;
     }
 
+    /**
+     * {@link io.microdit.backend.Backend#moeExpertsGelu} on the bf16 GEMM with a gathered A: its rows read from x
+     * through the routing's routed rows ({@code moe}'s), GELU in the epilogue, when x, w, pre and out are BF16;
+     * false, having done nothing, for other dtypes.
+     */
+    boolean moeExpertsGelu(CudaMoe moe, Tensor x, Tensor indices, Tensor w, Tensor pre, Tensor out,
+                           boolean tanhApproximation) {
+        if (!allBf16(x, w, pre, out)) {
+            return false;
+        }
+        String op = "moeExpertsGelu";
+        Checks.Routing r = gatheredRouting(op, x, indices);
+        Checks.shape(op, "w", w, r.experts(), r.dim(), -1);
+        long rows = (long) r.samples() * r.k(), hidden = w.dim(2);
+        Checks.shape(op, "pre", pre, r.experts(), Math.toIntExact(rows), w.dim(2));
+        Checks.gelu(pre, out);
+        long floats = bf16Workspace(op, r.experts(), rows, hidden, r.dim());
+        try (MemoryScope scratch = scope("routed-rows")) {
+            MemorySegment prows = pointer(op, "rows", moe.routedRows(op, indices, r, scratch));
+            MemorySegment px = pointer(op, "x", x), pw = pointer(op, "w", w), ppre = pointer(op, "pre", pre);
+            MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
+            check(MicroditNative.mdt_gemm_matmul_bf16_gelu_gathered(stream, px, prows, (long) r.samples() * r.tokens(),
+                    pw, 0, MemorySegment.NULL, ppre, pout, r.experts(), rows, hidden, r.dim(), (long) r.dim() * hidden,
+                    tanhApproximation ? 1 : 0, workspace, floats), op);
+        }
+        // As matmulGelu counts them: the product's FLOPs and the GELU's.
+        flops.add(op, 2L * r.experts() * rows * hidden * r.dim() + (tanhApproximation ? 10L : 30L) * pre.numel());
+        return true;
+    }
+
+    /**
+     * {@link io.microdit.backend.Backend#moeExpertsWeightGradient} on the bf16 GEMM with a gathered, transposed A
+     * (the routed rows read from x), when x and dy are BF16 and dw F32; false, having done nothing, otherwise.
+     */
+    boolean moeExpertsWeightGradient(CudaMoe moe, Tensor x, Tensor indices, Tensor dy, Tensor dw, boolean accumulate) {
+        if (!allBf16(x, dy) || dw.dtype() != DType.F32) {
+            return false;
+        }
+        String op = "moeExpertsWeightGradient";
+        Checks.Routing r = gatheredRouting(op, x, indices);
+        long rows = (long) r.samples() * r.k();
+        Checks.shape(op, "dy", dy, r.experts(), Math.toIntExact(rows), -1);
+        long hidden = dy.dim(2);
+        Checks.shape(op, "dw", dw, r.experts(), r.dim(), dy.dim(2));
+        long floats = bf16Workspace(op, r.experts(), r.dim(), hidden, rows);
+        try (MemoryScope scratch = scope("routed-rows")) {
+            MemorySegment prows = pointer(op, "rows", moe.routedRows(op, indices, r, scratch));
+            MemorySegment px = pointer(op, "x", x), pdy = pointer(op, "dy", dy), pdw = pointer(op, "dw", dw);
+            MemorySegment workspace = workspace(floats);
+            check(MicroditNative.mdt_gemm_matmul_bf16_gathered(stream, px, prows, (long) r.samples() * r.tokens(), 1,
+                    pdy, 0, MemorySegment.NULL, pdw, r.experts(), r.dim(), hidden, rows, rows * hidden,
+                    accumulate ? 1 : 0, workspace, floats), op);
+        }
+        flops.add(op, 2L * r.experts() * rows * hidden * r.dim());
+        return true;
+    }
+
+    /** x [N, T, D] and indices I32 [N, E, k] of a gathered expert product. */
+    private static Checks.Routing gatheredRouting(String op, Tensor x, Tensor indices) {
+        Checks.rank(op, "x", x, 3);
+        Checks.dtype(op, "indices", indices, DType.I32);
+        Checks.rank(op, "indices", indices, 3);
+        Checks.argument(indices.dim(0) == x.dim(0), op, "indices " + indices.describe() + " and x " + x.describe()
+                + " differ in the number of samples");
+        return new Checks.Routing(x.dim(0), x.dim(1), indices.dim(1), indices.dim(2), x.dim(2));
+    }
+
     private static boolean allBf16(Tensor... tensors) {
         for (Tensor t : tensors) {
             if (t == null || t.dtype() != DType.BF16) {
@@ -157,10 +225,13 @@ final class CudaGemm extends CudaOps {
 
     /** The split-K workspace floats the bf16 GEMM wants for this shape. */
     private long bf16Workspace(String op, MatmulShape shape) {
+        return bf16Workspace(op, shape.batch(), shape.m(), shape.n(), shape.k());
+    }
+
+    private long bf16Workspace(String op, long batch, long m, long n, long k) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
-            check(MicroditNative.mdt_gemm_matmul_bf16_workspace(shape.batch(), shape.m(), shape.n(), shape.k(),
-                    wanted), op);
+            check(MicroditNative.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted), op);
             return wanted.get(ValueLayout.JAVA_LONG, 0);
         }
     }

@@ -2,6 +2,7 @@ package io.microdit.backend.cuda;
 
 import io.microdit.backend.Checks;
 import io.microdit.tensor.DType;
+import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.IdentityHashMap;
@@ -18,13 +19,16 @@ import java.util.Map;
  * backend's workspace; so do a routing's indices once this backend copies or fills anything over them
  * ({@link #overwritten}). A write to them that bypasses the backend (Java's own writes into emulated device
  * memory) is not seen: the map would still be the top-k's.
+ *
+ * <p>The same block holds the routing's routed rows (mdt_moe_routed_rows: the row of x behind each row of the
+ * experts' [E, N·k, D] operand), which the experts' gathered products read instead of a dispatched copy.
  */
 final class CudaMoe extends CudaOps {
     /** Tokens one block of the top-k kernel sorts in shared memory (kernels/moe.cu). */
     private static final int MAX_ROUTED_TOKENS = 4096;
     /** microdit.h's MDT_CHECK_MOE_DISPATCH_BWD and MDT_CHECK_MOE_COMBINE_FWD: a map built for one of these ops
      *  reports a bad index as that op's. */
-    private static final int CHECK_DISPATCH_BACKWARD = 3, CHECK_COMBINE = 4;
+    private static final int CHECK_DISPATCH = 2, CHECK_DISPATCH_BACKWARD = 3, CHECK_COMBINE = 4;
 
     /** The map of each routing whose indices this backend's top-k wrote, by indices tensor (identity). */
     private final Map<Tensor, Tensor> routings = new IdentityHashMap<>();
@@ -37,6 +41,15 @@ final class CudaMoe extends CudaOps {
     private record TokenSlots(MemorySegment offsets, MemorySegment slots) {
         static long ints(Checks.Routing r) {
             return (long) r.samples() * (r.tokens() + 1) + (long) r.samples() * r.experts() * r.k();
+        }
+
+        /** The map and the routed rows [E·N·k], as the top-k keeps them in one block. */
+        static long keptInts(Checks.Routing r) {
+            return ints(r) + routedRows(r);
+        }
+
+        static long routedRows(Checks.Routing r) {
+            return (long) r.experts() * r.samples() * r.k();
         }
 
         static TokenSlots in(MemorySegment block, Checks.Routing r) {
@@ -56,16 +69,18 @@ final class CudaMoe extends CudaOps {
         CudaRuntime.check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs),
                 pointer(op, "gates", gates), written, r.samples(), r.tokens(), r.experts(), k), op);
         Tensor map = previous;
-        if (previous == null || previous.numel() != TokenSlots.ints(r)) {
+        if (previous == null || previous.numel() != TokenSlots.keptInts(r)) {
             if (previous != null) {
                 indices.scope().release(previous);
             }
             routings.keySet().removeIf(kept -> !kept.scope().isOpen());
-            map = Tensor.empty(indices.scope(), DType.I32, Math.toIntExact(TokenSlots.ints(r)));
+            map = Tensor.empty(indices.scope(), DType.I32, Math.toIntExact(TokenSlots.keptInts(r)));
         }
-        TokenSlots slots = TokenSlots.in(pointer(op, "map", map), r);
+        TokenSlots slots = TokenSlots.in(pointer(op, "map", map.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         // The top-k's indices are in range: nothing to report (NULL record).
-        check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
+        CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
+                r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
+        check(MicroditNative.mdt_moe_routed_rows(stream, written, pointer(op, "rows", keptRows(map, r)), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
         routings.put(indices, map);
         flops.add(op, 0);
@@ -87,13 +102,35 @@ final class CudaMoe extends CudaOps {
      */
     private TokenSlots tokenSlots(String op, Tensor indices, Checks.Routing r, int check) {
         Tensor kept = routings.get(indices);
-        if (kept != null && kept.numel() == TokenSlots.ints(r)) {
-            return TokenSlots.in(pointer(op, "map", kept), r);
+        if (kept != null && kept.numel() == TokenSlots.keptInts(r)) {
+            // The map alone: the routed rows after it are no operand of this op.
+            return TokenSlots.in(pointer(op, "map", kept.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         }
         TokenSlots built = TokenSlots.in(workspace(TokenSlots.ints(r)), r);
         CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, pointer(op, "indices", indices), built.offsets(),
                 built.slots(), r.samples(), r.tokens(), r.experts(), r.k(), check, errorRecord()), op);
         return built;
+    }
+
+    /** The routed rows within a kept block: I32 [E·N·k] after the map. */
+    private static Tensor keptRows(Tensor kept, Checks.Routing r) {
+        return kept.rows(Math.toIntExact(TokenSlots.ints(r)), Math.toIntExact(TokenSlots.routedRows(r)));
+    }
+
+    /**
+     * The routed rows of {@code indices} (I32 [E·N·k], rows of x [N·T, D]) for an op with routing {@code r}: the
+     * top-k's, or built now into {@code scratch} (bad indices reported as the dispatch's, and read as zero rows).
+     */
+    Tensor routedRows(String op, Tensor indices, Checks.Routing r, MemoryScope scratch) {
+        Tensor kept = routings.get(indices);
+        if (kept != null && kept.numel() == TokenSlots.keptInts(r)) {
+            return keptRows(kept, r);
+        }
+        Tensor rows = Tensor.empty(scratch, DType.I32, Math.toIntExact(TokenSlots.routedRows(r)));
+        CudaRuntime.check(MicroditNative.mdt_moe_routed_rows(stream, pointer(op, "indices", indices),
+                pointer(op, "rows", rows), r.samples(), r.tokens(), r.experts(), r.k(), CHECK_DISPATCH,
+                errorRecord()), op);
+        return rows;
     }
 
     void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {

@@ -106,6 +106,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_GEMM_MATMUL_BF16 = handle("mdt_gemm_matmul_bf16");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_OUT = handle("mdt_gemm_matmul_bf16_out");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_GELU = handle("mdt_gemm_matmul_bf16_gelu");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_GELU_GATHERED = handle("mdt_gemm_matmul_bf16_gelu_gathered");
+    private static final MethodHandle MDT_GEMM_MATMUL_BF16_GATHERED = handle("mdt_gemm_matmul_bf16_gathered");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_GELU_BWD = handle("mdt_gemm_matmul_bf16_gelu_bwd");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_SWIGLU = handle("mdt_gemm_matmul_bf16_swiglu");
     private static final MethodHandle MDT_GEMM_MATMUL_BF16_SWIGLU_BWD = handle("mdt_gemm_matmul_bf16_swiglu_bwd");
@@ -149,6 +151,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_DISPATCH_FWD = handle("mdt_moe_dispatch_fwd");
     private static final MethodHandle MDT_MOE_DISPATCH_FWD_BF16OUT = handle("mdt_moe_dispatch_fwd_bf16out");
     private static final MethodHandle MDT_MOE_TOKEN_SLOTS = handle("mdt_moe_token_slots");
+    private static final MethodHandle MDT_MOE_ROUTED_ROWS = handle("mdt_moe_routed_rows");
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN = handle("mdt_moe_combine_fwd_bf16in");
@@ -947,6 +950,22 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_gemm_matmul_bf16_gelu_gathered(MemorySegment stream, MemorySegment x, MemorySegment rows, long xRows, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment pre, MemorySegment out, long batch, long m, long n, long k, long strideB, int tanhApproximation, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_GELU_GATHERED.invokeExact(stream, x, rows, xRows, b, transposeB, bias, pre, out, batch, m, n, k, strideB, tanhApproximation, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_gelu_gathered threw", error);
+        }
+    }
+
+    public static int mdt_gemm_matmul_bf16_gathered(MemorySegment stream, MemorySegment x, MemorySegment rows, long xRows, int transposeA, MemorySegment b, int transposeB, MemorySegment bias, MemorySegment out, long batch, long m, long n, long k, long strideB, int accumulate, MemorySegment workspace, long workspaceCapacity) {
+        try {
+            return (int) MDT_GEMM_MATMUL_BF16_GATHERED.invokeExact(stream, x, rows, xRows, transposeA, b, transposeB, bias, out, batch, m, n, k, strideB, accumulate, workspace, workspaceCapacity);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_gemm_matmul_bf16_gathered threw", error);
+        }
+    }
+
     public static int mdt_gemm_matmul_bf16_gelu_bwd(MemorySegment stream, MemorySegment a, int transposeA, MemorySegment b, int transposeB, MemorySegment pre, MemorySegment dPre, long batch, long m, long n, long k, long strideA, long strideB, int tanhApproximation, MemorySegment workspace, long workspaceCapacity) {
         try {
             return (int) MDT_GEMM_MATMUL_BF16_GELU_BWD.invokeExact(stream, a, transposeA, b, transposeB, pre, dPre, batch, m, n, k, strideA, strideB, tanhApproximation, workspace, workspaceCapacity);
@@ -1280,6 +1299,14 @@ public final class MicroditNative {
             return (int) MDT_MOE_TOKEN_SLOTS.invokeExact(stream, indices, offsets, slots, samples, tokens, experts, k, check, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_token_slots threw", error);
+        }
+    }
+
+    public static int mdt_moe_routed_rows(MemorySegment stream, MemorySegment indices, MemorySegment rows, long samples, long tokens, long experts, long k, int check, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_MOE_ROUTED_ROWS.invokeExact(stream, indices, rows, samples, tokens, experts, k, check, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_routed_rows threw", error);
         }
     }
 

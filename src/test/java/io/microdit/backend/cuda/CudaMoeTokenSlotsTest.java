@@ -214,10 +214,10 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
             }
             assertEquals(List.of("expertChoiceTopK", "moeCombine", "moeDispatchBackward"),
                     calls.stream().map(LaunchTrace.OpCall::op).toList());
-            assertEquals(List.of("topk_kernel", "token_slots_kernel"), kernels(calls.get(0)));
+            assertEquals(List.of("topk_kernel", "token_slots_kernel", "routed_rows_kernel"), kernels(calls.get(0)));
             assertEquals(List.of("token_rows_kernel"), kernels(calls.get(1)), "combine reads the top-k's map");
             assertEquals(List.of("token_rows_kernel"), kernels(calls.get(2)), "so does the dispatch backward");
-            long mapBytes = 4L * (n * (tokens + 1) + n * experts * k);
+            long mapBytes = 4L * (n * (tokens + 1) + n * experts * k + experts * n * k); // map and routed rows
             assertEquals(before + mapBytes, device.ownedBytes(), "the map lives in the indices' scope");
             cuda.expertChoiceTopK(deviceProbs, k, gates, indices);
             assertEquals(before + mapBytes, device.ownedBytes(), "routing again into the same indices reuses it");

@@ -167,6 +167,35 @@ class HotKernelAccessTest extends CudaVersusCpu {
             assertMeetsTargets(counts, "combine_backward_kernel");
         }
     }
+
+    /**
+     * The experts' gathered products (the dispatch inside the GEMM's operand load): the first product with GELU, its
+     * A rows read from the tokens through the routed rows (k-contiguous tiles, a row index per tile row), and the
+     * weight gradient, whose transposed A tiles walk the routed rows along K. 8 samples of 64 tokens at capacity 2
+     * (128 routed rows per expert: one whole row tile), a hidden width of 256 (two column tiles), a top-k's routing.
+     */
+    @Test
+    void moeGatheredExpertProducts() {
+        Random random = new Random(124);
+        int samples = 8, tokens = 64, experts = 8, k = 2 * tokens / experts, hidden = 256, rows = samples * k;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor probs = f32(host, device, random, samples, tokens, experts);
+            Tensor gates = device.zeros(DType.F32, samples, experts, k);
+            Tensor indices = device.zeros(DType.I32, samples, experts, k);
+            cuda.expertChoiceTopK(probs, k, gates, indices);
+            Tensor x = bf16(host, device, random, samples, tokens, WIDTH);
+            Tensor w = bf16(host, device, random, experts, WIDTH, hidden);
+            Tensor pre = device.zeros(DType.BF16, experts, rows, hidden);
+            Tensor out = device.zeros(DType.BF16, experts, rows, hidden);
+            Tensor dPre = bf16(host, device, random, experts, rows, hidden);
+            Tensor dw = device.zeros(DType.F32, experts, WIDTH, hidden);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.moeExpertsGelu(x, indices, w, pre, out, false);
+                cuda.moeExpertsWeightGradient(x, indices, dPre, dw, false);
+            });
+            assertMeetsTargets(counts, "gemm_bf16");
+        }
+    }
     /**
      * Residual + gate + LayerNorm + modulate (every DiT block's seams), forward and backward with bf16 f, output,
      * dOut and dF and the residual's incoming gradient added in place, as a bf16 graph runs them.
