@@ -75,11 +75,17 @@ public final class AdamW implements AutoCloseable {
         return step;
     }
 
-    /** The global L2 norm of all gradients (parameters without a gradient count as zero). */
+    /**
+     * The L2 norm of the gradients of the parameters this optimizer steps (parameters without a gradient count as
+     * zero): the global norm when it steps every parameter. A {@link #shardOf} optimizer, planning one ZeRO-2 rank,
+     * reads its own shard's gradients only, as that rank does: the sharded trainer adds the other ranks' sums of
+     * squares, exchanged as numbers ({@code GradientReduction.gradientNorm}), so their gradients never pass through
+     * this rank's memory for the norm.
+     */
     public double gradientNorm() {
         List<Tensor> gradients = new ArrayList<>();
         for (Parameter p : parameters.all()) {
-            if (p.grad() != null) {
+            if (p.grad() != null && firstMoments.containsKey(p.name())) {
                 gradients.add(p.grad());
             }
         }
