@@ -615,6 +615,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, List<Tensor> copies,
+                      float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step,
+                      float gradScale) {
+        optimizer.adamw(params, grads, m, v, copies, learningRate, beta1, beta2, epsilon, weightDecay, step,
+                gradScale);
+    }
+
+    @Override
     public void emaUpdate(Tensor ema, Tensor param, float decay) {
         optimizer.emaUpdate(ema, param, decay);
     }
