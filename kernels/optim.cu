@@ -13,7 +13,7 @@
 // every run and platform, whatever grid runs the units (on a GPU one block per unit, as before the list ops). The
 // list version runs the units of all entries in one launch and adds each entry's partials in a second, one thread
 // per entry: each entry's sum has the same bits as the single-tensor op; the host adds them in list order.
-// Cost per call with E elements: AdamW 13E FLOPs, 28E bytes; EMA 3E FLOPs, 12E bytes; sum of squares 2E FLOPs,
+// Cost per call with E elements: AdamW 13E FLOPs, 28E bytes (30E with its bf16 working copy); EMA 3E FLOPs, 12E bytes; sum of squares 2E FLOPs,
 // 4E bytes (lists: plus 56 bytes per entry, read from cache).
 #include <math.h>
 
@@ -41,8 +41,9 @@ AdamwScalars adamw_scalars(float learning_rate, float beta1, float beta2, float 
     return s;
 }
 
-__device__ __forceinline__ void adamw_element(float *param, const float *grad, float *m, float *v, int64_t i,
-                                              const AdamwScalars &s, float beta2, float epsilon, float grad_scale) {
+/** Updates element i in place and returns the new parameter value. */
+__device__ __forceinline__ float adamw_element(float *param, const float *grad, float *m, float *v, int64_t i,
+                                               const AdamwScalars &s, float beta2, float epsilon, float grad_scale) {
     float gradient = grad[i] * grad_scale;
     float moment1 = m[i];
     moment1 = moment1 + (gradient - moment1) * s.first_weight;
@@ -50,7 +51,9 @@ __device__ __forceinline__ void adamw_element(float *param, const float *grad, f
     float denominator = sqrtf(moment2) / s.correction2_sqrt + epsilon;
     m[i] = moment1;
     v[i] = moment2;
-    param[i] = param[i] * s.decay - moment1 / denominator * s.step_size;
+    float updated = param[i] * s.decay - moment1 / denominator * s.step_size;
+    param[i] = updated;
+    return updated;
 }
 
 __device__ __forceinline__ void ema_element(float *ema, const float *param, int64_t i, float decay,
@@ -148,7 +151,7 @@ __device__ inline void check_list(const mdt_tensor_list_entry *entries, int64_t 
 }
 
 /**
- * Calls {@code element(entry, i)} for every element i of every entry, walking the flattened index space in chunks
+ * Calls {@code element(entry, e, i)} for every element i of every entry e, walking the flattened index space in chunks
  * of kChunk: a thread finds the entry of its first element by binary search and then steps forward. The current
  * entry (its pointers and offsets) and the next entry's offset live in registers, reloaded only when the walk
  * crosses into the next tensor, not per element.
@@ -171,7 +174,7 @@ __device__ inline void for_each_list_element(const mdt_tensor_list_entry *entrie
             }
             int64_t local = j - entry.element_offset;
             if (local < 0 || local >= entry.n) continue;  // a malformed list: check_list reports it
-            element(entry, local);
+            element(entry, e, local);
         }
     }
 }
@@ -179,17 +182,45 @@ __device__ inline void for_each_list_element(const mdt_tensor_list_entry *entrie
 __global__ void adamw_multi_kernel(const mdt_tensor_list_entry *entries, int64_t count, int64_t total,
                                    AdamwScalars s, float beta2, float epsilon, float grad_scale, int32_t *error) {
     check_list<false>(entries, count, total, error);
-    for_each_list_element(entries, count, total, [&](const mdt_tensor_list_entry &e, int64_t i) {
+    for_each_list_element(entries, count, total, [&](const mdt_tensor_list_entry &e, int64_t, int64_t i) {
         adamw_element(reinterpret_cast<float *>(e.pointers[0]), reinterpret_cast<const float *>(e.pointers[1]),
                       reinterpret_cast<float *>(e.pointers[2]), reinterpret_cast<float *>(e.pointers[3]), i, s,
                       beta2, epsilon, grad_scale);
     });
 }
 
+/**
+ * adamw_multi_kernel that also stores each updated value, rounded as mdt_elementwise_f32_to_bf16 rounds, into its
+ * entry's bf16 working copy (copies[e].pointers[0]): the next forward's products read that copy instead of a convert
+ * pass over every weight (2 bytes written here instead of 4 read and 2 written there). Block 0 reports a copy whose n
+ * differs from its entry's; such an entry gets no copy.
+ */
+__global__ void adamw_bf16_copy_multi_kernel(const mdt_tensor_list_entry *entries,
+                                             const mdt_tensor_list_entry *copies, int64_t count, int64_t total,
+                                             AdamwScalars s, float beta2, float epsilon, float grad_scale,
+                                             int32_t *error) {
+    check_list<false>(entries, count, total, error);
+    if (blockIdx.x == 0) {
+        for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+            if (copies[i].n != entries[i].n) {
+                mdt::report_error(error, MDT_CHECK_OPTIM_LIST, i, count, copies[i].n, entries[i].n, 0);
+            }
+        }
+    }
+    for_each_list_element(entries, count, total, [&](const mdt_tensor_list_entry &e, int64_t index, int64_t i) {
+        float updated = adamw_element(reinterpret_cast<float *>(e.pointers[0]),
+                                      reinterpret_cast<const float *>(e.pointers[1]),
+                                      reinterpret_cast<float *>(e.pointers[2]),
+                                      reinterpret_cast<float *>(e.pointers[3]), i, s, beta2, epsilon, grad_scale);
+        const mdt_tensor_list_entry &copy = copies[index];
+        if (copy.n == e.n) mdt::store_out(reinterpret_cast<uint16_t *>(copy.pointers[0]), i, updated);
+    });
+}
+
 __global__ void ema_multi_kernel(const mdt_tensor_list_entry *entries, int64_t count, int64_t total, float decay,
                                  float param_weight, int32_t *error) {
     check_list<false>(entries, count, total, error);
-    for_each_list_element(entries, count, total, [&](const mdt_tensor_list_entry &e, int64_t i) {
+    for_each_list_element(entries, count, total, [&](const mdt_tensor_list_entry &e, int64_t, int64_t i) {
         ema_element(reinterpret_cast<float *>(e.pointers[0]), reinterpret_cast<const float *>(e.pointers[1]), i,
                     decay, param_weight);
     });
@@ -283,6 +314,26 @@ int mdt_optim_adamw_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entr
     AdamwScalars s = adamw_scalars(learning_rate, beta1, beta2, weight_decay, step);
     return MDT_LAUNCH(adamw_multi_kernel, mdt::blocks_for(total, static_cast<int>(kChunk)), kThreads, 0, stream,
                       entries, count, total, s, beta2, epsilon, grad_scale, error_record);
+}
+
+int mdt_optim_adamw_bf16_copy_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries,
+                                    const mdt_tensor_list_entry *copies, int64_t count, int64_t total,
+                                    float learning_rate, float beta1, float beta2, float epsilon, float weight_decay,
+                                    int64_t step, float grad_scale, int32_t *error_record) {
+    MDT_REQUIRE(count >= 0 && total >= 0,
+                "mdt_optim_adamw_bf16_copy_multi: count and total must be non-negative, got %lld and %lld",
+                (long long)count, (long long)total);
+    MDT_REQUIRE(step >= 1, "mdt_optim_adamw_bf16_copy_multi: step counts from 1, got %lld", (long long)step);
+    MDT_REQUIRE(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
+                "mdt_optim_adamw_bf16_copy_multi: betas must lie in [0, 1)");
+    MDT_REQUIRE(epsilon > 0, "mdt_optim_adamw_bf16_copy_multi: epsilon must be positive");
+    MDT_REQUIRE(count > 0 || total == 0,
+                "mdt_optim_adamw_bf16_copy_multi: an empty list has no elements, got total %lld", (long long)total);
+    if (count == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(entries && copies, "mdt_optim_adamw_bf16_copy_multi: entries or copies is NULL");
+    AdamwScalars s = adamw_scalars(learning_rate, beta1, beta2, weight_decay, step);
+    return MDT_LAUNCH(adamw_bf16_copy_multi_kernel, mdt::blocks_for(total, static_cast<int>(kChunk)), kThreads, 0,
+                      stream, entries, copies, count, total, s, beta2, epsilon, grad_scale, error_record);
 }
 
 int mdt_optim_ema_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total,

@@ -319,6 +319,11 @@ typedef struct mdt_tensor_list_entry {
     int64_t partial_offset;
 } mdt_tensor_list_entry;
 MDT_API int mdt_optim_adamw_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay, int64_t step, float grad_scale, int32_t *error_record);
+/* mdt_optim_adamw_multi that also writes each updated parameter, rounded as mdt_elementwise_f32_to_bf16 rounds, into
+ * its bf16 working copy: `copies` is a second DEVICE list of `count` entries whose pointers[0] is entry i's copy (bf16
+ * bits, uint16_t) and whose n equals entry i's (other fields unused; a differing n is reported and that copy not
+ * written). The parameters, moments and their bits are those of mdt_optim_adamw_multi. */
+MDT_API int mdt_optim_adamw_bf16_copy_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, const mdt_tensor_list_entry *copies, int64_t count, int64_t total, float learning_rate, float beta1, float beta2, float epsilon, float weight_decay, int64_t step, float grad_scale, int32_t *error_record);
 MDT_API int mdt_optim_ema_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total, float decay, int32_t *error_record);
 MDT_API int mdt_optim_sum_of_squares_multi(mdt_stream_t stream, const mdt_tensor_list_entry *entries, int64_t count, int64_t total_partials, double *partials, int64_t partial_capacity, double *results, int32_t *error_record);
 

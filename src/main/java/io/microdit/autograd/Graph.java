@@ -96,6 +96,27 @@ public final class Graph {
     }
 
     /**
+     * Makes {@link #matmulOperand} read these bf16 copies for their parameters instead of converting the values:
+     * copies holding convert(value)'s bits now (an optimizer's working copies, written by its last update). Returns
+     * this graph.
+     */
+    public Graph useBf16Copies(Map<Parameter, Tensor> copies) {
+        bf16Copies.putAll(copies);
+        return this;
+    }
+
+    /** The parameters whose bf16 operand this graph made by converting (candidates for kept working copies). */
+    public List<Parameter> convertedParameters() {
+        List<Parameter> converted = new ArrayList<>();
+        bf16Copies.forEach((v, copy) -> {
+            if (v instanceof Parameter p && bf16CopyTensors.contains(copy)) {
+                converted.add(p);
+            }
+        });
+        return converted;
+    }
+
+    /**
      * A gradient as a matrix product reads it in the backward: {@code t} itself, or under {@link Precision#BF16}
      * a bf16 copy (fresh each call: gradients are used once).
      */

@@ -524,6 +524,22 @@ public interface Backend extends AutoCloseable {
         }
     }
 
+    /**
+     * {@link #adamw(List, List, List, List, float, float, float, float, float, long, float)}, then each updated
+     * parameter rounded into its bf16 working copy ({@code copies}, BF16 of the parameter's shape) with the bits of
+     * {@link #convert}: the copy the next forward's bf16 matrix products read instead of converting the weight again.
+     * A GPU backend writes the copies in the update's own pass.
+     */
+    default void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, List<Tensor> copies,
+                       float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step,
+                       float gradScale) {
+        Checks.adamwCopyLists(params, grads, m, v, copies, beta1, beta2, epsilon, step);
+        adamw(params, grads, m, v, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale);
+        for (int i = 0; i < params.size(); i++) {
+            convert(params.get(i), copies.get(i));
+        }
+    }
+
     /** {@code ema = decay · ema + (1 - decay) · param}. */
     void emaUpdate(Tensor ema, Tensor param, float decay);
 

@@ -710,6 +710,26 @@ public final class Checks {
         distinct(op, "param, m and v", params, m, v);
     }
 
+    /**
+     * {@link #adamwLists} with bf16 working copies: one BF16 copy per parameter, of its shape, distinct from every
+     * other written tensor.
+     */
+    public static void adamwCopyLists(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v,
+                                      List<Tensor> copies, float beta1, float beta2, float epsilon, long step) {
+        String op = "adamw";
+        sameSizes(op, List.of("params", "copies"), params, copies);
+        adamwLists(params, grads, m, v, beta1, beta2, epsilon, step);
+        for (int i = 0; i < params.size(); i++) {
+            try {
+                dtype(op, "copy", copies.get(i), DType.BF16);
+                sameShapeOutput(op, "param", params.get(i), "copy", copies.get(i));
+            } catch (IllegalArgumentException error) {
+                throw new IllegalArgumentException("entry " + i + " of the lists: " + error.getMessage(), error);
+            }
+        }
+        distinct(op, "param, m, v and copy", params, m, v, copies);
+    }
+
     /** The list form of {@link #emaUpdate}: equal lengths, every entry valid, the averages distinct. */
     public static void emaLists(List<Tensor> emas, List<Tensor> params, float decay) {
         String op = "emaUpdate";

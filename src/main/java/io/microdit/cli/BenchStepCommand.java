@@ -235,6 +235,14 @@ final class BenchStepCommand implements Callable<Integer> {
                     }
                 }
                 Long launchesPerStep = null;
+                if (launchPlan != null && optimizer.step() == 0) {
+                    // The plan is of a steady step: from the first update on, the optimizer writes the bf16 working
+                    // copies that later forwards read instead of converting the weights. Under --plan-only this step
+                    // runs in the setup's dry run, so nothing is computed.
+                    step(backend, model, optimizer, average, recompute, objective, latents, captions, sigma, draw,
+                            precision, null);
+                    backend.synchronize();
+                }
                 if (setup != null) {
                     setup.close(); // the plan traces the step on its own
                     setup = null;
@@ -345,7 +353,8 @@ final class BenchStepCommand implements Callable<Integer> {
         model.parameters().zeroGrad(backend);
         double loss;
         try (MemoryScope scope = backend.scope("bench-step")) {
-            Graph graph = new Graph(backend, scope, precision).recompute(recompute);
+            Graph graph = new Graph(backend, scope, precision).recompute(recompute)
+                    .useBf16Copies(optimizer.bf16Copies());
             try (GradScope ignored = graph.recordGradients()) {
                 EdmObjective.Terms terms = objective.terms(graph, model, latents, captions, sigma, draw.noise(),
                         draw.mask());
@@ -355,6 +364,7 @@ final class BenchStepCommand implements Callable<Integer> {
                 }
                 terms.loss().backward();
             }
+            optimizer.keepBf16Copies(graph.convertedParameters());
         }
         optimizer.update(LEARNING_RATE, GRADIENT_CLIP);
         if (average != null) {

@@ -146,6 +146,10 @@ final class RecipePlanCommand implements Callable<Integer> {
                 Tensor captions = Tensor.zeros(data, DType.F32, stage.batch(), captionLength, c.captionChannels());
                 EdmObjective.Draw draw = objective.draw(new Graph(cuda, data), model, latents.shape(), 0, 0);
                 double[] sigma = Arrays.stream(draw.sigma()).map(s -> (float) s).toArray();
+                // A steady step is planned: the first update makes the optimizer's bf16 working copies (dry run).
+                BenchStepCommand.step(cuda, model, optimizer, average, recompute, objective, latents, captions, sigma,
+                        draw, Precision.BF16, null);
+                cuda.synchronize();
                 setup.close();
                 setup = null;
                 Map<String, Long> flopsBefore = cuda.flops().snapshot();

@@ -5,7 +5,10 @@ import io.microdit.backend.Backend;
 import io.microdit.nn.ParameterStore;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import io.microdit.tensor.DType;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -37,6 +40,10 @@ public final class AdamW implements AutoCloseable {
     private final MemoryScope scope;
     private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
     private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
+    /** bf16 working copies of stepped parameters, in {@link #scope}: written by every update (see bf16Copies). */
+    private final Map<Parameter, Tensor> copies = new LinkedHashMap<>();
+    /** The copies the last update wrote, so equal to convert(value) while nothing else wrote the values. */
+    private final Map<Parameter, Tensor> currentCopies = new LinkedHashMap<>();
     private long step;
 
     /** An optimizer of every parameter, with zeroed moments in their own scope of {@code backend}. */
@@ -70,16 +77,46 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
+    /**
+     * Keeps a bf16 working copy of each of {@code converted} that this optimizer steps (the parameters a bf16 graph
+     * converted for its matrix products, {@code Graph.convertedParameters}), written by every later update in the
+     * update's own pass: the next forward reads the copy instead of converting every weight again. Idempotent;
+     * the F32 values stay the master weights.
+     */
+    public void keepBf16Copies(Collection<Parameter> converted) {
+        for (Parameter p : converted) {
+            if (firstMoments.containsKey(p.name()) && !copies.containsKey(p)) {
+                copies.put(p, Tensor.empty(scope, DType.BF16, p.value().shape()));
+            }
+        }
+    }
+
+    /**
+     * The bf16 working copies the last update wrote (convert's bits of each updated value), for the next step's
+     * graphs ({@code Graph.useBf16Copies}); empty before the first update. They stay exact only while nothing but this
+     * optimizer writes the parameters' values: a caller that loads or changes weights between an update and the next
+     * forward must not pass them (restoring the very bits, as sampling with the EMA weights does, keeps them exact).
+     */
+    public Map<Parameter, Tensor> bf16Copies() {
+        return Collections.unmodifiableMap(currentCopies);
+    }
+
     /** Steps taken so far. */
     public long step() {
         return step;
     }
 
-    /** The global L2 norm of all gradients (parameters without a gradient count as zero). */
+    /**
+     * The L2 norm of the gradients of the parameters this optimizer steps (parameters without a gradient count as
+     * zero): the global norm when it steps every parameter. A {@link #shardOf} optimizer, planning one ZeRO-2 rank,
+     * reads its own shard's gradients only, as that rank does: the sharded trainer adds the other ranks' sums of
+     * squares, exchanged as numbers ({@code GradientReduction.gradientNorm}), so their gradients never pass through
+     * this rank's memory for the norm.
+     */
     public double gradientNorm() {
         List<Tensor> gradients = new ArrayList<>();
         for (Parameter p : parameters.all()) {
-            if (p.grad() != null) {
+            if (p.grad() != null && firstMoments.containsKey(p.name())) {
                 gradients.add(p.grad());
             }
         }
@@ -103,18 +140,36 @@ public final class AdamW implements AutoCloseable {
         }
         float scale = maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
         step++;
-        List<Tensor> values = new ArrayList<>(), gradients = new ArrayList<>(), m = new ArrayList<>(),
-                v = new ArrayList<>();
-        for (Parameter p : parameters.all()) {
-            if (p.grad() != null && firstMoments.containsKey(p.name())) {
-                values.add(p.value());
-                gradients.add(p.grad());
-                m.add(firstMoments.get(p.name()));
-                v.add(secondMoments.get(p.name()));
+        // Two list updates (each one launch on a GPU): the parameters with working copies, which it also writes, and
+        // the rest (biases, norms' weights: read as F32).
+        for (boolean withCopies : new boolean[] {true, false}) {
+            List<Tensor> values = new ArrayList<>(), gradients = new ArrayList<>(), m = new ArrayList<>(),
+                    v = new ArrayList<>(), written = new ArrayList<>();
+            for (Parameter p : parameters.all()) {
+                if (p.grad() != null && firstMoments.containsKey(p.name()) && copies.containsKey(p) == withCopies) {
+                    values.add(p.value());
+                    gradients.add(p.grad());
+                    m.add(firstMoments.get(p.name()));
+                    v.add(secondMoments.get(p.name()));
+                    if (withCopies) {
+                        written.add(copies.get(p));
+                    }
+                }
+            }
+            float lr = (float) learningRate, beta1 = (float) settings.beta1(), beta2 = (float) settings.beta2(),
+                    epsilon = (float) settings.epsilon(), decay = (float) settings.weightDecay();
+            if (!withCopies) {
+                backend.adamw(values, gradients, m, v, lr, beta1, beta2, epsilon, decay, step, scale);
+            } else if (!values.isEmpty()) {
+                backend.adamw(values, gradients, m, v, written, lr, beta1, beta2, epsilon, decay, step, scale);
             }
         }
-        backend.adamw(values, gradients, m, v, (float) learningRate, (float) settings.beta1(),
-                (float) settings.beta2(), (float) settings.epsilon(), (float) settings.weightDecay(), step, scale);
+        currentCopies.clear();
+        for (Map.Entry<Parameter, Tensor> e : copies.entrySet()) {
+            if (e.getKey().grad() != null) {
+                currentCopies.put(e.getKey(), e.getValue());
+            }
+        }
         return norm;
     }
 

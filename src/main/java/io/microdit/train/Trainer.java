@@ -190,7 +190,8 @@ public final class Trainer implements AutoCloseable {
                 data.read(order.indices(first, micro), hostLatents, hostCaptions);
                 Tensor latents = backend.upload(hostLatents, scope);
                 Tensor captions = backend.upload(hostCaptions, scope);
-                Graph graph = new Graph(backend, scope, config.precision()).recompute(config.recompute());
+                Graph graph = new Graph(backend, scope, config.precision()).recompute(config.recompute())
+                        .useBf16Copies(optimizer.bf16Copies());
                 if (reduction != null) {
                     reduction.watch(graph, round);
                 }
@@ -201,6 +202,7 @@ public final class Trainer implements AutoCloseable {
                     backend.fill(seed, 1f / accumulation);
                     graph.backward(loss, seed);
                 }
+                optimizer.keepBf16Copies(graph.convertedParameters());
             }
             if (reduction != null) {
                 reduction.addRound(round);

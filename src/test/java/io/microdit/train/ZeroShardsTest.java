@@ -8,9 +8,12 @@ import io.microdit.autograd.Parameter;
 import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.model.MicroDiT;
 import io.microdit.model.MicroDiTConfigs;
+import io.microdit.nn.ParameterStore;
+import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /** ZeRO-2 ownership: contiguous runs of whole parameters, each rank near an even share of the elements. */
@@ -45,6 +48,45 @@ class ZeroShardsTest {
                 assertThrows(IllegalArgumentException.class, () -> ZeroShards.owners(parameters, 0));
             } finally {
                 model.parameters().close();
+            }
+        }
+    }
+
+    @Test
+    void aShardsOptimizerNormsItsOwnGradientsOnly() {
+        try (CpuBackend cpu = new CpuBackend(1); ParameterStore store = new ParameterStore("norm-shards")) {
+            Random random = new Random(31);
+            int[][] shapes = {{7, 5}, {13}, {3, 11}, {29}, {4, 4, 3}, {17}};
+            for (int i = 0; i < shapes.length; i++) {
+                Parameter p = store.create("p" + i, shapes[i]);
+                Tensor g = p.gradBuffer();
+                float[] values = new float[(int) g.numel()];
+                for (int j = 0; j < values.length; j++) {
+                    values[j] = (float) random.nextGaussian();
+                }
+                cpu.copy(Tensor.of(store.scope(), values, g.shape()), g);
+            }
+            int ranks = 3;
+            Map<Parameter, Integer> owners = ZeroShards.owners(store.all(), ranks);
+            double total = 0;
+            for (int rank = 0; rank < ranks; rank++) {
+                double expected = 0;
+                for (Parameter p : store.all()) {
+                    if (owners.get(p) == rank) {
+                        for (float v : p.grad().toFloatArray()) {
+                            expected += (double) v * v;
+                        }
+                    }
+                }
+                try (AdamW shard = AdamW.shardOf(cpu, store, AdamW.MICRODIT, rank, ranks)) {
+                    double norm = shard.gradientNorm();
+                    assertEquals(Math.sqrt(expected), norm, 1e-5 * Math.sqrt(expected), "rank " + rank);
+                    total += norm * norm;
+                }
+                assertTrue(expected > 0, "every rank owns a gradient here: rank " + rank);
+            }
+            try (AdamW whole = new AdamW(cpu, store, AdamW.MICRODIT)) {
+                assertEquals(whole.gradientNorm(), Math.sqrt(total), 1e-5 * Math.sqrt(total));
             }
         }
     }

@@ -615,6 +615,14 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, List<Tensor> copies,
+                      float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step,
+                      float gradScale) {
+        optimizer.adamw(params, grads, m, v, copies, learningRate, beta1, beta2, epsilon, weightDecay, step,
+                gradScale);
+    }
+
+    @Override
     public void emaUpdate(Tensor ema, Tensor param, float decay) {
         optimizer.emaUpdate(ema, param, decay);
     }
@@ -855,9 +863,17 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     /** The device pointer of an op's tensor argument (counted as the op's operand while tracing). */
     MemorySegment pointer(String op, String argument, Tensor t) {
+        return pointer(op, argument, t, t.byteSize());
+    }
+
+    /**
+     * {@link #pointer(String, String, Tensor)} for an argument the op touches only {@code touchedBytes} of (a column
+     * slice of a wider matrix, whole rows of it being full sectors): those bytes are the operand the trace counts.
+     */
+    MemorySegment pointer(String op, String argument, Tensor t, long touchedBytes) {
         requireDevice(op, argument, t);
         if (trace != null) {
-            trace.operand(t.byteSize());
+            trace.operand(touchedBytes);
         }
         return t.segment();
     }

@@ -104,15 +104,17 @@ final class CudaElementwise extends CudaOps {
     void sliceColumns(Tensor x, int start, Tensor out) {
         String op = "sliceColumns";
         int[] s = Checks.sliceColumns(x, start, out);
-        check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x), start,
+        // The kernel reads only the slice's columns of x: the trace counts those, not all of x.
+        check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x, out.byteSize()), start,
                 pointer(op, "out", out), s[0], s[1], s[2]), op);
     }
 
     void sliceColumnsBackward(Tensor dOut, int start, Tensor dx) {
         String op = "sliceColumnsBackward";
         int[] s = Checks.sliceColumnsBackward(dOut, start, dx);
+        // The kernel adds into the slice's columns of dx only: the trace counts those, not all of dx.
         check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
-                pointer(op, "dx", dx), s[0], s[1], s[2]), op);
+                pointer(op, "dx", dx, dOut.byteSize()), s[0], s[1], s[2]), op);
         flops.add(op, dOut.numel());
     }
 

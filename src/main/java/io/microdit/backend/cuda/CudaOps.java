@@ -51,6 +51,10 @@ abstract sealed class CudaOps permits CudaGemm, CudaElementwise, CudaNorm, CudaT
         return cuda.pointer(op, argument, t);
     }
 
+    final MemorySegment pointer(String op, String argument, Tensor t, long touchedBytes) {
+        return cuda.pointer(op, argument, t, touchedBytes);
+    }
+
     final MemorySegment optionalPointer(String op, String argument, Tensor t) {
         return cuda.optionalPointer(op, argument, t);
     }

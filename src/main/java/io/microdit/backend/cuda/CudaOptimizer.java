@@ -26,6 +26,8 @@ final class CudaOptimizer extends CudaOps {
     /** The device tensor lists of the multi-tensor optimizer ops, one per op. */
     private final DeviceTensorList squaresList = new DeviceTensorList();
     private final DeviceTensorList adamwList = new DeviceTensorList();
+    /** AdamW's bf16 working copies, entry i's pointers[0] the copy of adamwList's entry i. */
+    private final DeviceTensorList copyList = new DeviceTensorList();
     private final DeviceTensorList emaList = new DeviceTensorList();
 
     CudaOptimizer(CudaBackend cuda, Tensor sumOfSquaresPartials) {
@@ -92,6 +94,19 @@ final class CudaOptimizer extends CudaOps {
         MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
         check(MicroditNative.mdt_optim_adamw_multi(stream, entries, params.size(), adamwList.total, learningRate,
                 beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
+        flops.add(op, 13 * adamwList.total);
+    }
+
+    /** One launch for the whole list, which also writes each updated parameter's bf16 working copy. */
+    void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, List<Tensor> copies,
+               float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step,
+               float gradScale) {
+        String op = "adamw";
+        Checks.adamwCopyLists(params, grads, m, v, copies, beta1, beta2, epsilon, step);
+        MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
+        MemorySegment copyEntries = copyList.entries(op, List.of("copy"), List.of(copies));
+        check(MicroditNative.mdt_optim_adamw_bf16_copy_multi(stream, entries, copyEntries, params.size(),
+                adamwList.total, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
         flops.add(op, 13 * adamwList.total);
     }
 
@@ -180,6 +195,7 @@ final class CudaOptimizer extends CudaOps {
     void close() {
         squaresList.close();
         adamwList.close();
+        copyList.close();
         emaList.close();
     }
 }

@@ -97,6 +97,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_OPTIM_EMA = handle("mdt_optim_ema");
     private static final MethodHandle MDT_OPTIM_SUM_OF_SQUARES = handle("mdt_optim_sum_of_squares");
     private static final MethodHandle MDT_OPTIM_ADAMW_MULTI = handle("mdt_optim_adamw_multi");
+    private static final MethodHandle MDT_OPTIM_ADAMW_BF16_COPY_MULTI = handle("mdt_optim_adamw_bf16_copy_multi");
     private static final MethodHandle MDT_OPTIM_EMA_MULTI = handle("mdt_optim_ema_multi");
     private static final MethodHandle MDT_OPTIM_SUM_OF_SQUARES_MULTI = handle("mdt_optim_sum_of_squares_multi");
     private static final MethodHandle MDT_RNG_UNIFORM = handle("mdt_rng_uniform");
@@ -875,6 +876,14 @@ public final class MicroditNative {
             return (int) MDT_OPTIM_ADAMW_MULTI.invokeExact(stream, entries, count, total, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord);
         } catch (Throwable error) {
             throw new AssertionError("mdt_optim_adamw_multi threw", error);
+        }
+    }
+
+    public static int mdt_optim_adamw_bf16_copy_multi(MemorySegment stream, MemorySegment entries, MemorySegment copies, long count, long total, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, long step, float gradScale, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_OPTIM_ADAMW_BF16_COPY_MULTI.invokeExact(stream, entries, copies, count, total, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_optim_adamw_bf16_copy_multi threw", error);
         }
     }
 

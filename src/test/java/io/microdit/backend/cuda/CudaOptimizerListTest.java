@@ -98,6 +98,58 @@ class CudaOptimizerListTest extends OpaqueCudaVersusCpu {
         }
     }
 
+    /** Empty BF16 tensors of the shapes of {@code like}, in {@code scope}. */
+    private static List<Tensor> bf16Like(List<Tensor> like, MemoryScope scope) {
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor t : like) {
+            out.add(Tensor.zeros(scope, DType.BF16, t.shape()));
+        }
+        return out;
+    }
+
+    @Test
+    void adamwWithBf16CopiesUpdatesAsThePlainListAndWritesTheConvertOfEachUpdatedValue() {
+        Random random = new Random(24);
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            List<Tensor> params = random(host, random, false), grads = random(host, random, false);
+            List<Tensor> m = random(host, random, false), v = random(host, random, true);
+            List<Tensor> grad = upload(grads, device);
+            List<Tensor> plainParams = upload(params, device), plainM = upload(m, device), plainV = upload(v, device);
+            List<Tensor> copiedParams = upload(params, device), copiedM = upload(m, device);
+            List<Tensor> copiedV = upload(v, device);
+            List<Tensor> copies = bf16Like(params, device), converted = bf16Like(params, device);
+            List<Tensor> cpuCopies = bf16Like(params, host);
+            for (int step = 1; step <= 3; step++) {
+                float scale = 0.3f * step;
+                cuda.adamw(plainParams, grad, plainM, plainV, LEARNING_RATE, BETA1, BETA2, EPSILON, DECAY, step, scale);
+                cuda.adamw(copiedParams, grad, copiedM, copiedV, copies, LEARNING_RATE, BETA1, BETA2, EPSILON, DECAY,
+                        step, scale);
+                cpu.adamw(params, grads, m, v, cpuCopies, LEARNING_RATE, BETA1, BETA2, EPSILON, DECAY, step, scale);
+            }
+            assertSameBits(plainParams, copiedParams, "param");
+            assertSameBits(plainM, copiedM, "m");
+            assertSameBits(plainV, copiedV, "v");
+            for (int i = 0; i < SIZES.length; i++) {
+                cuda.convert(copiedParams.get(i), converted.get(i));
+            }
+            assertSameBits(converted, copies, "bf16 copy against convert(param)");
+            for (int i = 0; i < SIZES.length; i++) {
+                float[] cpuParam = params.get(i).toFloatArray(), cpuCopy = cpuCopies.get(i).toFloatArray();
+                for (int j = 0; j < cpuParam.length; j++) {
+                    assertEquals(Float.floatToRawIntBits(cpuParam[j]) + 0x7fff + ((Float.floatToRawIntBits(cpuParam[j])
+                            >>> 16) & 1) >>> 16 << 16, Float.floatToRawIntBits(cpuCopy[j]),
+                            "CPU copy of tensor " + i + " element " + j + " is its round-to-nearest-even bf16");
+                }
+            }
+            assertNear(params, copiedParams, "param against the CPU");
+            List<Tensor> wrongType = upload(params, device);
+            assertThrows(IllegalArgumentException.class, () -> cuda.adamw(copiedParams, grad, copiedM, copiedV,
+                    wrongType, LEARNING_RATE, BETA1, BETA2, EPSILON, DECAY, 4, 1f));
+            assertThrows(IllegalArgumentException.class, () -> cuda.adamw(copiedParams, grad, copiedM, copiedV,
+                    copies.subList(1, copies.size()), LEARNING_RATE, BETA1, BETA2, EPSILON, DECAY, 4, 1f));
+        }
+    }
+
     @Test
     void emaListHasTheBitsOfTheOneTensorKernel() {
         Random random = new Random(22);

@@ -228,5 +228,26 @@ class HotKernelAccessTest extends CudaVersusCpu {
             assertMeetsTargets(counts, "residual_sums_kernel");
         }
     }
-}
 
+    /** AdamW writing its bf16 working copies (every stepped weight, once a step), over a list of weight-sized tensors. */
+    @Test
+    void adamwWithBf16Copies() {
+        Random random = new Random(322);
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            int[][] shapes = {{WIDTH, 64}, {3 * 64, WIDTH}, {WIDTH + 8, 32}};
+            List<Tensor> params = new java.util.ArrayList<>(), grads = new java.util.ArrayList<>();
+            List<Tensor> m = new java.util.ArrayList<>(), v = new java.util.ArrayList<>();
+            List<Tensor> copies = new java.util.ArrayList<>();
+            for (int[] shape : shapes) {
+                params.add(f32(host, device, random, shape));
+                grads.add(f32(host, device, random, shape));
+                m.add(f32(host, device, random, shape));
+                v.add(device.zeros(DType.F32, shape));
+                copies.add(device.zeros(DType.BF16, shape));
+            }
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> cuda.adamw(params, grads, m, v, copies, 1e-3f,
+                    0.9f, 0.999f, 1e-8f, 0.1f, 1, 1f));
+            assertMeetsTargets(counts, "adamw_bf16_copy_multi_kernel");
+        }
+    }
+}

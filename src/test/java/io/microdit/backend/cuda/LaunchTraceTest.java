@@ -35,6 +35,26 @@ class LaunchTraceTest {
     }
 
     @Test
+    void aColumnSliceCountsTheSlicesBytesOfTheWideMatrix() {
+        Random random = new Random(4);
+        try (MemoryScope host = new MemoryScope("trace-host"); MemoryScope scope = cuda.scope("trace")) {
+            Tensor wide = cuda.upload(TestData.uniform(host, random, 37, 6 * 24), scope);
+            Tensor slice = scope.zeros(37, 24), dWide = scope.zeros(37, 6 * 24);
+            List<LaunchTrace.OpCall> calls;
+            try (LaunchTrace trace = cuda.traceLaunches(false)) {
+                cuda.sliceColumns(wide, 2 * 24, slice);
+                cuda.sliceColumnsBackward(slice, 2 * 24, dWide);
+                calls = trace.calls();
+            }
+            assertEquals(List.of("sliceColumns", "sliceColumnsBackward"),
+                    calls.stream().map(LaunchTrace.OpCall::op).toList());
+            // The kernels read (forward) or add into (backward) the slice's 24 of 144 columns only.
+            assertEquals(2 * slice.byteSize(), calls.get(0).operandBytes());
+            assertEquals(2 * slice.byteSize(), calls.get(1).operandBytes());
+        }
+    }
+
+    @Test
     void recordsEachLaunchWithItsShapeAndTheOpsOperandBytes() {
         Random random = new Random(3);
         try (MemoryScope host = new MemoryScope("trace-host"); MemoryScope scope = cuda.scope("trace")) {
