@@ -127,7 +127,16 @@ final class CpuActivations {
         } : (start, end) -> {
             int i = start;
             for (; i <= end - LANES; i += LANES) {
-                store(geluExact(VectorMath.load(xs, i, bf16In)), os, bf16, i);
+                // geluExact and store written out, as in the backward: through the two extra calls that take a
+                // vector, C2's inlining of erf and exp fell short in the training step, and the lanes ran the
+                // Vector API's allocating fallback. The same operations in the same order, so the same bits.
+                FloatVector v = VectorMath.load(xs, i, bf16In);
+                FloatVector y = erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(v).mul(HALF);
+                if (bf16) {
+                    VectorMath.intoBf16(y, os, i);
+                } else {
+                    y.intoMemorySegment(os, i * 4L, ORDER);
+                }
             }
             for (; i < end; i++) {
                 store(geluExact(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
@@ -343,10 +352,6 @@ final class CpuActivations {
     }
 
     /** 0.5·x·(1 + erf(x/√2)). */
-    private static FloatVector geluExact(FloatVector x) {
-        return erf(x.mul(SQRT_HALF_VECTOR)).add(ONE).mul(x).mul(HALF);
-    }
-
     private static float geluExact(float x) {
         return 0.5f * x * (1f + erf(x * SQRT_HALF));
     }

@@ -199,15 +199,28 @@ final class CpuNorm {
 
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
+        layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, null);
+    }
+
+    /**
+     * {@link #layerNormBackward}, with {@code addend} (F32 of dx's shape, may be dx itself; null: none) added to
+     * each element of dx as it is stored: one rounded add, bit for bit the dx written and then added by axpy
+     * (axpy's fma(1, a, b) rounds a + b once), without a scratch tensor or a second pass over memory.
+     */
+    void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                           Tensor dWeight, Tensor addend) {
         String op = "layerNormBackward";
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        if (addend != null) {
+            Checks.sameShapeF32(op, "addend", addend, "dx", dx);
+        }
         if (Bf16Operands.any(dOut, dx)) {
-            Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight));
+            Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight, addend));
             return;
         }
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
-                dxs = dx.segment();
+                dxs = dx.segment(), as = addend == null ? null : addend.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         boolean weightGradient = dWeight != null, bf16In = x.dtype() == DType.BF16;
         int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
@@ -219,26 +232,25 @@ final class CpuNorm {
             for (int block = startBlock; block < endBlock; block++) {
                 int end = Math.min(rows, (block + 1) * rowsPerBlock);
                 for (int r = block * rowsPerBlock; r < end; r++) {
-                    backwardRow(gs, xs, bf16In, dxs, (long) r * width * 4, width,
-                            ms.getAtIndex(F, r),
-                            rs.getAtIndex(F, r), w,
-                            partials, block * width, rowScratch);
+                    backwardRow(gs, xs, bf16In, dxs, as, (long) r * width * 4, width, ms.getAtIndex(F, r),
+                            rs.getAtIndex(F, r), w, partials, block * width, rowScratch);
                 }
             }
         });
         if (weightGradient) {
             addPartials(partials, blocks, width, dWeight.segment());
         }
-        flops.add(op, (weight == null ? 11L : weightGradient ? 16L : 14L) * x.numel());
+        flops.add(op, ((weight == null ? 11L : weightGradient ? 16L : 14L) + (addend == null ? 0 : 1)) * x.numel());
     }
 
     /**
      * One row of the backward ({@code bf16In}: x is BF16). {@code partials} (may be null) receives dOut·x̂ at
-     * {@code partialBase}; {@code xHat} is scratch of the row's width, so x̂ is computed once.
+     * {@code partialBase}; {@code xHat} is scratch of the row's width, so x̂ is computed once. {@code addend}
+     * (may be null) is added to dx as it is stored.
      */
-    private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs, long base,
-                                    int width, float rowMean, float rowRstd, float[] w, float[] partials,
-                                    int partialBase, float[] xHat) {
+    private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
+                                    MemorySegment addend, long base, int width, float rowMean, float rowRstd,
+                                    float[] w, float[] partials, int partialBase, float[] xHat) {
         FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
@@ -273,14 +285,27 @@ final class CpuNorm {
             FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, base + c * 4L, ORDER);
             FloatVector dy = w == null ? g : g.mul(FloatVector.fromArray(SPECIES, w, c));
             FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
-            h.fma(negMeanDyXHat, dy.sub(meanDy)).mul(rowRstd).intoMemorySegment(dxs, base + c * 4L, ORDER);
+            FloatVector d = h.fma(negMeanDyXHat, dy.sub(meanDy)).mul(rowRstd);
+            storeDx(d, addend, dxs, base + c * 4L);
         }
         for (; c < width; c++) {
             float g = gs.get(F, base + c * 4L);
             float dy = w == null ? g : g * w[c];
-            dxs.set(F, base + c * 4L,
-                    Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd);
+            storeDx(Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd, addend, dxs, base + c * 4L);
         }
+    }
+
+    /** Stores a vector of dx at byte {@code offset}, plus addend's elements there when addend is not null. */
+    private static void storeDx(FloatVector d, MemorySegment addend, MemorySegment dxs, long offset) {
+        if (addend != null) {
+            d = d.add(FloatVector.fromMemorySegment(SPECIES, addend, offset, ORDER));
+        }
+        d.intoMemorySegment(dxs, offset, ORDER);
+    }
+
+    /** Stores one element of dx at byte {@code offset}, plus addend's element there when addend is not null. */
+    private static void storeDx(float d, MemorySegment addend, MemorySegment dxs, long offset) {
+        dxs.set(F, offset, addend == null ? d : d + addend.get(F, offset));
     }
 
     /**
@@ -291,17 +316,26 @@ final class CpuNorm {
      */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
+        layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, null);
+    }
+
+    /** {@link #layerNormModulateBackward} with {@code addend} added to dx as it is stored, as in layerNormBackward. */
+    void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
+                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, Tensor addend) {
         String op = "layerNormModulateBackward";
         int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        if (addend != null) {
+            Checks.sameShapeF32(op, "addend", addend, "dx", dx);
+        }
         if (Bf16Operands.any(dOut)) {
             Bf16Operands.run(g -> layerNormModulateBackward(g.in(dOut), x, weight, scale, mean, rstd, dx, dWeight,
-                    dShift, dScale));
+                    dShift, dScale, addend));
             return;
         }
         int samples = s[0], tokens = s[1], width = s[2];
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), ms = mean.segment(),
-                rs = rstd.segment(), dxs = dx.segment();
+                rs = rstd.segment(), dxs = dx.segment(), as = addend == null ? null : addend.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
         int blocksPerSample = (tokens + rowsPerBlock - 1) / rowsPerBlock;
@@ -315,7 +349,7 @@ final class CpuNorm {
                 int end = Math.min(tokens, first + rowsPerBlock);
                 for (int t = first; t < end; t++) {
                     int r = sample * tokens + t;
-                    modulatedBackwardRow(gs, xs, dxs, (long) r * width * 4, width, ms.getAtIndex(F, r),
+                    modulatedBackwardRow(gs, xs, dxs, as, (long) r * width * 4, width, ms.getAtIndex(F, r),
                             rs.getAtIndex(F, r), w, scs, (long) sample * width * 4, partials, block * 2 * width,
                             xHat, dy);
                 }
@@ -342,15 +376,17 @@ final class CpuNorm {
                 }
             }
         });
-        flops.add(op, (weight == null ? 14L : 15L) * x.numel());
+        flops.add(op, ((weight == null ? 14L : 15L) + (addend == null ? 0 : 1)) * x.numel());
     }
 
     /**
      * One row of {@link #layerNormModulateBackward}: dOut' = fma(g, scale, g) (rounded as the separate modulate
      * backward rounds it), then {@link #backwardRow}'s dx; adds Σg and g·x̂ into {@code partials} at
-     * {@code partialBase} and {@code partialBase + width}. {@code xHat} and {@code dy} are scratch of the row's width.
+     * {@code partialBase} and {@code partialBase + width}. {@code xHat} and {@code dy} are scratch of the row's width;
+     * {@code addend} (may be null) is added to dx as it is stored.
      */
-    private static void modulatedBackwardRow(MemorySegment gs, MemorySegment xs, MemorySegment dxs, long base,
+    private static void modulatedBackwardRow(MemorySegment gs, MemorySegment xs, MemorySegment dxs,
+                                             MemorySegment addend, long base,
                                              int width, float rowMean, float rowRstd, float[] w, MemorySegment scs,
                                              long sampleBase, float[] partials, int partialBase, float[] xHat,
                                              float[] dy) {
@@ -392,11 +428,11 @@ final class CpuNorm {
         c = 0;
         for (; c <= width - LANES; c += LANES) {
             FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
-            h.fma(negMeanDyXHat, FloatVector.fromArray(SPECIES, dy, c).sub(meanDy)).mul(rowRstd)
-                    .intoMemorySegment(dxs, base + c * 4L, ORDER);
+            storeDx(h.fma(negMeanDyXHat, FloatVector.fromArray(SPECIES, dy, c).sub(meanDy)).mul(rowRstd), addend,
+                    dxs, base + c * 4L);
         }
         for (; c < width; c++) {
-            dxs.set(F, base + c * 4L, Math.fma(xHat[c], -meanDyXHat, dy[c] - meanDy) * rowRstd);
+            storeDx(Math.fma(xHat[c], -meanDyXHat, dy[c] - meanDy) * rowRstd, addend, dxs, base + c * 4L);
         }
     }
 
