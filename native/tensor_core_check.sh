@@ -3,11 +3,12 @@
 # (cuobjdump --dump-sass) of the named objects of the CUDA build into OUT/sass/NAME.sass and fails unless every
 # kernel whose name matches PATTERN holds HMMA instructions, for every architecture. Prints, per kernel and
 # architecture, the HMMA count. Where cuobjdump is missing (CUDA installs without the binary utilities) it
-# says so and checks the PTX (nvcc -ptx, OUT/sass/NAME.ptx) for mma.sync instead, which ptxas lowers to HMMA.
-# Usage: tensor_core_check.sh CUOBJDUMP "NVCC FLAGS" OUT PATTERN NAME...
+# says so and checks the PTX for mma.sync instead, which ptxas lowers to HMMA: the PTX the object's own compile
+# kept (OUT/sass/NAME.compute_80.ptx and NAME.compute_90.ptx, native/Makefile), not a second cicc run.
+# Usage: tensor_core_check.sh CUOBJDUMP OUT PATTERN NAME...
 set -euo pipefail
-cuobjdump=$1 nvcc_flags=$2 out=$3 pattern=$4
-shift 4
+cuobjdump=$1 out=$2 pattern=$3
+shift 3
 mkdir -p "$out/sass"
 if command -v "$cuobjdump" >/dev/null 2>&1; then
     mode=SASS instruction='HMMA'
@@ -22,8 +23,12 @@ for name in "$@"; do
         "$cuobjdump" --dump-sass "$out/cuda/$name.o" > "$dump"
     else
         dump="$out/sass/$name.ptx"
-        # shellcheck disable=SC2086 # the flags are words
-        $nvcc_flags -ptx "../kernels/$name.cu" -o "$dump"
+        kept=("$out/sass/$name".compute_*.ptx)
+        if [ ! -f "${kept[0]}" ]; then
+            echo "tensor-core check: no PTX kept by the compile of $out/cuda/$name.o: delete it and build again"
+            exit 1
+        fi
+        cat "${kept[@]}" > "$dump"
     fi
     awk -v pattern="$pattern" -v instruction="$instruction" -v mode="$mode" -v file="$dump" '
         /code for sm_/ { arch = $NF }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.microdit.cli.Main;
+import io.microdit.testing.FashionMnistSlice;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -44,6 +45,9 @@ class InterruptedRunTest {
     private record Setup(Path config, Path reference) {
     }
 
+    /** Images of the Fashion-MNIST slice the runs train on: enough for every step's batch of 8 to differ. */
+    private static final int IMAGES = 1000;
+
     /** The main job's model (fashion-small on Fashion-MNIST) on a small slice of its run: the signal tests. */
     private static Setup mainJob;
     /** A tiny model (cheap child JVMs): the twenty kill -9 moments. */
@@ -51,19 +55,21 @@ class InterruptedRunTest {
 
     @BeforeAll
     static void uninterruptedRuns() throws IOException {
-        mainJob = uninterrupted("main", "fashion-small");
+        Path data = FashionMnistSlice.write(shared.resolve("fashion-mnist"), IMAGES);
+        mainJob = uninterrupted("main", "fashion-small", data);
         Path model = Files.writeString(shared.resolve("tiny.json"), NonFiniteStepsTest.TINY_MODEL);
-        tiny = uninterrupted("tiny", model.toString());
+        tiny = uninterrupted("tiny", model.toString(), data);
     }
 
-    private static Setup uninterrupted(String name, String model) throws IOException {
+    private static Setup uninterrupted(String name, String model, Path data) throws IOException {
         Path config = Files.writeString(shared.resolve(name + "-train.json"), """
-                {"model": "%s", "batch_size": 8, "threads": 1, "ema_decay": 0.9, "log_every": 1,
+                {"model": "%s", "data_dir": "%s", "batch_size": 8, "threads": 1, "ema_decay": 0.9, "log_every": 1,
                  "sample_every": 0, "checkpoint_every": 2, "sample_steps": 2, "keep_checkpoints": 3, "stages": [
                    {"name": "masked", "steps": 8, "masking": "deferred", "mask_ratio": 0.5,
                     "lr": {"schedule": "cosine", "peak": 1e-3, "warmup": 1}},
                    {"name": "finetune", "steps": %d, "lr": {"peak": 3e-4}}]}
-                """.formatted(model.replace("\\", "\\\\"), STEPS - 8));
+                """.formatted(model.replace("\\", "\\\\"), data.toString().replace("\\", "\\\\"),
+                        STEPS - 8));
         Path reference = shared.resolve(name + "-reference");
         String out = inProcess("train", "--config", config.toString(), "--out", reference.toString(),
                 "--final-samples", "1");
