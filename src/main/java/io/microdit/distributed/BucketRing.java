@@ -49,6 +49,7 @@ public final class BucketRing implements AutoCloseable {
         }
     }
 
+    /** The number of slots (buffers) in the ring. */
     public int slots() {
         return buffers.length;
     }
