@@ -519,6 +519,8 @@ MDT_API int mdt_comm_all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float 
 MDT_API int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard, int accumulate);
 /* data[starts[r] + i] = rank r's shard[i] on every rank (shard may be this rank's own place in data). */
 MDT_API int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts, float *data);
+/* mdt_comm_all_gather of bf16 elements (the owners' bf16 working copies of their weights under ZeRO-2). */
+MDT_API int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts, uint16_t *data);
 /* data = rank root's data, bytes bytes. */
 MDT_API int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root);
 /* Deferred join: a collective's issue and the wait for its result, apart, so that it runs on the communicator's

@@ -177,6 +177,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM = handle("mdt_comm_all_reduce_sum");
     private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM = handle("mdt_comm_reduce_scatter_sum");
     private static final MethodHandle MDT_COMM_ALL_GATHER = handle("mdt_comm_all_gather");
+    private static final MethodHandle MDT_COMM_ALL_GATHER_BF16 = handle("mdt_comm_all_gather_bf16");
     private static final MethodHandle MDT_COMM_BROADCAST = handle("mdt_comm_broadcast");
     private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM_DEFERRED = handle("mdt_comm_all_reduce_sum_deferred");
     private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM_DEFERRED = handle("mdt_comm_reduce_scatter_sum_deferred");
@@ -1508,6 +1509,14 @@ public final class MicroditNative {
             return (int) MDT_COMM_ALL_GATHER.invokeExact(comm, stream, shard, starts, data);
         } catch (Throwable error) {
             throw new AssertionError("mdt_comm_all_gather threw", error);
+        }
+    }
+
+    public static int mdt_comm_all_gather_bf16(MemorySegment comm, MemorySegment stream, MemorySegment shard, MemorySegment starts, MemorySegment data) {
+        try {
+            return (int) MDT_COMM_ALL_GATHER_BF16.invokeExact(comm, stream, shard, starts, data);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_all_gather_bf16 threw", error);
         }
     }
 
