@@ -7,6 +7,7 @@ import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.tensor.DType;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -119,7 +120,7 @@ public final class AdamW implements AutoCloseable {
     public void keepBf16Copies(Map<Parameter, Tensor> places) {
         places.forEach((p, place) -> {
             if (firstMoments.containsKey(p.name()) && !copies.containsKey(p)) {
-                if (place.dtype() != DType.BF16 || !java.util.Arrays.equals(place.shape(), p.value().shape())) {
+                if (place.dtype() != DType.BF16 || !Arrays.equals(place.shape(), p.value().shape())) {
                     throw new IllegalArgumentException("keepBf16Copies: the copy of " + p.name() + " needs a BF16 "
                             + "tensor of its shape, got " + place.describe());
                 }

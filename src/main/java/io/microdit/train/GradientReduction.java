@@ -11,12 +11,14 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -537,12 +539,12 @@ final class GradientReduction implements AutoCloseable {
      * places of this rank's own ones, for its optimizer to write ({@code AdamW.keepBf16Copies(Map)}); unsharded,
      * nothing. Idempotent.
      */
-    Map<Parameter, Tensor> keepBf16Copies(java.util.Collection<Parameter> converted) {
+    Map<Parameter, Tensor> keepBf16Copies(Collection<Parameter> converted) {
         Map<Parameter, Tensor> places = new LinkedHashMap<>();
         if (!sharded) {
             return places;
         }
-        java.util.Set<Parameter> wanted = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Parameter> wanted = Collections.newSetFromMap(new IdentityHashMap<>());
         wanted.addAll(converted);
         int rank = communicator.rank();
         for (Bucket bucket : buckets) {
