@@ -35,7 +35,9 @@
 // LayerNorm's dx as it stores it (the separate ops stored dx and added it by an axpy), and one thread per
 // (sample, column) walking the tokens writes dF = gate·dx' and dGate = Σ_t dx'·f next to dShift and dScale (the
 // separate ops copied dx' for x and read it again for the gate). Bytes with bf16 f, out and dOut: forward 16E
-// (the separate ops 20E), backward 28E + the weight's pass (the separate ops 52E).
+// (the separate ops 20E), backward 28E + the weight's pass (the separate ops 52E). The _bf16copy forward also
+// stores the f32 output rounded to bf16 for an output both an f32 reader and bf16 products read (the MoE's input:
+// the router keeps f32, the experts' products take bf16): 2E more, where a separate convert moved 6E.
 #include "column_sum.cuh"
 #include "common.cuh"
 #include "grad_operand.cuh"
@@ -183,11 +185,12 @@ struct ModulateWeightTerm {
 };
 
 // x' = x + gate·f (gate NULL: x + f), stored in residual, then layer_norm_kernel's statistics and output on x'
-// (shift NULL: not modulated). f and out are f32 or bf16 by the flags of their operand structs.
+// (shift NULL: not modulated). f and out are f32 or bf16 by the flags of their operand structs. copy (may be NULL)
+// gets the output rounded to bf16 as well, as convert rounds it: the bf16 operand of products reading an f32 output.
 __global__ void residual_layer_norm_kernel(const float *x, const float *gate, mdt::GradIn f, const float *weight,
                                            const float *shift, const float *scale, float eps, float *residual,
-                                           mdt::GradOut out, float *mean, float *rstd, int64_t tokens,
-                                           int64_t width) {
+                                           mdt::GradOut out, uint16_t *copy, float *mean, float *rstd,
+                                           int64_t tokens, int64_t width) {
     MDT_SHARED(float, float_scratch, [32]);
     MDT_SHARED(double, double_scratch, [32]);
     int64_t row = blockIdx.x, base = row * width;
@@ -220,7 +223,9 @@ __global__ void residual_layer_norm_kernel(const float *x, const float *gate, md
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
         float y = (rr[c] - m0 - correction_f) * row_rstd;
         if (weight) y *= weight[c];
-        out.store(base + c, shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y);
+        float value = shift_row ? fmaf(y, 1.0f + scale_row[c], shift_row[c]) : y;
+        out.store(base + c, value);
+        if (copy) mdt::store_out(copy, base + c, value);
     }
 }
 
@@ -364,11 +369,11 @@ int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void
                                 1, workspace, workspace_capacity);
 }
 
-// bf16: bit 0 f, bit 1 out.
+// bf16: bit 0 f, bit 1 out. copy: NULL, or the f32 output's bf16 copy (out must then be f32).
 int residual_layer_norm_forward(const char *op, mdt_stream_t stream, const float *x, const float *gate, const void *f,
                                 const float *weight, const float *shift, const float *scale, float eps,
                                 float *residual, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens,
-                                int64_t width, int bf16) {
+                                int64_t width, int bf16, uint16_t *copy = nullptr) {
     MDT_REQUIRE(samples >= 0 && tokens >= 0 && width > 0,
                 "%s: need samples, tokens >= 0 and width > 0, got %lld, %lld, %lld", op, (long long)samples,
                 (long long)tokens, (long long)width);
@@ -380,8 +385,8 @@ int residual_layer_norm_forward(const char *op, mdt_stream_t stream, const float
     if (rows == 0) return MDT_SUCCESS;
     MDT_REQUIRE(x && f && residual && out && mean && rstd, "%s: NULL tensor pointer", op);
     return MDT_LAUNCH(residual_layer_norm_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, gate,
-                      mdt::grad_in(f, bf16, 0), weight, shift, scale, eps, residual, mdt::grad_out(out, bf16, 1), mean,
-                      rstd, tokens, width);
+                      mdt::grad_in(f, bf16, 0), weight, shift, scale, eps, residual, mdt::grad_out(out, bf16, 1), copy,
+                      mean, rstd, tokens, width);
 }
 
 // bf16: bit 0 dOut, bit 1 f, bit 2 dF.
@@ -573,6 +578,18 @@ int mdt_norm_residual_layer_norm_fwd(mdt_stream_t stream, const float *x, const 
                                      int64_t tokens, int64_t width, int bf16_operands) {
     return residual_layer_norm_forward("mdt_norm_residual_layer_norm_fwd", stream, x, gate, f, weight, shift, scale,
                                        eps, residual, out, mean, rstd, samples, tokens, width, bf16_operands);
+}
+
+int mdt_norm_residual_layer_norm_fwd_bf16copy(mdt_stream_t stream, const float *x, const float *gate, const void *f,
+                                               const float *weight, const float *shift, const float *scale,
+                                               float eps, float *residual, float *out, uint16_t *out_bf16,
+                                               float *mean, float *rstd, int64_t samples, int64_t tokens,
+                                               int64_t width, int bf16_f) {
+    const char *op = "mdt_norm_residual_layer_norm_fwd_bf16copy";
+    MDT_REQUIRE(bf16_f == 0 || bf16_f == 1, "%s: bf16_f must be 0 or 1, got %d", op, bf16_f);
+    MDT_REQUIRE(samples * tokens == 0 || out_bf16, "%s: NULL tensor pointer", op);
+    return residual_layer_norm_forward(op, stream, x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd,
+                                       samples, tokens, width, bf16_f, out_bf16);
 }
 
 int mdt_norm_residual_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *d_residual,

@@ -35,6 +35,7 @@ struct ncclUniqueId {
 };
 constexpr int kNcclUint8 = 1;
 constexpr int kNcclFloat32 = 7;
+constexpr int kNcclBfloat16 = 9;
 
 struct Nccl {
     int (*get_unique_id)(ncclUniqueId *);
@@ -202,14 +203,15 @@ struct mdt_comm_s {
     }
 
     // Each rank's shard broadcast into its place in data, grouped (shards may differ in size).
-    int gather(const float *shard, const int64_t *starts, float *data) {
+    // Elements of T moved as NCCL's `type` (no arithmetic: 4-byte elements as float32, bf16 as bfloat16).
+    template <class T>
+    int gather(const T *shard, const int64_t *starts, T *data, int type = kNcclFloat32) {
         if (int s = check_nccl(nccl, nccl->group_start(), "ncclGroupStart")) return s;
         int status = MDT_SUCCESS;
         for (int q = 0; q < size && status == MDT_SUCCESS; q++) {
             int64_t count = starts[q + 1] - starts[q];
             if (count > 0) {
-                status = check_nccl(nccl, nccl->broadcast(shard, data + starts[q], count, kNcclFloat32, q, comm,
-                                                          stream),
+                status = check_nccl(nccl, nccl->broadcast(shard, data + starts[q], count, type, q, comm, stream),
                                     "ncclBroadcast");
             }
         }
@@ -329,6 +331,19 @@ int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard
     }
     if (int s = comm->enter(stream, call)) return s;
     if (int s = comm->gather(shard, starts, data)) return s;
+    return comm->leave(stream, nullptr, call);
+}
+
+int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts,
+                             uint16_t *data) {
+    const char *call = "mdt_comm_all_gather_bf16";
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    if (int s = comm->enter(stream, call)) return s;
+    if (int s = comm->gather(shard, starts, data, kNcclBfloat16)) return s;
     return comm->leave(stream, nullptr, call);
 }
 

@@ -183,6 +183,18 @@ struct mdt_comm_s {
                          call);
     }
 
+    // bf16 elements moved as byte pairs (a gather does no arithmetic), counts and offsets in bytes.
+    int gather_bf16(const uint16_t *shard, const int64_t *starts, uint16_t *data, const char *call) {
+        for (int q = 0; q < size; q++) {
+            counts[q] = static_cast<int>(2 * (starts[q + 1] - starts[q]));
+            displacements[q] = static_cast<int>(2 * starts[q]);
+        }
+        const void *send = shard == data + starts[rank] ? kInPlace : shard;
+        return check_mpi(mpi, mpi->allgatherv(send, counts[rank], mpi->byte_type, data, counts.data(),
+                                              displacements.data(), mpi->byte_type, comm),
+                         call);
+    }
+
     int failed(const char *call) {
         cudaGetLastError();
         return mdt::fail(failure, "%s: %s", call, failure_message.c_str());
@@ -361,6 +373,24 @@ int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
         return comm->gather(shard, kept.data(), data, call);
+    });
+}
+
+int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts,
+                             uint16_t *data) {
+    const char *call = "mdt_comm_all_gather_bf16";
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    if (2 * starts[comm->size] > INT_MAX) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %lld elements exceed MPI's int count of bytes", call,
+                         static_cast<long long>(starts[comm->size]));
+    }
+    std::vector<int64_t> kept(starts, starts + comm->size + 1);
+    return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
+        return comm->gather_bf16(shard, kept.data(), data, call);
     });
 }
 

@@ -281,6 +281,9 @@ MDT_API int mdt_norm_layer_norm_modulate_bwd_accumulate(mdt_stream_t stream, con
  * gradient, also x's), d_f (bit 2 bf16), d_gate (with gate), d_shift and d_scale (with scale), and adds into d_weight
  * (may be NULL); workspace as the LayerNorm backwards (rows = samples with scale, else samples·tokens). */
 MDT_API int mdt_norm_residual_layer_norm_fwd(mdt_stream_t stream, const float *x, const float *gate, const void *f, const float *weight, const float *shift, const float *scale, float eps, float *residual, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width, int bf16_operands);
+/* The forward with an f32 out and its bf16 copy out_bf16 (rounded to nearest even, as convert): for an output that
+ * f32 ops and bf16 products both read. bf16_f: f is bf16 (1) or float (0). */
+MDT_API int mdt_norm_residual_layer_norm_fwd_bf16copy(mdt_stream_t stream, const float *x, const float *gate, const void *f, const float *weight, const float *shift, const float *scale, float eps, float *residual, float *out, uint16_t *out_bf16, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t width, int bf16_f);
 MDT_API int mdt_norm_residual_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *d_residual, const float *residual, const float *gate, const void *f, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, float *d_gate, void *d_f, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_operands);
 
 /* ------------------------------------------------------------------ tokens (kernels/tokens.cu) */
@@ -519,6 +522,8 @@ MDT_API int mdt_comm_all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float 
 MDT_API int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard, int accumulate);
 /* data[starts[r] + i] = rank r's shard[i] on every rank (shard may be this rank's own place in data). */
 MDT_API int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts, float *data);
+/* mdt_comm_all_gather of bf16 elements (the owners' bf16 working copies of their weights under ZeRO-2). */
+MDT_API int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts, uint16_t *data);
 /* data = rank root's data, bytes bytes. */
 MDT_API int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root);
 /* Deferred join: a collective's issue and the wait for its result, apart, so that it runs on the communicator's

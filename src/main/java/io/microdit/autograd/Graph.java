@@ -105,6 +105,19 @@ public final class Graph {
         return this;
     }
 
+    /**
+     * Makes {@link #matmulOperand} of {@code v} read {@code copy}, its bf16 copy (convert's bits of its value) that the
+     * op which made v stored beside it; kept as long as the graph's own converted operands are.
+     */
+    public void useMatmulOperand(Variable v, Tensor copy) {
+        if (copy.dtype() != DType.BF16 || !java.util.Arrays.equals(copy.shape(), v.shape())) {
+            throw new IllegalArgumentException("useMatmulOperand: " + copy.describe() + " is not a BF16 copy of "
+                    + v.value().describe());
+        }
+        bf16Copies.put(v, copy);
+        bf16CopyTensors.add(copy);
+    }
+
     /** The parameters whose bf16 operand this graph made by converting (candidates for kept working copies). */
     public List<Parameter> convertedParameters() {
         List<Parameter> converted = new ArrayList<>();

@@ -185,7 +185,8 @@ public final class MatmulFunctions {
      * {@link Backend#matmulSwigluBackward}): the values and gradients of
      * {@code linear(swigluGate(linear(x, w1, b1, t), linear(x, w2, b2, t), matmulOperandType), w3, b3, outType)}
      * (t the graph's activation type) bit for bit, without the gate's passes reading w2's product and writing and
-     * reading the gate's gradient.
+     * reading the gate's gradient; x's gradient is that of the separate linears given x as F32 (both contributions
+     * summed in F32: separate linears on a BF16 x round the first to BF16).
      */
     public static Variable swigluLinears(Graph g, Variable x, Variable w1, Variable b1, Variable w2, Variable b2,
                                          Variable w3, Variable b3, DType outType) {
@@ -220,16 +221,18 @@ public final class MatmulFunctions {
             Tensor da = g.output(a.dtype(), rows, hidden), db = g.output(b.dtype(), rows, hidden);
             be.matmulSwigluBackward(dy2, false, w3v, false, a, b, da, db);
             linearWeightGradients(be, dy2, dy.reshape(-1, out), gate, w3, b3);
-            linearInputGradients(be, db, x2, w2v, x, w2, b2);
-            linearInputGradients(be, da, x2, w1v, x, w1, b1);
+            // x gets two contributions here, w2's then w1's: the first goes to an F32 gradient, so it is neither
+            // rounded to BF16 (as a BF16 value's single contribution would be) nor widened back by a convert before
+            // the second is added (6 bytes per element of x less than a BF16 store, a convert and the F32 sum).
+            linearInputGradients(be, db, x2, w2v, x.requiresGrad() ? x.f32GradientTarget(be) : null, w2, b2);
+            linearInputGradients(be, da, x2, w1v, x.requiresGrad() ? x.gradientTarget(be) : null, w1, b1);
         }, x, w1, b1, w2, b2, w3, b3);
     }
 
-    /** A linear's backward given its dy (BF16 in a bf16 graph): dx into x's gradient, then dW and db. */
-    private static void linearInputGradients(Backend be, Tensor dy, Tensor x2, Tensor w, Variable x, Variable weight,
-                                             Variable bias) {
-        if (x.requiresGrad()) {
-            Variable.GradientTarget dx = x.gradientTarget(be);
+    /** A linear's backward given its dy (BF16 in a bf16 graph): dx into {@code dx} (null: none), then dW and db. */
+    private static void linearInputGradients(Backend be, Tensor dy, Tensor x2, Tensor w, Variable.GradientTarget dx,
+                                             Variable weight, Variable bias) {
+        if (dx != null) {
             be.matmul(dy, false, w, false, null, dx.tensor().reshape(-1, x2.dim(1)), dx.accumulate());
         }
         linearWeightGradients(be, dy, dy, x2, weight, bias);

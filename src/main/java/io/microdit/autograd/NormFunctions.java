@@ -111,18 +111,43 @@ public final class NormFunctions {
      */
     public static ResidualNorm residualLayerNorm(Graph g, Variable x, Variable gate, Variable f, Variable weight,
                                                  Variable shift, Variable scale, float eps, DType outType) {
+        return residualLayerNorm(g, x, gate, f, weight, shift, scale, eps, outType, false);
+    }
+
+    /**
+     * {@link #residualLayerNorm} with F32 normed rows that a bf16 graph's matrix products also read (an MoE's input:
+     * the router keeps F32, the experts take bf16): the op stores their bf16 copy in the same pass, and the graph's
+     * {@link Graph#matmulOperand} of them is that copy (convert's bits) instead of a separate convert of the F32
+     * rows, which read them again. In an F32 graph, {@link #residualLayerNorm} with an F32 output.
+     */
+    public static ResidualNorm residualLayerNormWithBf16Copy(Graph g, Variable x, Variable gate, Variable f,
+                                                             Variable weight, Variable shift, Variable scale,
+                                                             float eps) {
+        return residualLayerNorm(g, x, gate, f, weight, shift, scale, eps, DType.F32,
+                g.matmulOperandType() == DType.BF16);
+    }
+
+    private static ResidualNorm residualLayerNorm(Graph g, Variable x, Variable gate, Variable f, Variable weight,
+                                                  Variable shift, Variable scale, float eps, DType outType,
+                                                  boolean bf16Copy) {
         Backend be = g.backend();
         int rows = Math.toIntExact(x.value().rowCount());
         Tensor residual = g.output(x.shape());
         Tensor out = g.output(outType, x.shape());
+        Tensor copy = bf16Copy ? g.output(DType.BF16, x.shape()) : null;
         Tensor mean = g.output(rows);
         Tensor rstd = g.output(rows);
         Tensor gateValue = gate == null ? null : gate.value();
         Tensor weightValue = weight == null ? null : weight.value();
         Tensor shiftValue = shift == null ? null : shift.value();
         Tensor scaleValue = scale == null ? null : scale.value();
-        be.residualLayerNorm(x.value(), gateValue, f.value(), weightValue, shiftValue, scaleValue, eps, residual, out,
-                mean, rstd);
+        if (copy != null) {
+            be.residualLayerNorm(x.value(), gateValue, f.value(), weightValue, shiftValue, scaleValue, eps, residual,
+                    out, copy, mean, rstd);
+        } else {
+            be.residualLayerNorm(x.value(), gateValue, f.value(), weightValue, shiftValue, scaleValue, eps, residual,
+                    out, mean, rstd);
+        }
         Variable[] outputs = new Variable[2];
         boolean[] done = {false};
         BackwardFunction backward = ignored -> {
@@ -160,6 +185,9 @@ public final class NormFunctions {
         // readers of its own; without them (the last block before the final norm) the normed node runs it.
         outputs[1] = g.result(out, backward, x, gate, f, weight, shift, scale);
         outputs[0] = g.result(residual, backward, x, gate, f, weight, shift, scale);
+        if (copy != null) {
+            g.useMatmulOperand(outputs[1], copy);
+        }
         return new ResidualNorm(outputs[0], outputs[1]);
     }
 }

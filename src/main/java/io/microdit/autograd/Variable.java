@@ -148,6 +148,19 @@ public class Variable {
         return new GradientTarget(gradBuffer(backend), true);
     }
 
+    /**
+     * {@link #gradientTarget} for an op that adds more than one contribution to this variable in one backward: the
+     * first gets a new F32 gradient (not zeroed: the op overwrites it) instead of one of {@link #gradientType}, so a
+     * BF16 value's first contribution is not rounded to BF16 and widened back before the next is added.
+     */
+    public GradientTarget f32GradientTarget(Backend backend) {
+        if (grad == null) {
+            setGrad(Tensor.empty(gradScope(), DType.F32, value.shape()));
+            return new GradientTarget(grad, false);
+        }
+        return new GradientTarget(gradBuffer(backend), true);
+    }
+
     /** The gradient tensor, created as zeros when absent, for backward kernels that accumulate in place. */
     public Tensor gradBuffer() {
         if (grad == null) {

@@ -262,6 +262,14 @@ public interface Backend extends AutoCloseable {
                            Tensor residual, Tensor out, Tensor mean, Tensor rstd);
 
     /**
+     * {@link #residualLayerNorm} with an F32 {@code out} that also stores it rounded to BF16 in {@code outBf16} (the
+     * bits {@link #convert} gives), in the same pass: for a normed output that F32 ops and bf16 matrix products both
+     * read (an MoE's input: the router and the experts).
+     */
+    void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
+                           Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd);
+
+    /**
      * Backward of {@link #residualLayerNorm}, in one pass over the rows and one over the tokens: dx = dResidual +
      * the LayerNorm's backward of dOut (dResidual, the gradient the residual got from its other readers, may be
      * null, and may be dx itself: added in place), which is both the residual's and x's gradient; dF = gate·dx (dx

@@ -420,6 +420,19 @@ public final class Checks {
         return s;
     }
 
+    /** residualLayerNorm with an F32 out and its BF16 copy outBf16 of the same shape; returns {N, T, D}. */
+    public static int[] residualLayerNormWithCopy(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift,
+                                                  Tensor scale, float eps, Tensor residual, Tensor out,
+                                                  Tensor outBf16, Tensor mean, Tensor rstd) {
+        String op = "residualLayerNorm";
+        int[] s = residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+        notNull(op, "outBf16", outBf16);
+        argument(out.dtype() == DType.F32 && outBf16.dtype() == DType.BF16
+                        && java.util.Arrays.equals(out.shape(), outBf16.shape()), op,
+                "out " + out.describe() + " must be F32 and outBf16 " + outBf16.describe() + " BF16 of its shape");
+        return s;
+    }
+
     /**
      * residualLayerNormBackward: dOut F32 or BF16, dResidual F32 or null, dx F32, f and dF F32 or BF16, each of the
      * residual's shape; dGate with gate, dShift and dScale with scale, dWeight only with weight; returns {N, T, D}.

@@ -16,6 +16,10 @@ final class Collectives {
             throw new IllegalArgumentException(call + ": " + t.describe() + " is " + t.dtype()
                     + "; collectives take F32 or I32 tensors");
         }
+        checkHostAccessible(t, call);
+    }
+
+    private static void checkHostAccessible(Tensor t, String call) {
         if (!t.scope().hostAccessible()) {
             throw new IllegalArgumentException(call + ": " + t.describe() + " lives in " + t.device()
                     + " memory; the MPI collectives read host memory (copy it to a host tensor first)");
@@ -25,6 +29,21 @@ final class Collectives {
     static void checkShard(Tensor t, long[] starts, Tensor shard, int size, int rank, String call) {
         checkDtype(t, call);
         checkDtype(shard, call);
+        checkShardBounds(t, starts, shard, size, rank, call);
+    }
+
+    /**
+     * {@link #checkShard} for a gather, which adds nothing and so also moves BF16 (ZeRO-2's bf16 working copies of
+     * the owners' weights).
+     */
+    static void checkGatherShard(Tensor t, long[] starts, Tensor shard, int size, int rank, String call) {
+        if (t.dtype() == DType.BF16) {
+            checkHostAccessible(t, call);
+            checkHostAccessible(shard, call);
+        } else {
+            checkDtype(t, call);
+            checkDtype(shard, call);
+        }
         checkShardBounds(t, starts, shard, size, rank, call);
     }
 

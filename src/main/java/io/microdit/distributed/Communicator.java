@@ -52,7 +52,10 @@ public interface Communicator extends AutoCloseable {
      */
     void reduceScatterSum(Tensor t, long[] starts, Tensor shard, boolean accumulate);
 
-    /** Writes every rank's {@code shard} (its {@link #shardSize} elements) into its place in {@code t}, on every rank. */
+    /**
+     * Writes every rank's {@code shard} (its {@link #shardSize} elements) into its place in {@code t}, on every rank;
+     * a gather adds nothing, so it also takes BF16 tensors.
+     */
     default void allGather(Tensor shard, Tensor t) {
         allGather(shard, evenStarts(t.numel(), size()), t);
     }

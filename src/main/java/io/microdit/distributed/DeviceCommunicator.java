@@ -126,11 +126,20 @@ public final class DeviceCommunicator implements Communicator {
             host.allGather(shard, starts, t);
             return;
         }
-        checkFourBytes(t, "allGather");
+        boolean bf16 = t.dtype() == DType.BF16;
+        if (!bf16) {
+            checkFourBytes(t, "allGather");
+        }
         Collectives.checkShardBounds(t, starts, shard, size(), rank(), "allGather");
         try (Arena arena = Arena.ofConfined()) {
-            CudaRuntime.check(MicroditNative.mdt_comm_all_gather(comm, stream, shard.segment(),
-                    arena.allocateFrom(ValueLayout.JAVA_LONG, starts), t.segment()), "mdt_comm_all_gather");
+            MemorySegment bounds = arena.allocateFrom(ValueLayout.JAVA_LONG, starts);
+            if (bf16) {
+                CudaRuntime.check(MicroditNative.mdt_comm_all_gather_bf16(comm, stream, shard.segment(), bounds,
+                        t.segment()), "mdt_comm_all_gather_bf16");
+            } else {
+                CudaRuntime.check(MicroditNative.mdt_comm_all_gather(comm, stream, shard.segment(), bounds,
+                        t.segment()), "mdt_comm_all_gather");
+            }
         }
     }
 
@@ -280,7 +289,7 @@ public final class DeviceCommunicator implements Communicator {
     private static void checkFourBytes(Tensor t, String call) {
         if (t.dtype().byteSize() != Float.BYTES) {
             throw new IllegalArgumentException(call + ": " + t.describe() + " is " + t.dtype()
-                    + "; device collectives move 4-byte elements (F32 or I32)");
+                    + "; device collectives move 4-byte elements (F32 or I32; a gather also BF16)");
         }
     }
 }

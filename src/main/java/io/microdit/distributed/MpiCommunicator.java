@@ -97,7 +97,7 @@ final class MpiCommunicator implements Communicator {
 
     @Override
     public synchronized void allGather(Tensor shard, long[] starts, Tensor t) {
-        Collectives.checkShard(t, starts, shard, size, rank, "allGather");
+        Collectives.checkGatherShard(t, starts, shard, size, rank, "allGather");
         checkOpen("allGather");
         gather(shard.segment(), starts, t, "allGather");
     }
@@ -188,8 +188,13 @@ final class MpiCommunicator implements Communicator {
         return scratch;
     }
 
+    /** BF16 (gathers only) moves as MPI_SHORT: two bytes an element, never added. */
     private MemorySegment type(Tensor t) {
-        return t.dtype() == DType.F32 ? mpi.floatType : mpi.intType;
+        return switch (t.dtype()) {
+            case F32 -> mpi.floatType;
+            case BF16 -> mpi.shortType;
+            default -> mpi.intType;
+        };
     }
 
     private void checkOpen(String call) {

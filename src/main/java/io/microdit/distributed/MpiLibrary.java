@@ -27,6 +27,7 @@ final class MpiLibrary {
     final MemorySegment commWorld;
     final MemorySegment floatType;
     final MemorySegment intType;
+    final MemorySegment shortType;
     final MemorySegment errorsReturn;
 
     private final MethodHandle initialized;
@@ -47,6 +48,7 @@ final class MpiLibrary {
         commWorld = symbol(lookup, "ompi_mpi_comm_world");
         floatType = symbol(lookup, "ompi_mpi_float");
         intType = symbol(lookup, "ompi_mpi_int");
+        shortType = symbol(lookup, "ompi_mpi_short");
         errorsReturn = symbol(lookup, "ompi_mpi_errors_return");
         initialized = function(lookup, "MPI_Initialized", ADDRESS);
         initThread = function(lookup, "MPI_Init_thread", ADDRESS, ADDRESS, INT, ADDRESS);

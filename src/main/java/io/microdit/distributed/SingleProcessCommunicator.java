@@ -50,7 +50,7 @@ public final class SingleProcessCommunicator implements Communicator {
 
     @Override
     public void allGather(Tensor shard, long[] starts, Tensor t) {
-        Collectives.checkShard(t, starts, shard, 1, 0, "allGather");
+        Collectives.checkGatherShard(t, starts, shard, 1, 0, "allGather");
         t.copyFrom(shard);
     }
 

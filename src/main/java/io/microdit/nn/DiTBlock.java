@@ -87,8 +87,13 @@ public final class DiTBlock {
                 : norm1.forwardModulated(g, x, m[0], m[1], g.matmulOperandType());
         NormFunctions.ResidualNorm r = norm2.forwardResidual(g, x, m[2], selfAttention(g, h), null, null,
                 g.matmulOperandType());
-        r = norm3.forwardResidual(g, r.residual(), null, crossAttention(g, r.normed(), y), m[3], m[4],
-                mlp.inputType(g));
+        // An FFN that takes F32 rows in a bf16 graph (the MoE: its router) also has its products read them as bf16:
+        // the norm stores that copy beside them.
+        r = mlp.inputType(g) == DType.F32 && g.matmulOperandType() == DType.BF16
+                ? norm3.forwardResidualWithBf16Copy(g, r.residual(), null, crossAttention(g, r.normed(), y), m[3],
+                        m[4])
+                : norm3.forwardResidual(g, r.residual(), null, crossAttention(g, r.normed(), y), m[3], m[4],
+                        mlp.inputType(g));
         Variable f = mlp.forward(g, r.normed());
         if (next == null) {
             return new Input(ElementwiseFunctions.gatedResidual(g, r.residual(), m[5], f), null);

@@ -43,5 +43,14 @@ public final class LayerNorm {
                                                       Variable scale, DType outType) {
         return NormFunctions.residualLayerNorm(g, x, gate, f, weight, shift, scale, eps, outType);
     }
+
+    /**
+     * {@link #forwardResidual} with F32 normed rows and their bf16 copy for the graph's matrix products, stored in the
+     * same pass (see {@link NormFunctions#residualLayerNormWithBf16Copy}).
+     */
+    public NormFunctions.ResidualNorm forwardResidualWithBf16Copy(Graph g, Variable x, Variable gate, Variable f,
+                                                                  Variable shift, Variable scale) {
+        return NormFunctions.residualLayerNormWithBf16Copy(g, x, gate, f, weight, shift, scale, eps);
+    }
 }
 

@@ -7,6 +7,7 @@ import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.tensor.DType;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -44,6 +45,12 @@ public final class AdamW implements AutoCloseable {
     private final Map<Parameter, Tensor> copies = new LinkedHashMap<>();
     /** The copies the last update wrote, so equal to convert(value) while nothing else wrote the values. */
     private final Map<Parameter, Tensor> currentCopies = new LinkedHashMap<>();
+    /**
+     * A {@link #shardOf} optimizer (planning one ZeRO-2 rank): the bf16 copies of the converted parameters the other
+     * ranks step, which the parameter gather brings from their owners ({@code GradientReduction.gatherParameters}).
+     */
+    private final Map<Parameter, Tensor> gatheredCopies = new LinkedHashMap<>();
+    private final boolean plansGather;
     private long step;
 
     /** An optimizer of every parameter, with zeroed moments in their own scope of {@code backend}. */
@@ -53,11 +60,13 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * The optimizer of rank {@code rank} of {@code ranks} under ZeRO-2 sharding ({@link ZeroShards}): moments for the
-     * parameters that rank owns only, the others never updated here. For planning one rank's memory (bench-step).
+     * parameters that rank owns only, the others never updated here. For planning one rank's memory (bench-step):
+     * the converted parameters it does not step get bf16 copies too, as the trainer's parameter gather brings them
+     * from their owners ({@code GradientReduction.gatherParameters}), so a planned forward converts no weight.
      */
     public static AdamW shardOf(Backend backend, ParameterStore parameters, Settings settings, int rank, int ranks) {
         Map<Parameter, Integer> owners = ZeroShards.owners(parameters.all(), ranks);
-        return new AdamW(backend, parameters, settings, p -> owners.get(p) == rank);
+        return new AdamW(backend, parameters, settings, p -> owners.get(p) == rank, true);
     }
 
     /**
@@ -65,6 +74,12 @@ public final class AdamW implements AutoCloseable {
      * others get no moments and are never updated here.
      */
     AdamW(Backend backend, ParameterStore parameters, Settings settings, Predicate<Parameter> steps) {
+        this(backend, parameters, settings, steps, false);
+    }
+
+    private AdamW(Backend backend, ParameterStore parameters, Settings settings, Predicate<Parameter> steps,
+                  boolean plansGather) {
+        this.plansGather = plansGather;
         this.backend = backend;
         this.parameters = parameters;
         this.settings = settings;
@@ -87,8 +102,31 @@ public final class AdamW implements AutoCloseable {
         for (Parameter p : converted) {
             if (firstMoments.containsKey(p.name()) && !copies.containsKey(p)) {
                 copies.put(p, Tensor.empty(scope, DType.BF16, p.value().shape()));
+            } else if (plansGather && !firstMoments.containsKey(p.name()) && !gatheredCopies.containsKey(p)) {
+                // What the gather would bring, made once: exact, as this optimizer never changes the value.
+                Tensor copy = Tensor.empty(scope, DType.BF16, p.value().shape());
+                backend.convert(p.value(), copy);
+                gatheredCopies.put(p, copy);
             }
         }
+    }
+
+    /**
+     * {@link #keepBf16Copies(Collection)} with the copies in the caller's tensors ({@code places}: parameter → a BF16
+     * tensor of its shape): under ZeRO-2 the parameter gather's buffer, which sends them to the other ranks
+     * ({@code GradientReduction.keepBf16Copies}). Parameters this optimizer does not step, or already has a copy of,
+     * are left out.
+     */
+    public void keepBf16Copies(Map<Parameter, Tensor> places) {
+        places.forEach((p, place) -> {
+            if (firstMoments.containsKey(p.name()) && !copies.containsKey(p)) {
+                if (place.dtype() != DType.BF16 || !Arrays.equals(place.shape(), p.value().shape())) {
+                    throw new IllegalArgumentException("keepBf16Copies: the copy of " + p.name() + " needs a BF16 "
+                            + "tensor of its shape, got " + place.describe());
+                }
+                copies.put(p, place);
+            }
+        });
     }
 
     /**
@@ -96,9 +134,15 @@ public final class AdamW implements AutoCloseable {
      * graphs ({@code Graph.useBf16Copies}); empty before the first update. They stay exact only while nothing but this
      * optimizer writes the parameters' values: a caller that loads or changes weights between an update and the next
      * forward must not pass them (restoring the very bits, as sampling with the EMA weights does, keeps them exact).
+     * A {@link #shardOf} optimizer adds the copies the gather brings of the parameters it does not step.
      */
     public Map<Parameter, Tensor> bf16Copies() {
-        return Collections.unmodifiableMap(currentCopies);
+        if (gatheredCopies.isEmpty()) {
+            return Collections.unmodifiableMap(currentCopies);
+        }
+        Map<Parameter, Tensor> all = new LinkedHashMap<>(gatheredCopies);
+        all.putAll(currentCopies);
+        return Collections.unmodifiableMap(all);
     }
 
     /** Steps taken so far. */

@@ -11,12 +11,14 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -120,6 +122,17 @@ final class GradientReduction implements AutoCloseable {
     private final ExecutorService communicationThread;
     private final List<Bucket> buckets = new ArrayList<>();
     private RoundProgress progress;
+    /**
+     * Sharded, per bucket holding parameters a bf16 graph converts (else null): the bf16 working copies of the
+     * bucket's flat, where the gather puts every owner's (read by the next forward in place of a convert), and of
+     * this rank's owned run, which its optimizer writes in the update's pass (the gather's source).
+     */
+    private final Map<Bucket, Tensor> copyFlats = new IdentityHashMap<>();
+    private final Map<Bucket, Tensor> ownedCopies = new IdentityHashMap<>();
+    /** The other ranks' converted parameters and their places in {@link #copyFlats}. */
+    private final Map<Parameter, Tensor> gatheredPlaces = new LinkedHashMap<>();
+    /** Those of {@link #gatheredPlaces} the last {@link #gatherParameters} filled with the owners' fresh copies. */
+    private final Map<Parameter, Tensor> gatheredCopies = new LinkedHashMap<>();
     private long communicationNanos;
     private long bucketsIssued;
     private long bucketsIssuedDuringBackward;
@@ -488,7 +501,12 @@ final class GradientReduction implements AutoCloseable {
         }
     }
 
-    /** Sends the values of the parameters this rank owns (just stepped) to every rank. */
+    /**
+     * Sends the values of the parameters this rank owns (just stepped) to every rank, and the bf16 working copies of
+     * those a bf16 graph converts ({@link #keepBf16Copies}), which the owners' optimizers wrote in the same update: no
+     * rank converts another's weights for its forward. The F32 values stay gathered too: every rank keeps whole
+     * master weights (checkpoints, the EMA and a resume on another number of ranks read them).
+     */
     void gatherParameters() {
         long start = System.nanoTime();
         for (Bucket bucket : buckets) {
@@ -500,8 +518,69 @@ final class GradientReduction implements AutoCloseable {
                     backend.copy(bucket.views().get(i), p.value());
                 }
             }
+            Tensor copies = copyFlats.get(bucket);
+            if (copies != null) {
+                collectives.allGather(ownedCopies.get(bucket), bucket.starts(), copies);
+            }
         }
+        // The owners' optimizers wrote the copies of the parameters that had a gradient (the same on every rank).
+        gatheredCopies.clear();
+        gatheredPlaces.forEach((p, copy) -> {
+            if (p.grad() != null) {
+                gatheredCopies.put(p, copy);
+            }
+        });
         communicationNanos += System.nanoTime() - start;
+    }
+
+    /**
+     * Sharded: makes room for bf16 working copies of {@code converted} (the parameters a bf16 graph converted for its
+     * products, {@code Graph.convertedParameters}, the same on every rank) in the parameter gather, and returns the
+     * places of this rank's own ones, for its optimizer to write ({@code AdamW.keepBf16Copies(Map)}); unsharded,
+     * nothing. Idempotent.
+     */
+    Map<Parameter, Tensor> keepBf16Copies(Collection<Parameter> converted) {
+        Map<Parameter, Tensor> places = new LinkedHashMap<>();
+        if (!sharded) {
+            return places;
+        }
+        Set<Parameter> wanted = Collections.newSetFromMap(new IdentityHashMap<>());
+        wanted.addAll(converted);
+        int rank = communicator.rank();
+        for (Bucket bucket : buckets) {
+            if (bucket.parameters().stream().noneMatch(wanted::contains)) {
+                continue;
+            }
+            Tensor flat = copyFlats.computeIfAbsent(bucket,
+                    b -> Tensor.empty(bucketScope, DType.BF16, Math.toIntExact(elements(b.parameters()))));
+            Tensor owned = ownedCopies.computeIfAbsent(bucket, b -> Tensor.empty(bucketScope, DType.BF16,
+                    Math.toIntExact(b.starts()[rank + 1] - b.starts()[rank])));
+            int offset = 0, ownedOffset = 0;
+            for (Parameter p : bucket.parameters()) {
+                int n = Math.toIntExact(p.value().numel());
+                boolean mine = owners.get(p) == rank;
+                if (wanted.contains(p)) {
+                    if (mine) {
+                        places.put(p, owned.rows(ownedOffset, n).reshape(p.value().shape()));
+                    } else if (!gatheredPlaces.containsKey(p)) {
+                        gatheredPlaces.put(p, flat.rows(offset, n).reshape(p.value().shape()));
+                    }
+                }
+                offset += n;
+                if (mine) {
+                    ownedOffset += n;
+                }
+            }
+        }
+        return places;
+    }
+
+    /**
+     * The other ranks' bf16 working copies the last {@link #gatherParameters} brought (convert's bits of their
+     * values), for the next step's graphs ({@code Graph.useBf16Copies}) beside the optimizer's own.
+     */
+    Map<Parameter, Tensor> bf16Copies() {
+        return Collections.unmodifiableMap(gatheredCopies);
     }
 
     /**

@@ -193,6 +193,7 @@ public final class Trainer implements AutoCloseable {
                 Graph graph = new Graph(backend, scope, config.precision()).recompute(config.recompute())
                         .useBf16Copies(optimizer.bf16Copies());
                 if (reduction != null) {
+                    graph.useBf16Copies(reduction.bf16Copies());
                     reduction.watch(graph, round);
                 }
                 try (GradScope ignored = graph.recordGradients()) {
@@ -202,7 +203,11 @@ public final class Trainer implements AutoCloseable {
                     backend.fill(seed, 1f / accumulation);
                     graph.backward(loss, seed);
                 }
-                optimizer.keepBf16Copies(graph.convertedParameters());
+                if (reduction != null && reduction.sharded()) {
+                    optimizer.keepBf16Copies(reduction.keepBf16Copies(graph.convertedParameters()));
+                } else {
+                    optimizer.keepBf16Copies(graph.convertedParameters());
+                }
             }
             if (reduction != null) {
                 reduction.addRound(round);

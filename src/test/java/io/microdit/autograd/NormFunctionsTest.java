@@ -203,5 +203,56 @@ class NormFunctionsTest {
             return out;
         });
     }
-}
 
+    /**
+     * residualLayerNormWithBf16Copy in a bf16 graph: F32 normed rows (an F32 reader's, as the MoE's router) whose
+     * matrix-product operand is the op's own bf16 copy, not a convert made later; a linear of them and every gradient
+     * are bit for bit those of residualLayerNorm with an F32 output, whose linear converts it.
+     */
+    @Test
+    void theNormsBf16CopyIsTheMatrixProductsOperandWithTheConvertsBits() {
+        int samples = 2, tokens = 5, width = 24, out = 7;
+        Random random = new Random(43);
+        float[] x = inputs(random, samples * tokens * width), f = TestData.uniform(random, x.length);
+        float[] gate = TestData.uniform(random, samples * width), weight = TestData.uniform(random, width);
+        float[] shift = TestData.uniform(random, samples * width), scale = TestData.uniform(random, samples * width);
+        float[] w = TestData.uniform(random, out * width), seed = TestData.uniform(random, samples * tokens * out);
+        float[][][] results = new float[2][][];
+        for (int copied = 0; copied < 2; copied++) {
+            try (MemoryScope scope = new MemoryScope("bf16-copy")) {
+                Graph g = new Graph(BACKEND, scope, Precision.BF16);
+                try (GradScope ignored = g.recordGradients()) {
+                    Variable xv = g.leaf(Tensor.of(scope, x.clone(), samples, tokens, width));
+                    Variable fv = g.leaf(Tensor.of(scope, f.clone(), samples, tokens, width));
+                    Variable gv = g.leaf(Tensor.of(scope, gate.clone(), samples, width));
+                    Variable wv = g.leaf(Tensor.of(scope, weight.clone(), width));
+                    Variable shv = g.leaf(Tensor.of(scope, shift.clone(), samples, width));
+                    Variable scv = g.leaf(Tensor.of(scope, scale.clone(), samples, width));
+                    Variable linear = g.leaf(Tensor.of(scope, w.clone(), out, width));
+                    NormFunctions.ResidualNorm r = copied == 1
+                            ? NormFunctions.residualLayerNormWithBf16Copy(g, xv, gv, fv, wv, shv, scv, EPS)
+                            : NormFunctions.residualLayerNorm(g, xv, gv, fv, wv, shv, scv, EPS,
+                                    io.microdit.tensor.DType.F32);
+                    assertTrue(r.normed().value().dtype() == io.microdit.tensor.DType.F32, "the normed rows stay F32");
+                    Tensor operand = g.matmulOperand(r.normed());
+                    if (copied == 1) {
+                        Tensor converted = Tensor.empty(scope, io.microdit.tensor.DType.BF16, r.normed().shape());
+                        BACKEND.convert(r.normed().value(), converted);
+                        org.junit.jupiter.api.Assertions.assertArrayEquals(converted.toFloatArray(),
+                                operand.toFloatArray(), "the copy has convert's bits");
+                        assertTrue(operand == g.matmulOperand(r.normed()), "one operand, kept");
+                    }
+                    Variable y = MatmulFunctions.linear(g, r.normed(), linear, null);
+                    g.backward(y, Tensor.of(scope, seed, y.shape()));
+                    results[copied] = new float[][] {y.value().toFloatArray(), r.residual().value().toFloatArray(),
+                            xv.grad().toFloatArray(), fv.grad().toFloatArray(), gv.grad().toFloatArray(),
+                            wv.grad().toFloatArray(), shv.grad().toFloatArray(), scv.grad().toFloatArray(),
+                            linear.grad().toFloatArray()};
+                }
+            }
+        }
+        for (int i = 0; i < results[0].length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(results[0][i], results[1][i], "result " + i);
+        }
+    }
+}

@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
 /**
  * Run by {@link MpiCommunicatorTest} under mpirun, one process per rank. {@code check}: every collective on
  * awkward sizes, F32 and I32, against the single-process results computed here from every rank's inputs (each
- * rank draws every rank's inputs from the same seeds), compared bit for bit; prints one line per rank and exits 0
+ * rank draws every rank's inputs from the same seeds), compared bit for bit, and the gathers of BF16; prints one line per rank and exits 0
  * only when all agree. {@code device}: the same on the emulated CUDA backend's memory (an opaque backend: Java never
  * reads it) through a {@link DeviceCommunicator}, i.e. {@code mdt_comm_*} of the emulator; sums F32 only. {@code kill}:
  * rank 1 prints its pid and waits to be killed while rank 0 waits in an all-reduce.
@@ -43,14 +43,16 @@ public final class CollectivesMain {
         int failures = 0;
         Placement on = backend == null ? new Placement(null, null) : new Placement(backend, backend.scope("device"));
         for (int n : SIZES) {
-            for (DType dtype : new DType[] {DType.F32, DType.I32}) {
-                boolean sums = backend == null || dtype == DType.F32;
+            for (DType dtype : new DType[] {DType.F32, DType.I32, DType.BF16}) {
+                // BF16 is gathered only (ZeRO-2's bf16 working copies): no sums, no broadcast.
+                boolean gatherOnly = dtype == DType.BF16;
+                boolean sums = !gatherOnly && (backend == null || dtype == DType.F32);
                 Tensor[] inputs = new Tensor[world];
                 for (int r = 0; r < world; r++) {
                     inputs[r] = random(scope, dtype, n, 1000L * n + 10L * r + dtype.ordinal());
                 }
                 Tensor sum = Tensor.zeros(scope, dtype, n).copyFrom(inputs[0]);
-                for (int r = 1; r < world; r++) {
+                for (int r = 1; r < world && !gatherOnly; r++) {
                     for (int i = 0; i < n; i++) {
                         if (dtype == DType.F32) {
                             sum.setFloat(i, sum.getFloat(i) + inputs[r].getFloat(i));
@@ -92,7 +94,7 @@ public final class CollectivesMain {
                 int customCount = (int) (starts[rank + 1] - starts[rank]);
                 Tensor running = random(scope, dtype, customCount, 77 + rank);
                 Tensor expectedRunning = Tensor.zeros(scope, dtype, customCount).copyFrom(running);
-                for (int i = 0; i < customCount; i++) {
+                for (int i = 0; i < customCount && !gatherOnly; i++) {
                     for (int r = 0; r < world; r++) {
                         if (dtype == DType.F32) {
                             expectedRunning.setFloat(i, expectedRunning.getFloat(i)
@@ -120,10 +122,12 @@ public final class CollectivesMain {
                 failures += compare("allGather of chosen shards", n, dtype, on.host(customGathered, scope),
                         expectedCustom);
 
-                int root = world - 1;
-                Tensor broadcast = on.device(inputs[rank]);
-                comm.broadcast(broadcast, root);
-                failures += compare("broadcast", n, dtype, on.host(broadcast, scope), inputs[root]);
+                if (!gatherOnly) {
+                    int root = world - 1;
+                    Tensor broadcast = on.device(inputs[rank]);
+                    comm.broadcast(broadcast, root);
+                    failures += compare("broadcast", n, dtype, on.host(broadcast, scope), inputs[root]);
+                }
             }
         }
         on.close();
@@ -182,6 +186,9 @@ public final class CollectivesMain {
     }
 
     static Tensor random(MemoryScope scope, DType dtype, int n, long seed) {
+        if (dtype == DType.BF16) {
+            return random(scope, DType.F32, n, seed).to(DType.BF16, scope);
+        }
         SplittableRandom random = new SplittableRandom(seed);
         Tensor t = Tensor.zeros(scope, dtype, n);
         for (int i = 0; i < n; i++) {
@@ -195,7 +202,7 @@ public final class CollectivesMain {
     }
 
     private static int compare(String call, int n, DType dtype, Tensor actual, Tensor expected) {
-        boolean same = dtype == DType.F32
+        boolean same = dtype != DType.I32
                 ? Arrays.equals(bits(actual.toFloatArray()), bits(expected.toFloatArray()))
                 : Arrays.equals(actual.toIntArray(), expected.toIntArray());
         if (!same) {

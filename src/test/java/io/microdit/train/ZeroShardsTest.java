@@ -90,4 +90,41 @@ class ZeroShardsTest {
             }
         }
     }
+
+    /**
+     * A shard's optimizer plans the gathered bf16 copies: after an update, its copies cover every converted
+     * parameter, its own written by the update and the others' as the gather brings them, each convert(value)'s bits.
+     */
+    @Test
+    void aShardsOptimizerHasTheGatheredBf16CopiesOfTheOtherRanksWeights() {
+        try (CpuBackend cpu = new CpuBackend(1); ParameterStore store = new ParameterStore("copy-shards")) {
+            Random random = new Random(37);
+            int[][] shapes = {{7, 5}, {13, 3}, {3, 11}, {9, 2}, {4, 4, 3}, {17, 2}};
+            for (int i = 0; i < shapes.length; i++) {
+                Parameter p = store.create("p" + i, shapes[i]);
+                for (Tensor t : new Tensor[] {p.value(), p.gradBuffer()}) {
+                    float[] values = new float[(int) t.numel()];
+                    for (int j = 0; j < values.length; j++) {
+                        values[j] = (float) random.nextGaussian();
+                    }
+                    cpu.copy(Tensor.of(store.scope(), values, t.shape()), t);
+                }
+            }
+            List<Parameter> converted = new ArrayList<>(store.all());
+            int ranks = 3;
+            Map<Parameter, Integer> owners = ZeroShards.owners(store.all(), ranks);
+            try (AdamW shard = AdamW.shardOf(cpu, store, AdamW.MICRODIT, 1, ranks)) {
+                shard.keepBf16Copies(converted);
+                shard.update(1e-3, 1.0);
+                Map<Parameter, Tensor> copies = shard.bf16Copies();
+                assertEquals(converted.size(), copies.size(), "a copy of every converted parameter");
+                for (Parameter p : converted) {
+                    Tensor copy = copies.get(p);
+                    assertEquals(io.microdit.tensor.DType.BF16, copy.dtype(), p.name());
+                    assertTrue(java.util.Arrays.equals(p.value().to(io.microdit.tensor.DType.BF16, store.scope())
+                            .toFloatArray(), copy.toFloatArray()), p.name() + " (rank " + owners.get(p) + ")");
+                }
+            }
+        }
+    }
 }

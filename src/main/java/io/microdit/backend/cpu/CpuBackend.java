@@ -229,6 +229,14 @@ public final class CpuBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
+                                  float eps, Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd) {
+        Checks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean, rstd);
+        residualNorm.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+        convert(out, outBf16);
+    }
+
+    @Override
     public void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
                                           Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx,
                                           Tensor dWeight, Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {

@@ -561,6 +561,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
+                                  float eps, Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd) {
+        norm.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean, rstd);
+    }
+
+    @Override
     public void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
                                           Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx,
                                           Tensor dWeight, Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {

@@ -122,6 +122,21 @@ final class CudaNorm extends CudaOps {
         flops.add(op, (1L + (gate == null ? 0 : 1) + (weight == null ? 7 : 8) + (shift == null ? 0 : 3)) * x.numel());
     }
 
+    void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
+                           Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd) {
+        String op = "residualLayerNorm";
+        int[] s = Checks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean,
+                rstd);
+        MemorySegment xs = pointer(op, "x", x), gs = optionalPointer(op, "gate", gate), fs = pointer(op, "f", f),
+                ws = optionalPointer(op, "weight", weight), shifts = optionalPointer(op, "shift", shift),
+                scales = optionalPointer(op, "scale", scale), res = pointer(op, "residual", residual),
+                os = pointer(op, "out", out), copies = pointer(op, "outBf16", outBf16), ms = pointer(op, "mean", mean),
+                rs = pointer(op, "rstd", rstd);
+        check(MicroditNative.mdt_norm_residual_layer_norm_fwd_bf16copy(stream, xs, gs, fs, ws, shifts, scales, eps,
+                res, os, copies, ms, rs, s[0], s[1], s[2], bf16Grads(f)), op);
+        flops.add(op, (1L + (gate == null ? 0 : 1) + (weight == null ? 7 : 8) + (shift == null ? 0 : 3)) * x.numel());
+    }
+
     void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
                                    Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
                                    Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {

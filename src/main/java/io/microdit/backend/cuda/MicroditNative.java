@@ -88,6 +88,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_ACCUMULATE = handle("mdt_norm_layer_norm_bwd_accumulate");
     private static final MethodHandle MDT_NORM_LAYER_NORM_MODULATE_BWD_ACCUMULATE = handle("mdt_norm_layer_norm_modulate_bwd_accumulate");
     private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_FWD = handle("mdt_norm_residual_layer_norm_fwd");
+    private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_FWD_BF16COPY = handle("mdt_norm_residual_layer_norm_fwd_bf16copy");
     private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_BWD = handle("mdt_norm_residual_layer_norm_bwd");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
@@ -177,6 +178,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM = handle("mdt_comm_all_reduce_sum");
     private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM = handle("mdt_comm_reduce_scatter_sum");
     private static final MethodHandle MDT_COMM_ALL_GATHER = handle("mdt_comm_all_gather");
+    private static final MethodHandle MDT_COMM_ALL_GATHER_BF16 = handle("mdt_comm_all_gather_bf16");
     private static final MethodHandle MDT_COMM_BROADCAST = handle("mdt_comm_broadcast");
     private static final MethodHandle MDT_COMM_ALL_REDUCE_SUM_DEFERRED = handle("mdt_comm_all_reduce_sum_deferred");
     private static final MethodHandle MDT_COMM_REDUCE_SCATTER_SUM_DEFERRED = handle("mdt_comm_reduce_scatter_sum_deferred");
@@ -796,6 +798,14 @@ public final class MicroditNative {
             return (int) MDT_NORM_LAYER_NORM_MODULATE_BWD_ACCUMULATE.invokeExact(stream, dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, samples, tokens, width, workspace, workspaceCapacity, bf16Grads);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_modulate_bwd_accumulate threw", error);
+        }
+    }
+
+    public static int mdt_norm_residual_layer_norm_fwd_bf16copy(MemorySegment stream, MemorySegment x, MemorySegment gate, MemorySegment f, MemorySegment weight, MemorySegment shift, MemorySegment scale, float eps, MemorySegment residual, MemorySegment out, MemorySegment outBf16, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long width, int bf16F) {
+        try {
+            return (int) MDT_NORM_RESIDUAL_LAYER_NORM_FWD_BF16COPY.invokeExact(stream, x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean, rstd, samples, tokens, width, bf16F);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_residual_layer_norm_fwd_bf16copy threw", error);
         }
     }
 
@@ -1508,6 +1518,14 @@ public final class MicroditNative {
             return (int) MDT_COMM_ALL_GATHER.invokeExact(comm, stream, shard, starts, data);
         } catch (Throwable error) {
             throw new AssertionError("mdt_comm_all_gather threw", error);
+        }
+    }
+
+    public static int mdt_comm_all_gather_bf16(MemorySegment comm, MemorySegment stream, MemorySegment shard, MemorySegment starts, MemorySegment data) {
+        try {
+            return (int) MDT_COMM_ALL_GATHER_BF16.invokeExact(comm, stream, shard, starts, data);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_comm_all_gather_bf16 threw", error);
         }
     }
 

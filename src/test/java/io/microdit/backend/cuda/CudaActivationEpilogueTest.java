@@ -160,7 +160,9 @@ class CudaActivationEpilogueTest extends CudaVersusCpu {
     /**
      * The dense SwiGLU feed-forward as one function (MatmulFunctions.swigluLinears) against the three linears and the
      * gate it fuses, in a bf16 graph on both backends, with and without biases: output and every gradient bit for
-     * bit (x's two contributions included: w2's first, stored BF16, then w1's added in F32).
+     * bit. x is a BF16 activation for the fused function and the same values as F32 for the separate linears: x's
+     * two contributions (w2's first, then w1's added to it) are summed in F32 by both, where separate linears on a
+     * BF16 x store the first one as BF16 (before the fused backward's F32 target, dx differed in its low bits).
      */
     @ParameterizedTest
     @CsvSource({"false", "true"})
@@ -183,7 +185,45 @@ class CudaActivationEpilogueTest extends CudaVersusCpu {
         }
     }
 
-    /** out, dx and the gradients of w1, b1, w2, b2, w3, b3 (those present) of the SwiGLU FFN in a bf16 graph. */
+    /**
+     * The fused SwiGLU's backward on a BF16 x converts nothing: x's first contribution is written to its F32 gradient
+     * and the second added there (before, the first was stored BF16 and widened by a convert to add the second).
+     */
+    @org.junit.jupiter.api.Test
+    void swigluLinearsBackwardWritesXsGradientWithoutAConvert() {
+        Random random = new Random(9);
+        int rows = 13, dim = 16, hidden = 24;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope params = cuda.scope("params");
+             MemoryScope scope = cuda.scope("step")) {
+            Parameter[] p = new Parameter[3];
+            for (int i = 0; i < 3; i++) {
+                Tensor w = i < 2 ? uniform(host, random, 2f / (float) Math.sqrt(dim), hidden, dim)
+                        : random(host, random, dim, hidden);
+                p[i] = new Parameter("w" + i, cuda.upload(w, params));
+            }
+            Graph g = new Graph(cuda, scope, Precision.BF16);
+            Variable input = g.leaf(cuda.upload(random(host, random, 1, rows, dim).to(DType.BF16, host), scope));
+            java.util.List<String> ops;
+            try (GradScope ignored = g.recordGradients()) {
+                Variable y = MatmulFunctions.swigluLinears(g, input, p[0], null, p[1], null, p[2], null,
+                        DType.BF16);
+                Tensor seed = cuda.upload(random(host, random, 1, rows, dim), scope);
+                try (LaunchTrace trace = cuda.traceLaunches(false)) {
+                    g.backward(y, seed);
+                    ops = trace.calls().stream().map(LaunchTrace.OpCall::op).toList();
+                }
+            }
+            assertEquals(DType.F32, input.grad().dtype());
+            // The seed's bf16 copy for the last product comes first; nothing after the gate's backward converts.
+            java.util.List<String> after = ops.subList(ops.indexOf("matmulSwigluBackward"), ops.size());
+            assertEquals(0, after.stream().filter("convert"::equals).count(), "ops of the backward: " + ops);
+        }
+    }
+
+    /**
+     * out, dx and the gradients of w1, b1, w2, b2, w3, b3 (those present) of the SwiGLU FFN in a bf16 graph; x BF16
+     * for the fused function, its values as F32 for the separate ops.
+     */
     private static float[][] runSwiglu(Backend be, boolean fused, boolean biases, Tensor x, Tensor[] weights,
                                        Tensor seed) {
         try (MemoryScope params = be.scope("params"); MemoryScope scope = be.scope("step");
@@ -193,7 +233,8 @@ class CudaActivationEpilogueTest extends CudaVersusCpu {
                 p[i] = i % 2 == 1 && !biases ? null : new Parameter("p" + i, be.upload(weights[i], params));
             }
             Graph g = new Graph(be, scope, Precision.BF16);
-            Variable input = g.leaf(be.upload(x.to(DType.BF16, host), scope));
+            Tensor bf16 = x.to(DType.BF16, host);
+            Variable input = g.leaf(be.upload(fused ? bf16 : bf16.to(DType.F32, host), scope));
             java.util.List<float[]> results = new java.util.ArrayList<>();
             try (GradScope ignored = g.recordGradients()) {
                 DType stored = g.activationType();

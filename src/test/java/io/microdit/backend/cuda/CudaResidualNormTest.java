@@ -77,6 +77,56 @@ class CudaResidualNormTest extends CudaVersusCpu {
     }
 
     /**
+     * The forward that also stores its F32 output's bf16 copy (the MoE's input): the same residual, output, mean and
+     * rstd bits as the plain forward, and a copy with convert's bits of the output, on both backends; CUDA's copy is
+     * the bf16 rounding of CUDA's output, so it matches the CPU's as closely as the outputs do.
+     */
+    @ParameterizedTest
+    @CsvSource({"3,5,37,true,true,true,true", "3,5,37,false,false,false,false", "2,9,300,true,true,false,true",
+        "1,1,1,false,true,true,false", "2,70,130,true,false,true,true"})
+    void theForwardWithABf16CopyStoresConvertsBitsOfItsOutput(int samples, int tokens, int width, boolean gated,
+                                                               boolean modulated, boolean affine, boolean bf16) {
+        Random random = new Random(samples * 31L + tokens * 7L + width + (gated ? 1 : 0) + (modulated ? 2 : 0)
+                + (affine ? 4 : 0) + (bf16 ? 8 : 0));
+        int[] shape = {samples, tokens, width};
+        try (MemoryScope host = new MemoryScope("inputs")) {
+            Tensor x = uniform(host, random, 3, shape), f = random(host, random, shape)
+                    .to(bf16 ? DType.BF16 : DType.F32, host);
+            Tensor gate = gated ? random(host, random, samples, width) : null;
+            Tensor weight = affine ? random(host, random, width) : null;
+            Tensor shift = modulated ? random(host, random, samples, width) : null;
+            Tensor scale = modulated ? random(host, random, samples, width) : null;
+            Map<String, float[]> copies = new LinkedHashMap<>();
+            for (Backend be : new Backend[] {cpu, cuda}) {
+                try (MemoryScope scope = be.scope("copy")) {
+                    int rows = samples * tokens;
+                    Tensor[] plain = {poisoned(be, scope, DType.F32, shape), poisoned(be, scope, DType.F32, shape),
+                        poisoned(be, scope, DType.F32, rows), poisoned(be, scope, DType.F32, rows)};
+                    Tensor[] withCopy = {poisoned(be, scope, DType.F32, shape), poisoned(be, scope, DType.F32, shape),
+                        poisoned(be, scope, DType.F32, rows), poisoned(be, scope, DType.F32, rows)};
+                    Tensor copy = poisoned(be, scope, DType.BF16, shape);
+                    Tensor xs = on(be, scope, x), gs = on(be, scope, gate), fs = on(be, scope, f),
+                            ws = on(be, scope, weight), shifts = on(be, scope, shift), scales = on(be, scope, scale);
+                    be.residualLayerNorm(xs, gs, fs, ws, shifts, scales, EPS, plain[0], plain[1], plain[2], plain[3]);
+                    be.residualLayerNorm(xs, gs, fs, ws, shifts, scales, EPS, withCopy[0], withCopy[1], copy,
+                            withCopy[2], withCopy[3]);
+                    for (int i = 0; i < plain.length; i++) {
+                        assertArrayEquals(be.read(plain[i]), be.read(withCopy[i]), be.name() + " output " + i);
+                    }
+                    Tensor converted = poisoned(be, scope, DType.BF16, shape);
+                    be.convert(withCopy[1], converted);
+                    float[] copyValues = be.read(copy);
+                    assertArrayEquals(be.read(converted), copyValues, be.name() + ": the copy is convert(out)");
+                    copies.put(be == cpu ? "cpu" : "cuda", copyValues);
+                }
+            }
+            // bf16 copies may round the other way where the backends' f32 outputs differ in the last bits.
+            double error = TestData.maxRelativeError(copies.get("cuda"), TestData.toDouble(copies.get("cpu")));
+            assertTrue(error <= 1e-2, "CUDA's copy differs from the CPU's by " + error);
+        }
+    }
+
+    /**
      * The LayerNorm backwards with accumulate (x's gradient so far in dx, the LayerNorm's dx added in the same pass)
      * against writing dx and adding it by axpy, bit for bit on each backend; CUDA against the CPU.
      */

@@ -229,6 +229,27 @@ class HotKernelAccessTest extends CudaVersusCpu {
         }
     }
 
+    /** The same forward with an F32 output and its bf16 copy (the MoE's input: the router's and the experts'). */
+    @Test
+    void residualLayerNormWithABf16Copy() {
+        Random random = new Random(323);
+        int samples = 2, tokens = 8, rows = samples * tokens;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor x = f32(host, device, random, samples, tokens, WIDTH), f = bf16(host, device, random, samples,
+                    tokens, WIDTH);
+            Tensor gate = f32(host, device, random, samples, WIDTH), weight = f32(host, device, random, WIDTH);
+            Tensor shift = f32(host, device, random, samples, WIDTH), scale = f32(host, device, random, samples,
+                    WIDTH);
+            Tensor residual = device.zeros(DType.F32, samples, tokens, WIDTH);
+            Tensor out = device.zeros(DType.F32, samples, tokens, WIDTH);
+            Tensor copy = device.zeros(DType.BF16, samples, tokens, WIDTH);
+            Tensor mean = device.zeros(DType.F32, rows), rstd = device.zeros(DType.F32, rows);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> cuda.residualLayerNorm(x, gate, f, weight,
+                    shift, scale, 1e-6f, residual, out, copy, mean, rstd));
+            assertMeetsTargets(counts, "residual_layer_norm_kernel");
+        }
+    }
+
     /** AdamW writing its bf16 working copies (every stepped weight, once a step), over a list of weight-sized tensors. */
     @Test
     void adamwWithBf16Copies() {
