@@ -88,6 +88,38 @@ public final class AttentionFunctions {
         }, q, k, v);
     }
 
+    /**
+     * {@link #normalizedAttention} of self-attention's q, k and v, the three column blocks of one BF16 qkv
+     * [N, T, 3·H·Dh] (one product's output, as the official {@code qkv} Linear makes it), read in place: the values
+     * and gradients of those blocks' {@code normalizedAttention} bit for bit. Backward: qkv's gradient, BF16 with the
+     * attention's q, k and v gradients in its column blocks, written in one op ({@link Backend#normalizedSelfAttention
+     * Backward}), so the qkv product's backward is one product for x's gradient (K = 3·H·Dh) and one for its weight's
+     * instead of three each, x's gradient written once in BF16 instead of summed over three products in F32.
+     */
+    public static Variable normalizedSelfAttention(Graph g, Variable qkv, int heads, float eps, DType outType) {
+        Backend be = g.backend();
+        Tensor value = qkv.value();
+        if (value.rank() != 3 || heads <= 0 || value.dim(2) % (3 * heads) != 0) {
+            throw new IllegalArgumentException("normalizedSelfAttention: qkv " + value.describe() + " must be "
+                    + "[N, T, 3·H·Dh] with " + heads + " heads");
+        }
+        int n = value.dim(0), tokens = value.dim(1), rows = n * tokens;
+        Tensor qMean = g.output(rows), qRstd = g.output(rows), qCenter = g.output(rows, 2);
+        Tensor kMean = g.output(rows), kRstd = g.output(rows), kCenter = g.output(rows, 2);
+        Tensor out = g.output(outType, n, tokens, value.dim(2) / 3);
+        Tensor lse = g.output(n, heads, tokens);
+        be.normalizedSelfAttention(value, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        return g.result(out, dOut -> {
+            Variable.GradientTarget dqkv = qkv.gradientTarget(be);
+            if (dqkv.accumulate() || dqkv.tensor().dtype() != DType.BF16) {
+                throw new IllegalStateException("normalizedSelfAttention: qkv " + value.describe() + " must have no "
+                        + "other reader (its gradient is written whole, in BF16)");
+            }
+            be.normalizedSelfAttentionBackward(dOut, value, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                    kCenter, dqkv.tensor());
+        }, qkv);
+    }
+
     /** mean, rstd and center of x's rows (Backend#layerNormStatistics). */
     private static Tensor[] statistics(Graph g, Tensor x, float eps) {
         int rows = Math.toIntExact(x.rowCount());

@@ -360,6 +360,24 @@ public interface Backend extends AutoCloseable {
                                      float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter, Tensor kRstd,
                                      Tensor dq, Tensor dk, Tensor dv);
 
+    /**
+     * Self-attention with QK-norm over q|k|v, the three column blocks of one BF16 qkv [N, T, 3·H·Dh] (one product's
+     * output, read in place): q's and k's {@link #layerNormStatistics} (into qMean, qRstd, qCenter and kMean, kRstd,
+     * kCenter), then {@link #normalizedAttention} of the blocks into out (BF16 [N, T, H·Dh]) and lse [N, H, T]: bit
+     * for bit those ops on the blocks copied out.
+     */
+    void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                 Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #normalizedSelfAttention} into dqkv (BF16, qkv's shape): {@link #normalizedAttentionBackward}
+     * with BF16 dq, dk and dv, then each QK-norm's {@link #layerNormBackward} (no weight, BF16 dx), q's, k's and v's
+     * gradients written into dqkv's column blocks: bit for bit those ops on the blocks copied out. dOut F32 or BF16.
+     */
+    void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                         Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                         Tensor kCenter, Tensor dqkv);
+
     // ---------------------------------------------------------------- expert-choice MoE
 
     /**

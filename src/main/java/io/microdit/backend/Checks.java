@@ -841,6 +841,53 @@ public final class Checks {
         return s;
     }
 
+    /**
+     * qkv BF16 [N, T, 3·W] with W divisible by heads; the statistics F32 ([rows], [rows], [rows, 2] for q's, then
+     * k's); out BF16 [N, T, W]; lse F32 [N, heads, T]. Returns {N, T, W / heads}.
+     */
+    public static int[] normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                                Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                                Tensor lse) {
+        return selfAttention("normalizedSelfAttention", qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter,
+                out, lse);
+    }
+
+    /** {@link #normalizedSelfAttention}'s arguments, dOut like out (F32 or BF16), dqkv BF16 like qkv; as it returns. */
+    public static int[] normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads,
+                                                        float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor dqkv) {
+        String op = "normalizedSelfAttentionBackward";
+        int[] s = selfAttention(op, qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        gradientOf(op, "dOut", dOut, "out", out);
+        dtype(op, "dqkv", dqkv, DType.BF16);
+        shape(op, "dqkv", dqkv, qkv.shape());
+        return s;
+    }
+
+    private static int[] selfAttention(String op, Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                       Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                       Tensor lse) {
+        dtype(op, "qkv", qkv, DType.BF16);
+        rank(op, "qkv", qkv, 3);
+        int n = qkv.dim(0), tokens = qkv.dim(1), width = qkv.dim(2) / 3;
+        argument(heads > 0 && qkv.dim(2) % 3 == 0 && width % heads == 0, op, "qkv " + qkv.describe()
+                + " must be [N, T, 3·W] with " + heads + " heads dividing W");
+        dtype(op, "out", out, DType.BF16);
+        shape(op, "out", out, n, tokens, width);
+        dtype(op, "lse", lse, DType.F32);
+        argument(lse.numel() == (long) n * heads * tokens, op, "lse " + lse.describe() + " must hold [N, heads, T] = ["
+                + n + ", " + heads + ", " + tokens + "]");
+        long rows = (long) n * tokens;
+        rowStatistic(op, "qMean", qMean, rows);
+        rowStatistic(op, "kMean", kMean, rows);
+        rowCenter(op, "qCenter", qCenter, rows);
+        rowStatistic(op, "qRstd", qRstd, rows);
+        rowCenter(op, "kCenter", kCenter, rows);
+        rowStatistic(op, "kRstd", kRstd, rows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return new int[] {n, tokens, width / heads};
+    }
+
     private static void normStatistics(String op, Tensor q, Tensor k, float eps, Tensor qCenter, Tensor qRstd,
                                        Tensor kCenter, Tensor kRstd) {
         rowCenter(op, "qCenter", qCenter, q.rowCount());

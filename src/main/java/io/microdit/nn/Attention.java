@@ -61,7 +61,16 @@ public final class Attention {
         if (cross) {
             throw new IllegalStateException("cross-attention needs the caption tokens: call forward(g, x, context)");
         }
-        // q and k go to QK-norm, v to attention: all read bf16 exactly, so a bf16 graph stores them as bf16.
+        if (g.matmulOperandType() == DType.BF16) {
+            // One product for q|k|v (x read once, forward and for the weight's gradient), which attention reads in
+            // place; its backward writes q|k|v's gradient whole, so x's gradient is one product (K = 3·width),
+            // stored BF16, instead of three products adding in F32. The sum over the 3·width terms runs in one
+            // product's order (blocks of K) instead of q's, then k's, then v's partial products added.
+            Variable y = qkv.forward(g, x, DType.BF16);
+            return proj.forward(g, AttentionFunctions.normalizedSelfAttention(g, y, heads, eps, g.activationType()),
+                    g.activationType());
+        }
+        // q and k go to QK-norm, v to attention.
         DType stored = g.activationType();
         Variable[] parts = qkv.forwardParts(g, x, stored, stored, stored);
         return attend(g, parts[0], parts[1], parts[2]);

@@ -56,7 +56,7 @@ public final class ZeroBf16CopiesMain {
                         }
                     });
             TrainingConfig config = DataParallelMain.config(micro, sharding).withPrecision(Precision.BF16);
-            try (Trainer trainer = new Trainer(config, model, DataParallelMain.data(), counted, comm)) {
+            try (Trainer trainer = new Trainer(config, model, DataParallelMain.data(DataParallelMain.BATCH), counted, comm)) {
                 while (trainer.step() < DataParallelMain.STEPS) {
                     trainer.trainStep();
                     counting[0] = true;

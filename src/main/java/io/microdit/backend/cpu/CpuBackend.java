@@ -3,10 +3,12 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.HostAllocator;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The pure-Java backend: every op of {@link Backend}, multithreaded over a fixed pool, vectorised with the
@@ -321,6 +323,64 @@ public final class CpuBackend implements Backend, AutoCloseable {
             attention.backward(dOut, normalized(q, qCenter, qRstd, scratch, null),
                     normalized(k, kCenter, kRstd, scratch, null), v, out, lse, heads, dq, dk, dv);
         }
+    }
+
+    /** The blocks are copied out of qkv (and the gradients into dqkv): the same arithmetic as the separate ops. */
+    @Override
+    public void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
+        Checks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        try (MemoryScope scratch = new MemoryScope("self-attention")) {
+            Tensor[] blocks = columnBlocks(qkv, scratch);
+            layerNormStatistics(blocks[0], eps, qMean, qRstd, qCenter);
+            layerNormStatistics(blocks[1], eps, kMean, kRstd, kCenter);
+            normalizedAttention(blocks[0], blocks[1], blocks[2], heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+        }
+    }
+
+    @Override
+    public void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                                Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                                Tensor kCenter, Tensor dqkv) {
+        Checks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                kCenter, dqkv);
+        try (MemoryScope scratch = new MemoryScope("self-attention")) {
+            Tensor[] blocks = columnBlocks(qkv, scratch);
+            int[] shape = blocks[0].shape();
+            Tensor dqNormalized = Tensor.empty(scratch, DType.BF16, shape);
+            Tensor dkNormalized = Tensor.empty(scratch, DType.BF16, shape);
+            Tensor dv = Tensor.empty(scratch, DType.BF16, shape);
+            normalizedAttentionBackward(dOut, blocks[0], blocks[1], blocks[2], out, lse, heads, eps, qCenter, qRstd,
+                    kCenter, kRstd, dqNormalized, dkNormalized, dv);
+            Tensor dk = Tensor.empty(scratch, DType.BF16, shape), dq = Tensor.empty(scratch, DType.BF16, shape);
+            layerNormBackward(dkNormalized, blocks[1], null, kMean, kRstd, dk, null);
+            layerNormBackward(dqNormalized, blocks[0], null, qMean, qRstd, dq, null);
+            long rows = qkv.rowCount(), width = shape[2];
+            MemorySegment target = dqkv.segment();
+            Tensor[] gradients = {dq, dk, dv};
+            for (int b = 0; b < 3; b++) {
+                MemorySegment source = gradients[b].segment();
+                for (long r = 0; r < rows; r++) {
+                    MemorySegment.copy(source, r * width * 2, target, (r * 3 + b) * width * 2, width * 2);
+                }
+            }
+        }
+    }
+
+    /** q, k and v: the column blocks of qkv [N, T, 3·W], copied into BF16 [N, T, W] each. */
+    private static Tensor[] columnBlocks(Tensor qkv, MemoryScope scratch) {
+        int width = qkv.dim(2) / 3;
+        long rows = qkv.rowCount();
+        MemorySegment source = qkv.segment();
+        Tensor[] blocks = new Tensor[3];
+        for (int b = 0; b < 3; b++) {
+            blocks[b] = Tensor.empty(scratch, DType.BF16, qkv.dim(0), qkv.dim(1), width);
+            MemorySegment target = blocks[b].segment();
+            for (long r = 0; r < rows; r++) {
+                MemorySegment.copy(source, (r * 3 + b) * width * 2L, target, r * width * 2L, width * 2L);
+            }
+        }
+        return blocks;
     }
 
     private Tensor normalized(Tensor x, Tensor center, Tensor rstd, MemoryScope scratch, String op) {

@@ -141,7 +141,7 @@ final class CudaAttention extends CudaOps {
         check(MicroditNative.mdt_attention_fwd_bf16_out_qknorm(stream, pointer(op, "q", q), pointer(op, "k", k),
                 pointer(op, "v", v), pointer(op, "qCenter", qCenter), pointer(op, "qRstd", qRstd),
                 pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd), pointer(op, "out", out),
-                pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
+                pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3], 0, 0), op);
         flops.add(op, 4L * s[0] * heads * s[1] * s[2] * s[3] + 3L * (q.numel() + k.numel()));
     }
 
@@ -168,11 +168,132 @@ final class CudaAttention extends CudaOps {
                     pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v), pointer(op, "qCenter", qCenter),
                     pointer(op, "qRstd", qRstd), pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd),
                     pointer(op, "out", out), pointer(op, "lse", lse), delta.segment(), dOutBf16, pointer(op, "dq", dq),
-                    pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3],
+                    pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1], s[2], heads, s[3], 0, 0,
                     bf16Grads(dOut, dq, dk, dv)), op);
         }
         // Model FLOPs, as attentionBackward counts them: the normalisation redone on the tiles is not counted.
         flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
+    }
+
+    /**
+     * Self-attention over the column blocks of one qkv [N, T, 3·W]: the statistics kernel reads q's and k's rows 3·W
+     * apart and the tensor-core kernel reads q, k and v in place; other head dimensions take the blocks copied out.
+     */
+    void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                 Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
+        String op = "normalizedSelfAttention";
+        int[] s = Checks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
+                lse);
+        checkAttentionLimits(op, s[0], heads, s[2]);
+        if (!TENSOR_CORE_HEAD_DIMS.contains(s[2])) {
+            try (MemoryScope scratch = scope(op + "-blocks")) {
+                Tensor[] blocks = columnBlocks(qkv, scratch);
+                cuda.layerNormStatistics(blocks[0], eps, qMean, qRstd, qCenter);
+                cuda.layerNormStatistics(blocks[1], eps, kMean, kRstd, kCenter);
+                normalizedAttention(blocks[0], blocks[1], blocks[2], heads, eps, qCenter, qRstd, kCenter, kRstd, out,
+                        lse);
+            }
+            return;
+        }
+        long rows = qkv.rowCount(), width = (long) heads * s[2];
+        Tensor[][] statistics = {{qMean, qRstd, qCenter}, {kMean, kRstd, kCenter}};
+        for (int b = 0; b < 2; b++) {
+            // Each statistics pass reads its block of every row: those bytes are its operand.
+            MemorySegment x = block(pointer(op, "qkv", qkv, qkv.byteSize() / 3), b, width);
+            check(MicroditNative.mdt_norm_layer_norm_statistics(stream, x, eps, MemorySegment.NULL,
+                    pointer(op, "mean", statistics[b][0]), pointer(op, "rstd", statistics[b][1]),
+                    pointer(op, "center", statistics[b][2]), rows, width, 3 * width, 1), op);
+        }
+        MemorySegment base = pointer(op, "qkv", qkv);
+        check(MicroditNative.mdt_attention_fwd_bf16_out_qknorm(stream, base, block(base, 1, width),
+                block(base, 2, width), pointer(op, "qCenter", qCenter), pointer(op, "qRstd", qRstd),
+                pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd), pointer(op, "out", out),
+                pointer(op, "lse", lse), s[0], s[1], s[1], heads, s[2], 3 * width, 3 * width), op);
+        // layerNormStatistics' 4 per element of q and k, normalizedAttention's.
+        flops.add(op, 4L * s[0] * heads * s[1] * s[1] * s[2] + 7L * 2 * rows * width);
+    }
+
+    /**
+     * Backward of {@link #normalizedSelfAttention}: the tensor-core backward writes the normalised q's and k's
+     * gradients and v's into dqkv's column blocks, then each QK-norm's backward turns its block into q's or k's
+     * gradient in place.
+     */
+    void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                         Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                         Tensor kCenter, Tensor dqkv) {
+        String op = "normalizedSelfAttentionBackward";
+        int[] s = Checks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter,
+                kMean, kRstd, kCenter, dqkv);
+        checkAttentionLimits(op, s[0], heads, s[2]);
+        long rows = qkv.rowCount(), width = (long) heads * s[2];
+        if (!TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[2])) {
+            try (MemoryScope scratch = scope(op + "-blocks")) {
+                Tensor[] blocks = columnBlocks(qkv, scratch);
+                int[] shape = blocks[0].shape();
+                Tensor dqNormalized = scratch.zeros(DType.BF16, shape), dkNormalized = scratch.zeros(DType.BF16, shape);
+                Tensor dv = scratch.zeros(DType.BF16, shape);
+                normalizedAttentionBackward(dOut, blocks[0], blocks[1], blocks[2], out, lse, heads, eps, qCenter,
+                        qRstd, kCenter, kRstd, dqNormalized, dkNormalized, dv);
+                Tensor dk = scratch.zeros(DType.BF16, shape), dq = scratch.zeros(DType.BF16, shape);
+                cuda.layerNormBackward(dkNormalized, blocks[1], null, kMean, kRstd, dk, null);
+                cuda.layerNormBackward(dqNormalized, blocks[0], null, qMean, qRstd, dq, null);
+                // Into dqkv through F32 (exact both ways): a zeroed F32 qkv-shaped buffer takes each block.
+                Tensor wide = scratch.zeros(DType.F32, Math.toIntExact(rows), Math.toIntExact(3 * width));
+                Tensor[] gradients = {dq, dk, dv};
+                for (int b = 0; b < 3; b++) {
+                    Tensor block = scratch.zeros(DType.F32, Math.toIntExact(rows), Math.toIntExact(width));
+                    cuda.convert(gradients[b].reshape(Math.toIntExact(rows), Math.toIntExact(width)), block);
+                    cuda.sliceColumnsBackward(block, Math.toIntExact(b * width), wide);
+                }
+                cuda.convert(wide, dqkv.reshape(Math.toIntExact(rows), Math.toIntExact(3 * width)));
+            }
+            return;
+        }
+        try (MemoryScope workspace = scope(op + "-workspace")) {
+            Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
+            MemorySegment dOutBf16 = dOut.dtype() == DType.BF16 ? MemorySegment.NULL
+                    : workspace.zeros(DType.BF16, dOut.shape()).segment();
+            MemorySegment base = pointer(op, "qkv", qkv), gradient = pointer(op, "dqkv", dqkv);
+            check(MicroditNative.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut), base,
+                    block(base, 1, width), block(base, 2, width), pointer(op, "qCenter", qCenter),
+                    pointer(op, "qRstd", qRstd), pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd),
+                    pointer(op, "out", out), pointer(op, "lse", lse), delta.segment(), dOutBf16, gradient,
+                    block(gradient, 1, width), block(gradient, 2, width), s[0], s[1], s[1], heads, s[2], 3 * width,
+                    3 * width, bf16Grads(dOut, dqkv, dqkv, dqkv)), op);
+        }
+        Tensor[][] statistics = {{kMean, kRstd}, {qMean, qRstd}};
+        for (int i = 0; i < 2; i++) {
+            int b = 1 - i;  // k's block first, as the separate ops' nodes run
+            // Each QK-norm backward reads its block of qkv and of dqkv and writes the latter: those bytes are its
+            // operands (the gradient block counted as read and written).
+            MemorySegment x = block(pointer(op, "qkv", qkv, qkv.byteSize() / 3), b, width);
+            MemorySegment d = block(pointer(op, "dqkv", dqkv, dqkv.byteSize() / 3), b, width);
+            pointer(op, "dqkv", dqkv, dqkv.byteSize() / 3);
+            check(MicroditNative.mdt_norm_layer_norm_bwd_bf16_rows(stream, d, x, pointer(op, "mean", statistics[i][0]),
+                    pointer(op, "rstd", statistics[i][1]), d, rows, width, 3 * width), op);
+        }
+        // Model FLOPs, as attentionBackward and layerNormBackward count them.
+        flops.add(op, 10L * s[0] * heads * s[1] * s[1] * s[2] + 12L * 2 * rows * width);
+    }
+
+    /** Column block {@code index} (of {@code width} BF16 columns) of a matrix whose rows it splits in blocks. */
+    private static MemorySegment block(MemorySegment matrix, int index, long width) {
+        return MemorySegment.ofAddress(matrix.address() + index * width * 2);
+    }
+
+    /** q, k and v: the column blocks of qkv [N, T, 3·W] copied out as BF16 [N, T, W] (through F32, exact). */
+    private Tensor[] columnBlocks(Tensor qkv, MemoryScope scratch) {
+        int rows = Math.toIntExact(qkv.rowCount()), width = qkv.dim(2) / 3;
+        Tensor wide = scratch.zeros(DType.F32, rows, 3 * width);
+        cuda.convert(qkv.reshape(rows, 3 * width), wide);
+        Tensor[] blocks = new Tensor[3];
+        for (int b = 0; b < 3; b++) {
+            Tensor block = scratch.zeros(DType.F32, rows, width);
+            cuda.sliceColumns(wide, b * width, block);
+            blocks[b] = scratch.zeros(DType.BF16, qkv.dim(0), qkv.dim(1), width);
+            cuda.convert(block, blocks[b].reshape(rows, width));
+        }
+        return blocks;
     }
 
     /** x's non-affine LayerNorm in x's dtype, in scratch (its statistics discarded). */
