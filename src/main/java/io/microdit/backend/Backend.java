@@ -378,6 +378,22 @@ public interface Backend extends AutoCloseable {
                                          Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
                                          Tensor kCenter, Tensor dqkv);
 
+    /**
+     * Cross-attention with QK-norm of q (BF16 [N, Tq, W]) over k and v, the two column blocks of one BF16 kv
+     * [N, Tk, 2·W] (one product's output, read in place): as {@link #normalizedSelfAttention}, k's statistics over
+     * kv's first block.
+     */
+    void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                  Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #normalizedCrossAttention} into dq (BF16, q's shape) and dkv (BF16, kv's shape, k's and v's
+     * gradients in its column blocks), as {@link #normalizedSelfAttentionBackward}.
+     */
+    void normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse, int heads,
+                                          float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
+                                          Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv);
+
     // ---------------------------------------------------------------- expert-choice MoE
 
     /**

@@ -864,6 +864,58 @@ public final class Checks {
         return s;
     }
 
+    /**
+     * q BF16 [N, Tq, W], kv BF16 [N, Tk, 2·W], W divisible by heads; q's statistics over N·Tq rows, k's over N·Tk;
+     * out BF16 like q; lse F32 [N, heads, Tq]. Returns {N, Tq, Tk, W / heads}.
+     */
+    public static int[] normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean,
+                                                 Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                                 Tensor kCenter, Tensor out, Tensor lse) {
+        String op = "normalizedCrossAttention";
+        dtype(op, "q", q, DType.BF16);
+        rank(op, "q", q, 3);
+        dtype(op, "kv", kv, DType.BF16);
+        rank(op, "kv", kv, 3);
+        int n = q.dim(0), queries = q.dim(1), keys = kv.dim(1), width = q.dim(2);
+        argument(heads > 0 && width % heads == 0 && kv.dim(0) == n && kv.dim(2) == 2 * width, op, "q "
+                + q.describe() + " and kv " + kv.describe() + " must be [N, Tq, W] and [N, Tk, 2·W] with " + heads
+                + " heads dividing W");
+        dtype(op, "out", out, DType.BF16);
+        shape(op, "out", out, q.shape());
+        dtype(op, "lse", lse, DType.F32);
+        argument(lse.numel() == (long) n * heads * queries, op, "lse " + lse.describe() + " must hold [N, heads, Tq]"
+                + " = [" + n + ", " + heads + ", " + queries + "]");
+        blockStatistics(op, q.rowCount(), kv.rowCount(), eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
+        return new int[] {n, queries, keys, width / heads};
+    }
+
+    /** {@link #normalizedCrossAttention}'s arguments, dOut like out, dq BF16 like q, dkv BF16 like kv. */
+    public static int[] normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse,
+                                                         int heads, float eps, Tensor qMean, Tensor qRstd,
+                                                         Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter,
+                                                         Tensor dq, Tensor dkv) {
+        String op = "normalizedCrossAttentionBackward";
+        int[] s = normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        gradientOf(op, "dOut", dOut, "out", out);
+        dtype(op, "dq", dq, DType.BF16);
+        shape(op, "dq", dq, q.shape());
+        dtype(op, "dkv", dkv, DType.BF16);
+        shape(op, "dkv", dkv, kv.shape());
+        argument(dq != dkv, op, "dq and dkv must be distinct tensors");
+        return s;
+    }
+
+    private static void blockStatistics(String op, long qRows, long kRows, float eps, Tensor qMean, Tensor qRstd,
+                                        Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter) {
+        rowStatistic(op, "qMean", qMean, qRows);
+        rowStatistic(op, "qRstd", qRstd, qRows);
+        rowCenter(op, "qCenter", qCenter, qRows);
+        rowStatistic(op, "kMean", kMean, kRows);
+        rowStatistic(op, "kRstd", kRstd, kRows);
+        rowCenter(op, "kCenter", kCenter, kRows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+    }
+
     private static int[] selfAttention(String op, Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
                                        Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
                                        Tensor lse) {
@@ -878,13 +930,7 @@ public final class Checks {
         argument(lse.numel() == (long) n * heads * tokens, op, "lse " + lse.describe() + " must hold [N, heads, T] = ["
                 + n + ", " + heads + ", " + tokens + "]");
         long rows = (long) n * tokens;
-        rowStatistic(op, "qMean", qMean, rows);
-        rowStatistic(op, "kMean", kMean, rows);
-        rowCenter(op, "qCenter", qCenter, rows);
-        rowStatistic(op, "qRstd", qRstd, rows);
-        rowCenter(op, "kCenter", kCenter, rows);
-        rowStatistic(op, "kRstd", kRstd, rows);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        blockStatistics(op, rows, rows, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
         return new int[] {n, tokens, width / heads};
     }
 
