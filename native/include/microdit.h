@@ -461,11 +461,14 @@ MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const f
 MDT_API int mdt_moe_dispatch_fwd_bf16out(mdt_stream_t stream, const float *x, const int32_t *indices, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 MDT_API int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+/* mdt_moe_combine_fwd_bf16in with a bf16 out: the f32 sum rounded once to nearest even at the store. */
+MDT_API int mdt_moe_combine_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 /* The gradients of a bf16 graph: the dispatch backward's d_out (the routed rows' gradient) and the combine
- * backward's d_h float or bf16 (bf16_grads bit 0); dx, the combine's d_out and d_gates stay float. */
+ * backward's d_h float or bf16 (bf16_grads bit 0), the combine backward's d_out too (bit 1, read widened exactly);
+ * dx and d_gates stay float. */
 MDT_API int mdt_moe_dispatch_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads);
-MDT_API int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
-MDT_API int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */
 /* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's

@@ -417,13 +417,14 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Weighted combine: {@code out[n, t, :] = sum over (e, j) with indices[n,e,j] == t of gates[n,e,j] · h[e, n·k+j, :]},
-     * zero for tokens no expert chose. The sum runs in a fixed order (e, then j), so results are deterministic.
+     * zero for tokens no expert chose. The sum runs in a fixed order (e, then j), so results are deterministic. out
+     * F32, or BF16 for BF16 h (the F32 sum rounded once at the store, as convert rounds it).
      */
     void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out);
 
     /**
-     * Backward of {@link #moeCombine}: writes dH and dGates. dH may be BF16 (a BF16 gradient, see above); dOut and
-     * dGates are F32.
+     * Backward of {@link #moeCombine}: writes dH and dGates. dH may be BF16 (a BF16 gradient, see above), dOut too
+     * (read widened exactly); dGates is F32.
      */
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates);
 

@@ -1036,7 +1036,7 @@ public final class Checks {
         return new Routing(samples, tokens, experts, k, dim);
     }
 
-    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], F32 out [N, T, D]. */
+    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], out [N, T, D] F32 (or BF16 for BF16 h). */
     public static Routing moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         routingIndices(op, indices);
@@ -1046,12 +1046,13 @@ public final class Checks {
         int dim = h.dim(2);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);
-        dtype(op, "out", out, DType.F32);
+        floatOrBf16(op, "out", out);
+        argument(out.dtype() == DType.F32 || h.dtype() == DType.BF16, op, "a BF16 out needs BF16 expert outputs h");
         shape(op, "out", out, samples, -1, dim);
         return new Routing(samples, out.dim(1), experts, k, dim);
     }
 
-    /** The arguments of {@link #moeCombine} with dOut for out, dH like h (F32 or BF16), F32 dGates like gates. */
+    /** The arguments of {@link #moeCombine} with dOut (F32 or BF16) for out, dH F32 or BF16, F32 dGates like gates. */
     public static Routing moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH,
                                              Tensor dGates) {
         String op = "moeCombineBackward";
@@ -1060,7 +1061,7 @@ public final class Checks {
         floatOrBf16(op, "h", h);
         shape(op, "h", h, experts, samples * k, -1);
         int dim = h.dim(2);
-        dtype(op, "dOut", dOut, DType.F32);
+        floatOrBf16(op, "dOut", dOut);
         shape(op, "dOut", dOut, samples, -1, dim);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);

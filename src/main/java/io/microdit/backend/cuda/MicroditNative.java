@@ -158,6 +158,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN = handle("mdt_moe_combine_fwd_bf16in");
+    private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN_BF16OUT = handle("mdt_moe_combine_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16IN = handle("mdt_moe_combine_bwd_bf16in");
     private static final MethodHandle MDT_MOE_DISPATCH_BWD_BF16GRAD = handle("mdt_moe_dispatch_bwd_bf16grad");
@@ -1359,6 +1360,14 @@ public final class MicroditNative {
             return (int) MDT_MOE_COMBINE_FWD_BF16IN.invokeExact(stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
         } catch (Throwable error) {
             throw new AssertionError("mdt_moe_combine_fwd_bf16in threw", error);
+        }
+    }
+
+    public static int mdt_moe_combine_fwd_bf16in_bf16out(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment offsets, MemorySegment slots, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_FWD_BF16IN_BF16OUT.invokeExact(stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_fwd_bf16in_bf16out threw", error);
         }
     }
 

@@ -205,11 +205,16 @@ class HotKernelAccessTest extends CudaVersusCpu {
             Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
             Tensor dH = device.zeros(DType.F32, experts, k, WIDTH), dGates = device.zeros(DType.F32, 1, experts, k);
             Tensor dx = device.zeros(DType.F32, 1, tokens, WIDTH);
+            // A bf16 graph's combine: bf16 out, and its backward from a bf16 dOut.
+            Tensor outBf16 = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor dOutBf16 = bf16(host, device, random, 1, tokens, WIDTH);
             List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
                 cuda.moeDispatch(x, indices, routed);
                 cuda.moeDispatch(x, indices, routedBf16);
                 cuda.moeCombine(h, gates, indices, out);
+                cuda.moeCombine(h, gates, indices, outBf16);
                 cuda.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+                cuda.moeCombineBackward(dOutBf16, h, gates, indices, dH, dGates);
                 cuda.moeDispatchBackward(dH, indices, dx);
             });
             assertMeetsTargets(counts, "dispatch_kernel");
