@@ -38,6 +38,9 @@
 // tile in shared memory between the barrier that publishes it and one more, rounding as the LayerNorm's bf16 output
 // rounds, so every product sees the bits the separate QK-norm would have written; that normalised copy of q and k
 // (2 bytes per element written, read by the forward and again by the backward, and held in between) is gone.
+// Their q and k, v rows may be strided (q_stride, kv_stride): self-attention's q|k|v is one product's output
+// [rows, 3·H·Dh] read in place as three column blocks, and the backward writes dq, dk, dv into the column blocks of
+// one gradient of that shape, so one product gives x's gradient (K = 3·H·Dh) instead of three adding in f32.
 // FLOPs: forward 4·N·H·Tq·Tk·Dh; backward 2.5× (convention; it does 14·N·H·Tq·Tk·Dh with the recomputations).
 // Bytes: forward 2·N·H·Dh·(Tq + 2·Tk·⌈Tq/64⌉) + 4·N·H·Tq·(Dh + 1); backward about 2·N·H·Dh·(2·Tq·⌈Tk/64⌉ +
 // 2·Tk·⌈Tq/64⌉ + 2·Tk + 2·Tq) + 4·N·H·Dh·(2·Tq + 2·Tk) (f32 dO, O read once, gradients written once; a bf16 dO
@@ -343,6 +346,8 @@ constexpr size_t forward_shared_bytes() { return forward_stages<Dh>() * 2 * tile
 struct Shape {
     int64_t samples, queries, keys, heads;
     float scale_log2;  // 1/√Dh · log2 e: scores go straight into exp2
+    // Row strides (elements) of q and dq, and of k, v, dk and dv: H·Dh, or wider for column blocks of one q|k|v.
+    int64_t q_stride, kv_stride;
 };
 
 /**
@@ -517,13 +522,13 @@ attention_forward_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16
     float row_max[2] = {-__builtin_inff(), -__builtin_inff()}, row_sum[2] = {0.0f, 0.0f};
     int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
     auto load_stage = [&](int stage, int64_t first_key) {
-        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
-        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, s.kv_stride, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, s.kv_stride, first_key);
         mdt::cp_async_commit();
     };
     // The Q tile goes through the K slot of the last stage, which the loop fills only after the barrier below.
     uint16_t *q_tile = shared + 2 * (kStages - 1) * kTile;
-    load_rows_async<Dh>(q_tile, q, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    load_rows_async<Dh>(q_tile, q, n, s.queries, h, s.q_stride, static_cast<int64_t>(blockIdx.x) * kQueryTile);
     mdt::cp_async_commit();
     if (kStages == 2) {
         load_stage(0, 0);
@@ -686,7 +691,7 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     auto stage_rows = [&](int stage) { return reinterpret_cast<float *>(stage_q(stage) + 2 * kTile); };
     auto load_stage = [&](int stage, int64_t first_query) {
         uint16_t *tiles = stage_q(stage);
-        load_rows_async<Dh>(tiles, q, n, s.queries, h, width, first_query);
+        load_rows_async<Dh>(tiles, q, n, s.queries, h, s.q_stride, first_query);
         load_rows_async<Dh>(tiles + kTile, d_out_bf16, n, s.queries, h, width, first_query);
         mdt::cp_async_commit();
         float *rows = stage_rows(stage);
@@ -701,8 +706,8 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     float scale_log2 = s.scale_log2;
     // The K and V tiles go through stage 1's Q and dO slots, which the loop fills only after the barrier below.
     uint16_t *k_tile = stage_q(1), *v_tile = k_tile + kTile;
-    load_rows_async<Dh>(k_tile, k, n, s.keys, h, width, static_cast<int64_t>(blockIdx.x) * kKeyTile);
-    load_rows_async<Dh>(v_tile, v, n, s.keys, h, width, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+    load_rows_async<Dh>(k_tile, k, n, s.keys, h, s.kv_stride, static_cast<int64_t>(blockIdx.x) * kKeyTile);
+    load_rows_async<Dh>(v_tile, v, n, s.keys, h, s.kv_stride, static_cast<int64_t>(blockIdx.x) * kKeyTile);
     mdt::cp_async_commit();
     load_stage(0, 0);
     mdt::cp_async_wait<1>();
@@ -752,7 +757,7 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     for (int i = 0; i < 2; i++) {
         int64_t key = row + 8 * i;
         if (key < s.keys) {
-            int64_t base = (n * s.keys + key) * width + h * Dh + 2 * t;
+            int64_t base = (n * s.keys + key) * s.kv_stride + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {  // paired stores: a quad of lanes writes whole 32-byte sectors
                 dk.store_pair(base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
@@ -788,14 +793,14 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     float dq_acc[Dh / 8][4];
     zero<Dh / 8>(dq_acc);
     auto load_stage = [&](int stage, int64_t first_key) {
-        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, width, first_key);
-        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, width, first_key);
+        load_rows_async<Dh>(shared + 2 * stage * kTile, k, n, s.keys, h, s.kv_stride, first_key);
+        load_rows_async<Dh>(shared + (2 * stage + 1) * kTile, v, n, s.keys, h, s.kv_stride, first_key);
         mdt::cp_async_commit();
     };
     int64_t key_tiles = (s.keys + kKeyTile - 1) / kKeyTile;
     // The Q and dO tiles go through stage 1's K and V slots, which the loop fills only after the barrier below.
     uint16_t *q_tile = shared + 2 * kTile, *d_out_tile = q_tile + kTile;
-    load_rows_async<Dh>(q_tile, q, n, s.queries, h, width, static_cast<int64_t>(blockIdx.x) * kQueryTile);
+    load_rows_async<Dh>(q_tile, q, n, s.queries, h, s.q_stride, static_cast<int64_t>(blockIdx.x) * kQueryTile);
     load_rows_async<Dh>(d_out_tile, d_out_bf16, n, s.queries, h, width,
                         static_cast<int64_t>(blockIdx.x) * kQueryTile);
     mdt::cp_async_commit();
@@ -848,7 +853,7 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     for (int i = 0; i < 2; i++) {
         int64_t query = row + 8 * i;
         if (query < s.queries) {
-            int64_t base = (n * s.queries + query) * width + h * Dh + 2 * t;
+            int64_t base = (n * s.queries + query) * s.q_stride + h * Dh + 2 * t;
             MDT_UNROLL
             for (int j = 0; j < Dh / 8; j++) {
                 dq.store_pair(base + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
@@ -892,11 +897,25 @@ unsigned tiles(int64_t count, int tile) { return static_cast<unsigned>((count + 
 
 namespace {
 
+// q_stride, kv_stride: the row strides of q (and dq) and of k and v (and dk, dv); 0 for H·Dh (contiguous rows).
+int check_strides(const char *op, int64_t heads, int64_t head_dim, int64_t &q_stride, int64_t &kv_stride) {
+    int64_t width = heads * head_dim;
+    if (q_stride == 0) q_stride = width;
+    if (kv_stride == 0) kv_stride = width;
+    // Rows stay 16-byte aligned for the cp.async loads: a stride of a multiple of 8 bf16.
+    MDT_REQUIRE(q_stride >= width && kv_stride >= width && q_stride % 8 == 0 && kv_stride % 8 == 0,
+                "%s: row strides %lld (q) and %lld (k, v) must be multiples of 8 and at least heads·head_dim %lld", op,
+                (long long)q_stride, (long long)kv_stride, (long long)width);
+    return MDT_SUCCESS;
+}
+
 template <class Out>
 int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                  Out *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads,
-                 int64_t head_dim, const tc::QkNorm &norm = tc::QkNorm{}) {
+                 int64_t head_dim, const tc::QkNorm &norm = tc::QkNorm{}, int64_t q_stride = 0,
+                 int64_t kv_stride = 0) {
     if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    if (int s = check_strides(op, heads, head_dim, q_stride, kv_stride)) return s;
     MDT_REQUIRE(head_dim == 32 || head_dim == 64 || head_dim == 128,
                 "%s: head_dim %lld is not supported by the tensor-core kernel (32, 64 or 128)", op,
                 (long long)head_dim);
@@ -910,7 +929,7 @@ int forward_bf16(const char *op, mdt_stream_t stream, const uint16_t *q, const u
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(out) % 8 == 0, "%s: out must be 8-byte aligned (stored 8 bytes a lane)",
                 op);
     tc::Shape shape{samples, queries, keys, heads,
-                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim)))};
+                    static_cast<float>(tc::kLog2e / sqrt(static_cast<double>(head_dim))), q_stride, kv_stride};
     dim3 grid(tiles(queries, tc::kQueryTile), static_cast<unsigned>(samples * heads));
     switch (head_dim) {
         case 32:
@@ -930,8 +949,12 @@ template <class Out>
 int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k,
                   const uint16_t *v, const Out *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq,
                   void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
-                  int bf16_grads, const tc::QkNorm &norm = tc::QkNorm{}) {
+                  int bf16_grads, const tc::QkNorm &norm = tc::QkNorm{}, int64_t q_stride = 0,
+                  int64_t kv_stride = 0) {
     if (int s = check_attention(op, samples, queries, keys, heads, head_dim)) return s;
+    if (int s = check_strides(op, heads, head_dim, q_stride, kv_stride)) return s;
+    // With no queries dk and dv are zeroed whole: only contiguous rows.
+    MDT_REQUIRE(queries > 0 || kv_stride == heads * head_dim, "%s: no queries with strided k and v gradients", op);
     MDT_REQUIRE(head_dim == 32 || head_dim == 64,
                 "%s: head_dim %lld is not supported by the tensor-core backward (32 or 64)", op, (long long)head_dim);
     MDT_REQUIRE((queries + tc::kQueryTile - 1) / tc::kQueryTile <= 2147483647LL &&
@@ -953,7 +976,7 @@ int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const 
                     reinterpret_cast<uintptr_t>(dv) % 8 == 0,
                 "%s: dq, dk and dv must be 8-byte aligned (gradients are stored in pairs)", op);
     double scale = 1.0 / sqrt(static_cast<double>(head_dim));
-    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale)};
+    tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale), q_stride, kv_stride};
     if (queries == 0) {
         size_t elements = static_cast<size_t>(samples * keys * heads * head_dim);
         if (int s = mdt_memset(dk, 0, elements * mdt::grad_bytes(bf16_grads, 2), stream)) return s;
@@ -1063,12 +1086,13 @@ int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void *d_out, 
 int mdt_attention_fwd_bf16_out_qknorm(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                       const float *q_center, const float *q_rstd, const float *k_center,
                                       const float *k_rstd, uint16_t *out, float *lse, int64_t samples,
-                                      int64_t queries, int64_t keys, int64_t heads, int64_t head_dim) {
+                                      int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
+                                      int64_t q_stride, int64_t kv_stride) {
     const char *op = "mdt_attention_fwd_bf16_out_qknorm";
     MDT_REQUIRE(samples * queries == 0 || (q_center && q_rstd && k_center && k_rstd),
                 "%s: NULL QK-norm statistics pointer", op);
     return forward_bf16(op, stream, q, k, v, out, lse, samples, queries, keys, heads, head_dim,
-                        tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}});
+                        tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}}, q_stride, kv_stride);
 }
 
 int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *d_out, const uint16_t *q,
@@ -1077,12 +1101,13 @@ int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *
                                                const uint16_t *out, const float *lse, float *delta,
                                                uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples,
                                                int64_t queries, int64_t keys, int64_t heads, int64_t head_dim,
-                                               int bf16_grads) {
+                                               int64_t q_stride, int64_t kv_stride, int bf16_grads) {
     const char *op = "mdt_attention_bwd_bf16_out_bf16grad_qknorm";
     MDT_REQUIRE(samples == 0 || (q_center && q_rstd && k_center && k_rstd), "%s: NULL QK-norm statistics pointer",
                 op);
     return backward_bf16(op, stream, d_out, q, k, v, out, lse, delta, d_out_bf16, dq, dk, dv, samples, queries, keys,
-                         heads, head_dim, bf16_grads, tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}});
+                         heads, head_dim, bf16_grads, tc::QkNorm{{q_center, q_rstd}, {k_center, k_rstd}}, q_stride,
+                         kv_stride);
 }
 
 }  // extern "C"

@@ -23,7 +23,9 @@
 // order block reduction): 3·E·N·k·D FLOPs, 12·E·N·k·D bytes.
 // The _bf16grad backwards take the gradient of a bf16 value as bf16 (a bf16 graph): the dispatch backward reads a
 // bf16 dOut (the routed rows' gradient) widened exactly, the combine backward writes dH rounded once to nearest even
-// (mdt::GradOut); dx, dOut of the combine and dGates stay f32. 2 bytes per element less each.
+// (mdt::GradOut); dx and dGates stay f32. 2 bytes per element less each. In a bf16 graph the combine stores its
+// output bf16 (the f32 sum rounded once, as autocast's one-hot einsum stores it) and its backward reads that
+// value's bf16 gradient (mdt::GradIn): the residual norm after the MoE reads 2 bytes per element, not 4, both ways.
 // Routed rows (mdt_moe_routed_rows), built with the map: the row of x [N·T, D] behind each routed row [E, N·k],
 // for the experts' first product, which reads its A rows straight from x through them (gemm.cu's gathered entries)
 // instead of a dispatched [E, N·k, D] copy; 4·E·N·k bytes written once per routing.
@@ -213,18 +215,19 @@ __global__ void token_slots_kernel(const int32_t *indices, int32_t *offsets, int
  * mdt_moe_token_slots can make no access outside the sample's rows.
  */
 // Routed: the rows' type, float (gradients; f32 expert outputs) or uint16_t (bf16 expert outputs, widened exactly).
-template <class Routed>
+// Out: float, or uint16_t for combine's bf16 output (the f32 sum rounded once at the store).
+template <class Routed, class Out>
 __global__ void token_rows_kernel(const Routed *routed, const float *gates, const int32_t *offsets,
-                                  const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts,
+                                  const int32_t *slots, Out *out, int64_t samples, int64_t tokens, int64_t experts,
                                   int64_t k, int64_t dim, int combine) {
     int64_t count = experts * k;
     for (int64_t row = blockIdx.x; row < samples * tokens; row += gridDim.x) {
         int64_t n = row / tokens, token = row % tokens;
         const int32_t *offset = offsets + n * (tokens + 1) + token, *list = slots + n * count;
         int64_t begin = offset[0] < 0 ? 0 : offset[0], end = offset[1] > count ? count : offset[1];
-        float *target = out + row * dim;
+        Out *target = out + row * dim;
         for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
-            float value = combine ? 0.0f : target[c];
+            float value = combine ? 0.0f : mdt::load_as_float(target, c);
             bool first = true;
             for (int64_t i = begin; i < end; i++) {
                 int32_t s = list[i];
@@ -238,13 +241,13 @@ __global__ void token_rows_kernel(const Routed *routed, const float *gates, cons
                 }
                 first = false;
             }
-            target[c] = value;
+            mdt::store_out(target, c, value);
         }
     }
 }
 
 template <class H>
-__global__ void combine_backward_kernel(const float *d_out, const H *h, const float *gates,
+__global__ void combine_backward_kernel(mdt::GradIn d_out, const H *h, const float *gates,
                                         const int32_t *indices, mdt::GradOut d_h, float *d_gates, int64_t samples,
                                         int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error) {
     MDT_SHARED(float, scratch, [32]);
@@ -255,11 +258,12 @@ __global__ void combine_backward_kernel(const float *d_out, const H *h, const fl
         if (threadIdx.x == 0) mdt::report_error(error, MDT_CHECK_MOE_COMBINE_BWD, token, tokens, n, e, j);
         return;
     }
-    const float *g = d_out + (n * tokens + token) * dim;
+    int64_t base = (n * tokens + token) * dim;
     float gate = gates[slot], dot = 0.0f;
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
-        d_h.store(row * dim + c, gate * g[c]);
-        dot = fmaf(g[c], mdt::load_as_float(h, row * dim + c), dot);
+        float g = d_out[base + c];
+        d_h.store(row * dim + c, gate * g);
+        dot = fmaf(g, mdt::load_as_float(h, row * dim + c), dot);
     }
     dot = mdt::block_sum(dot, scratch);
     if (threadIdx.x == 0) d_gates[slot] = dot;
@@ -292,30 +296,31 @@ int dispatch(const char *op, mdt_stream_t stream, const float *x, const int32_t 
                       indices, out, samples, tokens, experts, k, dim, error);
 }
 
-/** Both combine entries (f32 or bf16 expert outputs h). */
-template <class H>
+/** Every combine entry (f32 or bf16 expert outputs h, f32 or bf16 out). */
+template <class H, class Out>
 int combine(const char *op, mdt_stream_t stream, const H *h, const float *gates, const int32_t *offsets,
-            const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
+            const int32_t *slots, Out *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k,
             int64_t dim) {
     if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(out && offsets && (experts * k == 0 || (h && gates && slots)), "%s: NULL tensor pointer", op);
-    return MDT_LAUNCH(token_rows_kernel<H>, item_blocks(samples * tokens), kThreads, 0, stream, h, gates, offsets,
-                      slots, out, samples, tokens, experts, k, dim, 1);
+    return MDT_LAUNCH((token_rows_kernel<H, Out>), item_blocks(samples * tokens), kThreads, 0, stream, h, gates,
+                      offsets, slots, out, samples, tokens, experts, k, dim, 1);
 }
 
-/** Every combine backward entry (f32 or bf16 expert outputs h); bf16_grads: bit 0 dH. */
+/** Every combine backward entry (f32 or bf16 expert outputs h); bf16_grads: bit 0 dH, bit 1 dOut. */
 template <class H>
-int combine_backward(const char *op, mdt_stream_t stream, const float *d_out, const H *h, const float *gates,
+int combine_backward(const char *op, mdt_stream_t stream, const void *d_out, const H *h, const float *gates,
                      const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens,
                      int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error) {
     if (int s = check_routing(op, samples, tokens, experts, k, dim)) return s;
-    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 1), "%s: bf16_grads %d names operands past dH", op, bf16_grads);
+    MDT_REQUIRE(mdt::valid_grads(bf16_grads, 2), "%s: bf16_grads %d names operands past dH and dOut", op,
+                bf16_grads);
     if (experts * samples * k == 0) return MDT_SUCCESS;
     MDT_REQUIRE(d_out && h && gates && indices && d_h && d_gates, "%s: NULL tensor pointer", op);
     return MDT_LAUNCH(combine_backward_kernel<H>, static_cast<unsigned>(experts * samples * k), kThreads, 0, stream,
-                      d_out, h, gates, indices, mdt::grad_out(d_h, bf16_grads, 0), d_gates, samples, tokens, experts,
-                      k, dim, error);
+                      mdt::grad_in(d_out, bf16_grads, 1), h, gates, indices, mdt::grad_out(d_h, bf16_grads, 0),
+                      d_gates, samples, tokens, experts, k, dim, error);
 }
 
 /** Both dispatch backward entries; bf16_grads: bit 0 dOut, read by the bf16 instance of the token-rows kernel. */
@@ -327,11 +332,11 @@ int dispatch_backward(const char *op, mdt_stream_t stream, const void *d_out, co
     if (samples * tokens * dim == 0) return MDT_SUCCESS;
     MDT_REQUIRE(dx && offsets && (experts * k == 0 || (d_out && slots)), "%s: NULL tensor pointer", op);
     if (mdt::bf16_grad(bf16_grads, 0)) {
-        return MDT_LAUNCH(token_rows_kernel<uint16_t>, item_blocks(samples * tokens), kThreads, 0, stream,
+        return MDT_LAUNCH((token_rows_kernel<uint16_t, float>), item_blocks(samples * tokens), kThreads, 0, stream,
                           static_cast<const uint16_t *>(d_out), nullptr, offsets, slots, dx, samples, tokens, experts,
                           k, dim, 0);
     }
-    return MDT_LAUNCH(token_rows_kernel<float>, item_blocks(samples * tokens), kThreads, 0, stream,
+    return MDT_LAUNCH((token_rows_kernel<float, float>), item_blocks(samples * tokens), kThreads, 0, stream,
                       static_cast<const float *>(d_out), nullptr, offsets, slots, dx, samples, tokens, experts, k, dim,
                       0);
 }
@@ -424,6 +429,13 @@ int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const flo
                    dim);
 }
 
+int mdt_moe_combine_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *h, const float *gates,
+                                       const int32_t *offsets, const int32_t *slots, uint16_t *out, int64_t samples,
+                                       int64_t tokens, int64_t experts, int64_t k, int64_t dim) {
+    return combine("mdt_moe_combine_fwd_bf16in_bf16out", stream, h, gates, offsets, slots, out, samples, tokens,
+                   experts, k, dim);
+}
+
 int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,
                         const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens,
                         int64_t experts, int64_t k, int64_t dim, int32_t *error) {
@@ -438,14 +450,14 @@ int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const ui
                             tokens, experts, k, dim, 0, error);
 }
 
-int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *h, const float *gates,
+int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *h, const float *gates,
                                  const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens,
                                  int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error) {
     return combine_backward("mdt_moe_combine_bwd_bf16grad", stream, d_out, h, gates, indices, d_h, d_gates, samples,
                             tokens, experts, k, dim, bf16_grads, error);
 }
 
-int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const uint16_t *h,
+int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *h,
                                         const float *gates, const int32_t *indices, void *d_h, float *d_gates,
                                         int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim,
                                         int bf16_grads, int32_t *error) {

@@ -66,14 +66,15 @@ __device__ RowStatistics shifted_row_statistics(float shifted, float squares, in
 // bf16 bits (f32 maths, one rounding at the store).
 // out NULL: the statistics alone. center (may be NULL) gets each row's rough mean m0 and its correction, the two
 // offsets the output subtracts one after the other, so a consumer can normalise x itself to the same bits.
+// x's rows are x_stride elements apart (a column block of a wider matrix: q or k inside self-attention's q|k|v).
 template <class In, class Out>
 __global__ void layer_norm_kernel(const In *x, const float *weight, const float *shift, const float *scale,
                                   float eps, Out *out, float *mean, float *rstd, float *center, int64_t tokens,
-                                  int64_t width) {
+                                  int64_t width, int64_t x_stride) {
     MDT_SHARED(float, float_scratch, [32]);
     MDT_SHARED(double, double_scratch, [32]);
     int64_t row = blockIdx.x;
-    const In *xr = x + row * width;
+    const In *xr = x + row * x_stride;
     float sum = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) sum += mdt::load_as_float(xr, c);
     float m0 = mdt::block_sum(sum, float_scratch) / static_cast<float>(width);
@@ -108,15 +109,16 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
 
 // scale NULL: plain LayerNorm; else the LayerNorm's output gradient is dOut·(1 + scale) of the row's sample.
 // d_residual (may be NULL, may be dx itself: each element is read before the same thread stores it) is a gradient
-// of x from elsewhere, added as the value is stored.
+// of x from elsewhere, added as the value is stored. The rows of d_out, x, d_residual and dx are stride elements
+// apart; dx may be d_out itself for the same reason (the QK-norms' in-place backward inside q|k|v's gradient).
 template <class In>
 __global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const float *weight, const float *scale,
                                            const float *mean, const float *rstd, const float *d_residual,
-                                           mdt::GradOut dx, int64_t tokens, int64_t width) {
+                                           mdt::GradOut dx, int64_t tokens, int64_t width, int64_t stride) {
     MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x;
-    int64_t base = row * width;
-    const In *xr = x + row * width;
+    int64_t base = row * stride;
+    const In *xr = x + base;
     const float *scale_row = scale ? scale + row / tokens * width : nullptr;
     float m = mean[row], r = rstd[row];
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
@@ -275,14 +277,17 @@ int layer_norm_forward(const char *op, mdt_stream_t stream, const In *x, const f
     // Through a pointer named after the kernel: the launch macro's argument cannot hold the template's comma.
     auto *layer_norm = &layer_norm_kernel<In, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr, nullptr, eps,
-                      out, mean, rstd, static_cast<float *>(nullptr), int64_t{1}, width);
+                      out, mean, rstd, static_cast<float *>(nullptr), int64_t{1}, width, width);
 }
 
-// Non-affine LayerNorm statistics (mean, rstd and center [rows, 2]) with the output optional (NULL: not written).
+// Non-affine LayerNorm statistics (mean, rstd and center [rows, 2]) with the output optional (NULL: not written);
+// x's rows x_stride elements apart.
 template <class In, class Out>
 int layer_norm_statistics(const char *op, mdt_stream_t stream, const In *x, float eps, Out *out, float *mean,
-                          float *rstd, float *center, int64_t rows, int64_t width) {
+                          float *rstd, float *center, int64_t rows, int64_t width, int64_t x_stride) {
     MDT_REQUIRE(rows >= 0 && width > 0, "%s: need rows >= 0 and width > 0, got %lld and %lld", op, (long long)rows,
+                (long long)width);
+    MDT_REQUIRE(x_stride >= width, "%s: x's row stride %lld is below its width %lld", op, (long long)x_stride,
                 (long long)width);
     MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
     MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
@@ -291,7 +296,7 @@ int layer_norm_statistics(const char *op, mdt_stream_t stream, const In *x, floa
     auto *layer_norm = &layer_norm_kernel<In, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, static_cast<const float *>(nullptr),
                       static_cast<const float *>(nullptr), static_cast<const float *>(nullptr), eps, out, mean, rstd,
-                      center, int64_t{1}, width);
+                      center, int64_t{1}, width, x_stride);
 }
 
 template <class Out>
@@ -308,7 +313,7 @@ int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float
     MDT_REQUIRE(x && shift && scale && out && mean && rstd, "%s: NULL tensor pointer", op);
     auto *layer_norm = &layer_norm_kernel<float, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale, eps, out,
-                      mean, rstd, static_cast<float *>(nullptr), tokens, width);
+                      mean, rstd, static_cast<float *>(nullptr), tokens, width, width);
 }
 
 // bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others). accumulate: dx (f32) holds x's
@@ -330,7 +335,7 @@ int layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, 
     mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
     int status = MDT_LAUNCH(layer_norm_backward_kernel<In>, static_cast<unsigned>(rows), kThreads, 0, stream, g, x,
                             weight, nullptr, mean, rstd, accumulate ? static_cast<const float *>(dx) : nullptr,
-                            mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width);
+                            mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width, width);
     if (status != MDT_SUCCESS || !d_weight) return status;
     return mdt::column_sum::run(op, stream, WeightGradientTerm<In>{g, x, mean, rstd, width}, rows, width, d_weight, 1,
                                 workspace, workspace_capacity);
@@ -358,7 +363,7 @@ int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
                                 g, x, weight, scale, mean, rstd, accumulate ? dx : nullptr, mdt::GradOut{dx, false},
-                                tokens, width);
+                                tokens, width, width);
         if (status != MDT_SUCCESS) return status;
     }
     int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
@@ -417,7 +422,7 @@ int residual_layer_norm_backward(const char *op, mdt_stream_t stream, const void
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
                                 g, residual, weight, scale, mean, rstd, d_residual, mdt::GradOut{dx, false}, tokens,
-                                width);
+                                width, width);
         if (status != MDT_SUCCESS) return status;
     }
     int status = MDT_LAUNCH(residual_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
@@ -461,25 +466,27 @@ int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *
 }
 
 int mdt_norm_layer_norm_statistics(mdt_stream_t stream, const void *x, float eps, void *out, float *mean, float *rstd,
-                                   float *center, int64_t rows, int64_t width, int bf16_operands) {
+                                   float *center, int64_t rows, int64_t width, int64_t x_stride, int bf16_operands) {
     const char *op = "mdt_norm_layer_norm_statistics";
+    MDT_REQUIRE(!out || x_stride == width, "%s: an output needs x's rows contiguous (x_stride %lld, width %lld)", op,
+                (long long)x_stride, (long long)width);
     MDT_REQUIRE(mdt::valid_grads(bf16_operands, 2), "%s: bf16 operands %d name operands past x and out", op,
                 bf16_operands);
     bool bf16_x = mdt::bf16_grad(bf16_operands, 0), bf16_out = mdt::bf16_grad(bf16_operands, 1);
     if (bf16_x && bf16_out) {
         return layer_norm_statistics(op, stream, static_cast<const uint16_t *>(x), eps, static_cast<uint16_t *>(out),
-                                     mean, rstd, center, rows, width);
+                                     mean, rstd, center, rows, width, x_stride);
     }
     if (bf16_x) {
         return layer_norm_statistics(op, stream, static_cast<const uint16_t *>(x), eps, static_cast<float *>(out), mean,
-                                     rstd, center, rows, width);
+                                     rstd, center, rows, width, x_stride);
     }
     if (bf16_out) {
         return layer_norm_statistics(op, stream, static_cast<const float *>(x), eps, static_cast<uint16_t *>(out), mean,
-                                     rstd, center, rows, width);
+                                     rstd, center, rows, width, x_stride);
     }
     return layer_norm_statistics(op, stream, static_cast<const float *>(x), eps, static_cast<float *>(out), mean, rstd,
-                                 center, rows, width);
+                                 center, rows, width, x_stride);
 }
 
 int mdt_norm_layer_norm_bwd(mdt_stream_t stream, const float *d_out, const float *x, const float *weight,
@@ -509,6 +516,21 @@ int mdt_norm_layer_norm_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_o
                                             int64_t workspace_capacity, int bf16_grads) {
     return layer_norm_backward("mdt_norm_layer_norm_bwd_bf16in_bf16grad", stream, d_out, x, weight, mean, rstd, dx,
                                d_weight, rows, width, workspace, workspace_capacity, bf16_grads);
+}
+
+int mdt_norm_layer_norm_bwd_bf16_rows(mdt_stream_t stream, const uint16_t *d_out, const uint16_t *x, const float *mean,
+                                      const float *rstd, uint16_t *dx, int64_t rows, int64_t width, int64_t row_stride) {
+    const char *op = "mdt_norm_layer_norm_bwd_bf16_rows";
+    MDT_REQUIRE(rows >= 0 && width > 0 && row_stride >= width,
+                "%s: need rows >= 0, width > 0 and row_stride >= width, got %lld, %lld and %lld", op, (long long)rows,
+                (long long)width, (long long)row_stride);
+    MDT_REQUIRE(rows <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)rows);
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && x && mean && rstd && dx, "%s: NULL tensor pointer", op);
+    return MDT_LAUNCH(layer_norm_backward_kernel<uint16_t>, static_cast<unsigned>(rows), kThreads, 0, stream,
+                      mdt::GradIn{d_out, true}, x, static_cast<const float *>(nullptr),
+                      static_cast<const float *>(nullptr), mean, rstd, static_cast<const float *>(nullptr),
+                      mdt::GradOut{dx, true}, int64_t{1}, width, row_stride);
 }
 
 int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,

@@ -256,8 +256,13 @@ MDT_API int mdt_norm_layer_norm_fwd_bf16in_bf16out(mdt_stream_t stream, const ui
 /* Non-affine LayerNorm's statistics for QK-norm fused into attention: mean and rstd [rows] as the forwards save them,
  * center [rows, 2] the rough mean m0 and its correction that the output subtracts one after the other (the _qknorm
  * attention entries normalise q and k from them to the bits of the bf16 output); out may be NULL (not written).
- * bf16_operands: bit 0 x, bit 1 out. */
-MDT_API int mdt_norm_layer_norm_statistics(mdt_stream_t stream, const void *x, float eps, void *out, float *mean, float *rstd, float *center, int64_t rows, int64_t width, int bf16_operands);
+ * x's rows are x_stride (>= width) elements apart: a column block of a wider matrix (q or k inside self-attention's
+ * q|k|v); out needs x_stride == width. bf16_operands: bit 0 x, bit 1 out. */
+MDT_API int mdt_norm_layer_norm_statistics(mdt_stream_t stream, const void *x, float eps, void *out, float *mean, float *rstd, float *center, int64_t rows, int64_t width, int64_t x_stride, int bf16_operands);
+/* Non-affine LayerNorm backward of bf16 rows row_stride (>= width) elements apart in d_out, x and dx, dx bf16: the
+ * QK-norms' backward inside self-attention's q|k|v gradient. dx may be d_out itself (each element is read before the
+ * thread that read it stores it). */
+MDT_API int mdt_norm_layer_norm_bwd_bf16_rows(mdt_stream_t stream, const uint16_t *d_out, const uint16_t *x, const float *mean, const float *rstd, uint16_t *dx, int64_t rows, int64_t width, int64_t row_stride);
 MDT_API int mdt_norm_layer_norm_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity);
 /* d_out (bf16_grads bit 0) and dx (bit 1) float or bf16; d_weight stays float (it accumulates). */
 MDT_API int mdt_norm_layer_norm_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *mean, const float *rstd, void *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
@@ -456,11 +461,14 @@ MDT_API int mdt_moe_combine_bwd(mdt_stream_t stream, const float *d_out, const f
 MDT_API int mdt_moe_dispatch_fwd_bf16out(mdt_stream_t stream, const float *x, const int32_t *indices, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
 MDT_API int mdt_moe_combine_fwd_bf16in(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, float *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 MDT_API int mdt_moe_combine_bwd_bf16in(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, float *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int32_t *error_record);
+/* mdt_moe_combine_fwd_bf16in with a bf16 out: the f32 sum rounded once to nearest even at the store. */
+MDT_API int mdt_moe_combine_fwd_bf16in_bf16out(mdt_stream_t stream, const uint16_t *h, const float *gates, const int32_t *offsets, const int32_t *slots, uint16_t *out, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim);
 /* The gradients of a bf16 graph: the dispatch backward's d_out (the routed rows' gradient) and the combine
- * backward's d_h float or bf16 (bf16_grads bit 0); dx, the combine's d_out and d_gates stay float. */
+ * backward's d_h float or bf16 (bf16_grads bit 0), the combine backward's d_out too (bit 1, read widened exactly);
+ * dx and d_gates stay float. */
 MDT_API int mdt_moe_dispatch_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const int32_t *offsets, const int32_t *slots, float *dx, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads);
-MDT_API int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const float *d_out, const float *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
-MDT_API int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const float *d_out, const uint16_t *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd_bf16grad(mdt_stream_t stream, const void *d_out, const float *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
+MDT_API int mdt_moe_combine_bwd_bf16in_bf16grad(mdt_stream_t stream, const void *d_out, const uint16_t *h, const float *gates, const int32_t *indices, void *d_h, float *d_gates, int64_t samples, int64_t tokens, int64_t experts, int64_t k, int64_t dim, int bf16_grads, int32_t *error_record);
 
 /* ------------------------------------------------------------------ attention (kernels/attention.cu) */
 /* q and out [N, Tq, H·Dh], k and v [N, Tk, H·Dh], lse [N, H, Tq]; head_dim <= 128, N·H <= 65535. The backward's
@@ -488,9 +496,12 @@ MDT_API int mdt_attention_bwd_bf16_out_bf16grad(mdt_stream_t stream, const void 
 /* QK-norm fused into attention: q and k are the raw rows, normalised as their tiles arrive from center and rstd
  * (mdt_norm_layer_norm_statistics), each element rounded to bf16 as the separate QK-norm's bf16 output is, so the
  * results are bit for bit those of mdt_attention_fwd_bf16_out / _bwd_bf16_out_bf16grad on the normalised q and k; dq
- * and dk are the gradients of the normalised q and k. Head dimensions as those entries. */
-MDT_API int mdt_attention_fwd_bf16_out_qknorm(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim);
-MDT_API int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int bf16_grads);
+ * and dk are the gradients of the normalised q and k. Head dimensions as those entries. Rows of q and dq are q_stride
+ * elements apart, of k, v, dk and dv kv_stride (each >= heads·head_dim, a multiple of 8; 0: heads·head_dim): column blocks of one
+ * matrix, as self-attention's q|k|v is one product's output [rows, 3·heads·head_dim] (q_stride = kv_stride = 3·width,
+ * the gradients written into the column blocks of one q|k|v gradient). */
+MDT_API int mdt_attention_fwd_bf16_out_qknorm(mdt_stream_t stream, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, uint16_t *out, float *lse, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int64_t q_stride, int64_t kv_stride);
+MDT_API int mdt_attention_bwd_bf16_out_bf16grad_qknorm(mdt_stream_t stream, const void *d_out, const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *q_center, const float *q_rstd, const float *k_center, const float *k_rstd, const uint16_t *out, const float *lse, float *delta, uint16_t *d_out_bf16, void *dq, void *dk, void *dv, int64_t samples, int64_t queries, int64_t keys, int64_t heads, int64_t head_dim, int64_t q_stride, int64_t kv_stride, int bf16_grads);
 
 /* ------------------------------------------------------------------ collectives between ranks (data parallel) */
 /* One communicator per process of a multi-process run (one process per device), over a world of `size` ranks. The

@@ -88,6 +88,72 @@ public final class AttentionFunctions {
         }, q, k, v);
     }
 
+    /**
+     * {@link #normalizedAttention} of self-attention's q, k and v, the three column blocks of one BF16 qkv
+     * [N, T, 3·H·Dh] (one product's output, as the official {@code qkv} Linear makes it), read in place: the values
+     * and gradients of those blocks' {@code normalizedAttention} bit for bit. Backward: qkv's gradient, BF16 with the
+     * attention's q, k and v gradients in its column blocks, written in one op ({@link Backend#normalizedSelfAttention
+     * Backward}), so the qkv product's backward is one product for x's gradient (K = 3·H·Dh) and one for its weight's
+     * instead of three each, x's gradient written once in BF16 instead of summed over three products in F32.
+     */
+    public static Variable normalizedSelfAttention(Graph g, Variable qkv, int heads, float eps, DType outType) {
+        Backend be = g.backend();
+        Tensor value = qkv.value();
+        if (value.rank() != 3 || heads <= 0 || value.dim(2) % (3 * heads) != 0) {
+            throw new IllegalArgumentException("normalizedSelfAttention: qkv " + value.describe() + " must be "
+                    + "[N, T, 3·H·Dh] with " + heads + " heads");
+        }
+        int n = value.dim(0), tokens = value.dim(1), rows = n * tokens;
+        Tensor qMean = g.output(rows), qRstd = g.output(rows), qCenter = g.output(rows, 2);
+        Tensor kMean = g.output(rows), kRstd = g.output(rows), kCenter = g.output(rows, 2);
+        Tensor out = g.output(outType, n, tokens, value.dim(2) / 3);
+        Tensor lse = g.output(n, heads, tokens);
+        be.normalizedSelfAttention(value, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        return g.result(out, dOut -> be.normalizedSelfAttentionBackward(dOut, value, out, lse, heads, eps, qMean,
+                qRstd, qCenter, kMean, kRstd, kCenter, freshBf16Gradient("normalizedSelfAttention", qkv, be)), qkv);
+    }
+
+    /**
+     * {@link #normalizedAttention} of cross-attention's q over k and v, the two column blocks of one BF16 kv
+     * [N, Tk, 2·H·Dh] (one product's output, as the official {@code kv_linear} makes it), read in place: the values and
+     * gradients of {@code normalizedAttention(q, k, v)} on those blocks bit for bit. Backward: q's gradient and kv's,
+     * BF16 with k's and v's gradients in its column blocks, in one op ({@link Backend#normalizedCrossAttentionBackward}),
+     * so the kv product's backward is one product for the caption's gradient (K = 2·H·Dh) instead of two adding to it.
+     */
+    public static Variable normalizedCrossAttention(Graph g, Variable q, Variable kv, int heads, float eps,
+                                                    DType outType) {
+        Backend be = g.backend();
+        Tensor qv = q.value(), kvv = kv.value();
+        if (q == kv || qv.rank() != 3 || kvv.rank() != 3 || heads <= 0 || qv.dim(2) % heads != 0
+                || kvv.dim(2) != 2 * qv.dim(2)) {
+            throw new IllegalArgumentException("normalizedCrossAttention: q " + qv.describe() + " and kv "
+                    + kvv.describe() + " must be distinct [N, Tq, H·Dh] and [N, Tk, 2·H·Dh] with " + heads + " heads");
+        }
+        int n = qv.dim(0), queries = qv.dim(1);
+        int qRows = Math.toIntExact(qv.rowCount()), kRows = Math.toIntExact(kvv.rowCount());
+        Tensor qMean = g.output(qRows), qRstd = g.output(qRows), qCenter = g.output(qRows, 2);
+        Tensor kMean = g.output(kRows), kRstd = g.output(kRows), kCenter = g.output(kRows, 2);
+        Tensor out = g.output(outType, qv.shape());
+        Tensor lse = g.output(n, heads, queries);
+        be.normalizedCrossAttention(qv, kvv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        return g.result(out, dOut -> {
+            Tensor dq = freshBf16Gradient("normalizedCrossAttention", q, be);
+            Tensor dkv = freshBf16Gradient("normalizedCrossAttention", kv, be);
+            be.normalizedCrossAttentionBackward(dOut, qv, kvv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean,
+                    kRstd, kCenter, dq, dkv);
+        }, q, kv);
+    }
+
+    /** x's gradient as a new BF16 tensor the op writes whole: x must be a BF16 value with no other reader. */
+    private static Tensor freshBf16Gradient(String op, Variable x, Backend be) {
+        Variable.GradientTarget target = x.gradientTarget(be);
+        if (target.accumulate() || target.tensor().dtype() != DType.BF16) {
+            throw new IllegalStateException(op + ": " + x + " must be a BF16 value with no other reader (its "
+                    + "gradient is written whole, in BF16)");
+        }
+        return target.tensor();
+    }
+
     /** mean, rstd and center of x's rows (Backend#layerNormStatistics). */
     private static Tensor[] statistics(Graph g, Tensor x, float eps) {
         int rows = Math.toIntExact(x.rowCount());

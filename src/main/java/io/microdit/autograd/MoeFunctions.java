@@ -146,16 +146,17 @@ public final class MoeFunctions {
     /**
      * Weighted combine of the experts' outputs h [E, N·k, D] back to tokens: out [N, tokens, D], where
      * {@code out[n, t] = Σ gates[n,e,j] · h[e, n·k+j]} over the slots that chose t, zero for tokens none chose.
-     * Backward: dH = gates · dOut[chosen token], dGates = dOut[chosen token] · h.
+     * Backward: dH = gates · dOut[chosen token], dGates = dOut[chosen token] · h. out is stored as {@code outType}:
+     * BF16 (BF16 h, a bf16 graph) rounds the F32 sum once at the store, as autocast's one-hot einsum stores it.
      */
-    public static Variable combine(Graph g, Variable h, Variable gates, Tensor indices, int tokens) {
+    public static Variable combine(Graph g, Variable h, Variable gates, Tensor indices, int tokens, DType outType) {
         Backend be = g.backend();
         if (h.value().rank() != 3 || indices.rank() != 3) {
             throw new IllegalArgumentException("combine: need h [E, N·k, D] and indices [N, E, k], got h "
                     + h.value().describe() + " and indices " + indices.describe());
         }
         int samples = indices.dim(0);
-        Tensor out = g.output(samples, tokens, h.dim(2));
+        Tensor out = g.output(outType, samples, tokens, h.dim(2));
         be.moeCombine(h.value(), gates.value(), indices, out);
         return g.result(out, dOut -> {
             Tensor dH = g.output(h.gradientType(), h.shape());

@@ -360,6 +360,40 @@ public interface Backend extends AutoCloseable {
                                      float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter, Tensor kRstd,
                                      Tensor dq, Tensor dk, Tensor dv);
 
+    /**
+     * Self-attention with QK-norm over q|k|v, the three column blocks of one BF16 qkv [N, T, 3·H·Dh] (one product's
+     * output, read in place): q's and k's {@link #layerNormStatistics} (into qMean, qRstd, qCenter and kMean, kRstd,
+     * kCenter), then {@link #normalizedAttention} of the blocks into out (BF16 [N, T, H·Dh]) and lse [N, H, T]: bit
+     * for bit those ops on the blocks copied out.
+     */
+    void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                 Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #normalizedSelfAttention} into dqkv (BF16, qkv's shape): {@link #normalizedAttentionBackward}
+     * with BF16 dq, dk and dv, then each QK-norm's {@link #layerNormBackward} (no weight, BF16 dx), q's, k's and v's
+     * gradients written into dqkv's column blocks: bit for bit those ops on the blocks copied out. dOut F32 or BF16.
+     */
+    void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                         Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                         Tensor kCenter, Tensor dqkv);
+
+    /**
+     * Cross-attention with QK-norm of q (BF16 [N, Tq, W]) over k and v, the two column blocks of one BF16 kv
+     * [N, Tk, 2·W] (one product's output, read in place): as {@link #normalizedSelfAttention}, k's statistics over
+     * kv's first block.
+     */
+    void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                  Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #normalizedCrossAttention} into dq (BF16, q's shape) and dkv (BF16, kv's shape, k's and v's
+     * gradients in its column blocks), as {@link #normalizedSelfAttentionBackward}.
+     */
+    void normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse, int heads,
+                                          float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
+                                          Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv);
+
     // ---------------------------------------------------------------- expert-choice MoE
 
     /**
@@ -383,13 +417,14 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Weighted combine: {@code out[n, t, :] = sum over (e, j) with indices[n,e,j] == t of gates[n,e,j] · h[e, n·k+j, :]},
-     * zero for tokens no expert chose. The sum runs in a fixed order (e, then j), so results are deterministic.
+     * zero for tokens no expert chose. The sum runs in a fixed order (e, then j), so results are deterministic. out
+     * F32, or BF16 for BF16 h (the F32 sum rounded once at the store, as convert rounds it).
      */
     void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out);
 
     /**
-     * Backward of {@link #moeCombine}: writes dH and dGates. dH may be BF16 (a BF16 gradient, see above); dOut and
-     * dGates are F32.
+     * Backward of {@link #moeCombine}: writes dH and dGates. dH may be BF16 (a BF16 gradient, see above), dOut too
+     * (read widened exactly); dGates is F32.
      */
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates);
 

@@ -841,6 +841,99 @@ public final class Checks {
         return s;
     }
 
+    /**
+     * qkv BF16 [N, T, 3·W] with W divisible by heads; the statistics F32 ([rows], [rows], [rows, 2] for q's, then
+     * k's); out BF16 [N, T, W]; lse F32 [N, heads, T]. Returns {N, T, W / heads}.
+     */
+    public static int[] normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                                Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                                Tensor lse) {
+        return selfAttention("normalizedSelfAttention", qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter,
+                out, lse);
+    }
+
+    /** {@link #normalizedSelfAttention}'s arguments, dOut like out (F32 or BF16), dqkv BF16 like qkv; as it returns. */
+    public static int[] normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads,
+                                                        float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor dqkv) {
+        String op = "normalizedSelfAttentionBackward";
+        int[] s = selfAttention(op, qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        gradientOf(op, "dOut", dOut, "out", out);
+        dtype(op, "dqkv", dqkv, DType.BF16);
+        shape(op, "dqkv", dqkv, qkv.shape());
+        return s;
+    }
+
+    /**
+     * q BF16 [N, Tq, W], kv BF16 [N, Tk, 2·W], W divisible by heads; q's statistics over N·Tq rows, k's over N·Tk;
+     * out BF16 like q; lse F32 [N, heads, Tq]. Returns {N, Tq, Tk, W / heads}.
+     */
+    public static int[] normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean,
+                                                 Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                                 Tensor kCenter, Tensor out, Tensor lse) {
+        String op = "normalizedCrossAttention";
+        dtype(op, "q", q, DType.BF16);
+        rank(op, "q", q, 3);
+        dtype(op, "kv", kv, DType.BF16);
+        rank(op, "kv", kv, 3);
+        int n = q.dim(0), queries = q.dim(1), keys = kv.dim(1), width = q.dim(2);
+        argument(heads > 0 && width % heads == 0 && kv.dim(0) == n && kv.dim(2) == 2 * width, op, "q "
+                + q.describe() + " and kv " + kv.describe() + " must be [N, Tq, W] and [N, Tk, 2·W] with " + heads
+                + " heads dividing W");
+        dtype(op, "out", out, DType.BF16);
+        shape(op, "out", out, q.shape());
+        dtype(op, "lse", lse, DType.F32);
+        argument(lse.numel() == (long) n * heads * queries, op, "lse " + lse.describe() + " must hold [N, heads, Tq]"
+                + " = [" + n + ", " + heads + ", " + queries + "]");
+        blockStatistics(op, q.rowCount(), kv.rowCount(), eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
+        return new int[] {n, queries, keys, width / heads};
+    }
+
+    /** {@link #normalizedCrossAttention}'s arguments, dOut like out, dq BF16 like q, dkv BF16 like kv. */
+    public static int[] normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse,
+                                                         int heads, float eps, Tensor qMean, Tensor qRstd,
+                                                         Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter,
+                                                         Tensor dq, Tensor dkv) {
+        String op = "normalizedCrossAttentionBackward";
+        int[] s = normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        gradientOf(op, "dOut", dOut, "out", out);
+        dtype(op, "dq", dq, DType.BF16);
+        shape(op, "dq", dq, q.shape());
+        dtype(op, "dkv", dkv, DType.BF16);
+        shape(op, "dkv", dkv, kv.shape());
+        argument(dq != dkv, op, "dq and dkv must be distinct tensors");
+        return s;
+    }
+
+    private static void blockStatistics(String op, long qRows, long kRows, float eps, Tensor qMean, Tensor qRstd,
+                                        Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter) {
+        rowStatistic(op, "qMean", qMean, qRows);
+        rowStatistic(op, "qRstd", qRstd, qRows);
+        rowCenter(op, "qCenter", qCenter, qRows);
+        rowStatistic(op, "kMean", kMean, kRows);
+        rowStatistic(op, "kRstd", kRstd, kRows);
+        rowCenter(op, "kCenter", kCenter, kRows);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+    }
+
+    private static int[] selfAttention(String op, Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                       Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                       Tensor lse) {
+        dtype(op, "qkv", qkv, DType.BF16);
+        rank(op, "qkv", qkv, 3);
+        int n = qkv.dim(0), tokens = qkv.dim(1), width = qkv.dim(2) / 3;
+        argument(heads > 0 && qkv.dim(2) % 3 == 0 && width % heads == 0, op, "qkv " + qkv.describe()
+                + " must be [N, T, 3·W] with " + heads + " heads dividing W");
+        dtype(op, "out", out, DType.BF16);
+        shape(op, "out", out, n, tokens, width);
+        dtype(op, "lse", lse, DType.F32);
+        argument(lse.numel() == (long) n * heads * tokens, op, "lse " + lse.describe() + " must hold [N, heads, T] = ["
+                + n + ", " + heads + ", " + tokens + "]");
+        long rows = (long) n * tokens;
+        blockStatistics(op, rows, rows, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
+        return new int[] {n, tokens, width / heads};
+    }
+
     private static void normStatistics(String op, Tensor q, Tensor k, float eps, Tensor qCenter, Tensor qRstd,
                                        Tensor kCenter, Tensor kRstd) {
         rowCenter(op, "qCenter", qCenter, q.rowCount());
@@ -943,7 +1036,7 @@ public final class Checks {
         return new Routing(samples, tokens, experts, k, dim);
     }
 
-    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], F32 out [N, T, D]. */
+    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], out [N, T, D] F32 (or BF16 for BF16 h). */
     public static Routing moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         routingIndices(op, indices);
@@ -953,12 +1046,13 @@ public final class Checks {
         int dim = h.dim(2);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);
-        dtype(op, "out", out, DType.F32);
+        floatOrBf16(op, "out", out);
+        argument(out.dtype() == DType.F32 || h.dtype() == DType.BF16, op, "a BF16 out needs BF16 expert outputs h");
         shape(op, "out", out, samples, -1, dim);
         return new Routing(samples, out.dim(1), experts, k, dim);
     }
 
-    /** The arguments of {@link #moeCombine} with dOut for out, dH like h (F32 or BF16), F32 dGates like gates. */
+    /** The arguments of {@link #moeCombine} with dOut (F32 or BF16) for out, dH F32 or BF16, F32 dGates like gates. */
     public static Routing moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH,
                                              Tensor dGates) {
         String op = "moeCombineBackward";
@@ -967,7 +1061,7 @@ public final class Checks {
         floatOrBf16(op, "h", h);
         shape(op, "h", h, experts, samples * k, -1);
         int dim = h.dim(2);
-        dtype(op, "dOut", dOut, DType.F32);
+        floatOrBf16(op, "dOut", dOut);
         shape(op, "dOut", dOut, samples, -1, dim);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);

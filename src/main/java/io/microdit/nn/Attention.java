@@ -61,9 +61,16 @@ public final class Attention {
         if (cross) {
             throw new IllegalStateException("cross-attention needs the caption tokens: call forward(g, x, context)");
         }
-        // q and k go to QK-norm, v to attention: all read bf16 exactly, so a bf16 graph stores them as bf16.
-        DType stored = g.activationType();
-        Variable[] parts = qkv.forwardParts(g, x, stored, stored, stored);
+        if (g.matmulOperandType() == DType.BF16) {
+            // One product for q|k|v (x read once, forward and for the weight's gradient), which attention reads in
+            // place; its backward writes q|k|v's gradient whole, so x's gradient is one product (K = 3·width),
+            // stored BF16, instead of three products adding in F32. The sum over the 3·width terms runs in one
+            // product's order (blocks of K) instead of q's, then k's, then v's partial products added.
+            Variable y = qkv.forward(g, x, DType.BF16);
+            return proj.forward(g, AttentionFunctions.normalizedSelfAttention(g, y, heads, eps, g.activationType()),
+                    g.activationType());
+        }
+        Variable[] parts = qkv.forwardParts(g, x, 3);
         return attend(g, parts[0], parts[1], parts[2]);
     }
 
@@ -72,23 +79,21 @@ public final class Attention {
         if (!cross) {
             throw new IllegalStateException("self-attention takes one input");
         }
-        DType stored = g.activationType();
-        Variable[] kv = keyValue.forwardParts(g, context, stored, stored);
-        return attend(g, query.forward(g, x, stored), kv[0], kv[1]);
+        if (g.matmulOperandType() == DType.BF16) {
+            // One product for k|v, which attention reads in place; its backward writes k|v's gradient whole, so
+            // the caption's gradient gets one product (K = 2·width) per block instead of two adding in F32.
+            Variable kv = keyValue.forward(g, context, DType.BF16);
+            return proj.forward(g, AttentionFunctions.normalizedCrossAttention(g, query.forward(g, x, DType.BF16), kv,
+                    heads, eps, g.activationType()), g.activationType());
+        }
+        Variable[] kv = keyValue.forwardParts(g, context, 2);
+        return attend(g, query.forward(g, x), kv[0], kv[1]);
     }
 
+    /** An F32 graph's QK-norm, attention and output projection. */
     private Variable attend(Graph g, Variable q, Variable k, Variable v) {
-        if (g.matmulOperandType() == DType.BF16) {
-            // A bf16 graph: QK-norm inside the attention op, the normalised q and k never stored (same bits).
-            return proj.forward(g, AttentionFunctions.normalizedAttention(g, q, k, v, heads, eps,
-                    g.activationType()), g.activationType());
-        }
-        // QK-norm's outputs go only to attention, which reads them as matrix-product operands.
-        Variable qn = NormFunctions.layerNorm(g, q, null, eps, g.matmulOperandType());
-        Variable kn = NormFunctions.layerNorm(g, k, null, eps, g.matmulOperandType());
-        // The attention output goes only to the output projection: bf16 storage in a bf16 graph.
-        // Its projection goes to the (gated) residual add, which reads bf16 exactly too.
-        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads, g.activationType()),
-                g.activationType());
+        Variable qn = NormFunctions.layerNorm(g, q, null, eps);
+        Variable kn = NormFunctions.layerNorm(g, k, null, eps);
+        return proj.forward(g, AttentionFunctions.attention(g, qn, kn, v, heads));
     }
 }

@@ -43,7 +43,8 @@ public final class ExpertChoiceMoe implements FeedForward {
         // Exact GELU, fused into the experts' products (forward and backward), which read the routed rows from x
         // (a bf16 graph's one bf16 copy of it) themselves; their outputs are read only by the combine: bf16 storage.
         Variable out = MoeFunctions.experts(g, x, routing.indices(), w1, w2, g.activationType()); // [E, N·k, D]
-        return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens);
+        // Its output goes to the residual add and norm, which widen a bf16 input exactly: bf16 storage.
+        return MoeFunctions.combine(g, out, routing.gates(), routing.indices(), tokens, g.activationType());
     }
 
     /** The F32 router reads x too (rounded logits would change the routing); the experts read its bf16 copy. */

@@ -37,11 +37,6 @@ public final class Linear {
         return MatmulFunctions.linear(g, x, weight, bias, outType);
     }
 
-    /** {@link #forwardParts(Graph, Variable, int)} with one stored type per part. */
-    public Variable[] forwardParts(Graph g, Variable x, DType... outTypes) {
-        return MatmulFunctions.linearParts(g, x, weight, bias, outTypes);
-    }
-
     /** {@link #forward} as {@code parts} equal blocks of output features (see {@link MatmulFunctions#linearParts}). */
     public Variable[] forwardParts(Graph g, Variable x, int parts) {
         return MatmulFunctions.linearParts(g, x, weight, bias, parts);

@@ -153,6 +153,78 @@ class AttentionFunctionsTest {
         }
     }
 
+    /**
+     * In a bf16 graph, self-attention over one q|k|v product and cross-attention over one k|v product (the
+     * official qkv and kv_linear Linears) against one product per part (the weight's row blocks) and
+     * normalizedAttention: the output and the attention weights' gradients bit for bit; the projected input's
+     * gradient is one product's BF16 result where the parts' products summed it in F32 (then rounded once for the
+     * product that reads it), so the gradient upstream of it agrees within bf16 rounding.
+     */
+    @ParameterizedTest
+    @CsvSource({"true", "false"})
+    void oneProductForAllPartsInABf16GraphEqualsOneProductPerPart(boolean self) {
+        int batch = 2, heads = 2, queries = 9, keys = self ? 9 : 6, headDim = 4, dim = 5, width = heads * headDim;
+        int parts = self ? 3 : 2;
+        float eps = 1e-6f;
+        List<float[]> results = new ArrayList<>();
+        for (boolean onePerPart : new boolean[] {true, false}) {
+            Random random = new Random(self ? 47 : 53);
+            try (MemoryScope params = new MemoryScope("params")) {
+                Parameter w = new Parameter("w.weight", TestData.uniform(params, random, parts * width, dim));
+                Parameter wq = new Parameter("q.weight", TestData.uniform(params, random, width, dim));
+                Parameter wIn = new Parameter("in.weight", TestData.uniform(params, random, dim, dim));
+                Tensor x = TestData.uniform(params, random, batch, queries, dim);
+                Tensor y = TestData.uniform(params, random, batch, keys, dim);
+                Tensor weights = TestData.uniform(params, random, batch * queries * width, 1);
+                try (MemoryScope step = new MemoryScope("step")) {
+                    Graph g = new Graph(BACKEND, step, Precision.BF16);
+                    try (GradScope ignored = g.recordGradients()) {
+                        // The projected input is a BF16 value with no other reader, as a block's norm output is.
+                        Variable input = MatmulFunctions.linear(g, g.constant(self ? x : y), wIn, null, DType.BF16);
+                        Variable out;
+                        if (onePerPart) {
+                            Variable[] p = MatmulFunctions.linearParts(g, input, w, null,
+                                    self ? new DType[] {DType.BF16, DType.BF16, DType.BF16}
+                                            : new DType[] {DType.BF16, DType.BF16});
+                            Variable q = self ? p[0]
+                                    : MatmulFunctions.linear(g, g.constant(x), wq, null, DType.BF16);
+                            out = AttentionFunctions.normalizedAttention(g, q, p[self ? 1 : 0], p[self ? 2 : 1], heads,
+                                    eps, DType.BF16);
+                        } else {
+                            Variable projected = MatmulFunctions.linear(g, input, w, null, DType.BF16);
+                            out = self ? AttentionFunctions.normalizedSelfAttention(g, projected, heads, eps, DType.BF16)
+                                    : AttentionFunctions.normalizedCrossAttention(g,
+                                            MatmulFunctions.linear(g, g.constant(x), wq, null, DType.BF16),
+                                            projected, heads, eps, DType.BF16);
+                        }
+                        results.add(out.value().to(DType.F32, step).toFloatArray());
+                        Variable loss = MatmulFunctions.matmul(g,
+                                ElementwiseFunctions.reshape(g, out, 1, batch * queries * width), false,
+                                g.constant(weights), false);
+                        loss.backward();
+                    }
+                }
+                results.add(w.grad().toFloatArray());
+                results.add(self ? new float[0] : wq.grad().toFloatArray());
+                results.add(wIn.grad().toFloatArray());
+            }
+        }
+        String[] names = {"out", "w.weight gradient", "q.weight gradient"};
+        for (int i = 0; i < names.length; i++) {
+            assertArrayEquals(results.get(i), results.get(4 + i), names[i] + " differs");
+        }
+        float[] perPart = results.get(3), one = results.get(7);
+        double scale = 0;
+        for (float value : perPart) {
+            scale = Math.max(scale, Math.abs(value));
+        }
+        for (int i = 0; i < perPart.length; i++) {
+            // Both round the input's gradient to bf16 once (relative 2^-8), from sums in different orders.
+            assertTrue(Math.abs(perPart[i] - one[i]) <= 0x1p-7 * scale, "in.weight gradient " + i + ": " + one[i]
+                    + " vs " + perPart[i] + " per part");
+        }
+    }
+
     @Test
     void headsThatDoNotDivideTheWidthAreRejected() {
         try (MemoryScope scope = new MemoryScope("attention-heads")) {

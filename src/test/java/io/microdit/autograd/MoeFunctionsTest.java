@@ -194,7 +194,7 @@ class MoeFunctionsTest {
                     MoeFunctions.Routing routing = MoeFunctions.route(g, probs, K);
                     Variable routed = MoeFunctions.dispatch(g, v[0], routing.indices(), EXPERTS);
                     Variable h = MatmulFunctions.matmul(g, routed, false, v[2], false);
-                    return MoeFunctions.combine(g, h, routing.gates(), routing.indices(), TOKENS);
+                    return MoeFunctions.combine(g, h, routing.gates(), routing.indices(), TOKENS, DType.F32);
                 }, r -> referenceLayer(r[0], r[1], r[2]));
     }
 
@@ -284,7 +284,7 @@ class MoeFunctionsTest {
             GradientCheck.of(BACKEND, 6)
                     .input("h", h, experts, samples * k, dim)
                     .input("gates", gates, samples, experts, k)
-                    .check((g, v) -> MoeFunctions.combine(g, v[0], v[1], indexTensor, tokens), r -> {
+                    .check((g, v) -> MoeFunctions.combine(g, v[0], v[1], indexTensor, tokens, DType.F32), r -> {
                         double[] out = new double[samples * tokens * dim];
                         for (int n = 0; n < samples; n++) {
                             for (int e = 0; e < experts; e++) {

@@ -3,10 +3,12 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.HostAllocator;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The pure-Java backend: every op of {@link Backend}, multithreaded over a fixed pool, vectorised with the
@@ -320,6 +322,112 @@ public final class CpuBackend implements Backend, AutoCloseable {
         try (MemoryScope scratch = new MemoryScope("normalized-attention")) {
             attention.backward(dOut, normalized(q, qCenter, qRstd, scratch, null),
                     normalized(k, kCenter, kRstd, scratch, null), v, out, lse, heads, dq, dk, dv);
+        }
+    }
+
+    /** The blocks are copied out of qkv (and the gradients into dqkv): the same arithmetic as the separate ops. */
+    @Override
+    public void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
+        Checks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        try (MemoryScope scratch = new MemoryScope("self-attention")) {
+            Tensor[] blocks = columnBlocks(qkv, qkv.dim(2) / 3, scratch);
+            attentionOfBlocks(blocks[0], blocks[1], blocks[2], heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                    kCenter, out, lse);
+        }
+    }
+
+    @Override
+    public void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                         Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                         Tensor lse) {
+        Checks.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        try (MemoryScope scratch = new MemoryScope("cross-attention")) {
+            Tensor[] blocks = columnBlocks(kv, q.dim(2), scratch);
+            attentionOfBlocks(q, blocks[0], blocks[1], heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
+                    lse);
+        }
+    }
+
+    @Override
+    public void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                                Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                                Tensor kCenter, Tensor dqkv) {
+        Checks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                kCenter, dqkv);
+        try (MemoryScope scratch = new MemoryScope("self-attention")) {
+            Tensor[] blocks = columnBlocks(qkv, qkv.dim(2) / 3, scratch);
+            Tensor[] gradients = attentionOfBlocksBackward(dOut, blocks[0], blocks[1], blocks[2], out, lse, heads, eps,
+                    qMean, qRstd, qCenter, kMean, kRstd, kCenter, scratch);
+            intoColumnBlocks(gradients, dqkv);
+        }
+    }
+
+    @Override
+    public void normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse, int heads,
+                                                 float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
+                                                 Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv) {
+        Checks.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                kCenter, dq, dkv);
+        try (MemoryScope scratch = new MemoryScope("cross-attention")) {
+            Tensor[] blocks = columnBlocks(kv, q.dim(2), scratch);
+            Tensor[] gradients = attentionOfBlocksBackward(dOut, q, blocks[0], blocks[1], out, lse, heads, eps, qMean,
+                    qRstd, qCenter, kMean, kRstd, kCenter, scratch);
+            intoColumnBlocks(new Tensor[] {gradients[0]}, dq);
+            intoColumnBlocks(new Tensor[] {gradients[1], gradients[2]}, dkv);
+        }
+    }
+
+    /** q's and k's statistics, then normalizedAttention. */
+    private void attentionOfBlocks(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                   Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                   Tensor lse) {
+        layerNormStatistics(q, eps, qMean, qRstd, qCenter);
+        layerNormStatistics(k, eps, kMean, kRstd, kCenter);
+        normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+    }
+
+    /** normalizedAttentionBackward with BF16 gradients, then k's and q's QK-norm backward: q's, k's, v's gradients. */
+    private Tensor[] attentionOfBlocksBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                               int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                               Tensor kMean, Tensor kRstd, Tensor kCenter, MemoryScope scratch) {
+        Tensor dqNormalized = Tensor.empty(scratch, DType.BF16, q.shape());
+        Tensor dkNormalized = Tensor.empty(scratch, DType.BF16, k.shape());
+        Tensor dv = Tensor.empty(scratch, DType.BF16, v.shape());
+        normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter, kRstd, dqNormalized,
+                dkNormalized, dv);
+        Tensor dk = Tensor.empty(scratch, DType.BF16, k.shape()), dq = Tensor.empty(scratch, DType.BF16, q.shape());
+        layerNormBackward(dkNormalized, k, null, kMean, kRstd, dk, null);
+        layerNormBackward(dqNormalized, q, null, qMean, qRstd, dq, null);
+        return new Tensor[] {dq, dk, dv};
+    }
+
+    /** The column blocks {@code width} wide of a BF16 matrix [N, T, C], copied into BF16 [N, T, width] each. */
+    private static Tensor[] columnBlocks(Tensor matrix, int width, MemoryScope scratch) {
+        int count = matrix.dim(2) / width;
+        long rows = matrix.rowCount(), bytes = width * 2L;
+        MemorySegment source = matrix.segment();
+        Tensor[] blocks = new Tensor[count];
+        for (int b = 0; b < count; b++) {
+            blocks[b] = Tensor.empty(scratch, DType.BF16, matrix.dim(0), matrix.dim(1), width);
+            MemorySegment target = blocks[b].segment();
+            for (long r = 0; r < rows; r++) {
+                MemorySegment.copy(source, (r * count + b) * bytes, target, r * bytes, bytes);
+            }
+        }
+        return blocks;
+    }
+
+    /** BF16 blocks [N, T, W] copied into the column blocks of a BF16 matrix [N, T, blocks·W]. */
+    private static void intoColumnBlocks(Tensor[] blocks, Tensor matrix) {
+        int count = blocks.length;
+        long rows = matrix.rowCount(), bytes = blocks[0].dim(2) * 2L;
+        MemorySegment target = matrix.segment();
+        for (int b = 0; b < count; b++) {
+            MemorySegment source = blocks[b].segment();
+            for (long r = 0; r < rows; r++) {
+                MemorySegment.copy(source, r * bytes, target, (r * count + b) * bytes, bytes);
+            }
         }
     }
 

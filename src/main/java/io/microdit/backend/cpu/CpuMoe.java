@@ -158,8 +158,8 @@ final class CpuMoe {
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
-        if (Bf16Operands.any(h)) {
-            Bf16Operands.run(g -> combine(g.in(h), gates, indices, out));
+        if (Bf16Operands.any(h, out)) {
+            Bf16Operands.run(g -> combine(g.in(h), gates, indices, g.out(out)));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();
@@ -193,8 +193,8 @@ final class CpuMoe {
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
         Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
-        if (Bf16Operands.any(h, dH)) {
-            Bf16Operands.run(g -> combineBackward(dOut, g.in(h), gates, indices, g.out(dH), dGates));
+        if (Bf16Operands.any(dOut, h, dH)) {
+            Bf16Operands.run(g -> combineBackward(g.in(dOut), g.in(h), gates, indices, g.out(dH), dGates));
             return;
         }
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k(), dim = r.dim();

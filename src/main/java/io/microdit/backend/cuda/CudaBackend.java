@@ -763,6 +763,35 @@ public final class CudaBackend implements Backend, AutoCloseable {
                 dk, dv);
     }
 
+    @Override
+    public void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
+                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
+        attention.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+    }
+
+    @Override
+    public void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
+                                                Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
+                                                Tensor kCenter, Tensor dqkv) {
+        attention.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                kCenter, dqkv);
+    }
+
+    @Override
+    public void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
+                                         Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
+                                         Tensor lse) {
+        attention.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+    }
+
+    @Override
+    public void normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse, int heads,
+                                                 float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
+                                                 Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv) {
+        attention.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean,
+                kRstd, kCenter, dq, dkv);
+    }
+
     /** The LayerNorm ops, for other op families that normalise (normalizedAttention's other head dimensions). */
     CudaNorm norm() {
         return norm;

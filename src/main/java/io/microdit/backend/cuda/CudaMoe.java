@@ -172,7 +172,10 @@ final class CudaMoe extends CudaOps {
         Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
         TokenSlots map = tokenSlots(op, indices, r, CHECK_COMBINE);
         MemorySegment ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates), pout = pointer(op, "out", out);
-        check(h.dtype() == DType.BF16
+        check(out.dtype() == DType.BF16
+                ? MicroditNative.mdt_moe_combine_fwd_bf16in_bf16out(stream, ph, pgates, map.offsets(), map.slots(),
+                        pout, r.samples(), r.tokens(), r.experts(), r.k(), r.dim())
+                : h.dtype() == DType.BF16
                 ? MicroditNative.mdt_moe_combine_fwd_bf16in(stream, ph, pgates, map.offsets(), map.slots(), pout,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim())
                 : MicroditNative.mdt_moe_combine_fwd(stream, ph, pgates, map.offsets(), map.slots(), pout, r.samples(),
@@ -186,7 +189,7 @@ final class CudaMoe extends CudaOps {
         MemorySegment pdOut = pointer(op, "dOut", dOut), ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates);
         MemorySegment pindices = pointer(op, "indices", indices), pdH = pointer(op, "dH", dH);
         MemorySegment pdGates = pointer(op, "dGates", dGates);
-        int grads = bf16Grads(dH);
+        int grads = bf16Grads(dH, dOut);
         boolean bf16In = h.dtype() == DType.BF16;
         check(grads != 0 && bf16In
                 ? MicroditNative.mdt_moe_combine_bwd_bf16in_bf16grad(stream, pdOut, ph, pgates, pindices, pdH, pdGates,

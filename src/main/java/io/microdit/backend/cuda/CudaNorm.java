@@ -34,7 +34,7 @@ final class CudaNorm extends CudaOps {
         int width = Checks.layerNormStatistics(x, eps, mean, rstd, center);
         check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, MemorySegment.NULL,
                 pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
-                width, x.dtype() == DType.BF16 ? 1 : 0), op);
+                width, width, x.dtype() == DType.BF16 ? 1 : 0), op);
         // With normalizedAttention's 3 per element of the normalisation, layerNorm's 7.
         flops.add(op, 4L * x.numel());
     }
@@ -47,7 +47,7 @@ final class CudaNorm extends CudaOps {
                                  Tensor center) {
         check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, pointer(op, "out", out),
                 pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
-                x.dim(-1), (x.dtype() == DType.BF16 ? 1 : 0) | (out.dtype() == DType.BF16 ? 2 : 0)), op);
+                x.dim(-1), x.dim(-1), (x.dtype() == DType.BF16 ? 1 : 0) | (out.dtype() == DType.BF16 ? 2 : 0)), op);
         flops.add(op, 7L * x.numel());
     }
 

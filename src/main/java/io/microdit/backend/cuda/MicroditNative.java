@@ -78,6 +78,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN = handle("mdt_norm_layer_norm_fwd_bf16in");
     private static final MethodHandle MDT_NORM_LAYER_NORM_FWD_BF16IN_BF16OUT = handle("mdt_norm_layer_norm_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_NORM_LAYER_NORM_STATISTICS = handle("mdt_norm_layer_norm_statistics");
+    private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16_ROWS = handle("mdt_norm_layer_norm_bwd_bf16_rows");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16IN = handle("mdt_norm_layer_norm_bwd_bf16in");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16GRAD = handle("mdt_norm_layer_norm_bwd_bf16grad");
     private static final MethodHandle MDT_NORM_LAYER_NORM_BWD_BF16IN_BF16GRAD = handle("mdt_norm_layer_norm_bwd_bf16in_bf16grad");
@@ -157,6 +158,7 @@ public final class MicroditNative {
     private static final MethodHandle MDT_MOE_DISPATCH_BWD = handle("mdt_moe_dispatch_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD = handle("mdt_moe_combine_fwd");
     private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN = handle("mdt_moe_combine_fwd_bf16in");
+    private static final MethodHandle MDT_MOE_COMBINE_FWD_BF16IN_BF16OUT = handle("mdt_moe_combine_fwd_bf16in_bf16out");
     private static final MethodHandle MDT_MOE_COMBINE_BWD = handle("mdt_moe_combine_bwd");
     private static final MethodHandle MDT_MOE_COMBINE_BWD_BF16IN = handle("mdt_moe_combine_bwd_bf16in");
     private static final MethodHandle MDT_MOE_DISPATCH_BWD_BF16GRAD = handle("mdt_moe_dispatch_bwd_bf16grad");
@@ -720,11 +722,19 @@ public final class MicroditNative {
             throw new AssertionError("mdt_norm_layer_norm_fwd_bf16in_bf16out threw", error);
         }
     }
-    public static int mdt_norm_layer_norm_statistics(MemorySegment stream, MemorySegment x, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, MemorySegment center, long rows, long width, int bf16Operands) {
+    public static int mdt_norm_layer_norm_statistics(MemorySegment stream, MemorySegment x, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, MemorySegment center, long rows, long width, long xStride, int bf16Operands) {
         try {
-            return (int) MDT_NORM_LAYER_NORM_STATISTICS.invokeExact(stream, x, eps, out, mean, rstd, center, rows, width, bf16Operands);
+            return (int) MDT_NORM_LAYER_NORM_STATISTICS.invokeExact(stream, x, eps, out, mean, rstd, center, rows, width, xStride, bf16Operands);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_layer_norm_statistics threw", error);
+        }
+    }
+
+    public static int mdt_norm_layer_norm_bwd_bf16_rows(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment mean, MemorySegment rstd, MemorySegment dx, long rows, long width, long rowStride) {
+        try {
+            return (int) MDT_NORM_LAYER_NORM_BWD_BF16_ROWS.invokeExact(stream, dOut, x, mean, rstd, dx, rows, width, rowStride);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_layer_norm_bwd_bf16_rows threw", error);
         }
     }
 
@@ -1353,6 +1363,14 @@ public final class MicroditNative {
         }
     }
 
+    public static int mdt_moe_combine_fwd_bf16in_bf16out(MemorySegment stream, MemorySegment h, MemorySegment gates, MemorySegment offsets, MemorySegment slots, MemorySegment out, long samples, long tokens, long experts, long k, long dim) {
+        try {
+            return (int) MDT_MOE_COMBINE_FWD_BF16IN_BF16OUT.invokeExact(stream, h, gates, offsets, slots, out, samples, tokens, experts, k, dim);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_moe_combine_fwd_bf16in_bf16out threw", error);
+        }
+    }
+
     public static int mdt_moe_combine_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment h, MemorySegment gates, MemorySegment indices, MemorySegment dH, MemorySegment dGates, long samples, long tokens, long experts, long k, long dim, MemorySegment errorRecord) {
         try {
             return (int) MDT_MOE_COMBINE_BWD.invokeExact(stream, dOut, h, gates, indices, dH, dGates, samples, tokens, experts, k, dim, errorRecord);
@@ -1456,17 +1474,17 @@ public final class MicroditNative {
             throw new AssertionError("mdt_attention_bwd_bf16_out_bf16grad threw", error);
         }
     }
-    public static int mdt_attention_fwd_bf16_out_qknorm(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment qCenter, MemorySegment qRstd, MemorySegment kCenter, MemorySegment kRstd, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim) {
+    public static int mdt_attention_fwd_bf16_out_qknorm(MemorySegment stream, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment qCenter, MemorySegment qRstd, MemorySegment kCenter, MemorySegment kRstd, MemorySegment out, MemorySegment lse, long samples, long queries, long keys, long heads, long headDim, long qStride, long kvStride) {
         try {
-            return (int) MDT_ATTENTION_FWD_BF16_OUT_QKNORM.invokeExact(stream, q, k, v, qCenter, qRstd, kCenter, kRstd, out, lse, samples, queries, keys, heads, headDim);
+            return (int) MDT_ATTENTION_FWD_BF16_OUT_QKNORM.invokeExact(stream, q, k, v, qCenter, qRstd, kCenter, kRstd, out, lse, samples, queries, keys, heads, headDim, qStride, kvStride);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_fwd_bf16_out_qknorm threw", error);
         }
     }
 
-    public static int mdt_attention_bwd_bf16_out_bf16grad_qknorm(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment qCenter, MemorySegment qRstd, MemorySegment kCenter, MemorySegment kRstd, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim, int bf16Grads) {
+    public static int mdt_attention_bwd_bf16_out_bf16grad_qknorm(MemorySegment stream, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment qCenter, MemorySegment qRstd, MemorySegment kCenter, MemorySegment kRstd, MemorySegment out, MemorySegment lse, MemorySegment delta, MemorySegment dOutBf16, MemorySegment dq, MemorySegment dk, MemorySegment dv, long samples, long queries, long keys, long heads, long headDim, long qStride, long kvStride, int bf16Grads) {
         try {
-            return (int) MDT_ATTENTION_BWD_BF16_OUT_BF16GRAD_QKNORM.invokeExact(stream, dOut, q, k, v, qCenter, qRstd, kCenter, kRstd, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim, bf16Grads);
+            return (int) MDT_ATTENTION_BWD_BF16_OUT_BF16GRAD_QKNORM.invokeExact(stream, dOut, q, k, v, qCenter, qRstd, kCenter, kRstd, out, lse, delta, dOutBf16, dq, dk, dv, samples, queries, keys, heads, headDim, qStride, kvStride, bf16Grads);
         } catch (Throwable error) {
             throw new AssertionError("mdt_attention_bwd_bf16_out_bf16grad_qknorm threw", error);
         }

@@ -77,8 +77,9 @@ class CpuBf16GradientTest {
 
             Tensor indices = scope.zeros(DType.I32, 2, 1, 1), routed = TestData.uniform(scope, random, 1, 2, 4);
             Tensor gates = TestData.uniform(scope, random, 2, 1, 1), dGates = TestData.poisoned(scope, 2, 1, 1);
-            refused("moeCombineBackward: dOut must be F32",
-                    () -> BACKEND.moeCombineBackward(bf16, routed, gates, indices, routed.to(DType.BF16, scope), dGates));
+            refused("moeCombineBackward: dOut",
+                    () -> BACKEND.moeCombineBackward(ints, routed, gates, indices,
+                            routed.to(DType.BF16, scope), dGates));
             refused("moeCombineBackward: dH must be F32 or BF16", () -> BACKEND.moeCombineBackward(x, routed, gates,
                     indices, scope.zeros(DType.I32, 1, 2, 4), dGates));
             refused("moeDispatchBackward: dx must be F32",

@@ -248,6 +248,48 @@ class CudaBf16OutputTest extends CudaVersusCpu {
         }
     }
 
+    /**
+     * A bf16 graph's combine: from bf16 expert outputs into a bf16 out (the f32 sum rounded once: the bits of the f32
+     * out converted), and its backward reading a bf16 dOut (the bits of its backward from dOut's exact f32 upcast),
+     * on both backends.
+     */
+    @Test
+    void moeCombineToBf16AndItsBackwardFromABf16Gradient() {
+        Random random = new Random(29);
+        int samples = 2, tokens = 13, experts = 4, k = 6, dim = 37;
+        for (Backend backend : new Backend[] {cuda, cpu}) {
+            try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+                Function<Tensor, Tensor> place = t -> backend == cuda ? cuda.upload(t, device) : t;
+                Function<Tensor, Tensor> back = t -> backend == cuda ? cuda.download(t, host) : t;
+                Tensor probs = place.apply(uniform(host, random, 1f, samples, tokens, experts));
+                Tensor gates = place.apply(output(host, samples, experts, k));
+                Tensor indices = place.apply(Tensor.zeros(host, DType.I32, samples, experts, k));
+                backend.expertChoiceTopK(probs, k, gates, indices);
+                Tensor h = place.apply(uniform(host, random, 3f, experts, samples * k, dim).to(DType.BF16, host));
+                Tensor wide = place.apply(output(host, samples, tokens, dim));
+                backend.moeCombine(h, gates, indices, wide);
+                Tensor direct = place.apply(poisonedBf16(host, samples, tokens, dim));
+                backend.moeCombine(h, gates, indices, direct);
+                assertArrayEquals(bits(back.apply(wide).to(DType.BF16, host)), bits(back.apply(direct)),
+                        "moeCombine to bf16 vs f32 then convert on " + backend.name());
+                Tensor dOut = uniform(host, random, 1f, samples, tokens, dim).to(DType.BF16, host);
+                float[][] results = new float[2][];
+                for (int pass = 0; pass < 2; pass++) {
+                    Tensor gradient = place.apply(pass == 0 ? dOut : dOut.to(DType.F32, host));
+                    Tensor dH = place.apply(poisonedBf16(host, experts, samples * k, dim));
+                    Tensor dGates = place.apply(output(host, samples, experts, k));
+                    backend.moeCombineBackward(gradient, h, gates, indices, dH, dGates);
+                    float[] a = back.apply(dH).to(DType.F32, host).toFloatArray();
+                    float[] b = back.apply(dGates).toFloatArray();
+                    results[pass] = java.util.Arrays.copyOf(a, a.length + b.length);
+                    System.arraycopy(b, 0, results[pass], a.length, b.length);
+                }
+                assertArrayEquals(results[1], results[0], "moeCombineBackward from a bf16 dOut vs its f32 upcast on "
+                        + backend.name());
+            }
+        }
+    }
+
     @Test
     void bothBackendsRefuseAnIntegerOutputAlike() {
         try (MemoryScope scope = new MemoryScope("bad")) {

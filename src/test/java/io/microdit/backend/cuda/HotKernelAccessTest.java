@@ -139,6 +139,56 @@ class HotKernelAccessTest extends CudaVersusCpu {
         }
     }
 
+    /**
+     * Self-attention over one q|k|v [tokens, 3·W] (normalizedSelfAttention and its backward): the statistics pass and
+     * the attention kernels reading q, k and v rows 3·W apart, the gradients stored into q|k|v's gradient's column
+     * blocks (BF16 dO and gradients, as a bf16 graph has them) and each QK-norm's backward in place there. The two
+     * gradient kernels' BF16 stores (a quad of lanes writes 16 bytes of a row: half a sector) stay below 90% sector
+     * efficiency as they are with contiguous rows (80.8% and 88.0%): the strided rows must cost nothing more, so their
+     * counts are asserted equal to normalizedAttentionBackward's on q, k and v of their own.
+     */
+    @Test
+    void bf16SelfAttentionOverOneQkv() {
+        Random random = new Random(321);
+        int tokens = 128, headDim = WIDTH / HEADS;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor qkv = bf16(host, device, random, 1, tokens, 3 * WIDTH);
+            Tensor qMean = device.zeros(tokens), qRstd = device.zeros(tokens), qCenter = device.zeros(tokens, 2);
+            Tensor kMean = device.zeros(tokens), kRstd = device.zeros(tokens), kCenter = device.zeros(tokens, 2);
+            Tensor out = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor lse = cuda.upload(output(host, 1, HEADS, tokens), device);
+            Tensor dOut = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor dqkv = device.zeros(DType.BF16, 1, tokens, 3 * WIDTH);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.normalizedSelfAttention(qkv, HEADS, 1e-6f, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
+                        lse);
+                cuda.normalizedSelfAttentionBackward(dOut, qkv, out, lse, HEADS, 1e-6f, qMean, qRstd, qCenter, kMean,
+                        kRstd, kCenter, dqkv);
+            });
+            assertMeetsTargets(counts, "layer_norm");
+            assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
+            assertMeetsTargets(counts, "layer_norm_backward_kernel");
+            Tensor q = bf16(host, device, random, 1, tokens, WIDTH), k = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor v = bf16(host, device, random, 1, tokens, WIDTH);
+            Tensor dq = device.zeros(DType.BF16, 1, tokens, WIDTH), dk = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor dv = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            List<MemoryAccessModel.KernelCounts> contiguous = counted(() -> cuda.normalizedAttentionBackward(dOut, q, k,
+                    v, out, lse, HEADS, 1e-6f, qCenter, qRstd, kCenter, kRstd, dq, dk, dv));
+            for (String kernel : new String[] {"attention_key_gradients_bf16_kernel",
+                "attention_query_gradients_bf16_kernel"}) {
+                assertEquals(line(contiguous, kernel), line(counts, kernel), kernel + " with strided rows");
+            }
+        }
+    }
+
+    /** The counts of {@code kernel} without its name, for comparing two runs of it. */
+    private static List<Long> line(List<MemoryAccessModel.KernelCounts> counts, String kernel) {
+        MemoryAccessModel.KernelCounts c = counts.stream().filter(k -> k.kernel().equals(kernel)).findFirst()
+                .orElseThrow(() -> new AssertionError(kernel + " not launched:\n" + MemoryAccessModel.format(counts)));
+        return List.of(c.launches(), c.sharedRequests(), c.sharedWavefronts(), c.sharedIdealWavefronts(),
+                c.globalRequests(), c.globalSectors(), c.globalIdealSectors());
+    }
+
     @Test
     void moeDispatchAndCombineForwardAndBackward() {
         Random random = new Random(123);
@@ -155,11 +205,16 @@ class HotKernelAccessTest extends CudaVersusCpu {
             Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
             Tensor dH = device.zeros(DType.F32, experts, k, WIDTH), dGates = device.zeros(DType.F32, 1, experts, k);
             Tensor dx = device.zeros(DType.F32, 1, tokens, WIDTH);
+            // A bf16 graph's combine: bf16 out, and its backward from a bf16 dOut.
+            Tensor outBf16 = device.zeros(DType.BF16, 1, tokens, WIDTH);
+            Tensor dOutBf16 = bf16(host, device, random, 1, tokens, WIDTH);
             List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
                 cuda.moeDispatch(x, indices, routed);
                 cuda.moeDispatch(x, indices, routedBf16);
                 cuda.moeCombine(h, gates, indices, out);
+                cuda.moeCombine(h, gates, indices, outBf16);
                 cuda.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+                cuda.moeCombineBackward(dOutBf16, h, gates, indices, dH, dGates);
                 cuda.moeDispatchBackward(dH, indices, dx);
             });
             assertMeetsTargets(counts, "dispatch_kernel");
