@@ -73,12 +73,17 @@ final class AttentionKernels {
         FloatVector.fromArray(SPECIES, sum, lane).fma(factor, blockSum).intoArray(sum, lane);
     }
 
-    /** {@code c[r·stride + lane + i] *= factor[lane + i]} for r < rows, one vector of lanes. */
-    static void scaleColumns(float[] c, int stride, int rows, int lane, float[] factor) {
-        FloatVector f = FloatVector.fromArray(SPECIES, factor, lane);
+    /**
+     * {@code c[r·stride + d] *= factor[r]} for r < rows, d < stride: the online softmax's rescaling of a row-major
+     * output accumulator (stride a whole number of vectors).
+     */
+    static void scaleRows(float[] c, int stride, int rows, float[] factor) {
         for (int r = 0; r < rows; r++) {
-            int index = r * stride + lane;
-            FloatVector.fromArray(SPECIES, c, index).mul(f).intoArray(c, index);
+            FloatVector f = FloatVector.broadcast(SPECIES, factor[r]);
+            for (int d = 0; d < stride; d += LANES) {
+                int index = r * stride + d;
+                FloatVector.fromArray(SPECIES, c, index).mul(f).intoArray(c, index);
+            }
         }
     }
 
@@ -109,6 +114,20 @@ final class AttentionKernels {
                          float[] c, int cOffset, int cRowStride,
                          int rows, int vectors, int reduction, boolean accumulate) {
         int r = 0;
+        if (vectors <= 2) {
+            // Narrow products (a head's 16 queries, head_dim 32): eight rows, so that eight or sixteen independent
+            // accumulators hide the FMA latency that four chains of one vector leave exposed.
+            for (; r + 8 <= rows; r += 8) {
+                int bRows = bOffset + r * bRowStride, cRows = cOffset + r * cRowStride;
+                if (vectors == 2) {
+                    block8x2(b, bRows, bRowStride, bReductionStride, m, mOffset, mRowStride, c, cRows, cRowStride,
+                            reduction, accumulate);
+                } else if (vectors == 1) {
+                    block8x1(b, bRows, bRowStride, bReductionStride, m, mOffset, mRowStride, c, cRows, cRowStride,
+                            reduction, accumulate);
+                }
+            }
+        }
         for (; r + 4 <= rows; r += 4) {
             int v = 0;
             for (; v + 4 <= vectors; v += 4) {
@@ -149,12 +168,6 @@ final class AttentionKernels {
         }
     }
 
-    /** The inverse of {@link #rowToColumn}: {@code target[byteOffset + d] = scale · tile[d·QUERY_BLOCK + column]}. */
-    static void columnToRow(float[] tile, int column, int count, float scale, MemorySegment target,
-                            long byteOffset) {
-        columnToRow(tile, column, count, scale, target, byteOffset, QUERY_BLOCK, COLUMN);
-    }
-
     /** Lane k at k·stride: the index map that walks a column of a tile whose rows are {@code stride} floats long. */
     static int[] columnMap(int stride) {
         return IntStream.range(0, LANES).map(k -> k * stride).toArray();
@@ -173,23 +186,6 @@ final class AttentionKernels {
         }
         for (; d < count; d++) {
             tile[d * stride + column] = scale * source[offset + d];
-        }
-    }
-
-    /**
-     * {@code target[byteOffset + d] = scale · tile[d·stride + column]} for d < count, with {@code columns} the
-     * {@link #columnMap} of stride.
-     */
-    static void columnToRow(float[] tile, int column, int count, float scale, MemorySegment target,
-                            long byteOffset, int stride, int[] columns) {
-        int d = 0;
-        for (; d + LANES <= count; d += LANES) {
-            FloatVector.fromArray(SPECIES, tile, d * stride + column, columns, 0).mul(scale)
-                    .intoMemorySegment(target, byteOffset + (long) d * Float.BYTES, ORDER);
-        }
-        for (; d < count; d++) {
-            target.set(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES,
-                    scale * tile[d * stride + column]);
         }
     }
 
@@ -311,6 +307,97 @@ final class AttentionKernels {
         a21.intoArray(c, c2 + LANES);
         a30.intoArray(c, c3);
         a31.intoArray(c, c3 + LANES);
+    }
+
+    private static void block8x2(float[] b, int bBase, int bRow, int bStep, float[] m, int mBase, int mRow,
+                                 float[] c, int cBase, int cRow, int reduction, boolean accumulate) {
+        checkReach(b, bBase, 7 * bRow, bStep, m, mBase, 2 * LANES, mRow, reduction);
+        int c1 = cBase + cRow, c2 = c1 + cRow, c3 = c2 + cRow, c4 = c3 + cRow, c5 = c4 + cRow, c6 = c5 + cRow;
+        int c7 = c6 + cRow;
+        FloatVector a00 = start(c, cBase, accumulate), a01 = start(c, cBase + LANES, accumulate);
+        FloatVector a10 = start(c, c1, accumulate), a11 = start(c, c1 + LANES, accumulate);
+        FloatVector a20 = start(c, c2, accumulate), a21 = start(c, c2 + LANES, accumulate);
+        FloatVector a30 = start(c, c3, accumulate), a31 = start(c, c3 + LANES, accumulate);
+        FloatVector a40 = start(c, c4, accumulate), a41 = start(c, c4 + LANES, accumulate);
+        FloatVector a50 = start(c, c5, accumulate), a51 = start(c, c5 + LANES, accumulate);
+        FloatVector a60 = start(c, c6, accumulate), a61 = start(c, c6 + LANES, accumulate);
+        FloatVector a70 = start(c, c7, accumulate), a71 = start(c, c7 + LANES, accumulate);
+        int mi = mBase, bi = bBase;
+        for (int s = 0; s < reduction; s++, mi += mRow, bi += bStep) {
+            FloatVector m0 = FloatVector.fromArray(SPECIES, m, mi);
+            FloatVector m1 = FloatVector.fromArray(SPECIES, m, mi + LANES);
+            FloatVector b0 = FloatVector.broadcast(SPECIES, b[bi]);
+            a00 = m0.fma(b0, a00);
+            a01 = m1.fma(b0, a01);
+            FloatVector b1 = FloatVector.broadcast(SPECIES, b[bi + bRow]);
+            a10 = m0.fma(b1, a10);
+            a11 = m1.fma(b1, a11);
+            FloatVector b2 = FloatVector.broadcast(SPECIES, b[bi + 2 * bRow]);
+            a20 = m0.fma(b2, a20);
+            a21 = m1.fma(b2, a21);
+            FloatVector b3 = FloatVector.broadcast(SPECIES, b[bi + 3 * bRow]);
+            a30 = m0.fma(b3, a30);
+            a31 = m1.fma(b3, a31);
+            FloatVector b4 = FloatVector.broadcast(SPECIES, b[bi + 4 * bRow]);
+            a40 = m0.fma(b4, a40);
+            a41 = m1.fma(b4, a41);
+            FloatVector b5 = FloatVector.broadcast(SPECIES, b[bi + 5 * bRow]);
+            a50 = m0.fma(b5, a50);
+            a51 = m1.fma(b5, a51);
+            FloatVector b6 = FloatVector.broadcast(SPECIES, b[bi + 6 * bRow]);
+            a60 = m0.fma(b6, a60);
+            a61 = m1.fma(b6, a61);
+            FloatVector b7 = FloatVector.broadcast(SPECIES, b[bi + 7 * bRow]);
+            a70 = m0.fma(b7, a70);
+            a71 = m1.fma(b7, a71);
+        }
+        a00.intoArray(c, cBase);
+        a01.intoArray(c, cBase + LANES);
+        a10.intoArray(c, c1);
+        a11.intoArray(c, c1 + LANES);
+        a20.intoArray(c, c2);
+        a21.intoArray(c, c2 + LANES);
+        a30.intoArray(c, c3);
+        a31.intoArray(c, c3 + LANES);
+        a40.intoArray(c, c4);
+        a41.intoArray(c, c4 + LANES);
+        a50.intoArray(c, c5);
+        a51.intoArray(c, c5 + LANES);
+        a60.intoArray(c, c6);
+        a61.intoArray(c, c6 + LANES);
+        a70.intoArray(c, c7);
+        a71.intoArray(c, c7 + LANES);
+    }
+
+    private static void block8x1(float[] b, int bBase, int bRow, int bStep, float[] m, int mBase, int mRow,
+                                 float[] c, int cBase, int cRow, int reduction, boolean accumulate) {
+        checkReach(b, bBase, 7 * bRow, bStep, m, mBase, LANES, mRow, reduction);
+        int c1 = cBase + cRow, c2 = c1 + cRow, c3 = c2 + cRow, c4 = c3 + cRow, c5 = c4 + cRow, c6 = c5 + cRow;
+        int c7 = c6 + cRow;
+        FloatVector a0 = start(c, cBase, accumulate), a1 = start(c, c1, accumulate);
+        FloatVector a2 = start(c, c2, accumulate), a3 = start(c, c3, accumulate);
+        FloatVector a4 = start(c, c4, accumulate), a5 = start(c, c5, accumulate);
+        FloatVector a6 = start(c, c6, accumulate), a7 = start(c, c7, accumulate);
+        int mi = mBase, bi = bBase;
+        for (int s = 0; s < reduction; s++, mi += mRow, bi += bStep) {
+            FloatVector m0 = FloatVector.fromArray(SPECIES, m, mi);
+            a0 = m0.fma(FloatVector.broadcast(SPECIES, b[bi]), a0);
+            a1 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + bRow]), a1);
+            a2 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 2 * bRow]), a2);
+            a3 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 3 * bRow]), a3);
+            a4 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 4 * bRow]), a4);
+            a5 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 5 * bRow]), a5);
+            a6 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 6 * bRow]), a6);
+            a7 = m0.fma(FloatVector.broadcast(SPECIES, b[bi + 7 * bRow]), a7);
+        }
+        a0.intoArray(c, cBase);
+        a1.intoArray(c, c1);
+        a2.intoArray(c, c2);
+        a3.intoArray(c, c3);
+        a4.intoArray(c, c4);
+        a5.intoArray(c, c5);
+        a6.intoArray(c, c6);
+        a7.intoArray(c, c7);
     }
 
     private static void block4x1(float[] b, int bBase, int bRow, int bStep, float[] m, int mBase, int mRow,

@@ -17,7 +17,8 @@ import java.util.Arrays;
  * queries, scaled by 1/sqrt(Dh), are gathered transposed into a [Dh, queries] tile so that queries run along
  * vector lanes; then
  * for each block of {@link #KEY_BLOCK} keys: scores [keys, queries] = K·Qᵀ, online softmax per query (running
- * max and sum, rescaling the output accumulator when the max grows), output [Dh, queries] += Vᵀ·P. The
+ * max and sum, rescaling the output accumulator when the max grows), output [queries, Dh] += Pᵀ·V, row-major so
+ * that it is stored without a transpose. The
  * softmax statistics stay in lanes, so no horizontal reduction is needed anywhere. Saves lse = max + log(sum).
  *
  * <p>Backward: one task per (sample, head), so dK and dV are accumulated by one thread without races and the
@@ -89,15 +90,18 @@ final class CpuAttention {
      * query blocks.
      */
     private static final class ForwardTiles {
-        final float[] queryT, outputT, keys, values, scores;
+        final float[] queryT, output, keys, values, scores;
         final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
+        /** head_dim padded to whole vectors: the row stride of keys, values and output (the padding stays zero). */
+        final int paddedHeadDim;
         int gatheredHead = -1;
 
         ForwardTiles(Shape s) {
+            paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             queryT = new float[s.headDim() * QUERY_BLOCK];
-            outputT = new float[s.headDim() * QUERY_BLOCK];
-            keys = new float[s.keys() * s.headDim()];
-            values = new float[s.keys() * s.headDim()];
+            output = new float[QUERY_BLOCK * paddedHeadDim];
+            keys = new float[s.keys() * paddedHeadDim];
+            values = new float[s.keys() * paddedHeadDim];
             scores = new float[KEY_BLOCK * QUERY_BLOCK];
         }
     }
@@ -105,13 +109,13 @@ final class CpuAttention {
     private static void forwardBlock(Shape s, int sample, int head, int firstQuery, MemorySegment qs,
                                      MemorySegment ks, MemorySegment vs, MemorySegment os, MemorySegment ls,
                                      ForwardTiles t) {
-        int dh = s.headDim();
+        int dh = s.headDim(), pd = t.paddedHeadDim;
         int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
         int vectors = Math.ceilDiv(count, LANES), padded = vectors * LANES;
         float scale = (float) (1 / Math.sqrt(dh));
         if (t.gatheredHead != sample * s.heads() + head) {
-            gatherHead(s, sample, head, ks, s.keys(), t.keys, dh);
-            gatherHead(s, sample, head, vs, s.keys(), t.values, dh);
+            gatherHead(s, sample, head, ks, s.keys(), t.keys, pd);
+            gatherHead(s, sample, head, vs, s.keys(), t.values, pd);
             t.gatheredHead = sample * s.heads() + head;
         }
         for (int i = 0; i < count; i++) {
@@ -123,33 +127,35 @@ final class CpuAttention {
                 t.queryT[d * QUERY_BLOCK + i] = 0f;
             }
         }
-        Arrays.fill(t.outputT, 0f);
+        Arrays.fill(t.output, 0, count * pd, 0f);
         Arrays.fill(t.max, Float.NEGATIVE_INFINITY);
         Arrays.fill(t.sum, 0f);
         for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
             int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
-            AttentionKernels.multiply(t.keys, firstKey * dh, dh, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0,
+            AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0,
                     QUERY_BLOCK, keyCount, vectors, dh, false);
             for (int lane = 0; lane < padded; lane += LANES) {
                 AttentionKernels.onlineSoftmax(t.scores, QUERY_BLOCK, keyCount, lane, t.max, t.sum, t.rescale);
-                AttentionKernels.scaleColumns(t.outputT, QUERY_BLOCK, dh, lane, t.rescale);
             }
-            AttentionKernels.multiply(t.values, firstKey * dh, 1, dh, t.scores, 0, QUERY_BLOCK, t.outputT, 0,
-                    QUERY_BLOCK, dh, vectors, keyCount, true);
+            AttentionKernels.scaleRows(t.output, pd, count, t.rescale);
+            // The output row-major, [query, head_dim]: each element sums the keys in the same order as a
+            // query-major tile would, and no transpose is needed to store it.
+            AttentionKernels.multiply(t.scores, 0, 1, QUERY_BLOCK, t.values, firstKey * pd, pd, t.output, 0, pd,
+                    count, pd / LANES, keyCount, true);
         }
         for (int i = 0; i < count; i++) {
-            AttentionKernels.columnToRow(t.outputT, i, dh, 1f / t.sum[i], os,
+            AttentionKernels.scaleRow(t.output, i * pd, dh, 1f / t.sum[i], os,
                     s.offset(sample, firstQuery + i, s.queries(), head));
             long lseIndex = ((long) sample * s.heads() + head) * s.queries() + firstQuery + i;
             ls.setAtIndex(F, lseIndex, t.max[i] + (float) Math.log(t.sum[i]));
         }
     }
 
-    /** Copies the rows of one head of a [N, tokens, H·Dh] tensor into {@code tile} [tokens, Dh]. */
+    /** Copies the rows of one head of a [N, tokens, H·Dh] tensor into {@code tile} [tokens, rowStride]. */
     private static void gatherHead(Shape s, int sample, int head, MemorySegment source, int tokens, float[] tile,
-                                   int headDim) {
+                                   int rowStride) {
         for (int j = 0; j < tokens; j++) {
-            MemorySegment.copy(source, F, s.offset(sample, j, tokens, head), tile, j * headDim, headDim);
+            MemorySegment.copy(source, F, s.offset(sample, j, tokens, head), tile, j * rowStride, s.headDim());
         }
     }
 
@@ -193,7 +199,7 @@ final class CpuAttention {
 
         final int queryCount, keyCount, headDim;
         final int paddedQueries, paddedHeadDim;
-        final float[] queryT, query, gradOutT, gradOut, gradQueryT, keys, values, gradKeys, gradValues;
+        final float[] queryT, query, gradOutT, gradOut, gradQuery, keys, values, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
         /** One row of the forward's output, for delta = rowsum(dO ∘ O) over arrays rather than a segment. */
         final float[] outRow;
@@ -219,11 +225,11 @@ final class CpuAttention {
             int dh = s.headDim();
             queryT = new float[dh * paddedQueries];
             gradOutT = new float[dh * paddedQueries];
-            gradQueryT = new float[dh * paddedQueries];
+            gradQuery = new float[paddedQueries * paddedHeadDim];
             query = new float[paddedQueries * paddedHeadDim];
             gradOut = new float[paddedQueries * paddedHeadDim];
-            keys = new float[s.keys() * dh];
-            values = new float[s.keys() * dh];
+            keys = new float[s.keys() * paddedHeadDim];
+            values = new float[s.keys() * paddedHeadDim];
             gradKeys = new float[s.keys() * paddedHeadDim];
             gradValues = new float[s.keys() * paddedHeadDim];
             lse = new float[paddedQueries];
@@ -257,10 +263,10 @@ final class CpuAttention {
         MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
         for (int j = 0; j < s.keys(); j++) {
             long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
-            MemorySegment.copy(m.k(), F, rowBytes, t.keys, j * dh, dh);
-            MemorySegment.copy(m.v(), F, rowBytes, t.values, j * dh, dh);
+            MemorySegment.copy(m.k(), F, rowBytes, t.keys, j * pd, dh);
+            MemorySegment.copy(m.v(), F, rowBytes, t.values, j * pd, dh);
         }
-        Arrays.fill(t.gradQueryT, 0f);
+        Arrays.fill(t.gradQuery, 0f);
         Arrays.fill(t.gradKeys, 0f);
         Arrays.fill(t.gradValues, 0f);
         int headDimVectors = pd / LANES;
@@ -269,9 +275,9 @@ final class CpuAttention {
             for (int firstQuery = 0; firstQuery < s.queries(); firstQuery += QUERY_BLOCK) {
                 int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
                 int vectors = Math.ceilDiv(count, LANES);
-                AttentionKernels.multiply(t.keys, firstKey * dh, dh, 1, t.queryT, firstQuery, pq,
+                AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, t.queryT, firstQuery, pq,
                         t.probabilities, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
-                AttentionKernels.multiply(t.values, firstKey * dh, dh, 1, t.gradOutT, firstQuery, pq,
+                AttentionKernels.multiply(t.values, firstKey * pd, pd, 1, t.gradOutT, firstQuery, pq,
                         t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
                 for (int lane = 0; lane < vectors * LANES; lane += LANES) {
                     AttentionKernels.softmaxGradient(t.probabilities, t.gradScores, QUERY_BLOCK, keyCount, lane,
@@ -281,13 +287,14 @@ final class CpuAttention {
                         t.gradValues, firstKey * pd, pd, keyCount, headDimVectors, count, true);
                 AttentionKernels.multiply(t.gradScores, 0, QUERY_BLOCK, 1, t.query, firstQuery * pd, pd,
                         t.gradKeys, firstKey * pd, pd, keyCount, headDimVectors, count, true);
-                AttentionKernels.multiply(t.keys, firstKey * dh, 1, dh, t.gradScores, 0, QUERY_BLOCK,
-                        t.gradQueryT, firstQuery, pq, dh, vectors, keyCount, true);
+                // dQ row-major, [query, head_dim], summing the keys in the same order as a query-major tile.
+                AttentionKernels.multiply(t.gradScores, 0, 1, QUERY_BLOCK, t.keys, firstKey * pd, pd,
+                        t.gradQuery, firstQuery * pd, pd, count, headDimVectors, keyCount, true);
             }
         }
         for (int i = 0; i < s.queries(); i++) {
             long rowBytes = (((long) sample * s.queries() + i) * width + columnBase) * Float.BYTES;
-            AttentionKernels.columnToRow(t.gradQueryT, i, dh, scale, m.dq(), rowBytes, pq, t.columns);
+            AttentionKernels.scaleRow(t.gradQuery, i * pd, dh, scale, m.dq(), rowBytes);
         }
         for (int j = 0; j < s.keys(); j++) {
             long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
