@@ -168,6 +168,57 @@ final class AttentionKernels {
         }
     }
 
+    /** {@code tile[offset + d] = source[byteOffset + d]} for d < count: whole vectors, then a scalar tail. */
+    static void copyRow(MemorySegment source, long byteOffset, float[] tile, int offset, int count) {
+        int d = 0;
+        for (; d + LANES <= count; d += LANES) {
+            FloatVector.fromMemorySegment(SPECIES, source, byteOffset + (long) d * Float.BYTES, ORDER)
+                    .intoArray(tile, offset + d);
+        }
+        for (; d < count; d++) {
+            tile[offset + d] = source.get(ValueLayout.JAVA_FLOAT, byteOffset + (long) d * Float.BYTES);
+        }
+    }
+
+    /**
+     * {@code dots[r] = sum over d < count of a[r·stride + d] · b[r·stride + d]} for r < rows, each sum in d's order
+     * from 0 (a product rounded, then the add), eight rows at a time: one row's sum is a chain of dependent adds,
+     * and eight independent chains keep the adder busy.
+     */
+    static void rowDots(float[] a, float[] b, int stride, int count, int rows, float[] dots) {
+        int r = 0;
+        for (; r + 8 <= rows; r += 8) {
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, s4 = 0f, s5 = 0f, s6 = 0f, s7 = 0f;
+            int i0 = r * stride, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride, i4 = i3 + stride;
+            int i5 = i4 + stride, i6 = i5 + stride, i7 = i6 + stride;
+            for (int d = 0; d < count; d++) {
+                s0 += a[i0 + d] * b[i0 + d];
+                s1 += a[i1 + d] * b[i1 + d];
+                s2 += a[i2 + d] * b[i2 + d];
+                s3 += a[i3 + d] * b[i3 + d];
+                s4 += a[i4 + d] * b[i4 + d];
+                s5 += a[i5 + d] * b[i5 + d];
+                s6 += a[i6 + d] * b[i6 + d];
+                s7 += a[i7 + d] * b[i7 + d];
+            }
+            dots[r] = s0;
+            dots[r + 1] = s1;
+            dots[r + 2] = s2;
+            dots[r + 3] = s3;
+            dots[r + 4] = s4;
+            dots[r + 5] = s5;
+            dots[r + 6] = s6;
+            dots[r + 7] = s7;
+        }
+        for (; r < rows; r++) {
+            float sum = 0f;
+            for (int d = 0; d < count; d++) {
+                sum += a[r * stride + d] * b[r * stride + d];
+            }
+            dots[r] = sum;
+        }
+    }
+
     /** Lane k at k·stride: the index map that walks a column of a tile whose rows are {@code stride} floats long. */
     static int[] columnMap(int stride) {
         return IntStream.range(0, LANES).map(k -> k * stride).toArray();

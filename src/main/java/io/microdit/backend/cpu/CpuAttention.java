@@ -155,7 +155,7 @@ final class CpuAttention {
     private static void gatherHead(Shape s, int sample, int head, MemorySegment source, int tokens, float[] tile,
                                    int rowStride) {
         for (int j = 0; j < tokens; j++) {
-            MemorySegment.copy(source, F, s.offset(sample, j, tokens, head), tile, j * rowStride, s.headDim());
+            AttentionKernels.copyRow(source, s.offset(sample, j, tokens, head), tile, j * rowStride, s.headDim());
         }
     }
 
@@ -201,8 +201,8 @@ final class CpuAttention {
         final int paddedQueries, paddedHeadDim;
         final float[] queryT, query, gradOutT, gradOut, gradQuery, keys, values, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
-        /** One row of the forward's output, for delta = rowsum(dO ∘ O) over arrays rather than a segment. */
-        final float[] outRow;
+        /** The forward's output rows [paddedQueries, paddedHeadDim], for delta = rowsum(dO ∘ O). */
+        final float[] out;
         /** Lane k at k·paddedQueries: walks a column of the query-major tiles. */
         final int[] columns;
 
@@ -237,7 +237,7 @@ final class CpuAttention {
             Arrays.fill(lse, s.queries(), paddedQueries, Float.POSITIVE_INFINITY);
             probabilities = new float[KEY_BLOCK * QUERY_BLOCK];
             gradScores = new float[KEY_BLOCK * QUERY_BLOCK];
-            outRow = new float[dh];
+            out = new float[paddedQueries * paddedHeadDim];
             columns = AttentionKernels.columnMap(paddedQueries);
         }
     }
@@ -249,22 +249,18 @@ final class CpuAttention {
         long lseBase = ((long) sample * s.heads() + head) * s.queries();
         for (int i = 0; i < s.queries(); i++) {
             long rowBytes = (((long) sample * s.queries() + i) * width + columnBase) * Float.BYTES;
-            MemorySegment.copy(m.q(), F, rowBytes, t.query, i * pd, dh);
-            MemorySegment.copy(m.dOut(), F, rowBytes, t.gradOut, i * pd, dh);
-            MemorySegment.copy(m.out(), F, rowBytes, t.outRow, 0, dh);
-            float delta = 0f;
-            for (int d = 0; d < dh; d++) {
-                delta += t.gradOut[i * pd + d] * t.outRow[d];
-            }
-            t.delta[i] = delta;
+            AttentionKernels.copyRow(m.q(), rowBytes, t.query, i * pd, dh);
+            AttentionKernels.copyRow(m.dOut(), rowBytes, t.gradOut, i * pd, dh);
+            AttentionKernels.copyRow(m.out(), rowBytes, t.out, i * pd, dh);
             AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
             AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
         }
+        AttentionKernels.rowDots(t.gradOut, t.out, pd, dh, s.queries(), t.delta);
         MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
         for (int j = 0; j < s.keys(); j++) {
             long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
-            MemorySegment.copy(m.k(), F, rowBytes, t.keys, j * pd, dh);
-            MemorySegment.copy(m.v(), F, rowBytes, t.values, j * pd, dh);
+            AttentionKernels.copyRow(m.k(), rowBytes, t.keys, j * pd, dh);
+            AttentionKernels.copyRow(m.v(), rowBytes, t.values, j * pd, dh);
         }
         Arrays.fill(t.gradQuery, 0f);
         Arrays.fill(t.gradKeys, 0f);
