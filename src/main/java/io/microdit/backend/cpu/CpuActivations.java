@@ -43,6 +43,9 @@ final class CpuActivations {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final int MIN_CHUNK = 1 << 14;
+    /** Elements per block of the exact GELU backward's two passes: its erf values (4 KiB) stay in L1. */
+    private static final int SLOPE_BLOCK = 1024;
+    private static final ThreadLocal<float[]> SLOPE_ERFS = ThreadLocal.withInitial(() -> new float[SLOPE_BLOCK]);
     private static final FloatVector ONE = FloatVector.broadcast(SPECIES, 1f);
     /** e^80 ≈ 5.5e34: large enough that σ(−80) is 0 to float precision, small enough that e·σ stays finite. */
     private static final float EXPONENT_CAP = 80f;
@@ -166,23 +169,52 @@ final class CpuActivations {
                 dxs.setAtIndex(F, i, geluTanhSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
             }
         } : (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                // geluExactSlope written out: as a method of its own (too large for C1 to inline) it was compiled
-                // alone with erf and both exponentials inlined, and C2 then refused to inline that big method into
-                // this loop, so every vector crossed a call boxed (6 ns an element). erf and exp, called directly,
-                // compile small enough to be inlined, as in the forward (mostly: see bench/RESULTS.md, issue 15).
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                FloatVector density = VectorMath.exp(v.mul(v).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
-                erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(HALF).add(v.mul(density))
-                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
-                        .intoMemorySegment(dxs, i * 4L, ORDER);
-            }
-            for (; i < end; i++) {
-                dxs.setAtIndex(F, i, geluExactSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
+            // Two passes per block, each a method of its own. The whole slope in one loop (erf with its exponential,
+            // the density's exponential, loads of either dtype) ran past C2's inlining budget
+            // (NodeCountInliningCutoff), and the calls it left out took vectors, so they were boxed and ran the
+            // Vector API's allocating fallback: 8-15 ns an element instead of about one. erf's values pass through
+            // a float[] unchanged, and the blocks are whole vectors, so the bits are the same.
+            float[] erfs = SLOPE_ERFS.get();
+            for (int block = start; block < end; block += SLOPE_BLOCK) {
+                int blockEnd = Math.min(end, block + SLOPE_BLOCK);
+                erfOfScaled(xs, bf16In, block, blockEnd, erfs);
+                exactSlopeTimes(xs, bf16In, gs, dxs, block, blockEnd, erfs);
             }
         });
         flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
+    }
+
+    /** {@code erfs[i − start] = erf(x[i]/√2)} for start ≤ i &lt; end. */
+    private static void erfOfScaled(MemorySegment xs, boolean bf16In, int start, int end, float[] erfs) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            erf(VectorMath.load(xs, i, bf16In).mul(SQRT_HALF_VECTOR)).intoArray(erfs, i - start);
+        }
+        for (; i < end; i++) {
+            erfs[i - start] = erf(VectorMath.loadOne(xs, i, bf16In) * SQRT_HALF);
+        }
+    }
+
+    /**
+     * {@code dx[i] = (Φ(x) + x·φ(x))·dOut[i]} for start ≤ i &lt; end, Φ(x) = 0.5·(1 + erf(x/√2)) with erf(x/√2)
+     * from {@code erfs} and φ(x) = e^(−x²/2)/√(2π); the tail's scalar operations are the lanes' (a product and a
+     * sum, no fused multiply-add), so every element gets the same bits either way.
+     */
+    private static void exactSlopeTimes(MemorySegment xs, boolean bf16In, MemorySegment gs, MemorySegment dxs,
+                                        int start, int end, float[] erfs) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            FloatVector v = VectorMath.load(xs, i, bf16In);
+            FloatVector density = VectorMath.exp(v.mul(v).mul(MINUS_HALF)).mul(INV_SQRT_2PI_VECTOR);
+            FloatVector.fromArray(SPECIES, erfs, i - start).add(ONE).mul(HALF).add(v.mul(density))
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                    .intoMemorySegment(dxs, i * 4L, ORDER);
+        }
+        for (; i < end; i++) {
+            float v = VectorMath.loadOne(xs, i, bf16In);
+            float density = VectorMath.exp(v * v * -0.5f) * INV_SQRT_2PI;
+            dxs.setAtIndex(F, i, ((erfs[i - start] + 1f) * 0.5f + v * density) * gs.getAtIndex(F, i));
+        }
     }
 
     void silu(Tensor x, Tensor out) {
@@ -354,15 +386,6 @@ final class CpuActivations {
     /** 0.5·x·(1 + erf(x/√2)). */
     private static float geluExact(float x) {
         return 0.5f * x * (1f + erf(x * SQRT_HALF));
-    }
-
-    /**
-     * Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π), with the vector loop's operations in its order (a
-     * product and a sum, no fused multiply-add), so the tail's elements get the bits the lanes would give them.
-     */
-    private static float geluExactSlope(float x) {
-        float density = VectorMath.exp(x * x * -0.5f) * INV_SQRT_2PI;
-        return (erf(x * SQRT_HALF) + 1f) * 0.5f + x * density;
     }
 
     /**
