@@ -209,14 +209,13 @@ struct mdt_comm_s {
             receive_counts[q] = static_cast<int>(mine);
             receive_displacements[q] = static_cast<int>(q * mine);
         }
-        Handle request = nullptr;
-        if (int s = check_mpi(mpi, mpi->ialltoallv(data, counts.data(), displacements.data(), mpi->float_type,
-                                                   parts.data(), receive_counts.data(),
-                                                   receive_displacements.data(), mpi->float_type, comm, &request),
-                              call)) {
+        if (int s = complete(call, [&](Handle *request) {
+                return mpi->ialltoallv(data, counts.data(), displacements.data(), mpi->float_type, parts.data(),
+                                       receive_counts.data(), receive_displacements.data(), mpi->float_type, comm,
+                                       request);
+            })) {
             return s;
         }
-        if (int s = wait(request, call)) return s;
         for (int64_t i = 0; i < mine; i++) {
             float total = accumulate ? out[i] : parts[i];
             for (int q = accumulate ? 0 : 1; q < size; q++) total += parts[q * mine + i];
@@ -225,44 +224,27 @@ struct mdt_comm_s {
         return MDT_SUCCESS;
     }
 
-    int gather(const float *shard, const int64_t *starts, float *data, const char *call) {
+    // Each rank's shard into its place in data. Elements of T move as `units` items each of MPI `type` (a gather
+    // does no arithmetic: float32 as floats, bf16 as byte pairs), counts and offsets in those items.
+    template <class T>
+    int gather(const T *shard, const int64_t *starts, T *data, Handle type, int units, const char *call) {
         for (int q = 0; q < size; q++) {
-            counts[q] = static_cast<int>(starts[q + 1] - starts[q]);
-            displacements[q] = static_cast<int>(starts[q]);
+            counts[q] = static_cast<int>(units * (starts[q + 1] - starts[q]));
+            displacements[q] = static_cast<int>(units * starts[q]);
         }
         // MPI forbids a send buffer inside the receive buffer unless it says so with MPI_IN_PLACE.
         const void *send = shard == data + starts[rank] ? kInPlace : shard;
-        Handle request = nullptr;
-        if (int s = check_mpi(mpi, mpi->iallgatherv(send, counts[rank], mpi->float_type, data, counts.data(),
-                                                    displacements.data(), mpi->float_type, comm, &request),
-                              call)) {
-            return s;
-        }
-        return wait(request, call);
+        return complete(call, [&](Handle *request) {
+            return mpi->iallgatherv(send, counts[rank], type, data, counts.data(), displacements.data(), type, comm,
+                                    request);
+        });
     }
 
-    // bf16 elements moved as byte pairs (a gather does no arithmetic), counts and offsets in bytes.
-    int gather_bf16(const uint16_t *shard, const int64_t *starts, uint16_t *data, const char *call) {
-        for (int q = 0; q < size; q++) {
-            counts[q] = static_cast<int>(2 * (starts[q + 1] - starts[q]));
-            displacements[q] = static_cast<int>(2 * starts[q]);
-        }
-        const void *send = shard == data + starts[rank] ? kInPlace : shard;
+    // Starts a nonblocking MPI collective (`start` returns MPI's status and sets the request) and waits for it.
+    template <class Start>
+    int complete(const char *call, Start start) {
         Handle request = nullptr;
-        if (int s = check_mpi(mpi, mpi->iallgatherv(send, counts[rank], mpi->byte_type, data, counts.data(),
-                                                    displacements.data(), mpi->byte_type, comm, &request),
-                              call)) {
-            return s;
-        }
-        return wait(request, call);
-    }
-
-    int broadcast(void *data, int64_t bytes, int root, const char *call) {
-        Handle request = nullptr;
-        if (int s = check_mpi(mpi, mpi->ibcast(data, static_cast<int>(bytes), mpi->byte_type, root, comm, &request),
-                              call)) {
-            return s;
-        }
+        if (int s = check_mpi(mpi, start(&request), call)) return s;
         return wait(request, call);
     }
 
@@ -325,6 +307,16 @@ int check_comm(mdt_comm_t comm, const char *call) {
     return comm ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: comm is NULL", call);
 }
 
+// The arguments of a collective over shards: the communicator, starts, and the buffers that hold elements.
+int check_sharded(mdt_comm_t comm, const int64_t *starts, const void *data, const void *shard, const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    return MDT_SUCCESS;
+}
+
 // The shards of an all-reduce: n elements split as evenly as they go (io.microdit.distributed.Communicator's).
 std::vector<int64_t> even_starts(int64_t n, int size) {
     std::vector<int64_t> starts(size + 1);
@@ -342,17 +334,13 @@ int all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,
     return comm->issue(stream, done, call, [comm, data, starts = even_starts(n, comm->size), call]() {
         comm->sum.resize(static_cast<size_t>(starts[comm->rank + 1] - starts[comm->rank]));
         if (int s = comm->reduce_scatter(data, starts.data(), comm->sum.data(), false, call)) return s;
-        return comm->gather(comm->sum.data(), starts.data(), data, call);
+        return comm->gather(comm->sum.data(), starts.data(), data, comm->mpi->float_type, 1, call);
     });
 }
 
 int reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts,
                        float *shard, int accumulate, mdt_event_t done, const char *call) {
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     // The caller's starts may be gone by the time a deferred collective runs.
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, done, call, [comm, data, kept, shard, accumulate, call]() {
@@ -463,32 +451,24 @@ int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const floa
 int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts,
                         float *data) {
     const char *call = "mdt_comm_all_gather";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
-        return comm->gather(shard, kept.data(), data, call);
+        return comm->gather(shard, kept.data(), data, comm->mpi->float_type, 1, call);
     });
 }
 
 int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts,
                              uint16_t *data) {
     const char *call = "mdt_comm_all_gather_bf16";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     if (2 * starts[comm->size] > INT_MAX) {
         return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %lld elements exceed MPI's int count of bytes", call,
                          static_cast<long long>(starts[comm->size]));
     }
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
-        return comm->gather_bf16(shard, kept.data(), data, call);
+        return comm->gather(shard, kept.data(), data, comm->mpi->byte_type, 2, call);
     });
 }
 
@@ -500,7 +480,9 @@ int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t
                          comm->size, static_cast<long long>(bytes), data);
     }
     return comm->issue(stream, nullptr, call, [comm, data, bytes, root, call]() {
-        return comm->broadcast(data, bytes, root, call);
+        return comm->complete(call, [comm, data, bytes, root](Handle *request) {
+            return comm->mpi->ibcast(data, static_cast<int>(bytes), comm->mpi->byte_type, root, comm->comm, request);
+        });
     });
 }
 
