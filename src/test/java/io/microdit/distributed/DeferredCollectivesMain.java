@@ -31,11 +31,12 @@ import java.util.List;
  * {@code rank r: the join failed: <message>}), after which the rank ends the job with {@link Communicator#abort}
  * (exit status 3), as a training run does:
  * <ul>
- *   <li>{@code kill}: every rank issues a deferred all-reduce and a deferred reduce-scatter; rank 1 then prints its
- *       pid and waits to be killed, the others join (and must never print that they left the join);
- *   <li>{@code mismatch} (2 ranks): a deferred reduce-scatter whose shard bounds differ across the ranks: each rank
- *       takes one element off its own shard (giving it to the other's), so each is sent one more element than it
- *       expects and MPI fails the exchange on both.
+ *   <li>{@code kill}: every rank issues a deferred all-reduce and a deferred reduce-scatter from the slots of a
+ *       {@link BucketRing}, as the gradient buckets are; rank 1 then prints its pid and waits to be killed, the
+ *       others join (and must never print that they left the join);
+ *   <li>{@code mismatch} (2 ranks): the ring's deferred reduce-scatter with shard bounds that differ across the
+ *       ranks: each rank takes one element off its own shard (giving it to the other's), so each is sent one more
+ *       element than it expects and MPI fails the exchange on both.
  * </ul>
  */
 public final class DeferredCollectivesMain {
@@ -137,17 +138,21 @@ public final class DeferredCollectivesMain {
             throw new IllegalArgumentException("mode " + mode);
         }
         Tensor shard = deviceScope.zeros((int) (starts[host.rank() + 1] - starts[host.rank()]));
-        try (DeviceCommunicator.Completion done = device.completion()) {
-            if (mode.equals("kill")) {
-                device.allReduceSumDeferred(data, done);
+        try (BucketRing ring = new BucketRing(device, backend, 2, n)) {
+            for (int slot = 0; slot < 2; slot++) {
+                backend.copy(data, ring.buffer(slot));
             }
-            device.reduceScatterSumDeferred(data, starts, shard, false, done);
+            if (mode.equals("kill")) {
+                ring.allReduceSum(0, ring.buffer(0), 0);
+            }
+            ring.reduceScatterSum(1, ring.buffer(1), starts, shard, false, 1);
             if (mode.equals("kill") && host.rank() == 1) {
                 System.out.println("pid " + ProcessHandle.current().pid());
                 System.out.flush();
                 sleep(120_000);
             }
-            device.join(done);
+            // The ring's collectives run in the order they were issued: joining the last one runs them all.
+            ring.join(1);
             System.out.println("rank " + host.rank() + " left the join");
         } catch (RuntimeException e) {
             System.out.println("rank " + host.rank() + ": the join failed: " + e.getMessage());
