@@ -144,18 +144,17 @@ struct mdt_comm_s {
     float *scratch = nullptr;  // every rank's copy of this rank's shard
     size_t scratch_floats = 0;
 
-    // Our stream waits for the caller's work so far.
-    int enter(mdt_stream_t caller, const char *call) {
-        if (int s = check_cuda(cudaEventRecord(before, reinterpret_cast<cudaStream_t>(caller)), call)) return s;
-        return check_cuda(cudaStreamWaitEvent(stream, before, 0), call);
-    }
-
-    // After the collective: `done` recorded (deferred: the caller joins it later), or without it the caller's later
-    // work waits for the collective now.
-    int leave(mdt_stream_t caller, mdt_event_t done, const char *call) {
+    // Queues `collective` (its work on our stream) after the caller's work so far; then records `done` after it
+    // (deferred: the caller joins it later) or, without `done`, makes the caller's later work wait for it now.
+    template <class Collective>
+    int issue(mdt_stream_t caller, mdt_event_t done, const char *call, Collective collective) {
+        cudaStream_t theirs = reinterpret_cast<cudaStream_t>(caller);
+        if (int s = check_cuda(cudaEventRecord(before, theirs), call)) return s;
+        if (int s = check_cuda(cudaStreamWaitEvent(stream, before, 0), call)) return s;
+        if (int s = collective()) return s;
         if (done) return check_cuda(cudaEventRecord(reinterpret_cast<cudaEvent_t>(done), stream), call);
         if (int s = check_cuda(cudaEventRecord(after, stream), call)) return s;
-        return check_cuda(cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(caller), after, 0), call);
+        return check_cuda(cudaStreamWaitEvent(theirs, after, 0), call);
     }
 
     int reserve(size_t floats, const char *call) {
@@ -225,6 +224,16 @@ int check_comm(mdt_comm_t comm, const char *call) {
     return comm ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: comm is NULL", call);
 }
 
+// The arguments of a collective over shards: the communicator, starts, and the buffers that hold elements.
+int check_sharded(mdt_comm_t comm, const int64_t *starts, const void *data, const void *shard, const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    return MDT_SUCCESS;
+}
+
 int check_done(mdt_event_t done, const char *call) {
     return done ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: done is NULL", call);
 }
@@ -240,25 +249,20 @@ int all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,
     for (int r = 0; r <= comm->size; r++) {
         starts[r] = r * (n / comm->size) + (r < n % comm->size ? r : n % comm->size);
     }
-    if (int s = comm->enter(stream, call)) return s;
     // The sends read the other ranks' shards of data and the sum overwrites this rank's own, only after the group's
     // receives and sends are done (both on our stream), so the sum can go straight to its place.
     float *mine = data + starts[comm->rank];
-    if (int s = comm->reduce_scatter(data, starts.data(), mine, 0, call)) return s;
-    if (int s = comm->gather(mine, starts.data(), data)) return s;
-    return comm->leave(stream, done, call);
+    return comm->issue(stream, done, call, [&]() {
+        if (int s = comm->reduce_scatter(data, starts.data(), mine, 0, call)) return s;
+        return comm->gather(mine, starts.data(), data);
+    });
 }
 
 int reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard,
                        int accumulate, mdt_event_t done, const char *call) {
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
-    if (int s = comm->enter(stream, call)) return s;
-    if (int s = comm->reduce_scatter(data, starts, shard, accumulate, call)) return s;
-    return comm->leave(stream, done, call);
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
+    return comm->issue(stream, done, call,
+                       [&]() { return comm->reduce_scatter(data, starts, shard, accumulate, call); });
 }
 }  // namespace
 
@@ -324,27 +328,15 @@ int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const floa
 int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts,
                         float *data) {
     const char *call = "mdt_comm_all_gather";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
-    if (int s = comm->enter(stream, call)) return s;
-    if (int s = comm->gather(shard, starts, data)) return s;
-    return comm->leave(stream, nullptr, call);
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
+    return comm->issue(stream, nullptr, call, [&]() { return comm->gather(shard, starts, data); });
 }
 
 int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts,
                              uint16_t *data) {
     const char *call = "mdt_comm_all_gather_bf16";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
-    if (int s = comm->enter(stream, call)) return s;
-    if (int s = comm->gather(shard, starts, data, kNcclBfloat16)) return s;
-    return comm->leave(stream, nullptr, call);
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
+    return comm->issue(stream, nullptr, call, [&]() { return comm->gather(shard, starts, data, kNcclBfloat16); });
 }
 
 int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t bytes, int root) {
@@ -355,13 +347,11 @@ int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t
                          comm->size, static_cast<long long>(bytes), data);
     }
     if (bytes == 0) return MDT_SUCCESS;
-    if (int s = comm->enter(stream, call)) return s;
-    if (int s = check_nccl(comm->nccl, comm->nccl->broadcast(data, data, bytes, kNcclUint8, root, comm->comm,
-                                                             comm->stream),
-                           "ncclBroadcast")) {
-        return s;
-    }
-    return comm->leave(stream, nullptr, call);
+    return comm->issue(stream, nullptr, call, [&]() {
+        return check_nccl(comm->nccl,
+                          comm->nccl->broadcast(data, data, bytes, kNcclUint8, root, comm->comm, comm->stream),
+                          "ncclBroadcast");
+    });
 }
 
 int mdt_comm_all_reduce_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,

@@ -9,12 +9,21 @@
 // Sums are rank-order: MPI_Alltoallv gives each rank every rank's copy of its shard, which it adds in rank order
 // (as io.microdit.distributed.MpiCommunicator does on the CPU), so N emulated ranks equal one process bit for bit.
 //
+// A rank that dies: Open MPI's own waits never return (it leaves a dead rank to mpirun, which ends the job, but
+// another launcher, or mpirun --enable-recovery, need not), so each collective is MPI's nonblocking one, polled;
+// while it waits, the ranks on this host (all of them in CI) are checked every kLivenessCheck, and a dead one fails
+// the collective with a status naming it and the collective, which the caller's join or synchronisation returns.
+//
 // libmpi.so.40 is opened at run time (the build needs no MPI headers): the handful of entry points are declared
 // here with Open MPI's ABI, where handles (MPI_Comm, MPI_Datatype, ...) are the addresses of its global objects
 // (ompi_mpi_comm_world, ompi_mpi_float, ...), looked up by name as MpiLibrary.java does.
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -36,9 +45,12 @@ struct Mpi {
     int (*comm_dup)(Handle, Handle *);
     int (*comm_free)(Handle *);
     int (*comm_set_errhandler)(Handle, Handle);
-    int (*alltoallv)(const void *, const int *, const int *, Handle, void *, const int *, const int *, Handle, Handle);
-    int (*allgatherv)(const void *, int, Handle, void *, const int *, const int *, Handle, Handle);
-    int (*bcast)(void *, int, Handle, int, Handle);
+    int (*allgather)(const void *, int, Handle, void *, int, Handle, Handle);
+    int (*ialltoallv)(const void *, const int *, const int *, Handle, void *, const int *, const int *, Handle, Handle,
+                      Handle *);
+    int (*iallgatherv)(const void *, int, Handle, void *, const int *, const int *, Handle, Handle, Handle *);
+    int (*ibcast)(void *, int, Handle, int, Handle, Handle *);
+    int (*test)(Handle *, int *, void *);
     int (*error_string)(int, char *, int *);
     Handle world, float_type, byte_type, errors_return;
 };
@@ -47,6 +59,43 @@ struct Mpi {
 void *const kInPlace = reinterpret_cast<void *>(1);
 // The emulator's unique id: MPI needs none (its world is the job's), so it only tells a blob from another library.
 const char kUniqueIdTag[] = "microdit emulator collectives over MPI";
+// How often a waiting collective looks for dead ranks: a few /proc reads, against the seconds a launcher takes.
+constexpr std::chrono::milliseconds kLivenessCheck{100};
+
+// Where a rank runs: its process id, and the host and pid namespace in which that id means that process.
+struct Place {
+    char host[96];
+    char pid_namespace[32];
+    int pid;
+};
+
+Place this_place() {
+    Place place{};
+    gethostname(place.host, sizeof place.host - 1);
+    ssize_t length = readlink("/proc/self/ns/pid", place.pid_namespace, sizeof place.pid_namespace - 1);
+    if (length < 0) place.pid_namespace[0] = 0;
+    place.pid = static_cast<int>(getpid());
+    return place;
+}
+
+bool same_process_space(const Place &a, const Place &b) {
+    return a.pid_namespace[0] && std::strcmp(a.host, b.host) == 0 && std::strcmp(a.pid_namespace, b.pid_namespace) == 0;
+}
+
+// Whether process `pid` of this pid namespace has ended: gone, or a zombie its launcher has not reaped yet.
+bool ended(int pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *file = std::fopen(path, "r");
+    if (!file) return errno == ENOENT;
+    char line[512];
+    size_t length = std::fread(line, 1, sizeof line - 1, file);
+    std::fclose(file);
+    line[length] = 0;
+    // The state letter follows the command name's closing parenthesis (the name itself may hold one).
+    const char *name_end = std::strrchr(line, ')');
+    return name_end && name_end[1] == ' ' && (name_end[2] == 'Z' || name_end[2] == 'X');
+}
 
 std::mutex load_mutex;
 Mpi loaded;
@@ -82,9 +131,11 @@ const Mpi *mpi() {
     bind(library, "MPI_Comm_dup", m.comm_dup, missing);
     bind(library, "MPI_Comm_free", m.comm_free, missing);
     bind(library, "MPI_Comm_set_errhandler", m.comm_set_errhandler, missing);
-    bind(library, "MPI_Alltoallv", m.alltoallv, missing);
-    bind(library, "MPI_Allgatherv", m.allgatherv, missing);
-    bind(library, "MPI_Bcast", m.bcast, missing);
+    bind(library, "MPI_Allgather", m.allgather, missing);
+    bind(library, "MPI_Ialltoallv", m.ialltoallv, missing);
+    bind(library, "MPI_Iallgatherv", m.iallgatherv, missing);
+    bind(library, "MPI_Ibcast", m.ibcast, missing);
+    bind(library, "MPI_Test", m.test, missing);
     bind(library, "MPI_Error_string", m.error_string, missing);
     for (auto [name_of, handle] : {std::pair<const char *, Handle *>{"ompi_mpi_comm_world", &m.world},
                                    {"ompi_mpi_float", &m.float_type},
@@ -142,6 +193,7 @@ struct mdt_comm_s {
     std::vector<float> parts;  // every rank's copy of this rank's shard, rank after rank
     std::vector<float> sum;    // this rank's summed shard of an all-reduce
     std::vector<int> counts, displacements, receive_counts, receive_displacements;
+    std::vector<Place> places;  // every rank's, exchanged at init
     // The first collective that failed (it ran as stream work, where only its status survives): every later call
     // reports it as the communication error it was, not as the stream's sticky launch failure.
     int failure = MDT_SUCCESS;
@@ -157,10 +209,11 @@ struct mdt_comm_s {
             receive_counts[q] = static_cast<int>(mine);
             receive_displacements[q] = static_cast<int>(q * mine);
         }
-        if (int s = check_mpi(mpi, mpi->alltoallv(data, counts.data(), displacements.data(), mpi->float_type,
-                                                  parts.data(), receive_counts.data(),
-                                                  receive_displacements.data(), mpi->float_type, comm),
-                              call)) {
+        if (int s = complete(call, [&](Handle *request) {
+                return mpi->ialltoallv(data, counts.data(), displacements.data(), mpi->float_type, parts.data(),
+                                       receive_counts.data(), receive_displacements.data(), mpi->float_type, comm,
+                                       request);
+            })) {
             return s;
         }
         for (int64_t i = 0; i < mine; i++) {
@@ -171,28 +224,48 @@ struct mdt_comm_s {
         return MDT_SUCCESS;
     }
 
-    int gather(const float *shard, const int64_t *starts, float *data, const char *call) {
+    // Each rank's shard into its place in data. Elements of T move as `units` items each of MPI `type` (a gather
+    // does no arithmetic: float32 as floats, bf16 as byte pairs), counts and offsets in those items.
+    template <class T>
+    int gather(const T *shard, const int64_t *starts, T *data, Handle type, int units, const char *call) {
         for (int q = 0; q < size; q++) {
-            counts[q] = static_cast<int>(starts[q + 1] - starts[q]);
-            displacements[q] = static_cast<int>(starts[q]);
+            counts[q] = static_cast<int>(units * (starts[q + 1] - starts[q]));
+            displacements[q] = static_cast<int>(units * starts[q]);
         }
         // MPI forbids a send buffer inside the receive buffer unless it says so with MPI_IN_PLACE.
         const void *send = shard == data + starts[rank] ? kInPlace : shard;
-        return check_mpi(mpi, mpi->allgatherv(send, counts[rank], mpi->float_type, data, counts.data(),
-                                              displacements.data(), mpi->float_type, comm),
-                         call);
+        return complete(call, [&](Handle *request) {
+            return mpi->iallgatherv(send, counts[rank], type, data, counts.data(), displacements.data(), type, comm,
+                                    request);
+        });
     }
 
-    // bf16 elements moved as byte pairs (a gather does no arithmetic), counts and offsets in bytes.
-    int gather_bf16(const uint16_t *shard, const int64_t *starts, uint16_t *data, const char *call) {
-        for (int q = 0; q < size; q++) {
-            counts[q] = static_cast<int>(2 * (starts[q + 1] - starts[q]));
-            displacements[q] = static_cast<int>(2 * starts[q]);
+    // Starts a nonblocking MPI collective (`start` returns MPI's status and sets the request) and waits for it.
+    template <class Start>
+    int complete(const char *call, Start start) {
+        Handle request = nullptr;
+        if (int s = check_mpi(mpi, start(&request), call)) return s;
+        return wait(request, call);
+    }
+
+    // Polls `request` to its end, checking the ranks on this host every kLivenessCheck (the file's opening comment).
+    // After a failure the request stays active: the communicator is unusable (every later call reports the failure).
+    int wait(Handle request, const char *call) {
+        auto next_check = std::chrono::steady_clock::now() + kLivenessCheck;
+        for (;;) {
+            int finished = 0;
+            if (int s = check_mpi(mpi, mpi->test(&request, &finished, nullptr), call)) return s;
+            if (finished) return MDT_SUCCESS;
+            if (std::chrono::steady_clock::now() < next_check) continue;
+            for (int q = 0; q < size; q++) {
+                if (q != rank && same_process_space(places[q], places[rank]) && ended(places[q].pid)) {
+                    return mdt::fail(MDT_ERROR_COMMUNICATION,
+                                     "%s: rank %d of %d (process %d on this host) died before the collective ended",
+                                     call, q, size, places[q].pid);
+                }
+            }
+            next_check = std::chrono::steady_clock::now() + kLivenessCheck;
         }
-        const void *send = shard == data + starts[rank] ? kInPlace : shard;
-        return check_mpi(mpi, mpi->allgatherv(send, counts[rank], mpi->byte_type, data, counts.data(),
-                                              displacements.data(), mpi->byte_type, comm),
-                         call);
     }
 
     int failed(const char *call) {
@@ -234,6 +307,16 @@ int check_comm(mdt_comm_t comm, const char *call) {
     return comm ? MDT_SUCCESS : mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: comm is NULL", call);
 }
 
+// The arguments of a collective over shards: the communicator, starts, and the buffers that hold elements.
+int check_sharded(mdt_comm_t comm, const int64_t *starts, const void *data, const void *shard, const char *call) {
+    if (int s = check_comm(comm, call)) return s;
+    if (int s = check_starts(starts, comm->size, call)) return s;
+    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
+        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
+    }
+    return MDT_SUCCESS;
+}
+
 // The shards of an all-reduce: n elements split as evenly as they go (io.microdit.distributed.Communicator's).
 std::vector<int64_t> even_starts(int64_t n, int size) {
     std::vector<int64_t> starts(size + 1);
@@ -251,17 +334,13 @@ int all_reduce_sum(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n,
     return comm->issue(stream, done, call, [comm, data, starts = even_starts(n, comm->size), call]() {
         comm->sum.resize(static_cast<size_t>(starts[comm->rank + 1] - starts[comm->rank]));
         if (int s = comm->reduce_scatter(data, starts.data(), comm->sum.data(), false, call)) return s;
-        return comm->gather(comm->sum.data(), starts.data(), data, call);
+        return comm->gather(comm->sum.data(), starts.data(), data, comm->mpi->float_type, 1, call);
     });
 }
 
 int reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts,
                        float *shard, int accumulate, mdt_event_t done, const char *call) {
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     // The caller's starts may be gone by the time a deferred collective runs.
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, done, call, [comm, data, kept, shard, accumulate, call]() {
@@ -328,6 +407,13 @@ int mdt_comm_init(mdt_comm_t *comm, const void *unique_id, int rank, int size) {
     if (!status) status = check_mpi(m, m->comm_dup(m->world, &created->comm), "MPI_Comm_dup");
     if (!status) {
         status = check_mpi(m, m->comm_set_errhandler(created->comm, m->errors_return), "MPI_Comm_set_errhandler");
+        if (!status) {
+            Place mine = this_place();
+            created->places.resize(size);
+            status = check_mpi(m, m->allgather(&mine, sizeof mine, m->byte_type, created->places.data(), sizeof mine,
+                                               m->byte_type, created->comm),
+                               "MPI_Allgather");
+        }
         if (status) m->comm_free(&created->comm);
     }
     if (status) {
@@ -365,32 +451,24 @@ int mdt_comm_reduce_scatter_sum(mdt_comm_t comm, mdt_stream_t stream, const floa
 int mdt_comm_all_gather(mdt_comm_t comm, mdt_stream_t stream, const float *shard, const int64_t *starts,
                         float *data) {
     const char *call = "mdt_comm_all_gather";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
-        return comm->gather(shard, kept.data(), data, call);
+        return comm->gather(shard, kept.data(), data, comm->mpi->float_type, 1, call);
     });
 }
 
 int mdt_comm_all_gather_bf16(mdt_comm_t comm, mdt_stream_t stream, const uint16_t *shard, const int64_t *starts,
                              uint16_t *data) {
     const char *call = "mdt_comm_all_gather_bf16";
-    if (int s = check_comm(comm, call)) return s;
-    if (int s = check_starts(starts, comm->size, call)) return s;
-    if ((starts[comm->size] > 0 && !data) || (starts[comm->rank + 1] > starts[comm->rank] && !shard)) {
-        return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: NULL buffer", call);
-    }
+    if (int s = check_sharded(comm, starts, data, shard, call)) return s;
     if (2 * starts[comm->size] > INT_MAX) {
         return mdt::fail(MDT_ERROR_INVALID_ARGUMENT, "%s: %lld elements exceed MPI's int count of bytes", call,
                          static_cast<long long>(starts[comm->size]));
     }
     std::vector<int64_t> kept(starts, starts + comm->size + 1);
     return comm->issue(stream, nullptr, call, [comm, shard, kept, data, call]() {
-        return comm->gather_bf16(shard, kept.data(), data, call);
+        return comm->gather(shard, kept.data(), data, comm->mpi->byte_type, 2, call);
     });
 }
 
@@ -402,9 +480,9 @@ int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data, int64_t
                          comm->size, static_cast<long long>(bytes), data);
     }
     return comm->issue(stream, nullptr, call, [comm, data, bytes, root, call]() {
-        return check_mpi(comm->mpi, comm->mpi->bcast(data, static_cast<int>(bytes), comm->mpi->byte_type, root,
-                                                     comm->comm),
-                         call);
+        return comm->complete(call, [comm, data, bytes, root](Handle *request) {
+            return comm->mpi->ibcast(data, static_cast<int>(bytes), comm->mpi->byte_type, root, comm->comm, request);
+        });
     });
 }
 

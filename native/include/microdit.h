@@ -550,7 +550,9 @@ MDT_API int mdt_comm_broadcast(mdt_comm_t comm, mdt_stream_t stream, void *data,
  * collective without the suffix, mdt_device_synchronize, mdt_free, mdt_comm_destroy; so every rank must join its
  * deferred collectives before it waits on the host for something the other ranks do only after theirs (an MPI call
  * of its own), or the ranks wait for each other forever. A failure found at issue is the _deferred call's status; on
- * the emulator, where the collective runs later, its failure is the join's status (and every later call's). */
+ * the emulator, where the collective runs later, its failure is the join's status (and every later call's). A rank
+ * that dies during a collective is ended with the job by mpirun; where the launcher leaves the others running, the
+ * emulator's collective that waits for a dead rank on its host fails with MDT_ERROR_COMMUNICATION naming the rank. */
 MDT_API int mdt_comm_all_reduce_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, float *data, int64_t n, mdt_event_t done);
 MDT_API int mdt_comm_reduce_scatter_sum_deferred(mdt_comm_t comm, mdt_stream_t stream, const float *data, const int64_t *starts, float *shard, int accumulate, mdt_event_t done);
 MDT_API int mdt_comm_join(mdt_comm_t comm, mdt_stream_t stream, mdt_event_t done);

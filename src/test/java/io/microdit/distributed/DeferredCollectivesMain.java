@@ -26,6 +26,18 @@ import java.util.List;
  *   <li>issuing into a slot whose collective is still in flight is refused.
  * </ul>
  * Prints one line per rank and exits 0 only when every check holds.
+ *
+ * <p>With an argument, the failures of a pending collective, each reported by the join as an exception (printed as
+ * {@code rank r: the join failed: <message>}), after which the rank ends the job with {@link Communicator#abort}
+ * (exit status 3), as a training run does:
+ * <ul>
+ *   <li>{@code kill}: every rank issues a deferred all-reduce and a deferred reduce-scatter from the slots of a
+ *       {@link BucketRing}, as the gradient buckets are; rank 1 then prints its pid and waits to be killed, the
+ *       others join (and must never print that they left the join);
+ *   <li>{@code mismatch} (2 ranks): the ring's deferred reduce-scatter with shard bounds that differ across the
+ *       ranks: each rank takes one element off its own shard (giving it to the other's), so each is sent one more
+ *       element than it expects and MPI fails the exchange on both.
+ * </ul>
  */
 public final class DeferredCollectivesMain {
     static final int BUCKETS = 5;
@@ -55,6 +67,10 @@ public final class DeferredCollectivesMain {
              CudaBackend backend = CudaBackend.opaque();
              DeviceCommunicator device = DeviceCommunicator.open(host, backend)) {
             DeferredCollectivesMain checks = new DeferredCollectivesMain(host, device, backend, scope);
+            if (args.length > 0) {
+                checks.failAtJoin(args[0]);
+                return;
+            }
             checks.pendingUntilJoined();
             checks.ring();
             checks.deviceScope.close();
@@ -105,6 +121,51 @@ public final class DeferredCollectivesMain {
             Tensor serial = toDevice(inputs[host.rank()]);
             device.allReduceSum(serial);
             expect("the all-reduce without deferral", toHost(serial), sum);
+        }
+    }
+
+    private void failAtJoin(String mode) {
+        int n = 1001;
+        Tensor data = toDevice(inputs(n, 13)[host.rank()]);
+        long[] starts = Communicator.evenStarts(n, host.size());
+        if (mode.equals("mismatch")) {
+            if (host.rank() == 0) {
+                starts[1]--;
+            } else {
+                starts[1]++;
+            }
+        } else if (!mode.equals("kill")) {
+            throw new IllegalArgumentException("mode " + mode);
+        }
+        Tensor shard = deviceScope.zeros((int) (starts[host.rank() + 1] - starts[host.rank()]));
+        try (BucketRing ring = new BucketRing(device, backend, 2, n)) {
+            for (int slot = 0; slot < 2; slot++) {
+                backend.copy(data, ring.buffer(slot));
+            }
+            if (mode.equals("kill")) {
+                ring.allReduceSum(0, ring.buffer(0), 0);
+            }
+            ring.reduceScatterSum(1, ring.buffer(1), starts, shard, false, 1);
+            if (mode.equals("kill") && host.rank() == 1) {
+                System.out.println("pid " + ProcessHandle.current().pid());
+                System.out.flush();
+                sleep(120_000);
+            }
+            // The ring's collectives run in the order they were issued: joining the last one runs them all.
+            ring.join(1);
+            System.out.println("rank " + host.rank() + " left the join");
+        } catch (RuntimeException e) {
+            System.out.println("rank " + host.rank() + ": the join failed: " + e.getMessage());
+            System.out.flush();
+            host.abort(3);
+        }
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

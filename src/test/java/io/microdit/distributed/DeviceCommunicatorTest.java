@@ -1,6 +1,8 @@
 package io.microdit.distributed;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -13,6 +15,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -58,6 +62,61 @@ class DeviceCommunicatorTest {
     }
 
     /**
+     * Rank 1 killed while a deferred all-reduce and reduce-scatter are pending ({@link DeferredCollectivesMain}
+     * {@code kill}): the job ends within 60 s with a message naming rank 1, and rank 0 never leaves its join. mpirun
+     * ends the job itself when a rank dies; with {@code --enable-recovery} it leaves the survivors running (as other
+     * launchers may), so there rank 0's join must find the dead rank itself and fail with a status naming it and the
+     * collective (mpirun then exits 0 whatever its ranks did, so only the default launch is checked for it).
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void aRankKilledWhileADeferredCollectiveIsPendingEndsTheJobWithAMessageNamingIt(boolean launcherEndsTheJob)
+            throws Exception {
+        AtomicLong killed = new AtomicLong(-1);
+        MpiLauncher.Result result = MpiLauncher.run(2, 90, line -> {
+            if (line.startsWith("pid ")) {
+                long pid = Long.parseLong(line.substring(4).trim());
+                // Rank 0 is in (or about to enter) the join of collectives that rank 1 will never run.
+                sleep(2000);
+                ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                killed.set(pid);
+            }
+        }, launcherEndsTheJob ? List.of() : List.of("--enable-recovery"), List.of(nativeDir()),
+                DeferredCollectivesMain.class, "kill");
+        assertTrue(killed.get() > 0, "rank 1 never reported its pid:\n" + result.output());
+        assertNotEquals(-1, result.exitCode(), "the job hung after rank 1 was killed:\n" + result.output());
+        assertTrue(result.seconds() < 60, "the job took " + result.seconds() + " s to end:\n" + result.output());
+        assertFalse(result.output().contains("left the join"), result.output());
+        if (launcherEndsTheJob) {
+            assertNotEquals(0, result.exitCode(), result.output());
+            assertTrue(result.output().contains("rank 1"), "no message names rank 1:\n" + result.output());
+        } else {
+            assertTrue(result.output().contains("rank 0: the join failed: mdt_comm_join failed: collective "
+                    + "communication failed (status " + COMMUNICATION_ERROR + "): mdt_comm_join: "
+                    + "mdt_comm_all_reduce_sum_deferred: rank 1 of 2 (process " + killed.get() + " on this host) "
+                    + "died"), result.output());
+        }
+    }
+
+    /**
+     * A deferred reduce-scatter whose shard bounds differ across the 2 ranks ({@link DeferredCollectivesMain}
+     * {@code mismatch}): MPI's error inside the pending collective is the join's exception on each rank, naming the
+     * collective and MPI's error; the ranks then end the job.
+     */
+    @Test
+    void anMpiErrorInsideADeferredCollectiveIsAnExceptionAtTheJoinNamingTheCollective() throws Exception {
+        MpiLauncher.Result result = MpiLauncher.run(2, 90, line -> { }, List.of(nativeDir()),
+                DeferredCollectivesMain.class, "mismatch");
+        assertNotEquals(0, result.exitCode(), result.output());
+        assertNotEquals(-1, result.exitCode(), "the job hung:\n" + result.output());
+        assertFalse(result.output().contains("left the join"), result.output());
+        assertTrue(result.output().matches("(?s).*rank [01]: the join failed: mdt_comm_join failed: collective "
+                + "communication failed \\(status " + COMMUNICATION_ERROR + "\\): mdt_comm_join: "
+                + "mdt_comm_reduce_scatter_sum_deferred failed with MPI error \\d+: MPI_ERR_TRUNCATE.*"),
+                result.output());
+    }
+
+    /**
      * The CUDA build without NCCL (and the emulator without MPI) reports MDT_ERROR_COMMUNICATION naming the library
      * and where it is looked for, instead of aborting; the CUDA build needs no GPU to get there.
      */
@@ -82,6 +141,14 @@ class DeviceCommunicatorTest {
         assertTrue(output.contains("status " + COMMUNICATION_ERROR + ": mdt_comm_unique_id: "), output);
         assertTrue(output.contains(absent), output);
         assertTrue(output.contains(advice), output);
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private static String nativeDir() throws IOException {

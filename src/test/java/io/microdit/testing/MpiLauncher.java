@@ -51,9 +51,17 @@ public final class MpiLauncher {
     /** {@link #run(int, long, Consumer, Class, String...)} with more JVM options (system properties). */
     public static Result run(int ranks, long timeoutSeconds, Consumer<String> onLine, List<String> jvmOptions,
                              Class<?> mainClass, String... args) throws IOException, InterruptedException {
+        return run(ranks, timeoutSeconds, onLine, List.of(), jvmOptions, mainClass, args);
+    }
+
+    /** {@link #run(int, long, Consumer, List, Class, String...)} with more mpirun options. */
+    public static Result run(int ranks, long timeoutSeconds, Consumer<String> onLine, List<String> mpirunOptions,
+                             List<String> jvmOptions, Class<?> mainClass, String... args)
+            throws IOException, InterruptedException {
         Path mpirun = requireMpirun();
-        List<String> command = new ArrayList<>(List.of(mpirun.toString(), "--allow-run-as-root", "--oversubscribe",
-                "-np", Integer.toString(ranks),
+        List<String> command = new ArrayList<>(List.of(mpirun.toString(), "--allow-run-as-root", "--oversubscribe"));
+        command.addAll(mpirunOptions);
+        command.addAll(List.of("-np", Integer.toString(ranks),
                 Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         String flags = System.getProperty("microdit.jvm.flags");
         if (flags == null) {
