@@ -351,6 +351,18 @@ struct Shape {
 };
 
 /**
+ * The row of the c-th of a staged Dh = 32 tile's groups (kGroups a row: 16-byte chunks or 4-byte words) when one
+ * shared-memory phase takes 2·kGroups consecutive c (8 lanes of 16 bytes; 32 of 4): rows r and r + 4, 320 bytes
+ * apart (16 banks), where rows r and r + 1, 80 bytes apart, would share 4 banks (two wavefronts). A bijection on
+ * each 8 rows; the group within the row stays c mod kGroups, and a warp still reads whole 64-byte rows from global.
+ */
+template <int kGroups>
+__device__ __forceinline__ int paired_row(int c) {
+    int phase = c / (2 * kGroups);
+    return phase / 4 * 8 + phase % 4 + c / kGroups % 2 * 4;
+}
+
+/**
  * Issues cp.async copies of rows [first, first + 64) of head h of sample n of a [N, tokens, H·Dh] bf16 tensor
  * into tile[64][Dh + kPad]; rows past {@code tokens} are zero-filled (no read), so masked keys meet zero V rows.
  */
@@ -359,7 +371,7 @@ __device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *
                                                 int64_t h, int64_t width, int64_t first) {
     constexpr int kChunks = Dh / 8;  // 16-byte chunks per row
     for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
-        int r = c / kChunks, column = c % kChunks * 8;
+        int r = Dh == 32 ? paired_row<kChunks>(c) : c / kChunks, column = c % kChunks * 8;
         int64_t token = first + r;
         bool inside = token < tokens;
         const uint16_t *from = inside ? source + (n * tokens + token) * width + h * Dh + column : source;
@@ -391,7 +403,8 @@ struct QkNorm {
  * a separate QK-norm would have written; zero-filled rows past {@code tokens} stay zero. The 64 rows' offsets and
  * rstd are staged first in {@code rows} [3·64] (whole sectors; each lane then reads its row's by broadcast). One
  * 4-byte word (two columns) a thread, consecutive lanes on consecutive words: a warp's words lie in one row for
- * Dh ≥ 64, so in 32 banks. Call between the barrier that publishes the tile and one more before it is read.
+ * Dh ≥ 64, in rows r and r + 4 for Dh = 32 (paired_row), so in 32 banks. Call between the barrier that publishes
+ * the tile and one more before it is read.
  */
 template <int Dh>
 __device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowNorm norm, int64_t n,
@@ -408,7 +421,7 @@ __device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowN
     // Kept a loop: unrolled, its loads would be hoisted into registers the products around it need.
     MDT_ROLLED
     for (int c = threadIdx.x; c < kKeyTile * kWords; c += kThreads) {
-        int r = c / kWords;
+        int r = Dh == 32 ? paired_row<kWords>(c) : c / kWords;
         if (first + r >= tokens) continue;
         float m0 = rows[2 * r], correction = rows[2 * r + 1], rstd = rows[2 * kKeyTile + r];
         uint32_t *pair = reinterpret_cast<uint32_t *>(tile + r * (Dh + kPad)) + c % kWords;

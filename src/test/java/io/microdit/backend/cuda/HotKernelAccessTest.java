@@ -83,9 +83,13 @@ class HotKernelAccessTest extends CudaVersusCpu {
         }
     }
 
-    /** F32 dO and gradients: the gradient kernels store f32 pairs as 64-bit words. */
+    /**
+     * F32 dO and gradients (the gradient kernels store f32 pairs as 64-bit words), at the backward's two head dims: 16
+     * heads of 64, and 32 of 32, whose 80-byte shared rows pair rows r and r + 4 in a phase (paired_row in
+     * attention.cu; rows r and r + 1 put 10–23% excess wavefronts on every bf16 attention kernel).
+     */
     @ParameterizedTest
-    @ValueSource(ints = {HEADS})
+    @ValueSource(ints = {HEADS, 2 * HEADS})
     void bf16AttentionForwardAndBackward(int heads) {
         Random random = new Random(122);
         int tokens = 128, headDim = WIDTH / heads;
@@ -146,14 +150,15 @@ class HotKernelAccessTest extends CudaVersusCpu {
     /**
      * Self-attention over one q|k|v [tokens, 3·W] (normalizedSelfAttention and its backward): the statistics pass and
      * the attention kernels reading q, k and v rows 3·W apart, the gradients stored into q|k|v's gradient's column
-     * blocks (BF16 dO and gradients, as a bf16 graph has them) and each QK-norm's backward in place there. The two
-     * gradient kernels meet the targets with strided rows and with q, k and v of their own
-     * (normalizedAttentionBackward), at the same counts: the strided rows cost nothing more. Their BF16 stores regroup
-     * a row's columns across the quad of lanes into 8-byte stores; stored as 4-byte pairs (half a 32-byte sector per
-     * quad) they were at 80.8% and 88.0% with 16 heads of 64.
+     * blocks (BF16 dO and gradients, as a bf16 graph has them) and each QK-norm's backward in place there, with 16
+     * heads of 64 and 32 of 32 (bf16AttentionForwardAndBackward says why both). The two gradient kernels meet the
+     * targets with strided rows and with q, k and v of their own (normalizedAttentionBackward), at the same counts:
+     * the strided rows cost nothing more. Their BF16 stores regroup a row's columns across the quad of lanes into
+     * 8-byte stores; stored as 4-byte pairs (half a 32-byte sector per quad) they were at 80.8% and 88.0% with 16
+     * heads of 64.
      */
     @ParameterizedTest
-    @ValueSource(ints = {HEADS})
+    @ValueSource(ints = {HEADS, 2 * HEADS})
     void bf16SelfAttentionOverOneQkv(int heads) {
         Random random = new Random(321);
         int tokens = 128, headDim = WIDTH / heads;
