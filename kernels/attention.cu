@@ -809,8 +809,11 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
  * V double-buffered in shared memory (as the forward): S = Q·Kᵀ, P = exp2(S·scale·log2 e − lse₂) (keys past the
  * end −∞), dP = dO·Vᵀ, dS = P∘(dP − D), dQ += dS·K. Each query row is owned by one warp: deterministic.
  */
+// Min blocks: the blocks that an SM's 64K registers held before the bf16 stores were regrouped (Dh 64: 167
+// registers, 3 blocks; Dh 32: 100-127, 4). Left free, ptxas gave Dh 64 174 registers on sm_90 (2 blocks); a bound
+// of 3 for both gave Dh 32 142 (3 blocks).
 template <int Dh>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, Dh == 32 ? 4 : 3)
 attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                       const uint16_t *d_out_bf16, const float *lse, const float *delta,
                                       mdt::GradOut dq, Shape s, float scale, QkNorm norm) {
