@@ -29,7 +29,7 @@
 // A fragments, K/V tiles as the forward; A fragments staged like the forward's Q) recompute P = exp2(S·scale·
 // log2 e − lse·log2 e) and dS = P∘(dP − D), every product on tensor cores with the C → A register trick; each
 // gradient row is owned by one warp and summed in a fixed order (deterministic, no atomics); gradients are stored
-// in pairs (f32: one 64-bit word; bf16: one 32-bit word).
+// as the forward's outputs, 8 bytes a lane (f32 pairs; bf16 regrouped across the quad): whole 32-byte sectors.
 // The _bf16grad backwards take dO and dq, dk, dv each as f32 or bf16 (mdt::GradIn/GradOut): in a bf16 graph the
 // gradient of a bf16 value is bf16. A bf16 dO is what the prologue would have rounded it to, so the kernels read it
 // as it is (no scratch copy, 4 bytes per element less); a bf16 gradient is the f32 result rounded once at the store.
@@ -351,6 +351,18 @@ struct Shape {
 };
 
 /**
+ * The row of the c-th of a staged Dh = 32 tile's groups (kGroups a row: 16-byte chunks or 4-byte words) when one
+ * shared-memory phase takes 2·kGroups consecutive c (8 lanes of 16 bytes; 32 of 4): rows r and r + 4, 320 bytes
+ * apart (16 banks), where rows r and r + 1, 80 bytes apart, would share 4 banks (two wavefronts). A bijection on
+ * each 8 rows; the group within the row stays c mod kGroups, and a warp still reads whole 64-byte rows from global.
+ */
+template <int kGroups>
+__device__ __forceinline__ int paired_row(int c) {
+    int phase = c / (2 * kGroups);
+    return phase / 4 * 8 + phase % 4 + c / kGroups % 2 * 4;
+}
+
+/**
  * Issues cp.async copies of rows [first, first + 64) of head h of sample n of a [N, tokens, H·Dh] bf16 tensor
  * into tile[64][Dh + kPad]; rows past {@code tokens} are zero-filled (no read), so masked keys meet zero V rows.
  */
@@ -359,7 +371,7 @@ __device__ __forceinline__ void load_rows_async(uint16_t *tile, const uint16_t *
                                                 int64_t h, int64_t width, int64_t first) {
     constexpr int kChunks = Dh / 8;  // 16-byte chunks per row
     for (int c = threadIdx.x; c < kKeyTile * kChunks; c += kThreads) {
-        int r = c / kChunks, column = c % kChunks * 8;
+        int r = Dh == 32 ? paired_row<kChunks>(c) : c / kChunks, column = c % kChunks * 8;
         int64_t token = first + r;
         bool inside = token < tokens;
         const uint16_t *from = inside ? source + (n * tokens + token) * width + h * Dh + column : source;
@@ -391,7 +403,8 @@ struct QkNorm {
  * a separate QK-norm would have written; zero-filled rows past {@code tokens} stay zero. The 64 rows' offsets and
  * rstd are staged first in {@code rows} [3·64] (whole sectors; each lane then reads its row's by broadcast). One
  * 4-byte word (two columns) a thread, consecutive lanes on consecutive words: a warp's words lie in one row for
- * Dh ≥ 64, so in 32 banks. Call between the barrier that publishes the tile and one more before it is read.
+ * Dh ≥ 64, in rows r and r + 4 for Dh = 32 (paired_row), so in 32 banks. Call between the barrier that publishes
+ * the tile and one more before it is read.
  */
 template <int Dh>
 __device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowNorm norm, int64_t n,
@@ -408,7 +421,7 @@ __device__ __forceinline__ void normalize_rows(uint16_t *tile, float *rows, RowN
     // Kept a loop: unrolled, its loads would be hoisted into registers the products around it need.
     MDT_ROLLED
     for (int c = threadIdx.x; c < kKeyTile * kWords; c += kThreads) {
-        int r = c / kWords;
+        int r = Dh == 32 ? paired_row<kWords>(c) : c / kWords;
         if (first + r >= tokens) continue;
         float m0 = rows[2 * r], correction = rows[2 * r + 1], rstd = rows[2 * kKeyTile + r];
         uint32_t *pair = reinterpret_cast<uint32_t *>(tile + r * (Dh + kPad)) + c % kWords;
@@ -659,6 +672,36 @@ __global__ void attention_row_dot_bf16_kernel(mdt::GradIn d_out, const Out *out,
     }
 }
 
+/**
+ * Stores row g + 8i of a warp's 16 × Dh gradient accumulator (C fragments; g = lane / 4), times {@code scale}, at
+ * elements base..base + Dh − 1 of {@code gradient} (base a multiple of 4), 8 bytes a lane so that each quad of
+ * lanes writes a whole 32-byte sector of its row: f32 pairs as one 64-bit word; bf16 pairs (rounded once) regrouped
+ * across the quad, four shuffles per 16 columns, where 4-byte pairs filled half a sector (80.8% and 88.0% of the
+ * stored sectors' bytes used by the two gradient kernels with bf16 gradients). Every lane must call it (the
+ * shuffles); a row past the end ({@code inside} false) stores nothing.
+ */
+template <int Dh>
+__device__ __forceinline__ void store_gradient_row(mdt::GradOut gradient, int64_t base, const float acc[Dh / 8][4],
+                                                   int i, float scale, bool inside) {
+    int t = threadIdx.x % 4;
+    if (gradient.bf16) {
+        uint16_t *target = static_cast<uint16_t *>(gradient.data) + base;
+        MDT_UNROLL
+        for (int j = 0; j < Dh / 8; j += 2) {
+            unsigned long long four = mdt::quad_regroup_bf16(
+                mdt::pack_bf16x2(acc[j][2 * i] * scale, acc[j][2 * i + 1] * scale),
+                mdt::pack_bf16x2(acc[j + 1][2 * i] * scale, acc[j + 1][2 * i + 1] * scale));
+            if (inside) *reinterpret_cast<unsigned long long *>(target + 8 * j + 4 * t) = four;
+        }
+    } else if (inside) {
+        float *target = static_cast<float *>(gradient.data) + base;
+        MDT_UNROLL
+        for (int j = 0; j < Dh / 8; j++) {
+            mdt::store_pair(target + 8 * j + 2 * t, acc[j][2 * i] * scale, acc[j][2 * i + 1] * scale);
+        }
+    }
+}
+
 /** Shared bytes of a backward stage: two bf16 tiles [64][Dh + kPad] and two float rows [64]. */
 template <int Dh>
 __host__ __device__ constexpr size_t backward_stage_bytes() {
@@ -755,15 +798,9 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
     }
     MDT_UNROLL
     for (int i = 0; i < 2; i++) {
-        int64_t key = row + 8 * i;
-        if (key < s.keys) {
-            int64_t base = (n * s.keys + key) * s.kv_stride + h * Dh + 2 * t;
-            MDT_UNROLL
-            for (int j = 0; j < Dh / 8; j++) {  // paired stores: a quad of lanes writes whole 32-byte sectors
-                dk.store_pair(base + 8 * j, dk_acc[j][2 * i] * scale, dk_acc[j][2 * i + 1] * scale);
-                dv.store_pair(base + 8 * j, dv_acc[j][2 * i], dv_acc[j][2 * i + 1]);
-            }
-        }
+        int64_t key = row + 8 * i, base = (n * s.keys + key) * s.kv_stride + h * Dh;
+        store_gradient_row<Dh>(dk, base, dk_acc, i, scale, key < s.keys);
+        store_gradient_row<Dh>(dv, base, dv_acc, i, 1.0f, key < s.keys);
     }
 }
 
@@ -772,8 +809,11 @@ attention_key_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const 
  * V double-buffered in shared memory (as the forward): S = Q·Kᵀ, P = exp2(S·scale·log2 e − lse₂) (keys past the
  * end −∞), dP = dO·Vᵀ, dS = P∘(dP − D), dQ += dS·K. Each query row is owned by one warp: deterministic.
  */
+// Min blocks: the blocks that an SM's 64K registers held before the bf16 stores were regrouped (Dh 64: 167
+// registers, 3 blocks; Dh 32: 100-127, 4). Left free, ptxas gave Dh 64 174 registers on sm_90 (2 blocks); a bound
+// of 3 for both gave Dh 32 142 (3 blocks).
 template <int Dh>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, Dh == 32 ? 4 : 3)
 attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                       const uint16_t *d_out_bf16, const float *lse, const float *delta,
                                       mdt::GradOut dq, Shape s, float scale, QkNorm norm) {
@@ -852,13 +892,8 @@ attention_query_gradients_bf16_kernel(const uint16_t *q, const uint16_t *k, cons
     MDT_UNROLL
     for (int i = 0; i < 2; i++) {
         int64_t query = row + 8 * i;
-        if (query < s.queries) {
-            int64_t base = (n * s.queries + query) * s.q_stride + h * Dh + 2 * t;
-            MDT_UNROLL
-            for (int j = 0; j < Dh / 8; j++) {
-                dq.store_pair(base + 8 * j, dq_acc[j][2 * i] * scale, dq_acc[j][2 * i + 1] * scale);
-            }
-        }
+        store_gradient_row<Dh>(dq, (n * s.queries + query) * s.q_stride + h * Dh, dq_acc, i, scale,
+                               query < s.queries);
     }
 }
 
@@ -974,7 +1009,7 @@ int backward_bf16(const char *op, mdt_stream_t stream, const void *d_out, const 
                 "%s: q, k, v and d_out_bf16 (a bf16 d_out itself) must be 16-byte aligned", op);
     MDT_REQUIRE(reinterpret_cast<uintptr_t>(dq) % 8 == 0 && reinterpret_cast<uintptr_t>(dk) % 8 == 0 &&
                     reinterpret_cast<uintptr_t>(dv) % 8 == 0,
-                "%s: dq, dk and dv must be 8-byte aligned (gradients are stored in pairs)", op);
+                "%s: dq, dk and dv must be 8-byte aligned (gradients are stored 8 bytes a lane)", op);
     double scale = 1.0 / sqrt(static_cast<double>(head_dim));
     tc::Shape shape{samples, queries, keys, heads, static_cast<float>(tc::kLog2e * scale), q_stride, kv_stride};
     if (queries == 0) {

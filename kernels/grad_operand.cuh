@@ -32,14 +32,6 @@ struct GradOut {
             static_cast<float *>(data)[i] = value;
         }
     }
-    /** Elements i and i + 1 (i even, the pair aligned) in one store, as mdt::store_pair stores them. */
-    __device__ __forceinline__ void store_pair(int64_t i, float first, float second) const {
-        if (bf16) {
-            mdt::store_pair(static_cast<uint16_t *>(data) + i, first, second);
-        } else {
-            mdt::store_pair(static_cast<float *>(data) + i, first, second);
-        }
-    }
 };
 
 /** Bit {@code operand} of a _bf16grad entry's bf16_grads mask: whether that gradient operand is bf16. */
