@@ -38,6 +38,14 @@
 // (the separate ops 20E), backward 28E + the weight's pass (the separate ops 52E). The _bf16copy forward also
 // stores the f32 output rounded to bf16 for an output both an f32 reader and bf16 products read (the MoE's input:
 // the router keeps f32, the experts' products take bf16): 2E more, where a separate convert moved 6E.
+// Gathered LayerNorm (the deferred mask's kept rows into patch_mixer_map_xout's norm): the LayerNorm and its backward
+// with x's row looked up in ids [N, K] (row n·K + r reads x's row n·T + ids[n, r]), the same kernels with an index
+// pointer that is NULL for the plain LayerNorm, so the per-row arithmetic and the bits are those of the gather
+// followed by the LayerNorm. The forward never writes the gathered rows (8E bytes less, E = N·K·D, than gather +
+// LayerNorm); the backward stores each kept row's dx straight into x's full-size gradient (added to it when
+// accumulating; else the gradient is zeroed first by a memset, as the scatter's was), so the kept-row gradient and
+// the scatter's copy of it are gone (8E bytes less). An id outside [0, T) is reported into the error record and its
+// row skipped (outputs unspecified), as the token kernels do.
 #include "column_sum.cuh"
 #include "common.cuh"
 #include "grad_operand.cuh"
@@ -45,6 +53,9 @@
 namespace {
 
 constexpr int kThreads = 128;
+// The index and error-record arguments of the kernels' ungathered forms.
+constexpr const int32_t *kNoIds = nullptr;
+constexpr int32_t *kNoErrorRecord = nullptr;
 
 // A row's statistics from each thread's sums around the rough mean m0 (shifted = Σ(v − m0), squares = Σ(v − m0)²):
 // block totals in double, m0's correction (their mean) and rstd = 1/sqrt(var + eps), the same in every thread.
@@ -67,14 +78,32 @@ __device__ RowStatistics shifted_row_statistics(float shifted, float squares, in
 // out NULL: the statistics alone. center (may be NULL) gets each row's rough mean m0 and its correction, the two
 // offsets the output subtracts one after the other, so a consumer can normalise x itself to the same bits.
 // x's rows are x_stride elements apart (a column block of a wider matrix: q or k inside self-attention's q|k|v).
+// ids (NULL: x's row is the row itself) I32 [N, tokens]: row n·tokens + r normalises x's row n·x_tokens + ids[row]
+// (no modulation then); an id outside [0, x_tokens) is reported into error and the row skipped.
+// Bounded to 32 registers (16 blocks per SM), the full occupancy it had before the index: the index lookup added two.
 template <class In, class Out>
-__global__ void layer_norm_kernel(const In *x, const float *weight, const float *shift, const float *scale,
+__global__ void __launch_bounds__(kThreads, 16) layer_norm_kernel(const In *x, const float *weight, const float *shift, const float *scale,
                                   float eps, Out *out, float *mean, float *rstd, float *center, int64_t tokens,
-                                  int64_t width, int64_t x_stride) {
+                                  int64_t width, int64_t x_stride, const int32_t *ids, int64_t x_tokens,
+                                  int32_t *error) {
     MDT_SHARED(float, float_scratch, [32]);
     MDT_SHARED(double, double_scratch, [32]);
     int64_t row = blockIdx.x;
-    const In *xr = x + row * x_stride;
+    int64_t x_row = row;
+    if (ids) {
+        // 32-bit division (the grid's rows fit): a 64-bit one costs the plain LayerNorm registers too.
+        int64_t sample = static_cast<uint32_t>(row) / static_cast<uint32_t>(tokens);
+        int32_t id = ids[row];
+        if (id < 0 || id >= x_tokens) {  // the whole block leaves
+            if (threadIdx.x == 0) {
+                mdt::report_error(error, MDT_CHECK_NORM_GATHER_FWD_RANGE, id, x_tokens, sample, row - sample * tokens,
+                                  0);
+            }
+            return;
+        }
+        x_row = sample * x_tokens + id;
+    }
+    const In *xr = x + x_row * x_stride;
     float sum = 0.0f;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) sum += mdt::load_as_float(xr, c);
     float m0 = mdt::block_sum(sum, float_scratch) / static_cast<float>(width);
@@ -111,14 +140,28 @@ __global__ void layer_norm_kernel(const In *x, const float *weight, const float 
 // d_residual (may be NULL, may be dx itself: each element is read before the same thread stores it) is a gradient
 // of x from elsewhere, added as the value is stored. The rows of d_out, x, d_residual and dx are stride elements
 // apart; dx may be d_out itself for the same reason (the QK-norms' in-place backward inside q|k|v's gradient).
+// ids (NULL: none; then scale is NULL): as layer_norm_kernel's, x, d_residual and dx at x's row, d_out at the row.
 template <class In>
 __global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const float *weight, const float *scale,
                                            const float *mean, const float *rstd, const float *d_residual,
-                                           mdt::GradOut dx, int64_t tokens, int64_t width, int64_t stride) {
+                                           mdt::GradOut dx, int64_t tokens, int64_t width, int64_t stride,
+                                           const int32_t *ids, int64_t x_tokens, int32_t *error) {
     MDT_SHARED(float, scratch, [32]);
     int64_t row = blockIdx.x;
-    int64_t base = row * stride;
-    const In *xr = x + base;
+    int64_t base = row * stride, x_base = base;
+    if (ids) {
+        int64_t sample = static_cast<uint32_t>(row) / static_cast<uint32_t>(tokens);
+        int32_t id = ids[row];
+        if (id < 0 || id >= x_tokens) {  // the whole block leaves
+            if (threadIdx.x == 0) {
+                mdt::report_error(error, MDT_CHECK_NORM_GATHER_BWD_RANGE, id, x_tokens, sample, row - sample * tokens,
+                                  0);
+            }
+            return;
+        }
+        x_base = (sample * x_tokens + id) * stride;
+    }
+    const In *xr = x + x_base;
     const float *scale_row = scale ? scale + row / tokens * width : nullptr;
     float m = mean[row], r = rstd[row];
     float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
@@ -138,7 +181,7 @@ __global__ void layer_norm_backward_kernel(mdt::GradIn d_out, const In *x, const
         float dy = weight ? gc * weight[c] : gc;
         float xhat = (mdt::load_as_float(xr, c) - m) * r;
         float value = fmaf(xhat, -mean_dy_xhat, dy - mean_dy) * r;
-        dx.store(base + c, d_residual ? d_residual[base + c] + value : value);
+        dx.store(x_base + c, d_residual ? d_residual[x_base + c] + value : value);
     }
 }
 
@@ -152,6 +195,25 @@ struct WeightGradientTerm {
     __device__ float operator()(float sum, int64_t row, int64_t column) const {
         int64_t i = row * width + column;
         return fmaf(d_out[i], (mdt::load_as_float(x, i) - mean[row]) * rstd[row], sum);
+    }
+};
+
+// WeightGradientTerm of the gathered LayerNorm: x's row looked up as layer_norm_kernel does (kept rows per sample),
+// the same terms in the same order. A term of its own, so the plain one's column sum keeps its registers; a row with
+// a bad id, reported by the row kernel, adds nothing.
+struct GatheredWeightGradientTerm {
+    mdt::GradIn d_out;
+    const float *x;
+    const float *mean, *rstd;
+    int64_t width;
+    const int32_t *ids;
+    int64_t kept, x_tokens;
+    __device__ float operator()(float sum, int64_t row, int64_t column) const {
+        int32_t id = ids[row];
+        if (id < 0 || id >= x_tokens) return sum;
+        int64_t sample = static_cast<uint32_t>(row) / static_cast<uint32_t>(kept);
+        return fmaf(d_out[row * width + column],
+                    (x[(sample * x_tokens + id) * width + column] - mean[row]) * rstd[row], sum);
     }
 };
 
@@ -277,7 +339,8 @@ int layer_norm_forward(const char *op, mdt_stream_t stream, const In *x, const f
     // Through a pointer named after the kernel: the launch macro's argument cannot hold the template's comma.
     auto *layer_norm = &layer_norm_kernel<In, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, nullptr, nullptr, eps,
-                      out, mean, rstd, static_cast<float *>(nullptr), int64_t{1}, width, width);
+                      out, mean, rstd, static_cast<float *>(nullptr), int64_t{1}, width, width, kNoIds, int64_t{1},
+                      kNoErrorRecord);
 }
 
 // Non-affine LayerNorm statistics (mean, rstd and center [rows, 2]) with the output optional (NULL: not written);
@@ -296,7 +359,7 @@ int layer_norm_statistics(const char *op, mdt_stream_t stream, const In *x, floa
     auto *layer_norm = &layer_norm_kernel<In, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, static_cast<const float *>(nullptr),
                       static_cast<const float *>(nullptr), static_cast<const float *>(nullptr), eps, out, mean, rstd,
-                      center, int64_t{1}, width, x_stride);
+                      center, int64_t{1}, width, x_stride, kNoIds, int64_t{1}, kNoErrorRecord);
 }
 
 template <class Out>
@@ -313,7 +376,8 @@ int layer_norm_modulate_forward(const char *op, mdt_stream_t stream, const float
     MDT_REQUIRE(x && shift && scale && out && mean && rstd, "%s: NULL tensor pointer", op);
     auto *layer_norm = &layer_norm_kernel<float, Out>;
     return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight, shift, scale, eps, out,
-                      mean, rstd, static_cast<float *>(nullptr), tokens, width, width);
+                      mean, rstd, static_cast<float *>(nullptr), tokens, width, width, kNoIds, int64_t{1},
+                      kNoErrorRecord);
 }
 
 // bf16_grads: bit 0 dOut, bit 1 dx (the _bf16grad entries; 0 for the others). accumulate: dx (f32) holds x's
@@ -335,7 +399,8 @@ int layer_norm_backward(const char *op, mdt_stream_t stream, const void *d_out, 
     mdt::GradIn g = mdt::grad_in(d_out, bf16_grads, 0);
     int status = MDT_LAUNCH(layer_norm_backward_kernel<In>, static_cast<unsigned>(rows), kThreads, 0, stream, g, x,
                             weight, nullptr, mean, rstd, accumulate ? static_cast<const float *>(dx) : nullptr,
-                            mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width, width);
+                            mdt::grad_out(dx, bf16_grads, 1), int64_t{1}, width, width, kNoIds, int64_t{1},
+                            kNoErrorRecord);
     if (status != MDT_SUCCESS || !d_weight) return status;
     return mdt::column_sum::run(op, stream, WeightGradientTerm<In>{g, x, mean, rstd, width}, rows, width, d_weight, 1,
                                 workspace, workspace_capacity);
@@ -363,7 +428,7 @@ int layer_norm_modulate_backward(const char *op, mdt_stream_t stream, const void
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
                                 g, x, weight, scale, mean, rstd, accumulate ? dx : nullptr, mdt::GradOut{dx, false},
-                                tokens, width, width);
+                                tokens, width, width, kNoIds, int64_t{1}, kNoErrorRecord);
         if (status != MDT_SUCCESS) return status;
     }
     int status = MDT_LAUNCH(modulate_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
@@ -422,7 +487,7 @@ int residual_layer_norm_backward(const char *op, mdt_stream_t stream, const void
     if (rows > 0) {
         int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream,
                                 g, residual, weight, scale, mean, rstd, d_residual, mdt::GradOut{dx, false}, tokens,
-                                width, width);
+                                width, width, kNoIds, int64_t{1}, kNoErrorRecord);
         if (status != MDT_SUCCESS) return status;
     }
     int status = MDT_LAUNCH(residual_sums_kernel, mdt::blocks_for(samples * width, kThreads), kThreads, 0, stream, g,
@@ -437,6 +502,31 @@ int residual_layer_norm_backward(const char *op, mdt_stream_t stream, const void
     if (!d_weight) return MDT_SUCCESS;
     return mdt::column_sum::run(op, stream, WeightGradientTerm<float>{g, residual, mean, rstd, width}, rows, width,
                                 d_weight, 1, workspace, workspace_capacity);
+}
+
+// The gathered LayerNorm's sizes: x [samples, tokens, width], ids and the outputs' rows [samples, kept].
+int check_gathered(const char *op, int64_t samples, int64_t tokens, int64_t kept, int64_t width) {
+    MDT_REQUIRE(samples >= 0 && tokens >= 0 && kept >= 0 && width > 0,
+                "%s: need samples, tokens, kept >= 0 and width > 0, got %lld, %lld, %lld, %lld", op,
+                (long long)samples, (long long)tokens, (long long)kept, (long long)width);
+    MDT_REQUIRE(kept <= tokens, "%s: %lld kept tokens exceed the %lld tokens", op, (long long)kept, (long long)tokens);
+    MDT_REQUIRE(samples * kept <= 2147483647, "%s: %lld rows exceed the grid", op, (long long)(samples * kept));
+    return MDT_SUCCESS;
+}
+
+template <class Out>
+int gather_layer_norm_forward(const char *op, mdt_stream_t stream, const float *x, const int32_t *ids,
+                              const float *weight, float eps, Out *out, float *mean, float *rstd, int64_t samples,
+                              int64_t tokens, int64_t kept, int64_t width, int32_t *error) {
+    if (int s = check_gathered(op, samples, tokens, kept, width)) return s;
+    MDT_REQUIRE(eps >= 0.0f && eps < __builtin_inff(), "%s: eps must be finite and >= 0", op);
+    int64_t rows = samples * kept;
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && ids && out && mean && rstd, "%s: NULL tensor pointer", op);
+    auto *layer_norm = &layer_norm_kernel<float, Out>;
+    return MDT_LAUNCH(layer_norm, static_cast<unsigned>(rows), kThreads, 0, stream, x, weight,
+                      static_cast<const float *>(nullptr), static_cast<const float *>(nullptr), eps, out, mean, rstd,
+                      static_cast<float *>(nullptr), kept, width, width, ids, tokens, error);
 }
 
 }  // namespace
@@ -530,7 +620,7 @@ int mdt_norm_layer_norm_bwd_bf16_rows(mdt_stream_t stream, const uint16_t *d_out
     return MDT_LAUNCH(layer_norm_backward_kernel<uint16_t>, static_cast<unsigned>(rows), kThreads, 0, stream,
                       mdt::GradIn{d_out, true}, x, static_cast<const float *>(nullptr),
                       static_cast<const float *>(nullptr), mean, rstd, static_cast<const float *>(nullptr),
-                      mdt::GradOut{dx, true}, int64_t{1}, width, row_stride);
+                      mdt::GradOut{dx, true}, int64_t{1}, width, row_stride, kNoIds, int64_t{1}, kNoErrorRecord);
 }
 
 int mdt_norm_layer_norm_modulate_fwd(mdt_stream_t stream, const float *x, const float *weight, const float *shift,
@@ -623,6 +713,51 @@ int mdt_norm_residual_layer_norm_bwd(mdt_stream_t stream, const void *d_out, con
     return residual_layer_norm_backward("mdt_norm_residual_layer_norm_bwd", stream, d_out, d_residual, residual, gate,
                                         f, weight, scale, mean, rstd, dx, d_weight, d_shift, d_scale, d_gate, d_f,
                                         samples, tokens, width, workspace, workspace_capacity, bf16_operands);
+}
+
+int mdt_norm_gather_layer_norm_fwd(mdt_stream_t stream, const float *x, const int32_t *ids, const float *weight,
+                                   float eps, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens,
+                                   int64_t kept, int64_t width, int bf16_out, int32_t *error_record) {
+    const char *op = "mdt_norm_gather_layer_norm_fwd";
+    MDT_REQUIRE(bf16_out == 0 || bf16_out == 1, "%s: bf16_out must be 0 or 1, got %d", op, bf16_out);
+    if (bf16_out) {
+        return gather_layer_norm_forward(op, stream, x, ids, weight, eps, static_cast<uint16_t *>(out), mean, rstd,
+                                         samples, tokens, kept, width, error_record);
+    }
+    return gather_layer_norm_forward(op, stream, x, ids, weight, eps, static_cast<float *>(out), mean, rstd, samples,
+                                     tokens, kept, width, error_record);
+}
+
+int mdt_norm_gather_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *x, const int32_t *ids,
+                                   const float *weight, const float *mean, const float *rstd, float *dx,
+                                   float *d_weight, int64_t samples, int64_t tokens, int64_t kept, int64_t width,
+                                   float *workspace, int64_t workspace_capacity, int bf16_d_out, int accumulate,
+                                   int32_t *error_record) {
+    const char *op = "mdt_norm_gather_layer_norm_bwd";
+    if (int s = check_gathered(op, samples, tokens, kept, width)) return s;
+    MDT_REQUIRE(bf16_d_out == 0 || bf16_d_out == 1, "%s: bf16_d_out must be 0 or 1, got %d", op, bf16_d_out);
+    MDT_REQUIRE(accumulate == 0 || accumulate == 1, "%s: accumulate must be 0 or 1, got %d", op, accumulate);
+    MDT_REQUIRE(weight || !d_weight, "%s: d_weight given for a LayerNorm without weight", op);
+    if (samples * tokens == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(x && dx, "%s: NULL tensor pointer", op);
+    if (!accumulate) {
+        // The rows no id names get the zero gradient; the kept rows are overwritten below.
+        if (int s = mdt_memset(dx, 0, static_cast<size_t>(samples * tokens * width) * sizeof(float), stream)) return s;
+    }
+    int64_t rows = samples * kept;
+    if (rows == 0) return MDT_SUCCESS;
+    MDT_REQUIRE(d_out && ids && mean && rstd, "%s: NULL tensor pointer", op);
+    if (d_weight) {
+        if (int s = mdt::column_sum::require_workspace(op, rows, width, workspace, workspace_capacity)) return s;
+    }
+    mdt::GradIn g = mdt::grad_in(d_out, bf16_d_out, 0);
+    int status = MDT_LAUNCH(layer_norm_backward_kernel<float>, static_cast<unsigned>(rows), kThreads, 0, stream, g, x,
+                            weight, static_cast<const float *>(nullptr), mean, rstd,
+                            accumulate ? static_cast<const float *>(dx) : nullptr, mdt::GradOut{dx, false}, kept,
+                            width, width, ids, tokens, error_record);
+    if (status != MDT_SUCCESS || !d_weight) return status;
+    GatheredWeightGradientTerm term{g, x, mean, rstd, width, ids, kept, tokens};
+    return mdt::column_sum::run(op, stream, term, rows, width, d_weight, 1, workspace, workspace_capacity);
 }
 
 }  // extern "C"

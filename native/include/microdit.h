@@ -71,8 +71,10 @@ enum {
     MDT_CHECK_TOKENS_SCATTER_DISTINCT = 8, /* ids[n, j] == ids[n, l] = value, j < l the first two positions */
     MDT_CHECK_LOSS_EDM_FWD_EMPTY = 9,      /* sample n keeps none of its `bound` patches (the mask removes all) */
     MDT_CHECK_LOSS_EDM_BWD_EMPTY = 10,     /* as above */
-    MDT_CHECK_OPTIM_LIST = 11              /* entries[i]: value = i, bound = count, then its offset, the expected
+    MDT_CHECK_OPTIM_LIST = 11,             /* entries[i]: value = i, bound = count, then its offset, the expected
                                             * offset and its n (a malformed mdt_tensor_list_entry array) */
+    MDT_CHECK_NORM_GATHER_FWD_RANGE = 12,  /* ids[n, j] = value outside [0, tokens) */
+    MDT_CHECK_NORM_GATHER_BWD_RANGE = 13   /* as above */
 };
 
 typedef struct mdt_stream_s *mdt_stream_t;
@@ -279,6 +281,14 @@ MDT_API int mdt_norm_layer_norm_modulate_bwd_bf16grad(mdt_stream_t stream, const
  * dx in the same pass. d_out float or bf16 (bit 0); the LayerNorm's x float or bf16 (bit 1 of bf16_operands). */
 MDT_API int mdt_norm_layer_norm_bwd_accumulate(mdt_stream_t stream, const void *d_out, const void *x, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t rows, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_operands);
 MDT_API int mdt_norm_layer_norm_modulate_bwd_accumulate(mdt_stream_t stream, const void *d_out, const float *x, const float *weight, const float *scale, const float *mean, const float *rstd, float *dx, float *d_weight, float *d_shift, float *d_scale, int64_t samples, int64_t tokens, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_grads);
+/* LayerNorm of the rows the deferred mask keeps, read in place: out[n, r, :] = LN(x[n, ids[n, r], :])·weight, x
+ * [samples, tokens, width] float, ids int32 [samples, kept], out [samples, kept, width] float or bf16 (bf16_out),
+ * mean and rstd [samples·kept]; bit for bit mdt_tokens_gather_rows then mdt_norm_layer_norm_fwd. The backward writes
+ * x's whole gradient dx [samples, tokens, width] float: the kept rows get the LayerNorm's dx (added to dx's values
+ * when accumulate is 1), the other rows zero (when accumulate is 0; left as they are when 1); d_out float or bf16
+ * (bf16_d_out). Ids of a sample must be distinct; one outside [0, tokens) is reported (MDT_CHECK_NORM_GATHER_*). */
+MDT_API int mdt_norm_gather_layer_norm_fwd(mdt_stream_t stream, const float *x, const int32_t *ids, const float *weight, float eps, void *out, float *mean, float *rstd, int64_t samples, int64_t tokens, int64_t kept, int64_t width, int bf16_out, int32_t *error_record);
+MDT_API int mdt_norm_gather_layer_norm_bwd(mdt_stream_t stream, const void *d_out, const float *x, const int32_t *ids, const float *weight, const float *mean, const float *rstd, float *dx, float *d_weight, int64_t samples, int64_t tokens, int64_t kept, int64_t width, float *workspace, int64_t workspace_capacity, int bf16_d_out, int accumulate, int32_t *error_record);
 /* Residual + gate + LayerNorm (+ modulate), fused: residual = x + gate·f (gate NULL: x + f), out = LN(residual),
  * modulated as above unless shift and scale are NULL; x, residual [samples, tokens, width] float, gate [samples,
  * width]; f (bf16_operands bit 0) and out (bit 1) float or bf16. The backward takes d_out (bit 0) and d_residual, the

@@ -1,6 +1,7 @@
 package io.microdit.autograd;
 
 import io.microdit.backend.Backend;
+import io.microdit.backend.Checks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
@@ -50,6 +51,39 @@ public final class NormFunctions {
         Tensor dx = g.output(x.gradientType(), x.shape());
         be.layerNormBackward(dOut, x.value(), weightValue, mean, rstd, dx, dWeight);
         x.addGrad(dx, be);
+    }
+
+    /**
+     * {@link #layerNorm} of the rows the deferred mask keeps, x [N, T, D] read in place at ids I32 [N, K] (as
+     * {@link TokenFunctions#gatherRows} takes them): out [N, K, D] in {@code outType}, bit for bit gatherRows followed
+     * by layerNorm, without the gathered rows being written and read back. The backward writes x's full-size gradient
+     * in the same pass (the kept rows the LayerNorm's dx, the others zero; added into x's gradient when it already has
+     * one), with no kept-row gradient and no scatter; dWeight accumulates into the weight's gradient.
+     */
+    public static Variable gatherLayerNorm(Graph g, Variable x, Tensor ids, Variable weight, float eps,
+                                           DType outType) {
+        Backend be = g.backend();
+        Checks.notNull("gatherLayerNorm", "ids", ids);
+        Checks.rank("gatherLayerNorm", "ids", ids, 2);
+        Checks.rank("gatherLayerNorm", "x", x.value(), 3);
+        int rows = Math.multiplyExact(ids.dim(0), ids.dim(1));
+        Tensor out = g.output(outType, x.dim(0), ids.dim(1), x.dim(2));
+        Tensor mean = g.output(rows);
+        Tensor rstd = g.output(rows);
+        Tensor weightValue = weight == null ? null : weight.value();
+        be.gatherLayerNorm(x.value(), ids, weightValue, eps, out, mean, rstd);
+        return g.result(out, dOut -> {
+            Tensor dWeight = weight != null && weight.requiresGrad() ? weight.gradBuffer() : null;
+            if (x.requiresGrad() && x.grad() != null) {
+                // x has other readers whose gradients came first: add into its F32 gradient in the same pass.
+                be.gatherLayerNormBackward(dOut, x.value(), ids, weightValue, mean, rstd, x.gradBuffer(be), dWeight,
+                        true);
+                return;
+            }
+            Tensor dx = g.output(x.shape());
+            be.gatherLayerNormBackward(dOut, x.value(), ids, weightValue, mean, rstd, dx, dWeight, false);
+            x.addGrad(dx, be);
+        }, x, weight);
     }
 
     /**

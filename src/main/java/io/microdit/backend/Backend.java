@@ -247,6 +247,24 @@ public interface Backend extends AutoCloseable {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight, boolean accumulate);
 
+    /**
+     * {@link #layerNorm} of the rows the deferred mask keeps, read in place: {@code out[n, r, :] = LN(x[n, ids[n, r],
+     * :])·weight} with x F32 [N, T, D], ids I32 [N, K] (as {@link #gatherRows} takes them), out [N, K, D] F32 or
+     * BF16, mean and rstd [N·K]. Bit for bit {@link #gatherRows} followed by {@link #layerNorm}, without the gathered
+     * copy being written and read back. An id out of [0, T) is an error naming ids.
+     */
+    void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd);
+
+    /**
+     * Backward of {@link #gatherLayerNorm} into x's full-size gradient dx (F32 [N, T, D]): the kept rows get the
+     * LayerNorm's dx (added to what dx holds when {@code accumulate}, as {@link #layerNormBackward} adds), and,
+     * when not accumulating, every other row is zero; dOut [N, K, D] F32 or BF16; accumulates dWeight when not
+     * null. Bit for bit {@link #layerNormBackward} into a kept-row gradient, {@link #scatterRows} of it (and, when
+     * accumulating, {@link #axpy} into dx), without the kept-row gradient. Ids of a sample must be distinct.
+     */
+    void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
+                                 Tensor dx, Tensor dWeight, boolean accumulate);
+
     /** {@link #layerNormModulateBackward}, adding into dx when {@code accumulate}, as {@link #layerNormBackward}. */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, boolean accumulate);

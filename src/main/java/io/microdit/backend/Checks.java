@@ -355,6 +355,54 @@ public final class Checks {
         return width;
     }
 
+    /**
+     * F32 x [N, T, D] with D > 0, I32 ids [N, K] with K ≤ T, out [N, K, D] F32 or BF16, weight null or F32 [D],
+     * mean and rstd F32 [N·K]; returns {N, T, K, D}. The ids' values are checked apart (on the host or the device).
+     */
+    public static int[] gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean,
+                                        Tensor rstd) {
+        String op = "gatherLayerNorm";
+        int[] s = keptIds(op, x, ids);
+        notNull(op, "out", out);
+        argument(out.dtype() == DType.F32 || out.dtype() == DType.BF16, op, "out must be F32 or BF16, got "
+                + out.describe());
+        shape(op, "out", out, s[0], s[2], s[3]);
+        normWeight(op, "weight", weight, s[3]);
+        rowStatistic(op, "mean", mean, (long) s[0] * s[2]);
+        rowStatistic(op, "rstd", rstd, (long) s[0] * s[2]);
+        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        return s;
+    }
+
+    /**
+     * dOut [N, K, D] F32 or BF16, x and ids as {@link #gatherLayerNorm} takes them, dx F32 of x's shape, dWeight
+     * null or F32 [D] (null when weight is); returns {N, T, K, D}.
+     */
+    public static int[] gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean,
+                                                Tensor rstd, Tensor dx, Tensor dWeight) {
+        String op = "gatherLayerNormBackward";
+        int[] s = keptIds(op, x, ids);
+        floatInput(op, "dOut", dOut);
+        shape(op, "dOut", dOut, s[0], s[2], s[3]);
+        sameShapeF32(op, "x", x, "dx", dx);
+        normWeight(op, "weight", weight, s[3]);
+        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        normWeight(op, "dWeight", dWeight, s[3]);
+        rowStatistic(op, "mean", mean, (long) s[0] * s[2]);
+        rowStatistic(op, "rstd", rstd, (long) s[0] * s[2]);
+        return s;
+    }
+
+    /** F32 x [N, T, D] with D > 0 and I32 ids [N, K] with K ≤ T; returns {N, T, K, D}. */
+    private static int[] keptIds(String op, Tensor x, Tensor ids) {
+        int[] s = tokens(op, "x", x);
+        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        dtype(op, "ids", ids, DType.I32);
+        shape(op, "ids", ids, s[0], -1);
+        argument(ids.dim(1) <= s[1], op, "ids " + ids.describe() + " keep more rows than x's " + s[1] + " tokens");
+        return new int[] {s[0], s[1], ids.dim(1), s[2]};
+    }
+
     /** Returns {N, T, D} of x. */
     public static int[] layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
                                           Tensor mean, Tensor rstd) {

@@ -50,6 +50,11 @@ public final class MicroDiT {
         Variable forward(Graph g, Variable x) {
             return linear.forward(g, norm.forward(g, x, g.matmulOperandType()));
         }
+
+        /** {@link #forward} of the rows of x that ids keep, the norm reading them in place (no gathered copy). */
+        Variable forwardGathered(Graph g, Variable x, Tensor ids) {
+            return linear.forward(g, norm.forwardGathered(g, x, ids, g.matmulOperandType()));
+        }
     }
 
     /**
@@ -163,11 +168,13 @@ public final class MicroDiT {
             Variable mixerCaption = mapCaption == null ? y : mapCaption.forward(g, y);
             tokens = forward(g, mixer, mixerTokens, mixerCaption, activated, null).x();
         }
+        // The map out of the mixer's width comes after masking, as in the official code, to save compute; its norm
+        // then reads the kept rows in place.
         if (masked && mode == MaskingMode.DEFERRED) {
-            tokens = TokenFunctions.gatherRows(g, tokens, mask.keepIds());
-        }
-        if (mapOut != null) {
-            tokens = mapOut.forward(g, tokens); // after masking, as the official code, to save compute
+            tokens = mapOut != null ? mapOut.forwardGathered(g, tokens, mask.keepIds())
+                    : TokenFunctions.gatherRows(g, tokens, mask.keepIds());
+        } else if (mapOut != null) {
+            tokens = mapOut.forward(g, tokens);
         }
         Supplier<DiTBlock.NextNorm> finalInput = () -> {
             Variable[] shiftScale = ElementwiseFunctions.chunk(g, finalModulation.forward(g, activated), 2);

@@ -5,6 +5,7 @@ import io.microdit.autograd.NormFunctions;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Variable;
 import io.microdit.tensor.DType;
+import io.microdit.tensor.Tensor;
 
 /** {@code nn.LayerNorm(dim, eps, bias=False)}: a weight, no bias (the official {@code create_norm('layernorm')}). */
 public final class LayerNorm {
@@ -25,6 +26,15 @@ public final class LayerNorm {
     /** {@link #forward} with its output in {@code outType} (BF16 only for matrix products, see NormFunctions). */
     public Variable forward(Graph g, Variable x, DType outType) {
         return NormFunctions.layerNorm(g, x, weight, eps, outType);
+    }
+
+    /**
+     * This norm of the rows of x [N, T, dim] that ids I32 [N, K] keep (the deferred mask's), read in place: out
+     * [N, K, dim] in {@code outType}, the values of gathering the rows and then {@link #forward(Graph, Variable,
+     * DType)} (see {@link NormFunctions#gatherLayerNorm}).
+     */
+    public Variable forwardGathered(Graph g, Variable x, Tensor ids, DType outType) {
+        return NormFunctions.gatherLayerNorm(g, x, ids, weight, eps, outType);
     }
 
     /**

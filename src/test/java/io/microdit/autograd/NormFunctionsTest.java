@@ -3,6 +3,7 @@ package io.microdit.autograd;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.GradientCheck;
@@ -74,6 +75,41 @@ class NormFunctionsTest {
                     .check((g, v) -> NormFunctions.layerNorm(g, v[0], v[1], EPS), r -> layerNorm(r[0], r[1], width));
         } else {
             check.check((g, v) -> NormFunctions.layerNorm(g, v[0], null, EPS), r -> layerNorm(r[0], null, width));
+        }
+    }
+
+    /**
+     * The gathered LayerNorm (the deferred mask's kept rows, normalised in place) against gathering then LayerNorm in
+     * float64, and its gradients, x's over every row (zero where no id names it), against central differences.
+     */
+    @ParameterizedTest
+    @CsvSource({"3,7,4,17,true", "2,5,5,9,false", "2,6,1,33,true", "1,4,2,1,true"})
+    void gatherLayerNormMatchesReferenceAndFiniteDifferences(int samples, int tokens, int kept, int width,
+                                                             boolean affine) {
+        Random random = new Random(samples * 1000L + tokens * 100L + kept * 10L + width + (affine ? 1 : 0));
+        int[] ids = new int[samples * kept];
+        for (int n = 0; n < samples; n++) {
+            for (int j = 0; j < kept; j++) {
+                ids[n * kept + j] = (3 * j + n + 1) % tokens; // distinct while kept ≤ tokens and gcd(3, tokens) = 1
+            }
+        }
+        GradientCheck check = GradientCheck.of(BACKEND, samples + width)
+                .input("x", inputs(random, samples * tokens * width), samples, tokens, width)
+                .maxElementsPerInput(samples * tokens * width);
+        GradientCheck.Reference reference = r -> {
+            double[] gathered = new double[samples * kept * width];
+            for (int row = 0; row < samples * kept; row++) {
+                System.arraycopy(r[0], (row / kept * tokens + ids[row]) * width, gathered, row * width, width);
+            }
+            return layerNorm(gathered, affine ? r[1] : null, width);
+        };
+        if (affine) {
+            check.input("weight", TestData.uniform(random, width), width)
+                    .check((g, v) -> NormFunctions.gatherLayerNorm(g, v[0], Tensor.ofInts(g.scope(), ids, samples,
+                            kept), v[1], EPS, DType.F32), reference);
+        } else {
+            check.check((g, v) -> NormFunctions.gatherLayerNorm(g, v[0], Tensor.ofInts(g.scope(), ids, samples, kept),
+                    null, EPS, DType.F32), reference);
         }
     }
 

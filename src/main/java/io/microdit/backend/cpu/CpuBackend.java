@@ -217,6 +217,18 @@ public final class CpuBackend implements Backend, AutoCloseable {
     }
 
     @Override
+    public void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean,
+                                Tensor rstd) {
+        norm.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+    }
+
+    @Override
+    public void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
+                                        Tensor dx, Tensor dWeight, boolean accumulate) {
+        norm.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight, accumulate);
+    }
+
+    @Override
     public void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
                                           Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale,
                                           boolean accumulate) {

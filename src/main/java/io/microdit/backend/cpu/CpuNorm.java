@@ -56,22 +56,34 @@ final class CpuNorm {
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
         int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
-        forward(x, weight, null, null, 1, width, eps, out, mean, rstd, null);
+        forward(x, null, weight, null, null, 1, width, eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
+    }
+
+    /**
+     * layerNorm of the kept rows x[n, ids[n, r], :] into out[n, r, :] (see Backend#gatherLayerNorm): the same row
+     * loop with x's row looked up, so bit for bit gatherRows followed by layerNorm, without the gathered copy.
+     */
+    void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "gatherLayerNorm";
+        int[] s = Checks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+        int[] xRows = CpuTokens.sourceRows(op, ids, s[1]);
+        forward(x, xRows, weight, null, null, 1, s[3], eps, out, mean, rstd, null);
+        flops.add(op, (weight == null ? 7L : 8L) * out.numel());
     }
 
     void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out, Tensor mean,
                            Tensor rstd) {
         String op = "layerNormModulate";
         int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
-        forward(x, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd, null);
+        forward(x, null, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 10L : 11L) * x.numel());
     }
 
     /** The statistics of a non-affine LayerNorm and the rows' two offsets (see Backend#layerNormStatistics). */
     void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
         Checks.layerNormStatistics(x, eps, mean, rstd, center);
-        forward(x, null, null, null, 1, x.dim(-1), eps, null, mean, rstd, center.segment());
+        forward(x, null, null, null, null, 1, x.dim(-1), eps, null, mean, rstd, center.segment());
         flops.add("layerNormStatistics", 4L * x.numel());
     }
 
@@ -86,8 +98,9 @@ final class CpuNorm {
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
             for (int r = start; r < end; r++) {
-                normalizeRow(xs, bf16In, os, bf16, (long) r * width * 4, width, cs.getAtIndex(F, 2L * r),
-                        cs.getAtIndex(F, 2L * r + 1), rs.getAtIndex(F, r), null, null, null, 0);
+                normalizeRow(xs, bf16In, (long) r * width, os, bf16, (long) r * width * 4, width,
+                        cs.getAtIndex(F, 2L * r), cs.getAtIndex(F, 2L * r + 1), rs.getAtIndex(F, r), null, null,
+                        null, 0);
             }
         });
         if (op != null) {
@@ -97,18 +110,19 @@ final class CpuNorm {
 
     /**
      * LayerNorm, then adaLN modulation by sample ({@code shift} null: none); {@code tokens} rows per sample. out
-     * null: the statistics alone; center (may be null) gets each row's m0 and correction.
+     * null: the statistics alone; center (may be null) gets each row's m0 and correction. xRows (null: row r
+     * itself) names x's row for each row r of out and the statistics.
      */
-    private void forward(Tensor x, Tensor weight, MemorySegment shift, MemorySegment scale, int tokens, int width,
-                         float eps, Tensor out, Tensor mean, Tensor rstd, MemorySegment center) {
-        int rows = Math.toIntExact(x.rowCount());
+    private void forward(Tensor x, int[] xRows, Tensor weight, MemorySegment shift, MemorySegment scale, int tokens,
+                         int width, float eps, Tensor out, Tensor mean, Tensor rstd, MemorySegment center) {
+        int rows = xRows == null ? Math.toIntExact(x.rowCount()) : xRows.length;
         MemorySegment xs = x.segment(), os = out == null ? null : out.segment(), ms = mean.segment(),
                 rs = rstd.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out != null && out.dtype() == DType.BF16;
         parallel.forRange(rows, rowsPerChunk(width), (start, end) -> {
             for (int r = start; r < end; r++) {
-                long base = (long) r * width * 4, first = (long) r * width;
+                long base = (long) r * width * 4, first = (long) (xRows == null ? r : xRows[r]) * width;
                 float m0 = sum(xs, first, bf16In, width) / width;
                 FloatVector s1 = FloatVector.zero(SPECIES), s2 = FloatVector.zero(SPECIES);
                 int c = 0;
@@ -135,7 +149,7 @@ final class CpuNorm {
                 if (os == null) {
                     continue;
                 }
-                normalizeRow(xs, bf16In, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
+                normalizeRow(xs, bf16In, first, os, bf16, base, width, m0, (float) correction, rowRstd, w, shift, scale,
                         (long) (r / tokens) * width * 4);
             }
         });
@@ -160,14 +174,16 @@ final class CpuNorm {
      * centred values keep full float precision even when the mean itself cannot be represented that finely.
      * With {@code shift} the result is modulated, {@code y·(1 + scale) + shift} at {@code sampleBase}, rounded
      * as the separate modulate op rounds it. A {@code bf16} output gets each result rounded as convert rounds it;
-     * {@code bf16In}: x is BF16. {@code base} is the row's byte offset in an F32 tensor.
+     * {@code bf16In}: x is BF16. {@code first} is x's row's first element, {@code base} the output row's byte offset
+     * in an F32 tensor.
      */
-    private static void normalizeRow(MemorySegment xs, boolean bf16In, MemorySegment os, boolean bf16, long base,
+    private static void normalizeRow(MemorySegment xs, boolean bf16In, long first, MemorySegment os, boolean bf16,
+                                     long base,
                                      int width, float m0, float correction, float rowRstd, float[] w,
                                      MemorySegment shift, MemorySegment scale, long sampleBase) {
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
-            FloatVector y = VectorMath.load(xs, base / 4 + c, bf16In).sub(m0).sub(correction).mul(rowRstd);
+            FloatVector y = VectorMath.load(xs, first + c, bf16In).sub(m0).sub(correction).mul(rowRstd);
             if (w != null) {
                 y = y.mul(FloatVector.fromArray(SPECIES, w, c));
             }
@@ -182,7 +198,7 @@ final class CpuNorm {
             }
         }
         for (; c < width; c++) {
-            float y = (VectorMath.loadOne(xs, base / 4 + c, bf16In) - m0 - correction) * rowRstd;
+            float y = (VectorMath.loadOne(xs, first + c, bf16In) - m0 - correction) * rowRstd;
             if (w != null) {
                 y *= w[c];
             }
@@ -218,7 +234,52 @@ final class CpuNorm {
             Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight, addend));
             return;
         }
-        int rows = Math.toIntExact(x.rowCount());
+        backward(dOut, x, null, weight, mean, rstd, dx, dWeight, addend);
+        flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (addend == null ? 0 : 1)) * x.numel());
+    }
+
+    /**
+     * {@link #gatherLayerNorm}'s backward (see Backend#gatherLayerNormBackward): layerNormBackward's row loop with
+     * x's row looked up, its dx stored (or, when accumulating, added) into that row of the full-size dx; without
+     * accumulate the rows no id names are zeroed. Bit for bit layerNormBackward into a kept-row gradient, then
+     * scatterRows of it (and, accumulating, axpy into dx).
+     */
+    void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
+                                 Tensor dx, Tensor dWeight, boolean accumulate) {
+        String op = "gatherLayerNormBackward";
+        int[] s = Checks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
+        if (Bf16Operands.any(dOut)) {
+            Bf16Operands.run(g -> gatherLayerNormBackward(g.in(dOut), x, ids, weight, mean, rstd, dx, dWeight,
+                    accumulate));
+            return;
+        }
+        int samples = s[0], tokens = s[1], width = s[3];
+        // Distinct ids, as scatterRows requires: two kept rows writing one row of dx would race.
+        int[] keptRowOf = CpuTokens.keptRowOf(op, ids, tokens);
+        if (!accumulate) {
+            MemorySegment dxs = dx.segment();
+            long rowBytes = (long) width * Float.BYTES;
+            parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    if (keptRowOf[r] < 0) {
+                        dxs.asSlice(r * rowBytes, rowBytes).fill((byte) 0);
+                    }
+                }
+            });
+        }
+        backward(dOut, x, CpuTokens.sourceRows(op, ids, tokens), weight, mean, rstd, dx, dWeight,
+                accumulate ? dx : null);
+        flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (accumulate ? 1 : 0)) * dOut.numel());
+    }
+
+    /**
+     * The LayerNorm backward over the rows of dOut, mean and rstd; xRows (null: row r itself) names the row of x, dx
+     * and addend (may be null) of each.
+     */
+    private void backward(Tensor dOut, Tensor x, int[] xRows, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
+                          Tensor dWeight, Tensor addend) {
+        int width = x.dim(-1);
+        int rows = Math.toIntExact(dOut.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
                 dxs = dx.segment(), as = addend == null ? null : addend.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
@@ -232,30 +293,32 @@ final class CpuNorm {
             for (int block = startBlock; block < endBlock; block++) {
                 int end = Math.min(rows, (block + 1) * rowsPerBlock);
                 for (int r = block * rowsPerBlock; r < end; r++) {
-                    backwardRow(gs, xs, bf16In, dxs, as, (long) r * width * 4, width, ms.getAtIndex(F, r),
-                            rs.getAtIndex(F, r), w, partials, block * width, rowScratch);
+                    long xRow = xRows == null ? r : xRows[r];
+                    backwardRow(gs, xs, bf16In, dxs, as, (long) r * width * 4, xRow * width * 4, width,
+                            ms.getAtIndex(F, r), rs.getAtIndex(F, r), w, partials, block * width, rowScratch);
                 }
             }
         });
         if (weightGradient) {
             addPartials(partials, blocks, width, dWeight.segment());
         }
-        flops.add(op, ((weight == null ? 11L : weightGradient ? 16L : 14L) + (addend == null ? 0 : 1)) * x.numel());
     }
 
     /**
-     * One row of the backward ({@code bf16In}: x is BF16). {@code partials} (may be null) receives dOut·x̂ at
+     * One row of the backward ({@code bf16In}: x is BF16), dOut's row at byte {@code base}, x's, dx's and addend's
+     * at {@code xBase} (bytes of an F32 row). {@code partials} (may be null) receives dOut·x̂ at
      * {@code partialBase}; {@code xHat} is scratch of the row's width, so x̂ is computed once. {@code addend}
      * (may be null) is added to dx as it is stored.
      */
     private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
-                                    MemorySegment addend, long base, int width, float rowMean, float rowRstd,
+                                    MemorySegment addend, long base, long xBase, int width, float rowMean,
+                                    float rowRstd,
                                     float[] w, float[] partials, int partialBase, float[] xHat) {
         FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
             FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, base + c * 4L, ORDER);
-            FloatVector h = VectorMath.load(xs, base / 4 + c, bf16In).sub(rowMean).mul(rowRstd);
+            FloatVector h = VectorMath.load(xs, xBase / 4 + c, bf16In).sub(rowMean).mul(rowRstd);
             h.intoArray(xHat, c);
             if (partials != null) {
                 g.fma(h, FloatVector.fromArray(SPECIES, partials, partialBase + c))
@@ -269,7 +332,7 @@ final class CpuNorm {
         float totalDyXHat = VectorMath.sumLanes(sumDyXHat);
         for (int tail = c; tail < width; tail++) {
             float g = gs.get(F, base + tail * 4L);
-            float h = (VectorMath.loadOne(xs, base / 4 + tail, bf16In) - rowMean) * rowRstd;
+            float h = (VectorMath.loadOne(xs, xBase / 4 + tail, bf16In) - rowMean) * rowRstd;
             xHat[tail] = h;
             if (partials != null) {
                 partials[partialBase + tail] = Math.fma(g, h, partials[partialBase + tail]);
@@ -286,12 +349,12 @@ final class CpuNorm {
             FloatVector dy = w == null ? g : g.mul(FloatVector.fromArray(SPECIES, w, c));
             FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
             FloatVector d = h.fma(negMeanDyXHat, dy.sub(meanDy)).mul(rowRstd);
-            storeDx(d, addend, dxs, base + c * 4L);
+            storeDx(d, addend, dxs, xBase + c * 4L);
         }
         for (; c < width; c++) {
             float g = gs.get(F, base + c * 4L);
             float dy = w == null ? g : g * w[c];
-            storeDx(Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd, addend, dxs, base + c * 4L);
+            storeDx(Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd, addend, dxs, xBase + c * 4L);
         }
     }
 

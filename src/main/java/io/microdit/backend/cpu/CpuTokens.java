@@ -60,20 +60,7 @@ final class CpuTokens {
         String op = "scatterRows";
         int[] s = Checks.scatterRows(x, ids, out);
         int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        int[] index = ids.toIntArray();
-        // keptRowOf[n·T + t] = j when ids[n, j] == t, else -1: the inverse map, which also catches duplicates.
-        int[] keptRowOf = new int[samples * tokens];
-        Arrays.fill(keptRowOf, -1);
-        for (int r = 0; r < index.length; r++) {
-            int sample = r / kept, j = r % kept;
-            checkId(op, index[r], sample, j, tokens);
-            int slot = sample * tokens + index[r];
-            if (keptRowOf[slot] >= 0) {
-                throw new IllegalArgumentException(op + ": ids of sample " + sample + " are not distinct: "
-                        + index[r] + " appears at positions " + keptRowOf[slot] + " and " + j);
-            }
-            keptRowOf[slot] = j;
-        }
+        int[] keptRowOf = keptRowOf(op, ids, tokens);
         MemorySegment source = x.segment(), target = out.segment();
         long rowBytes = (long) width * Float.BYTES;
         parallel.forRange(samples * tokens, rowsPerChunk(width), (start, end) -> {
@@ -215,6 +202,42 @@ final class CpuTokens {
                 }
             }
         });
+    }
+
+    /**
+     * The inverse map of ids I32 [N, K] over T tokens: {@code keptRowOf[n·T + t] = j} when {@code ids[n, j] == t},
+     * else -1; throws, naming {@code op}, for an id out of [0, T) or ids of a sample that are not distinct.
+     */
+    static int[] keptRowOf(String op, Tensor ids, int tokens) {
+        int samples = ids.dim(0), kept = ids.dim(1);
+        int[] index = ids.toIntArray();
+        int[] keptRowOf = new int[samples * tokens];
+        Arrays.fill(keptRowOf, -1);
+        for (int r = 0; r < index.length; r++) {
+            int sample = r / kept, j = r % kept;
+            checkId(op, index[r], sample, j, tokens);
+            int slot = sample * tokens + index[r];
+            if (keptRowOf[slot] >= 0) {
+                throw new IllegalArgumentException(op + ": ids of sample " + sample + " are not distinct: "
+                        + index[r] + " appears at positions " + keptRowOf[slot] + " and " + j);
+            }
+            keptRowOf[slot] = j;
+        }
+        return keptRowOf;
+    }
+
+    /**
+     * The row of x [N, T, D] that each kept row r = n·K + j names: {@code n·T + ids[n, j]}; throws, naming
+     * {@code op}, for an id out of [0, T).
+     */
+    static int[] sourceRows(String op, Tensor ids, int tokens) {
+        int kept = ids.dim(1);
+        int[] rows = ids.toIntArray();
+        for (int r = 0; r < rows.length; r++) {
+            checkId(op, rows[r], r / kept, r % kept, tokens);
+            rows[r] += r / kept * tokens;
+        }
+        return rows;
     }
 
     private static void checkId(String op, int id, int sample, int position, int tokens) {

@@ -36,7 +36,8 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** The op that reports each MDT_CHECK_* code of microdit.h, indexed by the code. */
     private static final String[] CHECKED_OPS = {null, "expertChoiceTopKBackward", "moeDispatch",
             "moeDispatchBackward", "moeCombine", "moeCombineBackward", "gatherRows", "scatterRows", "scatterRows",
-            "edmLoss", "edmLossBackward", "optimizer tensor list"};
+            "edmLoss", "edmLossBackward", "optimizer tensor list", "gatherLayerNorm",
+            "gatherLayerNormBackward"};
 
     private final FlopCounter flops = new FlopCounter();
     private final MemorySegment stream;
@@ -389,7 +390,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         if (code <= 5) {
             return op + ": indices[" + i + ", " + j + ", " + l + "] = " + value + " is not a token index in [0, "
                     + bound + ")";
-        } else if (code <= 7) {
+        } else if (code <= 7 || code == 12 || code == 13) {
             return op + ": ids[" + i + ", " + j + "] = " + value + " is out of range [0, " + bound + ")";
         } else if (code == 8) {
             return op + ": ids of sample " + i + " are not distinct: " + value + " appears at positions " + j
@@ -544,6 +545,18 @@ public final class CudaBackend implements Backend, AutoCloseable {
     public void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                                   Tensor dWeight, boolean accumulate) {
         norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, accumulate);
+    }
+
+    @Override
+    public void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean,
+                                Tensor rstd) {
+        norm.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+    }
+
+    @Override
+    public void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
+                                        Tensor dx, Tensor dWeight, boolean accumulate) {
+        norm.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight, accumulate);
     }
 
     @Override

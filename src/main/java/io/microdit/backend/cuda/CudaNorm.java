@@ -29,6 +29,43 @@ final class CudaNorm extends CudaOps {
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
+    void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
+        String op = "gatherLayerNorm";
+        int[] s = Checks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+        // Only the kept rows of x are read: those bytes are the operand.
+        check(MicroditNative.mdt_norm_gather_layer_norm_fwd(stream, pointer(op, "x", x, keptBytes(s)),
+                pointer(op, "ids", ids),
+                optionalPointer(op, "weight", weight), eps, pointer(op, "out", out), pointer(op, "mean", mean),
+                pointer(op, "rstd", rstd), s[0], s[1], s[2], s[3], out.dtype() == DType.BF16 ? 1 : 0, errorRecord()),
+                op);
+        flops.add(op, (weight == null ? 7L : 8L) * out.numel());
+    }
+
+    void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
+                                 Tensor dx, Tensor dWeight, boolean accumulate) {
+        String op = "gatherLayerNormBackward";
+        int[] s = Checks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
+        long rows = (long) s[0] * s[2];
+        MemorySegment workspace = dWeight == null || rows == 0 ? MemorySegment.NULL
+                : reductionWorkspace(op, rows, s[3]);
+        // x's kept rows are read; dx's kept rows are stored (accumulating: read and stored), the whole of it zeroed
+        // first when not accumulating: the operand bytes the trace counts.
+        MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x, keptBytes(s)),
+                is = pointer(op, "ids", ids), ws = optionalPointer(op, "weight", weight),
+                ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd),
+                dxs = pointer(op, "dx", dx, accumulate ? keptBytes(s) : dx.byteSize()),
+                dws = optionalPointer(op, "dWeight", dWeight);
+        pointer(op, "dx", dx, keptBytes(s));
+        check(MicroditNative.mdt_norm_gather_layer_norm_bwd(stream, gs, xs, is, ws, ms, rs, dxs, dws, s[0], s[1],
+                s[2], s[3], workspace, reductionCapacity(), bf16Grads(dOut), accumulate ? 1 : 0, errorRecord()), op);
+        flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (accumulate ? 1 : 0)) * dOut.numel());
+    }
+
+    /** Bytes of the F32 rows [N, K, D] that {@code s} = {N, T, K, D} keeps. */
+    private static long keptBytes(int[] s) {
+        return (long) s[0] * s[2] * s[3] * Float.BYTES;
+    }
+
     void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
         String op = "layerNormStatistics";
         int width = Checks.layerNormStatistics(x, eps, mean, rstd, center);

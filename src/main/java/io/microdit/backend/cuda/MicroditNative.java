@@ -91,6 +91,8 @@ public final class MicroditNative {
     private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_FWD = handle("mdt_norm_residual_layer_norm_fwd");
     private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_FWD_BF16COPY = handle("mdt_norm_residual_layer_norm_fwd_bf16copy");
     private static final MethodHandle MDT_NORM_RESIDUAL_LAYER_NORM_BWD = handle("mdt_norm_residual_layer_norm_bwd");
+    private static final MethodHandle MDT_NORM_GATHER_LAYER_NORM_FWD = handle("mdt_norm_gather_layer_norm_fwd");
+    private static final MethodHandle MDT_NORM_GATHER_LAYER_NORM_BWD = handle("mdt_norm_gather_layer_norm_bwd");
     private static final MethodHandle MDT_TOKENS_GATHER_ROWS = handle("mdt_tokens_gather_rows");
     private static final MethodHandle MDT_TOKENS_SCATTER_ROWS = handle("mdt_tokens_scatter_rows");
     private static final MethodHandle MDT_TOKENS_MEAN_FWD = handle("mdt_tokens_mean_fwd");
@@ -832,6 +834,22 @@ public final class MicroditNative {
             return (int) MDT_NORM_RESIDUAL_LAYER_NORM_BWD.invokeExact(stream, dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF, samples, tokens, width, workspace, workspaceCapacity, bf16Operands);
         } catch (Throwable error) {
             throw new AssertionError("mdt_norm_residual_layer_norm_bwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_gather_layer_norm_fwd(MemorySegment stream, MemorySegment x, MemorySegment ids, MemorySegment weight, float eps, MemorySegment out, MemorySegment mean, MemorySegment rstd, long samples, long tokens, long kept, long width, int bf16Out, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_NORM_GATHER_LAYER_NORM_FWD.invokeExact(stream, x, ids, weight, eps, out, mean, rstd, samples, tokens, kept, width, bf16Out, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_gather_layer_norm_fwd threw", error);
+        }
+    }
+
+    public static int mdt_norm_gather_layer_norm_bwd(MemorySegment stream, MemorySegment dOut, MemorySegment x, MemorySegment ids, MemorySegment weight, MemorySegment mean, MemorySegment rstd, MemorySegment dx, MemorySegment dWeight, long samples, long tokens, long kept, long width, MemorySegment workspace, long workspaceCapacity, int bf16DOut, int accumulate, MemorySegment errorRecord) {
+        try {
+            return (int) MDT_NORM_GATHER_LAYER_NORM_BWD.invokeExact(stream, dOut, x, ids, weight, mean, rstd, dx, dWeight, samples, tokens, kept, width, workspace, workspaceCapacity, bf16DOut, accumulate, errorRecord);
+        } catch (Throwable error) {
+            throw new AssertionError("mdt_norm_gather_layer_norm_bwd threw", error);
         }
     }
 

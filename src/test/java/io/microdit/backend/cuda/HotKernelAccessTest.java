@@ -297,6 +297,32 @@ class HotKernelAccessTest extends CudaVersusCpu {
         }
     }
 
+    /**
+     * The gathered LayerNorm of patch_mixer_map_xout (XL's mixer width, 768; the deferred mask keeping a quarter of
+     * the tokens), forward with a bf16 output and backward from a bf16 dOut into x's full-size gradient, with the
+     * weight's column sum, as a bf16 graph runs them.
+     */
+    @Test
+    void gatheredLayerNormForwardAndBackward() {
+        Random random = new Random(325);
+        int samples = 2, tokens = 16, kept = 4, width = 768, rows = samples * kept;
+        try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
+            Tensor x = f32(host, device, random, samples, tokens, width), weight = f32(host, device, random, width);
+            int[] keep = {13, 2, 7, 10, 0, 15, 4, 9};
+            Tensor ids = cuda.upload(Tensor.ofInts(host, keep, samples, kept), device);
+            Tensor out = device.zeros(DType.BF16, samples, kept, width);
+            Tensor mean = device.zeros(DType.F32, rows), rstd = device.zeros(DType.F32, rows);
+            Tensor dOut = bf16(host, device, random, samples, kept, width);
+            Tensor dx = device.zeros(DType.F32, samples, tokens, width), dWeight = device.zeros(DType.F32, width);
+            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
+                cuda.gatherLayerNorm(x, ids, weight, 1e-6f, out, mean, rstd);
+                cuda.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight, false);
+            });
+            assertMeetsTargets(counts, "layer_norm");
+            assertMeetsTargets(counts, "layer_norm_backward_kernel");
+        }
+    }
+
     /** The same forward with an F32 output and its bf16 copy (the MoE's input: the router's and the experts'). */
     @Test
     void residualLayerNormWithABf16Copy() {
