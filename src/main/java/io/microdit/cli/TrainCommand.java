@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
  * The main job. With no arguments: fashion-small on Fashion-MNIST on the CPU backend, about 12 minutes on two
  * cores, into {@code runs/fashion-small}.
  */
-@Command(name = "train", description = "Train a MicroDiT (default: fashion-small on Fashion-MNIST, ~12 min on 2 cores).")
+@Command(name = "train", description = "Train a MicroDiT (default: fashion-small on Fashion-MNIST, ~8 min on 2 cores).")
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--config", description = "Training config JSON (keys as in the README); default: the main job.")
     Path config;
