@@ -207,7 +207,8 @@ public class CpuAttentionTest {
 
     /**
      * The backward's per-thread tiles are kept from call to call while the shape stays: a call after others (of
-     * the same shape with other values, and of another shape) gives the same bits as the first call.
+     * the same shape with other values, of another shape, and of the same token counts and head_dim with more
+     * heads, whose sample rows are wider) gives the same bits as the first call.
      */
     @Test
     void backwardTilesKeptAcrossCallsChangeNoResult() {
@@ -219,6 +220,8 @@ public class CpuAttentionTest {
         run(SINGLE_THREAD, Inputs.random(9, 4, 1, 50, 13, 3 * 16), 1, 50, 13, 3, 16);
         run(SINGLE_THREAD, Inputs.random(10, 4, batch, queries, keys, heads * headDim), batch, queries, keys, heads,
                 headDim);
+        run(SINGLE_THREAD, Inputs.random(11, 4, batch, queries, keys, 2 * heads * headDim), batch, queries, keys,
+                2 * heads, headDim);
         float[][] again = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
         String[] names = {"out", "lse", "dq", "dk", "dv"};
         for (int i = 0; i < names.length; i++) {
