@@ -12,6 +12,7 @@ import io.microdit.backend.cpu.CpuBackend;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
+import io.microdit.testing.GeluReference;
 import io.microdit.testing.GradientCheck;
 import io.microdit.testing.TestData;
 import java.util.Arrays;
@@ -200,20 +201,6 @@ class MoeFunctionsTest {
 
     // ---------------------------------------------------------------- each function alone
 
-    /** erf in float64 from its series of positive terms (as ActivationFunctionsTest's). */
-    private static double erf(double x) {
-        double ax = Math.abs(x);
-        if (ax > 6) {
-            return Math.signum(x);
-        }
-        double term = ax, sum = ax;
-        for (int n = 0; term > 1e-18 * sum; n++) {
-            term *= 2 * ax * ax / (2 * n + 3);
-            sum += term;
-        }
-        return Math.copySign(2 / Math.sqrt(Math.PI) * Math.exp(-ax * ax) * sum, x);
-    }
-
     /** The experts' GELU MLP on the routed tokens: values against float64, gradients of x, w1, w2 against FD. */
     @Test
     void expertsGradientsWithFixedIndices() {
@@ -229,28 +216,25 @@ class MoeFunctionsTest {
                     .input("x", TestData.uniform(random, samples * tokens * dim), samples, tokens, dim)
                     .input("w1", TestData.uniform(random, experts * dim * hidden), experts, dim, hidden)
                     .input("w2", TestData.uniform(random, experts * hidden * dim), experts, hidden, dim)
-                    .check((g, v) -> MoeFunctions.experts(g, v[0], indexTensor, v[1], v[2], DType.F32), r -> {
-                        double[] out = new double[experts * samples * k * dim];
-                        for (int e = 0; e < experts; e++) {
-                            for (int n = 0; n < samples; n++) {
-                                for (int j = 0; j < k; j++) {
-                                    int t = indices[(n * experts + e) * k + j], row = (e * samples + n) * k + j;
-                                    for (int h = 0; h < hidden; h++) {
-                                        double pre = 0;
-                                        for (int d = 0; d < dim; d++) {
-                                            pre += r[0][(n * tokens + t) * dim + d] * r[1][(e * dim + d) * hidden + h];
-                                        }
-                                        double act = 0.5 * pre * (1 + erf(pre / Math.sqrt(2)));
-                                        for (int d = 0; d < dim; d++) {
-                                            out[row * dim + d] += act * r[2][(e * hidden + h) * dim + d];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        return out;
-                    });
+                    .check((g, v) -> MoeFunctions.experts(g, v[0], indexTensor, v[1], v[2], DType.F32),
+                            r -> GeluReference.geluProducts(dispatched(r[0], indices, samples, tokens, experts, k,
+                                    dim), r[1], r[2], experts, samples * k, dim, hidden, false));
         }
+    }
+
+    /** The rows of x [N, T, D] that {@code indices} [N, E, k] route, as dispatch lays them out: [E, N·k, D]. */
+    private static double[] dispatched(double[] x, int[] indices, int samples, int tokens, int experts, int k,
+                                       int dim) {
+        double[] out = new double[experts * samples * k * dim];
+        for (int e = 0; e < experts; e++) {
+            for (int n = 0; n < samples; n++) {
+                for (int j = 0; j < k; j++) {
+                    int t = indices[(n * experts + e) * k + j];
+                    System.arraycopy(x, (n * tokens + t) * dim, out, ((e * samples + n) * k + j) * dim, dim);
+                }
+            }
+        }
+        return out;
     }
 
     @Test
@@ -268,19 +252,8 @@ class MoeFunctionsTest {
             Tensor indexTensor = Tensor.ofInts(scope, indices, samples, experts, k);
             GradientCheck.of(BACKEND, 5)
                     .input("x", x, samples, tokens, dim)
-                    .check((g, v) -> MoeFunctions.dispatch(g, v[0], indexTensor, experts), r -> {
-                        double[] out = new double[experts * samples * k * dim];
-                        for (int e = 0; e < experts; e++) {
-                            for (int n = 0; n < samples; n++) {
-                                for (int j = 0; j < k; j++) {
-                                    int t = indices[(n * experts + e) * k + j];
-                                    System.arraycopy(r[0], (n * tokens + t) * dim, out,
-                                            ((e * samples + n) * k + j) * dim, dim);
-                                }
-                            }
-                        }
-                        return out;
-                    });
+                    .check((g, v) -> MoeFunctions.dispatch(g, v[0], indexTensor, experts),
+                            r -> dispatched(r[0], indices, samples, tokens, experts, k, dim));
             GradientCheck.of(BACKEND, 6)
                     .input("h", h, experts, samples * k, dim)
                     .input("gates", gates, samples, experts, k)

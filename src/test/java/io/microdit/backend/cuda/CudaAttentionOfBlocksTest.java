@@ -1,16 +1,21 @@
 package io.microdit.backend.cuda;
 
+import static io.microdit.backend.cuda.AttentionOperands.download;
+import static io.microdit.backend.cuda.AttentionOperands.fetch;
+import static io.microdit.backend.cuda.AttentionOperands.on;
+import static io.microdit.backend.cuda.AttentionOperands.poisoned;
+import static io.microdit.backend.cuda.AttentionOperands.scopeOf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.microdit.backend.Backend;
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.cuda.AttentionOperands.Statistics;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
 import java.lang.foreign.MemorySegment;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -108,23 +113,26 @@ class CudaAttentionOfBlocksTest {
     private static Map<String, float[]> packed(Backend be, MemoryScope host, Tensor q, Tensor kv, Tensor dOut,
                                                int heads) {
         boolean self = q == kv;
-        try (MemoryScope scope = scope(be)) {
-            Tensor[] s = statistics(be, scope, Math.toIntExact(dOut.rowCount()), Math.toIntExact(kv.rowCount()));
+        try (MemoryScope scope = scopeOf(be)) {
+            Statistics s = Statistics.poisoned(be, scope, dOut.rowCount(), kv.rowCount());
             Tensor out = poisoned(be, scope, DType.BF16, dOut.shape());
             Tensor lse = poisoned(be, scope, DType.F32, dOut.dim(0), heads, dOut.dim(1));
             Tensor kvs = on(be, scope, kv), qs = self ? kvs : on(be, scope, q), dOuts = on(be, scope, dOut);
             Tensor dkv = poisoned(be, scope, DType.BF16, kv.shape());
             Tensor dq = self ? dkv : poisoned(be, scope, DType.BF16, q.shape());
             if (self) {
-                be.normalizedSelfAttention(kvs, heads, EPS, s[0], s[1], s[2], s[3], s[4], s[5], out, lse);
-                be.normalizedSelfAttentionBackward(dOuts, kvs, out, lse, heads, EPS, s[0], s[1], s[2], s[3], s[4],
-                        s[5], dkv);
+                be.normalizedSelfAttention(kvs, heads, EPS, s.qMean(), s.qRstd(), s.qCenter(), s.kMean(), s.kRstd(),
+                        s.kCenter(), out, lse);
+                be.normalizedSelfAttentionBackward(dOuts, kvs, out, lse, heads, EPS, s.qMean(), s.qRstd(),
+                        s.qCenter(), s.kMean(), s.kRstd(), s.kCenter(), dkv);
             } else {
-                be.normalizedCrossAttention(qs, kvs, heads, EPS, s[0], s[1], s[2], s[3], s[4], s[5], out, lse);
-                be.normalizedCrossAttentionBackward(dOuts, qs, kvs, out, lse, heads, EPS, s[0], s[1], s[2], s[3],
-                        s[4], s[5], dq, dkv);
+                be.normalizedCrossAttention(qs, kvs, heads, EPS, s.qMean(), s.qRstd(), s.qCenter(), s.kMean(),
+                        s.kRstd(), s.kCenter(), out, lse);
+                be.normalizedCrossAttentionBackward(dOuts, qs, kvs, out, lse, heads, EPS, s.qMean(), s.qRstd(),
+                        s.qCenter(), s.kMean(), s.kRstd(), s.kCenter(), dq, dkv);
             }
-            return download(be, host, s[0], s[1], s[2], s[3], s[4], s[5], out, lse, dq, dkv);
+            return download(be, host, NAMES, s.qMean(), s.qRstd(), s.qCenter(), s.kMean(), s.kRstd(), s.kCenter(),
+                    out, lse, dq, dkv);
         }
     }
 
@@ -133,27 +141,25 @@ class CudaAttentionOfBlocksTest {
                                                  int heads) {
         boolean self = q == kv;
         int width = dOut.dim(2);
-        try (MemoryScope scope = scope(be)) {
-            Tensor[] kvBlocks = copiedBlocks(be, scope, host, kv, width);
-            Tensor qBlock = self ? kvBlocks[0] : on(be, scope, q);
-            Tensor k = kvBlocks[self ? 1 : 0], v = kvBlocks[self ? 2 : 1];
-            Tensor[] s = statistics(be, scope, Math.toIntExact(dOut.rowCount()), Math.toIntExact(kv.rowCount()));
-            be.layerNormStatistics(qBlock, EPS, s[0], s[1], s[2]);
-            be.layerNormStatistics(k, EPS, s[3], s[4], s[5]);
-            Tensor out = poisoned(be, scope, DType.BF16, dOut.shape());
-            Tensor lse = poisoned(be, scope, DType.F32, dOut.dim(0), heads, dOut.dim(1));
-            be.normalizedAttention(qBlock, k, v, heads, EPS, s[2], s[1], s[5], s[4], out, lse);
-            Tensor dqNormalized = poisoned(be, scope, DType.BF16, qBlock.shape());
-            Tensor dkNormalized = poisoned(be, scope, DType.BF16, k.shape());
-            Tensor dv = poisoned(be, scope, DType.BF16, k.shape());
-            be.normalizedAttentionBackward(on(be, scope, dOut), qBlock, k, v, out, lse, heads, EPS, s[2], s[1], s[5],
-                    s[4], dqNormalized, dkNormalized, dv);
-            Tensor dq = poisoned(be, scope, DType.BF16, qBlock.shape()), dk = poisoned(be, scope, DType.BF16, k.shape());
-            be.layerNormBackward(dkNormalized, k, null, s[3], s[4], dk, null);
-            be.layerNormBackward(dqNormalized, qBlock, null, s[0], s[1], dq, null);
-            Map<String, float[]> values = download(be, host, s[0], s[1], s[2], s[3], s[4], s[5], out, lse, dq, dk);
-            float[][] kvGradients = self ? new float[][] {values.get("dq"), values.get("dkv"), fetch(be, host, dv)}
-                    : new float[][] {values.get("dkv"), fetch(be, host, dv)};
+        try (MemoryScope scope = scopeOf(be)) {
+            Tensor[] kvBlocks = copiedBlocks(host, kv, width);
+            AttentionOperands a = AttentionOperands.on(be, scope, self ? kvBlocks[0] : q, kvBlocks[self ? 1 : 0],
+                    kvBlocks[self ? 2 : 1], heads, DType.BF16, DType.BF16);
+            Statistics s = a.statistics;
+            be.layerNormStatistics(a.q, EPS, s.qMean(), s.qRstd(), s.qCenter());
+            be.layerNormStatistics(a.k, EPS, s.kMean(), s.kRstd(), s.kCenter());
+            be.normalizedAttention(a.q, a.k, a.v, heads, EPS, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), a.out,
+                    a.lse);
+            // a.dq and a.dk: the gradients of the normalised q and k, which each QK-norm's backward takes on.
+            be.normalizedAttentionBackward(on(be, scope, dOut), a.q, a.k, a.v, a.out, a.lse, heads, EPS, s.qCenter(),
+                    s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
+            Tensor dq = poisoned(be, scope, DType.BF16, a.q.shape()), dk = poisoned(be, scope, DType.BF16, a.k.shape());
+            be.layerNormBackward(a.dk, a.k, null, s.kMean(), s.kRstd(), dk, null);
+            be.layerNormBackward(a.dq, a.q, null, s.qMean(), s.qRstd(), dq, null);
+            Map<String, float[]> values = download(be, host, NAMES, s.qMean(), s.qRstd(), s.qCenter(), s.kMean(),
+                    s.kRstd(), s.kCenter(), a.out, a.lse, dq, dk);
+            float[][] kvGradients = self ? new float[][] {values.get("dq"), values.get("dkv"), fetch(be, host, a.dv)}
+                    : new float[][] {values.get("dkv"), fetch(be, host, a.dv)};
             float[] dkv = interleaved(kvGradients, Math.toIntExact(kv.rowCount()), width);
             values.put("dkv", dkv);
             values.put("dq", self ? dkv : values.get("dq"));
@@ -161,18 +167,17 @@ class CudaAttentionOfBlocksTest {
         }
     }
 
-    /** The column blocks {@code width} wide of a host BF16 matrix, each on the backend as [N, T, width]. */
-    private static Tensor[] copiedBlocks(Backend be, MemoryScope scope, MemoryScope host, Tensor matrix, int width) {
+    /** The column blocks {@code width} wide of a host BF16 matrix, each a host [N, T, width]. */
+    private static Tensor[] copiedBlocks(MemoryScope host, Tensor matrix, int width) {
         int count = matrix.dim(2) / width;
         long rows = matrix.rowCount();
         Tensor[] blocks = new Tensor[count];
         for (int b = 0; b < count; b++) {
-            Tensor block = Tensor.empty(host, DType.BF16, matrix.dim(0), matrix.dim(1), width);
+            blocks[b] = Tensor.empty(host, DType.BF16, matrix.dim(0), matrix.dim(1), width);
             for (long r = 0; r < rows; r++) {
-                MemorySegment.copy(matrix.segment(), (r * count + b) * width * 2L, block.segment(), r * width * 2L,
-                        width * 2L);
+                MemorySegment.copy(matrix.segment(), (r * count + b) * width * 2L, blocks[b].segment(),
+                        r * width * 2L, width * 2L);
             }
-            blocks[b] = on(be, scope, block);
         }
         return blocks;
     }
@@ -186,38 +191,5 @@ class CudaAttentionOfBlocksTest {
             }
         }
         return matrix;
-    }
-
-    /** mean, rstd and center of q's rows, then of k's, poisoned. */
-    private static Tensor[] statistics(Backend be, MemoryScope scope, int qRows, int kRows) {
-        return new Tensor[] {poisoned(be, scope, DType.F32, qRows), poisoned(be, scope, DType.F32, qRows),
-            poisoned(be, scope, DType.F32, qRows, 2), poisoned(be, scope, DType.F32, kRows),
-            poisoned(be, scope, DType.F32, kRows), poisoned(be, scope, DType.F32, kRows, 2)};
-    }
-
-    private static MemoryScope scope(Backend be) {
-        return be == cuda ? cuda.scope("device") : new MemoryScope("cpu");
-    }
-
-    private static Tensor on(Backend be, MemoryScope scope, Tensor host) {
-        return be == cuda ? cuda.upload(host, scope) : Tensor.empty(scope, host.dtype(), host.shape()).copyFrom(host);
-    }
-
-    private static Tensor poisoned(Backend be, MemoryScope scope, DType dtype, int... shape) {
-        try (MemoryScope staging = new MemoryScope("poison")) {
-            return on(be, scope, TestData.poisoned(staging, shape).to(dtype, staging));
-        }
-    }
-
-    private static float[] fetch(Backend be, MemoryScope host, Tensor t) {
-        return (be == cuda ? cuda.download(t, host) : t).to(DType.F32, host).toFloatArray();
-    }
-
-    private static Map<String, float[]> download(Backend be, MemoryScope host, Tensor... tensors) {
-        Map<String, float[]> values = new LinkedHashMap<>();
-        for (int i = 0; i < NAMES.length; i++) {
-            values.put(NAMES[i], fetch(be, host, tensors[i]));
-        }
-        return values;
     }
 }

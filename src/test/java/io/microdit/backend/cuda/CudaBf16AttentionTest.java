@@ -1,5 +1,7 @@
 package io.microdit.backend.cuda;
 
+import static io.microdit.backend.cuda.AttentionOperands.fetch;
+import static io.microdit.backend.cuda.AttentionOperands.randomBf16;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -50,34 +52,24 @@ class CudaBf16AttentionTest {
         cpu.close();
     }
 
-    /** Uniform in [-amplitude, amplitude), rounded to bf16. */
-    private static Tensor bf16(MemoryScope scope, Random random, float amplitude, int... shape) {
-        Tensor t = TestData.uniform(scope, random, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.setFloat(i, t.getFloat(i) * amplitude);
-        }
-        return t.to(DType.BF16, scope);
-    }
-
     /** Max relative errors {out, lse} of the CUDA BF16 forward against the CPU F32 forward of the same values. */
     private static double[] forwardErrors(Random random, int batch, int heads, int headDim, int queries, int keys) {
         int width = heads * headDim;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             // q scaled up so that the softmax is far from uniform (scores of standard deviation about 1.5).
-            Tensor q = bf16(host, random, 4f, batch, queries, width);
-            Tensor k = bf16(host, random, 1f, batch, keys, width), v = bf16(host, random, 1f, batch, keys, width);
-            Tensor expectedOut = TestData.poisoned(host, batch, queries, width);
-            Tensor expectedLse = TestData.poisoned(host, batch, heads, queries);
-            cpu.attention(q.to(DType.F32, host), k.to(DType.F32, host), v.to(DType.F32, host), heads, expectedOut,
-                    expectedLse);
-            Tensor out = cuda.upload(TestData.poisoned(host, batch, queries, width), device);
-            Tensor lse = cuda.upload(TestData.poisoned(host, batch, heads, queries), device);
-            cuda.attention(cuda.upload(q, device), cuda.upload(k, device), cuda.upload(v, device), heads, out, lse);
+            Tensor q = randomBf16(host, random, 4f, 0f, batch, queries, width);
+            Tensor k = randomBf16(host, random, 1f, 0f, batch, keys, width);
+            Tensor v = randomBf16(host, random, 1f, 0f, batch, keys, width);
+            AttentionOperands expected = AttentionOperands.on(cpu, host, q.to(DType.F32, host), k.to(DType.F32, host),
+                    v.to(DType.F32, host), heads, DType.F32, null);
+            cpu.attention(expected.q, expected.k, expected.v, heads, expected.out, expected.lse);
+            AttentionOperands actual = AttentionOperands.on(cuda, device, q, k, v, heads, DType.F32, null);
+            cuda.attention(actual.q, actual.k, actual.v, heads, actual.out, actual.lse);
             return new double[] {
-                TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
-                        TestData.toDouble(expectedOut.toFloatArray())),
-                TestData.maxRelativeError(cuda.download(lse, host).toFloatArray(),
-                        TestData.toDouble(expectedLse.toFloatArray()))};
+                TestData.maxRelativeError(fetch(cuda, host, actual.out),
+                        TestData.toDouble(expected.out.toFloatArray())),
+                TestData.maxRelativeError(fetch(cuda, host, actual.lse),
+                        TestData.toDouble(expected.lse.toFloatArray()))};
         }
     }
 
@@ -122,26 +114,24 @@ class CudaBf16AttentionTest {
     private static double[] backwardErrors(Random random, int batch, int heads, int headDim, int queries, int keys) {
         int width = heads * headDim;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            Tensor q = bf16(host, random, 4f, batch, queries, width);
-            Tensor k = bf16(host, random, 1f, batch, keys, width), v = bf16(host, random, 1f, batch, keys, width);
+            Tensor q = randomBf16(host, random, 4f, 0f, batch, queries, width);
+            Tensor k = randomBf16(host, random, 1f, 0f, batch, keys, width);
+            Tensor v = randomBf16(host, random, 1f, 0f, batch, keys, width);
             Tensor dOut = TestData.uniform(host, random, batch, queries, width);
-            Tensor out = TestData.poisoned(host, batch, queries, width);
-            Tensor lse = TestData.poisoned(host, batch, heads, queries);
-            Tensor q32 = q.to(DType.F32, host), k32 = k.to(DType.F32, host), v32 = v.to(DType.F32, host);
-            cpu.attention(q32, k32, v32, heads, out, lse);
-            Tensor[] expected = {TestData.poisoned(host, batch, queries, width),
-                TestData.poisoned(host, batch, keys, width), TestData.poisoned(host, batch, keys, width)};
-            cpu.attentionBackward(dOut, q32, k32, v32, out, lse, heads, expected[0], expected[1], expected[2]);
-            Tensor[] actual = {cuda.upload(TestData.poisoned(host, batch, queries, width), device),
-                cuda.upload(TestData.poisoned(host, batch, keys, width), device),
-                cuda.upload(TestData.poisoned(host, batch, keys, width), device)};
-            cuda.attentionBackward(cuda.upload(dOut, device), cuda.upload(q, device), cuda.upload(k, device),
-                    cuda.upload(v, device), cuda.upload(out, device), cuda.upload(lse, device), heads, actual[0],
-                    actual[1], actual[2]);
+            AttentionOperands expected = AttentionOperands.on(cpu, host, q.to(DType.F32, host), k.to(DType.F32, host),
+                    v.to(DType.F32, host), heads, DType.F32, DType.F32);
+            cpu.attention(expected.q, expected.k, expected.v, heads, expected.out, expected.lse);
+            cpu.attentionBackward(dOut, expected.q, expected.k, expected.v, expected.out, expected.lse, heads,
+                    expected.dq, expected.dk, expected.dv);
+            AttentionOperands actual = AttentionOperands.on(cuda, device, q, k, v, heads, DType.F32, DType.F32);
+            cuda.attentionBackward(cuda.upload(dOut, device), actual.q, actual.k, actual.v,
+                    cuda.upload(expected.out, device), cuda.upload(expected.lse, device), heads, actual.dq, actual.dk,
+                    actual.dv);
+            Tensor[][] gradients = {{actual.dq, expected.dq}, {actual.dk, expected.dk}, {actual.dv, expected.dv}};
             double[] errors = new double[3];
             for (int i = 0; i < 3; i++) {
-                errors[i] = TestData.maxRelativeError(cuda.download(actual[i], host).toFloatArray(),
-                        TestData.toDouble(expected[i].toFloatArray()));
+                errors[i] = TestData.maxRelativeError(fetch(cuda, host, gradients[i][0]),
+                        TestData.toDouble(gradients[i][1].toFloatArray()));
             }
             return errors;
         }
@@ -179,16 +169,15 @@ class CudaBf16AttentionTest {
     void backwardIsDeterministic() {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Random random = new Random(54);
-            Tensor q = cuda.upload(bf16(host, random, 4f, 1, 70, 64), device);
-            Tensor k = cuda.upload(bf16(host, random, 1f, 1, 77, 64), device);
-            Tensor v = cuda.upload(bf16(host, random, 1f, 1, 77, 64), device);
+            Tensor q = randomBf16(host, random, 4f, 0f, 1, 70, 64), k = randomBf16(host, random, 1f, 0f, 1, 77, 64);
+            Tensor v = randomBf16(host, random, 1f, 0f, 1, 77, 64);
             Tensor dOut = cuda.upload(TestData.uniform(host, random, 1, 70, 64), device);
-            Tensor out = device.zeros(1, 70, 64), lse = device.zeros(1, 2, 70);
-            cuda.attention(q, k, v, 2, out, lse);
+            AttentionOperands a = AttentionOperands.on(cuda, device, q, k, v, 2, DType.F32, null);
+            cuda.attention(a.q, a.k, a.v, 2, a.out, a.lse);
             float[][] first = null;
             for (int run = 0; run < 2; run++) {
                 Tensor dq = device.zeros(1, 70, 64), dk = device.zeros(1, 77, 64), dv = device.zeros(1, 77, 64);
-                cuda.attentionBackward(dOut, q, k, v, out, lse, 2, dq, dk, dv);
+                cuda.attentionBackward(dOut, a.q, a.k, a.v, a.out, a.lse, 2, dq, dk, dv);
                 float[][] result = {cuda.download(dq, host).toFloatArray(), cuda.download(dk, host).toFloatArray(),
                     cuda.download(dv, host).toFloatArray()};
                 if (first == null) {
@@ -206,14 +195,15 @@ class CudaBf16AttentionTest {
     void cpuBf16AttentionIsItsF32AttentionOfTheSameValues() {
         Random random = new Random(45);
         try (MemoryScope scope = new MemoryScope("cpu")) {
-            Tensor q = bf16(scope, random, 4f, 2, 5, 8), k = bf16(scope, random, 1f, 2, 7, 8);
-            Tensor v = bf16(scope, random, 1f, 2, 7, 8);
-            Tensor out = TestData.poisoned(scope, 2, 5, 8), lse = TestData.poisoned(scope, 2, 2, 5);
-            Tensor outF32 = TestData.poisoned(scope, 2, 5, 8), lseF32 = TestData.poisoned(scope, 2, 2, 5);
-            cpu.attention(q, k, v, 2, out, lse);
-            cpu.attention(q.to(DType.F32, scope), k.to(DType.F32, scope), v.to(DType.F32, scope), 2, outF32, lseF32);
-            assertArrayEquals(outF32.toFloatArray(), out.toFloatArray());
-            assertArrayEquals(lseF32.toFloatArray(), lse.toFloatArray());
+            Tensor q = randomBf16(scope, random, 4f, 0f, 2, 5, 8), k = randomBf16(scope, random, 1f, 0f, 2, 7, 8);
+            Tensor v = randomBf16(scope, random, 1f, 0f, 2, 7, 8);
+            AttentionOperands bf16 = AttentionOperands.on(cpu, scope, q, k, v, 2, DType.F32, null);
+            AttentionOperands f32 = AttentionOperands.on(cpu, scope, q.to(DType.F32, scope), k.to(DType.F32, scope),
+                    v.to(DType.F32, scope), 2, DType.F32, null);
+            cpu.attention(bf16.q, bf16.k, bf16.v, 2, bf16.out, bf16.lse);
+            cpu.attention(f32.q, f32.k, f32.v, 2, f32.out, f32.lse);
+            assertArrayEquals(f32.out.toFloatArray(), bf16.out.toFloatArray());
+            assertArrayEquals(f32.lse.toFloatArray(), bf16.lse.toFloatArray());
         }
     }
 

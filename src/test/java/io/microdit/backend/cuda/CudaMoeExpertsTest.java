@@ -17,7 +17,6 @@ import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import java.util.function.BiFunction;
@@ -33,22 +32,6 @@ import org.junit.jupiter.api.Test;
  */
 @Tag("emu")
 class CudaMoeExpertsTest extends CudaVersusCpu {
-    /** Each (sample, expert) picks k distinct tokens at random, as a top-k does. */
-    private static int[] distinctPicks(Random random, int samples, int tokens, int experts, int k) {
-        int[] indices = new int[samples * experts * k];
-        List<Integer> order = new ArrayList<>();
-        for (int t = 0; t < tokens; t++) {
-            order.add(t);
-        }
-        for (int item = 0; item < samples * experts; item++) {
-            Collections.shuffle(order, random);
-            for (int j = 0; j < k; j++) {
-                indices[item * k + j] = order.get(j);
-            }
-        }
-        return indices;
-    }
-
     private static Tensor bf16(MemoryScope host, Random random, int... shape) {
         return random(host, random, shape).to(DType.BF16, host);
     }
@@ -77,15 +60,8 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
         int rows = samples * k;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor x = cuda.upload(bf16(host, random, samples, tokens, dim), device);
-            Tensor indices;
-            if (topK) {
-                indices = device.zeros(DType.I32, samples, experts, k);
-                cuda.expertChoiceTopK(cuda.upload(random(host, random, samples, tokens, experts), device), k,
-                        device.zeros(DType.F32, samples, experts, k), indices);
-            } else {
-                indices = cuda.upload(Tensor.ofInts(host, distinctPicks(random, samples, tokens, experts, k), samples,
-                        experts, k), device);
-            }
+            Tensor indices = topK ? MoeRouting.topKIndices(cuda, host, device, random, samples, tokens, experts, k)
+                    : cuda.upload(MoeRouting.distinctPickIndices(host, random, samples, tokens, experts, k), device);
             Tensor w = cuda.upload(bf16(host, random, experts, dim, hidden), device);
             Tensor routed = dispatched(cuda, device, x, indices);
             Tensor pre = cuda.upload(output(host, DType.BF16, experts, rows, hidden), device);
@@ -135,16 +111,14 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor x = cuda.upload(bf16(host, random, samples, tokens, dim), device);
             Tensor w = cuda.upload(bf16(host, random, experts, dim, hidden), device);
-            Tensor indices = device.zeros(DType.I32, samples, experts, k);
-            cuda.expertChoiceTopK(cuda.upload(random(host, random, samples, tokens, experts), device), k,
-                    device.zeros(DType.F32, samples, experts, k), indices);
+            Tensor indices = MoeRouting.topKIndices(cuda, host, device, random, samples, tokens, experts, k);
             Tensor pre = device.zeros(DType.BF16, experts, rows, hidden), out = device.zeros(DType.BF16, experts,
                     rows, hidden);
             List<String> launched = kernels(() -> cuda.moeExpertsGelu(x, indices, w, pre, out, false));
             assertTrue(!launched.contains("routed_rows_kernel"), "the top-k's rows are read as kept: " + launched);
 
             // New indices written over the routing's: the products must follow them, not the top-k's rows.
-            cuda.write(indices, distinctPicks(random, samples, tokens, experts, k));
+            cuda.write(indices, MoeRouting.distinctPicks(random, samples, tokens, experts, k));
             launched = kernels(() -> cuda.moeExpertsGelu(x, indices, w, pre, out, false));
             assertEquals("routed_rows_kernel", launched.get(0), "rows built for the new indices: " + launched);
             Tensor expectedPre = device.zeros(DType.BF16, experts, rows, hidden);
@@ -162,8 +136,7 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
         int samples = 2, tokens = 29, experts = 3, k = 11, dim = 24, hidden = 40, rows = samples * k;
         try (MemoryScope host = new MemoryScope("host")) {
             Tensor x = bf16(host, random, samples, tokens, dim);
-            Tensor indices = Tensor.ofInts(host, distinctPicks(random, samples, tokens, experts, k), samples, experts,
-                    k);
+            Tensor indices = MoeRouting.distinctPickIndices(host, random, samples, tokens, experts, k);
             Tensor w = bf16(host, random, experts, dim, hidden), dy = bf16(host, random, experts, rows, hidden);
             compare("moeExpertsGelu", new Tensor[] {x, indices, w, output(host, DType.BF16, experts, rows, hidden),
                     output(host, DType.BF16, experts, rows, hidden)},
@@ -181,8 +154,8 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
         int samples = 1, tokens = 9, experts = 2, k = 4, dim = 12, hidden = 16;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor x = cuda.upload(bf16(host, random, samples, tokens, dim), device);
-            Tensor indices = cuda.upload(Tensor.ofInts(host, distinctPicks(random, samples, tokens, experts, k),
-                    samples, experts, k), device);
+            Tensor indices = cuda.upload(MoeRouting.distinctPickIndices(host, random, samples, tokens, experts, k),
+                    device);
             Tensor w = cuda.upload(bf16(host, random, experts, dim, hidden), device);
             Tensor pre = device.zeros(DType.BF16, experts, k, hidden), out = device.zeros(DType.BF16, experts, k, hidden);
             String message = assertThrows(IllegalArgumentException.class,
@@ -195,7 +168,7 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
     void aBadIndexIsReportedAsTheDispatchsAndReadsAsAZeroRow() {
         Random random = new Random(144);
         int samples = 2, tokens = 20, experts = 2, k = 5, dim = 16, hidden = 8;
-        int[] picks = distinctPicks(random, samples, tokens, experts, k);
+        int[] picks = MoeRouting.distinctPicks(random, samples, tokens, experts, k);
         picks[(experts + 1) * k + 2] = tokens + 4; // [1, 1, 2]
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor x = cuda.upload(bf16(host, random, samples, tokens, dim), device);
@@ -243,7 +216,7 @@ class CudaMoeExpertsTest extends CudaVersusCpu {
     void theExpertsFunctionHasTheDispatchedCompositionsValuesAndGradients() {
         Random random = new Random(145);
         int samples = 2, tokens = 23, experts = 3, k = 7, dim = 16, hidden = 24;
-        int[] picks = distinctPicks(random, samples, tokens, experts, k);
+        int[] picks = MoeRouting.distinctPicks(random, samples, tokens, experts, k);
         for (Backend backend : new Backend[] {cpu, cuda}) {
             try (MemoryScope host = new MemoryScope("host");
                  MemoryScope scope = backend == cuda ? cuda.scope("device") : new MemoryScope("cpu")) {

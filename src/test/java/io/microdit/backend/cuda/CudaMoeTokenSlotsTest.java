@@ -8,9 +8,7 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Tag;
@@ -49,22 +47,6 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
             }
         }
         return new int[][] {offsets, list};
-    }
-
-    /** Each (sample, expert) picks k distinct tokens at random, as a top-k does. */
-    private static int[] distinctPicks(Random random, int samples, int tokens, int experts, int k) {
-        int[] indices = new int[samples * experts * k];
-        List<Integer> order = new ArrayList<>();
-        for (int t = 0; t < tokens; t++) {
-            order.add(t);
-        }
-        for (int item = 0; item < samples * experts; item++) {
-            Collections.shuffle(order, random);
-            for (int j = 0; j < k; j++) {
-                indices[item * k + j] = order.get(j);
-            }
-        }
-        return indices;
     }
 
     /**
@@ -114,8 +96,8 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
                 {1, 4096, 4, 4096}}) {
             int n = size[0], tokens = size[1], experts = size[2], k = size[3];
             String what = Arrays.toString(size);
-            assertMap(what + " distinct picks", distinctPicks(random, n, tokens, experts, k), n, tokens, experts, k,
-                    cuda.errorRecord(), null);
+            assertMap(what + " distinct picks", MoeRouting.distinctPicks(random, n, tokens, experts, k), n, tokens,
+                    experts, k, cuda.errorRecord(), null);
             // Any in-range indices: a token may fill one expert's slots several times, so lists run past E entries.
             int[] repeated = new int[n * experts * k];
             for (int i = 0; i < repeated.length; i++) {
@@ -129,7 +111,7 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
     void aBadIndexIsLeftOutOfTheMapAndReportedAsTheOpsOwn() {
         Random random = new Random(32);
         int n = 2, tokens = 50, experts = 4, k = 12;
-        int[] indices = distinctPicks(random, n, tokens, experts, k);
+        int[] indices = MoeRouting.distinctPicks(random, n, tokens, experts, k);
         indices[(experts + 2) * k + 5] = tokens + 3; // [1, 2, 5]
         assertMap("one bad index", indices, n, tokens, experts, k, cuda.errorRecord(),
                 "moeCombine: indices[1, 2, 5] = 53 is not a token index in [0, 50)");
@@ -223,7 +205,7 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
             assertEquals(before + mapBytes, device.ownedBytes(), "routing again into the same indices reuses it");
 
             // New indices written over the routing's: combine must follow them, not the top-k's map.
-            int[] other = distinctPicks(random, n, tokens, experts, k);
+            int[] other = MoeRouting.distinctPicks(random, n, tokens, experts, k);
             cuda.write(indices, other);
             Tensor hostIndices = Tensor.ofInts(host, other, n, experts, k), hostGates = cuda.download(gates, host);
             Tensor expected = host.zeros(n, tokens, dim);

@@ -1,15 +1,20 @@
 package io.microdit.backend.cuda;
 
+import static io.microdit.backend.cuda.AttentionOperands.download;
+import static io.microdit.backend.cuda.AttentionOperands.on;
+import static io.microdit.backend.cuda.AttentionOperands.poisoned;
+import static io.microdit.backend.cuda.AttentionOperands.randomBf16;
+import static io.microdit.backend.cuda.AttentionOperands.scopeOf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.microdit.backend.Backend;
 import io.microdit.backend.cpu.CpuBackend;
+import io.microdit.backend.cuda.AttentionOperands.Statistics;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
@@ -54,10 +59,10 @@ class CudaNormalizedAttentionTest {
         Random random = new Random(batch * 1009L + heads * 101L + headDim * 11L + queries * 7L + keys);
         int width = heads * headDim;
         try (MemoryScope host = new MemoryScope("host")) {
-            Tensor q = bf16(host, random, 3f, 40f, batch, queries, width);
-            Tensor k = bf16(host, random, 2f, -1.5f, batch, keys, width);
-            Tensor v = bf16(host, random, 1f, 0f, batch, keys, width);
-            Tensor dOut = bf16(host, random, 1f, 0f, batch, queries, width);
+            Tensor q = randomBf16(host, random, 3f, 40f, batch, queries, width);
+            Tensor k = randomBf16(host, random, 2f, -1.5f, batch, keys, width);
+            Tensor v = randomBf16(host, random, 1f, 0f, batch, keys, width);
+            Tensor dOut = randomBf16(host, random, 1f, 0f, batch, queries, width);
             Map<String, float[]> cpuFused = null;
             for (Backend be : new Backend[] {cpu, cuda}) {
                 String name = be == cpu ? "CPU" : "CUDA";
@@ -86,80 +91,40 @@ class CudaNormalizedAttentionTest {
     /** layerNorm of q and k (BF16 outputs), attention and its backward. */
     private static Map<String, float[]> separate(Backend be, MemoryScope host, Tensor q, Tensor k, Tensor v,
                                                  Tensor dOut, int heads, boolean bf16Gradients) {
-        try (MemoryScope scope = scope(be)) {
-            int qRows = Math.toIntExact(q.rowCount()), kRows = Math.toIntExact(k.rowCount());
-            Tensor qs = on(be, scope, q), ks = on(be, scope, k), vs = on(be, scope, v);
+        try (MemoryScope scope = scopeOf(be)) {
+            AttentionOperands a = AttentionOperands.on(be, scope, q, k, v, heads, DType.BF16,
+                    bf16Gradients ? DType.BF16 : DType.F32);
+            Statistics s = a.statistics;
             Tensor qn = poisoned(be, scope, DType.BF16, q.shape()), kn = poisoned(be, scope, DType.BF16, k.shape());
-            Tensor qMean = poisoned(be, scope, DType.F32, qRows), qRstd = poisoned(be, scope, DType.F32, qRows);
-            Tensor kMean = poisoned(be, scope, DType.F32, kRows), kRstd = poisoned(be, scope, DType.F32, kRows);
-            be.layerNorm(qs, null, EPS, qn, qMean, qRstd);
-            be.layerNorm(ks, null, EPS, kn, kMean, kRstd);
-            Tensor out = poisoned(be, scope, DType.BF16, q.shape());
-            Tensor lse = poisoned(be, scope, DType.F32, q.dim(0), heads, q.dim(1));
-            be.attention(qn, kn, vs, heads, out, lse);
-            DType gradient = bf16Gradients ? DType.BF16 : DType.F32;
-            Tensor dq = poisoned(be, scope, gradient, q.shape()), dk = poisoned(be, scope, gradient, k.shape());
-            Tensor dv = poisoned(be, scope, gradient, v.shape());
-            be.attentionBackward(on(be, scope, dOut), qn, kn, vs, out, lse, heads, dq, dk, dv);
-            return download(be, host, new String[] {"qMean", "qRstd", "kMean", "kRstd", "out", "lse", "dq", "dk",
-                "dv"}, qMean, qRstd, kMean, kRstd, out, lse, dq, dk, dv);
+            be.layerNorm(a.q, null, EPS, qn, s.qMean(), s.qRstd());
+            be.layerNorm(a.k, null, EPS, kn, s.kMean(), s.kRstd());
+            be.attention(qn, kn, a.v, heads, a.out, a.lse);
+            be.attentionBackward(on(be, scope, dOut), qn, kn, a.v, a.out, a.lse, heads, a.dq, a.dk, a.dv);
+            return results(be, host, a);
         }
     }
 
     /** layerNormStatistics of q and k, normalizedAttention and its backward. */
     private static Map<String, float[]> fused(Backend be, MemoryScope host, Tensor q, Tensor k, Tensor v,
                                               Tensor dOut, int heads, boolean bf16Gradients) {
-        try (MemoryScope scope = scope(be)) {
-            int qRows = Math.toIntExact(q.rowCount()), kRows = Math.toIntExact(k.rowCount());
-            Tensor qs = on(be, scope, q), ks = on(be, scope, k), vs = on(be, scope, v);
-            Tensor qMean = poisoned(be, scope, DType.F32, qRows), qRstd = poisoned(be, scope, DType.F32, qRows);
-            Tensor kMean = poisoned(be, scope, DType.F32, kRows), kRstd = poisoned(be, scope, DType.F32, kRows);
-            Tensor qCenter = poisoned(be, scope, DType.F32, qRows, 2);
-            Tensor kCenter = poisoned(be, scope, DType.F32, kRows, 2);
-            be.layerNormStatistics(qs, EPS, qMean, qRstd, qCenter);
-            be.layerNormStatistics(ks, EPS, kMean, kRstd, kCenter);
-            Tensor out = poisoned(be, scope, DType.BF16, q.shape());
-            Tensor lse = poisoned(be, scope, DType.F32, q.dim(0), heads, q.dim(1));
-            be.normalizedAttention(qs, ks, vs, heads, EPS, qCenter, qRstd, kCenter, kRstd, out, lse);
-            DType gradient = bf16Gradients ? DType.BF16 : DType.F32;
-            Tensor dq = poisoned(be, scope, gradient, q.shape()), dk = poisoned(be, scope, gradient, k.shape());
-            Tensor dv = poisoned(be, scope, gradient, v.shape());
-            be.normalizedAttentionBackward(on(be, scope, dOut), qs, ks, vs, out, lse, heads, EPS, qCenter, qRstd,
-                    kCenter, kRstd, dq, dk, dv);
-            return download(be, host, new String[] {"qMean", "qRstd", "kMean", "kRstd", "out", "lse", "dq", "dk",
-                "dv"}, qMean, qRstd, kMean, kRstd, out, lse, dq, dk, dv);
+        try (MemoryScope scope = scopeOf(be)) {
+            AttentionOperands a = AttentionOperands.on(be, scope, q, k, v, heads, DType.BF16,
+                    bf16Gradients ? DType.BF16 : DType.F32);
+            Statistics s = a.statistics;
+            be.layerNormStatistics(a.q, EPS, s.qMean(), s.qRstd(), s.qCenter());
+            be.layerNormStatistics(a.k, EPS, s.kMean(), s.kRstd(), s.kCenter());
+            be.normalizedAttention(a.q, a.k, a.v, heads, EPS, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), a.out,
+                    a.lse);
+            be.normalizedAttentionBackward(on(be, scope, dOut), a.q, a.k, a.v, a.out, a.lse, heads, EPS, s.qCenter(),
+                    s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
+            return results(be, host, a);
         }
     }
 
-    /** offset + uniform in [-amplitude, amplitude), rounded to bf16. */
-    private static Tensor bf16(MemoryScope scope, Random random, float amplitude, float offset, int... shape) {
-        Tensor t = TestData.uniform(scope, random, shape);
-        for (long i = 0; i < t.numel(); i++) {
-            t.setFloat(i, offset + t.getFloat(i) * amplitude);
-        }
-        return t.to(DType.BF16, scope);
-    }
-
-    private static MemoryScope scope(Backend be) {
-        return be == cuda ? cuda.scope("device") : new MemoryScope("cpu");
-    }
-
-    private static Tensor on(Backend be, MemoryScope scope, Tensor host) {
-        return be == cuda ? cuda.upload(host, scope) : Tensor.empty(scope, host.dtype(), host.shape()).copyFrom(host);
-    }
-
-    private static Tensor poisoned(Backend be, MemoryScope scope, DType dtype, int... shape) {
-        try (MemoryScope staging = new MemoryScope("poison")) {
-            return on(be, scope, TestData.poisoned(staging, shape).to(dtype, staging));
-        }
-    }
-
-    private static Map<String, float[]> download(Backend be, MemoryScope host, String[] names, Tensor... tensors) {
-        Map<String, float[]> values = new LinkedHashMap<>();
-        for (int i = 0; i < names.length; i++) {
-            Tensor t = be == cuda ? cuda.download(tensors[i], host) : tensors[i];
-            values.put(names[i], t.to(DType.F32, host).toFloatArray());
-        }
-        return values;
+    /** What both forms compute (the centers only the fused one has). */
+    private static Map<String, float[]> results(Backend be, MemoryScope host, AttentionOperands a) {
+        Statistics s = a.statistics;
+        return download(be, host, new String[] {"qMean", "qRstd", "kMean", "kRstd", "out", "lse", "dq", "dk", "dv"},
+                s.qMean(), s.qRstd(), s.kMean(), s.kRstd(), a.out, a.lse, a.dq, a.dk, a.dv);
     }
 }

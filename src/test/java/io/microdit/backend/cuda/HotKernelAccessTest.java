@@ -84,6 +84,18 @@ class HotKernelAccessTest extends CudaVersusCpu {
     }
 
     /**
+     * q, k, v [1, tokens, W] random bf16 (in that order from {@code random}) on the device, out of {@code outType},
+     * F32 gradients, the rest as AttentionOperands makes them.
+     */
+    private static AttentionOperands randomOperands(MemoryScope host, MemoryScope device, Random random, int tokens,
+                                                    int heads, DType outType) {
+        Tensor q = random(host, random, 1, tokens, WIDTH).to(DType.BF16, host);
+        Tensor k = random(host, random, 1, tokens, WIDTH).to(DType.BF16, host);
+        Tensor v = random(host, random, 1, tokens, WIDTH).to(DType.BF16, host);
+        return AttentionOperands.on(cuda, device, q, k, v, heads, outType, DType.F32);
+    }
+
+    /**
      * F32 dO and gradients (the gradient kernels store f32 pairs as 64-bit words), at the backward's two head dims: 16
      * heads of 64, and 32 of 32, whose 80-byte shared rows pair rows r and r + 4 in a phase (paired_row in
      * attention.cu; rows r and r + 1 put 10–23% excess wavefronts on every bf16 attention kernel).
@@ -94,19 +106,13 @@ class HotKernelAccessTest extends CudaVersusCpu {
         Random random = new Random(122);
         int tokens = 128, headDim = WIDTH / heads;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            Tensor q = bf16(host, device, random, 1, tokens, WIDTH), k = bf16(host, device, random, 1, tokens, WIDTH);
-            Tensor v = bf16(host, device, random, 1, tokens, WIDTH);
-            Tensor out = cuda.upload(output(host, 1, tokens, WIDTH), device);
+            AttentionOperands a = randomOperands(host, device, random, tokens, heads, DType.F32);
             Tensor outBf16 = device.zeros(DType.BF16, 1, tokens, WIDTH);
-            Tensor lse = cuda.upload(output(host, 1, heads, tokens), device);
             Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
-            Tensor dq = cuda.upload(output(host, 1, tokens, WIDTH), device);
-            Tensor dk = cuda.upload(output(host, 1, tokens, WIDTH), device);
-            Tensor dv = cuda.upload(output(host, 1, tokens, WIDTH), device);
             List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
-                cuda.attention(q, k, v, heads, out, lse);
-                cuda.attention(q, k, v, heads, outBf16, lse);
-                cuda.attentionBackward(dOut, q, k, v, outBf16, lse, heads, dq, dk, dv);
+                cuda.attention(a.q, a.k, a.v, heads, a.out, a.lse);
+                cuda.attention(a.q, a.k, a.v, heads, outBf16, a.lse);
+                cuda.attentionBackward(dOut, a.q, a.k, a.v, outBf16, a.lse, heads, a.dq, a.dk, a.dv);
             });
             assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
             assertMeetsTargets(counts, "attention_key_gradients_bf16_kernel");
@@ -123,22 +129,16 @@ class HotKernelAccessTest extends CudaVersusCpu {
         Random random = new Random(123);
         int tokens = 128, headDim = WIDTH / HEADS;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            Tensor q = bf16(host, device, random, 1, tokens, WIDTH), k = bf16(host, device, random, 1, tokens, WIDTH);
-            Tensor v = bf16(host, device, random, 1, tokens, WIDTH);
-            Tensor qMean = device.zeros(tokens), qRstd = device.zeros(tokens), qCenter = device.zeros(tokens, 2);
-            Tensor kMean = device.zeros(tokens), kRstd = device.zeros(tokens), kCenter = device.zeros(tokens, 2);
-            Tensor out = device.zeros(DType.BF16, 1, tokens, WIDTH);
-            Tensor lse = cuda.upload(output(host, 1, HEADS, tokens), device);
+            AttentionOperands a = randomOperands(host, device, random, tokens, HEADS, DType.BF16);
+            AttentionOperands.Statistics s = a.statistics;
             Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
-            Tensor dq = cuda.upload(output(host, 1, tokens, WIDTH), device);
-            Tensor dk = cuda.upload(output(host, 1, tokens, WIDTH), device);
-            Tensor dv = cuda.upload(output(host, 1, tokens, WIDTH), device);
             List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
-                cuda.layerNormStatistics(q, 1e-6f, qMean, qRstd, qCenter);
-                cuda.layerNormStatistics(k, 1e-6f, kMean, kRstd, kCenter);
-                cuda.normalizedAttention(q, k, v, HEADS, 1e-6f, qCenter, qRstd, kCenter, kRstd, out, lse);
-                cuda.normalizedAttentionBackward(dOut, q, k, v, out, lse, HEADS, 1e-6f, qCenter, qRstd, kCenter,
-                        kRstd, dq, dk, dv);
+                cuda.layerNormStatistics(a.q, 1e-6f, s.qMean(), s.qRstd(), s.qCenter());
+                cuda.layerNormStatistics(a.k, 1e-6f, s.kMean(), s.kRstd(), s.kCenter());
+                cuda.normalizedAttention(a.q, a.k, a.v, HEADS, 1e-6f, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(),
+                        a.out, a.lse);
+                cuda.normalizedAttentionBackward(dOut, a.q, a.k, a.v, a.out, a.lse, HEADS, 1e-6f, s.qCenter(),
+                        s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
             });
             assertMeetsTargets(counts, "layer_norm");
             assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
@@ -164,17 +164,16 @@ class HotKernelAccessTest extends CudaVersusCpu {
         int tokens = 128, headDim = WIDTH / heads;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor qkv = bf16(host, device, random, 1, tokens, 3 * WIDTH);
-            Tensor qMean = device.zeros(tokens), qRstd = device.zeros(tokens), qCenter = device.zeros(tokens, 2);
-            Tensor kMean = device.zeros(tokens), kRstd = device.zeros(tokens), kCenter = device.zeros(tokens, 2);
+            AttentionOperands.Statistics s = AttentionOperands.Statistics.poisoned(cuda, device, tokens, tokens);
             Tensor out = device.zeros(DType.BF16, 1, tokens, WIDTH);
             Tensor lse = cuda.upload(output(host, 1, heads, tokens), device);
             Tensor dOut = bf16(host, device, random, 1, tokens, WIDTH);
             Tensor dqkv = device.zeros(DType.BF16, 1, tokens, 3 * WIDTH);
             List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
-                cuda.normalizedSelfAttention(qkv, heads, 1e-6f, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
-                        lse);
-                cuda.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, 1e-6f, qMean, qRstd, qCenter, kMean,
-                        kRstd, kCenter, dqkv);
+                cuda.normalizedSelfAttention(qkv, heads, 1e-6f, s.qMean(), s.qRstd(), s.qCenter(), s.kMean(),
+                        s.kRstd(), s.kCenter(), out, lse);
+                cuda.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, 1e-6f, s.qMean(), s.qRstd(),
+                        s.qCenter(), s.kMean(), s.kRstd(), s.kCenter(), dqkv);
             });
             assertMeetsTargets(counts, "layer_norm");
             assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
@@ -184,7 +183,7 @@ class HotKernelAccessTest extends CudaVersusCpu {
             Tensor dq = device.zeros(DType.BF16, 1, tokens, WIDTH), dk = device.zeros(DType.BF16, 1, tokens, WIDTH);
             Tensor dv = device.zeros(DType.BF16, 1, tokens, WIDTH);
             List<MemoryAccessModel.KernelCounts> contiguous = counted(() -> cuda.normalizedAttentionBackward(dOut, q, k,
-                    v, out, lse, heads, 1e-6f, qCenter, qRstd, kCenter, kRstd, dq, dk, dv));
+                    v, out, lse, heads, 1e-6f, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), dq, dk, dv));
             for (String kernel : new String[] {"attention_key_gradients_bf16_kernel",
                 "attention_query_gradients_bf16_kernel"}) {
                 assertMeetsTargets(counts, kernel);
