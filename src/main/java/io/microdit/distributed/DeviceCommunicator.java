@@ -1,8 +1,9 @@
 package io.microdit.distributed;
 
+import io.microdit.backend.cuda.CommunicationBindings;
 import io.microdit.backend.cuda.CudaBackend;
 import io.microdit.backend.cuda.CudaRuntime;
-import io.microdit.backend.cuda.MicroditNative;
+import io.microdit.backend.cuda.RuntimeBindings;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.MemoryScope;
@@ -51,7 +52,7 @@ public final class DeviceCommunicator implements Communicator {
             Tensor id = Tensor.zeros(scope, DType.I32, 1 + UNIQUE_ID_BYTES / Integer.BYTES);
             String failure = null;
             if (host.rank() == 0) {
-                int status = MicroditNative.mdt_comm_unique_id(id.segment().asSlice(Integer.BYTES));
+                int status = CommunicationBindings.mdt_comm_unique_id(id.segment().asSlice(Integer.BYTES));
                 if (status != CudaRuntime.SUCCESS) {
                     failure = CudaRuntime.describe(status);
                     id.setInt(0, status);
@@ -63,8 +64,8 @@ public final class DeviceCommunicator implements Communicator {
                         + (failure != null ? failure : "status " + id.getInt(0) + " (rank 0 reports why)"));
             }
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
-            CudaRuntime.check(MicroditNative.mdt_comm_init(created, id.segment().asSlice(Integer.BYTES), host.rank(),
-                    host.size()), "mdt_comm_init (rank " + host.rank() + " of " + host.size() + ")");
+            CudaRuntime.check(CommunicationBindings.mdt_comm_init(created, id.segment().asSlice(Integer.BYTES),
+                    host.rank(), host.size()), "mdt_comm_init (rank " + host.rank() + " of " + host.size() + ")");
             return new DeviceCommunicator(host, backend.stream(), created.get(ValueLayout.ADDRESS, 0));
         }
     }
@@ -102,7 +103,7 @@ public final class DeviceCommunicator implements Communicator {
             return;
         }
         checkFloat(t, "allReduceSum");
-        CudaRuntime.check(MicroditNative.mdt_comm_all_reduce_sum(comm, stream, t.segment(), t.numel()), "mdt_comm_all_reduce_sum");
+        CudaRuntime.check(CommunicationBindings.mdt_comm_all_reduce_sum(comm, stream, t.segment(), t.numel()), "mdt_comm_all_reduce_sum");
     }
 
     @Override
@@ -114,7 +115,7 @@ public final class DeviceCommunicator implements Communicator {
         checkFloat(t, "reduceScatterSum");
         Collectives.checkShardBounds(t, starts, shard, size(), rank(), "reduceScatterSum");
         try (Arena arena = Arena.ofConfined()) {
-            CudaRuntime.check(MicroditNative.mdt_comm_reduce_scatter_sum(comm, stream, t.segment(),
+            CudaRuntime.check(CommunicationBindings.mdt_comm_reduce_scatter_sum(comm, stream, t.segment(),
                     arena.allocateFrom(ValueLayout.JAVA_LONG, starts), shard.segment(), accumulate ? 1 : 0),
                     "mdt_comm_reduce_scatter_sum");
         }
@@ -134,10 +135,10 @@ public final class DeviceCommunicator implements Communicator {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment bounds = arena.allocateFrom(ValueLayout.JAVA_LONG, starts);
             if (bf16) {
-                CudaRuntime.check(MicroditNative.mdt_comm_all_gather_bf16(comm, stream, shard.segment(), bounds,
+                CudaRuntime.check(CommunicationBindings.mdt_comm_all_gather_bf16(comm, stream, shard.segment(), bounds,
                         t.segment()), "mdt_comm_all_gather_bf16");
             } else {
-                CudaRuntime.check(MicroditNative.mdt_comm_all_gather(comm, stream, shard.segment(), bounds,
+                CudaRuntime.check(CommunicationBindings.mdt_comm_all_gather(comm, stream, shard.segment(), bounds,
                         t.segment()), "mdt_comm_all_gather");
             }
         }
@@ -151,7 +152,7 @@ public final class DeviceCommunicator implements Communicator {
         }
         checkFourBytes(t, "broadcast");
         Collectives.checkRoot(root, size());
-        CudaRuntime.check(MicroditNative.mdt_comm_broadcast(comm, stream, t.segment(), t.byteSize(), root), "mdt_comm_broadcast");
+        CudaRuntime.check(CommunicationBindings.mdt_comm_broadcast(comm, stream, t.segment(), t.byteSize(), root), "mdt_comm_broadcast");
     }
 
     /**
@@ -164,7 +165,7 @@ public final class DeviceCommunicator implements Communicator {
     public void allReduceSumDeferred(Tensor t, Completion done) {
         checkDevice(t, "allReduceSumDeferred");
         checkFloat(t, "allReduceSumDeferred");
-        CudaRuntime.check(MicroditNative.mdt_comm_all_reduce_sum_deferred(comm, stream, t.segment(), t.numel(),
+        CudaRuntime.check(CommunicationBindings.mdt_comm_all_reduce_sum_deferred(comm, stream, t.segment(), t.numel(),
                 done.event()), "mdt_comm_all_reduce_sum_deferred");
     }
 
@@ -177,7 +178,7 @@ public final class DeviceCommunicator implements Communicator {
         checkFloat(t, "reduceScatterSumDeferred");
         Collectives.checkShardBounds(t, starts, shard, size(), rank(), "reduceScatterSumDeferred");
         try (Arena arena = Arena.ofConfined()) {
-            CudaRuntime.check(MicroditNative.mdt_comm_reduce_scatter_sum_deferred(comm, stream, t.segment(),
+            CudaRuntime.check(CommunicationBindings.mdt_comm_reduce_scatter_sum_deferred(comm, stream, t.segment(),
                     arena.allocateFrom(ValueLayout.JAVA_LONG, starts), shard.segment(), accumulate ? 1 : 0,
                     done.event()), "mdt_comm_reduce_scatter_sum_deferred");
         }
@@ -190,14 +191,14 @@ public final class DeviceCommunicator implements Communicator {
      */
     public void join(Completion done) {
         checkOpen("join");
-        CudaRuntime.check(MicroditNative.mdt_comm_join(comm, stream, done.event()), "mdt_comm_join");
+        CudaRuntime.check(CommunicationBindings.mdt_comm_join(comm, stream, done.event()), "mdt_comm_join");
     }
 
     /** A new completion event for deferred collectives; its owner closes it after their joins. */
     public Completion completion() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
-            CudaRuntime.check(MicroditNative.mdt_event_create_untimed(created), "mdt_event_create_untimed");
+            CudaRuntime.check(RuntimeBindings.mdt_event_create_untimed(created), "mdt_event_create_untimed");
             return new Completion(created.get(ValueLayout.ADDRESS, 0));
         }
     }
@@ -225,7 +226,7 @@ public final class DeviceCommunicator implements Communicator {
         public void close() {
             if (!closed) {
                 closed = true;
-                CudaRuntime.check(MicroditNative.mdt_event_destroy(event), "mdt_event_destroy");
+                CudaRuntime.check(RuntimeBindings.mdt_event_destroy(event), "mdt_event_destroy");
             }
         }
     }
@@ -247,7 +248,7 @@ public final class DeviceCommunicator implements Communicator {
             return;
         }
         closed = true;
-        CudaRuntime.check(MicroditNative.mdt_comm_destroy(comm), "mdt_comm_destroy");
+        CudaRuntime.check(CommunicationBindings.mdt_comm_destroy(comm), "mdt_comm_destroy");
     }
 
     /** Throws unless the tensors live on the device and the communicator is open. */

@@ -37,9 +37,9 @@ final class CudaAttention extends CudaOps {
                 MemorySegment pq = pointer(op, "q", q), pk = pointer(op, "k", k), pv = pointer(op, "v", v);
                 MemorySegment pout = pointer(op, "out", out), plse = pointer(op, "lse", lse);
                 check(out.dtype() == DType.BF16
-                        ? MicroditNative.mdt_attention_fwd_bf16_out(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
+                        ? AttentionBindings.mdt_attention_fwd_bf16_out(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
                                 heads, s[3])
-                        : MicroditNative.mdt_attention_fwd_bf16(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
+                        : AttentionBindings.mdt_attention_fwd_bf16(stream, pq, pk, pv, pout, plse, s[0], s[1], s[2],
                                 heads, s[3]), op);
                 flops.add(op, flopCount);
                 return;
@@ -55,7 +55,7 @@ final class CudaAttention extends CudaOps {
             }
             return;
         }
-        check(MicroditNative.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
+        check(AttentionBindings.mdt_attention_fwd(stream, pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v),
                 pointer(op, "out", out), pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3]), op);
         flops.add(op, flopCount);
     }
@@ -77,13 +77,14 @@ final class CudaAttention extends CudaOps {
                 MemorySegment pdq = pointer(op, "dq", dq), pdk = pointer(op, "dk", dk), pdv = pointer(op, "dv", dv);
                 boolean bf16Out = out.dtype() == DType.BF16;
                 check(grads != 0 && bf16Out
-                        ? MicroditNative.mdt_attention_bwd_bf16_out_bf16grad(stream, pdOut, pq, pk, pv, pout, plse,
+                        ? AttentionBindings.mdt_attention_bwd_bf16_out_bf16grad(stream, pdOut, pq, pk, pv, pout, plse,
                                 delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3], grads)
-                        : grads != 0 ? MicroditNative.mdt_attention_bwd_bf16_bf16grad(stream, pdOut, pq, pk, pv, pout,
-                                plse, delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3], grads)
-                        : bf16Out ? MicroditNative.mdt_attention_bwd_bf16_out(stream, pdOut, pq, pk, pv, pout, plse,
+                        : grads != 0 ? AttentionBindings.mdt_attention_bwd_bf16_bf16grad(stream, pdOut, pq, pk, pv,
+                                pout, plse, delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3],
+                                grads)
+                        : bf16Out ? AttentionBindings.mdt_attention_bwd_bf16_out(stream, pdOut, pq, pk, pv, pout, plse,
                                 delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3])
-                        : MicroditNative.mdt_attention_bwd_bf16(stream, pdOut, pq, pk, pv, pout, plse,
+                        : AttentionBindings.mdt_attention_bwd_bf16(stream, pdOut, pq, pk, pv, pout, plse,
                                 delta.segment(), dOutBf16, pdq, pdk, pdv, s[0], s[1], s[2], heads, s[3]), op);
             }
             flops.add(op, 10L * s[0] * heads * s[1] * s[2] * s[3]);
@@ -114,7 +115,7 @@ final class CudaAttention extends CudaOps {
         }
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
-            check(MicroditNative.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
+            check(AttentionBindings.mdt_attention_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "q", q),
                     pointer(op, "k", k), pointer(op, "v", v), pointer(op, "out", out), pointer(op, "lse", lse),
                     delta.segment(), pointer(op, "dq", dq), pointer(op, "dk", dk), pointer(op, "dv", dv), s[0], s[1],
                     s[2], heads, s[3]), op);
@@ -138,7 +139,7 @@ final class CudaAttention extends CudaOps {
             }
             return;
         }
-        check(MicroditNative.mdt_attention_fwd_bf16_out_qknorm(stream, pointer(op, "q", q), pointer(op, "k", k),
+        check(AttentionBindings.mdt_attention_fwd_bf16_out_qknorm(stream, pointer(op, "q", q), pointer(op, "k", k),
                 pointer(op, "v", v), pointer(op, "qCenter", qCenter), pointer(op, "qRstd", qRstd),
                 pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd), pointer(op, "out", out),
                 pointer(op, "lse", lse), s[0], s[1], s[2], heads, s[3], 0, 0), op);
@@ -164,7 +165,7 @@ final class CudaAttention extends CudaOps {
             Tensor delta = workspace.zeros(Math.max(1, s[0] * heads * s[1]));
             MemorySegment dOutBf16 = dOut.dtype() == DType.BF16 ? MemorySegment.NULL
                     : workspace.zeros(DType.BF16, dOut.shape()).segment();
-            check(MicroditNative.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut),
+            check(AttentionBindings.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut),
                     pointer(op, "q", q), pointer(op, "k", k), pointer(op, "v", v), pointer(op, "qCenter", qCenter),
                     pointer(op, "qRstd", qRstd), pointer(op, "kCenter", kCenter), pointer(op, "kRstd", kRstd),
                     pointer(op, "out", out), pointer(op, "lse", lse), delta.segment(), dOutBf16, pointer(op, "dq", dq),
@@ -248,13 +249,13 @@ final class CudaAttention extends CudaOps {
             // Each statistics pass reads its block of every row: those bytes are its operand.
             Tensor source = sources[i];
             MemorySegment x = block(pointer(op, "x", source, blockBytes(source, width)), blocks[i], width);
-            check(MicroditNative.mdt_norm_layer_norm_statistics(stream, x, eps, MemorySegment.NULL,
+            check(NormBindings.mdt_norm_layer_norm_statistics(stream, x, eps, MemorySegment.NULL,
                     pointer(op, "mean", statistics[3 * i]), pointer(op, "rstd", statistics[3 * i + 1]),
                     pointer(op, "center", statistics[3 * i + 2]), source.rowCount(), width, source.dim(2), 1), op);
         }
         MemorySegment qBase = pointer(op, "q", qSource);
         MemorySegment kvBase = qSource == kvSource ? qBase : pointer(op, "kv", kvSource);
-        check(MicroditNative.mdt_attention_fwd_bf16_out_qknorm(stream, block(qBase, qBlock, width),
+        check(AttentionBindings.mdt_attention_fwd_bf16_out_qknorm(stream, block(qBase, qBlock, width),
                 block(kvBase, kBlock, width), block(kvBase, kBlock + 1, width), pointer(op, "qCenter", statistics[2]),
                 pointer(op, "qRstd", statistics[1]), pointer(op, "kCenter", statistics[5]),
                 pointer(op, "kRstd", statistics[4]), pointer(op, "out", out), pointer(op, "lse", lse), samples,
@@ -305,7 +306,7 @@ final class CudaAttention extends CudaOps {
             MemorySegment kvBase = kvSource == qSource ? qBase : pointer(op, "kv", kvSource);
             MemorySegment dqBase = pointer(op, "dq", dq);
             MemorySegment dkvBase = dkv == dq ? dqBase : pointer(op, "dkv", dkv);
-            check(MicroditNative.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut),
+            check(AttentionBindings.mdt_attention_bwd_bf16_out_bf16grad_qknorm(stream, pointer(op, "dOut", dOut),
                     block(qBase, qBlock, width), block(kvBase, kBlock, width), block(kvBase, kBlock + 1, width),
                     pointer(op, "qCenter", statistics[2]), pointer(op, "qRstd", statistics[1]),
                     pointer(op, "kCenter", statistics[5]), pointer(op, "kRstd", statistics[4]),
@@ -324,7 +325,7 @@ final class CudaAttention extends CudaOps {
             MemorySegment d = block(pointer(op, "dx", gradient, blockBytes(gradient, width)), blocks[i], width);
             pointer(op, "dx", gradient, blockBytes(gradient, width));
             int statistic = i == 0 ? 3 : 0;
-            check(MicroditNative.mdt_norm_layer_norm_bwd_bf16_rows(stream, d, x, pointer(op, "mean",
+            check(NormBindings.mdt_norm_layer_norm_bwd_bf16_rows(stream, d, x, pointer(op, "mean",
                     statistics[statistic]), pointer(op, "rstd", statistics[statistic + 1]), d, source.rowCount(),
                     width, source.dim(2)), op);
         }

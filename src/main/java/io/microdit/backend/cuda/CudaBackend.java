@@ -91,9 +91,9 @@ public final class CudaBackend implements Backend, AutoCloseable {
         int device = RankDevice.ofThisProcess();
         try (Arena arena = Arena.ofConfined()) {
             // CUDA's current device is per host thread: the thread that builds the backend runs its ops.
-            CudaRuntime.check(MicroditNative.mdt_set_device(device), "mdt_set_device(" + device + ")");
+            CudaRuntime.check(RuntimeBindings.mdt_set_device(device), "mdt_set_device(" + device + ")");
             MemorySegment created = arena.allocate(ValueLayout.ADDRESS);
-            CudaRuntime.check(MicroditNative.mdt_stream_create(created), "mdt_stream_create");
+            CudaRuntime.check(RuntimeBindings.mdt_stream_create(created), "mdt_stream_create");
             this.stream = created.get(ValueLayout.ADDRESS, 0);
         }
         this.deviceName = CudaRuntime.deviceName(device);
@@ -227,12 +227,12 @@ public final class CudaBackend implements Backend, AutoCloseable {
         if (!fromDevice && !toDevice) {
             target.copyFrom(source);
         } else if (fromDevice && toDevice) {
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(target.segment(), source.segment(), bytes, stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtod(target.segment(), source.segment(), bytes, stream),
                     "mdt_memcpy_dtod");
         } else if (toDevice) {
             staging.copyToDevice(target.segment(), source.segment().asSlice(0, bytes));
         } else {
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtoh(target.segment(), source.segment(), bytes, stream),
                     "mdt_memcpy_dtoh");
             waitAndCheck(); // the caller reads the host target next
         }
@@ -249,10 +249,10 @@ public final class CudaBackend implements Backend, AutoCloseable {
         }
         moe.overwritten(target);
         if (value == 0f) {
-            CudaRuntime.check(MicroditNative.mdt_memset(target.segment(), 0, target.byteSize(), stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memset(target.segment(), 0, target.byteSize(), stream),
                     "mdt_memset");
         } else if (target.dtype() == DType.F32) {
-            check(MicroditNative.mdt_elementwise_fill(stream, target.segment(), value, target.numel()), op);
+            check(ElementwiseBindings.mdt_elementwise_fill(stream, target.segment(), value, target.numel()), op);
         } else {
             try (MemoryScope host = new MemoryScope(op + "-host")) {
                 copy(Tensor.zeros(host, target.dtype(), target.shape()).fill(value), target);
@@ -335,7 +335,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         scratchScope.close();
         memory.close();
         staging.close();
-        CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_destroy(stream), "mdt_stream_destroy");
         if (failed != null) {
             throw failed;
         }
@@ -346,7 +346,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
     /** The only place the host waits for the stream (tests count the waits). */
     private void waitForStream() {
         synchronizations++;
-        CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
     }
 
     /** Waits, and reads the error record back with the wait when an op since the last one may have written it. */
@@ -367,13 +367,13 @@ public final class CudaBackend implements Backend, AutoCloseable {
      */
     MemorySegment readBack(Arena arena, long values) {
         MemorySegment host = arena.allocate(ERROR_RECORD_BYTES + 8 * values, 8);
-        CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, readback.segment(), host.byteSize(), stream),
+        CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtoh(host, readback.segment(), host.byteSize(), stream),
                 "mdt_memcpy_dtoh");
         waitForStream(); // the host reads the copy next
         checksPending = false;
         int code = host.get(ValueLayout.JAVA_INT, 0);
         if (code != 0) {
-            CudaRuntime.check(MicroditNative.mdt_memset(readback.segment(), 0, ERROR_RECORD_BYTES, stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memset(readback.segment(), 0, ERROR_RECORD_BYTES, stream),
                     "mdt_memset");
             int[] r = new int[6];
             for (int i = 0; i < r.length; i++) {
@@ -417,7 +417,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         if (readback.byteSize() < bytes) {
             MemoryScope grown = scope("cuda-backend-readback");
             Tensor larger = grown.zeros(DType.I32, (int) (bytes / 4 * 2));
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtod(larger.segment(), readback.segment(), ERROR_RECORD_BYTES,
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtod(larger.segment(), readback.segment(), ERROR_RECORD_BYTES,
                     stream), "mdt_memcpy_dtod");
             readbackScope.close(); // the old block is reused only by later work on this stream, after the copy
             readbackScope = grown;
@@ -434,7 +434,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         long floats;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(ValueLayout.JAVA_LONG);
-            check(MicroditNative.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), op);
+            check(GemmBindings.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), op);
             floats = result.get(ValueLayout.JAVA_LONG, 0);
         }
         return workspace(floats);

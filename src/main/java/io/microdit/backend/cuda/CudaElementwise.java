@@ -19,15 +19,15 @@ final class CudaElementwise extends CudaOps {
         Checks.add(a, b, out);
         MemorySegment as = pointer(op, "a", a), bs = pointer(op, "b", b), os = pointer(op, "out", out);
         check(b.dtype() == DType.BF16
-                ? MicroditNative.mdt_elementwise_add_bf16in(stream, as, bs, os, a.numel(), b.numel())
-                : MicroditNative.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel()), op);
+                ? ElementwiseBindings.mdt_elementwise_add_bf16in(stream, as, bs, os, a.numel(), b.numel())
+                : ElementwiseBindings.mdt_elementwise_add(stream, as, bs, os, a.numel(), b.numel()), op);
         flops.add(op, a.numel());
     }
 
     void mul(Tensor a, Tensor b, Tensor out) {
         String op = "mul";
         Checks.broadcast(op, a, b, out);
-        check(MicroditNative.mdt_elementwise_mul(stream, pointer(op, "a", a), pointer(op, "b", b),
+        check(ElementwiseBindings.mdt_elementwise_mul(stream, pointer(op, "a", a), pointer(op, "b", b),
                 pointer(op, "out", out), a.numel(), b.numel()), op);
         flops.add(op, a.numel());
     }
@@ -35,7 +35,7 @@ final class CudaElementwise extends CudaOps {
     void scale(Tensor x, float alpha, Tensor out) {
         String op = "scale";
         Checks.sameShapeF32(op, "x", x, "out", out);
-        check(MicroditNative.mdt_elementwise_scale(stream, pointer(op, "x", x), alpha, pointer(op, "out", out),
+        check(ElementwiseBindings.mdt_elementwise_scale(stream, pointer(op, "x", x), alpha, pointer(op, "out", out),
                 x.numel()), op);
         flops.add(op, x.numel());
     }
@@ -43,7 +43,7 @@ final class CudaElementwise extends CudaOps {
     void axpy(float alpha, Tensor x, Tensor y) {
         String op = "axpy";
         Checks.sameShapeF32(op, "x", x, "y", y);
-        check(MicroditNative.mdt_elementwise_axpy(stream, alpha, pointer(op, "x", x), pointer(op, "y", y),
+        check(ElementwiseBindings.mdt_elementwise_axpy(stream, alpha, pointer(op, "x", x), pointer(op, "y", y),
                 x.numel()), op);
         flops.add(op, 2 * x.numel());
     }
@@ -52,7 +52,7 @@ final class CudaElementwise extends CudaOps {
         String op = "modulate";
         int[] s = Checks.modulate(x, shift, scale, out);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
+        check(ElementwiseBindings.mdt_elementwise_modulate_fwd(stream, pointer(op, "x", x), pointer(op, "shift", shift),
                 pointer(op, "scale", scale), pointer(op, "out", out), samples, tokens, width), op);
         flops.add(op, 3 * x.numel());
     }
@@ -61,7 +61,7 @@ final class CudaElementwise extends CudaOps {
         String op = "modulateBackward";
         int[] s = Checks.modulateBackward(dOut, x, scale, dx, dShift, dScale);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
+        check(ElementwiseBindings.mdt_elementwise_modulate_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "x", x),
                 pointer(op, "scale", scale), pointer(op, "dx", dx), pointer(op, "dShift", dShift),
                 pointer(op, "dScale", dScale), samples, tokens, width), op);
         flops.add(op, 5 * x.numel());
@@ -74,10 +74,10 @@ final class CudaElementwise extends CudaOps {
         MemorySegment xs = pointer(op, "x", x), gates = pointer(op, "gate", gate), fs = pointer(op, "f", f),
                 os = pointer(op, "out", out);
         check(f.dtype() == DType.BF16
-                ? MicroditNative.mdt_elementwise_gated_residual_fwd_bf16in(stream, xs, gates, fs, os, samples, tokens,
-                        width)
-                : MicroditNative.mdt_elementwise_gated_residual_fwd(stream, xs, gates, fs, os, samples, tokens, width),
-                op);
+                ? ElementwiseBindings.mdt_elementwise_gated_residual_fwd_bf16in(stream, xs, gates, fs, os, samples,
+                        tokens, width)
+                : ElementwiseBindings.mdt_elementwise_gated_residual_fwd(stream, xs, gates, fs, os, samples, tokens,
+                        width), op);
         flops.add(op, 2 * x.numel());
     }
 
@@ -90,14 +90,14 @@ final class CudaElementwise extends CudaOps {
         int grads = bf16Grads(dF);
         boolean bf16In = f.dtype() == DType.BF16;
         check(grads != 0 && bf16In
-                ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(stream, gs, gates, fs, dGates, dFs,
-                        samples, tokens, width, grads)
-                : grads != 0 ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16grad(stream, gs, gates, fs, dGates,
+                ? ElementwiseBindings.mdt_elementwise_gated_residual_bwd_bf16in_bf16grad(stream, gs, gates, fs, dGates,
                         dFs, samples, tokens, width, grads)
-                : bf16In ? MicroditNative.mdt_elementwise_gated_residual_bwd_bf16in(stream, gs, gates, fs, dGates, dFs,
-                        samples, tokens, width)
-                : MicroditNative.mdt_elementwise_gated_residual_bwd(stream, gs, gates, fs, dGates, dFs, samples, tokens,
-                        width), op);
+                : grads != 0 ? ElementwiseBindings.mdt_elementwise_gated_residual_bwd_bf16grad(stream, gs, gates, fs,
+                        dGates, dFs, samples, tokens, width, grads)
+                : bf16In ? ElementwiseBindings.mdt_elementwise_gated_residual_bwd_bf16in(stream, gs, gates, fs, dGates,
+                        dFs, samples, tokens, width)
+                : ElementwiseBindings.mdt_elementwise_gated_residual_bwd(stream, gs, gates, fs, dGates, dFs, samples,
+                        tokens, width), op);
         flops.add(op, 3 * f.numel());
     }
 
@@ -105,7 +105,7 @@ final class CudaElementwise extends CudaOps {
         String op = "sliceColumns";
         int[] s = Checks.sliceColumns(x, start, out);
         // The kernel reads only the slice's columns of x: the trace counts those, not all of x.
-        check(MicroditNative.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x, out.byteSize()), start,
+        check(ElementwiseBindings.mdt_elementwise_slice_columns_fwd(stream, pointer(op, "x", x, out.byteSize()), start,
                 pointer(op, "out", out), s[0], s[1], s[2]), op);
     }
 
@@ -113,7 +113,7 @@ final class CudaElementwise extends CudaOps {
         String op = "sliceColumnsBackward";
         int[] s = Checks.sliceColumnsBackward(dOut, start, dx);
         // The kernel adds into the slice's columns of dx only: the trace counts those, not all of dx.
-        check(MicroditNative.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
+        check(ElementwiseBindings.mdt_elementwise_slice_columns_bwd(stream, pointer(op, "dOut", dOut), start,
                 pointer(op, "dx", dx, dOut.byteSize()), s[0], s[1], s[2]), op);
         flops.add(op, dOut.numel());
     }
@@ -124,11 +124,11 @@ final class CudaElementwise extends CudaOps {
         MemorySegment from = pointer(op, "source", source), to = pointer(op, "target", target);
         int status;
         if (source.dtype() == target.dtype()) {
-            status = MicroditNative.mdt_memcpy_dtod(to, from, source.byteSize(), stream);
+            status = RuntimeBindings.mdt_memcpy_dtod(to, from, source.byteSize(), stream);
         } else if (target.dtype() == DType.BF16) {
-            status = MicroditNative.mdt_elementwise_f32_to_bf16(stream, from, to, source.numel());
+            status = ElementwiseBindings.mdt_elementwise_f32_to_bf16(stream, from, to, source.numel());
         } else {
-            status = MicroditNative.mdt_elementwise_bf16_to_f32(stream, from, to, source.numel());
+            status = ElementwiseBindings.mdt_elementwise_bf16_to_f32(stream, from, to, source.numel());
         }
         check(status, op);
     }

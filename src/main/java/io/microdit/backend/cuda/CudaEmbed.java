@@ -15,35 +15,35 @@ final class CudaEmbed extends CudaOps {
     void patchify(Tensor image, int patch, Tensor out) {
         String op = "patchify";
         int[] dims = Checks.patchify(image, patch, out);
-        check(MicroditNative.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
+        check(DiffusionBindings.mdt_embed_patchify_fwd(stream, pointer(op, "image", image), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     void patchifyBackward(Tensor dOut, int patch, Tensor dImage) {
         String op = "patchifyBackward";
         int[] dims = Checks.patchifyBackward(dOut, patch, dImage);
-        check(MicroditNative.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
+        check(DiffusionBindings.mdt_embed_patchify_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dImage", dImage),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     void unpatchify(Tensor tokens, int patch, Tensor out) {
         String op = "unpatchify";
         int[] dims = Checks.unpatchify(tokens, patch, out);
-        check(MicroditNative.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
+        check(DiffusionBindings.mdt_embed_unpatchify_fwd(stream, pointer(op, "tokens", tokens), pointer(op, "out", out),
                 dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     void unpatchifyBackward(Tensor dOut, int patch, Tensor dTokens) {
         String op = "unpatchifyBackward";
         int[] dims = Checks.unpatchifyBackward(dOut, patch, dTokens);
-        check(MicroditNative.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
+        check(DiffusionBindings.mdt_embed_unpatchify_bwd(stream, pointer(op, "dOut", dOut),
                 pointer(op, "dTokens", dTokens), dims[0], dims[1], dims[2], dims[3], patch), op);
     }
 
     void positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
         String op = "positionEmbedding2d";
         int dim = Checks.positionEmbedding2d(gridH, gridW, interpolationScale, out);
-        check(MicroditNative.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
+        check(DiffusionBindings.mdt_embed_position_2d(stream, pointer(op, "out", out), gridH, gridW, dim,
                 interpolationScale), op);
         flops.add(op, (long) (gridH + gridW) * dim / 2);
     }
@@ -52,7 +52,7 @@ final class CudaEmbed extends CudaOps {
         String op = "timestepEmbedding";
         int size = Checks.timestepEmbedding(t, out);
         int samples = t.dim(0);
-        check(MicroditNative.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
+        check(DiffusionBindings.mdt_embed_timestep(stream, pointer(op, "t", t), pointer(op, "out", out), samples, size),
                 op);
         flops.add(op, 3L * samples * (size / 2));
     }

@@ -32,9 +32,9 @@ final class CudaGemm extends CudaOps {
             MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
             long batch = shape.batch(), m = shape.m(), n = shape.n(), k = shape.k();
             check(switch (kernel) {
-                case BF16 -> MicroditNative.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted);
-                case TF32 -> MicroditNative.mdt_gemm_matmul_tf32_workspace(batch, m, n, k, wanted);
-                case F32 -> MicroditNative.mdt_gemm_matmul_workspace(batch, m, n, k, wanted);
+                case BF16 -> GemmBindings.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted);
+                case TF32 -> GemmBindings.mdt_gemm_matmul_tf32_workspace(batch, m, n, k, wanted);
+                case F32 -> GemmBindings.mdt_gemm_matmul_workspace(batch, m, n, k, wanted);
             }, op);
             floats = wanted.get(ValueLayout.JAVA_LONG, 0);
         }
@@ -43,13 +43,13 @@ final class CudaGemm extends CudaOps {
         int ta = transposeA ? 1 : 0, tb = transposeB ? 1 : 0, add = accumulate ? 1 : 0;
         check(switch (kernel) {
             case BF16 -> out.dtype() == DType.BF16
-                    ? MicroditNative.mdt_gemm_matmul_bf16_out(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                    ? GemmBindings.mdt_gemm_matmul_bf16_out(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
                             shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), 0, workspace, floats)
-                    : MicroditNative.mdt_gemm_matmul_bf16(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+                    : GemmBindings.mdt_gemm_matmul_bf16(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
                             shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
-            case TF32 -> MicroditNative.mdt_gemm_matmul_tf32(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
+            case TF32 -> GemmBindings.mdt_gemm_matmul_tf32(stream, pa, ta, pb, tb, pbias, pout, shape.batch(),
                     shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, 0, workspace, floats);
-            case F32 -> MicroditNative.mdt_gemm_matmul(stream, pa, ta, pb, tb, pbias, pout, shape.batch(), shape.m(),
+            case F32 -> GemmBindings.mdt_gemm_matmul(stream, pa, ta, pb, tb, pbias, pout, shape.batch(), shape.m(),
                     shape.n(), shape.k(), shape.strideA(), shape.strideB(), add, workspace, floats);
         }, op);
         flops.add(op, shape.flops());
@@ -70,7 +70,7 @@ final class CudaGemm extends CudaOps {
         long floats = bf16Workspace(op, shape);
         MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
         MemorySegment ppre = pointer(op, "pre", pre), pout = pointer(op, "out", out), workspace = workspace(floats);
-        check(MicroditNative.mdt_gemm_matmul_bf16_gelu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
+        check(GemmBindings.mdt_gemm_matmul_bf16_gelu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
                 ppre, pout, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
                 tanhApproximation ? 1 : 0, workspace, floats), op);
         // The product's FLOPs and the GELU's, as the two passes count them.
@@ -93,7 +93,7 @@ final class CudaGemm extends CudaOps {
         long floats = bf16Workspace(op, shape);
         MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), ppre = pointer(op, "pre", pre);
         MemorySegment pd = pointer(op, "dPre", dPre), workspace = workspace(floats);
-        check(MicroditNative.mdt_gemm_matmul_bf16_gelu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
+        check(GemmBindings.mdt_gemm_matmul_bf16_gelu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
                 ppre, pd, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
                 tanhApproximation ? 1 : 0, workspace, floats), op);
         flops.add(op, shape.flops() + (tanhApproximation ? 16L : 36L) * pre.numel());
@@ -116,7 +116,7 @@ final class CudaGemm extends CudaOps {
         MemorySegment pa = pointer(op, "a", a), pb = pointer(op, "b", b), pbias = optionalPointer(op, "bias", bias);
         MemorySegment pga = pointer(op, "gateA", gateA), pgb = pointer(op, "gateB", gateB);
         MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
-        check(MicroditNative.mdt_gemm_matmul_bf16_swiglu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
+        check(GemmBindings.mdt_gemm_matmul_bf16_swiglu(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0, pbias,
                 pga, pgb, pout, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
                 workspace, floats), op);
         flops.add(op, shape.flops() + 5L * out.numel());
@@ -140,7 +140,7 @@ final class CudaGemm extends CudaOps {
         MemorySegment pga = pointer(op, "gateA", gateA), pgb = pointer(op, "gateB", gateB);
         MemorySegment pda = pointer(op, "dGateA", dGateA), pdb = pointer(op, "dGateB", dGateB);
         MemorySegment workspace = workspace(floats);
-        check(MicroditNative.mdt_gemm_matmul_bf16_swiglu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
+        check(GemmBindings.mdt_gemm_matmul_bf16_swiglu_bwd(stream, pa, transposeA ? 1 : 0, pb, transposeB ? 1 : 0,
                 pga, pgb, pda, pdb, shape.batch(), shape.m(), shape.n(), shape.k(), shape.strideA(), shape.strideB(),
                 workspace, floats), op);
         flops.add(op, shape.flops() + 10L * dGateA.numel());
@@ -168,7 +168,7 @@ final class CudaGemm extends CudaOps {
             MemorySegment prows = pointer(op, "rows", moe.routedRows(op, indices, r, scratch));
             MemorySegment px = pointer(op, "x", x), pw = pointer(op, "w", w), ppre = pointer(op, "pre", pre);
             MemorySegment pout = pointer(op, "out", out), workspace = workspace(floats);
-            check(MicroditNative.mdt_gemm_matmul_bf16_gelu_gathered(stream, px, prows, (long) r.samples() * r.tokens(),
+            check(GemmBindings.mdt_gemm_matmul_bf16_gelu_gathered(stream, px, prows, (long) r.samples() * r.tokens(),
                     pw, 0, MemorySegment.NULL, ppre, pout, r.experts(), rows, hidden, r.dim(), (long) r.dim() * hidden,
                     tanhApproximation ? 1 : 0, workspace, floats), op);
         }
@@ -196,7 +196,7 @@ final class CudaGemm extends CudaOps {
             MemorySegment prows = pointer(op, "rows", moe.routedRows(op, indices, r, scratch));
             MemorySegment px = pointer(op, "x", x), pdy = pointer(op, "dy", dy), pdw = pointer(op, "dw", dw);
             MemorySegment workspace = workspace(floats);
-            check(MicroditNative.mdt_gemm_matmul_bf16_gathered(stream, px, prows, (long) r.samples() * r.tokens(), 1,
+            check(GemmBindings.mdt_gemm_matmul_bf16_gathered(stream, px, prows, (long) r.samples() * r.tokens(), 1,
                     pdy, 0, MemorySegment.NULL, pdw, r.experts(), r.dim(), hidden, rows, rows * hidden,
                     accumulate ? 1 : 0, workspace, floats), op);
         }
@@ -231,7 +231,7 @@ final class CudaGemm extends CudaOps {
     private long bf16Workspace(String op, long batch, long m, long n, long k) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment wanted = arena.allocate(ValueLayout.JAVA_LONG);
-            check(MicroditNative.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted), op);
+            check(GemmBindings.mdt_gemm_matmul_bf16_workspace(batch, m, n, k, wanted), op);
             return wanted.get(ValueLayout.JAVA_LONG, 0);
         }
     }
@@ -244,9 +244,9 @@ final class CudaGemm extends CudaOps {
         MemorySegment xs = pointer(op, "x", x), outs = pointer(op, "out", out);
         int add = accumulate ? 1 : 0;
         check(x.dtype() == DType.BF16
-                ? MicroditNative.mdt_gemm_sum_rows_bf16in(stream, xs, outs, rows, columns, add, workspace,
+                ? GemmBindings.mdt_gemm_sum_rows_bf16in(stream, xs, outs, rows, columns, add, workspace,
                         reductionCapacity())
-                : MicroditNative.mdt_gemm_sum_rows(stream, xs, outs, rows, columns, add, workspace,
+                : GemmBindings.mdt_gemm_sum_rows(stream, xs, outs, rows, columns, add, workspace,
                         reductionCapacity()), op);
         flops.add(op, x.numel());
     }

@@ -22,9 +22,10 @@ final class CudaLoss extends CudaOps {
         int[] dims = Checks.edmLoss(denoised, target, weight, mask, patch, perSample);
         // The per-sample losses and their mean land after the error record, so one copy brings back both.
         MemorySegment losses = readbackValues(dims[0] + 1L);
-        check(MicroditNative.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised), pointer(op, "target", target),
-                pointer(op, "weight", weight), optionalPointer(op, "mask", mask), pointer(op, "perSample", perSample),
-                losses, dims[0], dims[1], dims[2], dims[3], patch, errorRecord()), op);
+        check(DiffusionBindings.mdt_loss_edm_fwd(stream, pointer(op, "denoised", denoised),
+                pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
+                pointer(op, "perSample", perSample), losses, dims[0], dims[1], dims[2], dims[3], patch,
+                errorRecord()), op);
         flops.add(op, 3L * denoised.numel());
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = readBack(arena, dims[0] + 1L); // the caller needs the loss now
@@ -38,7 +39,7 @@ final class CudaLoss extends CudaOps {
         int[] dims = Checks.edmLossBackward(denoised, target, weight, mask, patch, dDenoised);
         try (MemoryScope workspace = scope(op + "-workspace")) {
             Tensor keepSums = workspace.zeros(DType.I32, 2 * (dims[0] + 1));
-            check(MicroditNative.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
+            check(DiffusionBindings.mdt_loss_edm_bwd(stream, dLoss, pointer(op, "denoised", denoised),
                     pointer(op, "target", target), pointer(op, "weight", weight), optionalPointer(op, "mask", mask),
                     pointer(op, "dDenoised", dDenoised), keepSums.segment(), dims[0], dims[1], dims[2], dims[3],
                     patch, errorRecord()), op);

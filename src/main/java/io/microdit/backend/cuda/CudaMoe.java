@@ -66,7 +66,7 @@ final class CudaMoe extends CudaOps {
         Tensor previous = routings.remove(indices);
         MemorySegment written = pointer(op, "indices", indices);
         // Status checked without ending the op: the launch trace records the top-k and its map as one call.
-        CudaRuntime.check(MicroditNative.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs),
+        CudaRuntime.check(TokenBindings.mdt_moe_topk_fwd(stream, pointer(op, "probs", probs),
                 pointer(op, "gates", gates), written, r.samples(), r.tokens(), r.experts(), k), op);
         Tensor map = previous;
         if (previous == null || previous.numel() != TokenSlots.keptInts(r)) {
@@ -78,9 +78,9 @@ final class CudaMoe extends CudaOps {
         }
         TokenSlots slots = TokenSlots.in(pointer(op, "map", map.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         // The top-k's indices are in range: nothing to report (NULL record).
-        CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
+        CudaRuntime.check(TokenBindings.mdt_moe_token_slots(stream, written, slots.offsets(), slots.slots(), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
-        check(MicroditNative.mdt_moe_routed_rows(stream, written, pointer(op, "rows", keptRows(map, r)), r.samples(),
+        check(TokenBindings.mdt_moe_routed_rows(stream, written, pointer(op, "rows", keptRows(map, r)), r.samples(),
                 r.tokens(), r.experts(), k, 0, MemorySegment.NULL), op);
         routings.put(indices, map);
         flops.add(op, 0);
@@ -107,7 +107,7 @@ final class CudaMoe extends CudaOps {
             return TokenSlots.in(pointer(op, "map", kept.rows(0, Math.toIntExact(TokenSlots.ints(r)))), r);
         }
         TokenSlots built = TokenSlots.in(workspace(TokenSlots.ints(r)), r);
-        CudaRuntime.check(MicroditNative.mdt_moe_token_slots(stream, pointer(op, "indices", indices), built.offsets(),
+        CudaRuntime.check(TokenBindings.mdt_moe_token_slots(stream, pointer(op, "indices", indices), built.offsets(),
                 built.slots(), r.samples(), r.tokens(), r.experts(), r.k(), check, errorRecord()), op);
         return built;
     }
@@ -127,7 +127,7 @@ final class CudaMoe extends CudaOps {
             return keptRows(kept, r);
         }
         Tensor rows = Tensor.empty(scratch, DType.I32, Math.toIntExact(TokenSlots.routedRows(r)));
-        CudaRuntime.check(MicroditNative.mdt_moe_routed_rows(stream, pointer(op, "indices", indices),
+        CudaRuntime.check(TokenBindings.mdt_moe_routed_rows(stream, pointer(op, "indices", indices),
                 pointer(op, "rows", rows), r.samples(), r.tokens(), r.experts(), r.k(), CHECK_DISPATCH,
                 errorRecord()), op);
         return rows;
@@ -136,7 +136,7 @@ final class CudaMoe extends CudaOps {
     void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
         Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
-        check(MicroditNative.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
+        check(TokenBindings.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
                 pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k(), errorRecord()), op);
         flops.add(op, (long) r.samples() * r.experts() * r.k());
     }
@@ -146,9 +146,9 @@ final class CudaMoe extends CudaOps {
         Checks.Routing r = Checks.moeDispatch(x, indices, out);
         MemorySegment px = pointer(op, "x", x), pindices = pointer(op, "indices", indices), pout = pointer(op, "out", out);
         check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_moe_dispatch_fwd_bf16out(stream, px, pindices, pout, r.samples(), r.tokens(),
+                ? TokenBindings.mdt_moe_dispatch_fwd_bf16out(stream, px, pindices, pout, r.samples(), r.tokens(),
                         r.experts(), r.k(), r.dim(), errorRecord())
-                : MicroditNative.mdt_moe_dispatch_fwd(stream, px, pindices, pout, r.samples(), r.tokens(), r.experts(),
+                : TokenBindings.mdt_moe_dispatch_fwd(stream, px, pindices, pout, r.samples(), r.tokens(), r.experts(),
                         r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 0);
     }
@@ -160,9 +160,9 @@ final class CudaMoe extends CudaOps {
         MemorySegment pdOut = pointer(op, "dOut", dOut), pdx = pointer(op, "dx", dx);
         int grads = bf16Grads(dOut);
         check(grads != 0
-                ? MicroditNative.mdt_moe_dispatch_bwd_bf16grad(stream, pdOut, map.offsets(), map.slots(), pdx,
+                ? TokenBindings.mdt_moe_dispatch_bwd_bf16grad(stream, pdOut, map.offsets(), map.slots(), pdx,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads)
-                : MicroditNative.mdt_moe_dispatch_bwd(stream, pdOut, map.offsets(), map.slots(), pdx, r.samples(),
+                : TokenBindings.mdt_moe_dispatch_bwd(stream, pdOut, map.offsets(), map.slots(), pdx, r.samples(),
                         r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, (long) r.experts() * r.samples() * r.k() * r.dim());
     }
@@ -173,12 +173,12 @@ final class CudaMoe extends CudaOps {
         TokenSlots map = tokenSlots(op, indices, r, CHECK_COMBINE);
         MemorySegment ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates), pout = pointer(op, "out", out);
         check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_moe_combine_fwd_bf16in_bf16out(stream, ph, pgates, map.offsets(), map.slots(),
+                ? TokenBindings.mdt_moe_combine_fwd_bf16in_bf16out(stream, ph, pgates, map.offsets(), map.slots(),
                         pout, r.samples(), r.tokens(), r.experts(), r.k(), r.dim())
                 : h.dtype() == DType.BF16
-                ? MicroditNative.mdt_moe_combine_fwd_bf16in(stream, ph, pgates, map.offsets(), map.slots(), pout,
+                ? TokenBindings.mdt_moe_combine_fwd_bf16in(stream, ph, pgates, map.offsets(), map.slots(), pout,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim())
-                : MicroditNative.mdt_moe_combine_fwd(stream, ph, pgates, map.offsets(), map.slots(), pout, r.samples(),
+                : TokenBindings.mdt_moe_combine_fwd(stream, ph, pgates, map.offsets(), map.slots(), pout, r.samples(),
                         r.tokens(), r.experts(), r.k(), r.dim()), op);
         flops.add(op, 2L * r.experts() * r.samples() * r.k() * r.dim());
     }
@@ -192,13 +192,13 @@ final class CudaMoe extends CudaOps {
         int grads = bf16Grads(dH, dOut);
         boolean bf16In = h.dtype() == DType.BF16;
         check(grads != 0 && bf16In
-                ? MicroditNative.mdt_moe_combine_bwd_bf16in_bf16grad(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
+                ? TokenBindings.mdt_moe_combine_bwd_bf16in_bf16grad(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads, errorRecord())
-                : grads != 0 ? MicroditNative.mdt_moe_combine_bwd_bf16grad(stream, pdOut, ph, pgates, pindices, pdH,
+                : grads != 0 ? TokenBindings.mdt_moe_combine_bwd_bf16grad(stream, pdOut, ph, pgates, pindices, pdH,
                         pdGates, r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), grads, errorRecord())
-                : bf16In ? MicroditNative.mdt_moe_combine_bwd_bf16in(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
+                : bf16In ? TokenBindings.mdt_moe_combine_bwd_bf16in(stream, pdOut, ph, pgates, pindices, pdH, pdGates,
                         r.samples(), r.tokens(), r.experts(), r.k(), r.dim(), errorRecord())
-                : MicroditNative.mdt_moe_combine_bwd(stream, pdOut, ph, pgates, pindices, pdH, pdGates, r.samples(),
+                : TokenBindings.mdt_moe_combine_bwd(stream, pdOut, ph, pgates, pindices, pdH, pdGates, r.samples(),
                         r.tokens(), r.experts(), r.k(), r.dim(), errorRecord()), op);
         flops.add(op, 3L * r.experts() * r.samples() * r.k() * r.dim());
     }

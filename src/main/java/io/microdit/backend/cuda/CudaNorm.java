@@ -22,10 +22,10 @@ final class CudaNorm extends CudaOps {
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
         boolean bf16In = x.dtype() == DType.BF16, bf16Out = out.dtype() == DType.BF16;
         check(bf16In && bf16Out
-                ? MicroditNative.mdt_norm_layer_norm_fwd_bf16in_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
-                : bf16In ? MicroditNative.mdt_norm_layer_norm_fwd_bf16in(stream, xs, ws, eps, os, ms, rs, rows, width)
-                : bf16Out ? MicroditNative.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
-                : MicroditNative.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
+                ? NormBindings.mdt_norm_layer_norm_fwd_bf16in_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : bf16In ? NormBindings.mdt_norm_layer_norm_fwd_bf16in(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : bf16Out ? NormBindings.mdt_norm_layer_norm_fwd_bf16out(stream, xs, ws, eps, os, ms, rs, rows, width)
+                : NormBindings.mdt_norm_layer_norm_fwd(stream, xs, ws, eps, os, ms, rs, rows, width), op);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
 
@@ -33,7 +33,7 @@ final class CudaNorm extends CudaOps {
         String op = "gatherLayerNorm";
         int[] s = Checks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
         // Only the kept rows of x are read: those bytes are the operand.
-        check(MicroditNative.mdt_norm_gather_layer_norm_fwd(stream, pointer(op, "x", x, keptBytes(s)),
+        check(NormBindings.mdt_norm_gather_layer_norm_fwd(stream, pointer(op, "x", x, keptBytes(s)),
                 pointer(op, "ids", ids),
                 optionalPointer(op, "weight", weight), eps, pointer(op, "out", out), pointer(op, "mean", mean),
                 pointer(op, "rstd", rstd), s[0], s[1], s[2], s[3], out.dtype() == DType.BF16 ? 1 : 0, errorRecord()),
@@ -56,7 +56,7 @@ final class CudaNorm extends CudaOps {
                 dxs = pointer(op, "dx", dx, accumulate ? keptBytes(s) : dx.byteSize()),
                 dws = optionalPointer(op, "dWeight", dWeight);
         pointer(op, "dx", dx, keptBytes(s));
-        check(MicroditNative.mdt_norm_gather_layer_norm_bwd(stream, gs, xs, is, ws, ms, rs, dxs, dws, s[0], s[1],
+        check(NormBindings.mdt_norm_gather_layer_norm_bwd(stream, gs, xs, is, ws, ms, rs, dxs, dws, s[0], s[1],
                 s[2], s[3], workspace, reductionCapacity(), bf16Grads(dOut), accumulate ? 1 : 0, errorRecord()), op);
         flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (accumulate ? 1 : 0)) * dOut.numel());
     }
@@ -69,7 +69,7 @@ final class CudaNorm extends CudaOps {
     void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
         String op = "layerNormStatistics";
         int width = Checks.layerNormStatistics(x, eps, mean, rstd, center);
-        check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, MemorySegment.NULL,
+        check(NormBindings.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, MemorySegment.NULL,
                 pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
                 width, width, x.dtype() == DType.BF16 ? 1 : 0), op);
         // With normalizedAttention's 3 per element of the normalisation, layerNorm's 7.
@@ -82,7 +82,7 @@ final class CudaNorm extends CudaOps {
      */
     void normalizeWithStatistics(String op, Tensor x, float eps, Tensor out, Tensor mean, Tensor rstd,
                                  Tensor center) {
-        check(MicroditNative.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, pointer(op, "out", out),
+        check(NormBindings.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, pointer(op, "out", out),
                 pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
                 x.dim(-1), x.dim(-1), (x.dtype() == DType.BF16 ? 1 : 0) | (out.dtype() == DType.BF16 ? 2 : 0)), op);
         flops.add(op, 7L * x.numel());
@@ -100,13 +100,13 @@ final class CudaNorm extends CudaOps {
         int grads = bf16Grads(dOut, dx);
         boolean bf16In = x.dtype() == DType.BF16;
         check(grads != 0 && bf16In
-                ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
+                ? NormBindings.mdt_norm_layer_norm_bwd_bf16in_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
                         width, workspace, reductionCapacity(), grads)
-                : grads != 0 ? MicroditNative.mdt_norm_layer_norm_bwd_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws,
+                : grads != 0 ? NormBindings.mdt_norm_layer_norm_bwd_bf16grad(stream, gs, xs, ws, ms, rs, dxs, dws,
                         rows, width, workspace, reductionCapacity(), grads)
-                : bf16In ? MicroditNative.mdt_norm_layer_norm_bwd_bf16in(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
+                : bf16In ? NormBindings.mdt_norm_layer_norm_bwd_bf16in(stream, gs, xs, ws, ms, rs, dxs, dws, rows,
                         width, workspace, reductionCapacity())
-                : MicroditNative.mdt_norm_layer_norm_bwd(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width, workspace,
+                : NormBindings.mdt_norm_layer_norm_bwd(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width, workspace,
                         reductionCapacity()), op);
         flops.add(op, (weight == null ? 11L : dWeight != null ? 16L : 14L) * x.numel());
     }
@@ -119,9 +119,9 @@ final class CudaNorm extends CudaOps {
                 shifts = pointer(op, "shift", shift), scales = pointer(op, "scale", scale),
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
         check(out.dtype() == DType.BF16
-                ? MicroditNative.mdt_norm_layer_norm_modulate_fwd_bf16out(stream, xs, ws, shifts, scales, eps, os, ms,
+                ? NormBindings.mdt_norm_layer_norm_modulate_fwd_bf16out(stream, xs, ws, shifts, scales, eps, os, ms,
                         rs, s[0], s[1], s[2])
-                : MicroditNative.mdt_norm_layer_norm_modulate_fwd(stream, xs, ws, shifts, scales, eps, os, ms, rs,
+                : NormBindings.mdt_norm_layer_norm_modulate_fwd(stream, xs, ws, shifts, scales, eps, os, ms, rs,
                         s[0], s[1], s[2]), op);
         flops.add(op, (weight == null ? 10L : 11L) * x.numel());
     }
@@ -140,9 +140,9 @@ final class CudaNorm extends CudaOps {
                 dScales = pointer(op, "dScale", dScale);
         int grads = bf16Grads(dOut);
         check(grads != 0
-                ? MicroditNative.mdt_norm_layer_norm_modulate_bwd_bf16grad(stream, gs, xs, ws, scales, ms, rs, dxs,
+                ? NormBindings.mdt_norm_layer_norm_modulate_bwd_bf16grad(stream, gs, xs, ws, scales, ms, rs, dxs,
                         dws, dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity(), grads)
-                : MicroditNative.mdt_norm_layer_norm_modulate_bwd(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
+                : NormBindings.mdt_norm_layer_norm_modulate_bwd(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
                         dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity()), op);
         flops.add(op, (weight == null ? 14L : 15L) * x.numel());
     }
@@ -154,7 +154,7 @@ final class CudaNorm extends CudaOps {
                 ws = optionalPointer(op, "weight", weight), shifts = optionalPointer(op, "shift", shift),
                 scales = optionalPointer(op, "scale", scale), res = pointer(op, "residual", residual),
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
-        check(MicroditNative.mdt_norm_residual_layer_norm_fwd(stream, xs, gs, fs, ws, shifts, scales, eps, res, os,
+        check(NormBindings.mdt_norm_residual_layer_norm_fwd(stream, xs, gs, fs, ws, shifts, scales, eps, res, os,
                 ms, rs, s[0], s[1], s[2], bf16Grads(f, out)), op);
         flops.add(op, (1L + (gate == null ? 0 : 1) + (weight == null ? 7 : 8) + (shift == null ? 0 : 3)) * x.numel());
     }
@@ -169,7 +169,7 @@ final class CudaNorm extends CudaOps {
                 scales = optionalPointer(op, "scale", scale), res = pointer(op, "residual", residual),
                 os = pointer(op, "out", out), copies = pointer(op, "outBf16", outBf16), ms = pointer(op, "mean", mean),
                 rs = pointer(op, "rstd", rstd);
-        check(MicroditNative.mdt_norm_residual_layer_norm_fwd_bf16copy(stream, xs, gs, fs, ws, shifts, scales, eps,
+        check(NormBindings.mdt_norm_residual_layer_norm_fwd_bf16copy(stream, xs, gs, fs, ws, shifts, scales, eps,
                 res, os, copies, ms, rs, s[0], s[1], s[2], bf16Grads(f)), op);
         flops.add(op, (1L + (gate == null ? 0 : 1) + (weight == null ? 7 : 8) + (shift == null ? 0 : 3)) * x.numel());
     }
@@ -192,7 +192,7 @@ final class CudaNorm extends CudaOps {
                 dws = optionalPointer(op, "dWeight", dWeight), dShifts = optionalPointer(op, "dShift", dShift),
                 dScales = optionalPointer(op, "dScale", dScale), dGates = optionalPointer(op, "dGate", dGate),
                 dFs = pointer(op, "dF", dF);
-        check(MicroditNative.mdt_norm_residual_layer_norm_bwd(stream, gs, drs, res, gates, fs, ws, scales, ms, rs,
+        check(NormBindings.mdt_norm_residual_layer_norm_bwd(stream, gs, drs, res, gates, fs, ws, scales, ms, rs,
                 dxs, dws, dShifts, dScales, dGates, dFs, s[0], s[1], s[2], workspace, reductionCapacity(),
                 bf16Grads(dOut, f, dF)), op);
         flops.add(op, (15L + (dResidual == null ? 0 : 1) + (gate == null ? 0 : 3) + (scale == null ? 0 : 3))
@@ -214,7 +214,7 @@ final class CudaNorm extends CudaOps {
                 rs = pointer(op, "rstd", rstd), dxs = pointer(op, "dx", dx), dws = optionalPointer(op, "dWeight", dWeight);
         // dx is read and written: counted twice, as the trace counts operands.
         pointer(op, "dx", dx);
-        check(MicroditNative.mdt_norm_layer_norm_bwd_accumulate(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width,
+        check(NormBindings.mdt_norm_layer_norm_bwd_accumulate(stream, gs, xs, ws, ms, rs, dxs, dws, rows, width,
                 workspace, reductionCapacity(), bf16Grads(dOut, x)), op);
         flops.add(op, (weight == null ? 12L : dWeight != null ? 17L : 15L) * x.numel());
     }
@@ -236,7 +236,7 @@ final class CudaNorm extends CudaOps {
                 dws = optionalPointer(op, "dWeight", dWeight), dShifts = pointer(op, "dShift", dShift),
                 dScales = pointer(op, "dScale", dScale);
         pointer(op, "dx", dx);
-        check(MicroditNative.mdt_norm_layer_norm_modulate_bwd_accumulate(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
+        check(NormBindings.mdt_norm_layer_norm_modulate_bwd_accumulate(stream, gs, xs, ws, scales, ms, rs, dxs, dws,
                 dShifts, dScales, s[0], s[1], s[2], workspace, reductionCapacity(), bf16Grads(dOut)), op);
         flops.add(op, (weight == null ? 15L : 16L) * x.numel());
     }

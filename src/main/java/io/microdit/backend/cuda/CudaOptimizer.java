@@ -39,7 +39,7 @@ final class CudaOptimizer extends CudaOps {
         String op = "sumOfSquares";
         Checks.dtype(op, "x", x, DType.F32);
         MemorySegment result = readbackValues(1);
-        check(MicroditNative.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
+        check(OptimizerBindings.mdt_optim_sum_of_squares(stream, pointer(op, "x", x), x.numel(),
                 sumOfSquaresPartials.segment(), SUM_OF_SQUARES_PARTIALS, result), op);
         flops.add(op, 2 * x.numel());
         try (Arena arena = Arena.ofConfined()) {
@@ -63,7 +63,7 @@ final class CudaOptimizer extends CudaOps {
         long partials = squaresList.totalPartials;
         MemorySegment scratch = workspace(2 * partials); // doubles
         MemorySegment results = readbackValues(tensors.size());
-        check(MicroditNative.mdt_optim_sum_of_squares_multi(stream, entries, tensors.size(), partials, scratch,
+        check(OptimizerBindings.mdt_optim_sum_of_squares_multi(stream, entries, tensors.size(), partials, scratch,
                 reductionCapacity() / 2, results, errorRecord()), op);
         flops.add(op, 2 * squaresList.total);
         try (Arena arena = Arena.ofConfined()) {
@@ -80,7 +80,7 @@ final class CudaOptimizer extends CudaOps {
                float epsilon, float weightDecay, long step, float gradScale) {
         String op = "adamw";
         Checks.adamw(param, grad, m, v, beta1, beta2, epsilon, step);
-        check(MicroditNative.mdt_optim_adamw(stream, pointer(op, "param", param), pointer(op, "grad", grad),
+        check(OptimizerBindings.mdt_optim_adamw(stream, pointer(op, "param", param), pointer(op, "grad", grad),
                 pointer(op, "m", m), pointer(op, "v", v), param.numel(), learningRate, beta1, beta2, epsilon,
                 weightDecay, step, gradScale), op);
         flops.add(op, 13 * param.numel());
@@ -92,7 +92,7 @@ final class CudaOptimizer extends CudaOps {
         String op = "adamw";
         Checks.adamwLists(params, grads, m, v, beta1, beta2, epsilon, step);
         MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
-        check(MicroditNative.mdt_optim_adamw_multi(stream, entries, params.size(), adamwList.total, learningRate,
+        check(OptimizerBindings.mdt_optim_adamw_multi(stream, entries, params.size(), adamwList.total, learningRate,
                 beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
         flops.add(op, 13 * adamwList.total);
     }
@@ -105,7 +105,7 @@ final class CudaOptimizer extends CudaOps {
         Checks.adamwCopyLists(params, grads, m, v, copies, beta1, beta2, epsilon, step);
         MemorySegment entries = adamwList.entries(op, List.of("param", "grad", "m", "v"), List.of(params, grads, m, v));
         MemorySegment copyEntries = copyList.entries(op, List.of("copy"), List.of(copies));
-        check(MicroditNative.mdt_optim_adamw_bf16_copy_multi(stream, entries, copyEntries, params.size(),
+        check(OptimizerBindings.mdt_optim_adamw_bf16_copy_multi(stream, entries, copyEntries, params.size(),
                 adamwList.total, learningRate, beta1, beta2, epsilon, weightDecay, step, gradScale, errorRecord()), op);
         flops.add(op, 13 * adamwList.total);
     }
@@ -113,7 +113,7 @@ final class CudaOptimizer extends CudaOps {
     void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
         Checks.emaUpdate(ema, param, decay);
-        check(MicroditNative.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
+        check(OptimizerBindings.mdt_optim_ema(stream, pointer(op, "ema", ema), pointer(op, "param", param), ema.numel(),
                 decay), op);
         flops.add(op, 3 * ema.numel());
     }
@@ -123,7 +123,7 @@ final class CudaOptimizer extends CudaOps {
         String op = "emaUpdate";
         Checks.emaLists(emas, params, decay);
         MemorySegment entries = emaList.entries(op, List.of("ema", "param"), List.of(emas, params));
-        check(MicroditNative.mdt_optim_ema_multi(stream, entries, emas.size(), emaList.total, decay, errorRecord()),
+        check(OptimizerBindings.mdt_optim_ema_multi(stream, entries, emas.size(), emaList.total, decay, errorRecord()),
                 op);
         flops.add(op, 3 * emaList.total);
     }

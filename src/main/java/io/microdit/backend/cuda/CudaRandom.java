@@ -14,15 +14,15 @@ final class CudaRandom extends CudaOps {
     void uniform(long seed, long stream, long offset, Tensor out) {
         String op = "uniform";
         Checks.random(op, offset, out);
-        check(MicroditNative.mdt_rng_uniform(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
-                op);
+        check(DiffusionBindings.mdt_rng_uniform(this.stream, seed, stream, offset, pointer(op, "out", out),
+                out.numel()), op);
         flops.add(op, out.numel());
     }
 
     void normal(long seed, long stream, long offset, Tensor out) {
         String op = "normal";
         Checks.random(op, offset, out);
-        check(MicroditNative.mdt_rng_normal(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
+        check(DiffusionBindings.mdt_rng_normal(this.stream, seed, stream, offset, pointer(op, "out", out), out.numel()),
                 op);
         flops.add(op, 5 * out.numel());
     }

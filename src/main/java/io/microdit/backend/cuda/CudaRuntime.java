@@ -4,7 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-/** Status handling and device queries over {@link MicroditNative}. */
+/** Status handling and device queries over {@link RuntimeBindings}. */
 public final class CudaRuntime {
     /**
      * The statuses of microdit.h's {@code mdt_status}, which every {@code mdt_*} function returns; {@link #check} turns
@@ -76,14 +76,14 @@ public final class CudaRuntime {
 
     /** The status's name and the calling thread's last detailed native message. */
     public static String describe(int status) {
-        String name = MicroditNative.mdt_error_string(status).reinterpret(256).getString(0);
-        String detail = MicroditNative.mdt_last_error_message().reinterpret(1024).getString(0);
+        String name = RuntimeBindings.mdt_error_string(status).reinterpret(256).getString(0);
+        String detail = RuntimeBindings.mdt_last_error_message().reinterpret(1024).getString(0);
         return name + " (status " + status + ")" + (detail.isEmpty() ? "" : ": " + detail);
     }
 
     /** Whether the loaded library is the host emulator rather than the CUDA build. */
     public static boolean isEmulator() {
-        return MicroditNative.mdt_library_kind() == KIND_EMULATOR;
+        return RuntimeBindings.mdt_library_kind() == KIND_EMULATOR;
     }
 
     /** Whether the loaded library is the checked host emulator (-Dmicrodit.device=emu-checked). */
@@ -97,7 +97,7 @@ public final class CudaRuntime {
      * The CUDA library accepts only forward.
      */
     public static void blockOrder(int order, long seed) {
-        check(MicroditNative.mdt_emu_block_order(order, seed), "mdt_emu_block_order");
+        check(RuntimeBindings.mdt_emu_block_order(order, seed), "mdt_emu_block_order");
     }
 
     /**
@@ -106,7 +106,7 @@ public final class CudaRuntime {
      * first. The CUDA library accepts only deferred.
      */
     public static void streamMode(int mode) {
-        check(MicroditNative.mdt_emu_stream_mode(mode), "mdt_emu_stream_mode");
+        check(RuntimeBindings.mdt_emu_stream_mode(mode), "mdt_emu_stream_mode");
     }
 
     /**
@@ -117,9 +117,9 @@ public final class CudaRuntime {
     public static int emulatorThreads(int count) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment inEffect = arena.allocate(ValueLayout.JAVA_INT);
-            check(MicroditNative.mdt_emu_threads(0, inEffect), "mdt_emu_threads");
+            check(RuntimeBindings.mdt_emu_threads(0, inEffect), "mdt_emu_threads");
             int previous = inEffect.get(ValueLayout.JAVA_INT, 0);
-            check(MicroditNative.mdt_emu_threads(count, MemorySegment.NULL), "mdt_emu_threads");
+            check(RuntimeBindings.mdt_emu_threads(count, MemorySegment.NULL), "mdt_emu_threads");
             return previous;
         }
     }
@@ -153,7 +153,7 @@ public final class CudaRuntime {
     public static int deviceCount() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
-            int status = MicroditNative.mdt_device_count(count);
+            int status = RuntimeBindings.mdt_device_count(count);
             return status == SUCCESS ? count.get(ValueLayout.JAVA_INT, 0) : 0;
         }
     }
@@ -165,7 +165,7 @@ public final class CudaRuntime {
     public static String deviceName(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(256);
-            check(MicroditNative.mdt_device_name(device, buffer, buffer.byteSize()), "mdt_device_name");
+            check(RuntimeBindings.mdt_device_name(device, buffer, buffer.byteSize()), "mdt_device_name");
             return buffer.getString(0);
         }
     }
@@ -177,7 +177,7 @@ public final class CudaRuntime {
     public static int smCount(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
-            check(MicroditNative.mdt_device_sm_count(device, count), "mdt_device_sm_count");
+            check(RuntimeBindings.mdt_device_sm_count(device, count), "mdt_device_sm_count");
             return count.get(ValueLayout.JAVA_INT, 0);
         }
     }
@@ -186,7 +186,7 @@ public final class CudaRuntime {
     public static long[] memory(int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment free = arena.allocate(ValueLayout.JAVA_LONG), total = arena.allocate(ValueLayout.JAVA_LONG);
-            check(MicroditNative.mdt_device_memory(device, free, total), "mdt_device_memory");
+            check(RuntimeBindings.mdt_device_memory(device, free, total), "mdt_device_memory");
             return new long[] {free.get(ValueLayout.JAVA_LONG, 0), total.get(ValueLayout.JAVA_LONG, 0)};
         }
     }

@@ -16,7 +16,7 @@ final class CudaTokens extends CudaOps {
         String op = "gatherRows";
         int[] s = Checks.gatherRows(x, ids, out);
         int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        check(MicroditNative.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
+        check(TokenBindings.mdt_tokens_gather_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
                 pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
     }
 
@@ -24,7 +24,7 @@ final class CudaTokens extends CudaOps {
         String op = "scatterRows";
         int[] s = Checks.scatterRows(x, ids, out);
         int samples = s[0], tokens = s[1], kept = s[2], width = s[3];
-        check(MicroditNative.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
+        check(TokenBindings.mdt_tokens_scatter_rows(stream, pointer(op, "x", x), pointer(op, "ids", ids),
                 pointer(op, "out", out), samples, tokens, kept, width, errorRecord()), op);
     }
 
@@ -32,7 +32,7 @@ final class CudaTokens extends CudaOps {
         String op = "meanTokens";
         int[] s = Checks.meanTokens(x, out);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_tokens_mean_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), samples, tokens,
+        check(TokenBindings.mdt_tokens_mean_fwd(stream, pointer(op, "x", x), pointer(op, "out", out), samples, tokens,
                 width), op);
         flops.add(op, x.numel());
     }
@@ -41,7 +41,7 @@ final class CudaTokens extends CudaOps {
         String op = "meanTokensBackward";
         int[] s = Checks.meanTokensBackward(dOut, dx);
         int samples = s[0], tokens = s[1], width = s[2];
-        check(MicroditNative.mdt_tokens_mean_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dx", dx), samples,
+        check(TokenBindings.mdt_tokens_mean_bwd(stream, pointer(op, "dOut", dOut), pointer(op, "dx", dx), samples,
                 tokens, width), op);
         flops.add(op, (long) samples * width);
     }

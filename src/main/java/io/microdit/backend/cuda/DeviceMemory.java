@@ -68,7 +68,7 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
         peakLiveBytes = Math.max(peakLiveBytes, reservedBytes - cachedBytes);
         MemorySegment segment = MemorySegment.ofAddress(pointer).reinterpret(Math.max(bytes, 0));
         if (fill >= 0) {
-            CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(pointer), fill, size, stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memset(MemorySegment.ofAddress(pointer), fill, size, stream),
                     "mdt_memset");
         }
         return segment;
@@ -98,7 +98,7 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
             throw new IllegalArgumentException("device memory at 0x" + Long.toHexString(segment.address())
                     + " was not allocated here or was freed");
         }
-        CudaRuntime.check(MicroditNative.mdt_memset(MemorySegment.ofAddress(segment.address()), 0xFF, size, stream),
+        CudaRuntime.check(RuntimeBindings.mdt_memset(MemorySegment.ofAddress(segment.address()), 0xFF, size, stream),
                 "mdt_memset");
     }
 
@@ -118,7 +118,7 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     public synchronized void releaseCached() {
         for (ArrayDeque<Long> blocks : freeBlocks.values()) {
             for (long pointer : blocks) {
-                CudaRuntime.check(MicroditNative.mdt_free(MemorySegment.ofAddress(pointer)), "mdt_free");
+                CudaRuntime.check(RuntimeBindings.mdt_free(MemorySegment.ofAddress(pointer)), "mdt_free");
             }
         }
         reservedBytes -= cachedBytes;
@@ -165,10 +165,10 @@ public final class DeviceMemory implements MemoryScope.Allocator, AutoCloseable 
     private long malloc(long size) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(ValueLayout.ADDRESS);
-            int status = MicroditNative.mdt_malloc(result, size);
+            int status = RuntimeBindings.mdt_malloc(result, size);
             if (status == CudaRuntime.ERROR_OUT_OF_MEMORY && cachedBytes > 0) {
                 releaseCached();
-                status = MicroditNative.mdt_malloc(result, size);
+                status = RuntimeBindings.mdt_malloc(result, size);
             }
             CudaRuntime.check(status, "mdt_malloc(" + size + ")");
             return result.get(ValueLayout.ADDRESS, 0).address();

@@ -70,10 +70,10 @@ final class HostStaging implements AutoCloseable {
             long start = take(chunk);
             MemorySegment region = block.asSlice(start, chunk);
             MemorySegment.copy(hostSource, done, region, 0, chunk);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(deviceTarget.asSlice(done, chunk), region, chunk, stream),
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_htod(deviceTarget.asSlice(done, chunk), region, chunk, stream),
                     "mdt_memcpy_htod");
             MemorySegment event = idleEvents.isEmpty() ? createEvent() : idleEvents.pop();
-            CudaRuntime.check(MicroditNative.mdt_event_record(event, stream), "mdt_event_record");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(event, stream), "mdt_event_record");
             inFlight.add(new Copy(block, start, start + align(chunk), event));
             done += chunk;
         }
@@ -105,11 +105,11 @@ final class HostStaging implements AutoCloseable {
             block = null;
         }
         for (MemorySegment memory : outgrown) {
-            CudaRuntime.check(MicroditNative.mdt_host_free(memory), "mdt_host_free");
+            CudaRuntime.check(RuntimeBindings.mdt_host_free(memory), "mdt_host_free");
         }
         outgrown.clear();
         for (MemorySegment event : idleEvents) {
-            CudaRuntime.check(MicroditNative.mdt_event_destroy(event), "mdt_event_destroy");
+            CudaRuntime.check(RuntimeBindings.mdt_event_destroy(event), "mdt_event_destroy");
         }
         idleEvents.clear();
         arena.close();
@@ -138,7 +138,7 @@ final class HostStaging implements AutoCloseable {
             } else {
                 waits++; // every region is still being read: wait for the oldest copy
                 Copy oldest = inFlight.poll();
-                CudaRuntime.check(MicroditNative.mdt_event_synchronize(oldest.event()), "mdt_event_synchronize");
+                CudaRuntime.check(RuntimeBindings.mdt_event_synchronize(oldest.event()), "mdt_event_synchronize");
                 release(oldest);
             }
         }
@@ -173,17 +173,17 @@ final class HostStaging implements AutoCloseable {
     }
 
     private boolean finished(MemorySegment event) {
-        CudaRuntime.check(MicroditNative.mdt_event_query(event, out), "mdt_event_query");
+        CudaRuntime.check(RuntimeBindings.mdt_event_query(event, out), "mdt_event_query");
         return out.get(ValueLayout.JAVA_INT, 0) != 0;
     }
 
     private MemorySegment allocate(long bytes) {
-        CudaRuntime.check(MicroditNative.mdt_host_alloc(out, bytes), "mdt_host_alloc(" + bytes + ")");
+        CudaRuntime.check(RuntimeBindings.mdt_host_alloc(out, bytes), "mdt_host_alloc(" + bytes + ")");
         return out.get(ValueLayout.ADDRESS, 0).reinterpret(bytes);
     }
 
     private MemorySegment createEvent() {
-        CudaRuntime.check(MicroditNative.mdt_event_create_untimed(out), "mdt_event_create_untimed");
+        CudaRuntime.check(RuntimeBindings.mdt_event_create_untimed(out), "mdt_event_create_untimed");
         return out.get(ValueLayout.ADDRESS, 0);
     }
 

@@ -52,7 +52,7 @@ public final class LaunchTrace implements AutoCloseable {
     LaunchTrace(CudaBackend backend, boolean dryRun) {
         this.backend = backend;
         this.dryRun = dryRun;
-        CudaRuntime.check(MicroditNative.mdt_trace_begin(dryRun ? 1 : 0), "mdt_trace_begin");
+        CudaRuntime.check(RuntimeBindings.mdt_trace_begin(dryRun ? 1 : 0), "mdt_trace_begin");
     }
 
     /** Whether launches are only recorded, not run (see the class comment). */
@@ -93,7 +93,7 @@ public final class LaunchTrace implements AutoCloseable {
     private static long nativeCount() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment count = arena.allocate(ValueLayout.JAVA_LONG);
-            CudaRuntime.check(MicroditNative.mdt_trace_count(count), "mdt_trace_count");
+            CudaRuntime.check(RuntimeBindings.mdt_trace_count(count), "mdt_trace_count");
             return count.get(ValueLayout.JAVA_LONG, 0);
         }
     }
@@ -104,7 +104,7 @@ public final class LaunchTrace implements AutoCloseable {
             MemorySegment name = arena.allocate(NAME_CAPACITY);
             MemorySegment shape = arena.allocate(ValueLayout.JAVA_LONG, 7);
             for (long i = from; i < to; i++) {
-                CudaRuntime.check(MicroditNative.mdt_trace_entry(i, name, NAME_CAPACITY, shape), "mdt_trace_entry");
+                CudaRuntime.check(RuntimeBindings.mdt_trace_entry(i, name, NAME_CAPACITY, shape), "mdt_trace_entry");
                 long[] s = shape.toArray(ValueLayout.JAVA_LONG);
                 launches.add(new Launch(name.getString(0), s[0], s[1], s[2], s[3], s[4], s[5], s[6]));
             }
@@ -120,6 +120,6 @@ public final class LaunchTrace implements AutoCloseable {
         }
         open = false;
         backend.traceEnded(this);
-        CudaRuntime.check(MicroditNative.mdt_trace_end(), "mdt_trace_end");
+        CudaRuntime.check(RuntimeBindings.mdt_trace_end(), "mdt_trace_end");
     }
 }

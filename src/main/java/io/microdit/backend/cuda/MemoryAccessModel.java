@@ -36,7 +36,7 @@ public final class MemoryAccessModel {
 
     /** Clears the counts and counts every later launch, from any thread. */
     public static void begin() {
-        CudaRuntime.check(MicroditNative.mdt_emu_perf_begin(), "mdt_emu_perf_begin");
+        CudaRuntime.check(RuntimeBindings.mdt_emu_perf_begin(), "mdt_emu_perf_begin");
     }
 
     /**
@@ -65,13 +65,13 @@ public final class MemoryAccessModel {
     public static List<KernelCounts> end() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
-            CudaRuntime.check(MicroditNative.mdt_emu_perf_end(count), "mdt_emu_perf_end");
+            CudaRuntime.check(RuntimeBindings.mdt_emu_perf_end(count), "mdt_emu_perf_end");
             int kernels = count.get(ValueLayout.JAVA_INT, 0);
             MemorySegment name = arena.allocate(NAME_BYTES);
             MemorySegment values = arena.allocate(ValueLayout.JAVA_LONG, COUNTS);
             List<KernelCounts> result = new ArrayList<>(kernels);
             for (int i = 0; i < kernels; i++) {
-                CudaRuntime.check(MicroditNative.mdt_emu_perf_kernel(i, name, NAME_BYTES, values),
+                CudaRuntime.check(RuntimeBindings.mdt_emu_perf_kernel(i, name, NAME_BYTES, values),
                         "mdt_emu_perf_kernel");
                 long[] c = values.toArray(ValueLayout.JAVA_LONG);
                 result.add(new KernelCounts(name.getString(0), c[0], c[1], c[2], c[3], c[4], c[5], c[6]));

@@ -13,8 +13,8 @@ import java.util.Map;
 
 /**
  * The C ABI of {@code native/include/microdit.h} as FFM function descriptors, in the header's order: the one
- * place the Java side states the native signatures. {@link MicroditNative} resolves its handles from here and a
- * test parses the header and checks both agree. {@code int64_t}, {@code uint64_t} and {@code size_t} are
+ * place the Java side states the native signatures. {@link Downcalls} resolves the binding classes' handles from
+ * here and a test parses the header and checks both agree. {@code int64_t}, {@code uint64_t} and {@code size_t} are
  * {@code JAVA_LONG} (LP64); every pointer and handle type is {@code ADDRESS}.
  */
 final class MicroditAbi {

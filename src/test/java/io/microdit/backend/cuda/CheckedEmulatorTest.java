@@ -44,7 +44,7 @@ class CheckedEmulatorTest {
     private static String run(String name, int grid, int block, int shared, int capacity, int expectedStatus) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, capacity);
-            int status = MicroditNative.mdt_selftest_run(arena.allocateFrom(name), grid, block, shared, out,
+            int status = RuntimeBindings.mdt_selftest_run(arena.allocateFrom(name), grid, block, shared, out,
                     capacity);
             String message = CudaRuntime.describe(status);
             assertEquals(expectedStatus, status, () -> name + ": " + message);
@@ -152,7 +152,7 @@ class CheckedEmulatorTest {
         MemoryAccessModel.begin();
         assertEquals(0, MemoryAccessModel.end().size(), "nothing launched");
         assertThrows(IllegalArgumentException.class, () -> CudaRuntime.check(
-                MicroditNative.mdt_emu_perf_kernel(0, MemorySegment.NULL, 0, MemorySegment.NULL),
+                RuntimeBindings.mdt_emu_perf_kernel(0, MemorySegment.NULL, 0, MemorySegment.NULL),
                 "mdt_emu_perf_kernel"));
     }
 }

@@ -214,18 +214,18 @@ class CudaBf16AttentionTest {
             Tensor out = cuda.upload(host.zeros(DType.F32, 1, 4, 96), device);
             Tensor lse = cuda.upload(host.zeros(DType.F32, 1, 2, 4), device);
             MemorySegment none = MemorySegment.NULL;
-            int badHeadDim = MicroditNative.mdt_attention_fwd_bf16(none, x.segment(), x.segment(), x.segment(),
+            int badHeadDim = AttentionBindings.mdt_attention_fwd_bf16(none, x.segment(), x.segment(), x.segment(),
                     out.segment(), lse.segment(), 1, 4, 4, 2, 48);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, badHeadDim);
             String message = CudaRuntime.describe(badHeadDim);
             assertTrue(message.contains("mdt_attention_fwd_bf16") && message.contains("head_dim 48"), message);
-            int misaligned = MicroditNative.mdt_attention_fwd_bf16(none, x.segment(), x.segment().asSlice(2),
+            int misaligned = AttentionBindings.mdt_attention_fwd_bf16(none, x.segment(), x.segment().asSlice(2),
                     x.segment(), out.segment(), lse.segment(), 1, 2, 2, 1, 32);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, misaligned);
             assertTrue(CudaRuntime.describe(misaligned).contains("aligned"), CudaRuntime.describe(misaligned));
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_attention_fwd_bf16(none, x.segment(),
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, AttentionBindings.mdt_attention_fwd_bf16(none, x.segment(),
                     none, x.segment(), out.segment(), lse.segment(), 1, 4, 4, 2, 32));
-            int badBackward = MicroditNative.mdt_attention_bwd_bf16(none, out.segment(), x.segment(), x.segment(),
+            int badBackward = AttentionBindings.mdt_attention_bwd_bf16(none, out.segment(), x.segment(), x.segment(),
                     x.segment(), out.segment(), lse.segment(), lse.segment(), x.segment(), out.segment(),
                     out.segment(), out.segment(), 1, 4, 4, 1, 96);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, badBackward);

@@ -28,7 +28,7 @@ class CudaBf16GemmSplitKTest extends GemmFixture {
     private static final double TOLERANCE = 1e-4;
     /** Floats of workspace the GEMM of this shape asks for (0 when it does not split K). */
     private static long workspaceFloats(long batch, long m, long n, long k) {
-        return workspaceFloats(MicroditNative::mdt_gemm_matmul_bf16_workspace, batch, m, n, k);
+        return workspaceFloats(GemmBindings::mdt_gemm_matmul_bf16_workspace, batch, m, n, k);
     }
 
     private static Tensor bf16(MemoryScope scope, Random random, int... shape) {
@@ -38,7 +38,7 @@ class CudaBf16GemmSplitKTest extends GemmFixture {
     /** One product through CudaBackend.matmul, compared with the CPU; returns the GPU result's values. */
     private static float[] assertMatmulClose(Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
                                              boolean tb, boolean withBias, boolean accumulate) {
-        return assertSplitMatmulClose(MicroditNative::mdt_gemm_matmul_bf16_workspace, DType.BF16, TOLERANCE, "",
+        return assertSplitMatmulClose(GemmBindings::mdt_gemm_matmul_bf16_workspace, DType.BF16, TOLERANCE, "",
                 random, batchA, batchB, m, n, k, ta, tb, withBias, accumulate);
     }
 
@@ -104,11 +104,11 @@ class CudaBf16GemmSplitKTest extends GemmFixture {
             for (long capacity : capacities) {
                 Tensor workspace = cuda.upload(TestData.poisoned(host, (int) preferred), device);
                 Tensor out = cuda.upload(TestData.poisoned(host, m, n), device);
-                int status = MicroditNative.mdt_gemm_matmul_bf16(cuda.stream(), da.segment(), 0, db.segment(),
+                int status = GemmBindings.mdt_gemm_matmul_bf16(cuda.stream(), da.segment(), 0, db.segment(),
                         1, dbias.segment(), out.segment(), 1, m, n, k, 0, 0, 0, 1,
                         capacity == 0 ? MemorySegment.NULL : workspace.segment(), capacity);
                 assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
-                CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
+                CudaRuntime.check(RuntimeBindings.mdt_device_synchronize(), "mdt_device_synchronize");
                 double error = TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
                         TestData.toDouble(expected.toFloatArray()));
                 assertTrue(error <= TOLERANCE, "workspace " + capacity + ": relative error " + error);
@@ -130,18 +130,18 @@ class CudaBf16GemmSplitKTest extends GemmFixture {
             Tensor a = cuda.upload(host.zeros(DType.BF16, 4, 4), device);
             Tensor out = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             MemorySegment none = MemorySegment.NULL;
-            int negative = MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0, a.segment(), 0, none,
+            int negative = GemmBindings.mdt_gemm_matmul_bf16(none, a.segment(), 0, a.segment(), 0, none,
                     out.segment(), 1, 4, 4, 4, 0, 0, 0, 0, out.segment(), -1);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, negative);
             String message = CudaRuntime.describe(negative);
             assertTrue(message.contains("mdt_gemm_matmul_bf16") && message.contains("workspace"), message);
             MemorySegment floats = arena.allocate(ValueLayout.JAVA_LONG);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT,
-                    MicroditNative.mdt_gemm_matmul_bf16_workspace(1, -1, 4, 4, floats));
+                    GemmBindings.mdt_gemm_matmul_bf16_workspace(1, -1, 4, 4, floats));
             String size = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(size.contains("mdt_gemm_matmul_bf16_workspace") && size.contains("negative size"), size);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT,
-                    MicroditNative.mdt_gemm_matmul_bf16_workspace(1, 4, 4, 4, none));
+                    GemmBindings.mdt_gemm_matmul_bf16_workspace(1, 4, 4, 4, none));
         }
     }
 }

@@ -93,11 +93,11 @@ class CudaBf16GemmTest extends GemmFixture {
             cpu.matmul(a.to(DType.F32, host), false, b.to(DType.F32, host), true, bias, product, false);
             cpu.gelu(product, expected, true);
             Tensor out = cuda.upload(TestData.poisoned(host, m, n), device);
-            int status = MicroditNative.mdt_gemm_matmul_bf16(cuda.stream(), cuda.upload(a, device).segment(), 0,
+            int status = GemmBindings.mdt_gemm_matmul_bf16(cuda.stream(), cuda.upload(a, device).segment(), 0,
                     cuda.upload(b, device).segment(), 1, cuda.upload(bias, device).segment(), out.segment(), 1, m, n,
                     k, 0, 0, 0, 1, MemorySegment.NULL, 0);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
-            CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
+            CudaRuntime.check(RuntimeBindings.mdt_device_synchronize(), "mdt_device_synchronize");
             double error = TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
                     TestData.toDouble(expected.toFloatArray()));
             assertTrue(error <= TOLERANCE, "gelu epilogue: relative error " + error);
@@ -110,22 +110,22 @@ class CudaBf16GemmTest extends GemmFixture {
             Tensor a = cuda.upload(host.zeros(DType.BF16, 4, 4), device);
             Tensor out = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             MemorySegment none = MemorySegment.NULL;
-            int negative = MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0, a.segment(), 0, none,
+            int negative = GemmBindings.mdt_gemm_matmul_bf16(none, a.segment(), 0, a.segment(), 0, none,
                     out.segment(), 1, -4, 4, 4, 0, 0, 0, 0, none, 0);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, negative);
             String message = CudaRuntime.describe(negative);
             assertTrue(message.contains("mdt_gemm_matmul_bf16") && message.contains("negative size"), message);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul_bf16(none, a.segment(), 0,
                     a.segment(), 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 2, none, 0));
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_bf16(none, a.segment(), 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul_bf16(none, a.segment(), 0,
                     none, 0, none, out.segment(), 1, 4, 4, 4, 0, 0, 0, 0, none, 0));
             // Grid limits, checked before any pointer: the f32 GEMM puts row tiles on grid x (2^31 - 1), so
             // m = 2^21 (MicroDiT-XL at 512 px, batch 2048) passes them; column tiles on y stop at 65535.
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul(none, none, 0, none, 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul(none, none, 0, none, 0,
                     none, none, 1, 4, 65535L * 32 + 1, 4, 0, 0, 0, none, 0));
             String grid = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(grid.contains("mdt_gemm_matmul") && grid.contains("grid"), grid);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul(none, none, 0, none, 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul(none, none, 0, none, 0,
                     none, none, 1, 1L << 21, 4, 4, 0, 0, 0, none, 0)); // passes the grid check, then NULL pointers
             String pointers = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(pointers.contains("NULL"), pointers);

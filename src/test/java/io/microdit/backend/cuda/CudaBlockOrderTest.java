@@ -472,7 +472,7 @@ class CudaBlockOrderTest extends CudaVersusCpu {
         int threads = CudaRuntime.emulatorThreads(1); // blocks one after another: the last claimed writes last
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, out.length);
-            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_selftest_run(arena.allocateFrom("block_order"), 9,
+            assertEquals(CudaRuntime.SUCCESS, RuntimeBindings.mdt_selftest_run(arena.allocateFrom("block_order"), 9,
                     32, 0, segment, out.length));
             out = segment.toArray(ValueLayout.JAVA_FLOAT);
         } finally {

@@ -156,26 +156,26 @@ class CudaColumnSumTest extends CudaVersusCpu {
             Tensor x = cuda.upload(random(host, random, rows, columns), device);
             Tensor out = cuda.upload(TestData.poisoned(host, columns), device);
             Tensor small = device.zeros((int) needed - 1);
-            int status = MicroditNative.mdt_gemm_sum_rows(none, x.segment(), out.segment(), rows, columns, 0,
+            int status = GemmBindings.mdt_gemm_sum_rows(none, x.segment(), out.segment(), rows, columns, 0,
                     small.segment(), needed - 1);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, status);
             String message = CudaRuntime.describe(status);
             assertTrue(message.contains("mdt_gemm_sum_rows") && message.contains("must hold " + needed + " floats"),
                     message);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_sum_rows(none, x.segment(),
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_sum_rows(none, x.segment(),
                     out.segment(), rows, columns, 0, none, needed));
             // the LayerNorm backward refuses before it launches anything: dx keeps its poison
             Tensor stats = cuda.upload(TestData.uniform(host, random, rows), device);
             Tensor dx = cuda.upload(TestData.poisoned(host, rows, columns), device);
             Tensor weight = cuda.upload(TestData.uniform(host, random, columns), device);
-            int norm = MicroditNative.mdt_norm_layer_norm_bwd(none, x.segment(), x.segment(), weight.segment(),
+            int norm = NormBindings.mdt_norm_layer_norm_bwd(none, x.segment(), x.segment(), weight.segment(),
                     stats.segment(), stats.segment(), dx.segment(), out.segment(), rows, columns, small.segment(),
                     needed - 1);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, norm);
             String normMessage = CudaRuntime.describe(norm);
             assertTrue(normMessage.contains("mdt_norm_layer_norm_bwd") && normMessage.contains("" + needed),
                     normMessage);
-            CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
+            CudaRuntime.check(RuntimeBindings.mdt_device_synchronize(), "mdt_device_synchronize");
             for (float v : cuda.download(dx, host).toFloatArray()) {
                 assertTrue(Float.isNaN(v), "dx written by a refused call");
             }
@@ -188,14 +188,14 @@ class CudaColumnSumTest extends CudaVersusCpu {
     private static long workspaceFloats(long rows, long columns) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment result = arena.allocate(ValueLayout.JAVA_LONG);
-            CudaRuntime.check(MicroditNative.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), "workspace");
+            CudaRuntime.check(GemmBindings.mdt_gemm_sum_rows_workspace_floats(rows, columns, result), "workspace");
             return result.get(ValueLayout.JAVA_LONG, 0);
         }
     }
 
     private static int workspaceStatus(long rows, long columns) {
         try (Arena arena = Arena.ofConfined()) {
-            return MicroditNative.mdt_gemm_sum_rows_workspace_floats(rows, columns,
+            return GemmBindings.mdt_gemm_sum_rows_workspace_floats(rows, columns,
                     arena.allocate(ValueLayout.JAVA_LONG));
         }
     }

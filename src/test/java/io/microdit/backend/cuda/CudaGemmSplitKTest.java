@@ -29,13 +29,13 @@ class CudaGemmSplitKTest extends GemmFixture {
     private static final double TOLERANCE = 1e-5;
     /** Floats of workspace the f32 GEMM of this shape asks for (0 when it does not split K). */
     private static long workspaceFloats(long batch, long m, long n, long k) {
-        return workspaceFloats(MicroditNative::mdt_gemm_matmul_workspace, batch, m, n, k);
+        return workspaceFloats(GemmBindings::mdt_gemm_matmul_workspace, batch, m, n, k);
     }
 
     /** One product through CudaBackend.matmul, compared with the CPU; returns the GPU result's values. */
     private static float[] assertMatmulClose(Random random, int batchA, int batchB, int m, int n, int k, boolean ta,
                                              boolean tb, boolean withBias, boolean accumulate) {
-        return assertSplitMatmulClose(MicroditNative::mdt_gemm_matmul_workspace, DType.F32, TOLERANCE, "f32 ",
+        return assertSplitMatmulClose(GemmBindings::mdt_gemm_matmul_workspace, DType.F32, TOLERANCE, "f32 ",
                 random, batchA, batchB, m, n, k, ta, tb, withBias, accumulate);
     }
 
@@ -102,11 +102,11 @@ class CudaGemmSplitKTest extends GemmFixture {
             for (long capacity : capacities) {
                 Tensor workspace = cuda.upload(TestData.poisoned(host, (int) preferred), device);
                 Tensor out = cuda.upload(start, device);
-                int status = MicroditNative.mdt_gemm_matmul(cuda.stream(), da.segment(), 1, db.segment(), 0,
+                int status = GemmBindings.mdt_gemm_matmul(cuda.stream(), da.segment(), 1, db.segment(), 0,
                         dbias.segment(), out.segment(), 1, m, n, k, 0, 0, 1,
                         capacity == 0 ? MemorySegment.NULL : workspace.segment(), capacity);
                 assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
-                CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
+                CudaRuntime.check(RuntimeBindings.mdt_device_synchronize(), "mdt_device_synchronize");
                 double error = TestData.maxRelativeError(cuda.download(out, host).toFloatArray(),
                         TestData.toDouble(expected.toFloatArray()));
                 assertTrue(error <= TOLERANCE, "workspace " + capacity + ": relative error " + error);
@@ -131,18 +131,18 @@ class CudaGemmSplitKTest extends GemmFixture {
             Tensor a = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             Tensor out = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             MemorySegment none = MemorySegment.NULL;
-            int negative = MicroditNative.mdt_gemm_matmul(none, a.segment(), 0, a.segment(), 0, none,
+            int negative = GemmBindings.mdt_gemm_matmul(none, a.segment(), 0, a.segment(), 0, none,
                     out.segment(), 1, 4, 4, 4, 0, 0, 0, out.segment(), -1);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, negative);
             String message = CudaRuntime.describe(negative);
             assertTrue(message.contains("mdt_gemm_matmul") && message.contains("workspace"), message);
             MemorySegment floats = arena.allocate(ValueLayout.JAVA_LONG);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT,
-                    MicroditNative.mdt_gemm_matmul_workspace(1, 4, -1, 4, floats));
+                    GemmBindings.mdt_gemm_matmul_workspace(1, 4, -1, 4, floats));
             String size = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(size.contains("mdt_gemm_matmul_workspace") && size.contains("negative size"), size);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT,
-                    MicroditNative.mdt_gemm_matmul_workspace(1, 4, 4, 4, none));
+                    GemmBindings.mdt_gemm_matmul_workspace(1, 4, 4, 4, none));
             String result = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(result.contains("mdt_gemm_matmul_workspace") && result.contains("NULL"), result);
         }

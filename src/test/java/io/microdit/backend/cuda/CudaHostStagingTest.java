@@ -148,25 +148,25 @@ class CudaHostStagingTest {
             Tensor filled = device.zeros(64);
             cuda.fill(filled, 3f); // queued, not yet run
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS), flag = arena.allocate(ValueLayout.JAVA_INT);
-            CudaRuntime.check(MicroditNative.mdt_event_create_untimed(out), "mdt_event_create_untimed");
+            CudaRuntime.check(RuntimeBindings.mdt_event_create_untimed(out), "mdt_event_create_untimed");
             MemorySegment afterFill = out.get(ValueLayout.ADDRESS, 0);
-            CudaRuntime.check(MicroditNative.mdt_event_record(afterFill, cuda.stream()), "mdt_event_record");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(afterFill, cuda.stream()), "mdt_event_record");
             Tensor large = device.zeros(512);
             float[] values = TestData.uniform(random, 512);
             try (MemoryScope source = new MemoryScope("source")) {
                 cuda.copy(source.zeros(512).copyFrom(values), large); // 2 KiB: the ring grows
             }
             assertEquals(2048, cuda.staging().capacity(), "the ring grew");
-            CudaRuntime.check(MicroditNative.mdt_event_query(afterFill, flag), "mdt_event_query");
+            CudaRuntime.check(RuntimeBindings.mdt_event_query(afterFill, flag), "mdt_event_query");
             assertEquals(0, flag.get(ValueLayout.JAVA_INT, 0), "growing the ring ran the stream's pending work");
             MemorySegment milliseconds = arena.allocate(ValueLayout.JAVA_FLOAT);
-            int untimed = MicroditNative.mdt_event_elapsed_ms(afterFill, afterFill, milliseconds);
+            int untimed = RuntimeBindings.mdt_event_elapsed_ms(afterFill, afterFill, milliseconds);
             assertTrue(untimed != CudaRuntime.SUCCESS, "an untimed event was timed");
             assertArrayEquals(values, cuda.read(large));
             float[] three = new float[64];
             java.util.Arrays.fill(three, 3f);
             assertArrayEquals(three, cuda.read(filled));
-            CudaRuntime.check(MicroditNative.mdt_event_destroy(afterFill), "mdt_event_destroy");
+            CudaRuntime.check(RuntimeBindings.mdt_event_destroy(afterFill), "mdt_event_destroy");
         } finally {
             EmulatorStreams.restore();
         }

@@ -59,7 +59,7 @@ class CudaMoeTokenSlotsTest extends CudaVersusCpu {
             Tensor onDevice = cuda.upload(Tensor.ofInts(host, indices, samples, experts, k), device);
             Tensor offsets = cuda.upload(output(host, DType.I32, samples, tokens + 1), device);
             Tensor slots = cuda.upload(output(host, DType.I32, samples, experts * k), device);
-            CudaRuntime.check(MicroditNative.mdt_moe_token_slots(cuda.stream(), onDevice.segment(), offsets.segment(),
+            CudaRuntime.check(TokenBindings.mdt_moe_token_slots(cuda.stream(), onDevice.segment(), offsets.segment(),
                     slots.segment(), samples, tokens, experts, k, CHECK_COMBINE, errorRecord), "mdt_moe_token_slots");
             if (report == null) {
                 cuda.synchronize();

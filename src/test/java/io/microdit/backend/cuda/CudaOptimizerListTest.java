@@ -293,13 +293,13 @@ class CudaOptimizerListTest extends OpaqueCudaVersusCpu {
     void theAbiChecksItsArgumentsAndTheListOffsets() {
         int n = 300;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_optim_ema_multi(MemorySegment.NULL,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, OptimizerBindings.mdt_optim_ema_multi(MemorySegment.NULL,
                     MemorySegment.NULL, -1, 0, 0.5f, MemorySegment.NULL));
             assertTrue(CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT).contains("count and total must be"));
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_optim_adamw_multi(MemorySegment.NULL,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, OptimizerBindings.mdt_optim_adamw_multi(MemorySegment.NULL,
                     MemorySegment.NULL, 2, 10, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, 1f, MemorySegment.NULL));
             assertTrue(CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT).contains("entries is NULL"));
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_optim_sum_of_squares_multi(
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, OptimizerBindings.mdt_optim_sum_of_squares_multi(
                     MemorySegment.NULL, MemorySegment.NULL, 1, 257, MemorySegment.NULL, 257, MemorySegment.NULL,
                     MemorySegment.NULL));
             assertTrue(CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT).contains("at most 256 partials"));
@@ -314,7 +314,7 @@ class CudaOptimizerListTest extends OpaqueCudaVersusCpu {
             }
             Tensor onDevice = cuda.upload(entries, device);
             Tensor record = cuda.upload(host.zeros(DType.I32, 8), device);
-            CudaRuntime.check(MicroditNative.mdt_optim_ema_multi(cuda.stream(), onDevice.segment(), 2, n, 0.5f,
+            CudaRuntime.check(OptimizerBindings.mdt_optim_ema_multi(cuda.stream(), onDevice.segment(), 2, n, 0.5f,
                     record.segment()), "mdt_optim_ema_multi");
             cuda.synchronize();
             int[] reported = cuda.download(record, host).toIntArray();

@@ -33,34 +33,34 @@ class CudaStreamSemanticsTest {
     @BeforeEach
     void deferredStream() {
         EmulatorStreams.set(CudaRuntime.STREAMS_DEFERRED);
-        CudaRuntime.check(MicroditNative.mdt_stream_create(out), "mdt_stream_create");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_create(out), "mdt_stream_create");
         stream = out.get(ValueLayout.ADDRESS, 0);
     }
 
     @AfterEach
     void release() {
-        CudaRuntime.check(MicroditNative.mdt_stream_destroy(stream), "mdt_stream_destroy");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_destroy(stream), "mdt_stream_destroy");
         arena.close();
         EmulatorStreams.restore();
     }
 
     private MemorySegment deviceFloats(long n) {
-        CudaRuntime.check(MicroditNative.mdt_malloc(out, 4 * n), "mdt_malloc");
+        CudaRuntime.check(RuntimeBindings.mdt_malloc(out, 4 * n), "mdt_malloc");
         return out.get(ValueLayout.ADDRESS, 0);
     }
 
     private MemorySegment pinnedFloats(long n) {
-        CudaRuntime.check(MicroditNative.mdt_host_alloc(out, 4 * n), "mdt_host_alloc");
+        CudaRuntime.check(RuntimeBindings.mdt_host_alloc(out, 4 * n), "mdt_host_alloc");
         return out.get(ValueLayout.ADDRESS, 0).reinterpret(4 * n);
     }
 
     private MemorySegment event() {
-        CudaRuntime.check(MicroditNative.mdt_event_create(out), "mdt_event_create");
+        CudaRuntime.check(RuntimeBindings.mdt_event_create(out), "mdt_event_create");
         return out.get(ValueLayout.ADDRESS, 0);
     }
 
     private boolean complete(MemorySegment event) {
-        CudaRuntime.check(MicroditNative.mdt_event_query(event, flag), "mdt_event_query");
+        CudaRuntime.check(RuntimeBindings.mdt_event_query(event, flag), "mdt_event_query");
         return flag.get(ValueLayout.JAVA_INT, 0) != 0;
     }
 
@@ -77,8 +77,8 @@ class CudaStreamSemanticsTest {
     /** The device floats, read into pageable host memory (which waits for the stream's earlier work). */
     private float[] read(MemorySegment device, int n) {
         MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, n);
-        CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(host, device, 4L * n, stream), "mdt_memcpy_dtoh");
-        CudaRuntime.check(MicroditNative.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
+        CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtoh(host, device, 4L * n, stream), "mdt_memcpy_dtoh");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_synchronize(stream), "mdt_stream_synchronize");
         return host.toArray(ValueLayout.JAVA_FLOAT);
     }
 
@@ -95,20 +95,21 @@ class CudaStreamSemanticsTest {
         MemorySegment x = deviceFloats(n), done = event();
         try {
             for (int round = 0; round < 3; round++) {
-                CudaRuntime.check(MicroditNative.mdt_elementwise_fill(stream, x, value, n), "mdt_elementwise_fill");
-                CudaRuntime.check(MicroditNative.mdt_event_record(done, stream), "mdt_event_record");
+                CudaRuntime.check(ElementwiseBindings.mdt_elementwise_fill(stream, x, value, n),
+                        "mdt_elementwise_fill");
+                CudaRuntime.check(RuntimeBindings.mdt_event_record(done, stream), "mdt_event_record");
                 boolean finished = complete(done);
                 if (CudaRuntime.isEmulator()) {
                     assertTrue(!finished, "a deferred stream's fill is still queued at the first query");
                 }
                 // The query's "not ready" must not be this launch's status.
-                int status = MicroditNative.mdt_elementwise_scale(stream, x, 2f, x, n);
+                int status = ElementwiseBindings.mdt_elementwise_scale(stream, x, 2f, x, n);
                 assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
                 assertArrayEquals(filled(n, 2 * value), read(x, n), "round " + round);
             }
         } finally {
-            MicroditNative.mdt_event_destroy(done);
-            MicroditNative.mdt_free(x);
+            RuntimeBindings.mdt_event_destroy(done);
+            RuntimeBindings.mdt_free(x);
         }
     }
 
@@ -118,17 +119,17 @@ class CudaStreamSemanticsTest {
         int n = 257;
         MemorySegment x = deviceFloats(n);
         try {
-            CudaRuntime.check(MicroditNative.mdt_emu_inject_last_error(), "mdt_emu_inject_last_error");
-            int status = MicroditNative.mdt_elementwise_fill(stream, x, 1.5f, n);
+            CudaRuntime.check(RuntimeBindings.mdt_emu_inject_last_error(), "mdt_emu_inject_last_error");
+            int status = ElementwiseBindings.mdt_elementwise_fill(stream, x, 1.5f, n);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
 
-            int refused = MicroditNative.mdt_malloc(out, Long.MAX_VALUE / 2);
+            int refused = RuntimeBindings.mdt_malloc(out, Long.MAX_VALUE / 2);
             assertEquals(CudaRuntime.ERROR_OUT_OF_MEMORY, refused, () -> CudaRuntime.describe(refused));
-            int next = MicroditNative.mdt_elementwise_scale(stream, x, 3f, x, n);
+            int next = ElementwiseBindings.mdt_elementwise_scale(stream, x, 3f, x, n);
             assertEquals(CudaRuntime.SUCCESS, next, () -> CudaRuntime.describe(next));
             assertArrayEquals(filled(n, 4.5f), read(x, n));
         } finally {
-            MicroditNative.mdt_free(x);
+            RuntimeBindings.mdt_free(x);
         }
     }
 
@@ -142,14 +143,14 @@ class CudaStreamSemanticsTest {
         try {
             // Reused before its copy's event completed: the device gets what the buffer holds when the copy runs.
             MemorySegment.copy(first, 0, pinned, ValueLayout.JAVA_FLOAT, 0, n);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(x, pinned, 4L * n, stream), "mdt_memcpy_htod");
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_htod(x, pinned, 4L * n, stream), "mdt_memcpy_htod");
             MemorySegment.copy(second, 0, pinned, ValueLayout.JAVA_FLOAT, 0, n);
             assertArrayEquals(second, read(x, n), "the copy ran after the host overwrote its source");
 
             // Reused only once the event completed (HostStaging's rule): the device keeps the first values.
             MemorySegment.copy(first, 0, pinned, ValueLayout.JAVA_FLOAT, 0, n);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(x, pinned, 4L * n, stream), "mdt_memcpy_htod");
-            CudaRuntime.check(MicroditNative.mdt_event_record(copied, stream), "mdt_event_record");
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_htod(x, pinned, 4L * n, stream), "mdt_memcpy_htod");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(copied, stream), "mdt_event_record");
             assertTrue(poll(copied) > 0, "the copy was pending at the first query");
             MemorySegment.copy(second, 0, pinned, ValueLayout.JAVA_FLOAT, 0, n);
             assertArrayEquals(first, read(x, n), "the copy read the buffer before it was reused");
@@ -157,13 +158,13 @@ class CudaStreamSemanticsTest {
             // Pageable memory is staged before the call returns: writing it at once changes nothing.
             MemorySegment pageable = arena.allocate(ValueLayout.JAVA_FLOAT, n);
             MemorySegment.copy(second, 0, pageable, ValueLayout.JAVA_FLOAT, 0, n);
-            CudaRuntime.check(MicroditNative.mdt_memcpy_htod(x, pageable, 4L * n, stream), "mdt_memcpy_htod");
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_htod(x, pageable, 4L * n, stream), "mdt_memcpy_htod");
             MemorySegment.copy(first, 0, pageable, ValueLayout.JAVA_FLOAT, 0, n);
             assertArrayEquals(second, read(x, n), "a pageable upload kept the values of its call");
         } finally {
-            MicroditNative.mdt_event_destroy(copied);
-            MicroditNative.mdt_host_free(pinned);
-            MicroditNative.mdt_free(x);
+            RuntimeBindings.mdt_event_destroy(copied);
+            RuntimeBindings.mdt_host_free(pinned);
+            RuntimeBindings.mdt_free(x);
         }
     }
 
@@ -175,50 +176,51 @@ class CudaStreamSemanticsTest {
         MemorySegment pinned = pinnedFloats(n);
         pinned.fill((byte) 0);
         try {
-            CudaRuntime.check(MicroditNative.mdt_event_record(start, stream), "mdt_event_record");
-            CudaRuntime.check(MicroditNative.mdt_elementwise_fill(stream, x, 7f, n), "mdt_elementwise_fill");
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(pinned, x, 4L * n, stream), "mdt_memcpy_dtoh");
-            CudaRuntime.check(MicroditNative.mdt_event_record(done, stream), "mdt_event_record");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(start, stream), "mdt_event_record");
+            CudaRuntime.check(ElementwiseBindings.mdt_elementwise_fill(stream, x, 7f, n), "mdt_elementwise_fill");
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtoh(pinned, x, 4L * n, stream), "mdt_memcpy_dtoh");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(done, stream), "mdt_event_record");
             assertEquals(0f, pinned.get(ValueLayout.JAVA_FLOAT, 0), "nothing ran before the query");
             assertTrue(!complete(done), "not ready at the first query");
             assertTrue(complete(done), "the query ran the pending work, so polling makes progress");
             assertArrayEquals(filled(n, 7f), pinned.toArray(ValueLayout.JAVA_FLOAT));
             MemorySegment milliseconds = arena.allocate(ValueLayout.JAVA_FLOAT);
-            CudaRuntime.check(MicroditNative.mdt_event_elapsed_ms(start, done, milliseconds), "mdt_event_elapsed_ms");
+            CudaRuntime.check(RuntimeBindings.mdt_event_elapsed_ms(start, done, milliseconds), "mdt_event_elapsed_ms");
             assertTrue(milliseconds.get(ValueLayout.JAVA_FLOAT, 0) >= 0f);
 
             CudaRuntime.streamMode(CudaRuntime.STREAMS_IMMEDIATE);
-            CudaRuntime.check(MicroditNative.mdt_elementwise_fill(stream, x, 9f, n), "mdt_elementwise_fill");
-            CudaRuntime.check(MicroditNative.mdt_memcpy_dtoh(pinned, x, 4L * n, stream), "mdt_memcpy_dtoh");
-            CudaRuntime.check(MicroditNative.mdt_event_record(done, stream), "mdt_event_record");
+            CudaRuntime.check(ElementwiseBindings.mdt_elementwise_fill(stream, x, 9f, n), "mdt_elementwise_fill");
+            CudaRuntime.check(RuntimeBindings.mdt_memcpy_dtoh(pinned, x, 4L * n, stream), "mdt_memcpy_dtoh");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(done, stream), "mdt_event_record");
             assertArrayEquals(filled(n, 9f), pinned.toArray(ValueLayout.JAVA_FLOAT), "ran before the calls returned");
             assertTrue(complete(done), "complete at the first query");
         } finally {
-            MicroditNative.mdt_event_destroy(start);
-            MicroditNative.mdt_event_destroy(done);
-            MicroditNative.mdt_host_free(pinned);
-            MicroditNative.mdt_free(x);
+            RuntimeBindings.mdt_event_destroy(start);
+            RuntimeBindings.mdt_event_destroy(done);
+            RuntimeBindings.mdt_host_free(pinned);
+            RuntimeBindings.mdt_free(x);
         }
     }
 
     @Test
     void anEventOrdersWorkAcrossStreams() {
         int n = 513;
-        CudaRuntime.check(MicroditNative.mdt_stream_create(out), "mdt_stream_create");
+        CudaRuntime.check(RuntimeBindings.mdt_stream_create(out), "mdt_stream_create");
         MemorySegment other = out.get(ValueLayout.ADDRESS, 0);
         MemorySegment x = deviceFloats(n), y = deviceFloats(n), filledX = event();
         try {
-            CudaRuntime.check(MicroditNative.mdt_elementwise_fill(stream, y, Float.NaN, n), "mdt_elementwise_fill");
-            CudaRuntime.check(MicroditNative.mdt_elementwise_fill(other, x, 3f, n), "mdt_elementwise_fill");
-            CudaRuntime.check(MicroditNative.mdt_event_record(filledX, other), "mdt_event_record");
-            CudaRuntime.check(MicroditNative.mdt_stream_wait_event(stream, filledX), "mdt_stream_wait_event");
-            CudaRuntime.check(MicroditNative.mdt_elementwise_scale(stream, x, 2f, y, n), "mdt_elementwise_scale");
+            CudaRuntime.check(ElementwiseBindings.mdt_elementwise_fill(stream, y, Float.NaN, n),
+                    "mdt_elementwise_fill");
+            CudaRuntime.check(ElementwiseBindings.mdt_elementwise_fill(other, x, 3f, n), "mdt_elementwise_fill");
+            CudaRuntime.check(RuntimeBindings.mdt_event_record(filledX, other), "mdt_event_record");
+            CudaRuntime.check(RuntimeBindings.mdt_stream_wait_event(stream, filledX), "mdt_stream_wait_event");
+            CudaRuntime.check(ElementwiseBindings.mdt_elementwise_scale(stream, x, 2f, y, n), "mdt_elementwise_scale");
             assertArrayEquals(filled(n, 6f), read(y, n), "the scale ran after the other stream's fill");
         } finally {
-            MicroditNative.mdt_event_destroy(filledX);
-            MicroditNative.mdt_stream_destroy(other);
-            MicroditNative.mdt_free(x);
-            MicroditNative.mdt_free(y);
+            RuntimeBindings.mdt_event_destroy(filledX);
+            RuntimeBindings.mdt_stream_destroy(other);
+            RuntimeBindings.mdt_free(x);
+            RuntimeBindings.mdt_free(y);
         }
     }
 
@@ -227,15 +229,15 @@ class CudaStreamSemanticsTest {
         assumeTrue(CudaRuntime.isEmulator(), "a deadlocking kernel only runs on the emulator");
         MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, 128);
         // The self-test launches on the default stream and reads its output back, which runs the kernel.
-        int status = MicroditNative.mdt_selftest_run(arena.allocateFrom("deadlock"), 1, 32, 0, host, 32);
+        int status = RuntimeBindings.mdt_selftest_run(arena.allocateFrom("deadlock"), 1, 32, 0, host, 32);
         assertEquals(CudaRuntime.ERROR_DEADLOCK, status, () -> CudaRuntime.describe(status));
-        int after = MicroditNative.mdt_selftest_run(arena.allocateFrom("barrier"), 1, 64, 256, host, 128);
+        int after = RuntimeBindings.mdt_selftest_run(arena.allocateFrom("barrier"), 1, 64, 256, host, 128);
         assertEquals(CudaRuntime.ERROR_DEADLOCK, after, "a good kernel on the failed stream still reports the failure");
         String message = CudaRuntime.describe(after);
         assertTrue(message.contains("deadlock_kernel") && message.contains("deadlocked"), message);
 
         CudaRuntime.streamMode(CudaRuntime.STREAMS_DEFERRED); // a fresh start
-        int fresh = MicroditNative.mdt_selftest_run(arena.allocateFrom("barrier"), 1, 64, 256, host, 128);
+        int fresh = RuntimeBindings.mdt_selftest_run(arena.allocateFrom("barrier"), 1, 64, 256, host, 128);
         assertEquals(CudaRuntime.SUCCESS, fresh, () -> CudaRuntime.describe(fresh));
     }
 }

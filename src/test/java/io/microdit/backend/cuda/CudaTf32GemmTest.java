@@ -157,7 +157,7 @@ class CudaTf32GemmTest extends CudaVersusCpu {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor out = cuda.upload(Tensor.of(host, o.start(), o.batch(), o.m(), o.n()), device);
             Tensor workspace = workspaceFloats == 0 ? null : device.zeros(DType.F32, (int) workspaceFloats);
-            int status = MicroditNative.mdt_gemm_matmul_tf32(cuda.stream(),
+            int status = GemmBindings.mdt_gemm_matmul_tf32(cuda.stream(),
                     cuda.upload(o.tensorA(host), device).segment(), o.ta() ? 1 : 0,
                     cuda.upload(o.tensorB(host), device).segment(), o.tb() ? 1 : 0,
                     o.bias() == null ? MemorySegment.NULL : cuda.upload(Tensor.of(host, o.bias(), o.n()), device)
@@ -165,13 +165,13 @@ class CudaTf32GemmTest extends CudaVersusCpu {
                     o.batchA() == 0 ? 0 : (long) o.m() * o.k(), o.batchB() == 0 ? 0 : (long) o.k() * o.n(), 0,
                     gelu ? 1 : 0, workspace == null ? MemorySegment.NULL : workspace.segment(), workspaceFloats);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
-            CudaRuntime.check(MicroditNative.mdt_device_synchronize(), "mdt_device_synchronize");
+            CudaRuntime.check(RuntimeBindings.mdt_device_synchronize(), "mdt_device_synchronize");
             return cuda.download(out, host).toFloatArray();
         }
     }
 
     private static long workspaceFloats(long batch, long m, long n, long k) {
-        return GemmFixture.workspaceFloats(MicroditNative::mdt_gemm_matmul_tf32_workspace, batch, m, n, k);
+        return GemmFixture.workspaceFloats(GemmBindings::mdt_gemm_matmul_tf32_workspace, batch, m, n, k);
     }
 
     @Test
@@ -243,7 +243,7 @@ class CudaTf32GemmTest extends CudaVersusCpu {
             Tensor b = cuda.upload(TestData.uniform(host, random, n, k), device);
             Tensor bias = cuda.upload(TestData.uniform(host, random, n), device);
             Tensor direct = cuda.upload(TestData.poisoned(host, m, n), device);
-            int status = MicroditNative.mdt_gemm_matmul(cuda.stream(), a.segment(), 0, b.segment(), 1,
+            int status = GemmBindings.mdt_gemm_matmul(cuda.stream(), a.segment(), 0, b.segment(), 1,
                     bias.segment(), direct.segment(), 1, m, n, k, 0, 0, 0, MemorySegment.NULL, 0);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
             float[] cudaCores = cuda.download(direct, host).toFloatArray();
@@ -315,20 +315,20 @@ class CudaTf32GemmTest extends CudaVersusCpu {
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             Tensor a = cuda.upload(host.zeros(DType.F32, 4, 4), device);
             MemorySegment none = MemorySegment.NULL;
-            int negative = MicroditNative.mdt_gemm_matmul_tf32(none, a.segment(), 0, a.segment(), 0, none,
+            int negative = GemmBindings.mdt_gemm_matmul_tf32(none, a.segment(), 0, a.segment(), 0, none,
                     a.segment(), 1, -4, 4, 4, 0, 0, 0, 0, none, 0);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, negative);
             String message = CudaRuntime.describe(negative);
             assertTrue(message.contains("mdt_gemm_matmul_tf32") && message.contains("negative size"), message);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_tf32(none, a.segment(), 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul_tf32(none, a.segment(), 0,
                     a.segment(), 0, none, a.segment(), 1, 4, 4, 4, 0, 0, 0, 2, none, 0));
             String flags = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(flags.contains("gelu must be 0 or 1"), flags);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_tf32(none, a.segment(), 0,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul_tf32(none, a.segment(), 0,
                     none, 0, none, a.segment(), 1, 4, 4, 4, 0, 0, 0, 0, none, 0));
             String pointers = CudaRuntime.describe(CudaRuntime.ERROR_INVALID_ARGUMENT);
             assertTrue(pointers.contains("NULL"), pointers);
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_gemm_matmul_tf32(none, none, 0, none,
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, GemmBindings.mdt_gemm_matmul_tf32(none, none, 0, none,
                     0, none, none, 1, 65535L * 128 + 1, 4, 4, 0, 0, 0, 0, none, 0));
         }
     }

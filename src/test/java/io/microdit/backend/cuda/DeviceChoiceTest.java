@@ -143,8 +143,8 @@ class DeviceChoiceTest {
     void theLoadedLibraryReportsItsDriverAndRuntimeVersions() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment driver = arena.allocate(ValueLayout.JAVA_INT), runtime = arena.allocate(ValueLayout.JAVA_INT);
-            CudaRuntime.check(MicroditNative.mdt_driver_version(driver), "mdt_driver_version");
-            CudaRuntime.check(MicroditNative.mdt_runtime_version(runtime), "mdt_runtime_version");
+            CudaRuntime.check(RuntimeBindings.mdt_driver_version(driver), "mdt_driver_version");
+            CudaRuntime.check(RuntimeBindings.mdt_runtime_version(runtime), "mdt_runtime_version");
             int d = driver.get(ValueLayout.JAVA_INT, 0), r = runtime.get(ValueLayout.JAVA_INT, 0);
             if (CudaRuntime.isEmulator()) {
                 assertEquals(13000, d);
@@ -152,8 +152,8 @@ class DeviceChoiceTest {
             } else {
                 assertTrue(r >= 13000 && d / 1000 >= r / 1000, "driver " + d + ", runtime " + r);
             }
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_driver_version(MemorySegment.NULL));
-            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, MicroditNative.mdt_runtime_version(MemorySegment.NULL));
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, RuntimeBindings.mdt_driver_version(MemorySegment.NULL));
+            assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, RuntimeBindings.mdt_runtime_version(MemorySegment.NULL));
         }
     }
 

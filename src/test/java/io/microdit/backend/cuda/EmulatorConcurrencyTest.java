@@ -87,7 +87,7 @@ class EmulatorConcurrencyTest extends CudaVersusCpu {
             Tensor a = bf16(scope, random, 1, 2, 140, 40), b = bf16(scope, random, 1, 2, 130, 40);
             sameBits("matmul bf16", new Tensor[] {a, b, random(scope, random, 130), output(scope, 2, 140, 130)},
                     t -> cuda.matmul(t[0], false, t[1], true, t[2], t[3], false));
-            assertTrue(GemmFixture.workspaceFloats(MicroditNative::mdt_gemm_matmul_bf16_workspace, 1, 24, 20, 2000)
+            assertTrue(GemmFixture.workspaceFloats(GemmBindings::mdt_gemm_matmul_bf16_workspace, 1, 24, 20, 2000)
                     > 0, "24×20 with K 2000 splits K");
             sameBits("matmul bf16 split-K", new Tensor[] {bf16(scope, random, 1, 2000, 24),
                     bf16(scope, random, 1, 2000, 20), random(scope, random, 20), output(scope, 24, 20)},
@@ -154,7 +154,7 @@ class EmulatorConcurrencyTest extends CudaVersusCpu {
         EmulatorStreams.set(CudaRuntime.STREAMS_IMMEDIATE);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, out.length);
-            int status = MicroditNative.mdt_selftest_run(arena.allocateFrom(name), grid, block, 0, segment,
+            int status = RuntimeBindings.mdt_selftest_run(arena.allocateFrom(name), grid, block, 0, segment,
                     out.length);
             MemorySegment.copy(segment, ValueLayout.JAVA_FLOAT, 0, out, 0, out.length);
             return status;

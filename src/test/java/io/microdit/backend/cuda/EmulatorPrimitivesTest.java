@@ -42,7 +42,7 @@ class EmulatorPrimitivesTest {
     private static float[] run(String name, int grid, int block, int shared, int capacity, int expectedStatus) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, capacity);
-            int status = MicroditNative.mdt_selftest_run(arena.allocateFrom(name), grid, block, shared, out, capacity);
+            int status = RuntimeBindings.mdt_selftest_run(arena.allocateFrom(name), grid, block, shared, out, capacity);
             assertEquals(expectedStatus, status, () -> name + ": " + CudaRuntime.describe(status));
             return out.toArray(ValueLayout.JAVA_FLOAT);
         }
@@ -232,17 +232,17 @@ class EmulatorPrimitivesTest {
     @Test
     void emulatedArchitecturesSetTheOptInLimit() {
         if (!CudaRuntime.isEmulator()) {
-            int refused = MicroditNative.mdt_emu_architecture(1);
+            int refused = RuntimeBindings.mdt_emu_architecture(1);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, refused, CudaRuntime.describe(refused));
             return;
         }
         int sm90 = 227 * 1024, sm80 = 163 * 1024;
         try {
-            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(90));
+            assertEquals(CudaRuntime.SUCCESS, RuntimeBindings.mdt_emu_architecture(90));
             sharedLimitRuns("shared_limit_opt_in", sm90 - STATIC_BYTES);
             sharedLimitFails("shared_limit_opt_in", sm90 - STATIC_BYTES + 16, sm90);
 
-            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(80));
+            assertEquals(CudaRuntime.SUCCESS, RuntimeBindings.mdt_emu_architecture(80));
             sharedLimitRuns("shared_limit_opt_in", sm80 - STATIC_BYTES);
             sharedLimitFails("shared_limit_opt_in", sm80 - STATIC_BYTES + 16, sm80);
             String message = CudaRuntime.describe(CudaRuntime.ERROR_SHARED_MEMORY);
@@ -252,13 +252,13 @@ class EmulatorPrimitivesTest {
             assertTrue(message.contains((sm90 - STATIC_BYTES) + " bytes of dynamic") && message.contains(sm80
                     + "-byte limit"), "what sm_90 takes is over sm_80's limit: " + message);
 
-            int invalid = MicroditNative.mdt_emu_architecture(70);
+            int invalid = RuntimeBindings.mdt_emu_architecture(70);
             assertEquals(CudaRuntime.ERROR_INVALID_ARGUMENT, invalid);
             assertTrue(CudaRuntime.describe(invalid).contains("sm_70 is not emulated"), CudaRuntime.describe(invalid));
 
             expectError("static_over_limit", 32, 0, CudaRuntime.ERROR_SHARED_MEMORY, "bytes a kernel may declare");
         } finally {
-            assertEquals(CudaRuntime.SUCCESS, MicroditNative.mdt_emu_architecture(90));
+            assertEquals(CudaRuntime.SUCCESS, RuntimeBindings.mdt_emu_architecture(90));
         }
     }
 

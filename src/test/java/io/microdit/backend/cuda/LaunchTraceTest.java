@@ -127,10 +127,10 @@ class LaunchTraceTest {
             assertTrue(error.getMessage().contains("already tracing"), error.getMessage());
         }
         IllegalArgumentException end = assertThrows(IllegalArgumentException.class,
-                () -> CudaRuntime.check(MicroditNative.mdt_trace_end(), "mdt_trace_end"));
+                () -> CudaRuntime.check(RuntimeBindings.mdt_trace_end(), "mdt_trace_end"));
         assertTrue(end.getMessage().contains("no trace is open"), end.getMessage());
         IllegalArgumentException badFlag = assertThrows(IllegalArgumentException.class,
-                () -> CudaRuntime.check(MicroditNative.mdt_trace_begin(2), "mdt_trace_begin"));
+                () -> CudaRuntime.check(RuntimeBindings.mdt_trace_begin(2), "mdt_trace_begin"));
         assertTrue(badFlag.getMessage().contains("dry_run must be 0 or 1"), badFlag.getMessage());
     }
 

@@ -1,6 +1,7 @@
 package io.microdit.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -20,8 +21,15 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
-/** The header and the Java bindings agree: every declared function is bound with its C signature, and back. */
+/**
+ * The header and the Java bindings agree: every declared function is bound with its C signature, in exactly one of the
+ * binding classes, and back.
+ */
 class MicroditHeaderTest {
+    /** The binding classes, one per op family of the header; together they bind every function once. */
+    private static final List<Class<?>> BINDINGS = List.of(RuntimeBindings.class, ElementwiseBindings.class,
+            NormBindings.class, TokenBindings.class, OptimizerBindings.class, DiffusionBindings.class,
+            GemmBindings.class, AttentionBindings.class, CommunicationBindings.class);
     private static final Pattern DECLARATION = Pattern.compile("^MDT_API\\s+(.+?)\\s*\\b(mdt_\\w+)\\((.*?)\\);",
             Pattern.MULTILINE);
 
@@ -71,9 +79,11 @@ class MicroditHeaderTest {
     void everyFunctionHasAStaticMethodOfTheMatchingJavaTypes() throws IOException {
         Map<String, FunctionDescriptor> header = parseHeader();
         Map<String, Method> methods = new LinkedHashMap<>();
-        for (Method method : MicroditNative.class.getDeclaredMethods()) {
-            if (Modifier.isPublic(method.getModifiers()) && Modifier.isStatic(method.getModifiers())) {
-                methods.put(method.getName(), method);
+        for (Class<?> bindings : BINDINGS) {
+            for (Method method : bindings.getDeclaredMethods()) {
+                if (Modifier.isPublic(method.getModifiers()) && Modifier.isStatic(method.getModifiers())) {
+                    assertNull(methods.put(method.getName(), method), method.getName() + " is bound twice");
+                }
             }
         }
         assertEquals(header.keySet(), methods.keySet(), "functions declared vs Java methods");

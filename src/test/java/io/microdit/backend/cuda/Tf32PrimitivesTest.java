@@ -46,7 +46,7 @@ class Tf32PrimitivesTest {
         try (Arena arena = Arena.ofConfined()) {
             int capacity = 128 + INPUTS.length;
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, capacity);
-            int status = MicroditNative.mdt_selftest_run(arena.allocateFrom("mma_tf32"), 1, 32, 0, out, capacity);
+            int status = RuntimeBindings.mdt_selftest_run(arena.allocateFrom("mma_tf32"), 1, 32, 0, out, capacity);
             assertEquals(CudaRuntime.SUCCESS, status, () -> CudaRuntime.describe(status));
             return out.toArray(ValueLayout.JAVA_FLOAT);
         }
