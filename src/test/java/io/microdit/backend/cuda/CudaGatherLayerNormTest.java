@@ -10,6 +10,11 @@ import io.microdit.autograd.Graph;
 import io.microdit.autograd.Parameter;
 import io.microdit.autograd.Precision;
 import io.microdit.autograd.Variable;
+import static io.microdit.backend.cuda.FusedOpCheck.on;
+import static io.microdit.backend.cuda.FusedOpCheck.poisoned;
+import static io.microdit.backend.cuda.FusedOpCheck.results;
+import static io.microdit.backend.cuda.FusedOpCheck.sameBits;
+
 import io.microdit.backend.Backend;
 import io.microdit.diffusion.Edm;
 import io.microdit.diffusion.EdmObjective;
@@ -42,6 +47,9 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 @Tag("emu")
 class CudaGatherLayerNormTest extends CudaVersusCpu {
+    /** The outputs the fused and the separate ops are compared on, in {@link FusedOpCheck#results}'s order. */
+    private static final String[] RESULT_NAMES = {"out", "mean", "rstd", "dx", "dWeight"};
+
     private static final float EPS = 1e-6f;
 
     /** The inputs of one case, on the host. */
@@ -77,8 +85,8 @@ class CudaGatherLayerNormTest extends CudaVersusCpu {
                     random(host, random, samples, kept, width).to(operand, host), random(host, random, shape),
                     affine ? random(host, random, width) : null, operand, accumulate);
             Map<String, Tensor> cpuFused = fused(cpu, c, host), cudaFused = fused(cuda, c, host);
-            sameBits(separate(cpu, c, host), cpuFused, "CPU");
-            sameBits(separate(cuda, c, host), cudaFused, "CUDA");
+            sameBits(separate(cpu, c, host), cpuFused, "CPU", "gather + LayerNorm");
+            sameBits(separate(cuda, c, host), cudaFused, "CUDA", "gather + LayerNorm");
             for (Map.Entry<String, Tensor> e : cpuFused.entrySet()) {
                 float[] expected = e.getValue().toFloatArray(), got = cudaFused.get(e.getKey()).toFloatArray();
                 // bf16 results may round the other way where the backends' f32 values differ in the last bits.
@@ -311,7 +319,7 @@ class CudaGatherLayerNormTest extends CudaVersusCpu {
             Tensor dWeight = on(be, scope, c.dWeight());
             be.gatherLayerNormBackward(on(be, scope, c.dOut()), x, ids, weight, mean, rstd, dx, dWeight,
                     c.accumulate());
-            return results(be, host, out, mean, rstd, dx, dWeight);
+            return results(be, host, RESULT_NAMES, out, mean, rstd, dx, dWeight);
         }
     }
 
@@ -334,46 +342,7 @@ class CudaGatherLayerNormTest extends CudaVersusCpu {
                 dx = on(be, scope, c.grad());
                 be.axpy(1f, scattered, dx);
             }
-            return results(be, host, out, mean, rstd, dx, dWeight);
+            return results(be, host, RESULT_NAMES, out, mean, rstd, dx, dWeight);
         }
-    }
-
-    private static Map<String, Tensor> results(Backend be, MemoryScope host, Tensor... tensors) {
-        String[] names = {"out", "mean", "rstd", "dx", "dWeight"};
-        Map<String, Tensor> map = new LinkedHashMap<>();
-        for (int i = 0; i < names.length; i++) {
-            if (tensors[i] != null) {
-                Tensor t = tensors[i];
-                map.put(names[i], host.zeros(t.dtype(), t.shape()).copyFrom(be.download(t, host)));
-            }
-        }
-        return map;
-    }
-
-    private static void sameBits(Map<String, Tensor> separate, Map<String, Tensor> fused, String backend) {
-        assertEquals(separate.keySet(), fused.keySet());
-        for (String name : separate.keySet()) {
-            float[] expected = separate.get(name).toFloatArray(), got = fused.get(name).toFloatArray();
-            for (float v : got) {
-                assertTrue(!Float.isNaN(v), backend + ": " + name + " has an element the fused op did not write");
-            }
-            assertArrayEquals(expected, got, backend + ": " + name + " differs from gather + LayerNorm");
-        }
-    }
-
-    /** A copy of host tensor {@code t} (null stays null) in {@code scope} of {@code be}, never {@code t} itself. */
-    private static Tensor on(Backend be, MemoryScope scope, Tensor t) {
-        if (t == null) {
-            return null;
-        }
-        Tensor copy = Tensor.empty(scope, t.dtype(), t.shape());
-        be.copy(t, copy);
-        return copy;
-    }
-
-    private static Tensor poisoned(Backend be, MemoryScope scope, DType dtype, int... shape) {
-        Tensor t = Tensor.empty(scope, dtype, shape);
-        be.fill(t, Float.NaN);
-        return t;
     }
 }

@@ -1,8 +1,12 @@
 package io.microdit.backend.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import static io.microdit.backend.cuda.FusedOpCheck.on;
+import static io.microdit.backend.cuda.FusedOpCheck.poisoned;
+import static io.microdit.backend.cuda.FusedOpCheck.results;
+import static io.microdit.backend.cuda.FusedOpCheck.sameBits;
 
 import io.microdit.backend.Backend;
 import io.microdit.tensor.DType;
@@ -25,6 +29,10 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 @Tag("emu")
 class CudaResidualNormTest extends CudaVersusCpu {
+    /** The outputs the fused and the separate ops are compared on, in {@link FusedOpCheck#results}'s order. */
+    private static final String[] RESULT_NAMES = {"residual", "out", "mean", "rstd", "dx", "dWeight", "dShift",
+        "dScale", "dGate", "dF"};
+
     private static final float EPS = 1e-6f;
 
     /** The inputs of one case, on the host. */
@@ -64,8 +72,8 @@ class CudaResidualNormTest extends CudaVersusCpu {
                     incoming.equals("none") ? null : random(host, random, shape),
                     affine ? random(host, random, width) : null, operand, operand, incoming.equals("inplace"));
             Map<String, Tensor> cpuFused = fused(cpu, c, host), cudaFused = fused(cuda, c, host);
-            sameBits(separate(cpu, c, host), cpuFused, "CPU");
-            sameBits(separate(cuda, c, host), cudaFused, "CUDA");
+            sameBits(separate(cpu, c, host), cpuFused, "CPU", "the separate ops");
+            sameBits(separate(cuda, c, host), cudaFused, "CUDA", "the separate ops");
             for (Map.Entry<String, Tensor> e : cpuFused.entrySet()) {
                 float[] expected = e.getValue().toFloatArray(), got = cudaFused.get(e.getKey()).toFloatArray();
                 // bf16 results may round the other way where the backends' f32 values differ in the last bits.
@@ -171,10 +179,11 @@ class CudaResidualNormTest extends CudaVersusCpu {
                             be.axpy(1f, normDx, dx);
                         }
                         byWay.put(accumulate ? "accumulate" : "axpy",
-                                results(be, host, null, null, mean, rstd, dx, dws, dShift, dScale, null, null));
+                                results(be, host, RESULT_NAMES, null, null, mean, rstd, dx, dws, dShift, dScale, null,
+                                        null));
                     }
                 }
-                sameBits(byWay.get("axpy"), byWay.get("accumulate"), be == cpu ? "CPU" : "CUDA");
+                sameBits(byWay.get("axpy"), byWay.get("accumulate"), be == cpu ? "CPU" : "CUDA", "the separate ops");
                 if (be == cpu) {
                     cpuResults = byWay.get("accumulate");
                 } else {
@@ -207,7 +216,7 @@ class CudaResidualNormTest extends CudaVersusCpu {
             Tensor dF = poisoned(be, scope, c.dFType(), c.shape());
             be.residualLayerNormBackward(on(be, scope, c.dOut()), dResidual, residual, gate, f, weight, scale, mean,
                     rstd, dx, dWeight, dShift, dScale, dGate, dF);
-            return results(be, host, residual, out, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF);
+            return results(be, host, RESULT_NAMES, residual, out, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF);
         }
     }
 
@@ -251,47 +260,7 @@ class CudaResidualNormTest extends CudaVersusCpu {
                 dGate = poisoned(be, scope, DType.F32, c.samples(), c.width());
                 be.gatedResidualBackward(dx, gate, f, dGate, dF);
             }
-            return results(be, host, residual, out, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF);
+            return results(be, host, RESULT_NAMES, residual, out, mean, rstd, dx, dWeight, dShift, dScale, dGate, dF);
         }
-    }
-
-    private static Map<String, Tensor> results(Backend be, MemoryScope host, Tensor... tensors) {
-        String[] names = {"residual", "out", "mean", "rstd", "dx", "dWeight", "dShift", "dScale", "dGate", "dF"};
-        assertEquals(names.length, tensors.length);
-        Map<String, Tensor> map = new LinkedHashMap<>();
-        for (int i = 0; i < names.length; i++) {
-            if (tensors[i] != null) {
-                Tensor t = tensors[i];
-                map.put(names[i], host.zeros(t.dtype(), t.shape()).copyFrom(be.download(t, host)));
-            }
-        }
-        return map;
-    }
-
-    private static void sameBits(Map<String, Tensor> separate, Map<String, Tensor> fused, String backend) {
-        assertEquals(separate.keySet(), fused.keySet());
-        for (String name : separate.keySet()) {
-            float[] expected = separate.get(name).toFloatArray(), got = fused.get(name).toFloatArray();
-            for (float v : got) {
-                assertTrue(!Float.isNaN(v), backend + ": " + name + " has an element the fused op did not write");
-            }
-            assertArrayEquals(expected, got, backend + ": " + name + " differs from the separate ops");
-        }
-    }
-
-    /** A copy of host tensor {@code t} (null stays null) in {@code scope} of {@code be}, never {@code t} itself. */
-    private static Tensor on(Backend be, MemoryScope scope, Tensor t) {
-        if (t == null) {
-            return null;
-        }
-        Tensor copy = Tensor.empty(scope, t.dtype(), t.shape());
-        be.copy(t, copy);
-        return copy;
-    }
-
-    private static Tensor poisoned(Backend be, MemoryScope scope, DType dtype, int... shape) {
-        Tensor t = Tensor.empty(scope, dtype, shape);
-        be.fill(t, Float.NaN);
-        return t;
     }
 }
