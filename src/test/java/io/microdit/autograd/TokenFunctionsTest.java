@@ -22,30 +22,11 @@ class TokenFunctionsTest {
         BACKEND.close();
     }
 
-    /** The first {@code kept} entries of a random permutation of [0, tokens), per sample. */
-    private static int[] keepIds(Random random, int samples, int kept, int tokens) {
-        int[] ids = new int[samples * kept];
-        for (int n = 0; n < samples; n++) {
-            int[] order = new int[tokens];
-            for (int t = 0; t < tokens; t++) {
-                order[t] = t;
-            }
-            for (int t = tokens - 1; t > 0; t--) {
-                int other = random.nextInt(t + 1);
-                int swap = order[t];
-                order[t] = order[other];
-                order[other] = swap;
-            }
-            System.arraycopy(order, 0, ids, n * kept, kept);
-        }
-        return ids;
-    }
-
     @Test
     void gatherRowsGradient() {
         int samples = 3, tokens = 7, kept = 4, width = 17;
         Random random = new Random(1);
-        int[] ids = keepIds(random, samples, kept, tokens);
+        int[] ids = TestData.keepIds(random, samples, kept, tokens);
         GradientCheck.of(BACKEND, 2)
                 .input("x", TestData.uniform(random, samples * tokens * width), samples, tokens, width)
                 .maxElementsPerInput(400)
@@ -66,7 +47,7 @@ class TokenFunctionsTest {
     void scatterRowsGradient() {
         int samples = 3, tokens = 7, kept = 4, width = 17;
         Random random = new Random(3);
-        int[] ids = keepIds(random, samples, kept, tokens);
+        int[] ids = TestData.keepIds(random, samples, kept, tokens);
         GradientCheck.of(BACKEND, 4)
                 .input("x", TestData.uniform(random, samples * kept * width), samples, kept, width)
                 .maxElementsPerInput(400)
@@ -88,7 +69,7 @@ class TokenFunctionsTest {
         // The deferred-mask round trip: only the kept tokens reach the mean, so only they get a gradient.
         int samples = 2, tokens = 9, kept = 3, width = 5;
         Random random = new Random(5);
-        int[] ids = keepIds(random, samples, kept, tokens);
+        int[] ids = TestData.keepIds(random, samples, kept, tokens);
         GradientCheck.of(BACKEND, 6)
                 .input("x", TestData.uniform(random, samples * tokens * width), samples, tokens, width)
                 .check((g, v) -> {

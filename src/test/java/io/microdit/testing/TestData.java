@@ -26,6 +26,28 @@ public final class TestData {
         return Tensor.of(scope, uniform(random, n), shape);
     }
 
+    /**
+     * Kept-token ids as the deferred mask draws them: per sample, the first {@code kept} entries of a random
+     * permutation of [0, tokens) (distinct within a sample), [samples × kept].
+     */
+    public static int[] keepIds(Random random, int samples, int kept, int tokens) {
+        int[] ids = new int[samples * kept];
+        for (int n = 0; n < samples; n++) {
+            int[] order = new int[tokens];
+            for (int t = 0; t < tokens; t++) {
+                order[t] = t;
+            }
+            for (int t = tokens - 1; t > 0; t--) {
+                int other = random.nextInt(t + 1);
+                int swap = order[t];
+                order[t] = order[other];
+                order[other] = swap;
+            }
+            System.arraycopy(order, 0, ids, n * kept, kept);
+        }
+        return ids;
+    }
+
     /** Output poisoned with NaN so that a kernel that skips an element is caught. */
     public static Tensor poisoned(MemoryScope scope, int... shape) {
         return scope.zeros(shape).fill(Float.NaN);

@@ -289,23 +289,9 @@ class CudaGatherLayerNormTest extends CudaVersusCpu {
         }
     }
 
-    /** Distinct ids per sample, the first {@code kept} of a random permutation, as the mask draws them. */
+    /** {@link TestData#keepIds} as an I32 [samples, kept] tensor in {@code scope}. */
     private static Tensor keepIds(MemoryScope scope, Random random, int samples, int kept, int tokens) {
-        int[] ids = new int[samples * kept];
-        for (int n = 0; n < samples; n++) {
-            int[] order = new int[tokens];
-            for (int t = 0; t < tokens; t++) {
-                order[t] = t;
-            }
-            for (int t = tokens - 1; t > 0; t--) {
-                int other = random.nextInt(t + 1);
-                int swap = order[t];
-                order[t] = order[other];
-                order[other] = swap;
-            }
-            System.arraycopy(order, 0, ids, n * kept, kept);
-        }
-        return Tensor.ofInts(scope, ids, samples, kept);
+        return Tensor.ofInts(scope, TestData.keepIds(random, samples, kept, tokens), samples, kept);
     }
 
     /** The fused op and its backward on {@code be}; the results downloaded to {@code host}, by name. */

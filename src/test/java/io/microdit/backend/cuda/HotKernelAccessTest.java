@@ -263,6 +263,7 @@ class HotKernelAccessTest extends CudaVersusCpu {
             assertMeetsTargets(counts, "gemm_bf16");
         }
     }
+
     /**
      * Residual + gate + LayerNorm + modulate (every DiT block's seams), forward and backward with bf16 f, output,
      * dOut and dF and the residual's incoming gradient added in place, as a bf16 graph runs them.
