@@ -114,42 +114,54 @@ final class CpuActivations {
     }
 
     void gelu(Tensor x, Tensor out, boolean tanhApproximation) {
-        String op = "gelu";
         Checks.gelu(x, out);
         MemorySegment xs = x.segment(), os = out.segment();
         boolean bf16In = x.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
         // One loop per form: a choice between two vector results inside the loop is a merge that C2 boxes.
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                store(geluTanh(VectorMath.load(xs, i, bf16In)), os, bf16, i);
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation
+                ? (start, end) -> geluTanhRange(xs, bf16In, os, bf16, start, end)
+                : (start, end) -> geluExactRange(xs, bf16In, os, bf16, start, end));
+        countGelu(x.numel(), tanhApproximation);
+    }
+
+    /** Counts {@link #gelu}'s FLOPs for {@code elements}: for a GEMM epilogue that runs the range kernels itself. */
+    void countGelu(long elements, boolean tanhApproximation) {
+        flops.add("gelu", (tanhApproximation ? 10L : 30L) * elements);
+    }
+
+    /** out[i] = gelu(x[i]) for start ≤ i &lt; end, the tanh form. */
+    static void geluTanhRange(MemorySegment xs, boolean bf16In, MemorySegment os, boolean bf16, int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            store(geluTanh(VectorMath.load(xs, i, bf16In)), os, bf16, i);
+        }
+        for (; i < end; i++) {
+            store(geluTanh(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
+        }
+    }
+
+    /** out[i] = gelu(x[i]) for start ≤ i &lt; end, the exact (erf) form. */
+    static void geluExactRange(MemorySegment xs, boolean bf16In, MemorySegment os, boolean bf16, int start,
+                               int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            // geluExact and store written out, as in the backward: through the two extra calls that take a
+            // vector, C2's inlining of erf and exp fell short in the training step, and the lanes ran the
+            // Vector API's allocating fallback. The same operations in the same order, so the same bits.
+            FloatVector v = VectorMath.load(xs, i, bf16In);
+            FloatVector y = erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(v).mul(HALF);
+            if (bf16) {
+                VectorMath.intoBf16(y, os, i);
+            } else {
+                y.intoMemorySegment(os, i * 4L, ORDER);
             }
-            for (; i < end; i++) {
-                store(geluTanh(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
-            }
-        } : (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                // geluExact and store written out, as in the backward: through the two extra calls that take a
-                // vector, C2's inlining of erf and exp fell short in the training step, and the lanes ran the
-                // Vector API's allocating fallback. The same operations in the same order, so the same bits.
-                FloatVector v = VectorMath.load(xs, i, bf16In);
-                FloatVector y = erf(v.mul(SQRT_HALF_VECTOR)).add(ONE).mul(v).mul(HALF);
-                if (bf16) {
-                    VectorMath.intoBf16(y, os, i);
-                } else {
-                    y.intoMemorySegment(os, i * 4L, ORDER);
-                }
-            }
-            for (; i < end; i++) {
-                store(geluExact(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
-            }
-        });
-        flops.add(op, (tanhApproximation ? 10L : 30L) * x.numel());
+        }
+        for (; i < end; i++) {
+            store(geluExact(VectorMath.loadOne(xs, i, bf16In)), os, bf16, i);
+        }
     }
 
     void geluBackward(Tensor dOut, Tensor x, Tensor dx, boolean tanhApproximation) {
-        String op = "geluBackward";
         Checks.geluBackward(dOut, x, dx);
         if (Bf16Operands.any(dOut, dx)) {
             Bf16Operands.run(g -> geluBackward(g.in(dOut), x, g.out(dx), tanhApproximation));
@@ -158,30 +170,51 @@ final class CpuActivations {
         MemorySegment gs = dOut.segment(), xs = x.segment(), dxs = dx.segment();
         boolean bf16In = x.dtype() == DType.BF16;
         // One loop per form, as in gelu.
-        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation ? (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                geluTanhSlope(VectorMath.load(xs, i, bf16In))
-                        .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
-                        .intoMemorySegment(dxs, i * 4L, ORDER);
-            }
-            for (; i < end; i++) {
-                dxs.setAtIndex(F, i, geluTanhSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
-            }
-        } : (start, end) -> {
-            // Two passes per block, each a method of its own. The whole slope in one loop (erf with its exponential,
-            // the density's exponential, loads of either dtype) ran past C2's inlining budget
-            // (NodeCountInliningCutoff), and the calls it left out took vectors, so they were boxed and ran the
-            // Vector API's allocating fallback: 8-15 ns an element instead of about one. erf's values pass through
-            // a float[] unchanged, and the blocks are whole vectors, so the bits are the same.
-            float[] erfs = SLOPE_ERFS.get();
-            for (int block = start; block < end; block += SLOPE_BLOCK) {
-                int blockEnd = Math.min(end, block + SLOPE_BLOCK);
-                erfOfScaled(xs, bf16In, block, blockEnd, erfs);
-                exactSlopeTimes(xs, bf16In, gs, dxs, block, blockEnd, erfs);
-            }
-        });
-        flops.add(op, (tanhApproximation ? 16L : 36L) * x.numel());
+        parallel.forRange(Math.toIntExact(x.numel()), MIN_CHUNK, tanhApproximation
+                ? (start, end) -> geluTanhBackwardRange(gs, xs, bf16In, dxs, start, end)
+                : (start, end) -> geluExactBackwardRange(gs, xs, bf16In, dxs, start, end));
+        countGeluBackward(x.numel(), tanhApproximation);
+    }
+
+    /** Counts {@link #geluBackward}'s FLOPs for {@code elements}. */
+    void countGeluBackward(long elements, boolean tanhApproximation) {
+        flops.add("geluBackward", (tanhApproximation ? 16L : 36L) * elements);
+    }
+
+    /**
+     * dx[i] = gelu'(x[i])·dOut[i] for start ≤ i &lt; end, the tanh form; dx may be dOut itself (each element is
+     * read before it is written).
+     */
+    static void geluTanhBackwardRange(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
+                                      int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            geluTanhSlope(VectorMath.load(xs, i, bf16In))
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER))
+                    .intoMemorySegment(dxs, i * 4L, ORDER);
+        }
+        for (; i < end; i++) {
+            dxs.setAtIndex(F, i, geluTanhSlope(VectorMath.loadOne(xs, i, bf16In)) * gs.getAtIndex(F, i));
+        }
+    }
+
+    /**
+     * dx[i] = gelu'(x[i])·dOut[i] for start ≤ i &lt; end, the exact form; dx may be dOut itself.
+     *
+     * <p>Two passes per block, each a method of its own. The whole slope in one loop (erf with its exponential,
+     * the density's exponential, loads of either dtype) ran past C2's inlining budget (NodeCountInliningCutoff),
+     * and the calls it left out took vectors, so they were boxed and ran the Vector API's allocating fallback:
+     * 8-15 ns an element instead of about one. erf's values pass through a float[] unchanged, and the blocks are
+     * whole vectors, so the bits are the same.
+     */
+    static void geluExactBackwardRange(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
+                                       int start, int end) {
+        float[] erfs = SLOPE_ERFS.get();
+        for (int block = start; block < end; block += SLOPE_BLOCK) {
+            int blockEnd = Math.min(end, block + SLOPE_BLOCK);
+            erfOfScaled(xs, bf16In, block, blockEnd, erfs);
+            exactSlopeTimes(xs, bf16In, gs, dxs, block, blockEnd, erfs);
+        }
     }
 
     /** {@code erfs[i − start] = erf(x[i]/√2)} for start ≤ i &lt; end. */
@@ -255,27 +288,35 @@ final class CpuActivations {
     }
 
     void swigluGate(Tensor a, Tensor b, Tensor out) {
-        String op = "swigluGate";
         Checks.swigluGate(a, b, out);
         MemorySegment as = a.segment(), bs = b.segment(), os = out.segment();
         boolean bf16In = a.dtype() == DType.BF16, bf16 = out.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                FloatVector va = VectorMath.load(as, i, bf16In);
-                FloatVector vb = VectorMath.load(bs, i, bf16In);
-                store(va.mul(sigmoid(va)).mul(vb), os, bf16, i);
-            }
-            for (; i < end; i++) {
-                float va = VectorMath.loadOne(as, i, bf16In);
-                store(va * sigmoid(va) * VectorMath.loadOne(bs, i, bf16In), os, bf16, i);
-            }
-        });
-        flops.add(op, 5 * a.numel());
+        parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK,
+                (start, end) -> swigluGateRange(as, bs, bf16In, os, bf16, start, end));
+        countSwigluGate(a.numel());
+    }
+
+    /** Counts {@link #swigluGate}'s FLOPs for {@code elements}. */
+    void countSwigluGate(long elements) {
+        flops.add("swigluGate", 5 * elements);
+    }
+
+    /** out[i] = silu(a[i])·b[i] for start ≤ i &lt; end. */
+    static void swigluGateRange(MemorySegment as, MemorySegment bs, boolean bf16In, MemorySegment os, boolean bf16,
+                                int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            FloatVector va = VectorMath.load(as, i, bf16In);
+            FloatVector vb = VectorMath.load(bs, i, bf16In);
+            store(va.mul(sigmoid(va)).mul(vb), os, bf16, i);
+        }
+        for (; i < end; i++) {
+            float va = VectorMath.loadOne(as, i, bf16In);
+            store(va * sigmoid(va) * VectorMath.loadOne(bs, i, bf16In), os, bf16, i);
+        }
     }
 
     void swigluGateBackward(Tensor dOut, Tensor a, Tensor b, Tensor da, Tensor db) {
-        String op = "swigluGateBackward";
         Checks.swigluGateBackward(dOut, a, b, da, db);
         if (Bf16Operands.any(dOut, da)) {
             Bf16Operands.run(g -> swigluGateBackward(g.in(dOut), a, b, g.out(da), g.out(db)));
@@ -284,25 +325,38 @@ final class CpuActivations {
         MemorySegment gs = dOut.segment(), as = a.segment(), bs = b.segment(), das = da.segment(),
                 dbs = db.segment();
         boolean bf16In = a.dtype() == DType.BF16;
-        parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK, (start, end) -> {
-            int i = start;
-            for (; i <= end - LANES; i += LANES) {
-                FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER);
-                FloatVector va = VectorMath.load(as, i, bf16In);
-                FloatVector vb = VectorMath.load(bs, i, bf16In);
-                FloatVector e = cappedExp(va.neg());
-                g.mul(va).div(e.add(ONE)).intoMemorySegment(dbs, i * 4L, ORDER);
-                g.mul(vb).mul(siluSlope(va, e)).intoMemorySegment(das, i * 4L, ORDER);
-            }
-            for (; i < end; i++) {
-                float g = gs.getAtIndex(F, i);
-                float va = VectorMath.loadOne(as, i, bf16In), vb = VectorMath.loadOne(bs, i, bf16In);
-                float e = cappedExp(-va);
-                dbs.setAtIndex(F, i, g * va / (1f + e));
-                das.setAtIndex(F, i, g * vb * siluSlope(va, e));
-            }
-        });
-        flops.add(op, 10 * a.numel());
+        parallel.forRange(Math.toIntExact(a.numel()), MIN_CHUNK,
+                (start, end) -> swigluGateBackwardRange(gs, as, bs, bf16In, das, dbs, start, end));
+        countSwigluGateBackward(a.numel());
+    }
+
+    /** Counts {@link #swigluGateBackward}'s FLOPs for {@code elements}. */
+    void countSwigluGateBackward(long elements) {
+        flops.add("swigluGateBackward", 10 * elements);
+    }
+
+    /**
+     * da[i] = dOut[i]·b[i]·silu'(a[i]) and db[i] = dOut[i]·silu(a[i]) for start ≤ i &lt; end; db may be dOut itself
+     * (each element of dOut is read before either is written).
+     */
+    static void swigluGateBackwardRange(MemorySegment gs, MemorySegment as, MemorySegment bs, boolean bf16In,
+                                        MemorySegment das, MemorySegment dbs, int start, int end) {
+        int i = start;
+        for (; i <= end - LANES; i += LANES) {
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, gs, i * 4L, ORDER);
+            FloatVector va = VectorMath.load(as, i, bf16In);
+            FloatVector vb = VectorMath.load(bs, i, bf16In);
+            FloatVector e = cappedExp(va.neg());
+            g.mul(va).div(e.add(ONE)).intoMemorySegment(dbs, i * 4L, ORDER);
+            g.mul(vb).mul(siluSlope(va, e)).intoMemorySegment(das, i * 4L, ORDER);
+        }
+        for (; i < end; i++) {
+            float g = gs.getAtIndex(F, i);
+            float va = VectorMath.loadOne(as, i, bf16In), vb = VectorMath.loadOne(bs, i, bf16In);
+            float e = cappedExp(-va);
+            dbs.setAtIndex(F, i, g * va / (1f + e));
+            das.setAtIndex(F, i, g * vb * siluSlope(va, e));
+        }
     }
 
     // ---------------------------------------------------------------- lane formulas (vector and scalar)

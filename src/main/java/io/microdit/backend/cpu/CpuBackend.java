@@ -144,6 +144,74 @@ public final class CpuBackend implements Backend, AutoCloseable {
         gemm.matmul(a, transposeA, b, transposeB, bias, out, accumulate);
     }
 
+    /*
+     * The activations in the GEMM's epilogue (F32 operands): each row panel's activation runs on the thread that
+     * finished it, while it is in that thread's cache, instead of a separate pass over the whole output from memory;
+     * the backwards write the product into the gradient they return and finish it in place, so the incoming gradient
+     * is never a tensor of its own. The elementwise kernels are the separate ops' own, so the bits are theirs.
+     * BF16 operands take the interface's two calls.
+     */
+
+    @Override
+    public void matmulGelu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor pre,
+                           Tensor out, boolean tanhApproximation) {
+        if (Bf16Operands.any(a, b, pre, out)) {
+            Backend.super.matmulGelu(a, transposeA, b, transposeB, bias, pre, out, tanhApproximation);
+            return;
+        }
+        Checks.gelu(pre, out);
+        MemorySegment preSegment = pre.segment(), outSegment = out.segment();
+        gemm.matmul(a, transposeA, b, transposeB, bias, pre, false, tanhApproximation
+                ? (start, end) -> CpuActivations.geluTanhRange(preSegment, false, outSegment, false, start, end)
+                : (start, end) -> CpuActivations.geluExactRange(preSegment, false, outSegment, false, start, end));
+        activations.countGelu(pre.numel(), tanhApproximation);
+    }
+
+    @Override
+    public void matmulGeluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor pre,
+                                   Tensor dPre, boolean tanhApproximation) {
+        if (Bf16Operands.any(a, b, pre, dPre)) {
+            Backend.super.matmulGeluBackward(a, transposeA, b, transposeB, pre, dPre, tanhApproximation);
+            return;
+        }
+        Checks.geluBackward(dPre, pre, dPre);
+        MemorySegment preSegment = pre.segment(), gradient = dPre.segment();
+        gemm.matmul(a, transposeA, b, transposeB, null, dPre, false, tanhApproximation
+                ? (start, end) -> CpuActivations.geluTanhBackwardRange(gradient, preSegment, false, gradient, start, end)
+                : (start, end) -> CpuActivations.geluExactBackwardRange(gradient, preSegment, false, gradient, start,
+                        end));
+        activations.countGeluBackward(pre.numel(), tanhApproximation);
+    }
+
+    @Override
+    public void matmulSwiglu(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor gateA,
+                             Tensor gateB, Tensor out) {
+        if (Bf16Operands.any(a, b, gateA, gateB, out)) {
+            Backend.super.matmulSwiglu(a, transposeA, b, transposeB, bias, gateA, gateB, out);
+            return;
+        }
+        Checks.swigluGate(gateA, gateB, out);
+        MemorySegment as = gateA.segment(), bs = gateB.segment(), os = out.segment();
+        gemm.matmul(a, transposeA, b, transposeB, bias, gateB, false,
+                (start, end) -> CpuActivations.swigluGateRange(as, bs, false, os, false, start, end));
+        activations.countSwigluGate(gateA.numel());
+    }
+
+    @Override
+    public void matmulSwigluBackward(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor gateA,
+                                     Tensor gateB, Tensor dGateA, Tensor dGateB) {
+        if (Bf16Operands.any(a, b, gateA, gateB, dGateA, dGateB)) {
+            Backend.super.matmulSwigluBackward(a, transposeA, b, transposeB, gateA, gateB, dGateA, dGateB);
+            return;
+        }
+        Checks.swigluGateBackward(dGateB, gateA, gateB, dGateA, dGateB);
+        MemorySegment as = gateA.segment(), bs = gateB.segment(), das = dGateA.segment(), dbs = dGateB.segment();
+        // The incoming gradient goes into dGateB, which the gate's backward then overwrites element by element.
+        gemm.matmul(a, transposeA, b, transposeB, null, dGateB, false,
+                (start, end) -> CpuActivations.swigluGateBackwardRange(dbs, as, bs, false, das, dbs, start, end));
+        activations.countSwigluGateBackward(gateA.numel());
+    }
+
     @Override
     public void sumRows(Tensor x, Tensor out, boolean accumulate) {
         gemm.sumRows(x, out, accumulate);

@@ -52,10 +52,22 @@ final class CpuGemm {
         float[] bias = new float[0];
     }
 
+    /**
+     * Elementwise work on finished elements of C, run by the thread that finished them while they are still in its
+     * cache: a GEMM epilogue (GELU, the SwiGLU gate, or their backwards in place). It gets elements [start, end) of
+     * out in flat order, once each, in ranges that depend on the blocking, so it must not depend on where a range
+     * starts or ends.
+     */
+    @FunctionalInterface
+    interface Epilogue {
+        /** Finishes elements [start, end) of out. */
+        void finish(int start, int end);
+    }
+
     /** The shapes of one matmul call, after the batch fold. */
     private record Problem(MemorySegment a, boolean transposeA, MemorySegment b, boolean transposeB,
                            MemorySegment bias, MemorySegment out, boolean accumulate, int batch, int m, int n,
-                           int k, long strideA, long strideB) {
+                           int k, long strideA, long strideB, Epilogue epilogue) {
     }
 
     private final Parallel parallel;
@@ -68,7 +80,21 @@ final class CpuGemm {
 
     void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
                 boolean accumulate) {
+        matmul(a, transposeA, b, transposeB, bias, out, accumulate, null);
+    }
+
+    /**
+     * {@link #matmul} followed by {@code epilogue} over every element of out (F32 operands only), each row panel's
+     * elements as soon as the last depth block has been added to them: the bits of the product then an elementwise
+     * pass, without that pass reading out back from memory.
+     */
+    void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor bias, Tensor out,
+                boolean accumulate, Epilogue epilogue) {
         MatmulShape shape = MatmulShape.of(a, transposeA, b, transposeB, bias, out, accumulate);
+        if (epilogue != null && (Bf16Operands.any(a, b, out) || out.numel() > Integer.MAX_VALUE)) {
+            throw new IllegalArgumentException("matmul: an epilogue needs F32 operands and out of at most 2^31 - 1 "
+                    + "elements, got a " + a.describe() + ", b " + b.describe() + ", out " + out.describe());
+        }
         if (Bf16Operands.any(a, out)) {
             // BF16 operands: the exact F32 values of their bf16 numbers, multiplied like F32 ones; a BF16 out is the
             // F32 product rounded once, as the CUDA kernel rounds its f32 epilogue at the store.
@@ -89,9 +115,13 @@ final class CpuGemm {
             strideA = 0;
         }
         Problem problem = new Problem(a.segment(), transposeA, b.segment(), transposeB,
-                bias == null ? null : bias.segment(), out.segment(), accumulate, batch, m, n, k, strideA, strideB);
+                bias == null ? null : bias.segment(), out.segment(), accumulate, batch, m, n, k, strideA, strideB,
+                epilogue);
         if ((long) m * n * k <= DIRECT_LIMIT) {
             direct(problem);
+            if (epilogue != null) {
+                epilogue.finish(0, Math.toIntExact(out.numel()));
+            }
         } else {
             blocked(problem);
         }
@@ -240,6 +270,7 @@ final class CpuGemm {
                 boolean firstBlock = depthStart == 0;
                 boolean load = !firstBlock || p.accumulate();
                 float[] blockBias = firstBlock ? bias : null;
+                boolean lastBlock = depthStart + depth >= k;
                 for (int row = rowStart; row < rowEnd; row += ROWS) {
                     int rows = Math.min(ROWS, rowEnd - row);
                     if (p.transposeA()) {
@@ -260,8 +291,23 @@ final class CpuGemm {
                         store(scratch.tile, p.out(), (cBase + (long) row * n + j) * Float.BYTES, rowBytes, rows,
                                 columns, load, blockBias, j);
                     }
+                    if (lastBlock && p.epilogue() != null) {
+                        finish(p.epilogue(), cBase + (long) row * n + column, rows, width, n);
+                    }
                 }
             }
+        }
+    }
+
+    /** Runs the epilogue over rows × width elements of C from element {@code first}, rows n apart. */
+    private static void finish(Epilogue epilogue, long first, int rows, int width, int n) {
+        if (width == n) {
+            epilogue.finish((int) first, (int) (first + (long) rows * n)); // whole rows: one contiguous range
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            long start = first + (long) r * n;
+            epilogue.finish((int) start, (int) (start + width));
         }
     }
 
