@@ -172,6 +172,7 @@ final class CpuAttention {
                 lse.segment(), dq.segment(), dk.segment(), dv.segment());
         parallel.forRange(s.batch() * s.heads(), 1, (start, end) -> {
             BackwardTiles tiles = BackwardTiles.forShape(s);
+            tiles.loadedSample = -1; // the tiles outlive the call; their sample rows are this call's tensors' only now
             for (int task = start; task < end; task++) {
                 backwardHead(s, task / s.heads(), task % s.heads(), m, tiles);
             }
@@ -197,7 +198,7 @@ final class CpuAttention {
          */
         private static final ThreadLocal<BackwardTiles> LATEST = new ThreadLocal<>();
 
-        final int queryCount, keyCount, headDim;
+        final int queryCount, keyCount, headDim, width;
         final int paddedQueries, paddedHeadDim;
         final float[] queryT, query, gradOutT, gradOut, gradQuery, keys, values, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
@@ -205,11 +206,18 @@ final class CpuAttention {
         final float[] out;
         /** Lane k at k·paddedQueries: walks a column of the query-major tiles. */
         final int[] columns;
+        /**
+         * One sample's rows of q, dOut and out ([queries, H·Dh]) and of k and v ([keys, H·Dh]), copied in bulk when a
+         * task of a new sample starts: a head then reads its columns from here rather than Dh-float pieces of rows
+         * scattered through the tensors (a quarter of the attention's samples were those copies' cache misses).
+         */
+        final float[] sampleQuery, sampleGradOut, sampleOut, sampleKeys, sampleValues;
+        int loadedSample = -1;
 
         static BackwardTiles forShape(Shape s) {
             BackwardTiles tiles = LATEST.get();
             if (tiles == null || tiles.queryCount != s.queries() || tiles.keyCount != s.keys()
-                    || tiles.headDim != s.headDim()) {
+                    || tiles.headDim != s.headDim() || tiles.width != s.width()) {
                 tiles = new BackwardTiles(s);
                 LATEST.set(tiles);
             }
@@ -220,6 +228,7 @@ final class CpuAttention {
             queryCount = s.queries();
             keyCount = s.keys();
             headDim = s.headDim();
+            width = s.width();
             paddedQueries = Math.ceilDiv(s.queries(), LANES) * LANES;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             int dh = s.headDim();
@@ -238,6 +247,11 @@ final class CpuAttention {
             probabilities = new float[KEY_BLOCK * QUERY_BLOCK];
             gradScores = new float[KEY_BLOCK * QUERY_BLOCK];
             out = new float[paddedQueries * paddedHeadDim];
+            sampleQuery = new float[s.queries() * s.width()];
+            sampleGradOut = new float[s.queries() * s.width()];
+            sampleOut = new float[s.queries() * s.width()];
+            sampleKeys = new float[s.keys() * s.width()];
+            sampleValues = new float[s.keys() * s.width()];
             columns = AttentionKernels.columnMap(paddedQueries);
         }
     }
@@ -247,20 +261,29 @@ final class CpuAttention {
         float scale = (float) (1 / Math.sqrt(dh));
         long columnBase = (long) head * dh;
         long lseBase = ((long) sample * s.heads() + head) * s.queries();
+        if (t.loadedSample != sample) {
+            long queryBytes = (long) sample * s.queries() * width * Float.BYTES;
+            long keyBytes = (long) sample * s.keys() * width * Float.BYTES;
+            MemorySegment.copy(m.q(), F, queryBytes, t.sampleQuery, 0, s.queries() * width);
+            MemorySegment.copy(m.dOut(), F, queryBytes, t.sampleGradOut, 0, s.queries() * width);
+            MemorySegment.copy(m.out(), F, queryBytes, t.sampleOut, 0, s.queries() * width);
+            MemorySegment.copy(m.k(), F, keyBytes, t.sampleKeys, 0, s.keys() * width);
+            MemorySegment.copy(m.v(), F, keyBytes, t.sampleValues, 0, s.keys() * width);
+            t.loadedSample = sample;
+        }
+        int column = head * dh;
         for (int i = 0; i < s.queries(); i++) {
-            long rowBytes = (((long) sample * s.queries() + i) * width + columnBase) * Float.BYTES;
-            AttentionKernels.copyRow(m.q(), rowBytes, t.query, i * pd, dh);
-            AttentionKernels.copyRow(m.dOut(), rowBytes, t.gradOut, i * pd, dh);
-            AttentionKernels.copyRow(m.out(), rowBytes, t.out, i * pd, dh);
+            System.arraycopy(t.sampleQuery, i * width + column, t.query, i * pd, dh);
+            System.arraycopy(t.sampleGradOut, i * width + column, t.gradOut, i * pd, dh);
+            System.arraycopy(t.sampleOut, i * width + column, t.out, i * pd, dh);
             AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
             AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
         }
         AttentionKernels.rowDots(t.gradOut, t.out, pd, dh, s.queries(), t.delta);
         MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
         for (int j = 0; j < s.keys(); j++) {
-            long rowBytes = (((long) sample * s.keys() + j) * width + columnBase) * Float.BYTES;
-            AttentionKernels.copyRow(m.k(), rowBytes, t.keys, j * pd, dh);
-            AttentionKernels.copyRow(m.v(), rowBytes, t.values, j * pd, dh);
+            System.arraycopy(t.sampleKeys, j * width + column, t.keys, j * pd, dh);
+            System.arraycopy(t.sampleValues, j * width + column, t.values, j * pd, dh);
         }
         Arrays.fill(t.gradQuery, 0f);
         Arrays.fill(t.gradKeys, 0f);
