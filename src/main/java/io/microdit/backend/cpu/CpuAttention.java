@@ -74,7 +74,9 @@ final class CpuAttention {
         int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
         int tasks = s.batch() * s.heads() * queryBlocks;
         parallel.forRange(tasks, 1, (start, end) -> {
-            ForwardTiles tiles = new ForwardTiles(s);
+            ForwardTiles tiles = ForwardTiles.forShape(s);
+            tiles.gatheredHead = -1; // the tiles outlive the call; what they hold is this call's tensors' only now
+            tiles.loadedSample = -1;
             for (int task = start; task < end; task++) {
                 int block = task % queryBlocks, head = task / queryBlocks % s.heads();
                 int sample = task / queryBlocks / s.heads();
@@ -90,13 +92,42 @@ final class CpuAttention {
      * query blocks.
      */
     private static final class ForwardTiles {
+        /** Per thread, the tiles of the latest shape (as {@link BackwardTiles#LATEST}). */
+        private static final ThreadLocal<ForwardTiles> LATEST = new ThreadLocal<>();
+
+        final int queryCount, keyCount, headDim, width;
         final float[] queryT, output, keys, values, scores;
         final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
         /** head_dim padded to whole vectors: the row stride of keys, values and output (the padding stays zero). */
         final int paddedHeadDim;
+        /**
+         * With whole 16 × 16 blocks (queries and H·Dh multiples of 16): one sample's q rows [queries, H·Dh], copied
+         * in bulk, and transposed and scaled, [H·Dh, queries], so that each query block's query-major tile is a
+         * piece of it rather than a scatter of its rows; else null.
+         */
+        final float[] sampleQuery, sampleQueryT;
         int gatheredHead = -1;
+        int loadedSample = -1;
 
-        ForwardTiles(Shape s) {
+        static ForwardTiles forShape(Shape s) {
+            ForwardTiles tiles = LATEST.get();
+            if (tiles == null || tiles.queryCount != s.queries() || tiles.keyCount != s.keys()
+                    || tiles.headDim != s.headDim() || tiles.width != s.width()) {
+                tiles = new ForwardTiles(s);
+                LATEST.set(tiles);
+            }
+            return tiles;
+        }
+
+        private ForwardTiles(Shape s) {
+            queryCount = s.queries();
+            keyCount = s.keys();
+            headDim = s.headDim();
+            width = s.width();
+            boolean blocks = BlockTranspose.AVAILABLE && s.queries() % BlockTranspose.SIDE == 0
+                    && s.width() % BlockTranspose.SIDE == 0;
+            sampleQuery = blocks ? new float[s.queries() * s.width()] : null;
+            sampleQueryT = blocks ? new float[s.width() * s.queries()] : null;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             queryT = new float[s.headDim() * QUERY_BLOCK];
             output = new float[QUERY_BLOCK * paddedHeadDim];
@@ -118,13 +149,33 @@ final class CpuAttention {
             gatherHead(s, sample, head, vs, s.keys(), t.values, pd);
             t.gatheredHead = sample * s.heads() + head;
         }
-        for (int i = 0; i < count; i++) {
-            AttentionKernels.rowToColumn(qs, s.offset(sample, firstQuery + i, s.queries(), head), dh, scale,
-                    t.queryT, i);
-        }
-        for (int i = count; i < padded; i++) {
-            for (int d = 0; d < dh; d++) {
-                t.queryT[d * QUERY_BLOCK + i] = 0f;
+        // The block's query-major tile [Dh, queries] (scaled): a piece of the sample's transposed q, or its own.
+        float[] queryT = t.queryT;
+        int queryTOffset = 0, queryTStride = QUERY_BLOCK;
+        if (t.sampleQuery != null) {
+            if (t.loadedSample != sample) {
+                int tq = s.queries(), width = s.width(), side = BlockTranspose.SIDE;
+                MemorySegment.copy(qs, F, (long) sample * tq * width * Float.BYTES, t.sampleQuery, 0, tq * width);
+                for (int row = 0; row < tq; row += side) {
+                    for (int c = 0; c < width; c += side) {
+                        BlockTranspose.transpose(t.sampleQuery, row * width + c, width, t.sampleQueryT, c * tq + row,
+                                tq, scale);
+                    }
+                }
+                t.loadedSample = sample;
+            }
+            queryT = t.sampleQueryT;
+            queryTOffset = head * dh * s.queries() + firstQuery;
+            queryTStride = s.queries();
+        } else {
+            for (int i = 0; i < count; i++) {
+                AttentionKernels.rowToColumn(qs, s.offset(sample, firstQuery + i, s.queries(), head), dh, scale,
+                        t.queryT, i);
+            }
+            for (int i = count; i < padded; i++) {
+                for (int d = 0; d < dh; d++) {
+                    t.queryT[d * QUERY_BLOCK + i] = 0f;
+                }
             }
         }
         Arrays.fill(t.output, 0, count * pd, 0f);
@@ -132,7 +183,7 @@ final class CpuAttention {
         Arrays.fill(t.sum, 0f);
         for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
             int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
-            AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, t.queryT, 0, QUERY_BLOCK, t.scores, 0,
+            AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, queryT, queryTOffset, queryTStride, t.scores, 0,
                     QUERY_BLOCK, keyCount, vectors, dh, false);
             for (int lane = 0; lane < padded; lane += LANES) {
                 AttentionKernels.onlineSoftmax(t.scores, QUERY_BLOCK, keyCount, lane, t.max, t.sum, t.rescale);
@@ -212,6 +263,13 @@ final class CpuAttention {
          * scattered through the tensors (a quarter of the attention's samples were those copies' cache misses).
          */
         final float[] sampleQuery, sampleGradOut, sampleOut, sampleKeys, sampleValues;
+        /**
+         * With whole 16 × 16 blocks ({@link #blockTransposed}): the sample's q (scaled) and dOut transposed,
+         * [H·Dh, paddedQueries], so that head h's query-major tiles are rows h·Dh onwards, with no transpose per
+         * head; else null.
+         */
+        final float[] sampleQueryT, sampleGradOutT;
+        final boolean blockTransposed;
         int loadedSample = -1;
 
         static BackwardTiles forShape(Shape s) {
@@ -252,6 +310,10 @@ final class CpuAttention {
             sampleOut = new float[s.queries() * s.width()];
             sampleKeys = new float[s.keys() * s.width()];
             sampleValues = new float[s.keys() * s.width()];
+            blockTransposed = BlockTranspose.AVAILABLE && s.queries() % BlockTranspose.SIDE == 0
+                    && s.width() % BlockTranspose.SIDE == 0;
+            sampleQueryT = blockTransposed ? new float[s.width() * paddedQueries] : null;
+            sampleGradOutT = blockTransposed ? new float[s.width() * paddedQueries] : null;
             columns = AttentionKernels.columnMap(paddedQueries);
         }
     }
@@ -269,6 +331,17 @@ final class CpuAttention {
             MemorySegment.copy(m.out(), F, queryBytes, t.sampleOut, 0, s.queries() * width);
             MemorySegment.copy(m.k(), F, keyBytes, t.sampleKeys, 0, s.keys() * width);
             MemorySegment.copy(m.v(), F, keyBytes, t.sampleValues, 0, s.keys() * width);
+            if (t.blockTransposed) {
+                int side = BlockTranspose.SIDE;
+                for (int row = 0; row < s.queries(); row += side) {
+                    for (int c = 0; c < width; c += side) {
+                        BlockTranspose.transpose(t.sampleQuery, row * width + c, width, t.sampleQueryT, c * pq + row,
+                                pq, scale);
+                        BlockTranspose.transpose(t.sampleGradOut, row * width + c, width, t.sampleGradOutT,
+                                c * pq + row, pq, 1f);
+                    }
+                }
+            }
             t.loadedSample = sample;
         }
         int column = head * dh;
@@ -276,9 +349,15 @@ final class CpuAttention {
             System.arraycopy(t.sampleQuery, i * width + column, t.query, i * pd, dh);
             System.arraycopy(t.sampleGradOut, i * width + column, t.gradOut, i * pd, dh);
             System.arraycopy(t.sampleOut, i * width + column, t.out, i * pd, dh);
-            AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
-            AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
+            if (!t.blockTransposed) {
+                AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
+                AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
+            }
         }
+        // The query-major tiles: head h's rows of the sample's transposed q and dOut, or this head's own.
+        float[] queryT = t.blockTransposed ? t.sampleQueryT : t.queryT;
+        float[] gradOutT = t.blockTransposed ? t.sampleGradOutT : t.gradOutT;
+        int transposedBase = t.blockTransposed ? column * pq : 0;
         AttentionKernels.rowDots(t.gradOut, t.out, pd, dh, s.queries(), t.delta);
         MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
         for (int j = 0; j < s.keys(); j++) {
@@ -294,9 +373,9 @@ final class CpuAttention {
             for (int firstQuery = 0; firstQuery < s.queries(); firstQuery += QUERY_BLOCK) {
                 int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
                 int vectors = Math.ceilDiv(count, LANES);
-                AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, t.queryT, firstQuery, pq,
+                AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, queryT, transposedBase + firstQuery, pq,
                         t.probabilities, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
-                AttentionKernels.multiply(t.values, firstKey * pd, pd, 1, t.gradOutT, firstQuery, pq,
+                AttentionKernels.multiply(t.values, firstKey * pd, pd, 1, gradOutT, transposedBase + firstQuery, pq,
                         t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
                 for (int lane = 0; lane < vectors * LANES; lane += LANES) {
                     AttentionKernels.softmaxGradient(t.probabilities, t.gradScores, QUERY_BLOCK, keyCount, lane,

@@ -176,6 +176,10 @@ public class CpuAttentionTest {
         "2, 2, 65, 129, 3, 1",
         "1, 2, 300, 300, 32, 1",
         "1, 2, 100, 150, 32, 6",
+        "3, 4, 64, 64, 32, 1",
+        "2, 4, 16, 8, 32, 1",
+        "2, 3, 32, 48, 16, 1",
+        "1, 2, 128, 77, 64, 3",
     })
     void forwardAndBackwardMatchFloat64Reference(int batch, int heads, int queries, int keys, int headDim,
                                                  float magnitude) {
@@ -193,9 +197,10 @@ public class CpuAttentionTest {
         assertClose("dv", actual[4], backward[2], 1e-4);
     }
 
-    @Test
-    void oneAndTwoThreadsGiveBitIdenticalResults() {
-        int batch = 2, heads = 3, queries = 130, keys = 77, headDim = 32;
+    /** Token counts off and on the whole 16 × 16 blocks of the block transposes (the second: 64 queries, width 96). */
+    @ParameterizedTest
+    @CsvSource({"2, 3, 130, 77, 32", "5, 3, 64, 40, 32"})
+    void oneAndTwoThreadsGiveBitIdenticalResults(int batch, int heads, int queries, int keys, int headDim) {
         Inputs in = Inputs.random(42, 1, batch, queries, keys, heads * headDim);
         float[][] two = run(BACKEND, in, batch, queries, keys, heads, headDim);
         float[][] one = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
@@ -222,10 +227,17 @@ public class CpuAttentionTest {
                 headDim);
         run(SINGLE_THREAD, Inputs.random(11, 4, batch, queries, keys, 2 * heads * headDim), batch, queries, keys,
                 2 * heads, headDim);
+        // Whole 16 × 16 blocks: the kept sample tiles of the block transposes, then the same shape with more heads.
+        Inputs blocks = Inputs.random(12, 1, 3, 32, 24, 2 * 16);
+        float[][] firstBlocks = run(SINGLE_THREAD, blocks, 3, 32, 24, 2, 16);
+        run(SINGLE_THREAD, Inputs.random(13, 4, 3, 32, 24, 2 * 16), 3, 32, 24, 2, 16);
+        run(SINGLE_THREAD, Inputs.random(14, 4, 3, 32, 24, 4 * 16), 3, 32, 24, 4, 16);
+        float[][] againBlocks = run(SINGLE_THREAD, blocks, 3, 32, 24, 2, 16);
         float[][] again = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
         String[] names = {"out", "lse", "dq", "dk", "dv"};
         for (int i = 0; i < names.length; i++) {
             assertArrayEquals(first[i], again[i], names[i] + " differs after other calls");
+            assertArrayEquals(firstBlocks[i], againBlocks[i], names[i] + " (whole blocks) differs after other calls");
         }
     }
 
