@@ -181,15 +181,15 @@ final class AttentionKernels {
     }
 
     /**
-     * {@code dots[r] = sum over d < count of a[r·stride + d] · b[r·stride + d]} for r < rows, each sum in d's order
-     * from 0 (a product rounded, then the add), eight rows at a time: one row's sum is a chain of dependent adds,
-     * and eight independent chains keep the adder busy.
+     * {@code dots[r] = sum over d < count of a[offset + r·stride + d] · b[offset + r·stride + d]} for r < rows, each
+     * sum in d's order from 0 (a product rounded, then the add), eight rows at a time: one row's sum is a chain of
+     * dependent adds, and eight independent chains keep the adder busy.
      */
-    static void rowDots(float[] a, float[] b, int stride, int count, int rows, float[] dots) {
+    static void rowDots(float[] a, float[] b, int offset, int stride, int count, int rows, float[] dots) {
         int r = 0;
         for (; r + 8 <= rows; r += 8) {
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, s4 = 0f, s5 = 0f, s6 = 0f, s7 = 0f;
-            int i0 = r * stride, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride, i4 = i3 + stride;
+            int i0 = offset + r * stride, i1 = i0 + stride, i2 = i1 + stride, i3 = i2 + stride, i4 = i3 + stride;
             int i5 = i4 + stride, i6 = i5 + stride, i7 = i6 + stride;
             for (int d = 0; d < count; d++) {
                 s0 += a[i0 + d] * b[i0 + d];
@@ -213,7 +213,7 @@ final class AttentionKernels {
         for (; r < rows; r++) {
             float sum = 0f;
             for (int d = 0; d < count; d++) {
-                sum += a[r * stride + d] * b[r * stride + d];
+                sum += a[offset + r * stride + d] * b[offset + r * stride + d];
             }
             dots[r] = sum;
         }

@@ -345,25 +345,42 @@ final class CpuAttention {
             t.loadedSample = sample;
         }
         int column = head * dh;
-        for (int i = 0; i < s.queries(); i++) {
-            System.arraycopy(t.sampleQuery, i * width + column, t.query, i * pd, dh);
-            System.arraycopy(t.sampleGradOut, i * width + column, t.gradOut, i * pd, dh);
-            System.arraycopy(t.sampleOut, i * width + column, t.out, i * pd, dh);
-            if (!t.blockTransposed) {
-                AttentionKernels.rowToColumn(t.query, i * pd, dh, scale, t.queryT, i, pq, t.columns);
-                AttentionKernels.rowToColumn(t.gradOut, i * pd, dh, 1f, t.gradOutT, i, pq, t.columns);
+        // The head's row-major operands [rows, head_dim]: read where they are in the sample's rows when head_dim is
+        // whole vectors (the products read exactly its columns there), else copied into zero-padded tiles.
+        boolean inPlace = pd == dh;
+        float[] query = t.query, gradOut = t.gradOut, out = t.out, keys = t.keys, values = t.values;
+        int base = 0, stride = pd;
+        if (inPlace) {
+            query = t.sampleQuery;
+            gradOut = t.sampleGradOut;
+            out = t.sampleOut;
+            keys = t.sampleKeys;
+            values = t.sampleValues;
+            base = column;
+            stride = width;
+        } else {
+            for (int i = 0; i < s.queries(); i++) {
+                System.arraycopy(t.sampleQuery, i * width + column, t.query, i * pd, dh);
+                System.arraycopy(t.sampleGradOut, i * width + column, t.gradOut, i * pd, dh);
+                System.arraycopy(t.sampleOut, i * width + column, t.out, i * pd, dh);
+            }
+            for (int j = 0; j < s.keys(); j++) {
+                System.arraycopy(t.sampleKeys, j * width + column, t.keys, j * pd, dh);
+                System.arraycopy(t.sampleValues, j * width + column, t.values, j * pd, dh);
+            }
+        }
+        if (!t.blockTransposed) {
+            for (int i = 0; i < s.queries(); i++) {
+                AttentionKernels.rowToColumn(query, base + i * stride, dh, scale, t.queryT, i, pq, t.columns);
+                AttentionKernels.rowToColumn(gradOut, base + i * stride, dh, 1f, t.gradOutT, i, pq, t.columns);
             }
         }
         // The query-major tiles: head h's rows of the sample's transposed q and dOut, or this head's own.
         float[] queryT = t.blockTransposed ? t.sampleQueryT : t.queryT;
         float[] gradOutT = t.blockTransposed ? t.sampleGradOutT : t.gradOutT;
         int transposedBase = t.blockTransposed ? column * pq : 0;
-        AttentionKernels.rowDots(t.gradOut, t.out, pd, dh, s.queries(), t.delta);
+        AttentionKernels.rowDots(gradOut, out, base, stride, dh, s.queries(), t.delta);
         MemorySegment.copy(m.lse(), F, lseBase * Float.BYTES, t.lse, 0, s.queries());
-        for (int j = 0; j < s.keys(); j++) {
-            System.arraycopy(t.sampleKeys, j * width + column, t.keys, j * pd, dh);
-            System.arraycopy(t.sampleValues, j * width + column, t.values, j * pd, dh);
-        }
         Arrays.fill(t.gradQuery, 0f);
         Arrays.fill(t.gradKeys, 0f);
         Arrays.fill(t.gradValues, 0f);
@@ -373,20 +390,20 @@ final class CpuAttention {
             for (int firstQuery = 0; firstQuery < s.queries(); firstQuery += QUERY_BLOCK) {
                 int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
                 int vectors = Math.ceilDiv(count, LANES);
-                AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, queryT, transposedBase + firstQuery, pq,
-                        t.probabilities, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
-                AttentionKernels.multiply(t.values, firstKey * pd, pd, 1, gradOutT, transposedBase + firstQuery, pq,
-                        t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
+                AttentionKernels.multiply(keys, base + firstKey * stride, stride, 1, queryT,
+                        transposedBase + firstQuery, pq, t.probabilities, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
+                AttentionKernels.multiply(values, base + firstKey * stride, stride, 1, gradOutT,
+                        transposedBase + firstQuery, pq, t.gradScores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
                 for (int lane = 0; lane < vectors * LANES; lane += LANES) {
                     AttentionKernels.softmaxGradient(t.probabilities, t.gradScores, QUERY_BLOCK, keyCount, lane,
                             t.lse, t.delta, firstQuery);
                 }
-                AttentionKernels.multiply(t.probabilities, 0, QUERY_BLOCK, 1, t.gradOut, firstQuery * pd, pd,
-                        t.gradValues, firstKey * pd, pd, keyCount, headDimVectors, count, true);
-                AttentionKernels.multiply(t.gradScores, 0, QUERY_BLOCK, 1, t.query, firstQuery * pd, pd,
+                AttentionKernels.multiply(t.probabilities, 0, QUERY_BLOCK, 1, gradOut, base + firstQuery * stride,
+                        stride, t.gradValues, firstKey * pd, pd, keyCount, headDimVectors, count, true);
+                AttentionKernels.multiply(t.gradScores, 0, QUERY_BLOCK, 1, query, base + firstQuery * stride, stride,
                         t.gradKeys, firstKey * pd, pd, keyCount, headDimVectors, count, true);
                 // dQ row-major, [query, head_dim], summing the keys in the same order as a query-major tile.
-                AttentionKernels.multiply(t.gradScores, 0, 1, QUERY_BLOCK, t.keys, firstKey * pd, pd,
+                AttentionKernels.multiply(t.gradScores, 0, 1, QUERY_BLOCK, keys, base + firstKey * stride, stride,
                         t.gradQuery, firstQuery * pd, pd, count, headDimVectors, keyCount, true);
             }
         }
