@@ -77,6 +77,7 @@ final class CpuAttention {
             ForwardTiles tiles = ForwardTiles.forShape(s);
             tiles.gatheredHead = -1; // the tiles outlive the call; what they hold is this call's tensors' only now
             tiles.loadedSample = -1;
+            tiles.loadedKeysSample = -1;
             for (int task = start; task < end; task++) {
                 int block = task % queryBlocks, head = task / queryBlocks % s.heads();
                 int sample = task / queryBlocks / s.heads();
@@ -106,8 +107,14 @@ final class CpuAttention {
          * piece of it rather than a scatter of its rows; else null.
          */
         final float[] sampleQuery, sampleQueryT;
+        /**
+         * One sample's k and v rows [keys, H·Dh], copied in bulk: with head_dim a whole number of vectors the products
+         * read each head's keys and values where they are in them, instead of gathering the head's pieces of rows.
+         */
+        final float[] sampleKeys, sampleValues;
         int gatheredHead = -1;
         int loadedSample = -1;
+        int loadedKeysSample = -1;
 
         static ForwardTiles forShape(Shape s) {
             ForwardTiles tiles = LATEST.get();
@@ -129,6 +136,9 @@ final class CpuAttention {
             sampleQuery = blocks ? new float[s.queries() * s.width()] : null;
             sampleQueryT = blocks ? new float[s.width() * s.queries()] : null;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
+            boolean inPlace = paddedHeadDim == s.headDim();
+            sampleKeys = inPlace ? new float[s.keys() * s.width()] : null;
+            sampleValues = inPlace ? new float[s.keys() * s.width()] : null;
             queryT = new float[s.headDim() * QUERY_BLOCK];
             output = new float[QUERY_BLOCK * paddedHeadDim];
             keys = new float[s.keys() * paddedHeadDim];
@@ -144,7 +154,20 @@ final class CpuAttention {
         int count = Math.min(QUERY_BLOCK, s.queries() - firstQuery);
         int vectors = Math.ceilDiv(count, LANES), padded = vectors * LANES;
         float scale = (float) (1 / Math.sqrt(dh));
-        if (t.gatheredHead != sample * s.heads() + head) {
+        float[] keys = t.keys, values = t.values;
+        int keyBase = 0, keyStride = pd;
+        if (t.sampleKeys != null) {
+            if (t.loadedKeysSample != sample) {
+                long keyBytes = (long) sample * s.keys() * s.width() * Float.BYTES;
+                MemorySegment.copy(ks, F, keyBytes, t.sampleKeys, 0, s.keys() * s.width());
+                MemorySegment.copy(vs, F, keyBytes, t.sampleValues, 0, s.keys() * s.width());
+                t.loadedKeysSample = sample;
+            }
+            keys = t.sampleKeys;
+            values = t.sampleValues;
+            keyBase = head * dh;
+            keyStride = s.width();
+        } else if (t.gatheredHead != sample * s.heads() + head) {
             gatherHead(s, sample, head, ks, s.keys(), t.keys, pd);
             gatherHead(s, sample, head, vs, s.keys(), t.values, pd);
             t.gatheredHead = sample * s.heads() + head;
@@ -183,16 +206,16 @@ final class CpuAttention {
         Arrays.fill(t.sum, 0f);
         for (int firstKey = 0; firstKey < s.keys(); firstKey += KEY_BLOCK) {
             int keyCount = Math.min(KEY_BLOCK, s.keys() - firstKey);
-            AttentionKernels.multiply(t.keys, firstKey * pd, pd, 1, queryT, queryTOffset, queryTStride, t.scores, 0,
-                    QUERY_BLOCK, keyCount, vectors, dh, false);
+            AttentionKernels.multiply(keys, keyBase + firstKey * keyStride, keyStride, 1, queryT, queryTOffset,
+                    queryTStride, t.scores, 0, QUERY_BLOCK, keyCount, vectors, dh, false);
             for (int lane = 0; lane < padded; lane += LANES) {
                 AttentionKernels.onlineSoftmax(t.scores, QUERY_BLOCK, keyCount, lane, t.max, t.sum, t.rescale);
             }
             AttentionKernels.scaleRows(t.output, pd, count, t.rescale);
             // The output row-major, [query, head_dim]: each element sums the keys in the same order as a
             // query-major tile would, and no transpose is needed to store it.
-            AttentionKernels.multiply(t.scores, 0, 1, QUERY_BLOCK, t.values, firstKey * pd, pd, t.output, 0, pd,
-                    count, pd / LANES, keyCount, true);
+            AttentionKernels.multiply(t.scores, 0, 1, QUERY_BLOCK, values, keyBase + firstKey * keyStride, keyStride,
+                    t.output, 0, pd, count, pd / LANES, keyCount, true);
         }
         for (int i = 0; i < count; i++) {
             AttentionKernels.scaleRow(t.output, i * pd, dh, 1f / t.sum[i], os,
