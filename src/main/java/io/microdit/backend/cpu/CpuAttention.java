@@ -57,6 +57,20 @@ final class CpuAttention {
         long offset(int sample, int token, int tokens, int head) {
             return (((long) sample * tokens + token) * width + (long) head * headDim) * Float.BYTES;
         }
+
+        /** What a thread's kept tiles are sized by: they serve any call of the same sizes (batch and heads aside). */
+        TileSizes tileSizes() {
+            return new TileSizes(queries, keys, headDim, width);
+        }
+
+        /** Whether a sample's rows split into whole {@link BlockTranspose} blocks, so q and dOut transpose by blocks. */
+        boolean wholeBlocks() {
+            return BlockTranspose.AVAILABLE && queries % BlockTranspose.SIDE == 0 && width % BlockTranspose.SIDE == 0;
+        }
+    }
+
+    /** The sizes a thread's kept tiles were made for. */
+    private record TileSizes(int queries, int keys, int headDim, int width) {
     }
 
     /**
@@ -96,7 +110,7 @@ final class CpuAttention {
         /** Per thread, the tiles of the latest shape (as {@link BackwardTiles#LATEST}). */
         private static final ThreadLocal<ForwardTiles> LATEST = new ThreadLocal<>();
 
-        final int queryCount, keyCount, headDim, width;
+        final TileSizes sizes;
         final float[] queryT, output, keys, values, scores;
         final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
         /** head_dim padded to whole vectors: the row stride of keys, values and output (the padding stays zero). */
@@ -118,8 +132,7 @@ final class CpuAttention {
 
         static ForwardTiles forShape(Shape s) {
             ForwardTiles tiles = LATEST.get();
-            if (tiles == null || tiles.queryCount != s.queries() || tiles.keyCount != s.keys()
-                    || tiles.headDim != s.headDim() || tiles.width != s.width()) {
+            if (tiles == null || !tiles.sizes.equals(s.tileSizes())) {
                 tiles = new ForwardTiles(s);
                 LATEST.set(tiles);
             }
@@ -127,12 +140,8 @@ final class CpuAttention {
         }
 
         private ForwardTiles(Shape s) {
-            queryCount = s.queries();
-            keyCount = s.keys();
-            headDim = s.headDim();
-            width = s.width();
-            boolean blocks = BlockTranspose.AVAILABLE && s.queries() % BlockTranspose.SIDE == 0
-                    && s.width() % BlockTranspose.SIDE == 0;
+            sizes = s.tileSizes();
+            boolean blocks = s.wholeBlocks();
             sampleQuery = blocks ? new float[s.queries() * s.width()] : null;
             sampleQueryT = blocks ? new float[s.width() * s.queries()] : null;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
@@ -272,7 +281,7 @@ final class CpuAttention {
          */
         private static final ThreadLocal<BackwardTiles> LATEST = new ThreadLocal<>();
 
-        final int queryCount, keyCount, headDim, width;
+        final TileSizes sizes;
         final int paddedQueries, paddedHeadDim;
         final float[] queryT, query, gradOutT, gradOut, gradQuery, keys, values, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
@@ -297,8 +306,7 @@ final class CpuAttention {
 
         static BackwardTiles forShape(Shape s) {
             BackwardTiles tiles = LATEST.get();
-            if (tiles == null || tiles.queryCount != s.queries() || tiles.keyCount != s.keys()
-                    || tiles.headDim != s.headDim() || tiles.width != s.width()) {
+            if (tiles == null || !tiles.sizes.equals(s.tileSizes())) {
                 tiles = new BackwardTiles(s);
                 LATEST.set(tiles);
             }
@@ -306,10 +314,7 @@ final class CpuAttention {
         }
 
         private BackwardTiles(Shape s) {
-            queryCount = s.queries();
-            keyCount = s.keys();
-            headDim = s.headDim();
-            width = s.width();
+            sizes = s.tileSizes();
             paddedQueries = Math.ceilDiv(s.queries(), LANES) * LANES;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             int dh = s.headDim();
@@ -333,8 +338,7 @@ final class CpuAttention {
             sampleOut = new float[s.queries() * s.width()];
             sampleKeys = new float[s.keys() * s.width()];
             sampleValues = new float[s.keys() * s.width()];
-            blockTransposed = BlockTranspose.AVAILABLE && s.queries() % BlockTranspose.SIDE == 0
-                    && s.width() % BlockTranspose.SIDE == 0;
+            blockTransposed = s.wholeBlocks();
             sampleQueryT = blockTransposed ? new float[s.width() * paddedQueries] : null;
             sampleGradOutT = blockTransposed ? new float[s.width() * paddedQueries] : null;
             columns = AttentionKernels.columnMap(paddedQueries);
