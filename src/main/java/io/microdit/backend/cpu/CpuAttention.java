@@ -111,7 +111,10 @@ final class CpuAttention {
         private static final ThreadLocal<ForwardTiles> LATEST = new ThreadLocal<>();
 
         final TileSizes sizes;
-        final float[] queryT, output, keys, values, scores;
+        /** A query block's own query-major tile and a head's gathered keys and values: only where the sample tiles
+         * below are not used (null there). */
+        final float[] queryT, keys, values;
+        final float[] output, scores;
         final float[] max = new float[QUERY_BLOCK], sum = new float[QUERY_BLOCK], rescale = new float[QUERY_BLOCK];
         /** head_dim padded to whole vectors: the row stride of keys, values and output (the padding stays zero). */
         final int paddedHeadDim;
@@ -148,10 +151,10 @@ final class CpuAttention {
             boolean inPlace = paddedHeadDim == s.headDim();
             sampleKeys = inPlace ? new float[s.keys() * s.width()] : null;
             sampleValues = inPlace ? new float[s.keys() * s.width()] : null;
-            queryT = new float[s.headDim() * QUERY_BLOCK];
+            queryT = blocks ? null : new float[s.headDim() * QUERY_BLOCK];
             output = new float[QUERY_BLOCK * paddedHeadDim];
-            keys = new float[s.keys() * paddedHeadDim];
-            values = new float[s.keys() * paddedHeadDim];
+            keys = inPlace ? null : new float[s.keys() * paddedHeadDim];
+            values = inPlace ? null : new float[s.keys() * paddedHeadDim];
             scores = new float[KEY_BLOCK * QUERY_BLOCK];
         }
     }
@@ -283,11 +286,20 @@ final class CpuAttention {
 
         final TileSizes sizes;
         final int paddedQueries, paddedHeadDim;
-        final float[] queryT, query, gradOutT, gradOut, gradQuery, keys, values, gradKeys, gradValues;
+        final float[] gradQuery, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
-        /** The forward's output rows [paddedQueries, paddedHeadDim], for delta = rowsum(dO ∘ O). */
-        final float[] out;
-        /** Lane k at k·paddedQueries: walks a column of the query-major tiles. */
+        /**
+         * Whether head_dim is a whole number of vectors, so that the products read a head's q, dOut, out, k and v rows
+         * where they are in the sample rows below; else they are copied into the zero-padded tiles query, gradOut,
+         * out ([paddedQueries, paddedHeadDim], out for delta = rowsum(dO ∘ O)), keys and values (null here).
+         */
+        final boolean rowsInPlace;
+        final float[] query, gradOut, out, keys, values;
+        /**
+         * A head's own query-major tiles and the lane map that walks their columns (lane k at k·paddedQueries): only
+         * without {@link #blockTransposed} (null with it).
+         */
+        final float[] queryT, gradOutT;
         final int[] columns;
         /**
          * One sample's rows of q, dOut and out ([queries, H·Dh]) and of k and v ([keys, H·Dh]), copied in bulk when a
@@ -318,13 +330,17 @@ final class CpuAttention {
             paddedQueries = Math.ceilDiv(s.queries(), LANES) * LANES;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             int dh = s.headDim();
-            queryT = new float[dh * paddedQueries];
-            gradOutT = new float[dh * paddedQueries];
+            blockTransposed = s.wholeBlocks();
+            rowsInPlace = paddedHeadDim == dh;
+            queryT = blockTransposed ? null : new float[dh * paddedQueries];
+            gradOutT = blockTransposed ? null : new float[dh * paddedQueries];
+            columns = blockTransposed ? null : AttentionKernels.columnMap(paddedQueries);
             gradQuery = new float[paddedQueries * paddedHeadDim];
-            query = new float[paddedQueries * paddedHeadDim];
-            gradOut = new float[paddedQueries * paddedHeadDim];
-            keys = new float[s.keys() * paddedHeadDim];
-            values = new float[s.keys() * paddedHeadDim];
+            query = rowsInPlace ? null : new float[paddedQueries * paddedHeadDim];
+            gradOut = rowsInPlace ? null : new float[paddedQueries * paddedHeadDim];
+            out = rowsInPlace ? null : new float[paddedQueries * paddedHeadDim];
+            keys = rowsInPlace ? null : new float[s.keys() * paddedHeadDim];
+            values = rowsInPlace ? null : new float[s.keys() * paddedHeadDim];
             gradKeys = new float[s.keys() * paddedHeadDim];
             gradValues = new float[s.keys() * paddedHeadDim];
             lse = new float[paddedQueries];
@@ -332,16 +348,13 @@ final class CpuAttention {
             Arrays.fill(lse, s.queries(), paddedQueries, Float.POSITIVE_INFINITY);
             probabilities = new float[KEY_BLOCK * QUERY_BLOCK];
             gradScores = new float[KEY_BLOCK * QUERY_BLOCK];
-            out = new float[paddedQueries * paddedHeadDim];
             sampleQuery = new float[s.queries() * s.width()];
             sampleGradOut = new float[s.queries() * s.width()];
             sampleOut = new float[s.queries() * s.width()];
             sampleKeys = new float[s.keys() * s.width()];
             sampleValues = new float[s.keys() * s.width()];
-            blockTransposed = s.wholeBlocks();
             sampleQueryT = blockTransposed ? new float[s.width() * paddedQueries] : null;
             sampleGradOutT = blockTransposed ? new float[s.width() * paddedQueries] : null;
-            columns = AttentionKernels.columnMap(paddedQueries);
         }
     }
 
@@ -374,10 +387,9 @@ final class CpuAttention {
         int column = head * dh;
         // The head's row-major operands [rows, head_dim]: read where they are in the sample's rows when head_dim is
         // whole vectors (the products read exactly its columns there), else copied into zero-padded tiles.
-        boolean inPlace = pd == dh;
         float[] query = t.query, gradOut = t.gradOut, out = t.out, keys = t.keys, values = t.values;
         int base = 0, stride = pd;
-        if (inPlace) {
+        if (t.rowsInPlace) {
             query = t.sampleQuery;
             gradOut = t.sampleGradOut;
             out = t.sampleOut;
