@@ -58,6 +58,19 @@ final class AttentionOperands {
         return new AttentionOperands(be, scope, q, k, v, heads, outType, gradientType);
     }
 
+    /**
+     * QK-norm's statistics of q and k, then normalizedAttention and its backward on these operands (dOut on
+     * {@code be}): out, lse and the gradients of the normalised q and k and of v.
+     */
+    void normalizedAttentionAndBackward(Backend be, Tensor dOut, int heads, float eps) {
+        Statistics s = statistics;
+        be.layerNormStatistics(q, eps, s.qMean(), s.qRstd(), s.qCenter());
+        be.layerNormStatistics(k, eps, s.kMean(), s.kRstd(), s.kCenter());
+        be.normalizedAttention(q, k, v, heads, eps, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), out, lse);
+        be.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, s.qCenter(), s.qRstd(), s.kCenter(),
+                s.kRstd(), dq, dk, dv);
+    }
+
     /** offset + uniform in [-amplitude, amplitude), rounded to bf16: a random input (offset 0 adds nothing). */
     static Tensor randomBf16(MemoryScope scope, Random random, float amplitude, float offset, int... shape) {
         Tensor t = TestData.uniform(scope, random, shape);

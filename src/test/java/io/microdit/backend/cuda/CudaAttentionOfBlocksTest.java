@@ -146,13 +146,8 @@ class CudaAttentionOfBlocksTest {
             AttentionOperands a = AttentionOperands.on(be, scope, self ? kvBlocks[0] : q, kvBlocks[self ? 1 : 0],
                     kvBlocks[self ? 2 : 1], heads, DType.BF16, DType.BF16);
             Statistics s = a.statistics;
-            be.layerNormStatistics(a.q, EPS, s.qMean(), s.qRstd(), s.qCenter());
-            be.layerNormStatistics(a.k, EPS, s.kMean(), s.kRstd(), s.kCenter());
-            be.normalizedAttention(a.q, a.k, a.v, heads, EPS, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), a.out,
-                    a.lse);
             // a.dq and a.dk: the gradients of the normalised q and k, which each QK-norm's backward takes on.
-            be.normalizedAttentionBackward(on(be, scope, dOut), a.q, a.k, a.v, a.out, a.lse, heads, EPS, s.qCenter(),
-                    s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
+            a.normalizedAttentionAndBackward(be, on(be, scope, dOut), heads, EPS);
             Tensor dq = poisoned(be, scope, DType.BF16, a.q.shape()), dk = poisoned(be, scope, DType.BF16, a.k.shape());
             be.layerNormBackward(a.dk, a.k, null, s.kMean(), s.kRstd(), dk, null);
             be.layerNormBackward(a.dq, a.q, null, s.qMean(), s.qRstd(), dq, null);

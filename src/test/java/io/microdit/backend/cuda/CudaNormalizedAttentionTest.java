@@ -110,13 +110,7 @@ class CudaNormalizedAttentionTest {
         try (MemoryScope scope = scopeOf(be)) {
             AttentionOperands a = AttentionOperands.on(be, scope, q, k, v, heads, DType.BF16,
                     bf16Gradients ? DType.BF16 : DType.F32);
-            Statistics s = a.statistics;
-            be.layerNormStatistics(a.q, EPS, s.qMean(), s.qRstd(), s.qCenter());
-            be.layerNormStatistics(a.k, EPS, s.kMean(), s.kRstd(), s.kCenter());
-            be.normalizedAttention(a.q, a.k, a.v, heads, EPS, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(), a.out,
-                    a.lse);
-            be.normalizedAttentionBackward(on(be, scope, dOut), a.q, a.k, a.v, a.out, a.lse, heads, EPS, s.qCenter(),
-                    s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
+            a.normalizedAttentionAndBackward(be, on(be, scope, dOut), heads, EPS);
             return results(be, host, a);
         }
     }

@@ -130,16 +130,9 @@ class HotKernelAccessTest extends CudaVersusCpu {
         int tokens = 128, headDim = WIDTH / HEADS;
         try (MemoryScope host = new MemoryScope("host"); MemoryScope device = cuda.scope("device")) {
             AttentionOperands a = randomOperands(host, device, random, tokens, HEADS, DType.BF16);
-            AttentionOperands.Statistics s = a.statistics;
             Tensor dOut = f32(host, device, random, 1, tokens, WIDTH);
-            List<MemoryAccessModel.KernelCounts> counts = counted(() -> {
-                cuda.layerNormStatistics(a.q, 1e-6f, s.qMean(), s.qRstd(), s.qCenter());
-                cuda.layerNormStatistics(a.k, 1e-6f, s.kMean(), s.kRstd(), s.kCenter());
-                cuda.normalizedAttention(a.q, a.k, a.v, HEADS, 1e-6f, s.qCenter(), s.qRstd(), s.kCenter(), s.kRstd(),
-                        a.out, a.lse);
-                cuda.normalizedAttentionBackward(dOut, a.q, a.k, a.v, a.out, a.lse, HEADS, 1e-6f, s.qCenter(),
-                        s.qRstd(), s.kCenter(), s.kRstd(), a.dq, a.dk, a.dv);
-            });
+            List<MemoryAccessModel.KernelCounts> counts = counted(
+                    () -> a.normalizedAttentionAndBackward(cuda, dOut, HEADS, 1e-6f));
             assertMeetsTargets(counts, "layer_norm");
             assertMeetsTargets(counts, "attention_forward_bf16_kernel<" + headDim + ">");
             assertMeetsTargets(counts, "attention_key_gradients_bf16_kernel");
