@@ -7,6 +7,7 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Argument checks shared by the backends; every message names the op and the argument. The primitives come first,
@@ -108,20 +109,31 @@ public final class Checks {
     }
 
     /**
+     * {@link #argument(boolean, String, () -> String)} with the message built only when the check fails: describing
+     * tensors costs more than the check itself, and every op runs its checks (a matmul's took ~380 ns, building
+     * messages nobody read).
+     */
+    public static void argument(boolean ok, String op, Supplier<String> message) {
+        if (!ok) {
+            throw new IllegalArgumentException(op + ": " + message.get());
+        }
+    }
+
+    /**
      * Requires gradient {@code t}, F32 or BF16, to have the shape of {@code reference}: in a bf16 graph a value's
      * gradient is BF16 where the value is; a BF16 incoming gradient is read as its exact floats, a BF16 gradient
      * output is the F32 result rounded once (as convert rounds).
      */
     private static void gradientOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
         floatInput(op, argument, t);
-        argument(t.sameShape(reference), op, argument + " " + t.describe() + " must have the shape of "
+        argument(t.sameShape(reference), op, () -> argument + " " + t.describe() + " must have the shape of "
                 + referenceName + " " + reference.describe());
     }
 
     /** Requires F32 {@code t} to have the shape of {@code reference}, whatever the reference's dtype. */
     private static void shapeOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
         dtype(op, argument, t, DType.F32);
-        argument(t.sameShape(reference), op, argument + " " + t.describe() + " must have the shape of "
+        argument(t.sameShape(reference), op, () -> argument + " " + t.describe() + " must have the shape of "
                 + referenceName + " " + reference.describe());
     }
 
@@ -149,7 +161,7 @@ public final class Checks {
         floatInput(op, "x", x);
         dtype(op, "out", out, DType.F32);
         long columns = out.numel();
-        argument(columns > 0 && x.numel() % columns == 0, op, "x " + x.describe()
+        argument(columns > 0 && x.numel() % columns == 0, op, () -> "x " + x.describe()
                 + " is not a whole number of rows of out " + out.describe());
         return columns;
     }
@@ -173,7 +185,8 @@ public final class Checks {
         for (int i = 1; suffix && i <= b.rank(); i++) {
             suffix = b.dim(-i) == a.dim(-i);
         }
-        argument(suffix, op, "b " + b.describe() + " must have the shape of a " + a.describe() + " or a suffix of it");
+        argument(suffix, op, () -> "b " + b.describe() + " must have the shape of a " + a.describe()
+                + " or a suffix of it");
     }
 
     /** Returns {N, T, D} of x. */
@@ -205,7 +218,7 @@ public final class Checks {
         int[] s = tokens(op, "x", x);
         perSample(op, "gate", gate, s[0], s[2]);
         floatInput(op, "f", f);
-        argument(f.sameShape(x), op, "f " + f.describe() + " must have the shape of x " + x.describe());
+        argument(f.sameShape(x), op, () -> "f " + f.describe() + " must have the shape of x " + x.describe());
         sameShapeF32(op, "x", x, "out", out);
         return s;
     }
@@ -240,7 +253,7 @@ public final class Checks {
         dtype(op, narrowName, narrow, DType.F32);
         shape(op, narrowName, narrow, rows, -1);
         int width = narrow.dim(1);
-        argument(start >= 0 && width >= 0 && (long) start + width <= columns, op, "columns [" + start + ", "
+        argument(start >= 0 && width >= 0 && (long) start + width <= columns, op, () -> "columns [" + start + ", "
                 + ((long) start + width) + ") lie outside [0, " + columns + ")");
         return new int[] {rows, columns, width};
     }
@@ -251,8 +264,9 @@ public final class Checks {
         notNull(op, "source", source);
         notNull(op, "target", target);
         argument(source.dtype() != DType.I32 && target.dtype() != DType.I32, op,
-                "only F32 and BF16 convert, got source " + source.describe() + " and target " + target.describe());
-        argument(source.sameShape(target), op, "target " + target.describe() + " must have the shape of source "
+                () -> "only F32 and BF16 convert, got source " + source.describe() + " and target "
+                + target.describe());
+        argument(source.sameShape(target), op, () -> "target " + target.describe() + " must have the shape of source "
                 + source.describe());
     }
 
@@ -296,7 +310,7 @@ public final class Checks {
         gradientOf(op, "dOut", dOut, "a", a);
         gradientOf(op, "da", da, "a", a);
         gradientOf(op, "db", db, "a", a);
-        argument(da.dtype() == db.dtype(), op, "da and db must be both F32 or both BF16, got da " + da.describe()
+        argument(da.dtype() == db.dtype(), op, () -> "da and db must be both F32 or both BF16, got da " + da.describe()
                 + " and db " + db.describe());
     }
 
@@ -304,16 +318,16 @@ public final class Checks {
     private static void gateInputs(String op, Tensor a, Tensor b) {
         floatInput(op, "a", a);
         floatInput(op, "b", b);
-        argument(a.dtype() == b.dtype(), op, "a and b must be both F32 or both BF16, got a " + a.describe()
+        argument(a.dtype() == b.dtype(), op, () -> "a and b must be both F32 or both BF16, got a " + a.describe()
                 + " and b " + b.describe());
-        argument(a.sameShape(b), op, "b " + b.describe() + " must have the shape of a " + a.describe());
+        argument(a.sameShape(b), op, () -> "b " + b.describe() + " must have the shape of a " + a.describe());
     }
 
     /** F32 x and out of one shape, rank 1 or more (softmax runs over the last dimension). */
     public static void softmax(Tensor x, Tensor out) {
         String op = "softmax";
         sameShapeF32(op, "x", x, "out", out);
-        argument(x.rank() >= 1, op, "x must have rank 1 or more, got " + x.describe());
+        argument(x.rank() >= 1, op, () -> "x must have rank 1 or more, got " + x.describe());
     }
 
     /** F32 y (the forward output), dOut and dx of one shape, rank 1 or more. */
@@ -321,7 +335,7 @@ public final class Checks {
         String op = "softmaxBackward";
         sameShapeF32(op, "y", y, "dOut", dOut);
         sameShapeF32(op, "y", y, "dx", dx);
-        argument(y.rank() >= 1, op, "y must have rank 1 or more, got " + y.describe());
+        argument(y.rank() >= 1, op, () -> "y must have rank 1 or more, got " + y.describe());
     }
 
     // ---------------------------------------------------------------- normalisation
@@ -335,7 +349,7 @@ public final class Checks {
         outputOfShape(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
         return width;
     }
 
@@ -348,7 +362,8 @@ public final class Checks {
         gradientOf(op, "dOut", dOut, "x", x);
         gradientOf(op, "dx", dx, "x", x);
         normWeight(op, "weight", weight, width);
-        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        argument(weight != null || dWeight == null, op, () -> "dWeight " + dWeight
+                + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, width);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
@@ -364,13 +379,13 @@ public final class Checks {
         String op = "gatherLayerNorm";
         int[] s = keptIds(op, x, ids);
         notNull(op, "out", out);
-        argument(out.dtype() == DType.F32 || out.dtype() == DType.BF16, op, "out must be F32 or BF16, got "
+        argument(out.dtype() == DType.F32 || out.dtype() == DType.BF16, op, () -> "out must be F32 or BF16, got "
                 + out.describe());
         shape(op, "out", out, s[0], s[2], s[3]);
         normWeight(op, "weight", weight, s[3]);
         rowStatistic(op, "mean", mean, (long) s[0] * s[2]);
         rowStatistic(op, "rstd", rstd, (long) s[0] * s[2]);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
         return s;
     }
 
@@ -386,7 +401,8 @@ public final class Checks {
         shape(op, "dOut", dOut, s[0], s[2], s[3]);
         sameShapeF32(op, "x", x, "dx", dx);
         normWeight(op, "weight", weight, s[3]);
-        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        argument(weight != null || dWeight == null, op, () -> "dWeight " + dWeight
+                + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, s[3]);
         rowStatistic(op, "mean", mean, (long) s[0] * s[2]);
         rowStatistic(op, "rstd", rstd, (long) s[0] * s[2]);
@@ -396,10 +412,11 @@ public final class Checks {
     /** F32 x [N, T, D] with D > 0 and I32 ids [N, K] with K ≤ T; returns {N, T, K, D}. */
     private static int[] keptIds(String op, Tensor x, Tensor ids) {
         int[] s = tokens(op, "x", x);
-        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        argument(s[2] > 0, op, () -> "x " + x.describe() + " needs a non-empty last dimension to normalise over");
         dtype(op, "ids", ids, DType.I32);
         shape(op, "ids", ids, s[0], -1);
-        argument(ids.dim(1) <= s[1], op, "ids " + ids.describe() + " keep more rows than x's " + s[1] + " tokens");
+        argument(ids.dim(1) <= s[1], op, () -> "ids " + ids.describe() + " keep more rows than x's " + s[1]
+                + " tokens");
         return new int[] {s[0], s[1], ids.dim(1), s[2]};
     }
 
@@ -408,7 +425,7 @@ public final class Checks {
                                           Tensor mean, Tensor rstd) {
         String op = "layerNormModulate";
         int[] s = tokens(op, "x", x);
-        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        argument(s[2] > 0, op, () -> "x " + x.describe() + " needs a non-empty last dimension to normalise over");
         long rows = x.rowCount();
         normWeight(op, "weight", weight, s[2]);
         perSample(op, "shift", shift, s[0], s[2]);
@@ -416,7 +433,7 @@ public final class Checks {
         sameShapeOutput(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
         return s;
     }
 
@@ -426,12 +443,13 @@ public final class Checks {
                                                   Tensor dScale) {
         String op = "layerNormModulateBackward";
         int[] s = tokens(op, "x", x);
-        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        argument(s[2] > 0, op, () -> "x " + x.describe() + " needs a non-empty last dimension to normalise over");
         long rows = x.rowCount();
         gradientOf(op, "dOut", dOut, "x", x);
         sameShapeF32(op, "x", x, "dx", dx);
         normWeight(op, "weight", weight, s[2]);
-        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        argument(weight != null || dWeight == null, op, () -> "dWeight " + dWeight
+                + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, s[2]);
         perSample(op, "scale", scale, s[0], s[2]);
         rowStatistic(op, "mean", mean, rows);
@@ -449,7 +467,7 @@ public final class Checks {
                                           float eps, Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
         String op = "residualLayerNorm";
         int[] s = tokens(op, "x", x);
-        argument(s[2] > 0, op, "x " + x.describe() + " needs a non-empty last dimension to normalise over");
+        argument(s[2] > 0, op, () -> "x " + x.describe() + " needs a non-empty last dimension to normalise over");
         gradientOf(op, "f", f, "x", x);
         if (gate != null) {
             perSample(op, "gate", gate, s[0], s[2]);
@@ -464,7 +482,7 @@ public final class Checks {
         outputOfShape(op, "x", x, "out", out);
         rowStatistic(op, "mean", mean, x.rowCount());
         rowStatistic(op, "rstd", rstd, x.rowCount());
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
         return s;
     }
 
@@ -477,7 +495,8 @@ public final class Checks {
         notNull(op, "outBf16", outBf16);
         argument(out.dtype() == DType.F32 && outBf16.dtype() == DType.BF16
                         && java.util.Arrays.equals(out.shape(), outBf16.shape()), op,
-                "out " + out.describe() + " must be F32 and outBf16 " + outBf16.describe() + " BF16 of its shape");
+                () -> "out " + out.describe() + " must be F32 and outBf16 " + outBf16.describe()
+                + " BF16 of its shape");
         return s;
     }
 
@@ -491,7 +510,7 @@ public final class Checks {
                                                   Tensor dGate, Tensor dF) {
         String op = "residualLayerNormBackward";
         int[] s = tokens(op, "residual", residual);
-        argument(s[2] > 0, op, "residual " + residual.describe() + " needs a non-empty last dimension");
+        argument(s[2] > 0, op, () -> "residual " + residual.describe() + " needs a non-empty last dimension");
         gradientOf(op, "dOut", dOut, "residual", residual);
         if (dResidual != null) {
             sameShapeF32(op, "residual", residual, "dResidual", dResidual);
@@ -505,7 +524,8 @@ public final class Checks {
             perSample(op, "dGate", dGate, s[0], s[2]);
         }
         normWeight(op, "weight", weight, s[2]);
-        argument(weight != null || dWeight == null, op, "dWeight " + dWeight + " given for a LayerNorm without weight");
+        argument(weight != null || dWeight == null, op, () -> "dWeight " + dWeight
+                + " given for a LayerNorm without weight");
         normWeight(op, "dWeight", dWeight, s[2]);
         argument((scale == null) == (dShift == null) && (scale == null) == (dScale == null), op,
                 "scale, dShift and dScale come together (all null: no modulation)");
@@ -522,7 +542,7 @@ public final class Checks {
     /** The input of a LayerNorm: F32 or BF16 with a non-empty last dimension, which it returns. */
     private static int normInput(String op, Tensor x) {
         floatInput(op, "x", x);
-        argument(x.rank() >= 1 && x.dim(-1) > 0, op, "x " + x.describe()
+        argument(x.rank() >= 1 && x.dim(-1) > 0, op, () -> "x " + x.describe()
                 + " needs a non-empty last dimension to normalise over");
         return x.dim(-1);
     }
@@ -538,7 +558,7 @@ public final class Checks {
     /** A per-row statistic (LayerNorm mean or rstd): F32 with one value per row. */
     private static void rowStatistic(String op, String argument, Tensor t, long rows) {
         dtype(op, argument, t, DType.F32);
-        argument(t.numel() == rows, op, argument + " " + t.describe() + " must hold one value per row ("
+        argument(t.numel() == rows, op, () -> argument + " " + t.describe() + " must hold one value per row ("
                 + rows + " rows)");
     }
 
@@ -566,7 +586,7 @@ public final class Checks {
         dtype(op, "out", out, DType.F32);
         shape(op, "out", out, samples, -1, width);
         int tokens = out.dim(1);
-        argument(kept <= tokens, op, kept + " kept rows do not fit in " + tokens + " tokens");
+        argument(kept <= tokens, op, () -> kept + " kept rows do not fit in " + tokens + " tokens");
         return new int[] {samples, tokens, kept, width};
     }
 
@@ -574,7 +594,7 @@ public final class Checks {
     public static int[] meanTokens(Tensor x, Tensor out) {
         String op = "meanTokens";
         int[] s = tokens(op, "x", x);
-        argument(s[1] > 0, op, "x " + x.describe() + " has no tokens to average");
+        argument(s[1] > 0, op, () -> "x " + x.describe() + " has no tokens to average");
         dtype(op, "out", out, DType.F32);
         shape(op, "out", out, s[0], s[2]);
         return s;
@@ -635,9 +655,9 @@ public final class Checks {
     private static int[] image(String op, String argument, Tensor image, int patch) {
         dtype(op, argument, image, DType.F32);
         rank(op, argument, image, 4);
-        argument(patch >= 1, op, "patch must be at least 1, got " + patch);
+        argument(patch >= 1, op, () -> "patch must be at least 1, got " + patch);
         int height = image.dim(2), width = image.dim(3);
-        argument(height % patch == 0 && width % patch == 0, op, argument + " " + image.describe()
+        argument(height % patch == 0 && width % patch == 0, op, () -> argument + " " + image.describe()
                 + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
         return new int[] {image.dim(0), image.dim(1), height, width};
     }
@@ -645,13 +665,13 @@ public final class Checks {
     /** F32 out [gridH·gridW, D] with D a positive multiple of 4; returns D. */
     public static int positionEmbedding2d(int gridH, int gridW, float interpolationScale, Tensor out) {
         String op = "positionEmbedding2d";
-        argument(gridH >= 1 && gridW >= 1, op, "grid must be at least 1×1, got " + gridH + "×" + gridW);
+        argument(gridH >= 1 && gridW >= 1, op, () -> "grid must be at least 1×1, got " + gridH + "×" + gridW);
         argument(interpolationScale > 0 && Float.isFinite(interpolationScale), op,
-                "interpolationScale must be positive and finite, got " + interpolationScale);
+                () -> "interpolationScale must be positive and finite, got " + interpolationScale);
         dtype(op, "out", out, DType.F32);
         shape(op, "out", out, gridH * gridW, -1);
         int dim = out.dim(1);
-        argument(dim > 0 && dim % 4 == 0, op, "embedding size " + dim + " must be a positive multiple of 4");
+        argument(dim > 0 && dim % 4 == 0, op, () -> "embedding size " + dim + " must be a positive multiple of 4");
         return dim;
     }
 
@@ -663,7 +683,7 @@ public final class Checks {
         dtype(op, "out", out, DType.F32);
         shape(op, "out", out, t.dim(0), -1);
         int size = out.dim(1);
-        argument(size >= 1, op, "embedding size must be at least 1, got " + size);
+        argument(size >= 1, op, () -> "embedding size must be at least 1, got " + size);
         return size;
     }
 
@@ -695,9 +715,9 @@ public final class Checks {
         rank(op, "denoised", denoised, 4);
         sameShapeF32(op, "denoised", denoised, "target", target);
         int samples = denoised.dim(0), height = denoised.dim(2), width = denoised.dim(3);
-        argument(samples > 0, op, "denoised " + denoised.describe() + " has no samples");
-        argument(patch >= 1, op, "patch must be at least 1, got " + patch);
-        argument(height % patch == 0 && width % patch == 0, op, "denoised " + denoised.describe()
+        argument(samples > 0, op, () -> "denoised " + denoised.describe() + " has no samples");
+        argument(patch >= 1, op, () -> "patch must be at least 1, got " + patch);
+        argument(height % patch == 0 && width % patch == 0, op, () -> "denoised " + denoised.describe()
                 + ": height " + height + " and width " + width + " must be divisible by the patch size " + patch);
         dtype(op, "weight", weight, DType.F32);
         shape(op, "weight", weight, samples);
@@ -724,7 +744,8 @@ public final class Checks {
             for (int p = 0; p < patches; p++) {
                 sum += 1 - (double) mask.getFloat((long) n * patches + p);
             }
-            argument(sum > 0, op, "sample " + n + " keeps no patch (mask removes all " + patches
+            int sample = n;
+            argument(sum > 0, op, () -> "sample " + sample + " keeps no patch (mask removes all " + patches
                     + "), so its loss is undefined");
             sums[n] = sum;
         }
@@ -743,17 +764,17 @@ public final class Checks {
         sameShapeF32(op, "param", param, "grad", grad);
         sameShapeF32(op, "param", param, "m", m);
         sameShapeF32(op, "param", param, "v", v);
-        argument(step >= 1, op, "step counts from 1, got " + step);
+        argument(step >= 1, op, () -> "step counts from 1, got " + step);
         argument(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, op,
-                "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
-        argument(epsilon > 0, op, "epsilon must be positive, got " + epsilon);
+                () -> "betas must lie in [0, 1), got " + beta1 + " and " + beta2);
+        argument(epsilon > 0, op, () -> "epsilon must be positive, got " + epsilon);
     }
 
     /** F32 ema and param of one shape and a decay in [0, 1]. */
     public static void emaUpdate(Tensor ema, Tensor param, float decay) {
         String op = "emaUpdate";
         sameShapeF32(op, "ema", ema, "param", param);
-        argument(decay >= 0 && decay <= 1, op, "decay must lie in [0, 1], got " + decay);
+        argument(decay >= 0 && decay <= 1, op, () -> "decay must lie in [0, 1], got " + decay);
     }
 
     /** The list form of {@link #adamw}: equal lengths, every entry valid, param, m and v tensors all distinct. */
@@ -808,8 +829,10 @@ public final class Checks {
     @SafeVarargs
     private static void sameSizes(String op, List<String> names, List<Tensor>... lists) {
         for (int i = 0; i < lists.length; i++) {
-            argument(lists[i] != null, op, names.get(i) + " is null");
-            argument(lists[i].size() == lists[0].size(), op, names.get(i) + " has " + lists[i].size()
+            String name = names.get(i);
+            List<Tensor> list = lists[i];
+            argument(list != null, op, () -> name + " is null");
+            argument(list.size() == lists[0].size(), op, () -> name + " has " + list.size()
                     + " tensors, " + names.get(0) + " " + lists[0].size());
         }
     }
@@ -820,7 +843,7 @@ public final class Checks {
         Set<Tensor> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         for (List<Tensor> list : written) {
             for (Tensor t : list) {
-                argument(seen.add(t), op, what + " tensors must be distinct; " + t.describe() + " appears twice");
+                argument(seen.add(t), op, () -> what + " tensors must be distinct; " + t.describe() + " appears twice");
             }
         }
     }
@@ -828,8 +851,8 @@ public final class Checks {
     /** uniform and normal: F32 out whose counters offset, offset + 1, … stay below 2^63. */
     public static void random(String op, long offset, Tensor out) {
         dtype(op, "out", out, DType.F32);
-        argument(offset >= 0, op, "offset must be non-negative, got " + offset);
-        argument(offset <= Long.MAX_VALUE - out.numel(), op, out.numel() + " elements from offset " + offset
+        argument(offset >= 0, op, () -> "offset must be non-negative, got " + offset);
+        argument(offset <= Long.MAX_VALUE - out.numel(), op, () -> out.numel() + " elements from offset " + offset
                 + " run past the last counter index 2^63 - 1");
     }
 
@@ -866,7 +889,7 @@ public final class Checks {
         rowStatistic(op, "mean", mean, rows);
         rowStatistic(op, "rstd", rstd, rows);
         rowCenter(op, "center", center, rows);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
         return width;
     }
 
@@ -925,13 +948,14 @@ public final class Checks {
         dtype(op, "kv", kv, DType.BF16);
         rank(op, "kv", kv, 3);
         int n = q.dim(0), queries = q.dim(1), keys = kv.dim(1), width = q.dim(2);
-        argument(heads > 0 && width % heads == 0 && kv.dim(0) == n && kv.dim(2) == 2 * width, op, "q "
+        argument(heads > 0 && width % heads == 0 && kv.dim(0) == n && kv.dim(2) == 2 * width, op, () -> "q "
                 + q.describe() + " and kv " + kv.describe() + " must be [N, Tq, W] and [N, Tk, 2·W] with " + heads
                 + " heads dividing W");
         dtype(op, "out", out, DType.BF16);
         shape(op, "out", out, q.shape());
         dtype(op, "lse", lse, DType.F32);
-        argument(lse.numel() == (long) n * heads * queries, op, "lse " + lse.describe() + " must hold [N, heads, Tq]"
+        argument(lse.numel() == (long) n * heads * queries, op, () -> "lse " + lse.describe()
+                + " must hold [N, heads, Tq]"
                 + " = [" + n + ", " + heads + ", " + queries + "]");
         blockStatistics(op, q.rowCount(), kv.rowCount(), eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
         return new int[] {n, queries, keys, width / heads};
@@ -961,7 +985,7 @@ public final class Checks {
         rowStatistic(op, "kMean", kMean, kRows);
         rowStatistic(op, "kRstd", kRstd, kRows);
         rowCenter(op, "kCenter", kCenter, kRows);
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
     }
 
     private static int[] selfAttention(String op, Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
@@ -970,12 +994,13 @@ public final class Checks {
         dtype(op, "qkv", qkv, DType.BF16);
         rank(op, "qkv", qkv, 3);
         int n = qkv.dim(0), tokens = qkv.dim(1), width = qkv.dim(2) / 3;
-        argument(heads > 0 && qkv.dim(2) % 3 == 0 && width % heads == 0, op, "qkv " + qkv.describe()
+        argument(heads > 0 && qkv.dim(2) % 3 == 0 && width % heads == 0, op, () -> "qkv " + qkv.describe()
                 + " must be [N, T, 3·W] with " + heads + " heads dividing W");
         dtype(op, "out", out, DType.BF16);
         shape(op, "out", out, n, tokens, width);
         dtype(op, "lse", lse, DType.F32);
-        argument(lse.numel() == (long) n * heads * tokens, op, "lse " + lse.describe() + " must hold [N, heads, T] = ["
+        argument(lse.numel() == (long) n * heads * tokens, op, () -> "lse " + lse.describe()
+                + " must hold [N, heads, T] = ["
                 + n + ", " + heads + ", " + tokens + "]");
         long rows = (long) n * tokens;
         blockStatistics(op, rows, rows, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
@@ -988,12 +1013,12 @@ public final class Checks {
         rowStatistic(op, "qRstd", qRstd, q.rowCount());
         rowCenter(op, "kCenter", kCenter, k.rowCount());
         rowStatistic(op, "kRstd", kRstd, k.rowCount());
-        argument(eps >= 0 && Float.isFinite(eps), op, "eps must be finite and non-negative, got " + eps);
+        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
     }
 
     private static void rowCenter(String op, String argument, Tensor t, long rows) {
         dtype(op, argument, t, DType.F32);
-        argument(t.numel() == 2 * rows, op, argument + " " + t.describe() + " must hold two values per row ("
+        argument(t.numel() == 2 * rows, op, () -> argument + " " + t.describe() + " must hold two values per row ("
                 + rows + " rows)");
     }
 
@@ -1009,11 +1034,11 @@ public final class Checks {
             rank(op, names[i], tensors[i], 3);
         }
         int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
-        argument(heads > 0 && width % heads == 0, op, "heads " + heads + " must be positive and divide the width "
+        argument(heads > 0 && width % heads == 0, op, () -> "heads " + heads + " must be positive and divide the width "
                 + width + " of q " + q.describe());
-        argument(width > 0, op, "q " + q.describe() + " must have a positive width");
+        argument(width > 0, op, () -> "q " + q.describe() + " must have a positive width");
         shape(op, "k", k, batch, -1, width);
-        argument(keys > 0, op, "k " + k.describe() + " must have at least one token");
+        argument(keys > 0, op, () -> "k " + k.describe() + " must have at least one token");
         shape(op, "v", v, batch, keys, width);
         shape(op, "out", out, batch, queries, width);
         shape(op, "lse", lse, batch, heads, queries);
@@ -1035,7 +1060,7 @@ public final class Checks {
         dtype(op, "probs", probs, DType.F32);
         rank(op, "probs", probs, 3);
         int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
-        argument(k >= 1 && k <= tokens, op, "k (tokens per expert) must be in [1, " + tokens + "] for probs "
+        argument(k >= 1 && k <= tokens, op, () -> "k (tokens per expert) must be in [1, " + tokens + "] for probs "
                 + probs.describe() + ", got " + k);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);
@@ -1064,7 +1089,7 @@ public final class Checks {
         routingIndices(op, indices);
         int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
         int experts = indices.dim(1), k = indices.dim(2);
-        argument(indices.dim(0) == samples, op, "indices " + indices.describe() + " and x " + x.describe()
+        argument(indices.dim(0) == samples, op, () -> "indices " + indices.describe() + " and x " + x.describe()
                 + " differ in the number of samples");
         floatOrBf16(op, "out", out);
         shape(op, "out", out, experts, samples * k, dim);
@@ -1123,7 +1148,7 @@ public final class Checks {
     /** A tensor stored as F32 or BF16 (a bf16 graph's activation that is read widened exactly). */
     private static void floatOrBf16(String op, String argument, Tensor t) {
         notNull(op, argument, t);
-        argument(t.dtype() == DType.F32 || t.dtype() == DType.BF16, op, argument + " " + t.describe()
+        argument(t.dtype() == DType.F32 || t.dtype() == DType.BF16, op, () -> argument + " " + t.describe()
                 + " must be F32 or BF16");
     }
 

@@ -43,7 +43,7 @@ final class CpuRandom {
         long numel = out.numel();
         MemorySegment segment = out.segment();
         long chunks = (numel + CHUNK - 1) / CHUNK;
-        Checks.argument(chunks <= Integer.MAX_VALUE, op, "out " + out.describe() + " is too large");
+        Checks.argument(chunks <= Integer.MAX_VALUE, op, () -> "out " + out.describe() + " is too large");
         parallel.forRange((int) chunks, 1, (start, end) -> {
             float[] scratch = SCRATCH.get();
             for (int chunk = start; chunk < end; chunk++) {

@@ -394,9 +394,9 @@ final class CudaAttention extends CudaOps {
 
     /** The attention kernels' limits, past the arguments both backends check. */
     private static void checkAttentionLimits(String op, int batch, int heads, int headDim) {
-        Checks.argument(headDim <= MAX_HEAD_DIM, op, "head dimension " + headDim + " exceeds the CUDA kernel's "
+        Checks.argument(headDim <= MAX_HEAD_DIM, op, () -> "head dimension " + headDim + " exceeds the CUDA kernel's "
                 + MAX_HEAD_DIM);
-        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, batch + " samples × " + heads
+        Checks.argument((long) batch * heads <= MAX_GRID_Y, op, () -> batch + " samples × " + heads
                 + " heads exceed the grid's " + MAX_GRID_Y + " (sample, head) blocks");
     }
 }

@@ -202,7 +202,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         String op = "copyToHost";
         pointer(op, "device", device);
         Checks.argument(host.device() == Device.CPU && host.dtype() == device.dtype() && host.sameShape(device), op,
-                "host " + host.describe() + " must be a host tensor like " + device.describe());
+                () -> "host " + host.describe() + " must be a host tensor like " + device.describe());
         copy(device, host);
     }
 
@@ -217,7 +217,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
         Checks.notNull(op, "source", source);
         Checks.notNull(op, "target", target);
         Checks.argument(source.dtype() == target.dtype() && source.numel() == target.numel(), op,
-                "source " + source.describe() + " and target " + target.describe()
+                () -> "source " + source.describe() + " and target " + target.describe()
                         + " need the same dtype and element count");
         boolean fromDevice = source.device() == Device.CUDA, toDevice = target.device() == Device.CUDA;
         long bytes = source.byteSize();
@@ -905,7 +905,7 @@ public final class CudaBackend implements Backend, AutoCloseable {
 
     static void requireDevice(String op, String argument, Tensor t) {
         Checks.notNull(op, argument, t);
-        Checks.argument(t.device() == Device.CUDA, op, argument + " " + t.describe() + " is on " + t.device()
+        Checks.argument(t.device() == Device.CUDA, op, () -> argument + " " + t.describe() + " is on " + t.device()
                 + "; the CUDA backend needs device tensors (CudaBackend.scope, upload)");
     }
 

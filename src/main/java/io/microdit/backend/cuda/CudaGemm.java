@@ -209,7 +209,7 @@ final class CudaGemm extends CudaOps {
         Checks.rank(op, "x", x, 3);
         Checks.dtype(op, "indices", indices, DType.I32);
         Checks.rank(op, "indices", indices, 3);
-        Checks.argument(indices.dim(0) == x.dim(0), op, "indices " + indices.describe() + " and x " + x.describe()
+        Checks.argument(indices.dim(0) == x.dim(0), op, () -> "indices " + indices.describe() + " and x " + x.describe()
                 + " differ in the number of samples");
         return new Checks.Routing(x.dim(0), x.dim(1), indices.dim(1), indices.dim(2), x.dim(2));
     }

@@ -61,7 +61,7 @@ final class CudaMoe extends CudaOps {
     void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
         String op = "expertChoiceTopK";
         Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
-        Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, "probs " + probs.describe() + " has more than "
+        Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, () -> "probs " + probs.describe() + " has more than "
                 + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
         Tensor previous = routings.remove(indices);
         MemorySegment written = pointer(op, "indices", indices);
