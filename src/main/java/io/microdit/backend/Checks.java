@@ -13,7 +13,8 @@ import java.util.function.Supplier;
  * Argument checks shared by the backends; every message names the op and the argument. The primitives come first,
  * then one method per op of {@link Backend} that both backends call, so that both refuse the same arguments with
  * the same message. Checks that read tensor contents (index ranges) stay in the backends, which read memory
- * differently; a backend's own limits (a kernel's shared memory) are checked after these.
+ * differently; a backend's own limits (a kernel's shared memory) are checked after these. The attention ops' checks
+ * are in {@link AttentionChecks} and the expert-choice MoE's in {@link MoeChecks}, built on the primitives here.
  */
 public final class Checks {
     private Checks() {
@@ -124,7 +125,7 @@ public final class Checks {
      * gradient is BF16 where the value is; a BF16 incoming gradient is read as its exact floats, a BF16 gradient
      * output is the F32 result rounded once (as convert rounds).
      */
-    private static void gradientOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
+    static void gradientOf(String op, String argument, Tensor t, String referenceName, Tensor reference) {
         floatInput(op, argument, t);
         argument(t.sameShape(reference), op, () -> argument + " " + t.describe() + " must have the shape of "
                 + referenceName + " " + reference.describe());
@@ -540,7 +541,7 @@ public final class Checks {
     }
 
     /** The input of a LayerNorm: F32 or BF16 with a non-empty last dimension, which it returns. */
-    private static int normInput(String op, Tensor x) {
+    static int normInput(String op, Tensor x) {
         floatInput(op, "x", x);
         argument(x.rank() >= 1 && x.dim(-1) > 0, op, () -> "x " + x.describe()
                 + " needs a non-empty last dimension to normalise over");
@@ -556,7 +557,7 @@ public final class Checks {
     }
 
     /** A per-row statistic (LayerNorm mean or rstd): F32 with one value per row. */
-    private static void rowStatistic(String op, String argument, Tensor t, long rows) {
+    static void rowStatistic(String op, String argument, Tensor t, long rows) {
         dtype(op, argument, t, DType.F32);
         argument(t.numel() == rows, op, () -> argument + " " + t.describe() + " must hold one value per row ("
                 + rows + " rows)");
@@ -854,307 +855,5 @@ public final class Checks {
         argument(offset >= 0, op, () -> "offset must be non-negative, got " + offset);
         argument(offset <= Long.MAX_VALUE - out.numel(), op, () -> out.numel() + " elements from offset " + offset
                 + " run past the last counter index 2^63 - 1");
-    }
-
-    // ---------------------------------------------------------------- attention
-
-    /**
-     * q [N, Tq, D], k and v [N, Tk, D] with Tk > 0, all F32 or all BF16 (as q); out [N, Tq, D], F32 or (for BF16
-     * operands) BF16; F32 lse [N, heads, Tq]; heads divides D. Returns {N, Tq, Tk, D / heads}.
-     */
-    public static int[] attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
-        return attentionInputs("attention", q, k, v, heads, out, lse);
-    }
-
-    /**
-     * The forward's arguments, dOut and dq like out, dk and dv like k, each gradient F32 or BF16; returns
-     * {N, Tq, Tk, D / heads}.
-     */
-    public static int[] attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                                          int heads, Tensor dq, Tensor dk, Tensor dv) {
-        String op = "attentionBackward";
-        int[] s = attentionInputs(op, q, k, v, heads, out, lse);
-        gradientOf(op, "dOut", dOut, "out", out);
-        gradientOf(op, "dq", dq, "out", out);
-        gradientOf(op, "dk", dk, "k", k);
-        gradientOf(op, "dv", dv, "k", k);
-        return s;
-    }
-
-    /** x F32 or BF16; mean and rstd F32 [rows], center F32 [rows, 2]; returns the width normalised over. */
-    public static int layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
-        String op = "layerNormStatistics";
-        int width = normInput(op, x);
-        long rows = x.rowCount();
-        rowStatistic(op, "mean", mean, rows);
-        rowStatistic(op, "rstd", rstd, rows);
-        rowCenter(op, "center", center, rows);
-        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
-        return width;
-    }
-
-    /** {@link #attention}'s arguments and q's and k's statistics ({@link #layerNormStatistics}); as it returns. */
-    public static int[] normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter,
-                                            Tensor qRstd, Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
-        String op = "normalizedAttention";
-        int[] s = attentionInputs(op, q, k, v, heads, out, lse);
-        normStatistics(op, q, k, eps, qCenter, qRstd, kCenter, kRstd);
-        return s;
-    }
-
-    /** {@link #attentionBackward}'s arguments and q's and k's statistics; as it returns. */
-    public static int[] normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
-                                                    Tensor lse, int heads, float eps, Tensor qCenter, Tensor qRstd,
-                                                    Tensor kCenter, Tensor kRstd, Tensor dq, Tensor dk, Tensor dv) {
-        String op = "normalizedAttentionBackward";
-        int[] s = attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
-        normStatistics(op, q, k, eps, qCenter, qRstd, kCenter, kRstd);
-        return s;
-    }
-
-    /**
-     * qkv BF16 [N, T, 3·W] with W divisible by heads; the statistics F32 ([rows], [rows], [rows, 2] for q's, then
-     * k's); out BF16 [N, T, W]; lse F32 [N, heads, T]. Returns {N, T, W / heads}.
-     */
-    public static int[] normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
-                                                Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
-                                                Tensor lse) {
-        return selfAttention("normalizedSelfAttention", qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter,
-                out, lse);
-    }
-
-    /** {@link #normalizedSelfAttention}'s arguments, dOut like out (F32 or BF16), dqkv BF16 like qkv; as it returns. */
-    public static int[] normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads,
-                                                        float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
-                                                        Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor dqkv) {
-        String op = "normalizedSelfAttentionBackward";
-        int[] s = selfAttention(op, qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
-        gradientOf(op, "dOut", dOut, "out", out);
-        dtype(op, "dqkv", dqkv, DType.BF16);
-        shape(op, "dqkv", dqkv, qkv.shape());
-        return s;
-    }
-
-    /**
-     * q BF16 [N, Tq, W], kv BF16 [N, Tk, 2·W], W divisible by heads; q's statistics over N·Tq rows, k's over N·Tk;
-     * out BF16 like q; lse F32 [N, heads, Tq]. Returns {N, Tq, Tk, W / heads}.
-     */
-    public static int[] normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean,
-                                                 Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
-                                                 Tensor kCenter, Tensor out, Tensor lse) {
-        String op = "normalizedCrossAttention";
-        dtype(op, "q", q, DType.BF16);
-        rank(op, "q", q, 3);
-        dtype(op, "kv", kv, DType.BF16);
-        rank(op, "kv", kv, 3);
-        int n = q.dim(0), queries = q.dim(1), keys = kv.dim(1), width = q.dim(2);
-        argument(heads > 0 && width % heads == 0 && kv.dim(0) == n && kv.dim(2) == 2 * width, op, () -> "q "
-                + q.describe() + " and kv " + kv.describe() + " must be [N, Tq, W] and [N, Tk, 2·W] with " + heads
-                + " heads dividing W");
-        dtype(op, "out", out, DType.BF16);
-        shape(op, "out", out, q.shape());
-        dtype(op, "lse", lse, DType.F32);
-        argument(lse.numel() == (long) n * heads * queries, op, () -> "lse " + lse.describe()
-                + " must hold [N, heads, Tq]"
-                + " = [" + n + ", " + heads + ", " + queries + "]");
-        blockStatistics(op, q.rowCount(), kv.rowCount(), eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
-        return new int[] {n, queries, keys, width / heads};
-    }
-
-    /** {@link #normalizedCrossAttention}'s arguments, dOut like out, dq BF16 like q, dkv BF16 like kv. */
-    public static int[] normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse,
-                                                         int heads, float eps, Tensor qMean, Tensor qRstd,
-                                                         Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter,
-                                                         Tensor dq, Tensor dkv) {
-        String op = "normalizedCrossAttentionBackward";
-        int[] s = normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
-        gradientOf(op, "dOut", dOut, "out", out);
-        dtype(op, "dq", dq, DType.BF16);
-        shape(op, "dq", dq, q.shape());
-        dtype(op, "dkv", dkv, DType.BF16);
-        shape(op, "dkv", dkv, kv.shape());
-        argument(dq != dkv, op, "dq and dkv must be distinct tensors");
-        return s;
-    }
-
-    private static void blockStatistics(String op, long qRows, long kRows, float eps, Tensor qMean, Tensor qRstd,
-                                        Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter) {
-        rowStatistic(op, "qMean", qMean, qRows);
-        rowStatistic(op, "qRstd", qRstd, qRows);
-        rowCenter(op, "qCenter", qCenter, qRows);
-        rowStatistic(op, "kMean", kMean, kRows);
-        rowStatistic(op, "kRstd", kRstd, kRows);
-        rowCenter(op, "kCenter", kCenter, kRows);
-        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
-    }
-
-    private static int[] selfAttention(String op, Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd,
-                                       Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
-                                       Tensor lse) {
-        dtype(op, "qkv", qkv, DType.BF16);
-        rank(op, "qkv", qkv, 3);
-        int n = qkv.dim(0), tokens = qkv.dim(1), width = qkv.dim(2) / 3;
-        argument(heads > 0 && qkv.dim(2) % 3 == 0 && width % heads == 0, op, () -> "qkv " + qkv.describe()
-                + " must be [N, T, 3·W] with " + heads + " heads dividing W");
-        dtype(op, "out", out, DType.BF16);
-        shape(op, "out", out, n, tokens, width);
-        dtype(op, "lse", lse, DType.F32);
-        argument(lse.numel() == (long) n * heads * tokens, op, () -> "lse " + lse.describe()
-                + " must hold [N, heads, T] = ["
-                + n + ", " + heads + ", " + tokens + "]");
-        long rows = (long) n * tokens;
-        blockStatistics(op, rows, rows, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter);
-        return new int[] {n, tokens, width / heads};
-    }
-
-    private static void normStatistics(String op, Tensor q, Tensor k, float eps, Tensor qCenter, Tensor qRstd,
-                                       Tensor kCenter, Tensor kRstd) {
-        rowCenter(op, "qCenter", qCenter, q.rowCount());
-        rowStatistic(op, "qRstd", qRstd, q.rowCount());
-        rowCenter(op, "kCenter", kCenter, k.rowCount());
-        rowStatistic(op, "kRstd", kRstd, k.rowCount());
-        argument(eps >= 0 && Float.isFinite(eps), op, () -> "eps must be finite and non-negative, got " + eps);
-    }
-
-    private static void rowCenter(String op, String argument, Tensor t, long rows) {
-        dtype(op, argument, t, DType.F32);
-        argument(t.numel() == 2 * rows, op, () -> argument + " " + t.describe() + " must hold two values per row ("
-                + rows + " rows)");
-    }
-
-    private static int[] attentionInputs(String op, Tensor q, Tensor k, Tensor v, int heads, Tensor out,
-                                         Tensor lse) {
-        notNull(op, "q", q);
-        DType operands = q.dtype() == DType.BF16 ? DType.BF16 : DType.F32;
-        String[] names = {"q", "k", "v", "out", "lse"};
-        Tensor[] tensors = {q, k, v, out, lse};
-        for (int i = 0; i < names.length; i++) {
-            boolean bf16Out = i == 3 && operands == DType.BF16 && out != null && out.dtype() == DType.BF16;
-            dtype(op, names[i], tensors[i], i < 3 || bf16Out ? operands : DType.F32);
-            rank(op, names[i], tensors[i], 3);
-        }
-        int batch = q.dim(0), queries = q.dim(1), width = q.dim(2), keys = k.dim(1);
-        argument(heads > 0 && width % heads == 0, op, () -> "heads " + heads + " must be positive and divide the width "
-                + width + " of q " + q.describe());
-        argument(width > 0, op, () -> "q " + q.describe() + " must have a positive width");
-        shape(op, "k", k, batch, -1, width);
-        argument(keys > 0, op, () -> "k " + k.describe() + " must have at least one token");
-        shape(op, "v", v, batch, keys, width);
-        shape(op, "out", out, batch, queries, width);
-        shape(op, "lse", lse, batch, heads, queries);
-        return new int[] {batch, queries, keys, width / heads};
-    }
-
-    // ---------------------------------------------------------------- expert-choice MoE
-
-    /**
-     * Sizes of one expert-choice routing: N samples of T tokens, E experts choosing k tokens each, rows of D
-     * features (0 for the top-k ops, which have none).
-     */
-    public record Routing(int samples, int tokens, int experts, int k, int dim) {
-    }
-
-    /** F32 probs [N, T, E], 1 ≤ k ≤ T, F32 gates and I32 indices [N, E, k]. */
-    public static Routing expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
-        String op = "expertChoiceTopK";
-        dtype(op, "probs", probs, DType.F32);
-        rank(op, "probs", probs, 3);
-        int samples = probs.dim(0), tokens = probs.dim(1), experts = probs.dim(2);
-        argument(k >= 1 && k <= tokens, op, () -> "k (tokens per expert) must be in [1, " + tokens + "] for probs "
-                + probs.describe() + ", got " + k);
-        dtype(op, "gates", gates, DType.F32);
-        shape(op, "gates", gates, samples, experts, k);
-        dtype(op, "indices", indices, DType.I32);
-        shape(op, "indices", indices, samples, experts, k);
-        return new Routing(samples, tokens, experts, k, 0);
-    }
-
-    /** I32 indices and F32 dGates [N, E, k], F32 dProbs [N, T, E]. */
-    public static Routing expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
-        String op = "expertChoiceTopKBackward";
-        routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        dtype(op, "dGates", dGates, DType.F32);
-        shape(op, "dGates", dGates, samples, experts, k);
-        dtype(op, "dProbs", dProbs, DType.F32);
-        shape(op, "dProbs", dProbs, samples, -1, experts);
-        return new Routing(samples, dProbs.dim(1), experts, k, 0);
-    }
-
-    /** F32 x [N, T, D], I32 indices [N, E, k], out [E, N·k, D] F32 or BF16 (rows rounded to nearest even). */
-    public static Routing moeDispatch(Tensor x, Tensor indices, Tensor out) {
-        String op = "moeDispatch";
-        dtype(op, "x", x, DType.F32);
-        rank(op, "x", x, 3);
-        routingIndices(op, indices);
-        int samples = x.dim(0), tokens = x.dim(1), dim = x.dim(2);
-        int experts = indices.dim(1), k = indices.dim(2);
-        argument(indices.dim(0) == samples, op, () -> "indices " + indices.describe() + " and x " + x.describe()
-                + " differ in the number of samples");
-        floatOrBf16(op, "out", out);
-        shape(op, "out", out, experts, samples * k, dim);
-        return new Routing(samples, tokens, experts, k, dim);
-    }
-
-    /** dOut [E, N·k, D] F32 or BF16 (the gradient of bf16 dispatched rows), I32 indices [N, E, k], F32 dx [N, T, D]. */
-    public static Routing moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
-        String op = "moeDispatchBackward";
-        routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        dtype(op, "dx", dx, DType.F32);
-        shape(op, "dx", dx, samples, -1, -1);
-        int tokens = dx.dim(1), dim = dx.dim(2);
-        floatInput(op, "dOut", dOut);
-        shape(op, "dOut", dOut, experts, samples * k, dim);
-        return new Routing(samples, tokens, experts, k, dim);
-    }
-
-    /** h [E, N·k, D] (F32 or BF16), F32 gates and I32 indices [N, E, k], out [N, T, D] F32 (or BF16 for BF16 h). */
-    public static Routing moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
-        String op = "moeCombine";
-        routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        floatOrBf16(op, "h", h);
-        shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        dtype(op, "gates", gates, DType.F32);
-        shape(op, "gates", gates, samples, experts, k);
-        floatOrBf16(op, "out", out);
-        argument(out.dtype() == DType.F32 || h.dtype() == DType.BF16, op, "a BF16 out needs BF16 expert outputs h");
-        shape(op, "out", out, samples, -1, dim);
-        return new Routing(samples, out.dim(1), experts, k, dim);
-    }
-
-    /** The arguments of {@link #moeCombine} with dOut (F32 or BF16) for out, dH F32 or BF16, F32 dGates like gates. */
-    public static Routing moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH,
-                                             Tensor dGates) {
-        String op = "moeCombineBackward";
-        routingIndices(op, indices);
-        int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        floatOrBf16(op, "h", h);
-        shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
-        floatOrBf16(op, "dOut", dOut);
-        shape(op, "dOut", dOut, samples, -1, dim);
-        dtype(op, "gates", gates, DType.F32);
-        shape(op, "gates", gates, samples, experts, k);
-        floatInput(op, "dH", dH);
-        shape(op, "dH", dH, experts, samples * k, dim);
-        dtype(op, "dGates", dGates, DType.F32);
-        shape(op, "dGates", dGates, samples, experts, k);
-        return new Routing(samples, dOut.dim(1), experts, k, dim);
-    }
-
-    /** A tensor stored as F32 or BF16 (a bf16 graph's activation that is read widened exactly). */
-    private static void floatOrBf16(String op, String argument, Tensor t) {
-        notNull(op, argument, t);
-        argument(t.dtype() == DType.F32 || t.dtype() == DType.BF16, op, () -> argument + " " + t.describe()
-                + " must be F32 or BF16");
-    }
-
-    /** Expert-choice routing indices: I32 [N, E, k]. */
-    private static void routingIndices(String op, Tensor indices) {
-        dtype(op, "indices", indices, DType.I32);
-        rank(op, "indices", indices, 3);
     }
 }

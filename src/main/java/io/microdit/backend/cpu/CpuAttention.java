@@ -3,7 +3,7 @@ package io.microdit.backend.cpu;
 import static io.microdit.backend.cpu.AttentionKernels.LANES;
 import static io.microdit.backend.cpu.AttentionKernels.QUERY_BLOCK;
 
-import io.microdit.backend.Checks;
+import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -79,11 +79,11 @@ final class CpuAttention {
      */
     void forward(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         if (Bf16Operands.any(q, out)) {
-            Checks.attention(q, k, v, heads, out, lse);
+            AttentionChecks.attention(q, k, v, heads, out, lse);
             Bf16Operands.run(g -> forward(g.in(q), g.in(k), g.in(v), heads, g.out(out), lse));
             return;
         }
-        Shape s = Shape.of(Checks.attention(q, k, v, heads, out, lse), heads);
+        Shape s = Shape.of(AttentionChecks.attention(q, k, v, heads, out, lse), heads);
         MemorySegment qs = q.segment(), ks = k.segment(), vs = v.segment(), os = out.segment(), ls = lse.segment();
         int queryBlocks = Math.ceilDiv(s.queries(), QUERY_BLOCK);
         int tasks = s.batch() * s.heads() * queryBlocks;
@@ -248,12 +248,12 @@ final class CpuAttention {
     void backward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads, Tensor dq,
                   Tensor dk, Tensor dv) {
         if (Bf16Operands.any(dOut, q, out, dq, dk, dv)) {
-            Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+            AttentionChecks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
             Bf16Operands.run(g -> backward(g.in(dOut), g.in(q), g.in(k), g.in(v), g.in(out), lse, heads, g.out(dq),
                     g.out(dk), g.out(dv)));
             return;
         }
-        Shape s = Shape.of(Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv), heads);
+        Shape s = Shape.of(AttentionChecks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv), heads);
         Segments m = new Segments(dOut.segment(), q.segment(), k.segment(), v.segment(), out.segment(),
                 lse.segment(), dq.segment(), dk.segment(), dv.segment());
         parallel.forRange(s.batch() * s.heads(), 1, (start, end) -> {

@@ -1,5 +1,6 @@
 package io.microdit.backend.cpu;
 
+import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
@@ -386,7 +387,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
                                     Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
-        Checks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+        AttentionChecks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
         try (MemoryScope scratch = new MemoryScope("normalized-attention")) {
             attention.forward(normalized(q, qCenter, qRstd, scratch, "normalizedAttention"),
                     normalized(k, kCenter, kRstd, scratch, "normalizedAttention"), v, heads, out, lse);
@@ -397,8 +398,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void normalizedAttentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                             int heads, float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter,
                                             Tensor kRstd, Tensor dq, Tensor dk, Tensor dv) {
-        Checks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter, kRstd, dq, dk,
-                dv);
+        AttentionChecks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter, kRstd,
+                dq, dk, dv);
         try (MemoryScope scratch = new MemoryScope("normalized-attention")) {
             attention.backward(dOut, normalized(q, qCenter, qRstd, scratch, null),
                     normalized(k, kCenter, kRstd, scratch, null), v, out, lse, heads, dq, dk, dv);
@@ -409,7 +410,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
                                         Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
-        Checks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        AttentionChecks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
+                lse);
         try (MemoryScope scratch = new MemoryScope("self-attention")) {
             Tensor[] blocks = columnBlocks(qkv, qkv.dim(2) / 3, scratch);
             attentionOfBlocks(blocks[0], blocks[1], blocks[2], heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
@@ -421,7 +423,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
                                          Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out,
                                          Tensor lse) {
-        Checks.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out, lse);
+        AttentionChecks.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
+                lse);
         try (MemoryScope scratch = new MemoryScope("cross-attention")) {
             Tensor[] blocks = columnBlocks(kv, q.dim(2), scratch);
             attentionOfBlocks(q, blocks[0], blocks[1], heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
@@ -433,8 +436,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void normalizedSelfAttentionBackward(Tensor dOut, Tensor qkv, Tensor out, Tensor lse, int heads, float eps,
                                                 Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
                                                 Tensor kCenter, Tensor dqkv) {
-        Checks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
-                kCenter, dqkv);
+        AttentionChecks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean,
+                kRstd, kCenter, dqkv);
         try (MemoryScope scratch = new MemoryScope("self-attention")) {
             Tensor[] blocks = columnBlocks(qkv, qkv.dim(2) / 3, scratch);
             Tensor[] gradients = attentionOfBlocksBackward(dOut, blocks[0], blocks[1], blocks[2], out, lse, heads, eps,
@@ -447,8 +450,8 @@ public final class CpuBackend implements Backend, AutoCloseable {
     public void normalizedCrossAttentionBackward(Tensor dOut, Tensor q, Tensor kv, Tensor out, Tensor lse, int heads,
                                                  float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
                                                  Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv) {
-        Checks.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
-                kCenter, dq, dkv);
+        AttentionChecks.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd, qCenter,
+                kMean, kRstd, kCenter, dq, dkv);
         try (MemoryScope scratch = new MemoryScope("cross-attention")) {
             Tensor[] blocks = columnBlocks(kv, q.dim(2), scratch);
             Tensor[] gradients = attentionOfBlocksBackward(dOut, q, blocks[0], blocks[1], out, lse, heads, eps, qMean,

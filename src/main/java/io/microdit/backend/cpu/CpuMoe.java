@@ -1,7 +1,7 @@
 package io.microdit.backend.cpu;
 
-import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.backend.MoeChecks;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -67,7 +67,7 @@ final class CpuMoe {
 
     void topK(Tensor probs, int k, Tensor gates, Tensor indices) {
         String op = "expertChoiceTopK";
-        Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
+        MoeChecks.Routing r = MoeChecks.expertChoiceTopK(probs, k, gates, indices);
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts();
         MemorySegment ps = probs.segment(), gs = gates.segment(), is = indices.segment();
         parallel.forRange(samples * experts, Math.max(1, MIN_ELEMENTS_PER_TASK / tokens), (start, end) -> {
@@ -89,7 +89,7 @@ final class CpuMoe {
 
     void topKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
+        MoeChecks.Routing r = MoeChecks.expertChoiceTopKBackward(dGates, indices, dProbs);
         int samples = r.samples(), tokens = r.tokens(), experts = r.experts(), k = r.k();
         checkIndexRange(op, indices, tokens);
         MemorySegment gs = dGates.segment(), is = indices.segment(), ps = dProbs.segment();
@@ -110,7 +110,7 @@ final class CpuMoe {
 
     void dispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
-        Checks.Routing r = Checks.moeDispatch(x, indices, out);
+        MoeChecks.Routing r = MoeChecks.moeDispatch(x, indices, out);
         if (Bf16Operands.any(out)) {
             // BF16 rows: the F32 rows rounded once, as the CUDA kernel rounds each element at its store.
             Bf16Operands.run(g -> dispatch(x, indices, g.out(out)));
@@ -134,7 +134,7 @@ final class CpuMoe {
 
     void dispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
+        MoeChecks.Routing r = MoeChecks.moeDispatchBackward(dOut, indices, dx);
         if (Bf16Operands.any(dOut)) {
             Bf16Operands.run(g -> dispatchBackward(g.in(dOut), indices, dx));
             return;
@@ -157,7 +157,7 @@ final class CpuMoe {
 
     void combine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
+        MoeChecks.Routing r = MoeChecks.moeCombine(h, gates, indices, out);
         if (Bf16Operands.any(h, out)) {
             Bf16Operands.run(g -> combine(g.in(h), gates, indices, g.out(out)));
             return;
@@ -192,7 +192,7 @@ final class CpuMoe {
 
     void combineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        MoeChecks.Routing r = MoeChecks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
         if (Bf16Operands.any(dOut, h, dH)) {
             Bf16Operands.run(g -> combineBackward(g.in(dOut), g.in(h), gates, indices, g.out(dH), dGates));
             return;

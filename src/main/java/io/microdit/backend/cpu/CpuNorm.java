@@ -1,5 +1,6 @@
 package io.microdit.backend.cpu;
 
+import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
 import io.microdit.tensor.DType;
@@ -82,7 +83,7 @@ final class CpuNorm {
 
     /** The statistics of a non-affine LayerNorm and the rows' two offsets (see Backend#layerNormStatistics). */
     void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
-        Checks.layerNormStatistics(x, eps, mean, rstd, center);
+        AttentionChecks.layerNormStatistics(x, eps, mean, rstd, center);
         forward(x, null, null, null, null, 1, x.dim(-1), eps, null, mean, rstd, center.segment());
         flops.add("layerNormStatistics", 4L * x.numel());
     }

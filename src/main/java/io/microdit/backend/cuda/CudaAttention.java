@@ -1,5 +1,6 @@
 package io.microdit.backend.cuda;
 
+import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Checks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
@@ -29,7 +30,7 @@ final class CudaAttention extends CudaOps {
 
     void attention(Tensor q, Tensor k, Tensor v, int heads, Tensor out, Tensor lse) {
         String op = "attention";
-        int[] s = Checks.attention(q, k, v, heads, out, lse);
+        int[] s = AttentionChecks.attention(q, k, v, heads, out, lse);
         checkAttentionLimits(op, s[0], heads, s[3]);
         long flopCount = 4L * s[0] * heads * s[1] * s[2] * s[3];
         if (q.dtype() == DType.BF16) {
@@ -63,7 +64,7 @@ final class CudaAttention extends CudaOps {
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int heads,
                            Tensor dq, Tensor dk, Tensor dv) {
         String op = "attentionBackward";
-        int[] s = Checks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
+        int[] s = AttentionChecks.attentionBackward(dOut, q, k, v, out, lse, heads, dq, dk, dv);
         checkAttentionLimits(op, s[0], heads, s[3]);
         int grads = bf16Grads(dOut, dq, dk, dv);
         if (q.dtype() == DType.BF16 && TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
@@ -131,7 +132,7 @@ final class CudaAttention extends CudaOps {
     void normalizedAttention(Tensor q, Tensor k, Tensor v, int heads, float eps, Tensor qCenter, Tensor qRstd,
                              Tensor kCenter, Tensor kRstd, Tensor out, Tensor lse) {
         String op = "normalizedAttention";
-        int[] s = Checks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
+        int[] s = AttentionChecks.normalizedAttention(q, k, v, heads, eps, qCenter, qRstd, kCenter, kRstd, out, lse);
         checkAttentionLimits(op, s[0], heads, s[3]);
         if (q.dtype() != DType.BF16 || out.dtype() != DType.BF16 || !TENSOR_CORE_HEAD_DIMS.contains(s[3])) {
             try (MemoryScope scratch = scope(op + "-normalized")) {
@@ -151,8 +152,8 @@ final class CudaAttention extends CudaOps {
                                      float eps, Tensor qCenter, Tensor qRstd, Tensor kCenter, Tensor kRstd,
                                      Tensor dq, Tensor dk, Tensor dv) {
         String op = "normalizedAttentionBackward";
-        int[] s = Checks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd, kCenter,
-                kRstd, dq, dk, dv);
+        int[] s = AttentionChecks.normalizedAttentionBackward(dOut, q, k, v, out, lse, heads, eps, qCenter, qRstd,
+                kCenter, kRstd, dq, dk, dv);
         checkAttentionLimits(op, s[0], heads, s[3]);
         if (q.dtype() != DType.BF16 || out.dtype() != DType.BF16 || !TENSOR_CORE_BACKWARD_HEAD_DIMS.contains(s[3])) {
             try (MemoryScope scratch = scope(op + "-normalized")) {
@@ -182,8 +183,8 @@ final class CudaAttention extends CudaOps {
     void normalizedSelfAttention(Tensor qkv, int heads, float eps, Tensor qMean, Tensor qRstd, Tensor qCenter,
                                  Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
         String op = "normalizedSelfAttention";
-        int[] s = Checks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter, out,
-                lse);
+        int[] s = AttentionChecks.normalizedSelfAttention(qkv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter,
+                out, lse);
         attentionOfBlocks(op, qkv, 0, qkv, 1, heads, s[0], s[1], s[1], s[2], eps,
                 new Tensor[] {qMean, qRstd, qCenter, kMean, kRstd, kCenter}, out, lse);
     }
@@ -192,8 +193,8 @@ final class CudaAttention extends CudaOps {
     void normalizedCrossAttention(Tensor q, Tensor kv, int heads, float eps, Tensor qMean, Tensor qRstd,
                                   Tensor qCenter, Tensor kMean, Tensor kRstd, Tensor kCenter, Tensor out, Tensor lse) {
         String op = "normalizedCrossAttention";
-        int[] s = Checks.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd, kCenter,
-                out, lse);
+        int[] s = AttentionChecks.normalizedCrossAttention(q, kv, heads, eps, qMean, qRstd, qCenter, kMean, kRstd,
+                kCenter, out, lse);
         attentionOfBlocks(op, q, 0, kv, 0, heads, s[0], s[1], s[2], s[3], eps,
                 new Tensor[] {qMean, qRstd, qCenter, kMean, kRstd, kCenter}, out, lse);
     }
@@ -203,8 +204,8 @@ final class CudaAttention extends CudaOps {
                                          Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean, Tensor kRstd,
                                          Tensor kCenter, Tensor dqkv) {
         String op = "normalizedSelfAttentionBackward";
-        int[] s = Checks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd, qCenter,
-                kMean, kRstd, kCenter, dqkv);
+        int[] s = AttentionChecks.normalizedSelfAttentionBackward(dOut, qkv, out, lse, heads, eps, qMean, qRstd,
+                qCenter, kMean, kRstd, kCenter, dqkv);
         attentionOfBlocksBackward(op, dOut, qkv, 0, qkv, 1, out, lse, heads, s[0], s[1], s[1], s[2], eps,
                 new Tensor[] {qMean, qRstd, qCenter, kMean, kRstd, kCenter}, dqkv, dqkv);
     }
@@ -214,8 +215,8 @@ final class CudaAttention extends CudaOps {
                                           float eps, Tensor qMean, Tensor qRstd, Tensor qCenter, Tensor kMean,
                                           Tensor kRstd, Tensor kCenter, Tensor dq, Tensor dkv) {
         String op = "normalizedCrossAttentionBackward";
-        int[] s = Checks.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd, qCenter,
-                kMean, kRstd, kCenter, dq, dkv);
+        int[] s = AttentionChecks.normalizedCrossAttentionBackward(dOut, q, kv, out, lse, heads, eps, qMean, qRstd,
+                qCenter, kMean, kRstd, kCenter, dq, dkv);
         attentionOfBlocksBackward(op, dOut, q, 0, kv, 0, out, lse, heads, s[0], s[1], s[2], s[3], eps,
                 new Tensor[] {qMean, qRstd, qCenter, kMean, kRstd, kCenter}, dq, dkv);
     }

@@ -2,6 +2,7 @@ package io.microdit.backend.cuda;
 
 import io.microdit.backend.Checks;
 import io.microdit.backend.MatmulShape;
+import io.microdit.backend.MoeChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -158,7 +159,7 @@ final class CudaGemm extends CudaOps {
             return false;
         }
         String op = "moeExpertsGelu";
-        Checks.Routing r = gatheredRouting(op, x, indices);
+        MoeChecks.Routing r = gatheredRouting(op, x, indices);
         Checks.shape(op, "w", w, r.experts(), r.dim(), -1);
         long rows = (long) r.samples() * r.k(), hidden = w.dim(2);
         Checks.shape(op, "pre", pre, r.experts(), Math.toIntExact(rows), w.dim(2));
@@ -186,7 +187,7 @@ final class CudaGemm extends CudaOps {
             return false;
         }
         String op = "moeExpertsWeightGradient";
-        Checks.Routing r = gatheredRouting(op, x, indices);
+        MoeChecks.Routing r = gatheredRouting(op, x, indices);
         long rows = (long) r.samples() * r.k();
         Checks.shape(op, "dy", dy, r.experts(), Math.toIntExact(rows), -1);
         long hidden = dy.dim(2);
@@ -205,13 +206,13 @@ final class CudaGemm extends CudaOps {
     }
 
     /** x [N, T, D] and indices I32 [N, E, k] of a gathered expert product. */
-    private static Checks.Routing gatheredRouting(String op, Tensor x, Tensor indices) {
+    private static MoeChecks.Routing gatheredRouting(String op, Tensor x, Tensor indices) {
         Checks.rank(op, "x", x, 3);
         Checks.dtype(op, "indices", indices, DType.I32);
         Checks.rank(op, "indices", indices, 3);
         Checks.argument(indices.dim(0) == x.dim(0), op, () -> "indices " + indices.describe() + " and x " + x.describe()
                 + " differ in the number of samples");
-        return new Checks.Routing(x.dim(0), x.dim(1), indices.dim(1), indices.dim(2), x.dim(2));
+        return new MoeChecks.Routing(x.dim(0), x.dim(1), indices.dim(1), indices.dim(2), x.dim(2));
     }
 
     private static boolean allBf16(Tensor... tensors) {

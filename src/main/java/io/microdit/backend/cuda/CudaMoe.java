@@ -1,6 +1,7 @@
 package io.microdit.backend.cuda;
 
 import io.microdit.backend.Checks;
+import io.microdit.backend.MoeChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -39,20 +40,20 @@ final class CudaMoe extends CudaOps {
 
     /** A map's two parts, per sample: offsets [N, T+1] and slots [N, E·k] (microdit.h). */
     private record TokenSlots(MemorySegment offsets, MemorySegment slots) {
-        static long ints(Checks.Routing r) {
+        static long ints(MoeChecks.Routing r) {
             return (long) r.samples() * (r.tokens() + 1) + (long) r.samples() * r.experts() * r.k();
         }
 
         /** The map and the routed rows [E·N·k], as the top-k keeps them in one block. */
-        static long keptInts(Checks.Routing r) {
+        static long keptInts(MoeChecks.Routing r) {
             return ints(r) + routedRows(r);
         }
 
-        static long routedRows(Checks.Routing r) {
+        static long routedRows(MoeChecks.Routing r) {
             return (long) r.experts() * r.samples() * r.k();
         }
 
-        static TokenSlots in(MemorySegment block, Checks.Routing r) {
+        static TokenSlots in(MemorySegment block, MoeChecks.Routing r) {
             long offsetBytes = 4L * r.samples() * (r.tokens() + 1);
             return new TokenSlots(block.asSlice(0, offsetBytes), block.asSlice(offsetBytes, 4 * ints(r) - offsetBytes));
         }
@@ -60,7 +61,7 @@ final class CudaMoe extends CudaOps {
 
     void expertChoiceTopK(Tensor probs, int k, Tensor gates, Tensor indices) {
         String op = "expertChoiceTopK";
-        Checks.Routing r = Checks.expertChoiceTopK(probs, k, gates, indices);
+        MoeChecks.Routing r = MoeChecks.expertChoiceTopK(probs, k, gates, indices);
         Checks.argument(r.tokens() <= MAX_ROUTED_TOKENS, op, () -> "probs " + probs.describe() + " has more than "
                 + MAX_ROUTED_TOKENS + " tokens, the most one CUDA block sorts");
         Tensor previous = routings.remove(indices);
@@ -100,7 +101,7 @@ final class CudaMoe extends CudaOps {
      * The map of {@code indices} for an op with routing {@code r}: the top-k's, or one built now into the workspace
      * (bad indices reported under {@code check}, the op's code).
      */
-    private TokenSlots tokenSlots(String op, Tensor indices, Checks.Routing r, int check) {
+    private TokenSlots tokenSlots(String op, Tensor indices, MoeChecks.Routing r, int check) {
         Tensor kept = routings.get(indices);
         if (kept != null && kept.numel() == TokenSlots.keptInts(r)) {
             // The map alone: the routed rows after it are no operand of this op.
@@ -113,7 +114,7 @@ final class CudaMoe extends CudaOps {
     }
 
     /** The routed rows within a kept block: I32 [E·N·k] after the map. */
-    private static Tensor keptRows(Tensor kept, Checks.Routing r) {
+    private static Tensor keptRows(Tensor kept, MoeChecks.Routing r) {
         return kept.rows(Math.toIntExact(TokenSlots.ints(r)), Math.toIntExact(TokenSlots.routedRows(r)));
     }
 
@@ -121,7 +122,7 @@ final class CudaMoe extends CudaOps {
      * The routed rows of {@code indices} (I32 [E·N·k], rows of x [N·T, D]) for an op with routing {@code r}: the
      * top-k's, or built now into {@code scratch} (bad indices reported as the dispatch's, and read as zero rows).
      */
-    Tensor routedRows(String op, Tensor indices, Checks.Routing r, MemoryScope scratch) {
+    Tensor routedRows(String op, Tensor indices, MoeChecks.Routing r, MemoryScope scratch) {
         Tensor kept = routings.get(indices);
         if (kept != null && kept.numel() == TokenSlots.keptInts(r)) {
             return keptRows(kept, r);
@@ -135,7 +136,7 @@ final class CudaMoe extends CudaOps {
 
     void expertChoiceTopKBackward(Tensor dGates, Tensor indices, Tensor dProbs) {
         String op = "expertChoiceTopKBackward";
-        Checks.Routing r = Checks.expertChoiceTopKBackward(dGates, indices, dProbs);
+        MoeChecks.Routing r = MoeChecks.expertChoiceTopKBackward(dGates, indices, dProbs);
         check(TokenBindings.mdt_moe_topk_bwd(stream, pointer(op, "dGates", dGates), pointer(op, "indices", indices),
                 pointer(op, "dProbs", dProbs), r.samples(), r.tokens(), r.experts(), r.k(), errorRecord()), op);
         flops.add(op, (long) r.samples() * r.experts() * r.k());
@@ -143,7 +144,7 @@ final class CudaMoe extends CudaOps {
 
     void moeDispatch(Tensor x, Tensor indices, Tensor out) {
         String op = "moeDispatch";
-        Checks.Routing r = Checks.moeDispatch(x, indices, out);
+        MoeChecks.Routing r = MoeChecks.moeDispatch(x, indices, out);
         MemorySegment px = pointer(op, "x", x), pindices = pointer(op, "indices", indices), pout = pointer(op, "out", out);
         check(out.dtype() == DType.BF16
                 ? TokenBindings.mdt_moe_dispatch_fwd_bf16out(stream, px, pindices, pout, r.samples(), r.tokens(),
@@ -155,7 +156,7 @@ final class CudaMoe extends CudaOps {
 
     void moeDispatchBackward(Tensor dOut, Tensor indices, Tensor dx) {
         String op = "moeDispatchBackward";
-        Checks.Routing r = Checks.moeDispatchBackward(dOut, indices, dx);
+        MoeChecks.Routing r = MoeChecks.moeDispatchBackward(dOut, indices, dx);
         TokenSlots map = tokenSlots(op, indices, r, CHECK_DISPATCH_BACKWARD);
         MemorySegment pdOut = pointer(op, "dOut", dOut), pdx = pointer(op, "dx", dx);
         int grads = bf16Grads(dOut);
@@ -169,7 +170,7 @@ final class CudaMoe extends CudaOps {
 
     void moeCombine(Tensor h, Tensor gates, Tensor indices, Tensor out) {
         String op = "moeCombine";
-        Checks.Routing r = Checks.moeCombine(h, gates, indices, out);
+        MoeChecks.Routing r = MoeChecks.moeCombine(h, gates, indices, out);
         TokenSlots map = tokenSlots(op, indices, r, CHECK_COMBINE);
         MemorySegment ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates), pout = pointer(op, "out", out);
         check(out.dtype() == DType.BF16
@@ -185,7 +186,7 @@ final class CudaMoe extends CudaOps {
 
     void moeCombineBackward(Tensor dOut, Tensor h, Tensor gates, Tensor indices, Tensor dH, Tensor dGates) {
         String op = "moeCombineBackward";
-        Checks.Routing r = Checks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
+        MoeChecks.Routing r = MoeChecks.moeCombineBackward(dOut, h, gates, indices, dH, dGates);
         MemorySegment pdOut = pointer(op, "dOut", dOut), ph = pointer(op, "h", h), pgates = pointer(op, "gates", gates);
         MemorySegment pindices = pointer(op, "indices", indices), pdH = pointer(op, "dH", dH);
         MemorySegment pdGates = pointer(op, "dGates", dGates);

@@ -1,5 +1,6 @@
 package io.microdit.backend.cuda;
 
+import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Checks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
@@ -68,7 +69,7 @@ final class CudaNorm extends CudaOps {
 
     void layerNormStatistics(Tensor x, float eps, Tensor mean, Tensor rstd, Tensor center) {
         String op = "layerNormStatistics";
-        int width = Checks.layerNormStatistics(x, eps, mean, rstd, center);
+        int width = AttentionChecks.layerNormStatistics(x, eps, mean, rstd, center);
         check(NormBindings.mdt_norm_layer_norm_statistics(stream, pointer(op, "x", x), eps, MemorySegment.NULL,
                 pointer(op, "mean", mean), pointer(op, "rstd", rstd), pointer(op, "center", center), x.rowCount(),
                 width, width, x.dtype() == DType.BF16 ? 1 : 0), op);
