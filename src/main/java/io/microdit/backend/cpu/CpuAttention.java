@@ -107,10 +107,9 @@ final class CpuAttention {
      * query blocks.
      */
     private static final class ForwardTiles {
-        /** Per thread, the tiles of the latest shape (as {@link BackwardTiles#LATEST}). */
-        private static final ThreadLocal<ForwardTiles> LATEST = new ThreadLocal<>();
+        /** Per thread and shape (as {@link BackwardTiles#KEPT}). */
+        private static final TilesByShape<TileSizes, ForwardTiles> KEPT = new TilesByShape<>();
 
-        final TileSizes sizes;
         /** A query block's own query-major tile and a head's gathered keys and values: only where the sample tiles
          * below are not used (null there). */
         final float[] queryT, keys, values;
@@ -134,16 +133,10 @@ final class CpuAttention {
         int loadedKeysSample = -1;
 
         static ForwardTiles forShape(Shape s) {
-            ForwardTiles tiles = LATEST.get();
-            if (tiles == null || !tiles.sizes.equals(s.tileSizes())) {
-                tiles = new ForwardTiles(s);
-                LATEST.set(tiles);
-            }
-            return tiles;
+            return KEPT.get(s.tileSizes(), () -> new ForwardTiles(s));
         }
 
         private ForwardTiles(Shape s) {
-            sizes = s.tileSizes();
             boolean blocks = s.wholeBlocks();
             sampleQuery = blocks ? new float[s.queries() * s.width()] : null;
             sampleQueryT = blocks ? new float[s.width() * s.queries()] : null;
@@ -278,13 +271,12 @@ final class CpuAttention {
      */
     private static final class BackwardTiles {
         /**
-         * Per thread, the tiles of the latest shape: a step's attention backwards come in runs of one shape, and
-         * allocating them per call was 5% of the bytes a patch-2 step allocated (JFR). Reusing them across calls
-         * is reusing them across heads, which the zero padding already allows.
+         * Per thread and shape: a block's self- and cross-attention alternate, and allocating the tiles per call was
+         * most of the Java heap a step allocated (JFR). Reusing them across calls is reusing them across heads, which
+         * the zero padding already allows.
          */
-        private static final ThreadLocal<BackwardTiles> LATEST = new ThreadLocal<>();
+        private static final TilesByShape<TileSizes, BackwardTiles> KEPT = new TilesByShape<>();
 
-        final TileSizes sizes;
         final int paddedQueries, paddedHeadDim;
         final float[] gradQuery, gradKeys, gradValues;
         final float[] lse, delta, probabilities, gradScores;
@@ -317,16 +309,10 @@ final class CpuAttention {
         int loadedSample = -1;
 
         static BackwardTiles forShape(Shape s) {
-            BackwardTiles tiles = LATEST.get();
-            if (tiles == null || !tiles.sizes.equals(s.tileSizes())) {
-                tiles = new BackwardTiles(s);
-                LATEST.set(tiles);
-            }
-            return tiles;
+            return KEPT.get(s.tileSizes(), () -> new BackwardTiles(s));
         }
 
         private BackwardTiles(Shape s) {
-            sizes = s.tileSizes();
             paddedQueries = Math.ceilDiv(s.queries(), LANES) * LANES;
             paddedHeadDim = Math.ceilDiv(s.headDim(), LANES) * LANES;
             int dh = s.headDim();

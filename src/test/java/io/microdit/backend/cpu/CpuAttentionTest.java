@@ -211,9 +211,9 @@ public class CpuAttentionTest {
     }
 
     /**
-     * The backward's per-thread tiles are kept from call to call while the shape stays: a call after others (of
-     * the same shape with other values, of another shape, and of the same token counts and head_dim with more
-     * heads, whose sample rows are wider) gives the same bits as the first call.
+     * The per-thread tiles are kept from call to call, per shape: a call after others (of the same shape with other
+     * values, of another shape, of the same token counts and head_dim with more heads, whose sample rows are wider,
+     * and of more shapes than a thread keeps, which resets what it keeps) gives the same bits as the first call.
      */
     @Test
     void backwardTilesKeptAcrossCallsChangeNoResult() {
@@ -234,10 +234,15 @@ public class CpuAttentionTest {
         run(SINGLE_THREAD, Inputs.random(14, 4, 3, 32, 24, 4 * 16), 3, 32, 24, 4, 16);
         float[][] againBlocks = run(SINGLE_THREAD, blocks, 3, 32, 24, 2, 16);
         float[][] again = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
+        for (int otherKeys = 1; otherKeys <= TilesByShape.KEPT + 1; otherKeys++) {
+            run(SINGLE_THREAD, Inputs.random(20 + otherKeys, 4, 1, 16, otherKeys, 2 * 16), 1, 16, otherKeys, 2, 16);
+        }
+        float[][] afterReset = run(SINGLE_THREAD, in, batch, queries, keys, heads, headDim);
         String[] names = {"out", "lse", "dq", "dk", "dv"};
         for (int i = 0; i < names.length; i++) {
             assertArrayEquals(first[i], again[i], names[i] + " differs after other calls");
             assertArrayEquals(firstBlocks[i], againBlocks[i], names[i] + " (whole blocks) differs after other calls");
+            assertArrayEquals(first[i], afterReset[i], names[i] + " differs after more shapes than a thread keeps");
         }
     }
 
