@@ -285,8 +285,14 @@ final class CpuGemm {
                             GemmKernel.multiply(scratch.panelA, 0, blockB, blockOffset + panel * depth, depth,
                                     scratch.tile);
                         } else {
+                            // A whole tile with nothing to add is stored by the kernel itself.
+                            boolean direct = rows == ROWS && columns == COLUMNS && !load && blockBias == null;
                             GemmKernel.multiplyRows(scratch.rowsA, blockB, blockOffset + panel * depth, depth,
-                                    scratch.tile);
+                                    scratch.tile, direct ? p.out() : null,
+                                    (cBase + (long) row * n + j) * Float.BYTES, rowBytes);
+                            if (direct) {
+                                continue;
+                            }
                         }
                         store(scratch.tile, p.out(), (cBase + (long) row * n + j) * Float.BYTES, rowBytes, rows,
                                 columns, load, blockBias, j);

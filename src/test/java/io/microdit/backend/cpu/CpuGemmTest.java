@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.microdit.tensor.DType;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
 import io.microdit.testing.TestData;
@@ -281,11 +282,28 @@ class CpuGemmTest {
         float[] b = TestData.uniform(random, depth * GemmKernel.COLUMNS);
         float[] fromRows = new float[GemmKernel.ROWS * GemmKernel.COLUMNS];
         float[] fromPanel = new float[GemmKernel.ROWS * GemmKernel.COLUMNS];
-        GemmKernel.multiplyRows(rows, b, 0, depth, fromRows);
+        GemmKernel.multiplyRows(rows, b, 0, depth, fromRows, null, 0, 0);
         GemmKernel.multiply(panel, 0, b, 0, depth, fromPanel);
         for (int i = 0; i < fromRows.length; i++) {
             assertEquals(Float.floatToRawIntBits(fromPanel[i]), Float.floatToRawIntBits(fromRows[i]),
                     "tile[" + i + "]");
+        }
+        // Stored by the kernel into C itself (rows wider than the tile, from an offset): the tile's bits where the
+        // tile goes, and nothing written anywhere else.
+        int stride = GemmKernel.COLUMNS + 24, firstColumn = 8;
+        float[] before = TestData.uniform(random, (GemmKernel.ROWS + 1) * stride);
+        float[] after;
+        try (MemoryScope scope = new MemoryScope("kernel-store-test")) {
+            Tensor c = Tensor.zeros(scope, DType.F32, GemmKernel.ROWS + 1, stride).copyFrom(before);
+            GemmKernel.multiplyRows(rows, b, 0, depth, null, c.segment(),
+                    ((long) stride + firstColumn) * Float.BYTES, (long) stride * Float.BYTES);
+            after = c.toFloatArray();
+        }
+        for (int i = 0; i < after.length; i++) {
+            int row = i / stride - 1, column = i % stride - firstColumn;
+            boolean inTile = row >= 0 && row < GemmKernel.ROWS && column >= 0 && column < GemmKernel.COLUMNS;
+            float expected = inTile ? fromRows[row * GemmKernel.COLUMNS + column] : before[i];
+            assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(after[i]), "C[" + i + "]");
         }
     }
 
