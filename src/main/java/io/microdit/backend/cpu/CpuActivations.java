@@ -374,7 +374,7 @@ final class CpuActivations {
      * Forming 1 − σ as e·σ instead of by subtraction keeps it accurate where σ is close to 1.
      */
     private static FloatVector cappedExp(FloatVector u) {
-        return VectorMath.exp(u.min(EXPONENT_CAP_VECTOR));
+        return VectorMath.exp(VectorMath.atMost(u, EXPONENT_CAP_VECTOR));
     }
 
     private static float cappedExp(float u) {
@@ -452,7 +452,7 @@ final class CpuActivations {
         FloatVector ax = x.abs();
         VectorMask<Float> small = ax.compare(VectorOperators.LT, ONE);
         FloatVector smallResult = erfSmallPolynomial(x.mul(x)).fma(x, x);
-        FloatVector clamped = ax.min(ERF_CLAMP_VECTOR);
+        FloatVector clamped = VectorMath.atMost(ax, ERF_CLAMP_VECTOR);
         FloatVector t = ONE.div(clamped.fma(HALF, ONE));
         FloatVector tail = VectorMath.exp(clamped.mul(clamped).neg()).mul(erfcLargePolynomial(t));
         FloatVector large = tail.neg().add(ONE);
