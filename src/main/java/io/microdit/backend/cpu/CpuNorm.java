@@ -216,26 +216,32 @@ final class CpuNorm {
 
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
-        layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, null);
+        layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, null, null);
     }
 
     /**
      * {@link #layerNormBackward}, with {@code addend} (F32 of dx's shape, may be dx itself; null: none) added to
      * each element of dx as it is stored: one rounded add, bit for bit the dx written and then added by axpy
-     * (axpy's fma(1, a, b) rounds a + b once), without a scratch tensor or a second pass over memory.
+     * (axpy's fma(1, a, b) rounds a + b once), without a scratch tensor or a second pass over memory. With
+     * {@code copy} (F32 of dx's shape; null: none) each element of dx is stored there too, as a copy of dx after
+     * the op would give it (a residual add's other input has the same gradient).
      */
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
-                           Tensor dWeight, Tensor addend) {
+                           Tensor dWeight, Tensor addend, Tensor copy) {
         String op = "layerNormBackward";
         int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         if (addend != null) {
             Checks.sameShapeF32(op, "addend", addend, "dx", dx);
         }
+        if (copy != null) {
+            Checks.sameShapeF32(op, "copy", copy, "dx", dx);
+        }
         if (Bf16Operands.any(dOut, dx)) {
-            Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight, addend));
+            Bf16Operands.run(g -> layerNormBackward(g.in(dOut), x, weight, mean, rstd, g.out(dx), dWeight, addend,
+                    copy));
             return;
         }
-        backward(dOut, x, null, weight, mean, rstd, dx, dWeight, addend);
+        backward(dOut, x, null, weight, mean, rstd, dx, dWeight, addend, copy);
         flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (addend == null ? 0 : 1)) * x.numel());
     }
 
@@ -269,20 +275,21 @@ final class CpuNorm {
             });
         }
         backward(dOut, x, CpuTokens.sourceRows(op, ids, tokens), weight, mean, rstd, dx, dWeight,
-                accumulate ? dx : null);
+                accumulate ? dx : null, null);
         flops.add(op, ((weight == null ? 11L : dWeight != null ? 16L : 14L) + (accumulate ? 1 : 0)) * dOut.numel());
     }
 
     /**
-     * The LayerNorm backward over the rows of dOut, mean and rstd; xRows (null: row r itself) names the row of x, dx
-     * and addend (may be null) of each.
+     * The LayerNorm backward over the rows of dOut, mean and rstd; xRows (null: row r itself) names the row of x, dx,
+     * addend and copy (either may be null) of each.
      */
     private void backward(Tensor dOut, Tensor x, int[] xRows, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
-                          Tensor dWeight, Tensor addend) {
+                          Tensor dWeight, Tensor addend, Tensor copy) {
         int width = x.dim(-1);
         int rows = Math.toIntExact(dOut.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), ms = mean.segment(), rs = rstd.segment(),
-                dxs = dx.segment(), as = addend == null ? null : addend.segment();
+                dxs = dx.segment(), as = addend == null ? null : addend.segment(),
+                cs = copy == null ? null : copy.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         boolean weightGradient = dWeight != null, bf16In = x.dtype() == DType.BF16;
         int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
@@ -295,7 +302,7 @@ final class CpuNorm {
                 int end = Math.min(rows, (block + 1) * rowsPerBlock);
                 for (int r = block * rowsPerBlock; r < end; r++) {
                     long xRow = xRows == null ? r : xRows[r];
-                    backwardRow(gs, xs, bf16In, dxs, as, (long) r * width * 4, xRow * width * 4, width,
+                    backwardRow(gs, xs, bf16In, dxs, as, cs, (long) r * width * 4, xRow * width * 4, width,
                             ms.getAtIndex(F, r), rs.getAtIndex(F, r), w, partials, block * width, rowScratch);
                 }
             }
@@ -309,10 +316,11 @@ final class CpuNorm {
      * One row of the backward ({@code bf16In}: x is BF16), dOut's row at byte {@code base}, x's, dx's and addend's
      * at {@code xBase} (bytes of an F32 row). {@code partials} (may be null) receives dOut·x̂ at
      * {@code partialBase}; {@code xHat} is scratch of the row's width, so x̂ is computed once. {@code addend}
-     * (may be null) is added to dx as it is stored.
+     * (may be null) is added to dx as it is stored; the result goes to {@code copy} too (may be null).
      */
     private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
-                                    MemorySegment addend, long base, long xBase, int width, float rowMean,
+                                    MemorySegment addend, MemorySegment copy, long base, long xBase, int width,
+                                    float rowMean,
                                     float rowRstd,
                                     float[] w, float[] partials, int partialBase, float[] xHat) {
         FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
@@ -350,26 +358,37 @@ final class CpuNorm {
             FloatVector dy = w == null ? g : g.mul(FloatVector.fromArray(SPECIES, w, c));
             FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
             FloatVector d = h.fma(negMeanDyXHat, dy.sub(meanDy)).mul(rowRstd);
-            storeDx(d, addend, dxs, xBase + c * 4L);
+            storeDx(d, addend, dxs, copy, xBase + c * 4L);
         }
         for (; c < width; c++) {
             float g = gs.get(F, base + c * 4L);
             float dy = w == null ? g : g * w[c];
-            storeDx(Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd, addend, dxs, xBase + c * 4L);
+            storeDx(Math.fma(xHat[c], -meanDyXHat, dy - meanDy) * rowRstd, addend, dxs, copy, xBase + c * 4L);
         }
     }
 
-    /** Stores a vector of dx at byte {@code offset}, plus addend's elements there when addend is not null. */
-    private static void storeDx(FloatVector d, MemorySegment addend, MemorySegment dxs, long offset) {
+    /**
+     * Stores a vector of dx at byte {@code offset}, plus addend's elements there when addend is not null, and the
+     * same into copy when copy is not null.
+     */
+    private static void storeDx(FloatVector d, MemorySegment addend, MemorySegment dxs, MemorySegment copy,
+                                long offset) {
         if (addend != null) {
             d = d.add(FloatVector.fromMemorySegment(SPECIES, addend, offset, ORDER));
         }
         d.intoMemorySegment(dxs, offset, ORDER);
+        if (copy != null) {
+            d.intoMemorySegment(copy, offset, ORDER);
+        }
     }
 
-    /** Stores one element of dx at byte {@code offset}, plus addend's element there when addend is not null. */
-    private static void storeDx(float d, MemorySegment addend, MemorySegment dxs, long offset) {
-        dxs.set(F, offset, addend == null ? d : d + addend.get(F, offset));
+    /** {@link #storeDx(FloatVector, MemorySegment, MemorySegment, MemorySegment, long)} for one element. */
+    private static void storeDx(float d, MemorySegment addend, MemorySegment dxs, MemorySegment copy, long offset) {
+        float value = addend == null ? d : d + addend.get(F, offset);
+        dxs.set(F, offset, value);
+        if (copy != null) {
+            copy.set(F, offset, value);
+        }
     }
 
     /**
@@ -380,26 +399,34 @@ final class CpuNorm {
      */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
-        layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, null);
+        layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale, null, null);
     }
 
-    /** {@link #layerNormModulateBackward} with {@code addend} added to dx as it is stored, as in layerNormBackward. */
+    /**
+     * {@link #layerNormModulateBackward} with {@code addend} added to dx as it is stored and the result copied to
+     * {@code copy}, as in layerNormBackward.
+     */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
-                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, Tensor addend) {
+                                   Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, Tensor addend,
+                                   Tensor copy) {
         String op = "layerNormModulateBackward";
         int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
         if (addend != null) {
             Checks.sameShapeF32(op, "addend", addend, "dx", dx);
         }
+        if (copy != null) {
+            Checks.sameShapeF32(op, "copy", copy, "dx", dx);
+        }
         if (Bf16Operands.any(dOut)) {
             Bf16Operands.run(g -> layerNormModulateBackward(g.in(dOut), x, weight, scale, mean, rstd, dx, dWeight,
-                    dShift, dScale, addend));
+                    dShift, dScale, addend, copy));
             return;
         }
         int samples = s[0], tokens = s[1], width = s[2];
         int rows = Math.toIntExact(x.rowCount());
         MemorySegment gs = dOut.segment(), xs = x.segment(), scs = scale.segment(), ms = mean.segment(),
-                rs = rstd.segment(), dxs = dx.segment(), as = addend == null ? null : addend.segment();
+                rs = rstd.segment(), dxs = dx.segment(), as = addend == null ? null : addend.segment(),
+                cs = copy == null ? null : copy.segment();
         float[] w = weight == null ? null : weight.toFloatArray();
         int rowsPerBlock = Math.max(1, (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS);
         int blocksPerSample = (tokens + rowsPerBlock - 1) / rowsPerBlock;
@@ -413,7 +440,7 @@ final class CpuNorm {
                 int end = Math.min(tokens, first + rowsPerBlock);
                 for (int t = first; t < end; t++) {
                     int r = sample * tokens + t;
-                    modulatedBackwardRow(gs, xs, dxs, as, (long) r * width * 4, width, ms.getAtIndex(F, r),
+                    modulatedBackwardRow(gs, xs, dxs, as, cs, (long) r * width * 4, width, ms.getAtIndex(F, r),
                             rs.getAtIndex(F, r), w, scs, (long) sample * width * 4, partials, block * 2 * width,
                             xHat, dy);
                 }
@@ -447,10 +474,10 @@ final class CpuNorm {
      * One row of {@link #layerNormModulateBackward}: dOut' = fma(g, scale, g) (rounded as the separate modulate
      * backward rounds it), then {@link #backwardRow}'s dx; adds Σg and g·x̂ into {@code partials} at
      * {@code partialBase} and {@code partialBase + width}. {@code xHat} and {@code dy} are scratch of the row's width;
-     * {@code addend} (may be null) is added to dx as it is stored.
+     * {@code addend} (may be null) is added to dx as it is stored, and the result copied to {@code copy} (may be null).
      */
     private static void modulatedBackwardRow(MemorySegment gs, MemorySegment xs, MemorySegment dxs,
-                                             MemorySegment addend, long base,
+                                             MemorySegment addend, MemorySegment copy, long base,
                                              int width, float rowMean, float rowRstd, float[] w, MemorySegment scs,
                                              long sampleBase, float[] partials, int partialBase, float[] xHat,
                                              float[] dy) {
@@ -493,10 +520,10 @@ final class CpuNorm {
         for (; c <= width - LANES; c += LANES) {
             FloatVector h = FloatVector.fromArray(SPECIES, xHat, c);
             storeDx(h.fma(negMeanDyXHat, FloatVector.fromArray(SPECIES, dy, c).sub(meanDy)).mul(rowRstd), addend,
-                    dxs, base + c * 4L);
+                    dxs, copy, base + c * 4L);
         }
         for (; c < width; c++) {
-            storeDx(Math.fma(xHat[c], -meanDyXHat, dy[c] - meanDy) * rowRstd, addend, dxs, base + c * 4L);
+            storeDx(Math.fma(xHat[c], -meanDyXHat, dy[c] - meanDy) * rowRstd, addend, dxs, copy, base + c * 4L);
         }
     }
 

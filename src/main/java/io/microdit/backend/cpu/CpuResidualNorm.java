@@ -1,6 +1,7 @@
 package io.microdit.backend.cpu;
 
 import io.microdit.backend.Checks;
+import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
 /**
@@ -41,15 +42,21 @@ final class CpuResidualNorm {
                                    Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
         Checks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx, dWeight,
                 dShift, dScale, dGate, dF);
-        // dResidual (may be dx itself) is added to the LayerNorm's dx as it is stored: one rounded add.
+        // dResidual (may be dx itself) is added to the LayerNorm's dx as it is stored: one rounded add. Without a
+        // gate, f's gradient is dx itself: the row loop stores it there too (F32), instead of a copy pass afterwards
+        // on the caller alone.
+        boolean copyInRows = gate == null && dx.dtype() == DType.F32 && dF.dtype() == DType.F32;
+        Tensor copy = copyInRows ? dF : null;
         if (scale == null) {
-            norm.layerNormBackward(dOut, residual, weight, mean, rstd, dx, dWeight, dResidual);
+            norm.layerNormBackward(dOut, residual, weight, mean, rstd, dx, dWeight, dResidual, copy);
         } else {
             norm.layerNormModulateBackward(dOut, residual, weight, scale, mean, rstd, dx, dWeight, dShift, dScale,
-                    dResidual);
+                    dResidual, copy);
         }
         if (gate == null) {
-            elementwise.convert(dx, dF);
+            if (!copyInRows) {
+                elementwise.convert(dx, dF);
+            }
         } else {
             elementwise.gatedResidualBackward(dx, gate, f, dGate, dF);
         }
@@ -58,13 +65,13 @@ final class CpuResidualNorm {
     /** The LayerNorm backward, its dx added into {@code dx} as it is stored when {@code accumulate}. */
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
                            boolean accumulate) {
-        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, accumulate ? dx : null);
+        norm.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight, accumulate ? dx : null, null);
     }
 
     /** As {@link #layerNormBackward} for the modulated LayerNorm. */
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean, Tensor rstd,
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, boolean accumulate) {
         norm.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale,
-                accumulate ? dx : null);
+                accumulate ? dx : null, null);
     }
 }
