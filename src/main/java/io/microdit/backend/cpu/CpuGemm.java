@@ -20,7 +20,7 @@ import jdk.incubator.vector.FloatVector;
  * A's panel is packed, or its rows copied as they are when A is row-major (it stays in L1), and multiplied by every column panel of the block in
  * {@link GemmKernel}'s register tile. Each tile's result is added to C with vector stores (masked at the right
  * edge): the first k block writes bias (plus C when accumulating), later ones add to C, so C is read and
- * written once per k block. Threads share out row panels across the batch, or column panels when there are too
+ * written once per k block; a whole row-major tile with nothing to add is stored by the kernel itself. Threads share out row panels across the batch, or column panels when there are too
  * few rows or when that reads fewer operands ({@link #columnSplitReadsLess}), each packing its own operands, so no
  * thread waits on another. A rank-2 B shared by a batched,
  * untransposed A folds the batch into M. Products too small for packing to pay run a direct loop.

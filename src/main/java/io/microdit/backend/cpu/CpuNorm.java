@@ -320,9 +320,8 @@ final class CpuNorm {
      */
     private static void backwardRow(MemorySegment gs, MemorySegment xs, boolean bf16In, MemorySegment dxs,
                                     MemorySegment addend, MemorySegment copy, long base, long xBase, int width,
-                                    float rowMean,
-                                    float rowRstd,
-                                    float[] w, float[] partials, int partialBase, float[] xHat) {
+                                    float rowMean, float rowRstd, float[] w, float[] partials, int partialBase,
+                                    float[] xHat) {
         FloatVector sumDy = FloatVector.zero(SPECIES), sumDyXHat = FloatVector.zero(SPECIES);
         int c = 0;
         for (; c <= width - LANES; c += LANES) {
