@@ -25,8 +25,7 @@ public record MatmulShape(long batch, int m, int n, int k, long batchA, long bat
             Checks.argument(a.dtype() == DType.BF16, op, () -> "a BF16 out " + out.describe() + " needs BF16 operands, "
                     + "got a " + a.describe());
             Checks.argument(!accumulate, op, () -> "a BF16 out " + out.describe()
-                    + " cannot accumulate (only F32 outputs "
-                    + "do)");
+                    + " cannot accumulate (only F32 outputs do)");
         } else {
             Checks.dtype(op, "out", out, DType.F32);
         }

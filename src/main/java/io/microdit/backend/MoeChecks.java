@@ -86,9 +86,7 @@ public final class MoeChecks {
         String op = "moeCombine";
         routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        floatOrBf16(op, "h", h);
-        shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
+        int dim = expertOutputs(op, h, experts, samples * k);
         dtype(op, "gates", gates, DType.F32);
         shape(op, "gates", gates, samples, experts, k);
         floatOrBf16(op, "out", out);
@@ -103,9 +101,7 @@ public final class MoeChecks {
         String op = "moeCombineBackward";
         routingIndices(op, indices);
         int samples = indices.dim(0), experts = indices.dim(1), k = indices.dim(2);
-        floatOrBf16(op, "h", h);
-        shape(op, "h", h, experts, samples * k, -1);
-        int dim = h.dim(2);
+        int dim = expertOutputs(op, h, experts, samples * k);
         floatOrBf16(op, "dOut", dOut);
         shape(op, "dOut", dOut, samples, -1, dim);
         dtype(op, "gates", gates, DType.F32);
@@ -128,5 +124,12 @@ public final class MoeChecks {
     private static void routingIndices(String op, Tensor indices) {
         dtype(op, "indices", indices, DType.I32);
         rank(op, "indices", indices, 3);
+    }
+
+    /** The experts' outputs h [E, N·k, D], F32 or BF16, of a combine: returns D. */
+    private static int expertOutputs(String op, Tensor h, int experts, int rows) {
+        floatOrBf16(op, "h", h);
+        shape(op, "h", h, experts, rows, -1);
+        return h.dim(2);
     }
 }

@@ -4,6 +4,7 @@ import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Backend;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.backend.NormChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Device;
 import io.microdit.tensor.HostAllocator;
@@ -314,7 +315,7 @@ public final class CpuBackend implements Backend, AutoCloseable {
     @Override
     public void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale,
                                   float eps, Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd) {
-        Checks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean, rstd);
+        NormChecks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean, rstd);
         residualNorm.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
         convert(out, outBf16);
     }

@@ -3,6 +3,7 @@ package io.microdit.backend.cpu;
 import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Checks;
 import io.microdit.backend.FlopCounter;
+import io.microdit.backend.NormChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -56,7 +57,7 @@ final class CpuNorm {
 
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
+        int width = NormChecks.layerNorm(x, weight, eps, out, mean, rstd);
         forward(x, null, weight, null, null, 1, width, eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 7L : 8L) * x.numel());
     }
@@ -67,7 +68,7 @@ final class CpuNorm {
      */
     void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "gatherLayerNorm";
-        int[] s = Checks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+        int[] s = NormChecks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
         int[] xRows = CpuTokens.sourceRows(op, ids, s[1]);
         forward(x, xRows, weight, null, null, 1, s[3], eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 7L : 8L) * out.numel());
@@ -76,7 +77,7 @@ final class CpuNorm {
     void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out, Tensor mean,
                            Tensor rstd) {
         String op = "layerNormModulate";
-        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
+        int[] s = NormChecks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
         forward(x, null, weight, shift.segment(), scale.segment(), s[1], s[2], eps, out, mean, rstd, null);
         flops.add(op, (weight == null ? 10L : 11L) * x.numel());
     }
@@ -229,7 +230,7 @@ final class CpuNorm {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight, Tensor addend, Tensor copy) {
         String op = "layerNormBackward";
-        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        int width = NormChecks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         if (addend != null) {
             Checks.sameShapeF32(op, "addend", addend, "dx", dx);
         }
@@ -254,7 +255,7 @@ final class CpuNorm {
     void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
                                  Tensor dx, Tensor dWeight, boolean accumulate) {
         String op = "gatherLayerNormBackward";
-        int[] s = Checks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
+        int[] s = NormChecks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
         if (Bf16Operands.any(dOut)) {
             Bf16Operands.run(g -> gatherLayerNormBackward(g.in(dOut), x, ids, weight, mean, rstd, dx, dWeight,
                     accumulate));
@@ -409,7 +410,7 @@ final class CpuNorm {
                                    Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale, Tensor addend,
                                    Tensor copy) {
         String op = "layerNormModulateBackward";
-        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        int[] s = NormChecks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
         if (addend != null) {
             Checks.sameShapeF32(op, "addend", addend, "dx", dx);
         }

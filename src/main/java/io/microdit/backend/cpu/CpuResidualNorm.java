@@ -1,6 +1,6 @@
 package io.microdit.backend.cpu;
 
-import io.microdit.backend.Checks;
+import io.microdit.backend.NormChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 
@@ -24,7 +24,7 @@ final class CpuResidualNorm {
 
     void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
                            Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
-        Checks.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+        NormChecks.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
         if (gate == null) {
             elementwise.add(x, f, residual);
         } else {
@@ -40,7 +40,7 @@ final class CpuResidualNorm {
     void residualLayerNormBackward(Tensor dOut, Tensor dResidual, Tensor residual, Tensor gate, Tensor f,
                                    Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
                                    Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
-        Checks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx, dWeight,
+        NormChecks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx, dWeight,
                 dShift, dScale, dGate, dF);
         // dResidual (may be dx itself) is added to the LayerNorm's dx as it is stored: one rounded add. Without a
         // gate, f's gradient is dx itself: the row loop stores it there too (F32), instead of a copy pass afterwards

@@ -2,6 +2,7 @@ package io.microdit.backend.cuda;
 
 import io.microdit.backend.AttentionChecks;
 import io.microdit.backend.Checks;
+import io.microdit.backend.NormChecks;
 import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -17,7 +18,7 @@ final class CudaNorm extends CudaOps {
 
     void layerNorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "layerNorm";
-        int width = Checks.layerNorm(x, weight, eps, out, mean, rstd);
+        int width = NormChecks.layerNorm(x, weight, eps, out, mean, rstd);
         long rows = x.rowCount();
         MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
@@ -32,7 +33,7 @@ final class CudaNorm extends CudaOps {
 
     void gatherLayerNorm(Tensor x, Tensor ids, Tensor weight, float eps, Tensor out, Tensor mean, Tensor rstd) {
         String op = "gatherLayerNorm";
-        int[] s = Checks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
+        int[] s = NormChecks.gatherLayerNorm(x, ids, weight, eps, out, mean, rstd);
         // Only the kept rows of x are read: those bytes are the operand.
         check(NormBindings.mdt_norm_gather_layer_norm_fwd(stream, pointer(op, "x", x, keptBytes(s)),
                 pointer(op, "ids", ids),
@@ -45,7 +46,7 @@ final class CudaNorm extends CudaOps {
     void gatherLayerNormBackward(Tensor dOut, Tensor x, Tensor ids, Tensor weight, Tensor mean, Tensor rstd,
                                  Tensor dx, Tensor dWeight, boolean accumulate) {
         String op = "gatherLayerNormBackward";
-        int[] s = Checks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
+        int[] s = NormChecks.gatherLayerNormBackward(dOut, x, ids, weight, mean, rstd, dx, dWeight);
         long rows = (long) s[0] * s[2];
         MemorySegment workspace = dWeight == null || rows == 0 ? MemorySegment.NULL
                 : reductionWorkspace(op, rows, s[3]);
@@ -92,7 +93,7 @@ final class CudaNorm extends CudaOps {
     void layerNormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dx,
                            Tensor dWeight) {
         String op = "layerNormBackward";
-        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        int width = NormChecks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         long rows = x.rowCount();
         MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
         MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
@@ -115,7 +116,7 @@ final class CudaNorm extends CudaOps {
     void layerNormModulate(Tensor x, Tensor weight, Tensor shift, Tensor scale, float eps, Tensor out,
                            Tensor mean, Tensor rstd) {
         String op = "layerNormModulate";
-        int[] s = Checks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
+        int[] s = NormChecks.layerNormModulate(x, weight, shift, scale, eps, out, mean, rstd);
         MemorySegment xs = pointer(op, "x", x), ws = optionalPointer(op, "weight", weight),
                 shifts = pointer(op, "shift", shift), scales = pointer(op, "scale", scale),
                 os = pointer(op, "out", out), ms = pointer(op, "mean", mean), rs = pointer(op, "rstd", rstd);
@@ -130,7 +131,7 @@ final class CudaNorm extends CudaOps {
     void layerNormModulateBackward(Tensor dOut, Tensor x, Tensor weight, Tensor scale, Tensor mean,
                                    Tensor rstd, Tensor dx, Tensor dWeight, Tensor dShift, Tensor dScale) {
         String op = "layerNormModulateBackward";
-        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        int[] s = NormChecks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
         // dWeight sums over the samples (the tokens were summed per sample into dScale)
         MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
                 : reductionWorkspace(op, s[0], s[2]);
@@ -150,7 +151,7 @@ final class CudaNorm extends CudaOps {
     void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
                            Tensor residual, Tensor out, Tensor mean, Tensor rstd) {
         String op = "residualLayerNorm";
-        int[] s = Checks.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
+        int[] s = NormChecks.residualLayerNorm(x, gate, f, weight, shift, scale, eps, residual, out, mean, rstd);
         MemorySegment xs = pointer(op, "x", x), gs = optionalPointer(op, "gate", gate), fs = pointer(op, "f", f),
                 ws = optionalPointer(op, "weight", weight), shifts = optionalPointer(op, "shift", shift),
                 scales = optionalPointer(op, "scale", scale), res = pointer(op, "residual", residual),
@@ -163,7 +164,7 @@ final class CudaNorm extends CudaOps {
     void residualLayerNorm(Tensor x, Tensor gate, Tensor f, Tensor weight, Tensor shift, Tensor scale, float eps,
                            Tensor residual, Tensor out, Tensor outBf16, Tensor mean, Tensor rstd) {
         String op = "residualLayerNorm";
-        int[] s = Checks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean,
+        int[] s = NormChecks.residualLayerNormWithCopy(x, gate, f, weight, shift, scale, eps, residual, out, outBf16, mean,
                 rstd);
         MemorySegment xs = pointer(op, "x", x), gs = optionalPointer(op, "gate", gate), fs = pointer(op, "f", f),
                 ws = optionalPointer(op, "weight", weight), shifts = optionalPointer(op, "shift", shift),
@@ -179,7 +180,7 @@ final class CudaNorm extends CudaOps {
                                    Tensor weight, Tensor scale, Tensor mean, Tensor rstd, Tensor dx, Tensor dWeight,
                                    Tensor dShift, Tensor dScale, Tensor dGate, Tensor dF) {
         String op = "residualLayerNormBackward";
-        int[] s = Checks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx,
+        int[] s = NormChecks.residualLayerNormBackward(dOut, dResidual, residual, gate, f, weight, scale, mean, rstd, dx,
                 dWeight, dShift, dScale, dGate, dF);
         // The weight's column sum runs over samples when modulated (dScale holds the sums over tokens), else rows.
         long weightRows = scale == null ? residual.rowCount() : s[0];
@@ -206,7 +207,7 @@ final class CudaNorm extends CudaOps {
             return;
         }
         String op = "layerNormBackward";
-        int width = Checks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
+        int width = NormChecks.layerNormBackward(dOut, x, weight, mean, rstd, dx, dWeight);
         Checks.sameShapeF32(op, "dx", dx, "dx", dx);
         long rows = x.rowCount();
         MemorySegment workspace = dWeight == null ? MemorySegment.NULL : reductionWorkspace(op, rows, width);
@@ -228,7 +229,7 @@ final class CudaNorm extends CudaOps {
             return;
         }
         String op = "layerNormModulateBackward";
-        int[] s = Checks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
+        int[] s = NormChecks.layerNormModulateBackward(dOut, x, weight, scale, mean, rstd, dx, dWeight, dShift, dScale);
         MemorySegment workspace = dWeight == null || s[0] == 0 ? MemorySegment.NULL
                 : reductionWorkspace(op, s[0], s[2]);
         MemorySegment gs = pointer(op, "dOut", dOut), xs = pointer(op, "x", x),
