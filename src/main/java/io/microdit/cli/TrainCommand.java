@@ -39,6 +39,13 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "CPU threads (default: all).")
     Integer threads;
 
+    @Option(names = "--replicas", defaultValue = "auto", paramLabel = "N|auto", description = "Data-parallel "
+            + "replicas on threads of this process, sharing the CPU threads out (cpu backend): each takes its share "
+            + "of a step's micro-batches, and the gradients are summed as one process accumulating them sums them, "
+            + "so the count never changes the result. auto (the default): one per thread as far as the micro-batches "
+            + "go round evenly.")
+    String replicas;
+
     @Option(names = "--data", description = "Folder with the Fashion-MNIST IDX files (default: Debian's).")
     Path data;
 
@@ -106,9 +113,20 @@ final class TrainCommand implements Callable<Integer> {
         }
         try (Preemption preemption = Preemption.onSignals(System.err)) {
             TrainingRun.Outcome outcome = new TrainingRun(training, runDirectory, System.out, backend, device.device,
-                    finalSamples, tf32.tf32).run(resuming, preemption);
+                    finalSamples, tf32.tf32).withReplicas(replicaCount(replicas)).run(resuming, preemption);
             return outcome == TrainingRun.Outcome.PREEMPTED ? Preemption.EXIT_STATUS : 0;
         }
+    }
+
+    /** --replicas as a count, 0 for auto. */
+    private static int replicaCount(String text) {
+        if (text.equals("auto")) {
+            return 0;
+        }
+        if (!text.matches("[1-9][0-9]{0,3}")) {
+            throw new IllegalArgumentException("--replicas must be a count from 1 to 9999 or auto, got '" + text + "'");
+        }
+        return Integer.parseInt(text);
     }
 
     /** Whether the config file names a precision (TrainingConfig.read has already parsed and checked it). */

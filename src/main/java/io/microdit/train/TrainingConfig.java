@@ -141,10 +141,12 @@ public record TrainingConfig(
      * The main job: fashion-small, batch 64, 1500 steps with 75% deferred masking (cosine from 1e-3, 100 warmup
      * steps, to 0.33×) then 100 unmasked fine-tuning steps at the final rate, 10% caption dropout, no EMA (as the
      * official trainer: an average over this short a run still leans on the masked-stage weights, and its samples
-     * are visibly worse); about 12 minutes on two cores.
+     * are visibly worse). Micro-batches of 32: two per step, which {@code --replicas auto} runs as two data-parallel
+     * replicas on a 2-core machine (one core each, no fork-join per op: 15-20% faster than both threads on every op
+     * of one 64-image batch), with the same bits on any number of replicas; about 8 minutes on two cores.
      */
     public static TrainingConfig defaults() {
-        return new TrainingConfig("fashion-small", "fashion-mnist", null, 8, 64, 64,
+        return new TrainingConfig("fashion-small", "fashion-mnist", null, 8, 64, 32,
                 List.of(new Stage("masked", 1500, MaskingMode.DEFERRED, 0.75,
                                 new LearningRateSchedule.CosineWithWarmup(1e-3, 100, 1500, 0.33), 1.0),
                         new Stage("unmasked-finetune", 100, MaskingMode.NONE, 0,

@@ -15,11 +15,13 @@ import io.microdit.data.MdsLatents;
 import io.microdit.data.TrainingData;
 import io.microdit.diffusion.HeunSampler;
 import io.microdit.distributed.Communicator;
+import io.microdit.distributed.InProcessWorld;
 import io.microdit.io.Json;
 import io.microdit.io.JsonException;
 import io.microdit.model.ConfigFile;
 import io.microdit.model.MicroDiT;
 import io.microdit.model.MicroDiTConfig;
+import io.microdit.model.ParameterLayout;
 import io.microdit.tensor.HostAllocator;
 import io.microdit.tensor.MemoryScope;
 import io.microdit.tensor.Tensor;
@@ -77,6 +79,7 @@ public final class TrainingRun {
     private UnaryOperator<TrainingData> dataFilter = UnaryOperator.identity();
     private Preemption preemption = Preemption.never();
     private Path lastCheckpoint;
+    private int replicas = 1;
 
     /** A run on the CPU backend. */
     public TrainingRun(TrainingConfig config, Path directory, PrintStream out) {
@@ -128,42 +131,165 @@ public final class TrainingRun {
         return this;
     }
 
+    /**
+     * Data-parallel replicas in this process for a run on {@code replicas} threads of ranks ({@link InProcessWorld}),
+     * or 0 to choose ({@link #autoReplicas}). The replicas' micro-batches are summed as one process accumulating
+     * them sums them, so the count changes the speed and the memory, never the bits. Not with mpirun (there each
+     * rank is a replica).
+     */
+    public TrainingRun withReplicas(int replicas) {
+        if (replicas < 0) {
+            throw new IllegalArgumentException("--replicas must be a positive count or auto, got " + replicas);
+        }
+        this.replicas = replicas;
+        return this;
+    }
+
+    /**
+     * The replicas {@code --replicas auto} runs: one per CPU thread of the run, as far as the micro-batches of a step
+     * go round evenly (a divisor of batch_size / micro_batch_size), on the CPU backend only, and only while each
+     * replica's training state (weights, gradients, AdamW moments: 16 bytes a parameter) times the count stays
+     * within a quarter of the heap's limit; one otherwise. The replicas then share the CPU threads out.
+     */
+    static int autoReplicas(TrainingConfig config, String backendName, int processors, long parameters,
+                            long maxMemory) {
+        if (!"cpu".equals(backendName)) {
+            return 1;
+        }
+        int accumulation = config.accumulationSteps();
+        int threads = config.threads() == 0 ? processors : config.threads();
+        for (int count = Math.min(threads, accumulation); count > 1; count--) {
+            if (accumulation % count == 0 && 16L * parameters * count <= maxMemory / 4) {
+                return count;
+            }
+        }
+        return 1;
+    }
+
     /** {@link #run(boolean, Preemption)} without preemption. */
     public Outcome run(boolean resume) throws IOException {
+        boolean underMpi = System.getenv("OMPI_COMM_WORLD_SIZE") != null;
+        int count = replicas;
+        if (count == 0) {
+            count = underMpi ? 1 : autoReplicas(config, backendName, Runtime.getRuntime().availableProcessors(),
+                    ParameterLayout.of(ConfigFile.resolve(config.model())).total(), Runtime.getRuntime().maxMemory());
+        }
+        if (count > 1) {
+            if (underMpi) {
+                throw new IllegalArgumentException("--replicas " + count + " under mpirun: each MPI rank is one "
+                        + "replica; run the ranks with --replicas 1");
+            }
+            return runReplicas(resume, count);
+        }
         try (Communicator communicator = Communicator.fromEnvironment()) {
-            try {
-                MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
-                TrainingData data = loadData(modelConfig);
-                try {
-                    return run(resume, modelConfig, dataFilter.apply(data), communicator);
-                } finally {
-                    if (data instanceof AutoCloseable closeable) {
-                        try {
-                            closeable.close();
-                        } catch (Exception e) {
-                            throw new IOException("closing the training data: " + e.getMessage(), e);
-                        }
+            // Ranks on one machine share its processors.
+            int threads = config.threads() == 0 ? Math.max(1, Runtime.getRuntime().availableProcessors()
+                    / communicator.localSize()) : config.threads();
+            return runRank(resume, communicator, threads, Double.NaN, 1);
+        }
+    }
+
+    /**
+     * {@code count} replicas on threads of this process, rank 0 on the caller's: the CPU threads shared out among
+     * them, the CPU's peak measured once for all of them before they start. The error of the rank that failed first
+     * is the run's (the others' collectives fail after it, naming that rank).
+     */
+    private Outcome runReplicas(boolean resume, int count) throws IOException {
+        if (!"cpu".equals(backendName)) {
+            throw new IllegalArgumentException("--replicas " + count + " needs the cpu backend (got " + backendName
+                    + "): replicas are threads of one process sharing its CPU");
+        }
+        int accumulation = config.accumulationSteps();
+        if (accumulation % count != 0) {
+            throw new IllegalArgumentException("--replicas " + count + ": batch_size " + config.batchSize()
+                    + " / micro_batch_size " + config.microBatchSize() + " = " + accumulation + " micro-batches per "
+                    + "step do not go round " + count + " replicas evenly; make micro_batch_size batch_size / "
+                    + count + " or a divisor of that");
+        }
+        int total = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
+        int threads = Math.max(1, total / count);
+        double peak = CpuPeak.measure(threads * count, 0.3);
+        Outcome[] outcomes = new Outcome[count];
+        Throwable[] errors = new Throwable[count];
+        try (InProcessWorld world = new InProcessWorld(count)) {
+            List<Thread> others = new ArrayList<>();
+            for (int r = 1; r < count; r++) {
+                int rank = r;
+                Thread thread = new Thread(() -> {
+                    try {
+                        outcomes[rank] = runRank(resume, world.rank(rank), threads, peak, count);
+                    } catch (Throwable e) {
+                        errors[rank] = e;
+                        world.rank(rank).abort(1);
                     }
-                }
+                }, "microdit-replica-" + r);
+                thread.start();
+                others.add(thread);
+            }
+            try {
+                outcomes[0] = runRank(resume, world.rank(0), threads, peak, count);
             } catch (IOException | RuntimeException | Error e) {
-                if (communicator.size() > 1) {
-                    // The other ranks may be waiting in a collective for this one: say what failed here, then end
-                    // them all (closing would wait for them in MPI_Finalize).
-                    System.err.println("microdit: rank " + communicator.rank() + " of " + communicator.size()
-                            + " failed: " + e.getMessage());
-                    System.err.flush();
-                    communicator.abort(1);
+                errors[0] = e;
+            }
+            for (Thread thread : others) {
+                try {
+                    thread.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted while waiting for the replicas to finish", e);
                 }
-                throw e;
+            }
+            Throwable error = world.failed() ? errors[world.failedRank()] : null;
+            for (int r = 0; error == null && r < count; r++) {
+                error = errors[r];
+            }
+            switch (error) {
+                case null -> {
+                    return outcomes[0];
+                }
+                case IOException e -> throw e;
+                case RuntimeException e -> throw e;
+                case Error e -> throw e;
+                default -> throw new IOException(error);
             }
         }
     }
 
-    private Outcome run(boolean resume, MicroDiTConfig modelConfig, TrainingData data, Communicator communicator)
+    /**
+     * This rank's part of the run, on {@code threads} CPU threads; {@code peak} is the CPU's measured peak (GFLOP/s)
+     * for all of this process's ranks ({@code processRanks} of them), or NaN for rank 0 to measure its own.
+     */
+    private Outcome runRank(boolean resume, Communicator communicator, int threads, double peak, int processRanks)
             throws IOException {
-        // Ranks on one machine share its processors.
-        int threads = config.threads() == 0
-                ? Math.max(1, Runtime.getRuntime().availableProcessors() / communicator.localSize()) : config.threads();
+        try {
+            MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
+            TrainingData data = loadData(modelConfig);
+            try {
+                return run(resume, modelConfig, dataFilter.apply(data), communicator, threads, peak, processRanks);
+            } finally {
+                if (data instanceof AutoCloseable closeable) {
+                    try {
+                        closeable.close();
+                    } catch (Exception e) {
+                        throw new IOException("closing the training data: " + e.getMessage(), e);
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            if (communicator.size() > 1) {
+                // The other ranks may be waiting in a collective for this one: say what failed here, then end
+                // them all (closing would wait for them in MPI_Finalize).
+                System.err.println("microdit: rank " + communicator.rank() + " of " + communicator.size()
+                        + " failed: " + e.getMessage());
+                System.err.flush();
+                communicator.abort(1);
+            }
+            throw e;
+        }
+    }
+
+    private Outcome run(boolean resume, MicroDiTConfig modelConfig, TrainingData data, Communicator communicator,
+                        int threads, double processPeak, int processRanks) throws IOException {
         boolean writer = communicator.rank() == 0;
         PrintStream out = writer ? this.out : new PrintStream(OutputStream.nullOutputStream());
         if (writer) {
@@ -203,9 +329,12 @@ public final class TrainingRun {
                 double peak;
                 String peakSource;
                 if (backend instanceof CpuBackend) {
-                    // Only rank 0 reports it; the others would measure while rank 0 does, on the same cores.
-                    peak = writer ? CpuPeak.measure(threads, 0.3) : Double.NaN;
-                    peakSource = "CPU peak, measured";
+                    // Only rank 0 reports it; the others would measure while rank 0 does, on the same cores. Replicas
+                    // in this process come with the peak of all their threads, measured before they started.
+                    peak = !Double.isNaN(processPeak) ? processPeak : writer ? CpuPeak.measure(threads, 0.3)
+                            : Double.NaN;
+                    peakSource = processRanks > 1 ? "CPU peak of all " + processRanks + " replicas' threads, measured"
+                            : "CPU peak, measured";
                 } else {
                     peak = Backends.gpuPeakFlops(backend.name(), config.precision(), tf32) / 1e9;
                     peakSource = Double.isNaN(peak) ? "no known peak for this device: MFU not reported"
@@ -218,7 +347,7 @@ public final class TrainingRun {
                         config.totalSteps(), peak, peakSource);
                 try {
                     if (writer) {
-                        if (loop(trainer, backend, peak, data, communicator) == Outcome.PREEMPTED) {
+                        if (loop(trainer, backend, peak, processRanks, data, communicator) == Outcome.PREEMPTED) {
                             return Outcome.PREEMPTED;
                         }
                         return finish(trainer, backend, data);
@@ -301,7 +430,7 @@ public final class TrainingRun {
      * Rank 0's loop: the steps, with metrics, progress, samples and checkpoints. Metrics and sample grids are a
      * record of the run, not its state: a failure to write them is a warning and the run goes on.
      */
-    private Outcome loop(Trainer trainer, Backend backend, double peakGflops, TrainingData data,
+    private Outcome loop(Trainer trainer, Backend backend, double peakGflops, int processRanks, TrainingData data,
                          Communicator communicator) throws IOException {
         int ranks = communicator.size();
         ProgressBar progress = ProgressBar.onConsole(trainer.step(), config.totalSteps(), config.batchSize(),
@@ -316,18 +445,18 @@ public final class TrainingRun {
                 try {
                     r = trainer.trainStep();
                 } catch (Trainer.NonFiniteStepsException e) {
-                    metrics.write(metricsLine(trainer, backend, e.result(), peakGflops, ranks, started, hostBefore,
+                    metrics.write(metricsLine(trainer, backend, e.result(), peakGflops, processRanks, ranks, started, hostBefore,
                             faultsBefore), true);
                     throw e;
                 }
-                metrics.write(metricsLine(trainer, backend, r, peakGflops, ranks, started, hostBefore, faultsBefore),
+                metrics.write(metricsLine(trainer, backend, r, peakGflops, processRanks, ranks, started, hostBefore, faultsBefore),
                         r.step() % Math.max(1, config.logEvery()) == 0);
                 if (r.skipped()) {
                     progress.log("step " + r.step() + " skipped: loss " + r.loss() + ", gradient norm "
                             + r.gradientNorm() + " (" + trainer.consecutiveBadSteps() + " in a row, max_bad_steps "
                             + config.maxBadSteps() + ")");
                 }
-                double gflops = r.flops() / r.seconds() / 1e9;
+                double gflops = r.flops() * processRanks / r.seconds() / 1e9;
                 progress.update(r.step(), r.loss(), Double.isNaN(peakGflops)
                         ? String.format("lr %.2e  %.1f GFLOP/s", r.learningRate(), gflops)
                         : String.format("lr %.2e  MFU %.1f%%", r.learningRate(), 100 * gflops / peakGflops));
@@ -387,11 +516,14 @@ public final class TrainingRun {
     }
 
     /** The metrics.jsonl line of a step (a skipped one has no loss or gradient norm: they were not finite). */
-    private String metricsLine(Trainer trainer, Backend backend, Trainer.StepResult r, double peakGflops, int ranks,
-                               long started, HostAllocator.Stats hostBefore, long faultsBefore) {
+    private String metricsLine(Trainer trainer, Backend backend, Trainer.StepResult r, double peakGflops,
+                               int processRanks, int ranks, long started, HostAllocator.Stats hostBefore,
+                               long faultsBefore) {
         long faults = MinorPageFaults.count() - faultsBefore;
         HostAllocator.Stats host = hostMemory(backend);
-        double gflops = r.flops() / r.seconds() / 1e9;
+        // This process's rate: rank 0's FLOPs times its replicas (every micro-batch has the same shapes, so the same
+        // FLOPs), against the peak of all their threads.
+        double gflops = r.flops() * processRanks / r.seconds() / 1e9;
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("step", r.step());
         line.put("stage", config.stages().get(r.stage()).name());
