@@ -350,7 +350,7 @@ public final class TrainingRun {
                         if (loop(trainer, backend, peak, processRanks, data, communicator) == Outcome.PREEMPTED) {
                             return Outcome.PREEMPTED;
                         }
-                        return finish(trainer, backend, data);
+                        return finish(trainer, backend, data, threads * processRanks);
                     }
                     // The other ranks take part in rank 0's checkpoints and samples: sharded moments and EMA are
                     // gathered from them.
@@ -464,7 +464,7 @@ public final class TrainingRun {
                     try (MemoryScope host = new MemoryScope("averaged-weights")) {
                         Map<String, Tensor> averaged = trainer.averagedWeights(host);
                         Path grid = directory.resolve("samples").resolve(String.format("step-%07d.png", r.step()));
-                        if (!preemption.requested() && sampleGridOrWarn(trainer, backend, data, averaged, 1,
+                        if (!preemption.requested() && sampleGridOrWarn(trainer, backend, 1, data, averaged, 1,
                                 Math.max(8, config.sampleSteps() / 2), grid, progress::log)) {
                             progress.log("samples: " + grid);
                         }
@@ -691,7 +691,9 @@ public final class TrainingRun {
                 + e.getMessage();
     }
 
-    private Outcome finish(Trainer trainer, Backend backend, TrainingData data) throws IOException {
+    /** Rank 0's end of the run: the final checkpoint, the loss curve and the final grid, drawn on samplingThreads. */
+    private Outcome finish(Trainer trainer, Backend backend, TrainingData data, int samplingThreads)
+            throws IOException {
         Path checkpoint = trainer.checkpoint(directory);
         lastCheckpoint = checkpoint;
         out.println("checkpoint: " + checkpoint);
@@ -714,8 +716,8 @@ public final class TrainingRun {
                 return Outcome.FINISHED;
             }
             Path grid = directory.resolve("samples").resolve("final.png");
-            if (sampleGridOrWarn(trainer, backend, data, averaged, finalSamples, config.sampleSteps(), grid,
-                    out::println)) {
+            if (sampleGridOrWarn(trainer, backend, samplingThreads, data, averaged, finalSamples,
+                    config.sampleSteps(), grid, out::println)) {
                 out.println("samples: " + grid + (data instanceof FashionMnistData
                         ? " (rows: " + String.join(", ", FashionMnist.CLASS_NAMES) + ")"
                         : " (rows: the first 10 captions)"));
@@ -725,10 +727,11 @@ public final class TrainingRun {
     }
 
     /** {@link #sampleGrid}, a failure to write the image being a warning: returns whether it was written. */
-    private boolean sampleGridOrWarn(Trainer trainer, Backend backend, TrainingData data, Map<String, Tensor> averaged,
-                                     int perPrompt, int steps, Path file, java.util.function.Consumer<String> warn) {
+    private boolean sampleGridOrWarn(Trainer trainer, Backend backend, int samplingThreads, TrainingData data,
+                                     Map<String, Tensor> averaged, int perPrompt, int steps, Path file,
+                                     java.util.function.Consumer<String> warn) {
         try {
-            sampleGrid(trainer, backend, data, averaged, perPrompt, steps, file);
+            sampleGrid(trainer, backend, samplingThreads, data, averaged, perPrompt, steps, file);
             return true;
         } catch (IOException e) {
             warn.accept("warning: cannot write " + file + " (" + reason(e) + "); training goes on");
@@ -745,10 +748,13 @@ public final class TrainingRun {
     /**
      * One row per prompt (all prompts in one row when {@code perPrompt} is 1), {@code perPrompt} samples each,
      * with the EMA weights {@code averaged} if any ({@link Trainer#averagedWeights}). The prompts are "a photo of a
-     * {class}" for Fashion-MNIST, else the captions of the first ten training samples.
+     * {class}" for Fashion-MNIST, else the captions of the first ten training samples. On a CPU backend of fewer
+     * than {@code samplingThreads} threads (a replica's, once the others are done) the grid is drawn by a copy of
+     * the weights on a backend of that many: a CPU backend's results do not depend on its threads, so the images
+     * are the same, sooner.
      */
-    private void sampleGrid(Trainer trainer, Backend backend, TrainingData data, Map<String, Tensor> averaged,
-                            int perPrompt, int steps, Path file) throws IOException {
+    private void sampleGrid(Trainer trainer, Backend backend, int samplingThreads, TrainingData data,
+                            Map<String, Tensor> averaged, int perPrompt, int steps, Path file) throws IOException {
         MicroDiT model = trainer.model();
         MicroDiTConfig c = model.config();
         int[] captionShape = data.captionShape();
@@ -775,9 +781,26 @@ public final class TrainingRun {
                     captions.rows(k * perPrompt + j, 1).copyFrom(prompts.rows(k, 1));
                 }
             }
-            float[] images = withWeights(model, averaged,
-                    () -> new HeunSampler(model, backend, trainer.edm(), config.precision()).sample(captions, steps,
-                            config.sampleGuidance(), SAMPLE_SEED, 0));
+            float[] images;
+            if (backend instanceof CpuBackend cpu && samplingThreads > cpu.threads()) {
+                try (CpuBackend wide = new CpuBackend(samplingThreads)) {
+                    MicroDiT copy = MicroDiT.create(c, config.seed(), wide);
+                    try {
+                        for (Parameter p : copy.parameters().all()) {
+                            p.value().copyFrom(averaged != null ? averaged.get(p.name())
+                                    : model.parameters().get(p.name()).value());
+                        }
+                        images = new HeunSampler(copy, wide, trainer.edm(), config.precision()).sample(captions,
+                                steps, config.sampleGuidance(), SAMPLE_SEED, 0);
+                    } finally {
+                        copy.parameters().close();
+                    }
+                }
+            } else {
+                images = withWeights(model, averaged,
+                        () -> new HeunSampler(model, backend, trainer.edm(), config.precision()).sample(captions,
+                                steps, config.sampleGuidance(), SAMPLE_SEED, 0));
+            }
             new SampleGrid(c.inChannels(), c.inputSize(), c.inputSize(), perPrompt == 1 ? promptCount : perPrompt, 2)
                     .write(file, images);
         }

@@ -57,6 +57,9 @@ class ReplicasTest {
         for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER}) {
             assertArrayEquals(Files.readAllBytes(a.resolve(file)), Files.readAllBytes(b.resolve(file)), file);
         }
+        // The final grid: replica 0 draws it on both threads once replica 1 is done, with the same images.
+        Path grid = Path.of("samples", "final.png");
+        assertArrayEquals(Files.readAllBytes(one.resolve(grid)), Files.readAllBytes(two.resolve(grid)));
         List<String> linesOne = Files.readAllLines(one.resolve("metrics.jsonl"));
         List<String> linesTwo = Files.readAllLines(two.resolve("metrics.jsonl"));
         assertEquals(4, linesTwo.size());
