@@ -143,7 +143,7 @@ public record TrainingConfig(
      * official trainer: an average over this short a run still leans on the masked-stage weights, and its samples
      * are visibly worse). Micro-batches of 32: two per step, which {@code --replicas auto} runs as two data-parallel
      * replicas on a 2-core machine (one core each, no fork-join per op: 15-20% faster than both threads on every op
-     * of one 64-image batch), with the same bits on any number of replicas; about 8 minutes on two cores.
+     * of one 64-image batch), with the same bits on any number of replicas; about 6.5 minutes on two cores.
      */
     public static TrainingConfig defaults() {
         return new TrainingConfig("fashion-small", "fashion-mnist", null, 8, 64, 32,

@@ -76,9 +76,22 @@ class ReplicasTest {
     void aReplicasErrorEndsTheRunWithThatError() throws Exception {
         TrainingConfig config = config(4, "none");
         // Replica 1's reads fail at its third micro-batch; replica 0 then finds its collective broken.
-        TrainingRun training = run(config, temp.resolve("run")).withReplicas(2).withDataFilter(data -> new TrainingData() {
-            private int reads;
+        int[] reads = {0};
+        TrainingRun training = run(config, temp.resolve("run")).withReplicas(2).withDataFilter(data -> beforeReads(data,
+                () -> {
+                    if (Thread.currentThread().getName().equals("microdit-replica-1") && ++reads[0] == 3) {
+                        throw new IllegalStateException("replica 1's disk is gone");
+                    }
+                }));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> training.run(false));
+        assertEquals("replica 1's disk is gone", e.getMessage());
+        assertEquals(2, Files.readAllLines(temp.resolve("run").resolve("metrics.jsonl")).size(),
+                "two steps finished before replica 1 failed in the third");
+    }
 
+    /** {@code data}, running {@code hook} on the reading thread before each read. */
+    private static TrainingData beforeReads(TrainingData data, Runnable hook) {
+        return new TrainingData() {
             @Override
             public int size() {
                 return data.size();
@@ -96,16 +109,33 @@ class ReplicasTest {
 
             @Override
             public void read(int[] indices, Tensor latents, Tensor captions) {
-                if (Thread.currentThread().getName().equals("microdit-replica-1") && ++reads == 3) {
-                    throw new IllegalStateException("replica 1's disk is gone");
-                }
+                hook.run();
                 data.read(indices, latents, captions);
             }
-        });
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> training.run(false));
-        assertEquals("replica 1's disk is gone", e.getMessage());
-        assertEquals(2, Files.readAllLines(temp.resolve("run").resolve("metrics.jsonl")).size(),
-                "two steps finished before replica 1 failed in the third");
+        };
+    }
+
+    @Test
+    void aRunStoppedOnTwoReplicasResumesOnOneBitForBit() throws Exception {
+        TrainingConfig config = config(4, "none");
+        Path whole = temp.resolve("whole");
+        assertEquals(TrainingRun.Outcome.FINISHED, run(config, whole).withReplicas(1).run(false));
+        Path split = temp.resolve("split");
+        // Stopped as by SIGTERM during step 2 (replica 0's second read): both replicas stop after it.
+        Preemption stop = Preemption.never();
+        int[] reads = {0};
+        TrainingRun first = run(config, split).withReplicas(2).withDataFilter(data -> beforeReads(data, () -> {
+            if (!Thread.currentThread().getName().startsWith("microdit-replica") && ++reads[0] == 2) {
+                stop.request("test");
+            }
+        }));
+        assertEquals(TrainingRun.Outcome.PREEMPTED, first.run(false, stop));
+        assertEquals(2, Checkpoint.readState(Checkpoint.latest(split)).step());
+        assertEquals(TrainingRun.Outcome.FINISHED, run(config, split).withReplicas(1).run(true));
+        for (String file : new String[] {Checkpoint.MODEL, Checkpoint.OPTIMIZER}) {
+            assertArrayEquals(Files.readAllBytes(Checkpoint.latest(whole).resolve(file)),
+                    Files.readAllBytes(Checkpoint.latest(split).resolve(file)), file);
+        }
     }
 
     @Test
