@@ -132,10 +132,10 @@ public final class TrainingRun {
     }
 
     /**
-     * Data-parallel replicas in this process for a run on {@code replicas} threads of ranks ({@link InProcessWorld}),
-     * or 0 to choose ({@link #autoReplicas}). The replicas' micro-batches are summed as one process accumulating
-     * them sums them, so the count changes the speed and the memory, never the bits. Not with mpirun (there each
-     * rank is a replica).
+     * Runs the step's micro-batches on {@code replicas} data-parallel replicas, threads of this process that are the
+     * ranks of an {@link InProcessWorld}, or on as many as {@link #autoReplicas} picks for 0. Their gradients are
+     * added in the order one process accumulating the same micro-batches adds them, so the count changes the speed
+     * and the memory, never the bits. Not under mpirun, where each rank is a replica.
      */
     public TrainingRun withReplicas(int replicas) {
         if (replicas < 0) {
