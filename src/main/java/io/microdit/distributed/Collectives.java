@@ -4,10 +4,17 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /** Argument checks shared by the communicators, and the fixed-order sum their reductions end with. */
 final class Collectives {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int LANES = SPECIES.length();
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
     private Collectives() {
     }
 
@@ -83,25 +90,55 @@ final class Collectives {
      */
     static void sumInRankOrder(MemorySegment parts, int ranks, long count, DType dtype, MemorySegment out,
                                boolean accumulate) {
-        int first = accumulate ? 0 : 1;
-        if (dtype == DType.F32) {
+        MemorySegment[] sources = new MemorySegment[ranks];
+        long[] starts = new long[ranks];
+        for (int r = 0; r < ranks; r++) {
+            sources[r] = parts;
+            starts[r] = r * count;
+        }
+        sumInRankOrder(sources, starts, count, dtype, out, 0, accumulate);
+    }
+
+    /**
+     * {@code out[outStart + i] = ((sources[0][starts[0] + i] + sources[1][starts[1] + i]) + …)} for i below
+     * {@code count} (indices in elements), each source a rank's; with {@code accumulate} the sum starts from out's
+     * value. F32 runs in vector lanes: each lane adds the same values in the same order as the scalar tail, so the
+     * bits do not depend on where an element falls.
+     */
+    static void sumInRankOrder(MemorySegment[] sources, long[] starts, long count, DType dtype, MemorySegment out,
+                               long outStart, boolean accumulate) {
+        int ranks = sources.length;
+        if (dtype == DType.I32) {
             for (long i = 0; i < count; i++) {
-                float sum = accumulate ? out.getAtIndex(ValueLayout.JAVA_FLOAT, i)
-                        : parts.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                for (int r = first; r < ranks; r++) {
-                    sum += parts.getAtIndex(ValueLayout.JAVA_FLOAT, r * count + i);
+                int sum = accumulate ? out.getAtIndex(ValueLayout.JAVA_INT, outStart + i) : 0;
+                for (int r = 0; r < ranks; r++) {
+                    int v = sources[r].getAtIndex(ValueLayout.JAVA_INT, starts[r] + i);
+                    sum = accumulate || r > 0 ? sum + v : v;
                 }
-                out.setAtIndex(ValueLayout.JAVA_FLOAT, i, sum);
+                out.setAtIndex(ValueLayout.JAVA_INT, outStart + i, sum);
             }
-        } else {
-            for (long i = 0; i < count; i++) {
-                int sum = accumulate ? out.getAtIndex(ValueLayout.JAVA_INT, i)
-                        : parts.getAtIndex(ValueLayout.JAVA_INT, i);
-                for (int r = first; r < ranks; r++) {
-                    sum += parts.getAtIndex(ValueLayout.JAVA_INT, r * count + i);
-                }
-                out.setAtIndex(ValueLayout.JAVA_INT, i, sum);
+            return;
+        }
+        long i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector sum = FloatVector.fromMemorySegment(SPECIES, sources[0], (starts[0] + i) * Float.BYTES, ORDER);
+            if (accumulate) {
+                sum = FloatVector.fromMemorySegment(SPECIES, out, (outStart + i) * Float.BYTES, ORDER).add(sum);
             }
+            for (int r = 1; r < ranks; r++) {
+                sum = sum.add(FloatVector.fromMemorySegment(SPECIES, sources[r], (starts[r] + i) * Float.BYTES, ORDER));
+            }
+            sum.intoMemorySegment(out, (outStart + i) * Float.BYTES, ORDER);
+        }
+        for (; i < count; i++) {
+            float sum = sources[0].getAtIndex(ValueLayout.JAVA_FLOAT, starts[0] + i);
+            if (accumulate) {
+                sum = out.getAtIndex(ValueLayout.JAVA_FLOAT, outStart + i) + sum;
+            }
+            for (int r = 1; r < ranks; r++) {
+                sum += sources[r].getAtIndex(ValueLayout.JAVA_FLOAT, starts[r] + i);
+            }
+            out.setAtIndex(ValueLayout.JAVA_FLOAT, outStart + i, sum);
         }
     }
 }

@@ -4,14 +4,10 @@ import io.microdit.tensor.DType;
 import io.microdit.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CyclicBarrier;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Ranks that are threads of one process: data-parallel replicas sharing a machine's cores without MPI. Each rank's
@@ -26,9 +22,6 @@ import jdk.incubator.vector.VectorSpecies;
  * waiting forever, naming the failed rank.
  */
 public final class InProcessWorld implements AutoCloseable {
-    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
-    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-
     private final int size;
     private final CyclicBarrier barrier;
     /** What each rank passed to the collective in progress (its tensor or shard), read by the others. */
@@ -109,46 +102,18 @@ public final class InProcessWorld implements AutoCloseable {
     }
 
     /**
-     * {@code out[i] = ((from[0][i] + from[1][i]) + …)} for elements [start, end) of the posted tensors, into
-     * {@code out} from element {@code outStart}; with {@code accumulate} the sum starts from out's value.
+     * {@code out[outStart + i] = ((x0[start + i] + x1[start + i]) + …)} over the posted tensors for i below
+     * {@code end − start}; with {@code accumulate} the sum starts from out's value.
      */
     private void sumInRankOrder(long start, long end, DType dtype, MemorySegment out, long outStart,
                                 boolean accumulate) {
-        long count = end - start;
-        if (dtype == DType.I32) {
-            for (long i = 0; i < count; i++) {
-                int sum = accumulate ? out.getAtIndex(ValueLayout.JAVA_INT, outStart + i) : 0;
-                for (int q = 0; q < size; q++) {
-                    int v = posted[q].segment().getAtIndex(ValueLayout.JAVA_INT, start + i);
-                    sum = accumulate || q > 0 ? sum + v : v;
-                }
-                out.setAtIndex(ValueLayout.JAVA_INT, outStart + i, sum);
-            }
-            return;
+        MemorySegment[] sources = new MemorySegment[size];
+        long[] starts = new long[size];
+        for (int q = 0; q < size; q++) {
+            sources[q] = posted[q].segment();
+            starts[q] = start;
         }
-        // Lane by lane the same additions in the same order as the scalar tail: the same bits.
-        int lanes = SPECIES.length();
-        long i = 0;
-        for (; i + lanes <= count; i += lanes) {
-            long outByte = (outStart + i) * Float.BYTES;
-            long inByte = (start + i) * Float.BYTES;
-            FloatVector sum = accumulate ? FloatVector.fromMemorySegment(SPECIES, out, outByte, ORDER)
-                    .add(FloatVector.fromMemorySegment(SPECIES, posted[0].segment(), inByte, ORDER))
-                    : FloatVector.fromMemorySegment(SPECIES, posted[0].segment(), inByte, ORDER);
-            for (int q = 1; q < size; q++) {
-                sum = sum.add(FloatVector.fromMemorySegment(SPECIES, posted[q].segment(), inByte, ORDER));
-            }
-            sum.intoMemorySegment(out, outByte, ORDER);
-        }
-        for (; i < count; i++) {
-            float sum = accumulate ? out.getAtIndex(ValueLayout.JAVA_FLOAT, outStart + i)
-                    + posted[0].segment().getAtIndex(ValueLayout.JAVA_FLOAT, start + i)
-                    : posted[0].segment().getAtIndex(ValueLayout.JAVA_FLOAT, start + i);
-            for (int q = 1; q < size; q++) {
-                sum += posted[q].segment().getAtIndex(ValueLayout.JAVA_FLOAT, start + i);
-            }
-            out.setAtIndex(ValueLayout.JAVA_FLOAT, outStart + i, sum);
-        }
+        Collectives.sumInRankOrder(sources, starts, end - start, dtype, out, outStart, accumulate);
     }
 
     /** One rank: the communicator its thread calls. */
