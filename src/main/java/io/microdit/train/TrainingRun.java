@@ -148,18 +148,19 @@ public final class TrainingRun {
     /**
      * The replicas {@code --replicas auto} runs: one per CPU thread of the run, as far as the micro-batches of a step
      * go round evenly (a divisor of batch_size / micro_batch_size), on the CPU backend only, and only while each
-     * replica's training state (weights, gradients, AdamW moments: 16 bytes a parameter) times the count stays
-     * within a quarter of the heap's limit; one otherwise. The replicas then share the CPU threads out.
+     * replica's training state (weights, gradients, AdamW moments: 16 bytes a parameter; the backend's native
+     * memory, not the Java heap) times the count stays within a quarter of {@code memory}, the machine's; one
+     * otherwise. The replicas then share the CPU threads out.
      */
     static int autoReplicas(TrainingConfig config, String backendName, int processors, long parameters,
-                            long maxMemory) {
+                            long memory) {
         if (!"cpu".equals(backendName)) {
             return 1;
         }
         int accumulation = config.accumulationSteps();
         int threads = config.threads() == 0 ? processors : config.threads();
         for (int count = Math.min(threads, accumulation); count > 1; count--) {
-            if (accumulation % count == 0 && 16L * parameters * count <= maxMemory / 4) {
+            if (accumulation % count == 0 && 16L * parameters * count <= memory / 4) {
                 return count;
             }
         }
@@ -172,7 +173,7 @@ public final class TrainingRun {
         int count = replicas;
         if (count == 0) {
             count = underMpi ? 1 : autoReplicas(config, backendName, Runtime.getRuntime().availableProcessors(),
-                    ParameterLayout.of(ConfigFile.resolve(config.model())).total(), Runtime.getRuntime().maxMemory());
+                    ParameterLayout.of(ConfigFile.resolve(config.model())).total(), physicalMemory());
         }
         if (count > 1) {
             if (underMpi) {
@@ -187,6 +188,15 @@ public final class TrainingRun {
                     / communicator.localSize()) : config.threads();
             return runRank(resume, communicator, threads, Double.NaN, 1);
         }
+    }
+
+    /** The machine's memory in bytes, or the heap's limit where the JVM does not say. */
+    private static long physicalMemory() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os && os.getTotalMemorySize() > 0) {
+            return os.getTotalMemorySize();
+        }
+        return Runtime.getRuntime().maxMemory();
     }
 
     /**

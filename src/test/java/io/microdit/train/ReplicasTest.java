@@ -154,7 +154,7 @@ class ReplicasTest {
         assertEquals(2, TrainingRun.autoReplicas(two, "cpu", 16, 1000, lots));
         assertEquals(1, TrainingRun.autoReplicas(two, "cpu", 1, 1000, lots));
         assertEquals(1, TrainingRun.autoReplicas(two, "cuda", 16, 1000, lots));
-        // Two replicas' state (16 bytes a parameter each) must fit in a quarter of the heap.
+        // Two replicas' state (16 bytes a parameter each) must fit in a quarter of the machine's memory.
         assertEquals(1, TrainingRun.autoReplicas(two, "cpu", 16, 1000, 4 * 32_000 - 1));
         assertEquals(2, TrainingRun.autoReplicas(two, "cpu", 16, 1000, 4 * 32_000));
         TrainingConfig eight = config(1, "none").withOverrides(null, 0, null);
