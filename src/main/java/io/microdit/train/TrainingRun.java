@@ -186,7 +186,7 @@ public final class TrainingRun {
             // Ranks on one machine share its processors.
             int threads = config.threads() == 0 ? Math.max(1, Runtime.getRuntime().availableProcessors()
                     / communicator.localSize()) : config.threads();
-            return runRank(resume, communicator, threads, Double.NaN, 1);
+            return runRank(resume, communicator, threads, Double.NaN, 1, null);
         }
     }
 
@@ -219,6 +219,10 @@ public final class TrainingRun {
         int total = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
         int threads = Math.max(1, total / count);
         double peak = CpuPeak.measure(threads * count, 0.3);
+        // Fashion-MNIST's images are read-only arrays, so one copy serves every replica (246 MB each otherwise); the
+        // other readers keep files, mappings or caches of their own, so each replica opens its own.
+        TrainingData shared = "fashion-mnist".equals(config.data()) ? loadData(ConfigFile.resolve(config.model()))
+                : null;
         Outcome[] outcomes = new Outcome[count];
         Throwable[] errors = new Throwable[count];
         try (InProcessWorld world = new InProcessWorld(count)) {
@@ -227,7 +231,7 @@ public final class TrainingRun {
                 int rank = r;
                 Thread thread = new Thread(() -> {
                     try {
-                        outcomes[rank] = runRank(resume, world.rank(rank), threads, peak, count);
+                        outcomes[rank] = runRank(resume, world.rank(rank), threads, peak, count, shared);
                     } catch (Throwable e) {
                         errors[rank] = e;
                         world.rank(rank).abort(1);
@@ -237,7 +241,7 @@ public final class TrainingRun {
                 others.add(thread);
             }
             try {
-                outcomes[0] = runRank(resume, world.rank(0), threads, peak, count);
+                outcomes[0] = runRank(resume, world.rank(0), threads, peak, count, shared);
             } catch (IOException | RuntimeException | Error e) {
                 errors[0] = e;
             }
@@ -267,17 +271,18 @@ public final class TrainingRun {
 
     /**
      * This rank's part of the run, on {@code threads} CPU threads; {@code peak} is the CPU's measured peak (GFLOP/s)
-     * for all of this process's ranks ({@code processRanks} of them), or NaN for rank 0 to measure its own.
+     * for all of this process's ranks ({@code processRanks} of them), or NaN for rank 0 to measure its own. It reads
+     * {@code shared} (another's, left open) or, when that is null, data it loads and closes itself.
      */
-    private Outcome runRank(boolean resume, Communicator communicator, int threads, double peak, int processRanks)
-            throws IOException {
+    private Outcome runRank(boolean resume, Communicator communicator, int threads, double peak, int processRanks,
+                            TrainingData shared) throws IOException {
         try {
             MicroDiTConfig modelConfig = ConfigFile.resolve(config.model());
-            TrainingData data = loadData(modelConfig);
+            TrainingData data = shared != null ? shared : loadData(modelConfig);
             try {
                 return run(resume, modelConfig, dataFilter.apply(data), communicator, threads, peak, processRanks);
             } finally {
-                if (data instanceof AutoCloseable closeable) {
+                if (shared == null && data instanceof AutoCloseable closeable) {
                     try {
                         closeable.close();
                     } catch (Exception e) {
