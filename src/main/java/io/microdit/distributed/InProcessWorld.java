@@ -94,7 +94,8 @@ public final class InProcessWorld implements AutoCloseable {
                 + " failed, so the collective cannot complete");
     }
 
-    private void abort(int rank) {
+    /** Records the first rank to abort (two at once: one of them) and breaks the barrier for every rank. */
+    private synchronized void abort(int rank) {
         if (failedRank < 0) {
             failedRank = rank;
         }
