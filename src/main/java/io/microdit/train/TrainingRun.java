@@ -213,8 +213,8 @@ public final class TrainingRun {
         if (accumulation % count != 0) {
             throw new IllegalArgumentException("--replicas " + count + ": batch_size " + config.batchSize()
                     + " / micro_batch_size " + config.microBatchSize() + " = " + accumulation + " micro-batches per "
-                    + "step do not go round " + count + " replicas evenly; make micro_batch_size batch_size / "
-                    + count + " or a divisor of that");
+                    + "step do not go round " + count + " replicas evenly: choose a micro_batch_size that makes "
+                    + "batch_size / micro_batch_size a multiple of " + count + ", or another --replicas");
         }
         int total = config.threads() == 0 ? Runtime.getRuntime().availableProcessors() : config.threads();
         int threads = Math.max(1, total / count);
