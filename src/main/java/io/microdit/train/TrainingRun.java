@@ -133,7 +133,7 @@ public final class TrainingRun {
 
     /**
      * Runs the step's micro-batches on {@code replicas} data-parallel replicas, threads of this process that are the
-     * ranks of an {@link InProcessWorld}, or on as many as {@link #autoReplicas} picks for 0. Their gradients are
+     * ranks of an {@link InProcessWorld}, or on as many as {@link Replicas#auto} picks for 0. Their gradients are
      * added in the order one process accumulating the same micro-batches adds them, so the count changes the speed
      * and the memory, never the bits. Not under mpirun, where each rank is a replica.
      */
@@ -145,35 +145,13 @@ public final class TrainingRun {
         return this;
     }
 
-    /**
-     * The replicas {@code --replicas auto} runs: one per CPU thread of the run, as far as the micro-batches of a step
-     * go round evenly (a divisor of batch_size / micro_batch_size), on the CPU backend only, and only while each
-     * replica's training state (weights, gradients, AdamW moments: 16 bytes a parameter; the backend's native
-     * memory, not the Java heap) times the count stays within a quarter of {@code memory}, the machine's; one
-     * otherwise. The replicas then share the CPU threads out.
-     */
-    static int autoReplicas(TrainingConfig config, String backendName, int processors, long parameters,
-                            long memory) {
-        if (!"cpu".equals(backendName)) {
-            return 1;
-        }
-        int accumulation = config.accumulationSteps();
-        int threads = config.threads() == 0 ? processors : config.threads();
-        for (int count = Math.min(threads, accumulation); count > 1; count--) {
-            if (accumulation % count == 0 && 16L * parameters * count <= memory / 4) {
-                return count;
-            }
-        }
-        return 1;
-    }
-
     /** {@link #run(boolean, Preemption)} without preemption. */
     public Outcome run(boolean resume) throws IOException {
         boolean underMpi = System.getenv("OMPI_COMM_WORLD_SIZE") != null;
         int count = replicas;
         if (count == 0) {
-            count = underMpi ? 1 : autoReplicas(config, backendName, Runtime.getRuntime().availableProcessors(),
-                    ParameterLayout.of(ConfigFile.resolve(config.model())).total(), physicalMemory());
+            count = underMpi ? 1 : Replicas.auto(config, backendName, Runtime.getRuntime().availableProcessors(),
+                    ParameterLayout.of(ConfigFile.resolve(config.model())).total(), Replicas.physicalMemory());
         }
         if (count > 1) {
             if (underMpi) {
@@ -190,19 +168,9 @@ public final class TrainingRun {
         }
     }
 
-    /** The machine's memory in bytes, or the heap's limit where the JVM does not say. */
-    private static long physicalMemory() {
-        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
-                instanceof com.sun.management.OperatingSystemMXBean os && os.getTotalMemorySize() > 0) {
-            return os.getTotalMemorySize();
-        }
-        return Runtime.getRuntime().maxMemory();
-    }
-
     /**
-     * {@code count} replicas on threads of this process, rank 0 on the caller's: the CPU threads shared out among
-     * them, the CPU's peak measured once for all of them before they start. The error of the rank that failed first
-     * is the run's (the others' collectives fail after it, naming that rank).
+     * {@code count} replicas on threads of this process ({@link Replicas#run}): the CPU threads shared out among them,
+     * the CPU's peak measured once for all of them before they start.
      */
     private Outcome runReplicas(boolean resume, int count) throws IOException {
         if (!"cpu".equals(backendName)) {
@@ -223,50 +191,7 @@ public final class TrainingRun {
         // other readers keep files, mappings or caches of their own, so each replica opens its own.
         TrainingData shared = "fashion-mnist".equals(config.data()) ? loadData(ConfigFile.resolve(config.model()))
                 : null;
-        Outcome[] outcomes = new Outcome[count];
-        Throwable[] errors = new Throwable[count];
-        try (InProcessWorld world = new InProcessWorld(count)) {
-            List<Thread> others = new ArrayList<>();
-            for (int r = 1; r < count; r++) {
-                int rank = r;
-                Thread thread = new Thread(() -> {
-                    try {
-                        outcomes[rank] = runRank(resume, world.rank(rank), threads, peak, count, shared);
-                    } catch (Throwable e) {
-                        errors[rank] = e;
-                        world.rank(rank).abort(1);
-                    }
-                }, "microdit-replica-" + r);
-                thread.start();
-                others.add(thread);
-            }
-            try {
-                outcomes[0] = runRank(resume, world.rank(0), threads, peak, count, shared);
-            } catch (IOException | RuntimeException | Error e) {
-                errors[0] = e;
-            }
-            for (Thread thread : others) {
-                try {
-                    thread.join();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IOException("interrupted while waiting for the replicas to finish", e);
-                }
-            }
-            Throwable error = world.failed() ? errors[world.failedRank()] : null;
-            for (int r = 0; error == null && r < count; r++) {
-                error = errors[r];
-            }
-            switch (error) {
-                case null -> {
-                    return outcomes[0];
-                }
-                case IOException e -> throw e;
-                case RuntimeException e -> throw e;
-                case Error e -> throw e;
-                default -> throw new IOException(error);
-            }
-        }
+        return Replicas.run(count, communicator -> runRank(resume, communicator, threads, peak, count, shared));
     }
 
     /**
@@ -460,12 +385,12 @@ public final class TrainingRun {
                 try {
                     r = trainer.trainStep();
                 } catch (Trainer.NonFiniteStepsException e) {
-                    metrics.write(metricsLine(trainer, backend, e.result(), peakGflops, processRanks, ranks, started, hostBefore,
-                            faultsBefore), true);
+                    metrics.write(metricsLine(trainer, backend, e.result(), peakGflops, processRanks, ranks, started,
+                            hostBefore, faultsBefore), true);
                     throw e;
                 }
-                metrics.write(metricsLine(trainer, backend, r, peakGflops, processRanks, ranks, started, hostBefore, faultsBefore),
-                        r.step() % Math.max(1, config.logEvery()) == 0);
+                metrics.write(metricsLine(trainer, backend, r, peakGflops, processRanks, ranks, started, hostBefore,
+                        faultsBefore), r.step() % Math.max(1, config.logEvery()) == 0);
                 if (r.skipped()) {
                     progress.log("step " + r.step() + " skipped: loss " + r.loss() + ", gradient norm "
                             + r.gradientNorm() + " (" + trainer.consecutiveBadSteps() + " in a row, max_bad_steps "

@@ -10,24 +10,9 @@ import java.util.Set;
  * back with one latent value, at a seeded random place, replaced by NaN: a corrupt sample as a real data set may
  * hold one.
  */
-record PoisonedReads(TrainingData data, Set<Integer> poisoned, Random random, int[] reads) implements TrainingData {
+record PoisonedReads(TrainingData data, Set<Integer> poisoned, Random random, int[] reads) implements ForwardingData {
     PoisonedReads(TrainingData data, Set<Integer> poisoned, long seed) {
         this(data, poisoned, new Random(seed), new int[1]);
-    }
-
-    @Override
-    public int size() {
-        return data.size();
-    }
-
-    @Override
-    public int[] latentShape() {
-        return data.latentShape();
-    }
-
-    @Override
-    public int[] captionShape() {
-        return data.captionShape();
     }
 
     @Override

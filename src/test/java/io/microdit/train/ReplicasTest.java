@@ -91,28 +91,14 @@ class ReplicasTest {
 
     /** {@code data}, running {@code hook} on the reading thread before each read. */
     private static TrainingData beforeReads(TrainingData data, Runnable hook) {
-        return new TrainingData() {
-            @Override
-            public int size() {
-                return data.size();
-            }
-
-            @Override
-            public int[] latentShape() {
-                return data.latentShape();
-            }
-
-            @Override
-            public int[] captionShape() {
-                return data.captionShape();
-            }
-
+        record HookedReads(TrainingData data, Runnable hook) implements ForwardingData {
             @Override
             public void read(int[] indices, Tensor latents, Tensor captions) {
                 hook.run();
                 data.read(indices, latents, captions);
             }
-        };
+        }
+        return new HookedReads(data, hook);
     }
 
     @Test
@@ -150,19 +136,19 @@ class ReplicasTest {
     void autoTakesOnePerThreadAsFarAsTheMicroBatchesGoRound() throws Exception {
         long lots = 1L << 40;
         TrainingConfig two = config(4, "none").withOverrides(null, 0, null); // 2 micro-batches, all processors
-        assertEquals(2, TrainingRun.autoReplicas(two, "cpu", 2, 1000, lots));
-        assertEquals(2, TrainingRun.autoReplicas(two, "cpu", 16, 1000, lots));
-        assertEquals(1, TrainingRun.autoReplicas(two, "cpu", 1, 1000, lots));
-        assertEquals(1, TrainingRun.autoReplicas(two, "cuda", 16, 1000, lots));
+        assertEquals(2, Replicas.auto(two, "cpu", 2, 1000, lots));
+        assertEquals(2, Replicas.auto(two, "cpu", 16, 1000, lots));
+        assertEquals(1, Replicas.auto(two, "cpu", 1, 1000, lots));
+        assertEquals(1, Replicas.auto(two, "cuda", 16, 1000, lots));
         // Two replicas' state (16 bytes a parameter each) must fit in a quarter of the machine's memory.
-        assertEquals(1, TrainingRun.autoReplicas(two, "cpu", 16, 1000, 4 * 32_000 - 1));
-        assertEquals(2, TrainingRun.autoReplicas(two, "cpu", 16, 1000, 4 * 32_000));
+        assertEquals(1, Replicas.auto(two, "cpu", 16, 1000, 4 * 32_000 - 1));
+        assertEquals(2, Replicas.auto(two, "cpu", 16, 1000, 4 * 32_000));
         TrainingConfig eight = config(1, "none").withOverrides(null, 0, null);
-        assertEquals(4, TrainingRun.autoReplicas(eight, "cpu", 6, 1000, lots), "the largest divisor of 8 up to 6");
-        assertEquals(1, TrainingRun.autoReplicas(config(8, "none").withOverrides(null, 0, null), "cpu", 4, 1000,
+        assertEquals(4, Replicas.auto(eight, "cpu", 6, 1000, lots), "the largest divisor of 8 up to 6");
+        assertEquals(1, Replicas.auto(config(8, "none").withOverrides(null, 0, null), "cpu", 4, 1000,
                 lots));
         // An explicit thread count bounds the replicas, as the processors do.
-        assertEquals(1, TrainingRun.autoReplicas(config(1, "none").withOverrides(null, 1, null), "cpu", 16, 1000,
+        assertEquals(1, Replicas.auto(config(1, "none").withOverrides(null, 1, null), "cpu", 16, 1000,
                 lots));
     }
 }
